@@ -1,0 +1,50 @@
+# Common targets. `make test` is the README's test command and what CI runs.
+.PHONY: install test unit integration e2e lint typecheck crds crds-check demo bench images kind-up e2e-kind clean
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+install:            ## virtualenv + project + dev tools + Debian prometheus
+	./scripts/bootstrap.sh
+
+test:               ## lint, type-check and every test tier (what CI runs)
+	./scripts/test.sh
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+integration: install
+	$(BIN)/pytest -q tests/integration
+
+e2e: install
+	$(BIN)/pytest -q tests/e2e
+
+lint: install
+	$(BIN)/ruff check operator tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+crds: install       ## regenerate crds/ and charts/onnxops/crds/ from the pydantic models
+	$(BIN)/onnxops gen-crds
+
+crds-check: install
+	$(BIN)/onnxops gen-crds --check
+
+demo: install       ## the whole loop on the embedded local runtime
+	$(BIN)/onnxops demo
+
+bench: install
+	$(BIN)/python -m bench
+
+images:             ## build the three images (docker or podman)
+	./scripts/build-images.sh
+
+kind-up:            ## kind cluster + images + prometheus + helm install + examples
+	./scripts/kind-up.sh
+
+e2e-kind:
+	$(BIN)/pytest -q -m kind tests/e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .onnxops

@@ -1,0 +1,5 @@
+import sys
+
+from onnxops.cli import main
+
+sys.exit(main())

@@ -1,0 +1,219 @@
+"""InferenceService: serve a model version with ONNX Runtime, roll out step by step, watch drift."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .common import (
+    DNS_LABEL_PATTERN,
+    Condition,
+    Duration,
+    KubeModel,
+    PodOverrides,
+    ResourceRequirements,
+    conditions_field,
+)
+from .trainingjob import TrainingJobSpec
+
+MAX_STEPS = 10
+
+
+def strictly_increasing_rule(max_items: int = MAX_STEPS) -> str:
+    """CEL rule: step weights strictly increase (plain indexing, no extension libraries needed)."""
+    parts = [f"(size(self) <= {i + 1} || self[{i}].weight < self[{i + 1}].weight)" for i in range(max_items - 1)]
+    return " && ".join(parts)
+
+
+class Autoscaling(KubeModel):
+    """A HorizontalPodAutoscaler for each served version's Deployment."""
+
+    min_replicas: int = Field(1, ge=1, le=1000, description="Minimum replicas.")
+    max_replicas: int = Field(3, ge=1, le=1000, description="Maximum replicas.")
+    target_cpu_utilization: int = Field(70, ge=1, le=100, description="Target average CPU utilisation (%).")
+
+
+class CanaryStep(KubeModel):
+    """One canary step: the share of traffic to the new version, then a pause with analysis."""
+
+    weight: int = Field(ge=1, le=100, description="Percent of traffic sent to the canary (1..100).")
+    pause: Duration | None = Field(None, description="How long to hold this step, e.g. 1m.")
+
+
+class Analysis(KubeModel):
+    """Service-level checks run at every canary step."""
+
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="Largest acceptable share of 5xx responses.")
+    max_latency_p99_ms: float = Field(500, gt=0, description="Largest acceptable p99 request latency (ms).")
+    min_requests: int = Field(20, ge=0, description="Fewer requests in a step make the check inconclusive.")
+    failure_limit: int = Field(2, ge=1, le=100, description="Consecutive failed checks before the abort.")
+
+
+class HTTPRouteRef(KubeModel):
+    """A Gateway API HTTPRoute whose backend weights the operator sets for exact traffic splits."""
+
+    name: str = Field(description="HTTPRoute name.", pattern=DNS_LABEL_PATTERN, max_length=253)
+
+
+class Rollout(KubeModel):
+    """How a new version replaces the stable one."""
+
+    strategy: Literal["Canary", "Recreate"] = Field("Canary", description="Canary steps or immediate switch.")
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [CanaryStep(weight=20, pause="30s"), CanaryStep(weight=50, pause="30s")],
+        description="Canary steps; weights strictly increase and are at most 100.",
+        max_length=MAX_STEPS,
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": strictly_increasing_rule(), "message": "rollout.steps weights must be strictly increasing"}
+        ]},
+    )
+    analysis: Analysis | None = Field(None, description="SLO checks at each step.")
+    bake_time: Duration = Field("2m", description="How long the previous version stays warm after promotion.")
+    progress_deadline: Duration = Field("10m", description="A new version not Ready by then is aborted.")
+    http_route: HTTPRouteRef | None = Field(None, description="Gateway API HTTPRoute for exact weights.")
+
+
+class MetricsSource(KubeModel):
+    """Where live metrics come from."""
+
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus base URL (http(s)://host:port). Empty: scrape the serving pods directly.",
+        pattern=r"^https?://\S+$",
+        max_length=2048,
+    )
+
+
+DriftMethod = Literal["psi", "js", "ks", "wasserstein", "chi2"]
+
+
+class Drift(KubeModel):
+    """Drift detection against the version's training baseline."""
+
+    enabled: bool = Field(True, description="Evaluate drift.")
+    method: DriftMethod = Field("psi", description="Statistic: psi, js, ks, wasserstein or chi2.")
+    threshold: float = Field(0.2, gt=0, description="Aggregated score above which a window drifts.")
+    window: Duration = Field("5m", description="Live window compared with the baseline.")
+    min_samples: int = Field(100, ge=1, description="Fewer observations make a window inconclusive.")
+    failure_limit: int = Field(3, ge=1, le=100, description="Consecutive drifting windows before acting.")
+    features: list[str] | None = Field(None, description="Features to watch; default: all.", max_length=512)
+    include_predictions: bool = Field(True, description="Count prediction drift as a feature.")
+
+
+class Monitoring(KubeModel):
+    """Live analysis of each served version."""
+
+    metrics_source: MetricsSource | None = Field(None, description="Prometheus, or direct scrape.")
+    interval: Duration = Field("30s", description="How often drift and SLOs are evaluated.")
+    drift: Drift | None = Field(None, description="Drift detection.")
+    on_drift: Literal["Rollback", "Retrain", "Alert"] = Field(
+        "Rollback", description="Rollback to the previous version, Retrain, or only Alert."
+    )
+
+
+class Retrain(KubeModel):
+    """The TrainingJob to create when the live data itself drifted."""
+
+    training_job: TrainingJobSpec = Field(description="Spec of the TrainingJob to create.")
+    min_interval: Duration = Field("30m", description="At most one retrain per interval.")
+
+
+class InferenceServiceSpec(KubeModel):
+    """What to serve and how to roll it out."""
+
+    model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50)
+    version: int | str = Field(
+        "latest",
+        description="Version number (>= 1) or 'latest' (newest Ready, not rejected).",
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "x-kubernetes-validations": [
+                {"rule": "type(self) == int ? self >= 1 : self == 'latest'",
+                 "message": "version must be an integer >= 1 or 'latest'"}
+            ],
+        },
+    )
+    replicas: int = Field(1, ge=0, le=1000, description="Replicas of the stable version (no autoscaling).")
+    resources: ResourceRequirements | None = Field(None, description="Serving container resources.")
+    autoscaling: Autoscaling | None = Field(None, description="HorizontalPodAutoscaler settings.")
+    rollout: Rollout | None = Field(None, description="Rollout strategy.")
+    monitoring: Monitoring | None = Field(None, description="Drift and SLO monitoring.")
+    retrain: Retrain | None = Field(None, description="Retraining template (needed for onDrift: Retrain).")
+    template: PodOverrides | None = Field(None, description="Overrides for the serving pods.")
+
+
+InferencePhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
+
+
+class DriftSummary(KubeModel):
+    """The latest drift evaluation."""
+
+    score: float | None = Field(None, description="Aggregated score of the stable (or canary) version.")
+    version: int | None = Field(None, description="Version the score is for.")
+    features: dict[str, float] | None = Field(None, description="Per-feature scores.")
+    versions: dict[str, float] | None = Field(None, description="Aggregated score per served version.")
+    samples: int | None = Field(None, ge=0, description="Observations in the window.")
+    verdict: Literal["NoDrift", "Drift", "Inconclusive"] | None = Field(None, description="Window verdict.")
+    consecutive_breaches: int | None = Field(None, ge=0, description="Consecutive drifting windows.")
+    evaluated_at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
+    message: str | None = Field(None, description="Details.")
+
+
+class RollbackRecord(KubeModel):
+    """An automatic rollback; it holds until spec changes (a new generation)."""
+
+    from_version: int = Field(alias="from", description="Version rolled back.")
+    to_version: int = Field(alias="to", description="Version restored.")
+    reason: str = Field(description="Machine-readable reason, e.g. DriftDetected, AnalysisFailed.")
+    message: str | None = Field(None, description="Details with the scores that led to it.")
+    at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
+    generation: int = Field(ge=0, description="metadata.generation the rollback applies to.")
+    scores: dict[str, float] | None = Field(None, description="Scores that led to it.")
+
+
+class HistoryEntry(KubeModel):
+    """One promotion, rollback or retrain."""
+
+    action: Literal["Deployed", "Promoted", "Aborted", "RolledBack", "Retrained"] = Field(description="What.")
+    version: int = Field(description="Version concerned.")
+    at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
+    reason: str | None = Field(None, description="Why.")
+
+
+class InferenceServiceStatus(KubeModel):
+    """Observed state of serving."""
+
+    observed_generation: int | None = Field(None, ge=0, description="Generation last reconciled.")
+    conditions: list[Condition] = conditions_field()
+    phase: InferencePhase | None = Field(None, description="Pending, Progressing, Ready, Degraded or Failed.")
+    message: str | None = Field(None, description="Human-readable state.")
+    stable_version: int | None = Field(None, description="Version serving the main share of traffic.")
+    canary_version: int | None = Field(None, description="Version being rolled out.")
+    canary_weight: int | None = Field(None, ge=0, le=100, description="Percent of traffic to the canary.")
+    current_step: int | None = Field(None, ge=0, description="Index of the canary step.")
+    step_started_at: str | None = Field(None, description="When the step began.",
+                                        json_schema_extra={"format": "date-time"})
+    previous_version: int | None = Field(None, description="Previous version kept warm during the bake time.")
+    promoted_at: str | None = Field(None, description="When the stable version was promoted.",
+                                    json_schema_extra={"format": "date-time"})
+    url: str | None = Field(None, description="In-cluster URL of the Service.")
+    analysis_failures: int | None = Field(None, ge=0, description="Consecutive failed SLO checks.")
+    drift: DriftSummary | None = Field(None, description="Latest drift evaluation.")
+    rollback: RollbackRecord | None = Field(None, description="Last automatic rollback.")
+    retrain: dict[str, Any] | None = Field(
+        None, description="Last retrain: trainingJob, at, reason.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    history: list[HistoryEntry] | None = Field(None, description="Recent rollout history (bounded).",
+                                               max_length=20)
+
+
+class InferenceService(KubeModel):
+    """Serves an ONNX model version with canary rollouts, SLO analysis and drift-triggered rollback."""
+
+    api_version: Literal["onnxops.dev/v1alpha1"] = "onnxops.dev/v1alpha1"
+    kind: Literal["InferenceService"] = "InferenceService"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: InferenceServiceSpec
+    status: InferenceServiceStatus | None = None

@@ -1,0 +1,133 @@
+"""ModelVersion: an immutable, verified registry entry for one ONNX artifact."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .common import (
+    DNS_LABEL_PATTERN,
+    SHA256_PATTERN,
+    STORAGE_URI_PATTERN,
+    Condition,
+    KubeModel,
+    SecretReference,
+    conditions_field,
+)
+
+Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+                   "FP16", "FP32", "FP64", "BYTES"]
+
+IMMUTABLE = "x-kubernetes-validations"
+
+
+def _immutable(field: str) -> dict[str, Any]:
+    return {IMMUTABLE: [{"rule": "self == oldSelf", "message": f"{field} is immutable"}]}
+
+
+class Artifact(KubeModel):
+    """The ONNX file. Immutable: a changed artifact is a new ModelVersion."""
+
+    uri: str = Field(description="Where model.onnx is: file://, pvc://<claim>/<path>, s3://, https://.",
+                     pattern=STORAGE_URI_PATTERN, max_length=2048)
+    sha256: str = Field(description="sha256 of the file; verified before every use.", pattern=SHA256_PATTERN)
+    format: Literal["onnx"] = Field("onnx", description="Artifact format; only ONNX is served.")
+    size_bytes: int | None = Field(None, ge=0, description="Size of the file in bytes.")
+    credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
+
+
+class TensorSpec(KubeModel):
+    """One input or output tensor of the model (Open Inference Protocol metadata)."""
+
+    name: str = Field(description="Tensor name in the ONNX graph.", min_length=1, max_length=256)
+    datatype: Datatype = Field(description="Open Inference Protocol datatype, e.g. FP32, INT64.")
+    shape: list[int] = Field(description="Shape; -1 for a dynamic dimension.", max_length=8)
+
+
+class Signature(KubeModel):
+    """What the model takes and returns."""
+
+    inputs: list[TensorSpec] = Field(description="Input tensors.", min_length=1, max_length=64)
+    outputs: list[TensorSpec] = Field(description="Output tensors.", min_length=1, max_length=64)
+    feature_names: list[str] | None = Field(None, description="Feature names in column order.",
+                                            max_length=4096)
+    class_labels: list[str] | None = Field(None, description="Class labels (classifiers).", max_length=4096)
+    task: Literal["classification", "regression"] | None = Field(None, description="Kind of model.")
+
+
+class Profile(KubeModel):
+    """The training-data profile drift is measured against (profile.json)."""
+
+    uri: str = Field(description="Where profile.json is.", pattern=STORAGE_URI_PATTERN, max_length=2048)
+    sha256: str = Field(description="sha256 of profile.json.", pattern=SHA256_PATTERN)
+
+
+class DatasetRef(KubeModel):
+    """The data set a version was trained on."""
+
+    uri: str = Field(description="Data set URI.", max_length=2048)
+    sha256: str | None = Field(None, description="sha256 of the data set.", pattern=SHA256_PATTERN)
+
+
+class EstimatorRef(KubeModel):
+    """The estimator a version was trained with."""
+
+    class_name: str = Field(description="scikit-learn class name.")
+    params: dict[str, Any] | None = Field(
+        None, description="Parameters.", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+
+
+class Lineage(KubeModel):
+    """Where a version came from."""
+
+    training_job: str | None = Field(None, description="TrainingJob that produced it (namespace/name).")
+    dataset: DatasetRef | None = Field(None, description="Training data.")
+    estimator: EstimatorRef | None = Field(None, description="Estimator and parameters.")
+    image: str | None = Field(None, description="Trainer image.")
+    code_version: str | None = Field(None, description="onnxops version of the trainer.")
+
+
+class ModelVersionSpec(KubeModel):
+    """An immutable registry entry."""
+
+    model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50,
+                       json_schema_extra=_immutable("model"))
+    version: int = Field(description="Version number, >= 1.", ge=1, json_schema_extra=_immutable("version"))
+    artifact: Artifact = Field(description="The ONNX artifact (immutable).", json_schema_extra=_immutable("artifact"))
+    signature: Signature | None = Field(None, description="Inputs, outputs, feature names, class labels.")
+    profile: Profile | None = Field(None, description="Training-data profile for drift detection.")
+    metrics: dict[str, float] | None = Field(None, description="Evaluation metrics at training time.")
+    lineage: Lineage | None = Field(None, description="Provenance.")
+
+
+ModelVersionPhase = Literal["Pending", "Verifying", "Ready", "Failed"]
+
+
+class ModelVersionStatus(KubeModel):
+    """Observed state of the version."""
+
+    observed_generation: int | None = Field(None, ge=0, description="Generation last reconciled.")
+    conditions: list[Condition] = conditions_field()
+    phase: ModelVersionPhase | None = Field(None, description="Pending, Verifying, Ready or Failed.")
+    message: str | None = Field(None, description="Human-readable state.")
+    verification_job: str | None = Field(None, description="Name of the verification Job.")
+    verified_at: str | None = Field(None, description="When verification succeeded.",
+                                    json_schema_extra={"format": "date-time"})
+    served_by: list[str] | None = Field(None, description="InferenceServices serving this version.",
+                                        max_length=256)
+    primary_metric: str | None = Field(None, description="Key metric for display.")
+    rejected: bool | None = Field(None, description="True when an InferenceService rolled this version back; "
+                                  "`latest` then skips it.")
+    rejected_reason: str | None = Field(None, description="Why it was rejected.")
+
+
+class ModelVersion(KubeModel):
+    """An immutable, verified ONNX model version with its signature, metrics, drift baseline and lineage."""
+
+    api_version: Literal["onnxops.dev/v1alpha1"] = "onnxops.dev/v1alpha1"
+    kind: Literal["ModelVersion"] = "ModelVersion"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ModelVersionSpec
+    status: ModelVersionStatus | None = None
