@@ -1,0 +1,45 @@
+"""Operator settings, read from the environment (the Helm chart sets these on the operator Deployment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from onnxops import __version__
+
+IMAGE_REPO = "ghcr.io/onnxops"
+PVC_MOUNT_ROOT = "/var/lib/onnxops/pvc"  # where pods mount PVCs: <root>/<claim>
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    trainer_image: str = f"{IMAGE_REPO}/onnxops-trainer:{__version__}"
+    serving_image: str = f"{IMAGE_REPO}/onnxops-serving:{__version__}"
+    image_pull_policy: str = "IfNotPresent"
+    # Default artifact store for TrainingJobs without spec.output (the chart's PVC).
+    default_storage_uri: str = "pvc://onnxops-artifacts/models"
+    # Default Prometheus for InferenceServices without monitoring.metricsSource ("" = scrape pods directly).
+    prometheus_url: str = ""
+    # Namespaces to watch; empty = cluster-wide.
+    watch_namespaces: tuple[str, ...] = field(default_factory=tuple)
+    # Serving container port.
+    serving_port: int = 8080
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            trainer_image=e.get("ONNXOPS_TRAINER_IMAGE", d.trainer_image),
+            serving_image=e.get("ONNXOPS_SERVING_IMAGE", d.serving_image),
+            image_pull_policy=e.get("ONNXOPS_IMAGE_PULL_POLICY", d.image_pull_policy),
+            default_storage_uri=e.get("ONNXOPS_DEFAULT_STORAGE_URI", d.default_storage_uri),
+            prometheus_url=e.get("ONNXOPS_PROMETHEUS_URL", d.prometheus_url),
+            watch_namespaces=_csv(e.get("ONNXOPS_WATCH_NAMESPACES", "")),
+            serving_port=int(e.get("ONNXOPS_SERVING_PORT", str(d.serving_port))),
+        )
