@@ -85,7 +85,9 @@ class LocalPrometheus:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self._proc.returncode}; see {self.state_dir}/prometheus.log")
+                raise RuntimeError(
+                    f"prometheus exited with {self._proc.returncode}; see {self.state_dir}/prometheus.log"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
                     if r.status == 200:
