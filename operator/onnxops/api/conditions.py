@@ -139,7 +139,9 @@ def summarize(
     else:
         out = remove_condition(out, RECONCILING)
     if stalled:
-        out = set_condition(out, STALLED, True, stalled_reason or reason, message, generation=generation, now=now)
+        out = set_condition(
+            out, STALLED, True, stalled_reason or reason, message, generation=generation, now=now
+        )
     else:
         out = remove_condition(out, STALLED)
     return out

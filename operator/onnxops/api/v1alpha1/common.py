@@ -144,7 +144,9 @@ class SecretReference(KubeModel):
 class PodOverrides(KubeModel):
     """Overrides for the pods the operator creates."""
 
-    image: str | None = Field(None, description="Container image; defaults to the operator's configured image.")
+    image: str | None = Field(
+        None, description="Container image; defaults to the operator's configured image."
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         None, description="Image pull policy."
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -22,7 +23,9 @@ MAX_STEPS = 10
 
 def strictly_increasing_rule(max_items: int = MAX_STEPS) -> str:
     """CEL rule: step weights strictly increase (plain indexing, no extension libraries needed)."""
-    parts = [f"(size(self) <= {i + 1} || self[{i}].weight < self[{i + 1}].weight)" for i in range(max_items - 1)]
+    parts = [
+        f"(size(self) <= {i + 1} || self[{i}].weight < self[{i + 1}].weight)" for i in range(max_items - 1)
+    ]
     return " && ".join(parts)
 
 
@@ -56,17 +59,27 @@ class HTTPRouteRef(KubeModel):
     name: str = Field(description="HTTPRoute name.", pattern=DNS_LABEL_PATTERN, max_length=253)
 
 
+# The default canary steps (also written into the CRD as the schema default).
+DEFAULT_STEPS: list[JsonValue] = [{"weight": 20, "pause": "30s"}, {"weight": 50, "pause": "30s"}]
+
+
 class Rollout(KubeModel):
     """How a new version replaces the stable one."""
 
     strategy: Literal["Canary", "Recreate"] = Field("Canary", description="Canary steps or immediate switch.")
     steps: list[CanaryStep] = Field(
-        default_factory=lambda: [CanaryStep(weight=20, pause="30s"), CanaryStep(weight=50, pause="30s")],
+        default_factory=lambda: [CanaryStep.model_validate(s) for s in DEFAULT_STEPS],
         description="Canary steps; weights strictly increase and are at most 100.",
         max_length=MAX_STEPS,
-        json_schema_extra={"x-kubernetes-validations": [
-            {"rule": strictly_increasing_rule(), "message": "rollout.steps weights must be strictly increasing"}
-        ]},
+        json_schema_extra={
+            "default": DEFAULT_STEPS,
+            "x-kubernetes-validations": [
+                {
+                    "rule": strictly_increasing_rule(),
+                    "message": "rollout.steps weights must be strictly increasing",
+                }
+            ],
+        },
     )
     analysis: Analysis | None = Field(None, description="SLO checks at each step.")
     bake_time: Duration = Field("2m", description="How long the previous version stays warm after promotion.")
@@ -119,8 +132,30 @@ class Retrain(KubeModel):
     min_interval: Duration = Field("30m", description="At most one retrain per interval.")
 
 
+# Cross-field rules of the spec, evaluated by the API server (CEL) after defaulting. has() guards keep them
+# safe on objects that were never defaulted.
+SPEC_RULES: list[JsonValue] = [
+    {
+        "rule": "!has(self.monitoring) || !has(self.monitoring.onDrift)"
+        " || self.monitoring.onDrift != 'Retrain' || has(self.retrain)",
+        "message": "spec.retrain (a TrainingJob template) is required when monitoring.onDrift is Retrain",
+        "fieldPath": ".retrain",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "!has(self.autoscaling) || !has(self.autoscaling.minReplicas)"
+        " || !has(self.autoscaling.maxReplicas)"
+        " || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
+        "message": "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
+        "fieldPath": ".autoscaling.minReplicas",
+    },
+]
+
+
 class InferenceServiceSpec(KubeModel):
     """What to serve and how to roll it out."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": SPEC_RULES})
 
     model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50)
     version: int | str = Field(

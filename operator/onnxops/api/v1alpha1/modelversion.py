@@ -95,7 +95,9 @@ class ModelVersionSpec(KubeModel):
     model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50,
                        json_schema_extra=_immutable("model"))
     version: int = Field(description="Version number, >= 1.", ge=1, json_schema_extra=_immutable("version"))
-    artifact: Artifact = Field(description="The ONNX artifact (immutable).", json_schema_extra=_immutable("artifact"))
+    artifact: Artifact = Field(
+        description="The ONNX artifact (immutable).", json_schema_extra=_immutable("artifact")
+    )
     signature: Signature | None = Field(None, description="Inputs, outputs, feature names, class labels.")
     profile: Profile | None = Field(None, description="Training-data profile for drift detection.")
     metrics: dict[str, float] | None = Field(None, description="Evaluation metrics at training time.")
