@@ -1,0 +1,109 @@
+"""apps/v1 Deployment serving one ModelVersion of an InferenceService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onnxops.settings import Settings
+
+from . import labels, names
+from .job import SERVING_COMMAND
+from .pod import (
+    apply_overrides,
+    base_env,
+    container_security_context,
+    env_from_secrets,
+    pod_security_context,
+    resources,
+    user_env,
+    volumes_for,
+)
+
+DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
+
+
+def deployment(
+    isvc: dict[str, Any], mv: dict[str, Any], replicas: int | None, settings: Settings
+) -> dict[str, Any]:
+    """Deployment ``<isvc>-v<N>``. ``replicas=None`` leaves the count to the HPA."""
+    md, spec = isvc["metadata"], isvc["spec"]
+    name, model = md["name"], spec["model"]
+    mvs = mv["spec"]
+    version = int(mvs["version"])
+    art, prof = mvs["artifact"], mvs.get("profile") or {}
+    template = spec.get("template") or {}
+    port = settings.serving_port
+    volumes, mounts = volumes_for([art.get("uri"), prof.get("uri")], read_only=True)
+    env = [
+        *base_env(len(volumes) > 1),
+        {"name": "ONNXOPS_MODEL_NAME", "value": model},
+        {"name": "ONNXOPS_MODEL_VERSION", "value": str(version)},
+        {"name": "ONNXOPS_MODEL_URI", "value": art["uri"]},
+        {"name": "ONNXOPS_MODEL_SHA256", "value": art["sha256"]},
+        {"name": "ONNXOPS_PORT", "value": str(port)},
+    ]
+    if prof.get("uri"):
+        env += [
+            {"name": "ONNXOPS_PROFILE_URI", "value": prof["uri"]},
+            {"name": "ONNXOPS_PROFILE_SHA256", "value": prof["sha256"]},
+        ]
+    env += user_env(template)
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": template.get("image") or settings.serving_image,
+        "imagePullPolicy": template.get("imagePullPolicy") or settings.image_pull_policy,
+        "command": list(SERVING_COMMAND),
+        "env": env,
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "resources": resources(spec.get("resources"), template.get("resources"), DEFAULT_RESOURCES),
+        "volumeMounts": mounts,
+        "securityContext": container_security_context(),
+    }
+    env_from = env_from_secrets([(art.get("credentialsSecret") or {}).get("name")])
+    if env_from:
+        container["envFrom"] = env_from
+    lbl = labels.serving(name, model, version)
+    pod_spec: dict[str, Any] = {
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    apply_overrides(pod_spec, template)
+    dep_spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels.version_selector(name, version)},
+        "template": {
+            "metadata": {
+                "labels": dict(lbl),
+                "annotations": {
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(port),
+                    "prometheus.io/path": "/metrics",
+                },
+            },
+            "spec": pod_spec,
+        },
+    }
+    if replicas is not None:
+        dep_spec["replicas"] = int(replicas)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": names.deployment(name, version),
+            "namespace": md.get("namespace", "default"),
+            "labels": lbl,
+            "ownerReferences": [labels.owner_reference(isvc)],
+        },
+        "spec": dep_spec,
+    }

@@ -1,0 +1,180 @@
+"""batch/v1 Jobs: the training Job of a TrainingJob and the verification Job of a ModelVersion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from onnxops.settings import TERMINATION_LOG, Settings
+
+from . import labels, names
+from .pod import (
+    apply_overrides,
+    base_env,
+    container_security_context,
+    env_from_secrets,
+    pod_security_context,
+    pvc_claim,
+    resources,
+    user_env,
+    volumes_for,
+)
+
+TRAINER_COMMAND = ["python", "-m", "onnxops.trainer"]
+SERVING_COMMAND = ["python", "-m", "onnxops.serving"]
+VERIFY_BACKOFF_LIMIT = 1
+VERIFY_DEADLINE_SECONDS = 600
+
+
+def output_uri(spec: dict[str, Any], settings: Settings) -> str:
+    return str((spec.get("output") or {}).get("uri") or settings.default_storage_uri)
+
+
+def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The Job running the trainer for TrainingJob ``tj`` (a dict as read from the API server)."""
+    md, spec = tj["metadata"], tj["spec"]
+    name, model = md["name"], spec["model"]
+    template = spec.get("template") or {}
+    out = output_uri(spec, settings)
+    dataset = spec["dataset"]
+    volumes, mounts = volumes_for([dataset.get("uri"), out], read_only=False)
+    pvc = len(volumes) > 1
+    secrets = [
+        (dataset.get("credentialsSecret") or {}).get("name"),
+        ((spec.get("output") or {}).get("credentialsSecret") or {}).get("name"),
+    ]
+    container: dict[str, Any] = {
+        "name": "trainer",
+        "image": template.get("image") or settings.trainer_image,
+        "imagePullPolicy": template.get("imagePullPolicy") or settings.image_pull_policy,
+        "command": list(TRAINER_COMMAND),
+        "args": [
+            "--spec-json",
+            json.dumps(spec, sort_keys=True, separators=(",", ":")),
+            "--model",
+            model,
+            "--run-id",
+            md["uid"],
+            "--output-uri",
+            out,
+        ],
+        "env": base_env(pvc) + user_env(template),
+        "volumeMounts": mounts,
+        "securityContext": container_security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    env_from = env_from_secrets(secrets)
+    if env_from:
+        container["envFrom"] = env_from
+    res = resources(template.get("resources"))
+    if res:
+        container["resources"] = res
+    lbl = labels.training(name, model)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    apply_overrides(pod_spec, template)
+    job_spec: dict[str, Any] = {
+        "backoffLimit": int(spec.get("backoffLimit", 2)),
+        "suspend": bool(spec.get("suspend", False)),
+        "template": {"metadata": {"labels": dict(lbl)}, "spec": pod_spec},
+    }
+    if spec.get("activeDeadlineSeconds") is not None:
+        job_spec["activeDeadlineSeconds"] = int(spec["activeDeadlineSeconds"])
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        job_spec["ttlSecondsAfterFinished"] = int(spec["ttlSecondsAfterFinished"])
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": names.training_job(name),
+            "namespace": md.get("namespace", "default"),
+            "labels": lbl,
+            "ownerReferences": [labels.owner_reference(tj)],
+        },
+        "spec": job_spec,
+    }
+
+
+# Fields of a Job the operator may change after creation (the pod template is immutable).
+JOB_MUTABLE = (("spec", "suspend"), ("spec", "activeDeadlineSeconds"), ("spec", "ttlSecondsAfterFinished"))
+
+
+def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The Job running the server image with ``--verify-only`` for ModelVersion ``mv``.
+
+    The expected signature travels as JSON in ``ONNXOPS_EXPECTED_SIGNATURE`` (empty: only load + smoke test).
+    """
+    md, spec = mv["metadata"], mv["spec"]
+    name, model = md["name"], spec["model"]
+    art = spec["artifact"]
+    prof = spec.get("profile") or {}
+    volumes, mounts = volumes_for([art.get("uri"), prof.get("uri")], read_only=True)
+    args = [
+        "--verify-only",
+        "--model-name",
+        model,
+        "--model-version",
+        str(spec["version"]),
+        "--model-uri",
+        art["uri"],
+        "--sha256",
+        art["sha256"],
+    ]
+    if prof.get("uri"):
+        args += ["--profile-uri", prof["uri"], "--profile-sha256", prof["sha256"]]
+    env = base_env(len(volumes) > 1)
+    if spec.get("signature"):
+        env.append(
+            {
+                "name": "ONNXOPS_EXPECTED_SIGNATURE",
+                "value": json.dumps(spec["signature"], sort_keys=True, separators=(",", ":")),
+            }
+        )
+    container: dict[str, Any] = {
+        "name": "verify",
+        "image": settings.serving_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": list(SERVING_COMMAND),
+        "args": args,
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": container_security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+    }
+    env_from = env_from_secrets([(art.get("credentialsSecret") or {}).get("name")])
+    if env_from:
+        container["envFrom"] = env_from
+    lbl = labels.verification(name, model)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": names.verification_job(name),
+            "namespace": md.get("namespace", "default"),
+            "labels": lbl,
+            "ownerReferences": [labels.owner_reference(mv)],
+        },
+        "spec": {
+            "backoffLimit": VERIFY_BACKOFF_LIMIT,
+            "activeDeadlineSeconds": VERIFY_DEADLINE_SECONDS,
+            "template": {
+                "metadata": {"labels": dict(lbl)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": pod_security_context(),
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+__all__ = ["JOB_MUTABLE", "output_uri", "pvc_claim", "training_job", "verification_job"]

@@ -1,0 +1,57 @@
+"""Labels and annotations on the children, linking them back to their parents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GROUP = "onnxops.dev"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "onnxops"
+APP_NAME = "app.kubernetes.io/name"
+COMPONENT = "app.kubernetes.io/component"
+TRAINING_JOB = f"{GROUP}/training-job"
+TRAINING_JOB_UID = f"{GROUP}/training-job-uid"
+MODEL = f"{GROUP}/model"
+MODEL_VERSION = f"{GROUP}/model-version"
+INFERENCE_SERVICE = f"{GROUP}/inference-service"
+VERSION = f"{GROUP}/version"
+ROLE = f"{GROUP}/role"  # verification Jobs
+FINALIZER = f"{GROUP}/finalizer"
+
+
+def base(component: str) -> dict[str, str]:
+    return {MANAGED_BY: MANAGED_BY_VALUE, APP_NAME: "onnxops", COMPONENT: component}
+
+
+def training(tj_name: str, model: str) -> dict[str, str]:
+    return {**base("training"), TRAINING_JOB: tj_name, MODEL: model}
+
+
+def verification(mv_name: str, model: str) -> dict[str, str]:
+    return {**base("verification"), MODEL_VERSION: mv_name, MODEL: model}
+
+
+def serving_selector(isvc: str) -> dict[str, str]:
+    """Selects every served version's pods (the Service uses it)."""
+    return {INFERENCE_SERVICE: isvc}
+
+
+def serving(isvc: str, model: str, version: int) -> dict[str, str]:
+    return {**base("serving"), INFERENCE_SERVICE: isvc, MODEL: model, VERSION: str(version)}
+
+
+def version_selector(isvc: str, version: int) -> dict[str, str]:
+    return {INFERENCE_SERVICE: isvc, VERSION: str(version)}
+
+
+def owner_reference(parent: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
+    """ownerReference to a parent custom object (garbage collection deletes the child with it)."""
+    md = parent.get("metadata", {})
+    return {
+        "apiVersion": parent.get("apiVersion", f"{GROUP}/v1alpha1"),
+        "kind": parent["kind"],
+        "name": md["name"],
+        "uid": md["uid"],
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }

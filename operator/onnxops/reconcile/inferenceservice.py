@@ -1,0 +1,249 @@
+"""InferenceService reconcile (pure): (object, ModelVersions, observed children, analysis) -> plan.
+
+The handler lists the children by the label ``onnxops.dev/inference-service=<name>``, calls
+:func:`reconcile`, and when the plan ``wants_analysis`` it measures the canary with a MetricsProvider and
+calls again with the result. Drift decisions enter through :mod:`onnxops.reconcile.drift_hook`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from onnxops.api import conditions as cond
+from onnxops.api.conditions import Reason
+from onnxops.builders import deployment as dep_builder
+from onnxops.builders import hpa as hpa_builder
+from onnxops.builders import labels, names
+from onnxops.builders import service as svc_builder
+from onnxops.settings import Settings
+
+from . import versions
+from .analysis import AnalysisResult
+from .rollout import (
+    Outcome,
+    RolloutConfig,
+    RolloutState,
+    advance,
+    hold_active,
+    replicas_plan,
+    traffic_weights,
+)
+from .status import append_history, status_patch
+
+
+@dataclass
+class IsvcPlan:
+    status: dict[str, Any]  # the full desired status (None = field cleared)
+    status_patch: dict[str, Any]  # what differs from the observed status (empty: write nothing)
+    children: list[dict[str, Any]] = field(default_factory=list)  # Deployments, Services, HPAs to ensure
+    delete: list[tuple[str, str, str]] = field(default_factory=list)  # (apiVersion, kind, name)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    reject: list[tuple[str, str]] = field(default_factory=list)  # (ModelVersion name, reason)
+    route_weights: dict[int, int] | None = None
+    requeue_after: float | None = None
+    wants_analysis: bool = False
+
+
+def version_label(obj: dict[str, Any]) -> int | None:
+    v = (obj.get("metadata", {}).get("labels") or {}).get(labels.VERSION)
+    return int(v) if v and v.isdigit() else None
+
+
+def deployment_ready(d: dict[str, Any] | None, want: int) -> bool:
+    if d is None:
+        return False
+    st = d.get("status") or {}
+    return int(st.get("readyReplicas") or 0) >= max(1, want)
+
+
+def total_replicas(spec: dict[str, Any]) -> int:
+    a = spec.get("autoscaling")
+    return int(a.get("minReplicas", 1)) if a else int(spec.get("replicas", 1))
+
+
+def _desired_children(
+    isvc: dict[str, Any], state: RolloutState, mvs: dict[int, dict[str, Any]], settings: Settings
+) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    spec = isvc["spec"]
+    auto = spec.get("autoscaling")
+    per_version = (spec.get("rollout") or {}).get("httpRoute") is not None
+    plan = replicas_plan(state, total_replicas(spec))
+    out: list[dict[str, Any]] = [svc_builder.service(isvc, settings.serving_port)]
+    for v, n in sorted(plan.items()):
+        mv = mvs.get(v)
+        if mv is None:
+            continue  # a served version vanished (deleted despite the finalizer): keep what runs
+        out.append(dep_builder.deployment(isvc, mv, None if auto else n, settings))
+        if auto:
+            out.append(
+                hpa_builder.hpa(
+                    isvc, v, n, int(auto.get("maxReplicas", 3)), int(auto.get("targetCpuUtilization", 70))
+                )
+            )
+        if per_version:
+            out.append(svc_builder.version_service(isvc, v, settings.serving_port))
+    return out, plan
+
+
+def reconcile(
+    isvc: dict[str, Any],
+    mvs: list[dict[str, Any]],
+    observed: list[dict[str, Any]],
+    *,
+    settings: Settings,
+    now: datetime,
+    analysis: AnalysisResult | None = None,
+) -> IsvcPlan:
+    """``observed``: the Deployments, Services and HPAs labelled with this InferenceService."""
+    md, spec = isvc["metadata"], isvc["spec"]
+    old = dict(isvc.get("status") or {})
+    gen = int(md.get("generation") or 1)
+    _name, model = md["name"], spec["model"]
+    by_v = versions.by_version(mvs, model)
+    res = versions.resolve(spec.get("version", "latest"), model, mvs)
+    state = RolloutState.from_status(old)
+    cfg = RolloutConfig.from_spec(spec)
+    deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
+    before = replicas_plan(state, total_replicas(spec))
+    canary_ready = state.canary is not None and deployment_ready(
+        deps.get(state.canary), before.get(state.canary, 1)
+    )
+    failed = (res.version, res.reason, res.message) if res.version is not None and not res.ok else None
+    out = advance(
+        state,
+        cfg,
+        target=res.version if res.ok else None,
+        target_failed=failed,
+        canary_ready=canary_ready,
+        analysis=analysis,
+        now=now,
+        generation=gen,
+    )
+    return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now)
+
+
+def assemble(
+    isvc: dict[str, Any],
+    old: dict[str, Any],
+    out: Outcome,
+    res: versions.Resolution,
+    by_v: dict[int, dict[str, Any]],
+    observed: list[dict[str, Any]],
+    *,
+    settings: Settings,
+    now: datetime,
+    extra_status: dict[str, Any] | None = None,
+) -> IsvcPlan:
+    """Children, deletions and status from a rollout outcome (shared with the drift hook)."""
+    md, spec = isvc["metadata"], isvc["spec"]
+    gen = int(md.get("generation") or 1)
+    name, ns = md["name"], md.get("namespace", "default")
+    st = out.state
+    children, _plan = _desired_children(isvc, st, by_v, settings)
+    wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
+    delete = sorted(
+        {
+            (o["apiVersion"], o["kind"], o["metadata"]["name"])
+            for o in observed
+            if (o["kind"], o["metadata"]["name"]) not in wanted
+            and o["kind"] in ("Deployment", "Service", "HorizontalPodAutoscaler")
+        }
+    )
+    deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
+    stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
+    held = hold_active(st, gen)
+    rb = st.rollback or {}
+    # phase, message and conditions
+    conds: list[dict[str, Any]] = list(old.get("conditions") or [])
+    if st.stable is None:
+        phase = "Failed" if res.reason == Reason.VERIFICATION_FAILED else "Pending"
+        reason, message = res.reason, res.message
+    elif not stable_ready:
+        phase, reason, message = (
+            "Progressing",
+            Reason.PROGRESSING,
+            f"waiting for v{st.stable} to become Ready",
+        )
+    elif st.canary is not None:
+        phase, reason = "Progressing", Reason.CANARY
+        message = f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})"
+        if out.waiting:
+            message += f", waiting for {out.waiting}"
+    elif held:
+        phase, reason = "Degraded", str(rb.get("reason") or Reason.ROLLED_BACK)
+        message = (
+            f"rolled back v{rb.get('from')} -> v{rb.get('to')}: {rb.get('message', '')}; "
+            "holds until spec changes"
+        )
+    elif st.previous is not None:
+        phase, reason, message = (
+            "Ready",
+            Reason.BAKING,
+            f"serving v{st.stable}; v{st.previous} warm until bake ends",
+        )
+    else:
+        phase, reason, message = "Ready", Reason.AVAILABLE, f"serving v{st.stable}"
+    reconciling = phase == "Progressing" or st.previous is not None or (phase == "Pending")
+    ready_reason = Reason.AVAILABLE if phase == "Degraded" else reason
+    conds = cond.summarize(
+        conds,
+        ready=stable_ready,
+        reason=ready_reason,
+        message=message,
+        reconciling=reconciling,
+        stalled=(held and st.canary is None) or phase == "Failed",
+        stalled_reason=str(rb.get("reason") or reason),
+        generation=gen,
+        now=now,
+    )
+    if held:
+        conds = cond.set_condition(
+            conds,
+            cond.DEGRADED,
+            True,
+            str(rb.get("reason") or Reason.ROLLED_BACK),
+            message,
+            generation=gen,
+            now=now,
+        )
+    else:
+        conds = cond.remove_condition(conds, cond.DEGRADED)
+    new: dict[str, Any] = {
+        **st.to_status(),
+        "observedGeneration": gen,
+        "phase": phase,
+        "message": message,
+        "url": names.url(name, ns),
+        "conditions": conds,
+        "history": append_history(old.get("history"), out.history),
+        **(extra_status or {}),
+    }
+    route = (spec.get("rollout") or {}).get("httpRoute")
+    reject = [
+        (names.model_version(spec["model"], v), r)
+        for v, r in out.reject
+        if v in by_v and not versions.is_rejected(by_v[v])
+    ]
+    return IsvcPlan(
+        status=new,
+        status_patch=status_patch(old, new),
+        children=children,
+        delete=delete,
+        events=out.events,
+        reject=reject,
+        route_weights=traffic_weights(st, total_replicas(spec)) if route else None,
+        requeue_after=out.requeue_after,
+        wants_analysis=out.wants_analysis,
+    )
+
+
+def served_versions(isvc: dict[str, Any]) -> set[int]:
+    """Versions an InferenceService currently serves (from its status)."""
+    st = isvc.get("status") or {}
+    return {
+        int(v)
+        for v in (st.get("stableVersion"), st.get("canaryVersion"), st.get("previousVersion"))
+        if v is not None
+    }

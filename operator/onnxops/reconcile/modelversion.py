@@ -1,0 +1,121 @@
+"""ModelVersion reconcile (pure): verification Job result -> Verified/Ready; servedBy; deletion guard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from onnxops.api import conditions as cond
+from onnxops.api.conditions import Reason
+from onnxops.builders import job as job_builder
+from onnxops.settings import Settings
+
+from .status import primary_metric, status_patch
+from .termination import latest_result, short
+from .trainingjob import job_condition
+
+CONTAINER = "verify"
+BLOCKED = "DeletionBlocked"
+
+
+@dataclass
+class VersionPlan:
+    status: dict[str, Any]
+    status_patch: dict[str, Any]
+    job: dict[str, Any] | None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def reconcile(
+    mv: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    served_by: list[str],
+    settings: Settings,
+    now: datetime,
+) -> VersionPlan:
+    md, spec = mv["metadata"], mv["spec"]
+    old = dict(mv.get("status") or {})
+    gen = int(md.get("generation") or 1)
+    desired = job_builder.verification_job(mv, settings)
+    events: list[tuple[str, str, str]] = []
+    new: dict[str, Any] = {
+        "observedGeneration": gen,
+        "verificationJob": desired["metadata"]["name"],
+        "servedBy": sorted(served_by) or None,
+        "primaryMetric": primary_metric(spec.get("metrics")),
+    }
+    job_out: dict[str, Any] | None = None
+    if old.get("phase") in ("Ready", "Failed"):
+        phase, message = old["phase"], old.get("message") or ""
+        verified = phase == "Ready"
+        reason = Reason.VERIFIED if verified else Reason.VERIFICATION_FAILED
+    else:
+        job_out = desired
+        complete, failed = job_condition(job, "Complete"), job_condition(job, "Failed")
+        if complete:
+            phase, verified, reason = "Ready", True, Reason.VERIFIED
+            message = "verified: sha256, ONNX load, signature and a smoke inference passed"
+            new["verifiedAt"] = ((job or {}).get("status") or {}).get("completionTime") or cond.now_rfc3339(
+                now
+            )
+            events.append(("Normal", Reason.VERIFIED, f"{md['name']} verified"))
+        elif failed:
+            phase, verified, reason = "Failed", False, Reason.VERIFICATION_FAILED
+            result, raw = latest_result(pods, CONTAINER, ok=False)
+            if result is not None:
+                detail = f"{result.get('reason') or 'Failed'}: {result.get('message') or ''}"
+            else:
+                detail = raw or str(failed.get("reason") or "verification Job failed")
+            message = f"verification failed: {short(detail)}"
+            events.append(("Warning", Reason.VERIFICATION_FAILED, message))
+        else:
+            phase, verified, reason = "Verifying", False, Reason.VERIFYING
+            message = "verification Job running"
+    new["phase"] = phase
+    new["message"] = message
+    conds = cond.set_condition(
+        old.get("conditions"),
+        cond.VERIFIED,
+        True if verified else ("False" if phase == "Failed" else "Unknown"),
+        reason,
+        message,
+        generation=gen,
+        now=now,
+    )
+    conds = cond.summarize(
+        conds,
+        ready=verified,
+        reason=reason,
+        message=message,
+        reconciling=phase == "Verifying",
+        stalled=phase == "Failed",
+        generation=gen,
+        now=now,
+    )
+    blocked = cond.find(old.get("conditions"), BLOCKED)
+    if blocked is not None and not served_by:
+        conds = cond.remove_condition(conds, BLOCKED)
+    new["conditions"] = conds
+    return VersionPlan(new, status_patch(old, new), job_out, events)
+
+
+def deletion_block(mv: dict[str, Any], served_by: list[str], now: datetime) -> dict[str, Any] | None:
+    """Status patch reporting why the deletion waits, or None when it may proceed (nobody serves it)."""
+    if not served_by:
+        return None
+    msg = f"deletion waits: served by {', '.join(sorted(served_by))}"
+    old = mv.get("status") or {}
+    conds = cond.set_condition(
+        old.get("conditions"),
+        BLOCKED,
+        True,
+        "ServedByInferenceService",
+        msg,
+        generation=int(mv["metadata"].get("generation") or 1),
+        now=now,
+    )
+    patch = status_patch(old, {"conditions": conds, "servedBy": sorted(served_by)})
+    return patch

@@ -1,0 +1,52 @@
+"""Reading a container's termination message (the trainer's / verifier's JSON result) from its pods."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _finished_at(cs: dict[str, Any]) -> str:
+    return str(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt") or "")
+
+
+def terminated_states(pods: list[dict[str, Any]], container: str) -> list[dict[str, Any]]:
+    """``state.terminated`` of the named container in each pod, oldest first."""
+    out = []
+    for p in pods:
+        for cs in (p.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated")
+            if cs.get("name") == container and term:
+                out.append(term)
+    return sorted(out, key=lambda t: str(t.get("finishedAt") or ""))
+
+
+def parse_result(message: str | None) -> dict[str, Any] | None:
+    """The JSON result, or None when the message is not a JSON object (e.g. the log tail of a crash)."""
+    if not message:
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def latest_result(
+    pods: list[dict[str, Any]], container: str, *, ok: bool | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """(parsed result, raw message) of the newest terminated container, optionally only ok/not ok ones."""
+    raw = ""
+    for term in reversed(terminated_states(pods, container)):
+        msg = str(term.get("message") or "")
+        res = parse_result(msg)
+        if res is not None and (ok is None or bool(res.get("ok")) == ok):
+            return res, msg
+        if not raw and msg:
+            raw = msg
+    return None, raw
+
+
+def short(text: str, limit: int = 1024) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

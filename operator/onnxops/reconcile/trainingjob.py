@@ -1,0 +1,208 @@
+"""TrainingJob reconcile (pure): (object, observed Job and pods, registered ModelVersion) -> plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from onnxops.api import conditions as cond
+from onnxops.api.conditions import Reason
+from onnxops.builders import job as job_builder
+from onnxops.builders import labels
+from onnxops.settings import Settings
+
+from .status import primary_metric, status_patch
+from .termination import latest_result, short
+
+TERMINAL = ("Succeeded", "Failed")
+CONTAINER = "trainer"
+
+
+@dataclass
+class TrainingPlan:
+    status: dict[str, Any]
+    status_patch: dict[str, Any]
+    job: dict[str, Any] | None  # the Job to ensure (None once the training is over)
+    register: dict[str, Any] | None = None  # ModelVersion body to register (name/version set at creation)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    for c in ((job or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_ and c.get("status") == "True":
+            return dict(c)
+    return None
+
+
+def model_version_body(tj: dict[str, Any], result: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The ModelVersion for a successful training (no ownerReference: it outlives the TrainingJob)."""
+    md, spec = tj["metadata"], tj["spec"]
+    art = result.get("artifact") or {}
+    out_secret = (spec.get("output") or {}).get("credentialsSecret")
+    artifact: dict[str, Any] = {"uri": art["uri"], "sha256": art["sha256"], "format": "onnx"}
+    if art.get("sizeBytes") is not None:
+        artifact["sizeBytes"] = int(art["sizeBytes"])
+    if out_secret:
+        artifact["credentialsSecret"] = dict(out_secret)
+    mv_spec: dict[str, Any] = {"model": spec["model"], "artifact": artifact}
+    prof = result.get("profile") or {}
+    if prof.get("uri") and prof.get("sha256"):
+        mv_spec["profile"] = {"uri": prof["uri"], "sha256": prof["sha256"]}
+    if result.get("signature"):
+        mv_spec["signature"] = result["signature"]
+    if result.get("metrics"):
+        mv_spec["metrics"] = {k: float(v) for k, v in result["metrics"].items()}
+    est = spec.get("estimator") or {}
+    lineage: dict[str, Any] = {
+        "trainingJob": f"{md.get('namespace', 'default')}/{md['name']}",
+        "estimator": {
+            k: v
+            for k, v in {"className": est.get("className"), "params": est.get("params")}.items()
+            if v is not None
+        },
+        "image": ((spec.get("template") or {}).get("image") or settings.trainer_image),
+    }
+    ds = result.get("dataset") or {"uri": spec["dataset"]["uri"]}
+    lineage["dataset"] = {k: v for k, v in {"uri": ds.get("uri"), "sha256": ds.get("sha256")}.items() if v}
+    if result.get("codeVersion"):
+        lineage["codeVersion"] = str(result["codeVersion"])
+    mv_spec["lineage"] = lineage
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {
+            "namespace": md.get("namespace", "default"),
+            "labels": {
+                labels.MODEL: spec["model"],
+                labels.TRAINING_JOB: md["name"],
+                labels.TRAINING_JOB_UID: md["uid"],
+                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+            },
+        },
+        "spec": mv_spec,
+    }
+
+
+def reconcile(
+    tj: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    *,
+    registered: str | None,
+    settings: Settings,
+    now: datetime,
+) -> TrainingPlan:
+    """``registered``: name of the ModelVersion labelled with this TrainingJob's uid, if any."""
+    md, spec = tj["metadata"], tj["spec"]
+    old = dict(tj.get("status") or {})
+    gen = int(md.get("generation") or 1)
+    desired = job_builder.training_job(tj, settings)
+    jst = (job or {}).get("status") or {}
+    new: dict[str, Any] = {"observedGeneration": gen, "jobName": desired["metadata"]["name"]}
+    events: list[tuple[str, str, str]] = []
+    register = None
+    terminal = old.get("phase") in TERMINAL and (old.get("phase") == "Failed" or old.get("modelVersion"))
+    if terminal:
+        phase = old["phase"]
+        reason = Reason.SUCCEEDED if phase == "Succeeded" else _reason_from(old)
+        message = old.get("message") or ""
+        job_out = None
+    else:
+        job_out = desired
+        attempts = sum(int(jst.get(k) or 0) for k in ("active", "failed", "succeeded"))
+        if job is not None:
+            new["attempts"] = attempts
+            new["startTime"] = jst.get("startTime") or old.get("startTime")
+        complete, failed = job_condition(job, "Complete"), job_condition(job, "Failed")
+        if job is None and old.get("phase") == "Succeeded" and old.get("artifact"):
+            # the Job is gone (ttlSecondsAfterFinished) before the registration: finish from status
+            job_out, complete = None, {"lastTransitionTime": old.get("completionTime")}
+        if complete:
+            result, _ = latest_result(pods, CONTAINER, ok=True)
+            if result is None and old.get("artifact"):
+                result = {"artifact": old["artifact"], "metrics": old.get("metrics")}
+            if result is None or not (result.get("artifact") or {}).get("uri"):
+                phase, reason = "Failed", Reason.TRAINING_FAILED
+                message = "the trainer succeeded but its result (termination message) could not be read"
+            else:
+                phase, reason = "Succeeded", Reason.SUCCEEDED
+                art = result["artifact"]
+                prof = result.get("profile") or {}
+                new["artifact"] = {
+                    k: v
+                    for k, v in {
+                        "uri": art["uri"],
+                        "sha256": art["sha256"],
+                        "sizeBytes": art.get("sizeBytes"),
+                        "profileUri": prof.get("uri"),
+                        "profileSha256": prof.get("sha256"),
+                    }.items()
+                    if v is not None
+                }
+                metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
+                new["metrics"] = metrics or None
+                new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
+                new["completionTime"] = jst.get("completionTime") or complete.get("lastTransitionTime")
+                if registered:
+                    new["modelVersion"] = registered
+                    message = f"registered ModelVersion {registered}"
+                    events.append(("Normal", Reason.REGISTERED, message))
+                else:
+                    message = "training succeeded; registering the ModelVersion"
+                    register = model_version_body(tj, result, settings)
+        elif failed:
+            phase = "Failed"
+            result, raw = latest_result(pods, CONTAINER, ok=False)
+            job_reason = str(failed.get("reason") or "")
+            if result is not None and result.get("reason"):
+                reason = str(result["reason"])
+                message = f"{reason}: {short(str(result.get('message') or ''))}"
+            elif job_reason == "DeadlineExceeded":
+                reason, message = Reason.DEADLINE_EXCEEDED, f"DeadlineExceeded: {failed.get('message') or ''}"
+            elif job_reason == "BackoffLimitExceeded":
+                reason = Reason.BACKOFF_LIMIT_EXCEEDED
+                message = f"BackoffLimitExceeded after {attempts} attempts" + (
+                    f": {short(raw)}" if raw else ""
+                )
+            else:
+                reason = Reason.TRAINING_FAILED
+                message = f"{job_reason or 'Failed'}: {short(str(failed.get('message') or raw))}"
+            if job_reason == "DeadlineExceeded" and reason != Reason.DEADLINE_EXCEEDED:
+                reason, message = (
+                    Reason.DEADLINE_EXCEEDED,
+                    f"DeadlineExceeded; last trainer result: {message}",
+                )
+            new["completionTime"] = failed.get("lastTransitionTime")
+            events.append(("Warning", reason, message))
+        elif spec.get("suspend"):
+            phase, reason, message = "Suspended", Reason.SUSPENDED, "training is suspended (spec.suspend)"
+        elif int(jst.get("active") or 0) > 0:
+            phase, reason, message = "Running", Reason.RUNNING, f"training (attempt {attempts})"
+        else:
+            phase, reason, message = "Pending", Reason.PENDING, "waiting for the training pod"
+        if phase != old.get("phase"):
+            events.append(("Normal" if phase != "Failed" else "Warning", f"Training{phase}", message))
+    new["phase"] = phase
+    new["message"] = message
+    done = phase == "Succeeded" and bool(new.get("modelVersion") or old.get("modelVersion"))
+    new["conditions"] = cond.summarize(
+        old.get("conditions"),
+        ready=done,
+        reason=reason,
+        message=message,
+        reconciling=phase in ("Pending", "Running") or (phase == "Succeeded" and not done),
+        stalled=phase == "Failed",
+        generation=gen,
+        now=now,
+    )
+    if phase in TERMINAL:
+        new["conditions"] = cond.set_condition(
+            new["conditions"], cond.SUCCEEDED, phase == "Succeeded", reason, message, generation=gen, now=now
+        )
+    return TrainingPlan(new, status_patch(old, new), job_out, register, events)
+
+
+def _reason_from(old: dict[str, Any]) -> str:
+    c = cond.find(old.get("conditions"), cond.READY)
+    return str((c or {}).get("reason") or Reason.TRAINING_FAILED)

@@ -1,0 +1,202 @@
+"""Builders: the child manifests the operator creates (pure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from _operator_fixtures import isvc, mv, tj
+
+from onnxops.builders import hpa, httproute, job, labels, names, render
+from onnxops.builders.deployment import deployment
+from onnxops.builders.service import service, version_service
+from onnxops.settings import PVC_MOUNT_ROOT, Settings
+
+S = Settings()
+
+
+def _container(obj):
+    return obj["spec"]["template"]["spec"]["containers"][0]
+
+
+def _env(c):
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def test_names_are_deterministic_and_fit_63():
+    assert names.training_job("iris") == "iris-train"
+    assert names.verification_job("iris-v3") == "iris-v3-verify"
+    assert names.deployment("iris", 12) == "iris-v12"
+    long = "x" * 60
+    n = names.training_job(long)
+    assert len(n) <= 63 and n == names.training_job(long) and n != names.training_job("y" * 60)
+    assert names.url("iris", "ml") == "http://iris.ml.svc.cluster.local"
+
+
+def test_training_job_contract_and_security():
+    body = tj(
+        output={"uri": "pvc://artifacts/models", "credentialsSecret": {"name": "s3"}},
+        dataset={"uri": "pvc://data/iris.csv", "target": "y", "credentialsSecret": {"name": "ds"}},
+        suspend=True,
+        activeDeadlineSeconds=60,
+        ttlSecondsAfterFinished=30,
+        backoffLimit=4,
+        template={
+            "nodeSelector": {"pool": "cpu"},
+            "serviceAccountName": "trainer",
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "resources": {"requests": {"cpu": "1"}},
+            "env": [{"name": "A", "value": "1"}],
+        },
+    )
+    j = job.training_job(body, S)
+    assert j["metadata"]["name"] == "iris-train"
+    assert j["metadata"]["ownerReferences"][0] == {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "name": "iris",
+        "uid": "uid-1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    assert j["metadata"]["labels"][labels.TRAINING_JOB] == "iris"
+    assert j["metadata"]["labels"][labels.MODEL] == "iris"
+    assert j["metadata"]["labels"][labels.MANAGED_BY] == "onnxops"
+    spec = j["spec"]
+    assert (
+        spec["suspend"],
+        spec["activeDeadlineSeconds"],
+        spec["ttlSecondsAfterFinished"],
+        spec["backoffLimit"],
+    ) == (True, 60, 30, 4)
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["nodeSelector"] == {"pool": "cpu"} and pod["serviceAccountName"] == "trainer"
+    assert pod["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = _container(j)
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    args = c["args"]
+    assert json.loads(args[args.index("--spec-json") + 1]) == body["spec"]
+    assert args[args.index("--model") + 1] == "iris" and args[args.index("--run-id") + 1] == "uid-1"
+    assert args[args.index("--output-uri") + 1] == "pvc://artifacts/models"
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    env = _env(c)
+    assert env["ONNXOPS_TERMINATION_LOG"] == "/dev/termination-log"
+    assert env["ONNXOPS_PVC_ROOT"] == PVC_MOUNT_ROOT and env["A"] == "1"
+    assert c["envFrom"] == [{"secretRef": {"name": "ds"}}, {"secretRef": {"name": "s3"}}]
+    assert c["resources"] == {"requests": {"cpu": "1"}}
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts == {"/tmp", f"{PVC_MOUNT_ROOT}/artifacts", f"{PVC_MOUNT_ROOT}/data"}
+    claims = sorted(
+        v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    )
+    assert claims == ["artifacts", "data"]
+
+
+def test_training_job_defaults_output_to_settings_store():
+    c = _container(job.training_job(tj(), S))
+    assert c["args"][c["args"].index("--output-uri") + 1] == S.default_storage_uri
+    assert c["image"] == S.trainer_image
+    assert "envFrom" not in c
+
+
+def test_verification_job_runs_server_verify_only_with_signature():
+    m = mv(3)
+    j = job.verification_job(m, S)
+    assert j["metadata"]["name"] == "iris-v3-verify"
+    assert j["metadata"]["ownerReferences"][0]["kind"] == "ModelVersion"
+    c = _container(j)
+    assert c["image"] == S.serving_image and "--verify-only" in c["args"]
+    a = c["args"]
+    assert a[a.index("--sha256") + 1] == m["spec"]["artifact"]["sha256"]
+    assert a[a.index("--model-uri") + 1] == m["spec"]["artifact"]["uri"]
+    assert json.loads(_env(c)["ONNXOPS_EXPECTED_SIGNATURE"]) == m["spec"]["signature"]
+
+
+def test_deployment_env_probes_labels():
+    d = deployment(isvc(), mv(2), 3, S)
+    assert d["metadata"]["name"] == "iris-v2" and d["spec"]["replicas"] == 3
+    assert d["spec"]["selector"]["matchLabels"] == {labels.INFERENCE_SERVICE: "iris", labels.VERSION: "2"}
+    tmpl = d["spec"]["template"]
+    assert tmpl["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    for k, v in d["spec"]["selector"]["matchLabels"].items():
+        assert tmpl["metadata"]["labels"][k] == v
+    c = _container(d)
+    env = _env(c)
+    assert env["ONNXOPS_MODEL_URI"].endswith("model.onnx") and env["ONNXOPS_MODEL_SHA256"] == "a" * 64
+    assert env["ONNXOPS_PROFILE_SHA256"] == "b" * 64 and env["ONNXOPS_MODEL_VERSION"] == "2"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert deployment(isvc(), mv(2), None, S)["spec"].get("replicas") is None
+
+
+def test_service_selects_all_versions_and_version_service_one():
+    s = service(isvc())
+    assert s["spec"]["selector"] == {labels.INFERENCE_SERVICE: "iris"}
+    assert s["spec"]["ports"][0]["port"] == 80 and s["spec"]["ports"][0]["targetPort"] == 8080
+    vs = version_service(isvc(), 4)
+    assert vs["metadata"]["name"] == "iris-v4" and vs["spec"]["selector"][labels.VERSION] == "4"
+
+
+def test_hpa():
+    h = hpa.hpa(isvc(), 2, 2, 5, 60)
+    assert h["spec"]["scaleTargetRef"]["name"] == "iris-v2"
+    assert (h["spec"]["minReplicas"], h["spec"]["maxReplicas"]) == (2, 5)
+    assert h["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+
+
+def test_httproute_rewrites_only_our_backend_refs():
+    route = {
+        "spec": {
+            "rules": [
+                {"backendRefs": [{"name": "iris", "port": 80}, {"name": "other", "port": 80, "weight": 5}]},
+                {"backendRefs": [{"name": "unrelated", "port": 80}]},
+            ]
+        }
+    }
+    patch = httproute.route_patch(route, "iris", {1: 80, 2: 20})
+    assert patch is not None
+    rules = patch["spec"]["rules"]
+    assert rules[0]["backendRefs"] == [
+        {"name": "other", "port": 80, "weight": 5},
+        {"name": "iris-v1", "port": 80, "weight": 80},
+        {"name": "iris-v2", "port": 80, "weight": 20},
+    ]
+    assert rules[1] == route["spec"]["rules"][1]
+    # applying the patch converges: no second write
+    assert httproute.route_patch({"spec": {"rules": rules}}, "iris", {1: 80, 2: 20}) is None
+
+
+def test_render_cli(tmp_path, capsys):
+    f = tmp_path / "m.yaml"
+    f.write_text(yaml.safe_dump_all([tj(), mv(1), mv(2), isvc(version=1)]))
+    assert render.main(["-f", str(f)]) == 0
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(capsys.readouterr().out)]
+    assert kinds == [
+        ("Job", "iris-train"),
+        ("Job", "iris-v1-verify"),
+        ("Job", "iris-v2-verify"),
+        ("Service", "iris"),
+        ("Deployment", "iris-v1"),
+    ]
+
+
+def test_render_cli_reports_missing_version(tmp_path, capsys):
+    f = tmp_path / "m.yaml"
+    f.write_text(yaml.safe_dump(isvc(version=7)))
+    assert render.main(["-f", str(f)]) == 1
+    assert "version 7" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("uri,claim", [("pvc://a-b/x/y", "a-b"), ("s3://b/k", None), ("file:///x", None)])
+def test_pvc_claim(uri, claim):
+    from onnxops.builders.pod import pvc_claim
+
+    assert pvc_claim(uri) == claim

@@ -1,0 +1,218 @@
+"""TrainingJob and ModelVersion reconcile, version resolution and numbering (pure)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from _operator_fixtures import SHA_A, SHA_B, mv, tj
+
+from onnxops.api import conditions as cond
+from onnxops.reconcile import modelversion as mvr
+from onnxops.reconcile import trainingjob as tjr
+from onnxops.reconcile.status import status_patch
+from onnxops.reconcile.versions import next_version, resolve
+from onnxops.settings import Settings
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+S = Settings()
+
+
+@pytest.mark.parametrize(
+    "spec_version,mvs,expected,reason",
+    [
+        ("latest", [mv(1), mv(2), mv(3, phase="Verifying")], 2, "Available"),
+        ("latest", [mv(1), mv(2, rejected=True)], 1, "Available"),
+        ("latest", [mv(1, phase="Failed"), mv(2, phase="Pending")], None, "VersionNotFound"),
+        ("latest", [mv(5, model="other")], None, "VersionNotFound"),
+        (2, [mv(1), mv(2, rejected=True)], 2, "Available"),  # an explicit pin ignores the rejection
+        (3, [mv(3, phase="Verifying")], None, "VersionNotReady"),
+        (3, [mv(3, phase="Failed")], None, "VerificationFailed"),
+        (4, [mv(1)], None, "VersionNotFound"),
+    ],
+)
+def test_resolve(spec_version, mvs, expected, reason):
+    r = resolve(spec_version, "iris", mvs)
+    assert (r.mv["spec"]["version"] if r.mv else None) == expected
+    assert r.reason == reason
+
+
+@pytest.mark.parametrize("versions,expected", [([], 1), ([1], 2), ([1, 7, 3], 8)])
+def test_next_version(versions, expected):
+    assert next_version([mv(v) for v in versions] + [mv(99, model="other")], "iris") == expected
+
+
+def _job(*, active=0, failed=0, succeeded=0, cond_type=None, reason=None):
+    st: dict = {
+        "active": active,
+        "failed": failed,
+        "succeeded": succeeded,
+        "startTime": "2026-01-01T11:59:00Z",
+    }
+    if cond_type:
+        st["conditions"] = [
+            {
+                "type": cond_type,
+                "status": "True",
+                "reason": reason or "",
+                "lastTransitionTime": "2026-01-01T12:00:00Z",
+                "message": "m",
+            }
+        ]
+        if cond_type == "Complete":
+            st["completionTime"] = "2026-01-01T12:00:00Z"
+    return {"metadata": {"name": "iris-train"}, "status": st}
+
+
+def _pod(message: str, container: str = "trainer", finished: str = "2026-01-01T12:00:00Z"):
+    return {
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": container,
+                    "state": {"terminated": {"exitCode": 1, "message": message, "finishedAt": finished}},
+                }
+            ]
+        }
+    }
+
+
+OK = {
+    "ok": True,
+    "artifact": {"uri": "pvc://a/m/iris/uid-1/model.onnx", "sha256": SHA_A, "sizeBytes": 10},
+    "profile": {"uri": "pvc://a/m/iris/uid-1/profile.json", "sha256": SHA_B},
+    "metrics": {"accuracy": 0.9667, "f1_macro": 0.96},
+    "signature": {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+        "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
+    },
+    "dataset": {"uri": "sklearn://iris"},
+    "codeVersion": "0.1.0",
+}
+
+
+def test_training_pending_creates_job():
+    plan = tjr.reconcile(tj(), None, [], registered=None, settings=S, now=T0)
+    assert plan.job and plan.job["metadata"]["name"] == "iris-train"
+    assert plan.status["phase"] == "Pending" and cond.is_true(plan.status["conditions"], cond.RECONCILING)
+
+
+def test_training_running_attempts():
+    plan = tjr.reconcile(tj(), _job(active=1, failed=1), [], registered=None, settings=S, now=T0)
+    assert plan.status["phase"] == "Running" and plan.status["attempts"] == 2
+
+
+def test_training_suspended():
+    plan = tjr.reconcile(tj(suspend=True), _job(), [], registered=None, settings=S, now=T0)
+    assert plan.status["phase"] == "Suspended" and plan.job["spec"]["suspend"] is True
+
+
+def test_training_gate_failure_message():
+    msg = json.dumps({"ok": False, "reason": "GateNotMet", "message": "accuracy 0.61 < 0.9"})
+    plan = tjr.reconcile(
+        tj(),
+        _job(failed=3, cond_type="Failed", reason="BackoffLimitExceeded"),
+        [_pod(msg)],
+        registered=None,
+        settings=S,
+        now=T0,
+    )
+    st = plan.status
+    assert st["phase"] == "Failed" and st["message"] == "GateNotMet: accuracy 0.61 < 0.9"
+    assert cond.is_true(st["conditions"], cond.STALLED) and not cond.is_true(st["conditions"], cond.READY)
+    assert st["attempts"] == 3
+
+
+def test_training_crash_backoff_uses_log_tail():
+    plan = tjr.reconcile(
+        tj(),
+        _job(failed=3, cond_type="Failed", reason="BackoffLimitExceeded"),
+        [_pod("Traceback ...\nMemoryError")],
+        registered=None,
+        settings=S,
+        now=T0,
+    )
+    assert plan.status["message"].startswith("BackoffLimitExceeded after 3 attempts: Traceback")
+
+
+def test_training_deadline():
+    plan = tjr.reconcile(
+        tj(),
+        _job(failed=1, cond_type="Failed", reason="DeadlineExceeded"),
+        [],
+        registered=None,
+        settings=S,
+        now=T0,
+    )
+    assert plan.status["phase"] == "Failed"
+    assert cond.find(plan.status["conditions"], cond.READY)["reason"] == "DeadlineExceeded"
+
+
+def test_training_success_registers_then_terminal_and_idempotent():
+    pods = [_pod(json.dumps(OK))]
+    plan = tjr.reconcile(
+        tj(), _job(succeeded=1, cond_type="Complete"), pods, registered=None, settings=S, now=T0
+    )
+    assert plan.status["phase"] == "Succeeded" and plan.register is not None
+    body = plan.register
+    assert body["metadata"]["labels"]["onnxops.dev/training-job-uid"] == "uid-1"
+    assert "ownerReferences" not in body["metadata"]
+    assert body["spec"]["artifact"]["sha256"] == SHA_A and body["spec"]["profile"]["sha256"] == SHA_B
+    assert body["spec"]["lineage"]["trainingJob"] == "ml/iris"
+    assert plan.status["primaryMetric"] == "accuracy=0.9667"
+    # registered -> modelVersion recorded, Ready
+    plan = tjr.reconcile(
+        tj(), _job(succeeded=1, cond_type="Complete"), pods, registered="iris-v4", settings=S, now=T0
+    )
+    assert plan.status["modelVersion"] == "iris-v4" and plan.register is None
+    assert cond.is_true(plan.status["conditions"], cond.READY)
+    obj = {**tj(), "status": {k: v for k, v in plan.status.items() if v is not None}}
+    # terminal: no Job wanted (TTL may delete it), nothing to write
+    again = tjr.reconcile(obj, None, [], registered="iris-v4", settings=S, now=T0)
+    assert again.job is None and again.status_patch == {} and again.register is None
+
+
+def test_training_complete_without_result_fails_clearly():
+    plan = tjr.reconcile(
+        tj(), _job(succeeded=1, cond_type="Complete"), [], registered=None, settings=S, now=T0
+    )
+    assert plan.status["phase"] == "Failed" and "termination message" in plan.status["message"]
+
+
+def test_model_version_verification_paths():
+    m = mv(2, phase=None)
+    plan = mvr.reconcile(m, None, [], served_by=[], settings=S, now=T0)
+    assert plan.job["metadata"]["name"] == "iris-v2-verify" and plan.status["phase"] == "Verifying"
+    ok = {
+        "status": {
+            "conditions": [{"type": "Complete", "status": "True"}],
+            "completionTime": "2026-01-01T12:00:00Z",
+        }
+    }
+    plan = mvr.reconcile(m, ok, [], served_by=[], settings=S, now=T0)
+    assert plan.status["phase"] == "Ready" and plan.status["verifiedAt"] == "2026-01-01T12:00:00Z"
+    assert cond.is_true(plan.status["conditions"], cond.VERIFIED)
+    bad = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}}
+    pod = _pod(
+        json.dumps({"ok": False, "reason": "SignatureMismatch", "message": "input shape [-1, 5]"}),
+        container="verify",
+    )
+    plan = mvr.reconcile(m, bad, [pod], served_by=[], settings=S, now=T0)
+    assert plan.status["phase"] == "Failed" and "SignatureMismatch" in plan.status["message"]
+    assert cond.find(plan.status["conditions"], cond.VERIFIED)["status"] == "False"
+
+
+def test_model_version_served_by_and_deletion_block():
+    m = mv(2)
+    plan = mvr.reconcile(m, None, [], served_by=["ml/b", "ml/a"], settings=S, now=T0)
+    assert plan.status["servedBy"] == ["ml/a", "ml/b"] and plan.job is None
+    assert mvr.deletion_block(m, [], T0) is None
+    patch = mvr.deletion_block(m, ["ml/a"], T0)
+    assert patch and cond.find(patch["conditions"], "DeletionBlocked")["status"] == "True"
+
+
+def test_status_patch_only_changes():
+    assert status_patch({"a": 1, "b": 2}, {"a": 1, "b": 2}) == {}
+    assert status_patch({"a": 1, "b": 2}, {"a": 1, "b": None, "c": 3}) == {"b": None, "c": 3}
+    assert status_patch({}, {"x": None}) == {}
