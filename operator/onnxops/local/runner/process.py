@@ -1,0 +1,71 @@
+"""OS processes for containers: spawn in their own session (process group), stop with SIGTERM then
+SIGKILL after a grace period, and always reap the whole group so no stray children survive a container."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from onnxops.local.runner.podspec import ProcessPlan
+
+
+def prepare_fs(plan: ProcessPlan) -> None:
+    for d in plan.dirs:
+        Path(d).mkdir(parents=True, exist_ok=True)
+    for path, data in plan.files.items():
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    tp = Path(plan.termination_path)
+    tp.parent.mkdir(parents=True, exist_ok=True)
+    tp.write_bytes(b"")  # a fresh, empty termination-message file per container start
+
+
+async def spawn(plan: ProcessPlan, log_file: str) -> asyncio.subprocess.Process:
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as out:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(
+            *plan.argv, env=plan.env, cwd=plan.cwd, stdin=asyncio.subprocess.DEVNULL,
+            stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> int:
+    """SIGTERM the container's process group, SIGKILL after `grace` seconds; returns the returncode."""
+    if proc.returncode is None:
+        signal_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=max(0.0, grace))
+        except TimeoutError:
+            signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    signal_group(proc.pid, signal.SIGKILL)  # leftovers of the group
+    assert proc.returncode is not None
+    return proc.returncode
+
+
+def read_head(path: str, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except OSError:
+        return b""
+
+
+def read_tail(path: str, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read()
+    except OSError:
+        return b""
