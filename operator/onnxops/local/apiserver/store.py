@@ -1,0 +1,117 @@
+"""In-memory object storage: a cluster-wide resourceVersion counter, a bounded event history and the
+watchers' queues. Objects are never mutated in place once stored (updates store a new dict), so events
+and readers can share them safely."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ApiError
+
+GroupResource = tuple[str, str]
+ObjKey = tuple[str, str]  # (namespace or "", name)
+
+
+@dataclass(frozen=True)
+class Event:
+    rv: int
+    type: str  # ADDED | MODIFIED | DELETED
+    group_resource: GroupResource
+    namespace: str
+    obj: dict[str, Any]
+
+
+@dataclass(eq=False)
+class Watcher:
+    group_resource: GroupResource
+    namespace: str | None
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+
+    def wants(self, event: Event) -> bool:
+        return event.group_resource == self.group_resource and (
+            self.namespace is None or self.namespace == event.namespace)
+
+
+def gone(requested: int, oldest: int) -> ApiError:
+    return ApiError(410, f"too old resource version: {requested} ({oldest})", reason="Expired")
+
+
+class Store:
+    def __init__(self, history_size: int = 10_000) -> None:
+        self._objects: dict[GroupResource, dict[ObjKey, dict[str, Any]]] = {}
+        self._rv = 0
+        self._history: deque[Event] = deque(maxlen=history_size)
+        self._compacted = 0  # events with rv <= this are no longer in the history
+        self._watchers: set[Watcher] = set()
+
+    # --- resource versions -----------------------------------------------------------------------------
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def next_rv(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    # --- objects ------------------------------------------------------------------------------------
+    def get(self, gr: GroupResource, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._objects.get(gr, {}).get((namespace, name))
+
+    def items(self, gr: GroupResource, namespace: str | None = None) -> list[dict[str, Any]]:
+        objs = self._objects.get(gr, {})
+        if namespace is None:
+            return [objs[k] for k in sorted(objs)]
+        return [objs[k] for k in sorted(objs) if k[0] == namespace]
+
+    def all_objects(self) -> Iterator[tuple[GroupResource, dict[str, Any]]]:
+        for gr, objs in list(self._objects.items()):
+            for obj in list(objs.values()):
+                yield gr, obj
+
+    def put(self, gr: GroupResource, obj: dict[str, Any], event_type: str) -> None:
+        meta = obj["metadata"]
+        self._objects.setdefault(gr, {})[(meta.get("namespace", ""), meta["name"])] = obj
+        self._emit(Event(int(meta["resourceVersion"]), event_type, gr, meta.get("namespace", ""), obj))
+
+    def remove(self, gr: GroupResource, obj: dict[str, Any]) -> None:
+        """Remove an object; `obj` is its final state, carrying the deletion's new resourceVersion."""
+        meta = obj["metadata"]
+        self._objects.get(gr, {}).pop((meta.get("namespace", ""), meta["name"]), None)
+        self._emit(Event(int(meta["resourceVersion"]), "DELETED", gr, meta.get("namespace", ""), obj))
+
+    def drop_group_resource(self, gr: GroupResource) -> None:
+        self._objects.pop(gr, None)
+
+    # --- events and watchers ------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._compacted = self._history[0].rv
+        self._history.append(event)
+        for watcher in self._watchers:
+            if watcher.wants(event):
+                watcher.queue.put_nowait(event)
+
+    def subscribe(self, gr: GroupResource, namespace: str | None, since: int | None) -> tuple[
+            Watcher, list[Event]]:
+        """Register a watcher and return the retained events after `since` (None: no replay).
+        Raises 410 Gone when `since` is older than the retained history window."""
+        replay: list[Event] = []
+        watcher = Watcher(gr, namespace)
+        if since is not None:
+            if since < self._compacted:
+                raise gone(since, self._compacted + 1)
+            replay = [e for e in self._history if e.rv > since and watcher.wants(e)]
+        self._watchers.add(watcher)
+        return watcher, replay
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
+
+    def close_watchers(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.queue.put_nowait(None)
+        self._watchers.clear()
