@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,7 +84,7 @@ class Profile(_Model):
     format_version: int = Field(FORMAT_VERSION, alias="formatVersion")
     task: Literal["classification", "regression"]
     rows: int
-    features: list[NumericFeature | CategoricalFeature] = Field(discriminator="kind")
+    features: list[Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]]
     prediction: ClassPrediction | NumericPrediction | None = Field(default=None, discriminator="kind")
 
     def feature(self, name: str) -> NumericFeature | CategoricalFeature:
