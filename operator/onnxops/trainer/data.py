@@ -1,0 +1,180 @@
+"""Load the training data set and turn it into one float32 feature matrix plus a target vector.
+
+Decisions (documented for users in the report and metadata.json):
+
+- The ONNX model takes ONE input tensor ``input`` of FP32, shape ``[-1, n_features]``, features in
+  ``signature.featureNames`` order. So every feature must be numeric (bool counts as 0/1).
+- ``dataset.categoricalFeatures`` must hold integer codes; they are one-hot encoded inside the model
+  (OneHotEncoder(handle_unknown='ignore') converts to ONNX only for int64 or string categories, and a string
+  input would need a second input tensor). Unknown codes at serving time encode to all zeros.
+- The data set's digest is the sha256 of the file's bytes; for ``sklearn://<name>`` it is the sha256 of
+  the canonical CSV of the bundled frame: ``frame.to_csv(index=False, lineterminator="\\n")`` in UTF-8,
+  features then ``target``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from onnxops import storage
+from onnxops.api.v1alpha1.trainingjob import Dataset
+
+from .errors import DataError, InvalidData, InvalidSpec
+
+log = logging.getLogger("onnxops.trainer")
+
+SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+SKLEARN_TARGET = "target"
+MIN_ROWS = 10
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    uri: str
+    sha256: str
+    target: str
+
+
+@dataclass
+class Features:
+    X: np.ndarray  # float32, C-contiguous, rows x features
+    y: np.ndarray
+    names: list[str]
+    categorical: list[int] = field(default_factory=list)  # indices into names
+
+
+def canonical_csv_sha256(frame: pd.DataFrame) -> str:
+    return storage.sha256_hex(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
+def _load_sklearn(name: str) -> pd.DataFrame:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    frame: pd.DataFrame = bunch.frame
+    return frame
+
+
+def _parse(buf: io.BytesIO | str, fmt: str, uri: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
+    except Exception as e:  # pandas/pyarrow raise many types; all mean "not this format"
+        raise InvalidData(f"cannot parse {uri} as {fmt}: {type(e).__name__}: {str(e)[:300]}") from None
+
+
+def load_table(ds: Dataset) -> Table:
+    """Read the data set named by the spec; verify the sha256 pin; record the digest."""
+    uri = ds.uri
+    if uri.startswith("sklearn://"):
+        name = uri.removeprefix("sklearn://")
+        if name not in SKLEARN_DATASETS:
+            raise InvalidSpec(f"dataset.uri: unknown bundled data set {name!r}; "
+                              f"one of {', '.join(SKLEARN_DATASETS)}")
+        frame = _load_sklearn(name)
+        digest = canonical_csv_sha256(frame)
+        if ds.sha256 and ds.sha256 != digest:
+            raise DataError(f"sha256 mismatch for {uri}: expected {ds.sha256}, got {digest}")
+        return Table(frame, uri, digest, ds.target or SKLEARN_TARGET)
+    if not ds.target:
+        raise InvalidSpec(f"dataset.target is required for {uri}")
+    try:
+        p = storage.parse_uri(uri)
+        if p.is_local:
+            path = storage.local_path(p)
+            if not path.is_file():
+                raise DataError(f"dataset {uri}: no such file ({path})")
+            digest = storage.sha256_file(path)  # streamed: the file is not held twice in memory
+            storage.verify_digest(uri, digest, ds.sha256)
+            frame = _parse(str(path), ds.format, uri)
+        else:
+            data = storage.read_bytes(uri, ds.sha256)
+            digest = storage.sha256_hex(data)
+            frame = _parse(io.BytesIO(data), ds.format, uri)
+            del data
+    except storage.StorageError as e:
+        raise DataError(f"dataset {uri}: {e}" if uri not in str(e) else str(e)) from None
+    except OSError as e:
+        raise DataError(f"dataset {uri}: {e}") from None
+    return Table(frame, uri, digest, ds.target)
+
+
+def _example(values: pd.Series) -> str:
+    present = values.dropna()
+    return repr(present.iloc[0]) if len(present) else "<all missing>"
+
+
+def _short_list(names: list[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
+
+
+def _target(s: pd.Series, name: str, classification: bool) -> np.ndarray:
+    if int(s.isna().sum()):
+        raise InvalidData(f"target column {name!r} has {int(s.isna().sum())} missing values")
+    if not classification:
+        if not _is_numeric(s) or pd.api.types.is_bool_dtype(s):
+            raise InvalidData(f"target column {name!r} is not numeric (e.g. {_example(s)}); "
+                              "a regressor needs a numeric target")
+        return s.to_numpy(dtype=np.float64)
+    if pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.int64)
+    if pd.api.types.is_numeric_dtype(s):
+        v = s.to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(v)) or not np.all(v == np.round(v)):
+            raise InvalidData(f"target column {name!r} has non-integer numbers (e.g. {_example(s)}); "
+                              "use a regressor or integer/string class labels")
+        return v.astype(np.int64)
+    return s.astype(str).to_numpy(dtype=object)
+
+
+def select_features(table: Table, ds: Dataset, *, classification: bool) -> Features:
+    """Columns -> one float32 matrix (features in order) and the target, with clear errors."""
+    frame, uri, target = table.frame, table.uri, table.target
+    cols = [str(c) for c in frame.columns]
+    frame.columns = cols
+    if target not in cols:
+        raise InvalidData(f"target column {target!r} not found in {uri}; columns: {_short_list(cols)}")
+    names = list(ds.features) if ds.features else [c for c in cols if c != target]
+    if target in names:
+        raise InvalidSpec(f"dataset.features lists the target column {target!r}")
+    if len(set(names)) != len(names):
+        raise InvalidSpec("dataset.features has duplicates")
+    for n in names:
+        if n not in cols:
+            raise InvalidData(f"feature {n!r} not found in {uri}; columns: {_short_list(cols)}")
+    if not names:
+        raise InvalidData(f"{uri} has no feature columns besides the target {target!r}")
+    cats = list(ds.categorical_features or [])
+    for c in cats:
+        if c not in names:
+            raise InvalidSpec(f"dataset.categoricalFeatures: {c!r} is not one of the features")
+    for n in names:
+        s = frame[n]
+        if not _is_numeric(s):
+            hint = ("it is listed in dataset.categoricalFeatures, but categories must be integer codes "
+                    "(the model's input is one FP32 tensor)") if n in cats else \
+                   "list it in dataset.categoricalFeatures (as integer codes) or drop it"
+            raise InvalidData(f"feature {n!r} is not numeric (dtype {s.dtype}, e.g. {_example(s)}); {hint}")
+    if len(frame) < MIN_ROWS:
+        raise InvalidData(f"{uri} has {len(frame)} rows; at least {MIN_ROWS} are needed")
+    y = _target(frame[target], target, classification)
+    X = np.empty((len(frame), len(names)), dtype=np.float32)
+    for j, n in enumerate(names):  # column by column: no full float64 copy of the frame
+        X[:, j] = frame[n].to_numpy(dtype=np.float32, na_value=np.nan)
+    for c in cats:
+        v = X[:, names.index(c)]
+        v = v[~np.isnan(v)]
+        bad = v[v != np.round(v)]
+        if bad.size:
+            raise InvalidData(f"categorical feature {c!r} must hold integer codes; found {float(bad[0])!r}")
+    return Features(X, y, names, [names.index(c) for c in cats])
