@@ -69,7 +69,8 @@ class Handlers:
 
     async def openapi_v3(self, request: web.Request) -> web.Response:
         tail = request.match_info["tail"].strip("/")
-        doc = openapi.group_version(self.cluster.registry, tail) if tail else openapi.root(self.cluster.registry)
+        registry = self.cluster.registry
+        doc = openapi.group_version(registry, tail) if tail else openapi.root(registry)
         if doc is None:
             raise ApiError(404, "the server could not find the requested resource")
         return respond(doc)
@@ -132,6 +133,7 @@ class Handlers:
             raise bad_request("dryRun is not supported by the local API server")
         method, q = request.method, request.query
         info, c = t.info, self.cluster
+        fv = q.get("fieldValidation")
         if t.name is None:
             if method == "GET":
                 if q.get("watch") in ("1", "true", "True"):
@@ -140,7 +142,7 @@ class Handlers:
                     return await stream.serve(request, self.stopping)
                 return self._list(request, info, t.namespace)
             if method == "POST":
-                created = c.create(info, t.namespace, await self._json_body(request))
+                created = c.create(info, t.namespace, await self._json_body(request), fv)
                 return respond(self._out(info, created), 201)
             if method == "DELETE":
                 return self._delete_collection(request, info, t.namespace)
@@ -154,11 +156,11 @@ class Handlers:
             return respond(self._out(info, obj))
         if method == "PUT":
             body = await self._json_body(request)
-            return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub)))
+            return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub, fv)))
         if method == "PATCH":
             raw = await request.read()
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
-            return respond(self._out(info, c.patch(info, t.namespace, t.name, ctype, raw, t.sub)))
+            return respond(self._out(info, c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv)))
         if method == "DELETE":
             options = await self._json_body(request) or {}
             if not isinstance(options, dict):
@@ -227,7 +229,8 @@ def make_app(handlers: Handlers) -> web.Application:
     @web.middleware
     async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            return await handler(request)
+            response: web.StreamResponse = await handler(request)
+            return response
         except ApiError as exc:
             return error_response(exc)
 

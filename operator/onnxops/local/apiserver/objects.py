@@ -62,13 +62,8 @@ class Cluster:
     def _ns_key(self, info: ResourceInfo, namespace: str | None) -> str:
         return namespace or "" if info.namespaced else ""
 
-    def _admit(self, info: ResourceInfo, obj: Obj, old: Obj | None) -> Obj:
-        if info.builtin:
-            return obj
-        admitted, causes = admit(info.schema, obj, old)
-        if causes:
-            raise invalid(info.kind, info.group, obj["metadata"].get("name", ""), causes)
-        return admitted
+    def _admit(self, info: ResourceInfo, obj: Obj, old: Obj | None, field_validation: str | None) -> Obj:
+        return obj if info.builtin else admit(info, obj, old, field_validation)
 
     def _ensure_namespace(self, namespace: str) -> None:
         if self.store.get(self.namespaces.group_resource, "", namespace) is not None:
@@ -85,7 +80,8 @@ class Cluster:
         return obj
 
     # --- verbs -------------------------------------------------------------------------------------
-    def create(self, info: ResourceInfo, namespace: str | None, body: Any) -> Obj:
+    def create(self, info: ResourceInfo, namespace: str | None, body: Any,
+               field_validation: str | None = None) -> Obj:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
@@ -118,7 +114,7 @@ class Cluster:
         if _has_status(info):
             obj.pop("status", None)
         apply_create_defaults(info, obj)
-        obj = self._admit(info, obj, None)
+        obj = self._admit(info, obj, None, field_validation)
         if info.group_resource == CRD_GROUP_RESOURCE:
             self._register_crd(obj)
         self.store.put(info.group_resource, self._stamp(obj), "ADDED")
@@ -132,16 +128,16 @@ class Cluster:
         return items, self.store.resource_version
 
     def replace(self, info: ResourceInfo, namespace: str | None, name: str, body: Any,
-                subresource: str | None = None) -> Obj:
+                subresource: str | None = None, field_validation: str | None = None) -> Obj:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise bad_request("the body of the request must be a JSON object with metadata")
         if (body.get("metadata") or {}).get("name", name) != name:
             raise bad_request("the name of the object does not match the name on the URL")
         old = self.lookup(info, namespace, name)
-        return self._write(info, old, copy.deepcopy(body), subresource)
+        return self._write(info, old, copy.deepcopy(body), subresource, field_validation)
 
     def patch(self, info: ResourceInfo, namespace: str | None, name: str, content_type: str,
-              raw: bytes, subresource: str | None = None) -> Obj:
+              raw: bytes, subresource: str | None = None, field_validation: str | None = None) -> Obj:
         kind = content_type.split(";")[0].strip().lower()
         try:
             if kind == APPLY:
@@ -156,7 +152,7 @@ class Cluster:
             old = self.lookup(info, namespace, name)
         except ApiError:
             if kind == APPLY:  # server-side apply creates a missing object
-                return self.create(info, namespace, body)
+                return self.create(info, namespace, body, field_validation)
             raise
         if kind == JSON:
             new = json_patch(old, body)
@@ -172,9 +168,10 @@ class Cluster:
                                 f"include: {JSON}, {MERGE}, {STRATEGIC}, {APPLY}")
         if not isinstance(new, dict):
             raise bad_request("the patched object is not a JSON object")
-        return self._write(info, old, new, subresource)
+        return self._write(info, old, new, subresource, field_validation)
 
-    def _write(self, info: ResourceInfo, old: Obj, new: Obj, subresource: str | None) -> Obj:
+    def _write(self, info: ResourceInfo, old: Obj, new: Obj, subresource: str | None,
+               field_validation: str | None = None) -> Obj:
         new = copy.deepcopy(new)  # patches share untouched subtrees with the stored object
         meta = new.get("metadata")
         if not isinstance(meta, dict):
@@ -207,7 +204,7 @@ class Cluster:
                 raise invalid(info.kind, info.group, old_meta["name"], [{
                     "reason": "FieldValueForbidden", "field": "metadata.finalizers",
                     "message": "Forbidden: no new finalizers can be added if the object is being deleted"}])
-        new = self._admit(info, new, old)
+        new = self._admit(info, new, old, field_validation)
         meta = new["metadata"]
         if _spec_part(info, new) != _spec_part(info, old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1

@@ -17,7 +17,9 @@ _EXISTS_RE = re.compile(r"^\s*(!?)\s*([^\s!=(),]+)\s*$")
 
 def split_terms(selector: str) -> list[str]:
     """Split on the commas that are not inside a parenthesised value set."""
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in selector:
         if ch == "(":
             depth += 1

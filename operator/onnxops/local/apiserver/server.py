@@ -73,8 +73,7 @@ class ApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        port = sockets[0].getsockname()[1] if sockets else self.port
+        port = int(self._runner.addresses[0][1])
         self.port = port
         self._url = f"http://{self.host}:{port}"
         return self._url
