@@ -1,0 +1,280 @@
+"""Server configuration from command-line arguments and ``ONNXOPS_*`` environment variables.
+
+Arguments win over the environment, the environment wins over the defaults. The names follow the
+server contract in ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+# dest -> environment variable
+ENV: dict[str, str] = {
+    "model_name": "ONNXOPS_MODEL_NAME",
+    "model_version": "ONNXOPS_MODEL_VERSION",
+    "model_uri": "ONNXOPS_MODEL_URI",
+    "sha256": "ONNXOPS_MODEL_SHA256",
+    "profile_uri": "ONNXOPS_PROFILE_URI",
+    "profile_sha256": "ONNXOPS_PROFILE_SHA256",
+    "host": "ONNXOPS_HOST",
+    "port": "ONNXOPS_PORT",
+    "max_body_bytes": "ONNXOPS_MAX_BODY_BYTES",
+    "intra_op_threads": "ONNXOPS_INTRA_OP_THREADS",
+    "inter_op_threads": "ONNXOPS_INTER_OP_THREADS",
+    "drift_metrics": "ONNXOPS_DRIFT_METRICS",
+    "drift_window_seconds": "ONNXOPS_DRIFT_WINDOW_SECONDS",
+    "category_limit": "ONNXOPS_CATEGORY_LIMIT",
+    "access_log": "ONNXOPS_ACCESS_LOG",
+    "log_level": "ONNXOPS_LOG_LEVEL",
+    "shutdown_grace_seconds": "ONNXOPS_SHUTDOWN_GRACE_SECONDS",
+    "expect_signature_json": "ONNXOPS_EXPECT_SIGNATURE_JSON",
+}
+
+DESCRIPTION = """\
+Serve one ONNX model version over the Open Inference Protocol v2 (JSON and the binary tensor extension)
+and the KServe v1 protocol, with Prometheus metrics for drift detection.
+
+The artifact is downloaded (file://, pvc://, s3://, https://), its sha256 is verified before anything
+else, an ONNX Runtime session is created and the baseline profile is read; only then does
+/v2/health/ready answer 200. A missing or corrupt artifact or a digest mismatch leaves the server
+not ready, with the reason in the log and in the body of /v2/health/ready.
+
+Endpoints:
+  GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/<name>[/versions/<v>][/ready]
+  POST /v2/models/<name>[/versions/<v>]/infer
+  GET  /v1/models/<name>             POST /v1/models/<name>:predict
+  GET  /metrics
+"""
+
+EPILOG = """\
+Every option can also be set with the environment variable shown in brackets; an argument wins.
+
+examples:
+  python -m onnxops.serving --model-name iris --model-version 1 \\
+      --model-uri file:///models/iris/model.onnx --sha256 <hex> --port 8080
+  python -m onnxops.serving --verify-only --model-uri s3://bucket/iris/model.onnx --sha256 <hex> \\
+      --expect-signature-json '{"inputs": [...], "outputs": [...]}'
+"""
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_name: str
+    model_version: str
+    model_uri: str
+    sha256: str
+    profile_uri: str | None = None
+    profile_sha256: str | None = None
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    drift_metrics: bool = True
+    drift_window_seconds: float = 300.0
+    category_limit: int = 50
+    access_log: bool = False
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = 20.0
+    verify_only: bool = False
+    expect_signature_json: str | None = None
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r} (use true/false)")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {value!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m onnxops.serving",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    m = p.add_argument_group("model")
+    m.add_argument("--model-name", help="name the model is served under [ONNXOPS_MODEL_NAME]")
+    m.add_argument("--model-version", help="version served, e.g. 3 [ONNXOPS_MODEL_VERSION] (default: 1)")
+    m.add_argument(
+        "--model-uri", help="URI of model.onnx: file://, pvc://, s3://, https:// [ONNXOPS_MODEL_URI]"
+    )
+    m.add_argument("--sha256", help="expected sha256 of model.onnx (required) [ONNXOPS_MODEL_SHA256]")
+    m.add_argument(
+        "--profile-uri",
+        help="URI of the baseline profile.json (optional; drift metrics need it) [ONNXOPS_PROFILE_URI]",
+    )
+    m.add_argument("--profile-sha256", help="expected sha256 of profile.json [ONNXOPS_PROFILE_SHA256]")
+    m.add_argument(
+        "--intra-op-threads",
+        type=_positive_int,
+        help="ONNX Runtime intra-op threads, 0 = one per core [ONNXOPS_INTRA_OP_THREADS] (default: 1)",
+    )
+    m.add_argument(
+        "--inter-op-threads",
+        type=_positive_int,
+        help="ONNX Runtime inter-op threads [ONNXOPS_INTER_OP_THREADS] (default: 1)",
+    )
+    s = p.add_argument_group("server")
+    s.add_argument("--host", help="bind address [ONNXOPS_HOST] (default: 0.0.0.0)")
+    s.add_argument("--port", type=_positive_int, help=f"port [ONNXOPS_PORT] (default: {DEFAULT_PORT})")
+    s.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        help=f"largest request body accepted; larger ones get 400 [ONNXOPS_MAX_BODY_BYTES] "
+        f"(default: {DEFAULT_MAX_BODY})",
+    )
+    s.add_argument(
+        "--shutdown-grace-seconds",
+        type=float,
+        help="on SIGTERM, how long to wait for in-flight requests [ONNXOPS_SHUTDOWN_GRACE_SECONDS] "
+        "(default: 20)",
+    )
+    s.add_argument(
+        "--access-log",
+        type=_bool,
+        metavar="BOOL",
+        help="log every request (off by default: it costs throughput) [ONNXOPS_ACCESS_LOG]",
+    )
+    s.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR [ONNXOPS_LOG_LEVEL] (default: INFO)")
+    d = p.add_argument_group("monitoring")
+    d.add_argument(
+        "--drift-metrics",
+        type=_bool,
+        metavar="BOOL",
+        help="update per-feature drift histograms and counters [ONNXOPS_DRIFT_METRICS] (default: true)",
+    )
+    d.add_argument(
+        "--drift-window-seconds",
+        type=float,
+        help="sliding window of the in-process PSI gauges [ONNXOPS_DRIFT_WINDOW_SECONDS] (default: 300)",
+    )
+    d.add_argument(
+        "--category-limit",
+        type=_positive_int,
+        help="distinct unseen categories counted per feature before '__other__' "
+        "[ONNXOPS_CATEGORY_LIMIT] (default: 50)",
+    )
+    v = p.add_argument_group("verification (ModelVersion verification Job)")
+    v.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="download, check sha256, load, check the signature, run one smoke inference, write a "
+        "JSON result to $ONNXOPS_TERMINATION_LOG (default /dev/termination-log), exit 0 or 1",
+    )
+    v.add_argument(
+        "--expect-signature-json",
+        help="ModelVersion signature (JSON) the model must match [ONNXOPS_EXPECT_SIGNATURE_JSON]",
+    )
+    return p
+
+
+def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> ServerConfig:
+    """Merge arguments, environment and defaults; raise ConfigError naming the bad setting."""
+    e = os.environ if env is None else env
+    ns = build_parser().parse_args(list(argv))
+    raw: dict[str, object] = {}
+    for dest, var in ENV.items():
+        value = getattr(ns, dest, None)
+        if value is None and e.get(var) not in (None, ""):
+            value = e[var]
+        if value is not None:
+            raw[dest] = value
+    try:
+        cfg = ServerConfig(
+            model_name=str(raw.get("model_name", "")),
+            model_version=str(raw.get("model_version", "1")),
+            model_uri=str(raw.get("model_uri", "")),
+            sha256=str(raw.get("sha256", "")).lower(),
+            profile_uri=_opt(raw.get("profile_uri")),
+            profile_sha256=_opt(raw.get("profile_sha256")),
+            host=str(raw.get("host", "0.0.0.0")),
+            port=_int(raw.get("port", DEFAULT_PORT), "port"),
+            max_body_bytes=_int(raw.get("max_body_bytes", DEFAULT_MAX_BODY), "max-body-bytes"),
+            intra_op_threads=_int(raw.get("intra_op_threads", 1), "intra-op-threads"),
+            inter_op_threads=_int(raw.get("inter_op_threads", 1), "inter-op-threads"),
+            drift_metrics=_as_bool(raw.get("drift_metrics", True), "drift-metrics"),
+            drift_window_seconds=float(raw.get("drift_window_seconds", 300.0)),  # type: ignore[arg-type]
+            category_limit=_int(raw.get("category_limit", 50), "category-limit"),
+            access_log=_as_bool(raw.get("access_log", False), "access-log"),
+            log_level=str(raw.get("log_level", "INFO")).upper(),
+            shutdown_grace_seconds=float(raw.get("shutdown_grace_seconds", 20.0)),  # type: ignore[arg-type]
+            verify_only=bool(ns.verify_only),
+            expect_signature_json=_opt(raw.get("expect_signature_json")),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return validate(cfg)
+
+
+def _opt(value: object) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _int(value: object, name: str) -> int:
+    try:
+        n: int = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name}: not an integer: {value!r}") from None
+    if n < 0:
+        raise ConfigError(f"--{name}: must be >= 0, got {n}")
+    return int(n)
+
+
+def _as_bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    try:
+        return _bool(str(value))
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"--{name}: {exc}") from None
+
+
+def validate(cfg: ServerConfig) -> ServerConfig:
+    """Checks that need no I/O; the messages name the setting."""
+    if not cfg.model_uri:
+        raise ConfigError("--model-uri (ONNXOPS_MODEL_URI) is required")
+    if not cfg.sha256:
+        raise ConfigError("--sha256 (ONNXOPS_MODEL_SHA256) is required: the artifact is verified before use")
+    if not _is_sha256(cfg.sha256):
+        raise ConfigError(f"--sha256: not a sha256 hex digest: {cfg.sha256!r}")
+    if cfg.profile_sha256 is not None and not _is_sha256(cfg.profile_sha256.lower()):
+        raise ConfigError(f"--profile-sha256: not a sha256 hex digest: {cfg.profile_sha256!r}")
+    if cfg.profile_uri and not cfg.profile_sha256:
+        raise ConfigError("--profile-sha256 (ONNXOPS_PROFILE_SHA256) is required with --profile-uri")
+    if not cfg.verify_only and not cfg.model_name:
+        raise ConfigError("--model-name (ONNXOPS_MODEL_NAME) is required")
+    if cfg.port > 65535:
+        raise ConfigError(f"--port: must be <= 65535, got {cfg.port}")
+    if cfg.drift_window_seconds <= 0:
+        raise ConfigError("--drift-window-seconds: must be > 0")
+    if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"--log-level: one of DEBUG, INFO, WARNING, ERROR, got {cfg.log_level!r}")
+    return cfg
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)

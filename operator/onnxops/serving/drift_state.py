@@ -1,0 +1,219 @@
+"""Vectorised drift counting against a baseline profile, plus sliding-window PSI.
+
+Numeric features share one flat array of bin counts: the bins of feature ``j`` live at
+``offsets[j] .. offsets[j] + len(edges_j)``. A batch is binned for all features at once by comparing
+it with a padded edge matrix (``+inf`` beyond each feature's own edges), so a row's bin is the number
+of edges strictly below it: right-closed bins ``(e_{i-1}, e_i]``, exactly Prometheus' ``le``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from onnxops.drift.names import MAX_UNSEEN_CATEGORIES
+from onnxops.drift.names import OTHER_CATEGORY as OTHER
+from onnxops.drift.stats import psi as _psi
+from onnxops.profile import CategoricalFeature, NumericFeature, Profile
+
+MISSING_STRINGS = frozenset({"", "nan", "NaN", "None", "null"})
+_BROADCAST_LIMIT = 400_000  # above n*f*k comparisons, bin per feature with searchsorted
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """PSI of the window (``actual``) against the profile (``expected``), as the drift monitor computes it."""
+    if expected.sum() <= 0 or actual.sum() <= 0:
+        return math.nan
+    return _psi(expected, actual)
+
+
+def category_key(value: object) -> str | None:
+    """The label a categorical value is counted under; None for a missing value."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None
+        if float(value).is_integer():
+            return str(int(value))
+    s = str(value)
+    return None if s in MISSING_STRINGS else s
+
+
+@dataclass
+class CategoryCounter:
+    known: dict[str, int]
+    limit: int
+    unseen: int = 0
+
+    def add(self, key: str, n: int) -> None:
+        if key in self.known:
+            self.known[key] += n
+        elif self.unseen < self.limit:
+            self.known[key] = n
+            self.unseen += 1
+        else:
+            self.known[OTHER] = self.known.get(OTHER, 0) + n
+
+
+@dataclass
+class _Slice:
+    start: float
+    counts: np.ndarray
+    rows: int = 0
+
+
+@dataclass
+class DriftState:
+    """Counts since start (for Prometheus) and a sliding window (for the PSI gauges)."""
+
+    profile: Profile
+    input_name: str | None  # the single 2-D input whose columns are the features, or None
+    category_limit: int = MAX_UNSEEN_CATEGORIES
+    window_seconds: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    numeric: list[NumericFeature] = field(init=False)
+    categorical: list[CategoricalFeature] = field(init=False)
+
+    def __post_init__(self) -> None:
+        feats = sorted(self.profile.features, key=lambda f: f.index)
+        self.numeric = [f for f in feats if isinstance(f, NumericFeature)]
+        self.categorical = [f for f in feats if isinstance(f, CategoricalFeature)]
+        self.num_cols = np.array([f.index for f in self.numeric], dtype=np.intp)
+        k = max((len(f.edges) for f in self.numeric), default=0)
+        self.edge_matrix = np.full((len(self.numeric), max(k, 1)), np.inf)
+        for j, f in enumerate(self.numeric):
+            self.edge_matrix[j, : len(f.edges)] = f.edges
+        sizes = np.array([len(f.edges) + 1 for f in self.numeric], dtype=np.intp)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp) if len(sizes) else sizes
+        self.total_bins = int(sizes.sum())
+        self.bin_counts = np.zeros(self.total_bins, dtype=np.int64)
+        self.sums = np.zeros(len(self.numeric))
+        self.missing = {f.name: 0 for f in feats}
+        self.categories = {
+            f.name: CategoryCounter({c: 0 for c in f.categories}, self.category_limit)
+            for f in self.categorical
+        }
+        self.expected = np.array([c for f in self.numeric for c in f.counts], dtype=float)
+        pred = self.profile.prediction
+        self.pred_classes = (
+            CategoryCounter({c: 0 for c in pred.classes}, self.category_limit)
+            if pred is not None and pred.kind == "class"
+            else None
+        )
+        self.pred_edges = (
+            np.asarray(pred.edges, dtype=float) if pred is not None and pred.kind == "numeric" else None
+        )
+        self.pred_counts = np.zeros(
+            0 if self.pred_edges is None else len(self.pred_edges) + 1, dtype=np.int64
+        )
+        self.pred_sum = 0.0
+        self.window: deque[_Slice] = deque()
+        self.slice_seconds = self.window_seconds / 10.0
+
+    # -- updates ------------------------------------------------------------------------------
+    def _column(self, feeds: dict[str, np.ndarray], f: NumericFeature | CategoricalFeature) -> np.ndarray:
+        if self.input_name is not None:
+            return feeds[self.input_name][:, f.index]
+        return feeds[f.name].reshape(-1)
+
+    def _numeric_matrix(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        if self.input_name is not None:
+            x = feeds[self.input_name]
+            if x.dtype == object:
+                x = x[:, self.num_cols].astype(float)
+            return np.asarray(x[:, self.num_cols], dtype=np.float64)
+        return np.stack(
+            [np.asarray(feeds[f.name].reshape(-1), dtype=np.float64) for f in self.numeric], axis=1
+        )
+
+    def update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None) -> None:
+        if self.numeric:
+            self._update_numeric(self._numeric_matrix(feeds))
+        for f in self.categorical:
+            self._update_categorical(f, self._column(feeds, f))
+        if prediction is not None:
+            self._update_prediction(prediction.reshape(-1))
+
+    def _update_numeric(self, x: np.ndarray) -> None:
+        n, nf = x.shape
+        nan = np.isnan(x)
+        if n * nf * self.edge_matrix.shape[1] <= _BROADCAST_LIMIT:
+            idx = np.count_nonzero(x[:, :, None] > self.edge_matrix[None, :, :], axis=2)
+        else:
+            idx = np.empty((n, nf), dtype=np.intp)
+            for j, f in enumerate(self.numeric):
+                idx[:, j] = np.searchsorted(np.asarray(f.edges, dtype=float), x[:, j], side="left")
+        flat = idx + self.offsets
+        if nan.any():
+            flat[nan] = self.total_bins
+            miss = nan.sum(axis=0)
+            for j in np.flatnonzero(miss).tolist():
+                self.missing[self.numeric[j].name] += int(miss[j])
+            self.sums += np.where(nan, 0.0, x).sum(axis=0)
+        else:
+            self.sums += x.sum(axis=0)
+        counts = np.bincount(flat.ravel(), minlength=self.total_bins + 1)[: self.total_bins]
+        self.bin_counts += counts
+        self._window_slice().counts += counts
+        self.window[-1].rows += n
+
+    def _update_categorical(self, f: CategoricalFeature, col: np.ndarray) -> None:
+        values, counts = np.unique(col.astype(str), return_counts=True)
+        counter = self.categories[f.name]
+        for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+            key = category_key(float(v) if col.dtype.kind == "f" else v)
+            if key is None:
+                self.missing[f.name] += c
+            else:
+                counter.add(key, c)
+
+    def _update_prediction(self, pred: np.ndarray) -> None:
+        if self.pred_classes is not None:
+            values, counts = np.unique(pred, return_counts=True)
+            for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+                key = category_key(v)
+                self.pred_classes.add(key if key is not None else OTHER, c)
+        elif self.pred_edges is not None:
+            p = np.asarray(pred, dtype=np.float64)
+            p = p[~np.isnan(p)]
+            self.pred_counts += np.bincount(
+                np.searchsorted(self.pred_edges, p, side="left"), minlength=len(self.pred_edges) + 1
+            )
+            self.pred_sum += float(p.sum())
+
+    def _window_slice(self) -> _Slice:
+        now = self.clock()
+        if not self.window or now - self.window[-1].start >= self.slice_seconds:
+            self.window.append(_Slice(now, np.zeros(self.total_bins, dtype=np.int64)))
+            self._expire(now)
+        return self.window[-1]
+
+    def _expire(self, now: float) -> None:
+        while self.window and now - self.window[0].start >= self.window_seconds:
+            self.window.popleft()
+
+    # -- reads --------------------------------------------------------------------------------
+    def feature_bins(self, j: int) -> np.ndarray:
+        o = self.offsets[j]
+        return self.bin_counts[o : o + len(self.numeric[j].edges) + 1]
+
+    def window_psi(self) -> tuple[int, dict[str, float]]:
+        """Rows in the window and PSI per numeric feature against the profile (NaN without rows)."""
+        self._expire(self.clock())
+        rows = sum(s.rows for s in self.window)
+        if not self.window:
+            return 0, {f.name: math.nan for f in self.numeric}
+        actual = np.sum([s.counts for s in self.window], axis=0)
+        out = {}
+        for j, f in enumerate(self.numeric):
+            o, size = self.offsets[j], len(f.edges) + 1
+            out[f.name] = psi(self.expected[o : o + size], actual[o : o + size])
+        return rows, out

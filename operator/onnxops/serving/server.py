@@ -1,0 +1,94 @@
+"""Wiring: state, metrics, handlers and the HTTP server; background model loading; shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from .app import HttpServer, install_signal_handlers
+from .config import ServerConfig
+from .drift_state import DriftState
+from .handlers import Handlers
+from .metrics import ServerMetrics
+from .model import LoadedModel, LoadError, ModelState, load_model
+
+log = logging.getLogger("onnxops.serving")
+
+
+@dataclass
+class Running:
+    cfg: ServerConfig
+    state: ModelState
+    metrics: ServerMetrics
+    http: HttpServer
+    port: int
+    loader: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.state.draining = True
+        self.metrics.ready = False
+        await self.http.shutdown(self.cfg.shutdown_grace_seconds)
+        self.loader.cancel()
+
+
+def attach_model(state: ModelState, metrics: ServerMetrics, model: LoadedModel, cfg: ServerConfig) -> None:
+    if model.profile is not None and cfg.drift_metrics:
+        single = model.inputs[0] if len(model.inputs) == 1 and len(model.inputs[0].shape) == 2 else None
+        metrics.drift = DriftState(
+            model.profile,
+            single.name if single else None,
+            category_limit=cfg.category_limit,
+            window_seconds=cfg.drift_window_seconds,
+        )
+    state.set_loaded(model)
+    metrics.ready = True
+
+
+async def _load(cfg: ServerConfig, state: ModelState, metrics: ServerMetrics) -> None:
+    try:
+        model = await asyncio.get_running_loop().run_in_executor(None, load_model, cfg)
+    except LoadError as exc:
+        state.set_failed(exc.reason, exc.message)
+        log.error(
+            "model not loaded: the server stays not ready",
+            extra={"fields": {"reason": exc.reason, "message": exc.message}},
+        )
+        return
+    except Exception as exc:
+        state.set_failed("LoadFailed", f"{type(exc).__name__}: {exc}")
+        log.exception("model not loaded: the server stays not ready")
+        return
+    attach_model(state, metrics, model, cfg)
+    log.info("ready", extra={"fields": {"model": cfg.model_name, "version": cfg.model_version}})
+
+
+async def start(cfg: ServerConfig) -> Running:
+    """Listen first (liveness answers during a long download), then load the model in a thread."""
+    state = ModelState()
+    metrics = ServerMetrics(cfg.model_name, cfg.model_version)
+    handlers = Handlers(cfg.model_name, cfg.model_version, state, metrics, drift=cfg.drift_metrics)
+    http = HttpServer(
+        handlers,
+        max_body_bytes=cfg.max_body_bytes,
+        access_log=cfg.access_log,
+        on_request=metrics.record_request,
+    )
+    port = await http.start(cfg.host, cfg.port)
+    log.info("listening", extra={"fields": {"host": cfg.host, "port": port}})
+    loader = asyncio.create_task(_load(cfg, state, metrics))
+    return Running(cfg, state, metrics, http, port, loader)
+
+
+async def serve(cfg: ServerConfig) -> int:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    running = await start(cfg)
+    await stop.wait()
+    log.info(
+        "shutting down: finishing in-flight requests",
+        extra={"fields": {"connections": len(running.http.connections)}},
+    )
+    await running.stop()
+    log.info("stopped")
+    return 0
