@@ -168,6 +168,18 @@ class KubeClient:
         )
         return result
 
+    async def bind(self, namespace: str, name: str, node: str) -> None:
+        """Assign a pod to a node as the scheduler does (pods/binding); falls back to setting
+        spec.nodeName when the server has no binding subresource."""
+        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        try:
+            await self._request("POST", PODS.path(namespace, name, "binding"), body=body)
+        except ApiError as e:
+            if e.status not in (400, 404, 405):
+                raise
+            await self.patch(PODS, namespace, name, {"spec": {"nodeName": node}})
+
     async def delete(
         self, res: Resource, namespace: str | None, name: str, *, grace_period_seconds: int | None = None,
         propagation_policy: str | None = None, uid: str | None = None,

@@ -81,8 +81,11 @@ class PodWorker:
     async def _main(self) -> None:
         status_task = asyncio.create_task(self._status_loop())
         try:
-            self.changed.set()
             spec = self.pod.get("spec", {})
+            if not spec.get("nodeName"):
+                with contextlib.suppress(ApiError, aiohttp.ClientError):
+                    await self.runner.client.bind(self.ns, self.name, "local")
+            self.changed.set()
             plans = await self._plan_all(spec.get("initContainers") or [], spec.get("containers", []))
             if plans is None:
                 await asyncio.Event().wait()  # cannot start (e.g. image not local): stay Pending

@@ -1,0 +1,215 @@
+"""The local runtime's Job controller and pod runner against the real API emulator, with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from onnxops.local.runner.client import EVENTS, JOBS, PODS, KubeClient
+from onnxops.local.runtime import LocalRuntime
+
+IMAGE = "ghcr.io/onnxops/onnxops-trainer:0.1.0"  # one of our images: runs in the local Python
+
+
+async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await fn()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+@pytest.fixture
+async def rt(tmp_path: Any) -> AsyncIterator[LocalRuntime]:
+    runtime = LocalRuntime(tmp_path / "state", backoff=(0.2, 1.0))
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+    assert not any(runtime.pids().values()), "processes left behind"
+
+
+def job(name: str, code: str, *, restart: str = "Never", **spec: Any) -> dict[str, Any]:
+    container = {
+        "name": "main", "image": IMAGE, "command": ["python", "-c", code],
+        "env": [{"name": "ONNXOPS_TERMINATION_LOG", "value": "/dev/termination-log"},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+    }
+    return {"metadata": {"name": name},
+            "spec": {**spec, "template": {"spec": {"restartPolicy": restart, "containers": [container]}}}}
+
+
+def conds(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in obj.get("status", {}).get("conditions") or []}
+
+
+async def finished(client: KubeClient, name: str) -> dict[str, Any] | None:
+    j = await client.get(JOBS, "default", name)
+    c = conds(j or {})
+    done = any(c.get(t, {}).get("status") == "True" for t in ("Complete", "Failed"))
+    return j if done else None
+
+
+async def job_pods(client: KubeClient, name: str) -> list[dict[str, Any]]:
+    pods, _ = await client.list(PODS, "default", label_selector=f"batch.kubernetes.io/job-name={name}")
+    return pods
+
+
+WRITE_RESULT = (
+    "import json, os; "
+    "open(os.environ['ONNXOPS_TERMINATION_LOG'], 'w').write(json.dumps("
+    "{'ok': True, 'pod': os.environ['POD_NAME'], 'ip': os.environ['POD_IP'],"
+    " 'host': os.environ['ONNXOPS_HOST'],"
+    " 'unbuffered': os.environ.get('PYTHONUNBUFFERED')})); print('trained')"
+)
+
+
+async def test_job_completes_and_reports_termination_message(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    created = await rt.client.create(JOBS, "default", job("train", WRITE_RESULT))
+    j = await wait_for(lambda: finished(rt.client, "train"), what="job finished")  # type: ignore[arg-type]
+    c = conds(j)
+    assert c["Complete"]["status"] == "True" and c["Complete"]["reason"] == "CompletionsReached"
+    assert c["SuccessCriteriaMet"]["status"] == "True"
+    assert "Failed" not in c
+    st = j["status"]
+    assert st["succeeded"] == 1 and "active" not in st and "failed" not in st
+    assert st["startTime"] <= st["completionTime"]
+    [pod] = await job_pods(rt.client, "train")
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
+    assert pod["metadata"]["ownerReferences"][0]["controller"] is True
+    assert pod["metadata"]["labels"]["job-name"] == "train"
+    assert pod["status"]["phase"] == "Succeeded"
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0 and term["reason"] == "Completed"
+    result = json.loads(term["message"])
+    assert result["pod"] == pod["metadata"]["name"]
+    assert result["ip"] == result["host"] == pod["status"]["podIP"]
+    assert result["ip"].startswith("127.0.") and result["unbuffered"] == "1"
+    # the log is captured and served by the API server (what `kubectl logs` reads)
+    async with aiohttp.ClientSession() as s, s.get(
+        f"{rt.url}/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log"
+    ) as resp:
+        assert resp.status == 200
+        assert (await resp.text()).strip() == "trained"
+
+
+async def test_backoff_limit_with_new_pod_per_failure(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(JOBS, "default", job("fails", "import sys; sys.exit(3)", backoffLimit=1))
+    j = await wait_for(lambda: finished(rt.client, "fails"), what="job failed")  # type: ignore[arg-type]
+    c = conds(j)
+    assert c["Failed"]["status"] == "True" and c["Failed"]["reason"] == "BackoffLimitExceeded"
+    assert c["FailureTarget"]["reason"] == "BackoffLimitExceeded"
+    assert "Complete" not in c
+    assert j["status"]["failed"] == 2 and "active" not in j["status"]
+    pods = await job_pods(rt.client, "fails")
+    assert len(pods) == 2  # restartPolicy Never: a new pod per failure, backoffLimit 1 = one retry
+    for p in pods:
+        assert p["status"]["phase"] == "Failed"
+        t = p["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert (t["exitCode"], t["reason"]) == (3, "Error")
+
+
+async def test_on_failure_restarts_in_place_until_backoff_limit(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(JOBS, "default", job("flaky", "import sys; sys.exit(1)", restart="OnFailure",
+                                                 backoffLimit=2))
+    j = await wait_for(lambda: finished(rt.client, "flaky"), what="job failed")  # type: ignore[arg-type]
+    assert conds(j)["Failed"]["reason"] == "BackoffLimitExceeded"
+    pods = await job_pods(rt.client, "flaky")
+    # one pod, restarted in place; the controller deletes it when the Job fails
+    assert len(pods) <= 1
+    events, _ = await rt.client.list(EVENTS, "default")
+    created = [e for e in events
+               if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["name"] == "flaky"]
+    assert len(created) == 1
+
+
+async def test_active_deadline_kills_the_pod(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(JOBS, "default",
+                           job("slow", "import time; time.sleep(60)", activeDeadlineSeconds=1))
+    pod = (await wait_for(lambda: job_pods(rt.client, "slow"), what="pod"))[0]  # type: ignore[arg-type]
+    name = pod["metadata"]["name"]
+    pid = (await wait_for(lambda: _pid(rt, name), what="process"))
+    j = await wait_for(lambda: finished(rt.client, "slow"), what="deadline")  # type: ignore[arg-type]
+    assert conds(j)["Failed"]["reason"] == "DeadlineExceeded"
+    assert conds(j)["Failed"]["message"] == "Job was active longer than specified deadline"
+    await wait_for(lambda: _gone(pid), what="process killed")
+
+
+async def test_suspend_and_resume(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(JOBS, "default", job("later", WRITE_RESULT, suspend=True))
+    j = await wait_for(lambda: _cond(rt.client, "later", "Suspended", "True"), what="suspended")  # type: ignore[arg-type]
+    assert conds(j)["Suspended"]["reason"] == "JobSuspended"
+    await asyncio.sleep(0.5)
+    assert await job_pods(rt.client, "later") == []
+    await rt.client.patch(JOBS, "default", "later", {"spec": {"suspend": False}})
+    j = await wait_for(lambda: finished(rt.client, "later"), what="job finished")  # type: ignore[arg-type]
+    c = conds(j)
+    assert c["Complete"]["status"] == "True"
+    assert (c["Suspended"]["status"], c["Suspended"]["reason"]) == ("False", "JobResumed")
+
+
+async def test_suspending_a_running_job_deletes_its_pod(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(JOBS, "default", job("pause", "import time; time.sleep(60)"))
+    pod = (await wait_for(lambda: job_pods(rt.client, "pause"), what="pod"))[0]  # type: ignore[arg-type]
+    pid = await wait_for(lambda: _pid(rt, pod["metadata"]["name"]), what="process")
+    await rt.client.patch(JOBS, "default", "pause", {"spec": {"suspend": True}})
+    await wait_for(lambda: _gone(pid), what="process stopped")
+    await wait_for(lambda: _no_pods(rt.client, "pause"), what="pod deleted")  # type: ignore[arg-type]
+    j = await rt.client.get(JOBS, "default", "pause")
+    assert j is not None and conds(j)["Suspended"]["status"] == "True"
+    assert not j["status"].get("active")
+
+
+async def test_ttl_after_finished_deletes_job_and_pods(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(JOBS, "default", job("brief", WRITE_RESULT, ttlSecondsAfterFinished=0))
+    await wait_for(lambda: _job_absent(rt.client, "brief"), what="job deleted")  # type: ignore[arg-type]
+    await wait_for(lambda: _no_pods(rt.client, "brief"), what="pods collected")  # type: ignore[arg-type]
+
+
+async def _cond(client: KubeClient, name: str, ctype: str, status: str) -> dict[str, Any] | None:
+    j = await client.get(JOBS, "default", name)
+    return j if j and conds(j).get(ctype, {}).get("status") == status else None
+
+
+async def _job_absent(client: KubeClient, name: str) -> bool:
+    return await client.get(JOBS, "default", name) is None
+
+
+async def _no_pods(client: KubeClient, name: str) -> bool:
+    return not await job_pods(client, name)
+
+
+async def _pid(rt: LocalRuntime, pod: str) -> int | None:
+    pids = rt.pids().get(f"default/{pod}")
+    return pids[0] if pids else None
+
+
+async def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie not yet reaped by its parent counts as gone only once reaped; check /proc state
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
