@@ -20,8 +20,8 @@ from onnxops.drift.policy import (
     PriorState,
     ServedVersion,
     decide,
-    duration_seconds,
 )
+from onnxops.drift.window import duration_seconds, promql_duration
 from onnxops.profile import Profile
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -233,6 +233,8 @@ def test_misaligned_bins_are_inconclusive() -> None:
 
 def test_duration_and_spec_mapping() -> None:
     assert duration_seconds("1h30m") == 5400 and duration_seconds("250ms") == 0.25
+    assert promql_duration("1.5m") == "90s" and promql_duration("250ms") == "250ms"
+    assert promql_duration(300.0) == "300s"
     with pytest.raises(ValueError, match="invalid duration"):
         duration_seconds("5 minutes")
     from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, Retrain

@@ -9,13 +9,13 @@ Versions are identified by their ``version`` label value (a string, e.g. "2").
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from onnxops.drift.live import Inconclusive, LiveCounts, VersionScore, score_version
+from onnxops.drift.window import duration_seconds
 from onnxops.profile import Profile
 
 if TYPE_CHECKING:
@@ -25,17 +25,7 @@ Action = Literal["Rollback", "Retrain", "Alert"]
 Verdict = Literal["NoDrift", "Drift", "Inconclusive"]
 Role = Literal["stable", "canary", "previous"]
 
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 CLEARLY_BETTER_RATIO = 0.5
-
-
-def duration_seconds(value: str) -> float:
-    """'1h30m' -> 5400.0 (the CRD's Duration pattern)."""
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m)")
-    return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ def _pair(p_counts: ArrayLike, q_counts: ArrayLike) -> tuple[np.ndarray, np.ndar
 def shares(counts: ArrayLike) -> np.ndarray:
     """Counts -> shares summing to 1."""
     c = _counts("counts", counts)
-    return c / c.sum()
+    out: np.ndarray = c / c.sum()
+    return out
 
 
 def psi(p_counts: ArrayLike, q_counts: ArrayLike) -> float:
@@ -91,8 +92,8 @@ def chi2_pvalue(p_counts: ArrayLike, q_counts: ArrayLike) -> tuple[float, float]
 
 
 def _sample(name: str, values: ArrayLike) -> np.ndarray:
-    x = np.asarray(values, dtype=float).ravel()
-    x = x[~np.isnan(x)]
+    raw = np.asarray(values, dtype=float).ravel()
+    x: np.ndarray = raw[~np.isnan(raw)]
     if x.size == 0:
         raise ValueError(f"{name}: no non-missing values")
     return x

@@ -1,0 +1,129 @@
+"""Live counts from the Prometheus HTTP API (``/api/v1/query``), one instant query per metric family.
+
+Every query has a timeout; an unreachable Prometheus, a timeout, a non-2xx answer or a malformed body
+makes the whole evaluation ``Inconclusive`` (never drift, never a rollback). ``increase()`` handles
+counter resets and the window; the client sums nothing itself except what ``sum by`` cannot express.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+
+import aiohttp
+
+from onnxops.drift import names as N
+from onnxops.drift.assemble import BUCKET, Sample, assemble
+from onnxops.drift.live import Inconclusive, LiveCounts
+from onnxops.drift.window import promql_duration
+from onnxops.profile import Profile
+
+DEFAULT_TIMEOUT_S = 5.0
+
+
+class PrometheusError(Exception):
+    pass
+
+
+def label_value(value: str) -> str:
+    """A PromQL double-quoted string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def selector(model: str, extra: Mapping[str, str] | None = None) -> str:
+    """``{model="iris",namespace="prod"}``: the series of one model (and e.g. namespace)."""
+    matchers = {N.LABEL_MODEL: model, **(extra or {})}
+    return "{" + ",".join(f"{k}={label_value(v)}" for k, v in matchers.items()) + "}"
+
+
+def queries(model: str, window: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The PromQL of one evaluation: exposition name -> query (one per family, batched by version)."""
+    sel = selector(model, extra)
+    v, f = N.LABEL_VERSION, N.LABEL_FEATURE
+
+    def inc(name: str, by: str) -> str:
+        return f"sum by ({by}) (increase({name}{sel}[{window}]))"
+
+    return {
+        N.FEATURE_VALUE + BUCKET: inc(N.FEATURE_VALUE + BUCKET, f"{v}, {f}, le"),
+        N.FEATURE_CATEGORY: inc(N.FEATURE_CATEGORY, f"{v}, {f}, {N.LABEL_CATEGORY}"),
+        N.FEATURE_MISSING: inc(N.FEATURE_MISSING, f"{v}, {f}"),
+        N.PREDICTION_CLASS: inc(N.PREDICTION_CLASS, f"{v}, {N.LABEL_CLASS}"),
+        N.PREDICTION_VALUE + BUCKET: inc(N.PREDICTION_VALUE + BUCKET, f"{v}, le"),
+        N.ROWS: inc(N.ROWS, v),
+        N.REQUESTS: inc(N.REQUESTS, f"{v}, {N.LABEL_CODE}"),
+        "p99": f"histogram_quantile(0.99, {inc(N.REQUEST_DURATION + BUCKET, f'{v}, le')})",
+    }
+
+
+async def instant_query(
+    session: aiohttp.ClientSession, base_url: str, promql: str, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[tuple[dict[str, str], float]]:
+    """Run an instant query; returns ``(labels, value)`` per series of the vector result."""
+    url = base_url.rstrip("/") + "/api/v1/query"
+    try:
+        async with session.get(
+            url, params={"query": promql}, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as resp:
+            if resp.status >= 300:
+                text = (await resp.text())[:200]
+                raise PrometheusError(f"HTTP {resp.status} from Prometheus: {text}")
+            body = await resp.json(content_type=None)
+    except TimeoutError as exc:
+        raise PrometheusError(f"Prometheus query timed out after {timeout_s:g}s") from exc
+    except aiohttp.ClientError as exc:
+        raise PrometheusError(f"Prometheus unreachable: {exc.__class__.__name__}: {exc}") from exc
+    except ValueError as exc:
+        raise PrometheusError(f"Prometheus answered with invalid JSON: {exc}") from exc
+    if not isinstance(body, dict) or body.get("status") != "success":
+        err = body.get("error") if isinstance(body, dict) else None
+        raise PrometheusError(f"Prometheus query failed: {err or 'unexpected answer'}")
+    data = body.get("data") or {}
+    if data.get("resultType") != "vector":
+        raise PrometheusError(f"expected a vector result, got {data.get('resultType')!r}")
+    out = []
+    try:
+        for item in data.get("result", []):
+            out.append((dict(item["metric"]), float(item["value"][1])))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PrometheusError(f"malformed Prometheus result: {exc}") from exc
+    return out
+
+
+async def fetch_prometheus(
+    base_url: str,
+    model: str,
+    profiles: Mapping[str, Profile | None],
+    window: str | float,
+    *,
+    extra_matchers: Mapping[str, str] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    session: aiohttp.ClientSession | None = None,
+) -> dict[str, LiveCounts | Inconclusive] | Inconclusive:
+    """Live counts per version over ``window`` (a CRD duration like ``5m``, or seconds).
+
+    ``profiles`` names the served versions (version label -> profile). Any failed query -> Inconclusive.
+    """
+    qs = queries(model, promql_duration(window), extra_matchers)
+    own = session is None
+    sess = session or aiohttp.ClientSession()
+    try:
+        results = await asyncio.gather(*(instant_query(sess, base_url, q, timeout_s) for q in qs.values()))
+    except PrometheusError as exc:
+        return Inconclusive("PrometheusUnavailable", str(exc))
+    finally:
+        if own:
+            await sess.close()
+    samples: list[Sample] = []
+    p99: dict[str, float] = {}
+    for name, series in zip(qs, results, strict=True):
+        for labels, value in series:
+            if math.isnan(value):
+                continue
+            if name == "p99":
+                if N.LABEL_VERSION in labels:
+                    p99[labels[N.LABEL_VERSION]] = value
+            else:
+                samples.append(Sample(name, labels, value))
+    return assemble(samples, profiles, latency_p99=p99)
