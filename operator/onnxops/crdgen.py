@@ -42,6 +42,7 @@ _PASS_KEYS = frozenset({
 })
 # pydantic/JSON-Schema-only keys the API server does not know (or refuses): dropped.
 _DROP_KEYS = frozenset({"title", "examples", "discriminator", "$defs", "$schema", "readOnly", "writeOnly"})
+RULES = "x-kubernetes-validations"
 INT_OR_STRING_ANY_OF: list[dict[str, str]] = [{"type": "integer"}, {"type": "string"}]
 
 
@@ -130,7 +131,10 @@ def convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str = "") ->
     node = dict(node)
     if "$ref" in node:  # inline; keys next to the $ref (the field's description, CEL rules) win
         target = _resolve(node.pop("$ref"), defs)
+        rules = [*target.get(RULES, []), *node.pop(RULES, [])]  # the type's rules and the field's
         target.update(node)
+        if rules:
+            target[RULES] = rules
         return convert(target, defs, path)
     if "allOf" in node:  # pydantic < 2.? wraps a described $ref in allOf: [{$ref}]
         parts = node.pop("allOf")

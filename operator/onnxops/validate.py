@@ -5,8 +5,9 @@ Library (also used by the local API emulator's admission; keep this interface st
 - ``prune_and_default(schema, obj) -> dict``: structural pruning + defaulting, like the API server.
 - ``validate(schema, obj, old=None) -> list[Cause]``: OpenAPI validation plus ``x-kubernetes-validations``;
   transition rules (``oldSelf``) run only when ``old`` is given. Pass the pruned, defaulted object, as the
-  API server does (``validate_manifest`` does all steps). Like the API server, CEL rules are skipped (with
-  one root cause saying so) when OpenAPI validation found a type, required, enum or size error.
+  API server does (``validate_manifest`` does all steps); ``old`` is pruned and defaulted here. As in the
+  API server, CEL rules are skipped (with one root cause saying so) when OpenAPI validation found a type,
+  required, enum or size error. Causes are sorted by field.
 - ``unknown_fields(schema, obj) -> list[str]``: paths pruning would drop (strict field validation).
 - ``validate_manifest(crds, obj, old=None, *, strict=True) -> list[Cause]``: everything for one manifest
   (kind/apiVersion lookup, metadata.name, unknown fields when strict, pruning, defaulting, validation).
@@ -63,8 +64,9 @@ def validate(schema: Mapping[str, Any], obj: Mapping[str, Any], old: Mapping[str
         found.append(Cause("", c.INVALID, CEL_SKIPPED))
     elif old is None:
         found += cel_causes(schema_wo_meta, body)
-    else:
-        found += cel_causes(schema_wo_meta, body, {k: v for k, v in old.items() if k != "metadata"})
+    else:  # the API server defaults the old object too (when it reads it from storage)
+        old_body = {k: v for k, v in prune_and_default(schema, old).items() if k != "metadata"}
+        found += cel_causes(schema_wo_meta, body, old_body)
     return sorted(set(found), key=lambda x: (x.field, x.type, x.message))
 
 
@@ -114,9 +116,7 @@ def validate_manifest(
     found = _metadata_causes(obj.get("metadata"))
     if strict:
         found += [Cause(p, c.UNKNOWN, f'unknown field "{p}"') for p in unknown_fields(schema, obj)]
-    new = prune_and_default(schema, obj)
-    old_defaulted = prune_and_default(schema, old) if old is not None else None
-    return found + validate(schema, new, old_defaulted)
+    return found + validate(schema, prune_and_default(schema, obj), old)
 
 
 def _metadata_causes(meta: Any) -> list[Cause]:
