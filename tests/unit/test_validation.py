@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onnxops.admission import causes as c
 from onnxops.admission.celrules import to_cel
@@ -303,3 +305,45 @@ def test_cli_needs_a_file() -> None:
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
+
+
+# --- robustness: admission must never crash on what a user sends -----------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 2000)
+    | st.floats(-2, 2, allow_nan=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_FIELDS = st.sampled_from(
+    [
+        "model",
+        "version",
+        "replicas",
+        "rollout",
+        "monitoring",
+        "autoscaling",
+        "retrain",
+        "resources",
+        "template",
+        "junk",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=st.dictionaries(_FIELDS, _JSON, max_size=6), kind=st.sampled_from(sorted(CRDS)))
+def test_garbage_never_crashes_and_pruning_is_idempotent(spec: dict[str, Any], kind: str) -> None:
+    schema = schema_for(CRDS[kind])
+    obj = {"apiVersion": "onnxops.dev/v1alpha1", "kind": kind, "metadata": {"name": "x"}, "spec": spec}
+    once = prune_and_default(schema, obj)
+    assert prune_and_default(schema, once) == once
+    assert unknown_fields(schema, once) == []
+    causes = validate(schema, once, obj)
+    assert all(isinstance(x, Cause) and x.message for x in causes)
+    assert all(isinstance(x, Cause) for x in validate_manifest(CRDS, obj, obj))
