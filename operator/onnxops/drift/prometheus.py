@@ -58,14 +58,19 @@ def queries(model: str, window: str, extra: Mapping[str, str] | None = None) -> 
 
 
 async def instant_query(
-    session: aiohttp.ClientSession, base_url: str, promql: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    session: aiohttp.ClientSession,
+    base_url: str,
+    promql: str,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    at: float | None = None,
 ) -> list[tuple[dict[str, str], float]]:
-    """Run an instant query; returns ``(labels, value)`` per series of the vector result."""
+    """Run an instant query (at unix time ``at``, default now); ``(labels, value)`` per series."""
     url = base_url.rstrip("/") + "/api/v1/query"
+    params = {"query": promql}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
     try:
-        async with session.get(
-            url, params={"query": promql}, timeout=aiohttp.ClientTimeout(total=timeout_s)
-        ) as resp:
+        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
             if resp.status >= 300:
                 text = (await resp.text())[:200]
                 raise PrometheusError(f"HTTP {resp.status} from Prometheus: {text}")
@@ -99,17 +104,24 @@ async def fetch_prometheus(
     *,
     extra_matchers: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    at: float | None = None,
     session: aiohttp.ClientSession | None = None,
 ) -> dict[str, LiveCounts | Inconclusive] | Inconclusive:
     """Live counts per version over ``window`` (a CRD duration like ``5m``, or seconds).
 
     ``profiles`` names the served versions (version label -> profile). Any failed query -> Inconclusive.
+    ``at``: evaluation time (unix seconds), default Prometheus' now.
     """
-    qs = queries(model, promql_duration(window), extra_matchers)
+    try:
+        qs = queries(model, promql_duration(window), extra_matchers)
+    except ValueError as exc:
+        return Inconclusive("InvalidWindow", str(exc))
     own = session is None
     sess = session or aiohttp.ClientSession()
     try:
-        results = await asyncio.gather(*(instant_query(sess, base_url, q, timeout_s) for q in qs.values()))
+        results = await asyncio.gather(
+            *(instant_query(sess, base_url, q, timeout_s, at) for q in qs.values())
+        )
     except PrometheusError as exc:
         return Inconclusive("PrometheusUnavailable", str(exc))
     finally:

@@ -1,0 +1,58 @@
+"""One entry point for live counts: Prometheus when a URL is set, else a direct scrape of the pods.
+
+Never raises for an unavailable source: every version then gets an ``Inconclusive`` (which the policy
+treats as "no measurement", never as drift).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from onnxops.drift.live import Inconclusive, LiveCounts
+from onnxops.drift.prometheus import DEFAULT_TIMEOUT_S, fetch_prometheus
+from onnxops.drift.scrape import ScrapeState, Target, fetch_scrape
+from onnxops.drift.window import duration_seconds
+from onnxops.profile import Profile
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    source: Literal["prometheus", "scrape"]
+    counts: dict[str, LiveCounts | Inconclusive]
+    scrape_state: ScrapeState = field(default_factory=dict)
+
+
+async def fetch_live(
+    *,
+    model: str,
+    profiles: Mapping[str, Profile | None],
+    window: str,
+    prometheus_url: str | None = None,
+    targets: Sequence[Target] = (),
+    scrape_state: ScrapeState | None = None,
+    extra_matchers: Mapping[str, str] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    now: float | None = None,
+) -> LiveResult:
+    """Live counts per served version (``profiles`` keys) over ``window`` (a CRD duration like ``5m``).
+
+    With ``prometheus_url``: PromQL over the window. Without: scrape ``targets`` and difference against
+    ``scrape_state`` (returned updated in the result; keep it for the next call).
+    """
+    if prometheus_url:
+        res = await fetch_prometheus(prometheus_url, model, profiles, window, extra_matchers=extra_matchers,
+                                     timeout_s=timeout_s)
+        if isinstance(res, Inconclusive):
+            return LiveResult("prometheus", {v: res for v in profiles})
+        return LiveResult("prometheus", res)
+    try:
+        window_s = duration_seconds(window)
+    except ValueError as exc:
+        bad = Inconclusive("InvalidWindow", str(exc))
+        return LiveResult("scrape", {v: bad for v in profiles}, dict(scrape_state or {}))
+    counts, state = await fetch_scrape(targets, model, profiles, dict(scrape_state or {}), window_s,
+                                       time.time() if now is None else now, timeout_s=timeout_s)
+    return LiveResult("scrape", counts, state)
