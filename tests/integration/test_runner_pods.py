@@ -1,0 +1,220 @@
+"""Bare pods on the local runtime: image refusal, env/volumes, graceful deletion, probes, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from onnxops.local.runner.client import CONFIGMAPS, EVENTS, PODS, SECRETS, KubeClient
+from onnxops.local.runtime import LocalRuntime, LocalRuntimeThread
+
+IMAGE = "ghcr.io/onnxops/onnxops-trainer:0.1.0"
+
+
+async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
+    loop = asyncio.get_running_loop()
+    deadline, last = loop.time() + timeout, None
+    while loop.time() < deadline:
+        last = await fn()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+@pytest.fixture
+async def rt(tmp_path: Any) -> AsyncIterator[LocalRuntime]:
+    runtime = LocalRuntime(tmp_path / "state", backoff=(0.2, 1.0),
+                           extra_images={"test/python:1": ["python"]})
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+    assert not any(runtime.pids().values()), "processes left behind"
+
+
+def pod(name: str, code: str, image: str = IMAGE, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"restartPolicy": "Never", **spec,
+                     "containers": [{"name": "main", "image": image, "command": ["python", "-c", code]}]}}
+
+
+async def phase(client: KubeClient, name: str, want: str) -> dict[str, Any] | None:
+    p = await client.get(PODS, "default", name)
+    return p if p and p.get("status", {}).get("phase") == want else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_unknown_image_is_refused_with_a_warning_event(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(PODS, "default", pod("nginx", "pass", image="docker.io/library/nginx:1.27"))
+
+    async def event() -> dict[str, Any] | None:
+        events, _ = await rt.client.list(EVENTS, "default")  # type: ignore[union-attr]
+        return next((e for e in events if e["involvedObject"]["name"] == "nginx"), None)
+
+    e = await wait_for(event, what="event")
+    assert (e["type"], e["reason"]) == ("Warning", "ImageNotLocal")
+    assert "docker.io/library/nginx:1.27" in e["message"]
+    p = await rt.client.get(PODS, "default", "nginx")
+    assert p is not None and p["status"]["phase"] == "Pending"
+    waiting = p["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "ImageNotLocal"
+    assert rt.pids().get("default/nginx", []) == []
+
+
+async def test_env_volumes_and_arg_expansion(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    await rt.client.create(CONFIGMAPS, "default", {"metadata": {"name": "cfg"}, "data": {"mode": "fast"}})
+    await rt.client.create(SECRETS, "default", {"metadata": {"name": "creds"},
+                                                "data": {"token": base64.b64encode(b"s3cr3t").decode()}})
+    code = (
+        "import json, os, sys, pathlib\n"
+        "out = {'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in "
+        "['MODE', 'TOKEN', 'DATA', 'LABEL', 'NS', 'TERM_LOG']},\n"
+        " 'cfg': pathlib.Path(os.environ['CFG']).read_text(),\n"
+        " 'secret': pathlib.Path(os.environ['SECRET_FILE']).read_text()}\n"
+        "pathlib.Path(sys.argv[2]).write_text('shared')\n"
+        "open(os.environ['TERM_LOG'], 'w').write(json.dumps(out))\n"
+    )
+    body = pod("env", code)
+    c = body["spec"]["containers"][0]
+    c["args"] = ["$(MODE)", "/data/out.txt", "$$(MODE)"]
+    c["terminationMessagePath"] = "/tmp/result"
+    c["env"] = [
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+        {"name": "DATA", "value": "/data"},
+        {"name": "LABEL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "TERM_LOG", "value": "/tmp/result"},
+        {"name": "CFG", "value": "/etc/cfg/mode"},
+        {"name": "SECRET_FILE", "value": "$(SECRET_DIR)/token"},
+    ]
+    c["env"].insert(0, {"name": "SECRET_DIR", "value": "/etc/creds"})
+    c["volumeMounts"] = [{"name": "data", "mountPath": "/data"}, {"name": "cfg", "mountPath": "/etc/cfg"},
+                         {"name": "creds", "mountPath": "/etc/creds"}]
+    body["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "models"}},
+                               {"name": "cfg", "configMap": {"name": "cfg"}},
+                               {"name": "creds", "secret": {"secretName": "creds"}}]
+    await rt.client.create(PODS, "default", body)
+    p = await wait_for(lambda: phase(rt.client, "env", "Succeeded"), what="succeeded")  # type: ignore[arg-type]
+    out = json.loads(p["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
+    pvc = rt.state_dir / "pvc" / "models"
+    assert out["argv"] == ["fast", str(pvc / "out.txt"), "$(MODE)"]
+    assert (pvc / "out.txt").read_text() == "shared"  # the PVC is a directory under the state dir
+    env = out["env"]
+    assert (env["MODE"], env["TOKEN"], env["LABEL"], env["NS"]) == ("fast", "s3cr3t", "env", "default")
+    assert env["DATA"] == str(pvc)
+    assert env["TERM_LOG"].startswith(str(rt.state_dir))
+    assert out["cfg"] == "fast" and out["secret"] == "s3cr3t"
+
+
+async def test_missing_secret_blocks_start_until_it_exists(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    body = pod("waits", "import os; print(os.environ['PASSWORD'])")
+    body["spec"]["containers"][0]["env"] = [
+        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "later", "key": "pw"}}}]
+    await rt.client.create(PODS, "default", body)
+
+    async def blocked() -> dict[str, Any] | None:
+        p = await rt.client.get(PODS, "default", "waits")  # type: ignore[union-attr]
+        cs = (p or {}).get("status", {}).get("containerStatuses") or [{}]
+        reason = cs[0].get("state", {}).get("waiting", {}).get("reason")
+        return p if reason == "CreateContainerConfigError" else None
+
+    p = await wait_for(blocked, what="CreateContainerConfigError")
+    assert 'secret "later" not found' in p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    await rt.client.create(SECRETS, "default", {"metadata": {"name": "later"}, "stringData": {"pw": "x"}})
+    await wait_for(lambda: phase(rt.client, "waits", "Succeeded"), what="started later")  # type: ignore[arg-type]
+
+
+async def test_graceful_deletion_sigterm_then_sigkill(rt: LocalRuntime, tmp_path: Any) -> None:
+    assert rt.client is not None
+    marker = tmp_path / "got-term"
+    ignores = (
+        "import signal, time, pathlib\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: pathlib.Path({str(marker)!r}).write_text('term'))\n"
+        "print('up', flush=True)\n"
+        "while True: time.sleep(0.1)\n"
+    )
+    await rt.client.create(PODS, "default", pod("stubborn", ignores, terminationGracePeriodSeconds=1))
+    await wait_for(lambda: phase(rt.client, "stubborn", "Running"), what="running")  # type: ignore[arg-type]
+    await wait_for(lambda: _async(marker.parent.exists() and _logged(rt, "stubborn")), what="handler set")
+    pid = rt.pids()["default/stubborn"][0]
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await rt.client.delete(PODS, "default", "stubborn")
+    await wait_for(lambda: _async(not alive(pid)), what="killed")
+    elapsed = loop.time() - t0
+    assert marker.read_text() == "term"  # SIGTERM came first and was ignored ...
+    assert elapsed >= 0.9  # ... so SIGKILL came after the grace period
+    await wait_for(lambda: _absent(rt.client, "stubborn"), what="pod removed")  # type: ignore[arg-type]
+
+
+async def test_liveness_failure_restarts_the_container(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    body = pod("sick", "import time; time.sleep(60)", restartPolicy="Always")
+    body["spec"]["containers"][0]["livenessProbe"] = {
+        "tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 1}
+    body["spec"]["terminationGracePeriodSeconds"] = 1
+    await rt.client.create(PODS, "default", body)
+
+    async def restarted() -> dict[str, Any] | None:
+        p = await rt.client.get(PODS, "default", "sick")  # type: ignore[union-attr]
+        cs = (p or {}).get("status", {}).get("containerStatuses") or [{}]
+        return p if cs[0].get("restartCount", 0) >= 1 else None
+
+    await wait_for(restarted, what="liveness restart")
+
+
+async def test_thread_wrapper_starts_and_stops_cleanly(tmp_path: Any) -> None:
+    def run() -> list[int]:
+        with LocalRuntimeThread(tmp_path / "s", backoff=(0.2, 1.0)) as rtt:
+            assert rtt.kubeconfig.exists() and rtt.url.startswith("http://127.0.0.1:")
+            client = KubeClient(rtt.url)
+
+            async def make() -> None:
+                await client.create(PODS, "default", pod("bg", "import time; time.sleep(60)"))
+                await client.close()
+
+            asyncio.run(make())
+            deadline = time.monotonic() + 20
+            while not rtt.pids().get("default/bg"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            return rtt.pids()["default/bg"]
+
+    pids = await asyncio.to_thread(run)
+    assert pids and not any(alive(p) for p in pids)  # stopping the runtime stops its processes
+
+
+def _logged(rt: LocalRuntime, name: str) -> bool:
+    return "up" in (rt.read_log("default", name, "main", None) or "")
+
+
+async def _async(x: Any) -> Any:
+    return x
+
+
+async def _absent(client: KubeClient, name: str) -> bool:
+    return await client.get(PODS, "default", name) is None
