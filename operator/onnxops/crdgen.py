@@ -136,7 +136,7 @@ def convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str = "") ->
         if rules:
             target[RULES] = rules
         return convert(target, defs, path)
-    if "allOf" in node:  # pydantic < 2.? wraps a described $ref in allOf: [{$ref}]
+    if "allOf" in node:  # older pydantic releases wrap a described $ref as allOf: [{$ref}]
         parts = node.pop("allOf")
         if len(parts) != 1:
             raise SchemaError(f"{path or '<root>'}: allOf with {len(parts)} parts is not supported")
