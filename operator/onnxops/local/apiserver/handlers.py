@@ -119,6 +119,11 @@ class Handlers:
         if not raw:
             return None
         ctype = request.headers.get("Content-Type", "")
+        if "protobuf" in ctype or "cbor" in ctype:
+            raise ApiError(415, f"the local API server does not decode {ctype} bodies (imperative "
+                                "`kubectl create <kind>` sends protobuf): send JSON or YAML, e.g. "
+                                "`kubectl apply -f`; accepted media types include: application/json, "
+                                "application/yaml")
         try:
             if "yaml" in ctype:
                 import yaml

