@@ -1,0 +1,190 @@
+"""kopf registrations: thin. Each object gets a daemon that reconciles it when woken (its own events, its
+children's events) or when a time-based step is due; everything else is in training.py / serving.py.
+
+Run with ``onnxops operator`` (see main.py) or ``kopf run -m onnxops.controller.handlers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from onnxops.builders import labels
+from onnxops.kube.client import ApiError, KubeClient
+from onnxops.reconcile.analysis import load_provider
+from onnxops.settings import Settings
+
+from . import drift as drift_loop
+from .context import GROUP, ISVC, MV, TJ, VERSION, Context
+from .serving import reconcile_inference_service
+from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
+
+log = logging.getLogger("onnxops.operator")
+IDLE_SECONDS = 300.0  # a safety re-check of a quiet object (reads only; a converged object writes nothing)
+MAX_BACKOFF = 60.0
+Reconciler = Callable[[Context, str, str], Awaitable[float | None]]
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Our status schemas prune unknown fields: keep kopf's bookkeeping in annotations, not status.kopf.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.persistence.finalizer = labels.FINALIZER
+    settings.posting.enabled = True
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    ctx = getattr(memo, "ctx", None)
+    if ctx is not None:
+        await ctx.client.close()
+
+
+async def _wait(ev: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(ev.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await w
+
+
+async def run_loop(
+    kind: str,
+    fn: Reconciler,
+    ctx: Context,
+    ns: str,
+    name: str,
+    stopped: kopf.DaemonStopped,
+    extra: Callable[[Context, str, str], Awaitable[float | None]] | None = None,
+) -> None:
+    """Level-triggered loop: reconcile, then sleep until woken or the requested re-check time."""
+    key = (kind, ns, name)
+    ev = ctx.waker(key)
+    backoff = 1.0
+    delay = 0.0
+    try:
+        while not stopped:
+            if delay > 0:
+                await _wait(ev, stopped, delay)
+                if stopped:
+                    break
+            ev.clear()
+            async with ctx.lock(key):
+                try:
+                    requeue = await fn(ctx, ns, name)
+                    if extra is not None:
+                        more = await extra(ctx, ns, name)
+                        requeue = (
+                            more if requeue is None else (requeue if more is None else min(requeue, more))
+                        )
+                    backoff = 1.0
+                except ApiError as e:
+                    if e.status == 409:
+                        requeue = 0.5
+                    else:
+                        log.warning("%s %s/%s: API error %s; retrying in %.0fs", kind, ns, name, e, backoff)
+                        requeue, backoff = backoff, min(MAX_BACKOFF, backoff * 2)
+                except (asyncio.CancelledError, GeneratorExit):
+                    raise
+                except Exception:
+                    log.exception("%s %s/%s: reconcile failed; retrying in %.0fs", kind, ns, name, backoff)
+                    requeue, backoff = backoff, min(MAX_BACKOFF, backoff * 2)
+            delay = requeue if requeue is not None else IDLE_SECONDS
+    finally:
+        ctx.forget(key)
+
+
+# ---- one daemon per object ------------------------------------------------------------------------------
+@kopf.daemon(GROUP, VERSION, "trainingjobs", cancellation_timeout=5.0)
+async def training_job_daemon(
+    namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await run_loop(TJ, reconcile_training_job, memo.ctx, namespace or "", name, stopped)
+
+
+@kopf.daemon(GROUP, VERSION, "modelversions", cancellation_timeout=5.0)
+async def model_version_daemon(
+    namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await run_loop(MV, reconcile_model_version, memo.ctx, namespace or "", name, stopped)
+
+
+@kopf.daemon(GROUP, VERSION, "inferenceservices", cancellation_timeout=5.0)
+async def inference_service_daemon(
+    namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await run_loop(
+        ISVC,
+        reconcile_inference_service,
+        memo.ctx,
+        namespace or "",
+        name,
+        stopped,
+        extra=drift_loop.evaluate_if_due,
+    )
+
+
+# ---- wake-ups -------------------------------------------------------------------------------------------
+@kopf.index(GROUP, VERSION, "inferenceservices")
+def isvc_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
+    return {(namespace or "", str(spec.get("model"))): name}
+
+
+@kopf.on.event(GROUP, VERSION, "trainingjobs")
+def training_job_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.wake(TJ, namespace or "", name)
+
+
+@kopf.on.event(GROUP, VERSION, "inferenceservices")
+def inference_service_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.wake(ISVC, namespace or "", name)
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+def model_version_event(
+    namespace: str | None, name: str, spec: kopf.Spec, memo: kopf.Memo, **kw: Any
+) -> None:
+    ns = namespace or ""
+    memo.ctx.wake(MV, ns, name)
+    index: kopf.Index[tuple[str, str], str] = kw["isvc_by_model"]
+    for isvc in index.get((ns, str(spec.get("model"))), []):
+        memo.ctx.wake(ISVC, ns, isvc)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
+def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    from onnxops.builders.labels import MODEL_VERSION, TRAINING_JOB
+
+    if TRAINING_JOB in labels:
+        memo.ctx.wake(TJ, namespace or "", labels[TRAINING_JOB])
+    if MODEL_VERSION in labels:
+        memo.ctx.wake(MV, namespace or "", labels[MODEL_VERSION])
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
+def deployment_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    from onnxops.builders.labels import INFERENCE_SERVICE
+
+    if INFERENCE_SERVICE in labels:
+        memo.ctx.wake(ISVC, namespace or "", labels[INFERENCE_SERVICE])
+
+
+# ---- deletion guard -------------------------------------------------------------------------------------
+@kopf.on.delete(GROUP, VERSION, "modelversions")
+async def model_version_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    reason = await model_version_deletion_blocked(memo.ctx, dict(body))
+    if reason:
+        raise kopf.TemporaryError(f"deletion waits: {reason}", delay=10)

@@ -1,0 +1,134 @@
+"""Reconcile-and-apply for InferenceServices (rollout, analysis, children, rejections, HTTPRoute weights)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from onnxops.builders import httproute, labels, names
+from onnxops.kube import events
+from onnxops.kube.apply import ensure
+from onnxops.kube.client import ApiError, KubeClient
+from onnxops.reconcile import inferenceservice as ir
+from onnxops.reconcile.analysis import AnalysisResult, assess
+from onnxops.reconcile.drift_hook import DriftPlan
+
+from .context import API, ISVC, MV, TJ, Context
+
+log = logging.getLogger(__name__)
+CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
+ROUTE_API = "gateway.networking.k8s.io/v1"
+
+
+async def observe(client: KubeClient, ns: str, name: str, autoscaling: bool) -> list[dict[str, Any]]:
+    sel = {labels.INFERENCE_SERVICE: name}
+    out: list[dict[str, Any]] = []
+    for api, kind in CHILD_KINDS:
+        if kind == "HorizontalPodAutoscaler" and not autoscaling:
+            continue
+        out += await client.list(api, kind, ns, label_selector=sel)
+    return out
+
+
+async def measure(ctx: Context, isvc: dict[str, Any], version: int) -> AnalysisResult:
+    spec = isvc["spec"]
+    cfg = (spec.get("rollout") or {}).get("analysis") or {}
+    stats = None
+    if ctx.provider is not None:
+        steps = (spec.get("rollout") or {}).get("steps") or []
+        window = 60.0
+        try:
+            from onnxops.reconcile.rollout import parse_duration
+
+            step = int((isvc.get("status") or {}).get("currentStep") or 0)
+            window = max(10.0, parse_duration(steps[step].get("pause")) if step < len(steps) else 60.0)
+        except (ValueError, IndexError):
+            pass
+        try:
+            stats = await ctx.provider.request_stats(
+                namespace=isvc["metadata"].get("namespace", "default"),
+                service=isvc["metadata"]["name"],
+                model=spec["model"],
+                version=version,
+                window_seconds=window,
+            )
+        except Exception as e:  # a broken source is inconclusive, never an abort
+            log.warning("metrics provider failed for %s: %s", isvc["metadata"]["name"], e)
+    return assess(stats, cfg)
+
+
+async def apply_plan(
+    ctx: Context, isvc: dict[str, Any], plan: ir.IsvcPlan, observed: list[dict[str, Any]]
+) -> None:
+    c = ctx.client
+    md = isvc["metadata"]
+    ns, name = md.get("namespace", "default"), md["name"]
+    have = {(o["kind"], o["metadata"]["name"]): o for o in observed}
+    for child in plan.children:
+        await ensure(c, child, have.get((child["kind"], child["metadata"]["name"])))
+    for api, kind, child_name in plan.delete:
+        await c.delete(api, kind, ns, child_name)
+    for mv_name, reason in plan.reject:
+        try:
+            await c.patch_status(API, MV, ns, mv_name, {"rejected": True, "rejectedReason": reason})
+        except ApiError as e:
+            if e.status != 404:
+                raise
+    if plan.route_weights:
+        route_name = isvc["spec"]["rollout"]["httpRoute"]["name"]
+        route = await c.get(ROUTE_API, "HTTPRoute", ns, route_name)
+        if route is None:
+            plan.events.append(("Warning", "HTTPRouteNotFound", f"HTTPRoute {route_name} not found"))
+        else:
+            patch = httproute.route_patch(route, name, plan.route_weights)
+            if patch:
+                await c.merge_patch(ROUTE_API, "HTTPRoute", ns, route_name, patch)
+    if plan.status_patch:
+        await c.patch_status(API, ISVC, ns, name, plan.status_patch)
+    await events.post(c, isvc, plan.events)
+    # keep the ModelVersions' servedBy current
+    before = ir.served_versions(isvc)
+    after = {
+        int(v)
+        for v in (plan.status.get(k) for k in ("stableVersion", "canaryVersion", "previousVersion"))
+        if v is not None
+    }
+    for v in before ^ after:
+        ctx.wake(MV, ns, names.model_version(isvc["spec"]["model"], v))
+
+
+async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float | None:
+    c = ctx.client
+    isvc = await c.get(API, ISVC, ns, name)
+    if isvc is None or isvc["metadata"].get("deletionTimestamp"):
+        return None
+    isvc.setdefault("apiVersion", API)
+    isvc.setdefault("kind", ISVC)
+    model = isvc["spec"]["model"]
+    mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
+    observed = await observe(c, ns, name, bool(isvc["spec"].get("autoscaling")))
+    now = datetime.now(UTC)
+    plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now)
+    if plan.wants_analysis:
+        result = await measure(ctx, isvc, int((isvc.get("status") or {})["canaryVersion"]))
+        plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now, analysis=result)
+    await apply_plan(ctx, isvc, plan, observed)
+    return plan.requeue_after
+
+
+async def apply_drift_plan(
+    ctx: Context, isvc: dict[str, Any], dp: DriftPlan, observed: list[dict[str, Any]]
+) -> None:
+    """Apply a drift decision's plan (from :func:`onnxops.reconcile.drift_hook.apply_decision`)."""
+    if dp.retrain is not None:
+        try:
+            await ctx.client.create(dp.retrain)
+        except ApiError as e:
+            if e.status != 409:  # already created by an earlier (interrupted) evaluation
+                raise
+    await apply_plan(ctx, isvc, dp.plan, observed)
+
+
+async def retrain_children(ctx: Context, ns: str, name: str) -> list[dict[str, Any]]:
+    return await ctx.client.list(API, TJ, ns, label_selector={labels.INFERENCE_SERVICE: name})

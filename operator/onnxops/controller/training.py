@@ -1,0 +1,132 @@
+"""Reconcile-and-apply for TrainingJobs and ModelVersions: read, decide (pure), write only what changed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from onnxops.builders import job as job_builder
+from onnxops.builders import labels, names
+from onnxops.kube import events
+from onnxops.kube.apply import ensure
+from onnxops.kube.client import ApiError, KubeClient
+from onnxops.reconcile import modelversion as mvr
+from onnxops.reconcile import trainingjob as tjr
+from onnxops.reconcile.inferenceservice import served_versions
+from onnxops.reconcile.versions import next_version
+
+from .context import API, ISVC, MV, TJ, Context
+
+log = logging.getLogger(__name__)
+MAX_REGISTER_TRIES = 50
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def register_model_version(client: KubeClient, body: dict[str, Any]) -> str:
+    """Create ``<model>-v<N>`` for a training run exactly once: the ModelVersion labelled with the run's uid
+    wins; else N = max + 1, and a 409 (someone else took N) retries with N + 1."""
+    md = body["metadata"]
+    ns, uid, model = md["namespace"], md["labels"][labels.TRAINING_JOB_UID], body["spec"]["model"]
+    mine = await client.list(API, MV, ns, label_selector={labels.TRAINING_JOB_UID: uid})
+    if mine:
+        return str(sorted(m["metadata"]["name"] for m in mine)[0])
+    n = next_version(await client.list(API, MV, ns), model)
+    for _ in range(MAX_REGISTER_TRIES):
+        obj = {
+            **body,
+            "metadata": {**md, "name": names.model_version(model, n)},
+            "spec": {**body["spec"], "version": n},
+        }
+        try:
+            created = await client.create(obj)
+            return str(created["metadata"]["name"])
+        except ApiError as e:
+            if e.status != 409:
+                raise
+            n += 1
+    raise RuntimeError(f"could not register a version of {model} after {MAX_REGISTER_TRIES} tries")
+
+
+async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | None:
+    c = ctx.client
+    tj = await c.get(API, TJ, ns, name)
+    if tj is None or tj["metadata"].get("deletionTimestamp"):
+        return None
+    tj.setdefault("apiVersion", API)
+    tj.setdefault("kind", TJ)
+    st = tj.get("status") or {}
+    terminal = st.get("phase") == "Failed" or (st.get("phase") == "Succeeded" and st.get("modelVersion"))
+    job = None if terminal else await c.get("batch/v1", "Job", ns, names.training_job(name))
+    finished = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
+    pods = (await c.list("v1", "Pod", ns, label_selector={labels.TRAINING_JOB: name})) if finished else []
+    registered = st.get("modelVersion")
+    now = _now()
+    plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
+    if plan.job is not None:
+        await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
+    if plan.register is not None:
+        async with ctx.model_lock(ns, tj["spec"]["model"]):
+            registered = await register_model_version(c, plan.register)
+        plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
+    if plan.status_patch:
+        await c.patch_status(API, TJ, ns, name, plan.status_patch)
+    await events.post(c, tj, plan.events)
+    return None
+
+
+async def served_by(client: KubeClient, ns: str, model: str, version: int) -> list[str]:
+    isvcs = await client.list(API, ISVC, ns)
+    return sorted(
+        f"{ns}/{i['metadata']['name']}"
+        for i in isvcs
+        if i.get("spec", {}).get("model") == model and version in served_versions(i)
+    )
+
+
+async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | None:
+    c = ctx.client
+    mv = await c.get(API, MV, ns, name)
+    if mv is None:
+        return None
+    mv.setdefault("apiVersion", API)
+    mv.setdefault("kind", MV)
+    spec = mv["spec"]
+    users = await served_by(c, ns, spec["model"], int(spec["version"]))
+    phase = (mv.get("status") or {}).get("phase")
+    job = None
+    pods: list[dict[str, Any]] = []
+    if phase not in ("Ready", "Failed"):
+        job = await c.get("batch/v1", "Job", ns, names.verification_job(name))
+        if job is not None and tjr.job_condition(job, "Failed"):
+            pods = await c.list("v1", "Pod", ns, label_selector={labels.MODEL_VERSION: name})
+    plan = mvr.reconcile(mv, job, pods, served_by=users, settings=ctx.settings, now=_now())
+    if plan.job is not None and not mv["metadata"].get("deletionTimestamp"):
+        await ensure(c, plan.job, job, mutable=())
+    if plan.status_patch:
+        await c.patch_status(API, MV, ns, name, plan.status_patch)
+    await events.post(c, mv, plan.events)
+    if plan.status_patch.get("phase") in ("Ready", "Failed"):
+        ctx.stats["mv_transitions"] = ctx.stats.get("mv_transitions", 0) + 1
+    return None
+
+
+async def model_version_deletion_blocked(ctx: Context, mv: dict[str, Any]) -> str | None:
+    """None when the ModelVersion may go; else the reason (status and an Event say so, once)."""
+    md, spec = mv["metadata"], mv["spec"]
+    ns = md.get("namespace", "default")
+    users = await served_by(ctx.client, ns, spec["model"], int(spec["version"]))
+    patch = mvr.deletion_block(mv, users, _now())
+    if not users:
+        return None
+    if patch:
+        await ctx.client.patch_status(API, MV, ns, md["name"], patch)
+        await events.post(
+            ctx.client,
+            {"apiVersion": API, "kind": MV, **mv},
+            [("Warning", mvr.BLOCKED, f"deletion waits: served by {', '.join(users)}")],
+        )
+    return f"served by {', '.join(users)}"

@@ -1,0 +1,62 @@
+"""Kubernetes Events (core/v1) for every transition; messages are scrubbed of anything credential-like."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from typing import Any
+
+from onnxops.api.conditions import now_rfc3339
+
+from .client import ApiError, KubeClient
+
+log = logging.getLogger(__name__)
+COMPONENT = "onnxops-operator"
+_SECRETISH = re.compile(
+    r"(?i)\b([A-Z0-9_]*(secret|token|password|passwd|credential|access_key)[A-Z0-9_]*)\s*[=:]\s*\S+"
+)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+
+
+def scrub(message: str, limit: int = 1024) -> str:
+    """Remove ``KEY=value`` pairs whose key looks like a credential and user:password in URLs."""
+    text = _SECRETISH.sub(lambda m: f"{m.group(1)}=<redacted>", message)
+    text = _URL_USERINFO.sub(r"\1<redacted>@", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def event_body(obj: dict[str, Any], type_: str, reason: str, message: str) -> dict[str, Any]:
+    md = obj["metadata"]
+    ts = now_rfc3339()
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{md['name']}.", "namespace": md.get("namespace", "default")},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion"),
+            "kind": obj.get("kind"),
+            "name": md["name"],
+            "namespace": md.get("namespace", "default"),
+            "uid": md.get("uid"),
+            "resourceVersion": md.get("resourceVersion"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": scrub(message),
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": socket.gethostname()[:128],
+        "firstTimestamp": ts,
+        "lastTimestamp": ts,
+        "count": 1,
+    }
+
+
+async def post(client: KubeClient, obj: dict[str, Any], events: list[tuple[str, str, str]]) -> None:
+    """Post events; a failure to post is logged, never raised (events are best effort)."""
+    for type_, reason, message in events:
+        try:
+            await client.create(event_body(obj, type_, reason, message))
+        except (ApiError, OSError) as e:
+            log.warning("could not post event %s for %s: %s", reason, obj["metadata"].get("name"), e)

@@ -1,0 +1,197 @@
+"""Where the drift policy plugs into the InferenceService reconciler (pure).
+
+:func:`apply_decision` takes a drift ``Decision`` (``onnxops.drift.policy.Decision``: action Rollback/
+Retrain/Alert/None, reason, message, scores per version, rollback_from/rollback_to, consecutive breaches)
+and returns the InferenceService plan (status + children changes) and, for Retrain, the TrainingJob to
+create. The decision is duck-typed here so the reconciler does not import the drift package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from onnxops.api import conditions as cond
+from onnxops.api.conditions import Reason
+from onnxops.builders import labels, names
+from onnxops.settings import Settings
+
+from . import versions
+from .inferenceservice import IsvcPlan, assemble
+from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
+from .status import status_patch
+
+
+class DecisionLike(Protocol):
+    action: str | None
+    reason: str
+    message: str
+    verdicts: dict[str, str]
+    scores: dict[str, float]
+    feature_scores: dict[str, dict[str, float]]
+    samples: dict[str, float]
+    consecutive: dict[str, int]
+    rollback_from: str | None
+    rollback_to: str | None
+
+
+@dataclass
+class DriftPlan:
+    plan: IsvcPlan
+    retrain: dict[str, Any] | None = None  # TrainingJob to create
+
+
+def drift_summary(decision: DecisionLike, served: int | None, now: datetime) -> dict[str, Any]:
+    """status.drift: the version that matters most (the worst score), all versions' scores, the verdict."""
+    scores = {str(k): float(v) for k, v in decision.scores.items()}
+    worst = max(scores, key=lambda v: scores[v]) if scores else (str(served) if served is not None else None)
+    verdict = decision.verdicts.get(worst, "Inconclusive") if worst else "Inconclusive"
+    out: dict[str, Any] = {
+        "verdict": verdict,
+        "versions": scores or None,
+        "evaluatedAt": cond.now_rfc3339(now),
+        "message": decision.message[:1024],
+        "consecutiveBreaches": int(max(decision.consecutive.values(), default=0)),
+    }
+    if worst is not None and worst.isdigit():
+        out["version"] = int(worst)
+        out["score"] = scores.get(worst)
+        out["features"] = decision.feature_scores.get(worst) or None
+        out["samples"] = int(decision.samples.get(worst, 0))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def prior_consecutive(status: dict[str, Any] | None) -> dict[str, int]:
+    """Consecutive breaches saved in status.drift (restart-safe input to the policy's PriorState)."""
+    d = (status or {}).get("drift") or {}
+    if d.get("version") is None:
+        return {}
+    return {str(d["version"]): int(d.get("consecutiveBreaches") or 0)}
+
+
+def retrain_running(children_tjs: list[dict[str, Any]]) -> bool:
+    return any((t.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for t in children_tjs)
+
+
+def retrain_training_job(isvc: dict[str, Any], n: int) -> dict[str, Any]:
+    md, spec = isvc["metadata"], isvc["spec"]
+    tmpl = (spec.get("retrain") or {}).get("trainingJob")
+    if not tmpl:
+        raise ValueError("spec.retrain.trainingJob is required for onDrift: Retrain")
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {
+            "name": names.retrain_job(md["name"], n),
+            "namespace": md.get("namespace", "default"),
+            "labels": {
+                **labels.base("retrain"),
+                labels.INFERENCE_SERVICE: md["name"],
+                labels.MODEL: tmpl.get("model", spec["model"]),
+            },
+            "ownerReferences": [labels.owner_reference(isvc, controller=False)],
+        },
+        "spec": dict(tmpl),
+    }
+
+
+def apply_decision(
+    isvc: dict[str, Any],
+    mvs: list[dict[str, Any]],
+    observed: list[dict[str, Any]],
+    decision: DecisionLike,
+    *,
+    settings: Settings,
+    now: datetime,
+    retrain_children: list[dict[str, Any]] | None = None,
+) -> DriftPlan:
+    md, spec = isvc["metadata"], isvc["spec"]
+    old = dict(isvc.get("status") or {})
+    gen = int(md.get("generation") or 1)
+    state = RolloutState.from_status(old)
+    out = Outcome(state)
+    extra: dict[str, Any] = {"drift": drift_summary(decision, state.stable, now)}
+    conds = list(old.get("conditions") or [])
+    retrain = None
+    action = decision.action
+    scores = {f"v{k}": float(v) for k, v in decision.scores.items()}
+    if action == "Rollback" and decision.rollback_from and decision.rollback_to:
+        frm = int(decision.rollback_from)
+        if frm == state.canary or (frm == state.stable and state.previous == int(decision.rollback_to)):
+            abort(
+                out,
+                from_version=frm,
+                reason=Reason.DRIFT,
+                message=decision.message,
+                now=now,
+                generation=gen,
+                scores=scores,
+            )
+    elif action == "Retrain":
+        last = (old.get("retrain") or {}).get("at")
+        min_interval = parse_duration((spec.get("retrain") or {}).get("minInterval"), 1800.0)
+        if (
+            spec.get("retrain")
+            and not retrain_running(retrain_children or [])
+            and elapsed(last, now) >= min_interval
+        ):
+            n = int((old.get("retrain") or {}).get("count") or 0) + 1
+            retrain = retrain_training_job(isvc, n)
+            extra["retrain"] = {
+                "trainingJob": retrain["metadata"]["name"],
+                "at": cond.now_rfc3339(now),
+                "reason": decision.reason,
+                "count": n,
+                "scores": scores,
+            }
+            out.history.append(
+                {
+                    "action": "Retrained",
+                    "version": int(state.stable or 0),
+                    "at": cond.now_rfc3339(now),
+                    "reason": decision.reason,
+                }
+            )
+            out.events.append(
+                (
+                    "Warning",
+                    Reason.RETRAINING,
+                    f"live data drifted for every version ({decision.message}); created "
+                    f"TrainingJob {retrain['metadata']['name']}",
+                )
+            )
+    drifting = action in ("Rollback", "Retrain", "Alert")
+    before = cond.find(conds, cond.DRIFT_DETECTED)
+    conds = cond.set_condition(
+        conds,
+        cond.DRIFT_DETECTED,
+        drifting,
+        decision.reason
+        if drifting
+        else (
+            Reason.NO_DRIFT
+            if any(v == "NoDrift" for v in decision.verdicts.values())
+            else Reason.INCONCLUSIVE
+        ),
+        decision.message[:1024],
+        generation=gen,
+        now=now,
+    )
+    if drifting and action == "Alert" and (before is None or before.get("status") != "True"):
+        out.events.append(("Warning", Reason.DRIFT, decision.message))
+    isvc_now = {**isvc, "status": {**old, "conditions": conds}}
+    res = versions.resolve(spec.get("version", "latest"), spec["model"], mvs)
+    plan = assemble(
+        isvc_now,
+        {**old, "conditions": conds},
+        out,
+        res,
+        versions.by_version(mvs, spec["model"]),
+        observed,
+        settings=settings,
+        now=now,
+        extra_status=extra,
+    )
+    plan.status_patch = status_patch(old, plan.status)
+    return DriftPlan(plan, retrain)
