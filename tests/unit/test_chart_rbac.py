@@ -1,0 +1,114 @@
+"""RBAC of the operator: least privilege (no Secrets, no wildcards, no privilege-granting verbs), the grants
+the operator's contract needs, cluster-wide by default and Roles only in `watchNamespaces` mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from _chart import NAMESPACE, VALUE_SETS, of_kind, one, render
+
+FORBIDDEN_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
+
+
+def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for o in objects if o["kind"] in ("ClusterRole", "Role") for r in o["rules"]]
+
+
+def _allowed(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
+    verbs: set[str] = set()
+    for r in rules:
+        if group in r["apiGroups"] and resource in r["resources"]:
+            verbs |= set(r["verbs"])
+    return verbs
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_least_privilege(name: str) -> None:
+    rules = _rules(render(VALUE_SETS[name]))
+    assert rules
+    for r in rules:
+        assert "*" not in r["apiGroups"] and "*" not in r["resources"], r
+        assert not FORBIDDEN_VERBS & set(r["verbs"]), r
+        assert not any(res.startswith("secrets") for res in r["resources"]), r
+        assert "resourceNames" not in r or r["resourceNames"]
+        assert not r.get("nonResourceURLs"), r
+        # nothing that could grant more rights than the operator has
+        assert not {"roles", "clusterroles", "rolebindings", "clusterrolebindings"} & set(r["resources"]), r
+        assert "serviceaccounts/token" not in r["resources"]
+        assert "pods/exec" not in r["resources"] and "nodes" not in r["resources"]
+        # children are created and merge-patched, never replaced: `update` only for owner finalizers
+        if "update" in r["verbs"]:
+            assert all(res.endswith("/finalizers") for res in r["resources"]), r
+
+
+@pytest.mark.parametrize("name", ["default", "watch-namespaces"])
+def test_grants_what_the_operator_needs(name: str) -> None:
+    rules = _rules(render(VALUE_SETS[name]))
+    for kind in ("trainingjobs", "modelversions", "inferenceservices"):
+        assert {"get", "list", "watch", "patch"} <= _allowed(rules, "onnxops.dev", kind)
+        assert {"patch"} <= _allowed(rules, "onnxops.dev", f"{kind}/status")
+        assert "update" in _allowed(rules, "onnxops.dev", f"{kind}/finalizers")
+        assert "delete" not in _allowed(rules, "onnxops.dev", kind)  # the operator never deletes them
+    assert "create" in _allowed(rules, "onnxops.dev", "modelversions")  # registration
+    assert "create" in _allowed(rules, "onnxops.dev", "trainingjobs")  # retrain
+    for group, res in (("batch", "jobs"), ("apps", "deployments"), ("", "services"),
+                       ("autoscaling", "horizontalpodautoscalers")):
+        assert {"get", "list", "watch", "create", "patch", "delete"} <= _allowed(rules, group, res), res
+    assert _allowed(rules, "", "pods") == {"get", "list", "watch"}
+    assert {"create", "patch"} <= _allowed(rules, "", "events")
+    assert {"create", "patch"} <= _allowed(rules, "events.k8s.io", "events")
+    # Gateway API HTTPRoutes only when asked for.
+    assert not _allowed(rules, "gateway.networking.k8s.io", "httproutes")
+    with_routes = _rules(render({**VALUE_SETS[name], "rbac": {"httpRoutes": True}}))
+    assert "patch" in _allowed(with_routes, "gateway.networking.k8s.io", "httproutes")
+    assert "create" not in _allowed(with_routes, "gateway.networking.k8s.io", "httproutes")
+
+
+def test_cluster_wide_by_default() -> None:
+    objects = render()
+    role = one(objects, "ClusterRole")
+    binding = one(objects, "ClusterRoleBinding")
+    sa = one(objects, "ServiceAccount")
+    assert not of_kind(objects, "Role") and not of_kind(objects, "RoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": NAMESPACE}]
+    dep = one(objects, "Deployment")
+    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+    # kopf watches CRDs read-only; peering rights only with several replicas
+    assert _allowed(role["rules"], "apiextensions.k8s.io", "customresourcedefinitions") == {"list", "watch"}
+    assert not _allowed(role["rules"], "kopf.dev", "clusterkopfpeerings")
+    ha = one(render({"replicaCount": 2}), "ClusterRole")
+    assert _allowed(ha["rules"], "kopf.dev", "clusterkopfpeerings") == {"get", "list", "watch", "patch"}
+
+
+@pytest.mark.parametrize("name", ["watch-namespaces", "replicas-2-watch-namespaces"])
+def test_watch_namespaces_uses_roles_only(name: str) -> None:
+    values = VALUE_SETS[name]
+    objects = render(values)
+    assert not of_kind(objects, "ClusterRole") and not of_kind(objects, "ClusterRoleBinding")
+    roles = of_kind(objects, "Role")
+    bindings = of_kind(objects, "RoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(values["watchNamespaces"])
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(values["watchNamespaces"])
+    for b in bindings:
+        assert b["roleRef"]["kind"] == "Role"
+        assert b["subjects"][0]["namespace"] == NAMESPACE  # the operator's own ServiceAccount
+    for r in roles:
+        peering = _allowed(r["rules"], "kopf.dev", "kopfpeerings")
+        assert peering == ({"get", "list", "watch", "patch"} if values.get("replicaCount", 1) > 1 else set())
+
+
+def test_rbac_can_be_left_to_the_platform_team() -> None:
+    objects = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops"}})
+    assert not [o for o in objects if o["apiVersion"].startswith("rbac.authorization.k8s.io")]
+    assert not of_kind(objects, "ServiceAccount")
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops"
+
+
+def test_service_account_token_only_in_the_operator_pod() -> None:
+    objects = render()
+    assert one(objects, "ServiceAccount")["automountServiceAccountToken"] is False
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
