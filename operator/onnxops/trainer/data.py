@@ -119,22 +119,27 @@ def _is_numeric(s: pd.Series) -> bool:
 
 
 def _target(s: pd.Series, name: str, classification: bool) -> np.ndarray:
+    out: np.ndarray
     if int(s.isna().sum()):
         raise InvalidData(f"target column {name!r} has {int(s.isna().sum())} missing values")
     if not classification:
         if not _is_numeric(s) or pd.api.types.is_bool_dtype(s):
             raise InvalidData(f"target column {name!r} is not numeric (e.g. {_example(s)}); "
                               "a regressor needs a numeric target")
-        return s.to_numpy(dtype=np.float64)
+        out = s.to_numpy(dtype=np.float64)
+        return out
     if pd.api.types.is_bool_dtype(s):
-        return s.to_numpy(dtype=np.int64)
+        out = s.to_numpy(dtype=np.int64)
+        return out
     if pd.api.types.is_numeric_dtype(s):
         v = s.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(v)) or not np.all(v == np.round(v)):
             raise InvalidData(f"target column {name!r} has non-integer numbers (e.g. {_example(s)}); "
                               "use a regressor or integer/string class labels")
-        return v.astype(np.int64)
-    return s.astype(str).to_numpy(dtype=object)
+        out = v.astype(np.int64)
+        return out
+    out = s.astype(str).to_numpy(dtype=object)
+    return out
 
 
 def select_features(table: Table, ds: Dataset, *, classification: bool) -> Features:

@@ -2,7 +2,8 @@
 
 The graph has one input ``input`` (FP32, ``[-1, n_features]``). skl2onnx names the outputs:
 classifiers ``label`` (INT64, or BYTES for string classes; ``[-1]``) and ``probabilities`` (FP32,
-``[-1, n_classes]``; no ZipMap); regressors ``variable`` (FP32, ``[-1, 1]``). For classifiers without
+``[-1, n_classes]``; no ZipMap); regressors ``variable`` (FP32, ``[-1, 1]``). Converters that pick other
+names (KNeighborsRegressor: ``variable1``) get their outputs renamed to these. For classifiers without
 ``predict_proba`` (RidgeClassifier, LinearSVC, SGDClassifier with hinge loss, SVC without probability)
 ``probabilities`` holds decision-function scores, and a binary one may have a single column; the signature
 records the shape ONNX Runtime actually returned, and metadata.json says which it is (``scores``).
@@ -28,6 +29,38 @@ ORT_TO_OIP = {
     "tensor(uint64)": "UINT64", "tensor(uint32)": "UINT32", "tensor(uint16)": "UINT16",
     "tensor(uint8)": "UINT8", "tensor(bool)": "BOOL", "tensor(string)": "BYTES",
 }
+
+
+CLASSIFIER_OUTPUTS = ("label", "probabilities")
+REGRESSOR_OUTPUTS = ("variable",)
+
+
+def _rename_outputs(model: Any, names: Sequence[str]) -> None:
+    """Give the graph outputs stable names (skl2onnx sometimes says ``variable1`` or ``output_label``)."""
+    graph = model.graph
+    if len(graph.output) != len(names):
+        raise ExportFailed(f"ONNX graph has outputs {[o.name for o in graph.output]}, expected {list(names)}")
+    taken = {n for node in graph.node for n in [*node.input, *node.output]} | {i.name for i in graph.input}
+    for out, new in zip(graph.output, names, strict=True):
+        old = out.name
+        if old == new:
+            continue
+        if new in {o.name for o in graph.output} | {i.name for i in graph.input}:
+            raise ExportFailed(f"cannot rename ONNX output {old!r} to {new!r}: the name is taken")
+        if new in taken:  # an intermediate tensor has the name: move it aside first
+            k = 0
+            while f"{new}_internal{k}" in taken:
+                k += 1
+            _rename_tensor(graph, new, f"{new}_internal{k}")
+        _rename_tensor(graph, old, new)
+        out.name = new
+        taken |= {new}
+
+
+def _rename_tensor(graph: Any, old: str, new: str) -> None:
+    for node in graph.node:
+        node.output[:] = [new if n == old else n for n in node.output]
+        node.input[:] = [new if n == old else n for n in node.input]
 
 
 @contextlib.contextmanager
@@ -60,13 +93,16 @@ def to_onnx(pipeline: Any, n_features: int, *, classifier: bool, name: str = "on
     attempts: list[dict[int, dict[str, Any]] | None] = []
     if classifier:
         attempts.append({id(pipeline): {"zipmap": False}})
-    attempts.append(None)  # estimators without a ZipMap option (LinearSVC) already output tensors
+    # Estimators without a ZipMap option (LinearSVC) already output tensors; naming them in the options
+    # stops the Pipeline parser from adding its default zipmap=True.
+    attempts.append({id(pipeline[-1]): {}} if classifier else None)
     last: Exception | None = None
     for options in attempts:
         try:
             with _bool_attribute_fix():
                 onx = convert_sklearn(pipeline, name=name, initial_types=initial, options=options,
                                       target_opset=TARGET_OPSET)
+            _rename_outputs(onx, CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS)
             return bytes(onx.SerializeToString())
         except NameError as e:  # skl2onnx's "Option 'zipmap' not in [...]"
             last = e

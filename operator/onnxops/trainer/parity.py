@@ -46,14 +46,20 @@ def sklearn_scores(pipeline: Any) -> str | None:
 
 
 def _align_scores(onnx_scores: np.ndarray, sk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binary decision functions: sklearn gives (n,), ONNX (n,1) or (n,2) as [-s, s]."""
-    if sk.ndim == 1:
-        return onnx_scores.reshape(len(sk), -1)[:, -1], sk
-    return onnx_scores, sk
+    """Binary decision functions: sklearn gives (n,); ONNX gives (n,1) or (n,2), and the converters differ
+    in which column holds sklearn's score (RidgeClassifier: the only one; SGDClassifier: column 1 = df,
+    column 0 = -df; SVC: column 0 = df, column 1 = -df). Compare with the column and sign that match."""
+    if sk.ndim != 1:
+        return onnx_scores, sk
+    cols = onnx_scores.reshape(len(sk), -1)
+    candidates = [sign * cols[:, c] for c in range(cols.shape[1]) for sign in (1.0, -1.0)]
+    best = min(candidates, key=lambda v: float(np.max(np.abs(v - sk))) if len(sk) else 0.0)
+    return best, sk
 
 
 def _value_violations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(a - b) > VALUE_ATOL + VALUE_RTOL * np.abs(b)
+    out: np.ndarray = np.abs(a - b) > VALUE_ATOL + VALUE_RTOL * np.abs(b)
+    return out
 
 
 def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *, task: str) -> ParityReport:

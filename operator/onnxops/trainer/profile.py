@@ -69,5 +69,5 @@ def build_profile(task: str, X_train: np.ndarray, feature_names: Sequence[str], 
             features.append(categorical_codes(name, j, col))
         else:
             features.append(numeric_feature(name, j, col, seed=seed))
-    return Profile(task=task, rows=int(X_train.shape[0]), features=features,
-                   prediction=prediction_profile(task, predictions, class_labels))
+    return Profile.model_validate({"task": task, "rows": int(X_train.shape[0]), "features": features,
+                                   "prediction": prediction_profile(task, predictions, class_labels)})

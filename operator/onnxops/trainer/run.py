@@ -183,4 +183,4 @@ def train(args: RunArgs) -> dict[str, Any]:
 def evaluate_default() -> Any:
     from onnxops.api.v1alpha1.trainingjob import Evaluation
 
-    return Evaluation()
+    return Evaluation.model_validate({})
