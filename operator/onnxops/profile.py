@@ -135,7 +135,7 @@ def numeric_feature(name: str, index: int, values: np.ndarray, *, seed: int = 0)
         index=index,
         edges=edges,
         counts=[int(c) for c in counts],
-        missingShare=missing,
+        missing_share=missing,
         mean=float(present.mean()) if present.size else 0.0,
         std=float(present.std()) if present.size else 0.0,
         sample=[float(v) for v in sample],
@@ -146,11 +146,15 @@ def categorical_feature(name: str, index: int, values: Sequence[Any]) -> Categor
     arr = np.asarray(values, dtype=object)
     missing_mask = np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in arr], dtype=bool)
     present = [str(v) for v in arr[~missing_mask]]
-    cats, counts = np.unique(np.asarray(present, dtype=str), return_counts=True) if present else ([], [])
+    categories: list[str] = []
+    counts: list[int] = []
+    if present:
+        cats, cnts = np.unique(np.asarray(present, dtype=str), return_counts=True)
+        categories, counts = [str(c) for c in cats], [int(c) for c in cnts]
     return CategoricalFeature(
         name=name,
         index=index,
-        categories=[str(c) for c in cats],
-        counts=[int(c) for c in counts],
-        missingShare=float(missing_mask.mean()) if arr.size else 0.0,
+        categories=categories,
+        counts=counts,
+        missing_share=float(missing_mask.mean()) if arr.size else 0.0,
     )

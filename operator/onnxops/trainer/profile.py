@@ -42,7 +42,7 @@ def categorical_codes(name: str, index: int, values: np.ndarray) -> CategoricalF
         index=index,
         categories=[labels[i] for i in order],
         counts=[int(counts[i]) for i in order],
-        missingShare=float(missing.mean()) if x.size else 0.0,
+        missing_share=float(missing.mean()) if x.size else 0.0,
     )
 
 
