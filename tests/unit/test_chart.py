@@ -4,6 +4,7 @@ environment (read back through onnxops.settings), peering, the artifact PVCs and
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,27 +111,60 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
 
 def test_probes_use_kopfs_liveness_endpoint() -> None:
     c = _container()
-    assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    assert "--liveness-port=8080" in c["args"]
     port = {p["name"]: p["containerPort"] for p in c["ports"]}["health"]
     assert port == 8080
     for probe in (c["livenessProbe"], c["readinessProbe"]):
         assert probe["httpGet"] == {"path": "/healthz", "port": "health"}
 
     moved = _container({"operator": {"healthPort": 9000}})
-    assert "--liveness=http://0.0.0.0:9000/healthz" in moved["args"]
+    assert "--liveness-port=9000" in moved["args"]
     assert moved["ports"][0]["containerPort"] == 9000
 
 
-def test_one_replica_runs_standalone() -> None:
-    dep = one(render(), "Deployment")
+# The operator image's ENTRYPOINT (images/operator.Dockerfile; test_images.py checks it says so).
+OPERATOR_ENTRYPOINT = ["python", "-m", "onnxops"]
+# Stands in for kopf.run in a real `onnxops operator` process: prints the arguments it was called with.
+RECORDER = """import json, kopf
+def _run(**kwargs):
+    print("KOPF_RUN " + json.dumps(kwargs, default=str), flush=True)
+kopf.run = _run
+"""
+
+
+def _kopf_run_kwargs(container: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """Run the container's command line (the real onnxops CLI and operator main, in this environment)
+    with kopf.run replaced by a recorder, and return what kopf.run received."""
+    (tmp_path / "sitecustomize.py").write_text(RECORDER)
+    env = {**os.environ, **_env(container), "PYTHONPATH": str(tmp_path)}
+    argv = container.get("command", OPERATOR_ENTRYPOINT) + container["args"]
+    assert argv[0] == "python"
+    out = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("KOPF_RUN ")]
+    kwargs: dict[str, Any] = json.loads(line.removeprefix("KOPF_RUN "))
+    return kwargs
+
+
+def test_one_replica_runs_standalone(tmp_path: Path) -> None:
+    objects = render()
+    dep = one(objects, "Deployment")
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["args"][0] == "operator"
-    assert "--standalone" in c["args"]
-    assert not any(a.startswith("--peering") for a in c["args"])
     assert "command" not in c  # the image's ENTRYPOINT (python -m onnxops) runs `operator`
+    kw = _kopf_run_kwargs(c, tmp_path)
+    assert kw["standalone"] is True and kw["peering_name"] is None
+    assert kw["clusterwide"] is True and kw["namespaces"] == []
+    assert kw["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
     # A single standalone operator must be gone before its successor starts.
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
-    assert not of_kind(render(), "CustomResourceDefinition")
+    assert not of_kind(objects, "CustomResourceDefinition")
+
+
+def test_watch_namespaces_reach_kopf(tmp_path: Path) -> None:
+    c = _container(VALUE_SETS["watch-namespaces"])
+    kw = _kopf_run_kwargs(c, tmp_path)
+    assert kw["clusterwide"] is False and kw["namespaces"] == ["team-a", "team-b"]
 
 
 @pytest.mark.parametrize("name", ["replicas-2", "replicas-2-watch-namespaces"])
@@ -138,7 +172,7 @@ def test_replicas_use_kopf_peering(name: str) -> None:
     values = VALUE_SETS[name]
     objects = render(values)
     c = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert "--peering=onnxops" in c["args"] and "--standalone" not in c["args"]
+    assert "--peering=onnxops" in c["args"]
     crds = {o["metadata"]["name"] for o in of_kind(objects, "CustomResourceDefinition")}
     assert crds == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
     watched = values.get("watchNamespaces")
@@ -148,28 +182,20 @@ def test_replicas_use_kopf_peering(name: str) -> None:
         assert p["metadata"]["name"] == "onnxops"
         # Created after the CRDs exist (Helm cannot map a kind it installs in the same pass).
         assert "post-install" in p["metadata"]["annotations"]["helm.sh/hook"]
+    assert not of_kind(render({**values, "peering": {"name": "onnxops", "createCRDs": False,
+                                                       "createObjects": False}}), "CustomResourceDefinition")
 
 
 def test_replicas_draw_distinct_peering_priorities(tmp_path: Path) -> None:
-    """Run the Deployment's real command against a stand-in `onnxops.cli` that prints its arguments: each
-    pod appends its own random --priority (same-priority kopf peers would all pause)."""
-    c = _container({"replicaCount": 2})
-    pkg = tmp_path / "onnxops"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "cli.py").write_text("import json\ndef main(argv):\n    print(json.dumps(argv))\n    return 0\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    assert c["command"][0] == "python"
-    cmd = [sys.executable, *c["command"][1:], *c["args"]]
+    """Each operator pod joins the peering with its own random priority: kopf pauses every pod of the
+    highest priority when there are several, so equal priorities would stop all replicas."""
+    c = _container({"replicaCount": 2, "operator": {"verbose": True}})
     priorities = set()
-    for _ in range(6):
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
-        argv = __import__("json").loads(out.stdout)
-        assert argv[: len(c["args"])] == c["args"]
-        (prio,) = [a for a in argv if a.startswith("--priority=")]
-        value = int(prio.split("=", 1)[1])
-        assert 1 <= value <= 32767
-        priorities.add(value)
+    for _ in range(4):
+        kw = _kopf_run_kwargs(c, tmp_path)
+        assert kw["standalone"] is False and kw["peering_name"] == "onnxops"
+        assert 1 <= kw["priority"] <= 32767
+        priorities.add(kw["priority"])
     assert len(priorities) >= 2
 
 

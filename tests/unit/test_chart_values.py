@@ -121,7 +121,7 @@ BAD_VALUES = [
     ({"replicaCount": "two"}, "replicaCount"),
     ({"bogus": True}, "bogus"),
     ({"operator": {"prometheusURL": "http://p:9090"}}, "prometheusURL"),
-    ({"operator": {"logFormat": "xml"}}, "logFormat"),
+    ({"operator": {"healthPort": 70000}}, "healthPort"),
     ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
     ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
     ({"artifacts": {"pvc": {"accessModes": ["ReadWriteAll"]}}}, "accessModes"),
