@@ -10,7 +10,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.http as httpclient
-from test_serving_support import Bundle, ServerThread, post_json, request, train_classifier, train_regressor, v2_body
+from test_serving_support import (
+    Bundle,
+    ServerThread,
+    post_json,
+    request,
+    train_classifier,
+    train_regressor,
+    v2_body,
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +72,9 @@ def test_health_and_metadata(clf: Bundle, clf_server: ServerThread) -> None:
 # -- v2 JSON ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/v2/models/iris/infer", "/v2/models/iris/versions/3/infer"])
 @pytest.mark.parametrize("n", [1, 7, 64])
-def test_v2_json_matches_onnxruntime_and_sklearn(clf: Bundle, clf_server: ServerThread, path: str, n: int) -> None:
+def test_v2_json_matches_onnxruntime_and_sklearn(
+    clf: Bundle, clf_server: ServerThread, path: str, n: int
+) -> None:
     x = rows(clf, n, seed=n)
     status, doc = post_json(clf_server.port, path, v2_body(x, input_name(clf), id="req-1"))
     assert status == 200, doc
@@ -81,8 +91,11 @@ def test_v2_json_matches_onnxruntime_and_sklearn(clf: Bundle, clf_server: Server
 
 def test_v2_requested_output_subset(clf: Bundle, clf_server: ServerThread) -> None:
     x = rows(clf, 3)
-    status, doc = post_json(clf_server.port, "/v2/models/iris/infer",
-                            v2_body(x, input_name(clf), outputs=[{"name": "probabilities"}]))
+    status, doc = post_json(
+        clf_server.port,
+        "/v2/models/iris/infer",
+        v2_body(x, input_name(clf), outputs=[{"name": "probabilities"}]),
+    )
     assert status == 200
     assert [o["name"] for o in doc["outputs"]] == ["probabilities"]
 
@@ -106,8 +119,10 @@ def test_v2_binary_with_tritonclient(clf: Bundle, clf_server: ServerThread, n: i
         assert meta["inputs"][0]["name"] == input_name(clf)
         inp = httpclient.InferInput(input_name(clf), list(x.shape), "FP32")
         inp.set_data_from_numpy(x, binary_data=True)
-        outs = [httpclient.InferRequestedOutput("label", binary_data=True),
-                httpclient.InferRequestedOutput("probabilities", binary_data=True)]
+        outs = [
+            httpclient.InferRequestedOutput("label", binary_data=True),
+            httpclient.InferRequestedOutput("probabilities", binary_data=True),
+        ]
         result = client.infer("iris", [inp], outputs=outs, model_version="3")
         want_label, want_proba = session(clf).run(None, {input_name(clf): x})
         np.testing.assert_array_equal(result.as_numpy("label"), want_label)
@@ -117,7 +132,9 @@ def test_v2_binary_with_tritonclient(clf: Bundle, clf_server: ServerThread, n: i
         result = client.infer("iris", [inp])
         np.testing.assert_array_equal(result.as_numpy("probabilities"), want_proba)
         # binary input, JSON outputs
-        result = client.infer("iris", [inp], outputs=[httpclient.InferRequestedOutput("label", binary_data=False)])
+        result = client.infer(
+            "iris", [inp], outputs=[httpclient.InferRequestedOutput("label", binary_data=False)]
+        )
         np.testing.assert_array_equal(result.as_numpy("label"), want_label)
     finally:
         client.close()
@@ -162,8 +179,16 @@ GOOD = [[5.1, 3.5, 1.4, 0.2]]
 
 
 def _v2(name: str = "X", shape: list[int] | None = None, datatype: str = "FP32", data: object = None) -> dict:
-    return {"inputs": [{"name": name, "shape": shape or [1, 4], "datatype": datatype,
-                        "data": GOOD[0] if data is None else data}]}
+    return {
+        "inputs": [
+            {
+                "name": name,
+                "shape": shape or [1, 4],
+                "datatype": datatype,
+                "data": GOOD[0] if data is None else data,
+            }
+        ]
+    }
 
 
 BAD_V2 = [
@@ -187,8 +212,9 @@ BAD_V2 = [
 
 
 @pytest.mark.parametrize(("path", "doc", "message"), BAD_V2)
-def test_bad_requests_get_400_naming_the_problem(clf_server: ServerThread, path: str, doc: object,
-                                                 message: str) -> None:
+def test_bad_requests_get_400_naming_the_problem(
+    clf_server: ServerThread, path: str, doc: object, message: str
+) -> None:
     status, body = post_json(clf_server.port, path, doc)
     assert status == 400
     assert message in body["error"]
@@ -209,11 +235,26 @@ def test_body_over_the_limit_gets_400(clf_server: ServerThread) -> None:
 
 
 def test_binary_length_mismatch_gets_400(clf: Bundle, clf_server: ServerThread) -> None:
-    header = json.dumps({"inputs": [{"name": input_name(clf), "shape": [1, 4], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": 12}}]}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": input_name(clf),
+                    "shape": [1, 4],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 12},
+                }
+            ]
+        }
+    ).encode()
     body = header + np.zeros(3, np.float32).tobytes()
-    status, _, raw = request(clf_server.port, "POST", "/v2/models/iris/infer", body,
-                             {"Inference-Header-Content-Length": str(len(header))})
+    status, _, raw = request(
+        clf_server.port,
+        "POST",
+        "/v2/models/iris/infer",
+        body,
+        {"Inference-Header-Content-Length": str(len(header))},
+    )
     assert status == 400
     assert "binary data has 12 bytes but shape [1, 4] of FP32 needs 16" in json.loads(raw)["error"]
 

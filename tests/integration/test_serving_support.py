@@ -36,10 +36,17 @@ class Bundle:
     profile: Profile
 
     def config(self, **kw: Any) -> ServerConfig:
-        base = ServerConfig(model_name=self.name, model_version="3", model_uri=self.model_path.as_uri(),
-                            sha256=self.model_sha, profile_uri=self.profile_path.as_uri(),
-                            profile_sha256=self.profile_sha, host="127.0.0.1", port=0,
-                            shutdown_grace_seconds=5.0)
+        base = ServerConfig(
+            model_name=self.name,
+            model_version="3",
+            model_uri=self.model_path.as_uri(),
+            sha256=self.model_sha,
+            profile_uri=self.profile_path.as_uri(),
+            profile_sha256=self.profile_sha,
+            host="127.0.0.1",
+            port=0,
+            shutdown_grace_seconds=5.0,
+        )
         return replace(base, **kw)
 
 
@@ -48,8 +55,12 @@ def _sha(p: Path) -> str:
 
 
 def _write(tmp: Path, name: str, est: Any, X: np.ndarray, prediction: Any, task: str) -> Bundle:
-    onx = to_onnx(est, X[:1], options={id(est): {"zipmap": False}} if task == "classification" else None,
-                  target_opset=17)
+    onx = to_onnx(
+        est,
+        X[:1],
+        options={id(est): {"zipmap": False}} if task == "classification" else None,
+        target_opset=17,
+    )
     d = tmp / name
     d.mkdir(parents=True, exist_ok=True)
     model_path = d / "model.onnx"
@@ -79,8 +90,9 @@ def train_regressor(tmp: Path) -> Bundle:
     pred = est.predict(X)
     edges = quantile_edges(pred)
     counts = np.bincount(np.searchsorted(edges, pred, side="left"), minlength=len(edges) + 1)
-    return _write(tmp, "diabetes", est, X, NumericPrediction(edges=edges, counts=[int(c) for c in counts]),
-                  "regression")
+    return _write(
+        tmp, "diabetes", est, X, NumericPrediction(edges=edges, counts=[int(c) for c in counts]), "regression"
+    )
 
 
 class ServerThread:
@@ -129,8 +141,14 @@ def wait_loaded(port: int, timeout: float = 20.0) -> dict[str, Any]:
         time.sleep(0.02)
 
 
-def request(port: int, method: str, path: str, body: bytes | str | None = None,
-            headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -146,5 +164,7 @@ def post_json(port: int, path: str, doc: Any) -> tuple[int, Any]:
 
 
 def v2_body(x: np.ndarray, name: str = "X", datatype: str = "FP32", **extra: Any) -> dict[str, Any]:
-    return {"inputs": [{"name": name, "shape": list(x.shape), "datatype": datatype,
-                        "data": x.ravel().tolist()}], **extra}
+    return {
+        "inputs": [{"name": name, "shape": list(x.shape), "datatype": datatype, "data": x.ravel().tolist()}],
+        **extra,
+    }

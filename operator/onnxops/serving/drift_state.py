@@ -33,18 +33,30 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def category_key(value: object) -> str | None:
-    """The label a categorical value is counted under; None for a missing value."""
+    """The label a categorical value is counted under (``str(value)``, as the profile writes categories);
+    None for a missing value (None, NaN, empty or "nan"/"None"/"null" strings)."""
     if value is None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    if isinstance(value, float | np.floating):
-        if math.isnan(value):
-            return None
-        if float(value).is_integer():
-            return str(int(value))
-    s = str(value)
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return None
+    s = str(value)  # numpy scalars print their shortest round-trip form: float32(0.1) -> "0.1"
     return None if s in MISSING_STRINGS else s
+
+
+def float_aliases(categories: list[str]) -> dict[float, str]:
+    """Numeric categories by value, also rounded to float32, so 1 / 1.0 / float32(0.1) find "1.0" / "0.1"."""
+    out: dict[float, str] = {}
+    for c in categories:
+        try:
+            v = float(c)
+        except ValueError:
+            continue
+        if not math.isnan(v):
+            out.setdefault(v, c)
+            out.setdefault(float(np.float32(v)), c)
+    return out
 
 
 @dataclass
@@ -101,6 +113,7 @@ class DriftState:
             f.name: CategoryCounter({c: 0 for c in f.categories}, self.category_limit)
             for f in self.categorical
         }
+        self.aliases = {f.name: float_aliases(f.categories) for f in self.categorical}
         self.expected = np.array([c for f in self.numeric for c in f.counts], dtype=float)
         pred = self.profile.prediction
         self.pred_classes = (
@@ -166,10 +179,20 @@ class DriftState:
         self.window[-1].rows += n
 
     def _update_categorical(self, f: CategoricalFeature, col: np.ndarray) -> None:
-        values, counts = np.unique(col.astype(str), return_counts=True)
         counter = self.categories[f.name]
+        if col.dtype.kind in "fiub":
+            values, counts = np.unique(col, return_counts=True)
+            aliases = self.aliases[f.name]
+            for v, c in zip(values, counts.tolist(), strict=True):
+                key = aliases.get(float(v)) or category_key(v)
+                if key is None:
+                    self.missing[f.name] += c
+                else:
+                    counter.add(key, c)
+            return
+        values, counts = np.unique(col.astype(str), return_counts=True)
         for v, c in zip(values.tolist(), counts.tolist(), strict=True):
-            key = category_key(float(v) if col.dtype.kind == "f" else v)
+            key = category_key(v)
             if key is None:
                 self.missing[f.name] += c
             else:

@@ -104,7 +104,7 @@ class Handlers:
                 f"this server serves version {self.version!r}",
             )
         model = self.state.model
-        if model is None or not self.state.ready:
+        if model is None:  # while draining, requests in flight are still served
             h = self.state.health()
             return error(503, f"model {name!r} is not ready: {h['reason']}: {h['message']}")
         return model
@@ -130,7 +130,7 @@ class Handlers:
         if action == "ready":
             if isinstance(checked, Response) and checked.status == 400:
                 return checked
-            ready = not isinstance(checked, Response)
+            ready = not isinstance(checked, Response) and self.state.ready
             return json_response(200 if ready else 503, {"name": name, "ready": ready})
         return (
             checked
@@ -183,4 +183,6 @@ class Handlers:
         checked = self._check_model(rest, None)
         if isinstance(checked, Response) and checked.status == 400:
             return checked
-        return json_response(200, {"name": rest, "ready": not isinstance(checked, Response)})
+        return json_response(
+            200, {"name": rest, "ready": not isinstance(checked, Response) and self.state.ready}
+        )

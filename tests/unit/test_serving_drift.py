@@ -1,0 +1,127 @@
+"""Vectorised drift counting against independent numpy counts, and the sliding window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxops.drift import stats
+from onnxops.drift.names import OTHER_CATEGORY
+from onnxops.profile import ClassPrediction, Profile, categorical_feature, numeric_feature
+from onnxops.serving.drift_state import DriftState, category_key
+
+
+def profile(rng: np.random.Generator) -> Profile:
+    x = rng.normal(size=(500, 3))
+    feats = [
+        numeric_feature("a", 0, x[:, 0]),
+        categorical_feature("colour", 1, rng.integers(0, 3, 500).astype(float)),
+        numeric_feature("c", 2, np.round(x[:, 2], 1)),
+    ]  # rounded: repeated values sit exactly on edges
+    return Profile(
+        task="classification",
+        rows=500,
+        features=feats,
+        prediction=ClassPrediction(classes=["0", "1"], counts=[250, 250]),
+    )
+
+
+def le_counts(edges: list[float], values: np.ndarray) -> np.ndarray:
+    """Per-bin counts from the definition of `le` (count of values <= bound), independent of searchsorted."""
+    v = values[~np.isnan(values)]
+    cum = [np.count_nonzero(v <= e) for e in edges] + [v.size]
+    return np.diff([0, *cum])
+
+
+@pytest.mark.parametrize("n", [1, 64, 20_000])  # 20k rows takes the per-feature searchsorted path
+def test_numeric_bins_match_independent_counts(n: int) -> None:
+    rng = np.random.default_rng(n)
+    p = profile(rng)
+    d = DriftState(p, "input")
+    x = np.column_stack([rng.normal(size=n), rng.integers(0, 3, n), np.round(rng.normal(size=n), 1)])
+    x[rng.random((n, 3)) < 0.05] = np.nan
+    x[0, 0] = p.features[0].edges[3]  # exactly on an edge -> that edge's bucket
+    d.update({"input": x.astype(np.float32)}, np.zeros(n, dtype=np.int64))
+    x32 = x.astype(np.float32).astype(np.float64)
+    for j, f in enumerate(d.numeric):
+        np.testing.assert_array_equal(d.feature_bins(j), le_counts(f.edges, x32[:, f.index]))
+        assert d.sums[j] == pytest.approx(np.nansum(x32[:, f.index]))
+        assert d.missing[f.name] == np.isnan(x32[:, f.index]).sum()
+    assert d.missing["colour"] == np.isnan(x[:, 1]).sum()
+    cats = d.categories["colour"].known
+    assert p.features[1].kind == "categorical" and p.features[1].categories == ["0.0", "1.0", "2.0"]
+    for k in ("0.0", "1.0", "2.0"):
+        assert cats[k] == np.count_nonzero(x[:, 1] == float(k))
+    assert d.pred_classes is not None and d.pred_classes.known["0"] == n
+
+
+def test_unseen_categories_are_counted_then_capped() -> None:
+    rng = np.random.default_rng(0)
+    d = DriftState(profile(rng), "input", category_limit=3)
+    col = np.array([0, 5, 6, 7, 8, 9, 9, 1], dtype=float)
+    x = np.column_stack([np.zeros(8), col, np.zeros(8)])
+    d.update({"input": x}, None)
+    known = d.categories["colour"].known
+    assert known["5.0"] == known["6.0"] == known["7.0"] == 1
+    assert known[OTHER_CATEGORY] == 3  # 8, 9, 9 beyond the cap
+    assert known["0.0"] == 1 and known["1.0"] == 1 and known["2.0"] == 0
+
+
+def test_float32_values_find_their_profile_category() -> None:
+    p = Profile(task="regression", rows=3, features=[categorical_feature("k", 0, [0.1, 2.0, 2.0])])
+    d = DriftState(p, "input")
+    d.update({"input": np.array([[0.1], [2], [2], [3]], dtype=np.float32)}, None)
+    assert d.categories["k"].known == {"0.1": 1, "2.0": 2, "3.0": 1}
+
+
+def test_prediction_classes_unseen_label() -> None:
+    d = DriftState(profile(np.random.default_rng(1)), "input")
+    d.update({"input": np.zeros((4, 3))}, np.array([1, 1, 0, 7]))
+    assert d.pred_classes is not None
+    assert d.pred_classes.known == {"0": 1, "1": 2, "7": 1}
+
+
+def test_window_psi_and_expiry() -> None:
+    now = [1000.0]
+    p = profile(np.random.default_rng(2))
+    d = DriftState(p, "input", window_seconds=100.0, clock=lambda: now[0])
+    rows, psis = d.window_psi()
+    assert rows == 0 and all(np.isnan(v) for v in psis.values())
+    rng = np.random.default_rng(3)
+    old = rng.normal(3, 1, size=(50, 3))
+    d.update({"input": old}, None)
+    now[0] += 60
+    new = rng.normal(0, 1, size=(80, 3))
+    d.update({"input": new}, None)
+    rows, psis = d.window_psi()
+    both = np.concatenate([old, new])
+    assert rows == 130
+    assert psis["a"] == pytest.approx(
+        stats.psi(p.features[0].counts, le_counts(p.features[0].edges, both[:, 0]))
+    )
+    now[0] += 50  # the first slice (t=1000) is now 110 s old
+    rows, psis = d.window_psi()
+    assert rows == 80
+    assert psis["c"] == pytest.approx(
+        stats.psi(p.features[2].counts, le_counts(p.features[2].edges, new[:, 2]))
+    )
+    # counts since start are unaffected by the window
+    assert d.feature_bins(0).sum() == 130
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        (1.0, "1.0"),
+        (1.5, "1.5"),
+        (float("nan"), None),
+        (None, None),
+        ("", None),
+        ("red", "red"),
+        (b"blue", "blue"),
+        (np.int64(3), "3"),
+        (np.float32(0.1), "0.1"),
+    ],
+)
+def test_category_key(value: object, key: str | None) -> None:
+    assert category_key(value) == key
