@@ -222,9 +222,10 @@ async def test_prometheus_bad_answers_are_inconclusive(mode: str) -> None:
 def test_queries_are_batched_and_escaped() -> None:
     qs = queries('we"ird', "300s", {"namespace": "prod"})
     assert len(qs) == 8
+    sel = 'onnxops_feature_value_bucket{model="we\\"ird",namespace="prod"}'
     assert qs[N.FEATURE_VALUE + "_bucket"] == (
-        'sum by (version, feature, le) (increase(onnxops_feature_value_bucket'
-        '{model="we\\"ird",namespace="prod"}[300s]))'
+        f"sum by (version, feature, le) ((increase({sel}[300s]) and {sel} offset 300s)"
+        f" or ({sel} unless {sel} offset 300s))"
     )
-    assert qs["p99"].startswith("histogram_quantile(0.99, sum by (version, le) (increase(")
+    assert qs["p99"].startswith("histogram_quantile(0.99, sum by (version, le) ((increase(")
     assert label_value("a\\b") == '"a\\\\b"'

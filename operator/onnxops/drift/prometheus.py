@@ -2,7 +2,9 @@
 
 Every query has a timeout; an unreachable Prometheus, a timeout, a non-2xx answer or a malformed body
 makes the whole evaluation ``Inconclusive`` (never drift, never a rollback). ``increase()`` handles
-counter resets and the window; the client sums nothing itself except what ``sum by`` cannot express.
+counter resets and the window. A series born inside the window (a category first seen, a new pod) is
+taken at its full value, since ``increase()`` cannot see the value of its first sample; the one case this
+undercounts is a series both born and reset inside one window (the counts before the reset are lost).
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ def queries(model: str, window: str, extra: Mapping[str, str] | None = None) -> 
     v, f = N.LABEL_VERSION, N.LABEL_FEATURE
 
     def inc(name: str, by: str) -> str:
-        return f"sum by ({by}) (increase({name}{sel}[{window}]))"
+        series = name + sel
+        # increase() for series that existed before the window; the whole value of series born inside it
+        # (an unseen category, a new pod): increase() would miss the value of their first sample.
+        return (
+            f"sum by ({by}) ((increase({series}[{window}]) and {series} offset {window})"
+            f" or ({series} unless {series} offset {window}))"
+        )
 
     return {
         N.FEATURE_VALUE + BUCKET: inc(N.FEATURE_VALUE + BUCKET, f"{v}, {f}, le"),
