@@ -111,6 +111,8 @@ def put_bundle(base_uri: str, files: dict[str, bytes], *, marker: str = BUNDLE_M
     first and ``marker`` last with a conditional write, see ``storage.s3``). An existing bundle is never
     overwritten: AlreadyExists. ``marker`` defaults to metadata.json; without it the last file is the marker.
     """
+    if base_uri.endswith("/") and not base_uri.rstrip("/").endswith(":"):
+        base_uri = base_uri.rstrip("/")
     if not files:
         raise StorageError(f"{base_uri}: empty bundle")
     for name in files:
