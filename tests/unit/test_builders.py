@@ -116,7 +116,7 @@ def test_verification_job_runs_server_verify_only_with_signature():
     a = c["args"]
     assert a[a.index("--sha256") + 1] == m["spec"]["artifact"]["sha256"]
     assert a[a.index("--model-uri") + 1] == m["spec"]["artifact"]["uri"]
-    assert json.loads(_env(c)["ONNXOPS_EXPECTED_SIGNATURE"]) == m["spec"]["signature"]
+    assert json.loads(_env(c)["ONNXOPS_EXPECT_SIGNATURE_JSON"]) == m["spec"]["signature"]
 
 
 def test_deployment_env_probes_labels():

@@ -28,6 +28,14 @@ log = logging.getLogger("onnxops.operator")
 IDLE_SECONDS = 300.0  # a safety re-check of a quiet object (reads only; a converged object writes nothing)
 MAX_BACKOFF = 60.0
 Reconciler = Callable[[Context, str, str], Awaitable[float | None]]
+# The running operator's context (tests and benchmarks read its request counters); not state.
+CURRENT: list[Context] = []
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account, else $KUBECONFIG (read at login time, not at import)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
@@ -41,6 +49,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())
+    CURRENT[:] = [memo.ctx]
 
 
 @kopf.on.cleanup()

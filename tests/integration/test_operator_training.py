@@ -1,0 +1,146 @@
+"""The real operator (kopf) against the local runtime: TrainingJob paths and ModelVersion registration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _operator_env import Cluster, local_cluster, operator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+DONE = ("Succeeded", "Failed")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with local_cluster(tmp_path_factory.mktemp("rt")) as c:
+        yield c
+
+
+def tj(name: str, store: Path, model: str = "iris", **spec: object) -> dict:
+    body: dict = {
+        "model": model,
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}},
+        "output": {"uri": f"file://{store}"},
+        "backoffLimit": 0,
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def finished(s: dict) -> bool:
+    return s.get("phase") == "Failed" or (s.get("phase") == "Succeeded" and bool(s.get("modelVersion")))
+
+
+def test_training_paths(cluster: Cluster, tmp_path: Path) -> None:
+    """Success + verification, gate not met, crash with backoff, deadline, suspend — run side by side."""
+    store = tmp_path / "store"
+    with operator(cluster):
+        cluster.create(tj("ok", store, model="paths"))
+        cluster.create(tj("gate", store, model="gated", evaluation={"gates": ["accuracy >= 0.999"]}))
+        cluster.create(
+            tj(
+                "crash",
+                store,
+                model="crash",
+                backoffLimit=1,
+                template={"env": [{"name": "PYTHONHOME", "value": str(tmp_path / "nowhere")}]},
+            )
+        )
+        cluster.create(tj("slow", store, model="slow", activeDeadlineSeconds=1))
+        cluster.create(tj("paused", store, model="paused", suspend=True))
+
+        ok = cluster.wait_status("TrainingJob", "ok", finished, timeout=120)["status"]
+        assert ok["phase"] == "Succeeded", ok
+        assert ok["modelVersion"] == "paths-v1" and ok["attempts"] == 1
+        assert ok["primaryMetric"].startswith("accuracy=") and 0.8 < ok["metrics"]["accuracy"] <= 1.0
+        mv = cluster.wait_status("ModelVersion", "paths-v1", lambda s: s.get("phase") in ("Ready", "Failed"))
+        assert mv["status"]["phase"] == "Ready", mv["status"]
+        assert mv["spec"]["version"] == 1 and mv["spec"]["lineage"]["trainingJob"] == "default/ok"
+        assert mv["spec"]["artifact"]["sha256"] == ok["artifact"]["sha256"]
+        assert "ownerReferences" not in mv["metadata"]
+        job = cluster.get("Job", "ok-train", api="batch/v1")
+        assert job and job["metadata"]["ownerReferences"][0]["name"] == "ok"
+
+        gate = cluster.wait_status("TrainingJob", "gate", finished, timeout=120)["status"]
+        assert gate["phase"] == "Failed" and "GateNotMet" in gate["message"], gate
+        assert "accuracy" in gate["message"]
+        assert any(c["type"] == "Stalled" and c["status"] == "True" for c in gate["conditions"])
+
+        crash = cluster.wait_status("TrainingJob", "crash", finished, timeout=120)["status"]
+        assert crash["phase"] == "Failed" and crash["attempts"] == 2, crash
+        assert crash["message"].startswith("BackoffLimitExceeded"), crash
+
+        slow = cluster.wait_status("TrainingJob", "slow", finished, timeout=120)["status"]
+        assert slow["phase"] == "Failed" and "DeadlineExceeded" in slow["message"], slow
+
+        paused = cluster.wait_status("TrainingJob", "paused", lambda s: s.get("phase") == "Suspended")
+        assert cluster.list("Pod", api="v1", label_selector={"onnxops.dev/training-job": "paused"}) == []
+        cluster.patch("TrainingJob", "paused", {"spec": {"suspend": False}})
+        resumed = cluster.wait_status("TrainingJob", "paused", finished, timeout=120)["status"]
+        assert resumed["phase"] == "Succeeded" and resumed["modelVersion"] == "paused-v1", resumed
+        assert paused  # was seen suspended first
+        reasons = {e["reason"] for e in cluster.events("gate")}
+        assert "GateNotMet" in reasons, reasons
+
+
+def test_version_numbering_concurrency_and_restart(cluster: Cluster, tmp_path: Path) -> None:
+    """Three TrainingJobs of one model finish together and the operator restarts mid-way: exactly one
+    ModelVersion each, numbered 1..3; after another restart nothing new appears."""
+    store = tmp_path / "store"
+    with operator(cluster):
+        for i in range(3):
+            cluster.create(tj(f"num-{i}", store, model="numbered"))
+        cluster.wait(
+            "a training pod running",
+            lambda: cluster.list("Pod", api="v1", label_selector={"onnxops.dev/model": "numbered"}),
+            timeout=60,
+        )
+    # the operator is down while the trainers finish; the next one registers the versions
+    time.sleep(1.0)
+    with operator(cluster):
+        for i in range(3):
+            cluster.wait_status("TrainingJob", f"num-{i}", finished, timeout=120)
+    with operator(cluster):
+        time.sleep(2.0)
+        mvs = [m for m in cluster.list("ModelVersion") if m["spec"]["model"] == "numbered"]
+    versions = sorted(m["spec"]["version"] for m in mvs)
+    assert versions == [1, 2, 3], versions
+    owners = sorted(m["metadata"]["labels"]["onnxops.dev/training-job"] for m in mvs)
+    assert owners == ["num-0", "num-1", "num-2"]
+    recorded = sorted(cluster.get("TrainingJob", f"num-{i}")["status"]["modelVersion"] for i in range(3))
+    assert recorded == ["numbered-v1", "numbered-v2", "numbered-v3"]
+
+
+def test_kubectl_get_onnxops_shows_columns(cluster: Cluster, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    kubectl = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+    if not Path(kubectl).exists():
+        pytest.skip("kubectl not installed")
+    with operator(cluster):
+        cluster.create(tj("shown", tmp_path / "store", model="shown"))
+        cluster.wait_status("TrainingJob", "shown", finished, timeout=120)
+        cluster.wait_status("ModelVersion", "shown-v1", lambda s: s.get("phase") == "Ready")
+    out = subprocess.run(
+        [kubectl, "--kubeconfig", cluster.kubeconfig, "get", "onnxops", "-o", "wide"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    tj_line = next(line for line in out.splitlines() if line.startswith("trainingjob.onnxops.dev/shown "))
+    assert "Succeeded" in tj_line and "shown-v1" in tj_line and "accuracy=" in tj_line, out
+    mv_line = next(line for line in out.splitlines() if line.startswith("modelversion.onnxops.dev/shown-v1 "))
+    assert "True" in mv_line and "Ready" in mv_line, out
