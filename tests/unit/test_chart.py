@@ -270,9 +270,9 @@ def test_default_artifact_pvc() -> None:
 def test_pvc_in_every_served_namespace_with_custom_class() -> None:
     values = {"watchNamespaces": ["team-a", "team-b"],
               "artifacts": {"pvc": {"storageClassName": "nfs", "accessModes": ["ReadWriteOnce"],
-                                    "size": "1Gi", "keep": False}}}
+                                    "size": "1Gi", "keep": False, "extraNamespaces": ["team-b", "ml"]}}}
     pvcs = of_kind(render(values), "PersistentVolumeClaim")
-    assert sorted(p["metadata"]["namespace"] for p in pvcs) == sorted([NAMESPACE, "team-a", "team-b"])
+    assert sorted(p["metadata"]["namespace"] for p in pvcs) == sorted([NAMESPACE, "team-a", "team-b", "ml"])
     for p in pvcs:
         assert p["spec"]["storageClassName"] == "nfs"
         assert p["spec"]["accessModes"] == ["ReadWriteOnce"]

@@ -64,10 +64,11 @@ app.kubernetes.io/part-of: onnxops
 {{- if .Values.watchNamespaces }}false{{ else }}true{{ end }}
 {{- end }}
 
-{{/* Namespaces that get the embedded artifact PVC: the release namespace plus the watched ones. */}}
+{{/* Namespaces that get the embedded artifact PVC: the release namespace, the watched and the extra ones. */}}
 {{- define "onnxops.pvcNamespaces" -}}
 {{- $all := list .Release.Namespace }}
 {{- range .Values.watchNamespaces }}{{ $all = append $all . }}{{ end }}
+{{- range .Values.artifacts.pvc.extraNamespaces }}{{ $all = append $all . }}{{ end }}
 {{- $all | uniq | toJson }}
 {{- end }}
 

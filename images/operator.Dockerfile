@@ -1,0 +1,38 @@
+# onnxops operator image. Build from the repository root (make images, or scripts/build-images.sh):
+#   docker build -f images/operator.Dockerfile -t onnxops-operator .
+# Stage 1 builds the onnxops wheel (the same step in all three images, so the build cache shares it) and
+# the wheels of the [operator] extra; stage 2 installs only those wheels, offline, on a clean base: no
+# compilers, no sources, no build tools.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+ && pip wheel --no-cache-dir --wheel-dir /wheels "$(ls /wheels/onnxops-*.whl)[operator]"
+
+FROM ${PYTHON_IMAGE}
+ARG ONNXOPS_VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="onnxops operator" \
+      org.opencontainers.image.description="The onnxops Kubernetes operator (kopf): trains, registers, serves, watches drift, rolls back." \
+      org.opencontainers.image.version="${ONNXOPS_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="onnxops"
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOME=/tmp
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels "onnxops[operator]==${ONNXOPS_VERSION}" \
+ && groupadd --gid 10001 onnxops \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin onnxops
+WORKDIR /tmp
+USER 10001:10001
+ENTRYPOINT ["python", "-m", "onnxops"]
+CMD ["operator"]
