@@ -218,3 +218,14 @@ async def _async(x: Any) -> Any:
 
 async def _absent(client: KubeClient, name: str) -> bool:
     return await client.get(PODS, "default", name) is None
+
+
+async def test_pod_active_deadline_fails_the_pod(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    body = pod("late", "import time; time.sleep(60)", activeDeadlineSeconds=1,
+               terminationGracePeriodSeconds=1)
+    await rt.client.create(PODS, "default", body)
+    p = await wait_for(lambda: phase(rt.client, "late", "Failed"), what="deadline")  # type: ignore[arg-type]
+    assert p["status"]["reason"] == "DeadlineExceeded"
+    assert p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 143  # SIGTERM
+    assert rt.pids().get("default/late") == []

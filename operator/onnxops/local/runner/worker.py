@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,8 @@ class PodWorker:
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.start_time = fmt_time(now())
         self.started_mono = time.monotonic()
-        self.stopping = False
+        self.stopping = False  # deletion: stop everything, write no more status
+        self.killing = False  # deadline: stop everything, no restarts
         self.finished = False  # every process is gone and will not be restarted
         self.changed = asyncio.Event()
         self._last_status: Obj | None = None
@@ -109,7 +111,7 @@ class PodWorker:
                 if pending:
                     self.failed_reason = "DeadlineExceeded"
                     self.failed_message = "Pod was active on the node longer than the specified deadline"
-                    self.stopping = True
+                    self.killing = True
                     await asyncio.gather(*(process.stop_process(p, self.grace) for p in self.procs.values()))
                     await asyncio.gather(*runs, return_exceptions=True)
             else:
@@ -194,9 +196,12 @@ class PodWorker:
             st.ready = init or not c.get("readinessProbe")
             self.changed.set()
             probes = [] if init else self._start_probes(st, c, proc)
-            rc = await proc.wait()
-            for t in probes:
-                t.cancel()
+            try:
+                rc = await proc.wait()
+            finally:
+                for t in probes:
+                    t.cancel()
+                process.signal_group(proc.pid, signal.SIGKILL)  # also when cancelled: no strays
             await process.stop_process(proc, 0)
             code = signal_exit_code(rc)
             st.state, st.ready, st.exit_code, st.finished_at = "terminated", False, code, fmt_time(now())
@@ -207,8 +212,8 @@ class PodWorker:
             head = process.read_head(plan.termination_path, MAX_TERMINATION_MESSAGE)
             st.message = termination_message(head, c.get("terminationMessagePolicy", "File"), code, tail)
             self.changed.set()
-            if self.stopping or not should_restart("OnFailure" if init and self.policy == "Always"
-                                                   else self.policy, code):
+            policy = "OnFailure" if init and self.policy == "Always" else self.policy
+            if self.stopping or self.killing or not should_restart(policy, code):
                 return code == 0
             delay = backoff_delay(st.restart_count, *self.runner.backoff)
             st.last_state = {"terminated": st.terminated_dict()}
