@@ -152,6 +152,8 @@ def test_builtin_apply_uses_strategic_merge(cluster: tuple[ApiServerThread, Path
     assert container["image"] == "img:2"
     assert container["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
     assert live["metadata"]["generation"] == 3
+    kubectl(cluster, "scale", "deployment", "web", "--replicas=3")  # the scale subresource
+    assert kubectl(cluster, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "3"
     header = kubectl(cluster, "get", "deployments").stdout.splitlines()[0].split()
     assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     kubectl(cluster, "delete", "deployment", "web")

@@ -49,8 +49,12 @@ def _resource(info: ResourceInfo) -> list[Obj]:
     if info.status_subresource:
         out.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                     "kind": info.kind, "verbs": ["get", "patch", "update"]})
-    out.extend({"name": f"{info.plural}/{sub}", "singularName": "", "namespaced": info.namespaced,
-                "kind": info.kind if sub != "log" else "Pod", "verbs": ["get"]} for sub in info.subresources)
+    for sub in info.subresources:
+        entry: Obj = {"name": f"{info.plural}/{sub}", "singularName": "", "namespaced": info.namespaced,
+                      "kind": info.kind, "verbs": ["get"]}
+        if sub == "scale":
+            entry.update(kind="Scale", group="autoscaling", version="v1", verbs=["get", "patch", "update"])
+        out.append(entry)
     return out
 
 

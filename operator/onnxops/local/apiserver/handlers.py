@@ -12,6 +12,7 @@ from aiohttp import web
 from . import discovery, openapi
 from .errors import ApiError, bad_request, success_status
 from .objects import Cluster
+from .patch import json_patch, merge_patch
 from .registry import ResourceInfo
 from .tables import table, wants_table
 from .watch import WatchStream
@@ -154,6 +155,8 @@ class Handlers:
             raise ApiError(405, f"{method} is not supported on a collection")
         if t.sub == "log":
             return self._log(t, request)
+        if t.sub == "scale":
+            return await self._scale(t, request)
         if method == "GET":
             obj = c.lookup(info, t.namespace, t.name)
             if wants_table(request.headers.get("Accept", "")):
@@ -212,6 +215,29 @@ class Handlers:
                         "metadata": {"resourceVersion": str(self.cluster.store.resource_version)},
                         "items": [self._out(info, o) for o in done]})
 
+    async def _scale(self, t: Target, request: web.Request) -> web.Response:
+        """autoscaling/v1 Scale of a Deployment/ReplicaSet: GET, PUT or PATCH of spec.replicas."""
+        assert t.name is not None
+        obj = self.cluster.lookup(t.info, t.namespace, t.name)
+        if request.method in ("PUT", "PATCH"):
+            current = scale_of(obj)
+            if request.method == "PUT":
+                wanted = await self._json_body(request)
+            else:
+                ctype = request.headers.get("Content-Type", "application/merge-patch+json")
+                if "json-patch" in ctype:
+                    wanted = json_patch(current, await self._json_body(request))
+                else:
+                    wanted = merge_patch(current, await self._json_body(request))
+            replicas = ((wanted or {}).get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise bad_request("spec.replicas: Invalid value: must be a non-negative integer")
+            body = json.dumps({"spec": {"replicas": replicas}}).encode()
+            obj = self.cluster.patch(t.info, t.namespace, t.name, "application/merge-patch+json", body)
+        elif request.method != "GET":
+            raise ApiError(405, f"{request.method} is not supported on scale")
+        return respond(scale_of(obj))
+
     def _log(self, t: Target, request: web.Request) -> web.Response:
         assert t.name is not None
         pod = self.cluster.lookup(t.info, t.namespace, t.name)
@@ -228,6 +254,17 @@ class Handlers:
             raise bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: '
                               "ContainerCreating")
         return web.Response(text=text, content_type="text/plain")
+
+
+def scale_of(obj: Obj) -> Obj:
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    labels = ((spec.get("selector") or {}).get("matchLabels")) or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                              "creationTimestamp") if k in meta},
+            "spec": {"replicas": spec.get("replicas", 1)},
+            "status": {"replicas": status.get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}}
 
 
 def make_app(handlers: Handlers) -> web.Application:
