@@ -152,3 +152,44 @@ def test_kopf_handlers_finalizers_and_status(server: ApiServerThread, tmp_path: 
     assert "Handler 'deleted' succeeded" in runner.output
     assert "Traceback" not in runner.output
     assert "inconsistencies" not in runner.output  # kopf re-checks its merge-patches against the answers
+
+
+CLUSTER_WIDE_OPERATOR = """
+import kopf
+import kubernetes
+
+
+@kopf.on.create("example.dev", "v1", "sprockets")
+def make_child(body, name, namespace, **_):
+    child = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-child"},
+             "data": {"a": "b"}}
+    kopf.adopt(child, owner=body)
+    kubernetes.config.load_kube_config()
+    kubernetes.client.CoreV1Api().create_namespaced_config_map(namespace, child)
+"""
+
+
+def test_kopf_cluster_wide_without_standalone_and_adopted_children(
+    server: ApiServerThread, tmp_path: Path
+) -> None:
+    """No --standalone: kopf looks for its peering resources, finds none and carries on; an adopted child
+    is garbage-collected with its owner."""
+    module = tmp_path / "operator.py"
+    module.write_text(CLUSTER_WIDE_OPERATOR)
+    config = client.Configuration()
+    config.host = server.url
+    api = client.ApiClient(config)
+    crs, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": "team"}})
+    args = ("example.dev", "v1", "team", "sprockets")
+    with KopfRunner(["run", "--all-namespaces", "--verbose", str(module)], timeout=60) as runner:
+        crs.create_namespaced_custom_object(
+            *args,
+            {"apiVersion": "example.dev/v1", "kind": "Sprocket", "metadata": {"name": "s2"}, "spec": {}},
+        )
+        child = wait_for(lambda: core.read_namespaced_config_map("s2-child", "team"))
+        assert child.metadata.owner_references[0].name == "s2"
+        crs.delete_namespaced_custom_object(*args, "s2")
+        wait_for(lambda: core.list_namespaced_config_map("team").items == [])
+    assert runner.exception is None and runner.exit_code == 0, runner.output
+    assert "Handler 'make_child' succeeded" in runner.output
