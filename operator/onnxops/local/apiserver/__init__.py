@@ -1,5 +1,35 @@
 """The local Kubernetes API emulator: an in-memory API server that kubectl, kopf and the official
-`kubernetes` client talk to over HTTP (see `ApiServer`, `ApiServerThread`, `write_kubeconfig`)."""
+`kubernetes` client talk to over plain HTTP on 127.0.0.1.
+
+    server = ApiServer(port=0, log_provider=read_log)   # in-process, on the caller's event loop
+    url = await server.start(); server.register_crd(crd); ...; await server.stop()
+
+    with ApiServerThread() as srv:                      # for synchronous code: its own loop and thread
+        write_kubeconfig(tmp_path / "kubeconfig", srv.url)
+
+Where it knowingly differs from a real API server (keep tests away from these):
+- JSON and YAML bodies only: imperative `kubectl create <kind>` (protobuf bodies) is refused with 415;
+  `kubectl apply -f`/`create -f` work. No authentication or authorization; no `dryRun` (refused, 400).
+- Server-side apply (`application/apply-patch+yaml`) is a plain merge (strategic for built-ins, JSON merge
+  for custom resources): no managedFields, no field ownership or conflicts, and fields missing from a
+  later apply are not removed.
+- Strategic merge uses a fixed table of list merge keys (containers/env/volumes by name, volumeMounts by
+  mountPath, ports by containerPort/port, conditions by type, ...), not the Go struct tags.
+- Built-in kinds are not validated (beyond names) and get only the defaults clients rely on (Pod phase,
+  Job selector/labels/backoffLimit, Deployment replicas/strategy, Service clusterIP); pod specs are not
+  immutable. Custom resources get full admission through `onnxops.validate`; `fieldValidation=Strict`
+  (kubectl's default) refuses unknown fields with 400, other modes prune them silently (no warnings).
+- OpenAPI: `/openapi/v3` only declares the PATCH/PUT parameters (so kubectl leaves validation to the
+  server); there are no schemas, so `kubectl explain` does not work. `/openapi/v2` is 404.
+- Lists are never paginated (`limit`/`continue` ignored); core/v1 and events.k8s.io/v1 Events are stored
+  separately; all versions of a CRD share one store without conversion (the apiVersion is rewritten).
+- Deletion: finalizers, graceful deletion of pods bound to a node (`spec.nodeName`), Orphan/Background/
+  Foreground propagation and garbage collection of dependents work; garbage collection is synchronous
+  (right after the owner goes), and dependents whose owners never existed are left alone. As on a real
+  cluster, a batch/v1 Job deleted without a propagationPolicy orphans its pods.
+- Watch bookmarks are sent every `bookmark_interval` seconds (default 15) when asked for; the history
+  window is the last `history_size` events (older resourceVersions answer an in-stream 410 ERROR).
+"""
 
 from .errors import ApiError
 from .objects import Cluster, LogProvider
