@@ -125,3 +125,31 @@ def test_window_psi_and_expiry() -> None:
 )
 def test_category_key(value: object, key: str | None) -> None:
     assert category_key(value) == key
+
+
+def test_buffered_add_counts_like_update_and_respects_slices() -> None:
+    now = [0.0]
+    p = profile(np.random.default_rng(5))
+    direct = DriftState(p, "input", window_seconds=100.0, clock=lambda: now[0])
+    queued = DriftState(p, "input", window_seconds=100.0, clock=lambda: now[0])
+    rng = np.random.default_rng(6)
+    early = [rng.normal(2, 1, size=(int(n), 3)) for n in rng.integers(1, 40, 300)]  # > FLUSH_BATCHES batches
+    for x in early:
+        x[:, 1] = rng.integers(0, 5, len(x))  # category codes, two of them unseen in training
+    for x in early:
+        direct.update({"input": x}, np.ones(len(x), np.int64))
+        queued.add({"input": x}, np.ones(len(x), np.int64))
+    now[0] = 95.0  # a new slice; the queued rows belong to the old one
+    late = rng.normal(0, 1, size=(10, 3))
+    direct.update({"input": late}, None)
+    queued.add({"input": late}, None)
+    for j in range(len(direct.numeric)):
+        np.testing.assert_array_equal(queued.feature_bins(j), direct.feature_bins(j))
+    np.testing.assert_allclose(queued.sums, direct.sums)
+    assert queued.missing == direct.missing
+    assert queued.categories["colour"].known == direct.categories["colour"].known
+    assert queued.pred_classes is not None and direct.pred_classes is not None
+    assert queued.pred_classes.known == direct.pred_classes.known
+    now[0] = 105.0  # the first slice (t=0) has left the 100 s window: only `late` remains
+    assert queued.window_psi() == direct.window_psi()
+    assert queued.window_psi()[0] == 10

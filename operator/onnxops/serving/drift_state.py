@@ -23,6 +23,8 @@ from onnxops.profile import CategoricalFeature, NumericFeature, Profile
 
 MISSING_STRINGS = frozenset({"", "nan", "NaN", "None", "null"})
 _BROADCAST_LIMIT = 400_000  # above n*f*k comparisons, bin per feature with searchsorted
+FLUSH_BATCHES = 256  # queued batches counted together (see DriftState.add)
+FLUSH_ROWS = 4096
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -129,6 +131,9 @@ class DriftState:
         )
         self.pred_sum = 0.0
         self.window: deque[_Slice] = deque()
+        self._pending: list[tuple[dict[str, np.ndarray], np.ndarray | None]] = []
+        self._pending_rows = 0
+        self._pending_since = 0.0
         self.slice_seconds = self.window_seconds / 10.0
 
     # -- updates ------------------------------------------------------------------------------
@@ -148,14 +153,44 @@ class DriftState:
         )
 
     def update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None) -> None:
+        """Count one batch now."""
+        self._update(feeds, prediction, self.clock())
+
+    def add(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None) -> None:
+        """Queue one batch; it is counted in bulk by ``flush()``, which runs after ``FLUSH_BATCHES`` batches
+        or ``FLUSH_ROWS`` rows, when a window slice ends, and before every read. Per request this costs a
+        list append instead of a dozen small numpy calls."""
+        now = self.clock()
+        if self._pending and now - self._pending_since >= self.slice_seconds:
+            self.flush()
+        if not self._pending:
+            self._pending_since = now
+        self._pending.append((feeds, prediction))
+        self._pending_rows += len(next(iter(feeds.values()))) if feeds else 0
+        if len(self._pending) >= FLUSH_BATCHES or self._pending_rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        if len(pending) == 1:
+            feeds, pred = pending[0]
+        else:
+            feeds = {k: np.concatenate([p[0][k] for p in pending]) for k in pending[0][0]}
+            preds = [p[1].reshape(-1) for p in pending if p[1] is not None]
+            pred = np.concatenate(preds) if preds else None
+        self._update(feeds, pred, self._pending_since)
+
+    def _update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None, t: float) -> None:
         if self.numeric:
-            self._update_numeric(self._numeric_matrix(feeds))
+            self._update_numeric(self._numeric_matrix(feeds), t)
         for f in self.categorical:
             self._update_categorical(f, self._column(feeds, f))
         if prediction is not None:
             self._update_prediction(prediction.reshape(-1))
 
-    def _update_numeric(self, x: np.ndarray) -> None:
+    def _update_numeric(self, x: np.ndarray, t: float) -> None:
         n, nf = x.shape
         nan = np.isnan(x)
         if n * nf * self.edge_matrix.shape[1] <= _BROADCAST_LIMIT:
@@ -175,7 +210,7 @@ class DriftState:
             self.sums += x.sum(axis=0)
         counts = np.bincount(flat.ravel(), minlength=self.total_bins + 1)[: self.total_bins]
         self.bin_counts += counts
-        self._window_slice().counts += counts
+        self._window_slice(t).counts += counts
         self.window[-1].rows += n
 
     def _update_categorical(self, f: CategoricalFeature, col: np.ndarray) -> None:
@@ -212,11 +247,10 @@ class DriftState:
             )
             self.pred_sum += float(p.sum())
 
-    def _window_slice(self) -> _Slice:
-        now = self.clock()
-        if not self.window or now - self.window[-1].start >= self.slice_seconds:
-            self.window.append(_Slice(now, np.zeros(self.total_bins, dtype=np.int64)))
-            self._expire(now)
+    def _window_slice(self, t: float) -> _Slice:
+        if not self.window or t - self.window[-1].start >= self.slice_seconds:
+            self.window.append(_Slice(t, np.zeros(self.total_bins, dtype=np.int64)))
+            self._expire(self.clock())
         return self.window[-1]
 
     def _expire(self, now: float) -> None:
@@ -225,11 +259,13 @@ class DriftState:
 
     # -- reads --------------------------------------------------------------------------------
     def feature_bins(self, j: int) -> np.ndarray:
+        self.flush()
         o = self.offsets[j]
         return self.bin_counts[o : o + len(self.numeric[j].edges) + 1]
 
     def window_psi(self) -> tuple[int, dict[str, float]]:
         """Rows in the window and PSI per numeric feature against the profile (NaN without rows)."""
+        self.flush()
         self._expire(self.clock())
         rows = sum(s.rows for s in self.window)
         if not self.window:

@@ -132,6 +132,7 @@ class ServerMetrics:
             yield from self._drift_families(self.drift, mv)
 
     def _drift_families(self, d: DriftState, mv: list[str]) -> Iterator[Metric]:
+        d.flush()
         fv = HistogramMetricFamily(
             N.FEATURE_VALUE,
             "Feature values; buckets are the profile's bin edges.",

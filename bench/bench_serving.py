@@ -1,0 +1,716 @@
+"""Serving benchmark: onnxops' server against the in-process limit and the servers users pick instead.
+
+    .venv/bin/python bench/bench_serving.py [--duration 4] [--kserve-python PY] [--mlserver-bin BIN]
+
+Models: StandardScaler + LogisticRegression (20 features, 3 classes, ``lr``) and a 100-stage
+GradientBoostingClassifier (``gb``), ONNX via skl2onnx without ZipMap. Load: ``wrk`` (one thread,
+keep-alive, fixed body via a Lua script) at concurrency 1, 8 and 64, batch 1 and 64. Every server runs as
+one process bound to 127.0.0.1, without access logs; wrk shares the same cores. Peers whose Python is not
+given (KServe, MLServer: each in its own virtualenv outside the repository) are skipped.
+Writes bench/results/serving.md. Not a test: nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from skl2onnx import to_onnx
+
+from onnxops.profile import ClassPrediction, Profile, numeric_feature
+from onnxops.serving.drift_state import DriftState
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "serving.md"
+WRK = shutil.which("wrk") or "wrk"
+LUA = """
+local f = io.open(os.getenv("BENCH_BODY"), "rb"); local body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = os.getenv("BENCH_CT")
+local hl = os.getenv("BENCH_HL")
+if hl ~= nil and hl ~= "" then wrk.headers["Inference-Header-Content-Length"] = hl end
+"""
+
+FASTAPI_APP = """
+import os, numpy as np, onnxruntime as ort, orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
+sess = ort.InferenceSession(os.environ["BENCH_MODEL"], so, providers=["CPUExecutionProvider"])
+iname = sess.get_inputs()[0].name
+onames = [o.name for o in sess.get_outputs()]
+app = FastAPI()
+@app.post("/v2/models/{name}/infer")
+async def infer(name: str, request: Request):
+    doc = orjson.loads(await request.body())
+    t = doc["inputs"][0]
+    x = np.asarray(t["data"], dtype=np.float32).reshape(t["shape"])
+    outs = sess.run(None, {iname: x})
+    body = {"model_name": name, "outputs": [
+        {"name": n, "datatype": "INT64" if o.dtype == np.int64 else "FP32", "shape": list(o.shape),
+         "data": o.ravel()} for n, o in zip(onames, outs)]}
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+"""
+
+KSERVE_APP = """
+import os, sys, numpy as np, onnxruntime as ort, uvicorn
+_init = uvicorn.Config.__init__
+def _loopback(self, *a, **k):  # KServe binds 0.0.0.0; keep the benchmark on loopback, no access log
+    k["host"] = "127.0.0.1"; k["access_log"] = False; _init(self, *a, **k)
+uvicorn.Config.__init__ = _loopback
+import kserve
+from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
+class OnnxModel(Model):
+    def __init__(self, name, path):
+        super().__init__(name); self.path = path; self.enable_latency_logging = False; self.load()
+    def load(self):
+        so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(self.path, so, providers=["CPUExecutionProvider"])
+        self.iname = self.sess.get_inputs()[0].name
+        self.ready = True
+        return True
+    def predict(self, payload, headers=None, response_headers=None):
+        if isinstance(payload, InferRequest):
+            x = payload.inputs[0].as_numpy().astype(np.float32, copy=False)
+            outs = self.sess.run(None, {self.iname: x})
+            res = []
+            for o, arr in zip(self.sess.get_outputs(), outs):
+                out = InferOutput(o.name, list(arr.shape), "INT64" if arr.dtype == np.int64 else "FP32")
+                out.set_data_from_numpy(arr, binary_data=False)
+                res.append(out)
+            return InferResponse(model_name=self.name, infer_outputs=res, response_id=payload.id or "0")
+        x = np.asarray(payload["instances"], dtype=np.float32)
+        return {"predictions": self.sess.run(None, {self.iname: x})[0].tolist()}
+server = ModelServer(http_port=int(sys.argv[2]), enable_grpc=False, workers=1, enable_latency_logging=False)
+import logging; logging.getLogger("kserve.trace").disabled = True  # per-request timing lines: off, like ours
+server.start([OnnxModel("m", sys.argv[1])])
+"""
+
+MLSERVER_TRAIN = """
+import sys, joblib, numpy as np
+from sklearn.datasets import make_classification
+sys.path.insert(0, sys.argv[3]); from bench_models import build
+joblib.dump(build(sys.argv[1]), sys.argv[2])
+"""
+
+BENCH_MODELS = """
+from sklearn.datasets import make_classification
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+import numpy as np
+def data():
+    X, y = make_classification(n_samples=3000, n_features=20, n_informative=10, n_classes=3, random_state=0)
+    return X.astype(np.float32), y
+def build(kind):
+    X, y = data()
+    if kind == "lr":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    return GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0).fit(X, y)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_models(work: Path) -> dict[str, dict]:
+    (work / "bench_models.py").write_text(BENCH_MODELS)
+    sys.path.insert(0, str(work))
+    from bench_models import build, data  # type: ignore[import-not-found]
+
+    X, _ = data()
+    out = {}
+    for kind in ("lr", "gb"):
+        est = build(kind)
+        onx = to_onnx(est, X[:1], options={"zipmap": False}, target_opset=17)
+        path = work / f"{kind}.onnx"
+        path.write_bytes(onx.SerializeToString())
+        pred = est.predict(X)
+        prof = Profile(
+            task="classification",
+            rows=len(X),
+            features=[numeric_feature(f"f{i}", i, X[:, i]) for i in range(X.shape[1])],
+            prediction=ClassPrediction(
+                classes=["0", "1", "2"], counts=[int((pred == c).sum()) for c in range(3)]
+            ),
+        )
+        ppath = work / f"{kind}.profile.json"
+        ppath.write_text(prof.to_json())
+        out[kind] = {"onnx": path, "profile": ppath, "X": X, "est": est, "prof": prof}
+    return out
+
+
+def bodies(work: Path, kind: str, X: np.ndarray, iname: str) -> dict[tuple[int, str], tuple[Path, str, str]]:
+    """(batch, format) -> (body file, content type, header length)."""
+    out = {}
+    for b in (1, 64):
+        x = X[:b]
+        doc = {"inputs": [{"name": iname, "shape": [b, 20], "datatype": "FP32", "data": x.ravel().tolist()}]}
+        p = work / f"{kind}-{b}.json"
+        p.write_text(json.dumps(doc))
+        out[(b, "json")] = (p, "application/json", "")
+        head = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": iname,
+                        "shape": [b, 20],
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": x.nbytes},
+                    }
+                ],
+                "parameters": {"binary_data_output": True},
+            }
+        ).encode()
+        p = work / f"{kind}-{b}.bin"
+        p.write_bytes(head + x.tobytes())
+        out[(b, "binary")] = (p, "application/octet-stream", str(len(head)))
+    return out
+
+
+def in_process(models: dict[str, dict]) -> list[dict]:
+    rows = []
+    for kind, m in models.items():
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(m["onnx"]), so, providers=["CPUExecutionProvider"])
+        iname = sess.get_inputs()[0].name
+        drift = DriftState(m["prof"], iname)
+        for b in (1, 64):
+            x = m["X"][:b]
+            feeds = {iname: x}
+            pred = np.zeros(len(x), np.int64)
+            d, f, p = drift, feeds, pred
+            for label, fn in (
+                ("session.run", lambda f=f, sess=sess: sess.run(None, f)),
+                ("drift update, immediate", lambda d=d, f=f, p=p: d.update(f, p)),
+                ("drift add (as served, amortised)", lambda d=d, f=f, p=p: d.add(f, p)),
+            ):
+                n = 3000 if b == 1 or kind == "lr" else 300
+                fn()
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                us = (time.perf_counter() - t0) / n * 1e6
+                rows.append({"model": kind, "batch": b, "what": label, "us": us, "rows_s": b / us * 1e6})
+    return rows
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(f[1]), []).append(int(d.name))
+        stats[int(d.name)] = (int(f[11]) + int(f[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats.get(p, 0.0)
+        todo += children.get(p, [])
+    return total
+
+
+def wait_http(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready in {timeout}s")
+
+
+def post(url: str, body: Path, ct: str, hl: str) -> tuple[int, bytes, str | None]:
+    req = urllib.request.Request(url, data=body.read_bytes(), headers={"Content-Type": ct}, method="POST")
+    if hl:
+        req.add_header("Inference-Header-Content-Length", hl)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read(), r.headers.get("Inference-Header-Content-Length")
+
+
+def wrk(url: str, conc: int, duration: float, body: Path, ct: str, hl: str, lua: Path) -> dict:
+    env = dict(os.environ, BENCH_BODY=str(body), BENCH_CT=ct, BENCH_HL=hl)
+    out = subprocess.run(
+        [WRK, "-t1", f"-c{conc}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(lua), url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+    ).stdout
+
+    def lat(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": lat("50"),
+        "p99": lat("99"),
+        "requests": int(total.group(1)) if total else 0,
+        "errors": errors,
+    }
+
+
+class Server:
+    def __init__(
+        self,
+        name: str,
+        cmd: list[str],
+        env: dict[str, str],
+        port: int,
+        ready: str,
+        infer: str,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name, self.port, self.infer_path = name, port, infer
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=self.log, stderr=self.log, start_new_session=True
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}{ready}")
+        except RuntimeError:
+            self.stop()
+            self.log.seek(0)
+            raise RuntimeError(
+                f"{name} did not start: {self.log.read()[-2000:].decode(errors='replace')}"
+            ) from None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.infer_path}"
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait(5)
+        self.log.close()
+
+
+def start_ours(m: dict, drift: bool) -> Server:
+    port = free_port()
+    sha = hashlib.sha256(m["onnx"].read_bytes()).hexdigest()
+    psha = hashlib.sha256(m["profile"].read_bytes()).hexdigest()
+    env = dict(
+        os.environ,
+        ONNXOPS_MODEL_NAME="m",
+        ONNXOPS_MODEL_URI=m["onnx"].as_uri(),
+        ONNXOPS_MODEL_SHA256=sha,
+        ONNXOPS_PROFILE_URI=m["profile"].as_uri(),
+        ONNXOPS_PROFILE_SHA256=psha,
+        ONNXOPS_HOST="127.0.0.1",
+        ONNXOPS_PORT=str(port),
+        ONNXOPS_DRIFT_METRICS=str(drift).lower(),
+        ONNXOPS_LOG_LEVEL="WARNING",
+    )
+    return Server(
+        "onnxops" + ("" if drift else " (drift off)"),
+        [sys.executable, "-m", "onnxops.serving"],
+        env,
+        port,
+        "/v2/health/ready",
+        "/v2/models/m/infer",
+    )
+
+
+def start_fastapi(m: dict, work: Path) -> Server:
+    port = free_port()
+    (work / "fastapi_app.py").write_text(FASTAPI_APP)
+    env = dict(os.environ, BENCH_MODEL=str(m["onnx"]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "fastapi_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+    ]
+    srv = Server("FastAPI+uvicorn", cmd, env, port, "/docs", "/v2/models/m/infer", cwd=work)
+    return srv
+
+
+def start_kserve(m: dict, work: Path, python: str) -> Server:
+    port = free_port()
+    (work / "kserve_app.py").write_text(KSERVE_APP)
+    return Server(
+        "KServe",
+        [python, str(work / "kserve_app.py"), str(m["onnx"]), str(port)],
+        dict(os.environ),
+        port,
+        "/v2/health/ready",
+        "/v2/models/m/infer",
+    )
+
+
+def start_mlserver(kind: str, work: Path, mlserver: str) -> Server:
+    python = str(Path(mlserver).parent / "python")
+    d = work / f"mlserver-{kind}"
+    (d / "m").mkdir(parents=True, exist_ok=True)
+    (work / "mlserver_train.py").write_text(MLSERVER_TRAIN)
+    subprocess.run(
+        [python, str(work / "mlserver_train.py"), kind, str(d / "m" / "model.joblib"), str(work)],
+        check=True,
+        timeout=300,
+    )
+    port, grpc, metrics = free_port(), free_port(), free_port()
+    (d / "settings.json").write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": grpc,
+                "metrics_port": metrics,
+                "parallel_workers": 0,
+                "debug": False,
+            }
+        )
+    )
+    (d / "m" / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "m",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib"},
+            }
+        )
+    )
+    return Server(
+        "MLServer",
+        [mlserver, "start", str(d)],
+        dict(os.environ),
+        port,
+        "/v2/models/m/ready",
+        "/v2/models/m/infer",
+    )
+
+
+def measure(
+    srv: Server,
+    kind: str,
+    bods: dict,
+    fmt: str,
+    concs: tuple[int, ...],
+    duration: float,
+    lua: Path,
+    check: np.ndarray,
+) -> list[dict]:
+    rows = []
+    for b in (1, 64):
+        body, ct, hl = bods[(b, fmt)]
+        status, raw, json_len = post(srv.url, body, ct, hl)
+        ok = status == 200 and _labels_ok(raw, json_len, check[:b])
+        for c in concs:
+            cpu0 = proc_cpu(srv.p.pid)
+            r = wrk(srv.url, c, duration, body, ct, hl, lua)
+            cpu = proc_cpu(srv.p.pid) - cpu0
+            r.update(
+                server=srv.name,
+                model=kind,
+                batch=b,
+                conc=c,
+                fmt=fmt,
+                correct=ok,
+                cpu_ms=cpu / max(r["requests"], 1) * 1e3,
+                cpu_util=cpu / duration,
+            )
+            rows.append(r)
+            print(
+                f"{srv.name:24} {kind} b{b:<2} c{c:<2} {fmt:6} {r['rps']:9.0f} req/s p50 {r['p50']:7.2f} ms "
+                f"p99 {r['p99']:7.2f} ms err {r['errors']} cpu {r['cpu_ms']:.3f} ms/req ok={ok}",
+                flush=True,
+            )
+    return rows
+
+
+def _labels_ok(raw: bytes, json_len: str | None, want: np.ndarray) -> bool:
+    """The response's labels equal scikit-learn's for the same rows (JSON or binary outputs)."""
+    try:
+        if json_len:
+            n = int(json_len)
+            meta = json.loads(raw[:n])["outputs"][0]
+            got = np.frombuffer(raw[n : n + meta["parameters"]["binary_data_size"]], dtype="<i8")
+        else:
+            got = np.asarray(json.loads(raw)["outputs"][0]["data"])
+        return bool(np.array_equal(got.ravel().astype(int), want))
+    except (ValueError, KeyError, IndexError):
+        return False
+
+
+def versions(kserve_py: str | None, mlserver: str | None) -> dict[str, str]:
+    import fastapi
+    import uvicorn
+
+    from onnxops import __version__
+
+    v = {
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "onnxops": __version__,
+        "fastapi": fastapi.__version__,
+        "uvicorn": uvicorn.__version__,
+        "numpy": np.__version__,
+    }
+    with contextlib.suppress(OSError):
+        v["wrk"] = subprocess.run([WRK, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    for label, py, mod in (
+        ("kserve", kserve_py, "kserve"),
+        ("mlserver", mlserver and str(Path(mlserver).parent / "python"), "mlserver"),
+    ):
+        if py:
+            r = subprocess.run(
+                [py, "-c", f"import importlib.metadata as m; print(m.version('{mod}'))"],
+                capture_output=True,
+                text=True,
+            )
+            v[label] = r.stdout.strip()
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
+    ap.add_argument("--kserve-python", help="python of a virtualenv with kserve + onnxruntime")
+    ap.add_argument(
+        "--mlserver-bin", help="mlserver executable of a virtualenv with mlserver + mlserver-sklearn"
+    )
+    ap.add_argument("--output", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    t_start = time.monotonic()
+    all_concs = (1, 8, 64)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        lua = work / "post.lua"
+        lua.write_text(LUA)
+        models = build_models(work)
+        limit = in_process(models)
+        for r in limit:
+            print(f"in-process {r['model']} b{r['batch']} {r['what']}: {r['us']:.1f} us/call", flush=True)
+        results: list[dict] = []
+        for kind, m in models.items():
+            iname = ort.InferenceSession(str(m["onnx"])).get_inputs()[0].name
+            bods = bodies(work, kind, m["X"], iname)
+            check = m["est"].predict(m["X"][:64])
+            plan: list[tuple[str, object]] = [("ours", True), ("ours", False), ("fastapi", None)]
+            if args.kserve_python:
+                plan.append(("kserve", None))
+            if args.mlserver_bin:
+                plan.append(("mlserver", None))
+            for which, opt in plan:
+                try:
+                    if which == "ours":
+                        srv = start_ours(m, bool(opt))
+                    elif which == "fastapi":
+                        srv = start_fastapi(m, work)
+                    elif which == "kserve":
+                        srv = start_kserve(m, work, args.kserve_python)
+                    else:
+                        srv = start_mlserver(kind, work, args.mlserver_bin)
+                except (RuntimeError, subprocess.SubprocessError) as exc:
+                    print(f"skipping {which}: {exc}", flush=True)
+                    continue
+                try:
+                    concs = all_concs if which != "ours" or opt else (8,)
+                    results += measure(srv, kind, bods, "json", concs, args.duration, lua, check)
+                    if which == "ours":
+                        results += measure(srv, kind, bods, "binary", concs, args.duration, lua, check)
+                finally:
+                    srv.stop()
+        vers = versions(args.kserve_python, args.mlserver_bin)
+    elapsed = time.monotonic() - t_start
+    args.output.write_text(render(limit, results, vers, args.duration, elapsed, " ".join(sys.argv)))
+    print(f"wrote {args.output} in {elapsed:.0f}s")
+    return 0
+
+
+def _get(
+    results: list[dict], server: str, model: str, batch: int, conc: int, fmt: str = "json"
+) -> dict | None:
+    for r in results:
+        if (r["server"], r["model"], r["batch"], r["conc"], r["fmt"]) == (server, model, batch, conc, fmt):
+            return r
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if not a or not b else f"{a / b:.2f}x"
+
+
+def goals(limit: list[dict], results: list[dict]) -> list[str]:
+    out = []
+    ours = _get(results, "onnxops", "lr", 1, 8)
+    for peer, need in (("KServe", 3.0), ("MLServer", 4.0), ("FastAPI+uvicorn", None)):
+        p = _get(results, peer, "lr", 1, 8)
+        if ours is None or p is None:
+            out.append(f"- lr batch 1, c8 vs {peer}: peer not measured")
+            continue
+        ratio = ours["rps"] / p["rps"] if p["rps"] else float("inf")
+        verdict = (
+            ""
+            if need is None
+            else (" — **met**" if ratio >= need and ours["p99"] < p["p99"] else " — **not met**")
+        )
+        goal = "" if need is None else f" (goal >= {need:.0f}x with a lower p99)"
+        out.append(
+            f"- lr batch 1, c8 vs {peer}: {ratio:.2f}x req/s ({ours['rps']:.0f} vs {p['rps']:.0f}), "
+            f"p99 {ours['p99']:.2f} vs {p['p99']:.2f} ms{goal}{verdict}"
+        )
+    for model in ("lr", "gb"):
+        ours_rows = max(
+            (
+                r["rps"] * 64
+                for r in results
+                if r["server"] == "onnxops"
+                and r["model"] == model
+                and r["batch"] == 64
+                and r["fmt"] == "binary"
+            ),
+            default=0.0,
+        )
+        peers = [
+            r
+            for r in results
+            if r["server"] not in ("onnxops", "onnxops (drift off)")
+            and r["model"] == model
+            and r["batch"] == 64
+        ]
+        best = max(peers, key=lambda r: r["rps"], default=None)
+        if best is not None:
+            ratio = ours_rows / (best["rps"] * 64)
+            verdict = (" — **met**" if ratio >= 5 else " — **not met**") if model == "lr" else ""
+            out.append(
+                f"- {model} batch 64, binary, best concurrency: {ours_rows:.0f} rows/s vs best peer "
+                f"{best['server']} {best['rps'] * 64:.0f} rows/s (c{best['conc']}): {ratio:.2f}x"
+                f"{' (goal >= 5x)' if model == 'lr' else ''}{verdict}"
+            )
+        lim = next(
+            (r for r in limit if r["model"] == model and r["batch"] == 64 and r["what"] == "session.run"),
+            None,
+        )
+        if lim is not None and model == "gb":
+            ratio = ours_rows / lim["rows_s"]
+            out.append(
+                f"- gb batch 64 vs the in-process limit (1 thread): {ours_rows:.0f} vs {lim['rows_s']:.0f} "
+                f"rows/s = {ratio:.2f} (goal >= 0.5, within 2x) — **{'met' if ratio >= 0.5 else 'not met'}**"
+            )
+    for model in ("lr", "gb"):
+        for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
+            on, off = (
+                _get(results, "onnxops", model, b, 8, fmt),
+                _get(results, "onnxops (drift off)", model, b, 8, fmt),
+            )
+            if on and off and off["rps"]:
+                cost = 1 - on["rps"] / off["rps"]
+                out.append(
+                    f"- monitoring cost, {model} batch {b} {fmt} c8: {on['rps']:.0f} vs {off['rps']:.0f} "
+                    f"req/s = {cost * 100:+.1f} % (goal < 10 %) — **{'met' if cost < 0.10 else 'not met'}**"
+                )
+    return out
+
+
+def render(
+    limit: list[dict],
+    results: list[dict],
+    vers: dict[str, str],
+    duration: float,
+    elapsed: float,
+    command: str,
+) -> str:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    lines = [
+        "# Serving benchmark",
+        "",
+        "Generated by `bench/bench_serving.py`; numbers from one run, on one machine, wrk sharing the cores.",
+        "",
+        f"- machine: {os.cpu_count()} cores ({cpu}), shared and noisy; load generator on the same cores",
+        f"- command: `{command}`; {duration:g} s per wrk run (`wrk -t1 -cN --latency`, keep-alive, Lua POST "
+        f"body); whole run {elapsed:.0f} s",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
+        "- every server: one process, 127.0.0.1, no access log, ONNX Runtime 1 intra-op thread (MLServer: "
+        "scikit-learn via joblib, `parallel_workers: 0`); `correct` = the labels of a checked response equal "
+        "scikit-learn's",
+        "",
+        "## In-process limit (1 thread)",
+        "",
+        "| model | batch | what | µs per call | rows/s |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['batch']} | {r['what']} | {r['us']:.1f} | {r['rows_s']:,.0f} |" for r in limit
+    ]
+    lines += [
+        "",
+        "## Over HTTP",
+        "",
+        "| server | model | batch | body | conc | req/s | rows/s | p50 ms | p99 ms | errors "
+        "| server CPU ms/req | server CPU (cores) | correct |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['server']} | {r['model']} | {r['batch']} | {r['fmt']} | {r['conc']} | {r['rps']:,.0f} | "
+            f"{r['rps'] * r['batch']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | "
+            f"{r['cpu_ms']:.3f} | {r['cpu_util']:.2f} | {'yes' if r['correct'] else 'NO'} |"
+        )
+    lines += ["", "## Goals of the issue", "", *goals(limit, results), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
