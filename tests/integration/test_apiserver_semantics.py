@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from onnxops.local.apiserver import ApiServer
+from onnxops.local.apiserver import ApiServer, ApiServerThread
 
 CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -298,3 +299,21 @@ async def test_bad_requests_are_statuses(api: Client) -> None:
         "GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=abc"
     )
     assert status == 400
+
+
+async def test_malformed_query_values_are_bad_requests(api: Client) -> None:
+    await api.call("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}})
+    status, body = await api.call("DELETE", "/api/v1/namespaces/default/configmaps/c?gracePeriodSeconds=soon")
+    assert status == 400 and body["kind"] == "Status"
+    status, body = await api.call("GET", "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(b")
+    assert status == 400
+
+
+def test_thread_server_reports_a_busy_port_and_cleans_up() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        srv = ApiServerThread(port=busy.getsockname()[1])
+        with pytest.raises(OSError):
+            srv.start()
+        assert not srv._thread.is_alive()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from .tables import table, wants_table
 from .watch import WatchStream
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -275,6 +277,13 @@ def make_app(handlers: Handlers) -> web.Application:
             return response
         except ApiError as exc:
             return error_response(exc)
+        except web.HTTPException:
+            raise
+        except ValueError as exc:  # malformed query values (numbers, selectors)
+            return error_response(bad_request(f"invalid request: {exc}"))
+        except Exception as exc:  # a bug: answer a Status, not an HTML page, and keep the trace in the log
+            log.exception("API emulator failed on %s %s", request.method, request.path_qs)
+            return error_response(ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024 * 1024)
     app.router.add_get("/version", handlers.version)

@@ -126,10 +126,16 @@ class ApiServerThread:
             self.server = ApiServer(**self._kwargs)
             return await self.server.start()
 
-        return asyncio.run_coroutine_threadsafe(boot(), self._loop).result(timeout=30)
+        try:
+            return asyncio.run_coroutine_threadsafe(boot(), self._loop).result(timeout=30)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
-        if self.server is not None:
+        if self._loop.is_closed():
+            return
+        if self.server is not None and self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
