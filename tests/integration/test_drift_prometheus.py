@@ -9,23 +9,17 @@ series were created, so Prometheus' ``increase()`` has nothing to extrapolate an
 
 from __future__ import annotations
 
-import itertools
-import json
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from test_drift_prometheus_support import Prometheus, assert_same, free_port, from_exposition, get, wait
 
-from onnxops.drift import names as N
 from onnxops.drift.assemble import histogram_quantile
 from onnxops.drift.live import LiveCounts
 from onnxops.drift.prometheus import fetch_prometheus
@@ -84,30 +78,6 @@ EXPORTER = textwrap.dedent('''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str, timeout: float = 2.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return bytes(r.read())
-
-
-def _wait(pred, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = pred()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Exporter:
     def __init__(self, tmp: Path, port: int, seed: int) -> None:
         self.ctl = tmp / f"ctl-{seed}"
@@ -119,7 +89,7 @@ class Exporter:
             [sys.executable, str(script), str(port), str(self.ctl), str(seed), ",".join(map(str, EDGES))],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        _wait(lambda: (self.ctl / "ready").exists() or self._dead(), 20, "the exporter")
+        wait(lambda: (self.ctl / "ready").exists() or self._dead(), 20, "the exporter")
 
     def _dead(self) -> bool:
         if self.proc.poll() is not None:
@@ -129,10 +99,10 @@ class Exporter:
 
     def go(self) -> None:
         (self.ctl / "go").write_text("1")
-        _wait(lambda: (self.ctl / "done").exists(), 20, "the exporter's observations")
+        wait(lambda: (self.ctl / "done").exists(), 20, "the exporter's observations")
 
     def exposition(self) -> str:
-        return _get(self.url).decode()
+        return get(self.url).decode()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -142,67 +112,14 @@ class Exporter:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-class Prometheus:
-    def __init__(self, tmp: Path, target_port: int) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cfg = tmp / "prometheus.yml"
-        cfg.write_text(json.dumps({  # JSON is YAML
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "exporter", "static_configs": [
-                {"targets": [f"127.0.0.1:{target_port}"]}]}],
-        }))
-        self.log = (tmp / "prometheus.log").open("wb")
-        self.proc = subprocess.Popen(
-            [shutil.which("prometheus") or "prometheus", f"--config.file={cfg}",
-             f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        _wait(lambda: self.proc.poll() is None and _get(self.url + "/-/ready") is not None, 30, "prometheus")
-
-    def query(self, q: str) -> list[dict]:
-        body = json.loads(_get(self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": q})))
-        assert body["status"] == "success", body
-        return list(body["data"]["result"])
-
-    def zero_window_start(self) -> float:
-        """A point between two scrapes that both saw every series at 0: a window starting there has a
-        zero sample before it (the series existed) and one inside it (nothing to extrapolate)."""
-        t0 = self.last_sample(0.0)
-        _wait(lambda: self.last_sample(0.0) > t0 + 0.5, 10, "a second zero scrape", interval=0.2)
-        return t0 + 0.5
-
-    def last_sample(self, total: float) -> float:
-        """Timestamp of the first scrape where rows (both versions) reached ``total``."""
-        def ts() -> float | None:
-            res = self.query(f'sum({N.ROWS}{{model="{MODEL}"}})')
-            if res and float(res[0]["value"][1]) == total:
-                t = self.query(f'max(timestamp({N.ROWS}{{model="{MODEL}"}}))')
-                return float(t[0]["value"][1])
-            return None
-        return float(_wait(ts, 20, f"a scrape with {total} rows", interval=0.25))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[Prometheus, int, Path]]:
     if shutil.which("prometheus") is None:
         pytest.skip("the prometheus server is not installed (Debian package `prometheus`)")
-    port = _free_port()
-    prom = Prometheus(tmp_path, port)
+    port = free_port()
+    prom = Prometheus(tmp_path, [port], MODEL)
     try:
         yield prom, port, tmp_path
     finally:
@@ -221,47 +138,6 @@ def _profile() -> Profile:
     })
 
 
-def _from_exposition(text: str, version: str) -> dict[str, object]:
-    """Independent reading of the exposition: per-feature bins, categories, missing, classes, rows."""
-    hist: dict[str, list[tuple[float, float]]] = {}
-    out: dict[str, dict] = {"cat": {}, "miss": {}, "cls": {}, "rows": 0.0, "req": 0.0, "err": 0.0, "lat": []}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.labels.get("version") != version:
-                continue
-            if s.name == "onnxops_feature_value_bucket":
-                hist.setdefault(s.labels["feature"], []).append((float(s.labels["le"]), s.value))
-            elif s.name == "onnxops_feature_category_total":
-                out["cat"][s.labels["category"]] = s.value
-            elif s.name == "onnxops_feature_missing_total":
-                out["miss"][s.labels["feature"]] = s.value
-            elif s.name == "onnxops_prediction_class_total":
-                out["cls"][s.labels["class"]] = s.value
-            elif s.name == "onnxops_request_duration_seconds_bucket":
-                out["lat"].append((s.labels["le"], s.value))
-            elif s.name == "onnxops_rows_total":
-                out["rows"] = s.value
-            elif s.name == "onnxops_requests_total":
-                out["req"] += s.value
-                out["err"] += s.value if s.labels["code"].startswith("5") else 0
-    bins = {}
-    for f, pts in hist.items():
-        pts.sort()
-        cum = [c for _, c in pts]
-        bins[f] = [cum[0]] + [b - a for a, b in itertools.pairwise(cum)]
-    return {"bins": bins, **out}
-
-
-def _assert_same(lc: LiveCounts, ref: dict) -> None:
-    for f, bins in ref["bins"].items():
-        assert list(lc.numeric[f]) == pytest.approx(bins, abs=1e-9), f
-    assert dict(lc.categorical["c"]) == pytest.approx(ref["cat"], abs=1e-9)
-    assert dict(lc.missing) == pytest.approx(ref["miss"], abs=1e-9)
-    assert dict(lc.prediction_classes) == pytest.approx(ref["cls"], abs=1e-9)
-    assert lc.rows == pytest.approx(ref["rows"], abs=1e-9)
-    assert (lc.requests, lc.errors) == pytest.approx((ref["req"], ref["err"]), abs=1e-9)
-
-
 async def test_promql_counts_equal_the_exposition_and_survive_a_restart(stack) -> None:
     prom, port, tmp = stack
     profiles = {"1": _profile(), "2": _profile()}
@@ -278,8 +154,8 @@ async def test_promql_counts_equal_the_exposition_and_survive_a_restart(stack) -
         for v in ("1", "2"):
             lc = live[v]
             assert isinstance(lc, LiveCounts), lc
-            ref = _from_exposition(text, v)
-            _assert_same(lc, ref)
+            ref = from_exposition(text, v)
+            assert_same(lc, ref)
             # Prometheus' own histogram_quantile over the window = ours over the exposition's buckets
             assert lc.latency_p99_s == pytest.approx(histogram_quantile(0.99, ref["lat"]), rel=1e-9)
         assert set(live["2"].categorical["c"]) == {"a", "b", "z"}  # z: unseen in training, created live
@@ -291,7 +167,7 @@ async def test_promql_counts_equal_the_exposition_and_survive_a_restart(stack) -
         for v in ("1", "2"):
             lc = scraped[v]
             assert isinstance(lc, LiveCounts), lc
-            _assert_same(lc, _from_exposition(text, v))
+            assert_same(lc, from_exposition(text, v))
     finally:
         exp.stop()
     # counter reset: a new process on the same port counts from 0 again; increase() adds both lives
@@ -305,7 +181,7 @@ async def test_promql_counts_equal_the_exposition_and_survive_a_restart(stack) -
         live = await fetch_prometheus(prom.url, MODEL, profiles, t2 - start, at=t2, timeout_s=5)
         assert isinstance(live, dict)
         for v in ("1", "2"):
-            first, second = _from_exposition(text, v), _from_exposition(text2, v)
+            first, second = from_exposition(text, v), from_exposition(text2, v)
             lc = live[v]
             assert isinstance(lc, LiveCounts)
             for f in ("x", "y"):
