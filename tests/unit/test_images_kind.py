@@ -198,3 +198,15 @@ def test_makefile_targets_call_the_scripts() -> None:
     make = (ROOT / "Makefile").read_text()
     assert "./scripts/build-images.sh" in make and "./scripts/kind-up.sh" in make
     assert "e2e-kind:" in make
+
+
+def test_ci_runs_the_suite_and_the_kind_quick_start() -> None:
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yaml").read_text())
+    runs = {job: "\n".join(s.get("run", "") for s in spec["steps"]) for job, spec in wf["jobs"].items()}
+    assert "make test" in runs["test"]
+    assert "make kind-up" in runs["kind-e2e"] and "-m kind tests/e2e" in runs["kind-e2e"]
+    # the smoke test waits on the objects kind-up applies, under their real names
+    for kind, path in (("trainingjob", "examples/trainingjob-iris.yaml"),
+                       ("inferenceservice", "examples/inferenceservice-iris.yaml")):
+        name = yaml.safe_load((ROOT / path).read_text())["metadata"]["name"]
+        assert f"{kind}/{name}" in runs["kind-e2e"]
