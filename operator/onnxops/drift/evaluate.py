@@ -1,0 +1,110 @@
+"""One drift evaluation, for the controller: fetch live counts, run the policy, map to/from status.
+
+The controller (a kopf timer at ``monitoring.interval``) calls :func:`evaluate` with the served versions
+and the prior state read from status by :func:`prior_from_status`, then writes
+:func:`summary_for_status` to ``status.drift`` and acts on ``decision.action`` (Rollback: status only;
+Retrain: create a TrainingJob from ``spec.retrain``; Alert: the DriftDetected condition and an Event).
+
+Persistence of the breach counts: ``status.drift.consecutiveBreaches`` holds the focus version's count
+(the canary if any, else the stable). If status also carries ``status.drift.breaches`` (a map version ->
+count; not in the API yet), every version's count survives a restart; without it the other versions
+restart from 0, which can only delay an action, never cause one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from onnxops.drift.policy import Decision, PolicySpec, PriorState, Role, ServedVersion, decide
+from onnxops.drift.scrape import ScrapeState, Target
+from onnxops.drift.sources import LiveResult, fetch_live
+from onnxops.profile import Profile
+
+
+@dataclass(frozen=True)
+class Served:
+    version: str
+    role: Role
+    profile: Profile | None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def focus_version(served: Sequence[Served]) -> str | None:
+    for role in ("canary", "stable"):
+        for s in served:
+            if s.role == role:
+                return s.version
+    return served[0].version if served else None
+
+
+def prior_from_status(
+    status: Mapping[str, Any] | None, served: Sequence[Served], *, retrain_running: bool = False
+) -> PriorState:
+    """PriorState from an InferenceService status (camelCase dict as stored)."""
+    st = status or {}
+    drift = st.get("drift") or {}
+    counts: dict[str, int] = {}
+    per_version = drift.get("breaches")
+    if isinstance(per_version, Mapping):
+        counts = {str(k): int(v) for k, v in per_version.items() if isinstance(v, int | float)}
+    elif drift.get("version") is not None and drift.get("consecutiveBreaches") is not None:
+        counts = {str(drift["version"]): int(drift["consecutiveBreaches"])}
+    retrain = st.get("retrain") or {}
+    return PriorState(
+        consecutive={v: c for v, c in counts.items() if any(s.version == v for s in served)},
+        promoted_at=_parse_time(st.get("promotedAt")),
+        retrain_running=retrain_running,
+        last_retrain_at=_parse_time(retrain.get("at")) if isinstance(retrain, Mapping) else None,
+    )
+
+
+def summary_for_status(decision: Decision, served: Sequence[Served], now: datetime) -> dict[str, Any]:
+    """``status.drift`` (DriftSummary, camelCase) for the focus version, with every version's score."""
+    focus = decision.rollback_from or focus_version(served)
+    out: dict[str, Any] = {
+        "verdict": decision.verdicts.get(focus) if focus else None,
+        "version": int(focus) if focus and focus.isdigit() else None,
+        "score": decision.scores.get(focus) if focus else None,
+        "features": decision.feature_scores.get(focus) if focus else None,
+        "versions": dict(decision.scores) or None,
+        "samples": int(decision.samples.get(focus, 0)) if focus else None,
+        "consecutiveBreaches": decision.consecutive.get(focus) if focus else None,
+        "evaluatedAt": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "message": f"{decision.reason}: {decision.message}"[:1024],
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+async def evaluate(
+    *,
+    model: str,
+    served: Sequence[Served],
+    spec: PolicySpec,
+    window: str,
+    prior: PriorState,
+    now: datetime,
+    prometheus_url: str | None = None,
+    targets: Sequence[Target] = (),
+    scrape_state: ScrapeState | None = None,
+    extra_matchers: Mapping[str, str] | None = None,
+    timeout_s: float = 5.0,
+) -> tuple[Decision, LiveResult]:
+    """Fetch the window's live counts of every served version and decide. Never raises for an
+    unavailable source (the versions are then Inconclusive)."""
+    profiles = {s.version: s.profile for s in served}
+    live = await fetch_live(model=model, profiles=profiles, window=window, prometheus_url=prometheus_url,
+                            targets=targets, scrape_state=scrape_state, extra_matchers=extra_matchers,
+                            timeout_s=timeout_s, now=now.timestamp())
+    versions = [ServedVersion(s.version, s.role, live.counts[s.version], s.profile) for s in served]
+    return decide(versions, spec, prior, now), live

@@ -1,0 +1,91 @@
+"""drift.evaluate: sources + policy together, and the status mapping (prior state survives a restart)."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from onnxops.drift import names as N
+from onnxops.drift.evaluate import Served, evaluate, prior_from_status, summary_for_status
+from onnxops.drift.policy import PolicySpec, PriorState
+from onnxops.profile import Profile
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+PROFILE = Profile.model_validate({
+    "formatVersion": 1, "task": "regression", "rows": 400,
+    "features": [{"name": "x", "index": 0, "kind": "numeric", "edges": [0.0, 1.0, 2.0],
+                  "counts": [100, 100, 100, 100]}],
+})
+SERVED = [Served("1", "stable", PROFILE), Served("2", "canary", PROFILE)]
+
+
+def _vector(version: str, cum: list[float]) -> list[dict]:
+    les = ["0.0", "1.0", "2.0", "+Inf"]
+    return [{"metric": {"version": version, "feature": "x", "le": le}, "value": [0, str(c)]}
+            for le, c in zip(les, cum, strict=True)]
+
+
+async def _fake_prometheus() -> tuple[web.AppRunner, str, list[str]]:
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        q = request.query["query"]
+        seen.append(q)
+        result: list[dict] = []
+        if N.FEATURE_VALUE + "_bucket" in q and not q.startswith("histogram_quantile"):
+            result = _vector("1", [100, 200, 300, 400]) + _vector("2", [10, 20, 100, 400])
+        elif N.ROWS in q:
+            result = [{"metric": {"version": v}, "value": [0, "400"]} for v in ("1", "2")]
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}", seen
+
+
+async def test_evaluate_via_prometheus_rolls_back_the_drifting_canary() -> None:
+    runner, url, seen = await _fake_prometheus()
+    try:
+        decision, live = await evaluate(model="m", served=SERVED, spec=PolicySpec(failure_limit=2),
+                                        window="5m", prior=PriorState(consecutive={"2": 1}), now=NOW,
+                                        prometheus_url=url)
+    finally:
+        await runner.cleanup()
+    assert live.source == "prometheus"
+    assert len(seen) == 8 and all('model="m"' in q and "[300s]" in q for q in seen)
+    assert (decision.action, decision.rollback_from, decision.rollback_to) == ("Rollback", "2", "1")
+    status = summary_for_status(decision, SERVED, NOW)
+    assert status["verdict"] == "Drift" and status["version"] == 2 and status["consecutiveBreaches"] == 2
+    assert status["versions"]["1"] == 0.0 and status["score"] > 0.2 and status["evaluatedAt"].endswith("Z")
+    # the breach count survives a restart through status
+    prior = prior_from_status({"drift": status, "promotedAt": "2026-01-01T11:59:00Z",
+                               "retrain": {"at": "2026-01-01T10:00:00Z"}}, SERVED)
+    assert prior.consecutive == {"2": 2}
+    assert prior.promoted_at == NOW - timedelta(minutes=1)
+    assert prior.last_retrain_at == NOW - timedelta(hours=2)
+
+
+async def test_evaluate_with_unreachable_prometheus_is_inconclusive_and_keeps_counts() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    decision, _ = await evaluate(model="m", served=SERVED, spec=PolicySpec(), window="5m",
+                                 prior=PriorState(consecutive={"1": 2, "2": 2}), now=NOW,
+                                 prometheus_url=f"http://127.0.0.1:{port}", timeout_s=1)
+    assert decision.action is None and decision.reason == "Inconclusive"
+    assert decision.consecutive == {"1": 2, "2": 2}
+    assert "PrometheusUnavailable" in decision.message
+
+
+async def test_evaluate_scrape_without_targets_is_inconclusive() -> None:
+    decision, live = await evaluate(model="m", served=SERVED, spec=PolicySpec(), window="30s",
+                                    prior=PriorState(), now=NOW)
+    assert live.source == "scrape" and decision.reason == "Inconclusive"
+    assert prior_from_status(None, SERVED) == PriorState()
