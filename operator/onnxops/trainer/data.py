@@ -43,10 +43,22 @@ class Table:
 
 @dataclass
 class Features:
-    X: np.ndarray  # float32, C-contiguous, rows x features
+    frame: pd.DataFrame | None  # the validated table; released by release()
     y: np.ndarray
     names: list[str]
     categorical: list[int] = field(default_factory=list)  # indices into names
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The float32, C-contiguous feature matrix of ``rows``, filled column by column: no full-table
+        float copy is ever made (peak memory stays near the table plus the matrices taken)."""
+        assert self.frame is not None, "features already released"
+        X = np.empty((len(rows), len(self.names)), dtype=np.float32)
+        for j, n in enumerate(self.names):
+            X[:, j] = self.frame[n].to_numpy(dtype=np.float32, na_value=np.nan)[rows]
+        return X
+
+    def release(self) -> None:
+        self.frame = None
 
 
 def canonical_csv_sha256(frame: pd.DataFrame) -> str:
@@ -61,9 +73,27 @@ def _load_sklearn(name: str) -> pd.DataFrame:
     return frame
 
 
+def _read_parquet(buf: io.BytesIO | str) -> pd.DataFrame:
+    """Parquet one column at a time, giving Arrow's cached buffers back after each: peak memory is about
+    the frame plus one column (a whole-table read peaks near 3x the frame)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(buf)
+    cols: dict[str, pd.Series] = {}
+    for name in pf.schema_arrow.names:
+        t = pf.read(columns=[name])
+        cols[name] = t.column(0).to_pandas()
+        del t
+        pa.default_memory_pool().release_unused()
+    frame = pd.DataFrame(cols, copy=False)
+    cols.clear()
+    return frame
+
+
 def _parse(buf: io.BytesIO | str, fmt: str, uri: str) -> pd.DataFrame:
     try:
-        return pd.read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
+        return _read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
     except Exception as e:  # pandas/pyarrow raise many types; all mean "not this format"
         raise InvalidData(f"cannot parse {uri} as {fmt}: {type(e).__name__}: {str(e)[:300]}") from None
 
@@ -173,13 +203,10 @@ def select_features(table: Table, ds: Dataset, *, classification: bool) -> Featu
     if len(frame) < MIN_ROWS:
         raise InvalidData(f"{uri} has {len(frame)} rows; at least {MIN_ROWS} are needed")
     y = _target(frame[target], target, classification)
-    X = np.empty((len(frame), len(names)), dtype=np.float32)
-    for j, n in enumerate(names):  # column by column: no full float64 copy of the frame
-        X[:, j] = frame[n].to_numpy(dtype=np.float32, na_value=np.nan)
     for c in cats:
-        v = X[:, names.index(c)]
+        v = frame[c].to_numpy(dtype=np.float64, na_value=np.nan)
         v = v[~np.isnan(v)]
         bad = v[v != np.round(v)]
         if bad.size:
             raise InvalidData(f"categorical feature {c!r} must hold integer codes; found {float(bad[0])!r}")
-    return Features(X, y, names, [names.index(c) for c in cats])
+    return Features(frame[names], y, names, [names.index(c) for c in cats])

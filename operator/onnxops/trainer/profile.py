@@ -50,9 +50,11 @@ def prediction_profile(task: str, predictions: np.ndarray,
                        class_labels: Sequence[str] | None) -> ClassPrediction | NumericPrediction:
     if task == "classification":
         labels = [str(c) for c in (class_labels or [])]
-        pred = np.asarray(predictions).ravel().astype(str)
-        found, counts = np.unique(pred, return_counts=True)
-        by_label = dict(zip(found.tolist(), counts.tolist(), strict=True))
+        found, counts = np.unique(np.asarray(predictions).ravel(), return_counts=True)
+        by_label: dict[str, int] = {}
+        for v, n in zip(found.tolist(), counts.tolist(), strict=True):  # strings only per distinct class
+            key = v.decode() if isinstance(v, bytes) else str(v)
+            by_label[key] = by_label.get(key, 0) + int(n)
         return ClassPrediction(classes=labels, counts=[int(by_label.get(c, 0)) for c in labels])
     v = np.asarray(predictions, dtype=np.float64).ravel()
     edges = quantile_edges(v)

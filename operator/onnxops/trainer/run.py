@@ -86,9 +86,9 @@ def train(args: RunArgs) -> dict[str, Any]:
     del table
     split = evaluate.split_indices(feats.y, test_fraction=ev.test_fraction, seed=ev.seed,
                                    classification=classification)
-    X_train, X_test = feats.X[split.train], feats.X[split.test]
+    X_train, X_test = feats.take(split.train), feats.take(split.test)
     y_train, y_test = feats.y[split.train], feats.y[split.test]
-    feats.X = np.empty((0, X_train.shape[1]), dtype=np.float32)  # drop the full matrix
+    feats.release()  # the table is no longer needed
     log.info("split %d train / %d test rows (seed %d%s); %d features%s", len(y_train), len(y_test), ev.seed,
              ", stratified" if split.stratified else "", len(feats.names),
              f", {len(feats.categorical)} one-hot encoded" if feats.categorical else "")
