@@ -116,25 +116,19 @@ def _info_for(cluster: Cluster, gr: tuple[str, str]) -> ResourceInfo | None:
 
 
 def _by_uid(cluster: Cluster, uid: str | None) -> tuple[tuple[str, str], Obj] | None:
-    for gr, obj in cluster.store.all_objects():
-        if obj["metadata"].get("uid") == uid:
-            return gr, obj
-    return None
+    return cluster.store.by_uid(uid)
 
 
 def dependents(cluster: Cluster, owner_uid: str) -> list[tuple[tuple[str, str], Obj]]:
-    return [(gr, obj) for gr, obj in cluster.store.all_objects()
-            if any(r.get("uid") == owner_uid for r in obj["metadata"].get("ownerReferences") or [])]
+    return cluster.store.dependents(owner_uid)
 
 
 def collect(cluster: Cluster, owner_uid: str, policy: str) -> None:
     """Delete the dependents of a removed (or foreground-deleting) owner that have no other live owner."""
-    live = {obj["metadata"]["uid"] for _, obj in cluster.store.all_objects()}
-    live.discard(owner_uid)
     for gr, obj in dependents(cluster, owner_uid):
         others = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid]
         info = _info_for(cluster, gr)
-        if info is None or any(r.get("uid") in live for r in others):
+        if info is None or any(cluster.store.by_uid(r.get("uid")) is not None for r in others):
             continue
         current = cluster.store.get(gr, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         if current is not None:

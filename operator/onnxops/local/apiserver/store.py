@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +46,9 @@ class Store:
         self._history: deque[Event] = deque(maxlen=history_size)
         self._compacted = 0  # events with rv <= this are no longer in the history
         self._watchers: set[Watcher] = set()
+        # indexes for garbage collection: uid -> where the object lives; owner uid -> dependents' places
+        self._by_uid: dict[str, tuple[GroupResource, ObjKey]] = {}
+        self._dependents: dict[str, set[tuple[GroupResource, ObjKey]]] = {}
 
     # --- resource versions -----------------------------------------------------------------------------
     @property
@@ -67,24 +69,59 @@ class Store:
             return [objs[k] for k in sorted(objs)]
         return [objs[k] for k in sorted(objs) if k[0] == namespace]
 
-    def all_objects(self) -> Iterator[tuple[GroupResource, dict[str, Any]]]:
-        for gr, objs in list(self._objects.items()):
-            for obj in list(objs.values()):
-                yield gr, obj
+    def by_uid(self, uid: str | None) -> tuple[GroupResource, dict[str, Any]] | None:
+        place = self._by_uid.get(uid or "")
+        if place is None:
+            return None
+        obj = self._objects.get(place[0], {}).get(place[1])
+        return (place[0], obj) if obj is not None else None
+
+    def dependents(self, owner_uid: str) -> list[tuple[GroupResource, dict[str, Any]]]:
+        """Objects whose ownerReferences name `owner_uid`."""
+        found = []
+        for gr, key in sorted(self._dependents.get(owner_uid, ())):
+            obj = self._objects.get(gr, {}).get(key)
+            if obj is not None:
+                found.append((gr, obj))
+        return found
+
+    def _unindex(self, gr: GroupResource, key: ObjKey, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            return
+        meta = obj["metadata"]
+        self._by_uid.pop(meta.get("uid", ""), None)
+        for ref in meta.get("ownerReferences") or []:
+            places = self._dependents.get(ref.get("uid", ""))
+            if places is not None:
+                places.discard((gr, key))
+                if not places:
+                    del self._dependents[ref.get("uid", "")]
+
+    def _index(self, gr: GroupResource, key: ObjKey, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        self._by_uid[meta["uid"]] = (gr, key)
+        for ref in meta.get("ownerReferences") or []:
+            self._dependents.setdefault(ref.get("uid", ""), set()).add((gr, key))
 
     def put(self, gr: GroupResource, obj: dict[str, Any], event_type: str) -> None:
         meta = obj["metadata"]
-        self._objects.setdefault(gr, {})[(meta.get("namespace", ""), meta["name"])] = obj
+        key = (meta.get("namespace", ""), meta["name"])
+        objs = self._objects.setdefault(gr, {})
+        self._unindex(gr, key, objs.get(key))
+        objs[key] = obj
+        self._index(gr, key, obj)
         self._emit(Event(int(meta["resourceVersion"]), event_type, gr, meta.get("namespace", ""), obj))
 
     def remove(self, gr: GroupResource, obj: dict[str, Any]) -> None:
         """Remove an object; `obj` is its final state, carrying the deletion's new resourceVersion."""
         meta = obj["metadata"]
-        self._objects.get(gr, {}).pop((meta.get("namespace", ""), meta["name"]), None)
+        key = (meta.get("namespace", ""), meta["name"])
+        self._unindex(gr, key, self._objects.get(gr, {}).pop(key, None))
         self._emit(Event(int(meta["resourceVersion"]), "DELETED", gr, meta.get("namespace", ""), obj))
 
     def drop_group_resource(self, gr: GroupResource) -> None:
-        self._objects.pop(gr, None)
+        for key, obj in self._objects.pop(gr, {}).items():
+            self._unindex(gr, key, obj)
 
     # --- events and watchers ------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
