@@ -181,6 +181,19 @@ def test_pods_logs_describe_and_namespaces(cluster: tuple[ApiServerThread, Path]
         "Pending",
     ]
     assert "talker" in kubectl(cluster, "describe", "pod", "-n", "team", "talker").stdout
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "talker.1", "namespace": "team"},
+        "involvedObject": {"kind": "Pod", "name": "talker", "namespace": "team"},
+        "reason": "Started",
+        "message": "Started container main",
+        "type": "Normal",
+    }
+    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(event))
+    events = kubectl(cluster, "get", "events", "-n", "team").stdout.splitlines()
+    assert events[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert events[1].split()[1:] == ["Normal", "Started", "pod/talker", "Started", "container", "main"]
     kubectl(cluster, "delete", "namespace", "team")
     assert kubectl(cluster, "get", "pods", "-A", "-o", "name").stdout == ""
 

@@ -157,6 +157,22 @@ def _svc_cells(o: Obj) -> list[Any]:
             age(o["metadata"].get("creationTimestamp"))]
 
 
+def _event_cells(o: Obj) -> list[Any]:
+    when = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
+    target = o.get("involvedObject") or o.get("regarding") or {}
+    return [age(when), o.get("type", ""), o.get("reason", ""),
+            f"{str(target.get('kind', '')).lower()}/{target.get('name', '')}",
+            o.get("message") or o.get("note", "")]
+
+
+def _hpa_cells(o: Obj) -> list[Any]:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return [f"{ref.get('kind', '')}/{ref.get('name', '')}", spec.get("minReplicas", 1),
+            spec.get("maxReplicas"), st.get("currentReplicas", 0),
+            age(o["metadata"].get("creationTimestamp"))]
+
+
 _BUILTIN: dict[tuple[str, str], tuple[list[Obj], Callable[[Obj], list[Any]]]] = {
     ("", "pods"): ([_col("Ready"), _col("Status"), _col("Restarts", "integer"), _col("Age"),
                     _col("IP", priority=1)], _pod_cells),
@@ -165,9 +181,19 @@ _BUILTIN: dict[tuple[str, str], tuple[list[Obj], Callable[[Obj], list[Any]]]] = 
     ("batch", "jobs"): ([_col("Status"), _col("Completions"), _col("Age")], _job_cells),
     ("", "services"): ([_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"),
                         _col("Age")], _svc_cells),
+    ("events.k8s.io", "events"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"),
+                                   _col("Message")], _event_cells),
+    ("", "events"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+                     _event_cells),
+    ("autoscaling", "horizontalpodautoscalers"): ([_col("Reference"), _col("MinPods", "integer"),
+                                                   _col("MaxPods", "integer"), _col("Replicas", "integer"),
+                                                   _col("Age")], _hpa_cells),
     ("", "namespaces"): ([_col("Status"), _col("Age")], lambda o: [
         (o.get("status") or {}).get("phase", "Active"), age(o["metadata"].get("creationTimestamp"))]),
 }
+
+
+_NAME_LAST = {("", "events"), ("events.k8s.io", "events")}
 
 
 def _row_object(obj: Obj, include: str) -> Any:
@@ -197,8 +223,13 @@ def table(info: ResourceInfo, objs: list[Obj], resource_version: str, include: s
         def cells_for(o: Obj) -> list[Any]:
             return [age(o["metadata"].get("creationTimestamp"))]
 
-    rows = [{"cells": [o["metadata"]["name"], *cells_for(o)], "object": _row_object(o, include)}
-            for o in objs]
+    if info.group_resource in _NAME_LAST:  # events show their (generated) name only with -o wide
+        columns = [*columns[1:], {**name_col, "priority": 1}]
+        rows = [{"cells": [*cells_for(o), o["metadata"]["name"]], "object": _row_object(o, include)}
+                for o in objs]
+    else:
+        rows = [{"cells": [o["metadata"]["name"], *cells_for(o)], "object": _row_object(o, include)}
+                for o in objs]
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": resource_version}, "columnDefinitions": columns, "rows": rows}
 

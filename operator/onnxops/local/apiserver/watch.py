@@ -142,10 +142,13 @@ class WatchStream:
                 await response.write(_line(self._bookmark()))
                 next_bookmark = now + self.bookmark_interval
             wait = min(_TICK, *(x - now for x in (deadline, next_bookmark) if x is not None))
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.001))
-            except TimeoutError:
-                continue
+            if not queue.empty():
+                event = queue.get_nowait()
+            else:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.001))
+                except TimeoutError:
+                    continue
             if event is None:
                 return
             chunk, closed = [event], False
