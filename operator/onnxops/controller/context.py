@@ -28,6 +28,7 @@ class Context:
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     model_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    loop: asyncio.AbstractEventLoop | None = None
 
     def waker(self, key: Key) -> asyncio.Event:
         return self.wakers.setdefault(key, asyncio.Event())
@@ -36,6 +37,11 @@ class Context:
         ev = self.wakers.get((kind, namespace, name))
         if ev is not None:
             ev.set()
+
+    def wake_threadsafe(self, kind: str, namespace: str, name: str) -> None:
+        """wake() from another thread (tests, benchmarks)."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.wake, kind, namespace, name)
 
     def lock(self, key: Key) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())

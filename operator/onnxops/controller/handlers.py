@@ -49,6 +49,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())
+    memo.ctx.loop = asyncio.get_running_loop()
     CURRENT[:] = [memo.ctx]
 
 
@@ -196,4 +197,4 @@ def deployment_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo
 async def model_version_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reason = await model_version_deletion_blocked(memo.ctx, dict(body))
     if reason:
-        raise kopf.TemporaryError(f"deletion waits: {reason}", delay=10)
+        raise kopf.TemporaryError(f"deletion waits: {reason}", delay=5)

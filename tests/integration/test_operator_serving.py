@@ -1,0 +1,247 @@
+"""The real operator (kopf) against the local runtime serving real ONNX Runtime servers: canary success,
+SLO abort and its hold, a new spec after an abort, readiness timeout, verification failure, deletion and
+garbage collection, and zero writes on a converged object."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _operator_env import Cluster, local_cluster, operator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def onnx_model() -> bytes:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    x = x.astype("float32")
+    model = LogisticRegression(max_iter=300).fit(x, y)
+    return bytes(to_onnx(model, x[:1], options={id(model): {"zipmap": False}}).SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path]]:
+    work = tmp_path_factory.mktemp("serving")
+    metrics = work / "metrics.json"
+    with (
+        local_cluster(work / "rt") as c,
+        operator(
+            c, {"ONNXOPS_METRICS_PROVIDER": "_fake_metrics:provider", "ONNXOPS_FAKE_METRICS": str(metrics)}
+        ),
+    ):
+        yield c, work
+
+
+def add_version(c: Cluster, work: Path, blob: bytes, model: str, v: int, *, sha: str | None = None) -> Path:
+    path = work / model / str(v) / "model.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    c.create(
+        {
+            "apiVersion": "onnxops.dev/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": f"{model}-v{v}"},
+            "spec": {
+                "model": model,
+                "version": v,
+                "artifact": {"uri": f"file://{path}", "sha256": sha or hashlib.sha256(blob).hexdigest()},
+            },
+        }
+    )
+    return path
+
+
+def verified(c: Cluster, name: str, phase: str = "Ready") -> dict[str, Any]:
+    return c.wait_status("ModelVersion", name, lambda s: s.get("phase") in ("Ready", "Failed"))["status"]
+
+
+def isvc(name: str, model: str, version: int, **spec: Any) -> dict[str, Any]:
+    body = {
+        "model": model,
+        "version": version,
+        "replicas": 2,
+        "rollout": {
+            "steps": [{"weight": 50, "pause": "1s"}],
+            "bakeTime": "2s",
+            "progressDeadline": "60s",
+            "analysis": {"minRequests": 10, "failureLimit": 2},
+        },
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def cond(status: dict[str, Any], type_: str) -> str | None:
+    return next((c["status"] for c in status.get("conditions") or [] if c["type"] == type_), None)
+
+
+def deployments(c: Cluster, name: str) -> list[str]:
+    items = c.list("Deployment", api="apps/v1", label_selector={"onnxops.dev/inference-service": name})
+    return sorted(d["metadata"]["name"] for d in items if not d["metadata"].get("deletionTimestamp"))
+
+
+def test_canary_promotion_abort_hold_new_spec_and_quiet(env: tuple[Cluster, Path], onnx_model: bytes) -> None:
+    c, work = env
+    for v in (1, 2, 3, 4):
+        add_version(c, work, onnx_model, "shop", v)
+    for v in (1, 2, 3, 4):
+        assert verified(c, f"shop-v{v}")["phase"] == "Ready"
+    c.create(isvc("shop", "shop", 1))
+    st = c.wait_status(
+        "InferenceService",
+        "shop",
+        lambda s: s.get("stableVersion") == 1 and cond(s, "Ready") == "True",
+        timeout=90,
+    )["status"]
+    assert st["url"] == "http://shop.default.svc.cluster.local" and st["phase"] == "Ready"
+    svc = c.get("Service", "shop", api="v1")
+    assert svc and svc["spec"]["selector"] == {"onnxops.dev/inference-service": "shop"}
+
+    # canary success: 50 % (1 of 2 pods each), analysis passes, promotion, bake, old version removed
+    c.patch("InferenceService", "shop", {"spec": {"version": 2}})
+    c.wait_status("InferenceService", "shop", lambda s: s.get("canaryVersion") == 2)
+    assert c.wait("1+1 pods split", lambda: deployments(c, "shop") == ["shop-v1", "shop-v2"])
+    st = c.wait_status("InferenceService", "shop", lambda s: s.get("stableVersion") == 2, timeout=90)[
+        "status"
+    ]
+    assert st.get("canaryVersion") is None
+    st = c.wait_status("InferenceService", "shop", lambda s: s.get("previousVersion") is None, timeout=30)[
+        "status"
+    ]
+    c.wait("v1 removed after the bake", lambda: deployments(c, "shop") == ["shop-v2"])
+    assert [h["action"] for h in st["history"]] == ["Deployed", "Promoted"]
+    reasons = [e["reason"] for e in c.events("shop")]
+    for r in ("Deployed", "CanaryStarted", "Promoted", "BakeEnded"):
+        assert r in reasons, reasons
+
+    # SLO breach on v3: aborted after failureLimit checks, v2 keeps serving, v3 rejected, the abort holds
+    (work / "metrics.json").write_text(json.dumps({"3": [100, 40, 5.0]}))
+    c.patch("InferenceService", "shop", {"spec": {"version": 3}})
+    obj = c.wait_status(
+        "InferenceService", "shop", lambda s: (s.get("rollback") or {}).get("from") == 3, timeout=90
+    )
+    st, gen = obj["status"], obj["metadata"]["generation"]
+    assert st["rollback"]["reason"] == "AnalysisFailed" and st["rollback"]["to"] == 2
+    assert st["rollback"]["generation"] == gen and "error rate" in st["rollback"]["message"]
+    assert st["stableVersion"] == 2 and st.get("canaryVersion") is None and st["phase"] == "Degraded"
+    assert cond(st, "Ready") == "True" and cond(st, "Degraded") == "True" and cond(st, "Stalled") == "True"
+    assert c.get("ModelVersion", "shop-v3")["status"].get("rejected") is True
+    c.wait("v3 removed", lambda: deployments(c, "shop") == ["shop-v2"])
+    time.sleep(2.0)
+    held = c.get("InferenceService", "shop")["status"]
+    assert held.get("canaryVersion") is None and held["stableVersion"] == 2
+
+    # a converged object: reconciling it (forced wake-ups) writes nothing
+    from onnxops.controller import handlers
+
+    ctx = handlers.CURRENT[0]
+    # the operator alone writes these objects' status/spec: their resourceVersion must not move; the
+    # Deployment's status belongs to the Deployment controller, so its generation (spec) is compared
+    watched = [
+        ("InferenceService", "shop", "onnxops.dev/v1alpha1", "resourceVersion"),
+        ("ModelVersion", "shop-v2", "onnxops.dev/v1alpha1", "resourceVersion"),
+        ("Deployment", "shop-v2", "apps/v1", "generation"),
+        ("Service", "shop", "v1", "resourceVersion"),
+    ]
+
+    def versions() -> list[Any]:
+        return [c.get(k, n, api=a)["metadata"][f] for k, n, a, f in watched]
+
+    time.sleep(1.0)
+    before_rv = versions()
+    before_writes, before_gets = ctx.client.writes, ctx.client.requests["GET"]
+    for _ in range(3):
+        ctx.wake_threadsafe("InferenceService", "default", "shop")
+        ctx.wake_threadsafe("ModelVersion", "default", "shop-v2")
+        time.sleep(1.0)
+    assert ctx.client.requests["GET"] > before_gets  # it did reconcile
+    assert ctx.client.writes == before_writes
+    assert versions() == before_rv
+
+    # a new spec after the abort: rolls out normally, the hold is gone
+    c.patch("InferenceService", "shop", {"spec": {"version": 4}})
+    st = c.wait_status(
+        "InferenceService",
+        "shop",
+        lambda s: s.get("stableVersion") == 4 and s.get("previousVersion") is None,
+        timeout=90,
+    )["status"]
+    assert st["phase"] == "Ready" and cond(st, "Degraded") is None and cond(st, "Stalled") is None
+    assert st["rollback"]["from"] == 3  # kept as a record
+
+
+def test_readiness_timeout_and_verification_failure(env: tuple[Cluster, Path], onnx_model: bytes) -> None:
+    c, work = env
+    add_version(c, work, onnx_model, "late", 1)
+    vanishing = add_version(c, work, onnx_model, "late", 2)
+    add_version(c, work, onnx_model, "late", 3, sha="0" * 64)
+    assert verified(c, "late-v1")["phase"] == "Ready"
+    assert verified(c, "late-v2")["phase"] == "Ready"
+    bad = verified(c, "late-v3")
+    assert bad["phase"] == "Failed" and "verification failed" in bad["message"]
+    assert cond(bad, "Verified") == "False"
+    vanishing.unlink()  # v2 verified, but its pods can never load it
+    c.create(
+        isvc(
+            "late",
+            "late",
+            1,
+            replicas=1,
+            rollout={"steps": [{"weight": 50}], "progressDeadline": "4s", "bakeTime": "1s"},
+        )
+    )
+    c.wait_status(
+        "InferenceService",
+        "late",
+        lambda s: s.get("stableVersion") == 1 and cond(s, "Ready") == "True",
+        timeout=90,
+    )
+    c.patch("InferenceService", "late", {"spec": {"version": 2}})
+    st = c.wait_status(
+        "InferenceService", "late", lambda s: (s.get("rollback") or {}).get("from") == 2, timeout=90
+    )["status"]
+    assert st["rollback"]["reason"] == "ProgressDeadlineExceeded" and st["stableVersion"] == 1
+    assert c.get("ModelVersion", "late-v2")["status"].get("rejected") is True
+    c.patch("InferenceService", "late", {"spec": {"version": 3}})
+    st = c.wait_status(
+        "InferenceService", "late", lambda s: (s.get("rollback") or {}).get("from") == 3, timeout=60
+    )["status"]
+    assert st["rollback"]["reason"] == "VerificationFailed" and st["stableVersion"] == 1
+    assert cond(st, "Ready") == "True"
+    assert "late-v3" not in deployments(c, "late")
+
+
+def test_deletion_waits_for_servers_and_children_are_collected(
+    env: tuple[Cluster, Path], onnx_model: bytes
+) -> None:
+    c, work = env
+    add_version(c, work, onnx_model, "gone", 1)
+    assert verified(c, "gone-v1")["phase"] == "Ready"
+    c.create(isvc("gone", "gone", 1, replicas=1))
+    c.wait_status("InferenceService", "gone", lambda s: cond(s, "Ready") == "True", timeout=90)
+    c.wait_status("ModelVersion", "gone-v1", lambda s: s.get("servedBy") == ["default/gone"])
+    c.delete("ModelVersion", "gone-v1")
+    st = c.wait_status("ModelVersion", "gone-v1", lambda s: cond(s, "DeletionBlocked") == "True")["status"]
+    assert st["servedBy"] == ["default/gone"]
+    c.delete("InferenceService", "gone")
+    c.wait(
+        "children collected",
+        lambda: deployments(c, "gone") == [] and c.get("Service", "gone", api="v1") is None,
+        timeout=60,
+    )
+    c.wait("the ModelVersion deleted", lambda: c.get("ModelVersion", "gone-v1") is None, timeout=60)
