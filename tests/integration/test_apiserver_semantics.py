@@ -317,3 +317,21 @@ def test_thread_server_reports_a_busy_port_and_cleans_up() -> None:
         with pytest.raises(OSError):
             srv.start()
         assert not srv._thread.is_alive()
+
+
+async def test_auto_created_namespaces_and_namespace_cascade() -> None:
+    server = ApiServer(auto_create_namespaces=True)
+    url = await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Client(url, session)
+            status, _ = await api.call(
+                "POST", "/api/v1/namespaces/fresh/secrets", {"metadata": {"name": "s"}}
+            )
+            assert status == 201
+            assert (await api.call("GET", "/api/v1/namespaces/fresh"))[0] == 200
+            assert (await api.call("DELETE", "/api/v1/namespaces/fresh"))[0] == 200
+            status, listed = await api.call("GET", "/api/v1/secrets")
+            assert status == 200 and listed["items"] == []
+    finally:
+        await server.stop()
