@@ -160,3 +160,19 @@ def test_empty_current_column_is_reported_not_crashing(capsys, tmp_path: Path) -
     assert doc["features"]["a"] == {"missing_share": 1.0, "drift": False}
     assert math.isfinite(doc["features"]["k"]["psi"])
     assert rc in (0, 1)
+
+
+def test_through_the_onnxops_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = _write(tmp_path / "r.csv", {"a": list(range(50)), "k": ["x", "y"] * 25})
+    c = _write(tmp_path / "c.csv", {"a": [v + 100 for v in range(50)], "k": ["x", "y"] * 25})
+    res = subprocess.run([sys.executable, "-m", "onnxops", "drift", "compare", "--reference", str(r),
+                          "--current", str(c), "--json"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["features"]["a"]["drift"] is True and doc["features"]["k"]["drift"] is False
+    res = subprocess.run([sys.executable, "-m", "onnxops", "drift", "compare", "--reference", str(r)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--current" in res.stderr
