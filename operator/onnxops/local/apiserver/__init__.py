@@ -27,6 +27,9 @@ Where it knowingly differs from a real API server (keep tests away from these):
   Foreground propagation and garbage collection of dependents work; garbage collection is synchronous
   (right after the owner goes), and dependents whose owners never existed are left alone. As on a real
   cluster, a batch/v1 Job deleted without a propagationPolicy orphans its pods.
+- Pod logs come from the `log_provider` hook (namespace, pod, container, tailLines) and are returned whole:
+  `follow` (`kubectl logs -f`) prints what is there and ends; `previous`, `sinceSeconds` and `timestamps`
+  are ignored.
 - Watch bookmarks are sent every `bookmark_interval` seconds (default 15) when asked for; the history
   window is the last `history_size` events (older resourceVersions answer an in-stream 410 ERROR).
 """
