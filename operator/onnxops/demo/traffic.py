@@ -1,0 +1,165 @@
+"""The demo's traffic generator: iris-like rows of the current "world", sent as Open Inference Protocol v2
+JSON requests to the InferenceService's Service at a steady rate (asyncio + aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from onnxops.demo.data import World, sample_rows
+
+MAX_IN_FLIGHT = 16
+
+
+def infer_body(rows: np.ndarray, input_name: str = "input") -> dict[str, Any]:
+    """An OIP v2 inference request for ``rows`` (n x features, FP32)."""
+    n, f = rows.shape
+    return {
+        "inputs": [
+            {
+                "name": input_name,
+                "shape": [int(n), int(f)],
+                "datatype": "FP32",
+                "data": [float(v) for v in rows.ravel()],
+            }
+        ]
+    }
+
+
+@dataclass
+class TrafficStats:
+    requests: int = 0
+    rows: int = 0
+    codes: Counter[str] = field(default_factory=Counter)  # "200", "503", "error" (no HTTP answer)
+    by_world: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    error_samples: dict[str, str] = field(default_factory=dict)  # code -> first answer seen (for diagnosis)
+
+    @property
+    def errors(self) -> int:
+        return sum(n for code, n in self.codes.items() if code != "200")
+
+    def p99_ms(self) -> float | None:
+        if not self.latencies_ms:
+            return None
+        return float(np.quantile(np.asarray(self.latencies_ms[-5000:]), 0.99))
+
+    def to_json(self) -> dict[str, Any]:
+        p99 = self.p99_ms()
+        return {
+            "requests": self.requests,
+            "rows": self.rows,
+            "errors": self.errors,
+            "codes": dict(self.codes),
+            "byWorld": dict(self.by_world),
+            "p99Ms": None if p99 is None else round(p99, 2),
+            "errorSamples": self.error_samples,
+        }
+
+
+class TrafficGenerator:
+    """``rate`` requests per second of 1..``max_rows`` rows each, sampled from the current world."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        worlds: dict[str, World],
+        world: str,
+        *,
+        rate: float = 25.0,
+        max_rows: int = 8,
+        seed: int = 0,
+        input_name: str = "input",
+    ) -> None:
+        if world not in worlds:
+            raise ValueError(f"unknown world {world!r}; one of {sorted(worlds)}")
+        if rate <= 0 or max_rows < 1:
+            raise ValueError("rate must be > 0 and max_rows >= 1")
+        self.url = f"{base_url.rstrip('/')}/v2/models/{model}/infer"
+        self.worlds, self.world = worlds, world
+        self.rate, self.max_rows, self.input_name = rate, max_rows, input_name
+        self.rng = np.random.default_rng(seed)
+        self.stats = TrafficStats()
+        self.switched_at: dict[str, float] = {world: time.time()}  # world -> unix time of its first request
+        self._task: asyncio.Task[None] | None = None
+
+    def set_world(self, world: str) -> float:
+        """Sample from ``world`` from now on; returns the unix time of the switch."""
+        if world not in self.worlds:
+            raise ValueError(f"unknown world {world!r}; one of {sorted(self.worlds)}")
+        self.world = world
+        self.switched_at[world] = time.time()
+        return self.switched_at[world]
+
+    async def _one(self, session: aiohttp.ClientSession, body: dict[str, Any], n: int, world: str) -> None:
+        t0 = time.perf_counter()
+        code, text = "error", ""
+        try:
+            async with session.post(self.url, json=body) as resp:
+                raw = await resp.read()
+                code = str(resp.status)
+                text = raw[:300].decode(errors="replace")
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            text = f"{type(e).__name__}: {e}"[:300]
+        if code != "200":
+            self.stats.error_samples.setdefault(code, text)
+        self.stats.requests += 1
+        self.stats.codes[code] += 1
+        if code == "200":
+            self.stats.rows += n
+            self.stats.by_world[world] += n
+            self.stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            if len(self.stats.latencies_ms) > 20000:
+                del self.stats.latencies_ms[:10000]
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=5)
+        sem = asyncio.Semaphore(MAX_IN_FLIGHT)
+        pending: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.rate
+        next_at = loop.time()
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            try:
+                while True:
+                    next_at += period
+                    await asyncio.sleep(max(0.0, next_at - loop.time()))
+                    if loop.time() - next_at > 1.0:  # fell behind (slow machine): do not burst to catch up
+                        next_at = loop.time()
+                    await sem.acquire()
+                    n = int(self.rng.integers(1, self.max_rows + 1))
+                    rows = np.asarray(self.rng_rows(n))
+                    task = asyncio.create_task(
+                        self._one(session, infer_body(rows, self.input_name), n, self.world)
+                    )
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    task.add_done_callback(lambda _t: sem.release())
+            finally:
+                for t in list(pending):
+                    t.cancel()
+                for t in list(pending):
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+
+    def rng_rows(self, n: int) -> np.ndarray:
+        return sample_rows(self.worlds[self.world], n, self.rng)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="demo-traffic")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
