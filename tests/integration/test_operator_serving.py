@@ -232,8 +232,14 @@ def test_deletion_waits_for_servers_and_children_are_collected(
     c, work = env
     add_version(c, work, onnx_model, "gone", 1)
     assert verified(c, "gone-v1")["phase"] == "Ready"
-    c.create(isvc("gone", "gone", 1, replicas=1))
+    monitoring = {"interval": "1s", "drift": {"window": "5s", "minSamples": 10}, "onDrift": "Alert"}
+    c.create(isvc("gone", "gone", 1, replicas=1, monitoring=monitoring))
     c.wait_status("InferenceService", "gone", lambda s: cond(s, "Ready") == "True", timeout=90)
+    # the drift loop runs on its interval (no profile, no traffic: inconclusive, never an action)
+    st = c.wait_status("InferenceService", "gone", lambda s: (s.get("drift") or {}).get("evaluatedAt"))[
+        "status"
+    ]
+    assert st["drift"]["verdict"] == "Inconclusive" and cond(st, "DriftDetected") == "False", st["drift"]
     c.wait_status("ModelVersion", "gone-v1", lambda s: s.get("servedBy") == ["default/gone"])
     c.delete("ModelVersion", "gone-v1")
     st = c.wait_status("ModelVersion", "gone-v1", lambda s: cond(s, "DeletionBlocked") == "True")["status"]

@@ -1,36 +1,29 @@
 """Drift evaluation on the InferenceService loop, every ``monitoring.interval``.
 
-The evaluation needs the drift package's live-count sources and policy (``onnxops.drift``); it runs only
-when those modules provide ``onnxops.drift.monitor.evaluate`` — an async function
-``evaluate(isvc, mvs, pods, settings, now) -> Decision | None`` — and turns its Decision into status and
-children through :func:`onnxops.reconcile.drift_hook.apply_decision`. The state (consecutive breaches,
-the last decision, evaluatedAt) lives in ``status.drift``, so a restart neither forgets nor repeats.
+It uses the drift package (``onnxops.drift.evaluate``: live counts from Prometheus or a direct scrape of the
+serving pods, then the policy) only when that package is importable, and turns the Decision into status
+and children through :func:`onnxops.reconcile.drift_hook.apply_decision`. The breach counts, the last
+decision and ``evaluatedAt`` live in ``status.drift`` (a restart neither forgets nor repeats); only the
+direct-scrape snapshots are kept in memory (after a restart the first window is inconclusive).
 """
 
 from __future__ import annotations
 
-import importlib
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from onnxops.builders import labels
-from onnxops.reconcile.drift_hook import apply_decision
+from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
+from onnxops.reconcile.status import status_patch
 
 from .context import API, ISVC, MV, Context
 from .serving import apply_drift_plan, observe, retrain_children
 
 log = logging.getLogger(__name__)
-EVALUATOR = "onnxops.drift.monitor"
-
-
-def _evaluator() -> Any:
-    try:
-        mod = importlib.import_module(EVALUATOR)
-    except ImportError:
-        return None
-    return getattr(mod, "evaluate", None)
+_PROFILES: dict[tuple[str, str], Any] = {}  # (uri, sha256) -> Profile (immutable content)
 
 
 def drift_due(isvc: dict[str, Any], now: datetime) -> float | None:
@@ -43,37 +36,88 @@ def drift_due(isvc: dict[str, Any], now: datetime) -> float | None:
     return max(0.0, interval - since)
 
 
+async def _profile(mv: dict[str, Any] | None) -> Any:
+    prof = ((mv or {}).get("spec") or {}).get("profile") or {}
+    if not prof.get("uri"):
+        return None
+    key = (prof["uri"], prof["sha256"])
+    if key not in _PROFILES:
+        from onnxops.profile import load_profile
+        from onnxops.storage import read_bytes
+
+        try:
+            data = await asyncio.to_thread(read_bytes, prof["uri"], prof["sha256"])
+            _PROFILES[key] = load_profile(data)
+        except Exception as e:  # unreadable baseline: that version is inconclusive
+            log.warning("cannot read profile %s: %s", prof["uri"], e)
+            return None
+    return _PROFILES[key]
+
+
+def _served(status: dict[str, Any]) -> list[tuple[int, str]]:
+    roles = (("stableVersion", "stable"), ("canaryVersion", "canary"), ("previousVersion", "previous"))
+    return [(int(status[k]), role) for k, role in roles if status.get(k) is not None]
+
+
 async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
-    evaluate = _evaluator()
-    if evaluate is None:
+    try:
+        from onnxops.api.v1alpha1 import InferenceServiceSpec
+        from onnxops.drift import evaluate as ev
+        from onnxops.drift.policy import PolicySpec
+        from onnxops.drift.scrape import Target
+    except ImportError:  # the drift package is not there: no drift monitoring
         return None
     c = ctx.client
     isvc = await c.get(API, ISVC, ns, name)
-    if isvc is None:
-        return None
     now = datetime.now(UTC)
-    wait = drift_due(isvc, now)
-    if wait is None or (isvc.get("status") or {}).get("stableVersion") is None:
+    wait = None if isvc is None else drift_due(isvc, now)
+    if isvc is None or wait is None or not _served(isvc.get("status") or {}):
         return None
     if wait > 0:
         return wait
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
-    model = isvc["spec"]["model"]
+    spec, status = isvc["spec"], isvc.get("status") or {}
+    mon = spec.get("monitoring") or {}
+    interval = parse_duration(mon.get("interval"), 30.0)
+    model = spec["model"]
     mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
-    pods = await c.list("v1", "Pod", ns, label_selector={labels.INFERENCE_SERVICE: name})
-    decision = await evaluate(isvc, mvs, pods, ctx.settings, now)
-    if decision is None:
-        return parse_duration((isvc["spec"].get("monitoring") or {}).get("interval"), 30.0)
-    observed = await observe(c, ns, name, bool(isvc["spec"].get("autoscaling")))
-    dp = apply_decision(
-        isvc,
-        mvs,
-        observed,
-        decision,
-        settings=ctx.settings,
+    by_v = {int(m["spec"]["version"]): m for m in mvs}
+    served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in _served(status)]  # type: ignore[arg-type]
+    children = await retrain_children(ctx, ns, name)
+    prior = ev.prior_from_status(status, served, retrain_running=retrain_running(children))
+    prom = (mon.get("metricsSource") or {}).get("prometheusUrl") or ctx.settings.prometheus_url or None
+    targets = []
+    if not prom:
+        pods = await c.list("v1", "Pod", ns, label_selector={labels.INFERENCE_SERVICE: name})
+        targets = [
+            Target(
+                p["metadata"]["name"],
+                (p["metadata"].get("labels") or {}).get(labels.VERSION, ""),
+                f"http://{p['status']['podIP']}:{ctx.settings.serving_port}/metrics",
+            )
+            for p in pods
+            if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
+        ]
+    state_key = f"scrape/{ns}/{name}"
+    decision, live = await ev.evaluate(
+        model=model,
+        served=served,
+        spec=PolicySpec.from_spec(InferenceServiceSpec.model_validate(spec)),
+        window=str((mon.get("drift") or {}).get("window") or "5m"),
+        prior=prior,
         now=now,
-        retrain_children=await retrain_children(ctx, ns, name),
+        prometheus_url=prom,
+        targets=targets,
+        scrape_state=ctx.stats.get(state_key),
     )
+    ctx.stats[state_key] = live.scrape_state
+    observed = await observe(c, ns, name, bool(spec.get("autoscaling")))
+    dp = apply_decision(
+        isvc, mvs, observed, decision, settings=ctx.settings, now=now, retrain_children=children
+    )
+    summary = ev.summary_for_status(decision, served, now)
+    dp.plan.status["drift"] = summary
+    dp.plan.status_patch = status_patch(status, dp.plan.status)
     await apply_drift_plan(ctx, isvc, dp, observed)
-    return parse_duration((isvc["spec"].get("monitoring") or {}).get("interval"), 30.0)
+    return interval

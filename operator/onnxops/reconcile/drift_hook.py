@@ -8,6 +8,7 @@ create. The decision is duck-typed here so the reconciler does not import the dr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,16 +25,37 @@ from .status import status_patch
 
 
 class DecisionLike(Protocol):
-    action: str | None
-    reason: str
-    message: str
-    verdicts: dict[str, str]
-    scores: dict[str, float]
-    feature_scores: dict[str, dict[str, float]]
-    samples: dict[str, float]
-    consecutive: dict[str, int]
-    rollback_from: str | None
-    rollback_to: str | None
+    """What the reconciler reads of ``onnxops.drift.policy.Decision``."""
+
+    @property
+    def action(self) -> str | None: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def verdicts(self) -> Mapping[str, str]: ...
+
+    @property
+    def scores(self) -> Mapping[str, float]: ...
+
+    @property
+    def feature_scores(self) -> Mapping[str, Mapping[str, float]]: ...
+
+    @property
+    def samples(self) -> Mapping[str, float]: ...
+
+    @property
+    def consecutive(self) -> Mapping[str, int]: ...
+
+    @property
+    def rollback_from(self) -> str | None: ...
+
+    @property
+    def rollback_to(self) -> str | None: ...
 
 
 @dataclass
@@ -57,7 +79,7 @@ def drift_summary(decision: DecisionLike, served: int | None, now: datetime) -> 
     if worst is not None and worst.isdigit():
         out["version"] = int(worst)
         out["score"] = scores.get(worst)
-        out["features"] = decision.feature_scores.get(worst) or None
+        out["features"] = dict(decision.feature_scores.get(worst) or {}) or None
         out["samples"] = int(decision.samples.get(worst, 0))
     return {k: v for k, v in out.items() if v is not None}
 

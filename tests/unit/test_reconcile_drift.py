@@ -1,0 +1,114 @@
+"""The drift hook of the InferenceService reconciler: a policy Decision -> status and children (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from _operator_fixtures import isvc, mv
+
+from onnxops.api import conditions as cond
+from onnxops.drift.policy import Decision
+from onnxops.reconcile.drift_hook import apply_decision, prior_consecutive
+from onnxops.settings import Settings
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+S = Settings()
+RETRAIN = {
+    "trainingJob": {
+        "model": "iris",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "LogisticRegression"},
+    },
+    "minInterval": "30m",
+}
+
+
+def decision(action, *, frm=None, to=None, scores=None, verdicts=None) -> Decision:
+    scores = scores or {"1": 0.05, "2": 0.6}
+    return Decision(
+        action=action,
+        reason="DriftDetected" if action else "NoDrift",
+        message="psi 0.6 > 0.2",
+        verdicts=verdicts or {v: ("Drift" if s > 0.2 else "NoDrift") for v, s in scores.items()},
+        scores=scores,
+        feature_scores={v: {"f0": s} for v, s in scores.items()},
+        samples={v: 500.0 for v in scores},
+        consecutive={v: (3 if s > 0.2 else 0) for v, s in scores.items()},
+        breaches={v: s > 0.2 for v, s in scores.items()},
+        rollback_from=frm,
+        rollback_to=to,
+    )
+
+
+def test_rollback_of_canary():
+    obj = isvc(status={"stableVersion": 1, "canaryVersion": 2, "canaryWeight": 50, "currentStep": 0})
+    dp = apply_decision(obj, [mv(1), mv(2)], [], decision("Rollback", frm="2", to="1"), settings=S, now=T0)
+    st = dp.plan.status
+    assert st["canaryVersion"] is None and st["stableVersion"] == 1
+    rb = st["rollback"]
+    assert (rb["from"], rb["to"], rb["reason"]) == (2, 1, "DriftDetected")
+    assert rb["scores"] == {"v1": 0.05, "v2": 0.6}
+    assert dp.plan.reject == [("iris-v2", "DriftDetected")]
+    assert cond.is_true(st["conditions"], cond.DRIFT_DETECTED)
+    assert st["drift"]["version"] == 2 and st["drift"]["score"] == 0.6
+    assert dp.retrain is None
+
+
+def test_rollback_during_bake_restores_previous():
+    obj = isvc(status={"stableVersion": 2, "previousVersion": 1, "promotedAt": "2026-01-01T11:59:00Z"})
+    dp = apply_decision(obj, [mv(1), mv(2)], [], decision("Rollback", frm="2", to="1"), settings=S, now=T0)
+    st = dp.plan.status
+    assert st["stableVersion"] == 1 and st["previousVersion"] is None
+    assert st["history"][-1]["action"] == "RolledBack"
+    assert {c["metadata"]["name"] for c in dp.plan.children if c["kind"] == "Deployment"} == {"iris-v1"}
+
+
+def test_retrain_creates_one_training_job_rate_limited():
+    scores = {"1": 0.7}
+    obj = isvc(status={"stableVersion": 1}, retrain=RETRAIN)
+    dp = apply_decision(obj, [mv(1)], [], decision("Retrain", scores=scores), settings=S, now=T0)
+    assert dp.retrain is not None and dp.retrain["metadata"]["name"] == "iris-retrain-1"
+    assert dp.retrain["metadata"]["ownerReferences"][0]["kind"] == "InferenceService"
+    assert dp.retrain["spec"] == RETRAIN["trainingJob"]
+    assert dp.plan.status["retrain"]["count"] == 1
+    # one is running: nothing new
+    running = [{"status": {"phase": "Running"}}]
+    assert (
+        apply_decision(
+            obj, [mv(1)], [], decision("Retrain", scores=scores), settings=S, now=T0, retrain_children=running
+        ).retrain
+        is None
+    )
+    # within minInterval of the last one: nothing new; after it: the next number
+    obj["status"]["retrain"] = {"trainingJob": "iris-retrain-1", "at": "2026-01-01T12:00:00Z", "count": 1}
+    assert (
+        apply_decision(
+            obj, [mv(1)], [], decision("Retrain", scores=scores), settings=S, now=T0 + timedelta(minutes=10)
+        ).retrain
+        is None
+    )
+    later = apply_decision(
+        obj, [mv(1)], [], decision("Retrain", scores=scores), settings=S, now=T0 + timedelta(minutes=31)
+    )
+    assert later.retrain is not None and later.retrain["metadata"]["name"] == "iris-retrain-2"
+
+
+def test_alert_sets_condition_and_one_event():
+    obj = isvc(status={"stableVersion": 1})
+    dp = apply_decision(obj, [mv(1)], [], decision("Alert", scores={"1": 0.5}), settings=S, now=T0)
+    assert cond.is_true(dp.plan.status["conditions"], cond.DRIFT_DETECTED)
+    assert [e[1] for e in dp.plan.events] == ["DriftDetected"]
+    obj["status"] = {k: v for k, v in dp.plan.status.items() if v is not None}
+    again = apply_decision(
+        obj, [mv(1)], [], decision("Alert", scores={"1": 0.5}), settings=S, now=T0 + timedelta(seconds=30)
+    )
+    assert again.plan.events == []
+    assert prior_consecutive(obj["status"]) == {"1": 3}
+
+
+def test_no_drift_clears_condition():
+    obj = isvc(status={"stableVersion": 1})
+    dp = apply_decision(obj, [mv(1)], [], decision(None, scores={"1": 0.01}), settings=S, now=T0)
+    c = cond.find(dp.plan.status["conditions"], cond.DRIFT_DETECTED)
+    assert c and c["status"] == "False" and c["reason"] == "NoDrift"
+    assert dp.plan.status.get("rollback") is None and dp.retrain is None
