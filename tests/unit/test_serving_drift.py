@@ -153,3 +153,20 @@ def test_buffered_add_counts_like_update_and_respects_slices() -> None:
     now[0] = 105.0  # the first slice (t=0) has left the 100 s window: only `late` remains
     assert queued.window_psi() == direct.window_psi()
     assert queued.window_psi()[0] == 10
+
+
+def test_float32_values_next_to_a_float64_edge() -> None:
+    # 0.1 is not a float32: float32(0.1) is just above it, its predecessor just below
+    p = Profile(task="regression", rows=3, features=[numeric_feature("v", 0, np.array([0.0, 0.1, 0.2, 0.1]))])
+    f = p.features[0]
+    assert isinstance(f, type(p.features[0])) and 0.1 in f.edges
+    above = np.float32(0.1)
+    below = np.nextafter(above, np.float32(-1))
+    assert float(above) > 0.1 >= float(below)
+    x = np.array([[above], [below], [np.float32(0.1)]], dtype=np.float32)
+    d = DriftState(p, "input")
+    d.update({"input": x}, None)
+    np.testing.assert_array_equal(d.feature_bins(0), le_counts(f.edges, x[:, 0].astype(np.float64)))
+    d64 = DriftState(p, "input")
+    d64.update({"input": np.array([[0.1]])}, None)  # float64 exactly on the edge: that edge's bucket
+    np.testing.assert_array_equal(d64.feature_bins(0), le_counts(f.edges, np.array([0.1])))

@@ -22,7 +22,6 @@ from onnxops.drift.stats import psi as _psi
 from onnxops.profile import CategoricalFeature, NumericFeature, Profile
 
 MISSING_STRINGS = frozenset({"", "nan", "NaN", "None", "null"})
-_BROADCAST_LIMIT = 400_000  # above n*f*k comparisons, bin per feature with searchsorted
 FLUSH_BATCHES = 256  # queued batches counted together (see DriftState.add)
 FLUSH_ROWS = 4096
 
@@ -102,12 +101,20 @@ class DriftState:
         self.categorical = [f for f in feats if isinstance(f, CategoricalFeature)]
         self.num_cols = np.array([f.index for f in self.numeric], dtype=np.intp)
         k = max((len(f.edges) for f in self.numeric), default=0)
-        self.edge_matrix = np.full((len(self.numeric), max(k, 1)), np.inf)
+        self.edge_matrix = np.full((len(self.numeric), k + 1), np.inf)  # +inf column(s): "all present rows"
         for j, f in enumerate(self.numeric):
             self.edge_matrix[j, : len(f.edges)] = f.edges
+        e32 = self.edge_matrix.astype(np.float32)
+        self.edges32 = np.where(e32 > self.edge_matrix, np.nextafter(e32, np.float32(-np.inf)), e32)
+        self.all_columns = bool(np.array_equal(self.num_cols, np.arange(len(self.numeric))))
         sizes = np.array([len(f.edges) + 1 for f in self.numeric], dtype=np.intp)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp) if len(sizes) else sizes
         self.total_bins = int(sizes.sum())
+        # (feature, bin) of every position of the flat bin vector, to gather it from a padded matrix
+        self.gather = (
+            np.repeat(np.arange(len(self.numeric)), sizes),
+            np.concatenate([np.arange(s) for s in sizes]) if len(sizes) else np.zeros(0, dtype=np.intp),
+        )
         self.bin_counts = np.zeros(self.total_bins, dtype=np.int64)
         self.sums = np.zeros(len(self.numeric))
         self.missing = {f.name: 0 for f in feats}
@@ -142,15 +149,15 @@ class DriftState:
             return feeds[self.input_name][:, f.index]
         return feeds[f.name].reshape(-1)
 
-    def _numeric_matrix(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def _numeric_columns(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The numeric features as rows of a C-contiguous (features x rows) float32 or float64 matrix."""
         if self.input_name is not None:
             x = feeds[self.input_name]
-            if x.dtype == object:
-                x = x[:, self.num_cols].astype(float)
-            return np.asarray(x[:, self.num_cols], dtype=np.float64)
-        return np.stack(
-            [np.asarray(feeds[f.name].reshape(-1), dtype=np.float64) for f in self.numeric], axis=1
-        )
+            if x.dtype not in (np.float32, np.float64):
+                x = x.astype(np.float64)
+            cols = x if self.all_columns and x.shape[1] == len(self.numeric) else x[:, self.num_cols]
+            return np.ascontiguousarray(cols.T)
+        return np.stack([np.asarray(feeds[f.name].reshape(-1), dtype=np.float64) for f in self.numeric])
 
     def update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None) -> None:
         """Count one batch now."""
@@ -184,31 +191,33 @@ class DriftState:
 
     def _update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None, t: float) -> None:
         if self.numeric:
-            self._update_numeric(self._numeric_matrix(feeds), t)
+            self._update_numeric(self._numeric_columns(feeds), t)
         for f in self.categorical:
             self._update_categorical(f, self._column(feeds, f))
         if prediction is not None:
             self._update_prediction(prediction.reshape(-1))
 
-    def _update_numeric(self, x: np.ndarray, t: float) -> None:
-        n, nf = x.shape
-        nan = np.isnan(x)
-        if n * nf * self.edge_matrix.shape[1] <= _BROADCAST_LIMIT:
-            idx = np.count_nonzero(x[:, :, None] > self.edge_matrix[None, :, :], axis=2)
-        else:
-            idx = np.empty((n, nf), dtype=np.intp)
-            for j, f in enumerate(self.numeric):
-                idx[:, j] = np.searchsorted(np.asarray(f.edges, dtype=float), x[:, j], side="left")
-        flat = idx + self.offsets
+    def _update_numeric(self, xt: np.ndarray, t: float) -> None:
+        # Sort each feature once, then one binary search per edge gives "rows <= edge" (NaN sorts last and
+        # is never <= an edge; the +inf padding counts every present row). Bins are the differences.
+        # float32 data is compared with the edges rounded down to float32, which for float32 values is
+        # exactly the comparison with the float64 edge.
+        n = xt.shape[1]
+        nan = np.isnan(xt)
         if nan.any():
-            flat[nan] = self.total_bins
-            miss = nan.sum(axis=0)
+            miss = nan.sum(axis=1)
             for j in np.flatnonzero(miss).tolist():
                 self.missing[self.numeric[j].name] += int(miss[j])
-            self.sums += np.where(nan, 0.0, x).sum(axis=0)
+            self.sums += np.where(nan, 0.0, xt).sum(axis=1, dtype=np.float64)
         else:
-            self.sums += x.sum(axis=0)
-        counts = np.bincount(flat.ravel(), minlength=self.total_bins + 1)[: self.total_bins]
+            self.sums += xt.sum(axis=1, dtype=np.float64)
+        edges = self.edges32 if xt.dtype == np.float32 else self.edge_matrix
+        st = np.sort(xt, axis=1)
+        le = np.empty((xt.shape[0], edges.shape[1]), dtype=np.int64)
+        for j in range(xt.shape[0]):
+            le[j] = np.searchsorted(st[j], edges[j], side="right")
+        bins = np.diff(le, axis=1, prepend=0)
+        counts = bins[self.gather]
         self.bin_counts += counts
         self._window_slice(t).counts += counts
         self.window[-1].rows += n
