@@ -62,12 +62,16 @@ def _value_violations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *, task: str) -> ParityReport:
-    """Raise ParityFailed (exit 4) unless ONNX and scikit-learn agree within the tolerances above."""
+def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *, task: str,
+                 predicted: np.ndarray | None = None, scores: np.ndarray | None = None) -> ParityReport:
+    """Raise ParityFailed (exit 4) unless ONNX and scikit-learn agree within the tolerances above.
+
+    ``predicted``/``scores``: scikit-learn's ``predict`` and score method (see sklearn_scores) on ``X``
+    when the caller already has them (the evaluation does); computed here otherwise."""
     X64 = X.astype(np.float64)  # the exact float32 values the ONNX model saw
     rep = ParityReport(rows=len(X))
     if task == "regression":
-        sk = np.asarray(pipeline.predict(X64), dtype=np.float64).ravel()
+        sk = np.asarray(pipeline.predict(X64) if predicted is None else predicted, dtype=np.float64).ravel()
         on = np.asarray(onnx_outputs[0], dtype=np.float64).ravel()
         rep.compared = ["variable"]
         rep.max_abs_diff = float(np.max(np.abs(on - sk))) if len(sk) else 0.0
@@ -78,7 +82,7 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
                                f"predictions differ beyond {VALUE_ATOL} + {VALUE_RTOL}*|y| "
                                f"(row {i}: onnx={on[i]:.6g} sklearn={sk[i]:.6g})")
         return rep
-    labels_sk = np.asarray(pipeline.predict(X64))
+    labels_sk = np.asarray(pipeline.predict(X64) if predicted is None else predicted)
     labels_on = np.asarray(onnx_outputs[0]).ravel()
     same = labels_on.astype(str) == labels_sk.astype(str)
     rep.compared = ["label"]
@@ -90,8 +94,8 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
     kind = sklearn_scores(pipeline)
     if kind is None or len(onnx_outputs) < 2:
         return rep
-    on, sk = _align_scores(np.asarray(onnx_outputs[1], dtype=np.float64),
-                           np.asarray(getattr(pipeline, kind)(X64), dtype=np.float64))
+    ref = getattr(pipeline, kind)(X64) if scores is None or kind != "predict_proba" else scores
+    on, sk = _align_scores(np.asarray(onnx_outputs[1], dtype=np.float64), np.asarray(ref, dtype=np.float64))
     if on.shape != sk.shape:
         raise ParityFailed(f"ONNX parity failed: probabilities shape {on.shape} != sklearn {kind} {sk.shape}")
     rep.compared.append(f"probabilities~{kind}")

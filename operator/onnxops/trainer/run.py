@@ -119,7 +119,7 @@ def train(args: RunArgs) -> dict[str, Any]:
     onnx_bytes = export.to_onnx(pipeline, X_train.shape[1], classifier=classification, name=args.model)
     sess = export.session(onnx_bytes)
     test_out = export.run(sess, X_test)
-    report = parity.check_parity(pipeline, test_out, X_test, task=task)
+    report = parity.check_parity(pipeline, test_out, X_test, task=task, predicted=y_pred, scores=proba)
     log.info("exported ONNX (%d bytes); parity ok on %d held-out rows, max |diff| %.3g (%s)",
              len(onnx_bytes), report.rows, report.max_abs_diff, clock.lap())
     sig = export.signature(sess, test_out, feats.names, task=task, class_labels=classes)
