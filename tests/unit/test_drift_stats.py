@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
@@ -157,3 +159,21 @@ def test_wasserstein_binned_equals_scipy_when_values_sit_on_edges() -> None:
     )
     with pytest.raises(ValueError, match="len\\(edges\\)\\+1"):
         stats.wasserstein_binned(edges, [1, 2], [1, 2], 1.0)
+
+
+counts_lists = st.lists(st.integers(min_value=0, max_value=1000), min_size=2, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts_lists, st.data())
+def test_properties_of_binned_statistics(p: list[int], data: st.DataObject) -> None:
+    q = data.draw(st.lists(st.integers(min_value=0, max_value=1000), min_size=len(p), max_size=len(p)))
+    assume(sum(p) > 0 and sum(q) > 0)
+    # every PSI term (q-p)·ln(q/p) is >= 0, so PSI >= 0, and 0 only for equal shares
+    assert stats.psi(p, q) >= 0
+    d = stats.js(p, q)
+    assert 0 <= d <= math.sqrt(math.log(2)) + 1e-12
+    assert d == pytest.approx(stats.js(q, p), abs=1e-12)
+    assert 0 <= stats.chi2_pvalue(p, q)[1] <= 1
+    ks_d, ks_p = stats.ks_binned(p, q)
+    assert 0 <= ks_d <= 1 and 0 <= ks_p <= 1
