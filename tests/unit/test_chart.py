@@ -292,3 +292,17 @@ def test_notes_tell_the_crd_upgrade_path() -> None:
     notes = render_files()["onnxops/templates/NOTES.txt"]
     assert "kubectl apply --server-side -f charts/onnxops/crds/" in notes
     assert "pvc://onnxops-artifacts/models" in notes
+
+
+def test_chart_crds_are_valid_and_match_the_project_crds() -> None:
+    from _chart import ROOT, load_chart_crds
+
+    crds = load_chart_crds()
+    assert set(crds) == {"TrainingJob", "ModelVersion", "InferenceService"}
+    for crd in crds.values():
+        kubernetes_validate.validate(crd, KUBE_VERSION, strict=True)
+        assert crd["spec"]["group"] == "onnxops.dev"
+        assert "onnxops" in crd["spec"]["names"]["categories"]
+    # `kubectl apply --server-side -f charts/onnxops/crds/` (docs/helm.md) applies the project's CRDs
+    for f in (ROOT / "crds").glob("*.yaml"):
+        assert (ROOT / "charts" / "onnxops" / "crds" / f.name).read_text() == f.read_text()
