@@ -97,6 +97,20 @@ def _service(obj: dict[str, Any]) -> None:
         port.setdefault("targetPort", port.get("port"))
 
 
+def apply_update_defaults(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """The pod-spec defaults the real API server fills in on every write (update, patch), so a patch that
+    replaces a container list does not change a stored pod template (and restart every pod)."""
+    if not info.builtin:
+        return
+    key = (info.group, info.plural)
+    if key == ("", "pods"):
+        _pod_spec(obj.setdefault("spec", {}))
+    elif key in (("batch", "jobs"), ("apps", "deployments")):
+        template = (obj.get("spec") or {}).get("template")
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            _pod_spec(template["spec"], "Never" if key[1] == "jobs" else "Always")
+
+
 def apply_create_defaults(info: ResourceInfo, obj: dict[str, Any]) -> None:
     """Defaults the real API server fills in on create, for the built-in kinds (mutates `obj`)."""
     if not info.builtin:

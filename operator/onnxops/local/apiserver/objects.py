@@ -12,7 +12,7 @@ import yaml
 
 from . import deletion
 from .admission import admit
-from .defaults import apply_create_defaults, generated_name, name_problem, new_uid, now
+from .defaults import apply_create_defaults, apply_update_defaults, generated_name, name_problem, new_uid, now
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from .patch import json_patch, merge_patch, strategic_merge
 from .registry import CRD_GROUP_RESOURCE, Registry, ResourceInfo, crd_infos
@@ -204,6 +204,8 @@ class Cluster:
                 raise invalid(info.kind, info.group, old_meta["name"], [{
                     "reason": "FieldValueForbidden", "field": "metadata.finalizers",
                     "message": "Forbidden: no new finalizers can be added if the object is being deleted"}])
+        if subresource != "status":
+            apply_update_defaults(info, new)
         new = self._admit(info, new, old, field_validation)
         meta = new["metadata"]
         if _spec_part(info, new) != _spec_part(info, old):
