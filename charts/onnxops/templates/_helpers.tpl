@@ -94,10 +94,3 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
-
-{{/* The prometheus-operator alert labels. */}}
-{{- define "onnxops.alertLabels" -}}
-{{- with .Values.monitoring.prometheusRule.alertLabels }}
-{{ toYaml . }}
-{{- end }}
-{{- end }}
