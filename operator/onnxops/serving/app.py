@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import time
 from collections.abc import Callable
 
@@ -22,6 +21,7 @@ from .handlers import Handlers, Response, error
 log = logging.getLogger("onnxops.serving")
 
 MAX_HEADER_BYTES = 64 * 1024
+IDLE_TIMEOUT = 120.0  # seconds without bytes from the client before a connection is closed
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -43,6 +43,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False
         self.paused = False
         self.pending: tuple[str, str, dict[str, str], int, bool] | None = None  # parsed head awaiting body
+        self.last_data = time.monotonic()
 
     # -- asyncio callbacks ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -65,6 +66,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.last_data = time.monotonic()
         self.buf += data
         try:
             while self.transport is not None and not self.closing and self._one_request():
@@ -187,6 +189,7 @@ class HttpServer:
         self.draining = False
         self._server: asyncio.base_events.Server | None = None
         self._drained: asyncio.Event | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     def after_request(self, method: str, target: str, protocol: str, status: int, seconds: float) -> None:
         if self.on_request is not None:
@@ -210,10 +213,18 @@ class HttpServer:
         self._server = await loop.create_server(
             lambda: HttpProtocol(self), host, port, backlog=1024, reuse_address=True
         )
-        for sock in self._server.sockets:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sweeper = asyncio.create_task(self._sweep_idle())
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def _sweep_idle(self, every: float = 10.0) -> None:
+        """Close connections (idle keep-alive or a request stuck half-sent) silent for IDLE_TIMEOUT."""
+        while True:
+            await asyncio.sleep(min(every, IDLE_TIMEOUT / 2))
+            deadline = time.monotonic() - IDLE_TIMEOUT
+            for conn in list(self.connections):
+                if conn.last_data < deadline and conn.transport is not None:
+                    conn.closing = True
+                    conn.transport.close()
 
     def connection_closed(self) -> None:
         if self.draining and not self.connections and self._drained is not None:
@@ -222,6 +233,8 @@ class HttpServer:
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop accepting, close idle keep-alive connections, let in-flight requests finish."""
         self.draining = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
