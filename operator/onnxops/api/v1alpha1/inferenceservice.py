@@ -106,7 +106,12 @@ class Drift(KubeModel):
 
     enabled: bool = Field(True, description="Evaluate drift.")
     method: DriftMethod = Field("psi", description="Statistic: psi, js, ks, wasserstein or chi2.")
-    threshold: float = Field(0.2, gt=0, description="Aggregated score above which a window drifts.")
+    threshold: float = Field(
+        0.2,
+        gt=0,
+        description="Aggregated score above which a window drifts (psi, js, wasserstein); "
+        "for ks and chi2 the significance level alpha in (0, 1).",
+    )
     window: Duration = Field("5m", description="Live window compared with the baseline.")
     min_samples: int = Field(100, ge=1, description="Fewer observations make a window inconclusive.")
     failure_limit: int = Field(3, ge=1, le=100, description="Consecutive drifting windows before acting.")
@@ -191,6 +196,9 @@ class DriftSummary(KubeModel):
     samples: int | None = Field(None, ge=0, description="Observations in the window.")
     verdict: Literal["NoDrift", "Drift", "Inconclusive"] | None = Field(None, description="Window verdict.")
     consecutive_breaches: int | None = Field(None, ge=0, description="Consecutive drifting windows.")
+    breaches: dict[str, int] | None = Field(
+        None, description="Consecutive drifting windows per served version (kept across operator restarts)."
+    )
     evaluated_at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
     message: str | None = Field(None, description="Details.")
 
