@@ -12,7 +12,7 @@ Format (``profile.json``, ``formatVersion`` 1)::
       "features": [
         {"name": "sepal_length", "index": 0, "kind": "numeric",
          "edges": [4.8, 5.0, ...],          # interior edges: type-7 quantiles at 10%..90%, de-duplicated
-         "counts": [13, 11, ...],           # len(edges)+1 right-closed bins: (-inf,e1], (e1,e2], ..., (ek,+inf)
+         "counts": [13, 11, ...],           # len(edges)+1 right-closed bins (-inf,e1], ..., (ek,+inf)
          "missingShare": 0.0,
          "mean": 5.8, "std": 0.82,          # ddof=0, over the non-missing values
          "sample": [...]},                  # up to SAMPLE_SIZE seeded values, for KS / Wasserstein
