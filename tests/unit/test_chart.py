@@ -306,3 +306,17 @@ def test_chart_crds_are_valid_and_match_the_project_crds() -> None:
     # `kubectl apply --server-side -f charts/onnxops/crds/` (docs/helm.md) applies the project's CRDs
     for f in (ROOT / "crds").glob("*.yaml"):
         assert (ROOT / "charts" / "onnxops" / "crds" / f.name).read_text() == f.read_text()
+
+
+def test_chart_app_version_is_the_project_version() -> None:
+    """kind-up builds images tagged with the project version; the chart deploys its appVersion."""
+    import tomllib
+
+    import yaml
+    from _chart import CHART, ROOT
+
+    from onnxops import __version__
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["appVersion"] == project == __version__
