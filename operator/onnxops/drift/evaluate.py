@@ -80,7 +80,7 @@ def summary_for_status(decision: Decision, served: Sequence[Served], now: dateti
         "versions": dict(decision.scores) or None,
         "samples": int(decision.samples.get(focus, 0)) if focus else None,
         "consecutiveBreaches": decision.consecutive.get(focus) if focus else None,
-        "evaluatedAt": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "evaluatedAt": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),  # second precision, as metav1.Time
         "message": f"{decision.reason}: {decision.message}"[:1024],
     }
     return {k: v for k, v in out.items() if v is not None}
