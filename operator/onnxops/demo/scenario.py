@@ -23,6 +23,7 @@ from onnxops.reconcile.rollout import parse_time
 ISVC = "iris"
 NO_DRIFT_WINDOWS = 3  # conclusive no-drift evaluations of v1 before v2 is trained
 STEP_TIMEOUT_S = 150.0
+FIRST_EVALUATION_TIMEOUT_S = 45.0
 
 
 def examples_dir() -> Path:
@@ -112,6 +113,18 @@ class Scenario:
         )
         return mv
 
+    async def first_evaluation(self, seen: int) -> None:
+        """The operator writes status.drift at every monitoring interval; none at all means it cannot
+        evaluate drift (say so instead of waiting for the step's whole timeout)."""
+        try:
+            await self.obs.wait("a drift evaluation", lambda: len(self.obs.evaluations) > seen,
+                                FIRST_EVALUATION_TIMEOUT_S)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the operator wrote no drift evaluation (status.drift) in {FIRST_EVALUATION_TIMEOUT_S:g}s; "
+                "it evaluates drift through onnxops.drift.monitor - see operator.log in the state dir"
+            ) from None
+
     # ---- the steps -------------------------------------------------------------------------------------
     async def run(self) -> None:
         watcher = asyncio.create_task(self.obs.run(), name="demo-observer")
@@ -151,6 +164,7 @@ class Scenario:
         def no_drift_windows() -> list[dict[str, Any]]:
             return [e for e in obs.evaluations[first_eval:] if e["drift"].get("verdict") == "NoDrift"]
 
+        await self.first_evaluation(first_eval)
         await obs.wait(
             f"{NO_DRIFT_WINDOWS} conclusive no-drift windows on v1",
             lambda: len(no_drift_windows()) >= NO_DRIFT_WINDOWS,
