@@ -25,7 +25,9 @@ from _chart import (
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate (dev extra)")
 
-KUBE_VERSION = "1.30.0"  # the oldest Kubernetes the chart's features need, validated strictly
+# The oldest Kubernetes the chart's features need, and the newest kubernetes-validate knows (strict).
+KUBE_VERSION = "1.30.0"
+KUBE_VERSIONS = sorted({KUBE_VERSION, kubernetes_validate.latest_version()})
 # Kinds whose schemas are not Kubernetes built-ins, so kubernetes-validate cannot know them. Each is
 # checked structurally by the tests that own it (test_chart_monitoring.py, the peering tests below).
 NOT_BUILT_IN = {
@@ -54,7 +56,8 @@ def test_every_object_is_valid_kubernetes(name: str) -> None:
         key = (obj["apiVersion"], obj["kind"])
         if key in NOT_BUILT_IN:
             continue
-        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
 
 
 def test_validation_catches_a_broken_object() -> None:
