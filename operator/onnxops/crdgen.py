@@ -7,7 +7,9 @@ API server accepts as a *structural* schema: every ``$ref`` inlined, optionals a
 one ``anyOf`` form the API server allows. Any key this module does not know is an error, so a model change
 can never slip an unsupported construct into the CRDs unnoticed.
 
-Output is byte-stable (sorted keys, fixed width): ``--check`` compares it with the committed files.
+Output is byte-stable (sorted keys, fixed width): ``--check`` compares it with the committed files. The same
+run writes the CRD reference ``docs/crd-reference.md`` (``onnxops.crddocs``); with ``--out-dir`` only the
+CRDs are handled unless ``--docs-file`` names where the reference goes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 from pydantic import BaseModel
 
 from onnxops.api.v1alpha1 import InferenceService, ModelVersion, TrainingJob
+from onnxops.crddocs import DOC_PATH, ExampleError, render_reference
 
 GROUP = "onnxops.dev"
 VERSION = "v1alpha1"
@@ -324,33 +327,59 @@ def _repo_root() -> Path:
     return Path.cwd()
 
 
+def stale_doc(path: Path, content: str) -> list[str]:
+    """The CRD reference at ``path`` when it is missing or differs from ``content``."""
+    if not path.is_file():
+        return [f"{path}: missing"]
+    if path.read_text(encoding="utf-8") != content:
+        return [f"{path}: stale (differs from the API models and examples/)"]
+    return []
+
+
+def write_doc(path: Path, content: str) -> list[Path]:
+    if path.is_file() and path.read_text(encoding="utf-8") == content:
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    return [path]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="onnxops gen-crds", description="Generate crds/ and charts/onnxops/crds/ from the API models.")
+        prog="onnxops gen-crds",
+        description=f"Generate crds/, charts/onnxops/crds/ and {DOC_PATH} from the API models.")
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 when a generated file is missing or stale")
     parser.add_argument("--out-dir", action="append", type=Path, metavar="DIR",
-                        help="output directory (repeatable); default: crds/ and charts/onnxops/crds/")
+                        help="CRD output directory (repeatable); default: crds/ and charts/onnxops/crds/")
+    parser.add_argument("--docs-file", type=Path, metavar="FILE",
+                        help=f"CRD reference to write or check; default: {DOC_PATH} "
+                             "(none when --out-dir is given)")
     args = parser.parse_args(argv)
     root = _repo_root()
     out_dirs = args.out_dir or [root / d for d in OUT_DIRS]
+    doc_path: Path | None = args.docs_file or (None if args.out_dir else root / DOC_PATH)
     try:
         files = rendered_files()
-    except SchemaError as exc:
+        doc = render_reference(build_crds(), root) if doc_path is not None else ""
+    except (SchemaError, ExampleError) as exc:
         print(f"onnxops gen-crds: {exc}", file=sys.stderr)
         return 2
     if args.check:
         problems = [p for d in out_dirs for p in stale_files(d, files)]
+        problems += stale_doc(doc_path, doc) if doc_path is not None else []
         for p in problems:
             print(f"onnxops gen-crds --check: {p}", file=sys.stderr)
         if problems:
             print("run `onnxops gen-crds` and commit the result", file=sys.stderr)
             return 1
-        print(f"CRDs up to date in {', '.join(str(d) for d in out_dirs)}")
+        also = f" and {doc_path}" if doc_path is not None else ""
+        print(f"CRDs up to date in {', '.join(str(d) for d in out_dirs)}{also}")
         return 0
-    for d in out_dirs:
-        for path in write_files(d, files):
-            print(f"wrote {path}")
+    written = [path for d in out_dirs for path in write_files(d, files)]
+    written += write_doc(doc_path, doc) if doc_path is not None else []
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
