@@ -385,3 +385,73 @@ def test_scrape_selectors_match_serving_objects_once() -> None:
     assert pm["podMetricsEndpoints"][0]["port"] == port and sm["endpoints"][0]["port"] == port
     scoped = one(render({**MON, "watchNamespaces": ["ml"]}), "PodMonitor")["spec"]
     assert scoped["namespaceSelector"] == {"matchNames": ["ml"]}
+
+
+@needs_promtool
+def test_every_dashboard_query_shows_data_on_sample_series(tmp_path: Path) -> None:
+    """Prometheus evaluates every panel and annotation query of the dashboard on series shaped like the
+    servers' and kube-state-metrics' (one InferenceService, versions 1 and 2, a rollback at minute 8):
+    an `absent()` alert per query proves none of them comes back empty."""
+    srv = {"namespace": "ml", "model": "iris"}
+    series = []
+    for version, ok, err in (("1", 90, 1), ("2", 10, 2)):
+        for code, n in (("200", ok), ("500", err)):
+            series.append(_series("onnxops_requests_total",
+                                  {**srv, "version": version, "protocol": "v2", "code": code}, f"0+{n}x20"))
+        for le, n in (("0.01", ok // 2), ("0.1", ok), ("+Inf", ok + err)):
+            series.append(_series("onnxops_request_duration_seconds_bucket",
+                                  {**srv, "version": version, "protocol": "v2", "le": le}, f"0+{n}x20"))
+        series.append(_series("onnxops_rows_total", {**srv, "version": version}, f"0+{ok}x20"))
+        series.append(_series("onnxops_prediction_class_total",
+                              {**srv, "version": version, "class": "setosa"}, f"0+{ok}x20"))
+        series.append(_series("kube_onnxops_inferenceservice_drift_score", _isvc(version=version), "0.05x20"))
+    series += [
+        _series("kube_onnxops_inferenceservice_status_condition",
+                _isvc(type="DriftDetected", reason="DriftDetected"), "0x8 1x12"),
+        _series("kube_onnxops_inferenceservice_stable_version", _isvc(), "1x20"),
+        _series("kube_onnxops_inferenceservice_canary_version", _isvc(), "2x8 0x12"),
+        _series("kube_onnxops_inferenceservice_canary_weight", _isvc(), "10x4 50x4 0x12"),
+        _series("kube_onnxops_inferenceservice_rollback_timestamp_seconds",
+                _isvc(from_version="2", to_version="1", reason="DriftDetected"), "_x8 1767225600x12"),
+        _series("kube_onnxops_inferenceservice_metadata_generation", _isvc(), "1x8 2x12"),
+    ]
+    rules = _dashboard_rule_file()
+    records = [r["record"] for r in rules["groups"][0]["rules"]]
+    rules["groups"].append({"name": "empty-panels", "rules": [
+        {"alert": f"Empty_{i}", "expr": f"absent({rec})"} for i, rec in enumerate(records)]})
+    (tmp_path / "dash.yaml").write_text(yaml.safe_dump(rules))
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({
+        "rule_files": ["dash.yaml"], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [
+            {"eval_time": "10m", "alertname": f"Empty_{i}", "exp_alerts": []} for i in range(len(records))]}],
+    }))
+    out = _promtool("test", "rules", "test.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert len(records) == len(_dashboard_exprs()) >= 12
+
+
+@needs_promtool
+def test_rollback_annotation_marks_the_rollback_only(tmp_path: Path) -> None:
+    """The "Rollbacks" annotation query returns the rollback near the moment it appears (a new series, so
+    `changes()` alone would miss it) and a later one, and nothing in between."""
+    (ann,) = [a for a in DASHBOARD["annotations"]["list"] if a["name"] == "Rollbacks"]
+    expr = ann["expr"].replace("$__rate_interval", "5m").replace("$namespace", ".*").replace("$model", ".*")
+    labels = _isvc(from_version="2", to_version="1", reason="DriftDetected")
+    series = [_series("kube_onnxops_inferenceservice_rollback_timestamp_seconds", labels,
+                      "_x8 1767225600x20 1767227000x10")]
+    body = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    new_series = "kube_onnxops_inferenceservice_rollback_timestamp_seconds{" + body + "}"
+    changed = "{" + body + "}"  # changes() drops the metric name; its value is the number of changes
+    (tmp_path / "empty.yaml").write_text("groups: []\n")
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({
+        "rule_files": ["empty.yaml"], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": [
+            {"expr": expr, "eval_time": "7m", "exp_samples": []},
+            {"expr": expr, "eval_time": "10m", "exp_samples": [{"labels": new_series, "value": 1767225600}]},
+            {"expr": expr, "eval_time": "20m", "exp_samples": []},
+            {"expr": expr, "eval_time": "31m", "exp_samples": [{"labels": changed, "value": 1}]},
+            {"expr": expr, "eval_time": "38m", "exp_samples": []},
+        ]}],
+    }))
+    out = _promtool("test", "rules", "test.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
