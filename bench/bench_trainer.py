@@ -232,12 +232,15 @@ def main() -> None:
         d = Path(tmp)
         iris, iris_bytes = iris_data(d)
         big, big_bytes = make_data(args.rows, args.features, "parquet", d)
+        big_csv, _ = make_data(args.rows, args.features, "csv", d)
         rows = [
             scenario("iris (150 rows, csv)", iris, iris_bytes, "csv", "LogisticRegression",
                      {"max_iter": 500}, args.repeat),
             scenario("iris (150 rows, csv)", iris, iris_bytes, "csv", "RandomForestClassifier",
                      {"n_estimators": 50, "random_state": 0}, args.repeat),
             scenario(f"synthetic ({args.rows:,} rows x {args.features}, parquet)", big, big_bytes, "parquet",
+                     "LogisticRegression", {"max_iter": 100}, args.repeat),
+            scenario(f"synthetic ({args.rows:,} rows x {args.features}, csv)", big_csv, big_bytes, "csv",
                      "LogisticRegression", {"max_iter": 100}, args.repeat),
         ]
     text = report(rows, args)

@@ -23,6 +23,7 @@ from onnxops.storage import (
     parse_uri,
     put_bundle,
     read_bytes,
+    redact,
     sha256_file,
     sha256_hex,
 )
@@ -175,6 +176,22 @@ def test_fetch_mismatch_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(DigestMismatch):
         fetch_to_path(f"file://{src}", tmp_path / "dl", "0" * 64)
     assert not (tmp_path / "dl").exists()
+
+
+def test_redact_hides_userinfo_and_query() -> None:
+    assert redact("https://u:p@h.example/d.csv?X-Amz-Signature=abc") == "https://<redacted>@h.example/d.csv?<redacted>"
+    assert redact("s3://b/k.csv") == "s3://b/k.csv"
+    assert redact("file:///a/b") == "file:///a/b"
+
+
+def test_errors_do_not_carry_presigned_signatures(http_server: str) -> None:
+    url = f"{http_server}/data.csv?X-Amz-Signature=SECRETSIG"
+    with pytest.raises(DigestMismatch) as ei:
+        read_bytes(url, "0" * 64, allow_http=True)
+    assert "SECRETSIG" not in str(ei.value) and "data.csv?<redacted>" in str(ei.value)
+    with pytest.raises(NotFound) as nf:
+        read_bytes(f"{http_server}/nope.csv?sig=SECRETSIG", allow_http=True)
+    assert "SECRETSIG" not in str(nf.value)
 
 
 def test_connection_refused_is_a_storage_error() -> None:

@@ -182,3 +182,44 @@ def test_gates(gate: str, value: float, ok: bool) -> None:
     assert (failures == []) is ok
     if not ok:
         assert failures == [f"gate '{g.text}' not met: {g.metric}={value:.4f}"]
+
+
+def test_module_entrypoint_as_a_process(tmp_path: Path) -> None:
+    """`python -m onnxops.trainer` as the container runs it: progress on stderr, result in the file."""
+    import subprocess
+    import sys
+
+    term = tmp_path / "termination-log"
+    spec = {"model": "iris", "dataset": {"uri": "sklearn://iris"}, "estimator": {"className": "GaussianNB"},
+            "evaluation": {"gates": ["accuracy >= 0.5"]}}
+    env = {"ONNXOPS_TERMINATION_LOG": str(term), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "onnxops.trainer", "--spec-json", json.dumps(spec),
+                           "--model", "iris", "--run-id", "abc", "--output-uri", f"file://{tmp_path}/o"],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    for line in ("loaded sklearn://iris: 150 rows x 5 columns", "split 120 train / 30 test rows",
+                 "held-out metrics: accuracy=", "gates met: accuracy >= 0.5", "parity ok on 30 held-out rows",
+                 "profiled 120 training rows", f"stored bundle file://{tmp_path}/o/iris/abc"):
+        assert line in proc.stderr
+    assert json.loads(term.read_text())["ok"] is True
+    spec["evaluation"] = {"gates": ["log_loss < 0.000001"]}
+    proc = subprocess.run([sys.executable, "-m", "onnxops.trainer", "--spec-json", json.dumps(spec),
+                           "--run-id", "def", "--output-uri", f"file://{tmp_path}/o"],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 3
+    res = json.loads(term.read_text())
+    assert res["reason"] == "GateNotMet" and res["message"].startswith("gate 'log_loss < 0.000001' not met")
+
+
+def test_chunked_csv_reader_matches_pandas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxops.trainer import data
+
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 7)
+    p = tmp_path / "mixed.csv"
+    p.write_text("a,b,c,d\n" + "".join(
+        f"{i},{'' if i == 15 else i * 0.5},{'x' if i > 10 else i},{i % 2 == 0}\n" for i in range(23)))
+    got = data._read_csv(str(p))
+    ref = pd.read_csv(p)
+    pd.testing.assert_frame_equal(got[["a", "b", "d"]], ref[["a", "b", "d"]])
+    assert got["c"].astype(str).tolist() == ref["c"].astype(str).tolist()
+    assert not pd.api.types.is_numeric_dtype(got["c"])  # still refused as a feature

@@ -8,7 +8,7 @@ Public API::
     sha256_hex(data) -> str ; sha256_file(path) -> str
     put_bundle(base_uri, {name: bytes}) -> {name: uri}        # atomic, never overwrites (AlreadyExists)
 
-Errors always name the URI and never contain credentials.
+Errors always name the URI (``redact``ed: no userinfo, no query string) and never contain credentials.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from .errors import AlreadyExists, DigestMismatch, NotFound, StorageError
-from .uri import ParsedUri, join_uri, local_path, parse_uri, pvc_root
+from .uri import ParsedUri, join_uri, local_path, parse_uri, pvc_root, redact
 
 __all__ = [
     "AlreadyExists",
@@ -34,6 +34,7 @@ __all__ = [
     "put_bundle",
     "pvc_root",
     "read_bytes",
+    "redact",
     "sha256_file",
     "sha256_hex",
     "verify_digest",
@@ -97,7 +98,7 @@ def fetch_to_path(uri: str, dest_dir: str | Path, sha256: str | None = None, *, 
         tmp.write_bytes(data)
         os.replace(tmp, target)
     except OSError as e:
-        raise StorageError(f"{uri}: cannot write {target}: {e.strerror or e}") from None
+        raise StorageError(f"{redact(uri)}: cannot write {target}: {e.strerror or e}") from None
     finally:
         if tmp.exists():
             tmp.unlink()

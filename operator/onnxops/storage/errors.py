@@ -15,7 +15,9 @@ class DigestMismatch(StorageError):
     """The bytes read do not have the expected sha256."""
 
     def __init__(self, uri: str, expected: str, actual: str) -> None:
-        super().__init__(f"sha256 mismatch for {uri}: expected {expected}, got {actual}")
+        from .uri import redact
+
+        super().__init__(f"sha256 mismatch for {redact(uri)}: expected {expected}, got {actual}")
         self.uri = uri
         self.expected = expected
         self.actual = actual

@@ -6,6 +6,7 @@ import urllib.error
 import urllib.request
 
 from .errors import NotFound, StorageError
+from .uri import redact
 
 DEFAULT_TIMEOUT_S = 30.0
 MAX_BYTES = 4 << 30
@@ -13,8 +14,9 @@ MAX_BYTES = 4 << 30
 
 def fetch_https(url: str, *, timeout: float = DEFAULT_TIMEOUT_S, allow_http: bool = False) -> bytes:
     """GET ``url``. Only https:// unless ``allow_http`` (tests against a local plain-HTTP server)."""
+    shown = redact(url)
     if not (url.startswith("https://") or (allow_http and url.startswith("http://"))):
-        raise StorageError(f"{url}: only https:// URLs are allowed")
+        raise StorageError(f"{shown}: only https:// URLs are allowed")
     req = urllib.request.Request(url, headers={"User-Agent": "onnxops-storage"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -22,13 +24,13 @@ def fetch_https(url: str, *, timeout: float = DEFAULT_TIMEOUT_S, allow_http: boo
             while chunk := resp.read(1 << 20):
                 buf += chunk
                 if len(buf) > MAX_BYTES:
-                    raise StorageError(f"{url}: larger than {MAX_BYTES} bytes")
+                    raise StorageError(f"{shown}: larger than {MAX_BYTES} bytes")
     except urllib.error.HTTPError as e:
         if e.code == 404:
-            raise NotFound(f"{url}: HTTP 404 Not Found") from None
-        raise StorageError(f"{url}: HTTP {e.code} {e.reason}") from None
+            raise NotFound(f"{shown}: HTTP 404 Not Found") from None
+        raise StorageError(f"{shown}: HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
-        raise StorageError(f"{url}: cannot connect: {e.reason}") from None
+        raise StorageError(f"{shown}: cannot connect: {e.reason}") from None
     except (TimeoutError, OSError) as e:
-        raise StorageError(f"{url}: download failed: {e}") from None
+        raise StorageError(f"{shown}: download failed: {e}") from None
     return bytes(buf)

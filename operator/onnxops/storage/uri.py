@@ -42,10 +42,11 @@ class ParsedUri:
 def parse_uri(uri: str) -> ParsedUri:
     """Split a storage URI; raises StorageError naming the URI when it is malformed or unsupported."""
     if not isinstance(uri, str) or "://" not in uri:
-        raise StorageError(f"not a storage URI: {uri!r} (expected file://, pvc://, s3:// or https://)")
+        raise StorageError(f"not a storage URI: {redact(str(uri))!r} (expected file://, pvc://, s3:// or https://)")
     scheme, rest = uri.split("://", 1)
     if scheme not in SCHEMES:
-        raise StorageError(f"unsupported URI scheme {scheme!r} in {uri!r}; use file://, pvc://, s3:// or https://")
+        raise StorageError(f"unsupported URI scheme {scheme!r} in {redact(uri)!r}; "
+                           "use file://, pvc://, s3:// or https://")
     if scheme == "file":
         if not rest:
             raise StorageError(f"empty path in {uri!r}")
@@ -53,23 +54,36 @@ def parse_uri(uri: str) -> ParsedUri:
     authority, _, path = rest.partition("/")
     if scheme == "pvc":
         if not _CLAIM.match(authority):
-            raise StorageError(f"invalid claim name {authority!r} in {uri!r}")
+            raise StorageError(f"invalid claim name {authority!r} in {redact(uri)!r}")
         _check_relative(path, uri)
     elif scheme == "s3":
         if not _BUCKET.match(authority):
-            raise StorageError(f"invalid bucket name {authority!r} in {uri!r}")
+            raise StorageError(f"invalid bucket name {authority!r} in {redact(uri)!r}")
         if not path:
-            raise StorageError(f"missing object key in {uri!r}")
+            raise StorageError(f"missing object key in {redact(uri)!r}")
     elif not authority:
-        raise StorageError(f"missing host in {uri!r}")
+        raise StorageError(f"missing host in {redact(uri)!r}")
     return ParsedUri(scheme, authority, path, uri)
 
 
 def _check_relative(path: str, uri: str) -> None:
     if not path:
-        raise StorageError(f"missing path after the claim in {uri!r}")
+        raise StorageError(f"missing path after the claim in {redact(uri)!r}")
     if any(part == ".." for part in path.split("/")):
-        raise StorageError(f"'..' is not allowed in {uri!r}")
+        raise StorageError(f"'..' is not allowed in {redact(uri)!r}")
+
+
+def redact(uri: str) -> str:
+    """The URI as it may appear in logs, events and status: no ``user:password@`` and no query string
+    (a pre-signed URL's signature is a credential)."""
+    head, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "<redacted>@" + authority.rsplit("@", 1)[1]
+    path, q, _ = path.partition("?")
+    return f"{head}://{authority}{slash}{path}" + ("?<redacted>" if q else "")
 
 
 def pvc_root(env: dict[str, str] | None = None) -> Path:

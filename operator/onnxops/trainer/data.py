@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ log = logging.getLogger("onnxops.trainer")
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 SKLEARN_TARGET = "target"
 MIN_ROWS = 10
+CSV_CHUNK_ROWS = 200_000
 
 
 @dataclass
@@ -91,9 +93,29 @@ def _read_parquet(buf: io.BytesIO | str) -> pd.DataFrame:
     return frame
 
 
+def _read_csv(buf: io.BytesIO | str) -> pd.DataFrame:
+    """CSV in chunks of CSV_CHUNK_ROWS rows, kept as one contiguous array per column and joined column by
+    column: peak memory about 1.2x the frame instead of about 4x for one ``read_csv`` of a large file.
+    Each chunk is parsed by pandas as usual; a column whose type differs between chunks is joined by
+    numpy's type promotion (int + float -> float; anything + text -> object, refused later as non-numeric)."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for chunk in pd.read_csv(buf, chunksize=CSV_CHUNK_ROWS):
+        for c in chunk.columns:
+            parts.setdefault(str(c), []).append(np.array(chunk[c].to_numpy(), copy=True))
+        del chunk
+    cols = {c: (v[0] if len(v) == 1 else np.concatenate(v)) for c, v in _drain(parts)}
+    return pd.DataFrame(cols, copy=False)
+
+
+def _drain(parts: dict[str, list[np.ndarray]]) -> Iterator[tuple[str, list[np.ndarray]]]:
+    """Hand out the per-column chunk lists one at a time, dropping each from ``parts`` first."""
+    for c in list(parts):
+        yield c, parts.pop(c)
+
+
 def _parse(buf: io.BytesIO | str, fmt: str, uri: str) -> pd.DataFrame:
     try:
-        return _read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
+        return _read_parquet(buf) if fmt == "parquet" else _read_csv(buf)
     except Exception as e:  # pandas/pyarrow raise many types; all mean "not this format"
         raise InvalidData(f"cannot parse {uri} as {fmt}: {type(e).__name__}: {str(e)[:300]}") from None
 
@@ -111,27 +133,28 @@ def load_table(ds: Dataset) -> Table:
         if ds.sha256 and ds.sha256 != digest:
             raise DataError(f"sha256 mismatch for {uri}: expected {ds.sha256}, got {digest}")
         return Table(frame, uri, digest, ds.target or SKLEARN_TARGET)
+    shown = storage.redact(uri)  # what logs, messages and lineage carry (no query string, no userinfo)
     if not ds.target:
-        raise InvalidSpec(f"dataset.target is required for {uri}")
+        raise InvalidSpec(f"dataset.target is required for {shown}")
     try:
         p = storage.parse_uri(uri)
         if p.is_local:
             path = storage.local_path(p)
             if not path.is_file():
-                raise DataError(f"dataset {uri}: no such file ({path})")
+                raise DataError(f"dataset {shown}: no such file ({path})")
             digest = storage.sha256_file(path)  # streamed: the file is not held twice in memory
             storage.verify_digest(uri, digest, ds.sha256)
-            frame = _parse(str(path), ds.format, uri)
+            frame = _parse(str(path), ds.format, shown)
         else:
             data = storage.read_bytes(uri, ds.sha256)
             digest = storage.sha256_hex(data)
-            frame = _parse(io.BytesIO(data), ds.format, uri)
+            frame = _parse(io.BytesIO(data), ds.format, shown)
             del data
     except storage.StorageError as e:
-        raise DataError(f"dataset {uri}: {e}" if uri not in str(e) else str(e)) from None
+        raise DataError(f"dataset {shown}: {e}" if shown not in str(e) else str(e)) from None
     except OSError as e:
-        raise DataError(f"dataset {uri}: {e}") from None
-    return Table(frame, uri, digest, ds.target)
+        raise DataError(f"dataset {shown}: {e}") from None
+    return Table(frame, shown, digest, ds.target)
 
 
 def _example(values: pd.Series) -> str:
