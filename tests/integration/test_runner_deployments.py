@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ from onnxops.local.runner.client import DEPLOYMENTS, ENDPOINTS, PODS, SERVICES, 
 from onnxops.local.runtime import LocalRuntime
 
 IMAGE = "ghcr.io/onnxops/onnxops-serving:0.1.0"
+KUBECTL = Path(sys.executable).parent / "kubectl"
 # A tiny HTTP server that answers with its pod's name: binds the pod's own loopback address.
 SERVER = (
     "import http.server, os\n"
@@ -104,6 +107,12 @@ async def test_pods_become_ready_through_real_probe_and_serve_via_endpoints(rt: 
     assert rt.client is not None
     dep = await rt.client.create(DEPLOYMENTS, "default", deployment("web", "v1"))
     await rt.client.create(SERVICES, "default", service("web", "web"))
+    if KUBECTL.exists():  # kubectl's own reading of the status agrees
+        proc = await asyncio.create_subprocess_exec(
+            str(KUBECTL), "--kubeconfig", str(rt.kubeconfig), "rollout", "status", "deployment/web",
+            "--timeout=30s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0 and b"successfully rolled out" in out, out
     d = await wait_for(lambda: ready_deployment(rt.client, "web", 2), what="2 ready")  # type: ignore[arg-type]
     st, c = d["status"], conds(d)
     assert st["observedGeneration"] == d["metadata"]["generation"]
