@@ -143,16 +143,20 @@ class KubeClient:
                 text = await resp.text()
                 cls = Gone if resp.status == 410 else ApiError
                 raise cls(resp.status, _json_or_text(text), f"WATCH {res.plural}")
-            async for raw in resp.content:
-                line = raw.strip()
-                if not line:
-                    continue
-                event = json.loads(line)
-                etype, obj = event.get("type", ""), event.get("object") or {}
-                if etype == "ERROR":
-                    code = int(obj.get("code", 500))
-                    raise (Gone if code == 410 else ApiError)(code, obj, f"WATCH {res.plural}")
-                yield etype, obj
+            buf = b""
+            async for chunk in resp.content.iter_any():  # no line-length limit (large objects)
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    line = raw.strip()
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    etype, obj = event.get("type", ""), event.get("object") or {}
+                    if etype == "ERROR":
+                        code = int(obj.get("code", 500))
+                        raise (Gone if code == 410 else ApiError)(code, obj, f"WATCH {res.plural}")
+                    yield etype, obj
 
     async def create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
         body = {"apiVersion": res.api_version, "kind": res.kind, **body}
