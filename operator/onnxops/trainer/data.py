@@ -45,22 +45,16 @@ class Table:
 
 @dataclass
 class Features:
-    frame: pd.DataFrame | None  # the validated table; released by release()
+    X: np.ndarray | None  # float32, C-contiguous, rows x features; released by take_split()
     y: np.ndarray
     names: list[str]
     categorical: list[int] = field(default_factory=list)  # indices into names
 
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        """The float32, C-contiguous feature matrix of ``rows``, filled column by column: no full-table
-        float copy is ever made (peak memory stays near the table plus the matrices taken)."""
-        assert self.frame is not None, "features already released"
-        X = np.empty((len(rows), len(self.names)), dtype=np.float32)
-        for j, n in enumerate(self.names):
-            X[:, j] = self.frame[n].to_numpy(dtype=np.float32, na_value=np.nan)[rows]
-        return X
-
-    def release(self) -> None:
-        self.frame = None
+    def take_split(self, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(X[train], X[test]), then the full matrix is dropped."""
+        assert self.X is not None, "features already split"
+        X, self.X = self.X, None
+        return X[train], X[test]
 
 
 def canonical_csv_sha256(frame: pd.DataFrame) -> str:
@@ -77,7 +71,7 @@ def _load_sklearn(name: str) -> pd.DataFrame:
 
 def _read_parquet(buf: io.BytesIO | str) -> pd.DataFrame:
     """Parquet one column at a time, giving Arrow's cached buffers back after each: peak memory is about
-    the frame plus one column (a whole-table read peaks near 3x the frame)."""
+    the frame plus one column (``pd.read_parquet`` peaks near 3x the frame)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -85,7 +79,9 @@ def _read_parquet(buf: io.BytesIO | str) -> pd.DataFrame:
     cols: dict[str, pd.Series] = {}
     for name in pf.schema_arrow.names:
         t = pf.read(columns=[name])
-        cols[name] = t.column(0).to_pandas()
+        # a copy owned by numpy: zero-copy Series would keep Arrow's pool (which caches freed memory
+        # instead of returning it) holding the whole table for the rest of the run
+        cols[name] = t.column(0).to_pandas().copy(deep=True)
         del t
         pa.default_memory_pool().release_unused()
     frame = pd.DataFrame(cols, copy=False)
@@ -232,4 +228,7 @@ def select_features(table: Table, ds: Dataset, *, classification: bool) -> Featu
         bad = v[v != np.round(v)]
         if bad.size:
             raise InvalidData(f"categorical feature {c!r} must hold integer codes; found {float(bad[0])!r}")
-    return Features(frame[names], y, names, [names.index(c) for c in cats])
+    X = np.empty((len(frame), len(names)), dtype=np.float32)
+    for j, n in enumerate(names):  # column by column: no float64 copy of the whole table
+        X[:, j] = frame[n].to_numpy(dtype=np.float32, na_value=np.nan)
+    return Features(X, y, names, [names.index(c) for c in cats])

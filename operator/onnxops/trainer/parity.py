@@ -68,10 +68,12 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
 
     ``predicted``/``scores``: scikit-learn's ``predict`` and score method (see sklearn_scores) on ``X``
     when the caller already has them (the evaluation does); computed here otherwise."""
-    X64 = X.astype(np.float64)  # the exact float32 values the ONNX model saw
+    def X64() -> np.ndarray:  # the exact float32 values the ONNX model saw, as scikit-learn's float64
+        return X.astype(np.float64)
+
     rep = ParityReport(rows=len(X))
     if task == "regression":
-        sk = np.asarray(pipeline.predict(X64) if predicted is None else predicted, dtype=np.float64).ravel()
+        sk = np.asarray(pipeline.predict(X64()) if predicted is None else predicted, dtype=np.float64).ravel()
         on = np.asarray(onnx_outputs[0], dtype=np.float64).ravel()
         rep.compared = ["variable"]
         rep.max_abs_diff = float(np.max(np.abs(on - sk))) if len(sk) else 0.0
@@ -82,7 +84,7 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
                                f"predictions differ beyond {VALUE_ATOL} + {VALUE_RTOL}*|y| "
                                f"(row {i}: onnx={on[i]:.6g} sklearn={sk[i]:.6g})")
         return rep
-    labels_sk = np.asarray(pipeline.predict(X64) if predicted is None else predicted)
+    labels_sk = np.asarray(pipeline.predict(X64()) if predicted is None else predicted)
     labels_on = np.asarray(onnx_outputs[0]).ravel()
     same = labels_on.astype(str) == labels_sk.astype(str)
     rep.compared = ["label"]
@@ -94,7 +96,7 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
     kind = sklearn_scores(pipeline)
     if kind is None or len(onnx_outputs) < 2:
         return rep
-    ref = getattr(pipeline, kind)(X64) if scores is None or kind != "predict_proba" else scores
+    ref = getattr(pipeline, kind)(X64()) if scores is None or kind != "predict_proba" else scores
     on, sk = _align_scores(np.asarray(onnx_outputs[1], dtype=np.float64), np.asarray(ref, dtype=np.float64))
     if on.shape != sk.shape:
         raise ParityFailed(f"ONNX parity failed: probabilities shape {on.shape} != sklearn {kind} {sk.shape}")

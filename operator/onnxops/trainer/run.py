@@ -83,12 +83,11 @@ def train(args: RunArgs) -> dict[str, Any]:
              table.frame.shape[1], table.sha256, clock.lap())
     feats = data.select_features(table, spec.dataset, classification=classification)
     dataset_uri, dataset_sha, n_rows = table.uri, table.sha256, len(feats.y)
-    del table
+    del table  # the frame goes before the split's own temporaries arrive (peak memory)
     split = evaluate.split_indices(feats.y, test_fraction=ev.test_fraction, seed=ev.seed,
                                    classification=classification)
-    X_train, X_test = feats.take(split.train), feats.take(split.test)
+    X_train, X_test = feats.take_split(split.train, split.test)
     y_train, y_test = feats.y[split.train], feats.y[split.test]
-    feats.release()  # the table is no longer needed
     log.info("split %d train / %d test rows (seed %d%s); %d features%s", len(y_train), len(y_test), ev.seed,
              ", stratified" if split.stratified else "", len(feats.names),
              f", {len(feats.categorical)} one-hot encoded" if feats.categorical else "")
