@@ -168,6 +168,8 @@ async def test_endpoints_list_only_ready_pods(rt: LocalRuntime) -> None:
     ep = await rt.client.get(ENDPOINTS, "default", "never")
     assert ep is not None and "addresses" not in ep["subsets"][0]
     assert rt.service_backends("default", "never", 80) == []
+    async with aiohttp.ClientSession() as s, s.get(await rt.service_proxy("default", "never", 80)) as resp:
+        assert resp.status == 503  # no ready endpoint: the proxy refuses, as a Service without endpoints
     d = await rt.client.get(DEPLOYMENTS, "default", "never")
     assert d is not None and conds(d)["Available"]["status"] == "False"
     assert d["status"]["unavailableReplicas"] == 1

@@ -229,3 +229,22 @@ async def test_pod_active_deadline_fails_the_pod(rt: LocalRuntime) -> None:
     assert p["status"]["reason"] == "DeadlineExceeded"
     assert p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 143  # SIGTERM
     assert rt.pids().get("default/late") == []
+
+
+async def test_init_container_runs_first_and_shares_an_empty_dir(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    code = "import os; open(os.environ['OUT'], 'w').write(open(os.environ['SEED']).read() + ' main')"
+    body = pod("init", code)
+    main = body["spec"]["containers"][0]
+    main["env"] = [{"name": "SEED", "value": "/work/seed"}, {"name": "OUT", "value": "/dev/termination-log"}]
+    main["volumeMounts"] = [{"name": "work", "mountPath": "/work"}]
+    body["spec"]["volumes"] = [{"name": "work", "emptyDir": {}}]
+    seed = "import sys; open(sys.argv[1], 'w').write('init')"
+    body["spec"]["initContainers"] = [{"name": "seed", "image": IMAGE, "command": ["python", "-c", seed],
+                                       "args": ["/work/seed"],
+                                       "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+    await rt.client.create(PODS, "default", body)
+    p = await wait_for(lambda: phase(rt.client, "init", "Succeeded"), what="succeeded")  # type: ignore[arg-type]
+    assert p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "init main"
+    assert p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert {c["type"]: c["status"] for c in p["status"]["conditions"]}["Initialized"] == "True"
