@@ -9,7 +9,10 @@ import sys
 # subcommand -> (module with `main(argv) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("onnxops.demo", "run the whole loop (train, serve, canary, drift, rollback, retrain) locally"),
-    "gen-crds": ("onnxops.crdgen", "generate crds/ and the chart's crds/ from the API models (--check)"),
+    "gen-crds": (
+        "onnxops.crdgen",
+        "generate crds/, the chart's crds/ and docs/crd-reference.md from the API models (--check)",
+    ),
     "validate": ("onnxops.validate", "validate manifests against the CRD schemas and CEL rules"),
     "operator": ("onnxops.controller.main", "run the operator (kopf) against the current kube context"),
     "local": ("onnxops.local.cli", "the local runtime: API emulator and pod runner"),
