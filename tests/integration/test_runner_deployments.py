@@ -28,7 +28,9 @@ SERVER = (
     "        self.end_headers()\n"
     "        self.wfile.write(body)\n"
     "    def log_message(self, *a): pass\n"
-    "http.server.ThreadingHTTPServer((os.environ['ONNXOPS_HOST'], 8080), H).serve_forever()\n"
+    "server = http.server.ThreadingHTTPServer((os.environ['ONNXOPS_HOST'], 8080), H)\n"
+    "print('serving', flush=True)\n"
+    "server.serve_forever()\n"
 )
 
 
@@ -237,6 +239,9 @@ async def test_killed_process_is_seen_and_restarted(rt: LocalRuntime) -> None:
     last = p["status"]["containerStatuses"][0]["lastState"]["terminated"]
     assert (last["exitCode"], last["reason"]) == (128 + signal.SIGKILL, "Error")
     assert rt.pids()[f"default/{name}"][0] != pid
+    assert (rt.read_log("default", name, "server", None) or "").count("serving") == 1  # this run only
+    previous = rt.state_dir / "logs" / f"default_{name}_server.log.previous"
+    assert previous.read_text().count("serving") == 1
     await wait_for(lambda: ready_deployment(rt.client, "crash", 1), what="ready again")  # type: ignore[arg-type]
 
 

@@ -7,7 +7,8 @@ principle any API server) through `client.KubeClient` and play the parts of a cl
   `<state>/pvc/<claim>`, shared; emptyDir/ConfigMap/Secret -> `<state>/pods/<ns>_<pod>_<uid8>/volumes/`;
   the termination-message file) and network (its own `127.0.x.y`, given as `status.podIP` and
   `ONNXOPS_HOST`); probes (httpGet, tcpSocket) are performed for real; logs go to
-  `<state>/logs/<ns>_<pod>_<container>.log`. `containerID` is `local://<pid>`. Pods without a node are
+  `<state>/logs/<ns>_<pod>_<container>.log` (the run before a restart: `.log.previous`). `containerID` is
+  `local://<pid>`. Pods without a node are
   bound to `local` (pods/binding, else `spec.nodeName`), so graceful deletion applies: SIGTERM, SIGKILL
   after the grace period, then the pod is deleted with gracePeriodSeconds=0. No finalizers are added.
 - `jobs.JobController` (batch/v1), `deployments.DeploymentController` (apps/v1; owns pods directly, no

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -189,6 +190,9 @@ class PodWorker:
         logf = log_path(self.runner.state_dir, self.ns, self.name, c["name"])
         while True:
             process.prepare_fs(plan)
+            if st.restart_count:  # like the kubelet: `logs` shows the current run, the last one is kept
+                with contextlib.suppress(OSError):
+                    os.replace(logf, logf + ".previous")
             proc = await process.spawn(plan, logf)
             self.procs[c["name"]] = proc
             st.pid, st.state, st.reason, st.message = proc.pid, "running", "", ""
