@@ -62,6 +62,17 @@ def _tail(text: str, lines: int | None) -> str:
 
 
 class LocalRuntime:
+    """API emulator + pod runner + Job/Deployment/Endpoints controllers on the current event loop.
+
+    state_dir: pod logs, volumes and PVC data (`<state>/pvc/<claim>`); a temporary dir (removed at stop)
+        when None. kubeconfig: where to write the kubeconfig (default `<state>/kubeconfig`).
+    crds_dir: CRDs registered at start (default: the project's `crds/` when running from a checkout).
+    extra_images: more images to accept, e.g. `{"test/python:1": ["python"]}` (image -> its ENTRYPOINT,
+        or a `LocalImage`); only our own images run otherwise.
+    backoff: (base, cap) seconds of CrashLoopBackOff and of the Job controller's pod-failure backoff
+        (the real defaults are 10 s base; shorter here so local retries are quick).
+    """
+
     def __init__(
         self, state_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
         kubeconfig: str | Path | None = None, crds_dir: str | Path | None = None,
