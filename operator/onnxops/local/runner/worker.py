@@ -58,6 +58,7 @@ class PodWorker:
         self._last_status: Obj | None = None
         self._prev_conditions: list[Obj] = []
         self.task: asyncio.Task[None] | None = None
+        self._runs: list[asyncio.Task[bool]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,7 +103,7 @@ class PodWorker:
             self.initialized = True
             self.changed.set()
             deadline = spec.get("activeDeadlineSeconds")
-            runs = [
+            runs = self._runs = [
                 asyncio.create_task(self._run_container(st, c, plan))
                 for st, c, plan in zip(self.containers, spec.get("containers", []), main_plans, strict=True)
             ]
@@ -122,6 +123,8 @@ class PodWorker:
         except Exception:
             log.exception("pod %s/%s: worker failed", self.ns, self.name)
         finally:
+            for t in self._runs:  # cancelled worker: no container loop may outlive it
+                t.cancel()
             self.finished = True
             self.changed.set()
             if not self.stopping:
