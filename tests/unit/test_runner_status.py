@@ -122,3 +122,10 @@ def test_decide_pod() -> None:
     assert decide_pod(gone, has_worker=True, worker_finished=True) == "delete"
     assert decide_pod(gone, has_worker=False, worker_finished=False) == "delete"
     assert decide_pod(done, has_worker=False, worker_finished=False) == "none"
+
+
+def test_loopback_check() -> None:
+    from onnxops.local.runner.pods import loopback_usable
+
+    assert loopback_usable("127.0.0.1")
+    assert not loopback_usable("192.0.2.1")  # TEST-NET-1: never a local address

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +52,17 @@ class IpAllocator:
         self.in_use.discard(ip)
 
 
+def loopback_usable(ip: str = "127.0.1.1") -> bool:
+    """Whether processes can bind pod addresses beyond 127.0.0.1 (Linux: the whole 127/8 is loopback;
+    macOS needs `sudo ifconfig lo0 alias <ip> up` for each address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((ip, 0))
+        except OSError:
+            return False
+    return True
+
+
 def decide_pod(pod: Obj, has_worker: bool, worker_finished: bool) -> str:
     """What the kubelet does with an observed pod: start | stop | delete | none."""
     if terminating(pod):
@@ -79,6 +91,10 @@ class PodRunner(Controller):
         self.workers: dict[str, PodWorker] = {}
         self.ips = IpAllocator()
         self._stops: dict[str, asyncio.Task[None]] = {}
+        if not loopback_usable():
+            log.warning("this machine cannot bind 127.0.1.1: pods get their own 127.0.x.y address and their "
+                        "servers will fail to listen (on macOS add loopback aliases: "
+                        "`sudo ifconfig lo0 alias 127.0.1.1 up`, and so on)")
 
     def pids(self) -> dict[str, list[int]]:
         """`namespace/name` -> the live OS process ids of its containers (for tests and debugging)."""
