@@ -112,6 +112,9 @@ def test_active_deadline() -> None:
     assert not decide_job(j, [pod("Running")], T0 + dt.timedelta(seconds=9)).delete
     act = decide_job(j, [pod("Running")], T0 + dt.timedelta(seconds=10))
     assert conds(act.status)["FailureTarget"]["reason"] == "DeadlineExceeded" and act.delete
+    assert act.status["failed"] == 1  # the killed pod counts as failed ...
+    again = decide_job({**j, "status": act.status}, [pod("Running")], T0 + dt.timedelta(seconds=10))
+    assert again.status["failed"] == 1  # ... once, even if it is seen running again
     t11 = T0 + dt.timedelta(seconds=11)
     after = decide_job({**j, "status": act.status}, [pod("Running", deleting=True)], t11)
     assert "Failed" not in conds(after.status)  # the pod is still terminating

@@ -278,7 +278,7 @@ class Informer:
                     if etype == "DELETED":
                         self.cache.pop(obj_key(obj), None)
                     else:
-                        self.cache[obj_key(obj)] = obj
+                        self.put(obj)  # never regress past a newer result of our own write
                     self.on_change(etype, obj)
             except asyncio.CancelledError:
                 raise

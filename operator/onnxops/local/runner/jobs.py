@@ -149,7 +149,8 @@ def decide_job(
             if _set_cond(conds, "FailureTarget", "True", reason, message, ts):
                 act.events.append(("Warning", reason, message))
             act.delete = active
-            failed += len(active)  # pods the controller kills count as failed, as in the real one
+            if target is None or target.get("status") != "True":
+                failed += len(active)  # pods the controller kills count as failed, as in the real one
             if not active and not term:
                 _set_cond(conds, "Failed", "True", reason, message, ts)
         elif succeeded >= completions:
