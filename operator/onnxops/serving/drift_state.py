@@ -18,7 +18,6 @@ import numpy as np
 
 from onnxops.drift.names import MAX_UNSEEN_CATEGORIES
 from onnxops.drift.names import OTHER_CATEGORY as OTHER
-from onnxops.drift.stats import psi as _psi
 from onnxops.profile import CategoricalFeature, NumericFeature, Profile
 
 MISSING_STRINGS = frozenset({"", "nan", "NaN", "None", "null"})
@@ -30,6 +29,8 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     """PSI of the window (``actual``) against the profile (``expected``), as the drift monitor computes it."""
     if expected.sum() <= 0 or actual.sum() <= 0:
         return math.nan
+    from onnxops.drift.stats import psi as _psi  # scipy: imported on the first scrape, not at start-up
+
     return _psi(expected, actual)
 
 
@@ -163,7 +164,9 @@ class DriftState:
         """Count one batch now."""
         self._update(feeds, prediction, self.clock())
 
-    def add(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None) -> None:
+    def add(
+        self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None, rows: int | None = None
+    ) -> None:
         """Queue one batch; it is counted in bulk by ``flush()``, which runs after ``FLUSH_BATCHES`` batches
         or ``FLUSH_ROWS`` rows, when a window slice ends, and before every read. Per request this costs a
         list append instead of a dozen small numpy calls."""
@@ -173,7 +176,7 @@ class DriftState:
         if not self._pending:
             self._pending_since = now
         self._pending.append((feeds, prediction))
-        self._pending_rows += len(next(iter(feeds.values()))) if feeds else 0
+        self._pending_rows += rows if rows is not None else len(next(iter(feeds.values()))) if feeds else 0
         if len(self._pending) >= FLUSH_BATCHES or self._pending_rows >= FLUSH_ROWS:
             self.flush()
 

@@ -148,7 +148,7 @@ class Handlers:
         d = self.metrics.drift
         if self.drift and d is not None:
             pred = outs[0] if outs and outs[0].size == rows else None
-            d.add(feeds, pred)
+            d.add(feeds, pred, rows)
         return outs
 
     def _v2_infer(self, model: LoadedModel, headers: dict[str, str], body: bytes) -> Response:
