@@ -215,6 +215,52 @@ def in_process(models: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def handler_ab(kind: str, m: dict, bods: dict) -> list[dict]:
+    """The server's request handler called in-process (no HTTP, no load generator): drift on vs off."""
+    from dataclasses import replace
+
+    from onnxops.serving.config import ServerConfig
+    from onnxops.serving.handlers import Handlers
+    from onnxops.serving.metrics import ServerMetrics
+    from onnxops.serving.model import ModelState, load_model
+    from onnxops.serving.server import attach_model
+
+    sha = hashlib.sha256(m["onnx"].read_bytes()).hexdigest()
+    psha = hashlib.sha256(m["profile"].read_bytes()).hexdigest()
+    cfg = ServerConfig(
+        model_name="m",
+        model_version="1",
+        model_uri=m["onnx"].as_uri(),
+        sha256=sha,
+        profile_uri=m["profile"].as_uri(),
+        profile_sha256=psha,
+    )
+    model = load_model(cfg)
+    handlers = {}
+    for drift in (True, False):
+        state, metrics = ModelState(), ServerMetrics("m", "1")
+        attach_model(state, metrics, model, replace(cfg, drift_metrics=drift))
+        handlers[drift] = Handlers("m", "1", state, metrics, drift=drift)
+    rows = []
+    for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
+        path, _, hl = bods[(b, fmt)]
+        body, headers = path.read_bytes(), ({"inference-header-content-length": hl} if hl else {})
+        n = 2000 if kind == "lr" or b == 1 else 200
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(5):
+            for drift in (True, False):
+                h = handlers[drift]
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    h.handle("POST", "/v2/models/m/infer", headers, body)
+                times[drift].append((time.perf_counter() - t0) / n * 1e6)
+        for drift in (True, False):
+            us = min(times[drift])
+            what = f"request handler, {fmt}, drift {'on' if drift else 'off'} (best of 5)"
+            rows.append({"model": kind, "batch": b, "what": what, "us": us, "rows_s": b / us * 1e6})
+    return rows
+
+
 def proc_cpu(pid: int) -> float:
     """CPU seconds of a process and its descendants."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -570,14 +616,16 @@ def main(argv: list[str] | None = None) -> int:
         lua.write_text(LUA)
         models = build_models(work)
         limit = in_process(models)
-        for r in limit:
-            print(f"in-process {r['model']} b{r['batch']} {r['what']}: {r['us']:.1f} us/call", flush=True)
         results: list[dict] = []
         ab: list[dict] = []
         for kind, m in models.items():
             iname = ort.InferenceSession(str(m["onnx"])).get_inputs()[0].name
             bods = bodies(work, kind, m["X"], iname)
             check = m["est"].predict(m["X"][:64])
+            limit += handler_ab(kind, m, bods)
+            for r in limit:
+                if r["model"] == kind:
+                    print(f"in-process {kind} b{r['batch']} {r['what']}: {r['us']:.1f} us/call", flush=True)
             ab += monitoring_ab(m, kind, bods, args.duration, lua, check)
             plan: list[tuple[str, object]] = [("ours", True), ("fastapi", None)]
             if args.kserve_python:
@@ -680,6 +728,28 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict]) -> list[str]:
                 f"- gb batch 64 vs the in-process limit (1 thread): {ours_rows:.0f} vs {lim['rows_s']:.0f} "
                 f"rows/s = {ratio:.2f} (goal >= 0.5, within 2x) — **{'met' if ratio >= 0.5 else 'not met'}**"
             )
+    for model in ("lr", "gb"):
+        for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
+            h = {
+                r["what"].rsplit("drift ", 1)[1][:3].strip(): r["us"]
+                for r in limit
+                if r["model"] == model
+                and r["batch"] == b
+                and r["what"].startswith(f"request handler, {fmt},")
+            }
+            off_http = [
+                r["cpu_ms"] * 1e3
+                for r in ab
+                if r["server"] != "onnxops" and (r["model"], r["batch"], r["fmt"]) == (model, b, fmt)
+            ]
+            if "on" in h and "off" in h and off_http:
+                extra, per_req = h["on"] - h["off"], float(np.median(off_http))
+                out.append(
+                    f"- drift cost measured in-process, {model} batch {b} {fmt}: handler {h['on']:.1f} vs "
+                    f"{h['off']:.1f} µs = {extra:+.1f} µs per request = {extra / per_req * 100:+.1f} % of the "
+                    f"server's whole CPU per request with drift off ({per_req:.0f} µs, HTTP runs) "
+                    f"(goal < 10 %) — **{'met' if extra / per_req < 0.10 else 'not met'}**"
+                )
     for model in ("lr", "gb"):
         for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
             on = [
