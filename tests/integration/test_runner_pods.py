@@ -169,6 +169,9 @@ async def test_graceful_deletion_sigterm_then_sigkill(rt: LocalRuntime, tmp_path
     assert marker.read_text() == "term"  # SIGTERM came first and was ignored ...
     assert elapsed >= 0.9  # ... so SIGKILL came after the grace period
     await wait_for(lambda: _absent(rt.client, "stubborn"), what="pod removed")  # type: ignore[arg-type]
+    events, _ = await rt.client.list(EVENTS, "default")
+    reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "stubborn"]
+    assert "Started" in reasons and "Killing" in reasons
 
 
 async def test_liveness_failure_restarts_the_container(rt: LocalRuntime) -> None:

@@ -145,5 +145,5 @@ async def emit_event(
     }
     try:
         await client.create(EVENTS, ns, body)
-    except (ApiError, OSError, aiohttp.ClientError) as e:
+    except (ApiError, OSError, RuntimeError, aiohttp.ClientError) as e:  # RuntimeError: client closed
         log.debug("event %s/%s not recorded: %s", ns, reason, e)

@@ -126,7 +126,7 @@ class PodRunner(Controller):
 
     async def _stop(self, worker: PodWorker, delete: bool) -> None:
         try:
-            await worker.stop(worker.grace)
+            await worker.stop(worker.grace, announce=True)
             if delete:
                 await self._delete(worker.pod)
         finally:

@@ -59,14 +59,24 @@ class PodWorker:
         self._prev_conditions: list[Obj] = []
         self.task: asyncio.Task[None] | None = None
         self._runs: list[asyncio.Task[bool]] = []
+        self._bg: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         self.task = asyncio.create_task(self._main(), name=f"pod {self.ns}/{self.name}")
 
-    async def stop(self, grace: float) -> None:
+    def _event(self, reason: str, message: str, type_: str = "Normal") -> None:
+        task = asyncio.create_task(emit_event(self.runner.client, self.pod, reason, message, type_=type_,
+                                              component="kubelet"))
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def stop(self, grace: float, announce: bool = False) -> None:
         """Terminate every container (SIGTERM, SIGKILL after `grace`) and end the worker."""
         self.stopping = True
+        for name, p in self.procs.items():
+            if announce and p.returncode is None:
+                self._event("Killing", f"Stopping container {name}")
         await asyncio.gather(*(process.stop_process(p, grace) for p in list(self.procs.values())))
         if self.task is not None:
             self.task.cancel()
@@ -198,6 +208,7 @@ class PodWorker:
                     os.replace(logf, logf + ".previous")
             proc = await process.spawn(plan, logf)
             self.procs[c["name"]] = proc
+            self._event("Started", f"Started container {c['name']}")
             st.pid, st.state, st.reason, st.message = proc.pid, "running", "", ""
             st.started_at, st.exit_code, st.ready = fmt_time(now()), None, False
             st.ready = init or not c.get("readinessProbe")
