@@ -256,3 +256,30 @@ def test_cli_help() -> None:
     assert out.returncode == 0
     for flag in ("--keep", "--state-dir", "--cluster", "--no-prometheus", "--json-summary"):
         assert flag in out.stdout
+
+
+async def test_a_wait_ends_early_when_the_environment_broke() -> None:
+    from onnxops.demo.observe import Observer
+    from onnxops.kube.client import KubeClient
+
+    obs = Observer(KubeClient("http://127.0.0.1:1"), "default", "iris", lambda m: None)
+    obs.health = lambda: "the operator exited with 1"
+    with pytest.raises(RuntimeError, match=r"operator exited with 1.*waiting for v1"):
+        await obs.wait("v1", lambda: False, timeout=30)
+    obs.health = lambda: None
+    with pytest.raises(TimeoutError, match="waiting for v2"):
+        await obs.wait("v2", lambda: False, timeout=0.1)
+    assert await obs.wait("v3", lambda: "yes", timeout=0.1) == "yes"
+
+
+def test_cluster_datasets_job_writes_onto_the_artifacts_pvc() -> None:
+    from onnxops.demo.cluster import datasets_job
+
+    job = datasets_job("demo", "ghcr.io/onnxops/onnxops-trainer:1")
+    pod = job["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    [mount] = c["volumeMounts"]
+    assert c["command"][:3] == ["python", "-m", "onnxops.demo.data"]
+    assert c["command"][3] == f"{mount['mountPath']}/datasets"
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "onnxops-artifacts"
+    assert job["metadata"]["namespace"] == "demo" and pod["securityContext"]["runAsNonRoot"] is True

@@ -38,6 +38,7 @@ class Env(Protocol):
     async def service_url(self, name: str) -> str: ...
     async def stop(self) -> None: ...
     def accounting(self) -> dict[str, Any]: ...
+    def problem(self) -> str | None: ...
 
 
 def operator_env(
@@ -198,6 +199,12 @@ class LocalEnv:
 
     def accounting(self) -> dict[str, Any]:
         return {"pids": {k: sorted(v) for k, v in self.pids.items()}, "ports": sorted(self.ports)}
+
+    def problem(self) -> str | None:
+        """Why the demo cannot go on (the operator process died), else None."""
+        if self.operator is not None and self.operator.poll() is not None:
+            return f"the operator exited with {self.operator.returncode}; see {self.state_dir}/operator.log"
+        return None
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:

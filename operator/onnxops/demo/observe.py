@@ -47,6 +47,7 @@ class Observer:
         self.deployment_ready_at: dict[int, float] = {}  # version -> unix time first seen with a ready pod
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.changed = asyncio.Event()
+        self.health: Callable[[], str | None] = lambda: None  # a broken environment ends a wait early
         self._seen: dict[str, Any] = {}
 
     def note(self, what: str, detail: str, echo: bool = True) -> None:
@@ -131,6 +132,9 @@ class Observer:
             value = pred()
             if value:
                 return value
+            problem = self.health()
+            if problem:
+                raise RuntimeError(f"{problem} (while waiting for {what})")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")

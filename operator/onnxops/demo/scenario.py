@@ -65,6 +65,7 @@ class Scenario:
         self.env, self.say = env, say
         self.examples = examples or examples_dir()
         self.obs = Observer(env.client, env.namespace, ISVC, lambda m: say(f"    {m}"))
+        self.obs.health = env.problem
         self.steps: list[StepRecord] = []
         self.traffic: TrafficGenerator | None = None
         self.rate = rate
