@@ -110,7 +110,12 @@ async def run(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = {"ok": False, "mode": "cluster" if args.cluster else "local", "error": None}
     scenario: Scenario | None = None
     try:
-        await env.start()
+        try:
+            await env.start()
+        except (RuntimeError, OSError, ValueError) as e:
+            doc["error"] = f"cannot start: {e}"
+            clock.say(f"demo failed: cannot start: {e}")
+            return EXIT_FAILED
         doc["prometheusUrl"] = env.prometheus_url
         scenario = Scenario(env, clock.say, examples=args.examples, rate=args.rate)
         try:

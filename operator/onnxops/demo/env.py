@@ -107,6 +107,7 @@ class LocalEnv:
         self.pids: dict[str, set[int]] = {"operator": set(), "prometheus": set(), "pods": set()}
         self.ports: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._prom_start: asyncio.Future[str] | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -126,7 +127,9 @@ class LocalEnv:
         )
         if self.want_prometheus:
             self.prom = LocalPrometheus(rt.state_dir / "prometheus", scrape_interval="1s")
-            self.prometheus_url = await asyncio.to_thread(self.prom.start)
+            # shielded: a Ctrl-C meanwhile lets the start finish, so that stop() can stop what it started
+            self._prom_start = asyncio.ensure_future(asyncio.to_thread(self.prom.start))
+            self.prometheus_url = await asyncio.shield(self._prom_start)
             self.ports.append(self.prom.port)
             if self.prom._proc is not None:
                 self.pids["prometheus"].add(self.prom._proc.pid)
@@ -190,6 +193,9 @@ class LocalEnv:
         if self.operator is not None:
             await asyncio.to_thread(stop_process, self.operator, OPERATOR_GRACE_S)
         if self.prom is not None:
+            if self._prom_start is not None:
+                with contextlib.suppress(Exception):
+                    await self._prom_start
             await asyncio.to_thread(self.prom.stop)
         with contextlib.suppress(Exception):
             for pids in self.runtime.pids().values():
