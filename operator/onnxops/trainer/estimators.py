@@ -61,7 +61,9 @@ def make_estimator(spec: Estimator, seed: int) -> Any:
         params["random_state"] = seed
     try:
         est = cls(**params)
-        est._validate_params()  # scikit-learn's own type/range constraints, checked now rather than at fit
+        validate = getattr(est, "_validate_params", None)  # scikit-learn >= 1.2: its own type/range rules
+        if callable(validate):
+            validate()  # now, before any data is read, rather than at fit
     except (TypeError, ValueError) as e:
         m = _PARAM_IN_MESSAGE.search(str(e))
         where = f"estimator.params.{m.group(1)}" if m else "estimator.params"
