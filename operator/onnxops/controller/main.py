@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--peering", default="", help="kopf peering name for leader election (default: standalone)"
     )
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("--priority", type=int, default=0, help="kopf peering priority (highest one is active)")
+    p.add_argument("--verbose", action="store_true", help="debug logging (and kopf's per-event logs)")
     args = p.parse_args(argv)
     import kopf
 
@@ -31,12 +32,15 @@ def main(argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # kopf logs every watch-event handler call at INFO
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = args.namespace or list(Settings.from_env().watch_namespaces)
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=not args.peering,
         peering_name=args.peering or None,
+        priority=args.priority,
         liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
     )
     return 0
