@@ -35,7 +35,15 @@ async def measure(ctx: Context, isvc: dict[str, Any], version: int) -> AnalysisR
     spec = isvc["spec"]
     cfg = (spec.get("rollout") or {}).get("analysis") or {}
     stats = None
-    if ctx.provider is not None:
+    provider = ctx.provider
+    if provider is None:
+        from .metrics import DefaultMetricsProvider
+
+        prom = ((spec.get("monitoring") or {}).get("metricsSource") or {}).get("prometheusUrl")
+        provider = DefaultMetricsProvider(
+            ctx.client, prom or ctx.settings.prometheus_url or None, ctx.settings.serving_port
+        )
+    if provider is not None:
         steps = (spec.get("rollout") or {}).get("steps") or []
         window = 60.0
         try:
@@ -46,7 +54,7 @@ async def measure(ctx: Context, isvc: dict[str, Any], version: int) -> AnalysisR
         except (ValueError, IndexError):
             pass
         try:
-            stats = await ctx.provider.request_stats(
+            stats = await provider.request_stats(
                 namespace=isvc["metadata"].get("namespace", "default"),
                 service=isvc["metadata"]["name"],
                 model=spec["model"],

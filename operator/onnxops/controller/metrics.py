@@ -1,0 +1,119 @@
+"""The default MetricsProvider for canary analysis: the server's request metrics
+(``onnxops_requests_total``, ``onnxops_request_duration_seconds``; see ``onnxops.drift.names``).
+
+With a Prometheus URL (``spec.monitoring.metricsSource.prometheusUrl`` or ``ONNXOPS_PROMETHEUS_URL``) the
+window's increase comes from PromQL. Without one, the canary's pods are scraped directly: their counters
+count since the pod started, which for a canary is the time of this rollout (an approximation of the step
+window). A source that cannot answer gives None: the check is inconclusive, never a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from onnxops.builders import labels
+from onnxops.drift import names as N
+from onnxops.kube.client import KubeClient
+from onnxops.reconcile.analysis import RequestStats
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 5.0
+
+
+def _le(v: str) -> float:
+    return math.inf if v in ("+Inf", "Inf", "inf") else float(v)
+
+
+def p99_ms(buckets: dict[str, float]) -> float | None:
+    """Prometheus' histogram_quantile(0.99) on cumulative ``le`` buckets, in milliseconds."""
+    from onnxops.drift.assemble import histogram_quantile
+
+    q = histogram_quantile(0.99, buckets.items())
+    return None if q is None else q * 1000.0
+
+
+def stats_from_expositions(texts: Iterable[str], model: str, version: int) -> RequestStats:
+    """Sum the request counters and latency buckets of one version over several pods' /metrics pages."""
+    total = errors = 0.0
+    buckets: dict[str, float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.labels.get(N.LABEL_MODEL) != model or s.labels.get(N.LABEL_VERSION) != str(version):
+                    continue
+                if s.name == N.REQUESTS:
+                    total += s.value
+                    if str(s.labels.get(N.LABEL_CODE, "")).startswith("5"):
+                        errors += s.value
+                elif s.name == N.REQUEST_DURATION + "_bucket":
+                    le = s.labels["le"]
+                    key = "+Inf" if math.isinf(_le(le)) else repr(_le(le))
+                    buckets[key] = buckets.get(key, 0.0) + s.value
+    return RequestStats(total, errors, p99_ms(buckets) if total else None)
+
+
+def promql(model: str, version: int, window_s: float) -> dict[str, str]:
+    from onnxops.drift.prometheus import label_value
+
+    sel = f'{N.LABEL_MODEL}={label_value(model)},{N.LABEL_VERSION}="{version}"'
+    w = f"{max(1, round(window_s))}s"
+    return {
+        "requests": f"sum(increase({N.REQUESTS}{{{sel}}}[{w}]))",
+        "errors": f'sum(increase({N.REQUESTS}{{{sel},{N.LABEL_CODE}=~"5.."}}[{w}]))',
+        "p99": f"histogram_quantile(0.99, sum by (le) (increase({N.REQUEST_DURATION}_bucket{{{sel}}}[{w}])))",
+    }
+
+
+class DefaultMetricsProvider:
+    def __init__(self, client: KubeClient, prometheus_url: str | None, port: int = 8080) -> None:
+        self.client, self.prometheus_url, self.port = client, prometheus_url, port
+
+    async def request_stats(
+        self, *, namespace: str, service: str, model: str, version: int, window_seconds: float
+    ) -> RequestStats | None:
+        try:
+            async with aiohttp.ClientSession() as session:
+                if self.prometheus_url:
+                    return await self._prometheus(session, model, version, window_seconds)
+                return await self._scrape(session, namespace, service, model, version)
+        except Exception as e:  # any failure of the source is "no measurement"
+            log.warning("request metrics of %s/%s v%s unavailable: %s", namespace, service, version, e)
+            return None
+
+    async def _prometheus(
+        self, session: aiohttp.ClientSession, model: str, version: int, window_s: float
+    ) -> RequestStats:
+        from onnxops.drift.prometheus import instant_query
+
+        assert self.prometheus_url
+        out: dict[str, float | None] = {}
+        for key, q in promql(model, version, window_s).items():
+            rows = await instant_query(session, self.prometheus_url, q, TIMEOUT_S)
+            vals = [v for _, v in rows if not math.isnan(v)]
+            out[key] = sum(vals) if vals else None
+        p99 = out["p99"]
+        return RequestStats(out["requests"] or 0.0, out["errors"] or 0.0, None if p99 is None else p99 * 1000)
+
+    async def _scrape(
+        self, session: aiohttp.ClientSession, ns: str, service: str, model: str, version: int
+    ) -> RequestStats | None:
+        from onnxops.drift.scrape import scrape
+
+        pods: list[dict[str, Any]] = await self.client.list(
+            "v1", "Pod", ns, label_selector=labels.version_selector(service, version)
+        )
+        texts = []
+        for p in pods:
+            ip = (p.get("status") or {}).get("podIP")
+            if ip and not p["metadata"].get("deletionTimestamp"):
+                try:
+                    texts.append(await scrape(session, f"http://{ip}:{self.port}/metrics", TIMEOUT_S))
+                except RuntimeError as e:
+                    log.info("scrape failed: %s", e)
+        return stats_from_expositions(texts, model, version) if texts else None
