@@ -746,8 +746,8 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict]) -> list[str]:
                 extra, per_req = h["on"] - h["off"], float(np.median(off_http))
                 out.append(
                     f"- drift cost measured in-process, {model} batch {b} {fmt}: handler {h['on']:.1f} vs "
-                    f"{h['off']:.1f} µs = {extra:+.1f} µs per request = {extra / per_req * 100:+.1f} % of the "
-                    f"server's whole CPU per request with drift off ({per_req:.0f} µs, HTTP runs) "
+                    f"{h['off']:.1f} µs = {extra:+.1f} µs per request = {extra / per_req * 100:+.1f} % of "
+                    f"the server's whole CPU per request with drift off ({per_req:.0f} µs, HTTP runs) "
                     f"(goal < 10 %) — **{'met' if extra / per_req < 0.10 else 'not met'}**"
                 )
     for model in ("lr", "gb"):

@@ -170,3 +170,12 @@ def test_float32_values_next_to_a_float64_edge() -> None:
     d64 = DriftState(p, "input")
     d64.update({"input": np.array([[0.1]])}, None)  # float64 exactly on the edge: that edge's bucket
     np.testing.assert_array_equal(d64.feature_bins(0), le_counts(f.edges, np.array([0.1])))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.uint64, np.float32])
+def test_prediction_counts_for_every_label_dtype(dtype: type) -> None:
+    d = DriftState(profile(np.random.default_rng(1)), "input")
+    d.update({"input": np.zeros((5, 3))}, np.array([1, 0, 1, 1, 0], dtype=dtype))
+    assert d.pred_classes is not None
+    key = "1.0" if dtype is np.float32 else "1"
+    assert d.pred_classes.known[key] == 3

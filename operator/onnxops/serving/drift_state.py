@@ -247,7 +247,17 @@ class DriftState:
 
     def _update_prediction(self, pred: np.ndarray) -> None:
         if self.pred_classes is not None:
-            values, counts = np.unique(pred, return_counts=True)
+            if (
+                (pred.dtype.kind == "i" or (pred.dtype.kind == "u" and pred.dtype.itemsize < 8))
+                and pred.size
+                and pred.min() >= 0
+                and pred.max() < 4096
+            ):
+                binned = np.bincount(pred)  # small integer labels: no sort needed
+                nz = np.flatnonzero(binned)
+                values, counts = nz, binned[nz]
+            else:
+                values, counts = np.unique(pred, return_counts=True)
             for v, c in zip(values.tolist(), counts.tolist(), strict=True):
                 key = category_key(v)
                 self.pred_classes.add(key if key is not None else OTHER, c)
