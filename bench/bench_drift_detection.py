@@ -127,6 +127,7 @@ class Traffic:
 
     def __init__(
         self,
+        rate: float,
         rng: np.random.Generator,
         pods: list[str],
         before: data.World,
@@ -134,7 +135,7 @@ class Traffic:
         t_start: float,
         t_end: float,
     ) -> None:
-        times = np.arange(t_start, t_end, 1.0 / RATE)
+        times = np.arange(t_start, t_end, 1.0 / rate)
         self.times = times
         picks = rng.integers(0, len(pods), size=len(times))
         self.pods = [pods[0] if t < 0 else pods[int(i)] for t, i in zip(times, picks, strict=True)]
@@ -170,11 +171,17 @@ def evaluate(
 
 
 def false_alarms(
-    versions: dict[str, Version], ps: PolicySpec, interval: float, width: float, hours: float, seed: int
+    versions: dict[str, Version],
+    ps: PolicySpec,
+    interval: float,
+    width: float,
+    hours: float,
+    seed: int,
+    rate: float = RATE,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     clean = data.clean()
-    traffic = Traffic(rng, ["1"], clean, clean, 0.0, hours * 3600)
+    traffic = Traffic(rate, rng, ["1"], clean, clean, 0.0, hours * 3600)
     consecutive: dict[str, int] = {}
     n = breaches = actions = inconclusive = 0
     scores = []
@@ -209,6 +216,7 @@ def detection(
     trials: int,
     seed: int,
     kind: str,
+    rate: float = RATE,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     clean, shifted = data.clean(), data.shifted()
@@ -217,11 +225,11 @@ def detection(
         phase = float(rng.uniform(0, interval))
         if kind == "canary":  # v2's pod joins at t=0; before that only v1 served clean traffic
             roles: dict[str, Role] = {"1": "stable", "2": "canary"}
-            traffic = Traffic(rng, ["1", "2"], clean, clean, -width, 120.0)
+            traffic = Traffic(rate, rng, ["1", "2"], clean, clean, -width, 120.0)
             want = "Rollback"
         else:  # the world shifts at t=0
             roles = {"1": "stable"}
-            traffic = Traffic(rng, ["1"], clean, shifted, -width, 120.0)
+            traffic = Traffic(rate, rng, ["1"], clean, shifted, -width, 120.0)
             want = "Retrain"
         consecutive: dict[str, int] = {}
         t = phase
@@ -233,6 +241,8 @@ def detection(
                 break
             t += interval
     a = np.asarray(times)
+    if not len(a):  # e.g. too little traffic for minSamples: never conclusive, never acts
+        return {"trials": trials, "detected": 0, "within_s": 120.0}
     return {
         "trials": trials,
         "detected": len(times),
@@ -280,6 +290,7 @@ def main() -> int:
     p.add_argument("--trials", type=int, default=200, help="detection trials per scenario")
     p.add_argument("--demo-runs", type=int, default=1, help="real `onnxops demo` runs to measure (0: none)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=float, default=RATE, help="simulated requests/s (default: the demo's 25)")
     args = p.parse_args()
     ps, interval, width = policy_spec()
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as d:
@@ -293,12 +304,16 @@ def main() -> int:
                 "threshold": ps.threshold,
                 "min_samples": ps.min_samples,
                 "failure_limit": ps.failure_limit,
-                "rate_rps": RATE,
+                "rate_rps": args.rate,
                 "rows_per_request": f"1..{MAX_ROWS}",
             },
-            "false_alarms": false_alarms(versions, ps, interval, width, args.hours, args.seed),
-            "detect_canary": detection(versions, ps, interval, width, args.trials, args.seed + 1, "canary"),
-            "detect_shift": detection(versions, ps, interval, width, args.trials, args.seed + 2, "shift"),
+            "false_alarms": false_alarms(versions, ps, interval, width, args.hours, args.seed, args.rate),
+            "detect_canary": detection(
+                versions, ps, interval, width, args.trials, args.seed + 1, "canary", args.rate
+            ),
+            "detect_shift": detection(
+                versions, ps, interval, width, args.trials, args.seed + 2, "shift", args.rate
+            ),
             "demo_runs": demo_runs(args.demo_runs, tmp) if args.demo_runs else [],
         }
     print(json.dumps(res, indent=1))
