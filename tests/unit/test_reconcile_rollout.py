@@ -262,3 +262,18 @@ def test_isvc_version_not_found_is_pending():
     assert plan.status["phase"] == "Pending" and plan.children and not _children(plan, "Deployment")
     c = cond.find(plan.status["conditions"], cond.READY)
     assert c and c["reason"] == "VersionNotFound"
+
+
+def test_isvc_keeps_deployment_of_served_version_whose_model_version_vanished():
+    from onnxops.builders.deployment import deployment
+
+    obj = isvc(status={"stableVersion": 1})
+    running = ready(deployment(obj, mv(1), 4, S))
+    plan = ir.reconcile(obj, [], [running], settings=S, now=T0)
+    assert plan.delete == [] and plan.status["stableVersion"] == 1
+
+
+def test_status_messages_are_scrubbed():
+    from onnxops.reconcile.termination import short
+
+    assert "s3cr3t" not in short("DataError: s3 failed with AWS_SECRET_ACCESS_KEY=s3cr3t")

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
 from typing import Any
 
 from onnxops.api.conditions import now_rfc3339
+from onnxops.reconcile.termination import short
 
 from .client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
 COMPONENT = "onnxops-operator"
-_SECRETISH = re.compile(
-    r"(?i)\b([A-Z0-9_]*(secret|token|password|passwd|credential|access_key)[A-Z0-9_]*)\s*[=:]\s*\S+"
-)
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
 
 
 def scrub(message: str, limit: int = 1024) -> str:
-    """Remove ``KEY=value`` pairs whose key looks like a credential and user:password in URLs."""
-    text = _SECRETISH.sub(lambda m: f"{m.group(1)}=<redacted>", message)
-    text = _URL_USERINFO.sub(r"\1<redacted>@", text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Remove anything credential-like (see ``onnxops.reconcile.termination.scrub``) and cap the length."""
+    return short(message, limit)
 
 
 def event_body(obj: dict[str, Any], type_: str, reason: str, message: str) -> dict[str, Any]:

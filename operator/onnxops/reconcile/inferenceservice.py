@@ -141,8 +141,13 @@ def assemble(
     gen = int(md.get("generation") or 1)
     name, ns = md["name"], md.get("namespace", "default")
     st = out.state
-    children, _plan = _desired_children(isvc, st, by_v, settings)
+    children, plan = _desired_children(isvc, st, by_v, settings)
     wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
+    # a served version whose ModelVersion vanished keeps running what it has (never deleted by us)
+    name_ = md["name"]
+    for v in plan:
+        for kind in ("Deployment", "HorizontalPodAutoscaler", "Service"):
+            wanted.add((kind, names.deployment(name_, v)))
     delete = sorted(
         {
             (o["apiVersion"], o["kind"], o["metadata"]["name"])
