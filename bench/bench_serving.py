@@ -6,7 +6,13 @@ Models: StandardScaler + LogisticRegression (20 features, 3 classes, ``lr``) and
 GradientBoostingClassifier (``gb``), ONNX via skl2onnx without ZipMap. Load: ``wrk`` (one thread,
 keep-alive, fixed body via a Lua script) at concurrency 1, 8 and 64, batch 1 and 64. Every server runs as
 one process bound to 127.0.0.1, without access logs; wrk shares the same cores. Peers whose Python is not
-given (KServe, MLServer: each in its own virtualenv outside the repository) are skipped.
+given (KServe, MLServer: each in its own virtualenv outside the repository) are skipped:
+
+    python3.11 -m venv <kserve-venv> && <kserve-venv>/bin/pip install kserve onnxruntime
+    python3.11 -m venv <mlserver-venv> && <mlserver-venv>/bin/pip install mlserver mlserver-sklearn \
+        uvloop==0.21.0 scikit-learn   # uvloop >= 0.22 kills MLServer 1.7's inference workers
+
+FastAPI, uvicorn and httptools come from the ``[bench]`` extra. Takes about 7 minutes.
 Writes bench/results/serving.md. Not a test: nothing here asserts a timing.
 """
 
@@ -653,9 +659,19 @@ def main(argv: list[str] | None = None) -> int:
                     srv.stop()
         vers = versions(args.kserve_python, args.mlserver_bin)
     elapsed = time.monotonic() - t_start
-    args.output.write_text(render(limit, results, ab, vers, args.duration, elapsed, " ".join(sys.argv)))
+    args.output.write_text(render(limit, results, ab, vers, args.duration, elapsed, command(args)))
     print(f"wrote {args.output} in {elapsed:.0f}s")
     return 0
+
+
+def command(args: argparse.Namespace) -> str:
+    """The command line, with the peers' virtualenvs (local paths) written as placeholders."""
+    cmd = f".venv/bin/python bench/bench_serving.py --duration {args.duration:g}"
+    if args.kserve_python:
+        cmd += " --kserve-python <kserve-venv>/bin/python"
+    if args.mlserver_bin:
+        cmd += " --mlserver-bin <mlserver-venv>/bin/mlserver"
+    return cmd
 
 
 def _get(
