@@ -13,8 +13,10 @@ from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile.analysis import AnalysisResult, assess
 from onnxops.reconcile.drift_hook import DriftPlan
+from onnxops.reconcile.rollout import parse_duration
 
 from .context import API, ISVC, MV, TJ, Context
+from .metrics import DefaultMetricsProvider
 
 log = logging.getLogger(__name__)
 CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
@@ -31,39 +33,35 @@ async def observe(client: KubeClient, ns: str, name: str, autoscaling: bool) -> 
     return out
 
 
+def analysis_window(isvc: dict[str, Any]) -> float:
+    """The measurement window of the current canary step: its pause, at least 10 s (60 s without one)."""
+    steps = (isvc["spec"].get("rollout") or {}).get("steps") or []
+    step = int((isvc.get("status") or {}).get("currentStep") or 0)
+    pause = steps[step].get("pause") if step < len(steps) else None
+    return max(10.0, parse_duration(pause, 60.0))
+
+
 async def measure(ctx: Context, isvc: dict[str, Any], version: int) -> AnalysisResult:
+    """Measure the canary (the injected provider, else Prometheus / direct scrape) and assess the SLOs."""
     spec = isvc["spec"]
-    cfg = (spec.get("rollout") or {}).get("analysis") or {}
-    stats = None
     provider = ctx.provider
     if provider is None:
-        from .metrics import DefaultMetricsProvider
-
         prom = ((spec.get("monitoring") or {}).get("metricsSource") or {}).get("prometheusUrl")
         provider = DefaultMetricsProvider(
             ctx.client, prom or ctx.settings.prometheus_url or None, ctx.settings.serving_port
         )
-    if provider is not None:
-        steps = (spec.get("rollout") or {}).get("steps") or []
-        window = 60.0
-        try:
-            from onnxops.reconcile.rollout import parse_duration
-
-            step = int((isvc.get("status") or {}).get("currentStep") or 0)
-            window = max(10.0, parse_duration(steps[step].get("pause")) if step < len(steps) else 60.0)
-        except (ValueError, IndexError):
-            pass
-        try:
-            stats = await provider.request_stats(
-                namespace=isvc["metadata"].get("namespace", "default"),
-                service=isvc["metadata"]["name"],
-                model=spec["model"],
-                version=version,
-                window_seconds=window,
-            )
-        except Exception as e:  # a broken source is inconclusive, never an abort
-            log.warning("metrics provider failed for %s: %s", isvc["metadata"]["name"], e)
-    return assess(stats, cfg)
+    stats = None
+    try:
+        stats = await provider.request_stats(
+            namespace=isvc["metadata"].get("namespace", "default"),
+            service=isvc["metadata"]["name"],
+            model=spec["model"],
+            version=version,
+            window_seconds=analysis_window(isvc),
+        )
+    except Exception as e:  # a broken source is inconclusive, never an abort
+        log.warning("metrics provider failed for %s: %s", isvc["metadata"]["name"], e)
+    return assess(stats, (spec.get("rollout") or {}).get("analysis") or {})
 
 
 async def apply_plan(
@@ -73,16 +71,19 @@ async def apply_plan(
     md = isvc["metadata"]
     ns, name = md.get("namespace", "default"), md["name"]
     have = {(o["kind"], o["metadata"]["name"]): o for o in observed}
-    for child in plan.children:
-        await ensure(c, child, have.get((child["kind"], child["metadata"]["name"])))
-    for api, kind, child_name in plan.delete:
-        await c.delete(api, kind, ns, child_name)
+    # the decision first (status), then its effects: a crash in between is repaired by the next reconcile
+    if plan.status_patch:
+        await c.patch_status(API, ISVC, ns, name, plan.status_patch)
     for mv_name, reason in plan.reject:
         try:
             await c.patch_status(API, MV, ns, mv_name, {"rejected": True, "rejectedReason": reason})
         except ApiError as e:
             if e.status != 404:
                 raise
+    for child in plan.children:
+        await ensure(c, child, have.get((child["kind"], child["metadata"]["name"])))
+    for api, kind, child_name in plan.delete:
+        await c.delete(api, kind, ns, child_name)
     if plan.route_weights:
         route_name = isvc["spec"]["rollout"]["httpRoute"]["name"]
         route = await c.get(ROUTE_API, "HTTPRoute", ns, route_name)
@@ -92,8 +93,6 @@ async def apply_plan(
             patch = httproute.route_patch(route, name, plan.route_weights)
             if patch:
                 await c.merge_patch(ROUTE_API, "HTTPRoute", ns, route_name, patch)
-    if plan.status_patch:
-        await c.patch_status(API, ISVC, ns, name, plan.status_patch)
     await events.post(c, isvc, plan.events)
     # keep the ModelVersions' servedBy current
     before = ir.served_versions(isvc)

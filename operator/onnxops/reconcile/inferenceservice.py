@@ -226,9 +226,13 @@ def assemble(
         **(extra_status or {}),
     }
     route = (spec.get("rollout") or {}).get("httpRoute")
+    # level-triggered: while a rollback holds, its version stays marked rejected (restart-safe)
+    wanted_rejects = dict(out.reject)
+    if held and rb.get("from") is not None:
+        wanted_rejects.setdefault(int(rb["from"]), str(rb.get("reason") or Reason.ROLLED_BACK))
     reject = [
-        (names.model_version(spec["model"], v), r)
-        for v, r in out.reject
+        (versions.name_of(by_v[v]), r)
+        for v, r in sorted(wanted_rejects.items())
         if v in by_v and not versions.is_rejected(by_v[v])
     ]
     return IsvcPlan(

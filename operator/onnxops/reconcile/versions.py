@@ -13,6 +13,10 @@ def version_of(mv: dict[str, Any]) -> int:
     return int(mv["spec"]["version"])
 
 
+def name_of(mv: dict[str, Any]) -> str:
+    return str(mv["metadata"]["name"])
+
+
 def is_ready(mv: dict[str, Any]) -> bool:
     return (mv.get("status") or {}).get("phase") == "Ready"
 
