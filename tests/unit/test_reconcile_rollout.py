@@ -277,3 +277,15 @@ def test_status_messages_are_scrubbed():
     from onnxops.reconcile.termination import short
 
     assert "s3cr3t" not in short("DataError: s3 failed with AWS_SECRET_ACCESS_KEY=s3cr3t")
+
+
+def test_isvc_held_rollback_keeps_its_version_rejected():
+    """After a crash between the status write and the ModelVersion patch, the next reconcile rejects it."""
+    status = {
+        "stableVersion": 1,
+        "rollback": {"from": 3, "to": 1, "reason": "AnalysisFailed", "at": "x", "generation": 2},
+    }
+    plan = ir.reconcile(isvc(gen=2, status=status), [mv(1), mv(3)], [], settings=S, now=T0)
+    assert plan.reject == [("iris-v3", "AnalysisFailed")]
+    plan = ir.reconcile(isvc(gen=3, status=status), [mv(1), mv(3)], [], settings=S, now=T0)
+    assert plan.reject == []  # the hold is over once spec changed
