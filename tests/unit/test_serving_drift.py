@@ -179,3 +179,13 @@ def test_prediction_counts_for_every_label_dtype(dtype: type) -> None:
     assert d.pred_classes is not None
     key = "1.0" if dtype is np.float32 else "1"
     assert d.pred_classes.known[key] == 3
+
+
+def test_batches_that_cannot_be_binned_together_are_dropped_not_raised() -> None:
+    d = DriftState(profile(np.random.default_rng(4)), "input")
+    d.add({"input": np.zeros((2, 3))}, None)
+    d.add({"input": np.zeros((2, 4))}, None)  # a model with a dynamic width could send this
+    d.flush()
+    assert d.dropped_batches == 2
+    d.update({"input": np.zeros((1, 3))}, None)
+    assert d.feature_bins(0).sum() == 1

@@ -8,6 +8,7 @@ of edges strictly below it: right-closed bins ``(e_{i-1}, e_i]``, exactly Promet
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from onnxops.drift.names import MAX_UNSEEN_CATEGORIES
 from onnxops.drift.names import OTHER_CATEGORY as OTHER
 from onnxops.profile import CategoricalFeature, NumericFeature, Profile
 
+log = logging.getLogger("onnxops.serving")
 MISSING_STRINGS = frozenset({"", "nan", "NaN", "None", "null"})
 FLUSH_BATCHES = 256  # queued batches counted together (see DriftState.add)
 FLUSH_ROWS = 4096
@@ -142,6 +144,7 @@ class DriftState:
         self._pending: list[tuple[dict[str, np.ndarray], np.ndarray | None]] = []
         self._pending_rows = 0
         self._pending_since = 0.0
+        self.dropped_batches = 0
         self.slice_seconds = self.window_seconds / 10.0
 
     # -- updates ------------------------------------------------------------------------------
@@ -184,13 +187,21 @@ class DriftState:
         if not self._pending:
             return
         pending, self._pending, self._pending_rows = self._pending, [], 0
-        if len(pending) == 1:
-            feeds, pred = pending[0]
-        else:
-            feeds = {k: np.concatenate([p[0][k] for p in pending]) for k in pending[0][0]}
-            preds = [p[1].reshape(-1) for p in pending if p[1] is not None]
-            pred = np.concatenate(preds) if preds else None
-        self._update(feeds, pred, self._pending_since)
+        try:
+            if len(pending) == 1:
+                feeds, pred = pending[0]
+            else:
+                feeds = {k: np.concatenate([p[0][k] for p in pending]) for k in pending[0][0]}
+                preds = [p[1].reshape(-1) for p in pending if p[1] is not None]
+                pred = np.concatenate(preds) if preds else None
+            self._update(feeds, pred, self._pending_since)
+        except (ValueError, TypeError, IndexError):  # e.g. batches of different widths: never fail serving
+            self.dropped_batches += len(pending)
+            log.warning(
+                "drift counting skipped batches it could not bin",
+                exc_info=True,
+                extra={"fields": {"batches": len(pending)}},
+            )
 
     def _update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None, t: float) -> None:
         if self.numeric:
