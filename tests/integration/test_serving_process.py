@@ -251,3 +251,21 @@ def test_verify_only_corrupt_model(clf: Bundle, tmp_path: Path) -> None:
         ONNXOPS_MODEL_SHA256=hashlib.sha256(junk.read_bytes()).hexdigest(),
     )
     assert rc == 1 and result["reason"] == "InvalidModel"
+
+
+def test_verify_only_reads_pvc_uris(clf: Bundle, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "pvc"
+    (root / "artifacts" / "iris" / "run-1").mkdir(parents=True)
+    shutil.copy(clf.model_path, root / "artifacts" / "iris" / "run-1" / "model.onnx")
+    shutil.copy(clf.profile_path, root / "artifacts" / "iris" / "run-1" / "profile.json")
+    rc, result = verify(
+        clf,
+        tmp_path,
+        signature_of(clf),
+        ONNXOPS_PVC_ROOT=str(root),
+        ONNXOPS_MODEL_URI="pvc://artifacts/iris/run-1/model.onnx",
+        ONNXOPS_PROFILE_URI="pvc://artifacts/iris/run-1/profile.json",
+    )
+    assert rc == 0 and result["ok"] is True, result
