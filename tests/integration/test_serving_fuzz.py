@@ -97,6 +97,7 @@ def _check_still_correct(clf: Bundle, port: int) -> None:
 @settings(
     max_examples=200,
     deadline=None,
+    database=None,  # no example database written into the checkout
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
@@ -117,7 +118,9 @@ def test_random_requests_never_5xx(
         assert json.loads(raw)["error"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(min_size=1, max_size=300))
 def test_random_bytes_on_the_socket_do_not_hurt_the_server(server: ServerThread, raw: bytes) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
