@@ -189,3 +189,17 @@ def test_batches_that_cannot_be_binned_together_are_dropped_not_raised() -> None
     assert d.dropped_batches == 2
     d.update({"input": np.zeros((1, 3))}, None)
     assert d.feature_bins(0).sum() == 1
+
+
+def test_window_psi_of_a_categorical_feature_includes_unseen_labels() -> None:
+    p = profile(np.random.default_rng(8))
+    d = DriftState(p, "input")
+    col = np.array([0, 0, 1, 2, 2, 2, 7, 7], dtype=float)  # 7 was never seen in training
+    d.update({"input": np.column_stack([np.zeros(8), col, np.zeros(8)])}, None)
+    rows, psis = d.window_psi()
+    assert rows == 8
+    f = p.features[1]
+    assert f.categories == ["0.0", "1.0", "2.0"]
+    expected = np.array([*f.counts, 0])
+    live = np.array([2, 1, 3, 2])
+    assert psis["colour"] == pytest.approx(stats.psi(expected, live))

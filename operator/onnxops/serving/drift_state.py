@@ -69,21 +69,25 @@ class CategoryCounter:
     limit: int
     unseen: int = 0
 
-    def add(self, key: str, n: int) -> None:
+    def add(self, key: str, n: int) -> str:
+        """Count ``n`` under ``key`` (or OTHER once the unseen cap is reached); the label used."""
         if key in self.known:
             self.known[key] += n
-        elif self.unseen < self.limit:
+            return key
+        if self.unseen < self.limit:
             self.known[key] = n
             self.unseen += 1
-        else:
-            self.known[OTHER] = self.known.get(OTHER, 0) + n
+            return key
+        self.known[OTHER] = self.known.get(OTHER, 0) + n
+        return OTHER
 
 
 @dataclass
 class _Slice:
     start: float
-    counts: np.ndarray
+    counts: np.ndarray  # numeric bins, flat like DriftState.bin_counts
     rows: int = 0
+    cats: dict[str, dict[str, int]] = field(default_factory=dict)  # categorical feature -> label -> count
 
 
 @dataclass
@@ -204,19 +208,21 @@ class DriftState:
             )
 
     def _update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None, t: float) -> None:
+        window = self._window_slice(t)
+        first = feeds[self.input_name] if self.input_name is not None else next(iter(feeds.values()))
+        window.rows += int(first.shape[0]) if first.ndim else 1
         if self.numeric:
-            self._update_numeric(self._numeric_columns(feeds), t)
+            self._update_numeric(self._numeric_columns(feeds), window)
         for f in self.categorical:
-            self._update_categorical(f, self._column(feeds, f))
+            self._update_categorical(f, self._column(feeds, f), window.cats.setdefault(f.name, {}))
         if prediction is not None:
             self._update_prediction(prediction.reshape(-1))
 
-    def _update_numeric(self, xt: np.ndarray, t: float) -> None:
+    def _update_numeric(self, xt: np.ndarray, window: _Slice) -> None:
         # Sort each feature once, then one binary search per edge gives "rows <= edge" (NaN sorts last and
         # is never <= an edge; the +inf padding counts every present row). Bins are the differences.
         # float32 data is compared with the edges rounded down to float32, which for float32 values is
         # exactly the comparison with the float64 edge.
-        n = xt.shape[1]
         nan = np.isnan(xt)
         if nan.any():
             miss = nan.sum(axis=1)
@@ -233,10 +239,9 @@ class DriftState:
         bins = np.diff(le, axis=1, prepend=0)
         counts = bins[self.gather]
         self.bin_counts += counts
-        self._window_slice(t).counts += counts
-        self.window[-1].rows += n
+        window.counts += counts
 
-    def _update_categorical(self, f: CategoricalFeature, col: np.ndarray) -> None:
+    def _update_categorical(self, f: CategoricalFeature, col: np.ndarray, window: dict[str, int]) -> None:
         counter = self.categories[f.name]
         if col.dtype.kind in "fiub":
             values, counts = np.unique(col, return_counts=True)
@@ -246,7 +251,8 @@ class DriftState:
                 if key is None:
                     self.missing[f.name] += c
                 else:
-                    counter.add(key, c)
+                    label = counter.add(key, c)
+                    window[label] = window.get(label, 0) + c
             return
         values, counts = np.unique(col.astype(str), return_counts=True)
         for v, c in zip(values.tolist(), counts.tolist(), strict=True):
@@ -254,7 +260,8 @@ class DriftState:
             if key is None:
                 self.missing[f.name] += c
             else:
-                counter.add(key, c)
+                label = counter.add(key, c)
+                window[label] = window.get(label, 0) + c
 
     def _update_prediction(self, pred: np.ndarray) -> None:
         if self.pred_classes is not None:
@@ -297,15 +304,24 @@ class DriftState:
         return self.bin_counts[o : o + len(self.numeric[j].edges) + 1]
 
     def window_psi(self) -> tuple[int, dict[str, float]]:
-        """Rows in the window and PSI per numeric feature against the profile (NaN without rows)."""
+        """Rows in the window and PSI per feature against the profile (NaN without rows). Categorical
+        features are compared on the profile's categories plus every label seen in the window."""
         self.flush()
         self._expire(self.clock())
         rows = sum(s.rows for s in self.window)
         if not self.window:
-            return 0, {f.name: math.nan for f in self.numeric}
+            return 0, {name: math.nan for name in [*(f.name for f in self.numeric), *self.categories]}
         actual = np.sum([s.counts for s in self.window], axis=0)
         out = {}
         for j, f in enumerate(self.numeric):
             o, size = self.offsets[j], len(f.edges) + 1
             out[f.name] = psi(self.expected[o : o + size], actual[o : o + size])
+        for c in self.categorical:
+            seen: dict[str, int] = {}
+            for s in self.window:
+                for label, n in s.cats.get(c.name, {}).items():
+                    seen[label] = seen.get(label, 0) + n
+            labels = list(c.categories) + [k for k in seen if k not in set(c.categories)]
+            expected = np.array(list(c.counts) + [0] * (len(labels) - len(c.categories)), dtype=float)
+            out[c.name] = psi(expected, np.array([seen.get(k, 0) for k in labels], dtype=float))
         return rows, out
