@@ -133,12 +133,15 @@ def test_canary_promotion_abort_hold_new_spec_and_quiet(env: tuple[Cluster, Path
     (work / "metrics.json").write_text(json.dumps({"3": [100, 40, 5.0]}))
     c.patch("InferenceService", "shop", {"spec": {"version": 3}})
     obj = c.wait_status(
-        "InferenceService", "shop", lambda s: (s.get("rollback") or {}).get("from") == 3, timeout=90
+        "InferenceService",
+        "shop",
+        lambda s: (s.get("rollback") or {}).get("from") == 3 and s.get("phase") == "Degraded",
+        timeout=90,
     )
     st, gen = obj["status"], obj["metadata"]["generation"]
     assert st["rollback"]["reason"] == "AnalysisFailed" and st["rollback"]["to"] == 2
     assert st["rollback"]["generation"] == gen and "error rate" in st["rollback"]["message"]
-    assert st["stableVersion"] == 2 and st.get("canaryVersion") is None and st["phase"] == "Degraded"
+    assert st["stableVersion"] == 2 and st.get("canaryVersion") is None and st["phase"] == "Degraded", st
     assert cond(st, "Ready") == "True" and cond(st, "Degraded") == "True" and cond(st, "Stalled") == "True"
     assert c.get("ModelVersion", "shop-v3")["status"].get("rejected") is True
     c.wait("v3 removed", lambda: deployments(c, "shop") == ["shop-v2"])
