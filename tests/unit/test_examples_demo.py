@@ -66,9 +66,13 @@ def test_the_inference_service_runs_on_a_quick_clock_and_retrains() -> None:
     assert drift["failureLimit"] >= 2  # one noisy window never acts
     steps = spec["rollout"]["steps"]
     assert [s["weight"] for s in steps] == sorted({s["weight"] for s in steps}) and steps[-1]["weight"] < 100
-    # the canary lasts long enough for failureLimit windows after its pods are up
+    # the canary lasts long enough for its pod to start (the pause includes it), a window to fill and
+    # failureLimit drifting windows: a bad canary is rolled back before it is promoted
+    interval = parse_duration(mon["interval"])
     canary_s = sum(parse_duration(s["pause"]) for s in steps)
-    assert canary_s >= (drift["failureLimit"] + 1) * parse_duration(mon["interval"])
+    assert canary_s >= 15 + (drift["failureLimit"] + 2) * interval
+    # and, should it be promoted anyway, the previous version stays to compare with for a few windows
+    assert parse_duration(spec["rollout"]["bakeTime"]) >= (drift["failureLimit"] + 2) * interval
     assert parse_duration(spec["retrain"]["minInterval"]) >= 300  # a single retrain within the demo
 
 
