@@ -254,3 +254,103 @@ def test_deletion_waits_for_servers_and_children_are_collected(
         timeout=60,
     )
     c.wait("the ModelVersion deleted", lambda: c.get("ModelVersion", "gone-v1") is None, timeout=60)
+
+
+HTTPROUTE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+    "spec": {
+        "group": "gateway.networking.k8s.io",
+        "scope": "Namespaced",
+        "names": {
+            "plural": "httproutes",
+            "singular": "httproute",
+            "kind": "HTTPRoute",
+            "listKind": "HTTPRouteList",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+def test_http_route_weights_follow_the_canary(env: tuple[Cluster, Path], onnx_model: bytes) -> None:
+    """With spec.rollout.httpRoute the operator creates per-version Services and sets exact weights on the
+    user's HTTPRoute (only on the backendRefs pointing at this InferenceService); kubectl shows it."""
+    import shutil
+    import subprocess
+    import sys
+
+    c, work = env
+
+    async def register() -> None:
+        c.runtime.api.register_crd(HTTPROUTE_CRD)
+
+    c.call(register)
+    for v in (1, 2):
+        add_version(c, work, onnx_model, "routed", v)
+        assert verified(c, f"routed-v{v}")["phase"] == "Ready"
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "web"},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"backendRefs": [{"name": "routed", "port": 80}, {"name": "static", "port": 80}]}],
+        },
+    }
+    c.create(route)
+    c.create(
+        isvc(
+            "routed",
+            "routed",
+            1,
+            replicas=1,
+            rollout={
+                "steps": [{"weight": 30, "pause": "4s"}],
+                "bakeTime": "30s",
+                "httpRoute": {"name": "web"},
+            },
+        )
+    )
+    c.wait_status("InferenceService", "routed", lambda s: cond(s, "Ready") == "True", timeout=90)
+
+    def refs() -> list[tuple[str, int | None]]:
+        r = c.get("HTTPRoute", "web", api="gateway.networking.k8s.io/v1")
+        return [(b["name"], b.get("weight")) for b in r["spec"]["rules"][0]["backendRefs"]]
+
+    assert c.wait("100 % to v1", lambda: refs() == [("static", None), ("routed-v1", 100)])
+    assert c.get("Service", "routed-v1", api="v1")["spec"]["selector"]["onnxops.dev/version"] == "1"
+    c.patch("InferenceService", "routed", {"spec": {"version": 2}})
+    assert c.wait(
+        "30 % to the canary", lambda: refs() == [("static", None), ("routed-v1", 70), ("routed-v2", 30)]
+    )
+    c.wait_status("InferenceService", "routed", lambda s: s.get("stableVersion") == 2, timeout=90)
+    # promoted: the previous version keeps the share of its one warm pod (1 of 2 pods) for the bake time
+    assert c.wait("bake share", lambda: refs() == [("static", None), ("routed-v1", 50), ("routed-v2", 50)])
+
+    kubectl = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+    if Path(kubectl).exists():
+        out = subprocess.run(
+            [kubectl, "--kubeconfig", c.kubeconfig, "get", "oisvc", "routed"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        header, line = out.splitlines()[:2]
+        import re
+
+        starts = [m.start() for m in re.finditer(r"\S+", header)]
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        cols = dict(zip(header.split(), cells, strict=True))
+        assert cols["MODEL"] == "routed" and cols["STABLE"] == "2" and cols["READY"] == "True", out
