@@ -8,39 +8,18 @@ from what is observed, so a restarted operator continues where the last one stop
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from onnxops.api.conditions import Reason, now_rfc3339
 
 from .analysis import AnalysisResult
+from .durations import elapsed as elapsed
+from .durations import parse_duration as parse_duration
+from .durations import parse_time as parse_time
 
-_DUR = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DEFAULT_STEPS: list[dict[str, Any]] = [{"weight": 20, "pause": "30s"}, {"weight": 50, "pause": "30s"}]
-
-
-def parse_duration(value: str | None, default: float = 0.0) -> float:
-    """Seconds in a duration like ``1h30m``, ``30s`` or ``250ms``."""
-    if not value:
-        return default
-    parts = _DUR.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m)")
-    return sum(float(n) * _UNIT[u] for n, u in parts)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def elapsed(since: str | None, now: datetime) -> float:
-    t = parse_time(since)
-    return math.inf if t is None else (now - t).total_seconds()
 
 
 def split_replicas(total: int, weight: int) -> tuple[int, int]:
