@@ -112,3 +112,15 @@ def test_no_drift_clears_condition():
     c = cond.find(dp.plan.status["conditions"], cond.DRIFT_DETECTED)
     assert c and c["status"] == "False" and c["reason"] == "NoDrift"
     assert dp.plan.status.get("rollback") is None and dp.retrain is None
+
+
+def test_drift_due_follows_monitoring_interval():
+    from onnxops.controller.drift import drift_due
+
+    mon = {"monitoring": {"interval": "30s", "drift": {"window": "5m"}}}
+    assert drift_due(isvc(**mon), T0) == 0.0  # never evaluated: now
+    evaluated = isvc(status={"drift": {"evaluatedAt": "2026-01-01T11:59:50Z"}}, **mon)
+    assert drift_due(evaluated, T0) == 20.0
+    assert drift_due(isvc(), T0) is None  # no monitoring.drift: off
+    off = {"monitoring": {"drift": {"enabled": False}}}
+    assert drift_due(isvc(**off), T0) is None
