@@ -316,3 +316,59 @@ def test_silent_connections_are_closed(clf: Bundle, monkeypatch: pytest.MonkeyPa
             c.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nContent-Le")  # stalls mid-header
             assert c.recv(100) == b""  # closed by the server, no reply
         assert request(s.port, "GET", "/v2/health/live")[0] == 200
+
+
+def _read_responses(sock: object, count: int) -> list[tuple[bytes, bytes]]:
+    import socket
+
+    assert isinstance(sock, socket.socket)
+    buf, out = b"", []
+    while len(out) < count:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed early"
+        buf += chunk
+        while b"\r\n\r\n" in buf:
+            head, rest = buf.split(b"\r\n\r\n", 1)
+            length = int(
+                next(
+                    ln.split(b":")[1]
+                    for ln in head.split(b"\r\n")
+                    if ln.lower().startswith(b"content-length")
+                )
+            )
+            if len(rest) < length:
+                break
+            out.append((head, rest[:length]))
+            buf = rest[length:]
+    return out
+
+
+def test_pipelined_requests_and_expect_continue(clf: Bundle, clf_server: ServerThread) -> None:
+    import socket
+
+    x = rows(clf, 2)
+    body = json.dumps(v2_body(x, input_name(clf))).encode()
+    infer = (
+        f"POST /v2/models/iris/infer HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", clf_server.port), timeout=5) as s:
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n" + infer + infer)  # three at once
+        (h1, b1), (h2, b2), (h3, b3) = _read_responses(s, 3)
+        assert h1.startswith(b"HTTP/1.1 200") and json.loads(b1) == {"live": True}
+        for h, b in ((h2, b2), (h3, b3)):
+            assert h.startswith(b"HTTP/1.1 200")
+            assert json.loads(b)["outputs"][0]["data"] == clf.estimator.predict(x).tolist()
+        # curl sends Expect: 100-continue for large bodies and waits for the interim response
+        s.sendall(
+            (
+                f"POST /v2/models/iris/infer HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+        )
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(body)
+        ((h4, b4),) = _read_responses(s, 1)
+        assert (
+            h4.startswith(b"HTTP/1.1 200")
+            and json.loads(b4)["outputs"][0]["data"] == clf.estimator.predict(x).tolist()
+        )
