@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,10 +290,6 @@ HTTPROUTE_CRD = {
 def test_http_route_weights_follow_the_canary(env: tuple[Cluster, Path], onnx_model: bytes) -> None:
     """With spec.rollout.httpRoute the operator creates per-version Services and sets exact weights on the
     user's HTTPRoute (only on the backendRefs pointing at this InferenceService); kubectl shows it."""
-    import shutil
-    import subprocess
-    import sys
-
     c, work = env
 
     async def register() -> None:
@@ -348,8 +348,6 @@ def test_http_route_weights_follow_the_canary(env: tuple[Cluster, Path], onnx_mo
             check=True,
         ).stdout
         header, line = out.splitlines()[:2]
-        import re
-
         starts = [m.start() for m in re.finditer(r"\S+", header)]
         cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
         cols = dict(zip(header.split(), cells, strict=True))

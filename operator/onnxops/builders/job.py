@@ -107,7 +107,7 @@ JOB_MUTABLE = (("spec", "suspend"), ("spec", "activeDeadlineSeconds"), ("spec", 
 def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The Job running the server image with ``--verify-only`` for ModelVersion ``mv``.
 
-    The expected signature travels as JSON in ``ONNXOPS_EXPECT_SIGNATURE_JSON`` (empty: only load + smoke test).
+    The expected signature travels as JSON in ``ONNXOPS_EXPECT_SIGNATURE_JSON`` (unset: load + smoke test).
     """
     md, spec = mv["metadata"], mv["spec"]
     name, model = md["name"], spec["model"]
