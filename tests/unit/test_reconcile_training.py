@@ -109,7 +109,14 @@ def test_training_suspended():
 
 
 def test_training_gate_failure_message():
-    msg = json.dumps({"ok": False, "reason": "GateNotMet", "message": "accuracy 0.61 < 0.9"})
+    msg = json.dumps(
+        {
+            "ok": False,
+            "reason": "GateNotMet",
+            "message": "accuracy 0.61 < 0.9",
+            "metrics": {"accuracy": 0.61, "f1_macro": 0.5},
+        }
+    )
     plan = tjr.reconcile(
         tj(),
         _job(failed=3, cond_type="Failed", reason="BackoffLimitExceeded"),
@@ -122,6 +129,7 @@ def test_training_gate_failure_message():
     assert st["phase"] == "Failed" and st["message"] == "GateNotMet: accuracy 0.61 < 0.9"
     assert cond.is_true(st["conditions"], cond.STALLED) and not cond.is_true(st["conditions"], cond.READY)
     assert st["attempts"] == 3
+    assert st["metrics"] == {"accuracy": 0.61, "f1_macro": 0.5} and st["primaryMetric"] == "accuracy=0.61"
 
 
 def test_training_crash_backoff_uses_log_tail():

@@ -155,6 +155,10 @@ def reconcile(
             phase = "Failed"
             result, raw = latest_result(pods, CONTAINER, ok=False)
             job_reason = str(failed.get("reason") or "")
+            if result is not None and result.get("metrics"):  # e.g. GateNotMet: the metrics that missed
+                metrics = {k: float(v) for k, v in result["metrics"].items()}
+                new["metrics"] = metrics
+                new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
             if result is not None and result.get("reason"):
                 reason = str(result["reason"])
                 message = f"{reason}: {short(str(result.get('message') or ''))}"
