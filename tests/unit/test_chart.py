@@ -190,7 +190,8 @@ def test_replicas_use_kopf_peering(name: str) -> None:
 
 
 def test_replicas_draw_distinct_peering_priorities(tmp_path: Path) -> None:
-    """Each operator pod joins the peering with its own random priority: kopf pauses every pod of the
+    """Each operator pod joins the peering with its own random priority (drawn by `onnxops operator`
+    when --peering is given without --priority): kopf pauses every pod of the
     highest priority when there are several, so equal priorities would stop all replicas."""
     c = _container({"replicaCount": 2, "operator": {"verbose": True}})
     priorities = set()

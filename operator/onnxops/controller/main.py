@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 
 from onnxops.settings import Settings
+
+
+def peering_priority(requested: int | None, peering: bool) -> int:
+    """The kopf priority: as requested, else random in 1..32767 when peering (0 when standalone)."""
+    if requested is not None:
+        return requested
+    return random.SystemRandom().randint(1, 32767) if peering else 0
 
 
 def main(argv: list[str]) -> int:
@@ -21,7 +29,13 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--peering", default="", help="kopf peering name for leader election (default: standalone)"
     )
-    p.add_argument("--priority", type=int, default=0, help="kopf peering priority (highest one is active)")
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="kopf peering priority; the highest one is active (default with --peering: a random one per "
+        "process, since kopf pauses every pod that shares the highest priority)",
+    )
     p.add_argument("--verbose", action="store_true", help="debug logging (and kopf's per-event logs)")
     args = p.parse_args(argv)
     import kopf
@@ -40,7 +54,7 @@ def main(argv: list[str]) -> int:
         namespaces=namespaces,
         standalone=not args.peering,
         peering_name=args.peering or None,
-        priority=args.priority,
+        priority=peering_priority(args.priority, bool(args.peering)),
         liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
     )
     return 0
