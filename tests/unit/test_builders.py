@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +14,10 @@ from onnxops.builders import hpa, httproute, job, labels, names, render
 from onnxops.builders.deployment import deployment
 from onnxops.builders.service import service, version_service
 from onnxops.settings import PVC_MOUNT_ROOT, Settings
+
+REPO = Path(__file__).resolve().parents[2]
+# The numeric USER the images run as (read from the Dockerfiles, not from the builders).
+IMAGE_USER = int(re.search(r"^USER (\d+)", (REPO / "images/serving.Dockerfile").read_text(), re.M).group(1))
 
 S = Settings()
 
@@ -74,7 +80,8 @@ def test_training_job_contract_and_security():
     assert pod["restartPolicy"] == "Never"
     assert pod["nodeSelector"] == {"pool": "cpu"} and pod["serviceAccountName"] == "trainer"
     assert pod["tolerations"] == [{"key": "k", "operator": "Exists"}]
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == IMAGE_USER
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     c = _container(j)
     sc = c["securityContext"]
@@ -200,3 +207,48 @@ def test_pvc_claim(uri, claim):
     from onnxops.builders.pod import pvc_claim
 
     assert pvc_claim(uri) == claim
+
+
+S3 = Settings(
+    default_storage_uri="s3://models/onnxops",
+    s3_endpoint_url="http://minio.storage:9000",
+    s3_region="eu-west-1",
+    default_credentials_secret="onnxops-s3",
+)
+
+
+def _env(c):
+    return {e["name"]: e.get("value") for e in c.get("env", [])}
+
+
+def test_default_s3_store_gets_endpoint_region_and_default_credentials() -> None:
+    """A TrainingJob without spec.output writes to the default S3 store: the pod gets the endpoint/region
+    as boto3's standard variables and the default credentials Secret by envFrom (never its values)."""
+    t = tj()
+    t["spec"].pop("output", None)
+    t["spec"]["dataset"] = {"uri": "sklearn://iris"}
+    c = _container(job.training_job(t, S3))
+    env = _env(c)
+    assert env["AWS_ENDPOINT_URL"] == "http://minio.storage:9000" and env["AWS_REGION"] == "eu-west-1"
+    assert c["envFrom"] == [{"secretRef": {"name": "onnxops-s3"}}]
+    assert "s3://models/onnxops" in c["args"]
+
+
+def test_explicit_credentials_secret_wins_and_pvc_needs_no_s3_settings() -> None:
+    t = tj()
+    t["spec"]["output"] = {"uri": "s3://team/models", "credentialsSecret": {"name": "team-s3"}}
+    c = _container(job.training_job(t, S3))
+    assert c["envFrom"] == [{"secretRef": {"name": "team-s3"}}]
+    t["spec"]["output"] = {"uri": "pvc://onnxops-artifacts/models"}
+    t["spec"]["dataset"] = {"uri": "sklearn://iris"}
+    c = _container(job.training_job(t, S3))
+    assert "envFrom" not in c and "AWS_ENDPOINT_URL" not in _env(c)
+
+
+def test_serving_and_verification_pods_read_s3_artifacts_with_default_credentials() -> None:
+    m = mv(1)
+    m["spec"]["artifact"] = {**m["spec"]["artifact"], "uri": "s3://models/onnxops/iris/1/model.onnx"}
+    m["spec"].pop("profile", None)
+    for c in (_container(job.verification_job(m, S3)), _container(deployment(isvc(), m, 1, S3))):
+        assert c["envFrom"] == [{"secretRef": {"name": "onnxops-s3"}}]
+        assert _env(c)["AWS_ENDPOINT_URL"] == "http://minio.storage:9000"

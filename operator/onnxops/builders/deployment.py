@@ -12,9 +12,9 @@ from .pod import (
     apply_overrides,
     base_env,
     container_security_context,
-    env_from_secrets,
     pod_security_context,
     resources,
+    storage_access,
     user_env,
     volumes_for,
 )
@@ -47,7 +47,11 @@ def deployment(
             {"name": "ONNXOPS_PROFILE_URI", "value": prof["uri"]},
             {"name": "ONNXOPS_PROFILE_SHA256", "value": prof["sha256"]},
         ]
-    env += user_env(template)
+    s3_env, env_from = storage_access(
+        [(art.get("uri"), art.get("credentialsSecret")), (prof.get("uri"), art.get("credentialsSecret"))],
+        settings,
+    )
+    env += s3_env + user_env(template)
     container: dict[str, Any] = {
         "name": "server",
         "image": template.get("image") or settings.serving_image,
@@ -70,7 +74,6 @@ def deployment(
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
     }
-    env_from = env_from_secrets([(art.get("credentialsSecret") or {}).get("name")])
     if env_from:
         container["envFrom"] = env_from
     lbl = labels.serving(name, model, version)

@@ -12,10 +12,10 @@ from .pod import (
     apply_overrides,
     base_env,
     container_security_context,
-    env_from_secrets,
     pod_security_context,
     pvc_claim,
     resources,
+    storage_access,
     user_env,
     volumes_for,
 )
@@ -39,10 +39,13 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     dataset = spec["dataset"]
     volumes, mounts = volumes_for([dataset.get("uri"), out], read_only=False)
     pvc = len(volumes) > 1
-    secrets = [
-        (dataset.get("credentialsSecret") or {}).get("name"),
-        ((spec.get("output") or {}).get("credentialsSecret") or {}).get("name"),
-    ]
+    s3_env, env_from = storage_access(
+        [
+            (dataset.get("uri"), dataset.get("credentialsSecret")),
+            (out, (spec.get("output") or {}).get("credentialsSecret")),
+        ],
+        settings,
+    )
     container: dict[str, Any] = {
         "name": "trainer",
         "image": template.get("image") or settings.trainer_image,
@@ -58,13 +61,12 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "--output-uri",
             out,
         ],
-        "env": base_env(pvc) + user_env(template),
+        "env": base_env(pvc) + s3_env + user_env(template),
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    env_from = env_from_secrets(secrets)
     if env_from:
         container["envFrom"] = env_from
     res = resources(template.get("resources"))
@@ -127,7 +129,11 @@ def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
     ]
     if prof.get("uri"):
         args += ["--profile-uri", prof["uri"], "--profile-sha256", prof["sha256"]]
-    env = base_env(len(volumes) > 1)
+    s3_env, env_from = storage_access(
+        [(art.get("uri"), art.get("credentialsSecret")), (prof.get("uri"), art.get("credentialsSecret"))],
+        settings,
+    )
+    env = base_env(len(volumes) > 1) + s3_env
     if spec.get("signature"):
         env.append(
             {
@@ -148,7 +154,6 @@ def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
     }
-    env_from = env_from_secrets([(art.get("credentialsSecret") or {}).get("name")])
     if env_from:
         container["envFrom"] = env_from
     lbl = labels.verification(name, model)

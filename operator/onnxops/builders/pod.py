@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from onnxops.settings import PVC_MOUNT_ROOT, TERMINATION_LOG
+from onnxops.settings import PVC_MOUNT_ROOT, TERMINATION_LOG, Settings
 
 _PVC = re.compile(r"^pvc://([a-z0-9]([-a-z0-9]*[a-z0-9])?)/")
-RUN_AS_USER = 1000
+RUN_AS_USER = 10001  # the numeric USER of our images
 
 
 def pvc_claim(uri: str | None) -> str | None:
@@ -57,6 +57,30 @@ def volumes_for(
 def env_from_secrets(names: Iterable[str | None]) -> list[dict[str, Any]]:
     """envFrom entries for credentials Secrets (values never leave the Secret)."""
     return [{"secretRef": {"name": n}} for n in sorted({n for n in names if n})]
+
+
+def storage_access(
+    locations: Iterable[tuple[str | None, Mapping[str, Any] | None]], settings: Settings
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(env, envFrom) a pod needs to reach the artifact locations ``(uri, credentialsSecret)``.
+
+    An s3:// URI without its own credentialsSecret uses the operator's default S3 credentials Secret; any s3://
+    URI gets the configured endpoint and region as boto3's standard AWS_ENDPOINT_URL / AWS_REGION.
+    """
+    secrets: list[str | None] = []
+    s3 = False
+    for uri, secret in locations:
+        name = (secret or {}).get("name")
+        if uri and uri.startswith("s3://"):
+            s3 = True
+            name = name or settings.default_credentials_secret or None
+        secrets.append(name)
+    env: list[dict[str, Any]] = []
+    if s3 and settings.s3_endpoint_url:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": settings.s3_endpoint_url})
+    if s3 and settings.s3_region:
+        env.append({"name": "AWS_REGION", "value": settings.s3_region})
+    return env, env_from_secrets(secrets)
 
 
 def base_env(pvc: bool) -> list[dict[str, Any]]:
