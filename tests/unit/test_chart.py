@@ -227,6 +227,27 @@ def test_environment_is_what_the_operator_settings_read() -> None:
     assert "--verbose" in c["args"]
 
 
+def test_operator_can_read_profiles_from_the_default_stores() -> None:
+    """The operator reads profile.json itself for drift: the release-namespace PVC mounted read-only where
+    pvc:// resolves, and for S3 the endpoint, region and credentials Secret (envFrom: no RBAC on Secrets)."""
+    from onnxops.settings import PVC_MOUNT_ROOT
+
+    objects = render()
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert _env(c)["ONNXOPS_PVC_ROOT"] == PVC_MOUNT_ROOT
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "artifacts"]
+    assert mount == {
+        "name": "artifacts", "mountPath": f"{PVC_MOUNT_ROOT}/onnxops-artifacts", "readOnly": True
+    }
+    (vol,) = [v for v in pod["volumes"] if v["name"] == "artifacts"]
+    assert vol["persistentVolumeClaim"] == {"claimName": "onnxops-artifacts", "readOnly": True}
+    c = _container(VALUE_SETS["s3"])
+    env = _env(c)
+    assert env["AWS_ENDPOINT_URL"] == env["ONNXOPS_S3_ENDPOINT_URL"]
+    assert c["envFrom"] == [{"secretRef": {"name": env["ONNXOPS_DEFAULT_CREDENTIALS_SECRET"]}}]
+
+
 def test_default_images_follow_the_app_version() -> None:
     from onnxops import __version__
     from onnxops.settings import Settings
