@@ -34,8 +34,8 @@ crds-check: install
 demo: install       ## the whole loop on the embedded local runtime
 	$(BIN)/onnxops demo
 
-bench: install
-	$(BIN)/python -m bench
+bench: install       ## every benchmark with its default arguments (results: bench/results/*.md)
+	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 images:             ## build the three images (docker or podman)
 	./scripts/build-images.sh
