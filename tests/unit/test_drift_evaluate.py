@@ -64,10 +64,11 @@ async def test_evaluate_via_prometheus_rolls_back_the_drifting_canary() -> None:
     status = summary_for_status(decision, SERVED, NOW)
     assert status["verdict"] == "Drift" and status["version"] == 2 and status["consecutiveBreaches"] == 2
     assert status["versions"]["1"] == 0.0 and status["score"] > 0.2 and status["evaluatedAt"].endswith("Z")
-    # the breach count survives a restart through status
+    assert status["breaches"] == {"1": 0, "2": 2}  # every served version's count
+    # the breach counts survive a restart through status
     prior = prior_from_status({"drift": status, "promotedAt": "2026-01-01T11:59:00Z",
                                "retrain": {"at": "2026-01-01T10:00:00Z"}}, SERVED)
-    assert prior.consecutive == {"2": 2}
+    assert prior.consecutive == {"1": 0, "2": 2}
     assert prior.promoted_at == NOW - timedelta(minutes=1)
     assert prior.last_retrain_at == NOW - timedelta(hours=2)
 

@@ -6,9 +6,10 @@ and the prior state read from status by :func:`prior_from_status`, then writes
 Retrain: create a TrainingJob from ``spec.retrain``; Alert: the DriftDetected condition and an Event).
 
 Persistence of the breach counts: ``status.drift.consecutiveBreaches`` holds the focus version's count
-(the canary if any, else the stable). If status also carries ``status.drift.breaches`` (a map version ->
-count; not in the API yet), every version's count survives a restart; without it the other versions
-restart from 0, which can only delay an action, never cause one.
+(the canary if any, else the stable) and ``status.drift.breaches`` (a map version -> count) every served
+version's count, so every count survives a restart (a version no longer served is dropped from the map;
+the status write nulls its key). Without the map the other versions restart from 0, which can only delay
+an action, never cause one.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def summary_for_status(decision: Decision, served: Sequence[Served], now: dateti
         "versions": dict(decision.scores) or None,
         "samples": int(decision.samples.get(focus, 0)) if focus else None,
         "consecutiveBreaches": decision.consecutive.get(focus) if focus else None,
+        "breaches": {v: int(c) for v, c in decision.consecutive.items()} or None,
         "evaluatedAt": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),  # second precision, as metav1.Time
         "message": f"{decision.reason}: {decision.message}"[:1024],
     }
