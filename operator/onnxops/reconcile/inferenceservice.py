@@ -28,6 +28,7 @@ from .rollout import (
     advance,
     hold_active,
     replicas_plan,
+    rollback_current,
     traffic_weights,
 )
 from .status import append_history, status_patch
@@ -158,7 +159,8 @@ def assemble(
     )
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
     stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
-    held = hold_active(st, gen)
+    held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
+    degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
     rb = st.rollback or {}
     # phase, message and conditions
     conds: list[dict[str, Any]] = list(old.get("conditions") or [])
@@ -176,7 +178,7 @@ def assemble(
         message = f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})"
         if out.waiting:
             message += f", waiting for {out.waiting}"
-    elif held:
+    elif degraded:
         phase, reason = "Degraded", str(rb.get("reason") or Reason.ROLLED_BACK)
         message = (
             f"rolled back v{rb.get('from')} -> v{rb.get('to')}: {rb.get('message', '')}; "
@@ -198,12 +200,12 @@ def assemble(
         reason=ready_reason,
         message=message,
         reconciling=reconciling,
-        stalled=(held and st.canary is None) or phase == "Failed",
+        stalled=(degraded and st.canary is None) or phase == "Failed",
         stalled_reason=str(rb.get("reason") or reason),
         generation=gen,
         now=now,
     )
-    if held:
+    if degraded:
         conds = cond.set_condition(
             conds,
             cond.DEGRADED,

@@ -115,6 +115,16 @@ def hold_active(state: RolloutState, generation: int) -> bool:
     return rb is not None and int(rb.get("generation", -1)) >= generation
 
 
+def rollback_current(state: RolloutState, generation: int) -> bool:
+    """The held rollback still describes the present (Degraded/Stalled): the service serves the version it
+    rolled back to. Once a newer version has been rolled out since (e.g. a retrain's), the hold only keeps
+    the rejected version out; ``status.rollback`` stays as the record but no longer sets the phase."""
+    if not hold_active(state, generation):
+        return False
+    to = (state.rollback or {}).get("to")
+    return to is None or state.stable is None or int(to) == int(state.stable)
+
+
 def abort(
     out: Outcome,
     *,
