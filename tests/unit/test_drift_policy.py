@@ -107,6 +107,17 @@ CASES = [
     Case("promoted long ago: no rollback, alert",
          [sv("2", "stable", live("2", SHIFT_X)), sv("1", "previous", live("1"))], "Alert", "DriftDetected",
          prior=PriorState(promoted_at=NOW - timedelta(hours=1))),
+    # the bake ended while v2's breach was open: the reconciler kept v1 warm for failureLimit x interval
+    # more, and the policy still compares them instead of concluding that "every version drifts"
+    Case("drift confirmed after the bake, within failureLimit x interval: rollback to previous",
+         [sv("2", "stable", live("2", SHIFT_X)), sv("1", "previous", live("1"))], "Rollback",
+         "PromotionDrifted", spec=PolicySpec(failure_limit=3, bake_time_s=120, interval_s=30),
+         prior=PriorState(consecutive={"2": 2}, promoted_at=NOW - timedelta(seconds=200)),
+         rollback=("2", "1")),
+    Case("drift confirmed after bake + failureLimit x interval: alert",
+         [sv("2", "stable", live("2", SHIFT_X)), sv("1", "previous", live("1"))], "Alert", "DriftDetected",
+         spec=PolicySpec(failure_limit=3, bake_time_s=120, interval_s=30),
+         prior=PriorState(consecutive={"2": 2}, promoted_at=NOW - timedelta(seconds=211))),
     Case("both versions drift, onDrift Retrain: retrain",
          [sv("1", "stable", live("1", SHIFT_X)), sv("2", "canary", live("2", SHIFT_X))], "Retrain",
          "AllVersionsDrifted", spec=PolicySpec(failure_limit=1, on_drift="Retrain", retrain_configured=True)),
@@ -252,5 +263,6 @@ def test_duration_and_spec_mapping() -> None:
     assert (ps.failure_limit, ps.features) == (2, ("x",))
     assert (ps.on_drift, ps.retrain_configured, ps.retrain_min_interval_s, ps.bake_time_s) == (
         "Retrain", True, 3600.0, 300.0)
+    assert (ps.interval_s, ps.bake_window_s) == (30.0, 300.0 + 2 * 30.0)
     assert PolicySpec.from_spec(InferenceServiceSpec.model_validate({"model": "iris"})).enabled is False
     assert len(CHAIN) >= 5 and not math.isnan(ps.threshold)

@@ -43,6 +43,14 @@ class PolicySpec:
     retrain_configured: bool = False
     retrain_min_interval_s: float = 1800.0
     bake_time_s: float = 120.0
+    interval_s: float = 30.0  # monitoring.interval: one evaluation window
+
+    @property
+    def bake_window_s(self) -> float:
+        """How long after a promotion a drift of the new version may still roll back to the previous one:
+        the bake time, extended by the time a breach needs to be confirmed (failureLimit x interval) —
+        the reconciler keeps the previous version warm that long while a breach is open."""
+        return self.bake_time_s + self.failure_limit * self.interval_s
 
     @classmethod
     def from_spec(cls, spec: InferenceServiceSpec) -> PolicySpec:
@@ -61,6 +69,7 @@ class PolicySpec:
             retrain_configured=spec.retrain is not None,
             retrain_min_interval_s=duration_seconds(spec.retrain.min_interval) if spec.retrain else 1800.0,
             bake_time_s=duration_seconds(spec.rollout.bake_time) if spec.rollout else d.bake_time_s,
+            interval_s=duration_seconds(mon.interval) if mon else d.interval_s,
         )
 
 
@@ -179,7 +188,7 @@ def check_bake_rollback(ctx: Context) -> Outcome | None:
     if not (stable and previous and ctx.verdicts[stable] == "Drift"):
         return None
     promoted = ctx.prior.promoted_at
-    if promoted is not None and (ctx.now - promoted).total_seconds() > ctx.spec.bake_time_s:
+    if promoted is not None and (ctx.now - promoted).total_seconds() > ctx.spec.bake_window_s:
         return None
     if _clearly_better(ctx, previous, stable):
         msg = f"v{stable} drifted within its bake time and v{previous} is clearly better: {ctx.summary()}"

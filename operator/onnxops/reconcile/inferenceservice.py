@@ -26,6 +26,7 @@ from .rollout import (
     RolloutConfig,
     RolloutState,
     advance,
+    drift_investigating,
     hold_active,
     replicas_plan,
     rollback_current,
@@ -112,6 +113,7 @@ def reconcile(
         deps.get(state.canary), before.get(state.canary, 1)
     )
     failed = (res.version, res.reason, res.message) if res.version is not None and not res.ok else None
+    previous_ready = state.previous is not None and deployment_ready(deps.get(state.previous), 1)
     out = advance(
         state,
         cfg,
@@ -121,6 +123,7 @@ def reconcile(
         analysis=analysis,
         now=now,
         generation=gen,
+        investigating=previous_ready and drift_investigating(old, state.stable),
     )
     return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now)
 
@@ -188,7 +191,8 @@ def assemble(
         phase, reason, message = (
             "Ready",
             Reason.BAKING,
-            f"serving v{st.stable}; v{st.previous} warm until bake ends",
+            f"serving v{st.stable}; v{st.previous} warm until bake ends"
+            + (f" (extended: waiting for {out.waiting})" if out.waiting else ""),
         )
     else:
         phase, reason, message = "Ready", Reason.AVAILABLE, f"serving v{st.stable}"

@@ -41,6 +41,8 @@ class RolloutConfig:
     analysis: dict[str, Any] | None = None
     bake_seconds: float = 120.0
     progress_deadline: float = 600.0
+    # how long a drift investigation of a promoted version may extend its bake: failureLimit x interval
+    investigation_seconds: float = 0.0
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> RolloutConfig:
@@ -52,7 +54,29 @@ class RolloutConfig:
             analysis=r.get("analysis"),
             bake_seconds=parse_duration(r.get("bakeTime"), 120.0),
             progress_deadline=parse_duration(r.get("progressDeadline"), 600.0),
+            investigation_seconds=investigation_seconds(spec),
         )
+
+
+def investigation_seconds(spec: dict[str, Any]) -> float:
+    """``failureLimit`` x ``monitoring.interval`` when drift monitoring is on (the time a breach that opened
+    during the bake needs to be confirmed), else 0."""
+    mon = spec.get("monitoring") or {}
+    drift = mon.get("drift")
+    if not drift or not drift.get("enabled", True):
+        return 0.0
+    return int(drift.get("failureLimit", 3)) * parse_duration(mon.get("interval"), 30.0)
+
+
+def drift_investigating(status: dict[str, Any] | None, version: int | None) -> bool:
+    """``version`` has an open drift breach count (> 0) in ``status.drift``."""
+    d = (status or {}).get("drift") or {}
+    if version is None:
+        return False
+    per_version = d.get("breaches")
+    if isinstance(per_version, dict):
+        return int(per_version.get(str(version)) or 0) > 0
+    return d.get("version") == version and int(d.get("consecutiveBreaches") or 0) > 0
 
 
 @dataclass(frozen=True)
@@ -184,9 +208,12 @@ def advance(
     analysis: AnalysisResult | None,
     now: datetime,
     generation: int,
+    investigating: bool = False,
 ) -> Outcome:
     """One step of the state machine. ``target`` is the resolved servable version (None: nothing new);
-    ``target_failed`` = (version, reason, message) when the version spec.version pins cannot be served."""
+    ``target_failed`` = (version, reason, message) when the version spec.version pins cannot be served;
+    ``investigating``: the stable version has an open drift breach and the baking previous version is
+    Ready, so the bake may be extended (see :func:`_bake`)."""
     out = Outcome(state)
     at = now_rfc3339(now)
     s = state
@@ -203,7 +230,7 @@ def advance(
             and not (held and failed_v == rb_from)
         ):
             abort(out, from_version=failed_v, reason=reason, message=msg, now=now, generation=generation)
-            return _bake(out, cfg, now)
+            return _bake(out, cfg, now, investigating)
     if s.stable is None:
         if target is not None:
             out.state = replace(s, stable=target, promoted_at=at)
@@ -218,7 +245,7 @@ def advance(
             out.state = replace(
                 s, canary=None, weight=None, step=None, step_started_at=None, analysis_failures=0
             )
-        return _bake(out, cfg, now)
+        return _bake(out, cfg, now, investigating)
     if target != s.canary:
         if cfg.strategy == "Recreate" or not cfg.steps:
             out.state = replace(
@@ -348,12 +375,23 @@ def _canary(
     return out
 
 
-def _bake(out: Outcome, cfg: RolloutConfig, now: datetime) -> Outcome:
+def bake_extended(cfg: RolloutConfig, since: float, investigating: bool) -> bool:
+    """Past ``bakeTime``, the previous version stays warm while the promoted version's drift is being
+    investigated (an open breach count), for at most ``failureLimit`` x ``interval`` more: then the drift
+    policy can still compare the two versions on the same traffic and roll back instead of concluding that
+    "every version drifts" because only the new one is left."""
+    return investigating and cfg.bake_seconds <= since < cfg.bake_seconds + cfg.investigation_seconds
+
+
+def _bake(out: Outcome, cfg: RolloutConfig, now: datetime, investigating: bool = False) -> Outcome:
     s = out.state
     if s.previous is None:
         return out
     since = elapsed(s.promoted_at, now)
-    if since >= cfg.bake_seconds:
+    if bake_extended(cfg, since, investigating):
+        out.requeue_after = max(0.5, cfg.bake_seconds + cfg.investigation_seconds - since + 0.1)
+        out.waiting = f"the drift investigation of v{s.stable}"
+    elif since >= cfg.bake_seconds:
         out.events.append(("Normal", "BakeEnded", f"bake time over: v{s.previous} removed"))
         out.state = replace(s, previous=None)
     else:
