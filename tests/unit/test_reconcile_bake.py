@@ -66,9 +66,9 @@ def test_previous_version_kept_warm_while_drift_is_investigated(
 
 
 def test_bake_extended_and_investigating_helpers():
-    cfg = RolloutConfig(bake_seconds=120, investigation_seconds=90)
-    assert [bake_extended(cfg, t, True) for t in (119, 120, 209.9, 210)] == [False, True, True, False]
-    assert not bake_extended(cfg, 150, False)
+    assert [bake_extended(120, 90, t, True) for t in (119, 120, 209.9, 210)] == [False, True, True, False]
+    assert not bake_extended(120, 90, 150, False)
+    assert RolloutConfig(bake_seconds=120, investigation_seconds=90).investigation_seconds == 90
     assert RolloutConfig.from_spec({"monitoring": MON}).investigation_seconds == 90
     assert RolloutConfig.from_spec({"monitoring": {"drift": {"enabled": False}}}).investigation_seconds == 0
     assert RolloutConfig.from_spec({}).investigation_seconds == 0

@@ -15,6 +15,9 @@ from typing import Any
 from onnxops.api.conditions import Reason, now_rfc3339
 
 from .analysis import AnalysisResult
+from .bake import bake_extended as bake_extended
+from .bake import drift_investigating as drift_investigating
+from .bake import investigation_seconds
 from .durations import elapsed as elapsed
 from .durations import parse_duration as parse_duration
 from .durations import parse_time as parse_time
@@ -56,27 +59,6 @@ class RolloutConfig:
             progress_deadline=parse_duration(r.get("progressDeadline"), 600.0),
             investigation_seconds=investigation_seconds(spec),
         )
-
-
-def investigation_seconds(spec: dict[str, Any]) -> float:
-    """``failureLimit`` x ``monitoring.interval`` when drift monitoring is on (the time a breach that opened
-    during the bake needs to be confirmed), else 0."""
-    mon = spec.get("monitoring") or {}
-    drift = mon.get("drift")
-    if not drift or not drift.get("enabled", True):
-        return 0.0
-    return int(drift.get("failureLimit", 3)) * parse_duration(mon.get("interval"), 30.0)
-
-
-def drift_investigating(status: dict[str, Any] | None, version: int | None) -> bool:
-    """``version`` has an open drift breach count (> 0) in ``status.drift``."""
-    d = (status or {}).get("drift") or {}
-    if version is None:
-        return False
-    per_version = d.get("breaches")
-    if isinstance(per_version, dict):
-        return int(per_version.get(str(version)) or 0) > 0
-    return d.get("version") == version and int(d.get("consecutiveBreaches") or 0) > 0
 
 
 @dataclass(frozen=True)
@@ -140,9 +122,8 @@ def hold_active(state: RolloutState, generation: int) -> bool:
 
 
 def rollback_current(state: RolloutState, generation: int) -> bool:
-    """The held rollback still describes the present (Degraded/Stalled): the service serves the version it
-    rolled back to. Once a newer version has been rolled out since (e.g. a retrain's), the hold only keeps
-    the rejected version out; ``status.rollback`` stays as the record but no longer sets the phase."""
+    """The held rollback is the present (Degraded/Stalled): the service serves the version it rolled back to.
+    Once a newer version is rolled out (a retrain's), the hold only keeps the rejected one out."""
     if not hold_active(state, generation):
         return False
     to = (state.rollback or {}).get("to")
@@ -212,8 +193,7 @@ def advance(
 ) -> Outcome:
     """One step of the state machine. ``target`` is the resolved servable version (None: nothing new);
     ``target_failed`` = (version, reason, message) when the version spec.version pins cannot be served;
-    ``investigating``: the stable version has an open drift breach and the baking previous version is
-    Ready, so the bake may be extended (see :func:`_bake`)."""
+    ``investigating``: the stable version has an open drift breach and the previous one is Ready."""
     out = Outcome(state)
     at = now_rfc3339(now)
     s = state
@@ -375,20 +355,12 @@ def _canary(
     return out
 
 
-def bake_extended(cfg: RolloutConfig, since: float, investigating: bool) -> bool:
-    """Past ``bakeTime``, the previous version stays warm while the promoted version's drift is being
-    investigated (an open breach count), for at most ``failureLimit`` x ``interval`` more: then the drift
-    policy can still compare the two versions on the same traffic and roll back instead of concluding that
-    "every version drifts" because only the new one is left."""
-    return investigating and cfg.bake_seconds <= since < cfg.bake_seconds + cfg.investigation_seconds
-
-
 def _bake(out: Outcome, cfg: RolloutConfig, now: datetime, investigating: bool = False) -> Outcome:
     s = out.state
     if s.previous is None:
         return out
     since = elapsed(s.promoted_at, now)
-    if bake_extended(cfg, since, investigating):
+    if bake_extended(cfg.bake_seconds, cfg.investigation_seconds, since, investigating):
         out.requeue_after = max(0.5, cfg.bake_seconds + cfg.investigation_seconds - since + 0.1)
         out.waiting = f"the drift investigation of v{s.stable}"
     elif since >= cfg.bake_seconds:

@@ -1,0 +1,37 @@
+"""The bake extension (pure): past ``bakeTime`` the previous version stays warm while the promoted
+version's drift is being investigated, so the drift policy can still compare the two on the same traffic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .durations import parse_duration
+
+
+def investigation_seconds(spec: dict[str, Any]) -> float:
+    """``failureLimit`` x ``monitoring.interval`` when drift monitoring is on (the time a breach that opened
+    during the bake needs to be confirmed), else 0."""
+    mon = spec.get("monitoring") or {}
+    drift = mon.get("drift")
+    if not drift or not drift.get("enabled", True):
+        return 0.0
+    return int(drift.get("failureLimit", 3)) * parse_duration(mon.get("interval"), 30.0)
+
+
+def drift_investigating(status: dict[str, Any] | None, version: int | None) -> bool:
+    """``version`` has an open drift breach count (> 0) in ``status.drift``."""
+    d = (status or {}).get("drift") or {}
+    if version is None:
+        return False
+    per_version = d.get("breaches")
+    if isinstance(per_version, dict):
+        return int(per_version.get(str(version)) or 0) > 0
+    return d.get("version") == version and int(d.get("consecutiveBreaches") or 0) > 0
+
+
+def bake_extended(bake_seconds: float, extension: float, since: float, investigating: bool) -> bool:
+    """Past ``bakeTime``, the previous version stays warm while the promoted version's drift is being
+    investigated (an open breach count), for at most ``extension`` (failureLimit x interval) more: the drift
+    policy can still compare the two versions on the same traffic and roll back instead of concluding that
+    "every version drifts" because only the new one is left."""
+    return investigating and bake_seconds <= since < bake_seconds + extension
