@@ -1,5 +1,5 @@
-"""The trainer's one-sort profile builder gives exactly what the shared onnxops.profile functions give,
-and its edges/counts match numpy's type-7 quantiles with explicit right-closed counting."""
+"""The one-sort profile builder gives exactly what quantile_edges + bin_counts give, and its edges/counts
+match numpy's type-7 quantiles with explicit right-closed counting."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from onnxops.profile import numeric_feature
-from onnxops.trainer.profile import categorical_codes, fast_numeric_feature, prediction_profile
+from onnxops.profile import bin_counts, numeric_feature, quantile_edges
+from onnxops.trainer.profile import categorical_codes, prediction_profile
 
 values = arrays(np.float32, st.integers(0, 400),
                 elements=st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from([0.0, 1.0, 2.5]),
@@ -20,14 +20,20 @@ values = arrays(np.float32, st.integers(0, 400),
 
 @settings(max_examples=300, deadline=None)
 @given(values, st.integers(0, 10))
-def test_fast_numeric_feature_equals_the_shared_builder(x: np.ndarray, seed: int) -> None:
-    assert fast_numeric_feature("f", 3, x, seed=seed) == numeric_feature("f", 3, x, seed=seed)
+def test_one_sort_builder_equals_quantile_edges_and_bin_counts(x: np.ndarray, seed: int) -> None:
+    f = numeric_feature("f", 3, x, seed=seed)
+    edges = quantile_edges(x.astype(np.float64))
+    assert f.edges == edges
+    assert f.counts == [int(c) for c in bin_counts(edges, x.astype(np.float64))]
+    present = x[~np.isnan(x)].astype(np.float64)
+    assert f.missing_share == (float(np.isnan(x).mean()) if x.size else 0.0)
+    assert len(f.sample) == min(present.size, 2000) and set(f.sample) <= set(present.tolist())
 
 
 def test_edges_and_counts_against_numpy() -> None:
     rng = np.random.default_rng(5)
     x = np.round(rng.gamma(2.0, size=5000), 1).astype(np.float32)  # many ties on the edges
-    f = fast_numeric_feature("f", 0, x)
+    f = numeric_feature("f", 0, x)
     x64 = x.astype(np.float64)
     edges = np.unique(np.quantile(x64, np.arange(1, 10) / 10))
     assert f.edges == edges.tolist()
