@@ -43,8 +43,8 @@ images:             ## build the three images (docker or podman)
 kind-up:            ## kind cluster + images + prometheus + helm install + examples
 	./scripts/kind-up.sh
 
-e2e-kind:
-	$(BIN)/pytest -q -m kind tests/e2e
+e2e-kind:           ## the demo's scenario on the kind cluster of `make kind-up`
+	ONNXOPS_E2E_KIND=1 $(BIN)/pytest -q -m kind tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .onnxops

@@ -113,6 +113,11 @@ def test_step5_the_world_shifts_the_operator_retrains_and_v3_is_stable(demo: Dem
     assert tj["status"]["phase"] == "Succeeded" and tj["status"]["modelVersion"] == "iris-v3"
     assert demo.mv("iris-v3")["status"]["phase"] == "Ready"
     assert st["stableVersion"] == 3 and st.get("canaryVersion") is None and st.get("previousVersion") is None
+    # healthy on v3: Ready describes the present; the rollback of v2 stays only as the record
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert st["phase"] == "Ready" and conds["Ready"] == "True", st
+    assert conds.get("Degraded", "False") == "False" and conds.get("Stalled", "False") == "False"
+    assert st["rollback"]["from"] == 2
     retrains = [
         t
         for t in demo.summary["objects"]["trainingJobs"]

@@ -204,7 +204,9 @@ def test_ci_runs_the_suite_and_the_kind_quick_start() -> None:
     wf = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yaml").read_text())
     runs = {job: "\n".join(s.get("run", "") for s in spec["steps"]) for job, spec in wf["jobs"].items()}
     assert "make test" in runs["test"]
-    assert "make kind-up" in runs["kind-e2e"] and "-m kind tests/e2e" in runs["kind-e2e"]
+    assert "make kind-up" in runs["kind-e2e"] and "make e2e-kind" in runs["kind-e2e"]
+    make = (ROOT / "Makefile").read_text()
+    assert "ONNXOPS_E2E_KIND=1 $(BIN)/pytest -q -m kind tests/e2e" in make
     # the smoke test waits on the objects kind-up applies, under their real names
     for kind, path in (("trainingjob", "examples/trainingjob-iris.yaml"),
                        ("inferenceservice", "examples/inferenceservice-iris.yaml")):
