@@ -84,8 +84,8 @@ async def ensure(
             if e.status != 409:
                 raise
         observed = await client.get(api, kind, ns, name)
-        if observed is None:  # deleted in between: the next reconcile creates it
-            raise
+        if observed is None:  # deleted in between: a 409 makes the caller retry soon and create it
+            raise ApiError(409, "Conflict", f"{kind} {ns}/{name} existed at create and is gone now")
     patch = desired_patch(observed, desired, mutable)
     if patch is None:
         return "unchanged", observed
