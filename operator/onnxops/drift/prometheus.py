@@ -10,6 +10,7 @@ undercounts is a series both born and reset inside one window (the counts before
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Mapping
 
@@ -22,10 +23,27 @@ from onnxops.drift.window import promql_duration
 from onnxops.profile import Profile
 
 DEFAULT_TIMEOUT_S = 5.0
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""A larger reply is refused (Inconclusive "response too large"), never read whole into memory."""
+ERROR_TYPES = frozenset(
+    {"bad_data", "timeout", "canceled", "execution", "internal", "unavailable", "not_found"})
+"""Prometheus' own ``errorType`` values: the only part of a failed reply that is repeated in a message."""
 
 
 class PrometheusError(Exception):
     pass
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or PrometheusError once it is known to exceed ``limit`` bytes."""
+    if resp.content_length is not None and resp.content_length > limit:
+        raise PrometheusError(f"Prometheus response too large (over {limit} bytes)")
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        buf += chunk
+        if len(buf) > limit:
+            raise PrometheusError(f"Prometheus response too large (over {limit} bytes)")
+    return bytes(buf)
 
 
 def label_value(value: str) -> str:
@@ -78,29 +96,34 @@ async def instant_query(
     if at is not None:
         params["time"] = f"{at:.3f}"
     try:
-        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-            if resp.status >= 300:
-                text = (await resp.text())[:200]
-                raise PrometheusError(f"HTTP {resp.status} from Prometheus: {text}")
-            body = await resp.json(content_type=None)
+        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout_s),
+                               allow_redirects=False) as resp:
+            # The URL is user-controlled: never echo the reply (it reaches status.drift.message).
+            if 300 <= resp.status < 400:
+                raise PrometheusError(f"HTTP {resp.status} from Prometheus: redirects are not followed")
+            if resp.status >= 400 or resp.status < 200:
+                raise PrometheusError(f"HTTP {resp.status} from Prometheus")
+            raw = await read_capped(resp, MAX_RESPONSE_BYTES)
+        body = json.loads(raw)
     except TimeoutError as exc:
         raise PrometheusError(f"Prometheus query timed out after {timeout_s:g}s") from exc
     except aiohttp.ClientError as exc:
-        raise PrometheusError(f"Prometheus unreachable: {exc.__class__.__name__}: {exc}") from exc
-    except ValueError as exc:
-        raise PrometheusError(f"Prometheus answered with invalid JSON: {exc}") from exc
+        raise PrometheusError(f"Prometheus unreachable: {exc.__class__.__name__}") from exc
+    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PrometheusError("Prometheus answered with invalid JSON") from exc
     if not isinstance(body, dict) or body.get("status") != "success":
-        err = body.get("error") if isinstance(body, dict) else None
-        raise PrometheusError(f"Prometheus query failed: {err or 'unexpected answer'}")
-    data = body.get("data") or {}
-    if data.get("resultType") != "vector":
-        raise PrometheusError(f"expected a vector result, got {data.get('resultType')!r}")
+        err = body.get("errorType") if isinstance(body, dict) else None
+        kind = err if err in ERROR_TYPES else "unexpected answer"
+        raise PrometheusError(f"Prometheus query failed: {kind}")
+    data = body.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector":
+        raise PrometheusError("Prometheus answered without a vector result")
     out = []
     try:
         for item in data.get("result", []):
             out.append((dict(item["metric"]), float(item["value"][1])))
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise PrometheusError(f"malformed Prometheus result: {exc}") from exc
+        raise PrometheusError(f"malformed Prometheus result ({exc.__class__.__name__})") from exc
     return out
 
 
