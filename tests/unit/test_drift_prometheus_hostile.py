@@ -1,4 +1,4 @@
-"""A user-controlled Prometheus URL: replies are never echoed, their size is capped, redirects not followed."""
+"""A user-controlled Prometheus URL: replies never echoed, their size capped, redirects not followed."""
 
 from __future__ import annotations
 
@@ -88,10 +88,12 @@ async def test_known_error_type_is_named(servers: list[web.AppRunner]) -> None:
     assert "bad_data" in res.message and SECRET not in res.message
 
 
+BAD_VECTOR = {"resultType": "vector", "result": [{"metric": {}, "value": [0, SECRET]}]}
+
+
 @pytest.mark.parametrize("reply", [SECRET, json.dumps({"status": "success", "data": SECRET}),
                                    json.dumps({"status": "success", "data": {"resultType": SECRET}}),
-                                   json.dumps({"status": "success", "data": {
-                                       "resultType": "vector", "result": [{"metric": {}, "value": [0, SECRET]}]}})])
+                                   json.dumps({"status": "success", "data": BAD_VECTOR})])
 async def test_malformed_bodies_are_not_echoed(servers: list[web.AppRunner], reply: str) -> None:
     async def handle(_: web.Request) -> web.Response:
         return web.Response(text=reply, content_type="application/json")
