@@ -52,3 +52,113 @@ async def test_ensure_conflict_then_gone_raises_409_not_runtime_error() -> None:
     with pytest.raises(ApiError) as e:
         await ensure(c, svc())  # type: ignore[arg-type]
     assert e.value.status == 409
+
+
+# ---- C1: a failing reconcile is reported in status ----------------------------------------------------
+def _obj(kind: str, status: dict[str, Any] | None = None, gen: int = 3) -> dict[str, Any]:
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": "default", "generation": gen},
+        "status": status or {},
+    }
+
+
+def _cond(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in status["conditions"] if c["type"] == type_), None)
+
+
+def test_error_status_sets_stalled_and_not_ready() -> None:
+    from onnxops.reconcile.errors import describe_error, error_status
+
+    reason, msg = describe_error(RuntimeError("boom SECRET_KEY=hunter2 at s3://u:p@host/x"))
+    assert reason == "ReconcileError"
+    assert "hunter2" not in msg and "u:p@" not in msg and "boom" in msg
+    st = error_status("TrainingJob", _obj("TrainingJob"), reason, msg)
+    assert st["observedGeneration"] == 3
+    stalled, ready = _cond(st, "Stalled"), _cond(st, "Ready")
+    assert stalled and stalled["status"] == "True" and stalled["reason"] == "ReconcileError"
+    assert stalled["observedGeneration"] == 3
+    assert ready and ready["status"] == "False"
+
+
+def test_error_status_keeps_ready_of_a_serving_inference_service() -> None:
+    from onnxops.reconcile.errors import error_status
+
+    ready = {"type": "Ready", "status": "True", "reason": "Available", "message": "",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    obj = _obj("InferenceService", {"stableVersion": 2, "conditions": [ready]})
+    st = error_status("InferenceService", obj, "ReconcileError", "x")
+    assert _cond(st, "Ready") == ready
+    assert (_cond(st, "Stalled") or {})["status"] == "True"
+    # not serving yet: Ready goes False
+    st2 = error_status("InferenceService", _obj("InferenceService", {"conditions": [ready]}), "R", "x")
+    assert (_cond(st2, "Ready") or {})["status"] == "False"
+
+
+def test_invalid_spec_names_the_field() -> None:
+    from onnxops.api.v1alpha1 import InferenceServiceSpec
+    from onnxops.reconcile.errors import describe_error
+
+    with pytest.raises(Exception) as e:
+        InferenceServiceSpec.model_validate({"model": "m", "replicas": "many"})
+    reason, msg = describe_error(e.value)
+    assert reason == "InvalidSpec"
+    assert "spec.replicas" in msg
+
+
+class _StatusClient:
+    def __init__(self, obj: dict[str, Any] | None, fail_patch: bool = False) -> None:
+        self.obj, self.fail_patch = obj, fail_patch
+        self.status_patches: list[dict[str, Any]] = []
+
+    async def get(self, *a: Any) -> dict[str, Any] | None:
+        return self.obj
+
+    async def patch_status(self, api: str, kind: str, ns: str, name: str, st: dict[str, Any]) -> Any:
+        if self.fail_patch:
+            raise ApiError(500, "InternalError", "down")
+        self.status_patches.append(st)
+        return {}
+
+
+async def test_run_loop_reports_error_and_keeps_retrying() -> None:
+    import asyncio
+
+    from onnxops.controller import handlers
+    from onnxops.controller.context import Context
+    from onnxops.settings import Settings
+
+    client = _StatusClient(_obj("TrainingJob"))
+    ctx = Context(client, Settings.from_env())  # type: ignore[arg-type]
+    calls = 0
+
+    class Stopped:
+        def __bool__(self) -> bool:
+            return calls >= 2
+
+        async def wait(self) -> None:
+            await asyncio.sleep(3600)
+
+    async def failing(ctx: Context, ns: str, name: str) -> float | None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("kaput")
+
+    await asyncio.wait_for(
+        handlers.run_loop("TrainingJob", failing, ctx, "default", "x", Stopped()),  # type: ignore[arg-type]
+        timeout=10,
+    )
+    assert calls == 2  # retried after the first failure
+    st = client.status_patches[0]
+    assert (_cond(st, "Stalled") or {})["reason"] == "ReconcileError"
+    assert "kaput" in (_cond(st, "Stalled") or {})["message"]
+
+
+async def test_report_error_never_raises() -> None:
+    from onnxops.controller import handlers
+    from onnxops.controller.context import Context
+    from onnxops.settings import Settings
+
+    ctx = Context(_StatusClient(_obj("TrainingJob"), fail_patch=True), Settings.from_env())  # type: ignore[arg-type]
+    await handlers.report_error(ctx, "TrainingJob", "default", "x", ValueError("x"))

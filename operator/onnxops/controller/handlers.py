@@ -17,10 +17,12 @@ import kopf
 from onnxops.builders import labels
 from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile.analysis import load_provider
+from onnxops.reconcile.errors import describe_error, error_status
+from onnxops.reconcile.status import status_patch
 from onnxops.settings import Settings
 
 from . import drift as drift_loop
-from .context import GROUP, ISVC, MV, TJ, VERSION, Context
+from .context import API, GROUP, ISVC, MV, TJ, VERSION, Context
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
 
@@ -71,6 +73,27 @@ async def _wait(ev: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) 
                 await w
 
 
+# API answers that are the object's (or our permissions') fault, not a transient outage: worth a condition.
+REPORTED_API_ERRORS = frozenset({400, 403, 422})
+
+
+async def report_error(ctx: Context, kind: str, ns: str, name: str, exc: BaseException) -> None:
+    """Best effort: record the failure as Stalled (and Ready=False unless still serving); never raises."""
+    try:
+        obj = await ctx.client.get(API, kind, ns, name)
+        if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        reason, message = describe_error(exc)
+        old = obj.get("status") or {}
+        patch = status_patch(old, error_status(kind, obj, reason, message))
+        if patch:
+            await ctx.client.patch_status(API, kind, ns, name, patch)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # reporting must never take the loop down
+        log.warning("%s %s/%s: could not record the error in status: %s", kind, ns, name, e)
+
+
 async def run_loop(
     kind: str,
     fn: Reconciler,
@@ -106,11 +129,14 @@ async def run_loop(
                         requeue = 0.5
                     else:
                         log.warning("%s %s/%s: API error %s; retrying in %.0fs", kind, ns, name, e, backoff)
+                        if e.status in REPORTED_API_ERRORS:
+                            await report_error(ctx, kind, ns, name, e)
                         requeue, backoff = backoff, min(MAX_BACKOFF, backoff * 2)
                 except (asyncio.CancelledError, GeneratorExit):
                     raise
-                except Exception:
+                except Exception as e:
                     log.exception("%s %s/%s: reconcile failed; retrying in %.0fs", kind, ns, name, backoff)
+                    await report_error(ctx, kind, ns, name, e)
                     requeue, backoff = backoff, min(MAX_BACKOFF, backoff * 2)
             delay = requeue if requeue is not None else IDLE_SECONDS
     finally:
