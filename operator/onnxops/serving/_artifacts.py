@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from onnxops.storage import DigestMismatch, NotFound, StorageError, read_bytes
+from onnxops.storage import DigestMismatch, NotFound, StorageError, read_bytes, redact
 
 
 class ArtifactError(Exception):
@@ -31,8 +31,8 @@ def read_verified(uri: str, sha256: str) -> bytes:
     except StorageError as exc:
         raise ArtifactError(str(exc)) from None
     except ValueError as exc:  # a malformed URI
-        raise ArtifactError(f"cannot read {uri!r}: {exc}") from None
+        raise ArtifactError(f"cannot read {redact(uri)!r}: {exc}") from None
     actual = sha256_hex(data)  # checked again on the very bytes that get loaded
     if actual != expected:
-        raise DigestError(f"sha256 mismatch for {uri}: expected {expected}, got {actual}")
+        raise DigestError(f"sha256 mismatch for {redact(uri)}: expected {expected}, got {actual}")
     return data

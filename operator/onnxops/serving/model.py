@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from onnxops.profile import Profile, load_profile
+from onnxops.storage import redact
 
 from ._artifacts import ArtifactError, DigestError, read_verified
 from .config import ServerConfig
@@ -143,7 +144,7 @@ def load_model(cfg: ServerConfig) -> LoadedModel:
             profile = load_profile(raw)
         except ValueError as exc:
             raise LoadError(
-                "InvalidProfile", f"profile {cfg.profile_uri} is not a valid profile: {exc}"
+                "InvalidProfile", f"profile {redact(cfg.profile_uri)} is not a valid profile: {exc}"
             ) from None
     try:
         session = ort.InferenceSession(
@@ -152,7 +153,7 @@ def load_model(cfg: ServerConfig) -> LoadedModel:
             providers=["CPUExecutionProvider"],
         )
     except Exception as exc:  # onnxruntime raises its own exception types for corrupt models
-        raise LoadError("InvalidModel", f"ONNX Runtime cannot load {cfg.model_uri}: {exc}") from None
+        raise LoadError("InvalidModel", f"ONNX Runtime cannot load {redact(cfg.model_uri)}: {exc}") from None
     inputs = [_tensor_info(a) for a in session.get_inputs()]
     outputs = [_tensor_info(a) for a in session.get_outputs()]
     model = LoadedModel(cfg.model_name, cfg.model_version, session, inputs, outputs, profile, cfg.sha256)

@@ -115,10 +115,10 @@ def put_bundle(base_uri: str, files: dict[str, bytes], *, marker: str = BUNDLE_M
     if base_uri.endswith("/") and not base_uri.rstrip("/").endswith(":"):
         base_uri = base_uri.rstrip("/")
     if not files:
-        raise StorageError(f"{base_uri}: empty bundle")
+        raise StorageError(f"{redact(base_uri)}: empty bundle")
     for name in files:
         if not name or "/" in name or name.startswith("."):
-            raise StorageError(f"{base_uri}: invalid bundle file name {name!r}")
+            raise StorageError(f"{redact(base_uri)}: invalid bundle file name {name!r}")
     p = parse_uri(base_uri)
     if p.is_local:
         from .local import put_bundle_local
@@ -129,5 +129,5 @@ def put_bundle(base_uri: str, files: dict[str, bytes], *, marker: str = BUNDLE_M
 
         put_bundle_s3(p.authority, p.path, base_uri, files, marker if marker in files else list(files)[-1])
     else:
-        raise StorageError(f"{base_uri}: cannot write to {p.scheme}:// (use file://, pvc:// or s3://)")
+        raise StorageError(f"{redact(base_uri)}: cannot write to {p.scheme}:// (use file://, pvc:// or s3://)")
     return {name: join_uri(base_uri, name) for name in files}

@@ -10,17 +10,18 @@ import uuid
 from pathlib import Path
 
 from .errors import AlreadyExists, NotFound, StorageError
+from .uri import redact
 
 
 def read_local(path: Path, uri: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise NotFound(f"{uri}: no such file ({path})") from None
+        raise NotFound(f"{redact(uri)}: no such file ({path})") from None
     except IsADirectoryError:
-        raise StorageError(f"{uri}: is a directory, not a file") from None
+        raise StorageError(f"{redact(uri)}: is a directory, not a file") from None
     except OSError as e:
-        raise StorageError(f"{uri}: cannot read: {e.strerror or e}") from None
+        raise StorageError(f"{redact(uri)}: cannot read: {e.strerror or e}") from None
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -52,7 +53,7 @@ def put_bundle_local(dest: Path, uri: str, files: dict[str, bytes]) -> None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StorageError(f"{uri}: cannot create {dest.parent}: {e.strerror or e}") from None
+        raise StorageError(f"{redact(uri)}: cannot create {dest.parent}: {e.strerror or e}") from None
     staging = dest.parent / f".{dest.name}.staging-{uuid.uuid4().hex[:12]}"
     try:
         staging.mkdir()
@@ -71,7 +72,7 @@ def put_bundle_local(dest: Path, uri: str, files: dict[str, bytes]) -> None:
     except StorageError:
         raise
     except OSError as e:
-        raise StorageError(f"{uri}: cannot write bundle: {e.strerror or e}") from None
+        raise StorageError(f"{redact(uri)}: cannot write bundle: {e.strerror or e}") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 from .errors import AlreadyExists, NotFound, StorageError
+from .uri import redact
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _UNSUPPORTED = {"NotImplemented", "501"}
@@ -57,11 +58,11 @@ def _wrap(exc: Exception, uri: str, action: str) -> StorageError:
     if isinstance(exc, ClientError):
         code = _code(exc)
         if code in _NOT_FOUND:
-            return NotFound(f"{uri}: no such object")
-        return StorageError(f"{uri}: S3 {action} failed: {code}")
+            return NotFound(f"{redact(uri)}: no such object")
+        return StorageError(f"{redact(uri)}: S3 {action} failed: {code}")
     if isinstance(exc, BotoCoreError):
-        return StorageError(f"{uri}: S3 {action} failed: {type(exc).__name__}: {exc}")
-    return StorageError(f"{uri}: S3 {action} failed: {exc}")
+        return StorageError(f"{redact(uri)}: S3 {action} failed: {type(exc).__name__}: {exc}")
+    return StorageError(f"{redact(uri)}: S3 {action} failed: {exc}")
 
 
 def read_s3(bucket: str, key: str, uri: str, s3: Any | None = None) -> bytes:

@@ -49,7 +49,7 @@ def parse_uri(uri: str) -> ParsedUri:
                            "use file://, pvc://, s3:// or https://")
     if scheme == "file":
         if not rest:
-            raise StorageError(f"empty path in {uri!r}")
+            raise StorageError(f"empty path in {redact(uri)!r}")
         return ParsedUri("file", "", rest, uri)
     authority, _, path = rest.partition("/")
     if scheme == "pvc":
@@ -79,11 +79,12 @@ def redact(uri: str) -> str:
     head, sep, rest = uri.partition("://")
     if not sep:
         return uri
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    rest, tail = rest[:cut], rest[cut:]  # the query (and fragment) may sit right after the host
     authority, slash, path = rest.partition("/")
     if "@" in authority:
         authority = "<redacted>@" + authority.rsplit("@", 1)[1]
-    path, q, _ = path.partition("?")
-    return f"{head}://{authority}{slash}{path}" + ("?<redacted>" if q else "")
+    return f"{head}://{authority}{slash}{path}" + ("?<redacted>" if tail else "")
 
 
 def pvc_root(env: dict[str, str] | None = None) -> Path:
@@ -98,7 +99,7 @@ def local_path(uri: str | ParsedUri, env: dict[str, str] | None = None) -> Path:
         return Path(p.path)
     if p.scheme == "pvc":
         return pvc_root(env) / p.authority / p.path
-    raise StorageError(f"{p.uri} is not a local (file:// or pvc://) URI")
+    raise StorageError(f"{redact(p.uri)} is not a local (file:// or pvc://) URI")
 
 
 def join_uri(base: str, *parts: str) -> str:
@@ -106,7 +107,7 @@ def join_uri(base: str, *parts: str) -> str:
     cleaned = [p.strip("/") for p in parts if p.strip("/")]
     for p in cleaned:
         if any(seg in ("", ".", "..") for seg in p.split("/")):
-            raise StorageError(f"invalid path component {p!r} for {base!r}")
+            raise StorageError(f"invalid path component {p!r} for {redact(base)!r}")
     head = base.rstrip("/")
     if head.endswith(":") or head.endswith(":/"):  # a bare root such as "file:///"
         return base + "/".join(cleaned)
