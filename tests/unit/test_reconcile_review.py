@@ -40,8 +40,13 @@ def svc(owner_uid: str | None = "uid-1", port: int = 80) -> dict[str, Any]:
     md: dict[str, Any] = {"name": "s", "namespace": "default", "labels": {"a": "b"}}
     if owner_uid:
         md["ownerReferences"] = [
-            {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService", "name": "o", "uid": owner_uid,
-             "controller": True}
+            {
+                "apiVersion": "onnxops.dev/v1alpha1",
+                "kind": "InferenceService",
+                "name": "o",
+                "uid": owner_uid,
+                "controller": True,
+            }
         ]
     return {"apiVersion": "v1", "kind": "Service", "metadata": md, "spec": {"ports": [{"port": port}]}}
 
@@ -85,8 +90,13 @@ def test_error_status_sets_stalled_and_not_ready() -> None:
 def test_error_status_keeps_ready_of_a_serving_inference_service() -> None:
     from onnxops.reconcile.errors import error_status
 
-    ready = {"type": "Ready", "status": "True", "reason": "Available", "message": "",
-             "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Available",
+        "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
     obj = _obj("InferenceService", {"stableVersion": 2, "conditions": [ready]})
     st = error_status("InferenceService", obj, "ReconcileError", "x")
     assert _cond(st, "Ready") == ready
@@ -120,6 +130,10 @@ class _StatusClient:
             raise ApiError(500, "InternalError", "down")
         self.status_patches.append(st)
         return {}
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.created = [*getattr(self, "created", []), body]
+        return body
 
 
 async def test_run_loop_reports_error_and_keeps_retrying() -> None:
@@ -162,3 +176,49 @@ async def test_report_error_never_raises() -> None:
 
     ctx = Context(_StatusClient(_obj("TrainingJob"), fail_patch=True), Settings.from_env())  # type: ignore[arg-type]
     await handlers.report_error(ctx, "TrainingJob", "default", "x", ValueError("x"))
+
+
+# ---- C2: never patch or delete an object we do not own -------------------------------------------------
+async def test_ensure_leaves_a_users_namesake_untouched() -> None:
+    from onnxops.reconcile.errors import NameConflict
+
+    c = FakeClient({("Service", "default", "s"): svc(owner_uid=None, port=8080)})
+    with pytest.raises(NameConflict) as e:
+        await ensure(c, svc("uid-1"))  # type: ignore[arg-type]
+    assert c.patches == []
+    assert "Service default/s" in str(e.value)
+    # an object owned by someone else, passed in as observed, is refused the same way
+    with pytest.raises(NameConflict):
+        await ensure(c, svc("uid-1"), svc("uid-other", port=8080))  # type: ignore[arg-type]
+    assert c.patches == []
+
+
+async def test_ensure_patches_our_own_child() -> None:
+    c = FakeClient({("Service", "default", "s"): svc("uid-1", port=8080)})
+    verb, _ = await ensure(c, svc("uid-1"))  # type: ignore[arg-type]
+    assert verb == "patched" and c.patches == [
+        {"spec": {"ports": [{"port": 80}]}, "metadata": {"labels": {"a": "b"}}}
+    ]
+
+
+def test_name_conflict_is_reported_as_such() -> None:
+    from onnxops.reconcile.errors import NameConflict, describe_error
+
+    reason, msg = describe_error(NameConflict("Service", "default", "s"))
+    assert reason == "NameConflict" and "Service default/s" in msg
+
+
+async def test_observe_ignores_labelled_objects_we_do_not_own() -> None:
+    from onnxops.controller.serving import observe
+
+    ours, theirs = svc("uid-1"), svc(None)
+    theirs["metadata"]["name"] = "user"
+
+    class ListClient:
+        async def list(
+            self, api: str, kind: str, ns: str, label_selector: Any = None
+        ) -> list[dict[str, Any]]:
+            return [ours, theirs] if kind == "Service" else []
+
+    got = await observe(ListClient(), "default", "o", False, "uid-1")  # type: ignore[arg-type]
+    assert got == [ours]

@@ -112,7 +112,7 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
         scrape_state=ctx.stats.get(state_key),
     )
     ctx.stats[state_key] = live.scrape_state
-    observed = await observe(c, ns, name, bool(spec.get("autoscaling")))
+    observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))
     dp = apply_decision(
         isvc, mvs, observed, decision, settings=ctx.settings, now=now, retrain_children=children
     )

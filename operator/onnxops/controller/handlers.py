@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from onnxops.builders import labels
+from onnxops.kube import events
 from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile.analysis import load_provider
 from onnxops.reconcile.errors import describe_error, error_status
@@ -86,8 +87,11 @@ async def report_error(ctx: Context, kind: str, ns: str, name: str, exc: BaseExc
         reason, message = describe_error(exc)
         old = obj.get("status") or {}
         patch = status_patch(old, error_status(kind, obj, reason, message))
-        if patch:
+        if patch:  # a new or changed error: the condition, and one Warning event
             await ctx.client.patch_status(API, kind, ns, name, patch)
+            await events.post(
+                ctx.client, {"apiVersion": API, "kind": kind, **obj}, [("Warning", reason, message)]
+            )
     except asyncio.CancelledError:
         raise
     except Exception as e:  # reporting must never take the loop down

@@ -13,6 +13,7 @@ from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile.analysis import AnalysisResult, assess
 from onnxops.reconcile.drift_hook import DriftPlan
+from onnxops.reconcile.errors import owned_by
 from onnxops.reconcile.rollout import parse_duration
 
 from .context import API, ISVC, MV, TJ, Context
@@ -23,13 +24,17 @@ CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", 
 ROUTE_API = "gateway.networking.k8s.io/v1"
 
 
-async def observe(client: KubeClient, ns: str, name: str, autoscaling: bool) -> list[dict[str, Any]]:
+async def observe(
+    client: KubeClient, ns: str, name: str, autoscaling: bool, owner_uid: str | None
+) -> list[dict[str, Any]]:
+    """Our children: labelled with the InferenceService's name AND owned by its uid (an object that merely
+    carries the label — a user's, or a deleted namesake's — is never patched or deleted)."""
     sel = {labels.INFERENCE_SERVICE: name}
     out: list[dict[str, Any]] = []
     for api, kind in CHILD_KINDS:
         if kind == "HorizontalPodAutoscaler" and not autoscaling:
             continue
-        out += await client.list(api, kind, ns, label_selector=sel)
+        out += [o for o in await client.list(api, kind, ns, label_selector=sel) if owned_by(o, owner_uid)]
     return out
 
 
@@ -114,7 +119,7 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     isvc.setdefault("kind", ISVC)
     model = isvc["spec"]["model"]
     mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
-    observed = await observe(c, ns, name, bool(isvc["spec"].get("autoscaling")))
+    observed = await observe(c, ns, name, bool(isvc["spec"].get("autoscaling")), isvc["metadata"].get("uid"))
     now = datetime.now(UTC)
     plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now)
     if plan.wants_analysis:

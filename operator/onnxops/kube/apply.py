@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from onnxops.reconcile.errors import NameConflict, owner_uids
+
 from .client import ApiError, KubeClient
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,11 @@ async def ensure(
     *,
     mutable: Sequence[Sequence[str]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Create ``desired`` or bring the existing object to it: ("created"|"patched"|"unchanged", object)."""
+    """Create ``desired`` or bring the existing object to it: ("created"|"patched"|"unchanged", object).
+
+    An existing object is patched only when it carries an ownerReference to one of ``desired``'s owners;
+    otherwise (a user's object with our name) it is left untouched and :class:`NameConflict` is raised.
+    """
     md = desired["metadata"]
     api, kind, ns, name = desired["apiVersion"], desired["kind"], md.get("namespace"), md["name"]
     if observed is None:
@@ -86,6 +92,9 @@ async def ensure(
         observed = await client.get(api, kind, ns, name)
         if observed is None:  # deleted in between: a 409 makes the caller retry soon and create it
             raise ApiError(409, "Conflict", f"{kind} {ns}/{name} existed at create and is gone now")
+    owners = owner_uids(desired)
+    if owners and not owners & owner_uids(observed):
+        raise NameConflict(kind, ns, name)
     patch = desired_patch(observed, desired, mutable)
     if patch is None:
         return "unchanged", observed
