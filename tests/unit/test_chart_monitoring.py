@@ -366,8 +366,8 @@ def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def test_scrape_selectors_match_serving_objects_once() -> None:
-    builders = pytest.importorskip("onnxops.builders.service")
     from onnxops.builders import labels
+    from onnxops.builders import service as builders
 
     isvc = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService",
             "metadata": {"name": "iris", "namespace": "ml", "uid": "u1"}, "spec": {"model": "iris"}}
