@@ -89,7 +89,11 @@ class Exporter:
             [sys.executable, str(script), str(port), str(self.ctl), str(seed), ",".join(map(str, EDGES))],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        wait(lambda: (self.ctl / "ready").exists() or self._dead(), 20, "the exporter")
+        try:
+            wait(lambda: (self.ctl / "ready").exists() or self._dead(), 20, "the exporter")
+        except BaseException:
+            self.stop()
+            raise
 
     def _dead(self) -> bool:
         if self.proc.poll() is not None:

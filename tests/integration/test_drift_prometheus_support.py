@@ -65,7 +65,12 @@ class Prometheus:
              "--log.level=warn"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
-        wait(lambda: self.proc.poll() is None and get(self.url + "/-/ready") is not None, 30, "prometheus")
+        try:
+            wait(lambda: self.proc.poll() is None and get(self.url + "/-/ready") is not None, 30,
+                 "prometheus")
+        except BaseException:
+            self.stop()
+            raise
 
     def query(self, q: str) -> list[dict]:
         body = json.loads(get(self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": q})))

@@ -91,6 +91,13 @@ class Proc:
         )
         self.lines: list[dict] = []
         self.port = 0
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_listening(self) -> None:
         deadline = time.monotonic() + 30
         assert self.p.stderr is not None
         while time.monotonic() < deadline:
