@@ -222,3 +222,101 @@ async def test_observe_ignores_labelled_objects_we_do_not_own() -> None:
 
     got = await observe(ListClient(), "default", "o", False, "uid-1")  # type: ignore[arg-type]
     assert got == [ours]
+
+
+# ---- C3: a recreated TrainingJob never reads the old run's Job or pods ----------------------------------
+def _tj(uid: str = "uid-new") -> dict[str, Any]:
+    from _operator_fixtures import tj
+
+    return tj(uid=uid)
+
+
+def _finished_job(owner_uid: str) -> dict[str, Any]:
+    from onnxops.builders import job as job_builder
+    from onnxops.settings import Settings
+
+    job = job_builder.training_job(_tj(owner_uid), Settings.from_env())
+    job["metadata"]["uid"] = "job-" + owner_uid
+    job["status"] = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    return job
+
+
+class _TrainingClient:
+    def __init__(self, tj: dict[str, Any], job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        self.tj, self.job, self.pods = tj, job, pods
+        self.created: list[dict[str, Any]] = []
+        self.status_patches: list[dict[str, Any]] = []
+        self.selectors: list[Any] = []
+
+    async def get(self, api: str, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        return {"TrainingJob": self.tj, "Job": self.job}.get(kind)
+
+    async def list(self, api: str, kind: str, ns: str, label_selector: Any = None) -> list[dict[str, Any]]:
+        if kind != "Pod":
+            return []
+        self.selectors.append(label_selector)
+        want = label_selector or {}
+        return [p for p in self.pods if all(p["metadata"]["labels"].get(k) == v for k, v in want.items())]
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body)
+        return body
+
+    async def patch_status(self, api: str, kind: str, ns: str, name: str, st: dict[str, Any]) -> Any:
+        self.status_patches.append(st)
+        return {}
+
+
+def _pod(job: dict[str, Any]) -> dict[str, Any]:
+    result = {
+        "ok": True,
+        "artifact": {"uri": "file:///m.onnx", "sha256": "c" * 64},
+        "metrics": {"accuracy": 0.9},
+    }
+    import json
+
+    return {
+        "metadata": {
+            "name": "p",
+            "labels": dict(job["spec"]["template"]["metadata"]["labels"]),
+            "ownerReferences": [{"uid": job["metadata"]["uid"], "controller": True}],
+        },
+        "status": {
+            "containerStatuses": [
+                {"name": "trainer", "state": {"terminated": {"exitCode": 0, "message": json.dumps(result)}}}
+            ]
+        },
+    }
+
+
+async def test_recreated_training_job_ignores_the_old_runs_job() -> None:
+    from onnxops.controller.context import Context
+    from onnxops.controller.training import reconcile_training_job
+    from onnxops.settings import Settings
+
+    old_job = _finished_job("uid-old")
+    client = _TrainingClient(_tj("uid-new"), old_job, [_pod(old_job)])
+    ctx = Context(client, Settings.from_env())  # type: ignore[arg-type]
+    requeue = await reconcile_training_job(ctx, "ml", "iris")
+    assert requeue is not None and requeue > 0  # waits for garbage collection
+    assert not [
+        b for b in client.created if b["kind"] == "ModelVersion"
+    ]  # the old artifact is not registered
+    st = client.status_patches[-1]
+    ready = _cond(st, "Ready") or {}
+    assert ready["status"] == "False" and ready["reason"] == "WaitingForOldJob"
+    assert "uid-old" in ready["message"]
+
+
+async def test_training_pods_are_selected_by_run_uid() -> None:
+    from onnxops.controller.context import Context
+    from onnxops.controller.training import reconcile_training_job
+    from onnxops.settings import Settings
+
+    job = _finished_job("uid-new")
+    assert job["spec"]["template"]["metadata"]["labels"]["onnxops.dev/training-job-uid"] == "uid-new"
+    client = _TrainingClient(_tj("uid-new"), job, [_pod(job)])
+    ctx = Context(client, Settings.from_env())  # type: ignore[arg-type]
+    await reconcile_training_job(ctx, "ml", "iris")
+    assert {"onnxops.dev/training-job-uid": "uid-new"} in client.selectors
+    assert [b for b in client.created if b["kind"] == "ModelVersion"]  # our own run registers

@@ -72,7 +72,7 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     res = resources(template.get("resources"))
     if res:
         container["resources"] = res
-    lbl = labels.training(name, model)
+    lbl = labels.training(name, model, md.get("uid"))
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": pod_security_context(),

@@ -23,8 +23,20 @@ def base(component: str) -> dict[str, str]:
     return {MANAGED_BY: MANAGED_BY_VALUE, APP_NAME: "onnxops", COMPONENT: component}
 
 
-def training(tj_name: str, model: str) -> dict[str, str]:
-    return {**base("training"), TRAINING_JOB: tj_name, MODEL: model}
+def training(tj_name: str, model: str, tj_uid: str | None = None) -> dict[str, str]:
+    """Training Job and pod labels; ``tj_uid`` tells this run's pods from a deleted namesake's."""
+    out = {**base("training"), TRAINING_JOB: tj_name, MODEL: model}
+    if tj_uid:
+        out[TRAINING_JOB_UID] = tj_uid
+    return out
+
+
+def controller_uid(obj: dict[str, Any] | None) -> str | None:
+    """The uid of ``obj``'s controller ownerReference, if any."""
+    for r in ((obj or {}).get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(r, dict) and r.get("controller"):
+            return str(r.get("uid")) if r.get("uid") else None
+    return None
 
 
 def verification(mv_name: str, model: str) -> dict[str, str]:

@@ -51,6 +51,25 @@ async def register_model_version(client: KubeClient, body: dict[str, Any]) -> st
     raise RuntimeError(f"could not register a version of {model} after {MAX_REGISTER_TRIES} tries")
 
 
+FOREIGN_JOB_RECHECK = 10.0
+
+
+async def training_pods(client: KubeClient, tj: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
+    """This run's pods: by the training-job-uid label; a Job created before that label existed (its pod
+    template lacks it) falls back to the name label, keeping only pods controlled by that Job."""
+    md = tj["metadata"]
+    tpl_labels = ((job.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+    if labels.TRAINING_JOB_UID in tpl_labels:
+        return await client.list(
+            "v1", "Pod", md.get("namespace", "default"), label_selector={labels.TRAINING_JOB_UID: md["uid"]}
+        )
+    pods = await client.list(
+        "v1", "Pod", md.get("namespace", "default"), label_selector={labels.TRAINING_JOB: md["name"]}
+    )
+    job_uid = (job.get("metadata") or {}).get("uid")
+    return [p for p in pods if job_uid is None or labels.controller_uid(p) == job_uid]
+
+
 async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | None:
     c = ctx.client
     tj = await c.get(API, TJ, ns, name)
@@ -61,10 +80,16 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     st = tj.get("status") or {}
     terminal = st.get("phase") == "Failed" or (st.get("phase") == "Succeeded" and st.get("modelVersion"))
     job = None if terminal else await c.get("batch/v1", "Job", ns, names.training_job(name))
-    finished = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
-    pods = (await c.list("v1", "Pod", ns, label_selector={labels.TRAINING_JOB: name})) if finished else []
-    registered = st.get("modelVersion")
     now = _now()
+    if job is not None and tjr.foreign_job(tj, job):  # never read a namesake's run, never touch its Job
+        fplan = tjr.foreign_job_plan(tj, job, now)
+        if fplan.status_patch:
+            await c.patch_status(API, TJ, ns, name, fplan.status_patch)
+        await events.post(c, tj, fplan.events)
+        return FOREIGN_JOB_RECHECK
+    finished = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
+    pods = await training_pods(c, tj, job) if finished and job is not None else []
+    registered = st.get("modelVersion")
     plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
     if plan.job is not None:
         await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)

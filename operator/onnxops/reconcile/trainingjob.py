@@ -84,6 +84,41 @@ def model_version_body(tj: dict[str, Any], result: dict[str, Any], settings: Set
     }
 
 
+FOREIGN_JOB = "WaitingForOldJob"
+
+
+def foreign_job(tj: dict[str, Any], job: dict[str, Any] | None) -> bool:
+    """True when the Job named like ours is not controlled by this TrainingJob (e.g. a deleted and
+    recreated namesake's run that garbage collection has not removed yet, or a user's Job)."""
+    return job is not None and labels.controller_uid(job) != tj["metadata"].get("uid")
+
+
+def foreign_job_plan(tj: dict[str, Any], job: dict[str, Any], now: datetime) -> TrainingPlan:
+    """Leave the foreign Job alone (its pods and artifact are not this run's); wait for it to go."""
+    old = dict(tj.get("status") or {})
+    gen = int(tj["metadata"].get("generation") or 1)
+    jmd = job.get("metadata") or {}
+    message = short(
+        f"Job {jmd.get('namespace', '')}/{jmd.get('name', '')} belongs to another owner "
+        f"(controller uid {labels.controller_uid(job) or 'none'}); waiting for it to be deleted"
+    )
+    new: dict[str, Any] = {
+        "phase": "Pending",
+        "message": message,
+        "conditions": cond.summarize(
+            old.get("conditions"),
+            ready=False,
+            reason=FOREIGN_JOB,
+            message=message,
+            reconciling=True,
+            generation=gen,
+            now=now,
+        ),
+    }
+    events = [] if old.get("message") == message else [("Warning", FOREIGN_JOB, message)]
+    return TrainingPlan(new, status_patch(old, new), None, None, events)
+
+
 def reconcile(
     tj: dict[str, Any],
     job: dict[str, Any] | None,
