@@ -99,14 +99,14 @@ async def test_env_volumes_and_arg_expansion(rt: LocalRuntime) -> None:
     body = pod("env", code)
     c = body["spec"]["containers"][0]
     c["args"] = ["$(MODE)", "/data/out.txt", "$$(MODE)"]
-    c["terminationMessagePath"] = "/tmp/result"
+    c["terminationMessagePath"] = "/run/onnxops/result"
     c["env"] = [
         {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
         {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
         {"name": "DATA", "value": "/data"},
         {"name": "LABEL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
         {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "TERM_LOG", "value": "/tmp/result"},
+        {"name": "TERM_LOG", "value": "/run/onnxops/result"},
         {"name": "CFG", "value": "/etc/cfg/mode"},
         {"name": "SECRET_FILE", "value": "$(SECRET_DIR)/token"},
     ]
@@ -239,13 +239,13 @@ async def test_init_container_runs_first_and_shares_an_empty_dir(rt: LocalRuntim
     code = "import os; open(os.environ['OUT'], 'w').write(open(os.environ['SEED']).read() + ' main')"
     body = pod("init", code)
     main = body["spec"]["containers"][0]
-    main["env"] = [{"name": "SEED", "value": "/work/seed"}, {"name": "OUT", "value": "/dev/termination-log"}]
-    main["volumeMounts"] = [{"name": "work", "mountPath": "/work"}]
+    main["env"] = [{"name": "SEED", "value": "/data/seed"}, {"name": "OUT", "value": "/dev/termination-log"}]
+    main["volumeMounts"] = [{"name": "work", "mountPath": "/data"}]
     body["spec"]["volumes"] = [{"name": "work", "emptyDir": {}}]
     seed = "import sys; open(sys.argv[1], 'w').write('init')"
     body["spec"]["initContainers"] = [{"name": "seed", "image": IMAGE, "command": ["python", "-c", seed],
-                                       "args": ["/work/seed"],
-                                       "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+                                       "args": ["/data/seed"],
+                                       "volumeMounts": [{"name": "work", "mountPath": "/data"}]}]
     await rt.client.create(PODS, "default", body)
     p = await wait_for(lambda: phase(rt.client, "init", "Succeeded"), what="succeeded")  # type: ignore[arg-type]
     assert p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "init main"

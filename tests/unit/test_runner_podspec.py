@@ -58,27 +58,27 @@ def test_var_expansion_like_the_kubelet() -> None:
 def test_paths_map_to_the_state_dir_and_values_are_rewritten() -> None:
     pod = make_pod(volumeMounts=[
         {"name": "models", "mountPath": "/var/lib/onnxops/pvc/onnxops-artifacts"},
-        {"name": "scratch", "mountPath": "/tmp/work/"}])
+        {"name": "scratch", "mountPath": "/data/work/"}])
     m = path_map(pod, pod["spec"]["containers"][0], STATE)
     assert m["/var/lib/onnxops/pvc/onnxops-artifacts"] == "/state/pvc/onnxops-artifacts"
     assert m["/var/lib/onnxops/pvc"] == "/state/pvc"  # the claim's parent stands for the PVC root
-    assert m["/tmp/work"] == "/state/pods/ns_p_01234567/volumes/scratch"
+    assert m["/data/work"] == "/state/pods/ns_p_01234567/volumes/scratch"
     assert m["/dev/termination-log"] == "/state/pods/ns_p_01234567/termination/main"
-    assert rewrite("/tmp/work/a/b", m) == "/state/pods/ns_p_01234567/volumes/scratch/a/b"
-    assert rewrite("/tmp/workers", m) == "/tmp/workers"  # a prefix of a name is not a path prefix
-    assert rewrite("--out=/tmp/work", m) == "--out=/tmp/work"  # only values that START with the path
+    assert rewrite("/data/work/a/b", m) == "/state/pods/ns_p_01234567/volumes/scratch/a/b"
+    assert rewrite("/data/workers", m) == "/data/workers"  # a prefix of a name is not a path prefix
+    assert rewrite("--out=/data/work", m) == "--out=/data/work"  # only values that START with the path
     assert rewrite("/var/lib/onnxops/pvc/onnxops-artifacts/m/1", m) == "/state/pvc/onnxops-artifacts/m/1"
 
 
 def test_plan_environment_and_argv() -> None:
     pod = make_pod(
         command=["python", "-m", "onnxops.trainer"], args=["--out", "$(OUT)/x", "--name=$(POD)"],
-        env=[{"name": "OUT", "value": "/tmp/work"},
+        env=[{"name": "OUT", "value": "/data/work"},
              {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
              {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
              {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
              {"name": "ONNXOPS_TERMINATION_LOG", "value": "/dev/termination-log"}],
-        volumeMounts=[{"name": "scratch", "mountPath": "/tmp/work"}])
+        volumeMounts=[{"name": "scratch", "mountPath": "/data/work"}])
     p = plan(pod)
     scratch = "/state/pods/ns_p_01234567/volumes/scratch"
     assert p.argv == ["/venv/bin/python", "-m", "onnxops.trainer", "--out", f"{scratch}/x", "--name=p"]
