@@ -11,7 +11,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from email.message import Message
+from http.client import HTTPMessage
 from typing import IO
 
 from .errors import NotFound, StorageError
@@ -36,7 +36,7 @@ class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
         self.allow_http = allow_http
 
     def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: Message, newurl: str) -> urllib.request.Request | None:
+                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
         if not redirect_allowed(req.full_url, newurl, self.allow_http):
             old = urllib.parse.urlsplit(req.full_url).scheme
             new = urllib.parse.urlsplit(newurl).scheme or "?"
