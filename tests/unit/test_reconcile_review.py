@@ -320,3 +320,31 @@ async def test_training_pods_are_selected_by_run_uid() -> None:
     await reconcile_training_job(ctx, "ml", "iris")
     assert {"onnxops.dev/training-job-uid": "uid-new"} in client.selectors
     assert [b for b in client.created if b["kind"] == "ModelVersion"]  # our own run registers
+
+
+# ---- S4: no API token in pods that do not call the API --------------------------------------------------
+def test_pods_do_not_mount_a_service_account_token_by_default() -> None:
+    from _operator_fixtures import isvc, mv
+
+    from onnxops.builders import deployment
+    from onnxops.builders import job as job_builder
+    from onnxops.settings import Settings
+
+    s = Settings.from_env()
+    train = job_builder.training_job(_tj(), s)["spec"]["template"]["spec"]
+    verify = job_builder.verification_job(mv(1), s)["spec"]["template"]["spec"]
+    assert train["automountServiceAccountToken"] is False
+    assert verify["automountServiceAccountToken"] is False
+    serving = deployment.deployment(isvc(), mv(1), 2, s)["spec"]["template"]["spec"]
+    assert serving["automountServiceAccountToken"] is False
+
+
+def test_a_user_service_account_keeps_its_token_default() -> None:
+    from onnxops.builders import job as job_builder
+    from onnxops.settings import Settings
+
+    tj = _tj()
+    tj["spec"]["template"] = {"serviceAccountName": "reader"}
+    pod = job_builder.training_job(tj, Settings.from_env())["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "reader"
+    assert "automountServiceAccountToken" not in pod

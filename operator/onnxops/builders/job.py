@@ -173,6 +173,7 @@ def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "metadata": {"labels": dict(lbl)},
                 "spec": {
                     "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,  # the verifier never calls the API
                     "securityContext": pod_security_context(),
                     "containers": [container],
                     "volumes": volumes,

@@ -95,7 +95,9 @@ def user_env(template: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def apply_overrides(pod_spec: dict[str, Any], template: dict[str, Any] | None) -> None:
-    """nodeSelector, tolerations, serviceAccountName from the user's pod overrides."""
+    """nodeSelector, tolerations, serviceAccountName from the user's pod overrides.
+
+    Our pods never call the API: without a user-chosen service account no token is mounted."""
     t = template or {}
     if t.get("nodeSelector"):
         pod_spec["nodeSelector"] = dict(t["nodeSelector"])
@@ -103,6 +105,9 @@ def apply_overrides(pod_spec: dict[str, Any], template: dict[str, Any] | None) -
         pod_spec["tolerations"] = [dict(x) for x in t["tolerations"]]
     if t.get("serviceAccountName"):
         pod_spec["serviceAccountName"] = t["serviceAccountName"]
+        pod_spec.pop("automountServiceAccountToken", None)
+    else:
+        pod_spec["automountServiceAccountToken"] = False
 
 
 def resources(*sources: dict[str, Any] | None) -> dict[str, Any]:
