@@ -348,3 +348,49 @@ def test_a_user_service_account_keeps_its_token_default() -> None:
     pod = job_builder.training_job(tj, Settings.from_env())["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "reader"
     assert "automountServiceAccountToken" not in pod
+
+
+# ---- C5: observedGeneration stays at the generation the running Job was created for ---------------------
+def _running_job(tj: dict[str, Any]) -> dict[str, Any]:
+    from onnxops.builders import job as job_builder
+    from onnxops.settings import Settings
+
+    job = job_builder.training_job(tj, Settings.from_env())
+    job["status"] = {"active": 1, "startTime": "2026-01-01T00:00:00Z"}
+    return job
+
+
+def test_spec_edit_after_the_job_started_is_not_claimed_as_reconciled() -> None:
+    from datetime import UTC, datetime
+
+    from _operator_fixtures import tj
+
+    from onnxops.reconcile import trainingjob as tjr
+    from onnxops.settings import Settings
+
+    job = _running_job(tj(gen=1))
+    assert job["metadata"]["annotations"]["onnxops.dev/generation"] == "1"
+    edited = tj(gen=2, estimator={"className": "LogisticRegression", "params": {"max_iter": 999}})
+    plan = tjr.reconcile(
+        edited, job, [], registered=None, settings=Settings.from_env(), now=datetime.now(UTC)
+    )
+    assert plan.status["observedGeneration"] == 1
+    assert "create a new TrainingJob" in plan.status["message"]
+    assert all(c.get("observedGeneration") == 1 for c in plan.status["conditions"])
+
+
+def test_mutable_spec_edit_is_reconciled() -> None:
+    from datetime import UTC, datetime
+
+    from _operator_fixtures import tj
+
+    from onnxops.reconcile import trainingjob as tjr
+    from onnxops.settings import Settings
+
+    job = _running_job(tj(gen=1))
+    edited = tj(gen=2, activeDeadlineSeconds=600)  # a mutable Job field: applied by ensure()
+    plan = tjr.reconcile(
+        edited, job, [], registered=None, settings=Settings.from_env(), now=datetime.now(UTC)
+    )
+    assert plan.status["observedGeneration"] == 2
+    assert "create a new TrainingJob" not in plan.status["message"]

@@ -96,12 +96,32 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "name": names.training_job(name),
             "namespace": md.get("namespace", "default"),
             "labels": lbl,
+            "annotations": {labels.GENERATION: str(int(md.get("generation") or 1))},
             "ownerReferences": [labels.owner_reference(tj)],
         },
         "spec": job_spec,
     }
 
 
+def training_template_key(job: dict[str, Any] | None) -> dict[str, Any]:
+    """A training Job's pod template with the Job-control fields (suspend, deadlines: applied to the Job
+    itself, see JOB_MUTABLE) removed from the trainer's ``--spec-json``: two templates with equal keys
+    train the same thing."""
+    tpl: dict[str, Any] = json.loads(json.dumps(((job or {}).get("spec") or {}).get("template") or {}))
+    for c in (tpl.get("spec") or {}).get("containers") or []:
+        args = c.get("args") or []
+        if "--spec-json" in args and args.index("--spec-json") + 1 < len(args):
+            i = args.index("--spec-json") + 1
+            try:
+                spec = json.loads(args[i])
+            except ValueError:
+                continue
+            if isinstance(spec, dict):
+                args[i] = {k: v for k, v in spec.items() if k not in JOB_CONTROL_FIELDS}
+    return tpl
+
+
+JOB_CONTROL_FIELDS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit")
 # Fields of a Job the operator may change after creation (the pod template is immutable).
 JOB_MUTABLE = (("spec", "suspend"), ("spec", "activeDeadlineSeconds"), ("spec", "ttlSecondsAfterFinished"))
 

@@ -17,6 +17,7 @@ INFERENCE_SERVICE = f"{GROUP}/inference-service"
 VERSION = f"{GROUP}/version"
 ROLE = f"{GROUP}/role"  # verification Jobs
 FINALIZER = f"{GROUP}/finalizer"
+GENERATION = f"{GROUP}/generation"  # annotation: the parent's generation a training Job was created for
 
 
 def base(component: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels
+from onnxops.kube.apply import contains
 from onnxops.settings import Settings
 
 from .status import primary_metric, status_patch
@@ -85,6 +86,29 @@ def model_version_body(tj: dict[str, Any], result: dict[str, Any], settings: Set
 
 
 FOREIGN_JOB = "WaitingForOldJob"
+NOT_APPLIED = "spec changes after the training started are not applied; create a new TrainingJob"
+
+
+def applied_generation(
+    job: dict[str, Any] | None, desired: dict[str, Any], gen: int, old: dict[str, Any]
+) -> int:
+    """The generation the running (or finished) training reflects.
+
+    A Job's pod template is immutable: a spec edit after the Job was created is applied only when the Job
+    still matches what the current spec builds (the edit touched mutable fields only, e.g. suspend);
+    otherwise the generation the Job was created for (its annotation) stays observed."""
+    if job is None:
+        return gen
+    have, want = job.get("spec") or {}, desired.get("spec") or {}
+    if contains(job_builder.training_template_key(job), job_builder.training_template_key(desired)) and (
+        contains(have.get("backoffLimit"), want.get("backoffLimit"))
+    ):
+        return gen
+    ann = ((job.get("metadata") or {}).get("annotations") or {}).get(labels.GENERATION)
+    try:
+        return min(gen, int(str(ann)))
+    except ValueError:
+        return min(gen, int(old.get("observedGeneration") or 1))
 
 
 def foreign_job(tj: dict[str, Any], job: dict[str, Any] | None) -> bool:
@@ -134,10 +158,14 @@ def reconcile(
     gen = int(md.get("generation") or 1)
     desired = job_builder.training_job(tj, settings)
     jst = (job or {}).get("status") or {}
-    new: dict[str, Any] = {"observedGeneration": gen, "jobName": desired["metadata"]["name"]}
     events: list[tuple[str, str, str]] = []
     register = None
     terminal = old.get("phase") in TERMINAL and (old.get("phase") == "Failed" or old.get("modelVersion"))
+    if terminal or (job is None and old.get("phase") == "Succeeded" and old.get("artifact")):
+        observed_gen = min(gen, int(old.get("observedGeneration") or gen))  # over: later edits do nothing
+    else:
+        observed_gen = applied_generation(job, desired, gen, old)
+    new: dict[str, Any] = {"observedGeneration": observed_gen, "jobName": desired["metadata"]["name"]}
     if terminal:
         phase = old["phase"]
         reason = Reason.SUCCEEDED if phase == "Succeeded" else _reason_from(old)
@@ -222,6 +250,8 @@ def reconcile(
             phase, reason, message = "Pending", Reason.PENDING, "waiting for the training pod"
         if phase != old.get("phase"):
             events.append(("Normal" if phase != "Failed" else "Warning", f"Training{phase}", message))
+    if observed_gen < gen and NOT_APPLIED not in message:
+        message = f"{message}; {NOT_APPLIED}" if message else NOT_APPLIED
     new["phase"] = phase
     new["message"] = message
     done = phase == "Succeeded" and bool(new.get("modelVersion") or old.get("modelVersion"))
@@ -232,12 +262,18 @@ def reconcile(
         message=message,
         reconciling=phase in ("Pending", "Running") or (phase == "Succeeded" and not done),
         stalled=phase == "Failed",
-        generation=gen,
+        generation=observed_gen,
         now=now,
     )
     if phase in TERMINAL:
         new["conditions"] = cond.set_condition(
-            new["conditions"], cond.SUCCEEDED, phase == "Succeeded", reason, message, generation=gen, now=now
+            new["conditions"],
+            cond.SUCCEEDED,
+            phase == "Succeeded",
+            reason,
+            message,
+            generation=observed_gen,
+            now=now,
         )
     return TrainingPlan(new, status_patch(old, new), job_out, register, events)
 
