@@ -394,3 +394,15 @@ def test_mutable_spec_edit_is_reconciled() -> None:
     )
     assert plan.status["observedGeneration"] == 2
     assert "create a new TrainingJob" not in plan.status["message"]
+
+
+# ---- HTTPRoute weights: optimistic concurrency ---------------------------------------------------------
+def test_route_patch_carries_the_observed_resource_version() -> None:
+    from onnxops.builders import httproute
+
+    route = {
+        "metadata": {"name": "r", "resourceVersion": "42"},
+        "spec": {"rules": [{"backendRefs": [{"name": "iris", "port": 80}]}]},
+    }
+    patch = httproute.route_patch(route, "iris", {1: 100})
+    assert patch is not None and patch["metadata"] == {"resourceVersion": "42"}

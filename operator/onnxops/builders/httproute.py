@@ -38,8 +38,16 @@ def weighted_rules(route: dict[str, Any], isvc: str, weights: dict[int, int], po
 
 
 def route_patch(route: dict[str, Any], isvc: str, weights: dict[int, int]) -> dict[str, Any] | None:
-    """A merge patch for the route, or None when its weights are already right (no write)."""
+    """A merge patch for the route, or None when its weights are already right (no write).
+
+    ``spec.rules`` is replaced whole, so the patch carries the observed ``metadata.resourceVersion`` as a
+    precondition: a concurrent edit of the route makes it fail with 409 (retried on a fresh read) instead of
+    being overwritten."""
     rules = weighted_rules(route, isvc, weights)
     if rules == ((route.get("spec") or {}).get("rules") or []):
         return None
-    return {"spec": {"rules": rules}}
+    patch: dict[str, Any] = {"spec": {"rules": rules}}
+    rv = (route.get("metadata") or {}).get("resourceVersion")
+    if rv:
+        patch["metadata"] = {"resourceVersion": str(rv)}
+    return patch
