@@ -12,7 +12,7 @@ under `<state>/logs/` and served by `kubectl logs`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import shutil
 import sys
 import tempfile
@@ -36,6 +36,9 @@ from onnxops.local.runner.proxy import ServiceProxy
 
 T = TypeVar("T")
 
+
+log = logging.getLogger("onnxops.local")
+STOP_TIMEOUT_S = 20.0
 
 def project_crds_dir() -> Path | None:
     """`crds/` of the source checkout this package runs from (absent in an installed wheel)."""
@@ -132,9 +135,10 @@ class LocalRuntime:
             await self.runner.close()
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:  # bounded: a controller stuck in a call must not hang the shutdown
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            for t in stuck:
+                log.warning("local runtime: %s did not stop within %.0fs", t.get_name(), STOP_TIMEOUT_S)
         if self.runner is not None:
             await self.runner.close(grace=0)  # anything started while shutting down
         if self.client is not None:

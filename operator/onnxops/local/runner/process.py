@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from pathlib import Path
 
 from onnxops.local.runner.podspec import ProcessPlan
+
+log = logging.getLogger("onnxops.local.runner")
+REAP_TIMEOUT_S = 10.0
 
 
 def prepare_fs(plan: ProcessPlan) -> None:
@@ -46,10 +50,20 @@ async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> int:
             await asyncio.wait_for(proc.wait(), timeout=max(0.0, grace))
         except TimeoutError:
             signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await reap(proc)
     signal_group(proc.pid, signal.SIGKILL)  # leftovers of the group
-    assert proc.returncode is not None
-    return proc.returncode
+    return proc.returncode if proc.returncode is not None else -signal.SIGKILL
+
+
+async def reap(proc: asyncio.subprocess.Process, timeout: float = REAP_TIMEOUT_S) -> None:
+    """Wait for a SIGKILLed process, bounded: if the event loop's child watcher never reports the exit
+    (seen on a loaded machine), reap it directly so shutdown cannot hang."""
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(proc.pid, os.WNOHANG)
+        log.warning("process %s: exit not reported %.0fs after SIGKILL", proc.pid, timeout)
 
 
 def read_head(path: str, limit: int) -> bytes:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from onnxops.local.runner.pods import PodRunner
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 15.0  # how long a cancelled pod worker may take to wind down
 Obj = dict[str, Any]
 
 
@@ -81,7 +82,7 @@ class PodWorker:
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
+                await asyncio.wait_for(self.task, STOP_TIMEOUT_S)  # bounded: shutdown never hangs
         self.finished = True
 
     @property
