@@ -406,3 +406,42 @@ def test_route_patch_carries_the_observed_resource_version() -> None:
     }
     patch = httproute.route_patch(route, "iris", {1: 100})
     assert patch is not None and patch["metadata"] == {"resourceVersion": "42"}
+
+
+# ---- F1: in-memory caches are bounded and dropped with their object -------------------------------------
+def test_lru_is_bounded_and_keeps_the_recently_used() -> None:
+    from onnxops.controller.context import Lru
+
+    c = Lru(3)
+    for i in range(3):
+        c.put(i, str(i))
+    assert c.get(0) == "0"  # 0 is now the most recently used
+    c.put(3, "3")
+    assert len(c) == 3 and 1 not in c and 0 in c and c.get(3) == "3"
+    with pytest.raises(ValueError, match="maxsize"):
+        Lru(0)
+
+
+def test_profile_cache_and_scrape_states_are_bounded() -> None:
+    from onnxops.controller import drift
+    from onnxops.controller.context import CACHE_SIZE, Context
+    from onnxops.settings import Settings
+
+    assert drift._PROFILES.maxsize == drift.PROFILE_CACHE_SIZE == 256
+    ctx = Context(None, Settings.from_env())  # type: ignore[arg-type]
+    for i in range(CACHE_SIZE + 50):
+        ctx.scrape_states.put(("ns", f"isvc-{i}"), {"n": i})
+    assert len(ctx.scrape_states) == CACHE_SIZE
+
+
+def test_forget_drops_the_objects_scrape_state() -> None:
+    from onnxops.controller.context import ISVC, Context
+    from onnxops.settings import Settings
+
+    ctx = Context(None, Settings.from_env())  # type: ignore[arg-type]
+    ctx.scrape_states.put(("ns", "a"), {"x": 1})
+    ctx.scrape_states.put(("ns", "b"), {"x": 2})
+    ctx.waker((ISVC, "ns", "a"))
+    ctx.forget((ISVC, "ns", "a"))
+    assert ("ns", "a") not in ctx.scrape_states and ("ns", "b") in ctx.scrape_states
+    assert (ISVC, "ns", "a") not in ctx.wakers

@@ -6,6 +6,8 @@ Nothing here is state that must survive a restart: every decision is re-derived 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,38 @@ GROUP, VERSION = "onnxops.dev", "v1alpha1"
 API = f"{GROUP}/{VERSION}"
 TJ, MV, ISVC = "TrainingJob", "ModelVersion", "InferenceService"
 Key = tuple[str, str, str]  # (kind, namespace, name)
+CACHE_SIZE = 256
+
+
+class Lru:
+    """A small least-recently-used map: at most ``maxsize`` entries, the least recently used go first."""
+
+    def __init__(self, maxsize: int = CACHE_SIZE) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
+        self.maxsize = maxsize
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        if key not in self._data:
+            return default
+        self._data.move_to_end(key)
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+
+    def pop(self, key: Hashable, default: Any = None) -> Any:
+        return self._data.pop(key, default)
 
 
 @dataclass
@@ -27,7 +61,8 @@ class Context:
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     model_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)  # counters (tests, benchmarks)
+    scrape_states: Lru = field(default_factory=Lru)  # (namespace, name) -> drift direct-scrape snapshot
     loop: asyncio.AbstractEventLoop | None = None
 
     def waker(self, key: Key) -> asyncio.Event:
@@ -52,5 +87,7 @@ class Context:
         return self.model_locks.setdefault((namespace, model), asyncio.Lock())
 
     def forget(self, key: Key) -> None:
+        """The object's daemon ended: drop everything kept for it."""
         self.wakers.pop(key, None)
         self.locks.pop(key, None)
+        self.scrape_states.pop((key[1], key[2]))

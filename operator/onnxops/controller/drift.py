@@ -19,11 +19,12 @@ from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
 from onnxops.reconcile.status import status_patch
 
-from .context import API, ISVC, MV, Context
+from .context import API, ISVC, MV, Context, Lru
 from .serving import apply_drift_plan, observe, retrain_children
 
 log = logging.getLogger(__name__)
-_PROFILES: dict[tuple[str, str], Any] = {}  # (uri, sha256) -> Profile (immutable content)
+PROFILE_CACHE_SIZE = 256
+_PROFILES = Lru(PROFILE_CACHE_SIZE)  # (uri, sha256) -> Profile (immutable content), bounded
 
 
 def drift_due(isvc: dict[str, Any], now: datetime) -> float | None:
@@ -47,11 +48,11 @@ async def _profile(mv: dict[str, Any] | None) -> Any:
 
         try:
             data = await asyncio.to_thread(read_bytes, prof["uri"], prof["sha256"])
-            _PROFILES[key] = load_profile(data)
+            _PROFILES.put(key, load_profile(data))
         except Exception as e:  # unreadable baseline: that version is inconclusive
             log.warning("cannot read profile %s: %s", prof["uri"], e)
             return None
-    return _PROFILES[key]
+    return _PROFILES.get(key)
 
 
 def _served(status: dict[str, Any]) -> list[tuple[int, str]]:
@@ -99,7 +100,7 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
             for p in pods
             if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
         ]
-    state_key = f"scrape/{ns}/{name}"
+    state_key = (ns, name)
     decision, live = await ev.evaluate(
         model=model,
         served=served,
@@ -109,9 +110,9 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
         now=now,
         prometheus_url=prom,
         targets=targets,
-        scrape_state=ctx.stats.get(state_key),
+        scrape_state=ctx.scrape_states.get(state_key),
     )
-    ctx.stats[state_key] = live.scrape_state
+    ctx.scrape_states.put(state_key, live.scrape_state)
     observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))
     dp = apply_decision(
         isvc, mvs, observed, decision, settings=ctx.settings, now=now, retrain_children=children
