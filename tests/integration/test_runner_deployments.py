@@ -6,12 +6,13 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from _runtime_support import running_runtime, wait_for
 
 from onnxops.local.runner.client import DEPLOYMENTS, ENDPOINTS, PODS, SERVICES, KubeClient
 from onnxops.local.runtime import LocalRuntime
@@ -34,26 +35,10 @@ SERVER = (
 )
 
 
-async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + timeout, None
-    while loop.time() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
 @pytest.fixture
-async def rt(tmp_path: Any) -> AsyncIterator[LocalRuntime]:
-    runtime = LocalRuntime(tmp_path / "state", backoff=(0.2, 1.0))
-    await runtime.start()
-    try:
+async def rt(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
+    async with running_runtime(tmp_path) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
-    assert not any(runtime.pids().values()), "processes left behind"
 
 
 def deployment(name: str, version: str, replicas: int = 2, probe_path: str = "/") -> dict[str, Any]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from _runtime_support import running_runtime, wait_for
 
 from onnxops.local.runner.client import EVENTS, JOBS, PODS, KubeClient
 from onnxops.local.runtime import LocalRuntime
@@ -17,26 +19,10 @@ from onnxops.local.runtime import LocalRuntime
 IMAGE = "ghcr.io/onnxops/onnxops-trainer:0.1.0"  # one of our images: runs in the local Python
 
 
-async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
 @pytest.fixture
-async def rt(tmp_path: Any) -> AsyncIterator[LocalRuntime]:
-    runtime = LocalRuntime(tmp_path / "state", backoff=(0.2, 1.0))
-    await runtime.start()
-    try:
+async def rt(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
+    async with running_runtime(tmp_path) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
-    assert not any(runtime.pids().values()), "processes left behind"
 
 
 def job(name: str, code: str, *, restart: str = "Never", **spec: Any) -> dict[str, Any]:

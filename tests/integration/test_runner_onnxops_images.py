@@ -4,16 +4,16 @@ trainer into the PVC directory, and the serving Deployment it builds becomes Rea
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import yaml
+from _runtime_support import running_runtime, wait_for
 from sklearn.datasets import load_iris
 
 from onnxops.builders.deployment import deployment
@@ -26,26 +26,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.slow
 
 
-async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 60.0, what: str = "condition") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + timeout, None
-    while loop.time() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
 @pytest.fixture
 async def rt(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
-    runtime = LocalRuntime(tmp_path / "state", backoff=(0.2, 1.0))
-    await runtime.start()
-    try:
+    async with running_runtime(tmp_path) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
-    assert not any(runtime.pids().values())
 
 
 async def test_trainer_job_then_serving_deployment(rt: LocalRuntime) -> None:
@@ -62,7 +46,7 @@ async def test_trainer_job_then_serving_deployment(rt: LocalRuntime) -> None:
         c = {x["type"]: x["status"] for x in (j or {}).get("status", {}).get("conditions") or []}
         return j if "True" in (c.get("Complete"), c.get("Failed")) else None
 
-    j = await wait_for(finished, what="training job")
+    j = await wait_for(finished, 60.0, what="training job")
     assert any(c["type"] == "Complete" for c in j["status"]["conditions"]), j["status"]
     pods, _ = await client.list(PODS, "default", label_selector=f"job-name={job['metadata']['name']}")
     result = json.loads(pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
@@ -88,7 +72,7 @@ async def test_trainer_job_then_serving_deployment(rt: LocalRuntime) -> None:
         return bool(d) and d.get("status", {}).get("readyReplicas") == 2 and len(rt.service_backends(
             "default", "iris", 80)) == 2
 
-    await wait_for(ready, what="serving pods ready")
+    await wait_for(ready, 60.0, what="serving pods ready")
     iris = load_iris()
     url = await rt.service_proxy("default", "iris", 80)
     async with aiohttp.ClientSession() as s:

@@ -7,10 +7,12 @@ import base64
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from _runtime_support import running_runtime, wait_for
 
 from onnxops.local.runner.client import CONFIGMAPS, EVENTS, PODS, SECRETS, KubeClient
 from onnxops.local.runtime import LocalRuntime, LocalRuntimeThread
@@ -18,27 +20,10 @@ from onnxops.local.runtime import LocalRuntime, LocalRuntimeThread
 IMAGE = "ghcr.io/onnxops/onnxops-trainer:0.1.0"
 
 
-async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + timeout, None
-    while loop.time() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
 @pytest.fixture
-async def rt(tmp_path: Any) -> AsyncIterator[LocalRuntime]:
-    runtime = LocalRuntime(tmp_path / "state", backoff=(0.2, 1.0),
-                           extra_images={"test/python:1": ["python"]})
-    await runtime.start()
-    try:
+async def rt(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
+    async with running_runtime(tmp_path, extra_images={"test/python:1": ["python"]}) as runtime:
         yield runtime
-    finally:
-        await runtime.stop()
-    assert not any(runtime.pids().values()), "processes left behind"
 
 
 def pod(name: str, code: str, image: str = IMAGE, **spec: Any) -> dict[str, Any]:
