@@ -18,7 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_drift_prometheus_support import Prometheus, assert_same, free_port, from_exposition, get, wait
+from test_drift_prometheus_support import (
+    Prometheus,
+    assert_same,
+    free_port,
+    from_exposition,
+    get,
+    stop_process,
+    wait,
+)
 
 from onnxops.drift.assemble import histogram_quantile
 from onnxops.drift.live import LiveCounts
@@ -109,13 +117,7 @@ class Exporter:
         return get(self.url).decode()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

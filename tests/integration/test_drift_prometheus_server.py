@@ -20,7 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_drift_prometheus_support import Prometheus, assert_same, free_port, from_exposition, get, wait
+from test_drift_prometheus_support import (
+    Prometheus,
+    assert_same,
+    free_port,
+    from_exposition,
+    get,
+    stop_process,
+    wait,
+)
 
 from onnxops.drift.live import LiveCounts
 from onnxops.drift.policy import PolicySpec, PriorState, ServedVersion, decide
@@ -88,13 +96,7 @@ class Server:
             assert r.status == 200
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

@@ -46,6 +46,17 @@ def wait(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; always reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Prometheus:
     def __init__(self, tmp: Path, target_ports: list[int], model: str) -> None:
         self.model = model
@@ -107,13 +118,7 @@ class Prometheus:
         return float(wait(ts, 20, f"a scrape with {total} rows", interval=0.25))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

@@ -6,25 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from onnxops.controller.training import register_model_version
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import KubeClient
-from onnxops.local.apiserver import ApiServer
-from onnxops.local.runtime import load_crds, project_crds_dir
-
-
-@pytest.fixture()
-async def client() -> Any:
-    crds = project_crds_dir()
-    assert crds is not None
-    async with ApiServer(crds=load_crds(crds)) as api:
-        c = KubeClient(api.url)
-        try:
-            yield c
-        finally:
-            await c.close()
 
 
 def mv_body(uid: str, model: str = "race") -> dict[str, Any]:

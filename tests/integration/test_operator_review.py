@@ -11,22 +11,8 @@ from onnxops.controller import handlers
 from onnxops.controller.context import API, TJ, Context
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import KubeClient
-from onnxops.local.apiserver import ApiServer
-from onnxops.local.runtime import load_crds, project_crds_dir
 from onnxops.reconcile.errors import NameConflict
 from onnxops.settings import Settings
-
-
-@pytest.fixture()
-async def client() -> Any:
-    crds = project_crds_dir()
-    assert crds is not None
-    async with ApiServer(crds=load_crds(crds)) as api:
-        c = KubeClient(api.url)
-        try:
-            yield c
-        finally:
-            await c.close()
 
 
 def service(owner_uid: str | None, port: int) -> dict[str, Any]:
