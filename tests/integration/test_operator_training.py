@@ -93,6 +93,48 @@ def test_training_paths(cluster: Cluster, tmp_path: Path) -> None:
         assert "GateNotMet" in reasons, reasons
 
 
+def test_final_failures_end_after_one_attempt_and_transient_ones_retry(cluster: Cluster, tmp_path: Path
+                                                                      ) -> None:
+    """podFailurePolicy: a bad parameter and a missing data file fail at the first attempt (backoffLimit 2
+    left unused), an unreachable data server is retried, a disrupted pod is replaced without counting."""
+    import socket
+
+    store = tmp_path / "store"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    with operator(cluster):
+        cluster.create(tj("badparam", store, model="badparam", backoffLimit=2,
+                          estimator={"className": "LogisticRegression", "params": {"max_iterations": 5}}))
+        cluster.create(tj("nodata", store, model="nodata", backoffLimit=2,
+                          dataset={"uri": f"file://{tmp_path}/missing.csv", "target": "y"}))
+        cluster.create(tj("offline", store, model="offline", backoffLimit=1,
+                          dataset={"uri": f"https://127.0.0.1:{closed}/d.csv", "target": "y"}))
+        cluster.create(tj("drained", store, model="drained", backoffLimit=0))
+        pod = cluster.wait("the training pod of drained", lambda: cluster.list(
+            "Pod", api="v1", label_selector={"onnxops.dev/training-job": "drained"}), timeout=60)[0]
+        name = pod["metadata"]["name"]
+        cluster.wait("its process", lambda: cluster.rt.pids().get(f"default/{name}"), timeout=60)
+        assert cluster.rt.disrupt_pod("default", name)
+
+        bad = cluster.wait_status("TrainingJob", "badparam", finished, timeout=120)["status"]
+        assert bad["phase"] == "Failed" and bad["attempts"] == 1, bad
+        assert bad["message"].startswith("InvalidSpec: estimator.params.max_iterations"), bad
+        missing = cluster.wait_status("TrainingJob", "nodata", finished, timeout=120)["status"]
+        assert missing["phase"] == "Failed" and missing["attempts"] == 1, missing
+        assert missing["message"].startswith("DataError: dataset file://")
+        assert "no such file" in missing["message"]
+        offline = cluster.wait_status("TrainingJob", "offline", finished, timeout=120)["status"]
+        assert offline["phase"] == "Failed" and offline["attempts"] == 2, offline  # retried once
+        assert offline["message"].startswith("DataError:") and "cannot connect" in offline["message"]
+        drained = cluster.wait_status("TrainingJob", "drained", finished, timeout=120)["status"]
+        assert drained["phase"] == "Succeeded" and drained["modelVersion"] == "drained-v1", drained
+        job = cluster.get("Job", "drained-train", api="batch/v1")
+        assert job and "failed" not in job["status"], job["status"]  # the disrupted pod did not count
+        pods = cluster.list("Pod", api="v1", label_selector={"onnxops.dev/training-job": "drained"})
+        assert len(pods) == 2
+
+
 def test_version_numbering_concurrency_and_restart(cluster: Cluster, tmp_path: Path) -> None:
     """Three TrainingJobs of one model finish together and the operator restarts mid-way: exactly one
     ModelVersion each, numbered 1..3; after another restart nothing new appears."""

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from onnxops.settings import TERMINATION_LOG, Settings
+from onnxops.trainer.errors import FINAL_EXIT_CODES
 
 from . import labels, names
 from .pod import (
@@ -24,6 +25,23 @@ TRAINER_COMMAND = ["python", "-m", "onnxops.trainer"]
 SERVING_COMMAND = ["python", "-m", "onnxops.serving"]
 VERIFY_BACKOFF_LIMIT = 1
 VERIFY_DEADLINE_SECONDS = 600
+
+
+def pod_failure_policy(container: str, final_exit_codes: tuple[int, ...] = ()) -> dict[str, Any]:
+    """batch/v1 podFailurePolicy: fail the Job at once on an exit code no retry can fix; a pod the cluster
+    disrupted (node drain, preemption, eviction: the DisruptionTarget condition) is replaced without
+    counting against backoffLimit; every other failure counts (the default).
+
+    The verifier (serving/verify.py) exits 1 on every failure, so its Job gets the disruption rule only
+    (it retries once: VERIFY_BACKOFF_LIMIT)."""
+    rules: list[dict[str, Any]] = []
+    if final_exit_codes:
+        rules.append({
+            "action": "FailJob",
+            "onExitCodes": {"containerName": container, "operator": "In", "values": sorted(final_exit_codes)},
+        })
+    rules.append({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]})
+    return {"rules": rules}
 
 
 def output_uri(spec: dict[str, Any], settings: Settings) -> str:
@@ -82,6 +100,7 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     apply_overrides(pod_spec, template)
     job_spec: dict[str, Any] = {
         "backoffLimit": int(spec.get("backoffLimit", 2)),
+        "podFailurePolicy": pod_failure_policy("trainer", FINAL_EXIT_CODES),
         "suspend": bool(spec.get("suspend", False)),
         "template": {"metadata": {"labels": dict(lbl)}, "spec": pod_spec},
     }
@@ -188,6 +207,7 @@ def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
         },
         "spec": {
             "backoffLimit": VERIFY_BACKOFF_LIMIT,
+            "podFailurePolicy": pod_failure_policy("verify"),
             "activeDeadlineSeconds": VERIFY_DEADLINE_SECONDS,
             "template": {
                 "metadata": {"labels": dict(lbl)},

@@ -148,7 +148,18 @@ class TrainingJobSpec(KubeModel):
     evaluation: Evaluation | None = Field(None, description="Held-out evaluation and promotion gates.")
     output: Output | None = Field(None, description="Artifact destination; default: the operator's store.")
     template: PodOverrides | None = Field(None, description="Overrides for the training pod.")
-    backoff_limit: int = Field(2, ge=0, le=20, description="Retries of the training pod before failing.")
+    backoff_limit: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description=(
+            "Retries of the training pod before failing. Only failures a retry can fix are retried: trainer "
+            "exit 1 (crash), 5 (storage unreachable, timeout, 5xx) and signals (e.g. OOM-killed) count "
+            "against this limit; exit 2 (bad spec or input), 3 (gate not met), 4 (parity failed) and 6 "
+            "(data or artifact not found) fail at once; a pod disrupted by the cluster (drain, preemption, "
+            "eviction) is retried without counting."
+        ),
+    )
     active_deadline_seconds: int | None = Field(None, ge=1, description="Time limit for the whole training.")
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the finished Job (not the TrainingJob) after this many seconds."

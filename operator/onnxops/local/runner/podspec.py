@@ -236,8 +236,9 @@ def rewrite(value: str, mapping: Mapping[str, str]) -> str:
     return value
 
 
-# The host environment a local "container" inherits: what the local Python environment needs to behave as the
-# image would (PYTHONPATH included, so a checkout run with PYTHONPATH=<tree>/operator runs its own code in pods).
+# The host environment a local "container" inherits: what the local Python environment needs to behave as
+# the image would (PYTHONPATH included, so a checkout run with PYTHONPATH=<tree>/operator runs its own code
+# in pods).
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "PYTHONPATH")
 
 

@@ -125,13 +125,15 @@ def pod_conditions(
 def pod_status(
     *, prev: Obj, pod_ip: str, start_time: str, policy: str, containers: list[ContainerState],
     init_containers: list[ContainerState], initialized: bool, ts: str, init_failed: bool = False,
-    failed_reason: str = "", failed_message: str = "",
+    failed_reason: str = "", failed_message: str = "", extra_conditions: list[Obj] | None = None,
 ) -> Obj:
+    """``extra_conditions``: conditions set by others than the kubelet's own logic (DisruptionTarget)."""
     phase = "Failed" if failed_reason else pod_phase(policy, containers if initialized else [], init_failed)
     status: Obj = {
         "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
         "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": start_time,
-        "conditions": pod_conditions(prev.get("conditions") or [], containers, initialized, ts, phase),
+        "conditions": [*(extra_conditions or []),
+                       *pod_conditions(prev.get("conditions") or [], containers, initialized, ts, phase)],
         "containerStatuses": [c.to_status() for c in containers],
         "qosClass": "BestEffort",
     }

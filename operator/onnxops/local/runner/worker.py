@@ -49,6 +49,7 @@ class PodWorker:
         self.initialized = not self.inits
         self.init_failed = False
         self.failed_reason = self.failed_message = ""
+        self.disruption: Obj | None = None  # the DisruptionTarget condition once disrupted
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.start_time = fmt_time(now())
         self.started_mono = time.monotonic()
@@ -84,6 +85,20 @@ class PodWorker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self.task, STOP_TIMEOUT_S)  # bounded: shutdown never hangs
         self.finished = True
+
+    async def disrupt(self, reason: str, message: str) -> None:
+        """What a node drain, preemption or node-pressure eviction does: the pod gets the DisruptionTarget
+        condition, then its containers are stopped (SIGTERM, SIGKILL after the grace period) and it ends
+        Failed (restartPolicy Never) without restarts."""
+        self.disruption = {"type": "DisruptionTarget", "status": "True", "reason": reason, "message": message,
+                           "lastProbeTime": None, "lastTransitionTime": fmt_time(now())}
+        self.killing = True
+        self.changed.set()
+        await self._flush_status()
+        for name, p in self.procs.items():
+            if p.returncode is None:
+                self._event("Killing", f"Stopping container {name}")
+        await asyncio.gather(*(process.stop_process(p, self.grace) for p in list(self.procs.values())))
 
     @property
     def grace(self) -> float:
@@ -290,6 +305,7 @@ class PodWorker:
             policy=self.policy, containers=self.containers, init_containers=self.inits,
             initialized=self.initialized, ts=fmt_time(now()), init_failed=self.init_failed,
             failed_reason=self.failed_reason, failed_message=self.failed_message,
+            extra_conditions=[self.disruption] if self.disruption else None,
         )
         self._prev_conditions = st["conditions"]
         return st
