@@ -163,14 +163,45 @@ def test_version_numbering_concurrency_and_restart(cluster: Cluster, tmp_path: P
     assert recorded == ["numbered-v1", "numbered-v2", "numbered-v3"]
 
 
-def test_kubectl_get_onnxops_shows_columns(cluster: Cluster, tmp_path: Path) -> None:
+def _kubectl() -> str:
     import shutil
-    import subprocess
     import sys
 
     kubectl = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
     if not Path(kubectl).exists():
         pytest.skip("kubectl not installed")
+    return kubectl
+
+
+def test_edits_during_training_do_not_reach_the_model_version(cluster: Cluster, tmp_path: Path) -> None:
+    """A patch of estimator.params while the Job runs: the ModelVersion records what was trained; a patch
+    of spec.model is refused at admission (CEL), with kubectl as a user would send it."""
+    import json
+    import subprocess
+
+    with operator(cluster):
+        cluster.create(tj("edited", tmp_path / "store", model="edited"))
+        cluster.wait("the Job", lambda: cluster.get("Job", "edited-train", api="batch/v1"), timeout=60)
+        cluster.patch("TrainingJob", "edited", {"spec": {"estimator": {"params": {"max_iter": 7}}}})
+        refused = subprocess.run(
+            [_kubectl(), "--kubeconfig", cluster.kubeconfig, "patch", "trainingjob", "edited",
+             "--type", "merge", "-p", json.dumps({"spec": {"model": "renamed"}})],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert refused.returncode != 0, refused.stdout
+        assert "spec.model cannot be changed after creation" in refused.stderr, refused.stderr
+        st = cluster.wait_status("TrainingJob", "edited", finished, timeout=120)["status"]
+        assert st["phase"] == "Succeeded" and st["modelVersion"] == "edited-v1", st
+        assert "spec changes after the training started are not applied" in st["message"], st
+        mv = cluster.get("ModelVersion", "edited-v1")
+        assert mv is not None and mv["spec"]["lineage"]["estimator"]["params"] == {"max_iter": 300}
+        assert cluster.get("TrainingJob", "edited")["spec"]["model"] == "edited"
+
+
+def test_kubectl_get_onnxops_shows_columns(cluster: Cluster, tmp_path: Path) -> None:
+    import subprocess
+
+    kubectl = _kubectl()
     with operator(cluster):
         cluster.create(tj("shown", tmp_path / "store", model="shown"))
         cluster.wait_status("TrainingJob", "shown", finished, timeout=120)

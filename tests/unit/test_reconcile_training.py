@@ -224,3 +224,23 @@ def test_status_patch_only_changes():
     assert status_patch({"a": 1, "b": 2}, {"a": 1, "b": 2}) == {}
     assert status_patch({"a": 1, "b": 2}, {"a": 1, "b": None, "c": 3}) == {"b": None, "c": 3}
     assert status_patch({}, {"x": None}) == {}
+
+
+def test_model_version_is_built_from_the_spec_the_job_ran():
+    """Edits after the Job was created (params, even the model of an object admitted before spec.model
+    became immutable) never reach the trainer, so they must not reach the registered ModelVersion."""
+    from onnxops.builders import job as job_builder
+
+    ran = job_builder.training_job(tj(), S)
+    ran["status"] = _job(succeeded=1, cond_type="Complete")["status"]
+    params = {"className": "LogisticRegression", "params": {"max_iter": 5}}
+    edited = tj(gen=2, model="other", estimator=params)
+    plan = tjr.reconcile(edited, ran, [_pod(json.dumps(OK))], registered=None, settings=S, now=T0)
+    body = plan.register
+    assert body is not None
+    assert body["spec"]["model"] == "iris" and body["metadata"]["labels"]["onnxops.dev/model"] == "iris"
+    assert body["spec"]["lineage"]["estimator"]["params"] == {"max_iter": 200}
+    assert body["spec"]["lineage"]["image"] == S.trainer_image
+    assert plan.status["observedGeneration"] == 1 and tjr.NOT_APPLIED in plan.status["message"]
+    # without a readable Job (e.g. deleted by its TTL) the TrainingJob's spec is all there is
+    assert tjr.model_version_body(edited, OK, S)["spec"]["model"] == "other"

@@ -140,6 +140,33 @@ def training_template_key(job: dict[str, Any] | None) -> dict[str, Any]:
     return tpl
 
 
+def _arg(args: list[Any], flag: str) -> str | None:
+    i = args.index(flag) + 1 if flag in args else 0
+    return str(args[i]) if 0 < i < len(args) else None
+
+
+def ran_spec(job: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The TrainingJob spec a training Job runs (its trainer's ``--spec-json``: the spec when the Job was
+    created; the pod template is immutable, so later edits of the TrainingJob never reach it), and the
+    trainer's image as ``template.image``. None without a readable one."""
+    for c in (((job or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
+        args = c.get("args") or []
+        raw = _arg(args, "--spec-json")
+        if c.get("name") != "trainer" or raw is None:
+            continue
+        try:
+            spec = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
+            return None
+        spec["model"] = _arg(args, "--model") or spec["model"]
+        if c.get("image"):
+            spec["template"] = {**(spec.get("template") or {}), "image": c["image"]}
+        return spec
+    return None
+
+
 JOB_CONTROL_FIELDS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit")
 # Fields of a Job the operator may change after creation (the pod template is immutable).
 JOB_MUTABLE = (("spec", "suspend"), ("spec", "activeDeadlineSeconds"), ("spec", "ttlSecondsAfterFinished"))

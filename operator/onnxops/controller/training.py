@@ -94,7 +94,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     if plan.job is not None:
         await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
     if plan.register is not None:
-        async with ctx.model_lock(ns, tj["spec"]["model"]):
+        async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
         plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
     if plan.status_patch:

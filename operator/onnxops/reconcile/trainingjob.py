@@ -36,9 +36,14 @@ def job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | No
     return None
 
 
-def model_version_body(tj: dict[str, Any], result: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The ModelVersion for a successful training (no ownerReference: it outlives the TrainingJob)."""
-    md, spec = tj["metadata"], tj["spec"]
+def model_version_body(
+    tj: dict[str, Any], result: dict[str, Any], settings: Settings, ran: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ModelVersion for a successful training (no ownerReference: it outlives the TrainingJob).
+
+    ``ran``: the spec the Job actually trained with (``job_builder.ran_spec``); the TrainingJob's current
+    spec only when the Job cannot tell (it is gone), since edits made after the Job started never reach it."""
+    md, spec = tj["metadata"], ran or tj["spec"]
     art = result.get("artifact") or {}
     out_secret = (spec.get("output") or {}).get("credentialsSecret")
     artifact: dict[str, Any] = {"uri": art["uri"], "sha256": art["sha256"], "format": "onnx"}
@@ -213,7 +218,7 @@ def reconcile(
                     events.append(("Normal", Reason.REGISTERED, message))
                 else:
                     message = "training succeeded; registering the ModelVersion"
-                    register = model_version_body(tj, result, settings)
+                    register = model_version_body(tj, result, settings, job_builder.ran_spec(job))
         elif failed:
             phase = "Failed"
             result, raw = latest_result(pods, CONTAINER, ok=False)

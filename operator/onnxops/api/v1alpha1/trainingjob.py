@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -167,6 +167,13 @@ class TrainingJobSpec(KubeModel):
     suspend: bool = Field(False, description="Suspend the training (no pods run while true).")
 
 
+MODEL_IMMUTABLE: dict[str, JsonValue] = {
+    "rule": "self.model == oldSelf.model",
+    "message": "spec.model cannot be changed after creation: the training registers its versions under "
+    "the model it was created for; create a new TrainingJob for another model",
+    "fieldPath": ".model",
+}
+
 TrainingPhase = Literal["Pending", "Suspended", "Running", "Succeeded", "Failed"]
 
 
@@ -205,5 +212,6 @@ class TrainingJob(KubeModel):
     api_version: Literal["onnxops.dev/v1alpha1"] = "onnxops.dev/v1alpha1"
     kind: Literal["TrainingJob"] = "TrainingJob"
     metadata: dict[str, Any] = Field(default_factory=dict)
-    spec: TrainingJobSpec
+    # On the TrainingJob only (not on TrainingJobSpec, which an InferenceService's retrain template embeds).
+    spec: TrainingJobSpec = Field(json_schema_extra={"x-kubernetes-validations": [MODEL_IMMUTABLE]})
     status: TrainingJobStatus | None = None
