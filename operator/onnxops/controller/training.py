@@ -12,6 +12,7 @@ from onnxops.kube import events
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile import modelversion as mvr
+from onnxops.reconcile import registry
 from onnxops.reconcile import trainingjob as tjr
 from onnxops.reconcile.inferenceservice import served_versions
 from onnxops.reconcile.versions import next_version
@@ -27,27 +28,45 @@ def _now() -> datetime:
 
 
 async def register_model_version(client: KubeClient, body: dict[str, Any]) -> str:
-    """Create ``<model>-v<N>`` for a training run exactly once: the ModelVersion labelled with the run's uid
-    wins; else N = max + 1, and a 409 (someone else took N) retries with N + 1."""
+    """Create ``<model>-v<N>`` for a training run exactly once, also with several operator processes at once:
+    N is claimed for the run in the model's version counter (reconcile/registry.py) with the counter's
+    resourceVersion as a precondition, then the ModelVersion is created; a 409 for a ModelVersion of the
+    same run is success, a 409 from another run's ModelVersion claims a new number."""
     md = body["metadata"]
     ns, uid, model = md["namespace"], md["labels"][labels.TRAINING_JOB_UID], body["spec"]["model"]
-    mine = await client.list(API, MV, ns, label_selector={labels.TRAINING_JOB_UID: uid})
-    if mine:
-        return str(sorted(m["metadata"]["name"] for m in mine)[0])
-    n = next_version(await client.list(API, MV, ns), model)
+    taken: set[int] = set()
     for _ in range(MAX_REGISTER_TRIES):
-        obj = {
-            **body,
-            "metadata": {**md, "name": names.model_version(model, n)},
-            "spec": {**body["spec"], "version": n},
-        }
+        mine = await client.list(API, MV, ns, label_selector={labels.TRAINING_JOB_UID: uid})
+        if mine:
+            return str(sorted(m["metadata"]["name"] for m in mine)[0])
+        counter = await client.get("v1", "ConfigMap", ns, names.version_counter(model))
+        floor = next_version(await client.list(API, MV, ns), model) - 1
+        c = registry.claim((counter or {}).get("data"), uid, floor, taken)
+        if c.data is not None:
+            try:
+                if counter is None:
+                    await client.create(registry.counter_body(ns, model, c.data))
+                else:
+                    rv = counter["metadata"]["resourceVersion"]
+                    await client.merge_patch(
+                        "v1", "ConfigMap", ns, counter["metadata"]["name"],
+                        {"metadata": {"resourceVersion": rv}, "data": c.data},
+                    )
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+                continue  # another writer was first: read the counter again
+        name = names.model_version(model, c.version)
+        obj = {**body, "metadata": {**md, "name": name}, "spec": {**body["spec"], "version": c.version}}
         try:
             created = await client.create(obj)
             return str(created["metadata"]["name"])
         except ApiError as e:
             if e.status != 409:
                 raise
-            n += 1
+        if registry.owner_uid(await client.get(API, MV, ns, name)) == uid:
+            return name  # another operator process registered this run first
+        taken.add(c.version)
     raise RuntimeError(f"could not register a version of {model} after {MAX_REGISTER_TRIES} tries")
 
 
