@@ -277,3 +277,28 @@ def test_training_job_fails_at_once_on_final_exit_codes_and_ignores_disruptions(
     assert decide_pod_failure(policy, drained).action == "Ignore"
     verify_policy = job.verification_job(mv(3), S)["spec"]["podFailurePolicy"]
     assert verify_policy == {"rules": [policy["rules"][1]]}
+
+
+def test_training_pods_get_default_resources_and_jobs_a_default_deadline():
+    from onnxops.settings import Settings
+
+    j = job.training_job(tj(), S)
+    assert _container(j)["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                          "limits": {"memory": "4Gi"}}  # never BestEffort
+    assert j["spec"]["activeDeadlineSeconds"] == 86400
+    mine = tj(activeDeadlineSeconds=60, template={"resources": {"requests": {"cpu": "4"}}})
+    own = job.training_job(mine, S)
+    assert own["spec"]["activeDeadlineSeconds"] == 60
+    assert _container(own)["resources"] == {"requests": {"cpu": "4"}}
+    env = {"ONNXOPS_JOB_DEADLINE_SECONDS": "0",
+           "ONNXOPS_TRAINER_RESOURCES": '{"requests": {"memory": "2Gi"}, "limits": {"memory": "2Gi"}}'}
+    s = Settings.from_env(env)
+    j = job.training_job(tj(), s)
+    assert "activeDeadlineSeconds" not in j["spec"]
+    assert _container(j)["resources"] == {"requests": {"memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    for bad, fragment in (({"ONNXOPS_JOB_DEADLINE_SECONDS": "1h"}, "ONNXOPS_JOB_DEADLINE_SECONDS"),
+                          ({"ONNXOPS_JOB_DEADLINE_SECONDS": "-5"}, "must be >= 0"),
+                          ({"ONNXOPS_TRAINER_RESOURCES": "cpu=1"}, "ONNXOPS_TRAINER_RESOURCES must be JSON"),
+                          ({"ONNXOPS_TRAINER_RESOURCES": '{"cpu": "1"}'}, "requests and/or limits")):
+        with pytest.raises(ValueError, match=fragment):
+            Settings.from_env(bad)

@@ -87,7 +87,7 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
     if env_from:
         container["envFrom"] = env_from
-    res = resources(template.get("resources"))
+    res = resources(template.get("resources"), settings.trainer_resources)  # the template's, else defaults
     if res:
         container["resources"] = res
     lbl = labels.training(name, model, md.get("uid"))
@@ -106,6 +106,8 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
     if spec.get("activeDeadlineSeconds") is not None:
         job_spec["activeDeadlineSeconds"] = int(spec["activeDeadlineSeconds"])
+    elif settings.job_deadline_seconds > 0:
+        job_spec["activeDeadlineSeconds"] = settings.job_deadline_seconds
     if spec.get("ttlSecondsAfterFinished") is not None:
         job_spec["ttlSecondsAfterFinished"] = int(spec["ttlSecondsAfterFinished"])
     return {

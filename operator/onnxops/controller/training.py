@@ -71,6 +71,7 @@ async def register_model_version(client: KubeClient, body: dict[str, Any]) -> st
 
 
 FOREIGN_JOB_RECHECK = 10.0
+PODS_RECHECK = 5.0  # while a training or verification Job runs: look at its pods' waiting states again
 
 
 async def training_pods(client: KubeClient, tj: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,7 +108,10 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         await events.post(c, tj, fplan.events)
         return FOREIGN_JOB_RECHECK
     finished = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
-    pods = await training_pods(c, tj, job) if finished and job is not None else []
+    # unfinished: the pods too, to surface a pod that waits for a fix (ImagePullBackOff, a missing Secret);
+    # pod changes do not wake this loop, so it looks again every PODS_RECHECK seconds while the Job runs
+    in_progress = job is not None and not finished and not tj["spec"].get("suspend")
+    pods = await training_pods(c, tj, job) if job is not None and (finished or in_progress) else []
     registered = st.get("modelVersion")
     plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
     if plan.job is not None:
@@ -119,7 +123,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
-    return None
+    return PODS_RECHECK if in_progress else None
 
 
 async def served_by(client: KubeClient, ns: str, model: str, version: int) -> list[str]:
@@ -143,9 +147,12 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     phase = (mv.get("status") or {}).get("phase")
     job = None
     pods: list[dict[str, Any]] = []
+    in_progress = False
     if phase not in ("Ready", "Failed"):
         job = await c.get("batch/v1", "Job", ns, names.verification_job(name))
-        if job is not None and tjr.job_condition(job, "Failed"):
+        done = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
+        in_progress = job is not None and not done
+        if job is not None and not tjr.job_condition(job, "Complete"):
             pods = await c.list("v1", "Pod", ns, label_selector={labels.MODEL_VERSION: name})
     plan = mvr.reconcile(mv, job, pods, served_by=users, settings=ctx.settings, now=_now())
     if plan.job is not None and not mv["metadata"].get("deletionTimestamp"):
@@ -155,7 +162,7 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     await events.post(c, mv, plan.events)
     if plan.status_patch.get("phase") in ("Ready", "Failed"):
         ctx.stats["mv_transitions"] = ctx.stats.get("mv_transitions", 0) + 1
-    return None
+    return PODS_RECHECK if in_progress else None
 
 
 async def model_version_deletion_blocked(ctx: Context, mv: dict[str, Any]) -> str | None:

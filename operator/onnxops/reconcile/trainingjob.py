@@ -14,7 +14,7 @@ from onnxops.kube.apply import contains
 from onnxops.settings import Settings
 
 from .status import primary_metric, status_patch
-from .termination import latest_result, short
+from .termination import latest_result, short, stuck_waiting
 
 TERMINAL = ("Succeeded", "Failed")
 CONTAINER = "trainer"
@@ -249,6 +249,12 @@ def reconcile(
             events.append(("Warning", reason, message))
         elif spec.get("suspend"):
             phase, reason, message = "Suspended", Reason.SUSPENDED, "training is suspended (spec.suspend)"
+        elif (stuck := stuck_waiting(pods)) is not None:
+            # e.g. ImagePullBackOff, CreateContainerConfigError: the pod never starts until someone fixes it
+            phase, (reason, detail) = "Pending", stuck
+            message = f"{reason}: training {detail}"
+            if message != old.get("message"):
+                events.append(("Warning", reason, message))
         elif int(jst.get("active") or 0) > 0:
             phase, reason, message = "Running", Reason.RUNNING, f"training (attempt {attempts})"
         else:
