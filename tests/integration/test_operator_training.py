@@ -163,6 +163,38 @@ def test_version_numbering_concurrency_and_restart(cluster: Cluster, tmp_path: P
     assert recorded == ["numbered-v1", "numbered-v2", "numbered-v3"]
 
 
+def test_stuck_training_pods_are_reported(cluster: Cluster, tmp_path: Path) -> None:
+    """An image that cannot be pulled and a Secret that does not exist leave the pod waiting forever; the
+    TrainingJob says why (status message, Ready reason) and posts a Warning Event."""
+    store = tmp_path / "store"
+
+    def stuck(reasons: tuple[str, ...]) -> object:
+        return lambda s: s.get("phase") == "Pending" and str(s.get("message", "")).startswith(reasons)
+
+    def ready_reason(st: dict) -> str:
+        return next(c["reason"] for c in st["conditions"] if c["type"] == "Ready")
+
+    with operator(cluster):
+        image = "docker.io/library/python:3.12"
+        cluster.create(tj("noimage", store, model="noimage", template={"image": image}))
+        cluster.create(tj("nosecret", store, model="nosecret", dataset={
+            "uri": "s3://bucket/data.csv", "target": "y", "credentialsSecret": {"name": "wrong-name"}}))
+        pulls = ("ErrImagePull", "ImagePullBackOff")
+        st = cluster.wait_status("TrainingJob", "noimage", stuck(pulls), timeout=90)["status"]
+        assert image in st["message"] and ready_reason(st) in pulls, st
+        st = cluster.wait_status("TrainingJob", "nosecret", stuck(("CreateContainerConfigError",)),
+                                 timeout=90)["status"]
+        assert 'secret "wrong-name" not found' in st["message"], st
+        assert ready_reason(st) == "CreateContainerConfigError"
+        warnings = {e["reason"] for e in cluster.events("nosecret") if e["type"] == "Warning"}
+        assert "CreateContainerConfigError" in warnings, warnings
+        assert {e["reason"] for e in cluster.events("noimage")} & set(pulls)
+        job = cluster.get("Job", "noimage-train", api="batch/v1")
+        assert job and job["spec"]["activeDeadlineSeconds"] == 86400  # the default deadline ends it
+        for name in ("noimage", "nosecret"):
+            cluster.delete("TrainingJob", name)
+
+
 def _kubectl() -> str:
     import shutil
     import sys
