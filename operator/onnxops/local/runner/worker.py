@@ -24,6 +24,7 @@ from onnxops.local.runner.podstatus import (
     backoff_delay,
     exit_reason,
     pod_status,
+    qos_class,
     should_restart,
     signal_exit_code,
     termination_message,
@@ -329,6 +330,7 @@ class PodWorker:
             initialized=self.initialized, ts=fmt_time(now()), init_failed=self.init_failed,
             failed_reason=self.failed_reason, failed_message=self.failed_message,
             extra_conditions=[self.disruption] if self.disruption else None,
+            qos=qos_class(self.pod.get("spec") or {}),
         )
         self._prev_conditions = st["conditions"]
         return st
