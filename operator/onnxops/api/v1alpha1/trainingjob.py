@@ -160,7 +160,12 @@ class TrainingJobSpec(KubeModel):
             "eviction) is retried without counting."
         ),
     )
-    active_deadline_seconds: int | None = Field(None, ge=1, description="Time limit for the whole training.")
+    active_deadline_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="Time limit for the whole training; unset: the operator's default "
+        "(ONNXOPS_JOB_DEADLINE_SECONDS, chart value operator.jobDeadlineSeconds, 24 h unless changed).",
+    )
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the finished Job (not the TrainingJob) after this many seconds."
     )
