@@ -11,6 +11,9 @@ The durable record is an operator-owned ConfigMap per model and namespace (``onn
   again and finds the run's claim, or the new highest); both then create the same ``<model>-v<N>``, and
   a 409 on a ModelVersion labelled with the run's uid is success.
 
+Claims are kept (about 50 bytes each: a ConfigMap's 1 MiB holds some 20,000 runs of one model); removing
+one while another process may still be registering that run would reopen the duplicate race.
+
 A future ``Model`` resource can take the record over as its status (same two pieces of data) without
 changing the allocation rule in ``claim``.
 """
