@@ -2,14 +2,50 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from onnxops import __version__
 
 IMAGE_REPO = "ghcr.io/onnxops"
 PVC_MOUNT_ROOT = "/var/lib/onnxops/pvc"  # where pods mount PVCs: <root>/<claim>
 TERMINATION_LOG = "/dev/termination-log"
+
+
+# Requests/limits of training pods whose TrainingJob sets no template.resources (the scheduler then knows
+# what a training needs; without them the pods are BestEffort, first to be evicted under memory pressure).
+DEFAULT_TRAINER_RESOURCES: dict[str, Any] = {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                             "limits": {"memory": "4Gi"}}
+DEFAULT_JOB_DEADLINE_SECONDS = 86400
+
+
+def _resources(name: str, value: str | None) -> dict[str, Any]:
+    if value is None or not value.strip():
+        return copy.deepcopy(DEFAULT_TRAINER_RESOURCES)
+    try:
+        data = json.loads(value)
+    except ValueError as e:
+        raise ValueError(f"{name} must be JSON like {json.dumps(DEFAULT_TRAINER_RESOURCES)}: {e}") from None
+    if not isinstance(data, dict) or set(data) - {"requests", "limits"} or not all(
+        isinstance(v, dict) for v in data.values()
+    ):
+        raise ValueError(f"{name} must be an object with requests and/or limits maps, got {value!r}")
+    return {k: {str(q): str(n) for q, n in v.items()} for k, v in data.items()}
+
+
+def _non_negative_int(name: str, value: str | None, default: int) -> int:
+    if value is None or not value.strip():
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of seconds (0: none), got {value!r}") from None
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0 (0: none), got {n}")
+    return n
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -34,6 +70,11 @@ class Settings:
     s3_endpoint_url: str = ""
     s3_region: str = ""
     default_credentials_secret: str = ""
+    # activeDeadlineSeconds of training Jobs whose TrainingJob sets none (0: no deadline): a pod stuck in
+    # e.g. ImagePullBackOff ends the training after this long instead of never.
+    job_deadline_seconds: int = DEFAULT_JOB_DEADLINE_SECONDS
+    # Training pods' resources when the TrainingJob's template sets none.
+    trainer_resources: dict[str, Any] = field(default_factory=lambda: _resources("", None))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,4 +93,8 @@ class Settings:
             default_credentials_secret=e.get(
                 "ONNXOPS_DEFAULT_CREDENTIALS_SECRET", d.default_credentials_secret
             ),
+            job_deadline_seconds=_non_negative_int(
+                "ONNXOPS_JOB_DEADLINE_SECONDS", e.get("ONNXOPS_JOB_DEADLINE_SECONDS"), d.job_deadline_seconds
+            ),
+            trainer_resources=_resources("ONNXOPS_TRAINER_RESOURCES", e.get("ONNXOPS_TRAINER_RESOURCES")),
         )

@@ -170,6 +170,47 @@ async def test_ttl_after_finished_deletes_job_and_pods(rt: LocalRuntime) -> None
     await wait_for(lambda: _no_pods(rt.client, "brief"), what="pods collected")  # type: ignore[arg-type]
 
 
+async def test_pod_failure_policy_fails_the_job_at_once(rt: LocalRuntime) -> None:
+    assert rt.client is not None
+    policy = {"rules": [{"action": "FailJob",
+                         "onExitCodes": {"containerName": "main", "operator": "In", "values": [3]}}]}
+    await rt.client.create(JOBS, "default", job("final", "import sys; sys.exit(3)", backoffLimit=3,
+                                                 podFailurePolicy=policy))
+    j = await wait_for(lambda: finished(rt.client, "final"), what="job failed")  # type: ignore[arg-type]
+    c = conds(j)
+    assert (c["Failed"]["reason"], c["FailureTarget"]["reason"]) == ("PodFailurePolicy", "PodFailurePolicy")
+    [pod] = await job_pods(rt.client, "final")  # no retry although backoffLimit allowed 3
+    assert c["Failed"]["message"] == (f"Container main for pod default/{pod['metadata']['name']} failed with "
+                                      "exit code 3 matching FailJob rule at index 0")
+    assert j["status"]["failed"] == 1
+
+
+async def test_disrupted_pod_is_replaced_without_counting(rt: LocalRuntime, tmp_path: Path) -> None:
+    """A pod killed by a simulated node drain (DisruptionTarget) is retried although backoffLimit is 0."""
+    assert rt.client is not None
+    marker = tmp_path / "second-run"
+    code = (f"import os, time, sys; p = {str(marker)!r}\n"
+            "if os.path.exists(p): sys.exit(0)\n"
+            "open(p, 'w').close(); time.sleep(60)")
+    policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    await rt.client.create(JOBS, "default", job("drained", code, backoffLimit=0, podFailurePolicy=policy))
+    first = (await wait_for(lambda: job_pods(rt.client, "drained"), what="pod"))[0]  # type: ignore[arg-type]
+    name = first["metadata"]["name"]
+    await wait_for(lambda: _pid(rt, name), what="process")
+    await wait_for(lambda: _exists(marker), what="first run started")
+    assert await rt.disrupt_pod("default", name)
+    j = await wait_for(lambda: finished(rt.client, "drained"), what="job done")  # type: ignore[arg-type]
+    assert conds(j)["Complete"]["status"] == "True" and "failed" not in j["status"], j["status"]
+    pods = {p["metadata"]["name"]: p for p in await job_pods(rt.client, "drained")}
+    assert len(pods) == 2 and pods[name]["status"]["phase"] == "Failed"
+    disruption = conds(pods[name])["DisruptionTarget"]
+    assert (disruption["status"], disruption["reason"]) == ("True", "TerminationByKubelet")
+
+
+async def _exists(path: Path) -> bool:
+    return path.exists()
+
+
 async def _cond(client: KubeClient, name: str, ctype: str, status: str) -> dict[str, Any] | None:
     j = await client.get(JOBS, "default", name)
     return j if j and conds(j).get(ctype, {}).get("status") == status else None

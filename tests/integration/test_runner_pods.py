@@ -49,21 +49,34 @@ def alive(pid: int) -> bool:
         return False
 
 
-async def test_unknown_image_is_refused_with_a_warning_event(rt: LocalRuntime) -> None:
+async def test_unknown_image_goes_err_image_pull_then_image_pull_back_off(rt: LocalRuntime) -> None:
+    """As the kubelet does with an image it cannot pull: waiting reason ErrImagePull, then ImagePullBackOff,
+    with Events `Failed` (Warning) and `BackOff`; the container never runs."""
     assert rt.client is not None
     await rt.client.create(PODS, "default", pod("nginx", "pass", image="docker.io/library/nginx:1.27"))
 
-    async def event() -> dict[str, Any] | None:
-        events, _ = await rt.client.list(EVENTS, "default")  # type: ignore[union-attr]
-        return next((e for e in events if e["involvedObject"]["name"] == "nginx"), None)
+    async def waiting(reason: str) -> dict[str, Any] | None:
+        p = await rt.client.get(PODS, "default", "nginx")  # type: ignore[union-attr]
+        cs = ((p or {}).get("status") or {}).get("containerStatuses") or [{}]
+        w = cs[0].get("state", {}).get("waiting") or {}
+        return w if w.get("reason") == reason else None
 
-    e = await wait_for(event, what="event")
-    assert (e["type"], e["reason"]) == ("Warning", "ImageNotLocal")
-    assert "docker.io/library/nginx:1.27" in e["message"]
+    pull = await wait_for(lambda: waiting("ErrImagePull"), what="ErrImagePull")
+    assert 'failed to pull image "docker.io/library/nginx:1.27"' in pull["message"]
+    back_off = await wait_for(lambda: waiting("ImagePullBackOff"), what="ImagePullBackOff")
+    assert back_off["message"] == 'Back-off pulling image "docker.io/library/nginx:1.27"'
+
+    async def events() -> list[dict[str, Any]] | None:
+        evs, _ = await rt.client.list(EVENTS, "default")  # type: ignore[union-attr]
+        mine = [e for e in evs if e["involvedObject"]["name"] == "nginx"]
+        return mine if any(e["reason"] == "BackOff" for e in mine) else None
+
+    evs = await wait_for(events, what="events")
+    failed = [e for e in evs if e["reason"] == "Failed"]
+    assert failed and all(e["type"] == "Warning" for e in failed)
+    assert any('Failed to pull image "docker.io/library/nginx:1.27"' in e["message"] for e in failed)
     p = await rt.client.get(PODS, "default", "nginx")
     assert p is not None and p["status"]["phase"] == "Pending"
-    waiting = p["status"]["containerStatuses"][0]["state"]["waiting"]
-    assert waiting["reason"] == "ImageNotLocal"
     assert rt.pids().get("default/nginx", []) == []
 
 

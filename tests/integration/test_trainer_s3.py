@@ -164,10 +164,10 @@ def test_trainer_reads_and_writes_s3(s3: Any, tmp_path: Path, caplog: pytest.Log
     assert hashlib.sha256(model).hexdigest() == term["artifact"]["sha256"]
     prof = s3.get_object(Bucket=s3.bucket, Key="models/iris/run-1/profile.json")["Body"].read()
     assert hashlib.sha256(prof).hexdigest() == term["profile"]["sha256"]
-    # same run again: refused, exit 5, the stored model untouched
+    # same run again: refused, exit 6 (final), the stored model untouched
     spec["estimator"] = {"className": "GaussianNB"}
     rc, term = _run(tmp_path, spec, out)
-    assert (rc, term["reason"]) == (5, "AlreadyExists")
+    assert (rc, term["reason"]) == (6, "AlreadyExists")
     assert s3.get_object(Bucket=s3.bucket, Key="models/iris/run-1/model.onnx")["Body"].read() == model
     # parquet from S3 too
     buf = io.BytesIO()
@@ -183,7 +183,7 @@ def test_trainer_s3_errors(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     spec = {"model": "m", "dataset": {"uri": f"s3://{s3.bucket}/data/missing.csv", "target": "y"},
             "estimator": {"className": "GaussianNB"}}
     rc, term = _run(tmp_path, spec, f"s3://{s3.bucket}/models")
-    assert (rc, term["reason"]) == (5, "DataError")
+    assert (rc, term["reason"]) == (6, "DataError")  # not found: final
     assert term["message"] == f"s3://{s3.bucket}/data/missing.csv: no such object"
     # unreachable endpoint (connection refused on 127.0.0.1)
     with socket.socket() as sock:
@@ -192,7 +192,7 @@ def test_trainer_s3_errors(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("ONNXOPS_S3_MAX_ATTEMPTS", "1")
     rc, term = _run(tmp_path, spec, f"s3://{s3.bucket}/models", run_id="r2")
-    assert (rc, term["reason"]) == (5, "DataError")
+    assert (rc, term["reason"]) == (5, "DataError")  # unreachable: transient, the Job retries
     assert f"s3://{s3.bucket}/data/missing.csv: S3 get failed: EndpointConnectionError" in term["message"]
     assert SECRET not in json.dumps(term) and SECRET not in caplog.text
 

@@ -345,3 +345,17 @@ def test_chart_app_version_is_the_project_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert chart["appVersion"] == project == __version__
+
+
+def test_training_job_deadline_and_resources_reach_the_settings() -> None:
+    from onnxops.settings import Settings
+
+    s = Settings.from_env(_env(_container()))
+    assert s.job_deadline_seconds == 86400
+    assert s.trainer_resources == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+    custom = {"operator": {"jobDeadlineSeconds": 0,
+                           "trainerResources": {"requests": {"cpu": "2", "memory": "8Gi"},
+                                                "limits": {"memory": "16Gi"}}}}
+    s = Settings.from_env(_env(_container(custom)))
+    assert s.job_deadline_seconds == 0
+    assert s.trainer_resources == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "16Gi"}}

@@ -57,6 +57,7 @@ def test_grants_what_the_operator_needs(name: str) -> None:
     for group, res in (("", "services"), ("autoscaling", "horizontalpodautoscalers")):
         assert _allowed(rules, group, res) == {"get", "list", "create", "patch", "delete"}, res
     assert _allowed(rules, "", "pods") == {"list"}
+    assert _allowed(rules, "", "configmaps") == {"get", "create", "patch"}  # version counters
     assert _allowed(rules, "", "events") == {"create"}
     assert not _allowed(rules, "events.k8s.io", "events")
     # Gateway API HTTPRoutes only when asked for.

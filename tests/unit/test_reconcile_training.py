@@ -224,3 +224,59 @@ def test_status_patch_only_changes():
     assert status_patch({"a": 1, "b": 2}, {"a": 1, "b": 2}) == {}
     assert status_patch({"a": 1, "b": 2}, {"a": 1, "b": None, "c": 3}) == {"b": None, "c": 3}
     assert status_patch({}, {"x": None}) == {}
+
+
+def test_model_version_is_built_from_the_spec_the_job_ran():
+    """Edits after the Job was created (params, even the model of an object admitted before spec.model
+    became immutable) never reach the trainer, so they must not reach the registered ModelVersion."""
+    from onnxops.builders import job as job_builder
+
+    ran = job_builder.training_job(tj(), S)
+    ran["status"] = _job(succeeded=1, cond_type="Complete")["status"]
+    params = {"className": "LogisticRegression", "params": {"max_iter": 5}}
+    edited = tj(gen=2, model="other", estimator=params)
+    plan = tjr.reconcile(edited, ran, [_pod(json.dumps(OK))], registered=None, settings=S, now=T0)
+    body = plan.register
+    assert body is not None
+    assert body["spec"]["model"] == "iris" and body["metadata"]["labels"]["onnxops.dev/model"] == "iris"
+    assert body["spec"]["lineage"]["estimator"]["params"] == {"max_iter": 200}
+    assert body["spec"]["lineage"]["image"] == S.trainer_image
+    assert plan.status["observedGeneration"] == 1 and tjr.NOT_APPLIED in plan.status["message"]
+    # without a readable Job (e.g. deleted by its TTL) the TrainingJob's spec is all there is
+    assert tjr.model_version_body(edited, OK, S)["spec"]["model"] == "other"
+
+
+def _waiting_pod(reason: str, message: str, name: str = "iris-train-abc", container: str = "trainer") -> dict:
+    return {"metadata": {"name": name, "creationTimestamp": "2026-01-01T11:59:30Z"},
+            "status": {"phase": "Pending", "containerStatuses": [
+                {"name": container, "state": {"waiting": {"reason": reason, "message": message}}}]}}
+
+
+def test_a_stuck_training_pod_is_reported_in_status_and_an_event():
+    pod = _waiting_pod("CreateContainerConfigError", 'secret "s3-creds" not found')
+    plan = tjr.reconcile(tj(), _job(active=1), [pod], registered=None, settings=S, now=T0)
+    st = plan.status
+    msg = ('CreateContainerConfigError: training pod iris-train-abc: container trainer: '
+           'secret "s3-creds" not found')
+    assert st["phase"] == "Pending" and st["message"] == msg
+    ready = cond.find(st["conditions"], cond.READY)
+    assert (ready["status"], ready["reason"]) == ("False", "CreateContainerConfigError")
+    assert ("Warning", "CreateContainerConfigError", msg) in plan.events
+    # the same state again: no second Event
+    again = tjr.reconcile({**tj(), "status": st}, _job(active=1), [pod], registered=None, settings=S, now=T0)
+    assert not [e for e in again.events if e[1] == "CreateContainerConfigError"]
+    # a pod that is just starting is not stuck
+    starting = _waiting_pod("ContainerCreating", "")
+    plan = tjr.reconcile(tj(), _job(active=1), [starting], registered=None, settings=S, now=T0)
+    assert plan.status["phase"] == "Running"
+
+
+def test_a_stuck_verification_pod_is_reported():
+    pod = _waiting_pod("ImagePullBackOff", 'Back-off pulling image "x/serving:9"', name="iris-v3-verify-x",
+                       container="verify")
+    plan = mvr.reconcile(mv(3, phase="Verifying"), _job(active=1), [pod], served_by=[], settings=S, now=T0)
+    assert plan.status["phase"] == "Verifying"
+    assert plan.status["message"] == (
+        "ImagePullBackOff: verification pod iris-v3-verify-x: container verify: "
+        'Back-off pulling image "x/serving:9"')
+    assert any(e[:2] == ("Warning", "ImagePullBackOff") for e in plan.events)

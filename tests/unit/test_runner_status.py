@@ -129,3 +129,18 @@ def test_loopback_check() -> None:
 
     assert loopback_usable("127.0.0.1")
     assert not loopback_usable("192.0.2.1")  # TEST-NET-1: never a local address
+
+
+def test_qos_class_follows_the_kubernetes_rules() -> None:
+    from onnxops.local.runner.podstatus import qos_class
+
+    def spec(*resources: dict) -> dict:
+        return {"containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(resources)]}
+
+    assert qos_class(spec({}, {})) == "BestEffort"
+    trainer = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+    assert qos_class(spec(trainer)) == "Burstable"
+    both = {"cpu": "1", "memory": "1Gi"}
+    assert qos_class(spec({"limits": both})) == "Guaranteed"  # requests default to the limits
+    assert qos_class(spec({"requests": both, "limits": both}, {"limits": both})) == "Guaranteed"
+    assert qos_class(spec({"requests": both, "limits": both}, {})) == "Burstable"

@@ -128,13 +128,13 @@ def test_gate_on_a_metric_the_model_cannot_compute(tmp_path: Path) -> None:
     assert "needs predict_proba" in term["message"]
 
 
-def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
+def test_missing_file_is_a_final_data_error(tmp_path: Path) -> None:
     rc, term = run(tmp_path, csv_spec(tmp_path / "nope.csv", target="y"))
-    assert (rc, term["reason"]) == (5, "DataError")
+    assert (rc, term["reason"]) == (6, "DataError")  # 6: not found, no retry can fix it
     assert f"file://{tmp_path}/nope.csv" in term["message"] and "no such file" in term["message"]
 
 
-def test_connection_refused_is_a_data_error(tmp_path: Path) -> None:
+def test_connection_refused_is_a_transient_data_error(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -148,7 +148,7 @@ def test_connection_refused_is_a_data_error(tmp_path: Path) -> None:
 def test_sha256_mismatch(tmp_path: Path, table: Path) -> None:
     good = hashlib.sha256(table.read_bytes()).hexdigest()
     rc, term = run(tmp_path, csv_spec(table, target="y", features=["a", "b"], sha256="0" * 64))
-    assert (rc, term["reason"]) == (5, "DataError")
+    assert (rc, term["reason"]) == (6, "DataError")
     assert f"sha256 mismatch for file://{table}: expected {'0' * 64}, got {good}" in term["message"]
     rc, term = run(tmp_path, csv_spec(table, target="y", features=["a", "b"], sha256=good), run_id="ok")
     assert rc == 0 and term["dataset"] == {"uri": f"file://{table}", "sha256": good}
@@ -162,7 +162,7 @@ def test_sklearn_sha256_pin_is_the_canonical_csv(tmp_path: Path) -> None:
     assert run(tmp_path, spec)[0] == 0
     spec["dataset"]["sha256"] = "1" * 64  # type: ignore[index]
     rc, term = run(tmp_path, spec, run_id="r2")
-    assert (rc, term["reason"]) == (5, "DataError")
+    assert (rc, term["reason"]) == (6, "DataError")
     assert "sha256 mismatch for sklearn://iris" in term["message"]
 
 
@@ -172,7 +172,7 @@ def test_existing_bundle_is_never_overwritten(tmp_path: Path) -> None:
     before = (tmp_path / "store" / "m" / "run-1" / "model.onnx").read_bytes()
     spec["estimator"] = {"className": "DecisionTreeClassifier"}
     rc, term = run(tmp_path, spec)
-    assert (rc, term["reason"]) == (5, "AlreadyExists")
+    assert (rc, term["reason"]) == (6, "AlreadyExists")
     assert "run-1 already exists" in term["message"]
     assert (tmp_path / "store" / "m" / "run-1" / "model.onnx").read_bytes() == before
 

@@ -347,3 +347,18 @@ def test_garbage_never_crashes_and_pruning_is_idempotent(spec: dict[str, Any], k
     causes = validate(schema, once, obj)
     assert all(isinstance(x, Cause) and x.message for x in causes)
     assert all(isinstance(x, Cause) for x in validate_manifest(CRDS, obj, obj))
+
+
+def test_training_job_model_is_immutable_but_params_are_not() -> None:
+    old = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "t"},
+           "spec": {"model": "a", "dataset": {"uri": "sklearn://iris"},
+                    "estimator": {"className": "LogisticRegression", "params": {"max_iter": 100}}}}
+    renamed = copy.deepcopy(old)
+    renamed["spec"]["model"] = "b"
+    assert validate_manifest(CRDS, renamed) == []  # a create
+    causes = validate_manifest(CRDS, renamed, old)
+    assert [x.field for x in causes] == ["spec.model"]
+    assert causes[0].message.startswith("spec.model cannot be changed after creation")
+    tuned = copy.deepcopy(old)
+    tuned["spec"]["estimator"]["params"] = {"max_iter": 5}
+    assert validate_manifest(CRDS, tuned, old) == []

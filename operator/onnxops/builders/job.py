@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from onnxops.settings import TERMINATION_LOG, Settings
+from onnxops.trainer.errors import FINAL_EXIT_CODES
 
 from . import labels, names
 from .pod import (
@@ -24,6 +25,23 @@ TRAINER_COMMAND = ["python", "-m", "onnxops.trainer"]
 SERVING_COMMAND = ["python", "-m", "onnxops.serving"]
 VERIFY_BACKOFF_LIMIT = 1
 VERIFY_DEADLINE_SECONDS = 600
+
+
+def pod_failure_policy(container: str, final_exit_codes: tuple[int, ...] = ()) -> dict[str, Any]:
+    """batch/v1 podFailurePolicy: fail the Job at once on an exit code no retry can fix; a pod the cluster
+    disrupted (node drain, preemption, eviction: the DisruptionTarget condition) is replaced without
+    counting against backoffLimit; every other failure counts (the default).
+
+    The verifier (serving/verify.py) exits 1 on every failure, so its Job gets the disruption rule only
+    (it retries once: VERIFY_BACKOFF_LIMIT)."""
+    rules: list[dict[str, Any]] = []
+    if final_exit_codes:
+        rules.append({
+            "action": "FailJob",
+            "onExitCodes": {"containerName": container, "operator": "In", "values": sorted(final_exit_codes)},
+        })
+    rules.append({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]})
+    return {"rules": rules}
 
 
 def output_uri(spec: dict[str, Any], settings: Settings) -> str:
@@ -69,7 +87,7 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
     if env_from:
         container["envFrom"] = env_from
-    res = resources(template.get("resources"))
+    res = resources(template.get("resources"), settings.trainer_resources)  # the template's, else defaults
     if res:
         container["resources"] = res
     lbl = labels.training(name, model, md.get("uid"))
@@ -82,11 +100,14 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     apply_overrides(pod_spec, template)
     job_spec: dict[str, Any] = {
         "backoffLimit": int(spec.get("backoffLimit", 2)),
+        "podFailurePolicy": pod_failure_policy("trainer", FINAL_EXIT_CODES),
         "suspend": bool(spec.get("suspend", False)),
         "template": {"metadata": {"labels": dict(lbl)}, "spec": pod_spec},
     }
     if spec.get("activeDeadlineSeconds") is not None:
         job_spec["activeDeadlineSeconds"] = int(spec["activeDeadlineSeconds"])
+    elif settings.job_deadline_seconds > 0:
+        job_spec["activeDeadlineSeconds"] = settings.job_deadline_seconds
     if spec.get("ttlSecondsAfterFinished") is not None:
         job_spec["ttlSecondsAfterFinished"] = int(spec["ttlSecondsAfterFinished"])
     return {
@@ -119,6 +140,33 @@ def training_template_key(job: dict[str, Any] | None) -> dict[str, Any]:
             if isinstance(spec, dict):
                 args[i] = {k: v for k, v in spec.items() if k not in JOB_CONTROL_FIELDS}
     return tpl
+
+
+def _arg(args: list[Any], flag: str) -> str | None:
+    i = args.index(flag) + 1 if flag in args else 0
+    return str(args[i]) if 0 < i < len(args) else None
+
+
+def ran_spec(job: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The TrainingJob spec a training Job runs (its trainer's ``--spec-json``: the spec when the Job was
+    created; the pod template is immutable, so later edits of the TrainingJob never reach it), and the
+    trainer's image as ``template.image``. None without a readable one."""
+    for c in (((job or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
+        args = c.get("args") or []
+        raw = _arg(args, "--spec-json")
+        if c.get("name") != "trainer" or raw is None:
+            continue
+        try:
+            spec = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
+            return None
+        spec["model"] = _arg(args, "--model") or spec["model"]
+        if c.get("image"):
+            spec["template"] = {**(spec.get("template") or {}), "image": c["image"]}
+        return spec
+    return None
 
 
 JOB_CONTROL_FIELDS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit")
@@ -188,6 +236,7 @@ def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
         },
         "spec": {
             "backoffLimit": VERIFY_BACKOFF_LIMIT,
+            "podFailurePolicy": pod_failure_policy("verify"),
             "activeDeadlineSeconds": VERIFY_DEADLINE_SECONDS,
             "template": {
                 "metadata": {"labels": dict(lbl)},

@@ -27,6 +27,11 @@ def model_version(model: str, version: int) -> str:
     return _fit(f"{model}-v{version}", 253)
 
 
+def version_counter(model: str) -> str:
+    """The ConfigMap keeping the highest version number ever issued for ``model`` (reconcile/registry.py)."""
+    return _fit(f"onnxops-model-{model}", 253)
+
+
 def deployment(isvc: str, version: int) -> str:
     return _fit(f"{isvc}-v{version}")
 

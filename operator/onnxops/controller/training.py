@@ -12,6 +12,7 @@ from onnxops.kube import events
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile import modelversion as mvr
+from onnxops.reconcile import registry
 from onnxops.reconcile import trainingjob as tjr
 from onnxops.reconcile.inferenceservice import served_versions
 from onnxops.reconcile.versions import next_version
@@ -27,31 +28,50 @@ def _now() -> datetime:
 
 
 async def register_model_version(client: KubeClient, body: dict[str, Any]) -> str:
-    """Create ``<model>-v<N>`` for a training run exactly once: the ModelVersion labelled with the run's uid
-    wins; else N = max + 1, and a 409 (someone else took N) retries with N + 1."""
+    """Create ``<model>-v<N>`` for a training run exactly once, also with several operator processes at once:
+    N is claimed for the run in the model's version counter (reconcile/registry.py) with the counter's
+    resourceVersion as a precondition, then the ModelVersion is created; a 409 for a ModelVersion of the
+    same run is success, a 409 from another run's ModelVersion claims a new number."""
     md = body["metadata"]
     ns, uid, model = md["namespace"], md["labels"][labels.TRAINING_JOB_UID], body["spec"]["model"]
-    mine = await client.list(API, MV, ns, label_selector={labels.TRAINING_JOB_UID: uid})
-    if mine:
-        return str(sorted(m["metadata"]["name"] for m in mine)[0])
-    n = next_version(await client.list(API, MV, ns), model)
+    taken: set[int] = set()
     for _ in range(MAX_REGISTER_TRIES):
-        obj = {
-            **body,
-            "metadata": {**md, "name": names.model_version(model, n)},
-            "spec": {**body["spec"], "version": n},
-        }
+        mine = await client.list(API, MV, ns, label_selector={labels.TRAINING_JOB_UID: uid})
+        if mine:
+            return str(sorted(m["metadata"]["name"] for m in mine)[0])
+        counter = await client.get("v1", "ConfigMap", ns, names.version_counter(model))
+        floor = next_version(await client.list(API, MV, ns), model) - 1
+        c = registry.claim((counter or {}).get("data"), uid, floor, taken)
+        if c.data is not None:
+            try:
+                if counter is None:
+                    await client.create(registry.counter_body(ns, model, c.data))
+                else:
+                    rv = counter["metadata"]["resourceVersion"]
+                    await client.merge_patch(
+                        "v1", "ConfigMap", ns, counter["metadata"]["name"],
+                        {"metadata": {"resourceVersion": rv}, "data": c.data},
+                    )
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+                continue  # another writer was first: read the counter again
+        name = names.model_version(model, c.version)
+        obj = {**body, "metadata": {**md, "name": name}, "spec": {**body["spec"], "version": c.version}}
         try:
             created = await client.create(obj)
             return str(created["metadata"]["name"])
         except ApiError as e:
             if e.status != 409:
                 raise
-            n += 1
+        if registry.owner_uid(await client.get(API, MV, ns, name)) == uid:
+            return name  # another operator process registered this run first
+        taken.add(c.version)
     raise RuntimeError(f"could not register a version of {model} after {MAX_REGISTER_TRIES} tries")
 
 
 FOREIGN_JOB_RECHECK = 10.0
+PODS_RECHECK = 5.0  # while a training or verification Job runs: look at its pods' waiting states again
 
 
 async def training_pods(client: KubeClient, tj: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,19 +108,22 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         await events.post(c, tj, fplan.events)
         return FOREIGN_JOB_RECHECK
     finished = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
-    pods = await training_pods(c, tj, job) if finished and job is not None else []
+    # unfinished: the pods too, to surface a pod that waits for a fix (ImagePullBackOff, a missing Secret);
+    # pod changes do not wake this loop, so it looks again every PODS_RECHECK seconds while the Job runs
+    in_progress = job is not None and not finished and not tj["spec"].get("suspend")
+    pods = await training_pods(c, tj, job) if job is not None and (finished or in_progress) else []
     registered = st.get("modelVersion")
     plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
     if plan.job is not None:
         await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
     if plan.register is not None:
-        async with ctx.model_lock(ns, tj["spec"]["model"]):
+        async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
         plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
-    return None
+    return PODS_RECHECK if in_progress else None
 
 
 async def served_by(client: KubeClient, ns: str, model: str, version: int) -> list[str]:
@@ -124,9 +147,12 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     phase = (mv.get("status") or {}).get("phase")
     job = None
     pods: list[dict[str, Any]] = []
+    in_progress = False
     if phase not in ("Ready", "Failed"):
         job = await c.get("batch/v1", "Job", ns, names.verification_job(name))
-        if job is not None and tjr.job_condition(job, "Failed"):
+        done = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
+        in_progress = job is not None and not done
+        if job is not None and not tjr.job_condition(job, "Complete"):
             pods = await c.list("v1", "Pod", ns, label_selector={labels.MODEL_VERSION: name})
     plan = mvr.reconcile(mv, job, pods, served_by=users, settings=ctx.settings, now=_now())
     if plan.job is not None and not mv["metadata"].get("deletionTimestamp"):
@@ -136,7 +162,7 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     await events.post(c, mv, plan.events)
     if plan.status_patch.get("phase") in ("Ready", "Failed"):
         ctx.stats["mv_transitions"] = ctx.stats.get("mv_transitions", 0) + 1
-    return None
+    return PODS_RECHECK if in_progress else None
 
 
 async def model_version_deletion_blocked(ctx: Context, mv: dict[str, Any]) -> str | None:

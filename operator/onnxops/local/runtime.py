@@ -181,6 +181,10 @@ class LocalRuntime:
         """`namespace/pod` -> live OS process ids of its containers."""
         return self.runner.pids() if self.runner is not None else {}
 
+    async def disrupt_pod(self, namespace: str, name: str) -> bool:
+        """Simulate a node drain / preemption of a running pod (DisruptionTarget condition, then killed)."""
+        return self.runner is not None and await self.runner.disrupt(namespace, name)
+
 
 class LocalRuntimeThread:
     """A `LocalRuntime` on its own event loop in a background thread, for synchronous code and tests."""
@@ -239,6 +243,9 @@ class LocalRuntimeThread:
 
     def pids(self) -> dict[str, list[int]]:
         return self.call(lambda: _value(self.rt.pids()))
+
+    def disrupt_pod(self, namespace: str, name: str) -> bool:
+        return self.call(lambda: self.rt.disrupt_pod(namespace, name))
 
     def __enter__(self) -> LocalRuntimeThread:
         self.start()

@@ -12,7 +12,7 @@ from onnxops.builders import job as job_builder
 from onnxops.settings import Settings
 
 from .status import primary_metric, status_patch
-from .termination import latest_result, short
+from .termination import latest_result, short, stuck_waiting
 from .trainingjob import job_condition
 
 CONTAINER = "verify"
@@ -71,6 +71,11 @@ def reconcile(
                 detail = raw or str(failed.get("reason") or "verification Job failed")
             message = f"verification failed: {short(detail)}"
             events.append(("Warning", Reason.VERIFICATION_FAILED, message))
+        elif (stuck := stuck_waiting(pods)) is not None:  # e.g. ImagePullBackOff: never starts unfixed
+            phase, verified, (reason, detail) = "Verifying", False, stuck
+            message = f"{reason}: verification {detail}"
+            if message != old.get("message"):
+                events.append(("Warning", reason, message))
         else:
             phase, verified, reason = "Verifying", False, Reason.VERIFYING
             message = "verification Job running"

@@ -64,3 +64,27 @@ def short(text: str, limit: int = 1024) -> str:
     """One line, scrubbed of credentials, at most ``limit`` characters (for status and events)."""
     text = scrub(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Waiting reasons that do not go away by themselves: the pod needs a fix (image, Secret, ConfigMap, ...).
+STUCK_REASONS = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
+    "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError",
+})
+
+
+def stuck_waiting(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(reason, "pod <name>: container <c>: <message>") of the newest unfinished pod whose container waits
+    for something only a fix can bring (STUCK_REASONS), else None."""
+    live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    live.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""), reverse=True)
+    for p in live:
+        st = p.get("status") or {}
+        for cs in [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = str(waiting.get("reason") or "")
+            if reason in STUCK_REASONS:
+                pod = (p.get("metadata") or {}).get("name", "")
+                detail = str(waiting.get("message") or reason)
+                return reason, short(f"pod {pod}: container {cs.get('name', '')}: {detail}")
+    return None

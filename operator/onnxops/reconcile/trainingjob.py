@@ -14,7 +14,7 @@ from onnxops.kube.apply import contains
 from onnxops.settings import Settings
 
 from .status import primary_metric, status_patch
-from .termination import latest_result, short
+from .termination import latest_result, short, stuck_waiting
 
 TERMINAL = ("Succeeded", "Failed")
 CONTAINER = "trainer"
@@ -36,9 +36,14 @@ def job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | No
     return None
 
 
-def model_version_body(tj: dict[str, Any], result: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The ModelVersion for a successful training (no ownerReference: it outlives the TrainingJob)."""
-    md, spec = tj["metadata"], tj["spec"]
+def model_version_body(
+    tj: dict[str, Any], result: dict[str, Any], settings: Settings, ran: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ModelVersion for a successful training (no ownerReference: it outlives the TrainingJob).
+
+    ``ran``: the spec the Job actually trained with (``job_builder.ran_spec``); the TrainingJob's current
+    spec only when the Job cannot tell (it is gone), since edits made after the Job started never reach it."""
+    md, spec = tj["metadata"], ran or tj["spec"]
     art = result.get("artifact") or {}
     out_secret = (spec.get("output") or {}).get("credentialsSecret")
     artifact: dict[str, Any] = {"uri": art["uri"], "sha256": art["sha256"], "format": "onnx"}
@@ -213,7 +218,7 @@ def reconcile(
                     events.append(("Normal", Reason.REGISTERED, message))
                 else:
                     message = "training succeeded; registering the ModelVersion"
-                    register = model_version_body(tj, result, settings)
+                    register = model_version_body(tj, result, settings, job_builder.ran_spec(job))
         elif failed:
             phase = "Failed"
             result, raw = latest_result(pods, CONTAINER, ok=False)
@@ -244,6 +249,12 @@ def reconcile(
             events.append(("Warning", reason, message))
         elif spec.get("suspend"):
             phase, reason, message = "Suspended", Reason.SUSPENDED, "training is suspended (spec.suspend)"
+        elif (stuck := stuck_waiting(pods)) is not None:
+            # e.g. ImagePullBackOff, CreateContainerConfigError: the pod never starts until someone fixes it
+            phase, (reason, detail) = "Pending", stuck
+            message = f"{reason}: training {detail}"
+            if message != old.get("message"):
+                events.append(("Warning", reason, message))
         elif int(jst.get("active") or 0) > 0:
             phase, reason, message = "Running", Reason.RUNNING, f"training (attempt {attempts})"
         else:

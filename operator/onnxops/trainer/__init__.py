@@ -30,8 +30,9 @@ full lists are in metadata.json. Failure: ``{"ok": false, "reason", "message"}``
 GateNotMet).
 
 Exit codes / reasons: 0 ok; 2 InvalidSpec, InvalidData, TrainingFailed, ExportFailed; 3 GateNotMet;
-4 ParityFailed; 5 DataError (data unreachable, missing, sha256 mismatch), StorageError, AlreadyExists;
-1 InternalError (a bug).
+4 ParityFailed; 5 DataError, StorageError when storage is unreachable, times out, answers 5xx or denies
+(transient: retried); 6 DataError when the data does not exist or is not the pinned sha256, AlreadyExists
+(final); 1 InternalError (a bug; retried). 2, 3, 4 and 6 fail the Job at once (its podFailurePolicy).
 
 Decisions:
 - Categorical features must be integer codes (listed in ``dataset.categoricalFeatures``); they are

@@ -3,7 +3,7 @@
 Args (docs/architecture.md): ``--spec-json <TrainingJob spec JSON>`` (or ``--spec-file``), ``--model``,
 ``--run-id``, ``--output-uri``. Writes a JSON summary (< 4 KiB) to ``$ONNXOPS_TERMINATION_LOG``
 (default /dev/termination-log) and exits 0 ok, 2 bad spec/input, 3 gate not met, 4 parity failed,
-5 data/storage error, 1 unexpected error.
+5 storage unreachable/timeout/5xx (retried), 6 data or artifact not found (final), 1 unexpected error.
 """
 
 from __future__ import annotations

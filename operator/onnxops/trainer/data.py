@@ -25,7 +25,7 @@ import pandas as pd
 from onnxops import storage
 from onnxops.api.v1alpha1.trainingjob import Dataset
 
-from .errors import DataError, InvalidData, InvalidSpec
+from .errors import DataError, DataNotFound, InvalidData, InvalidSpec
 
 log = logging.getLogger("onnxops.trainer")
 
@@ -127,7 +127,7 @@ def load_table(ds: Dataset) -> Table:
         frame = _load_sklearn(name)
         digest = canonical_csv_sha256(frame)
         if ds.sha256 and ds.sha256 != digest:
-            raise DataError(f"sha256 mismatch for {uri}: expected {ds.sha256}, got {digest}")
+            raise DataNotFound(f"sha256 mismatch for {uri}: expected {ds.sha256}, got {digest}")
         return Table(frame, uri, digest, ds.target or SKLEARN_TARGET)
     shown = storage.redact(uri)  # what logs, messages and lineage carry (no query string, no userinfo)
     if not ds.target:
@@ -137,7 +137,7 @@ def load_table(ds: Dataset) -> Table:
         if p.is_local:
             path = storage.local_path(p)
             if not path.is_file():
-                raise DataError(f"dataset {shown}: no such file ({path})")
+                raise DataNotFound(f"dataset {shown}: no such file ({path})")
             digest = storage.sha256_file(path)  # streamed: the file is not held twice in memory
             storage.verify_digest(uri, digest, ds.sha256)
             frame = _parse(str(path), ds.format, shown)
@@ -146,7 +146,9 @@ def load_table(ds: Dataset) -> Table:
             digest = storage.sha256_hex(data)
             frame = _parse(io.BytesIO(data), ds.format, shown)
             del data
-    except storage.StorageError as e:
+    except (storage.NotFound, storage.DigestMismatch) as e:  # final: the same answer on every retry
+        raise DataNotFound(f"dataset {shown}: {e}" if shown not in str(e) else str(e)) from None
+    except storage.StorageError as e:  # unreachable, timeout, 5xx, denied: the Job retries
         raise DataError(f"dataset {shown}: {e}" if shown not in str(e) else str(e)) from None
     except OSError as e:
         raise DataError(f"dataset {shown}: {e}") from None

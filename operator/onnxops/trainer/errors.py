@@ -7,7 +7,13 @@ EXIT_INTERNAL = 1
 EXIT_INVALID = 2  # bad spec or bad input data
 EXIT_GATE = 3  # a promotion gate was not met
 EXIT_PARITY = 4  # ONNX Runtime and scikit-learn disagree
-EXIT_STORAGE = 5  # data or artifact storage unreachable, missing, digest mismatch, already exists
+EXIT_STORAGE = 5  # storage unreachable, timed out, 5xx, denied: transient, the Job retries
+EXIT_NOT_FOUND = 6  # data or artifact not found, not the pinned sha256, bundle already exists: final
+
+# Exit codes no retry can fix: the training and verification Jobs' podFailurePolicy fails the Job at once
+# on these (builders/job.py); every other non-zero exit (1 crash, 5 storage, signals) is retried up to
+# backoffLimit, and a pod disrupted by the cluster (DisruptionTarget condition) is retried uncounted.
+FINAL_EXIT_CODES = (EXIT_INVALID, EXIT_GATE, EXIT_PARITY, EXIT_NOT_FOUND)
 
 
 class TrainerError(Exception):
@@ -37,6 +43,12 @@ class DataError(TrainerError):
     exit_code = EXIT_STORAGE
 
 
+class DataNotFound(DataError):
+    """The data set does not exist or is not the pinned one: reading it again gives the same answer."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
 class StorageFailed(TrainerError):
     reason = "StorageError"
     exit_code = EXIT_STORAGE
@@ -44,6 +56,7 @@ class StorageFailed(TrainerError):
 
 class AlreadyExists(StorageFailed):
     reason = "AlreadyExists"
+    exit_code = EXIT_NOT_FOUND
 
 
 class GateNotMet(TrainerError):

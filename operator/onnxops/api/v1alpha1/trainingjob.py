@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -148,13 +148,36 @@ class TrainingJobSpec(KubeModel):
     evaluation: Evaluation | None = Field(None, description="Held-out evaluation and promotion gates.")
     output: Output | None = Field(None, description="Artifact destination; default: the operator's store.")
     template: PodOverrides | None = Field(None, description="Overrides for the training pod.")
-    backoff_limit: int = Field(2, ge=0, le=20, description="Retries of the training pod before failing.")
-    active_deadline_seconds: int | None = Field(None, ge=1, description="Time limit for the whole training.")
+    backoff_limit: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description=(
+            "Retries of the training pod before failing. Only failures a retry can fix are retried: trainer "
+            "exit 1 (crash), 5 (storage unreachable, timeout, 5xx) and signals (e.g. OOM-killed) count "
+            "against this limit; exit 2 (bad spec or input), 3 (gate not met), 4 (parity failed) and 6 "
+            "(data or artifact not found) fail at once; a pod disrupted by the cluster (drain, preemption, "
+            "eviction) is retried without counting."
+        ),
+    )
+    active_deadline_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="Time limit for the whole training; unset: the operator's default "
+        "(ONNXOPS_JOB_DEADLINE_SECONDS, chart value operator.jobDeadlineSeconds, 24 h unless changed).",
+    )
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the finished Job (not the TrainingJob) after this many seconds."
     )
     suspend: bool = Field(False, description="Suspend the training (no pods run while true).")
 
+
+MODEL_IMMUTABLE: dict[str, JsonValue] = {
+    "rule": "self.model == oldSelf.model",
+    "message": "spec.model cannot be changed after creation: the training registers its versions under "
+    "the model it was created for; create a new TrainingJob for another model",
+    "fieldPath": ".model",
+}
 
 TrainingPhase = Literal["Pending", "Suspended", "Running", "Succeeded", "Failed"]
 
@@ -194,5 +217,6 @@ class TrainingJob(KubeModel):
     api_version: Literal["onnxops.dev/v1alpha1"] = "onnxops.dev/v1alpha1"
     kind: Literal["TrainingJob"] = "TrainingJob"
     metadata: dict[str, Any] = Field(default_factory=dict)
-    spec: TrainingJobSpec
+    # On the TrainingJob only (not on TrainingJobSpec, which an InferenceService's retrain template embeds).
+    spec: TrainingJobSpec = Field(json_schema_extra={"x-kubernetes-validations": [MODEL_IMMUTABLE]})
     status: TrainingJobStatus | None = None

@@ -2,8 +2,9 @@
 principle any API server) through `client.KubeClient` and play the parts of a cluster we depend on.
 
 - `pods.PodRunner` ("kubelet", node `local`): runs every Pod's containers as local processes
-  (`images` maps our images to the local Python; any other image -> Warning Event `ImageNotLocal`, the
-  container stays waiting with that reason); `podspec` emulates the pod's filesystem (PVC ->
+  (`images` maps our images to the local Python; any other image cannot be pulled: the container waits
+  with `ErrImagePull`, then `ImagePullBackOff`, with `Failed`/`BackOff` Events, as with a real kubelet);
+  `podspec` emulates the pod's filesystem (PVC ->
   `<state>/pvc/<claim>`, shared; emptyDir/ConfigMap/Secret -> `<state>/pods/<ns>_<pod>_<uid8>/volumes/`;
   the termination-message file) and network (its own `127.0.x.y`, given as `status.podIP` and
   `ONNXOPS_HOST`); probes (httpGet, tcpSocket) are performed for real; logs go to

@@ -3,7 +3,7 @@
 Our images (`*/onnxops-trainer:*`, `*/onnxops-serving:*`, `*/onnxops-operator:*`) contain this very Python
 package, so their containers run in the local Python environment: the container's `command`/`args` are
 used as given, with `python` mapped to the runtime's interpreter. Any other image cannot be run locally
-(`None` from `lookup`), and the pod fails to start with an `ImageNotLocal` event.
+(`None` from `lookup`): the pod's container waits with `ErrImagePull`, then `ImagePullBackOff`.
 """
 
 from __future__ import annotations

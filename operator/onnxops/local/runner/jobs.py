@@ -2,9 +2,10 @@
 
 Like the real controller (1.31+): pods from the template with the job-name/controller-uid labels and a
 controller owner reference; `backoffLimit` (failed pods with restartPolicy Never, container restarts with
-OnFailure), `activeDeadlineSeconds`, `suspend`, `ttlSecondsAfterFinished`; status counts and the conditions
-SuccessCriteriaMet -> Complete, FailureTarget -> Failed (the terminal one once no pod is left running),
-Suspended. `decide_job` is pure; `JobController` is the thin I/O around it.
+OnFailure), `activeDeadlineSeconds`, `suspend`, `ttlSecondsAfterFinished`, `podFailurePolicy` (podfailure.py:
+FailJob fails the Job with reason PodFailurePolicy, Ignore replaces the pod without counting it); status
+counts and the conditions SuccessCriteriaMet -> Complete, FailureTarget -> Failed (the terminal one once no
+pod is left running), Suspended. `decide_job` is pure; `JobController` is the thin I/O around it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from onnxops.local.runner.base import (
     terminating,
 )
 from onnxops.local.runner.client import JOBS, PODS, KubeClient
+from onnxops.local.runner.podfailure import FAIL_JOB, IGNORE, decide_pod_failure
+from onnxops.local.runner.podfailure import REASON as POLICY_REASON
 
 Obj = dict[str, Any]
 
@@ -110,7 +113,10 @@ def decide_job(
     phase = {id(p): p.get("status", {}).get("phase") for p in pods}
     active = [p for p in pods if phase[id(p)] not in ("Succeeded", "Failed") and not terminating(p)]
     term = [p for p in pods if phase[id(p)] not in ("Succeeded", "Failed") and terminating(p)]
-    failed_pods = [p for p in pods if phase[id(p)] == "Failed"]
+    decisions = [(p, decide_pod_failure(spec.get("podFailurePolicy"), p))
+                 for p in pods if phase[id(p)] == "Failed"]
+    failed_pods = [p for p, d in decisions if d.action != IGNORE]  # ignored pods never count
+    fail_job = next((d for _, d in decisions if d.action == FAIL_JOB), None)
     succeeded = max(int(prev.get("succeeded", 0)), sum(1 for p in pods if phase[id(p)] == "Succeeded"))
     failed = max(int(prev.get("failed", 0)), len(failed_pods))
     finished = _true(conds, "Complete") or _true(conds, "Failed")
@@ -136,6 +142,8 @@ def decide_job(
         reason = message = ""
         if target is not None and target.get("status") == "True":
             reason, message = target.get("reason", ""), target.get("message", "")
+        elif fail_job is not None:
+            reason, message = POLICY_REASON, fail_job.message
         elif succeeded < completions:
             on_failure = policy == "OnFailure" and (
                 sum(_restarts(p) for p in active) > 0 if backoff_limit == 0

@@ -103,6 +103,16 @@ class PodRunner(Controller):
             for w in self.workers.values()
         }
 
+    async def disrupt(self, namespace: str, name: str, reason: str = "TerminationByKubelet",
+                      message: str = "Pod was terminated in response to imminent node shutdown.") -> bool:
+        """Simulate a disruption of a running pod (drain, preemption, eviction): DisruptionTarget condition,
+        containers stopped, pod Failed. False when no running pod of that name is on this node."""
+        for w in list(self.workers.values()):
+            if (w.ns, w.name) == (namespace, name) and not w.finished:
+                await w.disrupt(reason, message)
+                return True
+        return False
+
     async def sync(self) -> None:
         seen: set[str] = set()
         for pod in self.pods.items():

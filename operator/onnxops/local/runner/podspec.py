@@ -25,10 +25,11 @@ DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 class PlanError(Exception):
     """The container cannot be started (yet); `reason` becomes the waiting reason and the Event reason."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, image: str = "") -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.image = image  # ImageNotLocal: the image that cannot run
 
 
 @dataclass
@@ -253,6 +254,7 @@ def plan_container(
             "ImageNotLocal",
             f'image "{image}" cannot run in the local runtime: only */onnxops-trainer, */onnxops-serving and '
             "*/onnxops-operator images map to the local Python environment",
+            image=image,
         )
     mapping = path_map(pod, container, state_dir)
     env = container_env(pod, container, pod_ip, configmaps, secrets)

@@ -54,6 +54,21 @@ class ContainerState:
         return d
 
 
+def qos_class(spec: Obj) -> str:
+    """status.qosClass as Kubernetes derives it: Guaranteed when every container has cpu and memory limits
+    and its requests (defaulted to the limits) equal them; BestEffort when no container sets any request or
+    limit; Burstable otherwise."""
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    res = [c.get("resources") or {} for c in containers]
+    if not any((r.get("requests") or r.get("limits")) for r in res):
+        return "BestEffort"
+    for r in res:
+        limits, requests = r.get("limits") or {}, {**(r.get("limits") or {}), **(r.get("requests") or {})}
+        if any(k not in limits or str(requests.get(k)) != str(limits[k]) for k in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
+
+
 def exit_reason(exit_code: int) -> str:
     return "Completed" if exit_code == 0 else "Error"
 
@@ -125,15 +140,18 @@ def pod_conditions(
 def pod_status(
     *, prev: Obj, pod_ip: str, start_time: str, policy: str, containers: list[ContainerState],
     init_containers: list[ContainerState], initialized: bool, ts: str, init_failed: bool = False,
-    failed_reason: str = "", failed_message: str = "",
+    failed_reason: str = "", failed_message: str = "", extra_conditions: list[Obj] | None = None,
+    qos: str = "BestEffort",
 ) -> Obj:
+    """``extra_conditions``: conditions set by others than the kubelet's own logic (DisruptionTarget)."""
     phase = "Failed" if failed_reason else pod_phase(policy, containers if initialized else [], init_failed)
     status: Obj = {
         "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
         "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": start_time,
-        "conditions": pod_conditions(prev.get("conditions") or [], containers, initialized, ts, phase),
+        "conditions": [*(extra_conditions or []),
+                       *pod_conditions(prev.get("conditions") or [], containers, initialized, ts, phase)],
         "containerStatuses": [c.to_status() for c in containers],
-        "qosClass": "BestEffort",
+        "qosClass": qos,
     }
     if init_containers:
         status["initContainerStatuses"] = [c.to_status() for c in init_containers]

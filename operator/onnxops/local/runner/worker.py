@@ -24,6 +24,7 @@ from onnxops.local.runner.podstatus import (
     backoff_delay,
     exit_reason,
     pod_status,
+    qos_class,
     should_restart,
     signal_exit_code,
     termination_message,
@@ -49,6 +50,7 @@ class PodWorker:
         self.initialized = not self.inits
         self.init_failed = False
         self.failed_reason = self.failed_message = ""
+        self.disruption: Obj | None = None  # the DisruptionTarget condition once disrupted
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.start_time = fmt_time(now())
         self.started_mono = time.monotonic()
@@ -85,6 +87,20 @@ class PodWorker:
                 await asyncio.wait_for(self.task, STOP_TIMEOUT_S)  # bounded: shutdown never hangs
         self.finished = True
 
+    async def disrupt(self, reason: str, message: str) -> None:
+        """What a node drain, preemption or node-pressure eviction does: the pod gets the DisruptionTarget
+        condition, then its containers are stopped (SIGTERM, SIGKILL after the grace period) and it ends
+        Failed (restartPolicy Never) without restarts."""
+        self.disruption = {"type": "DisruptionTarget", "status": "True", "reason": reason, "message": message,
+                           "lastProbeTime": None, "lastTransitionTime": fmt_time(now())}
+        self.killing = True
+        self.changed.set()
+        await self._flush_status()
+        for name, p in self.procs.items():
+            if p.returncode is None:
+                self._event("Killing", f"Stopping container {name}")
+        await asyncio.gather(*(process.stop_process(p, self.grace) for p in list(self.procs.values())))
+
     @property
     def grace(self) -> float:
         md = self.pod.get("metadata", {})
@@ -103,7 +119,6 @@ class PodWorker:
             self.changed.set()
             plans = await self._plan_all(spec.get("initContainers") or [], spec.get("containers", []))
             if plans is None:
-                await asyncio.Event().wait()  # cannot start (e.g. image not local): stay Pending
                 return
             init_plans, main_plans = plans
             for st, c, plan in zip(self.inits, spec.get("initContainers") or [], init_plans, strict=True):
@@ -146,6 +161,7 @@ class PodWorker:
     # ---- planning --------------------------------------------------------------------------------------
     async def _plan_all(self, inits: list[Obj], mains: list[Obj]) -> tuple[list[ProcessPlan], ...] | None:
         announced = ""
+        pulls = 0
         while True:
             try:
                 cms, secs = await self._referenced_objects()
@@ -154,16 +170,39 @@ class PodWorker:
                 )
                 return out
             except PlanError as e:
-                for st in (*self.inits, *self.containers):
-                    st.state, st.reason, st.message = "waiting", e.reason, e.message
-                self.changed.set()
+                if e.reason == "ImageNotLocal":
+                    await self._image_pull_failed(e, pulls, announce=pulls == 0)
+                    pulls += 1
+                    continue
+                self._waiting(e.reason, e.message)
                 if e.message != announced:
                     announced = e.message
-                    await emit_event(self.runner.client, self.pod, "Failed" if e.reason != "ImageNotLocal"
-                                     else "ImageNotLocal", e.message, type_="Warning", component="kubelet")
-                if e.reason == "ImageNotLocal":
-                    return None
+                    await emit_event(self.runner.client, self.pod, "Failed", e.message, type_="Warning",
+                                     component="kubelet")
                 await asyncio.sleep(1.0)  # a missing ConfigMap/Secret may appear
+
+    def _waiting(self, reason: str, message: str) -> None:
+        for st in (*self.inits, *self.containers):
+            st.state, st.reason, st.message = "waiting", reason, message
+        self.changed.set()
+
+    async def _image_pull_failed(self, e: PlanError, pulls: int, announce: bool) -> None:
+        """What the kubelet shows for an image it cannot pull: ErrImagePull, then ImagePullBackOff for the
+        back-off before the next try (an image that is not local never becomes pullable here)."""
+        image = e.image or "?"
+        self._waiting("ErrImagePull", f'failed to pull image "{image}": {e.message}')
+        if announce:
+            client = self.runner.client
+            await emit_event(client, self.pod, "Failed", f'Failed to pull image "{image}": {e.message}',
+                             type_="Warning", component="kubelet")
+            await emit_event(client, self.pod, "Failed", "Error: ErrImagePull", type_="Warning",
+                             component="kubelet")
+        await asyncio.sleep(self.runner.backoff[0])
+        self._waiting("ImagePullBackOff", f'Back-off pulling image "{image}"')
+        if announce:
+            await emit_event(self.runner.client, self.pod, "BackOff", f'Back-off pulling image "{image}"',
+                             component="kubelet")
+        await asyncio.sleep(backoff_delay(pulls, *self.runner.backoff))
 
     def _plan(self, c: Obj, cms: Mapping[str, Obj], secs: Mapping[str, Obj]) -> ProcessPlan:
         r = self.runner
@@ -290,6 +329,8 @@ class PodWorker:
             policy=self.policy, containers=self.containers, init_containers=self.inits,
             initialized=self.initialized, ts=fmt_time(now()), init_failed=self.init_failed,
             failed_reason=self.failed_reason, failed_message=self.failed_message,
+            extra_conditions=[self.disruption] if self.disruption else None,
+            qos=qos_class(self.pod.get("spec") or {}),
         )
         self._prev_conditions = st["conditions"]
         return st
