@@ -212,3 +212,88 @@ def test_project_crds_and_examples(cluster: tuple[ApiServerThread, Path], tmp_pa
     bad["spec"]["evaluation"]["testFraction"] = 5.0
     refused = kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(bad), check=False)
     assert refused.returncode != 0 and "spec.evaluation.testFraction" in refused.stderr
+
+
+def _rv(cluster: tuple[ApiServerThread, Path]) -> int:
+    srv, _ = cluster
+    return int(srv.call(lambda: srv.server.cluster.store.resource_version))  # type: ignore[union-attr]
+
+
+def test_server_side_dry_run_and_diff(cluster: tuple[ApiServerThread, Path]) -> None:
+    kubectl(cluster, "apply", "-f", "-", stdin=CRD)
+    before = _rv(cluster)
+    out = kubectl(cluster, "apply", "--dry-run=server", "-f", "-", stdin=gadget("dry", 3)).stdout
+    assert "created (server dry run)" in out
+    assert kubectl(cluster, "get", "gadget", "dry", check=False).returncode != 0  # nothing was stored
+    assert _rv(cluster) == before  # no resourceVersion was used, so no watch event either
+    # admission still runs: CEL and schema errors come back, defaults are applied in the answer
+    refused = kubectl(cluster, "apply", "--dry-run=server", "-f", "-", stdin=gadget("dry", 42), check=False)
+    assert refused.returncode != 0 and "size must not exceed max" in refused.stderr
+    shown = yaml.safe_load(
+        kubectl(cluster, "apply", "--dry-run=server", "-o", "yaml", "-f", "-", stdin=gadget("dry", 3)).stdout
+    )
+    assert shown["spec"] == {"size": 3, "max": 10}
+    kubectl(cluster, "apply", "-f", "-", stdin=gadget("dry", 3))
+    stored = json.loads(kubectl(cluster, "get", "gadget", "dry", "-o", "json").stdout)
+    before = _rv(cluster)
+    for args in (("apply", "--dry-run=server"), ("apply", "--server-side", "--dry-run=server")):
+        assert "(server dry run)" in kubectl(cluster, *args, "-f", "-", stdin=gadget("dry", 5)).stdout
+    patched = kubectl(cluster, "patch", "gadget", "dry", "--dry-run=server", "--type=merge", "-o", "json",
+                      "-p", '{"spec": {"size": 6}}').stdout
+    assert json.loads(patched)["spec"]["size"] == 6
+    assert "(server dry run)" in kubectl(cluster, "delete", "gadget", "dry", "--dry-run=server").stdout
+    assert _rv(cluster) == before
+    assert json.loads(kubectl(cluster, "get", "gadget", "dry", "-o", "json").stdout) == stored
+    # kubectl diff: a server-side dry run of the apply, compared with the live object
+    assert kubectl(cluster, "diff", "-f", "-", stdin=gadget("dry", 3)).stdout == ""
+    diff = kubectl(cluster, "diff", "-f", "-", stdin=gadget("dry", 7), check=False)
+    assert diff.returncode == 1, diff.stderr  # 1: differences found
+    lines = diff.stdout.splitlines()
+    changed = [line for line in lines if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert "-  size: 3" in changed and "+  size: 7" in changed
+    assert _rv(cluster) == before
+    kubectl(cluster, "delete", "gadget", "dry")
+
+
+def test_dry_run_values_are_checked(cluster: tuple[ApiServerThread, Path]) -> None:
+    import urllib.error
+    import urllib.request
+
+    srv, _ = cluster
+    body = json.dumps({"metadata": {"name": "cm-dry"}, "data": {"a": "1"}}).encode()
+    req = urllib.request.Request(
+        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=Some", data=body, method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    status = json.loads(err.value.read())
+    assert err.value.code == 422 and status["reason"] == "Invalid"
+    assert 'dryRun[0]: Unsupported value: "Some": supported values: "All"' in status["message"]
+    req = urllib.request.Request(
+        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=All", data=body, method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        created = json.loads(resp.read())
+    assert resp.status == 201 and created["data"] == {"a": "1"}
+    assert "resourceVersion" not in created["metadata"]
+    assert kubectl(cluster, "get", "cm", "cm-dry", check=False).returncode != 0
+
+
+@pytest.mark.skipif(not (REPO / "crds").is_dir(), reason="crds/ not generated")
+def test_explain_reads_the_crd_schemas(cluster: tuple[ApiServerThread, Path]) -> None:
+    kubectl(cluster, "apply", "-f", str(REPO / "crds"))
+    kubectl(cluster, "api-resources")  # refresh kubectl's discovery cache after the CRDs appeared
+    crd = yaml.safe_load((REPO / "crds" / "onnxops.dev_inferenceservices.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    monitoring = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["monitoring"]
+    out = kubectl(cluster, "explain", "oisvc.spec.monitoring").stdout
+    assert "KIND:       InferenceService" in out and "VERSION:    v1alpha1" in out
+    assert monitoring["description"].split("\n")[0] in out
+    for field in monitoring["properties"]:
+        assert f"  {field}\t<" in out
+    recursive = kubectl(cluster, "explain", "oisvc.spec.monitoring", "--recursive").stdout
+    for field in monitoring["properties"]["drift"]["properties"]:
+        assert f"    {field}\t<" in recursive
+    assert "Name must be unique" in kubectl(cluster, "explain", "trainingjob.metadata.name").stdout

@@ -9,7 +9,11 @@
 
 Where it knowingly differs from a real API server (keep tests away from these):
 - JSON and YAML bodies only: imperative `kubectl create <kind>` (protobuf bodies) is refused with 415;
-  `kubectl apply -f`/`create -f` work. No authentication or authorization; no `dryRun` (refused, 400).
+  `kubectl apply -f`/`create -f` work. No authentication or authorization.
+- Server-side dry run (`?dryRun=All`, or `dryRun` in DeleteOptions) runs defaulting and admission and
+  answers the object as it would be stored, storing nothing (no resourceVersion, no watch event), so
+  `kubectl apply --dry-run=server` and `kubectl diff` work; another value is 422 Invalid, as on a real
+  server. A dry-run create answers without a resourceVersion.
 - Server-side apply (`application/apply-patch+yaml`) is a plain merge (strategic for built-ins, JSON merge
   for custom resources): no managedFields, no field ownership or conflicts, and fields missing from a
   later apply are not removed.
@@ -19,8 +23,9 @@ Where it knowingly differs from a real API server (keep tests away from these):
   Job selector/labels/backoffLimit, Deployment replicas/strategy, Service clusterIP); pod specs are not
   immutable. Custom resources get full admission through `onnxops.validate`; `fieldValidation=Strict`
   (kubectl's default) refuses unknown fields with 400, other modes prune them silently (no warnings).
-- OpenAPI: `/openapi/v3` only declares the PATCH/PUT parameters (so kubectl leaves validation to the
-  server); there are no schemas, so `kubectl explain` does not work. `/openapi/v2` is 404.
+- OpenAPI: `/openapi/v3` declares the PATCH/PUT parameters (so kubectl leaves validation to the server)
+  and publishes the custom resources' schemas (with a small ObjectMeta), so `kubectl explain <custom
+  kind>.<field>` (and `--recursive`) works; built-in kinds have no schema. `/openapi/v2` is 404.
 - Lists are never paginated (`limit`/`continue` ignored); core/v1 and events.k8s.io/v1 Events are stored
   separately; all versions of a CRD share one store without conversion (the apiVersion is rewritten).
 - Deletion: finalizers, graceful deletion of pods bound to a node (`spec.nodeName`), Orphan/Background/

@@ -137,11 +137,10 @@ class Handlers:
             raise bad_request(f"error decoding the request body: {exc}") from exc
 
     async def resource(self, request: web.Request, t: Target) -> web.StreamResponse:
-        if request.query.get("dryRun"):
-            raise bad_request("dryRun is not supported by the local API server")
         method, q = request.method, request.query
         info, c = t.info, self.cluster
         fv = q.get("fieldValidation")
+        dry = dry_run(method, q.getall("dryRun", []))
         if t.name is None:
             if method == "GET":
                 if q.get("watch") in ("1", "true", "True"):
@@ -150,7 +149,7 @@ class Handlers:
                     return await stream.serve(request, self.stopping)
                 return self._list(request, info, t.namespace)
             if method == "POST":
-                created = c.create(info, t.namespace, await self._json_body(request), fv)
+                created = c.create(info, t.namespace, await self._json_body(request), fv, dry_run=dry)
                 return respond(self._out(info, created), 201)
             if method == "DELETE":
                 return self._delete_collection(request, info, t.namespace)
@@ -166,11 +165,13 @@ class Handlers:
             return respond(self._out(info, obj))
         if method == "PUT":
             body = await self._json_body(request)
-            return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub, fv)))
+            return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub, fv,
+                                                     dry_run=dry)))
         if method == "PATCH":
             raw = await request.read()
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
-            return respond(self._out(info, c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv)))
+            return respond(self._out(info, c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv,
+                                                   dry_run=dry)))
         if method == "DELETE":
             options = await self._json_body(request) or {}
             if not isinstance(options, dict):
@@ -179,6 +180,10 @@ class Handlers:
                 if key in q and key not in options:
                     options[key] = int(q[key]) if key == "gracePeriodSeconds" else q[key]
             obj = c.lookup(info, t.namespace, t.name)
+            if dry or dry_run(method, list(options.get("dryRun") or [])):  # kubectl sends it in the body
+                # nothing is removed or marked; the answer is the one a real deletion would start with
+                return respond(self._out(info, obj) if obj["metadata"].get("finalizers") or not info.builtin
+                               else success_status(t.name, info.group, info.plural, obj["metadata"]["uid"]))
             result = c.delete(info, t.namespace, t.name, options)
             gone = c.store.get(info.group_resource, result["metadata"].get("namespace", ""),
                                t.name) is None
@@ -256,6 +261,26 @@ class Handlers:
             raise bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: '
                               "ContainerCreating")
         return web.Response(text=text, content_type="text/plain")
+
+
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions",
+                 "DELETE": "DeleteOptions"}
+
+
+def dry_run(method: str, values: list[str]) -> bool:
+    """``?dryRun=All`` (the only value the API defines): True. Any other value is refused the way the real
+    server refuses it: 422 Invalid on the request's options."""
+    if method not in _OPTIONS_KIND:
+        return False
+    bad = [(n, v) for n, v in enumerate(values) if v != "All"]
+    if bad:
+        kind = _OPTIONS_KIND.get(method, "GetOptions")
+        causes = [{"reason": "FieldValueNotSupported", "field": f"dryRun[{n}]",
+                   "message": f'Unsupported value: "{v}": supported values: "All"'} for n, v in bad]
+        detail = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+        raise ApiError(422, f'{kind}.meta.k8s.io "" is invalid: {detail}',
+                       details={"group": "meta.k8s.io", "kind": kind, "causes": causes})
+    return bool(values)
 
 
 def scale_of(obj: Obj) -> Obj:

@@ -81,7 +81,9 @@ class Cluster:
 
     # --- verbs -------------------------------------------------------------------------------------
     def create(self, info: ResourceInfo, namespace: str | None, body: Any,
-               field_validation: str | None = None) -> Obj:
+               field_validation: str | None = None, *, dry_run: bool = False) -> Obj:
+        """Create an object. ``dry_run`` (``?dryRun=All``) runs every check and default and returns the
+        object as it would be stored, but stores nothing: no resourceVersion, no watch event."""
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
@@ -95,7 +97,8 @@ class Cluster:
             namespace = namespace or meta.get("namespace")
             if not namespace:
                 raise bad_request("a namespace is required for a namespaced resource")
-            self._ensure_namespace(namespace)
+            if not (dry_run and self.auto_create_namespaces):
+                self._ensure_namespace(namespace)
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -115,6 +118,8 @@ class Cluster:
             obj.pop("status", None)
         apply_create_defaults(info, obj)
         obj = self._admit(info, obj, None, field_validation)
+        if dry_run:
+            return obj
         if info.group_resource == CRD_GROUP_RESOURCE:
             self._register_crd(obj)
         self.store.put(info.group_resource, self._stamp(obj), "ADDED")
@@ -128,16 +133,18 @@ class Cluster:
         return items, self.store.resource_version
 
     def replace(self, info: ResourceInfo, namespace: str | None, name: str, body: Any,
-                subresource: str | None = None, field_validation: str | None = None) -> Obj:
+                subresource: str | None = None, field_validation: str | None = None, *,
+                dry_run: bool = False) -> Obj:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise bad_request("the body of the request must be a JSON object with metadata")
         if (body.get("metadata") or {}).get("name", name) != name:
             raise bad_request("the name of the object does not match the name on the URL")
         old = self.lookup(info, namespace, name)
-        return self._write(info, old, copy.deepcopy(body), subresource, field_validation)
+        return self._write(info, old, copy.deepcopy(body), subresource, field_validation, dry_run=dry_run)
 
     def patch(self, info: ResourceInfo, namespace: str | None, name: str, content_type: str,
-              raw: bytes, subresource: str | None = None, field_validation: str | None = None) -> Obj:
+              raw: bytes, subresource: str | None = None, field_validation: str | None = None, *,
+              dry_run: bool = False) -> Obj:
         kind = content_type.split(";")[0].strip().lower()
         try:
             if kind == APPLY:
@@ -152,7 +159,7 @@ class Cluster:
             old = self.lookup(info, namespace, name)
         except ApiError:
             if kind == APPLY:  # server-side apply creates a missing object
-                return self.create(info, namespace, body, field_validation)
+                return self.create(info, namespace, body, field_validation, dry_run=dry_run)
             raise
         if kind == JSON:
             new = json_patch(old, body)
@@ -168,10 +175,10 @@ class Cluster:
                                 f"include: {JSON}, {MERGE}, {STRATEGIC}, {APPLY}")
         if not isinstance(new, dict):
             raise bad_request("the patched object is not a JSON object")
-        return self._write(info, old, new, subresource, field_validation)
+        return self._write(info, old, new, subresource, field_validation, dry_run=dry_run)
 
     def _write(self, info: ResourceInfo, old: Obj, new: Obj, subresource: str | None,
-               field_validation: str | None = None) -> Obj:
+               field_validation: str | None = None, *, dry_run: bool = False) -> Obj:
         new = copy.deepcopy(new)  # patches share untouched subtrees with the stored object
         meta = new.get("metadata")
         if not isinstance(meta, dict):
@@ -213,6 +220,8 @@ class Cluster:
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
+        if dry_run:
+            return new  # what would be stored, at the current resourceVersion
         if info.group_resource == CRD_GROUP_RESOURCE:
             self._register_crd(new)
         if (meta.get("deletionTimestamp") and old_meta.get("finalizers") and not meta.get("finalizers")
