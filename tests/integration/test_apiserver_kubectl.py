@@ -236,7 +236,8 @@ def test_server_side_dry_run_and_diff(cluster: tuple[ApiServerThread, Path]) -> 
     kubectl(cluster, "apply", "-f", "-", stdin=gadget("dry", 3))
     stored = json.loads(kubectl(cluster, "get", "gadget", "dry", "-o", "json").stdout)
     before = _rv(cluster)
-    for args in (("apply", "--dry-run=server"), ("apply", "--server-side", "--dry-run=server")):
+    ssa = ("apply", "--server-side", "--force-conflicts", "--dry-run=server")
+    for args in (("apply", "--dry-run=server"), ssa):
         assert "(server dry run)" in kubectl(cluster, *args, "-f", "-", stdin=gadget("dry", 5)).stdout
     patched = kubectl(cluster, "patch", "gadget", "dry", "--dry-run=server", "--type=merge", "-o", "json",
                       "-p", '{"spec": {"size": 6}}').stdout
@@ -297,3 +298,71 @@ def test_explain_reads_the_crd_schemas(cluster: tuple[ApiServerThread, Path]) ->
     for field in monitoring["properties"]["drift"]["properties"]:
         assert f"    {field}\t<" in recursive
     assert "Name must be unique" in kubectl(cluster, "explain", "trainingjob.metadata.name").stdout
+
+
+def _deployment(image: str, env: dict[str, str]) -> str:
+    container = {"name": "main", "image": image, "env": [{"name": k, "value": v} for k, v in env.items()]}
+    return yaml.safe_dump({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ssa"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "ssa"}},
+                 "template": {"metadata": {"labels": {"app": "ssa"}}, "spec": {"containers": [container]}}},
+    })
+
+
+def _owners(cluster: tuple[ApiServerThread, Path]) -> dict[str, dict[str, object]]:
+    live = json.loads(kubectl(cluster, "get", "deploy", "ssa", "-o", "json", "--show-managed-fields").stdout)
+    return {e["manager"]: e for e in live["metadata"]["managedFields"]}
+
+
+def test_server_side_apply_field_managers(cluster: tuple[ApiServerThread, Path]) -> None:
+    """`kubectl apply --server-side`: ownership per field manager, conflicts (409) unless forced, and
+    fields an applier stops applying are removed; an imperative edit is owned by its own manager."""
+    out = kubectl(cluster, "apply", "--server-side", "--field-manager=team-a", "-f", "-",
+                  stdin=_deployment("img:1", {"A": "1", "B": "2"})).stdout
+    assert "serverside-applied" in out
+    entry = _owners(cluster)["team-a"]
+    assert entry["operation"] == "Apply"
+    main = entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"main"}']  # type: ignore[index]
+    assert set(main) == {".", "f:name", "f:image", "f:env"}
+    assert set(main["f:env"]) == {'k:{"name":"A"}', 'k:{"name":"B"}'}
+    # another manager applying a different image: a conflict, named by field and manager
+    other = _deployment("img:2", {"A": "1", "B": "2"})
+    refused = kubectl(cluster, "apply", "--server-side", "--field-manager=team-b", "-f", "-", stdin=other,
+                      check=False)
+    assert refused.returncode != 0
+    assert 'conflict with "team-a"' in refused.stderr
+    assert '.spec.template.spec.containers[name="main"].image' in refused.stderr
+    assert kubectl(cluster, "get", "deploy", "ssa", "-o", "jsonpath={.spec.template.spec.containers[0].image}"
+                   ).stdout == "img:1"
+    # the same value is no conflict: both own it
+    kubectl(cluster, "apply", "--server-side", "--field-manager=team-c", "-f", "-",
+            stdin=_deployment("img:1", {"A": "1", "B": "2"}))
+    # forced: the field moves to team-b
+    kubectl(cluster, "apply", "--server-side", "--field-manager=team-b", "--force-conflicts", "-f", "-",
+            stdin=other)
+    owners = _owners(cluster)
+    image = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"main"}', "f:image")
+
+    def has(manager: str) -> bool:
+        node: object = owners[manager]["fieldsV1"]
+        for key in image:
+            if not isinstance(node, dict) or key not in node:
+                return False
+            node = node[key]
+        return True
+
+    assert has("team-b") and not has("team-a") and not has("team-c")
+    # an imperative edit belongs to kubectl's own manager for that command
+    kubectl(cluster, "set", "resources", "deployment", "ssa", "--limits=cpu=10m")
+    limits = _owners(cluster)["kubectl-set"]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][  # type: ignore[index]
+        'k:{"name":"main"}']["f:resources"]["f:limits"]
+    assert limits == {"f:cpu": {}}
+    # team-a, team-b and team-c stop applying env B: nobody owns it any more, so it is removed
+    for manager, img in (("team-a", "img:2"), ("team-b", "img:2"), ("team-c", "img:2")):
+        kubectl(cluster, "apply", "--server-side", f"--field-manager={manager}", "--force-conflicts",
+                "-f", "-", stdin=_deployment(img, {"A": "1"}))
+    live = json.loads(kubectl(cluster, "get", "deploy", "ssa", "-o", "json").stdout)
+    (container,) = live["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [{"name": "A", "value": "1"}]
+    assert container["resources"] == {"limits": {"cpu": "10m"}}  # kubectl-set still owns it
+    kubectl(cluster, "delete", "deploy", "ssa")

@@ -14,9 +14,15 @@ Where it knowingly differs from a real API server (keep tests away from these):
   answers the object as it would be stored, storing nothing (no resourceVersion, no watch event), so
   `kubectl apply --dry-run=server` and `kubectl diff` work; another value is 422 Invalid, as on a real
   server. A dry-run create answers without a resourceVersion.
-- Server-side apply (`application/apply-patch+yaml`) is a plain merge (strategic for built-ins, JSON merge
-  for custom resources): no managedFields, no field ownership or conflicts, and fields missing from a
-  later apply are not removed.
+- Field ownership (`metadata.managedFields`, FieldsV1) is recorded per (manager, operation, subresource):
+  the manager is `?fieldManager=`, else the User-Agent up to its first '/'. An update owns the fields
+  whose value it changed; a server-side apply (`application/apply-patch+yaml`) owns its configuration's
+  fields, answers 409 on a field another manager owns with a different value unless `force=true` (which
+  takes it over), and removes the fields it applied before and no longer applies when nobody else owns
+  them. The merge itself is strategic (built-ins) or JSON merge (custom resources), lists are keyed by
+  the fixed merge-key table below, and there is no upgrade of client-side-apply ownership (a first
+  `kubectl apply --server-side` over a client-side apply conflicts: use `--force-conflicts`).
+  Incoming managedFields are ignored (they cannot be reset by a client).
 - Strategic merge uses a fixed table of list merge keys (containers/env/volumes by name, volumeMounts by
   mountPath, ports by containerPort/port, conditions by type, ...), not the Go struct tags.
 - Built-in kinds are not validated (beyond names) and get only the defaults clients rely on (Pod phase,

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import discovery, openapi
+from . import discovery, managed, openapi
 from .errors import ApiError, bad_request, success_status
 from .objects import Cluster
 from .patch import json_patch, merge_patch
@@ -141,6 +141,9 @@ class Handlers:
         info, c = t.info, self.cluster
         fv = q.get("fieldValidation")
         dry = dry_run(method, q.getall("dryRun", []))
+        manager = managed.manager_from(q.get("fieldManager"), request.headers.get("User-Agent"))
+        writer = managed.Writer(manager, subresource=t.sub if t.sub in ("status", "scale") else None,
+                                force=q.get("force") in ("true", "True", "1"))
         if t.name is None:
             if method == "GET":
                 if q.get("watch") in ("1", "true", "True"):
@@ -149,7 +152,8 @@ class Handlers:
                     return await stream.serve(request, self.stopping)
                 return self._list(request, info, t.namespace)
             if method == "POST":
-                created = c.create(info, t.namespace, await self._json_body(request), fv, dry_run=dry)
+                created = c.create(info, t.namespace, await self._json_body(request), fv, dry_run=dry,
+                                   writer=writer)
                 return respond(self._out(info, created), 201)
             if method == "DELETE":
                 return self._delete_collection(request, info, t.namespace)
@@ -157,7 +161,7 @@ class Handlers:
         if t.sub == "log":
             return self._log(t, request)
         if t.sub == "scale":
-            return await self._scale(t, request)
+            return await self._scale(t, request, writer)
         if method == "GET":
             obj = c.lookup(info, t.namespace, t.name)
             if wants_table(request.headers.get("Accept", "")):
@@ -166,12 +170,12 @@ class Handlers:
         if method == "PUT":
             body = await self._json_body(request)
             return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub, fv,
-                                                     dry_run=dry)))
+                                                     dry_run=dry, writer=writer)))
         if method == "PATCH":
             raw = await request.read()
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
             return respond(self._out(info, c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv,
-                                                   dry_run=dry)))
+                                                   dry_run=dry, writer=writer)))
         if method == "DELETE":
             options = await self._json_body(request) or {}
             if not isinstance(options, dict):
@@ -222,7 +226,7 @@ class Handlers:
                         "metadata": {"resourceVersion": str(self.cluster.store.resource_version)},
                         "items": [self._out(info, o) for o in done]})
 
-    async def _scale(self, t: Target, request: web.Request) -> web.Response:
+    async def _scale(self, t: Target, request: web.Request, writer: managed.Writer) -> web.Response:
         """autoscaling/v1 Scale of a Deployment/ReplicaSet: GET, PUT or PATCH of spec.replicas."""
         assert t.name is not None
         obj = self.cluster.lookup(t.info, t.namespace, t.name)
@@ -240,7 +244,8 @@ class Handlers:
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise bad_request("spec.replicas: Invalid value: must be a non-negative integer")
             body = json.dumps({"spec": {"replicas": replicas}}).encode()
-            obj = self.cluster.patch(t.info, t.namespace, t.name, "application/merge-patch+json", body)
+            obj = self.cluster.patch(t.info, t.namespace, t.name, "application/merge-patch+json", body,
+                                     writer=writer)
         elif request.method != "GET":
             raise ApiError(405, f"{request.method} is not supported on scale")
         return respond(scale_of(obj))
