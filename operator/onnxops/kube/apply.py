@@ -8,7 +8,7 @@ A child that drifted is repaired in two steps:
 
 1. fields that another field manager *added* to its spec (``kubectl set resources``, a patch adding
    ``nodeSelector``/``paused``/a sidecar, ...), read from ``metadata.managedFields``, are removed with a
-   PUT of the observed object without them (its resourceVersion makes a concurrent change a 409, retried);
+   merge patch that carries the observed resourceVersion (a concurrent change is a 409, retried);
    metadata (labels, annotations), an autoscaler's replica count and a Service's addresses are left alone;
 2. when a field the operator sets has another value, the whole desired object is server-side applied as
    field manager ``onnxops`` with ``force=true`` (taking those fields back from whoever changed them).
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from onnxops.reconcile.errors import NameConflict, owner_uids
+from onnxops.reconcile.status import merge_diff
 
 from .client import FIELD_MANAGER, ApiError, KubeClient
 from .fields import Path, foreign_additions, without
@@ -119,7 +120,10 @@ async def remove_foreign(
     md = observed["metadata"]
     log.info("%s %s/%s: removing fields other managers added: %s", observed.get("kind"),
              md.get("namespace"), md.get("name"), ", ".join(display(p) for p in extra))
-    updated = await client.replace(without(observed, extra))
+    patch = {"metadata": {"resourceVersion": md["resourceVersion"]},
+             "spec": merge_diff(observed.get("spec"), without(observed, extra).get("spec") or {})}
+    updated = await client.merge_patch(observed["apiVersion"], observed["kind"], md.get("namespace"),
+                                       md["name"], patch)
     if foreign_additions(updated, desired, FIELD_MANAGER) == extra:
         _remember_unremovable(key)
     return updated

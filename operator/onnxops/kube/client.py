@@ -233,14 +233,6 @@ class KubeClient:
             params=_MANAGED,
         )
 
-    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """PUT: the whole object; its metadata.resourceVersion makes a concurrent change a 409."""
-        md = obj.get("metadata") or {}
-        return await self.request(
-            "PUT", resource_path(obj["apiVersion"], obj["kind"], md.get("namespace"), md["name"]), body=obj,
-            params=_MANAGED,
-        )
-
     async def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
         """Server-side apply of ``obj`` as the operator's field manager (``force``: take over fields that
         another manager set to another value)."""
