@@ -174,8 +174,9 @@ class Handlers:
         if method == "PATCH":
             raw = await request.read()
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
-            return respond(self._out(info, c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv,
-                                                   dry_run=dry, writer=writer)))
+            existed = c.store.get(info.group_resource, c._ns_key(info, t.namespace), t.name) is not None
+            patched = c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv, dry_run=dry, writer=writer)
+            return respond(self._out(info, patched), 200 if existed else 201)  # an apply may create
         if method == "DELETE":
             options = await self._json_body(request) or {}
             if not isinstance(options, dict):
