@@ -212,3 +212,157 @@ def test_project_crds_and_examples(cluster: tuple[ApiServerThread, Path], tmp_pa
     bad["spec"]["evaluation"]["testFraction"] = 5.0
     refused = kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(bad), check=False)
     assert refused.returncode != 0 and "spec.evaluation.testFraction" in refused.stderr
+
+
+def _rv(cluster: tuple[ApiServerThread, Path]) -> int:
+    srv, _ = cluster
+    return int(srv.call(lambda: srv.server.cluster.store.resource_version))  # type: ignore[union-attr]
+
+
+def test_server_side_dry_run_and_diff(cluster: tuple[ApiServerThread, Path]) -> None:
+    kubectl(cluster, "apply", "-f", "-", stdin=CRD)
+    before = _rv(cluster)
+    out = kubectl(cluster, "apply", "--dry-run=server", "-f", "-", stdin=gadget("dry", 3)).stdout
+    assert "created (server dry run)" in out
+    assert kubectl(cluster, "get", "gadget", "dry", check=False).returncode != 0  # nothing was stored
+    assert _rv(cluster) == before  # no resourceVersion was used, so no watch event either
+    # admission still runs: CEL and schema errors come back, defaults are applied in the answer
+    refused = kubectl(cluster, "apply", "--dry-run=server", "-f", "-", stdin=gadget("dry", 42), check=False)
+    assert refused.returncode != 0 and "size must not exceed max" in refused.stderr
+    shown = yaml.safe_load(
+        kubectl(cluster, "apply", "--dry-run=server", "-o", "yaml", "-f", "-", stdin=gadget("dry", 3)).stdout
+    )
+    assert shown["spec"] == {"size": 3, "max": 10}
+    kubectl(cluster, "apply", "-f", "-", stdin=gadget("dry", 3))
+    stored = json.loads(kubectl(cluster, "get", "gadget", "dry", "-o", "json").stdout)
+    before = _rv(cluster)
+    ssa = ("apply", "--server-side", "--force-conflicts", "--dry-run=server")
+    for args in (("apply", "--dry-run=server"), ssa):
+        assert "(server dry run)" in kubectl(cluster, *args, "-f", "-", stdin=gadget("dry", 5)).stdout
+    patched = kubectl(cluster, "patch", "gadget", "dry", "--dry-run=server", "--type=merge", "-o", "json",
+                      "-p", '{"spec": {"size": 6}}').stdout
+    assert json.loads(patched)["spec"]["size"] == 6
+    assert "(server dry run)" in kubectl(cluster, "delete", "gadget", "dry", "--dry-run=server").stdout
+    assert _rv(cluster) == before
+    assert json.loads(kubectl(cluster, "get", "gadget", "dry", "-o", "json").stdout) == stored
+    # kubectl diff: a server-side dry run of the apply, compared with the live object
+    assert kubectl(cluster, "diff", "-f", "-", stdin=gadget("dry", 3)).stdout == ""
+    diff = kubectl(cluster, "diff", "-f", "-", stdin=gadget("dry", 7), check=False)
+    assert diff.returncode == 1, diff.stderr  # 1: differences found
+    lines = diff.stdout.splitlines()
+    changed = [line for line in lines if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert "-  size: 3" in changed and "+  size: 7" in changed
+    assert _rv(cluster) == before
+    kubectl(cluster, "delete", "gadget", "dry")
+
+
+def test_dry_run_values_are_checked(cluster: tuple[ApiServerThread, Path]) -> None:
+    import urllib.error
+    import urllib.request
+
+    srv, _ = cluster
+    body = json.dumps({"metadata": {"name": "cm-dry"}, "data": {"a": "1"}}).encode()
+    req = urllib.request.Request(
+        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=Some", data=body, method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    status = json.loads(err.value.read())
+    assert err.value.code == 422 and status["reason"] == "Invalid"
+    assert 'dryRun[0]: Unsupported value: "Some": supported values: "All"' in status["message"]
+    req = urllib.request.Request(
+        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=All", data=body, method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        created = json.loads(resp.read())
+    assert resp.status == 201 and created["data"] == {"a": "1"}
+    assert "resourceVersion" not in created["metadata"]
+    assert kubectl(cluster, "get", "cm", "cm-dry", check=False).returncode != 0
+
+
+@pytest.mark.skipif(not (REPO / "crds").is_dir(), reason="crds/ not generated")
+def test_explain_reads_the_crd_schemas(cluster: tuple[ApiServerThread, Path]) -> None:
+    kubectl(cluster, "apply", "-f", str(REPO / "crds"))
+    kubectl(cluster, "api-resources")  # refresh kubectl's discovery cache after the CRDs appeared
+    crd = yaml.safe_load((REPO / "crds" / "onnxops.dev_inferenceservices.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    monitoring = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["monitoring"]
+    out = kubectl(cluster, "explain", "oisvc.spec.monitoring").stdout
+    assert "KIND:       InferenceService" in out and "VERSION:    v1alpha1" in out
+    assert monitoring["description"].split("\n")[0] in out
+    for field in monitoring["properties"]:
+        assert f"  {field}\t<" in out
+    recursive = kubectl(cluster, "explain", "oisvc.spec.monitoring", "--recursive").stdout
+    for field in monitoring["properties"]["drift"]["properties"]:
+        assert f"    {field}\t<" in recursive
+    assert "Name must be unique" in kubectl(cluster, "explain", "trainingjob.metadata.name").stdout
+
+
+def _deployment(image: str, env: dict[str, str]) -> str:
+    container = {"name": "main", "image": image, "env": [{"name": k, "value": v} for k, v in env.items()]}
+    return yaml.safe_dump({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ssa"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "ssa"}},
+                 "template": {"metadata": {"labels": {"app": "ssa"}}, "spec": {"containers": [container]}}},
+    })
+
+
+def _owners(cluster: tuple[ApiServerThread, Path]) -> dict[str, dict[str, object]]:
+    live = json.loads(kubectl(cluster, "get", "deploy", "ssa", "-o", "json", "--show-managed-fields").stdout)
+    return {e["manager"]: e for e in live["metadata"]["managedFields"]}
+
+
+def test_server_side_apply_field_managers(cluster: tuple[ApiServerThread, Path]) -> None:
+    """`kubectl apply --server-side`: ownership per field manager, conflicts (409) unless forced, and
+    fields an applier stops applying are removed; an imperative edit is owned by its own manager."""
+    out = kubectl(cluster, "apply", "--server-side", "--field-manager=team-a", "-f", "-",
+                  stdin=_deployment("img:1", {"A": "1", "B": "2"})).stdout
+    assert "serverside-applied" in out
+    entry = _owners(cluster)["team-a"]
+    assert entry["operation"] == "Apply"
+    main = entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"main"}']  # type: ignore[index]
+    assert set(main) == {".", "f:name", "f:image", "f:env"}
+    assert set(main["f:env"]) == {'k:{"name":"A"}', 'k:{"name":"B"}'}
+    # another manager applying a different image: a conflict, named by field and manager
+    other = _deployment("img:2", {"A": "1", "B": "2"})
+    refused = kubectl(cluster, "apply", "--server-side", "--field-manager=team-b", "-f", "-", stdin=other,
+                      check=False)
+    assert refused.returncode != 0
+    assert 'conflict with "team-a"' in refused.stderr
+    assert '.spec.template.spec.containers[name="main"].image' in refused.stderr
+    assert kubectl(cluster, "get", "deploy", "ssa", "-o", "jsonpath={.spec.template.spec.containers[0].image}"
+                   ).stdout == "img:1"
+    # the same value is no conflict: both own it
+    kubectl(cluster, "apply", "--server-side", "--field-manager=team-c", "-f", "-",
+            stdin=_deployment("img:1", {"A": "1", "B": "2"}))
+    # forced: the field moves to team-b
+    kubectl(cluster, "apply", "--server-side", "--field-manager=team-b", "--force-conflicts", "-f", "-",
+            stdin=other)
+    owners = _owners(cluster)
+    image = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"main"}', "f:image")
+
+    def has(manager: str) -> bool:
+        node: object = owners[manager]["fieldsV1"]
+        for key in image:
+            if not isinstance(node, dict) or key not in node:
+                return False
+            node = node[key]
+        return True
+
+    assert has("team-b") and not has("team-a") and not has("team-c")
+    # an imperative edit belongs to kubectl's own manager for that command
+    kubectl(cluster, "set", "resources", "deployment", "ssa", "--limits=cpu=10m")
+    limits = _owners(cluster)["kubectl-set"]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][  # type: ignore[index]
+        'k:{"name":"main"}']["f:resources"]["f:limits"]
+    assert limits == {"f:cpu": {}}
+    # team-a, team-b and team-c stop applying env B: nobody owns it any more, so it is removed
+    for manager, img in (("team-a", "img:2"), ("team-b", "img:2"), ("team-c", "img:2")):
+        kubectl(cluster, "apply", "--server-side", f"--field-manager={manager}", "--force-conflicts",
+                "-f", "-", stdin=_deployment(img, {"A": "1"}))
+    live = json.loads(kubectl(cluster, "get", "deploy", "ssa", "-o", "json").stdout)
+    (container,) = live["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [{"name": "A", "value": "1"}]
+    assert container["resources"] == {"limits": {"cpu": "10m"}}  # kubectl-set still owns it
+    kubectl(cluster, "delete", "deploy", "ssa")

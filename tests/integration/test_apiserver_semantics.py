@@ -196,11 +196,15 @@ async def test_server_side_apply_creates_then_merges(api: Client) -> None:
     path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/l?fieldManager=test"
     doc = "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: l}\nspec: {holderIdentity: a}\n"
     status, lease = await api.call("PATCH", path, doc, apply)
-    assert status == 200 and lease["spec"] == {"holderIdentity": "a"}
+    assert status == 201 and lease["spec"] == {"holderIdentity": "a"}  # created, as on a real server
     _, lease = await api.call(
         "PATCH", path, doc.replace("holderIdentity: a", "leaseDurationSeconds: 15"), apply
     )
-    assert lease["spec"] == {"holderIdentity": "a", "leaseDurationSeconds": 15}  # documented simplification
+    # as on a real server: a field this manager applied before and no longer applies is removed
+    assert lease["spec"] == {"leaseDurationSeconds": 15}
+    (entry,) = lease["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"]) == ("test", "Apply")
+    assert entry["fieldsV1"] == {"f:spec": {"f:leaseDurationSeconds": {}}}
 
 
 async def test_events_and_field_selectors(api: Client) -> None:

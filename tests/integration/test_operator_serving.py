@@ -1,6 +1,7 @@
 """The real operator (kopf) against the local runtime serving real ONNX Runtime servers: canary success,
 SLO abort and its hold, a new spec after an abort, readiness timeout, verification failure, deletion and
-garbage collection, and zero writes on a converged object."""
+garbage collection, zero writes on a converged object, and children repaired within seconds of a deletion
+or a hand edit."""
 
 from __future__ import annotations
 
@@ -352,3 +353,40 @@ def test_http_route_weights_follow_the_canary(env: tuple[Cluster, Path], onnx_mo
         cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
         cols = dict(zip(header.split(), cells, strict=True))
         assert cols["MODEL"] == "routed" and cols["STABLE"] == "2" and cols["READY"] == "True", out
+
+
+def test_deleted_and_edited_children_come_back_within_seconds(
+    env: tuple[Cluster, Path], onnx_model: bytes
+) -> None:
+    """No drift interval, nothing pending: only the children's watch events can wake the service before
+    the 300 s idle re-check."""
+    c, work = env
+    add_version(c, work, onnx_model, "heal", 1)
+    assert verified(c, "heal-v1")["phase"] == "Ready"
+    c.create(isvc("heal", "heal", 1, autoscaling={"minReplicas": 1, "maxReplicas": 2}))
+    c.wait_status("InferenceService", "heal", lambda s: cond(s, "Ready") == "True", timeout=90)
+    children = [
+        ("v1", "Service", "heal"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler", "heal-v1"),
+        ("apps/v1", "Deployment", "heal-v1"),
+    ]
+    for api, kind, name in children:
+        old = c.get(kind, name, api=api)
+        assert old is not None, (kind, name)
+        c.delete(kind, name, api=api)
+
+        def recreated(
+            api: str = api, kind: str = kind, name: str = name, uid: str = old["metadata"]["uid"]
+        ) -> bool:
+            new = c.get(kind, name, api=api)
+            return new is not None and new["metadata"]["uid"] != uid
+
+        c.wait(f"{kind} {name} recreated", recreated, timeout=20)
+    # a hand edit by another field manager (here: pausing the Deployment) is undone just as fast
+    path = "/apis/apps/v1/namespaces/default/deployments/heal-v1"
+    c.call(lambda: c.client.request("PATCH", path, body={"spec": {"paused": True}},
+                                    content_type="application/merge-patch+json",
+                                    params={"fieldManager": "kubectl-patch"}))
+    c.wait("the pause undone", lambda: "paused" not in (c.get("Deployment", "heal-v1", api="apps/v1") or {
+        "spec": {"paused": True}})["spec"], timeout=20)
+    c.delete("InferenceService", "heal")

@@ -214,8 +214,15 @@ def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: 
         memo.ctx.wake(MV, namespace or "", labels[MODEL_VERSION])
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
-def deployment_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+# Every kind of child an InferenceService owns wakes it (created, changed by someone else, deleted), so a
+# deleted or hand-edited child is repaired within seconds rather than at the idle re-check.
+OURS = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OURS)
+@kopf.on.event("v1", "services", labels=OURS)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OURS)
+def serving_child_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     from onnxops.builders.labels import INFERENCE_SERVICE
 
     if INFERENCE_SERVICE in labels:

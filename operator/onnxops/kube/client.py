@@ -38,6 +38,10 @@ PLURALS: dict[tuple[str, str], str] = {
     ("onnxops.dev/v1alpha1", "InferenceService"): "inferenceservices",
 }
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
+# The field manager of every write: the API server records the fields the operator set under this name
+# (metadata.managedFields), which is how it tells them from other managers' edits (see kube/apply.py).
+FIELD_MANAGER = "onnxops"
+_MANAGED = {"fieldManager": FIELD_MANAGER}
 
 
 class ApiError(Exception):
@@ -225,7 +229,18 @@ class KubeClient:
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         md = obj.get("metadata") or {}
         return await self.request(
-            "POST", resource_path(obj["apiVersion"], obj["kind"], md.get("namespace")), body=obj
+            "POST", resource_path(obj["apiVersion"], obj["kind"], md.get("namespace")), body=obj,
+            params=_MANAGED,
+        )
+
+    async def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
+        """Server-side apply of ``obj`` as the operator's field manager (``force``: take over fields that
+        another manager set to another value)."""
+        md = obj.get("metadata") or {}
+        params = {**_MANAGED, "force": "true"} if force else _MANAGED
+        return await self.request(
+            "PATCH", resource_path(obj["apiVersion"], obj["kind"], md.get("namespace"), md["name"]), body=obj,
+            content_type="application/apply-patch+yaml", params=params,
         )
 
     async def merge_patch(
@@ -236,6 +251,7 @@ class KubeClient:
             resource_path(api_version, kind, namespace, name),
             body=patch,
             content_type="application/merge-patch+json",
+            params=_MANAGED,
         )
 
     async def patch_status(
@@ -246,6 +262,7 @@ class KubeClient:
             resource_path(api_version, kind, namespace, name, "status"),
             body={"status": status},
             content_type="application/merge-patch+json",
+            params=_MANAGED,
         )
 
     async def delete(

@@ -9,18 +9,29 @@
 
 Where it knowingly differs from a real API server (keep tests away from these):
 - JSON and YAML bodies only: imperative `kubectl create <kind>` (protobuf bodies) is refused with 415;
-  `kubectl apply -f`/`create -f` work. No authentication or authorization; no `dryRun` (refused, 400).
-- Server-side apply (`application/apply-patch+yaml`) is a plain merge (strategic for built-ins, JSON merge
-  for custom resources): no managedFields, no field ownership or conflicts, and fields missing from a
-  later apply are not removed.
+  `kubectl apply -f`/`create -f` work. No authentication or authorization.
+- Server-side dry run (`?dryRun=All`, or `dryRun` in DeleteOptions) runs defaulting and admission and
+  answers the object as it would be stored, storing nothing (no resourceVersion, no watch event), so
+  `kubectl apply --dry-run=server` and `kubectl diff` work; another value is 422 Invalid, as on a real
+  server. A dry-run create answers without a resourceVersion.
+- Field ownership (`metadata.managedFields`, FieldsV1) is recorded per (manager, operation, subresource):
+  the manager is `?fieldManager=`, else the User-Agent up to its first '/'. An update owns the fields
+  whose value it changed; a server-side apply (`application/apply-patch+yaml`) owns its configuration's
+  fields, answers 409 on a field another manager owns with a different value unless `force=true` (which
+  takes it over), and removes the fields it applied before and no longer applies when nobody else owns
+  them. The merge itself is strategic (built-ins) or JSON merge (custom resources), lists are keyed by
+  the fixed merge-key table below, and there is no upgrade of client-side-apply ownership (a first
+  `kubectl apply --server-side` over a client-side apply conflicts: use `--force-conflicts`).
+  Incoming managedFields are ignored (they cannot be reset by a client).
 - Strategic merge uses a fixed table of list merge keys (containers/env/volumes by name, volumeMounts by
   mountPath, ports by containerPort/port, conditions by type, ...), not the Go struct tags.
 - Built-in kinds are not validated (beyond names) and get only the defaults clients rely on (Pod phase,
   Job selector/labels/backoffLimit, Deployment replicas/strategy, Service clusterIP); pod specs are not
   immutable. Custom resources get full admission through `onnxops.validate`; `fieldValidation=Strict`
   (kubectl's default) refuses unknown fields with 400, other modes prune them silently (no warnings).
-- OpenAPI: `/openapi/v3` only declares the PATCH/PUT parameters (so kubectl leaves validation to the
-  server); there are no schemas, so `kubectl explain` does not work. `/openapi/v2` is 404.
+- OpenAPI: `/openapi/v3` declares the PATCH/PUT parameters (so kubectl leaves validation to the server)
+  and publishes the custom resources' schemas (with a small ObjectMeta), so `kubectl explain <custom
+  kind>.<field>` (and `--recursive`) works; built-in kinds have no schema. `/openapi/v2` is 404.
 - Lists are never paginated (`limit`/`continue` ignored); core/v1 and events.k8s.io/v1 Events are stored
   separately; all versions of a CRD share one store without conversion (the apiVersion is rewritten).
 - Deletion: finalizers, graceful deletion of pods bound to a node (`spec.nodeName`), Orphan/Background/

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import discovery, openapi
+from . import discovery, managed, openapi
 from .errors import ApiError, bad_request, success_status
 from .objects import Cluster
 from .patch import json_patch, merge_patch
@@ -137,11 +137,13 @@ class Handlers:
             raise bad_request(f"error decoding the request body: {exc}") from exc
 
     async def resource(self, request: web.Request, t: Target) -> web.StreamResponse:
-        if request.query.get("dryRun"):
-            raise bad_request("dryRun is not supported by the local API server")
         method, q = request.method, request.query
         info, c = t.info, self.cluster
         fv = q.get("fieldValidation")
+        dry = dry_run(method, q.getall("dryRun", []))
+        manager = managed.manager_from(q.get("fieldManager"), request.headers.get("User-Agent"))
+        writer = managed.Writer(manager, subresource=t.sub if t.sub in ("status", "scale") else None,
+                                force=q.get("force") in ("true", "True", "1"))
         if t.name is None:
             if method == "GET":
                 if q.get("watch") in ("1", "true", "True"):
@@ -150,7 +152,8 @@ class Handlers:
                     return await stream.serve(request, self.stopping)
                 return self._list(request, info, t.namespace)
             if method == "POST":
-                created = c.create(info, t.namespace, await self._json_body(request), fv)
+                created = c.create(info, t.namespace, await self._json_body(request), fv, dry_run=dry,
+                                   writer=writer)
                 return respond(self._out(info, created), 201)
             if method == "DELETE":
                 return self._delete_collection(request, info, t.namespace)
@@ -158,7 +161,7 @@ class Handlers:
         if t.sub == "log":
             return self._log(t, request)
         if t.sub == "scale":
-            return await self._scale(t, request)
+            return await self._scale(t, request, writer)
         if method == "GET":
             obj = c.lookup(info, t.namespace, t.name)
             if wants_table(request.headers.get("Accept", "")):
@@ -166,11 +169,14 @@ class Handlers:
             return respond(self._out(info, obj))
         if method == "PUT":
             body = await self._json_body(request)
-            return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub, fv)))
+            return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub, fv,
+                                                     dry_run=dry, writer=writer)))
         if method == "PATCH":
             raw = await request.read()
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
-            return respond(self._out(info, c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv)))
+            existed = c.store.get(info.group_resource, c._ns_key(info, t.namespace), t.name) is not None
+            patched = c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv, dry_run=dry, writer=writer)
+            return respond(self._out(info, patched), 200 if existed else 201)  # an apply may create
         if method == "DELETE":
             options = await self._json_body(request) or {}
             if not isinstance(options, dict):
@@ -179,6 +185,10 @@ class Handlers:
                 if key in q and key not in options:
                     options[key] = int(q[key]) if key == "gracePeriodSeconds" else q[key]
             obj = c.lookup(info, t.namespace, t.name)
+            if dry or dry_run(method, list(options.get("dryRun") or [])):  # kubectl sends it in the body
+                # nothing is removed or marked; the answer is the one a real deletion would start with
+                return respond(self._out(info, obj) if obj["metadata"].get("finalizers") or not info.builtin
+                               else success_status(t.name, info.group, info.plural, obj["metadata"]["uid"]))
             result = c.delete(info, t.namespace, t.name, options)
             gone = c.store.get(info.group_resource, result["metadata"].get("namespace", ""),
                                t.name) is None
@@ -217,7 +227,7 @@ class Handlers:
                         "metadata": {"resourceVersion": str(self.cluster.store.resource_version)},
                         "items": [self._out(info, o) for o in done]})
 
-    async def _scale(self, t: Target, request: web.Request) -> web.Response:
+    async def _scale(self, t: Target, request: web.Request, writer: managed.Writer) -> web.Response:
         """autoscaling/v1 Scale of a Deployment/ReplicaSet: GET, PUT or PATCH of spec.replicas."""
         assert t.name is not None
         obj = self.cluster.lookup(t.info, t.namespace, t.name)
@@ -235,7 +245,8 @@ class Handlers:
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise bad_request("spec.replicas: Invalid value: must be a non-negative integer")
             body = json.dumps({"spec": {"replicas": replicas}}).encode()
-            obj = self.cluster.patch(t.info, t.namespace, t.name, "application/merge-patch+json", body)
+            obj = self.cluster.patch(t.info, t.namespace, t.name, "application/merge-patch+json", body,
+                                     writer=writer)
         elif request.method != "GET":
             raise ApiError(405, f"{request.method} is not supported on scale")
         return respond(scale_of(obj))
@@ -256,6 +267,26 @@ class Handlers:
             raise bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: '
                               "ContainerCreating")
         return web.Response(text=text, content_type="text/plain")
+
+
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions",
+                 "DELETE": "DeleteOptions"}
+
+
+def dry_run(method: str, values: list[str]) -> bool:
+    """``?dryRun=All`` (the only value the API defines): True. Any other value is refused the way the real
+    server refuses it: 422 Invalid on the request's options."""
+    if method not in _OPTIONS_KIND:
+        return False
+    bad = [(n, v) for n, v in enumerate(values) if v != "All"]
+    if bad:
+        kind = _OPTIONS_KIND.get(method, "GetOptions")
+        causes = [{"reason": "FieldValueNotSupported", "field": f"dryRun[{n}]",
+                   "message": f'Unsupported value: "{v}": supported values: "All"'} for n, v in bad]
+        detail = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+        raise ApiError(422, f'{kind}.meta.k8s.io "" is invalid: {detail}',
+                       details={"group": "meta.k8s.io", "kind": kind, "causes": causes})
+    return bool(values)
 
 
 def scale_of(obj: Obj) -> Obj:

@@ -5,15 +5,17 @@ optimistic concurrency and admission of custom resources."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from . import deletion
+from . import deletion, managed
 from .admission import admit
 from .defaults import apply_create_defaults, apply_update_defaults, generated_name, name_problem, new_uid, now
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from .managed import Writer
 from .patch import json_patch, merge_patch, strategic_merge
 from .registry import CRD_GROUP_RESOURCE, Registry, ResourceInfo, crd_infos
 from .selectors import both
@@ -81,7 +83,10 @@ class Cluster:
 
     # --- verbs -------------------------------------------------------------------------------------
     def create(self, info: ResourceInfo, namespace: str | None, body: Any,
-               field_validation: str | None = None) -> Obj:
+               field_validation: str | None = None, *, dry_run: bool = False,
+               writer: Writer | None = None) -> Obj:
+        """Create an object. ``dry_run`` (``?dryRun=All``) runs every check and default and returns the
+        object as it would be stored, but stores nothing: no resourceVersion, no watch event."""
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
@@ -95,7 +100,8 @@ class Cluster:
             namespace = namespace or meta.get("namespace")
             if not namespace:
                 raise bad_request("a namespace is required for a namespaced resource")
-            self._ensure_namespace(namespace)
+            if not (dry_run and self.auto_create_namespaces):
+                self._ensure_namespace(namespace)
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -115,6 +121,12 @@ class Cluster:
             obj.pop("status", None)
         apply_create_defaults(info, obj)
         obj = self._admit(info, obj, None, field_validation)
+        entries = [] if writer is None else managed.record(None, obj, writer, info.api_version,
+                                                           _has_status(info))
+        if entries:
+            obj["metadata"]["managedFields"] = entries
+        if dry_run:
+            return obj
         if info.group_resource == CRD_GROUP_RESOURCE:
             self._register_crd(obj)
         self.store.put(info.group_resource, self._stamp(obj), "ADDED")
@@ -128,16 +140,19 @@ class Cluster:
         return items, self.store.resource_version
 
     def replace(self, info: ResourceInfo, namespace: str | None, name: str, body: Any,
-                subresource: str | None = None, field_validation: str | None = None) -> Obj:
+                subresource: str | None = None, field_validation: str | None = None, *,
+                dry_run: bool = False, writer: Writer | None = None) -> Obj:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise bad_request("the body of the request must be a JSON object with metadata")
         if (body.get("metadata") or {}).get("name", name) != name:
             raise bad_request("the name of the object does not match the name on the URL")
         old = self.lookup(info, namespace, name)
-        return self._write(info, old, copy.deepcopy(body), subresource, field_validation)
+        return self._write(info, old, copy.deepcopy(body), subresource, field_validation, dry_run=dry_run,
+                           writer=writer)
 
     def patch(self, info: ResourceInfo, namespace: str | None, name: str, content_type: str,
-              raw: bytes, subresource: str | None = None, field_validation: str | None = None) -> Obj:
+              raw: bytes, subresource: str | None = None, field_validation: str | None = None, *,
+              dry_run: bool = False, writer: Writer | None = None) -> Obj:
         kind = content_type.split(";")[0].strip().lower()
         try:
             if kind == APPLY:
@@ -152,7 +167,8 @@ class Cluster:
             old = self.lookup(info, namespace, name)
         except ApiError:
             if kind == APPLY:  # server-side apply creates a missing object
-                return self.create(info, namespace, body, field_validation)
+                return self.create(info, namespace, body, field_validation, dry_run=dry_run,
+                                   writer=_applier(writer, body))
             raise
         if kind == JSON:
             new = json_patch(old, body)
@@ -163,15 +179,21 @@ class Cluster:
                 raise ApiError(415, f"the body of the request was in an unknown format - accepted media "
                                     f"types include: {JSON}, {MERGE}, {APPLY}")
             new = strategic_merge(old, body) if info.builtin else merge_patch(old, body)
+            if kind == APPLY and isinstance(body, dict) and isinstance(new, dict):
+                writer = _applier(writer, body)
+                taken = managed.check_apply(info.api_version, info.plural, name, old, writer)
+                writer = dataclasses.replace(writer, taken=frozenset(taken))
+                new = managed.prune_unapplied(old, copy.deepcopy(new), writer)
         else:
             raise ApiError(415, f"the body of the request was in an unknown format - accepted media types "
                                 f"include: {JSON}, {MERGE}, {STRATEGIC}, {APPLY}")
         if not isinstance(new, dict):
             raise bad_request("the patched object is not a JSON object")
-        return self._write(info, old, new, subresource, field_validation)
+        return self._write(info, old, new, subresource, field_validation, dry_run=dry_run, writer=writer)
 
     def _write(self, info: ResourceInfo, old: Obj, new: Obj, subresource: str | None,
-               field_validation: str | None = None) -> Obj:
+               field_validation: str | None = None, *, dry_run: bool = False,
+               writer: Writer | None = None) -> Obj:
         new = copy.deepcopy(new)  # patches share untouched subtrees with the stored object
         meta = new.get("metadata")
         if not isinstance(meta, dict):
@@ -211,8 +233,16 @@ class Cluster:
         if _spec_part(info, new) != _spec_part(info, old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        if writer is not None:
+            meta["managedFields"] = managed.record(old, new, writer, info.api_version, _has_status(info))
+            if not meta["managedFields"]:
+                meta.pop("managedFields")
+        elif old_meta.get("managedFields"):
+            meta["managedFields"] = old_meta["managedFields"]
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
+        if dry_run:
+            return new  # what would be stored, at the current resourceVersion
         if info.group_resource == CRD_GROUP_RESOURCE:
             self._register_crd(new)
         if (meta.get("deletionTimestamp") and old_meta.get("finalizers") and not meta.get("finalizers")
@@ -262,3 +292,9 @@ class Cluster:
                 deletion.remove(self, info, self._stamp(copy.deepcopy(obj)), gc=False)
         self.registry.remove_group_resource(group, plural)
         self.store.drop_group_resource((group, plural))
+
+
+def _applier(writer: Writer | None, body: Any) -> Writer:
+    base = writer or Writer("unknown")
+    config = body if isinstance(body, dict) else {}
+    return dataclasses.replace(base, operation="Apply", config=config)
