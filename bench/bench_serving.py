@@ -12,7 +12,7 @@ given (KServe, MLServer: each in its own virtualenv outside the repository) are 
     python3.11 -m venv <mlserver-venv> && <mlserver-venv>/bin/pip install mlserver mlserver-sklearn \
         uvloop==0.21.0 scikit-learn   # uvloop >= 0.22 kills MLServer 1.7's inference workers
 
-FastAPI, uvicorn and httptools come from the ``[bench]`` extra. Takes about 7 minutes.
+FastAPI and uvicorn come from the ``[bench]`` extra (httptools from ``[serving]``). Takes about 7 minutes.
 Writes bench/results/serving.md. Not a test: nothing here asserts a timing.
 """
 
