@@ -47,8 +47,11 @@ and the KServe v1 protocol, with Prometheus metrics for drift detection.
 
 The artifact is downloaded (file://, pvc://, s3://, https://), its sha256 is verified before anything
 else, an ONNX Runtime session is created and the baseline profile is read; only then does
-/v2/health/ready answer 200. A missing or corrupt artifact or a digest mismatch leaves the server
-not ready, with the reason in the log and in the body of /v2/health/ready.
+/v2/health/ready answer 200. Until then the server is not ready, with the reason in the log and in the
+body of /v2/health/ready. An artifact that cannot be read or whose sha256 does not match is tried again
+with a capped exponential backoff; if no model has loaded --liveness-timeout-seconds after start,
+/v2/health/live answers 503 so that the kubelet restarts the container. Verified bytes that ONNX Runtime
+refuses are not retried (the server stays live and not ready).
 
 Endpoints:
   GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/<name>[/versions/<v>][/ready]
