@@ -1,6 +1,7 @@
 """Serving benchmark: onnxops' server against the in-process limit and the servers users pick instead.
 
-    .venv/bin/python bench/bench_serving.py [--duration 4] [--kserve-python PY] [--mlserver-bin BIN]
+    .venv/bin/python bench/bench_serving.py [--duration 4] [--models lr,gb] [--parser-reps 3]
+        [--kserve-python PY] [--mlserver-bin BIN]
 
 Models: StandardScaler + LogisticRegression (20 features, 3 classes, ``lr``) and a 100-stage
 GradientBoostingClassifier (``gb``), ONNX via skl2onnx without ZipMap. Load: ``wrk`` (one thread,
@@ -12,7 +13,10 @@ given (KServe, MLServer: each in its own virtualenv outside the repository) are 
     python3.11 -m venv <mlserver-venv> && <mlserver-venv>/bin/pip install mlserver mlserver-sklearn \
         uvloop==0.21.0 scikit-learn   # uvloop >= 0.22 kills MLServer 1.7's inference workers
 
-FastAPI and uvicorn come from the ``[bench]`` extra (httptools from ``[serving]``). Takes about 7 minutes.
+FastAPI and uvicorn come from the ``[bench]`` extra (httptools from ``[serving]``). Takes about 7 minutes;
+``--models lr --duration 2`` (the smallest meaningful run: the lr rows and the parser comparison) about 3.
+The HTTP parser comparison runs the server with its previous hand-written parser (``legacy_http.py``) next
+to the current one (llhttp), interleaved at c8, and also both parsers in-process on the same bytes.
 Writes bench/results/serving.md. Not a test: nothing here asserts a timing.
 """
 
@@ -359,11 +363,10 @@ class Server:
         try:
             wait_http(f"http://127.0.0.1:{port}{ready}")
         except RuntimeError:
-            self.stop()
             self.log.seek(0)
-            raise RuntimeError(
-                f"{name} did not start: {self.log.read()[-2000:].decode(errors='replace')}"
-            ) from None
+            tail = self.log.read()[-2000:].decode(errors="replace")
+            self.stop()
+            raise RuntimeError(f"{name} did not start: {tail}") from None
 
     @property
     def url(self) -> str:
@@ -380,7 +383,7 @@ class Server:
         self.log.close()
 
 
-def start_ours(m: dict, drift: bool) -> Server:
+def start_ours(m: dict, drift: bool, legacy: bool = False) -> Server:
     port = free_port()
     sha = hashlib.sha256(m["onnx"].read_bytes()).hexdigest()
     psha = hashlib.sha256(m["profile"].read_bytes()).hexdigest()
@@ -397,8 +400,10 @@ def start_ours(m: dict, drift: bool) -> Server:
         ONNXOPS_LOG_LEVEL="WARNING",
     )
     return Server(
-        "onnxops" + ("" if drift else " (drift off)"),
-        [sys.executable, "-m", "onnxops.serving"],
+        "onnxops" + ("" if drift else " (drift off)") + (" (old parser)" if legacy else ""),
+        [sys.executable, str(ROOT / "bench" / "legacy_http.py")]
+        if legacy
+        else [sys.executable, "-m", "onnxops.serving"],
         env,
         port,
         "/v2/health/ready",
@@ -561,6 +566,77 @@ def monitoring_ab(
     return rows
 
 
+def parser_ab(
+    m: dict, kind: str, bods: dict, duration: float, lua: Path, check: np.ndarray, reps: int
+) -> list[dict]:
+    """The server with llhttp vs its previous hand-written parser, interleaved at c8, batch 1."""
+    new, old = start_ours(m, True), start_ours(m, True, legacy=True)
+    rows = []
+    try:
+        for fmt in ("json", "binary"):
+            oks = {s.name: check_once(s, bods[(1, fmt)], check[:1]) for s in (new, old)}
+            for rep in range(reps):
+                for s in (new, old) if rep % 2 == 0 else (old, new):
+                    rows.append(run_one(s, kind, bods[(1, fmt)], 1, fmt, 8, duration, lua, oks[s.name]))
+    finally:
+        new.stop()
+        old.stop()
+    return rows
+
+
+class _NullTransport:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def parser_in_process(bods: dict, n: int = 20000) -> list[dict]:
+    """Framing + response writing only (a handler that returns a fixed response), both parsers, the same
+    pipelined bytes as wrk sends (POST, Host, Content-Type, Content-Length, the lr batch-1 JSON body)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from legacy_http import LegacyHttpProtocol
+    from onnxops.serving.app import HttpServer
+    from onnxops.serving.handlers import Response
+    from onnxops.serving.http1 import HttpProtocol
+
+    class Fixed:
+        def handle(self, method: str, target: str, headers: dict, body: bytes) -> tuple[str, Response]:
+            return "v2", Response(200, b'{"ok":true}')
+
+    path, ct, _ = bods[(1, "json")]
+    body = path.read_bytes()
+    one = (
+        f"POST /v2/models/m/infer HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: {ct}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    rows = []
+    times: dict[str, list[float]] = {"llhttp (httptools)": [], "previous hand-written": []}
+    for _ in range(5):
+        for label, cls in (
+            ("llhttp (httptools)", HttpProtocol),
+            ("previous hand-written", LegacyHttpProtocol),
+        ):
+            server = HttpServer(Fixed(), max_body_bytes=1 << 20)  # type: ignore[arg-type]
+            proto = cls(server)
+            proto.connection_made(_NullTransport())
+            t0 = time.perf_counter()
+            for _ in range(n):  # one request per read, as wrk's keep-alive connections send them
+                proto.data_received(one)
+            times[label].append((time.perf_counter() - t0) / n * 1e6)
+    for label, ts in times.items():
+        what = f"HTTP framing, {label} (best of 5)"
+        rows.append({"model": "-", "batch": 1, "what": what, "us": min(ts), "rows_s": 1e6 / min(ts)})
+    return rows
+
+
 def _labels_ok(raw: bytes, json_len: str | None, want: np.ndarray) -> bool:
     """The response's labels equal scikit-learn's for the same rows (JSON or binary outputs)."""
     try:
@@ -612,6 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--mlserver-bin", help="mlserver executable of a virtualenv with mlserver + mlserver-sklearn"
     )
+    ap.add_argument("--models", default="lr,gb", help="models to run, comma-separated (default lr,gb)")
+    ap.add_argument(
+        "--parser-reps", type=int, default=3, help="interleaved runs per parser, lr batch 1 c8 (default 3)"
+    )
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     t_start = time.monotonic()
@@ -620,10 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         lua = work / "post.lua"
         lua.write_text(LUA)
-        models = build_models(work)
+        models = {k: v for k, v in build_models(work).items() if k in args.models.split(",")}
         limit = in_process(models)
         results: list[dict] = []
         ab: list[dict] = []
+        pab: list[dict] = []
         for kind, m in models.items():
             iname = ort.InferenceSession(str(m["onnx"])).get_inputs()[0].name
             bods = bodies(work, kind, m["X"], iname)
@@ -632,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in limit:
                 if r["model"] == kind:
                     print(f"in-process {kind} b{r['batch']} {r['what']}: {r['us']:.1f} us/call", flush=True)
+            if kind == "lr":
+                limit += parser_in_process(bods)
+                pab += parser_ab(m, kind, bods, args.duration, lua, check, args.parser_reps)
             ab += monitoring_ab(m, kind, bods, args.duration, lua, check)
             plan: list[tuple[str, object]] = [("ours", True), ("fastapi", None)]
             if args.kserve_python:
@@ -659,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
                     srv.stop()
         vers = versions(args.kserve_python, args.mlserver_bin)
     elapsed = time.monotonic() - t_start
-    args.output.write_text(render(limit, results, ab, vers, args.duration, elapsed, command(args)))
+    args.output.write_text(render(limit, results, ab, pab, vers, args.duration, elapsed, command(args)))
     print(f"wrote {args.output} in {elapsed:.0f}s")
     return 0
 
@@ -667,6 +751,10 @@ def main(argv: list[str] | None = None) -> int:
 def command(args: argparse.Namespace) -> str:
     """The command line, with the peers' virtualenvs (local paths) written as placeholders."""
     cmd = f".venv/bin/python bench/bench_serving.py --duration {args.duration:g}"
+    if args.models != "lr,gb":
+        cmd += f" --models {args.models}"
+    if args.parser_reps != 3:
+        cmd += f" --parser-reps {args.parser_reps}"
     if args.kserve_python:
         cmd += " --kserve-python <kserve-venv>/bin/python"
     if args.mlserver_bin:
@@ -687,8 +775,30 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if not a or not b else f"{a / b:.2f}x"
 
 
-def goals(limit: list[dict], results: list[dict], ab: list[dict]) -> list[str]:
+def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict]) -> list[str]:
     out = []
+    for fmt in ("json", "binary"):
+        new = [r for r in pab if r["fmt"] == fmt and "old parser" not in r["server"]]
+        old = [r for r in pab if r["fmt"] == fmt and "old parser" in r["server"]]
+        if new and old:
+            rps_new, rps_old = (float(np.median([r["rps"] for r in x])) for x in (new, old))
+            cpu_new, cpu_old = (float(np.median([r["cpu_ms"] for r in x])) for x in (new, old))
+            cost = 1 - rps_new / rps_old
+            out.append(
+                f"- HTTP parser, lr batch 1 {fmt} c8 (median of {len(new)} interleaved runs each): llhttp "
+                f"{rps_new:.0f} vs previous parser {rps_old:.0f} req/s = {-cost * 100:+.1f} % throughput "
+                f"with llhttp; "
+                f"server CPU {cpu_new * 1e3:.0f} vs {cpu_old * 1e3:.0f} µs/req"
+                + (f" (limit: 5 %) — **{'met' if cost <= 0.05 else 'not met'}**" if fmt == "json" else "")
+            )
+    fr = {r["what"]: r["us"] for r in limit if r["what"].startswith("HTTP framing")}
+    if len(fr) == 2:
+        a = fr["HTTP framing, llhttp (httptools) (best of 5)"]
+        b = fr["HTTP framing, previous hand-written (best of 5)"]
+        out.append(
+            f"- HTTP framing in-process (same bytes, fixed response): llhttp {a:.1f} vs previous {b:.1f} µs "
+            f"per request ({a - b:+.1f} µs)"
+        )
     ours = _get(results, "onnxops", "lr", 1, 8)
     for peer, need in (("KServe", 3.0), ("MLServer", 4.0), ("FastAPI+uvicorn", None)):
         p = _get(results, peer, "lr", 1, 8)
@@ -804,6 +914,7 @@ def render(
     limit: list[dict],
     results: list[dict],
     ab: list[dict],
+    pab: list[dict],
     vers: dict[str, str],
     duration: float,
     elapsed: float,
@@ -845,7 +956,14 @@ def render(
     ]
     lines += ["", "## Over HTTP", "", *head, *map(_row, results)]
     lines += ["", "## Monitoring on vs off (same model, interleaved runs, c8)", "", *head, *map(_row, ab)]
-    lines += ["", "## Goals of the issue", "", *goals(limit, results, ab), ""]
+    lines += [
+        "",
+        "## HTTP parser: llhttp (httptools) vs the previous hand-written parser (interleaved runs, c8)",
+        "",
+        *head,
+        *map(_row, pab),
+    ]
+    lines += ["", "## Goals of the issue", "", *goals(limit, results, ab, pab), ""]
     return "\n".join(lines)
 
 

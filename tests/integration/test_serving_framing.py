@@ -112,6 +112,8 @@ def test_too_many_headers_get_431(server: ServerThread) -> None:
     reply, closed = exchange(server.port, LIVE + many + b"\r\n")
     assert status_of(reply) == 431 and closed
     assert b"headers" in reply
+    reply, closed = exchange(server.port, LIVE + b"X-Same: v\r\n" * 200 + b"\r\n")  # one name, repeated
+    assert status_of(reply) == 431 and closed
     # a request under the bound is served
     fine = b"".join(b"X-%d: v\r\n" % i for i in range(50))
     reply, closed = exchange(server.port, LIVE + fine + b"Connection: close\r\n\r\n")

@@ -86,6 +86,7 @@ class HttpProtocol(asyncio.Protocol):
         # the request being read
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.header_count = 0
         self.body: list[bytes] = []
         self.keep_alive = True
         # message boundaries in the raw stream (offsets count every byte received on the connection)
@@ -155,7 +156,7 @@ class HttpProtocol(asyncio.Protocol):
             raise _Stop
         self.in_message = True
         self.head_since = self.last_data
-        self.url, self.headers, self.body = b"", {}, []
+        self.url, self.headers, self.header_count, self.body = b"", {}, 0, []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -163,9 +164,10 @@ class HttpProtocol(asyncio.Protocol):
             raise Reject(414, f"request target over {MAX_TARGET_BYTES} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self.headers
-        if len(headers) >= MAX_HEADERS:
+        self.header_count += 1
+        if self.header_count > MAX_HEADERS:
             raise Reject(431, f"more than {MAX_HEADERS} request headers")
+        headers = self.headers
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1").rstrip(" \t")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
