@@ -225,8 +225,8 @@ def in_process(models: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def handler_ab(kind: str, m: dict, bods: dict) -> list[dict]:
-    """The server's request handler called in-process (no HTTP, no load generator): drift on vs off."""
+def real_handlers(m: dict) -> dict:
+    """The server's request handlers for model ``m``, drift on (True) and off (False), in-process."""
     from dataclasses import replace
 
     from onnxops.serving.config import ServerConfig
@@ -251,6 +251,12 @@ def handler_ab(kind: str, m: dict, bods: dict) -> list[dict]:
         state, metrics = ModelState(), ServerMetrics("m", "1")
         attach_model(state, metrics, model, replace(cfg, drift_metrics=drift))
         handlers[drift] = Handlers("m", "1", state, metrics, drift=drift)
+    return handlers
+
+
+def handler_ab(kind: str, m: dict, bods: dict) -> list[dict]:
+    """The server's request handler called in-process (no HTTP, no load generator): drift on vs off."""
+    handlers = real_handlers(m)
     rows = []
     for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
         path, _, hl = bods[(b, fmt)]
@@ -598,9 +604,11 @@ class _NullTransport:
         pass
 
 
-def parser_in_process(bods: dict, n: int = 20000) -> list[dict]:
-    """Framing + response writing only (a handler that returns a fixed response), both parsers, the same
-    pipelined bytes as wrk sends (POST, Host, Content-Type, Content-Length, the lr batch-1 JSON body)."""
+def parser_in_process(m: dict, bods: dict, n: int = 20000) -> list[dict]:
+    """Both parsers fed the bytes wrk sends (POST, Host, Content-Type, Content-Length, the lr batch-1 JSON
+    body), one request per read: with a handler that returns a fixed response (framing + response writing
+    only), and with the server's real handler (all the server's per-request CPU except the socket calls,
+    which do not depend on the parser)."""
     sys.path.insert(0, str(ROOT / "bench"))
     from legacy_http import LegacyHttpProtocol
     from onnxops.serving.app import HttpServer
@@ -618,22 +626,28 @@ def parser_in_process(bods: dict, n: int = 20000) -> list[dict]:
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     rows = []
-    times: dict[str, list[float]] = {"llhttp (httptools)": [], "previous hand-written": []}
-    for _ in range(5):
-        for label, cls in (
-            ("llhttp (httptools)", HttpProtocol),
-            ("previous hand-written", LegacyHttpProtocol),
-        ):
-            server = HttpServer(Fixed(), max_body_bytes=1 << 20)  # type: ignore[arg-type]
-            proto = cls(server)
-            proto.connection_made(_NullTransport())
-            t0 = time.perf_counter()
-            for _ in range(n):  # one request per read, as wrk's keep-alive connections send them
-                proto.data_received(one)
-            times[label].append((time.perf_counter() - t0) / n * 1e6)
-    for label, ts in times.items():
-        what = f"HTTP framing, {label} (best of 5)"
-        rows.append({"model": "-", "batch": 1, "what": what, "us": min(ts), "rows_s": 1e6 / min(ts)})
+    real = real_handlers(m)[True]
+    for handler, what, count in ((Fixed(), "HTTP framing", n), (real, "HTTP framing + real handler", n // 4)):
+        times: dict[str, list[float]] = {"llhttp (httptools)": [], "previous hand-written": []}
+        for trial in range(9):
+            pair = (
+                ("llhttp (httptools)", HttpProtocol),
+                ("previous hand-written", LegacyHttpProtocol),
+            )
+            for label, cls in pair if trial % 2 else pair[::-1]:
+                server = HttpServer(handler, max_body_bytes=1 << 20)  # type: ignore[arg-type]
+                proto = cls(server)
+                proto.connection_made(_NullTransport())
+                t0 = time.perf_counter()
+                for _ in range(count):  # one request per read, as wrk's keep-alive connections send them
+                    proto.data_received(one)
+                times[label].append((time.perf_counter() - t0) / count * 1e6)
+        for label, ts in times.items():
+            model = "-" if what == "HTTP framing" else "lr"
+            rows.append(
+                {"model": model, "batch": 1, "what": f"{what}, {label} (best of 9)", "us": min(ts),
+                 "rows_s": 1e6 / min(ts)}
+            )
     return rows
 
 
@@ -714,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
                 if r["model"] == kind:
                     print(f"in-process {kind} b{r['batch']} {r['what']}: {r['us']:.1f} us/call", flush=True)
             if kind == "lr":
-                limit += parser_in_process(bods)
+                limit += parser_in_process(m, bods)
                 pab += parser_ab(m, kind, bods, args.duration, lua, check, args.parser_reps)
             ab += monitoring_ab(m, kind, bods, args.duration, lua, check)
             plan: list[tuple[str, object]] = [("ours", True), ("fastapi", None)]
@@ -780,25 +794,40 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
     for fmt in ("json", "binary"):
         new = [r for r in pab if r["fmt"] == fmt and "old parser" not in r["server"]]
         old = [r for r in pab if r["fmt"] == fmt and "old parser" in r["server"]]
-        if new and old:
-            rps_new, rps_old = (float(np.median([r["rps"] for r in x])) for x in (new, old))
-            cpu_new, cpu_old = (float(np.median([r["cpu_ms"] for r in x])) for x in (new, old))
-            cost = 1 - rps_new / rps_old
+        if len(new) >= 2 and len(new) == len(old):
+            # runs are interleaved in pairs: the paired log-ratio cancels the machine's slow drifts
+            logs = np.log([a["rps"] / b["rps"] for a, b in zip(new, old, strict=True)])
+            mean, se = float(logs.mean()), float(logs.std(ddof=1) / np.sqrt(len(logs)))
+            lo, hi = (float(np.expm1(mean + k * se)) * 100 for k in (-2, 2))
+            cpu_new, cpu_old = (min(r["cpu_ms"] for r in x) * 1e3 for x in (new, old))
             out.append(
-                f"- HTTP parser, lr batch 1 {fmt} c8 (median of {len(new)} interleaved runs each): llhttp "
-                f"{rps_new:.0f} vs previous parser {rps_old:.0f} req/s = {-cost * 100:+.1f} % throughput "
-                f"with llhttp; "
-                f"server CPU {cpu_new * 1e3:.0f} vs {cpu_old * 1e3:.0f} µs/req"
-                + (f" (limit: 5 %) — **{'met' if cost <= 0.05 else 'not met'}**" if fmt == "json" else "")
+                f"- HTTP parser over HTTP, lr batch 1 {fmt} c8 ({len(new)} interleaved pairs): llhttp vs the "
+                f"previous parser {float(np.expm1(mean)) * 100:+.1f} % req/s (95 % interval {lo:+.1f} to "
+                f"{hi:+.1f} %: the wrk runs on this machine cannot resolve 5 %); lowest server CPU per "
+                f"request {cpu_new:.0f} vs {cpu_old:.0f} µs"
             )
-    fr = {r["what"]: r["us"] for r in limit if r["what"].startswith("HTTP framing")}
-    if len(fr) == 2:
-        a = fr["HTTP framing, llhttp (httptools) (best of 5)"]
-        b = fr["HTTP framing, previous hand-written (best of 5)"]
-        out.append(
-            f"- HTTP framing in-process (same bytes, fixed response): llhttp {a:.1f} vs previous {b:.1f} µs "
-            f"per request ({a - b:+.1f} µs)"
-        )
+    for what in ("HTTP framing", "HTTP framing + real handler"):
+        fr = {r["what"]: r["us"] for r in limit if r["what"].startswith(what + ",")}
+        if len(fr) == 2:
+            a = fr[f"{what}, llhttp (httptools) (best of 9)"]
+            b = fr[f"{what}, previous hand-written (best of 9)"]
+            line = f"- {what} in-process, lr batch 1 json: llhttp {a:.1f} vs previous {b:.1f} µs per request"
+            if what == "HTTP framing":
+                out.append(f"{line} ({a - b:+.1f} µs; same bytes, fixed response)")
+            else:
+                # the parser changes nothing else the server does per request (socket calls, the loop):
+                # its cost in throughput is the in-process difference over the whole server CPU per
+                # request over HTTP (lowest of the previous parser's interleaved runs, json)
+                http = [r["cpu_ms"] * 1e3 for r in pab if r["fmt"] == "json" and "old parser" in r["server"]]
+                line += f" ({a - b:+.1f} µs)"
+                if http:
+                    cost = (a - b) / min(http)
+                    verdict = "met" if cost <= 0.05 else "not met"
+                    line += (
+                        f" = {cost * 100:+.1f} % of the server's whole CPU per request over HTTP "
+                        f"({min(http):.0f} µs) (limit: 5 % throughput) — **{verdict}**"
+                    )
+                out.append(line)
     ours = _get(results, "onnxops", "lr", 1, 8)
     for peer, need in (("KServe", 3.0), ("MLServer", 4.0), ("FastAPI+uvicorn", None)):
         p = _get(results, peer, "lr", 1, 8)

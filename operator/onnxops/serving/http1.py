@@ -214,7 +214,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             buf, base = self.carry + self.chunk, self.next_start
         start = self.next_start - base
-        while buf[start : start + 2] == b"\r\n":  # empty lines before a request line are ignored
+        while buf.startswith(b"\r\n", start):  # empty lines before a request line are ignored
             start += 2
         line_end = buf.find(b"\r\n", start)
         head_end = buf.find(b"\r\n\r\n", line_end) + 4
