@@ -62,13 +62,13 @@ class _Stop(Exception):
     """Raised inside a parser callback once the connection is closing: parse no further."""
 
 
-def check_request_line(line: bytes, url: bytes) -> str | None:
+def check_request_line(line: bytes | bytearray, url: bytes) -> str | None:
     """Why ``line`` is not ``METHOD SP url SP HTTP/1.x`` (llhttp already checked the method), or None."""
     parts = line.split(b" ")
     if len(parts) != 3 or not parts[0] or parts[1] != url:
         return "malformed request line: expected 'METHOD SP target SP HTTP/1.1'"
     if parts[2] not in VERSIONS:
-        return f"unsupported HTTP version {parts[2][:20]!r}: HTTP/1.0 or HTTP/1.1"
+        return f"unsupported HTTP version {bytes(parts[2][:20])!r}: HTTP/1.0 or HTTP/1.1"
     return None
 
 
@@ -93,7 +93,7 @@ class HttpProtocol(asyncio.Protocol):
         self.chunk = b""  # the bytes being fed to the parser
         self.fed = 0  # stream offset of self.chunk[0]
         self.next_start = 0  # stream offset where the next (or current) message begins
-        self.carry = b""  # the start of a head that began in an earlier chunk (from next_start)
+        self.carry = bytearray()  # the start of a head that began in an earlier chunk (from next_start)
 
     # -- asyncio callbacks ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -142,12 +142,14 @@ class HttpProtocol(asyncio.Protocol):
     def _after_chunk(self, data: bytes) -> None:
         end = self.fed + len(data)
         if self.head_since and not self.closing:  # a head is still incomplete: keep its bytes
-            began_here = self.next_start >= self.fed
-            self.carry = data[self.next_start - self.fed :] if began_here else self.carry + data
+            if self.next_start >= self.fed:  # it began in this chunk
+                self.carry = bytearray(data[self.next_start - self.fed :])
+            else:  # appended in place: a head sent byte by byte costs linear time, not quadratic
+                self.carry += data
             if len(self.carry) > MAX_HEAD_BYTES:
                 self._reject(431, f"request head over {MAX_HEAD_BYTES} bytes")
-        else:
-            self.carry = b""
+        elif self.carry:
+            self.carry = bytearray()
         self.fed, self.chunk = end, b""
 
     # -- llhttp callbacks -----------------------------------------------------------------------
@@ -209,6 +211,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _check_head(self) -> int:
         """Check the raw request line and head size; the body length. Moves ``next_start`` past the body."""
+        buf: bytes | bytearray
         if self.next_start >= self.fed:
             buf, base = self.chunk, self.fed
         else:
