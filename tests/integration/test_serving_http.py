@@ -305,13 +305,10 @@ def test_profile_digest_mismatch_is_not_ready(clf: Bundle) -> None:
         assert status == 503 and json.loads(body)["reason"] == "ProfileDigestMismatch"
 
 
-def test_silent_connections_are_closed(clf: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_silent_connections_are_closed(clf: Bundle) -> None:
     import socket
 
-    from onnxops.serving import app
-
-    monkeypatch.setattr(app, "IDLE_TIMEOUT", 0.3)
-    with ServerThread(clf.config()) as s:
+    with ServerThread(clf.config(head_timeout_seconds=0.3, idle_timeout_seconds=0.3)) as s:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
             c.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nContent-Le")  # stalls mid-header
             assert c.recv(100) == b""  # closed by the server, no reply

@@ -176,6 +176,41 @@ def test_env_config_and_access_log_flag(clf: Bundle) -> None:
         p.stop()
 
 
+def test_env_timeouts_and_recovery_of_a_late_artifact(clf: Bundle, tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "model.onnx"
+    env = env_for(
+        clf,
+        ONNXOPS_MODEL_URI=target.as_uri(),
+        ONNXOPS_LOAD_RETRY_INITIAL_SECONDS="0.05",
+        ONNXOPS_LOAD_RETRY_MAX_SECONDS="0.2",
+        ONNXOPS_LIVENESS_TIMEOUT_SECONDS="1",
+        ONNXOPS_HEAD_TIMEOUT_SECONDS="0.5",
+    )
+    p = Proc(env)
+    try:
+        assert wait_loaded(p.port)["reason"] == "ArtifactUnavailable"
+        deadline = time.monotonic() + 15
+        while request(p.port, "GET", "/v2/health/live")[0] == 200:
+            assert time.monotonic() < deadline, "liveness never failed"
+            time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", p.port), timeout=10) as c:
+            c.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost:")  # never finished
+            t0 = time.monotonic()
+            assert c.recv(100) == b""
+            assert time.monotonic() - t0 < 5
+        shutil.copy(clf.model_path, target)
+        while request(p.port, "GET", "/v2/health/ready")[0] != 200:
+            assert time.monotonic() < deadline + 15, "never became ready"
+            time.sleep(0.1)
+        assert request(p.port, "GET", "/v2/health/live")[0] == 200
+        p.p.send_signal(signal.SIGTERM)
+        assert p.p.wait(10) == 0
+    finally:
+        p.stop()
+
+
 # -- --verify-only ---------------------------------------------------------------------------------------
 def signature_of(b: Bundle) -> dict:
     sess = ort.InferenceSession(str(b.model_path))

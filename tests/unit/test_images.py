@@ -180,7 +180,7 @@ def _closure(extra: str) -> set[str]:
 
 def test_serving_extra_has_no_scikit_learn() -> None:
     serving = _closure("serving")
-    assert "onnxruntime" in serving and "orjson" in serving
+    assert "onnxruntime" in serving and "orjson" in serving and "httptools" in serving
     assert not {"scikit-learn", "skl2onnx", "kopf", "kubernetes", "pandas"} & serving
     # the same walk does find scikit-learn where it belongs
     assert "scikit-learn" in _closure("trainer")

@@ -30,9 +30,32 @@ def test_arguments_win_over_environment() -> None:
     assert parse_config(["--drift-metrics", "true"], env).drift_metrics is True
 
 
+def test_timeouts_and_load_retry_settings() -> None:
+    cfg = parse_config([], BASE)
+    assert (cfg.head_timeout_seconds, cfg.idle_timeout_seconds) == (10.0, 120.0)
+    assert (cfg.load_retry_initial_seconds, cfg.load_retry_max_seconds) == (1.0, 60.0)
+    assert cfg.liveness_timeout_seconds == 300.0
+    env = {
+        **BASE,
+        "ONNXOPS_HEAD_TIMEOUT_SECONDS": "2.5",
+        "ONNXOPS_IDLE_TIMEOUT_SECONDS": "30",
+        "ONNXOPS_LOAD_RETRY_INITIAL_SECONDS": "0.5",
+        "ONNXOPS_LOAD_RETRY_MAX_SECONDS": "20",
+        "ONNXOPS_LIVENESS_TIMEOUT_SECONDS": "0",
+    }
+    cfg = parse_config(["--idle-timeout-seconds", "45"], env)
+    assert (cfg.head_timeout_seconds, cfg.idle_timeout_seconds) == (2.5, 45.0)
+    assert (cfg.load_retry_initial_seconds, cfg.load_retry_max_seconds) == (0.5, 20.0)
+    assert cfg.liveness_timeout_seconds == 0.0
+
+
 @pytest.mark.parametrize(
     ("env", "args", "message"),
     [
+        ({**BASE, "ONNXOPS_HEAD_TIMEOUT_SECONDS": "0"}, [], "--head-timeout-seconds: must be > 0"),
+        ({**BASE, "ONNXOPS_IDLE_TIMEOUT_SECONDS": "soon"}, [], "--idle-timeout-seconds: not a number"),
+        ({**BASE, "ONNXOPS_LOAD_RETRY_MAX_SECONDS": "-1"}, [], "--load-retry-max-seconds"),
+        ({**BASE, "ONNXOPS_LIVENESS_TIMEOUT_SECONDS": "nan"}, [], "--liveness-timeout-seconds"),
         ({**BASE, "ONNXOPS_MODEL_SHA256": ""}, [], "--sha256 (ONNXOPS_MODEL_SHA256) is required"),
         ({**BASE, "ONNXOPS_MODEL_SHA256": "xyz"}, [], "not a sha256 hex digest"),
         ({**BASE, "ONNXOPS_MODEL_URI": ""}, [], "--model-uri"),

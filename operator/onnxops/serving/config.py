@@ -33,6 +33,11 @@ ENV: dict[str, str] = {
     "access_log": "ONNXOPS_ACCESS_LOG",
     "log_level": "ONNXOPS_LOG_LEVEL",
     "shutdown_grace_seconds": "ONNXOPS_SHUTDOWN_GRACE_SECONDS",
+    "head_timeout_seconds": "ONNXOPS_HEAD_TIMEOUT_SECONDS",
+    "idle_timeout_seconds": "ONNXOPS_IDLE_TIMEOUT_SECONDS",
+    "load_retry_initial_seconds": "ONNXOPS_LOAD_RETRY_INITIAL_SECONDS",
+    "load_retry_max_seconds": "ONNXOPS_LOAD_RETRY_MAX_SECONDS",
+    "liveness_timeout_seconds": "ONNXOPS_LIVENESS_TIMEOUT_SECONDS",
     "expect_signature_json": "ONNXOPS_EXPECT_SIGNATURE_JSON",
 }
 
@@ -42,8 +47,11 @@ and the KServe v1 protocol, with Prometheus metrics for drift detection.
 
 The artifact is downloaded (file://, pvc://, s3://, https://), its sha256 is verified before anything
 else, an ONNX Runtime session is created and the baseline profile is read; only then does
-/v2/health/ready answer 200. A missing or corrupt artifact or a digest mismatch leaves the server
-not ready, with the reason in the log and in the body of /v2/health/ready.
+/v2/health/ready answer 200. Until then the server is not ready, with the reason in the log and in the
+body of /v2/health/ready. An artifact that cannot be read or whose sha256 does not match is tried again
+with a capped exponential backoff; if no model has loaded --liveness-timeout-seconds after start,
+/v2/health/live answers 503 so that the kubelet restarts the container. Verified bytes that ONNX Runtime
+refuses are not retried (the server stays live and not ready).
 
 Endpoints:
   GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/<name>[/versions/<v>][/ready]
@@ -86,6 +94,11 @@ class ServerConfig:
     access_log: bool = False
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 20.0
+    head_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 120.0
+    load_retry_initial_seconds: float = 1.0
+    load_retry_max_seconds: float = 60.0
+    liveness_timeout_seconds: float = 300.0
     verify_only: bool = False
     expect_signature_json: str | None = None
 
@@ -152,6 +165,36 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="on SIGTERM, how long to wait for in-flight requests [ONNXOPS_SHUTDOWN_GRACE_SECONDS] "
         "(default: 20)",
+    )
+    s.add_argument(
+        "--head-timeout-seconds",
+        type=float,
+        help="close a connection whose request head (request line + headers) is not complete this long "
+        "after its first byte [ONNXOPS_HEAD_TIMEOUT_SECONDS] (default: 10)",
+    )
+    s.add_argument(
+        "--idle-timeout-seconds",
+        type=float,
+        help="close a connection (idle keep-alive, or a body that stopped) after this long without a byte "
+        "[ONNXOPS_IDLE_TIMEOUT_SECONDS] (default: 120)",
+    )
+    s.add_argument(
+        "--load-retry-initial-seconds",
+        type=float,
+        help="first wait before loading again after an artifact could not be read or did not match its "
+        "sha256; doubles each time [ONNXOPS_LOAD_RETRY_INITIAL_SECONDS] (default: 1)",
+    )
+    s.add_argument(
+        "--load-retry-max-seconds",
+        type=float,
+        help="cap of that wait [ONNXOPS_LOAD_RETRY_MAX_SECONDS] (default: 60)",
+    )
+    s.add_argument(
+        "--liveness-timeout-seconds",
+        type=float,
+        help="if no model has loaded this long after start while loading is retried, /v2/health/live "
+        "answers 503 so that the kubelet restarts the container; 0 = never "
+        "[ONNXOPS_LIVENESS_TIMEOUT_SECONDS] (default: 300)",
     )
     s.add_argument(
         "--access-log",
@@ -222,6 +265,15 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             access_log=_as_bool(raw.get("access_log", False), "access-log"),
             log_level=str(raw.get("log_level", "INFO")).upper(),
             shutdown_grace_seconds=float(raw.get("shutdown_grace_seconds", 20.0)),  # type: ignore[arg-type]
+            head_timeout_seconds=_float(raw.get("head_timeout_seconds", 10.0), "head-timeout-seconds"),
+            idle_timeout_seconds=_float(raw.get("idle_timeout_seconds", 120.0), "idle-timeout-seconds"),
+            load_retry_initial_seconds=_float(
+                raw.get("load_retry_initial_seconds", 1.0), "load-retry-initial-seconds"
+            ),
+            load_retry_max_seconds=_float(raw.get("load_retry_max_seconds", 60.0), "load-retry-max-seconds"),
+            liveness_timeout_seconds=_float(
+                raw.get("liveness_timeout_seconds", 300.0), "liveness-timeout-seconds"
+            ),
             verify_only=bool(ns.verify_only),
             expect_signature_json=_opt(raw.get("expect_signature_json")),
         )
@@ -242,6 +294,16 @@ def _int(value: object, name: str) -> int:
     if n < 0:
         raise ConfigError(f"--{name}: must be >= 0, got {n}")
     return int(n)
+
+
+def _float(value: object, name: str) -> float:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name}: not a number: {value!r}") from None
+    if not x >= 0 or x == float("inf"):
+        raise ConfigError(f"--{name}: must be a finite number >= 0, got {value!r}")
+    return x
 
 
 def _as_bool(value: object, name: str) -> bool:
@@ -269,6 +331,14 @@ def validate(cfg: ServerConfig) -> ServerConfig:
         raise ConfigError("--model-name (ONNXOPS_MODEL_NAME) is required")
     if cfg.port > 65535:
         raise ConfigError(f"--port: must be <= 65535, got {cfg.port}")
+    for name, value in (
+        ("head-timeout-seconds", cfg.head_timeout_seconds),
+        ("idle-timeout-seconds", cfg.idle_timeout_seconds),
+        ("load-retry-initial-seconds", cfg.load_retry_initial_seconds),
+        ("load-retry-max-seconds", cfg.load_retry_max_seconds),
+    ):
+        if value <= 0:
+            raise ConfigError(f"--{name}: must be > 0, got {value}")
     if cfg.drift_window_seconds <= 0:
         raise ConfigError("--drift-window-seconds: must be > 0")
     if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

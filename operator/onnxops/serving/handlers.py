@@ -76,7 +76,8 @@ class Handlers:
         if path == "/metrics":
             return self._only(method, "GET") or Response(200, self.metrics.exposition(), CONTENT_TYPE)
         if path == "/v2/health/live":
-            return self._only(method, "GET") or json_response(200, {"live": True})
+            live = self.state.liveness()
+            return self._only(method, "GET") or json_response(200 if live["live"] else 503, live)
         if path == "/v2/health/ready":
             health = self.state.health()
             return self._only(method, "GET") or json_response(200 if health["ready"] else 503, health)

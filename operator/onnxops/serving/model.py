@@ -20,6 +20,7 @@ from onnxops.storage import redact
 
 from ._artifacts import ArtifactError, DigestError, read_verified
 from .config import ServerConfig
+from .loading import is_live
 
 log = logging.getLogger("onnxops.serving")
 
@@ -196,13 +197,16 @@ def profile_mismatch(model: LoadedModel, profile: Profile) -> str | None:
 
 
 class ModelState:
-    """Readiness as seen by the HTTP handlers; set once by the loader thread."""
+    """Readiness and liveness as seen by the HTTP handlers; set by the loader."""
 
-    def __init__(self) -> None:
+    def __init__(self, liveness_timeout: float = 0.0) -> None:
         self.model: LoadedModel | None = None
         self.reason = "Loading"
         self.message = "the model is loading"
         self.draining = False
+        self.settled = False  # a model loaded, or a failure no retry can fix
+        self.started = time.monotonic()
+        self.liveness_timeout = liveness_timeout
         self._lock = threading.Lock()
 
     @property
@@ -212,12 +216,25 @@ class ModelState:
     def set_loaded(self, model: LoadedModel) -> None:
         with self._lock:
             self.model, self.reason, self.message = model, "Ready", "model loaded and verified"
+            self.settled = True
 
-    def set_failed(self, reason: str, message: str) -> None:
+    def set_failed(self, reason: str, message: str, *, final: bool = True) -> None:
         with self._lock:
             self.model, self.reason, self.message = None, reason, message
+            self.settled = final
 
     def health(self) -> dict[str, Any]:
         if self.draining:
             return {"ready": False, "reason": "ShuttingDown", "message": "the server is shutting down"}
         return {"ready": self.model is not None, "reason": self.reason, "message": self.message}
+
+    def liveness(self, now: float | None = None) -> dict[str, Any]:
+        t = time.monotonic() if now is None else now
+        if is_live(self.settled, self.started, t, self.liveness_timeout):
+            return {"live": True}
+        return {
+            "live": False,
+            "reason": self.reason,
+            "message": f"no model loaded {t - self.started:.0f}s after start "
+            f"(--liveness-timeout-seconds {self.liveness_timeout:g}); last: {self.message}",
+        }

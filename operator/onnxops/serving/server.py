@@ -10,6 +10,7 @@ from .app import HttpServer, install_signal_handlers
 from .config import ServerConfig
 from .drift_state import DriftState
 from .handlers import Handlers
+from .loading import backoff, is_final
 from .metrics import ServerMetrics
 from .model import LoadedModel, LoadError, ModelState, load_model
 
@@ -45,27 +46,51 @@ def attach_model(state: ModelState, metrics: ServerMetrics, model: LoadedModel, 
     metrics.ready = True
 
 
-async def _load(cfg: ServerConfig, state: ModelState, metrics: ServerMetrics) -> None:
+def _try_load(cfg: ServerConfig) -> LoadedModel | tuple[str, str]:
+    """The model, or (reason, message) of why it did not load."""
     try:
-        model = await asyncio.get_running_loop().run_in_executor(None, load_model, cfg)
+        return load_model(cfg)
     except LoadError as exc:
-        state.set_failed(exc.reason, exc.message)
-        log.error(
-            "model not loaded: the server stays not ready",
-            extra={"fields": {"reason": exc.reason, "message": exc.message}},
-        )
-        return
+        return exc.reason, exc.message
     except Exception as exc:
-        state.set_failed("LoadFailed", f"{type(exc).__name__}: {exc}")
-        log.exception("model not loaded: the server stays not ready")
-        return
-    attach_model(state, metrics, model, cfg)
-    log.info("ready", extra={"fields": {"model": cfg.model_name, "version": cfg.model_version}})
+        log.exception("unexpected error while loading the model")
+        return "LoadFailed", f"{type(exc).__name__}: {exc}"
+
+
+async def _load(cfg: ServerConfig, state: ModelState, metrics: ServerMetrics) -> None:
+    """Load until a model is verified and loaded, retrying transient failures (see loading.py)."""
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while True:
+        attempt += 1
+        result = await loop.run_in_executor(None, _try_load, cfg)
+        if isinstance(result, LoadedModel):
+            attach_model(state, metrics, result, cfg)
+            log.info(
+                "ready",
+                extra={"fields": {"model": cfg.model_name, "version": cfg.model_version, "attempt": attempt}},
+            )
+            return
+        reason, message = result
+        if is_final(reason):
+            state.set_failed(reason, message, final=True)
+            log.error(
+                "model not loaded: the server stays not ready (no retry: the verified bytes cannot load)",
+                extra={"fields": {"reason": reason, "message": message, "attempt": attempt}},
+            )
+            return
+        delay = backoff(attempt, cfg.load_retry_initial_seconds, cfg.load_retry_max_seconds)
+        state.set_failed(reason, f"{message} (attempt {attempt}, retrying in {delay:g}s)", final=False)
+        log.warning(
+            "model not loaded: retrying",
+            extra={"fields": {"reason": reason, "message": message, "attempt": attempt, "retry_in": delay}},
+        )
+        await asyncio.sleep(delay)
 
 
 async def start(cfg: ServerConfig) -> Running:
     """Listen first (liveness answers during a long download), then load the model in a thread."""
-    state = ModelState()
+    state = ModelState(liveness_timeout=cfg.liveness_timeout_seconds)
     metrics = ServerMetrics(cfg.model_name, cfg.model_version)
     handlers = Handlers(cfg.model_name, cfg.model_version, state, metrics, drift=cfg.drift_metrics)
     http = HttpServer(
@@ -73,6 +98,8 @@ async def start(cfg: ServerConfig) -> Running:
         max_body_bytes=cfg.max_body_bytes,
         access_log=cfg.access_log,
         on_request=metrics.record_request,
+        head_timeout=cfg.head_timeout_seconds,
+        idle_timeout=cfg.idle_timeout_seconds,
     )
     port = await http.start(cfg.host, cfg.port)
     log.info("listening", extra={"fields": {"host": cfg.host, "port": port}})
