@@ -66,7 +66,7 @@ async def _load(cfg: ServerConfig, state: ModelState, metrics: ServerMetrics) ->
 async def start(cfg: ServerConfig) -> Running:
     """Listen first (liveness answers during a long download), then load the model in a thread."""
     state = ModelState()
-    metrics = ServerMetrics(cfg.model_name, cfg.model_version)
+    metrics = ServerMetrics(cfg.model_name, cfg.model_version, cfg.inference_service)
     handlers = Handlers(cfg.model_name, cfg.model_version, state, metrics, drift=cfg.drift_metrics)
     http = HttpServer(
         handlers,
