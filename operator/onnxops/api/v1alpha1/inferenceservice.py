@@ -165,7 +165,8 @@ class InferenceServiceSpec(KubeModel):
     model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50)
     version: int | str = Field(
         "latest",
-        description="Version number (>= 1) or 'latest' (newest Ready, not rejected).",
+        description="Version number (>= 1) or 'latest' (the newest Ready version this InferenceService has "
+        "not rolled back: see status.rejectedVersions).",
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
             "x-kubernetes-validations": [
@@ -215,6 +216,16 @@ class RollbackRecord(KubeModel):
     scores: dict[str, float] | None = Field(None, description="Scores that led to it.")
 
 
+class RejectedVersion(KubeModel):
+    """A version this InferenceService rolled back: ``version: latest`` skips it here, and only here."""
+
+    version: int = Field(ge=1, description="The version rolled back.")
+    reason: str = Field(description="Why, e.g. DriftDetected, AnalysisFailed.")
+    at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
+    generation: int = Field(ge=0, description="metadata.generation when it was rolled back; a later "
+                            "generation that pins this version in spec.version re-admits it.")
+
+
 class HistoryEntry(KubeModel):
     """One promotion, rollback or retrain."""
 
@@ -250,6 +261,12 @@ class InferenceServiceStatus(KubeModel):
     )
     history: list[HistoryEntry] | None = Field(None, description="Recent rollout history (bounded).",
                                                max_length=20)
+    rejected_versions: list[RejectedVersion] | None = Field(
+        None, max_length=64,
+        description="Versions this InferenceService rolled back; `version: latest` skips them for this "
+        "service only (other services may still serve them). An entry is cleared by pinning that version in "
+        "spec.version, or by removing it from status (see docs/drift.md, 'Re-admitting a version').",
+    )
 
 
 class InferenceService(KubeModel):

@@ -104,6 +104,13 @@ class ModelVersionSpec(KubeModel):
     lineage: Lineage | None = Field(None, description="Provenance.")
 
 
+class RejectedBy(KubeModel):
+    """One InferenceService's rollback of this version (informative)."""
+
+    reason: str = Field(description="Why, e.g. DriftDetected, AnalysisFailed.")
+    at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
+
+
 ModelVersionPhase = Literal["Pending", "Verifying", "Ready", "Failed"]
 
 
@@ -120,9 +127,14 @@ class ModelVersionStatus(KubeModel):
     served_by: list[str] | None = Field(None, description="InferenceServices serving this version.",
                                         max_length=256)
     primary_metric: str | None = Field(None, description="Key metric for display.")
-    rejected: bool | None = Field(None, description="True when an InferenceService rolled this version back; "
-                                  "`latest` then skips it.")
-    rejected_reason: str | None = Field(None, description="Why it was rejected.")
+    rejected: bool | None = Field(
+        None, description="Informative: true while at least one InferenceService has rolled this version "
+        "back (see rejectedBy). It blocks nothing: each InferenceService keeps its own record "
+        "(status.rejectedVersions), and other services may still serve this version.")
+    rejected_reason: str | None = Field(None, description="Informative: why it was last rejected.")
+    rejected_by: dict[str, RejectedBy] | None = Field(
+        None, description="Informative: the InferenceServices (by name, same namespace) that rolled this "
+        "version back, with why and when. An entry goes away when that service re-admits the version.")
 
 
 class ModelVersion(KubeModel):
