@@ -274,7 +274,12 @@ def test_cel_rules() -> None:
         rules = node("ModelVersion", f"spec.{field}")["x-kubernetes-validations"]
         assert rules == [{"rule": "self == oldSelf", "message": f"{field} is immutable"}]
     spec_rules = node("InferenceService", "spec")["x-kubernetes-validations"]
-    assert [r.get("fieldPath") for r in spec_rules] == [".retrain", ".autoscaling.minReplicas"]
+    assert [r.get("fieldPath") for r in spec_rules] == [
+        ".retrain", ".autoscaling.minReplicas", ".retrain.trainingJob.model"
+    ]
+    # the TrainingJob spec's cross-field rules travel with the retrain template
+    tj_rules = node("TrainingJob", "spec")["x-kubernetes-validations"]
+    assert node("InferenceService", "spec.retrain.trainingJob")["x-kubernetes-validations"] == tj_rules
     assert (
         "strictly increasing"
         in node("InferenceService", "spec.rollout.steps")["x-kubernetes-validations"][0]["message"]

@@ -448,6 +448,25 @@ CASES: list[tuple[str, str, str, Any, str, str, str, bool]] = [
         False,
     ),
     ("is-model-null", IS, "spec.model", None, "spec.model", c.REQUIRED, "Required", False),
+    # cross-field rules the reconcilers and the trainer would otherwise only discover later (CEL)
+    ("is-retrain-other-model", IS, "spec.retrain.trainingJob.model", "wine", "spec.retrain.trainingJob.model",
+     c.INVALID, "same model as spec.model", True),
+    ("is-ks-threshold-not-a-level", IS, "spec.monitoring.drift.method|spec.monitoring.drift.threshold",
+     ("ks", 2.0), "spec.monitoring.drift.threshold", c.INVALID, "significance level", True),
+    ("tj-s3-without-target", TJ, "spec.dataset", {"uri": "s3://bucket/data.csv"}, "spec.dataset.target",
+     c.REQUIRED, "target (the label column) is required", True),
+    ("tj-https-without-target", TJ, "spec.dataset", {"uri": "https://example.org/d.csv"},
+     "spec.dataset.target", c.REQUIRED, "target (the label column) is required", True),
+    ("tj-accuracy-gate-on-regressor", TJ, "spec.estimator.className|spec.evaluation",
+     ("Ridge", {"gates": ["accuracy >= 0.9"]}), "spec.evaluation.gates", c.INVALID,
+     "a regression estimator can only be gated on rmse, mae, r2", True),
+    ("tj-classification-metric-on-regressor", TJ, "spec.estimator.className|spec.evaluation",
+     ("Ridge", {"metrics": ["rmse", "accuracy"]}), "spec.evaluation.metrics", c.INVALID,
+     "a regression estimator is evaluated with rmse, mae, r2 only", True),
+    ("tj-rmse-gate-on-classifier", TJ, "spec.evaluation.gates", ["rmse <= 0.5"], "spec.evaluation.gates",
+     c.INVALID, "a classification estimator can only be gated on accuracy", True),
+    ("tj-classifier-on-diabetes", TJ, "spec.dataset.uri", "sklearn://diabetes", "spec.estimator.className",
+     c.INVALID, "continuous target: use a regressor", True),
 ]
 
 
@@ -524,3 +543,18 @@ def test_jsonschema_agrees_on_the_openapi_cases(
         assert errors == [], "a CEL-only case must pass the OpenAPI schema"
     else:
         assert errors, f"jsonschema accepted {case_id}"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("spec.estimator.className|spec.evaluation|spec.dataset.uri",
+         ("Ridge", {"metrics": ["rmse", "r2"], "gates": ["rmse <= 60", "r2>=0.3"]}, "sklearn://diabetes")),
+        ("spec.dataset", {"uri": "s3://bucket/data.csv", "target": "label"}),
+        ("spec.evaluation", {"metrics": ["roc_auc"], "gates": ["log_loss < 0.5", "f1_macro >= 0.8"]}),
+    ],
+)
+def test_what_fits_the_task_is_accepted(path: str, value: Any) -> None:
+    obj = example(TJ)
+    mutate(obj, path, value)
+    assert validate_manifest(CRDS, obj) == []

@@ -104,6 +104,15 @@ DriftMethod = Literal["psi", "js", "ks", "wasserstein", "chi2"]
 class Drift(KubeModel):
     """Drift detection against the version's training baseline."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        # for the p-value tests the threshold is a significance level (policy: else always inconclusive)
+        "rule": "!has(self.method) || !(self.method in ['ks', 'chi2']) || !has(self.threshold)"
+        " || self.threshold < 1.0",
+        "message": "for method ks or chi2 the threshold is a significance level: it must be below 1 "
+        "(e.g. 0.01)",
+        "fieldPath": ".threshold",
+    }]})
+
     enabled: bool = Field(True, description="Evaluate drift.")
     method: DriftMethod = Field("psi", description="Statistic: psi, js, ks, wasserstein or chi2.")
     threshold: float = Field(
@@ -153,6 +162,13 @@ SPEC_RULES: list[JsonValue] = [
         " || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
         "message": "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
         "fieldPath": ".autoscaling.minReplicas",
+    },
+    {
+        # the retrained versions must be versions of the model this service serves (else the retrain
+        # registers another model's version and the drift never ends)
+        "rule": "!has(self.retrain) || self.retrain.trainingJob.model == self.model",
+        "message": "retrain.trainingJob.model must be the same model as spec.model",
+        "fieldPath": ".retrain.trainingJob.model",
     },
 ]
 

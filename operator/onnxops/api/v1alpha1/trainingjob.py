@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -58,12 +59,22 @@ REGRESSORS: tuple[str, ...] = (
 )
 ESTIMATORS: tuple[str, ...] = CLASSIFIERS + REGRESSORS
 
-METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2")
+CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "roc_auc", "log_loss")
+REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2")
+METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
 GATE_PATTERN = r"^(accuracy|f1_macro|roc_auc|log_loss|rmse|mae|r2) *(>=|<=|>|<) *-?[0-9]+(\.[0-9]+)?$"
 
 
 class Dataset(KubeModel):
     """The training data."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "self.uri.startsWith('sklearn://') || has(self.target)",
+        "message": "target (the label column) is required for a file://, pvc://, s3:// or https:// data set; "
+        "only sklearn:// data sets name their own",
+        "fieldPath": ".target",
+        "reason": "FieldValueRequired",
+    }]})
 
     uri: str = Field(
         description=(
@@ -138,8 +149,49 @@ class Output(KubeModel):
     credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
 
 
+def _cel_list(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+
+def _task_rule(estimators: tuple[str, ...], allowed: tuple[str, ...], task: str) -> list[JsonValue]:
+    """CEL rules: a ``task`` estimator may only be evaluated and gated on ``allowed`` metrics."""
+    is_task = f"self.estimator.className in {_cel_list(estimators)}"
+    gate_re = "^(" + "|".join(allowed) + ")[ <>=]"
+    shown = ", ".join(allowed)
+    return [
+        {
+            "rule": f"!({is_task}) || !has(self.evaluation) || !has(self.evaluation.metrics)"
+            f" || self.evaluation.metrics.all(m, m in {_cel_list(allowed)})",
+            "message": f"evaluation.metrics: a {task} estimator is evaluated with {shown} only",
+            "fieldPath": ".evaluation.metrics",
+        },
+        {
+            "rule": f"!({is_task}) || !has(self.evaluation) || !has(self.evaluation.gates)"
+            f" || self.evaluation.gates.all(g, g.matches('{gate_re}'))",
+            "message": f"evaluation.gates: a {task} estimator can only be gated on {shown}",
+            "fieldPath": ".evaluation.gates",
+        },
+    ]
+
+
+# Cross-field rules of a TrainingJob spec (also the InferenceService's retrain template), evaluated by the
+# API server: what would only fail after a training pod ran.
+TRAINING_RULES: list[JsonValue] = [
+    *_task_rule(CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+    *_task_rule(REGRESSORS, REGRESSION_METRICS, "regression"),
+    {
+        "rule": "self.dataset.uri != 'sklearn://diabetes'"
+        f" || self.estimator.className in {_cel_list(REGRESSORS)}",
+        "message": "sklearn://diabetes has a continuous target: use a regressor (e.g. Ridge)",
+        "fieldPath": ".estimator.className",
+    },
+]
+
+
 class TrainingJobSpec(KubeModel):
     """What to train and how."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": TRAINING_RULES})
 
     model: str = Field(description="Model name; versions are registered as <model>-v<N>.",
                        pattern=DNS_LABEL_PATTERN, max_length=50)
