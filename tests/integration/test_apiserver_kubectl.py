@@ -234,7 +234,14 @@ def test_cross_field_rules_are_refused_at_admission_in_plain_words(
     regressor = _example("trainingjob-iris.yaml", "iris-ridge")
     regressor["spec"]["estimator"] = {"className": "Ridge"}
     regressor["spec"]["evaluation"] = {"gates": ["accuracy >= 0.9"]}
+    pause = _example("inferenceservice-iris.yaml", "iris-pause")
+    pause["spec"]["monitoring"]["interval"] = "soon"
+    sha = _example("trainingjob-iris.yaml", "iris-sha")
+    sha["spec"]["dataset"]["sha256"] = "abc"
     cases = [
+        # patterns: plain words, never the regular expression
+        (pause, "spec.monitoring.interval", "must be a duration such as 30s, 5m, 1h30m or 500ms"),
+        (sha, "spec.dataset.sha256", "must be a sha256 digest: 64 lowercase hexadecimal characters"),
         (retrain, "spec.retrain.trainingJob.model", "must be the same model as spec.model"),
         (ks, "spec.monitoring.drift.threshold", "significance level"),
         (s3, "spec.dataset.target", "target (the label column) is required"),
@@ -244,6 +251,7 @@ def test_cross_field_rules_are_refused_at_admission_in_plain_words(
         refused = kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(doc), check=False)
         assert refused.returncode != 0, doc["metadata"]["name"]
         assert field in refused.stderr and words in refused.stderr, refused.stderr
+        assert "should match" not in refused.stderr, refused.stderr
     # the same objects, fixed, are admitted
     retrain["spec"]["retrain"]["trainingJob"]["model"] = "iris"
     s3["spec"]["dataset"]["target"] = "label"

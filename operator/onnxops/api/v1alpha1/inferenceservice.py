@@ -87,13 +87,16 @@ class Rollout(KubeModel):
     http_route: HTTPRouteRef | None = Field(None, description="Gateway API HTTPRoute for exact weights.")
 
 
+PROMETHEUS_URL_PATTERN = r"^https?://\S+$"
+
+
 class MetricsSource(KubeModel):
     """Where live metrics come from."""
 
     prometheus_url: str | None = Field(
         None,
         description="Prometheus base URL (http(s)://host:port). Empty: scrape the serving pods directly.",
-        pattern=r"^https?://\S+$",
+        pattern=PROMETHEUS_URL_PATTERN,
         max_length=2048,
     )
 

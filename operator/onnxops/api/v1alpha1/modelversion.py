@@ -31,7 +31,8 @@ class Artifact(KubeModel):
 
     uri: str = Field(description="Where model.onnx is: file://, pvc://<claim>/<path>, s3://, https://.",
                      pattern=STORAGE_URI_PATTERN, max_length=2048)
-    sha256: str = Field(description="sha256 of the file; verified before every use.", pattern=SHA256_PATTERN)
+    sha256: str = Field(description="sha256 of the file; verified before every use.", pattern=SHA256_PATTERN,
+                                    max_length=64)
     format: Literal["onnx"] = Field("onnx", description="Artifact format; only ONNX is served.")
     size_bytes: int | None = Field(None, ge=0, description="Size of the file in bytes.")
     credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
@@ -60,14 +61,16 @@ class Profile(KubeModel):
     """The training-data profile drift is measured against (profile.json)."""
 
     uri: str = Field(description="Where profile.json is.", pattern=STORAGE_URI_PATTERN, max_length=2048)
-    sha256: str = Field(description="sha256 of profile.json.", pattern=SHA256_PATTERN)
+    sha256: str = Field(description="sha256 of profile.json.", pattern=SHA256_PATTERN,
+                                    max_length=64)
 
 
 class DatasetRef(KubeModel):
     """The data set a version was trained on."""
 
     uri: str = Field(description="Data set URI.", max_length=2048)
-    sha256: str | None = Field(None, description="sha256 of the data set.", pattern=SHA256_PATTERN)
+    sha256: str | None = Field(None, description="sha256 of the data set.", pattern=SHA256_PATTERN,
+                                    max_length=64)
 
 
 class EstimatorRef(KubeModel):

@@ -94,7 +94,8 @@ class Dataset(KubeModel):
     categorical_features: list[str] | None = Field(
         None, description="Columns to one-hot encode (profiled as categories for drift).", max_length=512
     )
-    sha256: str | None = Field(None, description="Expected sha256 of the data file.", pattern=SHA256_PATTERN)
+    sha256: str | None = Field(None, description="Expected sha256 of the data file.", pattern=SHA256_PATTERN,
+                                    max_length=64)
     credentials_secret: SecretReference | None = Field(
         None, description="Secret with S3 credentials for s3:// URIs."
     )
@@ -215,10 +216,12 @@ class TrainedArtifact(KubeModel):
     """The artifact the training produced."""
 
     uri: str = Field(description="URI of model.onnx.")
-    sha256: str = Field(description="sha256 of model.onnx.", pattern=SHA256_PATTERN)
+    sha256: str = Field(description="sha256 of model.onnx.", pattern=SHA256_PATTERN,
+                                    max_length=64)
     size_bytes: int | None = Field(None, ge=0, description="Size of model.onnx.")
     profile_uri: str | None = Field(None, description="URI of profile.json.")
-    profile_sha256: str | None = Field(None, description="sha256 of profile.json.", pattern=SHA256_PATTERN)
+    profile_sha256: str | None = Field(None, description="sha256 of profile.json.", pattern=SHA256_PATTERN,
+                                    max_length=64)
 
 
 class TrainingJobStatus(KubeModel):
