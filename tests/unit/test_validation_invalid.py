@@ -466,6 +466,16 @@ CASES: list[tuple[str, str, str, Any, str, str, str, bool]] = [
      "a regression estimator is evaluated with rmse, mae, r2 only", True),
     ("tj-rmse-gate-on-classifier", TJ, "spec.evaluation.gates", ["rmse <= 0.5"], "spec.evaluation.gates",
      c.INVALID, "a classification estimator can only be gated on accuracy", True),
+    # a list-type set (JSON Schema has no equivalent here: counted with the Kubernetes-only cases)
+    ("tj-duplicate-feature", TJ, "spec.dataset",
+     {"uri": "file:///d.csv", "target": "y", "features": ["a", "a"]},
+     "spec.dataset.features[1]", "FieldValueDuplicate", "Duplicate value", True),
+    ("tj-target-among-features", TJ, "spec.dataset",
+     {"uri": "file:///d.csv", "target": "y", "features": ["a", "y"]}, "spec.dataset.features", c.INVALID,
+     "features must not list the target column", True),
+    ("tj-categorical-not-a-feature", TJ, "spec.dataset",
+     {"uri": "file:///d.csv", "target": "y", "features": ["a", "b"], "categoricalFeatures": ["c"]},
+     "spec.dataset.categoricalFeatures", c.INVALID, "must also be one of features", True),
     ("tj-classifier-on-diabetes", TJ, "spec.dataset.uri", "sklearn://diabetes", "spec.estimator.className",
      c.INVALID, "continuous target: use a regressor", True),
 ]

@@ -65,16 +65,33 @@ METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
 GATE_PATTERN = r"^(accuracy|f1_macro|roc_auc|log_loss|rmse|mae|r2) *(>=|<=|>|<) *-?[0-9]+(\.[0-9]+)?$"
 
 
+COLUMN_MAX = 256
+Column = Annotated[str, Field(min_length=1, max_length=COLUMN_MAX)]
+
+
 class Dataset(KubeModel):
     """The training data."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
-        "rule": "self.uri.startsWith('sklearn://') || has(self.target)",
-        "message": "target (the label column) is required for a file://, pvc://, s3:// or https:// data set; "
-        "only sklearn:// data sets name their own",
-        "fieldPath": ".target",
-        "reason": "FieldValueRequired",
-    }]})
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {
+            "rule": "!has(self.features) || !has(self.target) || !(self.target in self.features)",
+            "message": "features must not list the target column",
+            "fieldPath": ".features",
+        },
+        {
+            "rule": "!has(self.features) || !has(self.categoricalFeatures)"
+            " || self.categoricalFeatures.all(c, c in self.features)",
+            "message": "every categoricalFeatures entry must also be one of features",
+            "fieldPath": ".categoricalFeatures",
+        },
+        {
+            "rule": "self.uri.startsWith('sklearn://') || has(self.target)",
+            "message": "target (the label column) is required for a file://, pvc://, s3:// or https:// data "
+            "set; only sklearn:// data sets name their own",
+            "fieldPath": ".target",
+            "reason": "FieldValueRequired",
+        },
+    ]})
 
     uri: str = Field(
         description=(
@@ -86,13 +103,17 @@ class Dataset(KubeModel):
     )
     format: Literal["csv", "parquet"] = Field("csv", description="File format (ignored for sklearn://).")
     target: str | None = Field(
-        None, description="Target column. Required except for sklearn:// data sets.", min_length=1
+        None, description="Target column. Required except for sklearn:// data sets.", min_length=1,
+        max_length=COLUMN_MAX,
     )
-    features: list[str] | None = Field(
-        None, description="Feature columns in order; default: every column except the target.", max_length=512
+    features: list[Column] | None = Field(
+        None, description="Feature columns in order (no duplicates); default: every column but the target.",
+        max_length=512, json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    categorical_features: list[str] | None = Field(
-        None, description="Columns to one-hot encode (profiled as categories for drift).", max_length=512
+    categorical_features: list[Column] | None = Field(
+        None, description="Columns to one-hot encode (profiled as categories for drift); each one of "
+        "features when features is given.",
+        max_length=512, json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     sha256: str | None = Field(None, description="Expected sha256 of the data file.", pattern=SHA256_PATTERN,
                                     max_length=64)
