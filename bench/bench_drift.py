@@ -53,10 +53,10 @@ def setup(features: int, rng: np.random.Generator) -> tuple[Profile, LiveCounts,
                   buckets=profile.features[0].edges, registry=reg)  # type: ignore[union-attr]
     rows = Counter(N.ROWS, "r", list(N.ROWS_LABELS), registry=reg)
     for i in range(features):
-        child = h.labels("m", "1", f"f{i}")
+        child = h.labels("m", "1", "svc", f"f{i}")
         for v in rng.normal(0, 1, 50):
             child.observe(v)
-    rows.labels("m", "1").inc(50)
+    rows.labels("m", "1", "svc").inc(50)
     return profile, live_ok, live_bad, generate_latest(reg).decode()
 
 

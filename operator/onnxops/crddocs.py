@@ -129,6 +129,10 @@ def constraints(schema: Mapping[str, Any]) -> list[str]:
             out.append(f"{key}: {schema[key]}")
     if "pattern" in schema:
         out.append("pattern " + code(schema["pattern"]))
+    for rule in schema.get("x-kubernetes-validations", []):  # a pattern checked by CEL (plain message)
+        src = str(rule.get("rule", ""))
+        if src.startswith("self.matches(r'") and src.endswith("')"):
+            out.append("pattern " + code(src[len("self.matches(r'"):-2]))
     if "format" in schema:
         out.append("format: " + schema["format"])
     if schema.get("x-kubernetes-list-type") == "map":

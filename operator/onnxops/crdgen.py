@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from onnxops.api.v1alpha1 import InferenceService, ModelVersion, TrainingJob
+from onnxops.api.v1alpha1 import PATTERN_MESSAGES, InferenceService, ModelVersion, TrainingJob
 from onnxops.crddocs import DOC_PATH, ExampleError, render_reference
 
 GROUP = "onnxops.dev"
@@ -182,6 +182,18 @@ def convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str = "") ->
             raise SchemaError(f"{path or '<root>'}: unsupported schema key {key!r}")
     if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
         out["type"] = "object"
+    return plain_pattern(out)
+
+
+def plain_pattern(out: dict[str, Any]) -> dict[str, Any]:
+    """A known ``pattern`` on a length-bounded string becomes a CEL ``matches()`` rule with a plain-words
+    message (``PATTERN_MESSAGES``): the API server's own pattern error shows the regular expression. An
+    unbounded string keeps ``pattern`` (a CEL regex on it would exceed the API server's cost budget)."""
+    message = PATTERN_MESSAGES.get(out.get("pattern", ""))
+    if message is None or "maxLength" not in out or "'" in out["pattern"]:
+        return out
+    regex = out.pop("pattern")
+    out[RULES] = [*out.get(RULES, []), {"rule": f"self.matches(r'{regex}')", "message": message}]
     return out
 
 

@@ -1,5 +1,6 @@
 """A MetricsProvider for the operator tests: per-version request stats read from a JSON file named by
-$ONNXOPS_FAKE_METRICS ({"<version>": [requests, errors, p99_ms]}); versions not listed look healthy."""
+$ONNXOPS_FAKE_METRICS ({"<version>" or "<service>/<version>": [requests, errors, p99_ms]}, the service's
+own entry first); versions not listed look healthy."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class FakeMetrics:
         self.calls.append((service, version))
         path = os.environ.get("ONNXOPS_FAKE_METRICS", "")
         table = json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
-        req, err, p99 = table.get(str(version), HEALTHY)
+        req, err, p99 = table.get(f"{service}/{version}", table.get(str(version), HEALTHY))
         return RequestStats(float(req), float(err), float(p99))
 
 

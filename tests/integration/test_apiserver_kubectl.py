@@ -366,3 +366,65 @@ def test_server_side_apply_field_managers(cluster: tuple[ApiServerThread, Path])
     assert container["env"] == [{"name": "A", "value": "1"}]
     assert container["resources"] == {"limits": {"cpu": "10m"}}  # kubectl-set still owns it
     kubectl(cluster, "delete", "deploy", "ssa")
+
+
+def _example(name: str, new_name: str) -> dict:
+    doc = yaml.safe_load((REPO / "examples" / name).read_text())
+    doc["metadata"]["name"] = new_name
+    return dict(doc)
+
+
+@pytest.mark.skipif(not (REPO / "crds").is_dir(), reason="crds/ not generated")
+def test_cross_field_rules_are_refused_at_admission_in_plain_words(
+    cluster: tuple[ApiServerThread, Path]
+) -> None:
+    kubectl(cluster, "apply", "-f", str(REPO / "crds"))
+    retrain = _example("inferenceservice-iris.yaml", "iris-retrain-wine")
+    retrain["spec"]["retrain"]["trainingJob"]["model"] = "wine"
+    ks = _example("inferenceservice-iris.yaml", "iris-ks")
+    ks["spec"]["monitoring"]["drift"].update(method="ks", threshold=2.0)
+    s3 = _example("trainingjob-iris.yaml", "iris-s3")
+    s3["spec"]["dataset"] = {"uri": "s3://bucket/data.csv"}
+    regressor = _example("trainingjob-iris.yaml", "iris-ridge")
+    regressor["spec"]["estimator"] = {"className": "Ridge"}
+    regressor["spec"]["evaluation"] = {"gates": ["accuracy >= 0.9"]}
+    pause = _example("inferenceservice-iris.yaml", "iris-pause")
+    pause["spec"]["monitoring"]["interval"] = "soon"
+    sha = _example("trainingjob-iris.yaml", "iris-sha")
+    sha["spec"]["dataset"]["sha256"] = "abc"
+    cases = [
+        # patterns: plain words, never the regular expression
+        (pause, "spec.monitoring.interval", "must be a duration such as 30s, 5m, 1h30m or 500ms"),
+        (sha, "spec.dataset.sha256", "must be a sha256 digest: 64 lowercase hexadecimal characters"),
+        (retrain, "spec.retrain.trainingJob.model", "must be the same model as spec.model"),
+        (ks, "spec.monitoring.drift.threshold", "significance level"),
+        (s3, "spec.dataset.target", "target (the label column) is required"),
+        (regressor, "spec.evaluation.gates", "a regression estimator can only be gated on rmse, mae, r2"),
+    ]
+    for doc, field, words in cases:
+        refused = kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(doc), check=False)
+        assert refused.returncode != 0, doc["metadata"]["name"]
+        assert field in refused.stderr and words in refused.stderr, refused.stderr
+        assert "should match" not in refused.stderr, refused.stderr
+    # the same objects, fixed, are admitted
+    retrain["spec"]["retrain"]["trainingJob"]["model"] = "iris"
+    s3["spec"]["dataset"]["target"] = "label"
+    regressor["spec"]["evaluation"] = {"gates": ["r2 >= 0.5"]}
+    for doc in (retrain, s3, regressor):
+        kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
+
+
+@pytest.mark.skipif(not (REPO / "crds").is_dir(), reason="crds/ not generated")
+def test_a_rejected_version_is_cleared_with_a_status_patch(cluster: tuple[ApiServerThread, Path]) -> None:
+    """The documented explicit re-admission (docs/drift.md) works with the real kubectl."""
+    kubectl(cluster, "apply", "-f", str(REPO / "crds"))
+    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(_example("inferenceservice-iris.yaml", "held")))
+    entry = {"version": 2, "reason": "DriftDetected", "at": "2026-01-01T00:00:00Z", "generation": 1}
+    kubectl(cluster, "patch", "oisvc", "held", "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"rejectedVersions": [entry]}}))
+    got = kubectl(cluster, "get", "oisvc", "held", "-o", "jsonpath={.status.rejectedVersions[0].version}")
+    assert got.stdout == "2"
+    kubectl(cluster, "patch", "oisvc", "held", "--subresource=status", "--type=merge",
+            "-p", '{"status":{"rejectedVersions":null}}')
+    status = json.loads(kubectl(cluster, "get", "oisvc", "held", "-o", "json").stdout).get("status") or {}
+    assert "rejectedVersions" not in status

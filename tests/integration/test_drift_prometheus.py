@@ -56,13 +56,14 @@ EXPORTER = textwrap.dedent('''
                     registry=reg)
     for v in ("1", "2"):  # pre-create every series at 0
         for f in ("x", "y"):
-            fv.labels("m", v, f); miss.labels("m", v, f)
+            fv.labels("m", v, "svc", f); miss.labels("m", v, "svc", f)
         for k in ("a", "b"):
-            cat.labels("m", v, "c", k)
+            cat.labels("m", v, "svc", "c", k)
         for k in ("0", "1"):
-            pc.labels("m", v, k)
-        rows.labels("m", v); req.labels("m", v, "v2", "200"); req.labels("m", v, "v2", "500")
-        dur.labels("m", v, "v2")
+            pc.labels("m", v, "svc", k)
+        rows.labels("m", v, "svc")
+        req.labels("m", v, "svc", "v2", "200"); req.labels("m", v, "svc", "v2", "500")
+        dur.labels("m", v, "svc", "v2")
     start_http_server(port, addr="127.0.0.1", registry=reg)
     (ctl / "ready").write_text("1")
     while not (ctl / "go").exists():
@@ -71,15 +72,15 @@ EXPORTER = textwrap.dedent('''
     for i in range(400):
         v = "1" if i % 4 else "2"
         shift = 0.0 if v == "1" else 1.0
-        fv.labels("m", v, "x").observe(rnd.gauss(shift, 1))
-        fv.labels("m", v, "y").observe(rnd.choice(edges))  # exactly on an edge: right-closed bins
+        fv.labels("m", v, "svc", "x").observe(rnd.gauss(shift, 1))
+        fv.labels("m", v, "svc", "y").observe(rnd.choice(edges))  # exactly on an edge: right-closed bins
         if i % 10 == 0:
-            miss.labels("m", v, "y").inc()
-        cat.labels("m", v, "c", rnd.choice("ab" if v == "1" else "abz")).inc()
-        pc.labels("m", v, rnd.choice("01")).inc()
-        rows.labels("m", v).inc()
-        req.labels("m", v, "v2", "500" if i % 50 == 0 else "200").inc()
-        dur.labels("m", v, "v2").observe(rnd.expovariate(1 / 0.02))
+            miss.labels("m", v, "svc", "y").inc()
+        cat.labels("m", v, "svc", "c", rnd.choice("ab" if v == "1" else "abz")).inc()
+        pc.labels("m", v, "svc", rnd.choice("01")).inc()
+        rows.labels("m", v, "svc").inc()
+        req.labels("m", v, "svc", "v2", "500" if i % 50 == 0 else "200").inc()
+        dur.labels("m", v, "svc", "v2").observe(rnd.expovariate(1 / 0.02))
     (ctl / "done").write_text("1")
     while True:
         time.sleep(1)

@@ -58,16 +58,21 @@ def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
 
 
 class Prometheus:
-    def __init__(self, tmp: Path, target_ports: list[int], model: str) -> None:
+    def __init__(self, tmp: Path, target_ports: list[int], model: str,
+                 target_labels: list[dict[str, str]] | None = None) -> None:
+        """``target_labels``: per target, the labels Prometheus attaches (as Kubernetes discovery attaches
+        ``namespace``); none by default."""
         self.model = model
         self.targets = len(target_ports)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cfg = tmp / "prometheus.yml"
+        labels = target_labels or [{} for _ in target_ports]
         cfg.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [{"job_name": "exporter", "static_configs": [
-                {"targets": [f"127.0.0.1:{p}" for p in target_ports]}]}],
+                {"targets": [f"127.0.0.1:{p}"], "labels": lab} for p, lab in zip(target_ports, labels,
+                                                                                 strict=True)]}],
         }))
         self.log = (tmp / "prometheus.log").open("wb")
         self.proc = subprocess.Popen(

@@ -390,3 +390,38 @@ def test_deleted_and_edited_children_come_back_within_seconds(
     c.wait("the pause undone", lambda: "paused" not in (c.get("Deployment", "heal-v1", api="apps/v1") or {
         "spec": {"paused": True}})["spec"], timeout=20)
     c.delete("InferenceService", "heal")
+
+
+def test_one_services_rollback_leaves_another_service_free(
+    env: tuple[Cluster, Path], onnx_model: bytes
+) -> None:
+    """Two InferenceServices of one model in one namespace: A's analysis rolls v2 back; B still rolls v2
+    out. The rejection is A's (its status), the ModelVersion only says who rejected it."""
+    c, work = env
+    for v in (1, 2):
+        add_version(c, work, onnx_model, "pair", v)
+        assert verified(c, f"pair-v{v}")["phase"] == "Ready"
+    (work / "metrics.json").write_text(json.dumps({"pair-a/2": [100, 40, 5.0]}))  # v2 fails for A only
+    for name in ("pair-a", "pair-b"):
+        c.create(isvc(name, "pair", 1, replicas=1))
+        c.wait_status("InferenceService", name, lambda s: s.get("stableVersion") == 1, timeout=90)
+    c.patch("InferenceService", "pair-a", {"spec": {"version": "latest"}})
+    st = c.wait_status("InferenceService", "pair-a", lambda s: (s.get("rollback") or {}).get("from") == 2,
+                       timeout=90)["status"]
+    assert st["stableVersion"] == 1 and [e["version"] for e in st["rejectedVersions"]] == [2]
+    mv2 = c.wait_status("ModelVersion", "pair-v2", lambda s: "pair-a" in (s.get("rejectedBy") or {}))
+    assert mv2["status"]["rejectedBy"]["pair-a"]["reason"] == "AnalysisFailed"
+    # B, same model, same namespace, `latest`: v2 is not blocked for it
+    c.patch("InferenceService", "pair-b", {"spec": {"version": "latest"}})
+    st = c.wait_status("InferenceService", "pair-b", lambda s: s.get("stableVersion") == 2,
+                       timeout=90)["status"]
+    assert not st.get("rejectedVersions") and not st.get("rollback")
+    assert set(c.get("ModelVersion", "pair-v2")["status"]["rejectedBy"]) == {"pair-a"}
+    # A stays off v2 after a spec change ends its hold (its own record), until it pins v2
+    c.patch("InferenceService", "pair-a", {"spec": {"replicas": 2}})
+    c.wait_status("InferenceService", "pair-a",
+                  lambda s: s.get("observedGeneration") == c.get("InferenceService", "pair-a")["metadata"][
+                      "generation"])
+    time.sleep(2.0)
+    st = c.get("InferenceService", "pair-a")["status"]
+    assert st["stableVersion"] == 1 and st.get("canaryVersion") is None, st

@@ -29,15 +29,17 @@ def mv(
     *,
     model: str = "iris",
     phase: str | None = "Ready",
-    rejected: bool = False,
+    rejected: bool | str = False,
     uri: str = "pvc://artifacts/models/iris/x/model.onnx",
     **status: Any,
 ) -> dict[str, Any]:
     st: dict[str, Any] = dict(status)
     if phase:
         st["phase"] = phase
-    if rejected:
+    if rejected:  # True: rejected by the InferenceService `iris`; a string names the service
+        by = "iris" if rejected is True else rejected
         st["rejected"] = True
+        st["rejectedBy"] = {by: {"reason": "DriftDetected", "at": "2026-01-01T00:00:00Z"}}
     return {
         "apiVersion": "onnxops.dev/v1alpha1",
         "kind": "ModelVersion",

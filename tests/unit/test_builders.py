@@ -138,6 +138,8 @@ def test_deployment_env_probes_labels():
     env = _env(c)
     assert env["ONNXOPS_MODEL_URI"].endswith("model.onnx") and env["ONNXOPS_MODEL_SHA256"] == "a" * 64
     assert env["ONNXOPS_PROFILE_SHA256"] == "b" * 64 and env["ONNXOPS_MODEL_VERSION"] == "2"
+    # the server labels its metrics with its InferenceService (tenant isolation of the queries)
+    assert env["ONNXOPS_INFERENCE_SERVICE"] == "iris"
     assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert c["securityContext"]["readOnlyRootFilesystem"] is True

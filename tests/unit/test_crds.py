@@ -220,6 +220,28 @@ def test_optionals_are_nullable_and_required_fields_are_required() -> None:
     assert node("InferenceService", "spec")["required"] == ["model"]
 
 
+RULES_KEY = "x-kubernetes-validations"
+
+
+def test_no_rule_message_shows_a_regular_expression() -> None:
+    for kind, crd in CRDS.items():
+        text = yaml.safe_dump(crd)
+        for doc in yaml.safe_load_all(text):
+            for msg in _messages(doc):
+                assert not any(t in msg for t in ("^(", ")$", "[a-z", "\\S", "+$")), (kind, msg)
+
+
+def _messages(node: object) -> list[str]:
+    if isinstance(node, dict):
+        out = [str(r.get("message", "")) for r in node.get(RULES_KEY, [])]
+        for v in node.values():
+            out += _messages(v)
+        return out
+    if isinstance(node, list):
+        return [m for v in node for m in _messages(v)]
+    return []
+
+
 def test_enums_bounds_patterns_and_defaults() -> None:
     assert node("InferenceService", "spec.monitoring.drift.method")["enum"] == [
         "psi",
@@ -241,7 +263,11 @@ def test_enums_bounds_patterns_and_defaults() -> None:
     assert node("InferenceService", "spec.rollout.steps")["maxItems"] == 10
     assert node("ModelVersion", "spec.artifact.format")["enum"] == ["onnx"]
     assert node("ModelVersion", "spec.version")["minimum"] == 1
-    assert node("ModelVersion", "spec.artifact.sha256")["pattern"] == "^[a-f0-9]{64}$"
+    # a pattern is checked by a CEL rule with a plain message (a `pattern` error shows the regex)
+    sha = node("ModelVersion", "spec.artifact.sha256")
+    assert "pattern" not in sha and sha["maxLength"] == 64
+    assert {"rule": "self.matches(r'^[a-f0-9]{64}$')",
+            "message": "must be a sha256 digest: 64 lowercase hexadecimal characters"} in sha[RULES_KEY]
     assert "LogisticRegression" in node("TrainingJob", "spec.estimator.className")["enum"]
 
 
@@ -272,9 +298,14 @@ def test_conditions_are_a_list_map_keyed_by_type(kind: str) -> None:
 def test_cel_rules() -> None:
     for field in ("model", "version", "artifact"):
         rules = node("ModelVersion", f"spec.{field}")["x-kubernetes-validations"]
-        assert rules == [{"rule": "self == oldSelf", "message": f"{field} is immutable"}]
+        assert rules[0] == {"rule": "self == oldSelf", "message": f"{field} is immutable"}
     spec_rules = node("InferenceService", "spec")["x-kubernetes-validations"]
-    assert [r.get("fieldPath") for r in spec_rules] == [".retrain", ".autoscaling.minReplicas"]
+    assert [r.get("fieldPath") for r in spec_rules] == [
+        ".retrain", ".autoscaling.minReplicas", ".retrain.trainingJob.model"
+    ]
+    # the TrainingJob spec's cross-field rules travel with the retrain template
+    tj_rules = node("TrainingJob", "spec")["x-kubernetes-validations"]
+    assert node("InferenceService", "spec.retrain.trainingJob")["x-kubernetes-validations"] == tj_rules
     assert (
         "strictly increasing"
         in node("InferenceService", "spec.rollout.steps")["x-kubernetes-validations"][0]["message"]

@@ -172,8 +172,8 @@ def test_scrape_targets_are_running_pods_with_an_ip() -> None:
     pods = [pod("b", "127.0.1.3"), pod("a", "127.0.1.2"), pod("c", None), pod("d", "127.0.1.9", "Pending"),
             pod("e", "127.0.1.8", deleting=True)]
     assert scrape_targets(pods, 8080) == [
-        ("127.0.1.2:8080", {"namespace": "default", "pod": "a", "inference_service": "iris"}),
-        ("127.0.1.3:8080", {"namespace": "default", "pod": "b", "inference_service": "iris"}),
+        ("127.0.1.2:8080", {"namespace": "default", "pod": "a"}),
+        ("127.0.1.3:8080", {"namespace": "default", "pod": "b"}),
     ]
 
 

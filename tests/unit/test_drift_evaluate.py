@@ -90,3 +90,33 @@ async def test_evaluate_scrape_without_targets_is_inconclusive() -> None:
                                     prior=PriorState(), now=NOW)
     assert live.source == "scrape" and decision.reason == "Inconclusive"
     assert prior_from_status(None, SERVED) == PriorState()
+
+
+async def test_every_query_is_scoped_to_the_namespace_and_the_inference_service() -> None:
+    runner, url, seen = await _fake_prometheus()
+    try:
+        await evaluate(model="m", served=SERVED, spec=PolicySpec(), window="5m", prior=PriorState(), now=NOW,
+                       prometheus_url=url, namespace="team-a", service="iris")
+    finally:
+        await runner.cleanup()
+    assert len(seen) == 8
+    for q in seen:
+        # every series selector in the query (increase, offset, unless) carries both matchers
+        selectors = [part.split("}")[0] for part in q.split("{")[1:]]
+        wanted = ('model="m"', 'namespace="team-a"', 'inferenceservice="iris"')
+        assert selectors and all(w in s for s in selectors for w in wanted), q
+
+
+async def test_the_canary_analysis_queries_are_scoped_too() -> None:
+    from onnxops.controller.metrics import DefaultMetricsProvider
+
+    runner, url, seen = await _fake_prometheus()
+    try:
+        provider = DefaultMetricsProvider(None, url)  # type: ignore[arg-type]  # no pod listing with a URL
+        stats = await provider.request_stats(namespace="team-b", service="iris-2", model="iris", version=3,
+                                             window_seconds=60)
+    finally:
+        await runner.cleanup()
+    assert stats is not None and len(seen) == 3
+    for q in seen:
+        assert 'namespace="team-b"' in q and 'inferenceservice="iris-2"' in q and 'version="3"' in q, q

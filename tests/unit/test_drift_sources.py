@@ -105,17 +105,16 @@ def test_window_delta_sums_steps_across_a_reset_and_advance_prunes() -> None:
     assert state_from_json(json.loads(json.dumps(state_to_json(state)))) == state
 
 
-def _exporter(version: str, values: list[float], cats: list[str]) -> bytes:
+def _exporter(version: str, values: list[float], cats: list[str], service: str = "svc") -> bytes:
     reg = CollectorRegistry()
     h = Histogram(N.FEATURE_VALUE, "x", list(N.FEATURE_VALUE_LABELS), buckets=EDGES, registry=reg)
     c = Counter(N.FEATURE_CATEGORY, "c", list(N.FEATURE_CATEGORY_LABELS), registry=reg)
     rows = Counter(N.ROWS, "rows", list(N.ROWS_LABELS), registry=reg)
     for v in values:
-        h.labels("m", version, "x").observe(v)
+        h.labels("m", version, service, "x").observe(v)
     for k in cats:
-        c.labels("m", version, "c", k).inc()
-    rows.labels("m", version).inc(len(values))
-    Counter(N.ROWS, "other model", list(N.ROWS_LABELS), registry=CollectorRegistry()).labels("o", "1").inc()
+        c.labels("m", version, service, "c", k).inc()
+    rows.labels("m", version, service).inc(len(values))
     return generate_latest(reg)
 
 
@@ -124,6 +123,18 @@ def test_parse_exposition_keeps_only_our_model() -> None:
     parsed = parse_exposition(text, "m")
     assert all('"model","m"' in k for k in parsed)
     assert any("onnxops_rows_total" in k for k in parsed)
+
+
+def test_parse_exposition_keeps_only_the_service_asked_for() -> None:
+    # one page with the same model and version under two InferenceServices: only the one asked for counts
+    text = _exporter("1", [0.1, 3.0], ["a"]).decode() + _exporter("1", [0.2] * 7, ["b"], "other").decode()
+    mine, theirs = parse_exposition(text, "m", "svc"), parse_exposition(text, "m", "other")
+    assert mine and theirs and not set(mine) & set(theirs)
+    assert all('["inferenceservice","svc"]' in k for k in mine)
+    rows = [v for k, v in mine.items() if k.startswith('["onnxops_rows_total"')]
+    assert rows == [2.0]
+    assert [v for k, v in theirs.items() if k.startswith('["onnxops_rows_total"')] == [7.0]
+    assert parse_exposition(text, "m", "nobody") == {}
 
 
 class _Pods:

@@ -28,7 +28,8 @@ def _old_conditions() -> list[dict[str, Any]]:
 
 
 def _reconcile(status: dict[str, Any], *, gen: int, mvs: list[dict[str, Any]]) -> ir.IsvcPlan:
-    obj = isvc(gen=gen, status={**status, "rollback": RB, "conditions": _old_conditions()},
+    obj = isvc(gen=gen, status={"rejectedVersions": [REJ], **status, "rollback": RB,
+                                "conditions": _old_conditions()},
                rollout={"steps": [{"weight": 25, "pause": "1h"}], "bakeTime": "1h"})
     first = ir.reconcile(obj, mvs, [], settings=S, now=T0)
     observed = [ready(c) if c["kind"] == "Deployment" else c for c in first.children]
@@ -36,6 +37,7 @@ def _reconcile(status: dict[str, Any], *, gen: int, mvs: list[dict[str, Any]]) -
 
 
 MVS = [mv(1), mv(2, rejected=True), mv(3)]
+REJ = {"version": 2, "reason": "DriftDetected", "at": "2026-01-01T11:00:00Z", "generation": 1}
 
 
 @pytest.mark.parametrize(

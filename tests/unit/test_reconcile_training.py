@@ -23,7 +23,8 @@ S = Settings()
     "spec_version,mvs,expected,reason",
     [
         ("latest", [mv(1), mv(2), mv(3, phase="Verifying")], 2, "Available"),
-        ("latest", [mv(1), mv(2, rejected=True)], 1, "Available"),
+        # the ModelVersion's rejected mark is informative: `latest` skips only what THIS service rejected
+        ("latest", [mv(1), mv(2, rejected=True)], 2, "Available"),
         ("latest", [mv(1, phase="Failed"), mv(2, phase="Pending")], None, "VersionNotFound"),
         ("latest", [mv(5, model="other")], None, "VersionNotFound"),
         (2, [mv(1), mv(2, rejected=True)], 2, "Available"),  # an explicit pin ignores the rejection
@@ -36,6 +37,15 @@ def test_resolve(spec_version, mvs, expected, reason):
     r = resolve(spec_version, "iris", mvs)
     assert (r.mv["spec"]["version"] if r.mv else None) == expected
     assert r.reason == reason
+
+
+@pytest.mark.parametrize(
+    "spec_version,rejected,expected",
+    [("latest", {2}, 1), ("latest", {1, 2}, None), ("latest", {1}, 2), (2, {2}, 2)],  # a pin wins
+)
+def test_resolve_skips_this_services_rejections(spec_version, rejected, expected):
+    r = resolve(spec_version, "iris", [mv(1), mv(2)], rejected)
+    assert (r.mv["spec"]["version"] if r.mv else None) == expected
 
 
 @pytest.mark.parametrize("versions,expected", [([], 1), ([1], 2), ([1, 7, 3], 8)])

@@ -20,6 +20,21 @@ def test_environment_and_defaults() -> None:
     assert (cfg.model_name, cfg.model_version, cfg.sha256) == ("iris", "1", SHA)
     assert (cfg.host, cfg.port) == ("0.0.0.0", 8080)
     assert cfg.drift_metrics and not cfg.access_log and cfg.intra_op_threads == 1
+    assert cfg.inference_service == ""
+    assert parse_config([], {**BASE, "ONNXOPS_INFERENCE_SERVICE": "iris-a"}).inference_service == "iris-a"
+    assert parse_config(["--inference-service", "b"], BASE).inference_service == "b"
+
+
+def test_metrics_carry_the_inference_service() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from onnxops.serving.metrics import ServerMetrics
+
+    m = ServerMetrics("iris", "2", "iris-a")
+    m.record_request("v2", 200, 0.001)
+    m.record_inference(0.001, 3)
+    samples = [s for f in text_string_to_metric_families(m.exposition().decode()) for s in f.samples]
+    assert samples and all(s.labels.get("inferenceservice") == "iris-a" for s in samples)
 
 
 def test_arguments_win_over_environment() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from onnxops.drift.names import SERVICE_ENV
 from onnxops.settings import Settings
 
 from . import labels, names
@@ -38,6 +39,7 @@ def deployment(
         *base_env(len(volumes) > 1),
         {"name": "ONNXOPS_MODEL_NAME", "value": model},
         {"name": "ONNXOPS_MODEL_VERSION", "value": str(version)},
+        {"name": SERVICE_ENV, "value": name},  # the `inferenceservice` label of its metrics
         {"name": "ONNXOPS_MODEL_URI", "value": art["uri"]},
         {"name": "ONNXOPS_MODEL_SHA256", "value": art["sha256"]},
         {"name": "ONNXOPS_PORT", "value": str(port)},

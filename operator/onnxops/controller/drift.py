@@ -111,6 +111,8 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
         prometheus_url=prom,
         targets=targets,
         scrape_state=ctx.scrape_states.get(state_key),
+        namespace=ns,  # every query and scrape: this InferenceService's series only
+        service=name,
     )
     ctx.scrape_states.put(state_key, live.scrape_state)
     observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))

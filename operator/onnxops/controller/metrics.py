@@ -5,6 +5,11 @@ With a Prometheus URL (``spec.monitoring.metricsSource.prometheusUrl`` or ``ONNX
 window's increase comes from PromQL. Without one, the canary's pods are scraped directly: their counters
 count since the pod started, which for a canary is the time of this rollout (an approximation of the step
 window). A source that cannot answer gives None: the check is inconclusive, never a failure.
+
+Every query and every scrape is scoped to ONE InferenceService: PromQL matches ``namespace`` (added by
+Prometheus' Kubernetes discovery) and ``inferenceservice`` (the server's own label, from its pod's env);
+the direct scrape lists the service's own pods and keeps only series labelled with the service. A model
+of the same name served by another team, or by another InferenceService, is never summed in.
 """
 
 from __future__ import annotations
@@ -38,14 +43,19 @@ def p99_ms(buckets: dict[str, float]) -> float | None:
     return None if q is None else q * 1000.0
 
 
-def stats_from_expositions(texts: Iterable[str], model: str, version: int) -> RequestStats:
-    """Sum the request counters and latency buckets of one version over several pods' /metrics pages."""
+def stats_from_expositions(
+    texts: Iterable[str], model: str, version: int, service: str | None = None
+) -> RequestStats:
+    """Sum the request counters and latency buckets of one version (of InferenceService ``service``, when
+    given) over several pods' /metrics pages."""
     total = errors = 0.0
     buckets: dict[str, float] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.labels.get(N.LABEL_MODEL) != model or s.labels.get(N.LABEL_VERSION) != str(version):
+                    continue
+                if service is not None and s.labels.get(N.LABEL_SERVICE) != service:
                     continue
                 if s.name == N.REQUESTS:
                     total += s.value
@@ -58,15 +68,20 @@ def stats_from_expositions(texts: Iterable[str], model: str, version: int) -> Re
     return RequestStats(total, errors, p99_ms(buckets) if total else None)
 
 
-def promql(model: str, version: int, window_s: float) -> dict[str, str]:
-    from onnxops.drift.prometheus import label_value
+def promql(model: str, version: int, window_s: float, namespace: str, service: str) -> dict[str, str]:
+    """The canary analysis' PromQL: one version of one InferenceService in one namespace."""
+    from onnxops.drift.prometheus import label_value, scope_matchers, window_increase
 
-    sel = f'{N.LABEL_MODEL}={label_value(model)},{N.LABEL_VERSION}="{version}"'
+    matchers = {N.LABEL_MODEL: model, N.LABEL_VERSION: str(version), **scope_matchers(namespace, service)}
+    sel = ",".join(f"{k}={label_value(v)}" for k, v in matchers.items())
     w = f"{max(1, round(window_s))}s"
+    # a canary's series are born inside the window (and a code="503" series at the first error): the
+    # window's count includes the value of their first sample, which increase() alone would drop
     return {
-        "requests": f"sum(increase({N.REQUESTS}{{{sel}}}[{w}]))",
-        "errors": f'sum(increase({N.REQUESTS}{{{sel},{N.LABEL_CODE}=~"5.."}}[{w}]))',
-        "p99": f"histogram_quantile(0.99, sum by (le) (increase({N.REQUEST_DURATION}_bucket{{{sel}}}[{w}])))",
+        "requests": window_increase(f"{N.REQUESTS}{{{sel}}}", w),
+        "errors": window_increase(f'{N.REQUESTS}{{{sel},{N.LABEL_CODE}=~"5.."}}', w),
+        "p99": "histogram_quantile(0.99, "
+        + window_increase(f"{N.REQUEST_DURATION}_bucket{{{sel}}}", w, N.LABEL_LE) + ")",
     }
 
 
@@ -80,20 +95,20 @@ class DefaultMetricsProvider:
         try:
             async with aiohttp.ClientSession() as session:
                 if self.prometheus_url:
-                    return await self._prometheus(session, model, version, window_seconds)
+                    return await self._prometheus(session, model, version, window_seconds, namespace, service)
                 return await self._scrape(session, namespace, service, model, version)
         except Exception as e:  # any failure of the source is "no measurement"
             log.warning("request metrics of %s/%s v%s unavailable: %s", namespace, service, version, e)
             return None
 
     async def _prometheus(
-        self, session: aiohttp.ClientSession, model: str, version: int, window_s: float
+        self, session: aiohttp.ClientSession, model: str, version: int, window_s: float, ns: str, service: str
     ) -> RequestStats:
         from onnxops.drift.prometheus import instant_query
 
         assert self.prometheus_url
         out: dict[str, float | None] = {}
-        for key, q in promql(model, version, window_s).items():
+        for key, q in promql(model, version, window_s, ns, service).items():
             rows = await instant_query(session, self.prometheus_url, q, TIMEOUT_S)
             vals = [v for _, v in rows if not math.isnan(v)]
             out[key] = sum(vals) if vals else None
@@ -116,4 +131,4 @@ class DefaultMetricsProvider:
                     texts.append(await scrape(session, f"http://{ip}:{self.port}/metrics", TIMEOUT_S))
                 except RuntimeError as e:
                     log.info("scrape failed: %s", e)
-        return stats_from_expositions(texts, model, version) if texts else None
+        return stats_from_expositions(texts, model, version, service) if texts else None

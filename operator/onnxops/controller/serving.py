@@ -11,6 +11,7 @@ from onnxops.kube import events
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile import inferenceservice as ir
+from onnxops.reconcile import versions
 from onnxops.reconcile.analysis import AnalysisResult, assess
 from onnxops.reconcile.drift_hook import DriftPlan
 from onnxops.reconcile.errors import owned_by
@@ -79,9 +80,12 @@ async def apply_plan(
     # the decision first (status), then its effects: a crash in between is repaired by the next reconcile
     if plan.status_patch:
         await c.patch_status(API, ISVC, ns, name, plan.status_patch)
-    for mv_name, reason in plan.reject:
+    # informative only: which services rejected a version (each service's own record is its status)
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    mv_patches = [(n, versions.mark_patch(name, r, at)) for n, r in plan.reject] + list(plan.readmit)
+    for mv_name, mv_patch in mv_patches:
         try:
-            await c.patch_status(API, MV, ns, mv_name, {"rejected": True, "rejectedReason": reason})
+            await c.patch_status(API, MV, ns, mv_name, mv_patch)
         except ApiError as e:
             if e.status != 404:
                 raise

@@ -62,7 +62,8 @@ def operator_env(
 
 def scrape_targets(pods: list[dict[str, Any]], port: int) -> list[tuple[str, dict[str, str]]]:
     """file_sd targets for Prometheus: every running serving pod's ``podIP:port``, labelled with its
-    namespace, pod and InferenceService (``model``/``version`` come from the server's own series)."""
+    namespace and pod, as Prometheus' Kubernetes discovery would (``model``/``version``/``inferenceservice``
+    come from the server's own series)."""
     out = []
     for p in pods:
         md, st = p.get("metadata") or {}, p.get("status") or {}
@@ -72,7 +73,6 @@ def scrape_targets(pods: list[dict[str, Any]], port: int) -> list[tuple[str, dic
         lab = {
             "namespace": md.get("namespace", "default"),
             "pod": md.get("name", ""),
-            "inference_service": (md.get("labels") or {}).get(labels.INFERENCE_SERVICE, ""),
         }
         out.append((f"{ip}:{port}", lab))
     return sorted(out, key=lambda t: t[0])

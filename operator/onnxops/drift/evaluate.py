@@ -101,12 +101,15 @@ async def evaluate(
     scrape_state: ScrapeState | None = None,
     extra_matchers: Mapping[str, str] | None = None,
     timeout_s: float = 5.0,
+    namespace: str | None = None,
+    service: str | None = None,
 ) -> tuple[Decision, LiveResult]:
     """Fetch the window's live counts of every served version and decide. Never raises for an
-    unavailable source (the versions are then Inconclusive)."""
+    unavailable source (the versions are then Inconclusive). ``namespace``/``service`` scope every
+    query and scrape to one InferenceService (see :func:`onnxops.drift.sources.fetch_live`)."""
     profiles = {s.version: s.profile for s in served}
     live = await fetch_live(model=model, profiles=profiles, window=window, prometheus_url=prometheus_url,
                             targets=targets, scrape_state=scrape_state, extra_matchers=extra_matchers,
-                            timeout_s=timeout_s, now=now.timestamp())
+                            timeout_s=timeout_s, now=now.timestamp(), namespace=namespace, service=service)
     versions = [ServedVersion(s.version, s.role, live.counts[s.version], s.profile) for s in served]
     return decide(versions, spec, prior, now), live

@@ -5,25 +5,30 @@ drift and SLO metrics under exactly these names and labels (import them from her
 strings), and the operator's drift sources (``onnxops.drift.sources``) query exactly these names through the
 Prometheus HTTP API or a direct scrape of ``/metrics``.
 
-Every series carries the labels ``model`` (the InferenceService's model name) and ``version`` (the served
-ModelVersion's version), so that every served version's live traffic is compared with *its own* baseline.
+Every series carries the labels ``model`` (the InferenceService's model name), ``version`` (the served
+ModelVersion's version) and ``inferenceservice`` (the name of the InferenceService the pod serves, from
+its env ``ONNXOPS_INFERENCE_SERVICE``; empty outside an InferenceService), so that every served version's
+live traffic is compared with *its own* baseline. Prometheus' Kubernetes discovery adds ``namespace``.
+Every query of the operator is scoped to one namespace AND one InferenceService: two teams serving a
+model of the same name (two namespaces, or two InferenceServices in one namespace) never mix.
 
 Metric families (names as passed to ``prometheus_client``; the exposition adds ``_bucket``/``_sum``/
-``_count`` to histograms and ``_total`` to counters exactly as written below):
+``_count`` to histograms and ``_total`` to counters exactly as written below). Every family starts with
+``SCOPE_LABELS`` = ``model, version, inferenceservice`` (abbreviated "scope" here):
 
 ================================  =========  =============================================  ================
 name                              type       labels                                         notes
 ================================  =========  =============================================  ================
-onnxops_feature_value             histogram  model, version, feature                        buckets = the
+onnxops_feature_value             histogram  scope, feature                                 buckets = the
                                                                                             profile's edges
-onnxops_feature_category_total    counter    model, version, feature, category              categorical
-onnxops_feature_missing_total     counter    model, version, feature                        NaN / null
-onnxops_prediction_class_total    counter    model, version, class                          classification
-onnxops_prediction_value          histogram  model, version                                 regression;
+onnxops_feature_category_total    counter    scope, feature, category                       categorical
+onnxops_feature_missing_total     counter    scope, feature                                 NaN / null
+onnxops_prediction_class_total    counter    scope, class                                   classification
+onnxops_prediction_value          histogram  scope                                          regression;
                                                                                             buckets = edges
-onnxops_requests_total            counter    model, version, protocol, code                 HTTP status code
-onnxops_request_duration_seconds  histogram  model, version, protocol                       latency
-onnxops_rows_total                counter    model, version                                 rows predicted
+onnxops_requests_total            counter    scope, protocol, code                          HTTP status code
+onnxops_request_duration_seconds  histogram  scope, protocol                                latency
+onnxops_rows_total                counter    scope                                          rows predicted
 ================================  =========  =============================================  ================
 
 Rules the server must follow so that the live counts line up with the profile's bins:
@@ -58,26 +63,33 @@ LABEL_CATEGORY: Final = "category"
 LABEL_CLASS: Final = "class"
 LABEL_PROTOCOL: Final = "protocol"
 LABEL_CODE: Final = "code"
+LABEL_LE: Final = "le"  # a histogram bucket's upper bound
+LABEL_SERVICE: Final = "inferenceservice"  # the InferenceService's name (the server's SERVICE_ENV)
+LABEL_NAMESPACE: Final = "namespace"  # added by Prometheus' Kubernetes discovery, never by the server
+SERVICE_ENV: Final = "ONNXOPS_INFERENCE_SERVICE"  # the serving pod's env var naming its InferenceService
+
+# Every family starts with these labels (in this order): the series of one served version of one service.
+SCOPE_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_SERVICE)
 
 # --- metric family names (as given to prometheus_client) -------------------------------------------------
-FEATURE_VALUE: Final = "onnxops_feature_value"  # histogram {model, version, feature}
-FEATURE_CATEGORY: Final = "onnxops_feature_category_total"  # counter {model, version, feature, category}
-FEATURE_MISSING: Final = "onnxops_feature_missing_total"  # counter {model, version, feature}
-PREDICTION_CLASS: Final = "onnxops_prediction_class_total"  # counter {model, version, class}
-PREDICTION_VALUE: Final = "onnxops_prediction_value"  # histogram {model, version}
-REQUESTS: Final = "onnxops_requests_total"  # counter {model, version, protocol, code}
-REQUEST_DURATION: Final = "onnxops_request_duration_seconds"  # histogram {model, version, protocol}
-ROWS: Final = "onnxops_rows_total"  # counter {model, version}
+FEATURE_VALUE: Final = "onnxops_feature_value"  # histogram {scope, feature}
+FEATURE_CATEGORY: Final = "onnxops_feature_category_total"  # counter {scope, feature, category}
+FEATURE_MISSING: Final = "onnxops_feature_missing_total"  # counter {scope, feature}
+PREDICTION_CLASS: Final = "onnxops_prediction_class_total"  # counter {scope, class}
+PREDICTION_VALUE: Final = "onnxops_prediction_value"  # histogram {scope}
+REQUESTS: Final = "onnxops_requests_total"  # counter {scope, protocol, code}
+REQUEST_DURATION: Final = "onnxops_request_duration_seconds"  # histogram {scope, protocol}
+ROWS: Final = "onnxops_rows_total"  # counter {scope}
 
 # Label sets per family, in the order the server should declare them.
-FEATURE_VALUE_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_FEATURE)
-FEATURE_CATEGORY_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_FEATURE, LABEL_CATEGORY)
-FEATURE_MISSING_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_FEATURE)
-PREDICTION_CLASS_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_CLASS)
-PREDICTION_VALUE_LABELS: Final = (LABEL_MODEL, LABEL_VERSION)
-REQUESTS_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_PROTOCOL, LABEL_CODE)
-REQUEST_DURATION_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_PROTOCOL)
-ROWS_LABELS: Final = (LABEL_MODEL, LABEL_VERSION)
+FEATURE_VALUE_LABELS: Final = (*SCOPE_LABELS, LABEL_FEATURE)
+FEATURE_CATEGORY_LABELS: Final = (*SCOPE_LABELS, LABEL_FEATURE, LABEL_CATEGORY)
+FEATURE_MISSING_LABELS: Final = (*SCOPE_LABELS, LABEL_FEATURE)
+PREDICTION_CLASS_LABELS: Final = (*SCOPE_LABELS, LABEL_CLASS)
+PREDICTION_VALUE_LABELS: Final = SCOPE_LABELS
+REQUESTS_LABELS: Final = (*SCOPE_LABELS, LABEL_PROTOCOL, LABEL_CODE)
+REQUEST_DURATION_LABELS: Final = (*SCOPE_LABELS, LABEL_PROTOCOL)
+ROWS_LABELS: Final = SCOPE_LABELS
 
 # Values of the `protocol` label.
 PROTOCOL_V2: Final = "v2"  # Open Inference Protocol /v2/models/<name>/infer

@@ -57,19 +57,35 @@ def selector(model: str, extra: Mapping[str, str] | None = None) -> str:
     return "{" + ",".join(f"{k}={label_value(v)}" for k, v in matchers.items()) + "}"
 
 
+def scope_matchers(namespace: str | None, service: str | None) -> dict[str, str]:
+    """The matchers that keep one InferenceService's series: ``namespace`` (Prometheus' Kubernetes
+    discovery) and ``inferenceservice`` (the server's own label). Empty values are left out."""
+    out: dict[str, str] = {}
+    if namespace:
+        out[N.LABEL_NAMESPACE] = namespace
+    if service:
+        out[N.LABEL_SERVICE] = service
+    return out
+
+
+def window_increase(series: str, window: str, by: str | None = None) -> str:
+    """``sum [by (...)]`` of each series' increase over ``window``: ``increase()`` for series that existed
+    before the window, the whole value of series born inside it (an unseen category, a new pod, the first
+    5xx): ``increase()`` alone would miss the value of their first sample."""
+    group = f" by ({by})" if by else ""
+    return (
+        f"sum{group} ((increase({series}[{window}]) and {series} offset {window})"
+        f" or ({series} unless {series} offset {window}))"
+    )
+
+
 def queries(model: str, window: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The PromQL of one evaluation: exposition name -> query (one per family, batched by version)."""
     sel = selector(model, extra)
     v, f = N.LABEL_VERSION, N.LABEL_FEATURE
 
     def inc(name: str, by: str) -> str:
-        series = name + sel
-        # increase() for series that existed before the window; the whole value of series born inside it
-        # (an unseen category, a new pod): increase() would miss the value of their first sample.
-        return (
-            f"sum by ({by}) ((increase({series}[{window}]) and {series} offset {window})"
-            f" or ({series} unless {series} offset {window}))"
-        )
+        return window_increase(name + sel, window, by)
 
     return {
         N.FEATURE_VALUE + BUCKET: inc(N.FEATURE_VALUE + BUCKET, f"{v}, {f}, le"),

@@ -60,12 +60,15 @@ def parse_key(key: str) -> tuple[str, dict[str, str]]:
     return name, {k: v for k, v in labels}
 
 
-def parse_exposition(text: str, model: str) -> dict[str, float]:
-    """The drift/SLO series of ``model`` in a text exposition (other names/models dropped)."""
+def parse_exposition(text: str, model: str, service: str | None = None) -> dict[str, float]:
+    """The drift/SLO series of ``model`` (and, when given, of InferenceService ``service``: its
+    ``inferenceservice`` label) in a text exposition; other names, models and services are dropped."""
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name in WANTED and s.labels.get(N.LABEL_MODEL) == model:
+            if s.name not in WANTED or s.labels.get(N.LABEL_MODEL) != model:
+                continue
+            if service is None or s.labels.get(N.LABEL_SERVICE) == service:
                 key = series_key(s.name, s.labels)
                 out[key] = out.get(key, 0.0) + float(s.value)
     return out
@@ -150,8 +153,12 @@ async def fetch_scrape(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     session: aiohttp.ClientSession | None = None,
+    service: str | None = None,
 ) -> tuple[dict[str, LiveCounts | Inconclusive], ScrapeState]:
     """Scrape every target once; per version the window's LiveCounts (or Inconclusive), and the new state.
+
+    ``service``: only the series labelled with this InferenceService count (the targets are already the
+    service's own pods; a series of another service on them is ignored, never summed in).
 
     A version is Inconclusive when none of its pods could be scraped ("ScrapeFailed") or none has an
     earlier snapshot yet ("WarmingUp"); pods that failed keep their old snapshots.
@@ -176,7 +183,7 @@ async def fetch_scrape(
                 new_state[t.pod] = list(old)
             continue
         try:
-            current = Snapshot(now, parse_exposition(text, model))
+            current = Snapshot(now, parse_exposition(text, model, service))
         except ValueError as exc:
             errors[t.version].append(f"{t.pod}: unparsable /metrics: {exc}")
             continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from onnxops.drift.live import Inconclusive, LiveCounts
-from onnxops.drift.prometheus import DEFAULT_TIMEOUT_S, fetch_prometheus
+from onnxops.drift.prometheus import DEFAULT_TIMEOUT_S, fetch_prometheus, scope_matchers
 from onnxops.drift.scrape import ScrapeState, Target, fetch_scrape
 from onnxops.drift.window import duration_seconds
 from onnxops.profile import Profile
@@ -36,14 +36,21 @@ async def fetch_live(
     extra_matchers: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     now: float | None = None,
+    namespace: str | None = None,
+    service: str | None = None,
 ) -> LiveResult:
     """Live counts per served version (``profiles`` keys) over ``window`` (a CRD duration like ``5m``).
 
     With ``prometheus_url``: PromQL over the window. Without: scrape ``targets`` and difference against
     ``scrape_state`` (returned updated in the result; keep it for the next call).
+
+    ``namespace``/``service``: the InferenceService whose traffic counts. Both sources keep only its
+    series (PromQL matchers ``namespace``/``inferenceservice``; the scrape, its ``inferenceservice``
+    label), so a model of the same name served by another team is never summed in.
     """
+    matchers = {**scope_matchers(namespace, service), **(extra_matchers or {})}
     if prometheus_url:
-        res = await fetch_prometheus(prometheus_url, model, profiles, window, extra_matchers=extra_matchers,
+        res = await fetch_prometheus(prometheus_url, model, profiles, window, extra_matchers=matchers,
                                      timeout_s=timeout_s)
         if isinstance(res, Inconclusive):
             return LiveResult("prometheus", {v: res for v in profiles})
@@ -54,5 +61,6 @@ async def fetch_live(
         bad = Inconclusive("InvalidWindow", str(exc))
         return LiveResult("scrape", {v: bad for v in profiles}, dict(scrape_state or {}))
     counts, state = await fetch_scrape(targets, model, profiles, dict(scrape_state or {}), window_s,
-                                       time.time() if now is None else now, timeout_s=timeout_s)
+                                       time.time() if now is None else now, timeout_s=timeout_s,
+                                       service=service)
     return LiveResult("scrape", counts, state)

@@ -203,13 +203,15 @@ def apply_decision(
     if drifting and action == "Alert" and (before is None or before.get("status") != "True"):
         out.events.append(("Warning", Reason.DRIFT, decision.message))
     isvc_now = {**isvc, "status": {**old, "conditions": conds}}
-    res = versions.resolve(spec.get("version", "latest"), spec["model"], mvs)
+    by_v = versions.by_version(mvs, spec["model"])
+    skipped = versions.skipped_by_latest(old, by_v)
+    res = versions.resolve(spec.get("version", "latest"), spec["model"], mvs, skipped)
     plan = assemble(
         isvc_now,
         {**old, "conditions": conds},
         out,
         res,
-        versions.by_version(mvs, spec["model"]),
+        by_v,
         observed,
         settings=settings,
         now=now,

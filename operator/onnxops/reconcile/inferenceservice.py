@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from onnxops.api import conditions as cond
-from onnxops.api.conditions import Reason
+from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.builders import deployment as dep_builder
 from onnxops.builders import hpa as hpa_builder
 from onnxops.builders import labels, names
@@ -42,7 +42,8 @@ class IsvcPlan:
     children: list[dict[str, Any]] = field(default_factory=list)  # Deployments, Services, HPAs to ensure
     delete: list[tuple[str, str, str]] = field(default_factory=list)  # (apiVersion, kind, name)
     events: list[tuple[str, str, str]] = field(default_factory=list)
-    reject: list[tuple[str, str]] = field(default_factory=list)  # (ModelVersion name, reason)
+    reject: list[tuple[str, str]] = field(default_factory=list)  # (ModelVersion name, reason) to mark
+    readmit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (ModelVersion, status patch)
     route_weights: dict[int, int] | None = None
     requeue_after: float | None = None
     wants_analysis: bool = False
@@ -104,7 +105,7 @@ def reconcile(
     gen = int(md.get("generation") or 1)
     _name, model = md["name"], spec["model"]
     by_v = versions.by_version(mvs, model)
-    res = versions.resolve(spec.get("version", "latest"), model, mvs)
+    res = versions.resolve(spec.get("version", "latest"), model, mvs, versions.skipped_by_latest(old, by_v))
     state = RolloutState.from_status(old)
     cfg = RolloutConfig.from_spec(spec)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
@@ -221,8 +222,20 @@ def assemble(
         )
     else:
         conds = cond.remove_condition(conds, cond.DEGRADED)
+    # a rollback is recorded per InferenceService (`latest` skips it here only); a rollback that still
+    # holds is recorded too (restart-safe, level-triggered)
+    carry = []
+    if held and rb.get("from") is not None:
+        carry.append((int(rb["from"]), str(rb.get("reason") or Reason.ROLLED_BACK)))
+    if leg := versions.legacy_rejection(old, by_v):
+        carry.append(leg)
+    rejected = versions.record_rejections(
+        old, out.reject, spec_version=spec.get("version", "latest"), generation=gen, at=now_rfc3339(now),
+        carry=carry,
+    )
     new: dict[str, Any] = {
         **st.to_status(),
+        "rejectedVersions": rejected,
         "observedGeneration": gen,
         "phase": phase,
         "message": message,
@@ -232,15 +245,8 @@ def assemble(
         **(extra_status or {}),
     }
     route = (spec.get("rollout") or {}).get("httpRoute")
-    # level-triggered: while a rollback holds, its version stays marked rejected (restart-safe)
-    wanted_rejects = dict(out.reject)
-    if held and rb.get("from") is not None:
-        wanted_rejects.setdefault(int(rb["from"]), str(rb.get("reason") or Reason.ROLLED_BACK))
-    reject = [
-        (versions.name_of(by_v[v]), r)
-        for v, r in sorted(wanted_rejects.items())
-        if v in by_v and not versions.is_rejected(by_v[v])
-    ]
+    # the ModelVersions' informative rejectedBy follows this service's own record (level-triggered)
+    reject, readmit = versions.rejection_marks(name, rejected, by_v)
     return IsvcPlan(
         status=new,
         status_patch=status_patch(old, new),
@@ -248,6 +254,7 @@ def assemble(
         delete=delete,
         events=out.events,
         reject=reject,
+        readmit=readmit,
         route_weights=traffic_weights(st, total_replicas(spec)) if route else None,
         requeue_after=out.requeue_after,
         wants_analysis=out.wants_analysis,

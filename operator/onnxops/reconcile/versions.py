@@ -1,8 +1,15 @@
-"""Pure decisions about ModelVersions: which one ``version`` resolves to, and the next free number."""
+"""Pure decisions about ModelVersions: which one ``version`` resolves to, the next free number, and the
+per-InferenceService record of rejected (rolled back) versions.
+
+A rollback is recorded where it belongs: in the InferenceService that rolled back
+(``status.rejectedVersions``), so ``version: latest`` skips that version for this service only. The
+ModelVersion's ``status.rejectedBy`` (and ``rejected``) only tell which services rejected it; they block
+nothing, so another service of the same model may still roll the version out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +33,14 @@ def is_failed(mv: dict[str, Any]) -> bool:
 
 
 def is_rejected(mv: dict[str, Any]) -> bool:
+    """Informative only: at least one InferenceService rolled this version back."""
     return bool((mv.get("status") or {}).get("rejected"))
+
+
+def rejected_by(mv: dict[str, Any]) -> dict[str, Any]:
+    """The ModelVersion's informative record: InferenceService name -> {reason, at}."""
+    rb = (mv.get("status") or {}).get("rejectedBy")
+    return {str(k): v for k, v in rb.items() if v is not None} if isinstance(rb, Mapping) else {}
 
 
 def is_deleting(mv: dict[str, Any]) -> bool:
@@ -47,8 +61,11 @@ class Resolution:
         return self.mv is not None
 
 
-def resolve(spec_version: int | str, model: str, mvs: Iterable[dict[str, Any]]) -> Resolution:
-    """``latest`` = the newest Ready version that is not rejected; an integer = that version if Ready."""
+def resolve(
+    spec_version: int | str, model: str, mvs: Iterable[dict[str, Any]], rejected: Collection[int] = ()
+) -> Resolution:
+    """``latest`` = the newest Ready version not in ``rejected`` (the versions THIS InferenceService rolled
+    back, see :func:`rejected_versions`); an integer = that version if Ready."""
     own = [m for m in mvs if m.get("spec", {}).get("model") == model and not is_deleting(m)]
     if isinstance(spec_version, str) and spec_version != "latest":
         if not spec_version.isdigit():
@@ -60,13 +77,13 @@ def resolve(spec_version: int | str, model: str, mvs: Iterable[dict[str, Any]]) 
             )
         spec_version = int(spec_version)
     if spec_version == "latest":
-        ready = [m for m in own if is_ready(m) and not is_rejected(m)]
+        ready = [m for m in own if is_ready(m) and version_of(m) not in rejected]
         if not ready:
             return Resolution(
                 None,
                 None,
                 Reason.VERSION_NOT_FOUND,
-                f"no Ready, non-rejected ModelVersion of model {model!r}",
+                f"no Ready ModelVersion of model {model!r} that this InferenceService has not rolled back",
             )
         best = max(ready, key=version_of)
         return Resolution(version_of(best), best, Reason.AVAILABLE, f"latest is v{version_of(best)}")
@@ -91,3 +108,85 @@ def next_version(mvs: Iterable[dict[str, Any]], model: str) -> int:
 
 def by_version(mvs: Iterable[dict[str, Any]], model: str) -> dict[int, dict[str, Any]]:
     return {version_of(m): m for m in mvs if m.get("spec", {}).get("model") == model}
+
+
+MAX_REJECTED = 64  # status.rejectedVersions keeps the newest entries
+
+
+def _entries(status: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    raw = (status or {}).get("rejectedVersions") or []
+    return [dict(e) for e in raw if isinstance(e, Mapping) and str(e.get("version", "")).isdigit()]
+
+
+def rejected_versions(status: Mapping[str, Any] | None) -> set[int]:
+    """The versions an InferenceService (its status) has rolled back and not re-admitted."""
+    return {int(e["version"]) for e in _entries(status)}
+
+
+def legacy_rejection(
+    status: Mapping[str, Any] | None, by_v: Mapping[int, dict[str, Any]]
+) -> tuple[int, str] | None:
+    """A rollback recorded by an older operator, which marked the ModelVersion ``rejected`` without
+    ``rejectedBy``: it belongs to the service whose ``status.rollback`` names it (carried into its record)."""
+    rb = (status or {}).get("rollback") or {}
+    v = rb.get("from")
+    mv = by_v.get(int(v)) if isinstance(v, int | str) and str(v).isdigit() else None
+    if mv is None or not is_rejected(mv) or rejected_by(mv):
+        return None
+    return int(str(v)), str(rb.get("reason") or Reason.ROLLED_BACK)
+
+
+def skipped_by_latest(status: Mapping[str, Any] | None, by_v: Mapping[int, dict[str, Any]]) -> set[int]:
+    """What ``version: latest`` skips for this InferenceService: its own rejections (and a legacy one)."""
+    legacy = legacy_rejection(status, by_v)
+    return rejected_versions(status) | ({legacy[0]} if legacy else set())
+
+
+def record_rejections(
+    status: Mapping[str, Any] | None,
+    new: Iterable[tuple[int, str]],
+    *,
+    spec_version: int | str,
+    generation: int,
+    at: str,
+    carry: Iterable[tuple[int, str]] = (),
+) -> list[dict[str, Any]] | None:
+    """The next ``status.rejectedVersions``: the old entries, less those re-admitted (a generation after the
+    rejection pins that version in ``spec.version``), plus this reconcile's rollbacks (``new``) and
+    ``carry`` (the version of a rollback that still holds, a legacy rejection: recorded even if an older
+    operator never did)."""
+    pinned = int(spec_version) if str(spec_version).isdigit() else None
+    out = [
+        e for e in _entries(status)
+        if not (pinned == int(e["version"]) and generation > int(e.get("generation") or 0))
+    ]
+    have = {int(e["version"]) for e in out}
+    for v, reason in [*new, *carry]:
+        if int(v) not in have:
+            out.append({"version": int(v), "reason": reason, "at": at, "generation": generation})
+            have.add(int(v))
+    return out[-MAX_REJECTED:] or None
+
+
+def rejection_marks(
+    service: str, status_entries: Iterable[Mapping[str, Any]] | None, by_v: Mapping[int, dict[str, Any]]
+) -> tuple[list[tuple[str, str]], list[tuple[str, dict[str, Any]]]]:
+    """Level-triggered upkeep of the ModelVersions' informative ``rejectedBy`` from this service's own
+    record: (ModelVersions to mark, with the reason), (ModelVersions to unmark, with their status patch)."""
+    wanted = {int(e["version"]): str(e.get("reason") or Reason.ROLLED_BACK) for e in status_entries or []}
+    mark, unmark = [], []
+    for v, mv in sorted(by_v.items()):
+        marks = rejected_by(mv)
+        if v in wanted and service not in marks:
+            mark.append((name_of(mv), wanted[v]))
+        elif v not in wanted and service in marks:
+            patch: dict[str, Any] = {"rejectedBy": {service: None}}
+            if not set(marks) - {service}:
+                patch.update(rejected=None, rejectedReason=None)
+            unmark.append((name_of(mv), patch))
+    return mark, unmark
+
+
+def mark_patch(service: str, reason: str, at: str) -> dict[str, Any]:
+    """The ModelVersion status patch recording that ``service`` rolled it back (informative)."""
+    return {"rejected": True, "rejectedReason": reason, "rejectedBy": {service: {"reason": reason, "at": at}}}

@@ -18,6 +18,7 @@ DEFAULT_MAX_BODY = 64 * 1024 * 1024
 ENV: dict[str, str] = {
     "model_name": "ONNXOPS_MODEL_NAME",
     "model_version": "ONNXOPS_MODEL_VERSION",
+    "inference_service": "ONNXOPS_INFERENCE_SERVICE",
     "model_uri": "ONNXOPS_MODEL_URI",
     "sha256": "ONNXOPS_MODEL_SHA256",
     "profile_uri": "ONNXOPS_PROFILE_URI",
@@ -101,6 +102,7 @@ class ServerConfig:
     liveness_timeout_seconds: float = 300.0
     verify_only: bool = False
     expect_signature_json: str | None = None
+    inference_service: str = ""
 
 
 def _bool(value: str) -> bool:
@@ -134,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model-version", help="version served, e.g. 3 [ONNXOPS_MODEL_VERSION] (default: 1)")
     m.add_argument(
         "--model-uri", help="URI of model.onnx: file://, pvc://, s3://, https:// [ONNXOPS_MODEL_URI]"
+    )
+    m.add_argument(
+        "--inference-service",
+        help="the InferenceService this server belongs to: the `inferenceservice` label of every metric "
+        "[ONNXOPS_INFERENCE_SERVICE] (the operator sets it; default: empty)",
     )
     m.add_argument("--sha256", help="expected sha256 of model.onnx (required) [ONNXOPS_MODEL_SHA256]")
     m.add_argument(
@@ -276,6 +283,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             ),
             verify_only=bool(ns.verify_only),
             expect_signature_json=_opt(raw.get("expect_signature_json")),
+            inference_service=str(raw.get("inference_service", "")),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

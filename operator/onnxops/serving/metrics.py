@@ -1,10 +1,10 @@
 """Prometheus metrics of the server, exposed from plain counters and numpy arrays by one Collector.
 
 Names and labels come from ``onnxops.drift.names`` (the contract with the drift monitor); every family
-carries ``model`` and ``version``. The drift families (feature histograms whose buckets are exactly the
-profile's edges, category/missing/prediction counters) are pre-created at 0 from the profile, so a
-scrape right after start already shows every bucket. Server-only extras:
-``onnxops_inference_duration_seconds`` (ONNX Runtime run latency), ``onnxops_model_ready`` (1/0),
+carries ``model``, ``version`` and ``inferenceservice`` (``N.SCOPE_LABELS``). The drift families (feature
+histograms whose buckets are exactly the profile's edges, category/missing/prediction counters) are
+pre-created at 0 from the profile, so a scrape right after start already shows every bucket. Server-only
+extras: ``onnxops_inference_duration_seconds`` (ONNX Runtime run latency), ``onnxops_model_ready`` (1/0),
 ``onnxops_drift_psi{feature}`` (PSI of the sliding window vs the profile, NaN without rows) and
 ``onnxops_drift_window_rows``.
 
@@ -36,7 +36,7 @@ INFERENCE_DURATION = "onnxops_inference_duration_seconds"
 MODEL_READY = "onnxops_model_ready"
 DRIFT_PSI = "onnxops_drift_psi"
 DRIFT_WINDOW_ROWS = "onnxops_drift_window_rows"
-MV = [N.LABEL_MODEL, N.LABEL_VERSION]
+MV = list(N.SCOPE_LABELS)
 
 
 def le(value: float) -> str:
@@ -70,8 +70,8 @@ def buckets(edges: Sequence[float], counts: Sequence[int] | np.ndarray) -> list[
 class ServerMetrics:
     """All the server's metrics; the HTTP loop updates them, ``exposition()`` renders them."""
 
-    def __init__(self, model: str, version: str) -> None:
-        self.model, self.version = model, version
+    def __init__(self, model: str, version: str, service: str = "") -> None:
+        self.model, self.version, self.service = model, version, service
         self.requests: dict[tuple[str, int], int] = {}
         self.request_latency: dict[str, LatencyHistogram] = {}
         self.inference_latency = LatencyHistogram()
@@ -103,7 +103,7 @@ class ServerMetrics:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        mv = [self.model, self.version]
+        mv = [self.model, self.version, self.service]
         req = CounterMetricFamily(
             N.REQUESTS, "Inference requests by protocol and HTTP status code.", labels=list(N.REQUESTS_LABELS)
         )

@@ -91,7 +91,7 @@ async def _load(cfg: ServerConfig, state: ModelState, metrics: ServerMetrics) ->
 async def start(cfg: ServerConfig) -> Running:
     """Listen first (liveness answers during a long download), then load the model in a thread."""
     state = ModelState(liveness_timeout=cfg.liveness_timeout_seconds)
-    metrics = ServerMetrics(cfg.model_name, cfg.model_version)
+    metrics = ServerMetrics(cfg.model_name, cfg.model_version, cfg.inference_service)
     handlers = Handlers(cfg.model_name, cfg.model_version, state, metrics, drift=cfg.drift_metrics)
     http = HttpServer(
         handlers,

@@ -13,10 +13,22 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 STORAGE_URI_PATTERN = r"^(file://|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][a-z0-9.-]+/|https://)\S+$"
 OUTPUT_URI_PATTERN = r"^(file://|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][a-z0-9.-]+/)\S*$"
 
+# The CRDs check these patterns with a CEL rule carrying the plain message (an OpenAPI `pattern` failure
+# shows the raw regular expression); see crdgen. Only fields with a maxLength are converted (CEL cost).
+PATTERN_MESSAGES: dict[str, str] = {
+    DURATION_PATTERN: "must be a duration such as 30s, 5m, 1h30m or 500ms",
+    SHA256_PATTERN: "must be a sha256 digest: 64 lowercase hexadecimal characters",
+    DNS_LABEL_PATTERN: "must be a DNS label: lowercase letters, digits and '-', starting and ending with a "
+    "letter or digit",
+    STORAGE_URI_PATTERN: "must be a URI starting with file://, pvc://<claim>/, s3://<bucket>/ or https://",
+    OUTPUT_URI_PATTERN: "must be a URI starting with file://, pvc://<claim>/ or s3://<bucket>/",
+}
+
 Duration = Annotated[
     str,
     Field(
         pattern=DURATION_PATTERN,
+        max_length=64,
         json_schema_extra={"examples": ["30s", "5m", "1h30m"]},
     ),
 ]

@@ -87,13 +87,16 @@ class Rollout(KubeModel):
     http_route: HTTPRouteRef | None = Field(None, description="Gateway API HTTPRoute for exact weights.")
 
 
+PROMETHEUS_URL_PATTERN = r"^https?://\S+$"
+
+
 class MetricsSource(KubeModel):
     """Where live metrics come from."""
 
     prometheus_url: str | None = Field(
         None,
         description="Prometheus base URL (http(s)://host:port). Empty: scrape the serving pods directly.",
-        pattern=r"^https?://\S+$",
+        pattern=PROMETHEUS_URL_PATTERN,
         max_length=2048,
     )
 
@@ -103,6 +106,15 @@ DriftMethod = Literal["psi", "js", "ks", "wasserstein", "chi2"]
 
 class Drift(KubeModel):
     """Drift detection against the version's training baseline."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        # for the p-value tests the threshold is a significance level (policy: else always inconclusive)
+        "rule": "!has(self.method) || !(self.method in ['ks', 'chi2']) || !has(self.threshold)"
+        " || self.threshold < 1.0",
+        "message": "for method ks or chi2 the threshold is a significance level: it must be below 1 "
+        "(e.g. 0.01)",
+        "fieldPath": ".threshold",
+    }]})
 
     enabled: bool = Field(True, description="Evaluate drift.")
     method: DriftMethod = Field("psi", description="Statistic: psi, js, ks, wasserstein or chi2.")
@@ -154,6 +166,13 @@ SPEC_RULES: list[JsonValue] = [
         "message": "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
         "fieldPath": ".autoscaling.minReplicas",
     },
+    {
+        # the retrained versions must be versions of the model this service serves (else the retrain
+        # registers another model's version and the drift never ends)
+        "rule": "!has(self.retrain) || self.retrain.trainingJob.model == self.model",
+        "message": "retrain.trainingJob.model must be the same model as spec.model",
+        "fieldPath": ".retrain.trainingJob.model",
+    },
 ]
 
 
@@ -165,7 +184,8 @@ class InferenceServiceSpec(KubeModel):
     model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50)
     version: int | str = Field(
         "latest",
-        description="Version number (>= 1) or 'latest' (newest Ready, not rejected).",
+        description="Version number (>= 1) or 'latest' (the newest Ready version this InferenceService has "
+        "not rolled back: see status.rejectedVersions).",
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
             "x-kubernetes-validations": [
@@ -215,6 +235,16 @@ class RollbackRecord(KubeModel):
     scores: dict[str, float] | None = Field(None, description="Scores that led to it.")
 
 
+class RejectedVersion(KubeModel):
+    """A version this InferenceService rolled back: ``version: latest`` skips it here, and only here."""
+
+    version: int = Field(ge=1, description="The version rolled back.")
+    reason: str = Field(description="Why, e.g. DriftDetected, AnalysisFailed.")
+    at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
+    generation: int = Field(ge=0, description="metadata.generation when it was rolled back; a later "
+                            "generation that pins this version in spec.version re-admits it.")
+
+
 class HistoryEntry(KubeModel):
     """One promotion, rollback or retrain."""
 
@@ -250,6 +280,12 @@ class InferenceServiceStatus(KubeModel):
     )
     history: list[HistoryEntry] | None = Field(None, description="Recent rollout history (bounded).",
                                                max_length=20)
+    rejected_versions: list[RejectedVersion] | None = Field(
+        None, max_length=64,
+        description="Versions this InferenceService rolled back; `version: latest` skips them for this "
+        "service only (other services may still serve them). An entry is cleared by pinning that version in "
+        "spec.version, or by removing it from status (see docs/drift.md, 'Re-admitting a version').",
+    )
 
 
 class InferenceService(KubeModel):

@@ -31,7 +31,8 @@ class Artifact(KubeModel):
 
     uri: str = Field(description="Where model.onnx is: file://, pvc://<claim>/<path>, s3://, https://.",
                      pattern=STORAGE_URI_PATTERN, max_length=2048)
-    sha256: str = Field(description="sha256 of the file; verified before every use.", pattern=SHA256_PATTERN)
+    sha256: str = Field(description="sha256 of the file; verified before every use.", pattern=SHA256_PATTERN,
+                                    max_length=64)
     format: Literal["onnx"] = Field("onnx", description="Artifact format; only ONNX is served.")
     size_bytes: int | None = Field(None, ge=0, description="Size of the file in bytes.")
     credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
@@ -60,14 +61,16 @@ class Profile(KubeModel):
     """The training-data profile drift is measured against (profile.json)."""
 
     uri: str = Field(description="Where profile.json is.", pattern=STORAGE_URI_PATTERN, max_length=2048)
-    sha256: str = Field(description="sha256 of profile.json.", pattern=SHA256_PATTERN)
+    sha256: str = Field(description="sha256 of profile.json.", pattern=SHA256_PATTERN,
+                                    max_length=64)
 
 
 class DatasetRef(KubeModel):
     """The data set a version was trained on."""
 
     uri: str = Field(description="Data set URI.", max_length=2048)
-    sha256: str | None = Field(None, description="sha256 of the data set.", pattern=SHA256_PATTERN)
+    sha256: str | None = Field(None, description="sha256 of the data set.", pattern=SHA256_PATTERN,
+                                    max_length=64)
 
 
 class EstimatorRef(KubeModel):
@@ -104,6 +107,13 @@ class ModelVersionSpec(KubeModel):
     lineage: Lineage | None = Field(None, description="Provenance.")
 
 
+class RejectedBy(KubeModel):
+    """One InferenceService's rollback of this version (informative)."""
+
+    reason: str = Field(description="Why, e.g. DriftDetected, AnalysisFailed.")
+    at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
+
+
 ModelVersionPhase = Literal["Pending", "Verifying", "Ready", "Failed"]
 
 
@@ -120,9 +130,14 @@ class ModelVersionStatus(KubeModel):
     served_by: list[str] | None = Field(None, description="InferenceServices serving this version.",
                                         max_length=256)
     primary_metric: str | None = Field(None, description="Key metric for display.")
-    rejected: bool | None = Field(None, description="True when an InferenceService rolled this version back; "
-                                  "`latest` then skips it.")
-    rejected_reason: str | None = Field(None, description="Why it was rejected.")
+    rejected: bool | None = Field(
+        None, description="Informative: true while at least one InferenceService has rolled this version "
+        "back (see rejectedBy). It blocks nothing: each InferenceService keeps its own record "
+        "(status.rejectedVersions), and other services may still serve this version.")
+    rejected_reason: str | None = Field(None, description="Informative: why it was last rejected.")
+    rejected_by: dict[str, RejectedBy] | None = Field(
+        None, description="Informative: the InferenceServices (by name, same namespace) that rolled this "
+        "version back, with why and when. An entry goes away when that service re-admits the version.")
 
 
 class ModelVersion(KubeModel):

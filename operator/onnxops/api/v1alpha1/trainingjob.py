@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -58,12 +58,39 @@ REGRESSORS: tuple[str, ...] = (
 )
 ESTIMATORS: tuple[str, ...] = CLASSIFIERS + REGRESSORS
 
-METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2")
+CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "roc_auc", "log_loss")
+REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2")
+METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
 GATE_PATTERN = r"^(accuracy|f1_macro|roc_auc|log_loss|rmse|mae|r2) *(>=|<=|>|<) *-?[0-9]+(\.[0-9]+)?$"
+
+
+COLUMN_MAX = 256
+Column = Annotated[str, Field(min_length=1, max_length=COLUMN_MAX)]
 
 
 class Dataset(KubeModel):
     """The training data."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {
+            "rule": "!has(self.features) || !has(self.target) || !(self.target in self.features)",
+            "message": "features must not list the target column",
+            "fieldPath": ".features",
+        },
+        {
+            "rule": "!has(self.features) || !has(self.categoricalFeatures)"
+            " || self.categoricalFeatures.all(c, c in self.features)",
+            "message": "every categoricalFeatures entry must also be one of features",
+            "fieldPath": ".categoricalFeatures",
+        },
+        {
+            "rule": "self.uri.startsWith('sklearn://') || has(self.target)",
+            "message": "target (the label column) is required for a file://, pvc://, s3:// or https:// data "
+            "set; only sklearn:// data sets name their own",
+            "fieldPath": ".target",
+            "reason": "FieldValueRequired",
+        },
+    ]})
 
     uri: str = Field(
         description=(
@@ -75,15 +102,20 @@ class Dataset(KubeModel):
     )
     format: Literal["csv", "parquet"] = Field("csv", description="File format (ignored for sklearn://).")
     target: str | None = Field(
-        None, description="Target column. Required except for sklearn:// data sets.", min_length=1
+        None, description="Target column. Required except for sklearn:// data sets.", min_length=1,
+        max_length=COLUMN_MAX,
     )
-    features: list[str] | None = Field(
-        None, description="Feature columns in order; default: every column except the target.", max_length=512
+    features: list[Column] | None = Field(
+        None, description="Feature columns in order (no duplicates); default: every column but the target.",
+        max_length=512, json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    categorical_features: list[str] | None = Field(
-        None, description="Columns to one-hot encode (profiled as categories for drift).", max_length=512
+    categorical_features: list[Column] | None = Field(
+        None, description="Columns to one-hot encode (profiled as categories for drift); each one of "
+        "features when features is given.",
+        max_length=512, json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    sha256: str | None = Field(None, description="Expected sha256 of the data file.", pattern=SHA256_PATTERN)
+    sha256: str | None = Field(None, description="Expected sha256 of the data file.", pattern=SHA256_PATTERN,
+                                    max_length=64)
     credentials_secret: SecretReference | None = Field(
         None, description="Secret with S3 credentials for s3:// URIs."
     )
@@ -138,8 +170,49 @@ class Output(KubeModel):
     credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
 
 
+def _cel_list(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+
+def _task_rule(estimators: tuple[str, ...], allowed: tuple[str, ...], task: str) -> list[JsonValue]:
+    """CEL rules: a ``task`` estimator may only be evaluated and gated on ``allowed`` metrics."""
+    is_task = f"self.estimator.className in {_cel_list(estimators)}"
+    gate_re = "^(" + "|".join(allowed) + ")[ <>=]"
+    shown = ", ".join(allowed)
+    return [
+        {
+            "rule": f"!({is_task}) || !has(self.evaluation) || !has(self.evaluation.metrics)"
+            f" || self.evaluation.metrics.all(m, m in {_cel_list(allowed)})",
+            "message": f"evaluation.metrics: a {task} estimator is evaluated with {shown} only",
+            "fieldPath": ".evaluation.metrics",
+        },
+        {
+            "rule": f"!({is_task}) || !has(self.evaluation) || !has(self.evaluation.gates)"
+            f" || self.evaluation.gates.all(g, g.matches('{gate_re}'))",
+            "message": f"evaluation.gates: a {task} estimator can only be gated on {shown}",
+            "fieldPath": ".evaluation.gates",
+        },
+    ]
+
+
+# Cross-field rules of a TrainingJob spec (also the InferenceService's retrain template), evaluated by the
+# API server: what would only fail after a training pod ran.
+TRAINING_RULES: list[JsonValue] = [
+    *_task_rule(CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+    *_task_rule(REGRESSORS, REGRESSION_METRICS, "regression"),
+    {
+        "rule": "self.dataset.uri != 'sklearn://diabetes'"
+        f" || self.estimator.className in {_cel_list(REGRESSORS)}",
+        "message": "sklearn://diabetes has a continuous target: use a regressor (e.g. Ridge)",
+        "fieldPath": ".estimator.className",
+    },
+]
+
+
 class TrainingJobSpec(KubeModel):
     """What to train and how."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": TRAINING_RULES})
 
     model: str = Field(description="Model name; versions are registered as <model>-v<N>.",
                        pattern=DNS_LABEL_PATTERN, max_length=50)
@@ -186,10 +259,12 @@ class TrainedArtifact(KubeModel):
     """The artifact the training produced."""
 
     uri: str = Field(description="URI of model.onnx.")
-    sha256: str = Field(description="sha256 of model.onnx.", pattern=SHA256_PATTERN)
+    sha256: str = Field(description="sha256 of model.onnx.", pattern=SHA256_PATTERN,
+                                    max_length=64)
     size_bytes: int | None = Field(None, ge=0, description="Size of model.onnx.")
     profile_uri: str | None = Field(None, description="URI of profile.json.")
-    profile_sha256: str | None = Field(None, description="sha256 of profile.json.", pattern=SHA256_PATTERN)
+    profile_sha256: str | None = Field(None, description="sha256 of profile.json.", pattern=SHA256_PATTERN,
+                                    max_length=64)
 
 
 class TrainingJobStatus(KubeModel):
