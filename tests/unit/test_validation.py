@@ -79,7 +79,19 @@ def test_defaults_apply_only_where_the_parent_exists() -> None:
     assert out["spec"]["rollout"]["strategy"] == "Canary"
     assert out["spec"]["monitoring"]["onDrift"] == "Rollback"
     assert out["spec"]["monitoring"]["drift"]["method"] == "psi"
-    assert "analysis" not in out["spec"]["rollout"]
+    # the SLO analysis is on by default (issue 22): a rollout promotes only on evidence
+    assert out["spec"]["rollout"]["analysis"] == {
+        "enabled": True,
+        "maxErrorRate": 0.01,
+        "maxLatencyP99Ms": 500,
+        "minRequests": 50,
+        "failureLimit": 2,
+        "onInconclusive": "Pause",
+        "inconclusiveLimit": 10,
+    }
+    out = prune_and_default(IS_SCHEMA, isvc(rollout={"analysis": {"enabled": False}}))
+    assert out["spec"]["rollout"]["analysis"]["enabled"] is False
+    assert validate(IS_SCHEMA, out) == []
 
 
 def test_null_in_a_non_nullable_field_is_pruned_then_defaulted() -> None:
