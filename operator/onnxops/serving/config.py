@@ -33,6 +33,7 @@ ENV: dict[str, str] = {
     "access_log": "ONNXOPS_ACCESS_LOG",
     "log_level": "ONNXOPS_LOG_LEVEL",
     "shutdown_grace_seconds": "ONNXOPS_SHUTDOWN_GRACE_SECONDS",
+    "shutdown_delay_seconds": "ONNXOPS_SHUTDOWN_DELAY_SECONDS",
     "expect_signature_json": "ONNXOPS_EXPECT_SIGNATURE_JSON",
 }
 
@@ -86,6 +87,7 @@ class ServerConfig:
     access_log: bool = False
     log_level: str = "INFO"
     shutdown_grace_seconds: float = 20.0
+    shutdown_delay_seconds: float = 0.0
     verify_only: bool = False
     expect_signature_json: str | None = None
 
@@ -152,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="on SIGTERM, how long to wait for in-flight requests [ONNXOPS_SHUTDOWN_GRACE_SECONDS] "
         "(default: 20)",
+    )
+    s.add_argument(
+        "--shutdown-delay-seconds",
+        type=float,
+        help="on SIGTERM, keep serving this long while /v2/health/ready says ShuttingDown, so Services and "
+        "load balancers stop sending requests before the listener closes [ONNXOPS_SHUTDOWN_DELAY_SECONDS] "
+        "(default: 0)",
     )
     s.add_argument(
         "--access-log",
@@ -222,6 +231,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             access_log=_as_bool(raw.get("access_log", False), "access-log"),
             log_level=str(raw.get("log_level", "INFO")).upper(),
             shutdown_grace_seconds=float(raw.get("shutdown_grace_seconds", 20.0)),  # type: ignore[arg-type]
+            shutdown_delay_seconds=float(raw.get("shutdown_delay_seconds", 0.0)),  # type: ignore[arg-type]
             verify_only=bool(ns.verify_only),
             expect_signature_json=_opt(raw.get("expect_signature_json")),
         )
