@@ -86,12 +86,18 @@ def test_replicas_that_express_the_steps(weights: list[int], start: int, need: i
     assert replicas_for(weights, start) == need
 
 
-def test_inexact_steps_of_the_iris_example() -> None:
-    spec = yaml.safe_load((ROOT / "examples/inferenceservice-iris.yaml").read_text())["spec"]
+def test_inexact_steps() -> None:
+    # the iris example before issue 22: 2 replicas, steps of 10 % and 50 %
+    spec = {"model": "iris", "replicas": 2, "rollout": {"steps": [{"weight": 10}, {"weight": 50}]}}
     warning = inexact_steps(spec, 2)
     assert warning is not None and "10% -> 50%" in warning and "10 replicas" in warning
     assert inexact_steps({**spec, "rollout": {**spec["rollout"], "httpRoute": {"name": "web"}}}, 2) is None
     assert inexact_steps(spec, 10) is None
+
+
+def test_the_iris_example_expresses_its_steps() -> None:
+    spec = yaml.safe_load((ROOT / "examples/inferenceservice-iris.yaml").read_text())["spec"]
+    assert inexact_steps(spec, int(spec["replicas"])) is None
 
 
 def test_status_reports_effective_weight_and_warns() -> None:
@@ -123,3 +129,16 @@ def test_reduced_capacity_is_reported() -> None:
     full = ready(deployment(obj, mv(6), 2, S))
     st = ir.reconcile(obj, [mv(6)], [full], settings=S, now=T0).status
     assert st["reason"] == "Available" and cond.find(st["conditions"], cond.CAPACITY_REDUCED) is None
+
+
+def test_a_child_already_being_deleted_is_not_deleted_again() -> None:
+    """Pods drain for a few seconds after a scale-down or delete: a converged reconcile meanwhile writes
+    nothing (no second DELETE of the Deployment that is going)."""
+    obj = isvc(replicas=2, status={"stableVersion": 2})
+    going = ready(deployment(obj, mv(1), 1, S))
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T11:59:59Z"
+    plan = ir.reconcile(obj, [mv(1), mv(2)], [ready(deployment(obj, mv(2), 2, S)), going], settings=S, now=T0)
+    assert plan.delete == []
+    del going["metadata"]["deletionTimestamp"]
+    plan = ir.reconcile(obj, [mv(1), mv(2)], [ready(deployment(obj, mv(2), 2, S)), going], settings=S, now=T0)
+    assert plan.delete == [("apps/v1", "Deployment", "iris-v1")]

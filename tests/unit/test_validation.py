@@ -296,6 +296,23 @@ def test_cli_prints_file_kind_name_field_message(tmp_path: Path, capsys: pytest.
     assert not any("ConfigMap" in line for line in out)
 
 
+def test_cli_warns_when_replicas_cannot_express_the_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22: 2 replicas and a 10 % step send ~50 % to the canary (one pod of two); a warning, not an
+    error, that says how many replicas would express every step (10: one canary pod of ten is 10 %)."""
+    two = isvc(replicas=2, rollout={"steps": [{"weight": 10}, {"weight": 50}]})
+    ten = isvc(replicas=10, rollout={"steps": [{"weight": 10}, {"weight": 50}]})
+    ten["metadata"]["name"] = "ten"
+    path = tmp_path / "isvc.yaml"
+    path.write_text(yaml.safe_dump_all([two, ten]))
+    assert main(["-f", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    warned = [line for line in out if "warning" in line]
+    assert len(warned) == 1 and warned[0].startswith(f"{path}: InferenceService/x: warning: spec.rollout.steps: ")
+    assert "10% -> 50%" in warned[0] and "10 replicas would" in warned[0]
+
+
 def test_cli_update_check_with_old(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = example("modelversion-byo.yaml")
     new = copy.deepcopy(old)

@@ -164,6 +164,7 @@ def assemble(
             for o in observed
             if (o["kind"], o["metadata"]["name"]) not in wanted
             and o["kind"] in ("Deployment", "Service", "HorizontalPodAutoscaler")
+            and not o["metadata"].get("deletionTimestamp")  # already going (its pods drain): no new write
         }
     )
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
