@@ -309,7 +309,8 @@ def test_cli_warns_when_replicas_cannot_express_the_steps(
     assert main(["-f", str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
     warned = [line for line in out if "warning" in line]
-    assert len(warned) == 1 and warned[0].startswith(f"{path}: InferenceService/x: warning: spec.rollout.steps: ")
+    prefix = f"{path}: InferenceService/x: warning: spec.rollout.steps: "
+    assert len(warned) == 1 and warned[0].startswith(prefix)
     assert "10% -> 50%" in warned[0] and "10 replicas would" in warned[0]
 
 
