@@ -40,9 +40,10 @@ def test_install_once_on_kopfs_object_logger(caplog: pytest.LogCaptureFixture) -
     try:
         f = install()
         assert install() is f and sum(isinstance(x, RepeatFilter) for x in logger.filters) == 1
+        ref = {"kind": "ModelVersion", "namespace": "d", "name": "m"}
         with caplog.at_level(logging.ERROR, logger="kopf.objects"):
             for _ in range(4):
-                logger.error(WAITS, extra={"k8s_ref": {"kind": "ModelVersion", "namespace": "d", "name": "m"}})
+                logger.error(WAITS, extra={"k8s_ref": ref})
         assert [r.getMessage() for r in caplog.records].count(WAITS) == 1
     finally:
         logger.filters[:] = before
