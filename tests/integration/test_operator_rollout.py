@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -73,6 +77,27 @@ def isvc(name: str, version: int, rollout: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"model": name, "version": version, "replicas": 2, "rollout": rollout},
     }
+
+
+def kubectl_get(c: Cluster, *args: str) -> list[dict[str, str]]:
+    """`kubectl get ...` rows as {COLUMN: cell} (cells cut at the header's column starts)."""
+    kubectl = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+    if not Path(kubectl).exists():
+        pytest.skip("kubectl is not installed")
+    out = subprocess.run(
+        [kubectl, "--kubeconfig", c.kubeconfig, "get", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    header, *lines = out.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    rows = []
+    for line in lines:
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        rows.append(dict(zip(header.split(), cells, strict=True)))
+    return rows
 
 
 def cond(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -205,3 +230,16 @@ def test_inconclusive_analysis_holds_then_aborts(env: tuple[Cluster, Path], onnx
     assert c.get("ModelVersion", "quiet-v7")["status"].get("rejected") is True
     reasons = [e["reason"] for e in c.events("quiet")]
     assert "AnalysisInconclusive" in reasons and "Promoted" not in reasons, reasons
+    # the on-call view: kubectl shows the incident, -o wide the URL and the message
+    (row,) = kubectl_get(c, "oisvc", "quiet", "-o", "wide")
+    assert (row["STABLE"], row["STATUS"], row["REASON"], row["READY"]) == (
+        "1",
+        "Degraded",
+        "AnalysisInconclusive",
+        "True",
+    ), row
+    assert row["URL"] == "http://quiet.default.svc.cluster.local" and row["MESSAGE"].startswith(
+        "rolled back v7"
+    )
+    (mv,) = kubectl_get(c, "mv", "quiet-v7", "-o", "wide")
+    assert mv["REJECTED"] == "true" and mv["REASON"] == "AnalysisInconclusive", mv
