@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -245,3 +246,41 @@ def test_inconclusive_analysis_holds_then_aborts(env: tuple[Cluster, Path], onnx
     )
     (mv,) = kubectl_get(c, "mv", "quiet-v7", "-o", "wide")
     assert mv["REJECTED"] == "true" and mv["REASON"] == "AnalysisInconclusive", mv
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_blocked_deletion_is_logged_once(env: tuple[Cluster, Path], onnx_model: bytes) -> None:
+    """Issue 23 §8: a served ModelVersion's deletion waits (retried every 5 s); kopf's ERROR line (and the
+    Event kopf posts for it) comes once per change, the DeletionBlocked condition and our Event stay."""
+    c, work = env
+    add_version(c, work, onnx_model, "kept", 1)
+    c.create(isvc("kept", 1, {"steps": [{"weight": 50}]}))
+    c.wait_status("ModelVersion", "kept-v1", lambda s: s.get("servedBy") == ["default/kept"], timeout=90)
+    records = _Records()
+    kopf_objects = logging.getLogger("kopf.objects")
+    kopf_objects.addHandler(records)
+    try:
+        c.delete("ModelVersion", "kept-v1")
+        st = c.wait_status(
+            "ModelVersion",
+            "kept-v1",
+            lambda s: any(x["type"] == "DeletionBlocked" and x["status"] == "True" for x in s["conditions"]),
+        )["status"]
+        assert st["servedBy"] == ["default/kept"]
+        time.sleep(12.0)  # two more retries at 5 s
+    finally:
+        kopf_objects.removeHandler(records)
+    waits = [m for m in records.messages if "deletion waits" in m]
+    assert len(waits) == 1, records.messages
+    ours = [e for e in c.events("kept-v1") if e["reason"] == "DeletionBlocked"]
+    assert len(ours) == 1 and ours[0].get("count", 1) == 1, ours
+    c.delete("InferenceService", "kept")
+    c.wait("the ModelVersion deleted", lambda: c.get("ModelVersion", "kept-v1") is None, timeout=60)
