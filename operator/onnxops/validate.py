@@ -14,7 +14,9 @@ Library (also used by the local API emulator's admission; keep this interface st
 - ``load_crds(paths=None) -> dict[kind, crd]``, ``schema_for(crd, version=None) -> dict``.
 
 CLI: ``onnxops validate [-f FILE|DIR ...] [--old FILE] [--crds DIR]`` prints
-``<file>: <kind>/<name>: <field>: <message>`` per problem and exits 1 when any object is invalid.
+``<file>: <kind>/<name>: <field>: <message>`` per problem and exits 1 when any object is invalid; a valid
+object that will not behave as it reads gets ``<file>: <kind>/<name>: warning: <field>: <message>`` lines
+(``spec_warnings``: canary weights the replica count cannot express) and does not change the exit code.
 """
 
 from __future__ import annotations
@@ -119,6 +121,20 @@ def validate_manifest(
     return found + validate(schema, prune_and_default(schema, obj), old)
 
 
+def spec_warnings(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for a valid object that will not behave as it reads (never an error): canary steps
+    that the replica count cannot express without an HTTPRoute (the traffic split follows the pods)."""
+    from onnxops.reconcile.traffic import inexact_steps
+
+    spec = obj.get("spec")
+    if obj.get("kind") != "InferenceService" or not isinstance(spec, dict):
+        return []
+    auto = spec.get("autoscaling")
+    total = int(auto.get("minReplicas", 1)) if isinstance(auto, dict) else int(spec.get("replicas", 1))
+    msg = inexact_steps(spec, total)
+    return [("spec.rollout.steps", msg)] if msg else []
+
+
 def _metadata_causes(meta: Any) -> list[Cause]:
     if not isinstance(meta, dict):
         return [Cause("metadata", c.REQUIRED, "Required value")]
@@ -195,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{file}: {_ident(doc)}: {cause.field or '<root>'}: {cause.message}")
             if not problems:
                 print(f"{file}: {_ident(doc)}: valid")
+                for field, message in spec_warnings(doc):
+                    print(f"{file}: {_ident(doc)}: warning: {field}: {message}")
             failed += bool(problems)
     print(f"{checked} object(s) checked, {failed} invalid", file=sys.stderr)
     return 1 if failed else 0

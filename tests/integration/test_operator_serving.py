@@ -170,6 +170,14 @@ def test_canary_promotion_abort_hold_new_spec_and_quiet(env: tuple[Cluster, Path
     def versions() -> list[Any]:
         return [c.get(k, n, api=a)["metadata"][f] for k, n, a, f in watched]
 
+    # converged: v2 runs all its pods again (after the abort it scales back from its canary-step share)
+    c.wait_status(
+        "InferenceService",
+        "shop",
+        lambda s: s.get("reason") == "AnalysisFailed"
+        and all(e["ready"] >= e.get("desired", 0) for e in s.get("capacity") or [{"ready": -1}]),
+        timeout=60,
+    )
     time.sleep(1.0)
     before_rv = versions()
     before_writes, before_gets = ctx.client.writes, ctx.client.requests["GET"]

@@ -161,6 +161,27 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(clf: Bundle, proc: 
     assert not any(d["msg"] == "request" for d in rest)  # no access log by default
 
 
+def test_shutdown_delay_keeps_serving_while_not_ready(clf: Bundle) -> None:
+    """ONNXOPS_SHUTDOWN_DELAY_SECONDS (set by the operator on serving pods): after SIGTERM the server says
+    ShuttingDown on /v2/health/ready but still answers new requests, so a pod that a rollout scales down
+    fails none of the requests a Service still sends it; then it stops as usual."""
+    p = Proc(env_for(clf, ONNXOPS_SHUTDOWN_DELAY_SECONDS="3"))
+    try:
+        assert wait_loaded(p.port)["ready"] is True
+        p.p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        status, _, body = request(p.port, "GET", "/v2/health/ready")
+        assert status == 503 and json.loads(body)["reason"] == "ShuttingDown"
+        name = ort.InferenceSession(str(clf.model_path)).get_inputs()[0].name
+        doc = {"inputs": [{"name": name, "shape": [1, 4], "datatype": "FP32", "data": clf.X[0].tolist()}]}
+        status, _, body = request(p.port, "POST", "/v2/models/iris/infer", json.dumps(doc).encode())
+        assert status == 200, body
+        assert p.p.poll() is None
+        assert p.p.wait(15) == 0
+    finally:
+        p.stop()
+
+
 def test_env_config_and_access_log_flag(clf: Bundle) -> None:
     p = Proc(env_for(clf, ONNXOPS_ACCESS_LOG="true", ONNXOPS_MODEL_VERSION="7"))
     try:

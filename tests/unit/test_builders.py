@@ -140,6 +140,9 @@ def test_deployment_env_probes_labels():
     assert env["ONNXOPS_PROFILE_SHA256"] == "b" * 64 and env["ONNXOPS_MODEL_VERSION"] == "2"
     # the server labels its metrics with its InferenceService (tenant isolation of the queries)
     assert env["ONNXOPS_INFERENCE_SERVICE"] == "iris"
+    # a scaled-down pod keeps serving (not ready) for 5 s, within the default 30 s grace period with the
+    # server's 20 s drain: a rollout fails no request that a Service still routes to it
+    assert env["ONNXOPS_SHUTDOWN_DELAY_SECONDS"] == "5"
     assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert c["securityContext"]["readOnlyRootFilesystem"] is True

@@ -218,7 +218,8 @@ def test_isvc_canary_split_and_abort_keeps_ready_true():
     mvs = [mv(1), mv(2)]
     plan = ir.reconcile(obj, mvs, [], settings=S, now=T0)
     deps = _children(plan, "Deployment")
-    assert {n: d["spec"]["replicas"] for n, d in deps.items()} == {"iris-v1": 3, "iris-v2": 1}
+    # surge: the stable keeps its 4 pods while the canary's pod is not Ready
+    assert {n: d["spec"]["replicas"] for n, d in deps.items()} == {"iris-v1": 4, "iris-v2": 1}
     obj["status"] = {k: v for k, v in plan.status.items() if v is not None}
     observed = [ready(deps["iris-v1"]), ready(deps["iris-v2"], 0), *_children(plan, "Service").values()]
     plan = ir.reconcile(obj, mvs, observed, settings=S, now=T0 + timedelta(seconds=11))

@@ -79,7 +79,19 @@ def test_defaults_apply_only_where_the_parent_exists() -> None:
     assert out["spec"]["rollout"]["strategy"] == "Canary"
     assert out["spec"]["monitoring"]["onDrift"] == "Rollback"
     assert out["spec"]["monitoring"]["drift"]["method"] == "psi"
-    assert "analysis" not in out["spec"]["rollout"]
+    # the SLO analysis is on by default (issue 22): a rollout promotes only on evidence
+    assert out["spec"]["rollout"]["analysis"] == {
+        "enabled": True,
+        "maxErrorRate": 0.01,
+        "maxLatencyP99Ms": 500,
+        "minRequests": 50,
+        "failureLimit": 2,
+        "onInconclusive": "Pause",
+        "inconclusiveLimit": 10,
+    }
+    out = prune_and_default(IS_SCHEMA, isvc(rollout={"analysis": {"enabled": False}}))
+    assert out["spec"]["rollout"]["analysis"]["enabled"] is False
+    assert validate(IS_SCHEMA, out) == []
 
 
 def test_null_in_a_non_nullable_field_is_pruned_then_defaulted() -> None:
@@ -282,6 +294,24 @@ def test_cli_prints_file_kind_name_field_message(tmp_path: Path, capsys: pytest.
     )
     assert f"{path}: TrainingJob/iris: valid" in out
     assert not any("ConfigMap" in line for line in out)
+
+
+def test_cli_warns_when_replicas_cannot_express_the_steps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22: 2 replicas and a 10 % step send ~50 % to the canary (one pod of two); a warning, not an
+    error, that says how many replicas would express every step (10: one canary pod of ten is 10 %)."""
+    two = isvc(replicas=2, rollout={"steps": [{"weight": 10}, {"weight": 50}]})
+    ten = isvc(replicas=10, rollout={"steps": [{"weight": 10}, {"weight": 50}]})
+    ten["metadata"]["name"] = "ten"
+    path = tmp_path / "isvc.yaml"
+    path.write_text(yaml.safe_dump_all([two, ten]))
+    assert main(["-f", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    warned = [line for line in out if "warning" in line]
+    prefix = f"{path}: InferenceService/x: warning: spec.rollout.steps: "
+    assert len(warned) == 1 and warned[0].startswith(prefix)
+    assert "10% -> 50%" in warned[0] and "10 replicas would" in warned[0]
 
 
 def test_cli_update_check_with_old(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,9 @@ VERIFIED = "Verified"
 DEGRADED = "Degraded"
 DRIFT_DETECTED = "DriftDetected"
 SUCCEEDED = "Succeeded"
+ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+CAPACITY_REDUCED = "CapacityReduced"
+TRAFFIC_SPLIT_INEXACT = "TrafficSplitInexact"
 
 # Reasons
 class Reason:
@@ -48,6 +51,9 @@ class Reason:
     DRIFT = "DriftDetected"
     NO_DRIFT = "NoDrift"
     INCONCLUSIVE = "Inconclusive"
+    ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+    CAPACITY_REDUCED = "CapacityReduced"
+    WEIGHT_INEXACT = "WeightInexact"
     RETRAINING = "Retraining"
     UNAVAILABLE = "Unavailable"
     AS_EXPECTED = "AsExpected"

@@ -20,6 +20,7 @@ from .pod import (
     volumes_for,
 )
 
+SHUTDOWN_DELAY_SECONDS = 5.0
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 
 
@@ -43,6 +44,9 @@ def deployment(
         {"name": "ONNXOPS_MODEL_URI", "value": art["uri"]},
         {"name": "ONNXOPS_MODEL_SHA256", "value": art["sha256"]},
         {"name": "ONNXOPS_PORT", "value": str(port)},
+        # a removed pod keeps serving (not ready) until Services stopped sending to it: no failed request
+        # when a rollout scales a version down
+        {"name": "ONNXOPS_SHUTDOWN_DELAY_SECONDS", "value": f"{SHUTDOWN_DELAY_SECONDS:g}"},
     ]
     if prof.get("uri"):
         env += [

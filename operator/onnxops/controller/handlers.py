@@ -23,6 +23,7 @@ from onnxops.reconcile.status import status_patch
 from onnxops.settings import Settings
 
 from . import drift as drift_loop
+from . import lognoise
 from .context import API, GROUP, ISVC, MV, TJ, VERSION, Context
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
@@ -49,6 +50,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = labels.FINALIZER
     settings.posting.enabled = True
     settings.posting.level = logging.WARNING
+    lognoise.install()  # a blocked deletion's retries: logged (and posted) once per change, not every 5 s
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())

@@ -11,8 +11,26 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from onnxops.api.v1alpha1.inferenceservice import Analysis
+
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
 PROVIDER_ENV = "ONNXOPS_METRICS_PROVIDER"
+# The API's defaults (camelCase): the analysis that runs when spec.rollout.analysis is absent.
+DEFAULTS: dict[str, Any] = Analysis().to_dict()
+MIN_RECHECK_SECONDS = 10.0
+
+
+def analysis_config(spec_analysis: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``spec.rollout.analysis`` with the API's defaults filled in; None when it is switched off
+    (``enabled: false``). An absent analysis is the default one: a rollout promotes only on evidence."""
+    merged = {**DEFAULTS, **(spec_analysis or {})}
+    return merged if merged.get("enabled", True) else None
+
+
+def recheck_seconds(pause: float) -> float:
+    """How long after a failed or inconclusive check the next one runs: the step's pause (the measurement
+    window), at least 10 s, so the limits count windows, not reconcile wake-ups."""
+    return max(MIN_RECHECK_SECONDS, pause)
 
 
 @dataclass(frozen=True)
@@ -41,9 +59,10 @@ class AnalysisResult:
 
 def assess(stats: RequestStats | None, cfg: dict[str, Any]) -> AnalysisResult:
     """Pure SLO assessment against ``spec.rollout.analysis`` (camelCase dict, defaults as the API)."""
-    max_err = float(cfg.get("maxErrorRate", 0.05))
-    max_p99 = float(cfg.get("maxLatencyP99Ms", 500))
-    min_req = int(cfg.get("minRequests", 20))
+    cfg = {**DEFAULTS, **cfg}
+    max_err = float(cfg["maxErrorRate"])
+    max_p99 = float(cfg["maxLatencyP99Ms"])
+    min_req = int(cfg["minRequests"])
     if stats is None:
         return AnalysisResult("Inconclusive", "metrics source unavailable")
     if stats.requests < min_req:

@@ -19,7 +19,7 @@ from onnxops.builders import labels, names
 from onnxops.builders import service as svc_builder
 from onnxops.settings import Settings
 
-from . import versions
+from . import isvc_status, versions
 from .analysis import AnalysisResult
 from .rollout import (
     Outcome,
@@ -67,12 +67,16 @@ def total_replicas(spec: dict[str, Any]) -> int:
 
 
 def _desired_children(
-    isvc: dict[str, Any], state: RolloutState, mvs: dict[int, dict[str, Any]], settings: Settings
+    isvc: dict[str, Any],
+    state: RolloutState,
+    mvs: dict[int, dict[str, Any]],
+    settings: Settings,
+    ready: dict[int, int],
 ) -> tuple[list[dict[str, Any]], dict[int, int]]:
     spec = isvc["spec"]
     auto = spec.get("autoscaling")
     per_version = (spec.get("rollout") or {}).get("httpRoute") is not None
-    plan = replicas_plan(state, total_replicas(spec))
+    plan = replicas_plan(state, total_replicas(spec), ready)
     out: list[dict[str, Any]] = [svc_builder.service(isvc, settings.serving_port)]
     for v, n in sorted(plan.items()):
         mv = mvs.get(v)
@@ -146,7 +150,9 @@ def assemble(
     gen = int(md.get("generation") or 1)
     name, ns = md["name"], md.get("namespace", "default")
     st = out.state
-    children, plan = _desired_children(isvc, st, by_v, settings)
+    total = total_replicas(spec)
+    ready = isvc_status.ready_counts(observed, version_label)
+    children, plan = _desired_children(isvc, st, by_v, settings, ready)
     wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
     # a served version whose ModelVersion vanished keeps running what it has (never deleted by us)
     name_ = md["name"]
@@ -159,6 +165,7 @@ def assemble(
             for o in observed
             if (o["kind"], o["metadata"]["name"]) not in wanted
             and o["kind"] in ("Deployment", "Service", "HorizontalPodAutoscaler")
+            and not o["metadata"].get("deletionTimestamp")  # already going (its pods drain): no new write
         }
     )
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
@@ -166,6 +173,9 @@ def assemble(
     held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
     degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
     rb = st.rollback or {}
+    route = (spec.get("rollout") or {}).get("httpRoute")
+    eff = isvc_status.effective_canary_weight(st, total, bool(route))
+    reduced = isvc_status.reduced_capacity(plan, ready, total) if stable_ready else None
     # phase, message and conditions
     conds: list[dict[str, Any]] = list(old.get("conditions") or [])
     if st.stable is None:
@@ -178,9 +188,13 @@ def assemble(
             f"waiting for v{st.stable} to become Ready",
         )
     elif st.canary is not None:
-        phase, reason = "Progressing", Reason.CANARY
+        phase, reason = "Progressing", Reason.ANALYSIS_INCONCLUSIVE if st.paused() else Reason.CANARY
         message = f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})"
-        if out.waiting:
+        if eff is not None and eff != st.weight:
+            message += f" ({eff}% of traffic with {total} replicas)"
+        if st.paused():
+            message += f", held: analysis inconclusive ({(st.last_analysis or {}).get('message', '')})"
+        elif out.waiting:
             message += f", waiting for {out.waiting}"
     elif degraded:
         phase, reason = "Degraded", str(rb.get("reason") or Reason.ROLLED_BACK)
@@ -195,6 +209,8 @@ def assemble(
             f"serving v{st.stable}; v{st.previous} warm until bake ends"
             + (f" (extended: waiting for {out.waiting})" if out.waiting else ""),
         )
+    elif reduced:
+        phase, reason, message = "Ready", Reason.CAPACITY_REDUCED, f"serving v{st.stable}, reduced: {reduced}"
     else:
         phase, reason, message = "Ready", Reason.AVAILABLE, f"serving v{st.stable}"
     reconciling = phase == "Progressing" or st.previous is not None or (phase == "Pending")
@@ -233,18 +249,30 @@ def assemble(
         old, out.reject, spec_version=spec.get("version", "latest"), generation=gen, at=now_rfc3339(now),
         carry=carry,
     )
+    conds = isvc_status.extra_conditions(
+        conds,
+        state=st,
+        spec=spec,
+        total=total,
+        reduced=reduced,
+        autoscaling=bool(spec.get("autoscaling")),
+        generation=gen,
+        now=now,
+    )
     new: dict[str, Any] = {
         **st.to_status(),
         "rejectedVersions": rejected,
         "observedGeneration": gen,
         "phase": phase,
+        "reason": reason,
         "message": message,
+        "effectiveCanaryWeight": eff,
+        "capacity": isvc_status.capacity(st, plan, ready, bool(spec.get("autoscaling"))) or None,
         "url": names.url(name, ns),
         "conditions": conds,
         "history": append_history(old.get("history"), out.history),
         **(extra_status or {}),
     }
-    route = (spec.get("rollout") or {}).get("httpRoute")
     # the ModelVersions' informative rejectedBy follows this service's own record (level-triggered)
     reject, readmit = versions.rejection_marks(name, rejected, by_v)
     return IsvcPlan(
@@ -255,7 +283,7 @@ def assemble(
         events=out.events,
         reject=reject,
         readmit=readmit,
-        route_weights=traffic_weights(st, total_replicas(spec)) if route else None,
+        route_weights=traffic_weights(st, total) if route else None,
         requeue_after=out.requeue_after,
         wants_analysis=out.wants_analysis,
     )

@@ -39,6 +39,7 @@ ENV: dict[str, str] = {
     "load_retry_initial_seconds": "ONNXOPS_LOAD_RETRY_INITIAL_SECONDS",
     "load_retry_max_seconds": "ONNXOPS_LOAD_RETRY_MAX_SECONDS",
     "liveness_timeout_seconds": "ONNXOPS_LIVENESS_TIMEOUT_SECONDS",
+    "shutdown_delay_seconds": "ONNXOPS_SHUTDOWN_DELAY_SECONDS",
     "expect_signature_json": "ONNXOPS_EXPECT_SIGNATURE_JSON",
 }
 
@@ -100,6 +101,7 @@ class ServerConfig:
     load_retry_initial_seconds: float = 1.0
     load_retry_max_seconds: float = 60.0
     liveness_timeout_seconds: float = 300.0
+    shutdown_delay_seconds: float = 0.0
     verify_only: bool = False
     expect_signature_json: str | None = None
     inference_service: str = ""
@@ -204,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         "[ONNXOPS_LIVENESS_TIMEOUT_SECONDS] (default: 300)",
     )
     s.add_argument(
+        "--shutdown-delay-seconds",
+        type=float,
+        help="on SIGTERM, keep serving this long while /v2/health/ready says ShuttingDown, so Services and "
+        "load balancers stop sending requests before the listener closes [ONNXOPS_SHUTDOWN_DELAY_SECONDS] "
+        "(default: 0)",
+    )
+    s.add_argument(
         "--access-log",
         type=_bool,
         metavar="BOOL",
@@ -281,6 +290,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             liveness_timeout_seconds=_float(
                 raw.get("liveness_timeout_seconds", 300.0), "liveness-timeout-seconds"
             ),
+            shutdown_delay_seconds=float(raw.get("shutdown_delay_seconds", 0.0)),  # type: ignore[arg-type]
             verify_only=bool(ns.verify_only),
             expect_signature_json=_opt(raw.get("expect_signature_json")),
             inference_service=str(raw.get("inference_service", "")),

@@ -29,6 +29,8 @@ class Running:
     async def stop(self) -> None:
         self.state.draining = True
         self.metrics.ready = False
+        if self.cfg.shutdown_delay_seconds > 0:  # not ready, still serving: endpoints drop this pod first
+            await asyncio.sleep(self.cfg.shutdown_delay_seconds)
         await self.http.shutdown(self.cfg.shutdown_grace_seconds)
         self.loader.cancel()
 

@@ -45,12 +45,32 @@ class CanaryStep(KubeModel):
 
 
 class Analysis(KubeModel):
-    """Service-level checks run at every canary step."""
+    """Service-level checks run at every canary step, from the serving pods' own metrics (or Prometheus).
+    On by default: a rollout promotes only on evidence. Opt out with ``enabled: false``."""
 
-    max_error_rate: float = Field(0.05, ge=0, le=1, description="Largest acceptable share of 5xx responses.")
-    max_latency_p99_ms: float = Field(500, gt=0, description="Largest acceptable p99 request latency (ms).")
-    min_requests: int = Field(20, ge=0, description="Fewer requests in a step make the check inconclusive.")
+    enabled: bool = Field(True, description="Run the checks; false promotes after the pauses without any.")
+    max_error_rate: float = Field(
+        0.01, ge=0, le=1, description="Largest acceptable share of 5xx responses of the canary."
+    )
+    max_latency_p99_ms: float = Field(
+        500, gt=0, description="Largest acceptable p99 request latency of the canary (ms)."
+    )
+    min_requests: int = Field(
+        50, ge=0, description="Fewer canary requests in a step's window make the check inconclusive."
+    )
     failure_limit: int = Field(2, ge=1, le=100, description="Consecutive failed checks before the abort.")
+    on_inconclusive: Literal["Pause", "Promote", "Abort"] = Field(
+        "Pause",
+        description="When a check is inconclusive (too few requests, metrics source down): Pause holds the "
+        "step and checks again; Promote moves on without evidence; Abort rolls back at once.",
+    )
+    inconclusive_limit: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        description="With Pause: consecutive inconclusive checks (one per step pause, at least 10s apart) "
+        "after which the rollout aborts; 0 holds until spec changes.",
+    )
 
 
 class HTTPRouteRef(KubeModel):
@@ -81,7 +101,11 @@ class Rollout(KubeModel):
             ],
         },
     )
-    analysis: Analysis | None = Field(None, description="SLO checks at each step.")
+    analysis: Analysis = Field(
+        default_factory=Analysis,
+        description="SLO checks at each step (on by default; enabled: false opts out).",
+        json_schema_extra={"default": Analysis().to_dict()},
+    )
     bake_time: Duration = Field("2m", description="How long the previous version stays warm after promotion.")
     progress_deadline: Duration = Field("10m", description="A new version not Ready by then is aborted.")
     http_route: HTTPRouteRef | None = Field(None, description="Gateway API HTTPRoute for exact weights.")
@@ -254,6 +278,25 @@ class HistoryEntry(KubeModel):
     reason: str | None = Field(None, description="Why.")
 
 
+class VersionCapacity(KubeModel):
+    """Pods of one served version."""
+
+    version: int = Field(description="Version.")
+    role: Literal["Stable", "Canary", "Previous"] = Field(description="Stable, Canary or Previous (baking).")
+    desired: int | None = Field(None, ge=0, description="Replicas wanted (absent with autoscaling).")
+    ready: int = Field(ge=0, description="Ready pods.")
+
+
+class AnalysisSummary(KubeModel):
+    """One SLO check of a canary step."""
+
+    verdict: Literal["Pass", "Fail", "Inconclusive"] = Field(description="Pass, Fail or Inconclusive.")
+    message: str = Field(description="What was measured.", max_length=1024)
+    version: int = Field(description="Canary version checked.")
+    step: int = Field(ge=0, description="Index of the canary step.")
+    at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
+
+
 class InferenceServiceStatus(KubeModel):
     """Observed state of serving."""
 
@@ -270,8 +313,21 @@ class InferenceServiceStatus(KubeModel):
     previous_version: int | None = Field(None, description="Previous version kept warm during the bake time.")
     promoted_at: str | None = Field(None, description="When the stable version was promoted.",
                                     json_schema_extra={"format": "date-time"})
+    effective_canary_weight: int | None = Field(
+        None, ge=0, le=100,
+        description="Share of traffic the canary gets once its pods run (without an HTTPRoute the split "
+        "follows pod counts, so it can differ from canaryWeight).",
+    )
+    reason: str | None = Field(None, description="Why the service is in its phase (CamelCase).")
+    capacity: list[VersionCapacity] | None = Field(
+        None, description="Ready and desired pods of each served version.", max_length=8
+    )
     url: str | None = Field(None, description="In-cluster URL of the Service.")
     analysis_failures: int | None = Field(None, ge=0, description="Consecutive failed SLO checks.")
+    inconclusive_checks: int | None = Field(
+        None, ge=0, description="Consecutive inconclusive SLO checks of the current step."
+    )
+    last_analysis: AnalysisSummary | None = Field(None, description="The latest SLO check of a canary.")
     drift: DriftSummary | None = Field(None, description="Latest drift evaluation.")
     rollback: RollbackRecord | None = Field(None, description="Last automatic rollback.")
     retrain: dict[str, Any] | None = Field(

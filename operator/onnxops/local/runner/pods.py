@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import secrets
 import socket
 import sys
 from collections.abc import Mapping
@@ -32,9 +33,9 @@ Obj = dict[str, Any]
 class IpAllocator:
     """Loopback addresses for pods: 127.0.1.1 upwards (skipping .0/.255), round-robin, never two alike."""
 
-    def __init__(self, first: str = "127.0.1.1", last: str = "127.0.255.254") -> None:
+    def __init__(self, first: str = "127.0.1.1", last: str = "127.0.255.254", start: int = 0) -> None:
         self._first, self._last = int(ipaddress.IPv4Address(first)), int(ipaddress.IPv4Address(last))
-        self._next = self._first
+        self._next = self._first + start % (self._last - self._first + 1)
         self.in_use: set[str] = set()
 
     def allocate(self) -> str:
@@ -89,7 +90,9 @@ class PodRunner(Controller):
         self.base_env = {k: env[k] for k in BASE_ENV_KEYS if k in env}
         self.pods = self.informer(PODS)
         self.workers: dict[str, PodWorker] = {}
-        self.ips = IpAllocator()
+        # a random first address: two runtimes on one machine (parallel test runs) must not hand out the same
+        # 127.0.x.y, where a pod's server would fail to bind and its probes reach the other runtime's pod
+        self.ips = IpAllocator(start=secrets.randbelow(0xFE00))
         self._stops: dict[str, asyncio.Task[None]] = {}
         if not loopback_usable():
             log.warning("this machine cannot bind 127.0.1.1: pods get their own 127.0.x.y address and their "
