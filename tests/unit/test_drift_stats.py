@@ -177,3 +177,9 @@ def test_properties_of_binned_statistics(p: list[int], data: st.DataObject) -> N
     assert 0 <= stats.chi2_pvalue(p, q)[1] <= 1
     ks_d, ks_p = stats.ks_binned(p, q)
     assert 0 <= ks_d <= 1 and 0 <= ks_p <= 1
+
+
+def test_ks_binned_with_one_row_on_each_side_is_no_evidence() -> None:
+    # scipy answers nan here (effective n rounds to 0); a p-value must stay in [0, 1]
+    d, p = stats.ks_binned([0, 1], [1, 0])
+    assert d == 1.0 and p == 1.0

@@ -16,6 +16,7 @@ class FakeClient:
     def __init__(self, objects: dict[tuple[str, str, str], dict[str, Any]] | None = None) -> None:
         self.objects = objects or {}
         self.patches: list[dict[str, Any]] = []
+        self.applied: list[tuple[dict[str, Any], bool]] = []
         self.create_conflicts = False
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +35,12 @@ class FakeClient:
     ) -> dict[str, Any]:
         self.patches.append(patch)
         return self.objects[(kind, ns, name)]  # type: ignore[index]
+
+    async def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
+        self.applied.append((obj, force))
+        md = obj["metadata"]
+        self.objects[(obj["kind"], md.get("namespace"), md["name"])] = obj
+        return obj
 
 
 def svc(owner_uid: str | None = "uid-1", port: int = 80) -> dict[str, Any]:
@@ -196,9 +203,10 @@ async def test_ensure_leaves_a_users_namesake_untouched() -> None:
 async def test_ensure_patches_our_own_child() -> None:
     c = FakeClient({("Service", "default", "s"): svc("uid-1", port=8080)})
     verb, _ = await ensure(c, svc("uid-1"))  # type: ignore[arg-type]
-    assert verb == "patched" and c.patches == [
-        {"spec": {"ports": [{"port": 80}]}, "metadata": {"labels": {"a": "b"}}}
-    ]
+    # a value of ours that differs: the whole desired object is server-side applied, forced
+    assert verb == "patched" and c.patches == []
+    ((body, force),) = c.applied
+    assert force and body["spec"] == {"ports": [{"port": 80}]} and body["metadata"]["name"] == "s"
 
 
 def test_name_conflict_is_reported_as_such() -> None:

@@ -123,8 +123,10 @@ def ks_binned(p_counts: ArrayLike, q_counts: ArrayLike) -> tuple[float, float]:
     d = float(np.max(np.abs(np.cumsum(p) / n1 - np.cumsum(q) / n2)))
     d = min(max(d, 0.0), 1.0)
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    en = m * n / (m + n)
-    pvalue = float(np.clip(sps.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    en = np.round(m * n / (m + n))
+    if en < 1:  # one row on each side: scipy's distribution is undefined (nan); no evidence of a difference
+        return d, 1.0
+    pvalue = float(np.clip(sps.kstwo.sf(d, en), 0.0, 1.0))
     return d, pvalue
 
 
