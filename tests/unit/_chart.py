@@ -40,6 +40,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                      "extraEnv": [{"name": "ONNXOPS_EXTRA", "value": "1"}]},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
+        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
         "monitoring": {
             "podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
             "serviceMonitor": {"enabled": True},
