@@ -13,6 +13,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "onnxops.crdgen",
         "generate crds/, the chart's crds/ and docs/crd-reference.md from the API models (--check)",
     ),
+    "gen-chart-docs": (
+        "onnxops.chartdocs",
+        "generate the values table of charts/onnxops/README.md from values.yaml comments (--check)",
+    ),
     "validate": ("onnxops.validate", "validate manifests against the CRD schemas and CEL rules"),
     "operator": ("onnxops.controller.main", "run the operator (kopf) against the current kube context"),
     "local": ("onnxops.local.cli", "the local runtime: API emulator and pod runner"),
@@ -25,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     lines = ["usage: onnxops <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<14} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `onnxops <command> --help` for a command's options."]
     return "\n".join(lines)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from onnxops import __version__
 
@@ -14,6 +16,21 @@ TERMINATION_LOG = "/dev/termination-log"
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _resources(name: str, value: str | None) -> dict[str, Any] | None:
+    """A ResourceRequirements JSON object from the environment (None when unset); a clear error otherwise."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as e:
+        raise ValueError(f"{name}: not valid JSON ({e})") from None
+    if not isinstance(parsed, dict) or not set(parsed) <= {"requests", "limits"} or not all(
+        isinstance(v, dict) for v in parsed.values()
+    ):
+        raise ValueError(f"{name}: expected an object with 'requests' and/or 'limits' maps, got {value!r}")
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,9 @@ class Settings:
     s3_endpoint_url: str = ""
     s3_region: str = ""
     default_credentials_secret: str = ""
+    # Default resources of serving containers without spec.resources (ONNXOPS_SERVING_RESOURCES, JSON; the
+    # chart's servingPods.resources). None: the builder's default; {} : none at all.
+    serving_resources: dict[str, Any] | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,4 +72,5 @@ class Settings:
             default_credentials_secret=e.get(
                 "ONNXOPS_DEFAULT_CREDENTIALS_SECRET", d.default_credentials_secret
             ),
+            serving_resources=_resources("ONNXOPS_SERVING_RESOURCES", e.get("ONNXOPS_SERVING_RESOURCES")),
         )

@@ -34,6 +34,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                    "prefix": "prod/", "region": "eu-west-1", "credentialsSecret": "onnxops-s3"},
         },
     },
+    "crds-templated": {"crds": {"enabled": True}, "networkPolicy": {
+        "enabled": True, "metricsNamespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
     "monitoring": {
         "rbac": {"httpRoutes": True},
         "operator": {"prometheusUrl": "http://prometheus-operated.monitoring.svc:9090", "verbose": True,
