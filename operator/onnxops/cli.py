@@ -69,7 +69,7 @@ EXAMPLES: dict[str, list[str]] = {
         "curl -s localhost:8080/v2/health/ready; curl -s localhost:8080/metrics | head",
     ],
     "drift": [
-        "onnxops drift compare --reference train.csv --current live.csv        # every statistic that applies",
+        "onnxops drift compare --reference train.csv --current live.csv   # every statistic that applies",
         "onnxops drift compare --reference train.csv --current live.csv --method psi --json",
     ],
     "render": [
