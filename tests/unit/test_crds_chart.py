@@ -65,3 +65,13 @@ def test_keep_can_be_turned_off() -> None:
     crds = of_kind(render({"crds": {"enabled": True, "keep": False}}), "CustomResourceDefinition")
     assert len(crds) == 3
     assert all("annotations" not in c["metadata"] for c in crds)
+
+
+def test_install_notes_say_how_the_crds_are_upgraded() -> None:
+    from _chart import render_files
+
+    plain = render_files()["onnxops/templates/NOTES.txt"]
+    assert "kubectl apply --server-side -f charts/onnxops/crds/" in plain
+    templated = render_files({"crds": {"enabled": True}})["onnxops/templates/NOTES.txt"]
+    assert "--skip-crds" in templated and "kubectl apply --server-side" not in templated
+    assert "helm uninstall` keeps them" in templated
