@@ -13,6 +13,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "onnxops.crdgen",
         "generate crds/, the chart's crds/ and docs/crd-reference.md from the API models (--check)",
     ),
+    "gen-chart-docs": (
+        "onnxops.chartdocs",
+        "generate the values table of charts/onnxops/README.md from values.yaml comments (--check)",
+    ),
     "validate": ("onnxops.validate", "validate manifests against the CRD schemas and CEL rules"),
     "operator": ("onnxops.controller.main", "run the operator (kopf) against the current kube context"),
     "local": ("onnxops.local.cli", "the local runtime: API emulator and pod runner"),
@@ -23,9 +27,65 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# subcommand -> examples appended to its `--help` (kept here, so every command gets them the same way)
+EXAMPLES: dict[str, list[str]] = {
+    "demo": [
+        "onnxops demo                                  # the whole loop on this machine, then a summary",
+        "onnxops demo --keep --state-dir /tmp/onnxops  # leave it running to poke at it with kubectl",
+        "onnxops demo --cluster                        # on the current kube context (kind quick start)",
+    ],
+    "gen-crds": [
+        "onnxops gen-crds            # after changing operator/onnxops/api/: rewrite every generated file",
+        "onnxops gen-crds --check    # CI: exit 1 when a generated CRD or the reference is stale",
+    ],
+    "gen-chart-docs": [
+        "onnxops gen-chart-docs          # rewrite the values table of charts/onnxops/README.md",
+        "onnxops gen-chart-docs --check  # CI: exit 1 when values.yaml changed and the table did not",
+    ],
+    "validate": [
+        "onnxops validate -f examples/                             # every manifest, as the API server would",
+        "onnxops validate -f new.yaml --old live.yaml              # as an update (immutable fields, CEL)",
+        "onnxops validate --crds crds/ -f examples/               # against the committed CRD files",
+    ],
+    "operator": [
+        "onnxops operator                                 # all namespaces of the current kube context",
+        "onnxops operator -n team-a -n team-b --verbose   # only these namespaces, debug logs",
+        "onnxops operator --liveness-port 8080 --metrics-port 8081  # /healthz and /metrics (the chart's)",
+    ],
+    "local": [
+        "onnxops local up --kubeconfig /tmp/kubeconfig    # API emulator + pod runner; then:",
+        "KUBECONFIG=/tmp/kubeconfig onnxops operator      # run the operator against it",
+        "onnxops local apiserver --help                   # the API emulator alone",
+    ],
+    "train": [
+        "onnxops train --spec-file examples/trainingjob-iris.yaml --output-uri file:///tmp/models \\",
+        "    --termination-log /tmp/result.json           # train locally, exactly as the training pod does",
+        "onnxops train --spec-json '{\"model\": \"iris\", \"dataset\": {\"uri\": \"sklearn://iris\"}, "
+        "\"estimator\": {\"className\": \"LogisticRegression\"}}' --output-uri file:///tmp/models",
+    ],
+    "serve": [
+        "onnxops serve --model-name iris --model-uri file:///tmp/models/iris/r1/model.onnx \\",
+        "    --sha256 <sha256 of model.onnx> --port 8080",
+        "curl -s localhost:8080/v2/health/ready; curl -s localhost:8080/metrics | head",
+    ],
+    "drift": [
+        "onnxops drift compare --reference train.csv --current live.csv   # every statistic that applies",
+        "onnxops drift compare --reference train.csv --current live.csv --method psi --json",
+    ],
+    "render": [
+        "onnxops render -f examples/inferenceservice-iris.yaml    # the Deployment, Services, HPA it creates",
+        "onnxops render -f examples/trainingjob-iris.yaml         # the training Job",
+    ],
+}
+
+
+def examples(name: str) -> str:
+    return "\n".join(["", "examples:", *(f"  {line}" for line in EXAMPLES.get(name, []))])
+
+
 def usage() -> str:
     lines = ["usage: onnxops <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<14} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `onnxops <command> --help` for a command's options."]
     return "\n".join(lines)
 
@@ -45,7 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onnxops: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    if not any(a in ("-h", "--help") for a in rest):
+        return int(module.main(rest) or 0)
+    try:  # the command's own help (argparse exits after printing it), then its examples
+        code = int(module.main(rest) or 0)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    if code == 0 and name in EXAMPLES:
+        print(examples(name))
+    return code
 
 
 if __name__ == "__main__":

@@ -52,6 +52,21 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _optional_resources(name: str, value: str | None) -> dict[str, Any] | None:
+    """A ResourceRequirements JSON object from the environment (None when unset); a clear error otherwise."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as e:
+        raise ValueError(f"{name}: not valid JSON ({e})") from None
+    if not isinstance(parsed, dict) or not set(parsed) <= {"requests", "limits"} or not all(
+        isinstance(v, dict) for v in parsed.values()
+    ):
+        raise ValueError(f"{name}: expected an object with 'requests' and/or 'limits' maps, got {value!r}")
+    return parsed
+
+
 @dataclass(frozen=True)
 class Settings:
     trainer_image: str = f"{IMAGE_REPO}/onnxops-trainer:{__version__}"
@@ -75,6 +90,9 @@ class Settings:
     job_deadline_seconds: int = DEFAULT_JOB_DEADLINE_SECONDS
     # Training pods' resources when the TrainingJob's template sets none.
     trainer_resources: dict[str, Any] = field(default_factory=lambda: _resources("", None))
+    # Default resources of serving containers without spec.resources (ONNXOPS_SERVING_RESOURCES, JSON; the
+    # chart's servingPods.resources). None: the builder's default; {} : none at all.
+    serving_resources: dict[str, Any] | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -97,4 +115,7 @@ class Settings:
                 "ONNXOPS_JOB_DEADLINE_SECONDS", e.get("ONNXOPS_JOB_DEADLINE_SECONDS"), d.job_deadline_seconds
             ),
             trainer_resources=_resources("ONNXOPS_TRAINER_RESOURCES", e.get("ONNXOPS_TRAINER_RESOURCES")),
+            serving_resources=_optional_resources(
+                "ONNXOPS_SERVING_RESOURCES", e.get("ONNXOPS_SERVING_RESOURCES")
+            ),
         )

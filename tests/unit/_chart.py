@@ -34,12 +34,15 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                    "prefix": "prod/", "region": "eu-west-1", "credentialsSecret": "onnxops-s3"},
         },
     },
+    "crds-templated": {"crds": {"enabled": True}, "networkPolicy": {
+        "enabled": True, "metricsNamespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
     "monitoring": {
         "rbac": {"httpRoutes": True},
         "operator": {"prometheusUrl": "http://prometheus-operated.monitoring.svc:9090", "verbose": True,
                      "extraEnv": [{"name": "ONNXOPS_EXTRA", "value": "1"}]},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
+        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
         "monitoring": {
             "podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
             "serviceMonitor": {"enabled": True},

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from _chart import (
     NAMESPACE,
+    ROOT,
     VALUE_SETS,
     lint,
     of_kind,
@@ -139,7 +140,9 @@ def _kopf_run_kwargs(container: dict[str, Any], tmp_path: Path) -> dict[str, Any
     """Run the container's command line (the real onnxops CLI and operator main, in this environment)
     with kopf.run replaced by a recorder, and return what kopf.run received."""
     (tmp_path / "sitecustomize.py").write_text(RECORDER)
-    env = {**os.environ, **_env(container), "PYTHONPATH": str(tmp_path)}
+    # the recorder first, then this tree's sources (not whatever copy the interpreter has installed)
+    path = os.pathsep.join([str(tmp_path), str(ROOT / "operator")])
+    env = {**os.environ, **_env(container), "PYTHONPATH": path}
     argv = container.get("command", OPERATOR_ENTRYPOINT) + container["args"]
     assert argv[0] == "python"
     out = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True, timeout=120)

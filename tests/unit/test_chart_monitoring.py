@@ -210,6 +210,7 @@ def test_rollback_alert_text(tmp_path: Path) -> None:
     case["alert_rule_test"] = case["alert_rule_test"][:1]
     case["alert_rule_test"][0]["exp_alerts"][0]["exp_annotations"] = {
         "summary": "InferenceService ml/iris was rolled back.",
+        "runbook_url": "https://github.com/onnxops/onnxops/blob/main/docs/runbooks/OnnxopsRolledBack.md",
         "description": "The operator rolled InferenceService ml/iris back from version 2 to 1 "
                        "(DriftDetected). "
                        "The rollback holds (in status only; Git is untouched) until the spec changes: fix or "
@@ -245,14 +246,24 @@ def _metric_tokens(expr: str) -> set[str]:
     return set(re.findall(r"\b((?:kube_)?onnxops_[a-z0-9_]+)\b", expr))
 
 
+def _operator_names() -> set[str]:
+    """Series the operator's own registry exposes (onnxops.controller.opmetrics)."""
+    from onnxops.controller import opmetrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {f.name + x for f in opmetrics.REGISTRY.collect() for x in suffixes[f.type]}
+
+
 def test_queries_use_exposed_metric_names() -> None:
-    known = _served_names() | _ksm_names()
+    known = _served_names() | _ksm_names() | _operator_names()
     rule_exprs = [r["expr"] for g in _groups() for r in g["rules"]]
     used = set().union(*(_metric_tokens(e) for e in rule_exprs + _dashboard_exprs()))
     assert used, "no onnxops metric in the queries"
     assert used - known == set()
     # the dashboard shows traffic, latency, drift scores and rollout history
     for needed in ("onnxops_requests_total", "onnxops_request_duration_seconds_bucket",
+                   "kube_onnxops_inferenceservice_drift_feature_score", "onnxops_operator_reconciles_total",
+                   "onnxops_operator_decisions_total",
                    "kube_onnxops_inferenceservice_drift_score", "kube_onnxops_inferenceservice_canary_weight",
                    "kube_onnxops_inferenceservice_stable_version"):
         assert needed in used
@@ -373,7 +384,8 @@ def test_scrape_selectors_match_serving_objects_once() -> None:
             "metadata": {"name": "iris", "namespace": "ml", "uid": "u1"}, "spec": {"model": "iris"}}
     objects = render(MON)
     pm = one(objects, "PodMonitor")["spec"]
-    sm = one(objects, "ServiceMonitor")["spec"]
+    (sm,) = [o["spec"] for o in of_kind(objects, "ServiceMonitor")
+             if o["metadata"]["name"] == "onnxops-serving"]
     assert pm["namespaceSelector"] == {"any": True} and sm["namespaceSelector"] == {"any": True}
     assert _matches(pm["selector"], labels.serving("iris", "iris", 3))
     assert not _matches(pm["selector"], labels.training("tj", "iris"))
@@ -414,7 +426,18 @@ def test_every_dashboard_query_shows_data_on_sample_series(tmp_path: Path) -> No
         _series("kube_onnxops_inferenceservice_rollback_timestamp_seconds",
                 _isvc(from_version="2", to_version="1", reason="DriftDetected"), "_x8 1767225600x12"),
         _series("kube_onnxops_inferenceservice_metadata_generation", _isvc(), "1x8 2x12"),
+        _series("kube_onnxops_inferenceservice_drift_feature_score", _isvc(feature="petal_length"), "0.3x20"),
     ]
+    op = {"namespace": NAMESPACE, "job": "onnxops-metrics"}
+    for kind in ("TrainingJob", "InferenceService"):
+        series.append(_series("onnxops_operator_reconciles_total", {**op, "kind": kind, "result": "success"},
+                              "0+5x20"))
+        for le, n in (("0.1", 4), ("1", 5), ("+Inf", 5)):
+            series.append(_series("onnxops_operator_reconcile_duration_seconds_bucket",
+                                  {**op, "kind": kind, "le": le}, f"0+{n}x20"))
+    series.append(_series("onnxops_operator_decisions_total", {**op, "kind": "InferenceService",
+                                                               "decision": "RolledBack",
+                                                               "reason": "DriftDetected"}, "0x8 1x12"))
     rules = _dashboard_rule_file()
     records = [r["record"] for r in rules["groups"][0]["rules"]]
     rules["groups"].append({"name": "empty-panels", "rules": [

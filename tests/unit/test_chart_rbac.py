@@ -11,8 +11,18 @@ from _chart import NAMESPACE, VALUE_SETS, of_kind, one, render
 FORBIDDEN_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def _aggregated(o: dict[str, Any]) -> bool:
+    """A role for the users (aggregated into edit/admin/view), not the operator's own."""
+    return any(k.startswith(AGGREGATE) for k in (o["metadata"].get("labels") or {}))
+
+
 def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for o in objects if o["kind"] in ("ClusterRole", "Role") for r in o["rules"]]
+    """The operator's own rules."""
+    return [r for o in objects if o["kind"] in ("ClusterRole", "Role") and not _aggregated(o)
+            for r in o["rules"]]
 
 
 def _allowed(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
@@ -68,7 +78,7 @@ def test_grants_what_the_operator_needs(name: str) -> None:
 
 def test_cluster_wide_by_default() -> None:
     objects = render()
-    role = one(objects, "ClusterRole")
+    role = one([o for o in objects if not _aggregated(o)], "ClusterRole")
     binding = one(objects, "ClusterRoleBinding")
     sa = one(objects, "ServiceAccount")
     assert not of_kind(objects, "Role") and not of_kind(objects, "RoleBinding")
@@ -81,7 +91,7 @@ def test_cluster_wide_by_default() -> None:
     # kopf watches CRDs read-only; peering rights only with several replicas
     assert _allowed(role["rules"], "apiextensions.k8s.io", "customresourcedefinitions") == {"list", "watch"}
     assert not _allowed(role["rules"], "kopf.dev", "clusterkopfpeerings")
-    ha = one(render({"replicaCount": 2}), "ClusterRole")
+    ha = one([o for o in render({"replicaCount": 2}) if not _aggregated(o)], "ClusterRole")
     assert _allowed(ha["rules"], "kopf.dev", "clusterkopfpeerings") == {"get", "list", "watch", "patch"}
 
 
@@ -113,3 +123,41 @@ def test_service_account_token_only_in_the_operator_pod() -> None:
     objects = render()
     assert one(objects, "ServiceAccount")["automountServiceAccountToken"] is False
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+
+
+# --- the users' side: aggregated into the built-in edit/admin/view ClusterRoles ----------------------------
+
+KINDS = {"trainingjobs", "modelversions", "inferenceservices"}
+
+
+def _aggregated_roles(values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in of_kind(render(values), "ClusterRole") if _aggregated(o)}
+
+
+def test_edit_and_view_roles_aggregate_our_kinds() -> None:
+    roles = _aggregated_roles()
+    assert set(roles) == {"onnxops-edit", "onnxops-view"}
+    edit, view = roles["onnxops-edit"], roles["onnxops-view"]
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(AGGREGATE)} == {
+        "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+        "rbac.authorization.k8s.io/aggregate-to-admin": "true"}
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(AGGREGATE)} == {
+        "rbac.authorization.k8s.io/aggregate-to-view": "true"}
+    for kind in KINDS:
+        # the verbs of the built-in edit role on its own resources, and read-only for view
+        assert _allowed(edit["rules"], "onnxops.dev", kind) == {
+            "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+        assert _allowed(view["rules"], "onnxops.dev", kind) == {"get", "list", "watch"}
+        # status belongs to the operator: users read it, never write it
+        assert _allowed(edit["rules"], "onnxops.dev", f"{kind}/status") == {"get"}
+        assert _allowed(view["rules"], "onnxops.dev", f"{kind}/status") == {"get"}
+    for role in roles.values():
+        for r in role["rules"]:
+            assert r["apiGroups"] == ["onnxops.dev"] and set(r["resources"]) <= KINDS | {
+                f"{k}/status" for k in KINDS}
+
+
+def test_aggregated_roles_are_optional_and_cluster_wide_only() -> None:
+    assert not _aggregated_roles({"rbac": {"aggregateToDefaultRoles": False}})
+    assert not _aggregated_roles({"watchNamespaces": ["team-a"]})
+    assert not _aggregated_roles({"rbac": {"create": False}})

@@ -128,11 +128,37 @@ def queries() -> dict[str, str]:
     return out
 
 
+def operator_samples() -> set[str]:
+    """Sample names of the operator's own registry (onnxops.controller.opmetrics)."""
+    from onnxops.controller import opmetrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {f.name + x for f in opmetrics.REGISTRY.collect() for x in suffixes[f.type]}
+
+
+def test_operator_metrics_are_documented_with_their_type_and_labels() -> None:
+    from onnxops.controller import opmetrics
+
+    section = DOC.split("## Operator metrics", 1)[1]
+    rows = {m[1]: (m[2], re.findall(r"`(\w+)`", m[3]))
+            for m in re.finditer(r"^\| `(onnxops_operator_\w+)` \| (\w+) \| ([^|]*) \|", section, re.M)}
+    families = list(opmetrics.REGISTRY.collect())
+    assert len(families) == 6
+    for f in families:
+        name = f.name + ("_total" if f.type == "counter" else "")
+        assert name in rows, name
+        assert rows[name][0] == f.type, name
+        labels = {lbl for metric in opmetrics.REGISTRY._names_to_collectors.values()
+                  if getattr(metric, "_name", None) == f.name for lbl in metric._labelnames}
+        assert set(rows[name][1]) == labels, name
+
+
 def test_queries_use_exposed_series_only() -> None:
     exposed = exposed_families()
     samples = set()
     for name, (typ, _) in exposed.items():
         samples |= {name + s for s in ("_bucket", "_sum", "_count")} if typ == "histogram" else {name}
+    samples |= operator_samples()
     for qid, expr in queries().items():
         used = set(re.findall(r"\bonnxops_\w+", expr))
         assert used and used <= samples, (qid, used - samples)

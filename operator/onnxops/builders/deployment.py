@@ -76,7 +76,11 @@ def deployment(
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
-        "resources": resources(spec.get("resources"), template.get("resources"), DEFAULT_RESOURCES),
+        "resources": resources(
+            spec.get("resources"),
+            template.get("resources"),
+            DEFAULT_RESOURCES if settings.serving_resources is None else settings.serving_resources,
+        ),
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
     }

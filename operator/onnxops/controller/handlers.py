@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from onnxops.reconcile.status import status_patch
 from onnxops.settings import Settings
 
 from . import drift as drift_loop
-from . import lognoise
+from . import lognoise, opmetrics
 from .context import API, GROUP, ISVC, MV, TJ, VERSION, Context
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
@@ -114,6 +115,7 @@ async def run_loop(
     ev = ctx.waker(key)
     backoff = 1.0
     delay = 0.0
+    opmetrics.OBJECTS.labels(kind=kind).inc()
     try:
         while not stopped:
             if delay > 0:
@@ -122,6 +124,7 @@ async def run_loop(
                     break
             ev.clear()
             async with ctx.lock(key):
+                started = time.monotonic()
                 try:
                     requeue = await fn(ctx, ns, name)
                     if extra is not None:
@@ -130,8 +133,12 @@ async def run_loop(
                             more if requeue is None else (requeue if more is None else min(requeue, more))
                         )
                     backoff = 1.0
+                    opmetrics.observe_reconcile(kind, opmetrics.SUCCESS, time.monotonic() - started)
                 except ApiError as e:
-                    if e.status == 409:
+                    conflict = e.status == 409
+                    result = opmetrics.CONFLICT if conflict else opmetrics.ERROR
+                    opmetrics.observe_reconcile(kind, result, time.monotonic() - started, e)
+                    if conflict:
                         requeue = 0.5
                     else:
                         log.warning("%s %s/%s: API error %s; retrying in %.0fs", kind, ns, name, e, backoff)
@@ -141,11 +148,13 @@ async def run_loop(
                 except (asyncio.CancelledError, GeneratorExit):
                     raise
                 except Exception as e:
+                    opmetrics.observe_reconcile(kind, opmetrics.ERROR, time.monotonic() - started, e)
                     log.exception("%s %s/%s: reconcile failed; retrying in %.0fs", kind, ns, name, backoff)
                     await report_error(ctx, kind, ns, name, e)
                     requeue, backoff = backoff, min(MAX_BACKOFF, backoff * 2)
             delay = requeue if requeue is not None else IDLE_SECONDS
     finally:
+        opmetrics.OBJECTS.labels(kind=kind).dec()
         ctx.forget(key)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 
 from onnxops.settings import Settings
@@ -27,6 +28,13 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--liveness-port", type=int, default=0, help="serve /healthz on this port (0: off)")
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("ONNXOPS_METRICS_PORT") or 0),
+        help="serve the operator's own Prometheus metrics (onnxops_operator_*) on this port "
+        "(default: $ONNXOPS_METRICS_PORT, else 0: off)",
+    )
+    p.add_argument(
         "--peering", default="", help="kopf peering name for leader election (default: standalone)"
     )
     p.add_argument(
@@ -49,6 +57,15 @@ def main(argv: list[str]) -> int:
     if not args.verbose:  # kopf logs every watch-event handler call at INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = args.namespace or list(Settings.from_env().watch_namespaces)
+    if args.metrics_port:
+        from onnxops.controller import opmetrics
+
+        try:
+            opmetrics.serve(args.metrics_port)
+        except OSError as e:  # the operator still works; the chart's absent() alert reports the gap
+            logging.getLogger("onnxops.operator").error(
+                "cannot serve metrics on port %d: %s", args.metrics_port, e
+            )
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,

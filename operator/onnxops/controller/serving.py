@@ -17,6 +17,7 @@ from onnxops.reconcile.drift_hook import DriftPlan
 from onnxops.reconcile.errors import owned_by
 from onnxops.reconcile.rollout import parse_duration
 
+from . import opmetrics
 from .context import API, ISVC, MV, TJ, Context
 from .metrics import DefaultMetricsProvider
 
@@ -80,6 +81,8 @@ async def apply_plan(
     # the decision first (status), then its effects: a crash in between is repaired by the next reconcile
     if plan.status_patch:
         await c.patch_status(API, ISVC, ns, name, plan.status_patch)
+        old_history = (isvc.get("status") or {}).get("history")
+        opmetrics.count_decisions(ISVC, opmetrics.new_decisions(old_history, plan.status.get("history")))
     # informative only: which services rejected a version (each service's own record is its status)
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     mv_patches = [(n, versions.mark_patch(name, r, at)) for n, r in plan.reject] + list(plan.readmit)
