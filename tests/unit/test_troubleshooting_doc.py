@@ -40,6 +40,11 @@ def _serving_reasons() -> set[str]:
     found = set()
     for path in SERVING.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
+            # a loader returning (reason, message) instead of raising (serving/server.py's retry loop)
+            if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple) and \
+                    len(node.value.elts) == 2 and isinstance(node.value.elts[0], ast.Constant) and \
+                    isinstance(node.value.elts[0].value, str) and node.value.elts[0].value[:1].isupper():
+                found.add(node.value.elts[0].value)
             if not isinstance(node, ast.Call) or not node.args:
                 continue
             func = node.func
