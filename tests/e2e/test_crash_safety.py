@@ -59,11 +59,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 API = "onnxops.dev/v1alpha1"
 SEED = int(os.environ.get("ONNXOPS_CRASH_SEED", "16"))
 MIN_KILLS = 20
-# Time from a restart to the next kill (uniform). The operator needs ~2-4 s on a loaded 2-core machine to
+# Time from a restart to the next kill (uniform). The operator needs ~1-3 s on a loaded 2-core machine to
 # start (imports, login, the first listings) before it can reconcile anything: kills much faster than that
 # would test a crash loop that makes no progress, not crash safety. Kills still land at any point of a
 # reconcile, including the start-up itself.
-GAP_S = (2.0, 9.0)
+GAP_S = (1.5, 7.0)
+FIRST_GAP_S = (0.5, 3.0)  # the first kill early: step 1 (training, registration) is short
 DOWN_S = (0.0, 1.0)  # time the operator stays dead before its restart (uniform)
 SETTLE_S = 5.0  # after the scenario, with the operator alive: it must not change its mind
 CANARY_PAUSE = "14s"  # the demo's 20 s pauses, shortened (the bake stays 20 s: time to catch v2's drift)
@@ -103,7 +104,7 @@ class Killer:
 
     async def run(self, until: int | None = None) -> None:
         while until is None or len(self.kills) < until:
-            await asyncio.sleep(self.rng.uniform(*GAP_S))
+            await asyncio.sleep(self.rng.uniform(*(GAP_S if self.kills else FIRST_GAP_S)))
             await self.kill_and_restart()
 
 
