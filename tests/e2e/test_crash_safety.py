@@ -13,11 +13,17 @@ What is checked:
 - at most one retrain per decision: exactly one retrain TrainingJob was ever created, and the status
   records exactly that one;
 - the end state equals the undisturbed run's. Running the scenario twice (once without kills) would double
-  the wall time (~2 minutes each on a 2-core machine), so the reference is the undisturbed run's end state
-  as the scenario defines it and test_demo.py asserts it: v1, v2, v3 each registered exactly once by its
-  own TrainingJob (one ModelVersion per succeeded training), all Ready; v2 rejected and rolled back to v1
-  for drift; exactly one retrain; v3 stable, nothing canaried or baking, Ready; only v3's Deployment left.
-  Nothing in that end state depends on timing, so a kill can change when things happen but not what.
+  the wall time (~2 minutes each on a 2-core machine), so the reference is EXPECTED_END_STATE: the
+  undisturbed run's end state as the scenario defines it and test_demo.py asserts it: v1, v2, v3 each
+  registered exactly once by its own TrainingJob (one ModelVersion per succeeded training), all Ready; v2
+  rejected and rolled back to v1 for drift; exactly one retrain; v3 stable, nothing canaried or baking,
+  Ready; only v3's Deployment left. Nothing in it depends on timing, so a kill can change when things
+  happen but not what. ``ONNXOPS_CRASH_REFERENCE=1`` also runs the scenario without kills and checks that
+  it ends in EXPECTED_END_STATE.
+
+The scenario is the demo's (operator/onnxops/demo: the same manifests, environment, traffic and waits)
+with shorter canary pauses and one no-drift window of v1 instead of three, to keep the wall time near two
+minutes.
 
 The kill moments are seeded, but the scenario runs on real processes: the same seed reproduces the
 schedule, not every interleaving. Every failure message names the seed; rerun it with
