@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from onnxops.builders import labels
-from onnxops.kube.client import ApiError, KubeClient
+from onnxops.kube.client import ApiError, KubeClient, resource_path
 from onnxops.reconcile.status import HISTORY_LIMIT
 
 API = "onnxops.dev/v1alpha1"
@@ -59,8 +59,12 @@ class StatusLog:
     events: list[Seen] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)  # watch restarts that may have missed events
 
-    async def _watch(self, kind: str) -> None:
-        rv: str | None = None
+    async def _start_rv(self, kind: str) -> str | None:
+        """The collection's resourceVersion now: the watch starts there, so nothing after it is missed."""
+        data = await self.client.request("GET", resource_path(API, kind, self.namespace))
+        return (data.get("metadata") or {}).get("resourceVersion") or None
+
+    async def _watch(self, kind: str, rv: str | None) -> None:
         while True:
             try:
                 async for ev in self.client.watch(API, kind, self.namespace, resource_version=rv,
@@ -79,7 +83,8 @@ class StatusLog:
                 await asyncio.sleep(0.2)
 
     async def run(self, started: asyncio.Event | None = None) -> None:
-        tasks = [asyncio.create_task(self._watch(k), name=f"status-log-{k}") for k in KINDS]
+        rvs = {k: await self._start_rv(k) for k in KINDS}
+        tasks = [asyncio.create_task(self._watch(k, rvs[k]), name=f"status-log-{k}") for k in KINDS]
         if started is not None:
             started.set()
         try:
