@@ -2,7 +2,11 @@
 train v2 on skewed data, canary, drift rollback of v2, the traffic shifts, retrain, v3 rolled out — on the
 local runtime with the real operator process, real trainer and ONNX Runtime server pods and a real
 Prometheus, while the operator is SIGKILLed at random moments (at least MIN_KILLS times, the schedule drawn
-from ``random.Random(seed)``) and restarted each time, as a Deployment's restart policy would.
+from ``random.Random(seed)``) and restarted each time, as a Deployment's restart policy would. On top of
+the random kills, five are aimed (``Killer.aim``) at the moments a random schedule rarely hits: inside the
+API server's write of the first half of a two-write action, before the operator gets the answer (a
+ModelVersion created / the TrainingJob's status not yet written; a retrain TrainingJob created /
+status.retrain not yet; a rollback recorded / the rejection and the Deployments not yet changed).
 
 What is checked:
 - a watch on the API emulator records every status the operator wrote, and none moved backwards
@@ -11,7 +15,7 @@ What is checked:
   generation changes, a retrain record is never lost, history only grows, a Ready/rejected ModelVersion
   stays so;
 - at most one retrain per decision: exactly one retrain TrainingJob was ever created, and the status
-  records exactly that one;
+  records exactly that one, with the decision that created it (decided no later than its creation);
 - the end state equals the undisturbed run's. Running the scenario twice (once without kills) would double
   the wall time (~2 minutes each on a 2-core machine), so the reference is EXPECTED_END_STATE: the
   undisturbed run's end state as the scenario defines it and test_demo.py asserts it: v1, v2, v3 each
@@ -96,17 +100,64 @@ class Killer:
     t0: float = field(default_factory=time.monotonic)
     stage: Callable[[], str] = lambda: "after"  # the scenario's step at each kill (for the report)
     stages: list[str] = field(default_factory=list)
+    targeted: list[str] = field(default_factory=list)  # the half-done actions a kill was aimed at
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def kill_and_restart(self) -> None:
+    def _kill(self) -> None:
         op = self.env.operator
-        assert op is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(op.pid, signal.SIGKILL)  # the operator and anything in its group, no clean-up
-        await asyncio.to_thread(op.wait)
-        self.kills.append(time.monotonic() - self.t0)
-        self.stages.append(self.stage())
-        await asyncio.sleep(self.rng.uniform(*DOWN_S))
-        self.env.start_operator()
+        if op is not None and op.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(op.pid, signal.SIGKILL)  # the operator and anything in its group, no clean-up
+
+    async def kill_and_restart(self, down: float | None = None) -> None:
+        async with self.lock:
+            op = self.env.operator
+            assert op is not None
+            self._kill()
+            await asyncio.to_thread(op.wait)
+            self.kills.append(time.monotonic() - self.t0)
+            self.stages.append(self.stage())
+            await asyncio.sleep(self.rng.uniform(*DOWN_S) if down is None else down)
+            self.env.start_operator()
+
+    def aim(self, kind: str, type_: str, obj: dict[str, Any]) -> None:
+        """Kill at the moment the API server commits the first write of a multi-write action, before the
+        operator has its answer: a ModelVersion created (the TrainingJob's status not yet written), a
+        retrain TrainingJob created (status.retrain not yet), a rollback recorded (its effects not yet)."""
+        md, st = obj.get("metadata") or {}, obj.get("status") or {}
+        why = None
+        added = type_ == "ADDED"
+        if added and kind == "ModelVersion":
+            why = f"ModelVersion {md.get('name')} created"
+        elif added and kind == "TrainingJob" and labels.INFERENCE_SERVICE in (md.get("labels") or {}):
+            why = f"retrain TrainingJob {md.get('name')} created"
+        elif kind == "InferenceService" and st.get("rollback"):
+            why = f"rollback of v{st['rollback'].get('from')} recorded"
+        if why is None or why in self.targeted or self.lock.locked():
+            return
+        self._kill()  # synchronously, inside the API server's write: the operator never sees the answer
+        self.targeted.append(why)
+        task = asyncio.create_task(self.kill_and_restart(down=0.5))  # not from rng: the schedule stays
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    def tap(self, env: LocalEnv) -> None:
+        """Subscribe to the API emulator's store: its watcher queues are filled inside each write."""
+        killer = self
+
+        class Tap(asyncio.Queue):  # type: ignore[type-arg]
+            def put_nowait(self, item: Any) -> None:
+                if item is not None:
+                    kind = {"trainingjobs": "TrainingJob", "modelversions": "ModelVersion"}.get(
+                        item.group_resource[1], "InferenceService"
+                    )
+                    killer.aim(kind, item.type, item.obj)
+
+        store = env.runtime.api.cluster.store
+        for plural in ("trainingjobs", "modelversions", "inferenceservices"):
+            watcher, _ = store.subscribe(("onnxops.dev", plural), env.namespace, None)
+            watcher.queue = Tap()
 
     async def run(self, until: int | None = None) -> None:
         while until is None or len(self.kills) < until:
@@ -121,6 +172,7 @@ class CrashRun:
     kills: list[float]
     kills_during_scenario: int
     kill_stages: dict[str, int]
+    targeted: list[str]
     seconds: float
     events: list[Seen]
     gaps: list[str]
@@ -165,6 +217,8 @@ async def scenario_under_kills(tmp: Path, seed: int, kill: bool = True) -> Crash
     try:
         await env.start()
         log = StatusLog(env.client, env.namespace)
+        if kill:
+            killer.tap(env)
         started = asyncio.Event()
         tasks.append(asyncio.create_task(log.run(started), name="status-log"))
         await started.wait()
@@ -180,6 +234,9 @@ async def scenario_under_kills(tmp: Path, seed: int, kill: bool = True) -> Crash
         chaos.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await chaos
+        for t in list(killer.pending):  # a targeted restart under way: let it finish
+            with contextlib.suppress(Exception):
+                await t
         during = len(killer.kills)
         if kill and error is None and during < MIN_KILLS:  # a fast run: keep killing the converged operator
             killer.stage = lambda: "converged"
@@ -206,6 +263,7 @@ async def scenario_under_kills(tmp: Path, seed: int, kill: bool = True) -> Crash
         killer.kills,
         during,
         dict(Counter(killer.stages)),
+        killer.targeted,
         time.monotonic() - t0,
         log.events if log else [],
         log.gaps if log else [],
@@ -234,7 +292,7 @@ def test_the_scenario_completes_under_repeated_kills(run: CrashRun) -> None:
     assert len(run.kills) >= MIN_KILLS, run.why(f"only {len(run.kills)} kills")
     print(
         f"{len(run.kills)} kills ({run.kills_during_scenario} during the scenario, by step "
-        f"{run.kill_stages}) in {run.seconds:.0f}s"
+        f"{run.kill_stages}) in {run.seconds:.0f}s; aimed at: {run.targeted}"
     )
 
 
@@ -275,7 +333,11 @@ def test_at_most_one_retrain_per_decision(run: CrashRun) -> None:
     st = run.one("InferenceService", ISVC)["status"]
     assert created == [st["retrain"]["trainingJob"]], run.why(f"created {created}; {st.get('retrain')}")
     assert st["retrain"]["count"] == 1 and st["retrain"]["reason"] == "AllVersionsDrifted", run.why(str(st))
-    assert run.one("TrainingJob", created[0])["status"]["modelVersion"] == "iris-v3", run.why(str(created))
+    tj = run.one("TrainingJob", created[0])
+    assert tj["status"]["modelVersion"] == "iris-v3", run.why(str(created))
+    # the record is the decision that created the TrainingJob (not a later one that found it by its name)
+    made = tj["metadata"]["creationTimestamp"]
+    assert st["retrain"]["at"] <= made, run.why(f"retrain decided at {st['retrain']['at']}, created {made}")
     retrained = [h for h in st.get("history") or [] if h["action"] == "Retrained"]
     assert len(retrained) == 1, run.why(f"history: {st.get('history')}")
 
