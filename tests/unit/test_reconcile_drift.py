@@ -124,3 +124,28 @@ def test_drift_due_follows_monitoring_interval():
     assert drift_due(isvc(), T0) is None  # no monitoring.drift: off
     off = {"monitoring": {"drift": {"enabled": False}}}
     assert drift_due(isvc(**off), T0) is None
+
+
+def test_a_retrain_created_just_before_a_crash_is_recorded_not_repeated():
+    """The retrain TrainingJob is created before the status write: after a crash in between, the next
+    evaluation records that retrain (from the TrainingJob) and decides none of its own."""
+    obj = isvc(status={"stableVersion": 1}, retrain=RETRAIN)
+    first = apply_decision(obj, [mv(1)], [], decision("Retrain", scores={"1": 0.7}), settings=S, now=T0)
+    assert first.retrain is not None
+    created = {**first.retrain, "status": {"phase": "Running"}}
+    later_t = T0 + timedelta(seconds=8)
+    for action in ("Alert", "Retrain"):  # the policy sees the running retrain (Alert), or it is over already
+        later = apply_decision(
+            obj, [mv(1)], [], decision(action, scores={"1": 0.7}), settings=S, now=later_t,
+            retrain_children=[created],
+        )
+        assert later.retrain is None
+        assert later.plan.status["retrain"] == first.plan.status["retrain"]
+        assert [h["action"] for h in later.plan.status["history"]] == ["Retrained"]
+    recorded = isvc(status=later.plan.status, retrain=RETRAIN)
+    again = apply_decision(
+        recorded, [mv(1)], [], decision("Alert", scores={"1": 0.7}), settings=S, now=later_t,
+        retrain_children=[created],
+    )
+    assert again.retrain is None and again.plan.status_patch.get("retrain") is None
+    assert [h["action"] for h in again.plan.status["history"]] == ["Retrained"]

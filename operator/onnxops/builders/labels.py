@@ -18,6 +18,7 @@ VERSION = f"{GROUP}/version"
 ROLE = f"{GROUP}/role"  # verification Jobs
 FINALIZER = f"{GROUP}/finalizer"
 GENERATION = f"{GROUP}/generation"  # annotation: the parent's generation a training Job was created for
+RETRAIN_RECORD = f"{GROUP}/retrain-record"  # annotation: a retrain TrainingJob's status.retrain (JSON)
 
 
 def base(component: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,19 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+# The drift package pulls in numpy/scipy: seconds of imports. Lazily imported on the event loop, they stall
+# every object's reconcile at the first canary analysis or drift evaluation after each (re)start.
+PRELOAD_MODULES = ("onnxops.drift.evaluate", "onnxops.drift.prometheus")
+
+
+def preload_drift() -> None:
+    for name in PRELOAD_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # the drift package is optional (controller/drift.py checks again)
+            return
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Our status schemas prune unknown fields: keep kopf's bookkeeping in annotations, not status.kopf.
@@ -57,6 +71,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())
     memo.ctx.loop = asyncio.get_running_loop()
     CURRENT[:] = [memo.ctx]
+    memo.preload = asyncio.ensure_future(asyncio.to_thread(preload_drift))  # off the loop, not awaited
 
 
 @kopf.on.cleanup()

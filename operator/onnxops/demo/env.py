@@ -108,6 +108,7 @@ class LocalEnv:
         self.ports: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._prom_start: asyncio.Future[str] | None = None
+        self.operator_args: list[str] = []  # extra `onnxops operator` arguments (e.g. --verbose)
 
     @property
     def state_dir(self) -> Path:
@@ -137,9 +138,20 @@ class LocalEnv:
             self.log(f"Prometheus {self.prometheus_url} (scrapes the serving pods every 1s)")
         else:
             self.log("Prometheus not installed: the operator scrapes the serving pods' /metrics directly")
+        op = self.start_operator()
+        self._tasks.append(asyncio.create_task(self._track_pods(), name="demo-pod-pids"))
+        self.log(
+            f"operator: `{Path(sys.executable).name} -m onnxops operator` (pid {op.pid}, "
+            f"log {rt.state_dir / 'operator.log'})"
+        )
+
+    def start_operator(self) -> subprocess.Popen[bytes]:
+        """Start the operator process (again: a crash test kills it and calls this); its log is appended to
+        ``operator.log`` in the state dir."""
+        rt = self.runtime
         out = open(rt.state_dir / "operator.log", "ab")  # noqa: SIM115 - owned by the process
         self.operator = subprocess.Popen(
-            [sys.executable, "-m", "onnxops", "operator"],
+            [sys.executable, "-m", "onnxops", "operator", *self.operator_args],
             env=operator_env(rt.kubeconfig, self.prometheus_url, rt.state_dir / "pvc"),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -148,21 +160,17 @@ class LocalEnv:
         )
         out.close()
         self.pids["operator"].add(self.operator.pid)
-        self._tasks.append(asyncio.create_task(self._track_pods(), name="demo-pod-pids"))
-        self.log(
-            f"operator: `{Path(sys.executable).name} -m onnxops operator` (pid {self.operator.pid}, "
-            f"log {rt.state_dir / 'operator.log'})"
-        )
+        return self.operator
 
     async def _track_pods(self) -> None:
+        reported: set[int] = set()
         while True:
             for pids in self.runtime.pids().values():
                 self.pids["pods"].update(pids)
-            if self.operator is not None and self.operator.poll() is not None:
-                self.log(
-                    f"operator exited with {self.operator.returncode}; see {self.state_dir}/operator.log"
-                )
-                return
+            op = self.operator
+            if op is not None and op.poll() is not None and op.pid not in reported:
+                reported.add(op.pid)  # said once per process; a restarted operator is tracked again
+                self.log(f"operator exited with {op.returncode}; see {self.state_dir}/operator.log")
             await asyncio.sleep(0.5)
 
     async def _refresh_targets(self) -> None:

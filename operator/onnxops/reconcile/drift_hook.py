@@ -8,6 +8,7 @@ create. The decision is duck-typed here so the reconciler does not import the dr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,9 +97,31 @@ def retrain_running(children_tjs: list[dict[str, Any]]) -> bool:
     return any((t.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for t in children_tjs)
 
 
-def retrain_training_job(isvc: dict[str, Any], n: int) -> dict[str, Any]:
+def unrecorded_retrain(status: dict[str, Any], children_tjs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The status.retrain record of a retrain TrainingJob that an interrupted evaluation created but never
+    recorded (the TrainingJob is created first, then the status is written: a crash in between leaves the
+    decision only in the TrainingJob's annotation). None when every retrain is recorded."""
+    recorded = int((status.get("retrain") or {}).get("count") or 0)
+    best: dict[str, Any] | None = None
+    for t in children_tjs:
+        raw = ((t.get("metadata") or {}).get("annotations") or {}).get(labels.RETRAIN_RECORD)
+        try:
+            rec = json.loads(raw) if raw else None
+        except ValueError:
+            continue
+        newest = max(recorded, int((best or {}).get("count") or 0))
+        if isinstance(rec, dict) and int(rec.get("count") or 0) > newest:
+            best = rec
+    return best
+
+
+def retrain_training_job(
+    isvc: dict[str, Any], n: int, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The retrain TrainingJob; ``record`` (its status.retrain entry) rides along as an annotation."""
     md, spec = isvc["metadata"], isvc["spec"]
     tmpl = (spec.get("retrain") or {}).get("trainingJob")
+    annotations = {labels.RETRAIN_RECORD: json.dumps(record, sort_keys=True)} if record else {}
     if not tmpl:
         raise ValueError("spec.retrain.trainingJob is required for onDrift: Retrain")
     return {
@@ -113,6 +136,7 @@ def retrain_training_job(isvc: dict[str, Any], n: int) -> dict[str, Any]:
                 labels.MODEL: tmpl.get("model", spec["model"]),
             },
             "ownerReferences": [labels.owner_reference(isvc, controller=False)],
+            **({"annotations": annotations} if annotations else {}),
         },
         "spec": dict(tmpl),
     }
@@ -138,6 +162,17 @@ def apply_decision(
     retrain = None
     action = decision.action
     scores = {f"v{k}": float(v) for k, v in decision.scores.items()}
+    pending = unrecorded_retrain(old, retrain_children or [])
+    if pending is not None:  # a retrain decided before a crash: record it now, never decide it again
+        extra["retrain"] = pending
+        out.history.append(
+            {"action": "Retrained", "version": int(state.stable or 0), "at": pending.get("at"),
+             "reason": pending.get("reason")}
+        )
+        out.events.append(
+            ("Warning", Reason.RETRAINING, f"recorded TrainingJob {pending.get('trainingJob')} (a retrain "
+             "created before the operator restarted)")
+        )
     if action == "Rollback" and decision.rollback_from and decision.rollback_to:
         frm = int(decision.rollback_from)
         if frm == state.canary or (frm == state.stable and state.previous == int(decision.rollback_to)):
@@ -150,7 +185,7 @@ def apply_decision(
                 generation=gen,
                 scores=scores,
             )
-    elif action == "Retrain":
+    elif action == "Retrain" and pending is None:
         last = (old.get("retrain") or {}).get("at")
         min_interval = parse_duration((spec.get("retrain") or {}).get("minInterval"), 1800.0)
         if (
@@ -159,14 +194,14 @@ def apply_decision(
             and elapsed(last, now) >= min_interval
         ):
             n = int((old.get("retrain") or {}).get("count") or 0) + 1
-            retrain = retrain_training_job(isvc, n)
             extra["retrain"] = {
-                "trainingJob": retrain["metadata"]["name"],
+                "trainingJob": names.retrain_job(md["name"], n),
                 "at": cond.now_rfc3339(now),
                 "reason": decision.reason,
                 "count": n,
                 "scores": scores,
             }
+            retrain = retrain_training_job(isvc, n, extra["retrain"])
             out.history.append(
                 {
                     "action": "Retrained",
