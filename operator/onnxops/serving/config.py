@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from . import capture_config
+from .capture_config import CaptureConfig, CaptureConfigError
+
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
@@ -88,6 +91,7 @@ class ServerConfig:
     shutdown_grace_seconds: float = 20.0
     verify_only: bool = False
     expect_signature_json: str | None = None
+    capture: CaptureConfig | None = None  # payload capture (InferenceService spec.logging); None = off
 
 
 def _bool(value: str) -> bool:
@@ -178,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="distinct unseen categories counted per feature before '__other__' "
         "[ONNXOPS_CATEGORY_LIMIT] (default: 50)",
     )
+    capture_config.add_arguments(p)
     v = p.add_argument_group("verification (ModelVersion verification Job)")
     v.add_argument(
         "--verify-only",
@@ -224,7 +229,10 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             shutdown_grace_seconds=float(raw.get("shutdown_grace_seconds", 20.0)),  # type: ignore[arg-type]
             verify_only=bool(ns.verify_only),
             expect_signature_json=_opt(raw.get("expect_signature_json")),
+            capture=None if ns.verify_only else capture_config.from_namespace(ns, e),
         )
+    except CaptureConfigError as exc:
+        raise ConfigError(str(exc)) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return validate(cfg)
