@@ -100,7 +100,7 @@ def test_sampling_keeps_the_share_of_requests_the_rate_asks_for() -> None:
     for i in range(6):
         x = np.full((1, 3), float(i), np.float32)
         c.record(m, f"r{i}", {"X": x}, _answer(m, x), 1)
-    assert [e.request_id for e in c.queue] == ["r0", "r2", "r5"] and c.captured == 3
+    assert [e.request_id for e in c.pending] == ["r0", "r2", "r5"] and c.captured == 3
 
 
 def test_a_full_queue_drops_and_counts_instead_of_growing() -> None:
@@ -109,7 +109,7 @@ def test_a_full_queue_drops_and_counts_instead_of_growing() -> None:
     for i in range(8):
         x = np.zeros((3, 3), np.float32)
         c.record(m, f"r{i}", {"X": x}, _answer(m, x), 3)
-    assert c.queued_rows == 9 and len(c.queue) == 3  # 3 requests of 3 rows fit in 10
+    assert c.queued_rows == 9 and len(c.pending) == 3  # 3 requests of 3 rows fit in 10
     assert c.dropped["queue_full"] == 15
 
 
@@ -118,8 +118,9 @@ def test_rows_of_a_batch_get_their_own_ids_and_the_outputs_of_their_row() -> Non
     m = model()
     x = np.array([[-1, 2, 3], [4, 5, 6]], np.float32)
     outs = _answer(m, x)
-    t = C.build_table([C.Entry(1_765_000_000.5, "abc", m, {"X": x}, outs, 2),
-                       C.Entry(1_765_000_001.0, "one", m, {"X": x[:1]}, [o[:1] for o in outs], 1)])
+    one = [o[:1] for o in outs]
+    t = C.build_table([C.compact([C.Entry(1_765_000_000.5, "abc", m, {"X": x}, outs, 2)]),
+                       C.compact([C.Entry(1_765_000_001.0, "one", m, {"X": x[:1]}, one, 1)])])
     d = t.to_pydict()
     assert t.column_names == ["id", "request_id", "row", "timestamp", "X_0", "X_1", "X_2", "prediction",
                               "probabilities"]
@@ -132,7 +133,8 @@ def test_rows_of_a_batch_get_their_own_ids_and_the_outputs_of_their_row() -> Non
 def test_regressor_rows_hold_the_value_and_no_probabilities() -> None:
     m = model("regression", 2)
     x = np.ones((2, 2), np.float32)
-    t = C.build_table([C.Entry(0.0, "r", m, {"X": x}, [np.array([[1.5], [2.5]], np.float32)], 2)])
+    value = np.array([[1.5], [2.5]], np.float32)
+    t = C.build_table([C.compact([C.Entry(0.0, "r", m, {"X": x}, [value], 2)])])
     assert t.column_names == ["id", "request_id", "row", "timestamp", "X_0", "X_1", "prediction"]
     assert t.column("prediction").to_pylist() == [1.5, 2.5]
 
@@ -146,7 +148,7 @@ def test_feature_names_that_clash_with_the_columns_are_refused() -> None:
                         features=[numeric_feature("id", 0, v), numeric_feature("b", 1, v)])
     x = np.ones((1, 2), np.float32)
     with pytest.raises(ValueError, match=r"\['id'\] clash"):
-        C.build_table([C.Entry(0.0, "r", m, {"X": x}, _answer(m, x), 1)])
+        C.build_table([C.compact([C.Entry(0.0, "r", m, {"X": x}, _answer(m, x), 1)])])
 
 
 def test_partition_path_is_hive_style_by_utc_hour() -> None:
@@ -158,15 +160,16 @@ def test_partition_path_is_hive_style_by_utc_hour() -> None:
 def test_files_split_by_size_and_hour_and_a_failed_write_is_retried() -> None:
     async def scenario() -> tuple[C.Capture, MemorySink]:
         sink = MemorySink(fail=True)
-        c = C.Capture(cfg(max_rows_per_file=4), "iris", "2", sink)
-        m = model()
         hour = datetime(2026, 3, 1, 10, 59, tzinfo=UTC).timestamp()
-        for i, ts in enumerate([hour, hour + 1, hour + 2, hour + 3, hour + 4, hour + 90]):
+        times = iter([hour, hour + 1, hour + 2, hour + 3, hour + 4, hour + 90])
+        c = C.Capture(cfg(max_rows_per_file=4), "iris", "2", sink, clock=lambda: next(times))
+        m = model()
+        for i in range(6):
             x = np.full((1, 3), float(i), np.float32)
-            c.queue.append(C.Entry(ts, f"r{i}", m, {"X": x}, _answer(m, x), 1))
-            c.queued_rows += 1
+            c.record(m, f"r{i}", {"X": x}, _answer(m, x), 1)
         assert await c.flush() is False  # the sink is down: nothing lost, all queued again, in order
-        assert [e.request_id for e in c.queue] == [f"r{i}" for i in range(6)] and c.errors == 1
+        assert [r for ch in c.queue for r in ch.request_ids] == [f"r{i}" for i in range(6)] and c.errors == 1
+        assert c.queued_rows == 6
         assert not c.sink_up
         sink.fail = False
         assert await c.flush() is True
