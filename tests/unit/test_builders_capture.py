@@ -85,3 +85,39 @@ def test_an_s3_sink_gets_endpoint_and_its_credentials_secret() -> None:
 def test_bad_logging_specs_are_rejected_naming_the_field(logging: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         InferenceServiceSpec.model_validate({"model": "iris", "logging": logging})
+
+
+def test_a_from_serving_training_reads_the_services_sink_and_the_labels() -> None:
+    from _operator_fixtures import tj
+
+    from onnxops.api.v1alpha1.modelversion import ModelVersionSpec
+    from onnxops.builders import job
+    from onnxops.reconcile.trainingjob import model_version_body
+
+    t = tj()
+    t["spec"]["dataset"] = {"target": "species", "fromServing": {
+        "service": "iris", "window": "6h", "labels": {"uri": "pvc://labels/iris/"}}}
+    c = _container(job.training_job(t, S))
+    env = _env(c)
+    assert env["ONNXOPS_FROM_SERVING_SINK_URI"] == "pvc://onnxops-artifacts/models/ml/iris/traffic/"
+    claims = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {f"{PVC_MOUNT_ROOT}/labels", f"{PVC_MOUNT_ROOT}/onnxops-artifacts"} <= claims
+    lineage = {"service": "iris", "sinkUri": env["ONNXOPS_FROM_SERVING_SINK_URI"],
+               "windowStart": "2026-03-02T06:30:00Z", "windowEnd": "2026-03-02T12:30:00Z", "files": 3,
+               "filesDigest": "f" * 64, "rowsCaptured": 13,
+               "rowsLabelled": 7, "rowsUsed": 7, "labelsUri": "pvc://labels/iris/", "labelsDigest": "e" * 64}
+    result = {"artifact": {"uri": "pvc://a/m.onnx", "sha256": "a" * 64},
+              "dataset": {"uri": lineage["sinkUri"], "sha256": "f" * 64, "fromServing": lineage}}
+    body = model_version_body(t, result, S)
+    assert body["spec"]["lineage"]["dataset"]["fromServing"] == lineage
+    ModelVersionSpec.model_validate({**body["spec"], "version": 3})  # the ModelVersion API takes it
+
+
+def test_a_dataset_needs_a_uri_or_from_serving() -> None:
+    from onnxops.api.v1alpha1.trainingjob import Dataset
+
+    with pytest.raises(ValueError, match="dataset needs a uri, or fromServing"):
+        Dataset.model_validate({"target": "y"})
+    with pytest.raises(ValueError, match=r"mix draws rows from dataset\.uri"):
+        Dataset.model_validate({"target": "y", "fromServing": {
+            "service": "s", "labels": {"uri": "pvc://l/x"}, "mix": {"rowShare": 0.5}}})

@@ -64,3 +64,18 @@ def mount_writable(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], 
     name = f"pvc-{len(volumes) - 1}"
     volumes.append({"name": name, "persistentVolumeClaim": {"claimName": claim}})
     mounts.append({"name": name, "mountPath": path})
+
+
+def from_serving_access(tj: dict[str, Any], settings: Settings) -> list[tuple[str, dict[str, Any] | None]]:
+    """For a TrainingJob with ``dataset.fromServing``: [(sink URI, its secret), (labels URI, its secret)];
+    the sink is ``fromServing.sinkUri`` or the default of the service (as ``sink_uri`` gives it)."""
+    fs = (tj["spec"].get("dataset") or {}).get("fromServing")
+    if not fs:
+        return []
+    ns = tj["metadata"].get("namespace", "default")
+    sink = fs.get("sinkUri") or default_sink_uri(settings, ns, fs["service"])
+    labels = fs.get("labels") or {}
+    out = [(str(sink), fs.get("credentialsSecret"))]
+    if labels.get("uri"):
+        out.append((str(labels["uri"]), labels.get("credentialsSecret")))
+    return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.config import JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -16,6 +17,7 @@ from .common import (
     SecretReference,
     conditions_field,
 )
+from .fromserving import FromServing
 
 DATASET_URI_PATTERN = (
     r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S+|https://\S+"
@@ -62,10 +64,23 @@ METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "roc_auc", "log_loss", "rmse
 GATE_PATTERN = r"^(accuracy|f1_macro|roc_auc|log_loss|rmse|mae|r2) *(>=|<=|>|<) *-?[0-9]+(\.[0-9]+)?$"
 
 
+DATASET_RULES: list[JsonValue] = [
+    {"rule": "has(self.uri) || has(self.fromServing)",
+     "message": "dataset needs a uri, or fromServing (traffic captured by an InferenceService)",
+     "fieldPath": ".uri", "reason": "FieldValueRequired"},
+    {"rule": "!has(self.fromServing) || !has(self.fromServing.mix) || has(self.uri)",
+     "message": "dataset.fromServing.mix draws rows from dataset.uri, which is not set",
+     "fieldPath": ".uri", "reason": "FieldValueRequired"},
+]
+
+
 class Dataset(KubeModel):
     """The training data."""
 
-    uri: str = Field(
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": DATASET_RULES})
+
+    uri: str | None = Field(
+        None,
         description=(
             "Where the data is: file://<path>, pvc://<claim>/<path>, s3://<bucket>/<key>, https://..., "
             "or sklearn://<iris|wine|breast_cancer|digits|diabetes> for scikit-learn's bundled data sets."
@@ -87,6 +102,17 @@ class Dataset(KubeModel):
     credentials_secret: SecretReference | None = Field(
         None, description="Secret with S3 credentials for s3:// URIs."
     )
+    from_serving: FromServing | None = Field(
+        None, description="Train on traffic an InferenceService captured (spec.logging), joined with labels."
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> Dataset:
+        if self.uri is None and self.from_serving is None:
+            raise ValueError("dataset needs a uri, or fromServing (traffic captured by an InferenceService)")
+        if self.from_serving is not None and self.from_serving.mix is not None and self.uri is None:
+            raise ValueError("dataset.fromServing.mix draws rows from dataset.uri, which is not set")
+        return self
 
 
 class Estimator(KubeModel):
