@@ -232,3 +232,35 @@ def test_sigterm_flushes_every_accepted_row(clf: Bundle, tmp_path: Path) -> None
     frame = pd.read_parquet(sink)
     assert sorted(frame["id"]) == sorted(ids)
     assert (frame.groupby("request_id").size() == 2).all() and len(frame) == 50
+
+
+def test_from_serving_reads_an_s3_sink_and_s3_labels(
+    clf: Bundle, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The trainer's side of the contract on S3: list the capture's objects, join labels from S3."""
+    from onnxops.api.v1alpha1.trainingjob import Dataset
+    from onnxops.trainer.from_serving import load_from_serving
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = "train-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]
+    s3.create_bucket(Bucket=bucket)
+    with ServerThread(clf.config(capture=capture_cfg(f"s3://{bucket}/ns/iris/traffic/"))) as server:
+        served = serve_traffic(server.port, clf)
+    truth = {s["id"]: int(s["label"]) for s in served}
+    body = "id,species\n" + "".join(f"{i},{y}\n" for i, y in truth.items())
+    s3.put_object(Bucket=bucket, Key="labels/part-1.csv", Body=body.encode())
+    ds = Dataset.model_validate({"target": "species", "fromServing": {
+        "service": "iris", "window": "1h", "sinkUri": f"s3://{bucket}/ns/iris/traffic/",
+        "labels": {"uri": f"s3://{bucket}/labels/"}, "minRows": len(served)}})
+    table = load_from_serving(ds)
+    assert len(table.frame) == len(served) and table.lineage is not None
+    assert table.lineage["rowsCaptured"] == table.lineage["rowsLabelled"] == len(served)
+    by_id = {s["id"]: s for s in served}
+    names = [f.name for f in clf.profile.features]
+    got = sorted(tuple(r) for r in table.frame[[*names, "species"]].itertuples(index=False))
+    want = sorted((*by_id[i]["x"].tolist(), truth[i]) for i in truth)
+    assert [tuple(np.float32(v) for v in g[:4]) + (int(g[4]),) for g in got] == \
+        [tuple(np.float32(v) for v in w[:4]) + (w[4],) for w in want]
