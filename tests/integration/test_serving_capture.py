@@ -260,7 +260,7 @@ def test_from_serving_reads_an_s3_sink_and_s3_labels(
     assert table.lineage["rowsCaptured"] == table.lineage["rowsLabelled"] == len(served)
     by_id = {s["id"]: s for s in served}
     names = [f.name for f in clf.profile.features]
-    got = sorted(tuple(r) for r in table.frame[[*names, "species"]].itertuples(index=False))
-    want = sorted((*by_id[i]["x"].tolist(), truth[i]) for i in truth)
-    assert [tuple(np.float32(v) for v in g[:4]) + (int(g[4]),) for g in got] == \
-        [tuple(np.float32(v) for v in w[:4]) + (w[4],) for w in want]
+    got = sorted((*np.asarray(r[:4], np.float32).tolist(), int(r[4]))
+                 for r in table.frame[[*names, "species"]].itertuples(index=False))
+    want = sorted((*by_id[i]["x"].astype(np.float32).tolist(), truth[i]) for i in truth)
+    assert got == want
