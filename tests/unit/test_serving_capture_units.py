@@ -223,3 +223,17 @@ def test_capture_metrics_are_exposed_as_documented() -> None:
     assert C.PAYLOAD_ROWS_DROPPED in table
     for name, (typ, labels) in table.items():
         assert (typ, set(labels)) == exposed[name], name
+
+
+def test_rows_that_cannot_be_encoded_are_dropped_and_counted_never_raised() -> None:
+    from onnxops.profile import Profile, numeric_feature
+
+    m = model("classification", 2)
+    v = np.array([1.0, 2.0, 3.0])
+    m.profile = Profile(task="classification", rows=3,
+                        features=[numeric_feature("timestamp", 0, v), numeric_feature("b", 1, v)])
+    c = C.Capture(cfg(max_rows_per_file=4), "iris", "2", MemorySink())
+    for i in range(10):  # every 4 rows a chunk is built on the request path: it must not raise
+        x = np.ones((1, 2), np.float32)
+        c.record(m, f"r{i}", {"X": x}, _answer(m, x), 1)
+    assert c.dropped["unencodable"] == 8 and c.queued_rows == 2 and not c.queue

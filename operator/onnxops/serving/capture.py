@@ -262,17 +262,18 @@ class Capture:
         so that the writer thread only concatenates tables and encodes Parquet (C++, without the GIL)."""
         if not self.pending:
             return
-        chunk = compact(self.pending)
+        pending, rows = self.pending, self._pending_rows
         self.pending = []
         self._pending_rows = 0
-        try:
+        try:  # never lets an exception reach the request that triggered the compaction
+            chunk = compact(pending)
             table = build_table([chunk])
         except Exception as exc:
             if not self.dropped[DROP_UNENCODABLE]:
                 log.error("captured rows cannot be encoded; they are dropped",
                           extra={"fields": {"error": str(exc)[:300]}})
-            self.dropped[DROP_UNENCODABLE] += chunk.rows
-            self.queued_rows -= chunk.rows
+            self.dropped[DROP_UNENCODABLE] += rows
+            self.queued_rows -= rows
             return
         self.queue.append(chunk._replace(feeds={}, outputs=[], table=table))
 
