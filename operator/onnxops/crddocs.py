@@ -186,9 +186,13 @@ def rules(schema: Mapping[str, Any], path: str) -> Iterator[Rule]:
 
 
 def minimal(value: Any, schema: Mapping[str, Any]) -> Any:
-    """``value`` cut down to the fields ``schema`` requires (recursively, list items included)."""
+    """``value`` cut down to the fields ``schema`` requires (recursively, list items included); a field
+    that an unconditional CEL rule requires (``has(self.a) || has(self.b)``, reason FieldValueRequired) is
+    kept when set."""
     if isinstance(value, dict) and "properties" in schema:
-        keep = [k for k in schema.get("required", []) if k in value]
+        cel = [r.get("fieldPath", "").lstrip(".") for r in schema.get("x-kubernetes-validations", [])
+               if r.get("reason") == "FieldValueRequired" and r.get("rule", "").startswith("has(self.")]
+        keep = [k for k in [*schema.get("required", []), *cel] if k in value]
         order = [k for k in value if k in keep]  # the example's order
         return {k: minimal(value[k], schema["properties"][k]) for k in order}
     if isinstance(value, list) and isinstance(schema.get("items"), Mapping):

@@ -7,7 +7,7 @@ from typing import Any
 from onnxops.drift.names import SERVICE_ENV
 from onnxops.settings import Settings
 
-from . import labels, names
+from . import capture, labels, names
 from .job import SERVING_COMMAND
 from .pod import (
     apply_overrides,
@@ -36,6 +36,9 @@ def deployment(
     template = spec.get("template") or {}
     port = settings.serving_port
     volumes, mounts = volumes_for([art.get("uri"), prof.get("uri")], read_only=True)
+    sink = capture.capture_sink(isvc, settings)
+    if sink is not None:
+        capture.mount_writable(volumes, mounts, sink.uri)
     env = [
         *base_env(len(volumes) > 1),
         {"name": "ONNXOPS_MODEL_NAME", "value": model},
@@ -54,10 +57,11 @@ def deployment(
             {"name": "ONNXOPS_PROFILE_SHA256", "value": prof["sha256"]},
         ]
     s3_env, env_from = storage_access(
-        [(art.get("uri"), art.get("credentialsSecret")), (prof.get("uri"), art.get("credentialsSecret"))],
+        [(art.get("uri"), art.get("credentialsSecret")), (prof.get("uri"), art.get("credentialsSecret")),
+         *([(sink.uri, sink.credentials_secret)] if sink else [])],
         settings,
     )
-    env += s3_env + user_env(template)
+    env += s3_env + (sink.env if sink else []) + user_env(template)
     container: dict[str, Any] = {
         "name": "server",
         "image": template.get("image") or settings.serving_image,

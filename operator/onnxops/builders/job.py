@@ -9,6 +9,7 @@ from onnxops.settings import TERMINATION_LOG, Settings
 from onnxops.trainer.errors import FINAL_EXIT_CODES
 
 from . import labels, names
+from .capture import from_serving_access
 from .pod import (
     apply_overrides,
     base_env,
@@ -55,15 +56,19 @@ def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
     template = spec.get("template") or {}
     out = output_uri(spec, settings)
     dataset = spec["dataset"]
-    volumes, mounts = volumes_for([dataset.get("uri"), out], read_only=False)
+    served = from_serving_access(tj, settings)  # dataset.fromServing: the service's sink and the labels
+    volumes, mounts = volumes_for([dataset.get("uri"), out, *(u for u, _ in served)], read_only=False)
     pvc = len(volumes) > 1
     s3_env, env_from = storage_access(
         [
             (dataset.get("uri"), dataset.get("credentialsSecret")),
             (out, (spec.get("output") or {}).get("credentialsSecret")),
+            *served,
         ],
         settings,
     )
+    if served:
+        s3_env.append({"name": "ONNXOPS_FROM_SERVING_SINK_URI", "value": served[0][0]})
     container: dict[str, Any] = {
         "name": "trainer",
         "image": template.get("image") or settings.trainer_image,

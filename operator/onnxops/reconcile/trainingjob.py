@@ -69,8 +69,9 @@ def model_version_body(
         },
         "image": ((spec.get("template") or {}).get("image") or settings.trainer_image),
     }
-    ds = result.get("dataset") or {"uri": spec["dataset"]["uri"]}
-    lineage["dataset"] = {k: v for k, v in {"uri": ds.get("uri"), "sha256": ds.get("sha256")}.items() if v}
+    ds = result.get("dataset") or {"uri": spec["dataset"].get("uri")}
+    lineage["dataset"] = {k: v for k, v in {"uri": ds.get("uri"), "sha256": ds.get("sha256"),
+                                            "fromServing": ds.get("fromServing")}.items() if v}
     if result.get("codeVersion"):
         lineage["codeVersion"] = str(result["codeVersion"])
     mv_spec["lineage"] = lineage

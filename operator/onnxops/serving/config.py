@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from . import capture_config
+from .capture_config import CaptureConfig, CaptureConfigError
+
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
@@ -105,6 +108,7 @@ class ServerConfig:
     verify_only: bool = False
     expect_signature_json: str | None = None
     inference_service: str = ""
+    capture: CaptureConfig | None = None  # payload capture (InferenceService spec.logging); None = off
 
 
 def _bool(value: str) -> bool:
@@ -237,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="distinct unseen categories counted per feature before '__other__' "
         "[ONNXOPS_CATEGORY_LIMIT] (default: 50)",
     )
+    capture_config.add_arguments(p)
     v = p.add_argument_group("verification (ModelVersion verification Job)")
     v.add_argument(
         "--verify-only",
@@ -294,7 +299,10 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             verify_only=bool(ns.verify_only),
             expect_signature_json=_opt(raw.get("expect_signature_json")),
             inference_service=str(raw.get("inference_service", "")),
+            capture=None if ns.verify_only else capture_config.from_namespace(ns, e),
         )
+    except CaptureConfigError as exc:
+        raise ConfigError(str(exc)) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return validate(cfg)

@@ -19,12 +19,14 @@ import orjson
 from onnxops import __version__
 
 from . import protocol_v1, protocol_v2
+from .capture import Capture, new_request_id
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .model import LoadedModel, ModelState
 from .protocol_v2 import ProtocolError
 
 log = logging.getLogger("onnxops.serving")
 JSON = "application/json"
+REQUEST_ID_HEADER = "x-request-id"
 OCTET = "application/octet-stream"
 
 
@@ -59,6 +61,7 @@ class Handlers:
     ) -> None:
         self.name, self.version = name, version
         self.state, self.metrics, self.drift = state, metrics, drift
+        self.capture: Capture | None = None  # payload capture (spec.logging), set by the server
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, Response]:
         """(protocol label, response) for one request."""
@@ -88,7 +91,7 @@ class Handlers:
         if path.startswith("/v2/models/"):
             return self._v2_model(method, path[len("/v2/models/") :].split("/"), headers, body)
         if path.startswith("/v1/models/"):
-            return self._v1(method, unquote(path[len("/v1/models/") :]), body)
+            return self._v1(method, unquote(path[len("/v1/models/") :]), headers, body)
         return error(404, f"no such endpoint: {path[:200]}")
 
     @staticmethod
@@ -161,21 +164,30 @@ class Handlers:
             except ValueError:
                 return error(400, f"Inference-Header-Content-Length is not an integer: {raw_len[:50]!r}")
         req = protocol_v2.decode_request(model, body, header_length)
+        if req.request_id is None:  # the OIP id when given, else the X-Request-Id header, else a new one
+            req.request_id = headers.get(REQUEST_ID_HEADER) or new_request_id()
         outs = self._run(model, req.feeds, req.rows)
+        if self.capture is not None:
+            self.capture.record(model, str(req.request_id), req.feeds, outs, req.rows)
         payload, json_len = protocol_v2.encode_response(model, req, outs)
         if json_len is None:
             return Response(200, payload)
         return Response(200, payload, OCTET, [("Inference-Header-Content-Length", str(json_len))])
 
-    def _v1(self, method: str, rest: str, body: bytes) -> Response:
+    def _v1(self, method: str, rest: str, headers: dict[str, str], body: bytes) -> Response:
         if rest.endswith(":predict"):
             if method != "POST":
                 return error(405, f"method {method} not allowed here; use POST")
             checked = self._check_model(rest[: -len(":predict")], None)
             if isinstance(checked, Response):
                 return checked
-            feeds, rows = protocol_v1.decode_request(checked, body)
-            return Response(200, protocol_v1.encode_response(checked, self._run(checked, feeds, rows)))
+            feeds, rows, rid = protocol_v1.decode_request_with_id(checked, body)
+            rid = rid or headers.get(REQUEST_ID_HEADER) or new_request_id()
+            outs = self._run(checked, feeds, rows)
+            if self.capture is not None:
+                self.capture.record(checked, rid, feeds, outs, rows)
+            return Response(200, protocol_v1.encode_response(checked, outs, rid), JSON,
+                            [("X-Request-Id", rid)])
         if "/" in rest or ":" in rest:
             return error(404, f"no such endpoint: /v1/models/{rest[:200]}")
         wrong = self._only(method, "GET")

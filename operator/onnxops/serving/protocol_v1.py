@@ -1,5 +1,8 @@
 """KServe v1 protocol: ``POST /v1/models/<name>:predict`` with ``{"instances": [...]}``.
 
+An optional string ``id`` names the request (else the ``X-Request-Id`` header, else the server makes one);
+the response carries it as ``id`` and in the ``X-Request-Id`` header.
+
 Rows are lists in column order, or objects keyed by feature name when the profile names the features.
 ``predictions`` holds the first model output (labels for classifiers, values for regressors, with a
 trailing dimension of 1 dropped, as scikit-learn's ``predict`` returns them); classifiers also return
@@ -18,6 +21,12 @@ from .protocol_v2 import _loads, bad, check_shape
 
 
 def decode_request(model: LoadedModel, body: bytes) -> tuple[dict[str, np.ndarray], int]:
+    feeds, rows, _ = decode_request_with_id(model, body)
+    return feeds, rows
+
+
+def decode_request_with_id(model: LoadedModel, body: bytes) -> tuple[dict[str, np.ndarray], int, str | None]:
+    """Feeds, rows and the request's optional ``id`` (a non-empty string; the server makes one if absent)."""
     if len(model.inputs) != 1:
         raise bad(
             f"the v1 protocol needs a model with one input; {model.name!r} has {len(model.inputs)} "
@@ -44,7 +53,10 @@ def decode_request(model: LoadedModel, body: bytes) -> tuple[dict[str, np.ndarra
     if arr.ndim == len(info.shape) - 1:  # a single row instead of a list of rows is an error in v1
         raise bad(f"'instances' must be a list of rows of shape {list(info.shape[1:])}")
     check_shape(info, tuple(arr.shape))
-    return {info.name: arr}, int(arr.shape[0])
+    rid = doc.get("id")
+    if rid is not None and (not isinstance(rid, str) or not rid or len(rid) > 256):
+        raise bad("'id' must be a non-empty string of at most 256 characters")
+    return {info.name: arr}, int(arr.shape[0]), rid
 
 
 def _rows_from_objects(model: LoadedModel, instances: list[Any]) -> list[list[Any]]:
@@ -65,13 +77,15 @@ def _rows_from_objects(model: LoadedModel, instances: list[Any]) -> list[list[An
     return rows
 
 
-def encode_response(model: LoadedModel, results: list[np.ndarray]) -> bytes:
+def encode_response(model: LoadedModel, results: list[np.ndarray], request_id: str | None = None) -> bytes:
     first = results[0]
     if first.ndim == 2 and first.shape[1] == 1:
         first = first[:, 0]
     doc: dict[str, Any] = {"predictions": _plain(first)}
     if len(results) > 1 and model.task == "classification":
         doc["probabilities"] = _plain(results[1])
+    if request_id is not None:
+        doc["id"] = request_id
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 

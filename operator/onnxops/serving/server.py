@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from .app import HttpServer, install_signal_handlers
+from .capture import Capture
 from .config import ServerConfig
 from .drift_state import DriftState
 from .handlers import Handlers
@@ -25,6 +26,7 @@ class Running:
     http: HttpServer
     port: int
     loader: asyncio.Task[None]
+    capture: Capture | None = None
 
     async def stop(self) -> None:
         self.state.draining = True
@@ -33,6 +35,22 @@ class Running:
             await asyncio.sleep(self.cfg.shutdown_delay_seconds)
         await self.http.shutdown(self.cfg.shutdown_grace_seconds)
         self.loader.cancel()
+        if self.capture is not None:  # after the last request: everything accepted gets written
+            await self.capture.close()
+
+
+def start_capture(cfg: ServerConfig, handlers: Handlers, metrics: ServerMetrics) -> Capture | None:
+    if cfg.capture is None:
+        return None
+    from .sink import open_sink
+
+    capture = Capture(cfg.capture, cfg.model_name, cfg.model_version, open_sink(cfg.capture.sink_uri))
+    metrics.registry.register(capture)
+    handlers.capture = capture
+    capture.start()
+    log.info("capturing served rows", extra={"fields": {"sampleRate": cfg.capture.sample_rate,
+                                                        "flushSeconds": cfg.capture.flush_interval}})
+    return capture
 
 
 def attach_model(state: ModelState, metrics: ServerMetrics, model: LoadedModel, cfg: ServerConfig) -> None:
@@ -105,8 +123,9 @@ async def start(cfg: ServerConfig) -> Running:
     )
     port = await http.start(cfg.host, cfg.port)
     log.info("listening", extra={"fields": {"host": cfg.host, "port": port}})
+    capture = start_capture(cfg, handlers, metrics)
     loader = asyncio.create_task(_load(cfg, state, metrics))
-    return Running(cfg, state, metrics, http, port, loader)
+    return Running(cfg, state, metrics, http, port, loader, capture)
 
 
 async def serve(cfg: ServerConfig) -> int:

@@ -18,6 +18,7 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ class Table:
     uri: str
     sha256: str
     target: str
+    lineage: dict[str, Any] | None = None  # fromServing: what was read (ModelVersion lineage)
 
 
 @dataclass
@@ -118,6 +120,12 @@ def _parse(buf: io.BytesIO | str, fmt: str, uri: str) -> pd.DataFrame:
 
 def load_table(ds: Dataset) -> Table:
     """Read the data set named by the spec; verify the sha256 pin; record the digest."""
+    if ds.from_serving is not None:  # captured traffic joined with labels (trainer/from_serving.py)
+        from .from_serving import load_from_serving
+
+        return load_from_serving(ds)
+    if ds.uri is None:
+        raise InvalidSpec("dataset.uri is required (or dataset.fromServing)")
     uri = ds.uri
     if uri.startswith("sklearn://"):
         name = uri.removeprefix("sklearn://")

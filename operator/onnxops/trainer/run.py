@@ -83,6 +83,7 @@ def train(args: RunArgs) -> dict[str, Any]:
              table.frame.shape[1], table.sha256, clock.lap())
     feats = data.select_features(table, spec.dataset, classification=classification)
     dataset_uri, dataset_sha, n_rows = table.uri, table.sha256, len(feats.y)
+    served = {"fromServing": table.lineage} if table.lineage else {}  # dataset.fromServing: what was read
     del table  # the frame goes before the split's own temporaries arrive (peak memory)
     split = evaluate.split_indices(feats.y, test_fraction=ev.test_fraction, seed=ev.seed,
                                    classification=classification)
@@ -150,7 +151,7 @@ def train(args: RunArgs) -> dict[str, Any]:
         "split": {"testFraction": ev.test_fraction, "seed": ev.seed, "stratified": split.stratified,
                   "trainRows": len(y_train), "testRows": len(y_test)},
         "parity": report.to_json(),
-        "lineage": {"dataset": {"uri": dataset_uri, "sha256": dataset_sha, "rows": n_rows},
+        "lineage": {"dataset": {"uri": dataset_uri, "sha256": dataset_sha, "rows": n_rows, **served},
                     "estimator": {"className": est_spec.class_name, "params": spec.estimator.params or {}},
                     "codeVersion": __version__},
         "files": {MODEL_FILE: {"sha256": model_sha, "sizeBytes": len(onnx_bytes)},
@@ -174,7 +175,7 @@ def train(args: RunArgs) -> dict[str, Any]:
         "metadata": {"uri": uris[METADATA_FILE], "sha256": storage.sha256_hex(metadata_bytes)},
         "metrics": metrics,
         "signature": sig,
-        "dataset": {"uri": dataset_uri, "sha256": dataset_sha},
+        "dataset": {"uri": dataset_uri, "sha256": dataset_sha, **served},
         "codeVersion": __version__,
     }
 

@@ -16,6 +16,7 @@ from .common import (
     ResourceRequirements,
     conditions_field,
 )
+from .logging import PayloadLogging
 from .trainingjob import TrainingJobSpec
 
 MAX_STEPS = 10
@@ -225,6 +226,7 @@ class InferenceServiceSpec(KubeModel):
     monitoring: Monitoring | None = Field(None, description="Drift and SLO monitoring.")
     retrain: Retrain | None = Field(None, description="Retraining template (needed for onDrift: Retrain).")
     template: PodOverrides | None = Field(None, description="Overrides for the serving pods.")
+    logging: PayloadLogging | None = Field(None, description="Capture served rows to Parquet for retraining.")
 
 
 InferencePhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]

@@ -15,6 +15,7 @@ from .common import (
     SecretReference,
     conditions_field,
 )
+from .fromserving import ServingLineage
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                    "FP16", "FP32", "FP64", "BYTES"]
@@ -71,6 +72,7 @@ class DatasetRef(KubeModel):
     uri: str = Field(description="Data set URI.", max_length=2048)
     sha256: str | None = Field(None, description="sha256 of the data set.", pattern=SHA256_PATTERN,
                                     max_length=64)
+    from_serving: ServingLineage | None = Field(None, description="Captured traffic trained on.")
 
 
 class EstimatorRef(KubeModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -16,6 +16,7 @@ from .common import (
     SecretReference,
     conditions_field,
 )
+from .fromserving import FromServing
 
 DATASET_URI_PATTERN = (
     r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S+|https://\S+"
@@ -68,10 +69,21 @@ COLUMN_MAX = 256
 Column = Annotated[str, Field(min_length=1, max_length=COLUMN_MAX)]
 
 
+DATASET_RULES: list[JsonValue] = [
+    {"rule": "has(self.uri) || has(self.fromServing)",
+     "message": "dataset needs a uri, or fromServing (traffic captured by an InferenceService)",
+     "fieldPath": ".uri", "reason": "FieldValueRequired"},
+    {"rule": "!has(self.fromServing) || !has(self.fromServing.mix) || has(self.uri)",
+     "message": "dataset.fromServing.mix draws rows from dataset.uri, which is not set",
+     "fieldPath": ".uri", "reason": "FieldValueRequired"},
+]
+
+
 class Dataset(KubeModel):
     """The training data."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        *DATASET_RULES,
         {
             "rule": "!has(self.features) || !has(self.target) || !(self.target in self.features)",
             "message": "features must not list the target column",
@@ -84,15 +96,16 @@ class Dataset(KubeModel):
             "fieldPath": ".categoricalFeatures",
         },
         {
-            "rule": "self.uri.startsWith('sklearn://') || has(self.target)",
+            "rule": "(has(self.uri) && self.uri.startsWith('sklearn://')) || has(self.target)",
             "message": "target (the label column) is required for a file://, pvc://, s3:// or https:// data "
-            "set; only sklearn:// data sets name their own",
+            "set and for fromServing; only sklearn:// data sets name their own",
             "fieldPath": ".target",
             "reason": "FieldValueRequired",
         },
     ]})
 
-    uri: str = Field(
+    uri: str | None = Field(
+        None,
         description=(
             "Where the data is: file://<path>, pvc://<claim>/<path>, s3://<bucket>/<key>, https://..., "
             "or sklearn://<iris|wine|breast_cancer|digits|diabetes> for scikit-learn's bundled data sets."
@@ -119,6 +132,17 @@ class Dataset(KubeModel):
     credentials_secret: SecretReference | None = Field(
         None, description="Secret with S3 credentials for s3:// URIs."
     )
+    from_serving: FromServing | None = Field(
+        None, description="Train on traffic an InferenceService captured (spec.logging), joined with labels."
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> Dataset:
+        if self.uri is None and self.from_serving is None:
+            raise ValueError("dataset needs a uri, or fromServing (traffic captured by an InferenceService)")
+        if self.from_serving is not None and self.from_serving.mix is not None and self.uri is None:
+            raise ValueError("dataset.fromServing.mix draws rows from dataset.uri, which is not set")
+        return self
 
 
 class Estimator(KubeModel):
@@ -201,7 +225,7 @@ TRAINING_RULES: list[JsonValue] = [
     *_task_rule(CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
     *_task_rule(REGRESSORS, REGRESSION_METRICS, "regression"),
     {
-        "rule": "self.dataset.uri != 'sklearn://diabetes'"
+        "rule": "!has(self.dataset.uri) || self.dataset.uri != 'sklearn://diabetes'"
         f" || self.estimator.className in {_cel_list(REGRESSORS)}",
         "message": "sklearn://diabetes has a continuous target: use a regressor (e.g. Ridge)",
         "fieldPath": ".estimator.className",
