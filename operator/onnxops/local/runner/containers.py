@@ -145,4 +145,7 @@ class ContainerBackend:
                              - set(files))
         return ProcessPlan(argv=argv, env=host_env, cwd=str(pdir), termination_path=tpath, dirs=wanted_dirs,
                            files=files, owner=owner,
-                           cleanup=[*self.engine, "rm", "--force", "--time", "0", name])
+                           cleanup=[*self.engine, "rm", "--force", *self._no_wait(), name])
+
+    def _no_wait(self) -> list[str]:
+        return ["--time", "0"] if Path(self.engine[0]).name == "podman" else []

@@ -308,7 +308,8 @@ def plan_container(
         sdir = sa_dir(state_dir, pod)
         mapping.setdefault(SA_MOUNT, sdir)
         files.update(service_account.files(sdir))
-        env = {**service_account.env(), "KUBECONFIG": str(Path(sdir) / "kubeconfig"), **env}
+        # (the container path: rewritten to the local one with the other paths below)
+        env = {**service_account.env(), "KUBECONFIG": f"{SA_MOUNT}/kubeconfig", **env}
     argv = [expand(a, env) for a in container_argv(img, container.get("command"), container.get("args"))]
     try:
         argv = localize_argv(argv, python)
