@@ -56,7 +56,8 @@ def install(rt: LocalRuntimeThread, objects: list[dict[str, Any]]) -> None:
     kc = rt.kubeconfig
     out = kubectl(kc, "apply", "--server-side", "-f", str(ROOT / "charts" / "onnxops" / "crds"))
     assert out.returncode == 0, out.stderr
-    out = kubectl(kc, "create", "namespace", RELEASE_NS)
+    out = kubectl(kc, "apply", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELEASE_NS}}))
     assert out.returncode == 0, out.stderr
     manifest = "\n---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objects)
     out = kubectl(kc, "apply", "-f", "-", stdin=manifest)

@@ -32,12 +32,16 @@ def prepare_fs(plan: ProcessPlan) -> None:
 
 
 def _give(path: Path, owner: tuple[int, int]) -> None:
-    """chown to the container's user (as root), else open the permissions up (rootless, or no uid known)."""
+    """Files go to the container's user (chown as root, else made writable); directories are opened up to
+    every user: pods of different users share a PVC's directory, where fsGroup would make it group-writable
+    for each of them on a real node."""
     with contextlib.suppress(OSError):
-        if owner != (-1, -1) and os.geteuid() == 0:
+        if path.is_dir():
+            path.chmod(0o777)
+        elif owner != (-1, -1) and os.geteuid() == 0:
             os.chown(path, *owner)
         else:
-            path.chmod(0o777 if path.is_dir() else 0o666)
+            path.chmod(0o666)
 
 
 _CLEANUP: dict[int, list[str]] = {}  # pid of an engine client -> the command that removes its container
