@@ -74,6 +74,7 @@ def test_the_run_command(tmp_path: Path) -> None:
     assert plan.files[f"{sa_dir}/ca.crt"] == b"CA"
     assert any(p.endswith("/volumes/conf/a.yaml") for p in plan.files)
     assert plan.owner == (10001, 10001)
+    assert plan.termination_path not in plan.dirs and sa_dir in plan.dirs
     assert plan.cleanup == ["podman", "--runtime", "runc", "rm", "--force", "--time", "0",
                             argv[argv.index("--name") + 1]]
 
@@ -112,3 +113,14 @@ def test_process_backend_gets_the_same_files_and_a_kubeconfig(tmp_path: Path) ->
     assert cfg["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
     assert cfg["users"][0]["user"]["tokenFile"] == str(kubeconfig.parent / "token")
     assert plan.env["KUBERNETES_SERVICE_PORT"] == "6443"
+
+
+@pytest.mark.parametrize(("env", "server"), [
+    ({"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}, "https://127.0.0.1:6443"),
+    ({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}, "https://[fd00::1]:443"),
+    ({}, "https://kubernetes.default.svc"),
+])
+def test_operator_login_takes_the_service_address_from_the_env(env: dict, server: str) -> None:
+    from onnxops.controller.handlers import in_cluster_server
+
+    assert in_cluster_server("https://kubernetes.default.svc", env) == server

@@ -106,6 +106,7 @@ class ContainerBackend:
                 local = local / vm["subPath"]
             opts = "ro" if vm.get("readOnly") else "rw"
             mounts.append(f"{local}:{vm['mountPath']}:{opts}")
+        host_dirs = [m.split(":")[0] for m in mounts]  # the volumes' host directories, to create
         mounts.append(f"{tpath}:{tpath_c}:rw")
         base = {"ONNXOPS_HOST": pod_ip, "HOSTNAME": pod["metadata"]["name"]}
         if service_account is not None and automounts_token(pod):
@@ -113,6 +114,7 @@ class ContainerBackend:
             files.update({p: d for p, d in service_account.files(sdir).items()
                           if not p.endswith("kubeconfig")})
             mounts.append(f"{sdir}:{SA_MOUNT}:ro")
+            host_dirs.append(sdir)
             base.update(service_account.env())
         env = {**base, **env}
         sc = _security(pod, container)
@@ -141,8 +143,7 @@ class ContainerBackend:
         else:
             argv += [image, *args]
         host_env = {k: self.base_env[k] for k in ENGINE_ENV_KEYS if k in self.base_env}
-        wanted_dirs = sorted({*(str(Path(m.split(":")[0])) for m in mounts[:-1]), str(Path(tpath).parent)}
-                             - set(files))
+        wanted_dirs = sorted({*host_dirs, str(Path(tpath).parent)} - set(files))
         return ProcessPlan(argv=argv, env=host_env, cwd=str(pdir), termination_path=tpath, dirs=wanted_dirs,
                            files=files, owner=owner,
                            cleanup=[*self.engine, "rm", "--force", *self._no_wait(), name])
