@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from _chart import render
 from _demo_run import run_demo
 
-pytestmark = [pytest.mark.slow, pytest.mark.install, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.install, pytest.mark.timeout(2400)]
 KUBECTL = Path(sys.executable).parent / "kubectl"
 RELEASE_NS = "onnxops-system"
 VALUES = {"artifacts": {"pvc": {"extraNamespaces": ["default"]}}}  # the demo's namespace gets the PVC too

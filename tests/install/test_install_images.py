@@ -10,7 +10,8 @@ import subprocess
 import pytest
 from _install_support import KINDS, run_flags
 
-pytestmark = pytest.mark.slow
+# the first test builds the images (the session fixture): minutes, inside its timeout
+pytestmark = [pytest.mark.slow, pytest.mark.install, pytest.mark.timeout(2400)]
 
 PROBE = ("import os, importlib.util as u; print(os.getuid(), os.getgid(), "
          "bool(os.statvfs('/').f_flag & os.ST_RDONLY), "
