@@ -1,5 +1,5 @@
 # Common targets. `make test` is the README's test command and what CI runs.
-.PHONY: install test unit integration e2e lint typecheck crds crds-check demo bench images kind-up e2e-kind clean
+.PHONY: install test unit integration e2e install-tier lint typecheck crds crds-check demo bench images kind-up e2e-kind clean
 
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -18,6 +18,9 @@ integration: install
 
 e2e: install
 	$(BIN)/pytest -q tests/e2e
+
+install-tier: install  ## images built with podman/docker, the chart on the runtime's container backend
+	$(BIN)/pytest -q tests/install
 
 lint: install
 	$(BIN)/ruff check operator tests bench

@@ -37,7 +37,8 @@ class DemoRun:
         return next(t for t in self.summary["objects"]["trainingJobs"] if t["name"] == name)
 
 
-def run_demo(tmp: Path, *args: str) -> DemoRun:
+def run_demo(tmp: Path, *args: str, env: dict[str, str] | None = None) -> DemoRun:
+    """`env`: variables added to this process's environment for the demo (e.g. KUBECONFIG)."""
     out = tmp / "summary.json"
     proc = subprocess.Popen(
         [
@@ -55,6 +56,7 @@ def run_demo(tmp: Path, *args: str) -> DemoRun:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         output, _ = proc.communicate(timeout=HARD_TIMEOUT_S)

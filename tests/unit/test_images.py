@@ -1,7 +1,7 @@
 """The container images: hadolint-clean Dockerfiles with the structure the project promises (multi-stage,
 one wheel, only the image's extra, numeric non-root USER, no compilers, OCI labels, the contract
 entrypoints), a serving image without scikit-learn (by the dependency closure and by importing the server
-with scikit-learn blocked), and a real build when a container engine is present."""
+with scikit-learn blocked). Real builds: tests/install."""
 
 from __future__ import annotations
 
@@ -218,32 +218,5 @@ def test_image_code_imports_without_other_images_packages(pkg: str, blocked: lis
     assert out.stdout.strip().endswith("ok")
 
 
-# --- a real build, when an engine is here ----------------------------------------------------------------
-
-def _engine() -> list[str] | None:
-    for name, cmd in (("podman", ["podman", "build"]), ("buildah", ["buildah", "bud"]),
-                      ("docker", ["docker", "build"])):
-        if shutil.which(name):
-            probe = subprocess.run([name, "info"], capture_output=True, timeout=60)
-            if probe.returncode == 0:
-                return cmd
-    return None
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
-def test_build_image(kind: str) -> None:
-    engine = _engine()
-    if engine is None:
-        pytest.skip("no working container engine (podman, buildah or docker)")
-    tag = f"localhost/onnxops-{kind}:test"
-    build = subprocess.run([*engine, "-f", str(IMAGES / f"{kind}.Dockerfile"), "-t", tag, str(ROOT)],
-                           capture_output=True, text=True, timeout=1800)
-    assert build.returncode == 0, build.stderr[-3000:]
-    run = [engine[0], "run", "--rm", "--entrypoint", "python", tag, "-c",
-           "import os, importlib.util as u; print(os.getuid(), u.find_spec('sklearn') is not None)"]
-    out = subprocess.run(run, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    uid, has_sklearn = out.stdout.split()
-    assert uid == "10001"
-    assert has_sklearn == ("True" if kind == "trainer" else "False")
+# A real build of the three images, run as containers (non-root, read-only root, the serving image without
+# the trainer's packages), is the install tier: tests/install/test_install_images.py.

@@ -150,12 +150,51 @@ def test_build_images_script(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     calls = _calls(tmp_path)
-    assert len(calls) == 3
-    for kind, call in zip(("operator", "serving", "trainer"), calls, strict=True):
-        assert call.startswith(f"podman build --file images/{kind}.Dockerfile ")
+    # the engine answers `info`; the default base is present, so it is used as it is
+    assert calls[0] == "podman info"
+    assert calls[1] == "podman --cgroup-manager cgroupfs image inspect python:3.11-slim"
+    builds = calls[2:]
+    assert len(builds) == 3
+    for kind, call in zip(("operator", "serving", "trainer"), builds, strict=True):
+        assert call.startswith("podman --cgroup-manager cgroupfs build --ulimit nofile=1024:1024 "
+                               "--ulimit nproc=4096:4096 --network host "
+                               f"--file images/{kind}.Dockerfile ")
         assert f"--tag ghcr.io/onnxops/onnxops-{kind}:{VERSION} " in call
+        assert "--build-arg PYTHON_IMAGE=python:3.11-slim " in call
         assert f"--build-arg ONNXOPS_VERSION={VERSION} " in call
         assert call.endswith(" .")
+
+
+NO_PULL = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$CALLS"
+case " $* " in
+  *" image inspect python:3.11-slim "*|*" pull "*) exit 125 ;;
+  *" image inspect localhost/onnxops-python:3.11-bookworm-rootfs "*) exit 0 ;;
+  *" image inspect localhost/onnxops-python:3.11-bookworm "*) [ -f "$CALLS.base" ]; exit $? ;;
+  *" build "*"--tag localhost/onnxops-python:3.11-bookworm "*) touch "$CALLS.base" ;;
+esac
+exit 0
+"""
+
+
+def test_build_images_script_makes_a_local_base_when_the_default_cannot_be_pulled(tmp_path: Path) -> None:
+    env = _fake_bin(tmp_path, ["podman"])
+    (tmp_path / "bin" / "podman").write_text(NO_PULL)
+    for util in ("find", "cp", "mkdir", "tar"):
+        real = shutil.which(util)
+        if real and not (tmp_path / "basics" / util).exists():
+            (tmp_path / "basics" / util).symlink_to(real)
+    out = subprocess.run([BASH, str(ROOT / "scripts" / "build-images.sh")], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "python:3.11-slim cannot be pulled" in out.stderr
+    calls = _calls(tmp_path)
+    base = [c for c in calls if "--tag localhost/onnxops-python:3.11-bookworm " in c]
+    assert len(base) == 1 and " build " in base[0]  # the venv step on the kept debootstrap root
+    builds = [c for c in calls if "--file images/" in c]
+    assert len(builds) == 3
+    assert all("--build-arg PYTHON_IMAGE=localhost/onnxops-python:3.11-bookworm " in c for c in builds)
+    assert calls.index(base[0]) < calls.index(builds[0])
 
 
 def test_build_images_script_needs_an_engine(tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -41,7 +43,20 @@ CURRENT: list[Context] = []
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster service account, else $KUBECONFIG (read at login time, not at import)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    info = kopf.login_with_service_account(**kwargs)
+    if info is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return dataclasses.replace(info, server=in_cluster_server(info.server))
+
+
+def in_cluster_server(default: str, env: Mapping[str, str] | None = None) -> str:
+    """The API server's address as client-go's in-cluster config takes it: KUBERNETES_SERVICE_HOST and
+    KUBERNETES_SERVICE_PORT (kopf always uses https://kubernetes.default.svc, which needs cluster DNS)."""
+    e = os.environ if env is None else env
+    host, port = e.get("KUBERNETES_SERVICE_HOST"), e.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return default
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 # The drift package pulls in numpy/scipy: seconds of imports. Lazily imported on the event loop, they stall

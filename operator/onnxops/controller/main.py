@@ -57,11 +57,14 @@ def main(argv: list[str]) -> int:
     if not args.verbose:  # kopf logs every watch-event handler call at INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = args.namespace or list(Settings.from_env().watch_namespaces)
+    # every address in a pod; the local runtime's pods share the host network and bind their own
+    # loopback address (ONNXOPS_HOST), as the serving pods do
+    bind = os.environ.get("ONNXOPS_HOST") or "0.0.0.0"
     if args.metrics_port:
         from onnxops.controller import opmetrics
 
         try:
-            opmetrics.serve(args.metrics_port)
+            opmetrics.serve(args.metrics_port, bind)
         except OSError as e:  # the operator still works; the chart's absent() alert reports the gap
             logging.getLogger("onnxops.operator").error(
                 "cannot serve metrics on port %d: %s", args.metrics_port, e
@@ -72,6 +75,6 @@ def main(argv: list[str]) -> int:
         standalone=not args.peering,
         peering_name=args.peering or None,
         priority=peering_priority(args.priority, bool(args.peering)),
-        liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
+        liveness_endpoint=f"http://{bind}:{args.liveness_port}/healthz" if args.liveness_port else None,
     )
     return 0

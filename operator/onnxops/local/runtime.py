@@ -26,12 +26,13 @@ import yaml
 
 from onnxops.local.apiserver import ApiServer, write_kubeconfig
 from onnxops.local.runner.client import KubeClient
+from onnxops.local.runner.containers import ContainerBackend
 from onnxops.local.runner.deployments import DeploymentController
 from onnxops.local.runner.endpoints import EndpointsController, ready_addresses
 from onnxops.local.runner.images import LocalImage
 from onnxops.local.runner.jobs import JobController
 from onnxops.local.runner.pods import PodRunner
-from onnxops.local.runner.podspec import log_path
+from onnxops.local.runner.podspec import ServiceAccountToken, log_path
 from onnxops.local.runner.proxy import ServiceProxy
 
 T = TypeVar("T")
@@ -74,6 +75,12 @@ class LocalRuntime:
         or a `LocalImage`); only our own images run otherwise.
     backoff: (base, cap) seconds of CrashLoopBackOff and of the Job controller's pod-failure backoff
         (the real defaults are 10 s base; shorter here so local retries are quick).
+    containers: run pods as containers of their images with this backend (None, the default: as local
+        processes of this Python environment).
+
+    The API server also listens on HTTPS (`api.https_url`, CA in `<state>/tls/ca.crt`); every pod gets its
+    ServiceAccount's token projected (see podspec.ServiceAccountToken), and the API server authorises its
+    requests with the RBAC objects stored in it.
     """
 
     def __init__(
@@ -81,7 +88,7 @@ class LocalRuntime:
         kubeconfig: str | Path | None = None, crds_dir: str | Path | None = None,
         extra_images: Mapping[str, LocalImage | tuple[str, ...] | list[str]] | None = None,
         python: str = sys.executable, backoff: tuple[float, float] = (1.0, 10.0),
-        namespace: str = "default",
+        namespace: str = "default", containers: ContainerBackend | None = None,
     ) -> None:
         self._own_state = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="onnxops-local-")).resolve()
@@ -90,7 +97,9 @@ class LocalRuntime:
         self.extra_images = {k: v if isinstance(v, LocalImage) else LocalImage(tuple(v))
                              for k, v in (extra_images or {}).items()}
         self.python, self.backoff, self.namespace = python, backoff, namespace
-        self.api = ApiServer(host, port, log_provider=self.read_log)
+        self.api = ApiServer(host, port, log_provider=self.read_log, tls_dir=self.state_dir / "tls")
+        self.containers = containers
+        self._tokens: dict[tuple[str, str], str] = {}
         self.client: KubeClient | None = None
         self.runner: PodRunner | None = None
         self.endpoints: EndpointsController | None = None
@@ -117,7 +126,8 @@ class LocalRuntime:
         write_kubeconfig(self.kubeconfig, self.url, self.namespace)
         self.client = KubeClient(self.url)
         self.runner = PodRunner(self.client, str(self.state_dir), python=self.python,
-                                extra_images=self.extra_images, backoff=self.backoff)
+                                extra_images=self.extra_images, backoff=self.backoff,
+                                service_accounts=self.service_account_token, containers=self.containers)
         self.endpoints = EndpointsController(self.client)
         controllers = [self.runner, JobController(self.client, self.backoff),
                        DeploymentController(self.client), self.endpoints]
@@ -126,6 +136,16 @@ class LocalRuntime:
             for inf in c.informers:
                 await asyncio.wait_for(inf.synced.wait(), 30)
         return self
+
+    def service_account_token(self, namespace: str, name: str) -> ServiceAccountToken:
+        """The token the kubelet projects into a pod of ServiceAccount `namespace/name` (one per account,
+        minted on first use), with the CA and HTTPS address of the API server."""
+        key = (namespace, name)
+        if key not in self._tokens:
+            self._tokens[key] = self.api.mint_service_account_token(namespace, name)
+        assert self.api.ca_pem is not None and self.api.https_port is not None
+        return ServiceAccountToken(self._tokens[key], self.api.ca_pem, namespace, self.api.host,
+                                   self.api.https_port)
 
     async def stop(self) -> None:
         for proxy in self._proxies.values():

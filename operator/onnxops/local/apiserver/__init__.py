@@ -9,7 +9,12 @@
 
 Where it knowingly differs from a real API server (keep tests away from these):
 - JSON and YAML bodies only: imperative `kubectl create <kind>` (protobuf bodies) is refused with 415;
-  `kubectl apply -f`/`create -f` work. No authentication or authorization.
+  `kubectl apply -f`/`create -f` work.
+- Authentication: a request without credentials is the admin's (`system:admin` in `system:masters`,
+  always allowed); a bearer token minted by `mint_service_account_token` (the runtime projects one into
+  every pod of a ServiceAccount) is that ServiceAccount, and its requests are authorised with RBAC from
+  the stored Roles/ClusterRoles/bindings (rbac.py), 403 Forbidden otherwise; any other token is 401.
+  No client certificates, no TokenReview/SubjectAccessReview APIs, no impersonation.
 - Server-side dry run (`?dryRun=All`, or `dryRun` in DeleteOptions) runs defaulting and admission and
   answers the object as it would be stored, storing nothing (no resourceVersion, no watch event), so
   `kubectl apply --dry-run=server` and `kubectl diff` work; another value is 422 Invalid, as on a real

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import discovery, managed, openapi
+from . import discovery, managed, openapi, rbac
 from .errors import ApiError, bad_request, success_status
 from .objects import Cluster
 from .patch import json_patch, merge_patch
@@ -316,7 +316,31 @@ def make_app(handlers: Handlers) -> web.Application:
             log.exception("API emulator failed on %s %s", request.method, request.path_qs)
             return error_response(ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
-    app = web.Application(middlewares=[errors], client_max_size=64 * 1024 * 1024)
+    @web.middleware
+    async def authn_authz(request: web.Request, handler: Any) -> web.StreamResponse:
+        """Bearer tokens the runtime minted authenticate a ServiceAccount, whose request RBAC then
+        authorises; a request without credentials is the admin kubeconfig's (system:masters)."""
+        try:
+            user = handlers.cluster.tokens.authenticate(request.headers.get("Authorization"))
+        except KeyError:
+            return error_response(ApiError(401, "Unauthorized", reason="Unauthorized"))
+        if user is None:
+            admin: web.StreamResponse = await handler(request)
+            return admin
+        attrs = rbac.attributes(user, request.method, request.path, request.query)
+        if not rbac.authorize(attrs, handlers.cluster.policy()):
+            log.info("RBAC denied: %s", rbac.forbidden_message(attrs))
+            details: Obj = {"kind": attrs.resource}
+            if attrs.api_group:
+                details["group"] = attrs.api_group
+            if attrs.name:
+                details["name"] = attrs.name
+            return error_response(ApiError(403, rbac.forbidden_message(attrs), reason="Forbidden",
+                                           details=details if attrs.resource_request else None))
+        allowed: web.StreamResponse = await handler(request)
+        return allowed
+
+    app = web.Application(middlewares=[errors, authn_authz], client_max_size=64 * 1024 * 1024)
     app.router.add_get("/version", handlers.version)
     app.router.add_get("/version/", handlers.version)
     for path in ("/healthz", "/readyz", "/livez"):

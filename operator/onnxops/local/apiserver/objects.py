@@ -17,6 +17,7 @@ from .defaults import apply_create_defaults, apply_update_defaults, generated_na
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from .managed import Writer
 from .patch import json_patch, merge_patch, strategic_merge
+from .rbac import Policy, Tokens
 from .registry import CRD_GROUP_RESOURCE, Registry, ResourceInfo, crd_infos
 from .selectors import both
 from .store import Store
@@ -50,11 +51,18 @@ class Cluster:
         self.registry = Registry()
         self.store = Store(history_size)
         self.log_provider = log_provider
+        self.tokens = Tokens()  # bearer tokens the runtime minted (ServiceAccounts); see rbac.py
         self.auto_create_namespaces = auto_create_namespaces
         ns_info = self.registry.get("", "v1", "namespaces")
         assert ns_info is not None
         self.namespaces = ns_info
         self.create(ns_info, None, {"metadata": {"name": "default"}})
+
+    def policy(self) -> Policy:
+        """The stored Roles, ClusterRoles and their bindings, for the authorizer."""
+        g = "rbac.authorization.k8s.io"
+        return Policy(self.store.items((g, "roles")), self.store.items((g, "clusterroles")),
+                      self.store.items((g, "rolebindings")), self.store.items((g, "clusterrolebindings")))
 
     # --- helpers ------------------------------------------------------------------------------------
     def _stamp(self, obj: Obj) -> Obj:

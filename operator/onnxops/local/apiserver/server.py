@@ -4,6 +4,7 @@ and `write_kubeconfig`."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,8 +37,15 @@ class ApiServer:
         bookmark_interval: float = 15.0,
         auto_create_namespaces: bool = False,
         crds: Iterable[Obj] = (),
+        tls_dir: str | Path | None = None,
     ) -> None:
         self.host, self.port = host, port
+        # with tls_dir: a second, HTTPS port (a CA made at start, its files written there) where clients
+        # send bearer tokens (kubectl drops them on plain http) and in-cluster configuration points
+        self.tls_dir = Path(tls_dir) if tls_dir is not None else None
+        self.https_port: int | None = None
+        self.ca_pem: bytes | None = None
+        self._https_url: str | None = None
         self.cluster = Cluster(history_size=history_size, log_provider=log_provider,
                                auto_create_namespaces=auto_create_namespaces)
         self.bookmark_interval = bookmark_interval
@@ -53,6 +61,12 @@ class ApiServer:
             raise RuntimeError("the API server is not started")
         return self._url
 
+    @property
+    def https_url(self) -> str:
+        if self._https_url is None:
+            raise RuntimeError("the API server has no HTTPS port (start it with tls_dir)")
+        return self._https_url
+
     def register_crd(self, crd: Obj) -> Obj:
         """Create (or replace) a CustomResourceDefinition, as `kubectl apply` of it would; returns it."""
         info = self.cluster.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -65,6 +79,11 @@ class ApiServer:
                                     "resourceVersion": existing["metadata"]["resourceVersion"]}}
         return self.cluster.replace(info, None, name, body)
 
+    def mint_service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token that authenticates `system:serviceaccount:<namespace>:<name>`; its requests are
+        then authorised by the stored RBAC objects (requests without a token are the admin's)."""
+        return self.cluster.tokens.mint_service_account(namespace, name)
+
     async def start(self) -> str:
         self._stopping = asyncio.Event()
         handlers = Handlers(self.cluster, self._stopping, self.bookmark_interval)
@@ -76,6 +95,17 @@ class ApiServer:
         port = int(self._runner.addresses[0][1])
         self.port = port
         self._url = f"http://{self.host}:{port}"
+        if self.tls_dir is not None:
+            from .tls import make_serving_cert
+
+            cert = make_serving_cert()
+            self.ca_pem = cert.ca_pem
+            (self.tls_dir / "ca.crt").parent.mkdir(parents=True, exist_ok=True)
+            (self.tls_dir / "ca.crt").write_bytes(cert.ca_pem)
+            secure = web.TCPSite(self._runner, self.host, 0, ssl_context=cert.server_context(self.tls_dir))
+            await secure.start()
+            self.https_port = int(self._runner.addresses[-1][1])
+            self._https_url = f"https://{self.host}:{self.https_port}"
         return self._url
 
     async def stop(self) -> None:
@@ -119,6 +149,20 @@ class ApiServerThread:
         assert self.server is not None
         return self.call(self.server.register_crd, crd)  # type: ignore[no-any-return]
 
+    @property
+    def https_url(self) -> str:
+        assert self.server is not None
+        return self.server.https_url
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        assert self.server is not None
+        return self.server.ca_pem
+
+    def mint_service_account_token(self, namespace: str, name: str) -> str:
+        assert self.server is not None
+        return self.call(self.server.mint_service_account_token, namespace, name)  # type: ignore[no-any-return]
+
     def start(self) -> str:
         self._thread.start()
 
@@ -150,22 +194,30 @@ class ApiServerThread:
         self.stop()
 
 
-def kubeconfig(url: str, namespace: str = "default", name: str = "onnxops-local") -> Obj:
+def kubeconfig(url: str, namespace: str = "default", name: str = "onnxops-local",
+               token: str | None = None, ca_pem: bytes | None = None) -> Obj:
+    """A kubeconfig for the emulator: without `token` the admin's (no credentials: system:masters), with
+    one the user that token authenticates (e.g. a ServiceAccount, authorised by RBAC). A token needs the
+    HTTPS url and its CA (`ca_pem`): clients do not send tokens over plain http."""
+    cluster: Obj = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": url}}],
-        "users": [{"name": name, "user": {}}],
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token} if token else {}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
         "current-context": name,
         "preferences": {},
     }
 
 
-def write_kubeconfig(path: str | Path, url: str, namespace: str = "default") -> Path:
-    """Write a kubeconfig for the emulator (plain http, no auth) that kubectl, kopf and the
+def write_kubeconfig(path: str | Path, url: str, namespace: str = "default", token: str | None = None,
+                     ca_pem: bytes | None = None) -> Path:
+    """Write a kubeconfig for the emulator (plain http; admin without `token`) that kubectl, kopf and the
     `kubernetes` client accept; returns the path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(kubeconfig(url, namespace), sort_keys=False))
+    target.write_text(yaml.safe_dump(kubeconfig(url, namespace, token=token, ca_pem=ca_pem), sort_keys=False))
     return target

@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ import aiohttp
 
 from onnxops.local.runner.base import Controller, terminating
 from onnxops.local.runner.client import PODS, ApiError, KubeClient
+from onnxops.local.runner.containers import ContainerBackend
 from onnxops.local.runner.images import LocalImage
-from onnxops.local.runner.podspec import BASE_ENV_KEYS
+from onnxops.local.runner.podspec import BASE_ENV_KEYS, ServiceAccountToken
 from onnxops.local.runner.worker import PodWorker
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,14 @@ class PodRunner(Controller):
         self, client: KubeClient, state_dir: str, *, python: str = sys.executable,
         extra_images: Mapping[str, LocalImage] | None = None, backoff: tuple[float, float] = (1.0, 10.0),
         base_env: Mapping[str, str] | None = None,
+        service_accounts: Callable[[str, str], ServiceAccountToken] | None = None,
+        containers: ContainerBackend | None = None,
     ) -> None:
         super().__init__(client)
+        # (namespace, serviceAccountName) -> the token to project into the pod (None: no tokens)
+        self.service_accounts = service_accounts
+        # None: containers run as local processes (the default); else as containers of their images
+        self.containers = containers
         self.state_dir = str(Path(state_dir).resolve())
         self.python = python
         self.extra_images = dict(extra_images or {})

@@ -10,6 +10,7 @@ and env values and args that start with such a path are rewritten to the local p
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,48 @@ class ProcessPlan:
     termination_path: str  # local file
     dirs: list[str] = field(default_factory=list)  # to create
     files: dict[str, bytes] = field(default_factory=dict)  # ConfigMap/Secret volume files to write
+    # container backend: who owns the dirs and files (the container's user, as fsGroup would make them
+    # writable), and the command that removes the container once its process is gone
+    owner: tuple[int, int] | None = None
+    cleanup: list[str] = field(default_factory=list)
+
+
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class ServiceAccountToken:
+    """What the kubelet projects for a pod's ServiceAccount: the token, the API server's CA and the
+    namespace at SA_MOUNT, and KUBERNETES_SERVICE_HOST/PORT pointing at the API server (HTTPS)."""
+    token: str
+    ca_pem: bytes
+    namespace: str
+    host: str
+    port: int
+
+    def files(self, directory: str) -> dict[str, bytes]:
+        d = Path(directory)
+        kubeconfig = json.dumps({  # JSON is YAML: what kubectl, kopf and the clients read
+            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+            "clusters": [{"name": "local", "cluster": {"server": f"https://{self.host}:{self.port}",
+                                                       "certificate-authority": str(d / "ca.crt")}}],
+            "users": [{"name": "sa", "user": {"tokenFile": str(d / "token")}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "sa",
+                                                   "namespace": self.namespace}}]})
+        return {str(d / "token"): self.token.encode(), str(d / "ca.crt"): self.ca_pem,
+                str(d / "namespace"): self.namespace.encode(), str(d / "kubeconfig"): kubeconfig.encode()}
+
+    def env(self) -> dict[str, str]:
+        return {"KUBERNETES_SERVICE_HOST": self.host, "KUBERNETES_SERVICE_PORT": str(self.port),
+                "KUBERNETES_SERVICE_PORT_HTTPS": str(self.port)}
+
+
+def automounts_token(pod: Obj) -> bool:
+    return pod.get("spec", {}).get("automountServiceAccountToken") is not False
+
+
+def sa_dir(state_dir: str, pod: Obj) -> str:
+    return str(Path(pod_dir(state_dir, pod)) / "serviceaccount")
 
 
 def pod_dir(state_dir: str, pod: Obj) -> str:
@@ -245,7 +288,7 @@ BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "PYTHONPATH")
 def plan_container(
     pod: Obj, container: Obj, *, state_dir: str, pod_ip: str, python: str,
     configmaps: Mapping[str, Obj], secrets: Mapping[str, Obj], base_env: Mapping[str, str],
-    extra_images: Mapping[str, LocalImage] | None = None,
+    extra_images: Mapping[str, LocalImage] | None = None, service_account: ServiceAccountToken | None = None,
 ) -> ProcessPlan:
     image = container.get("image", "")
     img = lookup(image, extra_images)
@@ -257,7 +300,16 @@ def plan_container(
             image=image,
         )
     mapping = path_map(pod, container, state_dir)
+    files = volume_files(pod, state_dir, configmaps, secrets)
     env = container_env(pod, container, pod_ip, configmaps, secrets)
+    if service_account is not None and automounts_token(pod):
+        # the projected token; the in-cluster path is fixed, so a process gets the same files at a local
+        # path and KUBECONFIG pointing at them (kopf and our client fall back to it), as its equivalent
+        sdir = sa_dir(state_dir, pod)
+        mapping.setdefault(SA_MOUNT, sdir)
+        files.update(service_account.files(sdir))
+        # (the container path: rewritten to the local one with the other paths below)
+        env = {**service_account.env(), "KUBECONFIG": f"{SA_MOUNT}/kubeconfig", **env}
     argv = [expand(a, env) for a in container_argv(img, container.get("command"), container.get("args"))]
     try:
         argv = localize_argv(argv, python)
@@ -278,5 +330,5 @@ def plan_container(
     dirs = sorted({*mapping.values()} - {tpath} | {cwd, str(Path(tpath).parent)})
     return ProcessPlan(
         argv=argv, env=local_env, cwd=cwd, termination_path=tpath, dirs=dirs,
-        files=volume_files(pod, state_dir, configmaps, secrets),
+        files=files,
     )

@@ -206,9 +206,15 @@ class PodWorker:
 
     def _plan(self, c: Obj, cms: Mapping[str, Obj], secs: Mapping[str, Obj]) -> ProcessPlan:
         r = self.runner
+        sa = None
+        if r.service_accounts is not None:
+            sa = r.service_accounts(self.ns, self.pod.get("spec", {}).get("serviceAccountName") or "default")
+        if r.containers is not None:
+            return r.containers.plan(self.pod, c, state_dir=r.state_dir, pod_ip=self.pod_ip, configmaps=cms,
+                                     secrets=secs, service_account=sa)
         return plan_container(
             self.pod, c, state_dir=r.state_dir, pod_ip=self.pod_ip, python=r.python, configmaps=cms,
-            secrets=secs, base_env=r.base_env, extra_images=r.extra_images,
+            secrets=secs, base_env=r.base_env, extra_images=r.extra_images, service_account=sa,
         )
 
     async def _referenced_objects(self) -> tuple[dict[str, Obj], dict[str, Obj]]:
