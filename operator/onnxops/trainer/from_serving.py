@@ -222,7 +222,8 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
                           f"{_stamp(start)}..{_stamp(end)} (window {fs.window}"
                           + (f", versions {fs.versions}" if fs.versions else "")
                           + "); is spec.logging enabled on the service?")
-    captured, wanted, read = read_captured(sink, files, start, end, list(ds.features) if ds.features else None)
+    named = list(ds.features) if ds.features else None
+    captured, wanted, read = read_captured(sink, files, start, end, named)
     if not read and ds.features:
         import pyarrow.parquet as pq
 
