@@ -131,32 +131,40 @@ def feature_names(schema_names: list[str]) -> list[str]:
 
 def read_captured(
     sink: str, files: list[str], start: datetime, end: datetime, wanted: list[str] | None = None
-) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """(the window's rows, distinct by id; the feature columns; the files read).
+) -> tuple[pd.DataFrame, list[str], list[str], bool]:
+    """(the window's rows, distinct by id; the feature columns; the files with rows in the window; whether
+    any file had the ``wanted`` features).
 
     ``wanted`` (dataset.features): files without all of them (a version with other feature names) are
-    not read. Without it, the features are those every file has (in the first file's order)."""
+    not read. Without it, the features are those every file with rows in the window has (in the first
+    such file's order)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     tables: list[pa.Table] = []
     read: list[str] = []
     common: list[str] | None = None
+    schema_ok = wanted is None
+    lo, hi = pa.scalar(start, pa.timestamp("us", "UTC")), pa.scalar(end, pa.timestamp("us", "UTC"))
     for f in files:
         t = pq.read_table(io.BytesIO(_read(sink, f)))
         names = feature_names(t.column_names)
         if wanted is not None and any(w not in names for w in wanted):
             continue
+        schema_ok = True
+        ts = pc.cast(t.column("timestamp"), pa.timestamp("us", "UTC"))
+        t = t.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)))
+        if t.num_rows == 0:  # an hour partition that overlaps the window, with none of this file's rows
+            continue
         common = names if common is None else [c for c in common if c in names]
         tables.append(_uniform(t, int(_PART.search(f)[1])))  # type: ignore[index]
         read.append(f)
     if not tables:
-        return pd.DataFrame(), [], []
+        return pd.DataFrame(), [], [], schema_ok
     frame = pa.concat_tables(tables, promote_options="default").to_pandas()
-    ts = frame["timestamp"]
-    frame = frame[(ts >= pd.Timestamp(start)) & (ts <= pd.Timestamp(end))]
     frame = frame.sort_values("timestamp", kind="stable").drop_duplicates("id", keep="first")
-    return frame, list(wanted) if wanted is not None else (common or []), read
+    return frame, list(wanted) if wanted is not None else (common or []), read, schema_ok
 
 
 def read_labels(uri: str, target: str) -> tuple[pd.DataFrame, str]:
@@ -223,20 +231,20 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
                           + (f", versions {fs.versions}" if fs.versions else "")
                           + "); is spec.logging enabled on the service?")
     named = list(ds.features) if ds.features else None
-    captured, wanted, read = read_captured(sink, files, start, end, named)
-    if not read and ds.features:
+    captured, wanted, read, schema_ok = read_captured(sink, files, start, end, named)
+    if not schema_ok:
         import pyarrow.parquet as pq
 
         available = feature_names(pq.read_schema(io.BytesIO(_read(sink, files[-1]))).names)
-        raise InvalidData(f"dataset.fromServing: schema mismatch: dataset.features {list(ds.features)} are "
+        raise InvalidData(f"dataset.fromServing: schema mismatch: dataset.features {named} are "
                           f"not in the captured traffic, which has features {available}")
+    if captured.empty:
+        raise InvalidData(f"dataset.fromServing: no captured rows of {where} in the window "
+                          f"{_stamp(start)}..{_stamp(end)}")
     if not wanted:
         raise InvalidData(f"dataset.fromServing: the captured files of {where} share no feature column "
                           "(versions with other feature names); set dataset.features or fromServing.versions")
     files = read
-    if captured.empty:
-        raise InvalidData(f"dataset.fromServing: no captured rows of {where} in the window "
-                          f"{_stamp(start)}..{_stamp(end)}")
     if ds.target in wanted:
         raise InvalidData(f"dataset.fromServing: the target {ds.target!r} is also a captured feature")
     labels, labels_digest = read_labels(fs.labels.uri, ds.target)
