@@ -203,7 +203,9 @@ def _files_digest(files: list[str]) -> str:
 
 
 def _stamp(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, with the microseconds when there are any (the window must be exact to rebuild)."""
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if t.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
