@@ -235,3 +235,26 @@ def test_versions_with_other_output_types_and_feature_names_read_together(tmp_pa
     assert len(only.frame) == 100 and only.lineage is not None and only.lineage["files"] == 2
     renamed = load_from_serving(Dataset.model_validate({**raw, "features": ["a", "b", "c", "d"]}), now=NOW)
     assert len(renamed.frame) == 50 and renamed.lineage is not None and renamed.lineage["files"] == 1
+
+
+def test_other_readers_read_versions_with_other_output_types_as_data_contract_says(tmp_path: Path) -> None:
+    """docs/data-contract.md: versions whose `prediction` types differ read as one set with DuckDB's
+    union_by_name, or pyarrow.dataset given `prediction` as a string."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    sink, t = tmp_path / "traffic", NOW - timedelta(minutes=5)
+    names = np.asarray(IRIS.target_names)[Y].astype(object)
+    capture_version(sink, "1", NAMES, Y.astype(np.int64), range(0, 150, 2), t)
+    capture_version(sink, "2", NAMES, names, range(1, 150, 2), t)
+    want = {f"v{1 + i % 2}-{i}": (str(Y[i]) if i % 2 == 0 else str(names[i])) for i in range(150)}
+    duck = duckdb.sql(f"SELECT id, prediction, version FROM read_parquet('{sink}/**/*.parquet', "
+                      "hive_partitioning = true, union_by_name = true)").df()
+    assert dict(zip(duck["id"], duck["prediction"].astype(str), strict=True)) == want
+    [first] = sink.rglob("version=1/**/*.parquet")
+    schema = pq.read_schema(first)
+    schema = schema.set(schema.get_field_index("prediction"), pa.field("prediction", pa.string()))
+    by_arrow = pads.dataset(sink, format="parquet", partitioning="hive", schema=schema).to_table().to_pandas()
+    assert dict(zip(by_arrow["id"], by_arrow["prediction"], strict=True)) == want
