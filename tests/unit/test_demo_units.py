@@ -343,3 +343,24 @@ def test_cluster_datasets_job_writes_onto_the_artifacts_pvc() -> None:
     assert c["command"][3] == f"{mount['mountPath']}/datasets"
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "onnxops-artifacts"
     assert job["metadata"]["namespace"] == "demo" and pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_cluster_labels_pod_and_its_writer_script_write_complete_files(tmp_path: Path) -> None:
+    """--cluster: label files reach the artifacts claim through `kubectl exec -i` into a pod that mounts
+    it; the script it runs there writes stdin under a hidden name, then renames (run here with python)."""
+    from onnxops.demo.cluster import LABELS_POD, WRITE_STDIN, labels_pod
+
+    pod = labels_pod("demo", "ghcr.io/onnxops/onnxops-trainer:1")
+    [c] = pod["spec"]["containers"]
+    [mount] = c["volumeMounts"]
+    assert pod["metadata"]["name"] == LABELS_POD and pod["metadata"]["namespace"] == "demo"
+    assert mount["mountPath"].endswith("/onnxops-artifacts") and not mount.get("readOnly")
+    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "onnxops-artifacts"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    blob = data.labels_csv([("r1", 0), ("r2:0", 2)])
+    out = subprocess.run([sys.executable, "-c", WRITE_STDIN, str(tmp_path / "labels" / "iris"), "a.csv"],
+                         input=blob, capture_output=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in (tmp_path / "labels" / "iris").iterdir()] == ["a.csv"]
+    frame = pd.read_csv(tmp_path / "labels" / "iris" / "a.csv")
+    assert frame.to_dict("list") == {"id": ["r1", "r2:0"], "species": ["setosa", "virginica"]}
