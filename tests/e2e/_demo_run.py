@@ -24,6 +24,7 @@ class DemoRun:
     returncode: int
     output: str
     summary: dict[str, Any]
+    state_dir: Path | None = None  # the runtime's state (kept: --state-dir)
 
     @property
     def isvc(self) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def run_demo(tmp: Path, *args: str, env: dict[str, str] | None = None) -> DemoRu
             output, _ = proc.communicate()
         raise AssertionError(f"the demo did not finish in {HARD_TIMEOUT_S}s:\n{output[-6000:]}") from None
     assert out.exists(), f"no JSON summary (exit {proc.returncode}):\n{output[-6000:]}"
-    return DemoRun(proc.returncode, output, json.loads(out.read_text()))
+    return DemoRun(proc.returncode, output, json.loads(out.read_text()), tmp / "state")
 
 
 def port_open(port: int) -> bool:

@@ -23,7 +23,7 @@ from onnxops.demo import data, keep_instructions, main
 from onnxops.demo.env import operator_env, process_alive, scrape_targets
 from onnxops.demo.observe import drift_line
 from onnxops.demo.summary import decisions, last_scores, render, table
-from onnxops.demo.traffic import TrafficGenerator, infer_body
+from onnxops.demo.traffic import LabelWriter, TrafficGenerator, infer_body, row_ids
 
 
 # ---- data ------------------------------------------------------------------------------------------------
@@ -38,7 +38,8 @@ def test_written_data_sets_parse_with_pandas_and_are_deterministic(tmp_path: Pat
     a = data.write_datasets(tmp_path / "a")
     b = data.write_datasets(tmp_path / "b")
     iris = load_iris()
-    for name in (data.SKEWED_CSV, data.SHIFTED_CSV):
+    assert set(a) == {data.SKEWED_CSV}  # the shifted world is not staged: the retrain reads served traffic
+    for name in (data.SKEWED_CSV,):
         assert a[name].read_bytes() == b[name].read_bytes()
         frame = pd.read_csv(a[name])
         assert list(frame.columns) == [*data.FEATURES, data.TARGET]
@@ -46,8 +47,7 @@ def test_written_data_sets_parse_with_pandas_and_are_deterministic(tmp_path: Pat
         assert sorted(frame[data.TARGET].unique()) == list(data.SPECIES)
         x = frame[list(data.FEATURES)].to_numpy()
         np.testing.assert_allclose(x * 10, np.round(x * 10), atol=1e-9)  # on the 0.1 cm grid
-    shifted = pd.read_csv(a[data.SHIFTED_CSV])[list(data.FEATURES)].to_numpy()
-    np.testing.assert_allclose(shifted, iris.data + data.SHIFT, atol=1e-9)  # a pure shift of iris
+    np.testing.assert_allclose(data.shifted().X, iris.data + data.SHIFT, atol=1e-9)  # a pure shift of iris
     skewed = pd.read_csv(a[data.SKEWED_CSV])[list(data.FEATURES)].to_numpy()
     np.testing.assert_allclose(skewed, iris.data * data.SKEW_SCALE + data.SKEW_OFFSET, atol=0.05 + 1e-9)
 
@@ -56,7 +56,7 @@ def test_data_cli_writes_the_files(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "onnxops.demo.data", str(tmp_path)], capture_output=True,
                          text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
-    assert {p.name for p in tmp_path.iterdir()} == {data.SKEWED_CSV, data.SHIFTED_CSV}
+    assert {p.name for p in tmp_path.iterdir()} == {data.SKEWED_CSV}
     bad = subprocess.run([sys.executable, "-m", "onnxops.demo.data"], capture_output=True, text=True,
                          timeout=120, check=False)
     assert bad.returncode == 2 and "usage" in bad.stderr
@@ -116,6 +116,62 @@ def test_infer_body_is_an_oip_v2_request() -> None:
     assert inp["name"] == "input" and inp["datatype"] == "FP32" and inp["shape"] == [2, 4]
     assert inp["data"] == pytest.approx(rows.ravel().tolist())
     json.dumps(body)  # plain JSON types
+
+
+async def test_the_generator_labels_the_rows_it_sent_by_the_ids_the_server_returned(tmp_path: Path) -> None:
+    """Each request carries an id; an answer echoing it gives its rows' labels (``<id>`` or ``<id>:<row>``,
+    the ids the server captures them under), an answer with another id none. The label files are the
+    documented format (id + species). The world's classes sit 10 cm apart, so a row's class is known from
+    its values, independently of the generator."""
+    sent: dict[str, np.ndarray] = {}
+    echoed: list[str] = []  # requests answered with their own id (the others with another one)
+
+    async def infer(request: web.Request) -> web.Response:
+        body = await request.json()
+        [inp] = body["inputs"]
+        sent[body["id"]] = np.asarray(inp["data"], dtype=float).reshape(inp["shape"])
+        if len(sent) % 5:
+            echoed.append(body["id"])
+        return web.json_response({"id": body["id"] if echoed[-1:] == [body["id"]] else "other",
+                                  "outputs": []})
+
+    app = web.Application()
+    app.router.add_post("/v2/models/iris/infer", infer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    y = np.repeat(np.arange(3), 5)
+    world = data.World("toy", np.repeat((10.0 * y + 1)[:, None], 4, axis=1), y)
+    gen = TrafficGenerator(f"http://127.0.0.1:{runner.addresses[0][1]}", "iris", {"toy": world}, "toy",
+                           rate=80)
+    out = tmp_path / "labels"
+
+    def write(name: str, blob: bytes) -> None:
+        out.mkdir(exist_ok=True)
+        (out / name).write_bytes(blob)
+
+    writer = LabelWriter(gen, write, interval=0.2)
+    try:
+        gen.start()
+        writer.start()
+        await asyncio.sleep(1.2)
+    finally:
+        await gen.stop()
+        await writer.stop()
+        await runner.cleanup()
+    await writer.flush()
+    labels = pd.concat([pd.read_csv(f, dtype={"id": str}) for f in sorted(out.iterdir())])
+    assert list(labels.columns) == ["id", data.TARGET] and labels["id"].is_unique
+    assert writer.files == len(list(out.iterdir())) >= 2 and writer.rows == len(labels)
+    truth = {rid: data.SPECIES[round(r[0] / 10)] for req, rows in sent.items()
+             for rid, r in zip(row_ids(req, len(rows)), rows, strict=True)}
+    # the last requests may be cut off by stop() before their answer is read: they get no label
+    assert 0 < gen.id_mismatches <= len(sent) - len(echoed)
+    labelled = {rid.split(":")[0] for rid in labels["id"]}
+    assert labelled <= set(echoed) and len(labelled) >= len(echoed) - 16 > 40
+    assert all(set(row_ids(req, len(sent[req]))) <= set(labels["id"]) for req in labelled)
+    assert all(truth[rid] == sp for rid, sp in zip(labels["id"], labels[data.TARGET], strict=True))
+    assert row_ids("r", 1) == ["r"] and row_ids("r", 2) == ["r:0", "r:1"]
 
 
 async def test_traffic_generator_sends_rows_of_the_current_world() -> None:
@@ -205,7 +261,9 @@ def _doc() -> dict[str, Any]:
     mv = [{"name": f"iris-v{v}", "spec": {"version": v, "metrics": {"accuracy": 0.9 + v / 100},
                                           "lineage": lineage(u)},
            "status": {"phase": "Ready", **({"rejected": True} if v == 2 else {})}}
-          for v, u in ((1, "sklearn://iris"), (2, "pvc://x/skewed.csv"), (3, "pvc://x/shifted.csv"))]
+          for v, u in ((1, "sklearn://iris"), (2, "pvc://x/skewed.csv"), (3, "pvc://x/traffic/"))]
+    mv[2]["spec"]["lineage"]["dataset"]["fromServing"] = {"service": "iris", "rowsCaptured": 624,
+                                                          "rowsLabelled": 601, "rowsUsed": 600}
     evals = [{"drift": {"versions": {"1": 0.05}}}, {"drift": {"versions": {"1": 0.07, "2": 5.5}}},
              {"drift": {"versions": {"1": 4.0}}}, {"drift": {"versions": {"3": 0.04}}}]
     return {"objects": {"inferenceServices": [{"status": status}], "modelVersions": mv},
@@ -226,6 +284,8 @@ def test_summary_scores_decisions_and_table() -> None:
     for part in ("pvc://x/skewed.csv", "0.920", "5.500", "Aborted", "rejected"):
         assert part in v2
     assert "rollback: v2 -> v1 (DriftDetected)" in text and "iris-retrain-1" in text
+    v3 = next(line for line in lines if line.startswith("v3 "))
+    assert "served traffic of iris: 624 captured, 601 labelled, 600 used" in v3 and "pvc://" not in v3
     t = table([["a", "bbb"]], ["x", "y"]).splitlines()
     assert t == ["x  y  ", "-  ---", "a  bbb"]
 
@@ -283,3 +343,24 @@ def test_cluster_datasets_job_writes_onto_the_artifacts_pvc() -> None:
     assert c["command"][3] == f"{mount['mountPath']}/datasets"
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "onnxops-artifacts"
     assert job["metadata"]["namespace"] == "demo" and pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_cluster_labels_pod_and_its_writer_script_write_complete_files(tmp_path: Path) -> None:
+    """--cluster: label files reach the artifacts claim through `kubectl exec -i` into a pod that mounts
+    it; the script it runs there writes stdin under a hidden name, then renames (run here with python)."""
+    from onnxops.demo.cluster import LABELS_POD, WRITE_STDIN, labels_pod
+
+    pod = labels_pod("demo", "ghcr.io/onnxops/onnxops-trainer:1")
+    [c] = pod["spec"]["containers"]
+    [mount] = c["volumeMounts"]
+    assert pod["metadata"]["name"] == LABELS_POD and pod["metadata"]["namespace"] == "demo"
+    assert mount["mountPath"].endswith("/onnxops-artifacts") and not mount.get("readOnly")
+    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "onnxops-artifacts"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    blob = data.labels_csv([("r1", 0), ("r2:0", 2)])
+    out = subprocess.run([sys.executable, "-c", WRITE_STDIN, str(tmp_path / "labels" / "iris"), "a.csv"],
+                         input=blob, capture_output=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in (tmp_path / "labels" / "iris").iterdir()] == ["a.csv"]
+    frame = pd.read_csv(tmp_path / "labels" / "iris" / "a.csv")
+    assert frame.to_dict("list") == {"id": ["r1", "r2:0"], "species": ["setosa", "virginica"]}

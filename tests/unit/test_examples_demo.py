@@ -1,6 +1,6 @@
 """The demo's manifests (examples/demo/) are valid like every other example (schema, CEL, API models), and
 they tell the demo's story: the files the demo writes are the files they read, the clock is quick, and
-onDrift is Retrain with a retrain on the shifted world."""
+onDrift is Retrain with a retrain on the traffic the service captured, joined with the generator's labels."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 from onnxops.api.v1alpha1 import InferenceService, KubeModel, ModelVersion, TrainingJob
 from onnxops.crdgen import build_crds
 from onnxops.demo import data
-from onnxops.demo.env import ARTIFACTS_CLAIM, DATASETS_DIR
+from onnxops.demo.env import ARTIFACTS_CLAIM, DATASETS_DIR, LABELS_URI
 from onnxops.reconcile.rollout import parse_duration
 from onnxops.validate import prune_and_default, schema_for, validate_manifest
 
@@ -50,9 +50,20 @@ def test_the_data_sets_the_demo_writes_are_the_ones_the_manifests_read() -> None
     skewed = doc("trainingjob-iris-skewed.yaml")["spec"]["dataset"]
     retrain = doc("inferenceservice-iris.yaml")["spec"]["retrain"]["trainingJob"]["dataset"]
     assert skewed["uri"] == base + data.SKEWED_CSV
-    assert retrain["uri"] == base + data.SHIFTED_CSV
-    for ds in (skewed, retrain):
-        assert ds["target"] == data.TARGET and tuple(ds["features"]) == data.FEATURES
+    assert skewed["target"] == data.TARGET and tuple(skewed["features"]) == data.FEATURES
+    # the retrain stages nothing: the service's captured traffic, labelled by the traffic generator
+    assert "uri" not in retrain and retrain["target"] == data.TARGET
+    fs = retrain["fromServing"]
+    assert fs["service"] == doc("inferenceservice-iris.yaml")["metadata"]["name"]
+    assert fs["labels"]["uri"] == LABELS_URI and fs["minRows"] >= 100
+    logging = doc("inferenceservice-iris.yaml")["spec"]["logging"]
+    assert logging["enabled"] and logging.get("sampleRate", 1) == 1 and "sink" not in logging  # the default
+    # the window looks back less than the retrain takes to be decided after the shift (failureLimit
+    # drifting windows of interval each, the first one at most one interval after the shift): only
+    # shifted traffic is trained on
+    mon = doc("inferenceservice-iris.yaml")["spec"]["monitoring"]
+    assert parse_duration(fs["window"]) <= mon["drift"]["failureLimit"] * parse_duration(mon["interval"]) - 2
+    assert parse_duration(logging["flushInterval"]) < parse_duration(fs["window"])
     # the demo's skewed file is where the top-level example expects one too
     top = yaml.safe_load((DEMO.parent / "trainingjob-iris-skewed.yaml").read_text())
     assert top["spec"]["dataset"]["uri"] == skewed["uri"]

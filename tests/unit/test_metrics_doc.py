@@ -44,9 +44,10 @@ def family_table() -> dict[str, tuple[str, list[str]]]:
     return out
 
 
-def contract_names() -> list[str]:
+def contract_names(payload: bool = False) -> list[str]:
+    """The drift/SLO families of the contract module (or, with ``payload``, its payload-capture ones)."""
     return sorted(v for k, v in vars(names).items() if k.isupper() and isinstance(v, str)
-                  and v.startswith("onnxops_"))
+                  and v.startswith("onnxops_") and k.startswith("PAYLOAD_") == payload)
 
 
 def test_every_contract_metric_is_documented() -> None:
@@ -56,6 +57,26 @@ def test_every_contract_metric_is_documented() -> None:
     for name in found:
         assert f"`{name}`" in DOC, name
         assert name in table, name
+
+
+def test_every_payload_capture_metric_is_documented_with_the_type_the_server_exposes(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from onnxops.serving.capture import Capture
+    from onnxops.serving.capture_config import CaptureConfig
+    from onnxops.serving.sink import LocalSink
+
+    section = DOC.split("## Payload capture", 1)[1].split("\n## ", 1)[0]
+    table = {m[1]: m[2] for m in re.finditer(r"^\| `(onnxops_\w+)` \| (\w+) \|", section, re.M)}
+    found = contract_names(payload=True)
+    assert len(found) == 8
+    reg = CollectorRegistry()
+    reg.register(Capture(CaptureConfig(sink_uri=tmp_path.as_uri(), pod="p"), "m", "1",
+                         LocalSink(tmp_path.as_uri())))
+    exposed = {f.name if f.type != "counter" else f.name + "_total": f.type
+               for f in text_string_to_metric_families(generate_latest(reg).decode())}
+    for name in found:
+        assert name in table and table[name] == exposed.get(name), name
 
 
 def test_server_only_metrics_are_documented() -> None:

@@ -290,3 +290,66 @@ def test_a_stuck_verification_pod_is_reported():
         "ImagePullBackOff: verification pod iris-v3-verify-x: container verify: "
         'Back-off pulling image "x/serving:9"')
     assert any(e[:2] == ("Warning", "ImagePullBackOff") for e in plan.events)
+
+
+# ---- dataset.fromServing: the service it names ---------------------------------------------------------
+FS = {"target": "species", "fromServing": {"service": "shop", "window": "1h",
+                                           "labels": {"uri": "pvc://labels/shop/"}}}
+
+
+def _isvc(logging: dict | None) -> dict:
+    spec: dict = {"model": "iris"}
+    if logging is not None:
+        spec["logging"] = logging
+    return {"metadata": {"name": "shop", "namespace": "ml"}, "spec": spec}
+
+
+def _sink_env(plan: tjr.TrainingPlan) -> str:
+    [c] = plan.job["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    return next(e["value"] for e in c["env"] if e["name"] == "ONNXOPS_FROM_SERVING_SINK_URI")
+
+
+@pytest.mark.parametrize(("service", "reason", "words"), [
+    (None, "ServiceNotFound", "InferenceService 'shop' not found in namespace 'ml'"),
+    (_isvc(None), "CaptureNotEnabled", "InferenceService 'shop' has no spec.logging enabled"),
+    (_isvc({"enabled": False}), "CaptureNotEnabled", "captures no traffic to train on"),
+])
+def test_from_serving_waits_for_a_capturing_service_with_a_reason_naming_the_field(service, reason, words):
+    t = tj(dataset=FS)
+    plan = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=service)
+    assert plan.job is None and plan.register is None  # not started
+    st = plan.status
+    assert st["phase"] == "Pending" and st["message"].startswith("spec.dataset.fromServing.service: ")
+    assert words in st["message"]
+    ready = cond.find(st["conditions"], cond.READY)
+    assert ready is not None and ready["status"] == "False" and ready["reason"] == reason
+    assert cond.is_true(st["conditions"], cond.STALLED)
+    assert plan.events == [("Warning", reason, st["message"])] and plan.requeue_after
+    # the same problem again: no new event (status unchanged)
+    again = tjr.reconcile({**t, "status": st}, None, [], registered=None, settings=S, now=T0, service=service)
+    assert again.events == [] and again.status_patch == {}
+
+
+def test_from_serving_starts_once_the_service_captures_and_reads_its_sink():
+    t = tj(dataset=FS)
+    stuck = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=None)
+    custom = _isvc({"enabled": True, "sink": {"uri": "s3://traffic/shop/",
+                                               "credentialsSecret": {"name": "traffic-reader"}}})
+    plan = tjr.reconcile({**t, "status": stuck.status}, None, [], registered=None, settings=S, now=T0,
+                         service=custom)
+    assert plan.job is not None and plan.status["phase"] == "Pending" and plan.requeue_after is None
+    assert not cond.is_true(plan.status["conditions"], cond.STALLED)
+    assert _sink_env(plan) == "s3://traffic/shop/"  # the service's own sink, with its credentials
+    [c] = plan.job["spec"]["template"]["spec"]["containers"]
+    assert {"secretRef": {"name": "traffic-reader"}} in c["envFrom"]
+    default = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=_isvc({}))
+    assert _sink_env(default) == "pvc://onnxops-artifacts/models/ml/shop/traffic/"
+
+
+def test_from_serving_with_an_explicit_sink_needs_no_capture_and_a_started_job_is_not_stopped():
+    t = tj(dataset={**FS, "fromServing": {**FS["fromServing"], "sinkUri": "pvc://old/traffic/"}})
+    plan = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=_isvc(None))
+    assert plan.job is not None and _sink_env(plan) == "pvc://old/traffic/"
+    running = tjr.reconcile(tj(dataset=FS), _job(active=1), [], registered=None, settings=S, now=T0,
+                            service=None)  # the service went away after the training started
+    assert running.status["phase"] == "Running" and running.job is not None

@@ -98,7 +98,8 @@ def test_join_window_and_dedup(traffic: Path, tmp_path: Path) -> None:
     # captured: r0..r11 and v3 (old and early are outside the window, the second r3 is a duplicate)
     assert (lin["rowsCaptured"], lin["rowsLabelled"], lin["rowsUsed"]) == (13, 7, 7)
     assert lin["windowStart"] == "2026-03-02T10:30:00Z" and lin["windowEnd"] == "2026-03-02T12:30:00Z"
-    assert lin["files"] == 3 and len(lin["filesDigest"]) == 64 and len(lin["labelsDigest"]) == 64
+    # files with rows in the window: v2 and v3 (v1's file of the start's hour holds only "early")
+    assert lin["files"] == 2 and len(lin["filesDigest"]) == 64 and len(lin["labelsDigest"]) == 64
 
 
 def test_versions_filter_and_last_label_wins(traffic: Path, tmp_path: Path) -> None:
@@ -186,3 +187,74 @@ def test_the_trainer_records_the_lineage_and_registers_nothing_on_bad_input(
     bad = json.loads(term.read_text())
     assert bad["reason"] == "InvalidData" and "has no 'id' column" in bad["message"]
     assert not (out / "iris" / "run2").exists()
+
+
+def capture_version(sink: Path, version: str, names: list[str], label: np.ndarray, rows: range,
+                    at: datetime) -> None:
+    """One version's requests (one row each, ids ``v<version>-<i>``) with its own feature names and label
+    type, through the server's capture code."""
+    prof = Profile(task="classification", rows=150,
+                   features=[numeric_feature(n, j, X[:, j].astype(float)) for j, n in enumerate(names)])
+    kind = "BYTES" if label.dtype == object else "INT64"
+    m = LoadedModel("iris", version, None,  # type: ignore[arg-type]
+                    [TensorInfo("X", "FP32", (-1, 4), np.float32)],
+                    [TensorInfo("label", kind, (-1,), label.dtype),
+                     TensorInfo("probabilities", "FP32", (-1, 3), np.float32)], prof, "0" * 64)
+
+    async def go() -> None:
+        c = Capture(CaptureConfig(sink_uri=sink.as_uri(), pod="p"), "iris", version,
+                    LocalSink(sink.as_uri()), clock=lambda: at.timestamp())
+        for i in rows:
+            c.record(m, f"v{version}-{i}", {"X": X[i : i + 1]}, [label[i : i + 1],
+                                                               np.full((1, 3), 1 / 3, np.float32)], 1)
+        assert await c.flush()
+    asyncio.run(go())
+
+
+def test_versions_with_other_output_types_and_feature_names_read_together(tmp_path: Path) -> None:
+    """v1 answers INT64 class indices, v2 BYTES class names (a retrain on labelled names), v3 has other
+    feature names: the files of all three read as one set; without dataset.features the features are
+    those every file has, with it the files lacking them are left out."""
+    sink, t = tmp_path / "traffic", NOW - timedelta(minutes=5)
+    names = np.asarray(IRIS.target_names)[Y].astype(object)
+    capture_version(sink, "1", NAMES, Y.astype(np.int64), range(0, 150, 3), t)
+    capture_version(sink, "2", NAMES, names, range(1, 150, 3), t)
+    capture_version(sink, "3", ["a", "b", "c", "d"], names, range(2, 150, 3), t)
+    lab = labels_csv(tmp_path / "labels" / "l.csv", {f"v{v}-{i}": str(names[i]) for v in (1, 2, 3)
+                                                     for i in range(v - 1, 150, 3)})
+    table = load_from_serving(dataset(sink, lab.parent, versions=[1, 2]), now=NOW)
+    assert list(table.frame.columns) == [*NAMES, "species"] and len(table.frame) == 100
+    got = table.frame.sort_values(NAMES).to_numpy()
+    rows = [i for i in range(150) if i % 3 != 2]
+    want = pd.DataFrame(X[rows].astype(float), columns=NAMES).assign(species=names[rows])
+    assert np.array_equal(got, want.sort_values(NAMES).to_numpy())
+    with pytest.raises(InvalidData, match="share no feature column"):
+        load_from_serving(dataset(sink, lab.parent), now=NOW)
+    raw = dataset(sink, lab.parent).model_dump(by_alias=True, exclude_none=True)
+    only = load_from_serving(Dataset.model_validate({**raw, "features": NAMES}), now=NOW)
+    assert len(only.frame) == 100 and only.lineage is not None and only.lineage["files"] == 2
+    renamed = load_from_serving(Dataset.model_validate({**raw, "features": ["a", "b", "c", "d"]}), now=NOW)
+    assert len(renamed.frame) == 50 and renamed.lineage is not None and renamed.lineage["files"] == 1
+
+
+def test_other_readers_read_versions_with_other_output_types_as_data_contract_says(tmp_path: Path) -> None:
+    """docs/data-contract.md: versions whose `prediction` types differ read as one set with DuckDB's
+    union_by_name, or pyarrow.dataset given `prediction` as a string."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    sink, t = tmp_path / "traffic", NOW - timedelta(minutes=5)
+    names = np.asarray(IRIS.target_names)[Y].astype(object)
+    capture_version(sink, "1", NAMES, Y.astype(np.int64), range(0, 150, 2), t)
+    capture_version(sink, "2", NAMES, names, range(1, 150, 2), t)
+    want = {f"v{1 + i % 2}-{i}": (str(Y[i]) if i % 2 == 0 else str(names[i])) for i in range(150)}
+    duck = duckdb.sql(f"SELECT id, prediction, version FROM read_parquet('{sink}/**/*.parquet', "
+                      "hive_partitioning = true, union_by_name = true)").df()
+    assert dict(zip(duck["id"], duck["prediction"].astype(str), strict=True)) == want
+    [first] = sink.rglob("version=1/**/*.parquet")
+    schema = pq.read_schema(first)
+    schema = schema.set(schema.get_field_index("prediction"), pa.field("prediction", pa.string()))
+    by_arrow = pads.dataset(sink, format="parquet", partitioning="hive", schema=schema).to_table().to_pandas()
+    assert dict(zip(by_arrow["id"], by_arrow["prediction"], strict=True)) == want

@@ -57,6 +57,10 @@ class Reason:
     RETRAINING = "Retraining"
     UNAVAILABLE = "Unavailable"
     AS_EXPECTED = "AsExpected"
+    SERVICE_NOT_FOUND = "ServiceNotFound"  # dataset.fromServing.service names no InferenceService
+    CAPTURE_NOT_ENABLED = "CaptureNotEnabled"  # ... or one without spec.logging enabled
+    SINK_WRITABLE = "SinkWritable"  # CaptureHealthy True: the pods write their captured rows
+    SINK_UNAVAILABLE = "SinkUnavailable"  # CaptureHealthy False: a pod's writes fail, rows are dropped
 
 
 def now_rfc3339(now: datetime | None = None) -> str:

@@ -66,16 +66,27 @@ def mount_writable(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], 
     mounts.append({"name": name, "mountPath": path})
 
 
-def from_serving_access(tj: dict[str, Any], settings: Settings) -> list[tuple[str, dict[str, Any] | None]]:
+def from_serving_access(
+    tj: dict[str, Any], settings: Settings, isvc: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any] | None]]:
     """For a TrainingJob with ``dataset.fromServing``: [(sink URI, its secret), (labels URI, its secret)];
-    the sink is ``fromServing.sinkUri`` or the default of the service (as ``sink_uri`` gives it)."""
+    the sink is ``fromServing.sinkUri``, else the service's own (``isvc``: its ``spec.logging.sink``, as
+    ``sink_uri`` gives it), else the service's default location."""
     fs = (tj["spec"].get("dataset") or {}).get("fromServing")
     if not fs:
         return []
     ns = tj["metadata"].get("namespace", "default")
-    sink = fs.get("sinkUri") or default_sink_uri(settings, ns, fs["service"])
+    secret = fs.get("credentialsSecret")
+    if fs.get("sinkUri"):
+        sink = fs["sinkUri"]
+    elif isvc is not None and (isvc.get("metadata") or {}).get("name") == fs["service"]:
+        sink = sink_uri(isvc, settings)
+        secret = secret or (((isvc.get("spec") or {}).get("logging") or {}).get("sink") or {}).get(
+            "credentialsSecret")
+    else:
+        sink = default_sink_uri(settings, ns, fs["service"])
     labels = fs.get("labels") or {}
-    out = [(str(sink), fs.get("credentialsSecret"))]
+    out = [(str(sink), secret)]
     if labels.get("uri"):
         out.append((str(labels["uri"]), labels.get("credentialsSecret")))
     return out

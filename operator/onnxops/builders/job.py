@@ -49,14 +49,17 @@ def output_uri(spec: dict[str, Any], settings: Settings) -> str:
     return str((spec.get("output") or {}).get("uri") or settings.default_storage_uri)
 
 
-def training_job(tj: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The Job running the trainer for TrainingJob ``tj`` (a dict as read from the API server)."""
+def training_job(
+    tj: dict[str, Any], settings: Settings, isvc: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Job running the trainer for TrainingJob ``tj`` (a dict as read from the API server); ``isvc``:
+    the InferenceService that ``dataset.fromServing`` names, when found (its capture sink is read)."""
     md, spec = tj["metadata"], tj["spec"]
     name, model = md["name"], spec["model"]
     template = spec.get("template") or {}
     out = output_uri(spec, settings)
     dataset = spec["dataset"]
-    served = from_serving_access(tj, settings)  # dataset.fromServing: the service's sink and the labels
+    served = from_serving_access(tj, settings, isvc)  # dataset.fromServing: the service's sink and labels
     volumes, mounts = volumes_for([dataset.get("uri"), out, *(u for u, _ in served)], read_only=False)
     pvc = len(volumes) > 1
     s3_env, env_from = storage_access(

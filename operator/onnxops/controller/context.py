@@ -63,6 +63,7 @@ class Context:
     model_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)  # counters (tests, benchmarks)
     scrape_states: Lru = field(default_factory=Lru)  # (namespace, name) -> drift direct-scrape snapshot
+    capture_checks: Lru = field(default_factory=Lru)  # (namespace, name) -> monotonic time of the last check
     loop: asyncio.AbstractEventLoop | None = None
 
     def waker(self, key: Key) -> asyncio.Event:
@@ -91,3 +92,4 @@ class Context:
         self.wakers.pop(key, None)
         self.locks.pop(key, None)
         self.scrape_states.pop((key[1], key[2]))
+        self.capture_checks.pop((key[1], key[2]))

@@ -26,6 +26,7 @@ from onnxops.reconcile.errors import describe_error, error_status
 from onnxops.reconcile.status import status_patch
 from onnxops.settings import Settings
 
+from . import capture as capture_loop
 from . import drift as drift_loop
 from . import lognoise, opmetrics
 from .context import API, GROUP, ISVC, MV, TJ, VERSION, Context
@@ -214,8 +215,19 @@ async def inference_service_daemon(
         namespace or "",
         name,
         stopped,
-        extra=drift_loop.evaluate_if_due,
+        extra=isvc_checks,
     )
+
+
+async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
+    """The InferenceService's periodic checks after its reconcile: drift, then the capture sink's health;
+    the sooner of their next times."""
+    waits = [
+        await drift_loop.evaluate_if_due(ctx, ns, name),
+        await capture_loop.check_capture_if_due(ctx, ns, name),
+    ]
+    due = [w for w in waits if w is not None]
+    return min(due) if due else None
 
 
 # ---- wake-ups -------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels, names
@@ -113,17 +113,24 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     in_progress = job is not None and not finished and not tj["spec"].get("suspend")
     pods = await training_pods(c, tj, job) if job is not None and (finished or in_progress) else []
     registered = st.get("modelVersion")
-    plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
+    # dataset.fromServing: the service named (its sink is read; a missing or non-capturing one waits)
+    wanted = None if terminal else tjr.from_serving_service(tj)
+    service: dict[str, Any] | Literal["unchecked"] | None = tjr.UNCHECKED
+    if wanted is not None:
+        service = await c.get(API, ISVC, ns, wanted)
+    plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
+                         service=service)
     if plan.job is not None:
         await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
     if plan.register is not None:
         async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
-        plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now)
+        plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
+                             service=service)
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
-    return PODS_RECHECK if in_progress else None
+    return PODS_RECHECK if in_progress else plan.requeue_after
 
 
 async def served_by(client: KubeClient, ns: str, model: str, version: int) -> list[str]:

@@ -163,11 +163,20 @@ def _fill(doc: dict[str, Any], scenario: Any, clock: Clock) -> None:
         deploymentReadyAt={str(k): v for k, v in obs.deployment_ready_at.items()},
         traffic=scenario.traffic.stats.to_json() if scenario.traffic else {},
         trafficWorlds=scenario.traffic.switched_at if scenario.traffic else {},
+        labels=_labels(scenario),
         detection={
             "rollbackSeconds": _detail(scenario, 4, "detectionSeconds"),
             "retrainSeconds": _detail(scenario, 5, "detectionSeconds"),
         },
     )
+
+
+def _labels(scenario: Any) -> dict[str, Any]:
+    """The ground truth the traffic generator wrote (label files, rows, the first write error)."""
+    lw, tr = scenario.labels, scenario.traffic
+    if lw is None or tr is None:
+        return {}
+    return {"files": lw.files, "rows": lw.rows, "error": lw.error, "idMismatches": tr.id_mismatches}
 
 
 def _detail(scenario: Any, step: int, key: str) -> Any:

@@ -1,5 +1,6 @@
 """The demo's data: scikit-learn's bundled iris ("the clean world"), a skewed copy that v2 is trained on,
-and a "shifted world" the live traffic moves to in step 5 (the retrain's data set).
+and a "shifted world" the live traffic moves to in step 5 (no file: the retrain trains on that traffic as
+the server captured it, joined with the labels the traffic generator writes).
 
 Everything is deterministic (fixed transforms, seeded sampling) and on iris' own 0.1 cm measurement grid,
 so the same files come out locally and in a cluster Job (`python -m onnxops.demo.data <dir>`).
@@ -17,7 +18,6 @@ FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 TARGET = "species"
 SPECIES = ("setosa", "versicolor", "virginica")
 SKEWED_CSV = "iris-skewed.csv"
-SHIFTED_CSV = "iris-shifted.csv"
 
 # v2's training data: a mis-calibrated instrument (scale and offset per feature), rounded to 0.1 cm.
 SKEW_SCALE = np.array([1.15, 0.8, 1.3, 1.4])
@@ -67,11 +67,11 @@ def to_csv(world: World) -> str:
 
 
 def write_datasets(directory: Path) -> dict[str, Path]:
-    """Write the skewed and shifted CSVs into ``directory`` (atomically); returns name -> path."""
+    """Write the skewed CSV (v2's training set) into ``directory`` (atomically); returns name -> path."""
     directory.mkdir(parents=True, exist_ok=True)
     base = clean()
     out = {}
-    for name, world in ((SKEWED_CSV, skewed(base)), (SHIFTED_CSV, shifted(base))):
+    for name, world in ((SKEWED_CSV, skewed(base)),):
         path = directory / name
         tmp = path.with_suffix(".tmp")
         tmp.write_text(to_csv(world))
@@ -84,12 +84,26 @@ def sample_rows(
     world: World, n: int, rng: np.random.Generator, noise_steps: float = NOISE_STEPS
 ) -> np.ndarray:
     """``n`` realistic rows of ``world``: a random row plus measurement noise, on the 0.1 cm grid, > 0."""
+    return sample_labelled(world, n, rng, noise_steps)[0]
+
+
+def sample_labelled(
+    world: World, n: int, rng: np.random.Generator, noise_steps: float = NOISE_STEPS
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sample_rows`` and the species index of each row (the ground truth the generator labels with)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     idx = rng.integers(0, len(world.X), size=n)
     noisy = world.X[idx] + rng.normal(0.0, 0.1 * noise_steps, size=(n, world.X.shape[1]))
     out: np.ndarray = np.maximum(_round(noisy), 0.1)
-    return out
+    return out, world.y[idx]
+
+
+def labels_csv(rows: list[tuple[str, int]]) -> bytes:
+    """Ground truth in the label format of docs/data-contract.md: ``id`` (the captured row's id) and the
+    target column, the species' name as in the data sets."""
+    lines = [f"id,{TARGET}", *(f"{rid},{SPECIES[y]}" for rid, y in rows)]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def main(argv: list[str]) -> int:

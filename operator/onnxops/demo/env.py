@@ -25,6 +25,8 @@ from onnxops.settings import Settings
 
 ARTIFACTS_CLAIM = "onnxops-artifacts"
 DATASETS_DIR = "datasets"  # pvc://onnxops-artifacts/datasets/<file>
+LABELS_DIR = "labels/iris"  # the ground truth the traffic generator writes
+LABELS_URI = f"pvc://{ARTIFACTS_CLAIM}/{LABELS_DIR}/"  # examples/demo/inferenceservice-iris.yaml reads it
 OPERATOR_GRACE_S = 15.0
 
 
@@ -39,6 +41,7 @@ class Env(Protocol):
     async def stop(self) -> None: ...
     def accounting(self) -> dict[str, Any]: ...
     def problem(self) -> str | None: ...
+    def write_labels(self, name: str, data: bytes) -> None: ...
 
 
 def operator_env(
@@ -214,11 +217,23 @@ class LocalEnv:
     def accounting(self) -> dict[str, Any]:
         return {"pids": {k: sorted(v) for k, v in self.pids.items()}, "ports": sorted(self.ports)}
 
+    def write_labels(self, name: str, data: bytes) -> None:
+        """A label file onto the artifacts claim (LABELS_URI), visible only when complete."""
+        write_atomic(self.state_dir / "pvc" / ARTIFACTS_CLAIM / LABELS_DIR / name, data)
+
     def problem(self) -> str | None:
         """Why the demo cannot go on (the operator process died), else None."""
         if self.operator is not None and self.operator.poll() is not None:
             return f"the operator exited with {self.operator.returncode}; see {self.state_dir}/operator.log"
         return None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write under a hidden temporary name, then rename (readers skip hidden names)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:

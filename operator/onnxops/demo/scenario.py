@@ -16,7 +16,7 @@ import yaml
 from onnxops.demo import data
 from onnxops.demo.env import Env
 from onnxops.demo.observe import Observer
-from onnxops.demo.traffic import TrafficGenerator
+from onnxops.demo.traffic import LabelWriter, TrafficGenerator
 from onnxops.kube.client import ApiError
 from onnxops.reconcile.rollout import parse_time
 
@@ -68,6 +68,7 @@ class Scenario:
         self.obs.health = env.problem
         self.steps: list[StepRecord] = []
         self.traffic: TrafficGenerator | None = None
+        self.labels: LabelWriter | None = None
         self.rate = rate
         self.started = time.time()
 
@@ -135,6 +136,8 @@ class Scenario:
             watcher.cancel()
             if self.traffic is not None:
                 await self.traffic.stop()
+            if self.labels is not None:
+                await self.labels.stop()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
             if self.steps and self.steps[-1].ended is None:
@@ -159,7 +162,11 @@ class Scenario:
         worlds = {"clean": data.clean(), "shifted": data.shifted()}
         self.traffic = TrafficGenerator(url, "iris", worlds, "clean", rate=self.rate)
         self.traffic.start()
+        self.labels = LabelWriter(self.traffic, self.env.write_labels)
+        self.labels.start()
         self.say(f"   traffic: {self.rate:g} req/s of 1-8 iris-like rows (OIP v2 JSON) -> {url}")
+        self.say("   the pods capture what they answer (spec.logging); the generator writes each answered "
+                 "row's species as a label file every second")
         first_eval = len(obs.evaluations)
 
         def no_drift_windows() -> list[dict[str, Any]]:
@@ -225,10 +232,19 @@ class Scenario:
             "a retrain", lambda: (obs.status().get("retrain") or {}).get("trainingJob"), STEP_TIMEOUT_S
         )
         retrain_at = _unix((obs.status().get("retrain") or {}).get("at"))
+        rec.details = {"retrainTrainingJob": retrain, "detectionSeconds": round(retrain_at - shifted_at, 1),
+                       "shiftedAt": shifted_at}
         self.say(
             f"   the operator created TrainingJob {retrain} ({retrain_at - shifted_at:.1f}s after the shift)"
         )
         v3 = await self.model_version_of(retrain)
+        served = served_lineage(obs.mvs.get(v3) or {})
+        if served:
+            self.say(
+                f"   {v3} trained on served traffic: {served.get('rowsCaptured')} rows captured in "
+                f"{served.get('windowStart')}..{served.get('windowEnd')}, {served.get('rowsLabelled')} "
+                f"labelled, {served.get('rowsUsed')} used ({served.get('files')} files)"
+            )
         await obs.wait(
             f"{v3} stable",
             lambda: obs.status().get("stableVersion") == 3 and obs.status().get("canaryVersion") is None,
@@ -243,8 +259,17 @@ class Scenario:
             "modelVersion": v3,
             "stableVersion": st.get("stableVersion"),
             "detectionSeconds": round(retrain_at - shifted_at, 1),
+            "shiftedAt": shifted_at,
+            "fromServing": served,
+            "labelFiles": self.labels.files if self.labels else 0,
+            "labelErrors": self.labels.error if self.labels else None,
         }
-        self.done(rec, f"{v3}, trained on the shifted world, is stable")
+        self.done(rec, f"{v3}, trained on the captured shifted traffic, is stable")
+
+
+def served_lineage(mv: dict[str, Any]) -> dict[str, Any]:
+    """A ModelVersion's ``lineage.dataset.fromServing`` ({} when it was not trained on served traffic)."""
+    return dict((((mv.get("spec") or {}).get("lineage") or {}).get("dataset") or {}).get("fromServing") or {})
 
 
 def _unix(rfc3339: str | None) -> float:

@@ -68,6 +68,15 @@ def decisions(status: dict[str, Any]) -> dict[int, list[str]]:
     return out
 
 
+def data_set(ds: dict[str, Any]) -> str:
+    """The data set column: a URI, or served traffic with its row counts (lineage.dataset.fromServing)."""
+    fs = ds.get("fromServing")
+    if not fs:
+        return str(ds.get("uri", "?"))
+    return (f"served traffic of {fs.get('service')}: {fs.get('rowsCaptured')} captured, "
+            f"{fs.get('rowsLabelled')} labelled, {fs.get('rowsUsed')} used")
+
+
 def table(rows: list[list[str]], headers: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -101,7 +110,7 @@ def render(doc: dict[str, Any]) -> str:
         rows.append(
             [
                 f"v{v}",
-                (lineage.get("dataset") or {}).get("uri", "?"),
+                data_set(lineage.get("dataset") or {}),
                 (lineage.get("estimator") or {}).get("className", "?"),
                 "-" if acc is None else f"{acc:.3f}",
                 "-" if last is None else f"{last:.3f}",

@@ -1,27 +1,35 @@
 """The demo's traffic generator: iris-like rows of the current "world", sent as Open Inference Protocol v2
-JSON requests to the InferenceService's Service at a steady rate (asyncio + aiohttp)."""
+JSON requests to the InferenceService's Service at a steady rate (asyncio + aiohttp).
+
+It knows the species of every row it sends, so it is also the demo's source of ground truth: each request
+carries an ``id``, the server echoes it (and captures the rows under it: ``<id>`` for a one-row request,
+``<id>:<row>`` otherwise, docs/data-contract.md), and the answered rows' ids with their species are kept
+for :class:`LabelWriter`, which writes them as label files that ``dataset.fromServing`` joins with."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import numpy as np
 
-from onnxops.demo.data import World, sample_rows
+from onnxops.demo.data import World, labels_csv, sample_labelled, sample_rows
 
 MAX_IN_FLIGHT = 16
 
 
-def infer_body(rows: np.ndarray, input_name: str = "input") -> dict[str, Any]:
-    """An OIP v2 inference request for ``rows`` (n x features, FP32)."""
+def infer_body(rows: np.ndarray, input_name: str = "input", request_id: str | None = None) -> dict[str, Any]:
+    """An OIP v2 inference request for ``rows`` (n x features, FP32), with ``id`` when given."""
     n, f = rows.shape
     return {
+        **({"id": request_id} if request_id is not None else {}),
         "inputs": [
             {
                 "name": input_name,
@@ -29,8 +37,13 @@ def infer_body(rows: np.ndarray, input_name: str = "input") -> dict[str, Any]:
                 "datatype": "FP32",
                 "data": [float(v) for v in rows.ravel()],
             }
-        ]
+        ],
     }
+
+
+def row_ids(request_id: str, n: int) -> list[str]:
+    """The ids the server captures the rows of a request under (docs/data-contract.md)."""
+    return [request_id] if n == 1 else [f"{request_id}:{i}" for i in range(n)]
 
 
 @dataclass
@@ -90,6 +103,14 @@ class TrafficGenerator:
         self.stats = TrafficStats()
         self.switched_at: dict[str, float] = {world: time.time()}  # world -> unix time of its first request
         self._task: asyncio.Task[None] | None = None
+        self._seq = 0
+        self.id_prefix = f"demo-{seed}-{int(time.time())}"
+        self.labels: list[tuple[str, int]] = []  # (captured row id, species) of answered rows, not yet taken
+        self.id_mismatches = 0  # answers whose id was not the request's (their rows get no label)
+
+    def take_labels(self) -> list[tuple[str, int]]:
+        out, self.labels = self.labels, []
+        return out
 
     def set_world(self, world: str) -> float:
         """Sample from ``world`` from now on; returns the unix time of the switch."""
@@ -99,7 +120,10 @@ class TrafficGenerator:
         self.switched_at[world] = time.time()
         return self.switched_at[world]
 
-    async def _one(self, session: aiohttp.ClientSession, body: dict[str, Any], n: int, world: str) -> None:
+    async def _one(
+        self, session: aiohttp.ClientSession, body: dict[str, Any], n: int, world: str,
+        truth: np.ndarray | None = None,
+    ) -> None:
         t0 = time.perf_counter()
         code, text = "error", ""
         try:
@@ -107,6 +131,8 @@ class TrafficGenerator:
                 raw = await resp.read()
                 code = str(resp.status)
                 text = raw[:300].decode(errors="replace")
+                if code == "200" and truth is not None:
+                    self._label(body.get("id"), raw, truth)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             text = f"{type(e).__name__}: {e}"[:300]
         if code != "200":
@@ -119,6 +145,18 @@ class TrafficGenerator:
             self.stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
             if len(self.stats.latencies_ms) > 20000:
                 del self.stats.latencies_ms[:10000]
+
+    def _label(self, sent: Any, raw: bytes, truth: np.ndarray) -> None:
+        """Keep the answered rows' ids (the id the server returned, which must be the one sent) with their
+        species."""
+        try:
+            got = json.loads(raw).get("id")
+        except (ValueError, AttributeError):
+            got = None
+        if got is None or got != sent:
+            self.id_mismatches += 1
+            return
+        self.labels.extend(zip(row_ids(str(got), len(truth)), (int(y) for y in truth), strict=True))
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=5)
@@ -136,10 +174,10 @@ class TrafficGenerator:
                         next_at = loop.time()
                     await sem.acquire()
                     n = int(self.rng.integers(1, self.max_rows + 1))
-                    rows = np.asarray(self.rng_rows(n))
-                    task = asyncio.create_task(
-                        self._one(session, infer_body(rows, self.input_name), n, self.world)
-                    )
+                    rows, truth = sample_labelled(self.worlds[self.world], n, self.rng)
+                    self._seq += 1
+                    body = infer_body(rows, self.input_name, f"{self.id_prefix}-{self._seq}")
+                    task = asyncio.create_task(self._one(session, body, n, self.world, truth))
                     pending.add(task)
                     task.add_done_callback(pending.discard)
                     task.add_done_callback(lambda _t: sem.release())
@@ -156,6 +194,46 @@ class TrafficGenerator:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name="demo-traffic")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+
+class LabelWriter:
+    """Every ``interval`` seconds, the generator's new labels as one CSV file (``write(name, data)``: the
+    environment puts it where ``spec.retrain``'s ``fromServing.labels.uri`` points)."""
+
+    def __init__(self, traffic: TrafficGenerator, write: Callable[[str, bytes], None],
+                 interval: float = 1.0) -> None:
+        self.traffic, self.write, self.interval = traffic, write, interval
+        self.files = self.rows = 0
+        self.error: str | None = None  # the first failed write (its rows are lost: they get no label)
+        self._task: asyncio.Task[None] | None = None
+
+    async def flush(self) -> None:
+        rows = self.traffic.take_labels()
+        if rows:
+            name = f"labels-{self.traffic.id_prefix}-{self.files + 1:06d}.csv"
+            try:
+                await asyncio.to_thread(self.write, name, labels_csv(rows))
+            except Exception as e:  # keep writing the next files; the demo reports the first failure
+                self.error = self.error or f"{name}: {type(e).__name__}: {e}"[:300]
+                return
+            self.files += 1
+            self.rows += len(rows)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="demo-labels")
 
     async def stop(self) -> None:
         if self._task is not None:

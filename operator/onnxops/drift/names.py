@@ -81,6 +81,18 @@ REQUESTS: Final = "onnxops_requests_total"  # counter {scope, protocol, code}
 REQUEST_DURATION: Final = "onnxops_request_duration_seconds"  # histogram {scope, protocol}
 ROWS: Final = "onnxops_rows_total"  # counter {scope}
 
+# Payload capture (InferenceService spec.logging; docs/metrics.md "Payload capture"), labels model, version
+# (and reason for the drops). The operator reads the written rows, write errors and sink gauge of each
+# serving pod for the InferenceService's CaptureHealthy condition.
+PAYLOAD_ROWS_CAPTURED: Final = "onnxops_payload_rows_captured_total"  # counter
+PAYLOAD_ROWS_WRITTEN: Final = "onnxops_payload_rows_written_total"  # counter
+PAYLOAD_BYTES_WRITTEN: Final = "onnxops_payload_bytes_written_total"  # counter
+PAYLOAD_FILES_WRITTEN: Final = "onnxops_payload_files_written_total"  # counter
+PAYLOAD_ROWS_DROPPED: Final = "onnxops_payload_rows_dropped_total"  # counter {reason}
+PAYLOAD_WRITE_ERRORS: Final = "onnxops_payload_write_errors_total"  # counter
+PAYLOAD_QUEUE_ROWS: Final = "onnxops_payload_queue_rows"  # gauge
+PAYLOAD_SINK_UP: Final = "onnxops_payload_sink_up"  # gauge: 0 after a failed write, 1 after a good one
+
 # Label sets per family, in the order the server should declare them.
 FEATURE_VALUE_LABELS: Final = (*SCOPE_LABELS, LABEL_FEATURE)
 FEATURE_CATEGORY_LABELS: Final = (*SCOPE_LABELS, LABEL_FEATURE, LABEL_CATEGORY)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
@@ -27,6 +27,40 @@ class TrainingPlan:
     job: dict[str, Any] | None  # the Job to ensure (None once the training is over)
     register: dict[str, Any] | None = None  # ModelVersion body to register (name/version set at creation)
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    requeue_after: float | None = None  # look again (e.g. for the InferenceService fromServing names)
+
+
+UNCHECKED: Literal["unchecked"] = "unchecked"
+SERVICE_RECHECK_S = 10.0
+
+
+def from_serving_service(tj: dict[str, Any]) -> str | None:
+    """The InferenceService ``spec.dataset.fromServing`` names (None without fromServing)."""
+    fs = (tj["spec"].get("dataset") or {}).get("fromServing") or {}
+    return str(fs["service"]) if fs.get("service") else None
+
+
+def from_serving_problem(tj: dict[str, Any], isvc: dict[str, Any] | None) -> tuple[str, str] | None:
+    """Why a training on captured traffic cannot start: (reason, message naming the field), else None.
+
+    ``isvc``: the InferenceService ``fromServing.service`` names, None when there is none. A service without
+    ``spec.logging`` captures nothing, unless ``fromServing.sinkUri`` names the files explicitly."""
+    name = from_serving_service(tj)
+    if name is None:
+        return None
+    ns = tj["metadata"].get("namespace", "default")
+    field_ = "spec.dataset.fromServing.service"
+    if isvc is None:
+        return Reason.SERVICE_NOT_FOUND, (
+            f"{field_}: InferenceService {name!r} not found in namespace {ns!r}; the training starts when it "
+            "exists")
+    fs = tj["spec"]["dataset"]["fromServing"]
+    log = (isvc.get("spec") or {}).get("logging")
+    if not fs.get("sinkUri") and (log is None or not log.get("enabled", True)):
+        return Reason.CAPTURE_NOT_ENABLED, (
+            f"{field_}: InferenceService {name!r} has no spec.logging enabled, so it captures no traffic to "
+            "train on; enable it (or name captured files with fromServing.sinkUri)")
+    return None
 
 
 def job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
@@ -157,12 +191,17 @@ def reconcile(
     registered: str | None,
     settings: Settings,
     now: datetime,
+    service: dict[str, Any] | Literal["unchecked"] | None = UNCHECKED,
 ) -> TrainingPlan:
-    """``registered``: name of the ModelVersion labelled with this TrainingJob's uid, if any."""
+    """``registered``: name of the ModelVersion labelled with this TrainingJob's uid, if any.
+    ``service``: the InferenceService ``dataset.fromServing.service`` names (None: not found), looked up
+    by the caller; its sink is where the training reads, and a training that has not started waits while
+    the service is missing or captures nothing."""
     md, spec = tj["metadata"], tj["spec"]
     old = dict(tj.get("status") or {})
     gen = int(md.get("generation") or 1)
-    desired = job_builder.training_job(tj, settings)
+    isvc = None if service == UNCHECKED else service
+    desired = job_builder.training_job(tj, settings, isvc)
     jst = (job or {}).get("status") or {}
     events: list[tuple[str, str, str]] = []
     register = None
@@ -172,11 +211,19 @@ def reconcile(
     else:
         observed_gen = applied_generation(job, desired, gen, old)
     new: dict[str, Any] = {"observedGeneration": observed_gen, "jobName": desired["metadata"]["name"]}
+    problem = None
+    if not terminal and job is None and service != UNCHECKED:
+        problem = from_serving_problem(tj, isvc)
     if terminal:
         phase = old["phase"]
         reason = Reason.SUCCEEDED if phase == "Succeeded" else _reason_from(old)
         message = old.get("message") or ""
         job_out = None
+    elif problem is not None:  # not started: nothing to read yet; a fix (or the service) starts it
+        phase, (reason, message) = "Pending", problem
+        job_out = None
+        if message != old.get("message"):
+            events.append(("Warning", reason, message))
     else:
         job_out = desired
         attempts = sum(int(jst.get(k) or 0) for k in ("active", "failed", "succeeded"))
@@ -273,7 +320,7 @@ def reconcile(
         reason=reason,
         message=message,
         reconciling=phase in ("Pending", "Running") or (phase == "Succeeded" and not done),
-        stalled=phase == "Failed",
+        stalled=phase == "Failed" or problem is not None,
         generation=observed_gen,
         now=now,
     )
@@ -287,7 +334,8 @@ def reconcile(
             generation=observed_gen,
             now=now,
         )
-    return TrainingPlan(new, status_patch(old, new), job_out, register, events)
+    return TrainingPlan(new, status_patch(old, new), job_out, register, events,
+                        SERVICE_RECHECK_S if problem is not None else None)
 
 
 def _reason_from(old: dict[str, Any]) -> str:

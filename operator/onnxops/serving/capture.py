@@ -55,14 +55,15 @@ __all__ = ["META_COLUMNS", "OUTPUT_COLUMNS", "PARTITION_KEYS", "RESERVED", "Capt
            "partition_path", "row_id"]
 
 # Metric families (exposed on /metrics next to the server's own; docs/metrics.md "Payload capture").
-PAYLOAD_ROWS_CAPTURED = "onnxops_payload_rows_captured_total"  # counter {model, version}
-PAYLOAD_ROWS_WRITTEN = "onnxops_payload_rows_written_total"  # counter {model, version}
-PAYLOAD_BYTES_WRITTEN = "onnxops_payload_bytes_written_total"  # counter {model, version}
-PAYLOAD_FILES_WRITTEN = "onnxops_payload_files_written_total"  # counter {model, version}
-PAYLOAD_ROWS_DROPPED = "onnxops_payload_rows_dropped_total"  # counter {model, version, reason}
-PAYLOAD_WRITE_ERRORS = "onnxops_payload_write_errors_total"  # counter {model, version}
-PAYLOAD_QUEUE_ROWS = "onnxops_payload_queue_rows"  # gauge {model, version}
-PAYLOAD_SINK_UP = "onnxops_payload_sink_up"  # gauge {model, version}
+# (the names are defined once in onnxops.drift.names: the operator reads them for CaptureHealthy)
+PAYLOAD_ROWS_CAPTURED = N.PAYLOAD_ROWS_CAPTURED  # counter {model, version}
+PAYLOAD_ROWS_WRITTEN = N.PAYLOAD_ROWS_WRITTEN  # counter {model, version}
+PAYLOAD_BYTES_WRITTEN = N.PAYLOAD_BYTES_WRITTEN  # counter {model, version}
+PAYLOAD_FILES_WRITTEN = N.PAYLOAD_FILES_WRITTEN  # counter {model, version}
+PAYLOAD_ROWS_DROPPED = N.PAYLOAD_ROWS_DROPPED  # counter {model, version, reason}
+PAYLOAD_WRITE_ERRORS = N.PAYLOAD_WRITE_ERRORS  # counter {model, version}
+PAYLOAD_QUEUE_ROWS = N.PAYLOAD_QUEUE_ROWS  # gauge {model, version}
+PAYLOAD_SINK_UP = N.PAYLOAD_SINK_UP  # gauge {model, version}
 LABEL_REASON = "reason"
 DROP_QUEUE_FULL, DROP_SHUTDOWN, DROP_UNENCODABLE = "queue_full", "shutdown", "unencodable"
 DROP_REASONS = (DROP_QUEUE_FULL, DROP_SHUTDOWN, DROP_UNENCODABLE)

@@ -28,6 +28,8 @@ from onnxops.drift.window import duration_seconds
 from .errors import DataError, InvalidData, InvalidSpec
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .data import Table
 
 SINK_ENV = "ONNXOPS_FROM_SERVING_SINK_URI"  # set by the operator from the service's spec.logging
@@ -97,19 +99,72 @@ def select_files(files: list[str], start: datetime, end: datetime, versions: lis
     return out
 
 
-def read_captured(sink: str, files: list[str], start: datetime, end: datetime) -> pd.DataFrame:
+def _uniform(t: pa.Table, version: int) -> pa.Table:
+    """One file's table in types every version shares: versions answer with different output types (an
+    INT64 label in one, BYTES class names in the next), so ``prediction`` becomes a string and
+    ``probabilities`` a list of float64; features become float64 when numeric. Without this, reading the
+    files of two such versions together fails in Arrow."""
     import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    cols, fields = [], []
+    for f, col in zip(t.schema, t.columns, strict=True):
+        if f.name in PARTITIONS:  # the path is the truth (version below)
+            continue
+        if f.name == "prediction":
+            col = pc.cast(col, pa.string())
+        elif f.name == "probabilities":
+            col = pc.cast(col, pa.list_(pa.float64()))
+        elif f.name not in META and (pt.is_integer(f.type) or pt.is_floating(f.type)):
+            col = pc.cast(col, pa.float64())
+        cols.append(col)
+        fields.append(pa.field(f.name, col.type))
+    cols.append(pa.array(np.full(t.num_rows, version, np.int64)))
+    fields.append(pa.field("version", pa.int64()))
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+def feature_names(schema_names: list[str]) -> list[str]:
+    return [c for c in schema_names if c not in META and c not in PARTITIONS]
+
+
+def read_captured(
+    sink: str, files: list[str], start: datetime, end: datetime, wanted: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str], list[str], bool]:
+    """(the window's rows, distinct by id; the feature columns; the files with rows in the window; whether
+    any file had the ``wanted`` features).
+
+    ``wanted`` (dataset.features): files without all of them (a version with other feature names) are
+    not read. Without it, the features are those every file with rows in the window has (in the first
+    such file's order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    tables = []
+    tables: list[pa.Table] = []
+    read: list[str] = []
+    common: list[str] | None = None
+    schema_ok = wanted is None
+    lo, hi = pa.scalar(start, pa.timestamp("us", "UTC")), pa.scalar(end, pa.timestamp("us", "UTC"))
     for f in files:
         t = pq.read_table(io.BytesIO(_read(sink, f)))
-        version = int(_PART.search(f)[1])  # type: ignore[index]
-        tables.append(t.append_column("version", pa.array(np.full(t.num_rows, version, np.int64))))
+        names = feature_names(t.column_names)
+        if wanted is not None and any(w not in names for w in wanted):
+            continue
+        schema_ok = True
+        ts = pc.cast(t.column("timestamp"), pa.timestamp("us", "UTC"))
+        t = t.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)))
+        if t.num_rows == 0:  # an hour partition that overlaps the window, with none of this file's rows
+            continue
+        common = names if common is None else [c for c in common if c in names]
+        tables.append(_uniform(t, int(_PART.search(f)[1])))  # type: ignore[index]
+        read.append(f)
+    if not tables:
+        return pd.DataFrame(), [], [], schema_ok
     frame = pa.concat_tables(tables, promote_options="default").to_pandas()
-    ts = frame["timestamp"]
-    frame = frame[(ts >= pd.Timestamp(start)) & (ts <= pd.Timestamp(end))]
-    return frame.sort_values("timestamp", kind="stable").drop_duplicates("id", keep="first")
+    frame = frame.sort_values("timestamp", kind="stable").drop_duplicates("id", keep="first")
+    return frame, list(wanted) if wanted is not None else (common or []), read, schema_ok
 
 
 def read_labels(uri: str, target: str) -> tuple[pd.DataFrame, str]:
@@ -148,7 +203,9 @@ def _files_digest(files: list[str]) -> str:
 
 
 def _stamp(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC, with the microseconds when there are any (the window must be exact to rebuild)."""
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if t.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
@@ -175,17 +232,22 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
                           f"{_stamp(start)}..{_stamp(end)} (window {fs.window}"
                           + (f", versions {fs.versions}" if fs.versions else "")
                           + "); is spec.logging enabled on the service?")
-    captured = read_captured(sink, files, start, end)
+    named = list(ds.features) if ds.features else None
+    captured, wanted, read, schema_ok = read_captured(sink, files, start, end, named)
+    if not schema_ok:
+        import pyarrow.parquet as pq
+
+        available = feature_names(pq.read_schema(io.BytesIO(_read(sink, files[-1]))).names)
+        raise InvalidData(f"dataset.fromServing: schema mismatch: dataset.features {named} are "
+                          f"not in the captured traffic, which has features {available}")
     if captured.empty:
         raise InvalidData(f"dataset.fromServing: no captured rows of {where} in the window "
                           f"{_stamp(start)}..{_stamp(end)}")
-    features = [c for c in captured.columns if c not in META and c not in PARTITIONS]
-    wanted = list(ds.features) if ds.features else features
-    missing = [f for f in wanted if f not in features]
-    if missing:
-        raise InvalidData(f"dataset.fromServing: schema mismatch: dataset.features {missing} are not in the "
-                          f"captured traffic, which has features {features}")
-    if ds.target in features:
+    if not wanted:
+        raise InvalidData(f"dataset.fromServing: the captured files of {where} share no feature column "
+                          "(versions with other feature names); set dataset.features or fromServing.versions")
+    files = read
+    if ds.target in wanted:
         raise InvalidData(f"dataset.fromServing: the target {ds.target!r} is also a captured feature")
     labels, labels_digest = read_labels(fs.labels.uri, ds.target)
     joined = captured[["id", *wanted]].merge(labels, on="id", how="inner")
