@@ -16,7 +16,7 @@ import numpy as np
 from onnxops import __version__, storage
 from onnxops.api.v1alpha1.trainingjob import TrainingJobSpec
 
-from . import data, estimators, evaluate, export, parity
+from . import boosting, data, estimators, evaluate, export, parity
 from .errors import AlreadyExists, StorageFailed, TrainingFailed
 from .profile import build_profile
 
@@ -156,7 +156,8 @@ def train(args: RunArgs) -> dict[str, Any]:
                     "codeVersion": __version__},
         "files": {MODEL_FILE: {"sha256": model_sha, "sizeBytes": len(onnx_bytes)},
                   PROFILE_FILE: {"sha256": profile_sha, "sizeBytes": len(profile_bytes)}},
-        "libraries": library_versions(),
+        "libraries": {**library_versions(), **(boosting.versions() if est_spec.class_name in boosting.BOOSTING
+                                                 else {})},
         "fitWarnings": fit_warnings,
     }
     metadata_bytes = json.dumps(metadata, indent=1).encode()

@@ -23,7 +23,8 @@ DATASET_URI_PATTERN = (
     r"|sklearn://(iris|wine|breast_cancer|digits|diabetes))$"
 )
 
-# scikit-learn estimators the trainer accepts: every one skl2onnx converts with plain tensor outputs.
+# Estimators the trainer accepts: scikit-learn's that skl2onnx converts with plain tensor outputs, and
+# XGBoost's and LightGBM's scikit-learn classes (converted by onnxmltools inside skl2onnx).
 CLASSIFIERS: tuple[str, ...] = (
     "LogisticRegression",
     "SGDClassifier",
@@ -40,6 +41,8 @@ CLASSIFIERS: tuple[str, ...] = (
     "BernoulliNB",
     "MultinomialNB",
     "MLPClassifier",
+    "XGBClassifier",
+    "LGBMClassifier",
 )
 REGRESSORS: tuple[str, ...] = (
     "LinearRegression",
@@ -56,6 +59,8 @@ REGRESSORS: tuple[str, ...] = (
     "HistGradientBoostingRegressor",
     "KNeighborsRegressor",
     "MLPRegressor",
+    "XGBRegressor",
+    "LGBMRegressor",
 )
 ESTIMATORS: tuple[str, ...] = CLASSIFIERS + REGRESSORS
 
@@ -149,7 +154,8 @@ class Estimator(KubeModel):
     """The scikit-learn estimator to fit."""
 
     class_name: Literal[ESTIMATORS] = Field(  # type: ignore[valid-type]
-        description="An allow-listed scikit-learn estimator class name."
+        description="An allow-listed estimator class name: scikit-learn's, or XGBClassifier / XGBRegressor "
+        "(xgboost) and LGBMClassifier / LGBMRegressor (lightgbm) through their scikit-learn APIs."
     )
     params: dict[str, Any] | None = Field(
         None,
