@@ -16,7 +16,8 @@ import numpy as np
 from onnxops import __version__, storage
 from onnxops.api.v1alpha1.trainingjob import TrainingJobSpec
 
-from . import boosting, data, estimators, evaluate, export, parity
+from . import boosting, data, estimators, evaluate, export, parity, search
+from .cpus import available_cpus
 from .errors import AlreadyExists, StorageFailed, TrainingFailed
 from .profile import build_profile
 
@@ -73,6 +74,8 @@ def train(args: RunArgs) -> dict[str, Any]:
     classification = task == "classification"
     gates = [evaluate.parse_gate(g) for g in ev.gates or []]
     pipeline = estimators.build_pipeline(est_spec, seed=ev.seed, categorical=[])  # validates params early
+    if est_spec.search is not None:
+        search.validate(est_spec, task)
     wanted = evaluate.plan_metrics(task, hasattr(pipeline, "predict_proba"), est_spec.class_name,
                                    ev.metrics, gates)
     log.info("trainer %s: model=%s run=%s estimator=%s task=%s", __version__, args.model, args.run_id,
@@ -93,6 +96,18 @@ def train(args: RunArgs) -> dict[str, Any]:
              ", stratified" if split.stratified else "", len(feats.names),
              f", {len(feats.categorical)} one-hot encoded" if feats.categorical else "")
 
+    searched: search.SearchResult | None = None
+    if est_spec.search is not None:
+        n_jobs = available_cpus()
+        log.info("%s search over %s (%d-fold CV, %d jobs)", est_spec.search.strategy,
+                 ", ".join(est_spec.search.parameters), est_spec.search.cv_folds, n_jobs)
+        to_search = search.searching_pipeline(est_spec, seed=ev.seed, categorical=feats.categorical)
+        searched = search.run_search(to_search, est_spec.search, X_train, y_train, task=task, seed=ev.seed,
+                                     n_jobs=n_jobs)
+        log.info("search: %d trials in %.1fs%s; best %s=%.4f with %s", len(searched.trials), searched.seconds,
+                 " (time budget spent, stopped early)" if searched.stopped_early else "", searched.metric,
+                 searched.best_score, searched.best_params)
+        est_spec = search.best_estimator_spec(est_spec, searched.best_params)
     pipeline = estimators.build_pipeline(est_spec, seed=ev.seed, categorical=feats.categorical)
     fit_warnings = _fit(pipeline, X_train, y_train, est_spec.class_name)
     for w in fit_warnings:
@@ -143,6 +158,7 @@ def train(args: RunArgs) -> dict[str, Any]:
         "estimator": {"className": est_spec.class_name, "scaling": est_spec.scaling,
                       "params": spec.estimator.params or {},
                       "effectiveParams": estimators.jsonable_params(final_est)},
+        **({"search": searched.metadata()} if searched else {}),
         "signature": sig,
         "scores": parity.sklearn_scores(pipeline) if classification else None,
         "categoricalEncoding": {"features": [feats.names[i] for i in feats.categorical],
@@ -152,7 +168,7 @@ def train(args: RunArgs) -> dict[str, Any]:
                   "trainRows": len(y_train), "testRows": len(y_test)},
         "parity": report.to_json(),
         "lineage": {"dataset": {"uri": dataset_uri, "sha256": dataset_sha, "rows": n_rows, **served},
-                    "estimator": {"className": est_spec.class_name, "params": spec.estimator.params or {}},
+                    "estimator": {"className": est_spec.class_name, "params": est_spec.params or {}},
                     "codeVersion": __version__},
         "files": {MODEL_FILE: {"sha256": model_sha, "sizeBytes": len(onnx_bytes)},
                   PROFILE_FILE: {"sha256": profile_sha, "sizeBytes": len(profile_bytes)}},
@@ -178,6 +194,7 @@ def train(args: RunArgs) -> dict[str, Any]:
         "signature": sig,
         "dataset": {"uri": dataset_uri, "sha256": dataset_sha, **served},
         "codeVersion": __version__,
+        **({"search": searched.summary()} if searched else {}),
     }
 
 

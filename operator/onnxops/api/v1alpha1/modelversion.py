@@ -16,6 +16,7 @@ from .common import (
     conditions_field,
 )
 from .fromserving import ServingLineage
+from .search import SearchSummary
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                    "FP16", "FP32", "FP64", "BYTES"]
@@ -78,10 +79,12 @@ class DatasetRef(KubeModel):
 class EstimatorRef(KubeModel):
     """The estimator a version was trained with."""
 
-    class_name: str = Field(description="scikit-learn class name.")
+    class_name: str = Field(description="Estimator class name.")
     params: dict[str, Any] | None = Field(
-        None, description="Parameters.", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+        None, description="Parameters (with a search: the spec's, overridden by the best found).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
+    search: SearchSummary | None = Field(None, description="The hyperparameter search, when there was one.")
 
 
 class Lineage(KubeModel):

@@ -17,6 +17,7 @@ from .common import (
     conditions_field,
 )
 from .fromserving import FromServing
+from .search import Search
 
 DATASET_URI_PATTERN = (
     r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S+|https://\S+"
@@ -165,6 +166,10 @@ class Estimator(KubeModel):
     scaling: Literal["none", "standard", "minmax", "robust"] = Field(
         "none", description="Scaler put before the estimator in a Pipeline."
     )
+    search: Search | None = Field(
+        None, description="Hyperparameter search (grid, random, successive halving) by cross-validation on "
+        "the training split; the best parameters are trained, exported and registered."
+    )
 
 
 class Evaluation(KubeModel):
@@ -225,11 +230,26 @@ def _task_rule(estimators: tuple[str, ...], allowed: tuple[str, ...], task: str)
     ]
 
 
+def _search_metric_rules() -> list[JsonValue]:
+    """CEL: the search's objective metric fits the estimator's task."""
+    out: list[JsonValue] = []
+    for names, allowed, task in ((CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+                                 (REGRESSORS, REGRESSION_METRICS, "regression")):
+        out.append({
+            "rule": f"!(self.estimator.className in {_cel_list(names)}) || !has(self.estimator.search)"
+            f" || !has(self.estimator.search.metric) || self.estimator.search.metric in {_cel_list(allowed)}",
+            "message": f"estimator.search.metric: a {task} estimator is searched on {', '.join(allowed)}",
+            "fieldPath": ".estimator.search.metric",
+        })
+    return out
+
+
 # Cross-field rules of a TrainingJob spec (also the InferenceService's retrain template), evaluated by the
 # API server: what would only fail after a training pod ran.
 TRAINING_RULES: list[JsonValue] = [
     *_task_rule(CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
     *_task_rule(REGRESSORS, REGRESSION_METRICS, "regression"),
+    *_search_metric_rules(),
     {
         "rule": "!has(self.dataset.uri) || self.dataset.uri != 'sklearn://diabetes'"
         f" || self.estimator.className in {_cel_list(REGRESSORS)}",
