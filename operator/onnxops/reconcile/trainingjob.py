@@ -59,6 +59,9 @@ def model_version_body(
         mv_spec["signature"] = result["signature"]
     if result.get("metrics"):
         mv_spec["metrics"] = {k: float(v) for k, v in result["metrics"].items()}
+    for key in ("slices", "fairness"):  # spec.evaluation.slices / fairness of the training
+        if result.get(key):
+            mv_spec[key] = result[key]
     est = spec.get("estimator") or {}
     searched = result.get("search") if isinstance(result.get("search"), dict) else None
     params = est.get("params")

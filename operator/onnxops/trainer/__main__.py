@@ -49,7 +49,7 @@ def compact(result: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> str:
     res = json.loads(json.dumps(result))
     text = json.dumps(res, separators=(",", ":"))
     for path in (("signature", "featureNames"), ("signature", "classLabels"), ("fitWarnings",),
-                 ("search", "bestParams")):
+                 ("search", "bestParams"), ("slices",), ("fairness", "selectionRates")):
         if len(text.encode()) <= limit:
             break
         node = res

@@ -16,7 +16,7 @@ import numpy as np
 from onnxops import __version__, storage
 from onnxops.api.v1alpha1.trainingjob import TrainingJobSpec
 
-from . import boosting, data, estimators, evaluate, export, parity, search
+from . import boosting, data, estimators, evaluate, export, fairness, parity, search, slicing
 from .cpus import available_cpus
 from .errors import AlreadyExists, StorageFailed, TrainingFailed
 from .profile import build_profile
@@ -78,6 +78,9 @@ def train(args: RunArgs) -> dict[str, Any]:
         search.validate(est_spec, task)
     wanted = evaluate.plan_metrics(task, hasattr(pipeline, "predict_proba"), est_spec.class_name,
                                    ev.metrics, gates)
+    slice_gates, slice_wanted = (slicing.plan(ev.slices, task, hasattr(pipeline, "predict_proba"),
+                                              est_spec.class_name) if ev.slices else ([], []))
+    fair_gates = fairness.plan(ev.fairness, task) if ev.fairness else []
     log.info("trainer %s: model=%s run=%s estimator=%s task=%s", __version__, args.model, args.run_id,
              est_spec.class_name, task)
 
@@ -87,6 +90,7 @@ def train(args: RunArgs) -> dict[str, Any]:
     feats = data.select_features(table, spec.dataset, classification=classification)
     dataset_uri, dataset_sha, n_rows = table.uri, table.sha256, len(feats.y)
     served = {"fromServing": table.lineage} if table.lineage else {}  # dataset.fromServing: what was read
+    side_columns = _evaluation_columns(table, ev)  # slice and sensitive columns (features or not)
     del table  # the frame goes before the split's own temporaries arrive (peak memory)
     split = evaluate.split_indices(feats.y, test_fraction=ev.test_fraction, seed=ev.seed,
                                    classification=classification)
@@ -124,6 +128,11 @@ def train(args: RunArgs) -> dict[str, Any]:
     del X_test64
     log.info("held-out metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     failures = evaluate.failed_gates(gates, metrics)
+    test_columns = {k: v[split.test] for k, v in side_columns.items()}
+    slice_results, fair_result, held_out_failures = _slices_and_fairness(
+        ev, task, test_columns, y_test, y_pred, proba, list(pipeline.classes_) if classification else None,
+        slice_wanted, slice_gates, fair_gates)
+    failures += held_out_failures
     if failures:
         from .errors import GateNotMet
 
@@ -175,6 +184,10 @@ def train(args: RunArgs) -> dict[str, Any]:
         "libraries": {**library_versions(), **(boosting.versions() if est_spec.class_name in boosting.BOOSTING
                                                  else {})},
         "fitWarnings": fit_warnings,
+        **({"slices": {"metrics": slice_wanted, "minRows": ev.slices.min_rows, "results": slice_results,
+                       "gates": [g.text for g in slice_gates]}} if ev.slices else {}),
+        **({"fairness": {**(fair_result or {}), "gates": [g.text for g in fair_gates]}}
+           if ev.fairness else {}),
     }
     metadata_bytes = json.dumps(metadata, indent=1).encode()
     try:
@@ -195,7 +208,51 @@ def train(args: RunArgs) -> dict[str, Any]:
         "dataset": {"uri": dataset_uri, "sha256": dataset_sha, **served},
         "codeVersion": __version__,
         **({"search": searched.summary()} if searched else {}),
+        **({"slices": slicing.for_model_version(slice_results, slice_wanted)} if slice_results else {}),
+        **({"fairness": fair_result} if fair_result else {}),
     }
+
+
+def _evaluation_columns(table: data.Table, ev: Any) -> dict[str, np.ndarray]:
+    """The columns slices and fairness group by, whole (the split is applied later)."""
+    wanted: list[tuple[str, str]] = []
+    if ev.slices:
+        wanted += [(f"evaluation.slices.features[{i}].feature", f.feature)
+                   for i, f in enumerate(ev.slices.features)]
+    if ev.fairness:
+        wanted.append(("evaluation.fairness.sensitiveFeature", ev.fairness.sensitive_feature))
+    cols = [str(c) for c in table.frame.columns]
+    out: dict[str, np.ndarray] = {}
+    for where, name in wanted:
+        if name not in cols:
+            from .errors import InvalidData
+
+            raise InvalidData(f"{where}: column {name!r} not found in {table.uri}; columns: "
+                              f"{', '.join(cols[:20])}{', ...' if len(cols) > 20 else ''}")
+        out[name] = table.frame.iloc[:, cols.index(name)].to_numpy()
+    return out
+
+
+def _slices_and_fairness(ev: Any, task: str, columns: dict[str, np.ndarray], y_test: np.ndarray,
+                         y_pred: np.ndarray, proba: np.ndarray | None, classes: list[Any] | None,
+                         wanted: list[str], slice_gates: list[slicing.SliceGate],
+                         fair_gates: list[fairness.FairnessGate]
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[str]]:
+    """Held-out metrics per slice, fairness metrics, and the messages of their failed gates."""
+    results: list[dict[str, Any]] = []
+    fair: dict[str, Any] | None = None
+    failures: list[str] = []
+    if ev.slices:
+        results = slicing.slice_metrics(ev.slices, columns, wanted, task, y_test, y_pred, proba, classes)
+        overall = evaluate.compute_metrics(task, wanted, y_test, y_pred, proba, classes)
+        failures += slicing.failed_gates(slice_gates, results, overall, ev.slices.min_rows)
+        log.info("slices: %d groups over %s", len(results), ", ".join(f.feature for f in ev.slices.features))
+    if ev.fairness and classes is not None:
+        fair = fairness.compute(ev.fairness, columns[ev.fairness.sensitive_feature], y_test, y_pred, classes)
+        failures += fairness.failed_gates(fair_gates, fair)
+        log.info("fairness on %s: %s", ev.fairness.sensitive_feature,
+                 ", ".join(f"{k}={v:.4f}" for k, v in fair["metrics"].items()))
+    return results, fair, failures
 
 
 def evaluate_default() -> Any:

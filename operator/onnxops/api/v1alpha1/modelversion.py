@@ -17,6 +17,7 @@ from .common import (
 )
 from .fromserving import ServingLineage
 from .search import SearchSummary
+from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                    "FP16", "FP32", "FP64", "BYTES"]
@@ -109,6 +110,12 @@ class ModelVersionSpec(KubeModel):
     signature: Signature | None = Field(None, description="Inputs, outputs, feature names, class labels.")
     profile: Profile | None = Field(None, description="Training-data profile for drift detection.")
     metrics: dict[str, float] | None = Field(None, description="Evaluation metrics at training time.")
+    slices: list[SliceResult] | None = Field(
+        None, description="Held-out metrics per slice (spec.evaluation.slices of the training; the first "
+        f"{MAX_MV_SLICES} groups, worst first per column; metadata.json has them all).",
+        max_length=MAX_MV_SLICES,
+    )
+    fairness: FairnessResult | None = Field(None, description="Fairness metrics on the held-out rows.")
     lineage: Lineage | None = Field(None, description="Provenance.")
 
 

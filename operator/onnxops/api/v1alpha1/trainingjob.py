@@ -18,6 +18,7 @@ from .common import (
 )
 from .fromserving import FromServing
 from .search import Search
+from .slices import Fairness, Slices
 
 DATASET_URI_PATTERN = (
     r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S+|https://\S+"
@@ -191,6 +192,14 @@ class Evaluation(KubeModel):
         description="Promotion gates, e.g. 'accuracy >= 0.9'. A failed gate fails the training.",
         max_length=16,
     )
+    slices: Slices | None = Field(
+        None, description="Held-out metrics per group of some columns (recorded on the ModelVersion), and "
+        "gates every group must meet."
+    )
+    fairness: Fairness | None = Field(
+        None, description="fairlearn's demographic parity and equalized odds for a sensitive column, and "
+        "gates on them (classifiers)."
+    )
 
 
 class Output(KubeModel):
@@ -244,12 +253,40 @@ def _search_metric_rules() -> list[JsonValue]:
     return out
 
 
+def _slice_rules() -> list[JsonValue]:
+    """CEL: slice metrics and gates fit the estimator's task; fairness needs a classifier."""
+    out: list[JsonValue] = [{
+        "rule": f"!has(self.evaluation) || !has(self.evaluation.fairness)"
+        f" || self.estimator.className in {_cel_list(CLASSIFIERS)}",
+        "message": "evaluation.fairness: fairness metrics need a classifier",
+        "fieldPath": ".evaluation.fairness",
+    }]
+    for names, allowed, task in ((CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+                                 (REGRESSORS, REGRESSION_METRICS, "regression")):
+        is_task = f"self.estimator.className in {_cel_list(names)}"
+        has = "has(self.evaluation) && has(self.evaluation.slices)"
+        shown = ", ".join(allowed)
+        out += [{
+            "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.metrics)"
+            f" || self.evaluation.slices.metrics.all(m, m in {_cel_list(allowed)})",
+            "message": f"evaluation.slices.metrics: a {task} estimator is evaluated with {shown}",
+            "fieldPath": ".evaluation.slices.metrics",
+        }, {
+            "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.gates)"
+            f" || self.evaluation.slices.gates.all(g, g.matches('^({'|'.join(allowed)})(_gap)?[ <>=]'))",
+            "message": f"evaluation.slices.gates: a {task} estimator can only be gated on {shown}",
+            "fieldPath": ".evaluation.slices.gates",
+        }]
+    return out
+
+
 # Cross-field rules of a TrainingJob spec (also the InferenceService's retrain template), evaluated by the
 # API server: what would only fail after a training pod ran.
 TRAINING_RULES: list[JsonValue] = [
     *_task_rule(CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
     *_task_rule(REGRESSORS, REGRESSION_METRICS, "regression"),
     *_search_metric_rules(),
+    *_slice_rules(),
     {
         "rule": "!has(self.dataset.uri) || self.dataset.uri != 'sklearn://diabetes'"
         f" || self.estimator.className in {_cel_list(REGRESSORS)}",
