@@ -67,8 +67,12 @@ def estimator_class(class_name: str) -> type:
 
 def param_names(cls: type) -> list[str]:
     """Constructor parameters: both libraries take ``**kwargs`` (passed on to the booster unchecked), so the
-    strict list is what ``get_params`` reports of a default instance."""
-    return sorted(cls().get_params(deep=False))
+    strict list is what ``get_params`` reports of a default instance (plus LightGBM's ``verbose``, which the
+    trainer sets and LightGBM only takes through ``**kwargs``)."""
+    names = set(cls().get_params(deep=False))
+    if cls.__name__ in LIGHTGBM:
+        names.add("verbose")
+    return sorted(names)
 
 
 def defaults(class_name: str, n_jobs: int) -> dict[str, Any]:
