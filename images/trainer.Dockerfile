@@ -18,7 +18,7 @@ ARG ONNXOPS_VERSION=0.1.0
 ARG VCS_REF=unknown
 ARG CREATED=unknown
 LABEL org.opencontainers.image.title="onnxops trainer" \
-      org.opencontainers.image.description="Training entrypoint: data, scikit-learn fit, evaluation, ONNX export, parity check, baseline profile." \
+      org.opencontainers.image.description="Training entrypoint: data, scikit-learn / XGBoost / LightGBM fit, evaluation, ONNX export, parity check, baseline profile." \
       org.opencontainers.image.version="${ONNXOPS_VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.created="${CREATED}" \
@@ -28,6 +28,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/tmp
+# LightGBM's wheel links the system OpenMP runtime (scikit-learn and xgboost bundle their own)
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels "onnxops[trainer]==${ONNXOPS_VERSION}" \
  && groupadd --gid 10001 onnxops \

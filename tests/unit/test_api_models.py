@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import lightgbm
 import pytest
+import xgboost
 from sklearn.base import is_classifier, is_regressor
 from sklearn.utils import all_estimators
 
@@ -16,16 +18,18 @@ from onnxops.crdgen import build_crds
 from onnxops.validate import prune_and_default, schema_for, validate
 
 CRDS = build_crds()
-SKLEARN = dict(all_estimators())
+SKLEARN = {**dict(all_estimators()), "XGBClassifier": xgboost.XGBClassifier,
+           "XGBRegressor": xgboost.XGBRegressor, "LGBMClassifier": lightgbm.LGBMClassifier,
+           "LGBMRegressor": lightgbm.LGBMRegressor}
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_allow_listed_classifiers_are_sklearn_classifiers(name: str) -> None:
+def test_allow_listed_classifiers_are_sklearn_api_classifiers(name: str) -> None:
     assert name in SKLEARN and is_classifier(SKLEARN[name]())
 
 
 @pytest.mark.parametrize("name", REGRESSORS)
-def test_allow_listed_regressors_are_sklearn_regressors(name: str) -> None:
+def test_allow_listed_regressors_are_sklearn_api_regressors(name: str) -> None:
     assert name in SKLEARN and is_regressor(SKLEARN[name]())
 
 

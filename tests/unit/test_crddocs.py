@@ -180,7 +180,8 @@ def test_rows_agree_with_the_models(kind: str) -> None:
                 if getattr(m, attr, None) is not None:
                     assert shown.format(getattr(m, attr)) in constraints.split("; "), (f.path, attr)
             if getattr(m, "max_length", None) is not None:
-                key = "maxItems" if typing.get_origin(f.leaf) is list else "maxLength"
+                origin = typing.get_origin(f.leaf)
+                key = "maxItems" if origin is list else "maxProperties" if origin is dict else "maxLength"
                 assert f"{key}: {m.max_length}" in constraints, f.path
             if getattr(m, "pattern", None):
                 assert m.pattern in constraints.replace("\\|", "|"), f.path

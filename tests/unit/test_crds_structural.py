@@ -26,11 +26,14 @@ from onnxops.validate import schema_for
 
 CRDS = build_crds()
 # The only places unknown fields are kept on purpose: estimator constructor parameters (free-form
-# scikit-learn kwargs) and the free-form last-retrain record in InferenceService status.
+# scikit-learn kwargs), the search space (parameter -> values of any JSON type or a range; checked by CEL
+# and the API models), the search's best parameters, and the free-form last-retrain record in
+# InferenceService status.
 INTENDED_PRESERVE = {
-    "TrainingJob": ["spec.estimator.params"],
-    "ModelVersion": ["spec.lineage.estimator.params"],
-    "InferenceService": ["spec.retrain.trainingJob.estimator.params", "status.retrain"],
+    "TrainingJob": ["spec.estimator.params", "spec.estimator.search.parameters"],
+    "ModelVersion": ["spec.lineage.estimator.params", "spec.lineage.estimator.search.bestParams"],
+    "InferenceService": ["spec.retrain.trainingJob.estimator.params",
+                         "spec.retrain.trainingJob.estimator.search.parameters", "status.retrain"],
 }
 
 

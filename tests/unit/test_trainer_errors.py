@@ -67,7 +67,7 @@ def test_string_categorical_is_refused_with_the_reason(tmp_path: Path, table: Pa
 
 
 def test_unknown_estimator_is_an_invalid_spec(tmp_path: Path) -> None:
-    spec = {"model": "m", "dataset": {"uri": "sklearn://iris"}, "estimator": {"className": "XGBClassifier"}}
+    spec = {"model": "m", "dataset": {"uri": "sklearn://iris"}, "estimator": {"className": "CatBoostModel"}}
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "InvalidSpec")
     assert "spec.estimator.className" in term["message"] and "LogisticRegression" in term["message"]

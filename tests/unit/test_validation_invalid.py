@@ -84,7 +84,7 @@ CASES: list[tuple[str, str, str, Any, str, str, str, bool]] = [
         "tj-unknown-estimator",
         TJ,
         "spec.estimator.className",
-        "XGBClassifier",
+        "CatBoostClassifier",
         "spec.estimator.className",
         c.NOT_SUPPORTED,
         "LogisticRegression",

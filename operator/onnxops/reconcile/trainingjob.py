@@ -93,12 +93,19 @@ def model_version_body(
         mv_spec["signature"] = result["signature"]
     if result.get("metrics"):
         mv_spec["metrics"] = {k: float(v) for k, v in result["metrics"].items()}
+    for key in ("slices", "fairness"):  # spec.evaluation.slices / fairness of the training
+        if result.get(key):
+            mv_spec[key] = result[key]
     est = spec.get("estimator") or {}
+    searched = result.get("search") if isinstance(result.get("search"), dict) else None
+    params = est.get("params")
+    if searched and isinstance(searched.get("bestParams"), dict):  # what was trained: the best found
+        params = {**(params or {}), **searched["bestParams"]}
     lineage: dict[str, Any] = {
         "trainingJob": f"{md.get('namespace', 'default')}/{md['name']}",
         "estimator": {
             k: v
-            for k, v in {"className": est.get("className"), "params": est.get("params")}.items()
+            for k, v in {"className": est.get("className"), "params": params, "search": searched}.items()
             if v is not None
         },
         "image": ((spec.get("template") or {}).get("image") or settings.trainer_image),

@@ -48,7 +48,8 @@ def compact(result: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> str:
     and say so under ``truncated``; a failure message is shortened last."""
     res = json.loads(json.dumps(result))
     text = json.dumps(res, separators=(",", ":"))
-    for path in (("signature", "featureNames"), ("signature", "classLabels"), ("fitWarnings",)):
+    for path in (("signature", "featureNames"), ("signature", "classLabels"), ("fitWarnings",),
+                 ("search", "bestParams"), ("slices",), ("fairness", "selectionRates")):
         if len(text.encode()) <= limit:
             break
         node = res

@@ -9,6 +9,8 @@ from typing import Any
 
 from onnxops.api.v1alpha1.trainingjob import CLASSIFIERS, ESTIMATORS, Estimator
 
+from . import boosting
+from .cpus import available_cpus
 from .errors import InvalidSpec
 
 # scikit-learn module of every allow-listed class (the API's ESTIMATORS is the single list of names).
@@ -26,7 +28,8 @@ _MODULES: dict[str, str] = {
 }
 # Trees split on raw thresholds: a scaler in front changes nothing for sklearn but makes the float32 ONNX
 # scaler land on the other side of a threshold now and then, which breaks exact label parity.
-TREE_BASED = frozenset(n for n in ESTIMATORS if "Tree" in n or "Forest" in n or "GradientBoosting" in n)
+TREE_BASED = frozenset(n for n in ESTIMATORS if "Tree" in n or "Forest" in n or "GradientBoosting" in n
+                       or n in boosting.BOOSTING)
 _SCALERS = {"standard": "StandardScaler", "minmax": "MinMaxScaler", "robust": "RobustScaler"}
 _PARAM_IN_MESSAGE = re.compile(r"The '([A-Za-z_0-9]+)' parameter")
 
@@ -36,14 +39,23 @@ def task_of(class_name: str) -> str:
 
 
 def estimator_class(class_name: str) -> type:
-    if class_name not in ESTIMATORS or class_name not in _MODULES:
+    if class_name not in ESTIMATORS or (class_name not in _MODULES and class_name not in boosting.BOOSTING):
         raise InvalidSpec(f"estimator.className: {class_name!r} is not allow-listed; "
                           f"one of {', '.join(ESTIMATORS)}")
+    if class_name in boosting.BOOSTING:
+        try:
+            return boosting.estimator_class(class_name)
+        except ImportError as e:
+            lib = boosting.library_of(class_name)
+            raise InvalidSpec(f"estimator.className: {class_name} needs the {lib} package, which this "
+                              f"trainer image lacks ({e})") from None
     cls: type = getattr(importlib.import_module(_MODULES[class_name]), class_name)
     return cls
 
 
 def valid_param_names(cls: type) -> list[str]:
+    if cls.__name__ in boosting.BOOSTING:
+        return boosting.param_names(cls)
     sig = inspect.signature(cls.__init__)  # type: ignore[misc]
     return [n for n, p in sig.parameters.items() if n != "self" and p.kind is not p.VAR_KEYWORD]
 
@@ -59,10 +71,12 @@ def make_estimator(spec: Estimator, seed: int) -> Any:
                               f"valid: {', '.join(sorted(names))}")
     if "random_state" in names and "random_state" not in params:
         params["random_state"] = seed
+    if spec.class_name in boosting.BOOSTING:
+        params = {**boosting.defaults(spec.class_name, available_cpus()), **params}
     try:
         est = cls(**params)
         validate = getattr(est, "_validate_params", None)  # scikit-learn >= 1.2: its own type/range rules
-        if callable(validate):
+        if callable(validate) and hasattr(est, "_parameter_constraints"):  # not xgboost's, lightgbm's
             validate()  # now, before any data is read, rather than at fit
     except (TypeError, ValueError) as e:
         m = _PARAM_IN_MESSAGE.search(str(e))

@@ -89,6 +89,13 @@ def to_onnx(pipeline: Any, n_features: int, *, classifier: bool, name: str = "on
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    from . import boosting
+
+    try:
+        boosting.register_for(pipeline)
+    except ImportError as e:
+        raise ExportFailed(f"cannot convert {type(pipeline[-1]).__name__}: "
+                           f"onnxmltools is missing ({e})") from None
     initial = [(INPUT_NAME, FloatTensorType([None, n_features]))]
     attempts: list[dict[int, dict[str, Any]] | None] = []
     if classifier:

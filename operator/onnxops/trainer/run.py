@@ -16,7 +16,8 @@ import numpy as np
 from onnxops import __version__, storage
 from onnxops.api.v1alpha1.trainingjob import TrainingJobSpec
 
-from . import data, estimators, evaluate, export, parity
+from . import boosting, data, estimators, evaluate, export, fairness, parity, search, slicing
+from .cpus import available_cpus
 from .errors import AlreadyExists, StorageFailed, TrainingFailed
 from .profile import build_profile
 
@@ -73,8 +74,13 @@ def train(args: RunArgs) -> dict[str, Any]:
     classification = task == "classification"
     gates = [evaluate.parse_gate(g) for g in ev.gates or []]
     pipeline = estimators.build_pipeline(est_spec, seed=ev.seed, categorical=[])  # validates params early
+    if est_spec.search is not None:
+        search.validate(est_spec, task)
     wanted = evaluate.plan_metrics(task, hasattr(pipeline, "predict_proba"), est_spec.class_name,
                                    ev.metrics, gates)
+    slice_gates, slice_wanted = (slicing.plan(ev.slices, task, hasattr(pipeline, "predict_proba"),
+                                              est_spec.class_name) if ev.slices else ([], []))
+    fair_gates = fairness.plan(ev.fairness, task) if ev.fairness else []
     log.info("trainer %s: model=%s run=%s estimator=%s task=%s", __version__, args.model, args.run_id,
              est_spec.class_name, task)
 
@@ -84,6 +90,7 @@ def train(args: RunArgs) -> dict[str, Any]:
     feats = data.select_features(table, spec.dataset, classification=classification)
     dataset_uri, dataset_sha, n_rows = table.uri, table.sha256, len(feats.y)
     served = {"fromServing": table.lineage} if table.lineage else {}  # dataset.fromServing: what was read
+    side_columns = _evaluation_columns(table, ev)  # slice and sensitive columns (features or not)
     del table  # the frame goes before the split's own temporaries arrive (peak memory)
     split = evaluate.split_indices(feats.y, test_fraction=ev.test_fraction, seed=ev.seed,
                                    classification=classification)
@@ -93,6 +100,18 @@ def train(args: RunArgs) -> dict[str, Any]:
              ", stratified" if split.stratified else "", len(feats.names),
              f", {len(feats.categorical)} one-hot encoded" if feats.categorical else "")
 
+    searched: search.SearchResult | None = None
+    if est_spec.search is not None:
+        n_jobs = available_cpus()
+        log.info("%s search over %s (%d-fold CV, %d jobs)", est_spec.search.strategy,
+                 ", ".join(est_spec.search.parameters), est_spec.search.cv_folds, n_jobs)
+        to_search = search.searching_pipeline(est_spec, seed=ev.seed, categorical=feats.categorical)
+        searched = search.run_search(to_search, est_spec.search, X_train, y_train, task=task, seed=ev.seed,
+                                     n_jobs=n_jobs)
+        log.info("search: %d trials in %.1fs%s; best %s=%.4f with %s", len(searched.trials), searched.seconds,
+                 " (time budget spent, stopped early)" if searched.stopped_early else "", searched.metric,
+                 searched.best_score, searched.best_params)
+        est_spec = search.best_estimator_spec(est_spec, searched.best_params)
     pipeline = estimators.build_pipeline(est_spec, seed=ev.seed, categorical=feats.categorical)
     fit_warnings = _fit(pipeline, X_train, y_train, est_spec.class_name)
     for w in fit_warnings:
@@ -109,6 +128,11 @@ def train(args: RunArgs) -> dict[str, Any]:
     del X_test64
     log.info("held-out metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     failures = evaluate.failed_gates(gates, metrics)
+    test_columns = {k: v[split.test] for k, v in side_columns.items()}
+    slice_results, fair_result, held_out_failures = _slices_and_fairness(
+        ev, task, test_columns, y_test, y_pred, proba, list(pipeline.classes_) if classification else None,
+        slice_wanted, slice_gates, fair_gates)
+    failures += held_out_failures
     if failures:
         from .errors import GateNotMet
 
@@ -143,6 +167,7 @@ def train(args: RunArgs) -> dict[str, Any]:
         "estimator": {"className": est_spec.class_name, "scaling": est_spec.scaling,
                       "params": spec.estimator.params or {},
                       "effectiveParams": estimators.jsonable_params(final_est)},
+        **({"search": searched.metadata()} if searched else {}),
         "signature": sig,
         "scores": parity.sklearn_scores(pipeline) if classification else None,
         "categoricalEncoding": {"features": [feats.names[i] for i in feats.categorical],
@@ -152,12 +177,17 @@ def train(args: RunArgs) -> dict[str, Any]:
                   "trainRows": len(y_train), "testRows": len(y_test)},
         "parity": report.to_json(),
         "lineage": {"dataset": {"uri": dataset_uri, "sha256": dataset_sha, "rows": n_rows, **served},
-                    "estimator": {"className": est_spec.class_name, "params": spec.estimator.params or {}},
+                    "estimator": {"className": est_spec.class_name, "params": est_spec.params or {}},
                     "codeVersion": __version__},
         "files": {MODEL_FILE: {"sha256": model_sha, "sizeBytes": len(onnx_bytes)},
                   PROFILE_FILE: {"sha256": profile_sha, "sizeBytes": len(profile_bytes)}},
-        "libraries": library_versions(),
+        "libraries": {**library_versions(), **(boosting.versions() if est_spec.class_name in boosting.BOOSTING
+                                                 else {})},
         "fitWarnings": fit_warnings,
+        **({"slices": {"metrics": slice_wanted, "minRows": ev.slices.min_rows, "results": slice_results,
+                       "gates": [g.text for g in slice_gates]}} if ev.slices else {}),
+        **({"fairness": {**(fair_result or {}), "gates": [g.text for g in fair_gates]}}
+           if ev.fairness else {}),
     }
     metadata_bytes = json.dumps(metadata, indent=1).encode()
     try:
@@ -177,7 +207,52 @@ def train(args: RunArgs) -> dict[str, Any]:
         "signature": sig,
         "dataset": {"uri": dataset_uri, "sha256": dataset_sha, **served},
         "codeVersion": __version__,
+        **({"search": searched.summary()} if searched else {}),
+        **({"slices": slicing.for_model_version(slice_results, slice_wanted)} if slice_results else {}),
+        **({"fairness": fair_result} if fair_result else {}),
     }
+
+
+def _evaluation_columns(table: data.Table, ev: Any) -> dict[str, np.ndarray]:
+    """The columns slices and fairness group by, whole (the split is applied later)."""
+    wanted: list[tuple[str, str]] = []
+    if ev.slices:
+        wanted += [(f"evaluation.slices.features[{i}].feature", f.feature)
+                   for i, f in enumerate(ev.slices.features)]
+    if ev.fairness:
+        wanted.append(("evaluation.fairness.sensitiveFeature", ev.fairness.sensitive_feature))
+    cols = [str(c) for c in table.frame.columns]
+    out: dict[str, np.ndarray] = {}
+    for where, name in wanted:
+        if name not in cols:
+            from .errors import InvalidData
+
+            raise InvalidData(f"{where}: column {name!r} not found in {table.uri}; columns: "
+                              f"{', '.join(cols[:20])}{', ...' if len(cols) > 20 else ''}")
+        out[name] = table.frame.iloc[:, cols.index(name)].to_numpy()
+    return out
+
+
+def _slices_and_fairness(ev: Any, task: str, columns: dict[str, np.ndarray], y_test: np.ndarray,
+                         y_pred: np.ndarray, proba: np.ndarray | None, classes: list[Any] | None,
+                         wanted: list[str], slice_gates: list[slicing.SliceGate],
+                         fair_gates: list[fairness.FairnessGate]
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[str]]:
+    """Held-out metrics per slice, fairness metrics, and the messages of their failed gates."""
+    results: list[dict[str, Any]] = []
+    fair: dict[str, Any] | None = None
+    failures: list[str] = []
+    if ev.slices:
+        results = slicing.slice_metrics(ev.slices, columns, wanted, task, y_test, y_pred, proba, classes)
+        overall = evaluate.compute_metrics(task, wanted, y_test, y_pred, proba, classes)
+        failures += slicing.failed_gates(slice_gates, results, overall, ev.slices.min_rows)
+        log.info("slices: %d groups over %s", len(results), ", ".join(f.feature for f in ev.slices.features))
+    if ev.fairness and classes is not None:
+        fair = fairness.compute(ev.fairness, columns[ev.fairness.sensitive_feature], y_test, y_pred, classes)
+        failures += fairness.failed_gates(fair_gates, fair)
+        log.info("fairness on %s: %s", ev.fairness.sensitive_feature,
+                 ", ".join(f"{k}={v:.4f}" for k, v in fair["metrics"].items()))
+    return results, fair, failures
 
 
 def evaluate_default() -> Any:

@@ -9,6 +9,7 @@ from .inferenceservice import (
     InferenceServiceStatus,
 )
 from .modelversion import ModelVersion, ModelVersionSpec, ModelVersionStatus
+from .slices import PATTERN_MESSAGES as _SLICE_MESSAGES
 from .trainingjob import (
     DATASET_URI_PATTERN,
     GATE_PATTERN,
@@ -21,6 +22,7 @@ from .trainingjob import (
 # pattern -> the plain-words message the CRD's CEL rule gives instead of the regular expression
 PATTERN_MESSAGES: dict[str, str] = {
     **_COMMON_MESSAGES,
+    **_SLICE_MESSAGES,
     PROMETHEUS_URL_PATTERN: "must be an http:// or https:// URL (no spaces)",
     DATASET_URI_PATTERN: "must be file://<path>, pvc://<claim>/<path>, s3://<bucket>/<key>, https://<url>, "
     "or sklearn://<iris|wine|breast_cancer|digits|diabetes>",

@@ -16,6 +16,8 @@ from .common import (
     conditions_field,
 )
 from .fromserving import ServingLineage
+from .search import SearchSummary
+from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                    "FP16", "FP32", "FP64", "BYTES"]
@@ -78,10 +80,12 @@ class DatasetRef(KubeModel):
 class EstimatorRef(KubeModel):
     """The estimator a version was trained with."""
 
-    class_name: str = Field(description="scikit-learn class name.")
+    class_name: str = Field(description="Estimator class name.")
     params: dict[str, Any] | None = Field(
-        None, description="Parameters.", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+        None, description="Parameters (with a search: the spec's, overridden by the best found).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
     )
+    search: SearchSummary | None = Field(None, description="The hyperparameter search, when there was one.")
 
 
 class Lineage(KubeModel):
@@ -106,6 +110,12 @@ class ModelVersionSpec(KubeModel):
     signature: Signature | None = Field(None, description="Inputs, outputs, feature names, class labels.")
     profile: Profile | None = Field(None, description="Training-data profile for drift detection.")
     metrics: dict[str, float] | None = Field(None, description="Evaluation metrics at training time.")
+    slices: list[SliceResult] | None = Field(
+        None, description="Held-out metrics per slice (spec.evaluation.slices of the training; the first "
+        f"{MAX_MV_SLICES} groups, worst first per column; metadata.json has them all).",
+        max_length=MAX_MV_SLICES,
+    )
+    fairness: FairnessResult | None = Field(None, description="Fairness metrics on the held-out rows.")
     lineage: Lineage | None = Field(None, description="Provenance.")
 
 

@@ -17,13 +17,16 @@ from .common import (
     conditions_field,
 )
 from .fromserving import FromServing
+from .search import Search
+from .slices import Fairness, Slices
 
 DATASET_URI_PATTERN = (
     r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S+|https://\S+"
     r"|sklearn://(iris|wine|breast_cancer|digits|diabetes))$"
 )
 
-# scikit-learn estimators the trainer accepts: every one skl2onnx converts with plain tensor outputs.
+# Estimators the trainer accepts: scikit-learn's that skl2onnx converts with plain tensor outputs, and
+# XGBoost's and LightGBM's scikit-learn classes (converted by onnxmltools inside skl2onnx).
 CLASSIFIERS: tuple[str, ...] = (
     "LogisticRegression",
     "SGDClassifier",
@@ -40,6 +43,8 @@ CLASSIFIERS: tuple[str, ...] = (
     "BernoulliNB",
     "MultinomialNB",
     "MLPClassifier",
+    "XGBClassifier",
+    "LGBMClassifier",
 )
 REGRESSORS: tuple[str, ...] = (
     "LinearRegression",
@@ -56,6 +61,8 @@ REGRESSORS: tuple[str, ...] = (
     "HistGradientBoostingRegressor",
     "KNeighborsRegressor",
     "MLPRegressor",
+    "XGBRegressor",
+    "LGBMRegressor",
 )
 ESTIMATORS: tuple[str, ...] = CLASSIFIERS + REGRESSORS
 
@@ -149,7 +156,8 @@ class Estimator(KubeModel):
     """The scikit-learn estimator to fit."""
 
     class_name: Literal[ESTIMATORS] = Field(  # type: ignore[valid-type]
-        description="An allow-listed scikit-learn estimator class name."
+        description="An allow-listed estimator class name: scikit-learn's, or XGBClassifier / XGBRegressor "
+        "(xgboost) and LGBMClassifier / LGBMRegressor (lightgbm) through their scikit-learn APIs."
     )
     params: dict[str, Any] | None = Field(
         None,
@@ -158,6 +166,10 @@ class Estimator(KubeModel):
     )
     scaling: Literal["none", "standard", "minmax", "robust"] = Field(
         "none", description="Scaler put before the estimator in a Pipeline."
+    )
+    search: Search | None = Field(
+        None, description="Hyperparameter search (grid, random, successive halving) by cross-validation on "
+        "the training split; the best parameters are trained, exported and registered."
     )
 
 
@@ -179,6 +191,14 @@ class Evaluation(KubeModel):
         None,
         description="Promotion gates, e.g. 'accuracy >= 0.9'. A failed gate fails the training.",
         max_length=16,
+    )
+    slices: Slices | None = Field(
+        None, description="Held-out metrics per group of some columns (recorded on the ModelVersion), and "
+        "gates every group must meet."
+    )
+    fairness: Fairness | None = Field(
+        None, description="fairlearn's demographic parity and equalized odds for a sensitive column, and "
+        "gates on them (classifiers)."
     )
 
 
@@ -219,11 +239,54 @@ def _task_rule(estimators: tuple[str, ...], allowed: tuple[str, ...], task: str)
     ]
 
 
+def _search_metric_rules() -> list[JsonValue]:
+    """CEL: the search's objective metric fits the estimator's task."""
+    out: list[JsonValue] = []
+    for names, allowed, task in ((CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+                                 (REGRESSORS, REGRESSION_METRICS, "regression")):
+        out.append({
+            "rule": f"!(self.estimator.className in {_cel_list(names)}) || !has(self.estimator.search)"
+            f" || !has(self.estimator.search.metric) || self.estimator.search.metric in {_cel_list(allowed)}",
+            "message": f"estimator.search.metric: a {task} estimator is searched on {', '.join(allowed)}",
+            "fieldPath": ".estimator.search.metric",
+        })
+    return out
+
+
+def _slice_rules() -> list[JsonValue]:
+    """CEL: slice metrics and gates fit the estimator's task; fairness needs a classifier."""
+    out: list[JsonValue] = [{
+        "rule": f"!has(self.evaluation) || !has(self.evaluation.fairness)"
+        f" || self.estimator.className in {_cel_list(CLASSIFIERS)}",
+        "message": "evaluation.fairness: fairness metrics need a classifier",
+        "fieldPath": ".evaluation.fairness",
+    }]
+    for names, allowed, task in ((CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+                                 (REGRESSORS, REGRESSION_METRICS, "regression")):
+        is_task = f"self.estimator.className in {_cel_list(names)}"
+        has = "has(self.evaluation) && has(self.evaluation.slices)"
+        shown = ", ".join(allowed)
+        out += [{
+            "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.metrics)"
+            f" || self.evaluation.slices.metrics.all(m, m in {_cel_list(allowed)})",
+            "message": f"evaluation.slices.metrics: a {task} estimator is evaluated with {shown}",
+            "fieldPath": ".evaluation.slices.metrics",
+        }, {
+            "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.gates)"
+            f" || self.evaluation.slices.gates.all(g, g.matches('^({'|'.join(allowed)})(_gap)?[ <>=]'))",
+            "message": f"evaluation.slices.gates: a {task} estimator can only be gated on {shown}",
+            "fieldPath": ".evaluation.slices.gates",
+        }]
+    return out
+
+
 # Cross-field rules of a TrainingJob spec (also the InferenceService's retrain template), evaluated by the
 # API server: what would only fail after a training pod ran.
 TRAINING_RULES: list[JsonValue] = [
     *_task_rule(CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
     *_task_rule(REGRESSORS, REGRESSION_METRICS, "regression"),
+    *_search_metric_rules(),
+    *_slice_rules(),
     {
         "rule": "!has(self.dataset.uri) || self.dataset.uri != 'sklearn://diabetes'"
         f" || self.estimator.className in {_cel_list(REGRESSORS)}",
