@@ -80,6 +80,8 @@ class Settings:
     watch_namespaces: tuple[str, ...] = field(default_factory=tuple)
     # Serving container port.
     serving_port: int = 8080
+    # Serving container port of the Open Inference Protocol's gRPC form (the port named `grpc`); 0: off.
+    serving_grpc_port: int = 8081
     # S3 artifact store: endpoint and region given to pods that read or write s3:// URIs, and the Secret
     # (keys AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) used by s3:// URIs that name no credentialsSecret.
     s3_endpoint_url: str = ""
@@ -106,6 +108,9 @@ class Settings:
             prometheus_url=e.get("ONNXOPS_PROMETHEUS_URL", d.prometheus_url),
             watch_namespaces=_csv(e.get("ONNXOPS_WATCH_NAMESPACES", "")),
             serving_port=int(e.get("ONNXOPS_SERVING_PORT", str(d.serving_port))),
+            serving_grpc_port=_non_negative_int(
+                "ONNXOPS_SERVING_GRPC_PORT", e.get("ONNXOPS_SERVING_GRPC_PORT"), d.serving_grpc_port
+            ),
             s3_endpoint_url=e.get("ONNXOPS_S3_ENDPOINT_URL", d.s3_endpoint_url),
             s3_region=e.get("ONNXOPS_S3_REGION", d.s3_region),
             default_credentials_secret=e.get(

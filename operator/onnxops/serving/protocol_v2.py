@@ -109,6 +109,37 @@ def _from_binary(info: TensorInfo, raw: memoryview, shape: tuple[int, ...]) -> n
     return arr.reshape(shape)
 
 
+def from_binary(info: TensorInfo, raw: bytes | memoryview, shape: tuple[int, ...]) -> np.ndarray:
+    """One tensor from its raw little-endian bytes (the binary extension, gRPC ``raw_input_contents``)."""
+    return _from_binary(info, memoryview(raw), shape)
+
+
+def from_values(info: TensorInfo, values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """One tensor from a flat sequence of typed values (gRPC ``InferTensorContents``)."""
+    n = math.prod(shape)
+    try:
+        if info.datatype == "BYTES":
+            arr = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values],
+                           dtype=object)
+        else:
+            arr = np.array(values, dtype=info.dtype)  # out-of-range integers raise OverflowError
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise bad(f"input {info.name!r}: contents are not a valid {info.datatype} array: {exc}") from None
+    if arr.size != n:
+        raise bad(f"input {info.name!r}: contents have {arr.size} elements but shape {list(shape)} needs {n}")
+    return arr.reshape(shape)
+
+
+def rows_of(feeds: dict[str, np.ndarray]) -> int:
+    """The batch size the inputs agree on (400 when they do not)."""
+    return _rows(feeds)
+
+
+def to_binary(arr: np.ndarray, datatype: str) -> bytes:
+    """An output's raw little-endian bytes (BYTES: 4-byte length + bytes per element)."""
+    return _binary(arr, datatype)
+
+
 def decode_request(model: LoadedModel, body: bytes, header_length: int | None) -> V2Request:
     """Parse an infer request (JSON, or JSON header + binary tensors) into validated feeds."""
     view = memoryview(body)
@@ -267,5 +298,9 @@ __all__ = [
     "bad",
     "decode_request",
     "encode_response",
+    "from_binary",
+    "from_values",
     "model_metadata",
+    "rows_of",
+    "to_binary",
 ]
