@@ -402,6 +402,7 @@ def start_ours(m: dict, drift: bool, legacy: bool = False) -> Server:
         ONNXOPS_PROFILE_SHA256=psha,
         ONNXOPS_HOST="127.0.0.1",
         ONNXOPS_PORT=str(port),
+        ONNXOPS_GRPC_PORT="0",  # HTTP only here (bench_grpc.py runs the gRPC side)
         ONNXOPS_DRIFT_METRICS=str(drift).lower(),
         ONNXOPS_LOG_LEVEL="WARNING",
     )

@@ -47,6 +47,8 @@ class Running:
         self.loader.cancel()
         if self.capture is not None:  # after the last request: everything accepted gets written
             await self.capture.close()
+        if self.metrics.drift is not None:
+            self.metrics.drift.close()
 
 
 def start_capture(cfg: ServerConfig, handlers: Handlers, metrics: ServerMetrics) -> Capture | None:
@@ -73,6 +75,7 @@ def attach_model(state: ModelState, metrics: ServerMetrics, model: LoadedModel, 
             single.name if single else None,
             category_limit=cfg.category_limit,
             window_seconds=cfg.drift_window_seconds,
+            background=True,  # counted in a worker thread, off the request path; reads wait: exact
         )
     state.set_loaded(model)
     metrics.ready = True
