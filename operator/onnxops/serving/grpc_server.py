@@ -70,6 +70,9 @@ _STATUS_OF_HTTP = {
 }
 
 
+OutputTensor = pb.ModelInferResponse.InferOutputTensor
+
+
 class RpcError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
@@ -241,28 +244,32 @@ def encode_outputs(
                 + ", ".join(repr(o) for o in model.output_names)
             )
     use_raw = bool(request.raw_input_contents)
-    resp = pb.ModelInferResponse(model_name=model.name, model_version=model.version, id=request.id)
-    raws: list[bytes] = []
+    tensors, raws = [], []
     for n in names:
         arr = by_name[n]
         datatype = model.output_by_name[n].datatype
-        t = resp.outputs.add(name=n, datatype=datatype, shape=arr.shape)
+        tensor = OutputTensor(name=n, datatype=datatype, shape=arr.shape)
         field = CONTENTS_FIELD.get(datatype)
         if use_raw or field is None:
             raws.append(protocol_v2.to_binary(arr, datatype))
         elif datatype == "BYTES":
-            getattr(t.contents, field).extend(
+            getattr(tensor.contents, field).extend(
                 v if isinstance(v, bytes) else str(v).encode() for v in arr.ravel().tolist()
             )
         else:
-            getattr(t.contents, field).extend(arr.ravel().tolist())
-    if raws:
-        if len(raws) != len(names):  # all or nothing: raw outputs are matched to outputs by position
-            raws = [protocol_v2.to_binary(by_name[n], model.output_by_name[n].datatype) for n in names]
-            for t in resp.outputs:
-                t.ClearField("contents")
-        resp.raw_output_contents.extend(raws)
-    return resp
+            getattr(tensor.contents, field).extend(arr.ravel().tolist())
+        tensors.append(tensor)
+    if raws and len(raws) != len(names):  # all or nothing: raw outputs are matched to outputs by position
+        raws = [protocol_v2.to_binary(by_name[n], model.output_by_name[n].datatype) for n in names]
+        for tensor in tensors:
+            tensor.ClearField("contents")
+    return pb.ModelInferResponse(
+        model_name=model.name,
+        model_version=model.version,
+        id=request.id,
+        outputs=tensors,
+        raw_output_contents=raws,
+    )
 
 
 Method = Callable[[Any, Any], Awaitable[Any]]

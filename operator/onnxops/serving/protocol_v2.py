@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 from .model import DATATYPES, LoadedModel, TensorInfo
 
 HEADER_LENGTH = "inference-header-content-length"
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -119,8 +121,9 @@ def from_values(info: TensorInfo, values: Any, shape: tuple[int, ...]) -> np.nda
     n = math.prod(shape)
     try:
         if info.datatype == "BYTES":
-            arr = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values],
-                           dtype=object)
+            arr = np.array(
+                [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values], dtype=object
+            )
         else:
             arr = np.array(values, dtype=info.dtype)  # out-of-range integers raise OverflowError
     except (ValueError, TypeError, OverflowError) as exc:
@@ -241,6 +244,8 @@ def _binary(arr: np.ndarray, datatype: str) -> bytes:
         return b"".join(parts)
     if datatype == "BOOL":
         return arr.astype(np.uint8).tobytes()
+    if _LITTLE_ENDIAN and arr.dtype.byteorder in "=<|":
+        return arr.tobytes()  # C order, already little-endian
     return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
 
 
