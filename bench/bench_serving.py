@@ -675,19 +675,15 @@ def _labels_ok(raw: bytes, json_len: str | None, want: np.ndarray) -> bool:
 
 
 def versions(kserve_py: str | None, mlserver: str | None) -> dict[str, str]:
-    import fastapi
-    import uvicorn
+    from importlib.metadata import PackageNotFoundError, version
 
     from onnxops import __version__
 
-    v = {
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "onnxops": __version__,
-        "fastapi": fastapi.__version__,
-        "uvicorn": uvicorn.__version__,
-        "numpy": np.__version__,
-    }
+    v = {"python": platform.python_version(), "onnxruntime": ort.__version__, "onnxops": __version__}
+    for dist in ("fastapi", "uvicorn"):  # the [bench] extra; absent with --only-monitoring is fine
+        with contextlib.suppress(PackageNotFoundError):
+            v[dist] = version(dist)
+    v["numpy"] = np.__version__
     with contextlib.suppress(OSError):
         v["wrk"] = subprocess.run([WRK, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
     for label, py, mod in (

@@ -168,6 +168,11 @@ def _raw_request(shape: list[int], datatype: str, raw: bytes, model: str = "iris
     return req
 
 
+def _with_output(req: Any, name: str) -> Any:
+    req.outputs.add(name=name)
+    return req
+
+
 @pytest.mark.parametrize(
     ("req", "code", "words"),
     [
@@ -180,9 +185,14 @@ def _raw_request(shape: list[int], datatype: str, raw: bytes, model: str = "iris
             "unknown input",
         ),
         (service_pb2.ModelInferRequest(model_name="iris"), grpc.StatusCode.INVALID_ARGUMENT, "inputs"),
+        (
+            _with_output(_raw_request([1, 4], "FP32", b"\0" * 16), "proba"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "unknown output tensor 'proba'",
+        ),
         (_raw_request([2, 4], "FP32", b"\0" * 32, model="nope"), grpc.StatusCode.NOT_FOUND, "unknown model"),
     ],
-    ids=["shape", "dtype", "size", "unknown-input", "missing-input", "unknown-model"],
+    ids=["shape", "dtype", "size", "unknown-input", "missing-input", "unknown-output", "unknown-model"],
 )
 def test_bad_requests_get_the_protocols_status(
     served: Served, req: Any, code: grpc.StatusCode, words: str

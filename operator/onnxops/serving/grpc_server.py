@@ -149,13 +149,14 @@ class InferenceService:
     def infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         model = self._model(request.model_name, request.model_version)
         feeds = decode_inputs(model, request)
+        names = requested_outputs(model, request)  # checked before the model runs and the rows count
         rows = protocol_v2.rows_of(feeds)
         outs = self.h.run(model, feeds, rows)
         capture = self.h.capture
         if capture is not None:
             rid = request.id or _metadata(context, REQUEST_ID_HEADER) or new_request_id()
             capture.record(model, rid, feeds, outs, rows)
-        return encode_outputs(model, request, outs)
+        return encode_outputs(model, request, outs, names)
 
     def _known(self, name: str, version: str) -> None:
         h = self.h
@@ -232,17 +233,22 @@ def decode_inputs(model: LoadedModel, request: pb.ModelInferRequest) -> dict[str
     return feeds
 
 
-def encode_outputs(
-    model: LoadedModel, request: pb.ModelInferRequest, outs: list[np.ndarray]
-) -> pb.ModelInferResponse:
-    by_name = dict(zip(model.output_names, outs, strict=True))
+def requested_outputs(model: LoadedModel, request: pb.ModelInferRequest) -> list[str]:
+    """The outputs to return, in order (all of the model's when the request names none)."""
     names = [o.name for o in request.outputs] or model.output_names
     for n in names:
-        if n not in by_name:
+        if n not in model.output_by_name:
             raise _bad(
                 f"unknown output tensor {n!r}; model {model.name!r} returns "
                 + ", ".join(repr(o) for o in model.output_names)
             )
+    return names
+
+
+def encode_outputs(
+    model: LoadedModel, request: pb.ModelInferRequest, outs: list[np.ndarray], names: list[str]
+) -> pb.ModelInferResponse:
+    by_name = dict(zip(model.output_names, outs, strict=True))
     use_raw = bool(request.raw_input_contents)
     tensors, raws = [], []
     for n in names:

@@ -75,7 +75,9 @@ def attach_model(state: ModelState, metrics: ServerMetrics, model: LoadedModel, 
             single.name if single else None,
             category_limit=cfg.category_limit,
             window_seconds=cfg.drift_window_seconds,
-            background=True,  # counted in a worker thread, off the request path; reads wait: exact
+            # folded inline on the loop: a worker thread cost more CPU per request than it saved
+            # (GIL hand-offs; bench/results/serving.md, "Monitoring cost")
+            background=False,
         )
     state.set_loaded(model)
     metrics.ready = True
