@@ -47,6 +47,7 @@ from onnxops.profile import ClassPrediction, Profile, numeric_feature
 from onnxops.serving.drift_state import DriftState
 
 ROOT = Path(__file__).resolve().parent.parent
+KEPT_SECTIONS = [("<!-- grpc:begin (bench/bench_grpc.py) -->", "<!-- grpc:end -->")]
 RESULTS = ROOT / "bench" / "results" / "serving.md"
 WRK = shutil.which("wrk") or "wrk"
 LUA = """
@@ -134,6 +135,9 @@ def build(kind):
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
     return GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0).fit(X, y)
 """
+
+
+CELLS = ((1, "json"), (1, "binary"), (64, "json"), (64, "binary"))  # monitoring on/off: every cell
 
 
 def free_port() -> int:
@@ -255,10 +259,11 @@ def real_handlers(m: dict) -> dict:
 
 
 def handler_ab(kind: str, m: dict, bods: dict) -> list[dict]:
-    """The server's request handler called in-process (no HTTP, no load generator): drift on vs off."""
+    """The server's request handler called in-process (no HTTP, no load generator): drift on vs off; the
+    process's CPU time per request, so that counting in a worker thread is not hidden."""
     handlers = real_handlers(m)
     rows = []
-    for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
+    for b, fmt in CELLS:
         path, _, hl = bods[(b, fmt)]
         body, headers = path.read_bytes(), ({"inference-header-content-length": hl} if hl else {})
         n = 2000 if kind == "lr" or b == 1 else 200
@@ -266,10 +271,13 @@ def handler_ab(kind: str, m: dict, bods: dict) -> list[dict]:
         for _ in range(5):
             for drift in (True, False):
                 h = handlers[drift]
-                t0 = time.perf_counter()
+                # process CPU time (every thread): the drift counting's worker thread counts too
+                t0 = time.process_time()
                 for _ in range(n):
                     h.handle("POST", "/v2/models/m/infer", headers, body)
-                times[drift].append((time.perf_counter() - t0) / n * 1e6)
+                if h.metrics.drift is not None:
+                    h.metrics.drift.flush()  # the folds still in flight belong to these requests
+                times[drift].append((time.process_time() - t0) / n * 1e6)
         for drift in (True, False):
             us = min(times[drift])
             what = f"request handler, {fmt}, drift {'on' if drift else 'off'} (best of 5)"
@@ -402,6 +410,7 @@ def start_ours(m: dict, drift: bool, legacy: bool = False) -> Server:
         ONNXOPS_PROFILE_SHA256=psha,
         ONNXOPS_HOST="127.0.0.1",
         ONNXOPS_PORT=str(port),
+        ONNXOPS_GRPC_PORT="0",  # HTTP only here (bench_grpc.py runs the gRPC side)
         ONNXOPS_DRIFT_METRICS=str(drift).lower(),
         ONNXOPS_LOG_LEVEL="WARNING",
     )
@@ -559,7 +568,7 @@ def monitoring_ab(
     on, off = start_ours(m, True), start_ours(m, False)
     rows = []
     try:
-        for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
+        for b, fmt in CELLS:
             oks = {s.name: check_once(s, bods[(b, fmt)], check[:b]) for s in (on, off)}
             for rep in range(3):
                 for s in (on, off) if rep % 2 == 0 else (off, on):
@@ -666,19 +675,15 @@ def _labels_ok(raw: bytes, json_len: str | None, want: np.ndarray) -> bool:
 
 
 def versions(kserve_py: str | None, mlserver: str | None) -> dict[str, str]:
-    import fastapi
-    import uvicorn
+    from importlib.metadata import PackageNotFoundError, version
 
     from onnxops import __version__
 
-    v = {
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "onnxops": __version__,
-        "fastapi": fastapi.__version__,
-        "uvicorn": uvicorn.__version__,
-        "numpy": np.__version__,
-    }
+    v = {"python": platform.python_version(), "onnxruntime": ort.__version__, "onnxops": __version__}
+    for dist in ("fastapi", "uvicorn"):  # the [bench] extra; absent with --only-monitoring is fine
+        with contextlib.suppress(PackageNotFoundError):
+            v[dist] = version(dist)
+    v["numpy"] = np.__version__
     with contextlib.suppress(OSError):
         v["wrk"] = subprocess.run([WRK, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
     for label, py, mod in (
@@ -707,6 +712,11 @@ def main(argv: list[str] | None = None) -> int:
         "--parser-reps", type=int, default=3, help="interleaved runs per parser, lr batch 1 c8 (default 3)"
     )
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--only-monitoring",
+        action="store_true",
+        help="only the in-process limit and the monitoring on/off runs (every model, batch and body)",
+    )
     args = ap.parse_args(argv)
     t_start = time.monotonic()
     all_concs = (1, 8, 64)
@@ -727,6 +737,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in limit:
                 if r["model"] == kind:
                     print(f"in-process {kind} b{r['batch']} {r['what']}: {r['us']:.1f} us/call", flush=True)
+            if args.only_monitoring:
+                ab += monitoring_ab(m, kind, bods, args.duration, lua, check)
+                continue
             if kind == "lr":
                 limit += parser_in_process(m, bods)
                 pab += parser_ab(m, kind, bods, args.duration, lua, check, args.parser_reps)
@@ -757,7 +770,12 @@ def main(argv: list[str] | None = None) -> int:
                     srv.stop()
         vers = versions(args.kserve_python, args.mlserver_bin)
     elapsed = time.monotonic() - t_start
-    args.output.write_text(render(limit, results, ab, pab, vers, args.duration, elapsed, command(args)))
+    text = render(limit, results, ab, pab, vers, args.duration, elapsed, command(args))
+    old = args.output.read_text() if args.output.exists() else ""
+    for begin, end in KEPT_SECTIONS:  # sections other benchmarks write into this file
+        if begin in old and end in old:
+            text += "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    args.output.write_text(text)
     print(f"wrote {args.output} in {elapsed:.0f}s")
     return 0
 
@@ -767,6 +785,8 @@ def command(args: argparse.Namespace) -> str:
     cmd = f".venv/bin/python bench/bench_serving.py --duration {args.duration:g}"
     if args.models != "lr,gb":
         cmd += f" --models {args.models}"
+    if args.only_monitoring:
+        cmd += " --only-monitoring"
     if args.parser_reps != 3:
         cmd += f" --parser-reps {args.parser_reps}"
     if args.kserve_python:
@@ -884,7 +904,7 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
                 f"rows/s = {ratio:.2f} (goal >= 0.5, within 2x) — **{'met' if ratio >= 0.5 else 'not met'}**"
             )
     for model in ("lr", "gb"):
-        for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
+        for b, fmt in CELLS:
             h = {
                 r["what"].rsplit("drift ", 1)[1][:3].strip(): r["us"]
                 for r in limit
@@ -906,7 +926,7 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
                     f"(goal < 10 %) — **{'met' if extra / per_req < 0.10 else 'not met'}**"
                 )
     for model in ("lr", "gb"):
-        for b, fmt in ((1, "json"), (64, "json"), (64, "binary")):
+        for b, fmt in CELLS:
             on = [
                 r
                 for r in ab

@@ -18,7 +18,7 @@ ARG ONNXOPS_VERSION=0.1.0
 ARG VCS_REF=unknown
 ARG CREATED=unknown
 LABEL org.opencontainers.image.title="onnxops serving" \
-      org.opencontainers.image.description="ONNX Runtime model server (Open Inference Protocol v2 and KServe v1, Prometheus metrics). No scikit-learn." \
+      org.opencontainers.image.description="ONNX Runtime model server (Open Inference Protocol v2 over HTTP and gRPC, KServe v1, Prometheus metrics). No scikit-learn." \
       org.opencontainers.image.version="${ONNXOPS_VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.created="${CREATED}" \
@@ -39,5 +39,5 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin onnxops
 WORKDIR /tmp
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["python", "-m", "onnxops.serving"]

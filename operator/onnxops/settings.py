@@ -36,6 +36,20 @@ def _resources(name: str, value: str | None) -> dict[str, Any]:
     return {k: {str(q): str(n) for q, n in v.items()} for k, v in data.items()}
 
 
+def _port(value: str | None, default: int) -> int:
+    """ONNXOPS_SERVING_GRPC_PORT: a port number, 0 = no gRPC."""
+    if value is None or not value.strip():
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        msg = f"ONNXOPS_SERVING_GRPC_PORT must be a port number (0: no gRPC), got {value!r}"
+        raise ValueError(msg) from None
+    if not 0 <= n <= 65535:
+        raise ValueError(f"ONNXOPS_SERVING_GRPC_PORT must be between 0 and 65535, got {n}")
+    return n
+
+
 def _non_negative_int(name: str, value: str | None, default: int) -> int:
     if value is None or not value.strip():
         return default
@@ -80,6 +94,8 @@ class Settings:
     watch_namespaces: tuple[str, ...] = field(default_factory=tuple)
     # Serving container port.
     serving_port: int = 8080
+    # Serving container port of the Open Inference Protocol's gRPC form (the port named `grpc`); 0: off.
+    serving_grpc_port: int = 8081
     # S3 artifact store: endpoint and region given to pods that read or write s3:// URIs, and the Secret
     # (keys AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) used by s3:// URIs that name no credentialsSecret.
     s3_endpoint_url: str = ""
@@ -106,6 +122,7 @@ class Settings:
             prometheus_url=e.get("ONNXOPS_PROMETHEUS_URL", d.prometheus_url),
             watch_namespaces=_csv(e.get("ONNXOPS_WATCH_NAMESPACES", "")),
             serving_port=int(e.get("ONNXOPS_SERVING_PORT", str(d.serving_port))),
+            serving_grpc_port=_port(e.get("ONNXOPS_SERVING_GRPC_PORT"), d.serving_grpc_port),
             s3_endpoint_url=e.get("ONNXOPS_S3_ENDPOINT_URL", d.s3_endpoint_url),
             s3_region=e.get("ONNXOPS_S3_REGION", d.s3_region),
             default_credentials_secret=e.get(

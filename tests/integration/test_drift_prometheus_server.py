@@ -78,7 +78,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "onnxops.serving", "--model-name", MODEL, "--model-version", version,
              "--model-uri", model.as_uri(), "--sha256", _sha(model), "--profile-uri", prof.as_uri(),
-             "--profile-sha256", _sha(prof), "--host", "127.0.0.1", "--port", str(self.port)],
+             "--profile-sha256", _sha(prof), "--host", "127.0.0.1", "--port", str(self.port),
+             "--grpc-port", "0"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
 

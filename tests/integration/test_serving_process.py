@@ -35,6 +35,7 @@ def env_for(b: Bundle, **extra: str) -> dict[str, str]:
             "ONNXOPS_PROFILE_SHA256": b.profile_sha,
             "ONNXOPS_HOST": "127.0.0.1",
             "ONNXOPS_PORT": "0",
+            "ONNXOPS_GRPC_PORT": "0",  # off: several servers on 127.0.0.1 must not share the default port
         }
     )
     env.update(extra)

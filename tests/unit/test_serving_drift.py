@@ -127,11 +127,12 @@ def test_category_key(value: object, key: str | None) -> None:
     assert category_key(value) == key
 
 
-def test_buffered_add_counts_like_update_and_respects_slices() -> None:
+@pytest.mark.parametrize("background", [False, True])
+def test_buffered_add_counts_like_update_and_respects_slices(background: bool) -> None:
     now = [0.0]
     p = profile(np.random.default_rng(5))
     direct = DriftState(p, "input", window_seconds=100.0, clock=lambda: now[0])
-    queued = DriftState(p, "input", window_seconds=100.0, clock=lambda: now[0])
+    queued = DriftState(p, "input", window_seconds=100.0, clock=lambda: now[0], background=background)
     rng = np.random.default_rng(6)
     early = [rng.normal(2, 1, size=(int(n), 3)) for n in rng.integers(1, 40, 300)]  # > FLUSH_BATCHES batches
     for x in early:
@@ -203,3 +204,44 @@ def test_window_psi_of_a_categorical_feature_includes_unseen_labels() -> None:
     expected = np.array([*f.counts, 0])
     live = np.array([2, 1, 3, 2])
     assert psis["colour"] == pytest.approx(stats.psi(expected, live))
+
+
+def right_closed_histogram(edges: list[float], values: np.ndarray) -> np.ndarray:
+    """Counts per bin (e_{i-1}, e_i] with numpy's histogram: its bins are left-closed [a, b), so count the
+    negated values on the negated edges and read the bins backwards."""
+    v = values[~np.isnan(values)]
+    lo, hi = min(float(v.min(initial=0)), edges[0]) - 1, max(float(v.max(initial=0)), edges[-1]) + 1
+    bounds = -np.array([hi, *edges[::-1], lo])  # ascending
+    return np.histogram(-v, bins=bounds)[0][::-1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_background_folding_counts_equal_numpys_histogram_and_reads_are_exact(dtype: type) -> None:
+    rng = np.random.default_rng(11)
+    p = profile(rng)
+    d = DriftState(p, "input", background=True)
+    a_edges, c_edges = p.features[0].edges, p.features[2].edges
+    batches = []
+    for i in range(600):  # several hand-offs to the worker, then a remainder still queued at the read
+        n = int(rng.integers(1, 40))
+        x = np.column_stack(
+            [rng.normal(size=n), rng.integers(0, 3, n), np.round(rng.normal(size=n), 1)]
+        ).astype(dtype)
+        x[0, 0] = a_edges[i % len(a_edges)]  # exactly on a bound: counted in that bound's `le` bucket
+        x[-1, 2] = c_edges[i % len(c_edges)]
+        if i % 7 == 0:
+            x[0, 2] = np.nan
+        batches.append(x)
+        d.add({"input": x}, np.zeros(n, np.int64), n)
+    assert d._inflight or d._executor is not None  # the worker was used
+    allx = np.concatenate(batches).astype(np.float64)
+    for j, f in enumerate(d.numeric):
+        col = allx[:, f.index]
+        want = right_closed_histogram(f.edges, col)
+        np.testing.assert_array_equal(d.feature_bins(j), want)
+        np.testing.assert_array_equal(want, le_counts(f.edges, col))  # the two references agree
+        assert d.missing[f.name] == np.isnan(col).sum()
+    assert d.pred_classes is not None and d.pred_classes.known["0"] == len(allx)
+    d.add({"input": batches[0]}, None)  # queued after the read: the next read sees it
+    assert d.feature_bins(0).sum() == (~np.isnan(allx[:, 0])).sum() + len(batches[0])
+    d.close()

@@ -47,6 +47,7 @@ def deployment(
         {"name": "ONNXOPS_MODEL_URI", "value": art["uri"]},
         {"name": "ONNXOPS_MODEL_SHA256", "value": art["sha256"]},
         {"name": "ONNXOPS_PORT", "value": str(port)},
+        {"name": "ONNXOPS_GRPC_PORT", "value": str(settings.serving_grpc_port)},  # 0: no gRPC listener
         # a removed pod keeps serving (not ready) until Services stopped sending to it: no failed request
         # when a rollout scales a version down
         {"name": "ONNXOPS_SHUTDOWN_DELAY_SECONDS", "value": f"{SHUTDOWN_DELAY_SECONDS:g}"},
@@ -68,7 +69,14 @@ def deployment(
         "imagePullPolicy": template.get("imagePullPolicy") or settings.image_pull_policy,
         "command": list(SERVING_COMMAND),
         "env": env,
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": port, "protocol": "TCP"},
+            *(
+                [{"name": "grpc", "containerPort": settings.serving_grpc_port, "protocol": "TCP"}]
+                if settings.serving_grpc_port
+                else []
+            ),
+        ],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 5,

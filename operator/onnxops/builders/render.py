@@ -65,7 +65,7 @@ def _render_isvc(isvc: dict[str, Any], mvs: list[dict[str, Any]], settings: Sett
         )
     v = int(chosen["spec"]["version"])
     auto = spec.get("autoscaling")
-    children = [service(isvc, settings.serving_port)]
+    children = [service(isvc, settings.serving_port, settings.serving_grpc_port)]
     children.append(deployment(isvc, chosen, None if auto else int(spec.get("replicas", 1)), settings))
     if auto:
         children.append(
@@ -78,7 +78,7 @@ def _render_isvc(isvc: dict[str, Any], mvs: list[dict[str, Any]], settings: Sett
             )
         )
     if (spec.get("rollout") or {}).get("httpRoute"):
-        children.append(version_service(isvc, v, settings.serving_port))
+        children.append(version_service(isvc, v, settings.serving_port, settings.serving_grpc_port))
     assert names.deployment(isvc["metadata"]["name"], v) == children[1]["metadata"]["name"]
     return children
 

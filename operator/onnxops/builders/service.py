@@ -7,12 +7,31 @@ from typing import Any
 from . import labels, names
 
 SERVICE_PORT = 80
+GRPC_SERVICE_PORT = 8081  # the port named `grpc`: the Open Inference Protocol's gRPC form (HTTP/2, no TLS)
 
 
 def _service(
-    isvc: dict[str, Any], name: str, selector: dict[str, str], extra: dict[str, str], target_port: int
+    isvc: dict[str, Any],
+    name: str,
+    selector: dict[str, str],
+    extra: dict[str, str],
+    target_port: int,
+    grpc_port: int,
 ) -> dict[str, Any]:
     md = isvc["metadata"]
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": SERVICE_PORT, "targetPort": target_port, "protocol": "TCP"}
+    ]
+    if grpc_port:
+        ports.append(
+            {
+                "name": "grpc",
+                "port": GRPC_SERVICE_PORT,
+                "targetPort": grpc_port,
+                "protocol": "TCP",
+                "appProtocol": "kubernetes.io/h2c",
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -24,18 +43,21 @@ def _service(
         },
         "spec": {
             "selector": selector,
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": target_port, "protocol": "TCP"}],
+            "ports": ports,
         },
     }
 
 
-def service(isvc: dict[str, Any], target_port: int = 8080) -> dict[str, Any]:
-    """Service ``<isvc>``: port 80 -> the server's port on every served version's pods."""
+def service(isvc: dict[str, Any], target_port: int = 8080, grpc_port: int = 0) -> dict[str, Any]:
+    """Service ``<isvc>``: port 80 (``http``) -> the server's port, and with ``grpc_port`` port 8081
+    (``grpc``) -> the server's gRPC port, on every served version's pods."""
     name = isvc["metadata"]["name"]
-    return _service(isvc, names.service(name), labels.serving_selector(name), {}, target_port)
+    return _service(isvc, names.service(name), labels.serving_selector(name), {}, target_port, grpc_port)
 
 
-def version_service(isvc: dict[str, Any], version: int, target_port: int = 8080) -> dict[str, Any]:
+def version_service(
+    isvc: dict[str, Any], version: int, target_port: int = 8080, grpc_port: int = 0
+) -> dict[str, Any]:
     """Service ``<isvc>-v<N>`` for one version (an HTTPRoute backend with an exact weight)."""
     name = isvc["metadata"]["name"]
     return _service(
@@ -44,4 +66,5 @@ def version_service(isvc: dict[str, Any], version: int, target_port: int = 8080)
         labels.version_selector(name, version),
         {labels.VERSION: str(version)},
         target_port,
+        grpc_port,
     )

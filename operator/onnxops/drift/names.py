@@ -44,7 +44,9 @@ Rules the server must follow so that the live counts line up with the profile's 
 - Classification predictions increment ``onnxops_prediction_class_total{class=<str(label)>}``; regression
   predictions are observed in ``onnxops_prediction_value`` with the profile's prediction ``edges``.
 - ``onnxops_requests_total`` counts every HTTP request to an inference endpoint with ``protocol`` in
-  ``PROTOCOLS`` and ``code`` the numeric HTTP status as a string ("200", "422", "503", ...).
+  ``PROTOCOLS`` and ``code`` the numeric HTTP status as a string ("200", "422", "503", ...); a gRPC
+  ``ModelInfer`` call counts as ``protocol="grpc"`` with the HTTP status its gRPC status corresponds to
+  (OK 200, INVALID_ARGUMENT 400, NOT_FOUND 404, UNAVAILABLE 503, others 500).
 - Pre-create (``.labels(...)``) every feature's series at start-up so that a zero is visible before the
   first request (``increase()`` needs two samples).
 
@@ -106,7 +108,8 @@ ROWS_LABELS: Final = SCOPE_LABELS
 # Values of the `protocol` label.
 PROTOCOL_V2: Final = "v2"  # Open Inference Protocol /v2/models/<name>/infer
 PROTOCOL_V1: Final = "v1"  # KServe v1 /v1/models/<name>:predict
-PROTOCOLS: Final = (PROTOCOL_V2, PROTOCOL_V1)
+PROTOCOL_GRPC: Final = "grpc"  # inference.GRPCInferenceService/ModelInfer; code = the matching HTTP status
+PROTOCOLS: Final = (PROTOCOL_V2, PROTOCOL_V1, PROTOCOL_GRPC)
 
 # Unseen categories beyond this many distinct values per feature are folded into OTHER_CATEGORY.
 MAX_UNSEEN_CATEGORIES: Final = 50

@@ -77,7 +77,9 @@ def _desired_children(
     auto = spec.get("autoscaling")
     per_version = (spec.get("rollout") or {}).get("httpRoute") is not None
     plan = replicas_plan(state, total_replicas(spec), ready)
-    out: list[dict[str, Any]] = [svc_builder.service(isvc, settings.serving_port)]
+    out: list[dict[str, Any]] = [
+        svc_builder.service(isvc, settings.serving_port, settings.serving_grpc_port)
+    ]
     for v, n in sorted(plan.items()):
         mv = mvs.get(v)
         if mv is None:
@@ -90,7 +92,9 @@ def _desired_children(
                 )
             )
         if per_version:
-            out.append(svc_builder.version_service(isvc, v, settings.serving_port))
+            out.append(
+                svc_builder.version_service(isvc, v, settings.serving_port, settings.serving_grpc_port)
+            )
     return out, plan
 
 

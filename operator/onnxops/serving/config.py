@@ -15,6 +15,7 @@ from . import capture_config
 from .capture_config import CaptureConfig, CaptureConfigError
 
 DEFAULT_PORT = 8080
+DEFAULT_GRPC_PORT = 8081
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
 # dest -> environment variable
@@ -28,6 +29,7 @@ ENV: dict[str, str] = {
     "profile_sha256": "ONNXOPS_PROFILE_SHA256",
     "host": "ONNXOPS_HOST",
     "port": "ONNXOPS_PORT",
+    "grpc_port": "ONNXOPS_GRPC_PORT",
     "max_body_bytes": "ONNXOPS_MAX_BODY_BYTES",
     "intra_op_threads": "ONNXOPS_INTRA_OP_THREADS",
     "inter_op_threads": "ONNXOPS_INTER_OP_THREADS",
@@ -58,11 +60,13 @@ with a capped exponential backoff; if no model has loaded --liveness-timeout-sec
 /v2/health/live answers 503 so that the kubelet restarts the container. Verified bytes that ONNX Runtime
 refuses are not retried (the server stays live and not ready).
 
-Endpoints:
+Endpoints (HTTP, --port):
   GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/<name>[/versions/<v>][/ready]
   POST /v2/models/<name>[/versions/<v>]/infer
   GET  /v1/models/<name>             POST /v1/models/<name>:predict
   GET  /metrics
+gRPC (--grpc-port): inference.GRPCInferenceService of the Open Inference Protocol (ServerLive,
+ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer with raw_input_contents).
 """
 
 EPILOG = """\
@@ -90,6 +94,9 @@ class ServerConfig:
     profile_sha256: str | None = None
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
+    # None: no gRPC listener; 0: an ephemeral port (in-process use). The command line's default is
+    # DEFAULT_GRPC_PORT and its 0 means off (None).
+    grpc_port: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     intra_op_threads: int = 1
     inter_op_threads: int = 1
@@ -167,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = p.add_argument_group("server")
     s.add_argument("--host", help="bind address [ONNXOPS_HOST] (default: 0.0.0.0)")
     s.add_argument("--port", type=_positive_int, help=f"port [ONNXOPS_PORT] (default: {DEFAULT_PORT})")
+    s.add_argument(
+        "--grpc-port",
+        type=_positive_int,
+        help=f"port of the Open Inference Protocol's gRPC service, 0 = off [ONNXOPS_GRPC_PORT] "
+        f"(default: {DEFAULT_GRPC_PORT})",
+    )
     s.add_argument(
         "--max-body-bytes",
         type=_positive_int,
@@ -277,6 +290,7 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             profile_sha256=_opt(raw.get("profile_sha256")),
             host=str(raw.get("host", "0.0.0.0")),
             port=_int(raw.get("port", DEFAULT_PORT), "port"),
+            grpc_port=_int(raw.get("grpc_port", DEFAULT_GRPC_PORT), "grpc-port") or None,
             max_body_bytes=_int(raw.get("max_body_bytes", DEFAULT_MAX_BODY), "max-body-bytes"),
             intra_op_threads=_int(raw.get("intra_op_threads", 1), "intra-op-threads"),
             inter_op_threads=_int(raw.get("inter_op_threads", 1), "inter-op-threads"),
@@ -357,6 +371,10 @@ def validate(cfg: ServerConfig) -> ServerConfig:
         raise ConfigError("--model-name (ONNXOPS_MODEL_NAME) is required")
     if cfg.port > 65535:
         raise ConfigError(f"--port: must be <= 65535, got {cfg.port}")
+    if cfg.grpc_port is not None and cfg.grpc_port > 65535:
+        raise ConfigError(f"--grpc-port: must be <= 65535, got {cfg.grpc_port}")
+    if cfg.grpc_port and cfg.grpc_port == cfg.port:
+        raise ConfigError(f"--grpc-port: must differ from --port, both are {cfg.port}")
     for name, value in (
         ("head-timeout-seconds", cfg.head_timeout_seconds),
         ("idle-timeout-seconds", cfg.idle_timeout_seconds),

@@ -4,15 +4,24 @@ Numeric features share one flat array of bin counts: the bins of feature ``j`` l
 ``offsets[j] .. offsets[j] + len(edges_j)``. A batch is binned for all features at once by comparing
 it with a padded edge matrix (``+inf`` beyond each feature's own edges), so a row's bin is the number
 of edges strictly below it: right-closed bins ``(e_{i-1}, e_i]``, exactly Prometheus' ``le``.
+
+Off the request path: a request only appends references to its arrays (``add``). Every ``FLUSH_BATCHES``
+batches or ``FLUSH_ROWS`` rows (or when a window slice ends) the queued batches are handed, in order, to
+one worker thread (``background=True``, what the server uses) that joins and counts them; sorting and
+searching release the GIL, so the event loop keeps serving meanwhile. Every read (``feature_bins``,
+``window_psi``, the metrics' collect) first waits for the folds in flight and folds what is still queued,
+so a scrape is exact: it sees every request answered before it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +33,7 @@ from onnxops.profile import CategoricalFeature, NumericFeature, Profile
 log = logging.getLogger("onnxops.serving")
 MISSING_STRINGS = frozenset({"", "nan", "NaN", "None", "null"})
 FLUSH_BATCHES = 256  # queued batches counted together (see DriftState.add)
-FLUSH_ROWS = 4096
+FLUSH_ROWS = 16384  # fixed costs of a fold (a sort and a search per feature) amortised over more rows
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -99,6 +108,7 @@ class DriftState:
     category_limit: int = MAX_UNSEEN_CATEGORIES
     window_seconds: float = 300.0
     clock: Callable[[], float] = time.monotonic
+    background: bool = False  # fold queued batches in a worker thread (the server) or inline (tests, tools)
     numeric: list[NumericFeature] = field(init=False)
     categorical: list[CategoricalFeature] = field(init=False)
 
@@ -150,6 +160,9 @@ class DriftState:
         self._pending_since = 0.0
         self.dropped_batches = 0
         self.slice_seconds = self.window_seconds / 10.0
+        self._lock = threading.Lock()  # the counters: one fold at a time
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: deque[Future[None]] = deque()
 
     # -- updates ------------------------------------------------------------------------------
     def _column(self, feeds: dict[str, np.ndarray], f: NumericFeature | CategoricalFeature) -> np.ndarray:
@@ -179,26 +192,56 @@ class DriftState:
         list append instead of a dozen small numpy calls."""
         now = self.clock()
         if self._pending and now - self._pending_since >= self.slice_seconds:
-            self.flush()
+            self._hand_off()
         if not self._pending:
             self._pending_since = now
         self._pending.append((feeds, prediction))
         self._pending_rows += rows if rows is not None else len(next(iter(feeds.values()))) if feeds else 0
         if len(self._pending) >= FLUSH_BATCHES or self._pending_rows >= FLUSH_ROWS:
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        """Count the queued batches: in the worker thread (``background``) or now."""
+        if not self.background:
             self.flush()
+            return
+        pending, since = self._pending, self._pending_since
+        self._pending, self._pending_rows = [], 0
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-fold")
+        while self._inflight and self._inflight[0].done():
+            self._inflight.popleft()
+        self._inflight.append(self._executor.submit(self._fold, pending, since))
 
     def flush(self) -> None:
+        """Wait for the folds in flight, then count what is still queued: afterwards every batch added so
+        far is counted (reads call this first)."""
+        while self._inflight:
+            self._inflight.popleft().result()
         if not self._pending:
             return
         pending, self._pending, self._pending_rows = self._pending, [], 0
+        self._fold(pending, self._pending_since)
+
+    def close(self) -> None:
+        """Count everything queued and stop the worker thread."""
+        self.flush()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _fold(self, pending: list[tuple[dict[str, np.ndarray], np.ndarray | None]], since: float) -> None:
         try:
             if len(pending) == 1:
                 feeds, pred = pending[0]
             else:
                 feeds = {k: np.concatenate([p[0][k] for p in pending]) for k in pending[0][0]}
-                preds = [p[1].reshape(-1) for p in pending if p[1] is not None]
+                preds = [p[1] for p in pending if p[1] is not None]
+                if preds and any(p.ndim != 1 for p in preds):
+                    preds = [p.reshape(-1) for p in preds]
                 pred = np.concatenate(preds) if preds else None
-            self._update(feeds, pred, self._pending_since)
+            with self._lock:
+                self._update(feeds, pred, since)
         except (ValueError, TypeError, IndexError):  # e.g. batches of different widths: never fail serving
             self.dropped_batches += len(pending)
             log.warning(
@@ -223,19 +266,19 @@ class DriftState:
         # is never <= an edge; the +inf padding counts every present row). Bins are the differences.
         # float32 data is compared with the edges rounded down to float32, which for float32 values is
         # exactly the comparison with the float64 edge.
-        nan = np.isnan(xt)
-        if nan.any():
-            miss = nan.sum(axis=1)
-            for j in np.flatnonzero(miss).tolist():
-                self.missing[self.numeric[j].name] += int(miss[j])
-            self.sums += np.where(nan, 0.0, xt).sum(axis=1, dtype=np.float64)
-        else:
-            self.sums += xt.sum(axis=1, dtype=np.float64)
+        # The last (+inf) column counts the present values, so NaNs need no separate pass.
         edges = self.edges32 if xt.dtype == np.float32 else self.edge_matrix
         st = np.sort(xt, axis=1)
         le = np.empty((xt.shape[0], edges.shape[1]), dtype=np.int64)
         for j in range(xt.shape[0]):
             le[j] = np.searchsorted(st[j], edges[j], side="right")
+        miss = xt.shape[1] - le[:, -1]
+        if miss.any():
+            for j in np.flatnonzero(miss).tolist():
+                self.missing[self.numeric[j].name] += int(miss[j])
+            self.sums += np.nansum(xt, axis=1, dtype=np.float64)
+        else:
+            self.sums += xt.sum(axis=1, dtype=np.float64)
         bins = np.diff(le, axis=1, prepend=0)
         counts = bins[self.gather]
         self.bin_counts += counts

@@ -142,7 +142,7 @@ class Handlers:
             else json_response(200, protocol_v2.model_metadata(checked))
         )
 
-    def _run(self, model: LoadedModel, feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
+    def run(self, model: LoadedModel, feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
         t0 = time.perf_counter()
         try:
             outs = model.run(feeds)
@@ -166,7 +166,7 @@ class Handlers:
         req = protocol_v2.decode_request(model, body, header_length)
         if req.request_id is None:  # the OIP id when given, else the X-Request-Id header, else a new one
             req.request_id = headers.get(REQUEST_ID_HEADER) or new_request_id()
-        outs = self._run(model, req.feeds, req.rows)
+        outs = self.run(model, req.feeds, req.rows)
         if self.capture is not None:
             self.capture.record(model, str(req.request_id), req.feeds, outs, req.rows)
         payload, json_len = protocol_v2.encode_response(model, req, outs)
@@ -183,7 +183,7 @@ class Handlers:
                 return checked
             feeds, rows, rid = protocol_v1.decode_request_with_id(checked, body)
             rid = rid or headers.get(REQUEST_ID_HEADER) or new_request_id()
-            outs = self._run(checked, feeds, rows)
+            outs = self.run(checked, feeds, rows)
             if self.capture is not None:
                 self.capture.record(checked, rid, feeds, outs, rows)
             return Response(200, protocol_v1.encode_response(checked, outs, rid), JSON,

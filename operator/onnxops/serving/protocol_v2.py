@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 from .model import DATATYPES, LoadedModel, TensorInfo
 
 HEADER_LENGTH = "inference-header-content-length"
+_LITTLE_ENDIAN = sys.byteorder == "little"
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -107,6 +109,38 @@ def _from_binary(info: TensorInfo, raw: memoryview, shape: tuple[int, ...]) -> n
             f"input {info.name!r}: binary data has {arr.size} elements but shape {list(shape)} needs {n}"
         )
     return arr.reshape(shape)
+
+
+def from_binary(info: TensorInfo, raw: bytes | memoryview, shape: tuple[int, ...]) -> np.ndarray:
+    """One tensor from its raw little-endian bytes (the binary extension, gRPC ``raw_input_contents``)."""
+    return _from_binary(info, memoryview(raw), shape)
+
+
+def from_values(info: TensorInfo, values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """One tensor from a flat sequence of typed values (gRPC ``InferTensorContents``)."""
+    n = math.prod(shape)
+    try:
+        if info.datatype == "BYTES":
+            arr = np.array(
+                [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values], dtype=object
+            )
+        else:
+            arr = np.array(values, dtype=info.dtype)  # out-of-range integers raise OverflowError
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise bad(f"input {info.name!r}: contents are not a valid {info.datatype} array: {exc}") from None
+    if arr.size != n:
+        raise bad(f"input {info.name!r}: contents have {arr.size} elements but shape {list(shape)} needs {n}")
+    return arr.reshape(shape)
+
+
+def rows_of(feeds: dict[str, np.ndarray]) -> int:
+    """The batch size the inputs agree on (400 when they do not)."""
+    return _rows(feeds)
+
+
+def to_binary(arr: np.ndarray, datatype: str) -> bytes:
+    """An output's raw little-endian bytes (BYTES: 4-byte length + bytes per element)."""
+    return _binary(arr, datatype)
 
 
 def decode_request(model: LoadedModel, body: bytes, header_length: int | None) -> V2Request:
@@ -210,6 +244,8 @@ def _binary(arr: np.ndarray, datatype: str) -> bytes:
         return b"".join(parts)
     if datatype == "BOOL":
         return arr.astype(np.uint8).tobytes()
+    if _LITTLE_ENDIAN and arr.dtype.byteorder in "=<|":
+        return arr.tobytes()  # C order, already little-endian
     return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
 
 
@@ -267,5 +303,9 @@ __all__ = [
     "bad",
     "decode_request",
     "encode_response",
+    "from_binary",
+    "from_values",
     "model_metadata",
+    "rows_of",
+    "to_binary",
 ]

@@ -1,10 +1,11 @@
-"""Wiring: state, metrics, handlers and the HTTP server; background model loading; shutdown."""
+"""Wiring: state, metrics, handlers, the HTTP and gRPC servers; background model loading; shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .app import HttpServer, install_signal_handlers
 from .capture import Capture
@@ -14,6 +15,9 @@ from .handlers import Handlers
 from .loading import backoff, is_final
 from .metrics import ServerMetrics
 from .model import LoadedModel, LoadError, ModelState, load_model
+
+if TYPE_CHECKING:
+    from .grpc_server import GrpcServer
 
 log = logging.getLogger("onnxops.serving")
 
@@ -27,16 +31,24 @@ class Running:
     port: int
     loader: asyncio.Task[None]
     capture: Capture | None = None
+    grpc: GrpcServer | None = None
+    grpc_port: int = 0
 
     async def stop(self) -> None:
         self.state.draining = True
         self.metrics.ready = False
         if self.cfg.shutdown_delay_seconds > 0:  # not ready, still serving: endpoints drop this pod first
             await asyncio.sleep(self.cfg.shutdown_delay_seconds)
-        await self.http.shutdown(self.cfg.shutdown_grace_seconds)
+        grace = self.cfg.shutdown_grace_seconds
+        if self.grpc is not None:  # both listeners close together, in-flight calls of both finish
+            await asyncio.gather(self.http.shutdown(grace), self.grpc.shutdown(grace))
+        else:
+            await self.http.shutdown(grace)
         self.loader.cancel()
         if self.capture is not None:  # after the last request: everything accepted gets written
             await self.capture.close()
+        if self.metrics.drift is not None:
+            self.metrics.drift.close()
 
 
 def start_capture(cfg: ServerConfig, handlers: Handlers, metrics: ServerMetrics) -> Capture | None:
@@ -48,8 +60,10 @@ def start_capture(cfg: ServerConfig, handlers: Handlers, metrics: ServerMetrics)
     metrics.registry.register(capture)
     handlers.capture = capture
     capture.start()
-    log.info("capturing served rows", extra={"fields": {"sampleRate": cfg.capture.sample_rate,
-                                                        "flushSeconds": cfg.capture.flush_interval}})
+    log.info(
+        "capturing served rows",
+        extra={"fields": {"sampleRate": cfg.capture.sample_rate, "flushSeconds": cfg.capture.flush_interval}},
+    )
     return capture
 
 
@@ -61,6 +75,9 @@ def attach_model(state: ModelState, metrics: ServerMetrics, model: LoadedModel, 
             single.name if single else None,
             category_limit=cfg.category_limit,
             window_seconds=cfg.drift_window_seconds,
+            # folded inline on the loop: a worker thread cost more CPU per request than it saved
+            # (GIL hand-offs; bench/results/serving.md, "Monitoring cost")
+            background=False,
         )
     state.set_loaded(model)
     metrics.ready = True
@@ -121,11 +138,19 @@ async def start(cfg: ServerConfig) -> Running:
         head_timeout=cfg.head_timeout_seconds,
         idle_timeout=cfg.idle_timeout_seconds,
     )
+    grpc_server, grpc_port = None, 0
+    if cfg.grpc_port is not None:
+        from .grpc_server import GrpcServer  # grpcio is imported only when the gRPC listener is on
+
+        grpc_server = GrpcServer(
+            handlers, max_message_bytes=cfg.max_body_bytes, on_request=metrics.record_request
+        )
+        grpc_port = await grpc_server.start(cfg.host, cfg.grpc_port)
     port = await http.start(cfg.host, cfg.port)
-    log.info("listening", extra={"fields": {"host": cfg.host, "port": port}})
+    log.info("listening", extra={"fields": {"host": cfg.host, "port": port, "grpcPort": grpc_port}})
     capture = start_capture(cfg, handlers, metrics)
     loader = asyncio.create_task(_load(cfg, state, metrics))
-    return Running(cfg, state, metrics, http, port, loader, capture)
+    return Running(cfg, state, metrics, http, port, loader, capture, grpc_server, grpc_port)
 
 
 async def serve(cfg: ServerConfig) -> int:
@@ -135,7 +160,7 @@ async def serve(cfg: ServerConfig) -> int:
     await stop.wait()
     log.info(
         "shutting down: finishing in-flight requests",
-        extra={"fields": {"connections": len(running.http.connections)}},
+        extra={"fields": {"connections": len(running.http.connections), "grpc": running.grpc is not None}},
     )
     await running.stop()
     log.info("stopped")
