@@ -168,9 +168,10 @@ async def run(n: int, quiet: float) -> dict[str, Any]:
             env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
             # never a pipe nobody reads: a full pipe would block the operator's logging
             log = open(os.environ.get("BENCH_OPERATOR_LOG", os.devnull), "wb")  # noqa: SIM115
-            op = subprocess.Popen(
-                [sys.executable, "-m", "onnxops", "operator"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            # BENCH_OPERATOR_PROFILE=<file>: run the operator under cProfile (written when it stops)
+            prof = os.environ.get("BENCH_OPERATOR_PROFILE")
+            cmd = [sys.executable, *(["-m", "cProfile", "-o", prof] if prof else []), "-m", "onnxops", "operator"]
+            op = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
                 # wait until the operator has settled on the pre-existing ModelVersions
                 await _settle(proxy, 2.0, 120)

@@ -19,7 +19,7 @@ from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
 from onnxops.reconcile.status import status_patch
 
-from .context import API, ISVC, MV, Context, Lru
+from .context import API, ISVC, Context, Lru
 from .serving import apply_drift_plan, observe, retrain_children
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
     mon = spec.get("monitoring") or {}
     interval = parse_duration(mon.get("interval"), 30.0)
     model = spec["model"]
-    mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
+    mvs = await ctx.model_versions(ns, model)
     by_v = {int(m["spec"]["version"]): m for m in mvs}
     served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in _served(status)]  # type: ignore[arg-type]
     children = await retrain_children(ctx, ns, name)

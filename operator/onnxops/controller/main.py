@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     import kopf
 
-    from onnxops.controller import handlers  # noqa: F401  (registers the handlers)
+    from onnxops.controller import handlers
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -57,6 +57,7 @@ def main(argv: list[str]) -> int:
     if not args.verbose:  # kopf logs every watch-event handler call at INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = args.namespace or list(Settings.from_env().watch_namespaces)
+    handlers.WATCH_NAMESPACES[:] = namespaces
     if args.metrics_port:
         from onnxops.controller import opmetrics
 
