@@ -66,6 +66,7 @@ class Context:
     loop: asyncio.AbstractEventLoop | None = None
     # controller/indexes.Indexes (informer-fed: model -> ModelVersions, InferenceServices); None: LIST
     indexes: Any = None
+    drift_batcher: Any = None  # onnxops.drift.batch.PrometheusBatcher, made at the first drift evaluation
 
     async def model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
         """The ModelVersions of ``model`` in ``namespace`` (from the index when there is one)."""

@@ -55,6 +55,14 @@ async def _profile(mv: dict[str, Any] | None) -> Any:
     return _PROFILES.get(key)
 
 
+def _batcher(ctx: Context) -> Any:
+    from onnxops.drift.batch import PrometheusBatcher
+
+    if ctx.drift_batcher is None:
+        ctx.drift_batcher = PrometheusBatcher()
+    return ctx.drift_batcher
+
+
 def _served(status: dict[str, Any]) -> list[tuple[int, str]]:
     roles = (("stableVersion", "stable"), ("canaryVersion", "canary"), ("previousVersion", "previous"))
     return [(int(status[k]), role) for k, role in roles if status.get(k) is not None]
@@ -113,6 +121,7 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
         scrape_state=ctx.scrape_states.get(state_key),
         namespace=ns,  # every query and scrape: this InferenceService's series only
         service=name,
+        batcher=_batcher(ctx),  # one query per family for the services of this namespace due now
     )
     ctx.scrape_states.put(state_key, live.scrape_state)
     observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))
