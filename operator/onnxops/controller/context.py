@@ -65,6 +65,23 @@ class Context:
     scrape_states: Lru = field(default_factory=Lru)  # (namespace, name) -> drift direct-scrape snapshot
     capture_checks: Lru = field(default_factory=Lru)  # (namespace, name) -> monotonic time of the last check
     loop: asyncio.AbstractEventLoop | None = None
+    # controller/indexes.Indexes (informer-fed: model -> ModelVersions, InferenceServices); None: LIST
+    indexes: Any = None
+    drift_batcher: Any = None  # onnxops.drift.batch.PrometheusBatcher, made at the first drift evaluation
+
+    async def model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
+        """The ModelVersions of ``model`` in ``namespace`` (from the index when there is one)."""
+        if self.indexes is not None:
+            return list(await self.indexes.model_versions(namespace, model))
+        mvs = await self.client.list(API, MV, namespace)
+        return [m for m in mvs if (m.get("spec") or {}).get("model") == model]
+
+    async def inference_services(self, namespace: str, model: str) -> list[dict[str, Any]]:
+        """The InferenceServices of ``model`` in ``namespace`` (from the index when there is one)."""
+        if self.indexes is not None:
+            return list(await self.indexes.inference_services(namespace, model))
+        isvcs = await self.client.list(API, ISVC, namespace)
+        return [i for i in isvcs if (i.get("spec") or {}).get("model") == model]
 
     def waker(self, key: Key) -> asyncio.Event:
         return self.wakers.setdefault(key, asyncio.Event())

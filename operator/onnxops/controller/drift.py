@@ -19,7 +19,7 @@ from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
 from onnxops.reconcile.status import status_patch
 
-from .context import API, ISVC, MV, Context, Lru
+from .context import API, ISVC, Context, Lru
 from .serving import apply_drift_plan, observe, retrain_children
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,14 @@ async def _profile(mv: dict[str, Any] | None) -> Any:
     return _PROFILES.get(key)
 
 
+def _batcher(ctx: Context) -> Any:
+    from onnxops.drift.batch import PrometheusBatcher
+
+    if ctx.drift_batcher is None:
+        ctx.drift_batcher = PrometheusBatcher()
+    return ctx.drift_batcher
+
+
 def _served(status: dict[str, Any]) -> list[tuple[int, str]]:
     roles = (("stableVersion", "stable"), ("canaryVersion", "canary"), ("previousVersion", "previous"))
     return [(int(status[k]), role) for k, role in roles if status.get(k) is not None]
@@ -82,7 +90,7 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
     mon = spec.get("monitoring") or {}
     interval = parse_duration(mon.get("interval"), 30.0)
     model = spec["model"]
-    mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
+    mvs = await ctx.model_versions(ns, model)
     by_v = {int(m["spec"]["version"]): m for m in mvs}
     served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in _served(status)]  # type: ignore[arg-type]
     children = await retrain_children(ctx, ns, name)
@@ -113,6 +121,7 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
         scrape_state=ctx.scrape_states.get(state_key),
         namespace=ns,  # every query and scrape: this InferenceService's series only
         service=name,
+        batcher=_batcher(ctx),  # one query per family for the services of this namespace due now
     )
     ctx.scrape_states.put(state_key, live.scrape_state)
     observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))

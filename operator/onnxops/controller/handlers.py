@@ -30,6 +30,7 @@ from . import capture as capture_loop
 from . import drift as drift_loop
 from . import lognoise, opmetrics
 from .context import API, GROUP, ISVC, MV, TJ, VERSION, Context
+from .indexes import Indexes
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
 
@@ -39,6 +40,8 @@ MAX_BACKOFF = 60.0
 Reconciler = Callable[[Context, str, str], Awaitable[float | None]]
 # The running operator's context (tests and benchmarks read its request counters); not state.
 CURRENT: list[Context] = []
+# The namespaces the operator watches (set by `onnxops operator`; empty: $ONNXOPS_WATCH_NAMESPACES, else all).
+WATCH_NAMESPACES: list[str] = []
 
 
 @kopf.on.login()
@@ -86,6 +89,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 300
     memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())
     memo.ctx.loop = asyncio.get_running_loop()
+    namespaces = WATCH_NAMESPACES or list(memo.ctx.settings.watch_namespaces)
+    memo.ctx.indexes = Indexes(memo.ctx.client, namespaces, wake=memo.ctx.wake)
+    memo.ctx.indexes.start()
     CURRENT[:] = [memo.ctx]
     memo.preload = asyncio.ensure_future(asyncio.to_thread(preload_drift))  # off the loop, not awaited
 
@@ -94,6 +100,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = getattr(memo, "ctx", None)
     if ctx is not None:
+        if ctx.indexes is not None:
+            await ctx.indexes.stop()
         await ctx.client.close()
 
 
@@ -231,34 +239,28 @@ async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
 
 
 # ---- wake-ups -------------------------------------------------------------------------------------------
-@kopf.index(GROUP, VERSION, "inferenceservices")
-def isvc_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
-    return {(namespace or "", str(spec.get("model"))): name}
-
-
+# async: kopf runs a sync handler in its thread pool, a thread hop per watch event for a dict lookup.
+# A ModelVersion's change wakes the InferenceServices of its model, and an InferenceService's change of
+# served versions wakes those ModelVersions: both from the informers' listeners (controller/indexes.py),
+# after the index they read has the change.
 @kopf.on.event(GROUP, VERSION, "trainingjobs")
-def training_job_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def training_job_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     memo.ctx.wake(TJ, namespace or "", name)
 
 
 @kopf.on.event(GROUP, VERSION, "inferenceservices")
-def inference_service_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def inference_service_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     memo.ctx.wake(ISVC, namespace or "", name)
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-def model_version_event(
-    namespace: str | None, name: str, spec: kopf.Spec, memo: kopf.Memo, **kw: Any
-) -> None:
-    ns = namespace or ""
-    memo.ctx.wake(MV, ns, name)
-    index: kopf.Index[tuple[str, str], str] = kw["isvc_by_model"]
-    for isvc in index.get((ns, str(spec.get("model"))), []):
-        memo.ctx.wake(ISVC, ns, isvc)
+async def model_version_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.wake(MV, namespace or "", name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
-def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event("v1", "pods", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
+async def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     from onnxops.builders.labels import MODEL_VERSION, TRAINING_JOB
 
     if TRAINING_JOB in labels:
@@ -275,7 +277,7 @@ OURS = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
 @kopf.on.event("v1", "services", labels=OURS)
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OURS)
-def serving_child_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def serving_child_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     from onnxops.builders.labels import INFERENCE_SERVICE
 
     if INFERENCE_SERVICE in labels:

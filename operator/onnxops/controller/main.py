@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     import kopf
 
-    from onnxops.controller import handlers  # noqa: F401  (registers the handlers)
+    from onnxops.controller import handlers
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -60,6 +60,7 @@ def main(argv: list[str]) -> int:
     # every address in a pod; the local runtime's pods share the host network and bind their own
     # loopback address (ONNXOPS_HOST), as the serving pods do
     bind = os.environ.get("ONNXOPS_HOST") or "0.0.0.0"
+    handlers.WATCH_NAMESPACES[:] = namespaces
     if args.metrics_port:
         from onnxops.controller import opmetrics
 

@@ -125,7 +125,7 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
     model = isvc["spec"]["model"]
-    mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
+    mvs = await ctx.model_versions(ns, model)
     observed = await observe(c, ns, name, bool(isvc["spec"].get("autoscaling")), isvc["metadata"].get("uid"))
     now = datetime.now(UTC)
     plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now)

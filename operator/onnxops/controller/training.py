@@ -17,7 +17,7 @@ from onnxops.reconcile import trainingjob as tjr
 from onnxops.reconcile.inferenceservice import served_versions
 from onnxops.reconcile.versions import next_version
 
-from .context import API, ISVC, MV, TJ, Context
+from .context import API, MV, TJ, Context
 
 log = logging.getLogger(__name__)
 MAX_REGISTER_TRIES = 50
@@ -71,7 +71,9 @@ async def register_model_version(client: KubeClient, body: dict[str, Any]) -> st
 
 
 FOREIGN_JOB_RECHECK = 10.0
-PODS_RECHECK = 5.0  # while a training or verification Job runs: look at its pods' waiting states again
+# A running training or verification Job's pods (their waiting states) are looked at again when a pod
+# changes: pod events (labelled managed-by onnxops) wake the owner, so nothing polls them.
+PODS_RECHECK: float | None = None
 
 
 async def training_pods(client: KubeClient, tj: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,7 +111,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         return FOREIGN_JOB_RECHECK
     finished = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
     # unfinished: the pods too, to surface a pod that waits for a fix (ImagePullBackOff, a missing Secret);
-    # pod changes do not wake this loop, so it looks again every PODS_RECHECK seconds while the Job runs
+    # a pod's change wakes this loop (handlers.job_event)
     in_progress = job is not None and not finished and not tj["spec"].get("suspend")
     pods = await training_pods(c, tj, job) if job is not None and (finished or in_progress) else []
     registered = st.get("modelVersion")
@@ -133,8 +135,8 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     return PODS_RECHECK if in_progress else plan.requeue_after
 
 
-async def served_by(client: KubeClient, ns: str, model: str, version: int) -> list[str]:
-    isvcs = await client.list(API, ISVC, ns)
+async def served_by(ctx: Context, ns: str, model: str, version: int) -> list[str]:
+    isvcs = await ctx.inference_services(ns, model)
     return sorted(
         f"{ns}/{i['metadata']['name']}"
         for i in isvcs
@@ -150,7 +152,7 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     mv.setdefault("apiVersion", API)
     mv.setdefault("kind", MV)
     spec = mv["spec"]
-    users = await served_by(c, ns, spec["model"], int(spec["version"]))
+    users = await served_by(ctx, ns, spec["model"], int(spec["version"]))
     phase = (mv.get("status") or {}).get("phase")
     job = None
     pods: list[dict[str, Any]] = []
@@ -176,7 +178,7 @@ async def model_version_deletion_blocked(ctx: Context, mv: dict[str, Any]) -> st
     """None when the ModelVersion may go; else the reason (status and an Event say so, once)."""
     md, spec = mv["metadata"], mv["spec"]
     ns = md.get("namespace", "default")
-    users = await served_by(ctx.client, ns, spec["model"], int(spec["version"]))
+    users = await served_by(ctx, ns, spec["model"], int(spec["version"]))
     patch = mvr.deletion_block(mv, users, _now())
     if not users:
         return None

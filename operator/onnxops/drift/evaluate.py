@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from onnxops.drift.batch import PrometheusBatcher
 from onnxops.drift.policy import Decision, PolicySpec, PriorState, Role, ServedVersion, decide
 from onnxops.drift.scrape import ScrapeState, Target
 from onnxops.drift.sources import LiveResult, fetch_live
@@ -103,6 +104,7 @@ async def evaluate(
     timeout_s: float = 5.0,
     namespace: str | None = None,
     service: str | None = None,
+    batcher: PrometheusBatcher | None = None,
 ) -> tuple[Decision, LiveResult]:
     """Fetch the window's live counts of every served version and decide. Never raises for an
     unavailable source (the versions are then Inconclusive). ``namespace``/``service`` scope every
@@ -110,6 +112,7 @@ async def evaluate(
     profiles = {s.version: s.profile for s in served}
     live = await fetch_live(model=model, profiles=profiles, window=window, prometheus_url=prometheus_url,
                             targets=targets, scrape_state=scrape_state, extra_matchers=extra_matchers,
-                            timeout_s=timeout_s, now=now.timestamp(), namespace=namespace, service=service)
+                            timeout_s=timeout_s, now=now.timestamp(), namespace=namespace, service=service,
+                            batcher=batcher)
     versions = [ServedVersion(s.version, s.role, live.counts[s.version], s.profile) for s in served]
     return decide(versions, spec, prior, now), live

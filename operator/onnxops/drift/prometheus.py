@@ -1,4 +1,5 @@
-"""Live counts from the Prometheus HTTP API (``/api/v1/query``), one instant query per metric family.
+"""Live counts from the Prometheus HTTP API (``/api/v1/query``), one instant query per metric family (for one
+InferenceService, or batched for many of one namespace: :func:`fetch_prometheus_batch`).
 
 Every query has a timeout; an unreachable Prometheus, a timeout, a non-2xx answer or a malformed body
 makes the whole evaluation ``Inconclusive`` (never drift, never a rollback). ``increase()`` handles
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -186,3 +188,123 @@ async def fetch_prometheus(
             else:
                 samples.append(Sample(name, labels, value))
     return assemble(samples, profiles, latency_p99=p99)
+
+
+# ---- batched: one query per family for many InferenceServices of one namespace -------------------------
+BATCH_MAX_SERVICES = 100
+"""Services per batched query: keeps the reply of the largest family (feature buckets) well under
+``MAX_RESPONSE_BYTES`` (about 50 series of ~250 bytes per service for a 4-feature model)."""
+_RE_SPECIAL = frozenset(".^$*+?()[]{}|\\")
+
+
+def regex_literal(value: str) -> str:
+    """``value`` as an RE2 pattern matching exactly it (PromQL's ``=~`` is anchored)."""
+    return "".join("\\" + c if c in _RE_SPECIAL else c for c in value)
+
+
+def batch_selector(namespace: str, services: Sequence[str], extra: Mapping[str, str] | None = None) -> str:
+    """``{namespace="ns",inferenceservice=~"a|b"}``: the series of these InferenceServices of ONE
+    namespace (never another namespace's, whatever their names)."""
+    if not namespace or not services:
+        raise ValueError("a batched query needs a namespace and at least one InferenceService")
+    alternatives = "|".join(regex_literal(s) for s in sorted(set(services)))
+    parts = [f"{N.LABEL_NAMESPACE}={label_value(namespace)}",
+             f"{N.LABEL_SERVICE}=~{label_value(alternatives)}"]
+    parts += [f"{k}={label_value(v)}" for k, v in (extra or {}).items()]
+    return "{" + ",".join(parts) + "}"
+
+
+def batch_queries(window: str, namespace: str, services: Sequence[str],
+                  extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The PromQL of one evaluation round of several InferenceServices: the queries of :func:`queries`,
+    grouped also by ``inferenceservice`` and ``model`` so that each service gets back its own series."""
+    sel = batch_selector(namespace, services, extra)
+    v, f, s, m = N.LABEL_VERSION, N.LABEL_FEATURE, N.LABEL_SERVICE, N.LABEL_MODEL
+    scope = f"{s}, {m}, {v}"
+
+    def inc(name: str, by: str) -> str:
+        return window_increase(name + sel, window, f"{scope}{', ' + by if by else ''}")
+
+    return {
+        N.FEATURE_VALUE + BUCKET: inc(N.FEATURE_VALUE + BUCKET, f"{f}, le"),
+        N.FEATURE_CATEGORY: inc(N.FEATURE_CATEGORY, f"{f}, {N.LABEL_CATEGORY}"),
+        N.FEATURE_MISSING: inc(N.FEATURE_MISSING, f),
+        N.PREDICTION_CLASS: inc(N.PREDICTION_CLASS, N.LABEL_CLASS),
+        N.PREDICTION_VALUE + BUCKET: inc(N.PREDICTION_VALUE + BUCKET, "le"),
+        N.ROWS: inc(N.ROWS, ""),
+        N.REQUESTS: inc(N.REQUESTS, N.LABEL_CODE),
+        "p99": f"histogram_quantile(0.99, {inc(N.REQUEST_DURATION + BUCKET, 'le')})",
+    }
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One InferenceService's part of a batch: its model and served versions (version -> profile)."""
+
+    service: str
+    model: str
+    profiles: Mapping[str, Profile | None]
+
+
+BatchResult = dict[str, LiveCounts | Inconclusive] | Inconclusive
+
+
+def split_batch(
+    names_results: Sequence[tuple[str, list[tuple[dict[str, str], float]]]],
+    requests: Sequence[BatchRequest],
+) -> dict[str, BatchResult]:
+    """Hand each InferenceService the series labelled with its name and its model (pure)."""
+    wanted = {(r.service, r.model): r for r in requests}
+    samples: dict[str, list[Sample]] = {r.service: [] for r in requests}
+    p99: dict[str, dict[str, float]] = {r.service: {} for r in requests}
+    for name, series in names_results:
+        for labels, value in series:
+            key = (labels.get(N.LABEL_SERVICE, ""), labels.get(N.LABEL_MODEL, ""))
+            if key not in wanted or math.isnan(value):
+                continue
+            if name == "p99":
+                if N.LABEL_VERSION in labels:
+                    p99[key[0]][labels[N.LABEL_VERSION]] = value
+            else:
+                samples[key[0]].append(Sample(name, labels, value))
+    return {r.service: assemble(samples[r.service], r.profiles, latency_p99=p99[r.service]) for r in requests}
+
+
+async def fetch_prometheus_batch(
+    base_url: str,
+    namespace: str,
+    requests: Sequence[BatchRequest],
+    window: str | float,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    at: float | None = None,
+    session: aiohttp.ClientSession | None = None,
+    max_services: int = BATCH_MAX_SERVICES,
+) -> dict[str, BatchResult]:
+    """Live counts of several InferenceServices of ONE namespace: one query per metric family for up to
+    ``max_services`` services (instead of one per family and service); the result per service is what
+    :func:`fetch_prometheus` scoped to that service returns. A failed query makes its chunk Inconclusive."""
+    try:
+        window_s = promql_duration(window)
+    except ValueError as exc:
+        return {r.service: Inconclusive("InvalidWindow", str(exc)) for r in requests}
+    own = session is None
+    sess = session or aiohttp.ClientSession()
+    out: dict[str, BatchResult] = {}
+    try:
+        for i in range(0, len(requests), max(1, max_services)):
+            chunk = requests[i:i + max(1, max_services)]
+            qs = batch_queries(window_s, namespace, [r.service for r in chunk])
+            try:
+                results = await asyncio.gather(
+                    *(instant_query(sess, base_url, q, timeout_s, at) for q in qs.values())
+                )
+            except PrometheusError as exc:
+                bad = Inconclusive("PrometheusUnavailable", str(exc))
+                out.update({r.service: bad for r in chunk})
+                continue
+            out.update(split_batch(list(zip(qs, results, strict=True)), chunk))
+    finally:
+        if own:
+            await sess.close()
+    return out

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from onnxops.drift.batch import PrometheusBatcher
 from onnxops.drift.live import Inconclusive, LiveCounts
 from onnxops.drift.prometheus import DEFAULT_TIMEOUT_S, fetch_prometheus, scope_matchers
 from onnxops.drift.scrape import ScrapeState, Target, fetch_scrape
@@ -38,6 +39,7 @@ async def fetch_live(
     now: float | None = None,
     namespace: str | None = None,
     service: str | None = None,
+    batcher: PrometheusBatcher | None = None,
 ) -> LiveResult:
     """Live counts per served version (``profiles`` keys) over ``window`` (a CRD duration like ``5m``).
 
@@ -47,11 +49,18 @@ async def fetch_live(
     ``namespace``/``service``: the InferenceService whose traffic counts. Both sources keep only its
     series (PromQL matchers ``namespace``/``inferenceservice``; the scrape, its ``inferenceservice``
     label), so a model of the same name served by another team is never summed in.
+
+    ``batcher``: the Prometheus queries go out batched with other services of the same namespace that are
+    evaluated at the same moment (``onnxops.drift.batch``); each still gets only its own series.
     """
     matchers = {**scope_matchers(namespace, service), **(extra_matchers or {})}
-    if prometheus_url:
+    if prometheus_url and batcher is not None and namespace and service and not extra_matchers:
+        # with the other services of this namespace due now: one query per family for all of them
+        res = await batcher.fetch(prometheus_url, namespace, service, model, profiles, window)
+    elif prometheus_url:
         res = await fetch_prometheus(prometheus_url, model, profiles, window, extra_matchers=matchers,
                                      timeout_s=timeout_s)
+    if prometheus_url:
         if isinstance(res, Inconclusive):
             return LiveResult("prometheus", {v: res for v in profiles})
         return LiveResult("prometheus", res)

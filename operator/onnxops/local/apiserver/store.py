@@ -148,6 +148,14 @@ class Store:
     def unsubscribe(self, watcher: Watcher) -> None:
         self._watchers.discard(watcher)
 
+    def expire_watches(self) -> None:
+        """As a real API server after an etcd compaction or a restart: every open watch ends and the event
+        history is forgotten, so a client resuming from its last resourceVersion gets 410 Gone and must
+        list again (tests of re-list handling)."""
+        self._history.clear()
+        self._compacted = self._rv
+        self.close_watchers()
+
     def close_watchers(self) -> None:
         for watcher in list(self._watchers):
             watcher.queue.put_nowait(None)
