@@ -10,6 +10,7 @@ from .app import HttpServer, install_signal_handlers
 from .capture import Capture
 from .config import ServerConfig
 from .drift_state import DriftState
+from .feedback import Feedback, start_feedback
 from .handlers import Handlers
 from .loading import backoff, is_final
 from .metrics import ServerMetrics
@@ -27,6 +28,7 @@ class Running:
     port: int
     loader: asyncio.Task[None]
     capture: Capture | None = None
+    feedback: Feedback | None = None
 
     async def stop(self) -> None:
         self.state.draining = True
@@ -37,6 +39,8 @@ class Running:
         self.loader.cancel()
         if self.capture is not None:  # after the last request: everything accepted gets written
             await self.capture.close()
+        if self.feedback is not None:
+            await self.feedback.close()
 
 
 def start_capture(cfg: ServerConfig, handlers: Handlers, metrics: ServerMetrics) -> Capture | None:
@@ -124,8 +128,9 @@ async def start(cfg: ServerConfig) -> Running:
     port = await http.start(cfg.host, cfg.port)
     log.info("listening", extra={"fields": {"host": cfg.host, "port": port}})
     capture = start_capture(cfg, handlers, metrics)
+    feedback = start_feedback(cfg, handlers, metrics)
     loader = asyncio.create_task(_load(cfg, state, metrics))
-    return Running(cfg, state, metrics, http, port, loader, capture)
+    return Running(cfg, state, metrics, http, port, loader, capture, feedback)
 
 
 async def serve(cfg: ServerConfig) -> int:
