@@ -133,6 +133,9 @@ class PerformanceSummary(KubeModel):
         None, description="Window verdict over the served versions.")
     action: str | None = Field(None, description="The decision: None, Rollback, Retrain or Alert.")
     consecutive_breaches: int | None = Field(None, ge=0, description="Consecutive degraded windows.")
+    breaches: dict[str, int] | None = Field(
+        None, description="Consecutive degraded windows per served version (kept across operator restarts)."
+    )
     unresolved: int | None = Field(None, ge=0, description="Feedback items no replica could tie to a version "
                                    "in the window (left to the batch path).")
     evaluated_at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
