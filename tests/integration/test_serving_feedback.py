@@ -14,6 +14,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,60 @@ def test_regression_two_versions_across_replicas_match_sklearn(reg: Bundle) -> N
                 mean_absolute_error(t, p), rel=1e-6)
             assert rmse(got[ver].labels, got[ver].sq_err) == pytest.approx(
                 float(np.sqrt(mean_squared_error(t, p))), rel=1e-6)
+
+
+def test_batch_label_files_give_the_same_per_version_numbers(clf: Bundle, tmp_path: Path) -> None:
+    """A warehouse drops a label file; the batch evaluation (captured rows joined on id) gives per version
+    what scikit-learn gives on the same rows, and what the live counters give for the same labels."""
+    from dataclasses import replace
+
+    from onnxops.serving.capture_config import CaptureConfig
+    from onnxops.trainer import evaluate_labels
+
+    sink = (tmp_path / "traffic").as_uri() + "/"
+    cap = CaptureConfig(sink_uri=sink, flush_interval=60.0)
+    _, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(11)
+    with ServerThread(clf.config(model_version="1", capture=replace(cap, pod="p1"))) as s1, \
+            ServerThread(clf.config(model_version="2", capture=replace(cap, pod="p2"))) as s2:
+        rows: list[tuple[str, str, int, Any]] = []  # (id, version, truth, prediction)
+        for srv, ver in ((s1, "1"), (s2, "2")):
+            for k in range(4):
+                idx = rng.integers(0, 150, 5)
+                st, doc = post_json(srv.port, "/v2/models/iris/infer",
+                                    v2_body(clf.X[idx].astype(np.float32), "X", id=f"{ver}-{k}"))
+                assert st == 200
+                rows += [(f"{ver}-{k}:{i}", ver, int((y[j] + (i % 2)) % 3) if ver == "2" else int(y[j]),
+                          doc["outputs"][0]["data"][i]) for i, j in enumerate(idx)]
+        for srv in (s1, s2):
+            assert srv.running is not None and srv.running.capture is not None
+            assert asyncio.run_coroutine_threadsafe(srv.running.capture.flush(), srv.loop).result(10)
+        labels_dir = tmp_path / "warehouse"
+        labels_dir.mkdir()
+        (labels_dir / "labels.csv").write_text("id,species\n" + "".join(f"{r[0]},{r[2]}\n" for r in rows))
+        # the same labels through the endpoint (echoed, to the other replica)
+        st, doc = post_json(s1.port, "/v2/models/iris/feedback",
+                            [{"id": i, "truth": t, "version": v, "prediction": p} for i, v, t, p in rows])
+        assert st == 200 and doc["accepted"] == len(rows)
+        live = counts(s1.port, s2.port)
+    batch = evaluate_labels.evaluate(sink, labels_dir.as_uri(), "species", "1h", datetime.now(UTC))
+    assert batch["task"] == "classification" and batch["rowsCaptured"] == len(rows)
+    for ver in ("1", "2"):
+        t = [str(r[2]) for r in rows if r[1] == ver]
+        p = [str(r[3]) for r in rows if r[1] == ver]
+        got = batch["versions"][ver]
+        assert got["labels"] == len(t) == live[ver].n
+        assert got["accuracy"] == pytest.approx(accuracy_score(t, p), abs=1e-12)
+        assert got["f1"] == pytest.approx(f1_score(t, p, average="macro"), abs=1e-12)
+        assert got["accuracy"] == pytest.approx(accuracy(live[ver].confusion), abs=1e-12)
+        assert got["f1"] == pytest.approx(macro_f1(live[ver].confusion), abs=1e-12)
+    assert batch["versions"]["2"]["accuracy"] < batch["versions"]["1"]["accuracy"]
+    # the CLI: the same summary in the termination-message file
+    out = tmp_path / "result.json"
+    assert evaluate_labels.main(["--sink-uri", sink, "--labels-uri", labels_dir.as_uri(), "--target",
+                                 "species", "--window", "1h", "--termination-log", str(out)]) == 0
+    assert json.loads(out.read_text())["versions"]["1"]["labels"] == batch["versions"]["1"]["labels"]
+    assert evaluate_labels.main(["--sink-uri", (tmp_path / "none").as_uri() + "/", "--labels-uri",
+                                 labels_dir.as_uri(), "--target", "species",
+                                 "--termination-log", str(out)]) == 2
+    assert "no captured traffic" in json.loads(out.read_text())["message"]
