@@ -483,6 +483,8 @@ def start_feedback(cfg: Any, handlers: Any, metrics: Any, env: Mapping[str, str]
     capture = getattr(cfg, "capture", None)
     pod = capture.pod if capture is not None else (e.get("ONNXOPS_POD_NAME") or e.get("HOSTNAME")
                                                     or socket.gethostname() or "server")
+    if capture is not None and ENV_FLUSH not in e:  # labels are written as often as the captured rows
+        e = {**e, ENV_FLUSH: str(capture.flush_interval)}
     try:
         fcfg = FeedbackConfig.from_env(e, capture.sink_uri if capture is not None else None, pod)
     except ValueError as exc:
