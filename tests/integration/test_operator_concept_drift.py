@@ -101,7 +101,8 @@ def test_concept_drift_retrains_on_captured_traffic_with_the_new_labels(env: tup
         "logging": {"flushInterval": "1s", "sink": {"uri": sink}},
         "monitoring": {
             "interval": "2s",
-            "drift": {"method": "psi", "threshold": 0.2, "window": "10m", "minSamples": 100, "failureLimit": 1},
+            "drift": {"method": "psi", "threshold": 0.2, "window": "10m", "minSamples": 100,
+                      "failureLimit": 1},
             "onDrift": "Alert",
             "performance": {"metric": "accuracy", "maxDegradation": 0.1, "minLabels": 100, "window": "10m",
                             "failureLimit": 1, "onConceptDrift": "Retrain"},
@@ -114,8 +115,8 @@ def test_concept_drift_retrains_on_captured_traffic_with_the_new_labels(env: tup
             "estimator": {"className": "LogisticRegression", "params": {"max_iter": 1000}},
             "output": {"uri": f"file://{store}"}, "backoffLimit": 0}},
     }})
-    c.wait_status("InferenceService", "iris", lambda s: s.get("stableVersion") == 1 and s.get("phase") == "Ready",
-                  timeout=120)
+    c.wait_status("InferenceService", "iris",
+                  lambda s: s.get("stableVersion") == 1 and s.get("phase") == "Ready", timeout=120)
     # let the direct scrape take its first snapshot, then the traffic and its (changed) ground truth
     settle(c)
     t1, p1 = serve_and_label(c, 1, 2, "a")
@@ -138,8 +139,8 @@ def test_concept_drift_retrains_on_captured_traffic_with_the_new_labels(env: tup
     assert tj["status"]["modelVersion"] == "iris-v2"
     mv2 = c.get("ModelVersion", "iris-v2")
     assert mv2 is not None and mv2["spec"]["lineage"]["dataset"]["fromServing"]["rowsLabelled"] >= 100
-    c.wait_status("InferenceService", "iris", lambda s: s.get("stableVersion") == 2 and s.get("phase") == "Ready",
-                  timeout=120)
+    c.wait_status("InferenceService", "iris",
+                  lambda s: s.get("stableVersion") == 2 and s.get("phase") == "Ready", timeout=120)
     settle(c)
     t2, p2 = serve_and_label(c, 2, 2, "b")
     live_v2 = accuracy_score(t2, p2)
