@@ -107,3 +107,37 @@ def test_feedback_items_for_string_classes_and_row_ids_of_batches() -> None:
     assert recent.resolve("r:3", "classification") is None and recent.resolve("r", "classification") is None
     recent.record("next", [np.array([b"cat"], dtype=object)], 1)  # "r" is forgotten
     assert recent.resolve("r:0", "classification") is None
+
+
+def test_feedback_metrics_are_documented_as_exposed() -> None:
+    """docs/metrics.md "Feedback" table: every family the server exposes, with its type and labels."""
+    import re
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    section = doc.split("## Feedback", 1)[1].split("\n## ", 1)[0]
+    table = {m[1]: (m[2], re.findall(r"`(\w+)`", m[3])) for m in
+             re.finditer(r"^\| `(onnxops_\w+)` \| (\w+) \| ([^|]*) \|", section, re.M)}
+
+    class _Sink:
+        uri = "memory://"
+
+        def write(self, relpath: str, data: bytes) -> None:
+            pass
+
+    fb = F.Feedback(F.FeedbackConfig(), "iris", "2", "svc", _Sink())
+    fb.counts.confusion[("2", "a", "b")] = 1
+    fb.counts.abs_err["2"] = fb.counts.sq_err["2"] = 1.0
+    reg = CollectorRegistry()
+    reg.register(fb)
+    exposed = {}
+    for fam in text_string_to_metric_families(generate_latest(reg).decode()):
+        name = fam.name + ("_total" if fam.type == "counter" else "")
+        labels = sorted({k for s in fam.samples for k in s.labels})
+        exposed[name] = (fam.type, labels)
+    assert set(exposed) == set(table)
+    for name, (typ, labels) in exposed.items():
+        assert table[name][0] == typ and sorted(table[name][1]) == labels, name
