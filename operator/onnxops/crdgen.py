@@ -125,6 +125,8 @@ KINDS: tuple[Kind, ...] = (
         Column("Reason", "string", ".status.reason", "Why, e.g. AnalysisInconclusive or CapacityReduced."),
         Column("Ready", "string", READY_PATH, "Serving (possibly a rolled-back version)."),
         Column("Drift", "number", ".status.drift.score", "Latest aggregated drift score."),
+        Column("Live", "number", ".status.performance.value",
+               "Live metric (monitoring.performance.metric) of the stable version from ground truth."),
         AGE,
         Column("URL", "string", ".status.url", "In-cluster URL.", priority=1),
         Column("Message", "string", ".status.message", "What is going on.", priority=1),

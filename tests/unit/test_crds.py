@@ -162,6 +162,7 @@ READY = '.status.conditions[?(@.type=="Ready")].status'
                 ("Reason", ".status.reason"),
                 ("Ready", READY),
                 ("Drift", ".status.drift.score"),
+                ("Live", ".status.performance.value"),
                 ("Age", ".metadata.creationTimestamp"),
                 ("URL", ".status.url"),
                 ("Message", ".status.message"),
@@ -309,7 +310,8 @@ def test_cel_rules() -> None:
         assert rules[0] == {"rule": "self == oldSelf", "message": f"{field} is immutable"}
     spec_rules = node("InferenceService", "spec")["x-kubernetes-validations"]
     assert [r.get("fieldPath") for r in spec_rules] == [
-        ".retrain", ".autoscaling.minReplicas", ".retrain.trainingJob.model"
+        ".retrain", ".autoscaling.minReplicas", ".retrain.trainingJob.model",
+        ".monitoring.performance.metric", ".monitoring.performance.metric", ".retrain",
     ]
     # the TrainingJob spec's cross-field rules travel with the retrain template; its transition rule
     # (spec.model immutable) belongs to the TrainingJob object only

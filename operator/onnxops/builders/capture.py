@@ -45,6 +45,11 @@ def capture_sink(isvc: dict[str, Any], settings: Settings) -> CaptureSink | None
         {"name": "ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE", "value": str(int(log.get("maxRowsPerFile", 10000)))},
         {"name": "ONNXOPS_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
+    # feedback labels go to <sink>/_labels/ (serving/feedback.py) with the retrain's target column
+    tmpl = (isvc["spec"].get("retrain") or {}).get("trainingJob") or {}
+    target = (tmpl.get("dataset") or {}).get("target")
+    if target:
+        env.append({"name": "ONNXOPS_FEEDBACK_TARGET", "value": str(target)})
     return CaptureSink(uri, (log.get("sink") or {}).get("credentialsSecret"), env)
 
 

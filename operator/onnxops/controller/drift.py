@@ -69,6 +69,15 @@ def _served(status: dict[str, Any]) -> list[tuple[int, str]]:
 
 
 async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
+    """Drift, then live performance (which reads the drift verdict); the sooner of the two next runs."""
+    from .performance import evaluate_performance_if_due
+
+    waits = [await evaluate_drift_if_due(ctx, ns, name), await evaluate_performance_if_due(ctx, ns, name)]
+    due = [w for w in waits if w is not None]
+    return min(due) if due else None
+
+
+async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | None:
     try:
         from onnxops.api.v1alpha1 import InferenceServiceSpec
         from onnxops.drift import evaluate as ev

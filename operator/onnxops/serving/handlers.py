@@ -20,6 +20,7 @@ from onnxops import __version__
 
 from . import protocol_v1, protocol_v2
 from .capture import Capture, new_request_id
+from .feedback import Feedback
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .model import LoadedModel, ModelState
 from .protocol_v2 import ProtocolError
@@ -62,6 +63,7 @@ class Handlers:
         self.name, self.version = name, version
         self.state, self.metrics, self.drift = state, metrics, drift
         self.capture: Capture | None = None  # payload capture (spec.logging), set by the server
+        self.feedback: Feedback | None = None  # ground truth in (serving/feedback.py), set by the server
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, Response]:
         """(protocol label, response) for one request."""
@@ -120,6 +122,8 @@ class Handlers:
         if len(rest) >= 2 and rest[0] == "versions":
             version, rest = rest[1], rest[2:]
         action = rest[0] if len(rest) == 1 else ("" if not rest else None)
+        if action == "feedback":
+            return self._feedback(method, name, version, body)
         if action not in ("", "ready", "infer"):
             return error(404, "no such endpoint: /v2/models/" + "/".join(parts)[:200])
         if action == "infer":
@@ -169,10 +173,24 @@ class Handlers:
         outs = self.run(model, req.feeds, req.rows)
         if self.capture is not None:
             self.capture.record(model, str(req.request_id), req.feeds, outs, req.rows)
+        if self.feedback is not None:
+            self.feedback.recent.record(str(req.request_id), outs, req.rows)
         payload, json_len = protocol_v2.encode_response(model, req, outs)
         if json_len is None:
             return Response(200, payload)
         return Response(200, payload, OCTET, [("Inference-Header-Content-Length", str(json_len))])
+
+    def _feedback(self, method: str, name: str, version: str | None, body: bytes) -> Response:
+        """A feedback request (docs/feedback.md)."""
+        if method != "POST":
+            return error(405, f"method {method} not allowed here; use POST")
+        checked = self._check_model(name, version)
+        if isinstance(checked, Response):
+            return checked
+        if self.feedback is None:
+            return error(404, "feedback is not enabled on this server")
+        status, doc = self.feedback.handle(checked, body)
+        return json_response(status, doc)
 
     def _v1(self, method: str, rest: str, headers: dict[str, str], body: bytes) -> Response:
         if rest.endswith(":predict"):
@@ -186,8 +204,12 @@ class Handlers:
             outs = self.run(checked, feeds, rows)
             if self.capture is not None:
                 self.capture.record(checked, rid, feeds, outs, rows)
+            if self.feedback is not None:
+                self.feedback.recent.record(rid, outs, rows)
             return Response(200, protocol_v1.encode_response(checked, outs, rid), JSON,
                             [("X-Request-Id", rid)])
+        if rest.endswith(":feedback"):
+            return self._feedback(method, rest[: -len(":feedback")], None, body)
         if "/" in rest or ":" in rest:
             return error(404, f"no such endpoint: /v1/models/{rest[:200]}")
         wrong = self._only(method, "GET")

@@ -81,7 +81,7 @@ def encode_response(model: LoadedModel, results: list[np.ndarray], request_id: s
     first = results[0]
     if first.ndim == 2 and first.shape[1] == 1:
         first = first[:, 0]
-    doc: dict[str, Any] = {"predictions": _plain(first)}
+    doc: dict[str, Any] = {"predictions": _plain(first), "model_version": model.version}
     if len(results) > 1 and model.task == "classification":
         doc["probabilities"] = _plain(results[1])
     if request_id is not None:

@@ -11,6 +11,7 @@ from .app import HttpServer, install_signal_handlers
 from .capture import Capture
 from .config import ServerConfig
 from .drift_state import DriftState
+from .feedback import Feedback, start_feedback
 from .handlers import Handlers
 from .loading import backoff, is_final
 from .metrics import ServerMetrics
@@ -33,6 +34,7 @@ class Running:
     capture: Capture | None = None
     grpc: GrpcServer | None = None
     grpc_port: int = 0
+    feedback: Feedback | None = None
 
     async def stop(self) -> None:
         self.state.draining = True
@@ -49,6 +51,8 @@ class Running:
             await self.capture.close()
         if self.metrics.drift is not None:
             self.metrics.drift.close()
+        if self.feedback is not None:
+            await self.feedback.close()
 
 
 def start_capture(cfg: ServerConfig, handlers: Handlers, metrics: ServerMetrics) -> Capture | None:
@@ -149,8 +153,9 @@ async def start(cfg: ServerConfig) -> Running:
     port = await http.start(cfg.host, cfg.port)
     log.info("listening", extra={"fields": {"host": cfg.host, "port": port, "grpcPort": grpc_port}})
     capture = start_capture(cfg, handlers, metrics)
+    feedback = start_feedback(cfg, handlers, metrics)
     loader = asyncio.create_task(_load(cfg, state, metrics))
-    return Running(cfg, state, metrics, http, port, loader, capture, grpc_server, grpc_port)
+    return Running(cfg, state, metrics, http, port, loader, capture, grpc_server, grpc_port, feedback)
 
 
 async def serve(cfg: ServerConfig) -> int:

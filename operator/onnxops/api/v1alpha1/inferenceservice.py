@@ -17,6 +17,7 @@ from .common import (
     conditions_field,
 )
 from .logging import PayloadLogging
+from .performance import SPEC_PERFORMANCE_RULES, PerformanceSpec, PerformanceSummary
 from .trainingjob import TrainingJobSpec
 
 MAX_STEPS = 10
@@ -165,6 +166,9 @@ class Monitoring(KubeModel):
     on_drift: Literal["Rollback", "Retrain", "Alert"] = Field(
         "Rollback", description="Rollback to the previous version, Retrain, or only Alert."
     )
+    performance: PerformanceSpec | None = Field(
+        None, description="Live accuracy (or error) per version from ground truth, and concept drift."
+    )
 
 
 class Retrain(KubeModel):
@@ -198,6 +202,7 @@ SPEC_RULES: list[JsonValue] = [
         "message": "retrain.trainingJob.model must be the same model as spec.model",
         "fieldPath": ".retrain.trainingJob.model",
     },
+    *SPEC_PERFORMANCE_RULES,
 ]
 
 
@@ -331,6 +336,7 @@ class InferenceServiceStatus(KubeModel):
     )
     last_analysis: AnalysisSummary | None = Field(None, description="The latest SLO check of a canary.")
     drift: DriftSummary | None = Field(None, description="Latest drift evaluation.")
+    performance: PerformanceSummary | None = Field(None, description="Latest live-performance evaluation.")
     rollback: RollbackRecord | None = Field(None, description="Last automatic rollback.")
     retrain: dict[str, Any] | None = Field(
         None, description="Last retrain: trainingJob, at, reason.",
