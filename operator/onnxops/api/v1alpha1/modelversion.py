@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
+from pydantic.alias_generators import to_camel
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -95,7 +96,8 @@ class Lineage(KubeModel):
 
 
 class ModelVersionSpec(KubeModel):
-    """An immutable registry entry."""
+    """An immutable registry entry: no field of the spec changes after creation (CEL transition rules on
+    the spec, see :func:`spec_immutable_rules`); the operator writes only the status."""
 
     model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50,
                        json_schema_extra=_immutable("model"))
@@ -107,6 +109,29 @@ class ModelVersionSpec(KubeModel):
     profile: Profile | None = Field(None, description="Training-data profile for drift detection.")
     metrics: dict[str, float] | None = Field(None, description="Evaluation metrics at training time.")
     lineage: Lineage | None = Field(None, description="Provenance.")
+
+
+# The fields with their own rule (a cause at the field itself); every other spec field is covered by a
+# spec-level rule generated from the model, so a field added later is immutable too.
+_FIELD_RULES = ("model", "version", "artifact")
+
+
+def spec_immutable_rules() -> list[dict[str, Any]]:
+    """One transition rule per optional spec field: present in both and equal, or absent in both. The
+    cause names the field (``spec.signature: signature is immutable ...``)."""
+    rules: list[dict[str, Any]] = []
+    for name in ModelVersionSpec.model_fields:
+        if name in _FIELD_RULES:
+            continue
+        key = to_camel(name)
+        rules.append({
+            "rule": f"has(self.{key}) == has(oldSelf.{key})"
+                    f" && (!has(self.{key}) || self.{key} == oldSelf.{key})",
+            "message": f"{key} is immutable: a ModelVersion never changes after registration (register a new "
+            "version instead)",
+            "fieldPath": f".{key}",
+        })
+    return rules
 
 
 class RejectedBy(KubeModel):
@@ -148,5 +173,5 @@ class ModelVersion(KubeModel):
     api_version: Literal["onnxops.dev/v1alpha1"] = "onnxops.dev/v1alpha1"
     kind: Literal["ModelVersion"] = "ModelVersion"
     metadata: dict[str, Any] = Field(default_factory=dict)
-    spec: ModelVersionSpec
+    spec: ModelVersionSpec = Field(json_schema_extra={"x-kubernetes-validations": spec_immutable_rules()})
     status: ModelVersionStatus | None = None
