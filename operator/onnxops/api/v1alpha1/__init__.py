@@ -8,6 +8,7 @@ from .inferenceservice import (
     InferenceServiceSpec,
     InferenceServiceStatus,
 )
+from .model import Model, ModelSpec, ModelStatus
 from .modelversion import ModelVersion, ModelVersionSpec, ModelVersionStatus
 from .trainingjob import (
     DATASET_URI_PATTERN,
@@ -35,6 +36,9 @@ __all__ = [
     "InferenceServiceSpec",
     "InferenceServiceStatus",
     "KubeModel",
+    "Model",
+    "ModelSpec",
+    "ModelStatus",
     "ModelVersion",
     "ModelVersionSpec",
     "ModelVersionStatus",

@@ -162,6 +162,16 @@ class ModelVersionStatus(KubeModel):
         "back (see rejectedBy). It blocks nothing: each InferenceService keeps its own record "
         "(status.rejectedVersions), and other services may still serve this version.")
     rejected_reason: str | None = Field(None, description="Informative: why it was last rejected.")
+    approved: bool | None = Field(
+        None, description="Governance (from the Model): true when spec.approvals of the Model lists this "
+        "version. Shown whether or not the Model requires approval.")
+    approved_by: str | None = Field(None, description="Who approved it (as recorded on the Model).")
+    aliases: list[str] | None = Field(None, description="The Model's aliases naming this version.",
+                                      max_length=32)
+    archived: bool | None = Field(
+        None, description="Archived by the Model's retention (an old version nothing serves): never served.")
+    archived_at: str | None = Field(None, description="When it was archived.",
+                                    json_schema_extra={"format": "date-time"})
     rejected_by: dict[str, RejectedBy] | None = Field(
         None, description="Informative: the InferenceServices (by name, same namespace) that rolled this "
         "version back, with why and when. An entry goes away when that service re-admits the version.")
