@@ -26,7 +26,8 @@ from onnxops.settings import Settings
 
 from . import drift as drift_loop
 from . import lognoise, opmetrics
-from .context import API, GROUP, ISVC, MV, TJ, VERSION, Context
+from .context import API, GROUP, ISVC, MODEL, MV, TJ, VERSION, Context
+from .governance import reconcile_model
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
 
@@ -203,6 +204,13 @@ async def inference_service_daemon(
     )
 
 
+@kopf.daemon(GROUP, VERSION, "models", cancellation_timeout=5.0)
+async def model_daemon(
+    namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await run_loop(MODEL, reconcile_model, memo.ctx, namespace or "", name, stopped)
+
+
 # ---- wake-ups -------------------------------------------------------------------------------------------
 @kopf.index(GROUP, VERSION, "inferenceservices")
 def isvc_by_model(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
@@ -227,6 +235,18 @@ def model_version_event(
     memo.ctx.wake(MV, ns, name)
     index: kopf.Index[tuple[str, str], str] = kw["isvc_by_model"]
     for isvc in index.get((ns, str(spec.get("model"))), []):
+        memo.ctx.wake(ISVC, ns, isvc)
+    memo.ctx.wake(MODEL, ns, str(spec.get("model")))
+
+
+@kopf.on.event(GROUP, VERSION, "models")
+def model_event(namespace: str | None, name: str, memo: kopf.Memo, **kw: Any) -> None:
+    """A Model changed (an approval, an alias, the policy): its services resolve again (a new target is
+    rolled out with the usual canary and analysis), and its status follows."""
+    ns = namespace or ""
+    memo.ctx.wake(MODEL, ns, name)
+    index: kopf.Index[tuple[str, str], str] = kw["isvc_by_model"]
+    for isvc in index.get((ns, name), []):
         memo.ctx.wake(ISVC, ns, isvc)
 
 

@@ -18,6 +18,7 @@ from onnxops.reconcile.inferenceservice import served_versions
 from onnxops.reconcile.versions import next_version
 
 from .context import API, ISVC, MV, TJ, Context
+from .governance import ensure_model
 
 log = logging.getLogger(__name__)
 MAX_REGISTER_TRIES = 50
@@ -143,6 +144,8 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     mv.setdefault("apiVersion", API)
     mv.setdefault("kind", MV)
     spec = mv["spec"]
+    if not mv["metadata"].get("deletionTimestamp"):
+        await ensure_model(ctx, ns, spec["model"])
     users = await served_by(c, ns, spec["model"], int(spec["version"]))
     phase = (mv.get("status") or {}).get("phase")
     job = None

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -116,10 +117,10 @@ class ModelVersionSpec(KubeModel):
 _FIELD_RULES = ("model", "version", "artifact")
 
 
-def spec_immutable_rules() -> list[dict[str, Any]]:
+def spec_immutable_rules() -> list[JsonValue]:
     """One transition rule per optional spec field: present in both and equal, or absent in both. The
     cause names the field (``spec.signature: signature is immutable ...``)."""
-    rules: list[dict[str, Any]] = []
+    rules: list[JsonValue] = []
     for name in ModelVersionSpec.model_fields:
         if name in _FIELD_RULES:
             continue
