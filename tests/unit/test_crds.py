@@ -308,7 +308,8 @@ def test_cel_rules() -> None:
         rules = node("ModelVersion", f"spec.{field}")["x-kubernetes-validations"]
         assert rules[0] == {"rule": "self == oldSelf", "message": f"{field} is immutable"}
     whole = node("ModelVersion", "spec")["x-kubernetes-validations"]
-    assert sorted(r["fieldPath"] for r in whole) == [".lineage", ".metrics", ".profile", ".signature"]
+    assert sorted(r["fieldPath"] for r in whole) == [
+        ".champion", ".lineage", ".metrics", ".profile", ".signature"]
     assert all("oldSelf" in r["rule"] for r in whole)
     spec_rules = node("InferenceService", "spec")["x-kubernetes-validations"]
     assert [r.get("fieldPath") for r in spec_rules] == [

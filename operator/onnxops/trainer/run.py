@@ -16,7 +16,7 @@ import numpy as np
 from onnxops import __version__, storage
 from onnxops.api.v1alpha1.trainingjob import TrainingJobSpec
 
-from . import data, estimators, evaluate, export, parity
+from . import champion, data, estimators, evaluate, export, parity
 from .errors import AlreadyExists, StorageFailed, TrainingFailed
 from .profile import build_profile
 
@@ -72,9 +72,10 @@ def train(args: RunArgs) -> dict[str, Any]:
     task = estimators.task_of(est_spec.class_name)
     classification = task == "classification"
     gates = [evaluate.parse_gate(g) for g in ev.gates or []]
+    champion_gates = [champion.ChampionGate.from_spec(g) for g in ev.champion_gates or []]
     pipeline = estimators.build_pipeline(est_spec, seed=ev.seed, categorical=[])  # validates params early
     wanted = evaluate.plan_metrics(task, hasattr(pipeline, "predict_proba"), est_spec.class_name,
-                                   ev.metrics, gates)
+                                   ev.metrics, [*gates, *(g.as_gate() for g in champion_gates)])
     log.info("trainer %s: model=%s run=%s estimator=%s task=%s", __version__, args.model, args.run_id,
              est_spec.class_name, task)
 
@@ -109,10 +110,17 @@ def train(args: RunArgs) -> dict[str, Any]:
     del X_test64
     log.info("held-out metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     failures = evaluate.failed_gates(gates, metrics)
+    comparison = champion.evaluate_champion(  # champion/challenger: the same held-out rows
+        champion_gates, champion.from_env() if champion_gates else None, metrics, X_test=X_test,
+        y_test=y_test, task=task, classes=list(pipeline.classes_) if classification else None)
+    champ_json = {"champion": comparison.to_json()} if comparison is not None else {}
+    if comparison is not None:
+        log.info("%s", comparison.message)
+        failures += comparison.failures
     if failures:
         from .errors import GateNotMet
 
-        raise GateNotMet("; ".join(failures), extra={"metrics": metrics})
+        raise GateNotMet("; ".join(failures), extra={"metrics": metrics, **champ_json})
     if gates:
         log.info("gates met: %s", "; ".join(g.text for g in gates))
 
@@ -177,6 +185,7 @@ def train(args: RunArgs) -> dict[str, Any]:
         "signature": sig,
         "dataset": {"uri": dataset_uri, "sha256": dataset_sha, **served},
         "codeVersion": __version__,
+        **champ_json,
     }
 
 

@@ -18,6 +18,7 @@ from .common import (
     conditions_field,
 )
 from .fromserving import ServingLineage
+from .trainingjob import ChampionComparison
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                    "FP16", "FP32", "FP64", "BYTES"]
@@ -110,6 +111,8 @@ class ModelVersionSpec(KubeModel):
     profile: Profile | None = Field(None, description="Training-data profile for drift detection.")
     metrics: dict[str, float] | None = Field(None, description="Evaluation metrics at training time.")
     lineage: Lineage | None = Field(None, description="Provenance.")
+    champion: ChampionComparison | None = Field(
+        None, description="The champion this version was compared with at training, and both scores.")
 
 
 # The fields with their own rule (a cause at the field itself); every other spec field is covered by a
