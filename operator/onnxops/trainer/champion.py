@@ -121,7 +121,7 @@ def load_champion(ref: Mapping[str, Any]) -> Any:
     try:
         blob = storage.read_bytes(uri, sha)
     except storage.DigestMismatch as e:
-        raise DataNotFound(f"champion artifact {storage.redact(uri)}: {e}") from None
+        raise DataNotFound(f"champion artifact: {e}") from None
     except storage.NotFound as e:
         raise DataNotFound(f"champion artifact not found: {e}") from None
     except storage.StorageError as e:
