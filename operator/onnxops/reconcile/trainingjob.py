@@ -59,6 +59,8 @@ def model_version_body(
         mv_spec["signature"] = result["signature"]
     if result.get("metrics"):
         mv_spec["metrics"] = {k: float(v) for k, v in result["metrics"].items()}
+    if isinstance(result.get("champion"), dict):
+        mv_spec["champion"] = result["champion"]
     est = spec.get("estimator") or {}
     lineage: dict[str, Any] = {
         "trainingJob": f"{md.get('namespace', 'default')}/{md['name']}",
@@ -157,12 +159,14 @@ def reconcile(
     registered: str | None,
     settings: Settings,
     now: datetime,
+    champion: dict[str, Any] | None = None,
 ) -> TrainingPlan:
-    """``registered``: name of the ModelVersion labelled with this TrainingJob's uid, if any."""
+    """``registered``: name of the ModelVersion labelled with this TrainingJob's uid, if any;
+    ``champion``: the champion of the champion gates (reconcile/champion.py), None without them."""
     md, spec = tj["metadata"], tj["spec"]
     old = dict(tj.get("status") or {})
     gen = int(md.get("generation") or 1)
-    desired = job_builder.training_job(tj, settings)
+    desired = job_builder.training_job(tj, settings, champion)
     jst = (job or {}).get("status") or {}
     events: list[tuple[str, str, str]] = []
     register = None
@@ -211,6 +215,8 @@ def reconcile(
                 }
                 metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
                 new["metrics"] = metrics or None
+                if isinstance(result.get("champion"), dict):  # champion gates: both scores
+                    new["champion"] = result["champion"]
                 new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
                 new["completionTime"] = jst.get("completionTime") or complete.get("lastTransitionTime")
                 if registered:
@@ -224,6 +230,8 @@ def reconcile(
             phase = "Failed"
             result, raw = latest_result(pods, CONTAINER, ok=False)
             job_reason = str(failed.get("reason") or "")
+            if result is not None and isinstance(result.get("champion"), dict):  # both scores, also failed
+                new["champion"] = result["champion"]
             if result is not None and result.get("metrics"):  # e.g. GateNotMet: the metrics that missed
                 metrics = {k: float(v) for k, v in result["metrics"].items()}
                 new["metrics"] = metrics
