@@ -168,3 +168,50 @@ def test_model_is_created_and_retention_archives_the_oldest_unserved(
     c.create(isvc("ret", 2))
     st = c.wait_status("InferenceService", "ret", lambda s: s.get("reason") == "VersionArchived")["status"]
     assert st.get("stableVersion") is None and st["phase"] == "Pending"
+
+
+def training(name: str, store: Path, estimator: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "onnxops.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": name},
+            "spec": {"model": "champ", "dataset": {"uri": "sklearn://iris"}, "estimator": estimator,
+                     "output": {"uri": f"file://{store}"}, "backoffLimit": 0, "evaluation": evaluation}}
+
+
+def finished(s: dict[str, Any]) -> bool:
+    return s.get("phase") == "Failed" or (s.get("phase") == "Succeeded" and bool(s.get("modelVersion")))
+
+
+def test_champion_gates_pass_and_fail_with_both_scores(env: tuple[Cluster, Path]) -> None:
+    c, work = env
+    store = work / "store"
+    gated = {"metrics": ["accuracy"], "champion": {"alias": "production"},
+             "championGates": [{"metric": "accuracy", "maxRegression": 0.01}]}
+    strong = {"className": "LogisticRegression", "params": {"max_iter": 300}}
+    weak = {"className": "DecisionTreeClassifier", "params": {"max_depth": 1}}
+    # a gate naming a service that does not exist: no Job, the TrainingJob names the field
+    c.create(training("champ-bad", store, strong, {**gated, "champion": {"inferenceService": "nope"}}))
+    st = c.wait_status("TrainingJob", "champ-bad", lambda s: "inferenceService" in (s.get("message") or ""))
+    assert st["status"]["message"].startswith("spec.evaluation.champion.inferenceService: InferenceService")
+    assert c.get("Job", "champ-bad-train", api="batch/v1") is None  # nothing ran
+    # no champion yet (the alias is not set): the gate passes and says so
+    c.create(training("champ-1", store, strong, gated))
+    st = c.wait_status("TrainingJob", "champ-1", finished, timeout=120)["status"]
+    assert st["phase"] == "Succeeded", st
+    assert st["champion"]["message"].startswith("no champion yet (alias production is not set")
+    c.patch("Model", "champ", {"spec": {"aliases": {"production": 1}}})
+    wait_ready(c, "champ", 1)
+    # a weaker challenger: refused, both scores in status
+    c.create(training("champ-weak", store, weak, gated))
+    st = c.wait_status("TrainingJob", "champ-weak", finished, timeout=120)["status"]
+    assert st["phase"] == "Failed" and "GateNotMet" in st["message"], st
+    [g] = st["champion"]["gates"]
+    assert st["champion"]["version"] == 1 and not g["passed"]
+    assert g["champion"] > g["challenger"] + 0.01 and g["challenger"] == st["metrics"]["accuracy"]
+    # as good as the champion: registered, the new ModelVersion records both scores
+    c.create(training("champ-2", store, strong, gated))
+    st = c.wait_status("TrainingJob", "champ-2", finished, timeout=120)["status"]
+    assert st["phase"] == "Succeeded", st
+    mv = c.get("ModelVersion", st["modelVersion"])
+    assert mv is not None
+    [g] = mv["spec"]["champion"]["gates"]
+    assert g["passed"] and g["champion"] == pytest.approx(g["challenger"])  # same estimator, same rows
+    assert mv["spec"]["champion"]["sha256"] == c.get("ModelVersion", "champ-v1")["spec"]["artifact"]["sha256"]  # type: ignore[index]
