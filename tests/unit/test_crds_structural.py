@@ -31,6 +31,7 @@ INTENDED_PRESERVE = {
     "TrainingJob": ["spec.estimator.params"],
     "ModelVersion": ["spec.lineage.estimator.params"],
     "InferenceService": ["spec.retrain.trainingJob.estimator.params", "status.retrain"],
+    "Model": [],
 }
 
 

@@ -174,3 +174,64 @@ def test_plan_is_idempotent() -> None:
     assert again.mv_patches == []
     ready = next(c for c in first.status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
+
+
+# --- admission (what CEL can see) ------------------------------------------------------------------------
+
+def _validate(doc: dict[str, Any]) -> list[Any]:
+    from onnxops.crdgen import build_crds
+    from onnxops.validate import validate_manifest
+
+    return list(validate_manifest(build_crds(), doc))
+
+
+@pytest.mark.parametrize(("version", "ok"), [("@production", True), ("latest", True), (3, True),
+                                             ("@Prod", False), ("@", False), ("production", False)])
+def test_inference_service_version_may_name_an_alias(version: int | str, ok: bool) -> None:
+    doc = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService", "metadata": {"name": "x"},
+           "spec": {"model": "iris", "version": version}}
+    causes = _validate(doc)
+    assert (causes == []) is ok, causes
+    if not ok:
+        assert causes[0].field == "spec.version" and "'@<alias>'" in causes[0].message
+
+
+@pytest.mark.parametrize(("spec", "field", "text"), [
+    ({"aliases": {"Prod": 1}}, "spec.aliases", "lowercase DNS label"),
+    ({"aliases": {"latest": 1}}, "spec.aliases", "not 'latest'"),
+    ({"aliases": {"production": 0}}, "spec.aliases[production]", "greater than or equal to 1"),
+    ({"approvals": [{"version": 1, "by": "a", "reason": "r"}, {"version": 1, "by": "b", "reason": "s"}]},
+     "spec.approvals[1]", "Duplicate"),
+    ({"approvals": [{"version": 1, "by": "a", "reason": ""}]}, "spec.approvals[0].reason", ""),
+    ({"retention": {"keepUnserved": -1}}, "spec.retention.keepUnserved", ""),
+])
+def test_model_bad_input_is_refused_at_admission(spec: dict[str, Any], field: str, text: str) -> None:
+    doc = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "Model", "metadata": {"name": "iris"}, "spec": spec}
+    causes = _validate(doc)
+    assert [x.field for x in causes] == [field], causes
+    assert text in causes[0].message
+
+
+# --- the CLI's pure parts ---------------------------------------------------------------------------------
+
+def test_cli_refuses_what_it_must_and_edits_only_the_entry() -> None:
+    from onnxops import release
+
+    assert release.gitops_manager({"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "x"}}}) \
+        == "Argo CD"
+    flux = {"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "x"}}}
+    assert release.gitops_manager(flux) == "Flux"
+    assert release.gitops_manager({"metadata": {"labels": {"app": "x"}}}) is None
+    with pytest.raises(release.ReleaseError, match="no ModelVersion v3"):
+        release.check_servable("iris", 3, None, approving=True)
+    with pytest.raises(release.ReleaseError, match=r"rolled back by svc .*cannot be approved"):
+        release.check_servable("iris", 2, mv(2, rejected=True), approving=True)
+    with pytest.raises(release.ReleaseError, match="failed verification"):
+        release.check_servable("iris", 2, mv(2, F), approving=True)
+    with pytest.raises(release.ReleaseError, match="not Ready"):
+        release.check_servable("iris", 2, mv(2, P), approving=False)
+    release.check_servable("iris", 2, mv(2), approving=False)
+    spec = {"approvals": [{"version": 3, "by": "a", "reason": "r"}]}
+    out = release.with_approval(spec, 1, "bob", "2026-01-01T00:00:00Z", "ok")
+    assert [a["version"] for a in out] == [1, 3] and out[0]["by"] == "bob"
+    assert release.without_approval(spec, 3) == [] and release.approval_of(spec, 3) is not None
