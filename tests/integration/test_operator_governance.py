@@ -7,6 +7,10 @@ archives the oldest unserved versions; the Model is created at the first registr
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +77,20 @@ def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
 def serving(version: int) -> Any:
     return lambda s: (s.get("stableVersion") == version and s.get("canaryVersion") is None
                       and cond(s, "Ready").get("status") == "True")
+
+
+def kubectl_get(c: Cluster, *args: str) -> list[dict[str, str]]:
+    """`kubectl get ...` rows as {COLUMN: cell} (cells cut at the header's column starts)."""
+    kubectl = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+    if not Path(kubectl).exists():
+        pytest.skip("kubectl is not installed")
+    out = subprocess.run([kubectl, "--kubeconfig", c.kubeconfig, "get", *args], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    header, *lines = out.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    ends = [*starts[1:], None]
+    cells = [[ln[a:b].strip() for a, b in zip(starts, ends, strict=True)] for ln in lines]
+    return [dict(zip(header.split(), row, strict=True)) for row in cells]
 
 
 def cli(c: Cluster, main: Any, *args: str) -> int:
@@ -158,12 +176,24 @@ def test_model_is_created_and_retention_archives_the_oldest_unserved(
     wait_ready(c, "ret", 1, 2, 3, 4)
     # created at the first registration (an existing manifest set keeps working)
     c.wait("Model ret", lambda: c.get("Model", "ret"), timeout=30)
-    c.patch("Model", "ret", {"spec": {"retention": {"keepUnserved": 1}}})
-    m = c.wait_status("Model", "ret", lambda s: s.get("archivedVersions") == [1, 2, 3])["status"]
+    c.patch("Model", "ret", {"spec": {"retention": {"keepUnserved": 1}, "aliases": {"staging": 4},
+                                      "approvals": [{"version": 4, "by": "bob", "reason": "ok"}]}})
+    # v4 is named by an alias (kept, not counted), v3 is the newest unserved one kept; v1, v2 archived
+    m = c.wait_status("Model", "ret", lambda s: s.get("archivedVersions") == [1, 2])["status"]
     assert m["latestVersion"] == 4
-    for v in (1, 2, 3):
+    for v in (1, 2):
         assert c.wait_status("ModelVersion", f"ret-v{v}", lambda s: s.get("archived") is True)
-    assert not (c.get("ModelVersion", "ret-v4") or {}).get("status", {}).get("archived")
+    for v in (3, 4):
+        assert not (c.get("ModelVersion", f"ret-v{v}") or {}).get("status", {}).get("archived")
+    # kubectl get shows the archive state, the aliases and the approvals (printer columns)
+    rows = {r["NAME"]: r for r in kubectl_get(c, "mv")}
+    assert rows["ret-v1"]["ARCHIVED"] == "true" and rows["ret-v3"]["ARCHIVED"] == ""
+    c.wait_status("ModelVersion", "ret-v4", lambda s: s.get("approved") is True)
+    rows = {r["NAME"]: r for r in kubectl_get(c, "mv")}
+    assert rows["ret-v4"]["APPROVED"] == "true" and rows["ret-v1"]["APPROVED"] == ""
+    models = {r["NAME"]: r for r in kubectl_get(c, "omodel")}
+    assert models["ret"]["LATEST"] == "4" and "staging" in models["ret"]["ALIASES"], models["ret"]
+    assert models["ret"]["APPROVED"] == "[4]", models["ret"]
     # an archived version is never served, even pinned
     c.create(isvc("ret", 2))
     st = c.wait_status("InferenceService", "ret", lambda s: s.get("reason") == "VersionArchived")["status"]
