@@ -65,6 +65,9 @@ def test_grants_what_the_operator_needs(name: str) -> None:
     for kind in ("trainingjobs", "modelversions"):
         assert _allowed(rules, "onnxops.dev", kind) == {"get", "list", "watch", "create", "patch"}
     assert _allowed(rules, "onnxops.dev", "inferenceservices") == {"get", "list", "watch", "patch"}
+    # Models: created empty at the first registration, never written in spec; status written
+    assert _allowed(rules, "onnxops.dev", "models") == {"get", "list", "watch", "create", "patch"}
+    assert _allowed(rules, "onnxops.dev", "models/status") == {"get", "patch"}
     for kind in ("trainingjobs", "modelversions", "inferenceservices"):
         assert _allowed(rules, "onnxops.dev", f"{kind}/status") == {"get", "patch"}
         assert _allowed(rules, "onnxops.dev", f"{kind}/finalizers") == {"update"}

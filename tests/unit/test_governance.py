@@ -235,3 +235,16 @@ def test_cli_refuses_what_it_must_and_edits_only_the_entry() -> None:
     out = release.with_approval(spec, 1, "bob", "2026-01-01T00:00:00Z", "ok")
     assert [a["version"] for a in out] == [1, 3] and out[0]["by"] == "bob"
     assert release.without_approval(spec, 3) == [] and release.approval_of(spec, 3) is not None
+
+
+def test_kubectl_plugin_entry_point() -> None:
+    """`kubectl onnxops ...` runs the executable kubectl-onnxops from the package's scripts."""
+    import tomllib
+    from pathlib import Path
+
+    from onnxops import release
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
+        "scripts"]
+    assert scripts["kubectl-onnxops"] == "onnxops.release:kubectl_main"
+    assert callable(release.kubectl_main)
