@@ -17,6 +17,7 @@ from onnxops.validate import schema_for
 ROOT = Path(__file__).resolve().parents[2]
 FILES = [
     "onnxops.dev_inferenceservices.yaml",
+    "onnxops.dev_models.yaml",
     "onnxops.dev_modelversions.yaml",
     "onnxops.dev_trainingjobs.yaml",
 ]
@@ -143,11 +144,28 @@ READY = '.status.conditions[?(@.type=="Ready")].status'
                 ("Version", ".spec.version"),
                 ("Ready", READY),
                 ("Phase", ".status.phase"),
+                ("Approved", ".status.approved"),
+                ("Archived", ".status.archived"),
                 ("Rejected", ".status.rejected"),
                 ("Metric", ".status.primaryMetric"),
                 ("Age", ".metadata.creationTimestamp"),
                 ("Served-By", ".status.servedBy"),
                 ("Reason", ".status.rejectedReason"),
+                ("Aliases", ".status.aliases"),
+                ("Approved-By", ".status.approvedBy"),
+            ],
+        ),
+        (
+            "Model",
+            [
+                ("Approval", ".spec.releasePolicy.requireApproval"),
+                ("Latest", ".status.latestVersion"),
+                ("Approved", ".status.approvedVersions"),
+                ("Aliases", ".spec.aliases"),
+                ("Ready", READY),
+                ("Age", ".metadata.creationTimestamp"),
+                ("Archived", ".status.archivedVersions"),
+                ("Message", ".status.message"),
             ],
         ),
         (
