@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("onnxops.serving.__main__", "serve a model (the serving image's entrypoint)"),
     "drift": ("onnxops.drift.cli", "offline drift comparison of two CSV files"),
     "render": ("onnxops.builders.render", "print the child objects the operator would create for a manifest"),
+    "approve": ("onnxops.release:approve_main", "approve a model version (the Model's spec.approvals)"),
+    "revoke": ("onnxops.release:revoke_main", "revoke a version's approval"),
+    "alias": ("onnxops.release:alias_main", "set or remove a model alias (the Model's spec.aliases)"),
 }
 
 
@@ -72,6 +75,17 @@ EXAMPLES: dict[str, list[str]] = {
         "onnxops drift compare --reference train.csv --current live.csv   # every statistic that applies",
         "onnxops drift compare --reference train.csv --current live.csv --method psi --json",
     ],
+    "approve": [
+        "onnxops approve iris 3 --reason 'review MR-12, bias report ok'   # as the kubeconfig's user",
+        "kubectl onnxops approve iris 3 -n team-a --reason '...'          # the same, as a kubectl plugin",
+    ],
+    "revoke": [
+        "onnxops revoke iris 3 --reason 'incident 42'  # latest/@alias services roll out the approved one",
+    ],
+    "alias": [
+        "onnxops alias set iris production 3   # services with version: '@production' roll out v3",
+        "onnxops alias rm iris staging",
+    ],
     "render": [
         "onnxops render -f examples/inferenceservice-iris.yaml    # the Deployment, Services, HPA it creates",
         "onnxops render -f examples/trainingjob-iris.yaml         # the training Job",
@@ -104,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"onnxops: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    entry = getattr(importlib.import_module(module_name), function or "main")
     if not any(a in ("-h", "--help") for a in rest):
-        return int(module.main(rest) or 0)
+        return int(entry(rest) or 0)
     try:  # the command's own help (argparse exits after printing it), then its examples
-        code = int(module.main(rest) or 0)
+        code = int(entry(rest) or 0)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     if code == 0 and name in EXAMPLES:

@@ -25,6 +25,7 @@ DOC_PATH = "docs/crd-reference.md"
 EXAMPLES: dict[str, str] = {
     "TrainingJob": "examples/trainingjob-iris.yaml",
     "ModelVersion": "examples/modelversion-byo.yaml",
+    "Model": "examples/model-iris.yaml",
     "InferenceService": "examples/inferenceservice-iris.yaml",
 }
 RULES = "x-kubernetes-validations"

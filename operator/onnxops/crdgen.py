@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from onnxops.api.v1alpha1 import PATTERN_MESSAGES, InferenceService, ModelVersion, TrainingJob
+from onnxops.api.v1alpha1 import PATTERN_MESSAGES, InferenceService, Model, ModelVersion, TrainingJob
 from onnxops.crddocs import DOC_PATH, ExampleError, render_reference
 
 GROUP = "onnxops.dev"
@@ -108,11 +108,25 @@ KINDS: tuple[Kind, ...] = (
         Column("Version", "integer", ".spec.version", "Version number."),
         Column("Ready", "string", READY_PATH, "Verified and servable."),
         Column("Phase", "string", ".status.phase", "Verification phase."),
+        Column("Approved", "boolean", ".status.approved", "Approved on the Model (spec.approvals)."),
+        Column("Archived", "boolean", ".status.archived", "Archived by the Model's retention: never served."),
         Column("Rejected", "boolean", ".status.rejected", "Rolled back (latest skips it)."),
         Column("Metric", "string", ".status.primaryMetric", "Key evaluation metric."),
         AGE,
         Column("Served-By", "string", ".status.servedBy", "InferenceServices serving it.", priority=1),
         Column("Reason", "string", ".status.rejectedReason", "Why it was rejected.", priority=1),
+        Column("Aliases", "string", ".status.aliases", "The Model's aliases naming it.", priority=1),
+        Column("Approved-By", "string", ".status.approvedBy", "Who approved it.", priority=1),
+    )),
+    Kind(Model, "models", ("omodel",), (
+        Column("Approval", "boolean", ".spec.releasePolicy.requireApproval", "Approval required to serve."),
+        Column("Latest", "integer", ".status.latestVersion", "Highest registered version."),
+        Column("Approved", "string", ".status.approvedVersions", "Approved versions."),
+        Column("Aliases", "string", ".spec.aliases", "Alias -> version."),
+        Column("Ready", "string", READY_PATH, "Spec consistent (aliases, approvals)."),
+        AGE,
+        Column("Archived", "string", ".status.archivedVersions", "Archived versions.", priority=1),
+        Column("Message", "string", ".status.message", "Problems, naming the field.", priority=1),
     )),
     Kind(InferenceService, "inferenceservices", ("oisvc",), (
         Column("Model", "string", ".spec.model", "Model name."),

@@ -326,7 +326,7 @@ def test_chart_crds_are_valid_and_match_the_project_crds() -> None:
     from _chart import ROOT, load_chart_crds
 
     crds = load_chart_crds()
-    assert set(crds) == {"TrainingJob", "ModelVersion", "InferenceService"}
+    assert set(crds) == {"TrainingJob", "ModelVersion", "InferenceService", "Model"}
     for crd in crds.values():
         kubernetes_validate.validate(crd, KUBE_VERSION, strict=True)
         assert crd["spec"]["group"] == "onnxops.dev"

@@ -12,6 +12,7 @@ FORBIDDEN_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
 
 
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+USER_ROLE = "onnxops.dev/user-role"  # a role for people (the Model releaser), bound by hand
 
 
 def _aggregated(o: dict[str, Any]) -> bool:
@@ -19,9 +20,14 @@ def _aggregated(o: dict[str, Any]) -> bool:
     return any(k.startswith(AGGREGATE) for k in (o["metadata"].get("labels") or {}))
 
 
+def _for_people(o: dict[str, Any]) -> bool:
+    """Aggregated, or a role bound by hand (the Model releaser)."""
+    return _aggregated(o) or (o["metadata"].get("labels") or {}).get(USER_ROLE) == "true"
+
+
 def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The operator's own rules."""
-    return [r for o in objects if o["kind"] in ("ClusterRole", "Role") and not _aggregated(o)
+    return [r for o in objects if o["kind"] in ("ClusterRole", "Role") and not _for_people(o)
             for r in o["rules"]]
 
 
@@ -59,6 +65,9 @@ def test_grants_what_the_operator_needs(name: str) -> None:
     for kind in ("trainingjobs", "modelversions"):
         assert _allowed(rules, "onnxops.dev", kind) == {"get", "list", "watch", "create", "patch"}
     assert _allowed(rules, "onnxops.dev", "inferenceservices") == {"get", "list", "watch", "patch"}
+    # Models: created empty at the first registration, never written in spec; status written
+    assert _allowed(rules, "onnxops.dev", "models") == {"get", "list", "watch", "create", "patch"}
+    assert _allowed(rules, "onnxops.dev", "models/status") == {"get", "patch"}
     for kind in ("trainingjobs", "modelversions", "inferenceservices"):
         assert _allowed(rules, "onnxops.dev", f"{kind}/status") == {"get", "patch"}
         assert _allowed(rules, "onnxops.dev", f"{kind}/finalizers") == {"update"}
@@ -78,7 +87,7 @@ def test_grants_what_the_operator_needs(name: str) -> None:
 
 def test_cluster_wide_by_default() -> None:
     objects = render()
-    role = one([o for o in objects if not _aggregated(o)], "ClusterRole")
+    role = one([o for o in objects if not _for_people(o)], "ClusterRole")
     binding = one(objects, "ClusterRoleBinding")
     sa = one(objects, "ServiceAccount")
     assert not of_kind(objects, "Role") and not of_kind(objects, "RoleBinding")
@@ -91,7 +100,7 @@ def test_cluster_wide_by_default() -> None:
     # kopf watches CRDs read-only; peering rights only with several replicas
     assert _allowed(role["rules"], "apiextensions.k8s.io", "customresourcedefinitions") == {"list", "watch"}
     assert not _allowed(role["rules"], "kopf.dev", "clusterkopfpeerings")
-    ha = one([o for o in render({"replicaCount": 2}) if not _aggregated(o)], "ClusterRole")
+    ha = one([o for o in render({"replicaCount": 2}) if not _for_people(o)], "ClusterRole")
     assert _allowed(ha["rules"], "kopf.dev", "clusterkopfpeerings") == {"get", "list", "watch", "patch"}
 
 
@@ -154,10 +163,23 @@ def test_edit_and_view_roles_aggregate_our_kinds() -> None:
     for role in roles.values():
         for r in role["rules"]:
             assert r["apiGroups"] == ["onnxops.dev"] and set(r["resources"]) <= KINDS | {
-                f"{k}/status" for k in KINDS}
+                f"{k}/status" for k in KINDS} | {"models", "models/status"}
 
 
 def test_aggregated_roles_are_optional_and_cluster_wide_only() -> None:
     assert not _aggregated_roles({"rbac": {"aggregateToDefaultRoles": False}})
     assert not _aggregated_roles({"watchNamespaces": ["team-a"]})
     assert not _aggregated_roles({"rbac": {"create": False}})
+
+
+def test_release_rights_are_not_in_edit() -> None:
+    """Issue 14: approving and moving aliases is writing a Model; the aggregated edit role only reads Models,
+    the releaser role (not aggregated) writes them."""
+    objects = render(VALUE_SETS["default"])
+    roles = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterRole"}
+    edit = next(o for o in roles.values() if (o["metadata"].get("labels") or {}).get(AGGREGATE + "edit"))
+    assert _allowed(edit["rules"], "onnxops.dev", "models") == {"get", "list", "watch"}
+    releaser = next(o for n, o in roles.items() if n.endswith("-model-releaser"))
+    assert not any(k.startswith(AGGREGATE) for k in releaser["metadata"]["labels"])
+    assert {"patch", "update"} <= _allowed(releaser["rules"], "onnxops.dev", "models")
+    assert not _allowed(releaser["rules"], "onnxops.dev", "modelversions")

@@ -108,6 +108,7 @@ def test_conditions_from_the_helpers_are_valid_status_for_every_kind() -> None:
                 "artifact": {"uri": "file:///m.onnx", "sha256": "a" * 64},
             },
             "InferenceService": {"model": "iris"},
+            "Model": {"aliases": {"production": 1}},
         }[kind]
         obj = {"spec": spec, "status": {"conditions": conditions, "observedGeneration": 3}}
         assert validate(schema_for(crd), obj) == [], kind

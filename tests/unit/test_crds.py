@@ -17,6 +17,7 @@ from onnxops.validate import schema_for
 ROOT = Path(__file__).resolve().parents[2]
 FILES = [
     "onnxops.dev_inferenceservices.yaml",
+    "onnxops.dev_models.yaml",
     "onnxops.dev_modelversions.yaml",
     "onnxops.dev_trainingjobs.yaml",
 ]
@@ -143,11 +144,28 @@ READY = '.status.conditions[?(@.type=="Ready")].status'
                 ("Version", ".spec.version"),
                 ("Ready", READY),
                 ("Phase", ".status.phase"),
+                ("Approved", ".status.approved"),
+                ("Archived", ".status.archived"),
                 ("Rejected", ".status.rejected"),
                 ("Metric", ".status.primaryMetric"),
                 ("Age", ".metadata.creationTimestamp"),
                 ("Served-By", ".status.servedBy"),
                 ("Reason", ".status.rejectedReason"),
+                ("Aliases", ".status.aliases"),
+                ("Approved-By", ".status.approvedBy"),
+            ],
+        ),
+        (
+            "Model",
+            [
+                ("Approval", ".spec.releasePolicy.requireApproval"),
+                ("Latest", ".status.latestVersion"),
+                ("Approved", ".status.approvedVersions"),
+                ("Aliases", ".spec.aliases"),
+                ("Ready", READY),
+                ("Age", ".metadata.creationTimestamp"),
+                ("Archived", ".status.archivedVersions"),
+                ("Message", ".status.message"),
             ],
         ),
         (
@@ -181,7 +199,7 @@ def test_printer_columns_point_at_real_fields(kind: str, columns: list[tuple[str
         field = col["jsonPath"].split("[?")[0].lstrip(".")
         assert field in paths, col
         schema_type = paths[field]["type"]
-        expected = {"array": "string"}.get(schema_type, schema_type)
+        expected = {"array": "string", "object": "string"}.get(schema_type, schema_type)  # printed as JSON
         assert col["type"] == expected, col
 
 
@@ -308,6 +326,10 @@ def test_cel_rules() -> None:
     for field in ("model", "version", "artifact"):
         rules = node("ModelVersion", f"spec.{field}")["x-kubernetes-validations"]
         assert rules[0] == {"rule": "self == oldSelf", "message": f"{field} is immutable"}
+    whole = node("ModelVersion", "spec")["x-kubernetes-validations"]
+    assert sorted(r["fieldPath"] for r in whole) == [
+        ".champion", ".lineage", ".metrics", ".profile", ".signature"]
+    assert all("oldSelf" in r["rule"] for r in whole)
     spec_rules = node("InferenceService", "spec")["x-kubernetes-validations"]
     assert [r.get("fieldPath") for r in spec_rules] == [
         ".retrain", ".autoscaling.minReplicas", ".retrain.trainingJob.model",

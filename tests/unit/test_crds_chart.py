@@ -51,7 +51,7 @@ def test_templated_crds_render_as_the_plain_ones_with_helm_metadata() -> None:
                                                           "CustomResourceDefinition")}
     plain = _plain()
     assert set(rendered) == set(plain) == {"trainingjobs.onnxops.dev", "modelversions.onnxops.dev",
-                                           "inferenceservices.onnxops.dev"}
+                                           "inferenceservices.onnxops.dev", "models.onnxops.dev"}
     for name, crd in rendered.items():
         assert crd["spec"] == plain[name]["spec"], name  # same schema, columns, CEL rules
         md = crd["metadata"]
@@ -63,7 +63,7 @@ def test_templated_crds_render_as_the_plain_ones_with_helm_metadata() -> None:
 
 def test_keep_can_be_turned_off() -> None:
     crds = of_kind(render({"crds": {"enabled": True, "keep": False}}), "CustomResourceDefinition")
-    assert len(crds) == 3
+    assert len(crds) == 4
     assert all("annotations" not in c["metadata"] for c in crds)
 
 

@@ -34,6 +34,7 @@ INTENDED_PRESERVE = {
     "ModelVersion": ["spec.lineage.estimator.params", "spec.lineage.estimator.search.bestParams"],
     "InferenceService": ["spec.retrain.trainingJob.estimator.params",
                          "spec.retrain.trainingJob.estimator.search.parameters", "status.retrain"],
+    "Model": [],
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from onnxops.api.v1alpha1 import InferenceService, KubeModel, ModelVersion, TrainingJob
+from onnxops.api.v1alpha1 import InferenceService, KubeModel, Model, ModelVersion, TrainingJob
 from onnxops.crdgen import build_crds
 from onnxops.validate import prune_and_default, schema_for, validate_manifest
 
@@ -20,6 +20,7 @@ MODELS: dict[str, type[KubeModel]] = {
     "TrainingJob": TrainingJob,
     "ModelVersion": ModelVersion,
     "InferenceService": InferenceService,
+    "Model": Model,
 }
 
 
@@ -35,6 +36,7 @@ def by_name(name: str) -> dict[str, Any]:
 def test_the_expected_examples_exist() -> None:
     assert [p.name for p in MANIFESTS] == [
         "inferenceservice-iris.yaml",
+        "model-iris.yaml",
         "modelversion-byo.yaml",
         "trainingjob-iris-skewed.yaml",
         "trainingjob-iris.yaml",
@@ -63,7 +65,8 @@ def test_example_parses_with_the_api_models(path: Path) -> None:
 def test_example_uses_model_iris_in_the_default_namespace(path: Path) -> None:
     for doc in docs(path):
         assert "namespace" not in doc["metadata"]
-        assert doc["spec"]["model"] == "iris"
+        # a Model's name is the model name
+        assert (doc["metadata"]["name"] if doc["kind"] == "Model" else doc["spec"]["model"]) == "iris"
 
 
 def test_inference_service_does_canary_and_drift_rollback() -> None:

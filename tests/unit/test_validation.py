@@ -144,11 +144,38 @@ def test_immutable_fields_refuse_a_change_on_update(path: tuple[str, ...], value
     assert causes[0].message == f"{field.split('.')[-1]} is immutable"
 
 
-def test_update_of_mutable_fields_is_fine() -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("metrics", {"accuracy": 0.5}),
+        ("lineage", {"codeVersion": "2"}),
+        ("signature", {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}],
+                       "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 1]}]}),
+        ("profile", {"uri": "s3://bucket/other/profile.json", "sha256": "1" * 64}),
+    ],
+)
+def test_every_spec_field_is_immutable(field: str, value: Any) -> None:
+    """Issue 14: a ModelVersion is registered once; signature, profile, metrics and lineage are as immutable
+    as the artifact (changed, added or removed), each refused with a cause naming the field."""
+    old = example("modelversion-byo.yaml")
+    changed = copy.deepcopy(old)
+    changed["spec"][field] = value
+    removed = copy.deepcopy(old)
+    removed["spec"].pop(field, None)
+    for new, before in ((changed, old), (old, removed), (removed, old)):
+        if new == before:
+            continue
+        causes = validate_manifest(CRDS, new, before)
+        assert [x.field for x in causes] == [f"spec.{field}"], (new["spec"].get(field), causes)
+        assert causes[0].message.startswith(f"{field} is immutable: a ModelVersion never changes")
+
+
+def test_unchanged_spec_update_is_fine() -> None:
+    """Status writes and metadata edits (labels) stay allowed: only the spec is frozen."""
     old = example("modelversion-byo.yaml")
     new = copy.deepcopy(old)
-    new["spec"]["metrics"] = {"accuracy": 0.5}
-    new["spec"]["lineage"] = {"codeVersion": "2"}
+    new["metadata"].setdefault("labels", {})["team"] = "a"
+    new["status"] = {"phase": "Ready"}
     assert validate_manifest(CRDS, new, old) == []
 
 

@@ -266,7 +266,8 @@ CASES: list[tuple[str, str, str, Any, str, str, str, bool]] = [
         False,
     ),
     ("mv-missing-artifact", MV, "spec.artifact", DELETE, "spec.artifact", c.REQUIRED, "Required", False),
-    ("is-version-0", IS, "spec.version", 0, "spec.version", c.INVALID, "integer >= 1 or 'latest'", True),
+    ("is-version-0", IS, "spec.version", 0, "spec.version", c.INVALID, "integer >= 1, 'latest' or '@<alias>'",
+     True),
     (
         "is-version-newest",
         IS,
@@ -274,7 +275,7 @@ CASES: list[tuple[str, str, str, Any, str, str, str, bool]] = [
         "newest",
         "spec.version",
         c.INVALID,
-        "integer >= 1 or 'latest'",
+        "integer >= 1, 'latest' or '@<alias>'",
         True,
     ),
     (

@@ -21,6 +21,7 @@ SUCCEEDED = "Succeeded"
 ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
 CAPACITY_REDUCED = "CapacityReduced"
 TRAFFIC_SPLIT_INEXACT = "TrafficSplitInexact"
+RELEASE_BLOCKED = "ReleaseBlocked"  # InferenceService: governance keeps the wanted version from being served
 
 # Reasons
 class Reason:
@@ -61,6 +62,14 @@ class Reason:
     CAPTURE_NOT_ENABLED = "CaptureNotEnabled"  # ... or one without spec.logging enabled
     SINK_WRITABLE = "SinkWritable"  # CaptureHealthy True: the pods write their captured rows
     SINK_UNAVAILABLE = "SinkUnavailable"  # CaptureHealthy False: a pod's writes fail, rows are dropped
+    # release governance (the Model resource)
+    AWAITING_APPROVAL = "AwaitingApproval"
+    ALIAS_NOT_FOUND = "AliasNotFound"
+    ALIAS_NOT_READY = "AliasNotReady"
+    VERSION_ARCHIVED = "VersionArchived"
+    VERSION_REJECTED = "VersionRejected"
+    INVALID_GOVERNANCE = "InvalidGovernance"
+    CONSISTENT = "Consistent"
 
 
 def now_rfc3339(now: datetime | None = None) -> str:

@@ -49,27 +49,45 @@ def output_uri(spec: dict[str, Any], settings: Settings) -> str:
     return str((spec.get("output") or {}).get("uri") or settings.default_storage_uri)
 
 
+CHAMPION_ENV = "ONNXOPS_CHAMPION_JSON"  # the trainer's onnxops.trainer.champion.ENV
+
+
+def champion_env_value(champion: dict[str, Any]) -> str:
+    """The champion for the trainer (the credentials Secret reaches it through envFrom, not here)."""
+    return json.dumps({k: v for k, v in champion.items() if k != "credentialsSecret"}, sort_keys=True,
+                      separators=(",", ":"))
+
+
 def training_job(
-    tj: dict[str, Any], settings: Settings, isvc: dict[str, Any] | None = None
+    tj: dict[str, Any], settings: Settings, isvc: dict[str, Any] | None = None,
+    champion: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Job running the trainer for TrainingJob ``tj`` (a dict as read from the API server); ``isvc``:
-    the InferenceService that ``dataset.fromServing`` names, when found (its capture sink is read)."""
+    the InferenceService that ``dataset.fromServing`` names, when found (its capture sink is read);
+    ``champion``: the resolved champion of its champion gates (reconcile/champion.py), read by the trainer."""
     md, spec = tj["metadata"], tj["spec"]
     name, model = md["name"], spec["model"]
     template = spec.get("template") or {}
     out = output_uri(spec, settings)
     dataset = spec["dataset"]
-    served = from_serving_access(tj, settings, isvc)  # dataset.fromServing: the service's sink and labels
-    volumes, mounts = volumes_for([dataset.get("uri"), out, *(u for u, _ in served)], read_only=False)
+    served = from_serving_access(tj, settings, isvc)  # dataset.fromServing: the service's sink and the labels
+    champ = []
+    if champion and champion.get("uri"):
+        champ.append((str(champion["uri"]), champion.get("credentialsSecret")))
+    volumes, mounts = volumes_for([dataset.get("uri"), out, *(u for u, _ in served), *(u for u, _ in champ)],
+                                  read_only=False)
     pvc = len(volumes) > 1
     s3_env, env_from = storage_access(
         [
             (dataset.get("uri"), dataset.get("credentialsSecret")),
             (out, (spec.get("output") or {}).get("credentialsSecret")),
             *served,
+            *champ,
         ],
         settings,
     )
+    if champion is not None:
+        s3_env.append({"name": CHAMPION_ENV, "value": champion_env_value(champion)})
     if served:
         s3_env.append({"name": "ONNXOPS_FROM_SERVING_SINK_URI", "value": served[0][0]})
     container: dict[str, Any] = {

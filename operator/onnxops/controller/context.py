@@ -17,7 +17,7 @@ from onnxops.settings import Settings
 
 GROUP, VERSION = "onnxops.dev", "v1alpha1"
 API = f"{GROUP}/{VERSION}"
-TJ, MV, ISVC = "TrainingJob", "ModelVersion", "InferenceService"
+TJ, MV, ISVC, MODEL = "TrainingJob", "ModelVersion", "InferenceService", "Model"
 Key = tuple[str, str, str]  # (kind, namespace, name)
 CACHE_SIZE = 256
 

@@ -29,7 +29,8 @@ from onnxops.settings import Settings
 from . import capture as capture_loop
 from . import drift as drift_loop
 from . import lognoise, opmetrics
-from .context import API, GROUP, ISVC, MV, TJ, VERSION, Context
+from .context import API, GROUP, ISVC, MODEL, MV, TJ, VERSION, Context
+from .governance import reconcile_model
 from .indexes import Indexes
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
@@ -238,6 +239,13 @@ async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
     return min(due) if due else None
 
 
+@kopf.daemon(GROUP, VERSION, "models", cancellation_timeout=5.0)
+async def model_daemon(
+    namespace: str | None, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await run_loop(MODEL, reconcile_model, memo.ctx, namespace or "", name, stopped)
+
+
 # ---- wake-ups -------------------------------------------------------------------------------------------
 # async: kopf runs a sync handler in its thread pool, a thread hop per watch event for a dict lookup.
 # A ModelVersion's change wakes the InferenceServices of its model, and an InferenceService's change of
@@ -254,8 +262,22 @@ async def inference_service_event(namespace: str | None, name: str, memo: kopf.M
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-async def model_version_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.ctx.wake(MV, namespace or "", name)
+async def model_version_event(
+    namespace: str | None, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any
+) -> None:
+    ns = namespace or ""
+    memo.ctx.wake(MV, ns, name)
+    memo.ctx.wake(MODEL, ns, str(spec.get("model")))
+
+
+@kopf.on.event(GROUP, VERSION, "models")
+async def model_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """A Model changed (an approval, an alias, the policy): its services resolve again (a new target is
+    rolled out with the usual canary and analysis), and its status follows."""
+    ns = namespace or ""
+    memo.ctx.wake(MODEL, ns, name)
+    for isvc in await memo.ctx.inference_services(ns, name):
+        memo.ctx.wake(ISVC, ns, isvc["metadata"]["name"])
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})

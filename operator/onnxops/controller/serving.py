@@ -18,7 +18,7 @@ from onnxops.reconcile.errors import owned_by
 from onnxops.reconcile.rollout import parse_duration
 
 from . import opmetrics
-from .context import API, ISVC, MV, TJ, Context
+from .context import API, ISVC, MODEL, MV, TJ, Context
 from .metrics import DefaultMetricsProvider
 
 log = logging.getLogger(__name__)
@@ -126,12 +126,15 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     isvc.setdefault("kind", ISVC)
     model = isvc["spec"]["model"]
     mvs = await ctx.model_versions(ns, model)
+    model_obj = await c.get(API, MODEL, ns, model)  # release governance; None: no policy, no aliases
     observed = await observe(c, ns, name, bool(isvc["spec"].get("autoscaling")), isvc["metadata"].get("uid"))
     now = datetime.now(UTC)
-    plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now)
+    plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
     if plan.wants_analysis:
         result = await measure(ctx, isvc, int((isvc.get("status") or {})["canaryVersion"]))
-        plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now, analysis=result)
+        plan = ir.reconcile(
+            isvc, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
+        )
     await apply_plan(ctx, isvc, plan, observed)
     return plan.requeue_after
 

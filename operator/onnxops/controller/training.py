@@ -6,18 +6,23 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from onnxops.api import conditions as cond
+from onnxops.api.conditions import Reason
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels, names
 from onnxops.kube import events
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import ApiError, KubeClient
+from onnxops.reconcile import champion as champion_rules
 from onnxops.reconcile import modelversion as mvr
 from onnxops.reconcile import registry
 from onnxops.reconcile import trainingjob as tjr
 from onnxops.reconcile.inferenceservice import served_versions
+from onnxops.reconcile.status import status_patch
 from onnxops.reconcile.versions import next_version
 
-from .context import API, MV, TJ, Context
+from .context import API, ISVC, MODEL, MV, TJ, Context
+from .governance import ensure_model
 
 log = logging.getLogger(__name__)
 MAX_REGISTER_TRIES = 50
@@ -115,24 +120,61 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     in_progress = job is not None and not finished and not tj["spec"].get("suspend")
     pods = await training_pods(c, tj, job) if job is not None and (finished or in_progress) else []
     registered = st.get("modelVersion")
+    champion: dict[str, Any] | None = None
+    ref = champion_rules.wanted(tj["spec"])
+    if ref is not None and not terminal:
+        if job is not None:  # the champion the Job was created with (its pod template is immutable)
+            champion = champion_rules.of_job(job)
+        else:
+            champion, error = await resolve_champion(ctx, ns, tj["spec"]["model"], ref)
+            if error is not None:  # a named champion that cannot be used: no Job; the status says why
+                await report_champion_error(ctx, tj, error)
+                return CHAMPION_RECHECK
     # dataset.fromServing: the service named (its sink is read; a missing or non-capturing one waits)
     wanted = None if terminal else tjr.from_serving_service(tj)
     service: dict[str, Any] | Literal["unchecked"] | None = tjr.UNCHECKED
     if wanted is not None:
         service = await c.get(API, ISVC, ns, wanted)
     plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
-                         service=service)
+                         service=service, champion=champion)
     if plan.job is not None:
         await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
     if plan.register is not None:
         async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
         plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
-                             service=service)
+                             service=service, champion=champion)
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
     return PODS_RECHECK if in_progress else plan.requeue_after
+
+
+CHAMPION_RECHECK = 30.0
+
+
+async def resolve_champion(
+    ctx: Context, ns: str, model: str, ref: Any
+) -> tuple[dict[str, Any] | None, str | None]:
+    c = ctx.client
+    model_obj = await c.get(API, MODEL, ns, model) if ref.get("alias") else None
+    isvc = await c.get(API, ISVC, ns, str(ref["inferenceService"])) if ref.get("inferenceService") else None
+    of_model = str(((isvc or {}).get("spec") or {}).get("model") or model)
+    mvs = await ctx.model_versions(ns, of_model)
+    return champion_rules.resolve(ref, model, model_obj, isvc, mvs)
+
+
+async def report_champion_error(ctx: Context, tj: dict[str, Any], message: str) -> None:
+    md = tj["metadata"]
+    old = tj.get("status") or {}
+    gen = int(md.get("generation") or 1)
+    conds = cond.summarize(old.get("conditions"), ready=False, reason=Reason.INVALID_SPEC, message=message,
+                           stalled=True, stalled_reason=Reason.INVALID_SPEC, generation=gen)
+    new = {"phase": "Pending", "message": message, "conditions": conds, "observedGeneration": gen}
+    patch = status_patch(old, new)
+    if patch:
+        await ctx.client.patch_status(API, TJ, md.get("namespace", "default"), md["name"], patch)
+        await events.post(ctx.client, tj, [("Warning", Reason.INVALID_SPEC, message)])
 
 
 async def served_by(ctx: Context, ns: str, model: str, version: int) -> list[str]:
@@ -152,6 +194,8 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     mv.setdefault("apiVersion", API)
     mv.setdefault("kind", MV)
     spec = mv["spec"]
+    if not mv["metadata"].get("deletionTimestamp"):
+        await ensure_model(ctx, ns, spec["model"])
     users = await served_by(ctx, ns, spec["model"], int(spec["version"]))
     phase = (mv.get("status") or {}).get("phase")
     job = None

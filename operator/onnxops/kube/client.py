@@ -35,6 +35,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
     ("onnxops.dev/v1alpha1", "TrainingJob"): "trainingjobs",
     ("onnxops.dev/v1alpha1", "ModelVersion"): "modelversions",
+    ("onnxops.dev/v1alpha1", "Model"): "models",
     ("onnxops.dev/v1alpha1", "InferenceService"): "inferenceservices",
 }
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")

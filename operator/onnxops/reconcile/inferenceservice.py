@@ -19,7 +19,7 @@ from onnxops.builders import labels, names
 from onnxops.builders import service as svc_builder
 from onnxops.settings import Settings
 
-from . import isvc_status, versions
+from . import governance, isvc_status, versions
 from .analysis import AnalysisResult
 from .rollout import (
     Outcome,
@@ -106,14 +106,19 @@ def reconcile(
     settings: Settings,
     now: datetime,
     analysis: AnalysisResult | None = None,
+    model_obj: dict[str, Any] | None = None,
 ) -> IsvcPlan:
-    """``observed``: the Deployments, Services and HPAs labelled with this InferenceService."""
+    """``observed``: the Deployments, Services and HPAs labelled with this InferenceService;
+    ``model_obj``: the Model (release governance), None when there is none."""
     md, spec = isvc["metadata"], isvc["spec"]
     old = dict(isvc.get("status") or {})
     gen = int(md.get("generation") or 1)
     _name, model = md["name"], spec["model"]
     by_v = versions.by_version(mvs, model)
-    res = versions.resolve(spec.get("version", "latest"), model, mvs, versions.skipped_by_latest(old, by_v))
+    gov = governance.from_model(model_obj, mvs, model)
+    res = versions.resolve(
+        spec.get("version", "latest"), model, mvs, versions.skipped_by_latest(old, by_v), gov
+    )
     state = RolloutState.from_status(old)
     cfg = RolloutConfig.from_spec(spec)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
@@ -242,6 +247,13 @@ def assemble(
         )
     else:
         conds = cond.remove_condition(conds, cond.DEGRADED)
+    if res.governed:  # release governance (the Model): abnormal-true, present only while something waits
+        if res.blocked is not None:
+            conds = cond.set_condition(
+                conds, cond.RELEASE_BLOCKED, True, res.blocked[0], res.blocked[1], generation=gen, now=now
+            )
+        else:
+            conds = cond.remove_condition(conds, cond.RELEASE_BLOCKED)
     # a rollback is recorded per InferenceService (`latest` skips it here only); a rollback that still
     # holds is recorded too (restart-safe, level-triggered)
     carry = []

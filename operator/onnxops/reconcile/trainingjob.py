@@ -96,6 +96,8 @@ def model_version_body(
     for key in ("slices", "fairness"):  # spec.evaluation.slices / fairness of the training
         if result.get(key):
             mv_spec[key] = result[key]
+    if isinstance(result.get("champion"), dict):
+        mv_spec["champion"] = result["champion"]
     est = spec.get("estimator") or {}
     searched = result.get("search") if isinstance(result.get("search"), dict) else None
     params = est.get("params")
@@ -199,16 +201,18 @@ def reconcile(
     settings: Settings,
     now: datetime,
     service: dict[str, Any] | Literal["unchecked"] | None = UNCHECKED,
+    champion: dict[str, Any] | None = None,
 ) -> TrainingPlan:
     """``registered``: name of the ModelVersion labelled with this TrainingJob's uid, if any.
     ``service``: the InferenceService ``dataset.fromServing.service`` names (None: not found), looked up
     by the caller; its sink is where the training reads, and a training that has not started waits while
-    the service is missing or captures nothing."""
+    the service is missing or captures nothing. ``champion``: the champion of the champion gates
+    (reconcile/champion.py), None without them."""
     md, spec = tj["metadata"], tj["spec"]
     old = dict(tj.get("status") or {})
     gen = int(md.get("generation") or 1)
     isvc = None if service == UNCHECKED else service
-    desired = job_builder.training_job(tj, settings, isvc)
+    desired = job_builder.training_job(tj, settings, isvc, champion)
     jst = (job or {}).get("status") or {}
     events: list[tuple[str, str, str]] = []
     register = None
@@ -265,6 +269,8 @@ def reconcile(
                 }
                 metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
                 new["metrics"] = metrics or None
+                if isinstance(result.get("champion"), dict):  # champion gates: both scores
+                    new["champion"] = result["champion"]
                 new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
                 new["completionTime"] = jst.get("completionTime") or complete.get("lastTransitionTime")
                 if registered:
@@ -278,6 +284,8 @@ def reconcile(
             phase = "Failed"
             result, raw = latest_result(pods, CONTAINER, ok=False)
             job_reason = str(failed.get("reason") or "")
+            if result is not None and isinstance(result.get("champion"), dict):  # both scores, also failed
+                new["champion"] = result["champion"]
             if result is not None and result.get("metrics"):  # e.g. GateNotMet: the metrics that missed
                 metrics = {k: float(v) for k, v in result["metrics"].items()}
                 new["metrics"] = metrics

@@ -10,8 +10,8 @@ nothing, so another service of the same model may still roll the version out.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from onnxops.api.conditions import Reason
 
@@ -49,35 +49,99 @@ def is_deleting(mv: dict[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class Resolution:
-    """The version ``spec.version`` points at. ``mv`` is set only when it may be served (Ready)."""
+    """The version ``spec.version`` points at. ``mv`` is set only when it may be served (Ready).
+    ``blocked``: (reason, message) when release governance keeps a version from being served (a newer
+    version awaiting approval, an alias that cannot be followed), whether or not something is served."""
 
     version: int | None
     mv: dict[str, Any] | None
     reason: str
     message: str
+    blocked: tuple[str, str] | None = None
+    governed: bool = False  # resolved with the Model's governance (the ReleaseBlocked condition is current)
 
     @property
     def ok(self) -> bool:
         return self.mv is not None
 
 
+class GovernanceView(Protocol):
+    """What resolution reads of a Model (reconcile/governance.py builds it)."""
+
+    @property
+    def require_approval(self) -> bool: ...
+    @property
+    def approved(self) -> frozenset[int]: ...
+    @property
+    def aliases(self) -> Mapping[str, int]: ...
+    @property
+    def archived(self) -> frozenset[int]: ...
+    @property
+    def model_name(self) -> str: ...
+
+    def approval_note(self, version: int) -> str: ...
+
+
+def _fail(version: int | None, reason: str, message: str, *, governance: bool = False) -> Resolution:
+    return Resolution(version, None, reason, message, (reason, message) if governance else None)
+
+
 def resolve(
-    spec_version: int | str, model: str, mvs: Iterable[dict[str, Any]], rejected: Collection[int] = ()
+    spec_version: int | str,
+    model: str,
+    mvs: Iterable[dict[str, Any]],
+    rejected: Collection[int] = (),
+    gov: GovernanceView | None = None,
+) -> Resolution:
+    """See :func:`_resolve`; ``governed`` tells whether ``gov`` was given."""
+    res = _resolve(spec_version, model, mvs, rejected, gov)
+    return replace(res, governed=True) if gov is not None else res
+
+
+def _resolve(
+    spec_version: int | str,
+    model: str,
+    mvs: Iterable[dict[str, Any]],
+    rejected: Collection[int] = (),
+    gov: GovernanceView | None = None,
 ) -> Resolution:
     """``latest`` = the newest Ready version not in ``rejected`` (the versions THIS InferenceService rolled
-    back, see :func:`rejected_versions`); an integer = that version if Ready."""
+    back, see :func:`rejected_versions`), not archived, and approved when the Model requires approval;
+    ``@alias`` = the version the Model's alias names, if Ready, not archived, not rolled back here and
+    approved when required; an integer = that version if Ready and not archived (a pinned number needs no
+    approval: the pin is itself the reviewed choice)."""
     own = [m for m in mvs if m.get("spec", {}).get("model") == model and not is_deleting(m)]
+    archived = gov.archived if gov is not None else frozenset()
+    if isinstance(spec_version, str) and spec_version.startswith("@"):
+        return _resolve_alias(spec_version[1:], model, own, rejected, gov)
     if isinstance(spec_version, str) and spec_version != "latest":
         if not spec_version.isdigit():
             return Resolution(
                 None,
                 None,
                 Reason.INVALID_SPEC,
-                f"spec.version must be an integer or 'latest', got {spec_version!r}",
+                f"spec.version must be an integer, 'latest' or '@<alias>', got {spec_version!r}",
             )
         spec_version = int(spec_version)
     if spec_version == "latest":
-        ready = [m for m in own if is_ready(m) and version_of(m) not in rejected]
+        ready = [
+            m for m in own if is_ready(m) and version_of(m) not in rejected and version_of(m) not in archived
+        ]
+        if gov is not None and gov.require_approval:
+            approved = [m for m in ready if version_of(m) in gov.approved]
+            newest = max(ready, key=version_of, default=None)
+            best = max(approved, key=version_of, default=None)
+            waiting = (
+                (Reason.AWAITING_APPROVAL, gov.approval_note(version_of(newest)))
+                if newest is not None and (best is None or version_of(newest) > version_of(best)) else None
+            )
+            if best is None:
+                msg = waiting[1] if waiting else f"no Ready ModelVersion of model {model!r} to serve"
+                reason = Reason.AWAITING_APPROVAL if waiting else Reason.VERSION_NOT_FOUND
+                return Resolution(None, None, reason,
+                                  f"no approved Ready ModelVersion of model {model!r}: {msg}", waiting)
+            return Resolution(version_of(best), best, Reason.AVAILABLE,
+                              f"latest approved is v{version_of(best)}", waiting)
         if not ready:
             return Resolution(
                 None,
@@ -97,7 +161,39 @@ def resolve(
         return Resolution(v, None, Reason.VERIFICATION_FAILED, f"{model}-v{v} failed verification: {msg}")
     if not is_ready(mv):
         return Resolution(v, None, Reason.VERSION_NOT_READY, f"{model}-v{v} is not verified yet")
+    if v in archived:
+        return _fail(v, Reason.VERSION_ARCHIVED, f"{model}-v{v} is archived by the Model's retention "
+                     "(spec.retention.keepUnserved); it is never served", governance=True)
     return Resolution(v, mv, Reason.AVAILABLE, f"v{v}")
+
+
+def _resolve_alias(
+    alias: str, model: str, own: list[dict[str, Any]], rejected: Collection[int], gov: GovernanceView | None
+) -> Resolution:
+    aliases = gov.aliases if gov is not None else {}
+    if alias not in aliases:
+        return _fail(None, Reason.ALIAS_NOT_FOUND,
+                     f"spec.version: alias {alias!r} is not set on Model {model} (spec.aliases)",
+                     governance=True)
+    v = int(aliases[alias])
+    assert gov is not None
+    where = f"alias {alias!r} of Model {model} names v{v}"
+    match = [m for m in own if version_of(m) == v]
+    if not match:
+        return _fail(None, Reason.ALIAS_NOT_READY, f"{where}: ModelVersion {model}-v{v} not found",
+                     governance=True)
+    mv = match[0]
+    if not is_ready(mv):
+        phase = (mv.get("status") or {}).get("phase") or "Pending"
+        return _fail(None, Reason.ALIAS_NOT_READY, f"{where}: not Ready ({phase})", governance=True)
+    if v in gov.archived:
+        return _fail(None, Reason.VERSION_ARCHIVED, f"{where}: archived by the retention", governance=True)
+    if v in rejected:
+        return _fail(None, Reason.VERSION_REJECTED, f"{where}: this InferenceService rolled it back "
+                     "(status.rejectedVersions); pin it by number to re-admit it", governance=True)
+    if gov.require_approval and v not in gov.approved:
+        return _fail(None, Reason.AWAITING_APPROVAL, f"{where}: {gov.approval_note(v)}", governance=True)
+    return Resolution(v, mv, Reason.AVAILABLE, f"@{alias} is v{v}")
 
 
 def next_version(mvs: Iterable[dict[str, Any]], model: str) -> int:

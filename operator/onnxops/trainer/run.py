@@ -16,7 +16,7 @@ import numpy as np
 from onnxops import __version__, storage
 from onnxops.api.v1alpha1.trainingjob import TrainingJobSpec
 
-from . import boosting, data, estimators, evaluate, export, fairness, parity, search, slicing
+from . import boosting, champion, data, estimators, evaluate, export, fairness, parity, search, slicing
 from .cpus import available_cpus
 from .errors import AlreadyExists, StorageFailed, TrainingFailed
 from .profile import build_profile
@@ -73,11 +73,12 @@ def train(args: RunArgs) -> dict[str, Any]:
     task = estimators.task_of(est_spec.class_name)
     classification = task == "classification"
     gates = [evaluate.parse_gate(g) for g in ev.gates or []]
+    champion_gates = [champion.ChampionGate.from_spec(g) for g in ev.champion_gates or []]
     pipeline = estimators.build_pipeline(est_spec, seed=ev.seed, categorical=[])  # validates params early
     if est_spec.search is not None:
         search.validate(est_spec, task)
     wanted = evaluate.plan_metrics(task, hasattr(pipeline, "predict_proba"), est_spec.class_name,
-                                   ev.metrics, gates)
+                                   ev.metrics, [*gates, *(g.as_gate() for g in champion_gates)])
     slice_gates, slice_wanted = (slicing.plan(ev.slices, task, hasattr(pipeline, "predict_proba"),
                                               est_spec.class_name) if ev.slices else ([], []))
     fair_gates = fairness.plan(ev.fairness, task) if ev.fairness else []
@@ -133,10 +134,17 @@ def train(args: RunArgs) -> dict[str, Any]:
         ev, task, test_columns, y_test, y_pred, proba, list(pipeline.classes_) if classification else None,
         slice_wanted, slice_gates, fair_gates)
     failures += held_out_failures
+    comparison = champion.evaluate_champion(  # champion/challenger: the same held-out rows
+        champion_gates, champion.from_env() if champion_gates else None, metrics, X_test=X_test,
+        y_test=y_test, task=task, classes=list(pipeline.classes_) if classification else None)
+    champ_json = {"champion": comparison.to_json()} if comparison is not None else {}
+    if comparison is not None:
+        log.info("%s", comparison.message)
+        failures += comparison.failures
     if failures:
         from .errors import GateNotMet
 
-        raise GateNotMet("; ".join(failures), extra={"metrics": metrics})
+        raise GateNotMet("; ".join(failures), extra={"metrics": metrics, **champ_json})
     if gates:
         log.info("gates met: %s", "; ".join(g.text for g in gates))
 
@@ -210,6 +218,7 @@ def train(args: RunArgs) -> dict[str, Any]:
         **({"search": searched.summary()} if searched else {}),
         **({"slices": slicing.for_model_version(slice_results, slice_wanted)} if slice_results else {}),
         **({"fairness": fair_result} if fair_result else {}),
+        **champ_json,
     }
 
 

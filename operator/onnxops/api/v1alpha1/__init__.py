@@ -8,6 +8,7 @@ from .inferenceservice import (
     InferenceServiceSpec,
     InferenceServiceStatus,
 )
+from .model import Model, ModelSpec, ModelStatus
 from .modelversion import ModelVersion, ModelVersionSpec, ModelVersionStatus
 from .slices import PATTERN_MESSAGES as _SLICE_MESSAGES
 from .trainingjob import (
@@ -37,6 +38,9 @@ __all__ = [
     "InferenceServiceSpec",
     "InferenceServiceStatus",
     "KubeModel",
+    "Model",
+    "ModelSpec",
+    "ModelStatus",
     "ModelVersion",
     "ModelVersionSpec",
     "ModelVersionStatus",

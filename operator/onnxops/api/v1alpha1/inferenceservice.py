@@ -17,6 +17,7 @@ from .common import (
     conditions_field,
 )
 from .logging import PayloadLogging
+from .model import ALIAS_PATTERN
 from .performance import SPEC_PERFORMANCE_RULES, PerformanceSpec, PerformanceSummary
 from .trainingjob import TrainingJobSpec
 
@@ -214,13 +215,15 @@ class InferenceServiceSpec(KubeModel):
     model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50)
     version: int | str = Field(
         "latest",
-        description="Version number (>= 1) or 'latest' (the newest Ready version this InferenceService has "
-        "not rolled back: see status.rejectedVersions).",
+        description="Version number (>= 1), 'latest' (the newest Ready version this InferenceService has "
+        "not rolled back: see status.rejectedVersions; approved, if the Model requires approval) or "
+        "'@<alias>' (the version the Model's alias names, e.g. '@production').",
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
             "x-kubernetes-validations": [
-                {"rule": "type(self) == int ? self >= 1 : self == 'latest'",
-                 "message": "version must be an integer >= 1 or 'latest'"}
+                {"rule": "type(self) == int ? self >= 1 : (self == 'latest' || "
+                 f"(size(self) <= 64 && self.matches('^@{ALIAS_PATTERN[1:]}')))",
+                 "message": "version must be an integer >= 1, 'latest' or '@<alias>' (e.g. '@production')"}
             ],
         },
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonValue
 
 from .common import (
     DNS_LABEL_PATTERN,
@@ -18,6 +20,7 @@ from .common import (
 from .fromserving import ServingLineage
 from .search import SearchSummary
 from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
+from .trainingjob import ChampionComparison
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
                    "FP16", "FP32", "FP64", "BYTES"]
@@ -99,7 +102,8 @@ class Lineage(KubeModel):
 
 
 class ModelVersionSpec(KubeModel):
-    """An immutable registry entry."""
+    """An immutable registry entry: no field of the spec changes after creation (CEL transition rules on
+    the spec, see :func:`spec_immutable_rules`); the operator writes only the status."""
 
     model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50,
                        json_schema_extra=_immutable("model"))
@@ -117,6 +121,31 @@ class ModelVersionSpec(KubeModel):
     )
     fairness: FairnessResult | None = Field(None, description="Fairness metrics on the held-out rows.")
     lineage: Lineage | None = Field(None, description="Provenance.")
+    champion: ChampionComparison | None = Field(
+        None, description="The champion this version was compared with at training, and both scores.")
+
+
+# The fields with their own rule (a cause at the field itself); every other spec field is covered by a
+# spec-level rule generated from the model, so a field added later is immutable too.
+_FIELD_RULES = ("model", "version", "artifact")
+
+
+def spec_immutable_rules() -> list[JsonValue]:
+    """One transition rule per optional spec field: present in both and equal, or absent in both. The
+    cause names the field (``spec.signature: signature is immutable ...``)."""
+    rules: list[JsonValue] = []
+    for name in ModelVersionSpec.model_fields:
+        if name in _FIELD_RULES:
+            continue
+        key = to_camel(name)
+        rules.append({
+            "rule": f"has(self.{key}) == has(oldSelf.{key})"
+                    f" && (!has(self.{key}) || self.{key} == oldSelf.{key})",
+            "message": f"{key} is immutable: a ModelVersion never changes after registration (register a new "
+            "version instead)",
+            "fieldPath": f".{key}",
+        })
+    return rules
 
 
 class RejectedBy(KubeModel):
@@ -147,6 +176,16 @@ class ModelVersionStatus(KubeModel):
         "back (see rejectedBy). It blocks nothing: each InferenceService keeps its own record "
         "(status.rejectedVersions), and other services may still serve this version.")
     rejected_reason: str | None = Field(None, description="Informative: why it was last rejected.")
+    approved: bool | None = Field(
+        None, description="Governance (from the Model): true when spec.approvals of the Model lists this "
+        "version. Shown whether or not the Model requires approval.")
+    approved_by: str | None = Field(None, description="Who approved it (as recorded on the Model).")
+    aliases: list[str] | None = Field(None, description="The Model's aliases naming this version.",
+                                      max_length=32)
+    archived: bool | None = Field(
+        None, description="Archived by the Model's retention (an old version nothing serves): never served.")
+    archived_at: str | None = Field(None, description="When it was archived.",
+                                    json_schema_extra={"format": "date-time"})
     rejected_by: dict[str, RejectedBy] | None = Field(
         None, description="Informative: the InferenceServices (by name, same namespace) that rolled this "
         "version back, with why and when. An entry goes away when that service re-admits the version.")
@@ -158,5 +197,5 @@ class ModelVersion(KubeModel):
     api_version: Literal["onnxops.dev/v1alpha1"] = "onnxops.dev/v1alpha1"
     kind: Literal["ModelVersion"] = "ModelVersion"
     metadata: dict[str, Any] = Field(default_factory=dict)
-    spec: ModelVersionSpec
+    spec: ModelVersionSpec = Field(json_schema_extra={"x-kubernetes-validations": spec_immutable_rules()})
     status: ModelVersionStatus | None = None

@@ -173,8 +173,42 @@ class Estimator(KubeModel):
     )
 
 
+class ChampionRef(KubeModel):
+    """The model to beat: the version an alias of the Model names, or the one an InferenceService serves."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "has(self.alias) != has(self.inferenceService)",
+        "message": "champion: set exactly one of alias or inferenceService",
+    }]})
+
+    alias: str | None = Field(None, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=63,
+                              description="An alias of this model's Model (e.g. production).")
+    inference_service: str | None = Field(
+        None, pattern=DNS_LABEL_PATTERN, max_length=253,
+        description="An InferenceService (same namespace): the version it serves as stable.")
+
+
+class ChampionGate(KubeModel):
+    """The new version may be at most ``maxRegression`` worse than the champion on ``metric``, both scored
+    by the trainer on the same held-out rows (direction-aware: lower is better for log_loss, rmse, mae)."""
+
+    metric: Literal[METRICS] = Field(description="Metric compared.")  # type: ignore[valid-type]
+    max_regression: float = Field(
+        0.0, ge=-1e9, le=1e9,
+        description="How much worse than the champion is still accepted (0.01: accuracy >= champion - 0.01); "
+        "negative: it must improve by at least that much.")
+
+
 class Evaluation(KubeModel):
     """How the model is evaluated before it may be registered."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "!has(self.championGates) || size(self.championGates) == 0 || has(self.champion)",
+        "message": "championGates compare with a champion: set evaluation.champion (alias or "
+        "inferenceService)",
+        "fieldPath": ".champion",
+        "reason": "FieldValueRequired",
+    }]})
 
     test_fraction: float = Field(
         0.2,
@@ -200,6 +234,13 @@ class Evaluation(KubeModel):
         None, description="fairlearn's demographic parity and equalized odds for a sensitive column, and "
         "gates on them (classifiers)."
     )
+    champion: ChampionRef | None = Field(
+        None, description="The version to compare with (championGates). None yet (alias unset, service not "
+        "serving): the champion gates pass and say so.")
+    champion_gates: list[ChampionGate] | None = Field(
+        None, max_length=8,
+        description="Gates relative to the champion, scored on the same held-out rows; both scores are "
+        "recorded (status.champion, and the ModelVersion's spec.champion).")
 
 
 class Output(KubeModel):
@@ -235,6 +276,12 @@ def _task_rule(estimators: tuple[str, ...], allowed: tuple[str, ...], task: str)
             f" || self.evaluation.gates.all(g, g.matches('{gate_re}'))",
             "message": f"evaluation.gates: a {task} estimator can only be gated on {shown}",
             "fieldPath": ".evaluation.gates",
+        },
+        {
+            "rule": f"!({is_task}) || !has(self.evaluation) || !has(self.evaluation.championGates)"
+            f" || self.evaluation.championGates.all(g, g.metric in {_cel_list(allowed)})",
+            "message": f"evaluation.championGates: a {task} estimator can only be compared on {shown}",
+            "fieldPath": ".evaluation.championGates",
         },
     ]
 
@@ -354,6 +401,29 @@ class TrainedArtifact(KubeModel):
                                     max_length=64)
 
 
+class GateComparison(KubeModel):
+    """One champion gate's outcome."""
+
+    metric: str = Field(description="Metric compared.")
+    max_regression: float = Field(description="Accepted regression.")
+    challenger: float | None = Field(None, description="The new version's score.")
+    champion: float | None = Field(None, description="The champion's score on the same rows.")
+    passed: bool = Field(description="Whether the gate held.")
+
+
+class ChampionComparison(KubeModel):
+    """The champion the training was compared with, and both scores on the same held-out rows."""
+
+    source: str = Field(description="How the champion was named, e.g. alias production.")
+    version: int | None = Field(None, description="The champion's version; absent when there was none.")
+    uri: str | None = Field(None, description="The champion's artifact.")
+    sha256: str | None = Field(None, description="Its sha256 (verified by the trainer before use).",
+                               pattern=SHA256_PATTERN, max_length=64)
+    metrics: dict[str, float] | None = Field(None, description="The champion's scores on the held-out rows.")
+    gates: list[GateComparison] | None = Field(None, description="Each champion gate.", max_length=8)
+    message: str | None = Field(None, description="E.g. no champion yet: the gates pass.")
+
+
 class TrainingJobStatus(KubeModel):
     """Observed state of the training."""
 
@@ -371,6 +441,8 @@ class TrainingJobStatus(KubeModel):
     primary_metric: str | None = Field(None, description="Key metric for display, e.g. accuracy=0.967.")
     artifact: TrainedArtifact | None = Field(None, description="The artifact produced.")
     model_version: str | None = Field(None, description="Name of the ModelVersion registered.")
+    champion: ChampionComparison | None = Field(
+        None, description="Champion/challenger comparison (evaluation.championGates): both scores.")
 
 
 class TrainingJob(KubeModel):

@@ -1,0 +1,49 @@
+"""Reconcile-and-apply for Models (release governance): the Model's status, the ModelVersions' approved /
+aliases / archived status, and the Model created at a model's first registration."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from onnxops.api.conditions import now_rfc3339
+from onnxops.kube.client import ApiError
+from onnxops.reconcile import governance as gr
+from onnxops.reconcile.status import status_patch
+
+from .context import API, MODEL, MV, Context
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_model(ctx: Context, ns: str, model: str) -> None:
+    """Create the empty Model of ``model`` when absent (existing manifests keep working; a team that writes
+    its Model in Git owns it from then on: the operator never writes its spec)."""
+    if await ctx.client.get(API, MODEL, ns, model) is not None:
+        return
+    try:
+        await ctx.client.create(gr.empty_model(ns, model))
+        log.info("Model %s/%s created at its first registration", ns, model)
+    except ApiError as e:
+        if e.status != 409:  # created meanwhile (another process, the team's GitOps): fine
+            raise
+
+
+async def reconcile_model(ctx: Context, ns: str, name: str) -> float | None:
+    c = ctx.client
+    model = await c.get(API, MODEL, ns, name)
+    if model is None or model["metadata"].get("deletionTimestamp"):
+        return None
+    mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == name]
+    now = datetime.now(UTC)
+    plan = gr.plan(model, mvs, now_text=now_rfc3339(now), now=now)
+    for mv_name, patch in plan.mv_patches:
+        try:
+            await c.patch_status(API, MV, ns, mv_name, patch)
+        except ApiError as e:
+            if e.status != 404:  # deleted meanwhile: its event wakes us again
+                raise
+    patch = status_patch(model.get("status") or {}, plan.status)
+    if patch:
+        await c.patch_status(API, MODEL, ns, name, patch)
+    return None

@@ -1,0 +1,75 @@
+"""The champion of a TrainingJob's champion gates (pure): which artifact the trainer compares with.
+
+Resolved once, when the training Job is created, and carried in the Job's pod template
+(``ONNXOPS_CHAMPION_JSON``), so every later reconcile (and a restarted operator) reads the same champion
+back from the Job. ``alias``: the version the Model's alias names (Model or alias absent: no champion yet);
+``inferenceService``: the version it serves as stable (not serving yet: no champion yet). A named champion
+that cannot be used (the service does not exist, the version is gone or not Ready) is an error naming the
+field: the Job is not created and the TrainingJob says why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from onnxops.builders.job import CHAMPION_ENV
+
+from . import versions
+
+ENV = CHAMPION_ENV
+FIELD = "spec.evaluation.champion"
+
+
+def wanted(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The champion reference when the spec has champion gates, else None."""
+    ev = spec.get("evaluation") or {}
+    return ev.get("champion") if ev.get("championGates") and ev.get("champion") else None
+
+
+def resolve(
+    ref: Mapping[str, Any], model: str, model_obj: Mapping[str, Any] | None,
+    isvc: Mapping[str, Any] | None, mvs: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(the champion for the trainer, or an error message naming the field)."""
+    if ref.get("alias"):
+        alias = str(ref["alias"])
+        source = f"alias {alias}"
+        aliases = ((model_obj or {}).get("spec") or {}).get("aliases") or {}
+        if alias not in aliases:
+            return {"source": source, "missing": f"alias {alias} is not set on Model {model}"}, None
+        version, of_model, where = int(aliases[alias]), model, f"{FIELD}.alias"
+    else:
+        name = str(ref.get("inferenceService"))
+        source = f"inferenceService {name}"
+        if isvc is None:
+            return None, f"{FIELD}.inferenceService: InferenceService {name!r} not found in this namespace"
+        stable = (isvc.get("status") or {}).get("stableVersion")
+        of_model = str((isvc.get("spec") or {}).get("model") or model)
+        if stable is None:
+            return {"source": source, "missing": f"InferenceService {name} serves no version yet"}, None
+        version, where = int(stable), f"{FIELD}.inferenceService"
+    mv = versions.by_version(mvs, of_model).get(version)
+    if mv is None or not versions.is_ready(mv):
+        state = "not found" if mv is None else f"not Ready ({(mv.get('status') or {}).get('phase')})"
+        return None, f"{where}: the champion {of_model}-v{version} is {state}"
+    art = mv["spec"]["artifact"]
+    out: dict[str, Any] = {"source": source, "version": version, "uri": art["uri"], "sha256": art["sha256"]}
+    if art.get("credentialsSecret"):
+        out["credentialsSecret"] = dict(art["credentialsSecret"])
+    return out, None
+
+
+def of_job(job: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The champion a training Job was created with (its trainer's env), or None."""
+    tpl = ((job or {}).get("spec") or {}).get("template") or {}
+    for c in (tpl.get("spec") or {}).get("containers") or []:
+        for e in c.get("env") or []:
+            if e.get("name") == ENV:
+                try:
+                    value = json.loads(str(e.get("value")))
+                except ValueError:
+                    return None
+                return value if isinstance(value, dict) else None
+    return None
