@@ -23,30 +23,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from onnxops.reconcile.errors import NameConflict, owner_uids
-from onnxops.reconcile.status import merge_diff
+from onnxops.objects.compare import contains as contains  # re-exported: moved to onnxops.objects
+from onnxops.objects.compare import merge_diff
+from onnxops.objects.fields import Path, foreign_additions, without
+from onnxops.objects.ownership import NameConflict, owner_uids
 
 from .client import FIELD_MANAGER, ApiError, KubeClient
-from .fields import Path, foreign_additions, without
 
 log = logging.getLogger(__name__)
-
-
-def contains(observed: Any, desired: Any) -> bool:
-    """True when every field of ``desired`` has the same value in ``observed`` (recursively)."""
-    if isinstance(desired, dict):
-        return isinstance(observed, dict) and all(contains(observed.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return (
-            isinstance(observed, list)
-            and len(observed) == len(desired)
-            and all(contains(o, d) for o, d in zip(observed, desired, strict=True))
-        )
-    if isinstance(desired, bool) or isinstance(observed, bool):
-        return observed is desired
-    if isinstance(desired, int | float) and isinstance(observed, int | float):
-        return float(observed) == float(desired)
-    return bool(observed == desired)
 
 
 def _pick(obj: dict[str, Any], path: Sequence[str]) -> Any:

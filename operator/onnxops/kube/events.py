@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 from onnxops.api.conditions import now_rfc3339
-from onnxops.reconcile.termination import short
+from onnxops.objects.text import short
 
 from .client import ApiError, KubeClient
 
@@ -16,7 +16,7 @@ COMPONENT = "onnxops-operator"
 
 
 def scrub(message: str, limit: int = 1024) -> str:
-    """Remove anything credential-like (see ``onnxops.reconcile.termination.scrub``) and cap the length."""
+    """Remove anything credential-like (see ``onnxops.objects.text.scrub``) and cap the length."""
     return short(message, limit)
 
 

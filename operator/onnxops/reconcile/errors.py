@@ -9,33 +9,17 @@ from typing import Any
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
 
+# NameConflict, owner_uids, owned_by live in onnxops.objects.ownership (kube/ raises NameConflict too);
+# re-exported here for the reconcilers and controllers that import them from this module.
+from onnxops.objects.ownership import NameConflict as NameConflict
+from onnxops.objects.ownership import owned_by as owned_by
+from onnxops.objects.ownership import owner_uids as owner_uids
+
 from .termination import short
 
 RECONCILE_ERROR = "ReconcileError"
 NAME_CONFLICT = "NameConflict"
 MESSAGE_LIMIT = 512
-
-
-class NameConflict(Exception):
-    """A child's name is taken by an object we do not own: it is left untouched."""
-
-    def __init__(self, kind: str, namespace: str | None, name: str) -> None:
-        super().__init__(
-            f"{kind} {namespace}/{name} already exists and is not owned by this object; "
-            "it is left untouched: rename or delete it"
-        )
-        self.kind, self.namespace, self.name = kind, namespace, name
-
-
-def owner_uids(obj: dict[str, Any] | None) -> set[str]:
-    """The uids in ``obj``'s ownerReferences."""
-    refs = ((obj or {}).get("metadata") or {}).get("ownerReferences") or []
-    return {str(r["uid"]) for r in refs if isinstance(r, dict) and r.get("uid")}
-
-
-def owned_by(obj: dict[str, Any], uid: str | None) -> bool:
-    """True when ``obj`` has an ownerReference to ``uid`` (a None uid owns nothing)."""
-    return uid is not None and uid in owner_uids(obj)
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:

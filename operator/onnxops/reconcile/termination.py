@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
+
+# scrub/short live in onnxops.objects.text (kube/events.py uses them too); re-exported here.
+from onnxops.objects.text import scrub as scrub
+from onnxops.objects.text import short as short
 
 
 def _finished_at(cs: dict[str, Any]) -> str:
@@ -46,24 +49,6 @@ def latest_result(
         if not raw and msg:
             raw = msg
     return None, raw
-
-
-_SECRETISH = re.compile(
-    r"(?i)\b([A-Z0-9_]*(secret|token|password|passwd|credential|access_key)[A-Z0-9_]*)\s*[=:]\s*\S+"
-)
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
-
-
-def scrub(message: str) -> str:
-    """Remove ``KEY=value`` pairs whose key looks like a credential, and user:password in URLs."""
-    text = _SECRETISH.sub(lambda m: f"{m.group(1)}=<redacted>", message)
-    return _URL_USERINFO.sub(r"\1<redacted>@", text)
-
-
-def short(text: str, limit: int = 1024) -> str:
-    """One line, scrubbed of credentials, at most ``limit`` characters (for status and events)."""
-    text = scrub(" ".join(text.split()))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # Waiting reasons that do not go away by themselves: the pod needs a fix (image, Secret, ConfigMap, ...).

@@ -10,7 +10,7 @@ from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels
-from onnxops.kube.apply import contains
+from onnxops.objects.compare import contains
 from onnxops.settings import Settings
 
 from .status import primary_metric, status_patch

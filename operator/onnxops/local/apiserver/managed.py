@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from onnxops.kube.fields import MISSING, Path, delete, from_fields_v1, resolve, to_fields_v1
+from onnxops.objects.fields import MISSING, Path, delete, from_fields_v1, resolve, to_fields_v1
 
 from .defaults import now
 from .errors import ApiError
