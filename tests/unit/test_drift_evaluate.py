@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from onnxops.drift import names as N
-from onnxops.drift.evaluate import Served, evaluate, prior_from_status, summary_for_status
+from onnxops.drift.evaluate import Served, evaluate, prior_from_status
 from onnxops.drift.policy import PolicySpec, PriorState
 from onnxops.profile import Profile
+from onnxops.reconcile.drift_hook import drift_summary
+from onnxops.reconcile.state import RolloutState
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PROFILE = Profile.model_validate({
@@ -61,7 +63,8 @@ async def test_evaluate_via_prometheus_rolls_back_the_drifting_canary() -> None:
     assert live.source == "prometheus"
     assert len(seen) == 8 and all('model="m"' in q and "[300s]" in q for q in seen)
     assert (decision.action, decision.rollback_from, decision.rollback_to) == ("Rollback", "2", "1")
-    status = summary_for_status(decision, SERVED, NOW)
+    # status.drift as its only writer (reconcile.drift_hook.apply_decision) computes it, for SERVED
+    status = drift_summary(decision, RolloutState(stable=1, canary=2), NOW)
     assert status["verdict"] == "Drift" and status["version"] == 2 and status["consecutiveBreaches"] == 2
     assert status["versions"]["1"] == 0.0 and status["score"] > 0.2 and status["evaluatedAt"].endswith("Z")
     assert status["breaches"] == {"1": 0, "2": 2}  # every served version's count

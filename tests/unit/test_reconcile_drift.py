@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from _operator_fixtures import isvc, mv
 
 from onnxops.api import conditions as cond
+from onnxops.drift.evaluate import Served, prior_from_status
 from onnxops.drift.policy import Decision
-from onnxops.reconcile.drift_hook import apply_decision, prior_consecutive
+from onnxops.reconcile.drift_hook import apply_decision
 from onnxops.settings import Settings
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -103,7 +104,8 @@ def test_alert_sets_condition_and_one_event():
         obj, [mv(1)], [], decision("Alert", scores={"1": 0.5}), settings=S, now=T0 + timedelta(seconds=30)
     )
     assert again.plan.events == []
-    assert prior_consecutive(obj["status"]) == {"1": 3}
+    # the breach count survives through status, read back the way the controller does
+    assert prior_from_status(obj["status"], [Served("1", "stable", None)]).consecutive == {"1": 3}
 
 
 def test_no_drift_clears_condition():
@@ -149,3 +151,35 @@ def test_a_retrain_created_just_before_a_crash_is_recorded_not_repeated():
     )
     assert again.retrain is None and again.plan.status_patch.get("retrain") is None
     assert [h["action"] for h in again.plan.status["history"]] == ["Retrained"]
+
+
+def test_status_drift_is_about_the_canary_and_keeps_every_versions_breaches():
+    """One writer, one formula: status.drift (apply_decision) focuses the canary (else the stable), carries
+    every served version's breach count, and the controller's prior state reads all of them back."""
+    obj = isvc(status={"stableVersion": 1, "canaryVersion": 2, "canaryWeight": 50, "currentStep": 0})
+    scores = {"1": 0.6, "2": 0.1}  # the stable drifts more, the canary is what the rollout is about
+    dp = apply_decision(obj, [mv(1), mv(2)], [], decision("Alert", scores=scores), settings=S, now=T0)
+    drift = dp.plan.status["drift"]
+    assert (drift["version"], drift["score"], drift["verdict"]) == (2, 0.1, "NoDrift")
+    assert drift["versions"] == scores and drift["breaches"] == {"1": 3, "2": 0}
+    assert drift["consecutiveBreaches"] == 0 and drift["samples"] == 500
+    assert drift["message"] == "DriftDetected: psi 0.6 > 0.2"
+    assert drift["evaluatedAt"] == "2026-01-01T12:00:00Z"
+    assert dp.plan.status_patch["drift"] == drift
+    served = [Served("1", "stable", None), Served("2", "canary", None)]
+    assert prior_from_status(dp.plan.status, served).consecutive == {"1": 3, "2": 0}
+
+
+def test_a_missing_drift_module_is_an_error_not_silently_no_monitoring(monkeypatch):
+    import asyncio
+    import sys
+
+    import pytest
+
+    from onnxops.controller.drift import evaluate_drift_if_due
+    from onnxops.controller.performance import evaluate_performance_if_due
+
+    monkeypatch.setitem(sys.modules, "onnxops.drift.scrape", None)  # as if the module were not installed
+    for evaluate in (evaluate_drift_if_due, evaluate_performance_if_due):
+        with pytest.raises(ImportError):
+            asyncio.run(evaluate(None, "ns", "iris"))  # type: ignore[arg-type]

@@ -1,10 +1,11 @@
 """Drift evaluation on the InferenceService loop, every ``monitoring.interval``.
 
 It uses the drift package (``onnxops.drift.evaluate``: live counts from Prometheus or a direct scrape of the
-serving pods, then the policy) only when that package is importable, and turns the Decision into status
-and children through :func:`onnxops.reconcile.drift_hook.apply_decision`. The breach counts, the last
-decision and ``evaluatedAt`` live in ``status.drift`` (a restart neither forgets nor repeats); only the
-direct-scrape snapshots are kept in memory (after a restart the first window is inconclusive).
+serving pods, then the policy) and turns the Decision into status and children through
+:func:`onnxops.reconcile.drift_hook.apply_decision` (the only writer of ``status.drift``). The breach
+counts, the last decision and ``evaluatedAt`` live in ``status.drift`` (a restart neither forgets nor
+repeats); only the direct-scrape snapshots are kept in memory (after a restart the first window is
+inconclusive).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 from onnxops.builders import labels
 from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
-from onnxops.reconcile.status import status_patch
 
 from .context import API, ISVC, Context, Lru
 from .serving import apply_drift_plan, observe, retrain_children
@@ -78,13 +78,13 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
 
 
 async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | None:
-    try:
-        from onnxops.api.v1alpha1 import InferenceServiceSpec
-        from onnxops.drift import evaluate as ev
-        from onnxops.drift.policy import PolicySpec
-        from onnxops.drift.scrape import Target
-    except ImportError:  # the drift package is not there: no drift monitoring
-        return None
+    # Imported here, not at the top: the drift package pulls in numpy/scipy (handlers.preload_drift loads it
+    # at startup, off the reconcile path). A missing module is an error, never a silent "no monitoring".
+    from onnxops.api.v1alpha1 import InferenceServiceSpec
+    from onnxops.drift import evaluate as ev
+    from onnxops.drift.policy import PolicySpec
+    from onnxops.drift.scrape import Target
+
     c = ctx.client
     isvc = await c.get(API, ISVC, ns, name)
     now = datetime.now(UTC)
@@ -134,11 +134,9 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     )
     ctx.scrape_states.put(state_key, live.scrape_state)
     observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))
+    # apply_decision is the only writer of status.drift (reconcile.drift_hook.drift_summary)
     dp = apply_decision(
         isvc, mvs, observed, decision, settings=ctx.settings, now=now, retrain_children=children
     )
-    summary = ev.summary_for_status(decision, served, now)
-    dp.plan.status["drift"] = summary
-    dp.plan.status_patch = status_patch(status, dp.plan.status)
     await apply_drift_plan(ctx, isvc, dp, observed)
     return interval

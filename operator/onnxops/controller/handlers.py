@@ -71,10 +71,7 @@ PRELOAD_MODULES = ("onnxops.drift.evaluate", "onnxops.drift.prometheus")
 
 def preload_drift() -> None:
     for name in PRELOAD_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # the drift package is optional (controller/drift.py checks again)
-            return
+        importlib.import_module(name)
 
 
 @kopf.on.startup()

@@ -46,26 +46,25 @@ def data_drift_of(status: dict[str, Any]) -> str:
 
 
 async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float | None:
-    try:
-        from onnxops.api.v1alpha1 import InferenceServiceSpec
-        from onnxops.drift.evaluate import _parse_time
-        from onnxops.drift.live import Inconclusive
-        from onnxops.drift.performance_policy import (
-            PerfPolicySpec,
-            PerfPrior,
-            ServedPerf,
-            decide_performance,
-        )
-        from onnxops.drift.performance_source import (
-            Performance,
-            fetch_performance_prometheus,
-            fetch_performance_scrape,
-        )
-        from onnxops.drift.prometheus import scope_matchers
-        from onnxops.drift.scrape import Target
-        from onnxops.drift.window import duration_seconds
-    except ImportError:  # the drift package is not there: no performance monitoring
-        return None
+    # Imported here (numpy/scipy; preloaded at startup by handlers.preload_drift); never guarded: a missing
+    # module is an error, not a silent "no performance monitoring".
+    from onnxops.api.v1alpha1 import InferenceServiceSpec
+    from onnxops.drift.evaluate import _parse_time
+    from onnxops.drift.live import Inconclusive
+    from onnxops.drift.performance_policy import (
+        PerfPolicySpec,
+        PerfPrior,
+        ServedPerf,
+        decide_performance,
+    )
+    from onnxops.drift.performance_source import (
+        Performance,
+        fetch_performance_prometheus,
+        fetch_performance_scrape,
+    )
+    from onnxops.drift.prometheus import scope_matchers
+    from onnxops.drift.scrape import Target
+    from onnxops.drift.window import duration_seconds
 
     c = ctx.client
     isvc = await c.get(API, ISVC, ns, name)

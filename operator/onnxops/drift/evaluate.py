@@ -1,9 +1,10 @@
 """One drift evaluation, for the controller: fetch live counts, run the policy, map to/from status.
 
-The controller (a kopf timer at ``monitoring.interval``) calls :func:`evaluate` with the served versions
-and the prior state read from status by :func:`prior_from_status`, then writes
-:func:`summary_for_status` to ``status.drift`` and acts on ``decision.action`` (Rollback: status only;
-Retrain: create a TrainingJob from ``spec.retrain``; Alert: the DriftDetected condition and an Event).
+The controller (on the InferenceService loop, every ``monitoring.interval``) calls :func:`evaluate` with the
+served versions and the prior state read from status by :func:`prior_from_status`, then hands the Decision to
+``onnxops.reconcile.drift_hook.apply_decision``, the only writer of ``status.drift``
+(``drift_hook.drift_summary``), which acts on ``decision.action`` (Rollback: status only; Retrain: create a
+TrainingJob from ``spec.retrain``; Alert: the DriftDetected condition and an Event).
 
 Persistence of the breach counts: ``status.drift.consecutiveBreaches`` holds the focus version's count
 (the canary if any, else the stable) and ``status.drift.breaches`` (a map version -> count) every served
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from onnxops.drift.batch import PrometheusBatcher
@@ -42,14 +43,6 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def focus_version(served: Sequence[Served]) -> str | None:
-    for role in ("canary", "stable"):
-        for s in served:
-            if s.role == role:
-                return s.version
-    return served[0].version if served else None
-
-
 def prior_from_status(
     status: Mapping[str, Any] | None, served: Sequence[Served], *, retrain_running: bool = False
 ) -> PriorState:
@@ -69,24 +62,6 @@ def prior_from_status(
         retrain_running=retrain_running,
         last_retrain_at=_parse_time(retrain.get("at")) if isinstance(retrain, Mapping) else None,
     )
-
-
-def summary_for_status(decision: Decision, served: Sequence[Served], now: datetime) -> dict[str, Any]:
-    """``status.drift`` (DriftSummary, camelCase) for the focus version, with every version's score."""
-    focus = decision.rollback_from or focus_version(served)
-    out: dict[str, Any] = {
-        "verdict": decision.verdicts.get(focus) if focus else None,
-        "version": int(focus) if focus and focus.isdigit() else None,
-        "score": decision.scores.get(focus) if focus else None,
-        "features": decision.feature_scores.get(focus) if focus else None,
-        "versions": dict(decision.scores) or None,
-        "samples": int(decision.samples.get(focus, 0)) if focus else None,
-        "consecutiveBreaches": decision.consecutive.get(focus) if focus else None,
-        "breaches": {v: int(c) for v, c in decision.consecutive.items()} or None,
-        "evaluatedAt": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),  # second precision, as metav1.Time
-        "message": f"{decision.reason}: {decision.message}"[:1024],
-    }
-    return {k: v for k, v in out.items() if v is not None}
 
 
 async def evaluate(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from onnxops.api import conditions as cond
@@ -65,32 +65,36 @@ class DriftPlan:
     retrain: dict[str, Any] | None = None  # TrainingJob to create
 
 
-def drift_summary(decision: DecisionLike, served: int | None, now: datetime) -> dict[str, Any]:
-    """status.drift: the version that matters most (the worst score), all versions' scores, the verdict."""
-    scores = {str(k): float(v) for k, v in decision.scores.items()}
-    worst = max(scores, key=lambda v: scores[v]) if scores else (str(served) if served is not None else None)
-    verdict = decision.verdicts.get(worst, "Inconclusive") if worst else "Inconclusive"
+def focus_version(decision: DecisionLike, state: RolloutState) -> str | None:
+    """The version status.drift is about: the one a rollback leaves, else the canary, else the stable, else
+    the previous version (the served versions in the order the policy weighs them)."""
+    if decision.rollback_from:
+        return str(decision.rollback_from)
+    for v in (state.canary, state.stable, state.previous):
+        if v is not None:
+            return str(v)
+    return None
+
+
+def drift_summary(decision: DecisionLike, state: RolloutState, now: datetime) -> dict[str, Any]:
+    """``status.drift`` (DriftSummary, camelCase; its only writer is :func:`apply_decision`): the focus
+    version's verdict, score, features, samples and consecutive breaches, every version's score and every
+    served version's breach count (``breaches``: read back by ``onnxops.drift.evaluate.prior_from_status``,
+    so every count survives a restart)."""
+    focus = focus_version(decision, state)
     out: dict[str, Any] = {
-        "verdict": verdict,
-        "versions": scores or None,
-        "evaluatedAt": cond.now_rfc3339(now),
-        "message": decision.message[:1024],
-        "consecutiveBreaches": int(max(decision.consecutive.values(), default=0)),
+        "verdict": decision.verdicts.get(focus) if focus else None,
+        "version": int(focus) if focus and focus.isdigit() else None,
+        "score": decision.scores.get(focus) if focus else None,
+        "features": decision.feature_scores.get(focus) if focus else None,
+        "versions": dict(decision.scores) or None,
+        "samples": int(decision.samples.get(focus, 0)) if focus else None,
+        "consecutiveBreaches": decision.consecutive.get(focus) if focus else None,
+        "breaches": {v: int(c) for v, c in decision.consecutive.items()} or None,
+        "evaluatedAt": cond.now_rfc3339(now.astimezone(UTC)),  # second precision, as metav1.Time
+        "message": f"{decision.reason}: {decision.message}"[:1024],
     }
-    if worst is not None and worst.isdigit():
-        out["version"] = int(worst)
-        out["score"] = scores.get(worst)
-        out["features"] = dict(decision.feature_scores.get(worst) or {}) or None
-        out["samples"] = int(decision.samples.get(worst, 0))
     return {k: v for k, v in out.items() if v is not None}
-
-
-def prior_consecutive(status: dict[str, Any] | None) -> dict[str, int]:
-    """Consecutive breaches saved in status.drift (restart-safe input to the policy's PriorState)."""
-    d = (status or {}).get("drift") or {}
-    if d.get("version") is None:
-        return {}
-    return {str(d["version"]): int(d.get("consecutiveBreaches") or 0)}
 
 
 def retrain_running(children_tjs: list[dict[str, Any]]) -> bool:
@@ -157,7 +161,7 @@ def apply_decision(
     gen = int(md.get("generation") or 1)
     state = RolloutState.from_status(old)
     out = Outcome(state)
-    extra: dict[str, Any] = {"drift": drift_summary(decision, state.stable, now)}
+    extra: dict[str, Any] = {"drift": drift_summary(decision, state, now)}
     conds = list(old.get("conditions") or [])
     retrain = None
     action = decision.action
