@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from onnxops.builders import labels
+from onnxops.reconcile import defaults
 from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
 
@@ -32,7 +33,7 @@ def drift_due(isvc: dict[str, Any], now: datetime) -> float | None:
     mon = isvc.get("spec", {}).get("monitoring") or {}
     if not mon.get("drift") or not (mon.get("drift") or {}).get("enabled", True):
         return None
-    interval = parse_duration(mon.get("interval"), 30.0)
+    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
     since = elapsed(((isvc.get("status") or {}).get("drift") or {}).get("evaluatedAt"), now)
     return max(0.0, interval - since)
 
@@ -97,7 +98,7 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     isvc.setdefault("kind", ISVC)
     spec, status = isvc["spec"], isvc.get("status") or {}
     mon = spec.get("monitoring") or {}
-    interval = parse_duration(mon.get("interval"), 30.0)
+    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
     model = spec["model"]
     mvs = await ctx.model_versions(ns, model)
     by_v = {int(m["spec"]["version"]): m for m in mvs}
@@ -122,7 +123,7 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
         model=model,
         served=served,
         spec=PolicySpec.from_spec(InferenceServiceSpec.model_validate(spec)),
-        window=str((mon.get("drift") or {}).get("window") or "5m"),
+        window=str((mon.get("drift") or {}).get("window") or defaults.DRIFT_WINDOW),
         prior=prior,
         now=now,
         prometheus_url=prom,

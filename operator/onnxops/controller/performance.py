@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from onnxops.builders import labels
+from onnxops.reconcile import defaults
 from onnxops.reconcile.drift_hook import retrain_running
 from onnxops.reconcile.performance_hook import apply_performance, prior_consecutive
 from onnxops.reconcile.rollout import elapsed, parse_duration
@@ -30,7 +31,7 @@ def performance_due(isvc: dict[str, Any], now: datetime) -> float | None:
     perf = mon.get("performance")
     if not perf or not perf.get("enabled", True):
         return None
-    interval = parse_duration(mon.get("interval"), 30.0)
+    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
     since = elapsed(((isvc.get("status") or {}).get("performance") or {}).get("evaluatedAt"), now)
     return max(0.0, interval - since)
 
@@ -78,7 +79,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     isvc.setdefault("kind", ISVC)
     spec, status = isvc["spec"], isvc.get("status") or {}
     mon = spec.get("monitoring") or {}
-    interval = parse_duration(mon.get("interval"), 30.0)
+    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
     pspec = PerfPolicySpec.from_spec(InferenceServiceSpec.model_validate(spec))
     window = str((mon.get("performance") or {}).get("window") or "1h")
     model = spec["model"]

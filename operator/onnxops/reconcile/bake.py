@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import defaults
 from .durations import parse_duration
 
 
@@ -15,7 +16,8 @@ def investigation_seconds(spec: dict[str, Any]) -> float:
     drift = mon.get("drift")
     if not drift or not drift.get("enabled", True):
         return 0.0
-    return int(drift.get("failureLimit", 3)) * parse_duration(mon.get("interval"), 30.0)
+    limit = int(drift.get("failureLimit", defaults.DRIFT_FAILURE_LIMIT))
+    return limit * parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
 
 
 def drift_investigating(status: dict[str, Any] | None, version: int | None) -> bool:

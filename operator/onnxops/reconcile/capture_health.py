@@ -22,6 +22,7 @@ from typing import Any
 from onnxops.api.conditions import Reason
 from onnxops.drift import names as N
 
+from . import defaults
 from .durations import parse_duration
 
 CAPTURE_HEALTHY = "CaptureHealthy"
@@ -96,4 +97,5 @@ def check_interval(isvc: dict[str, Any]) -> float | None:
     log = (isvc.get("spec") or {}).get("logging")
     if log is None or not log.get("enabled", True):
         return None
-    return min(MAX_CHECK_S, max(MIN_CHECK_S, parse_duration(log.get("flushInterval"), 30.0)))
+    flush = parse_duration(log.get("flushInterval"), defaults.FLUSH_INTERVAL_SECONDS)
+    return min(MAX_CHECK_S, max(MIN_CHECK_S, flush))

@@ -19,7 +19,7 @@ from onnxops.api.conditions import Reason
 from onnxops.builders import labels, names
 from onnxops.settings import Settings
 
-from . import versions
+from . import defaults, versions
 from .inferenceservice import IsvcPlan, assemble
 from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
 from .status import status_patch
@@ -191,7 +191,9 @@ def apply_decision(
             )
     elif action == "Retrain" and pending is None:
         last = (old.get("retrain") or {}).get("at")
-        min_interval = parse_duration((spec.get("retrain") or {}).get("minInterval"), 1800.0)
+        min_interval = parse_duration(
+            (spec.get("retrain") or {}).get("minInterval"), defaults.RETRAIN_MIN_INTERVAL_SECONDS
+        )
         if (
             spec.get("retrain")
             and not retrain_running(retrain_children or [])
@@ -244,7 +246,7 @@ def apply_decision(
     isvc_now = {**isvc, "status": {**old, "conditions": conds}}
     by_v = versions.by_version(mvs, spec["model"])
     skipped = versions.skipped_by_latest(old, by_v)
-    res = versions.resolve(spec.get("version", "latest"), spec["model"], mvs, skipped)
+    res = versions.resolve(spec.get("version", defaults.SPEC_VERSION), spec["model"], mvs, skipped)
     plan = assemble(
         isvc_now,
         {**old, "conditions": conds},

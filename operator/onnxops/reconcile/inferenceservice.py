@@ -19,7 +19,7 @@ from onnxops.builders import labels, names
 from onnxops.builders import service as svc_builder
 from onnxops.settings import Settings
 
-from . import governance, isvc_status, versions
+from . import defaults, governance, isvc_status, versions
 from .analysis import AnalysisResult
 from .rollout import (
     Outcome,
@@ -63,7 +63,9 @@ def deployment_ready(d: dict[str, Any] | None, want: int) -> bool:
 
 def total_replicas(spec: dict[str, Any]) -> int:
     a = spec.get("autoscaling")
-    return int(a.get("minReplicas", 1)) if a else int(spec.get("replicas", 1))
+    if a:
+        return int(a.get("minReplicas", defaults.MIN_REPLICAS))
+    return int(spec.get("replicas", defaults.REPLICAS))
 
 
 def _desired_children(
@@ -88,7 +90,8 @@ def _desired_children(
         if auto:
             out.append(
                 hpa_builder.hpa(
-                    isvc, v, n, int(auto.get("maxReplicas", 3)), int(auto.get("targetCpuUtilization", 70))
+                    isvc, v, n, int(auto.get("maxReplicas", defaults.MAX_REPLICAS)),
+                    int(auto.get("targetCpuUtilization", defaults.TARGET_CPU_UTILIZATION)),
                 )
             )
         if per_version:
@@ -117,7 +120,7 @@ def reconcile(
     by_v = versions.by_version(mvs, model)
     gov = governance.from_model(model_obj, mvs, model)
     res = versions.resolve(
-        spec.get("version", "latest"), model, mvs, versions.skipped_by_latest(old, by_v), gov
+        spec.get("version", defaults.SPEC_VERSION), model, mvs, versions.skipped_by_latest(old, by_v), gov
     )
     state = RolloutState.from_status(old)
     cfg = RolloutConfig.from_spec(spec)
@@ -262,8 +265,8 @@ def assemble(
     if leg := versions.legacy_rejection(old, by_v):
         carry.append(leg)
     rejected = versions.record_rejections(
-        old, out.reject, spec_version=spec.get("version", "latest"), generation=gen, at=now_rfc3339(now),
-        carry=carry,
+        old, out.reject, spec_version=spec.get("version", defaults.SPEC_VERSION), generation=gen,
+        at=now_rfc3339(now), carry=carry,
     )
     conds = isvc_status.extra_conditions(
         conds,

@@ -19,7 +19,7 @@ from onnxops.api.conditions import Reason
 from onnxops.builders import names
 from onnxops.settings import Settings
 
-from . import versions
+from . import defaults, versions
 from .drift_hook import DriftPlan, retrain_running, retrain_training_job, unrecorded_retrain
 from .inferenceservice import assemble
 from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
@@ -137,7 +137,9 @@ def apply_performance(
                   generation=gen, scores=values)
     elif action == "Retrain" and pending is None:
         last = (old.get("retrain") or {}).get("at")
-        min_interval = parse_duration((spec.get("retrain") or {}).get("minInterval"), 1800.0)
+        min_interval = parse_duration(
+            (spec.get("retrain") or {}).get("minInterval"), defaults.RETRAIN_MIN_INTERVAL_SECONDS
+        )
         if spec.get("retrain") and not retrain_running(retrain_children or []) \
                 and elapsed(last, now) >= min_interval:
             n = int((old.get("retrain") or {}).get("count") or 0) + 1

@@ -12,6 +12,7 @@ from typing import Any
 
 from onnxops.api.conditions import Reason, now_rfc3339
 
+from . import defaults
 from .analysis import AnalysisResult, analysis_config, recheck_seconds
 from .bake import bake_extended as bake_extended
 from .bake import drift_investigating as drift_investigating
@@ -33,11 +34,11 @@ DEFAULT_STEPS: list[dict[str, Any]] = [{"weight": 20, "pause": "30s"}, {"weight"
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    strategy: str = "Canary"
-    steps: tuple[tuple[int, float], ...] = ((20, 30.0), (50, 30.0))
+    strategy: str = defaults.ROLLOUT_STRATEGY
+    steps: tuple[tuple[int, float], ...] = defaults.ROLLOUT_STEPS
     analysis: dict[str, Any] | None = None
-    bake_seconds: float = 120.0
-    progress_deadline: float = 600.0
+    bake_seconds: float = defaults.BAKE_SECONDS
+    progress_deadline: float = defaults.PROGRESS_DEADLINE_SECONDS
     # how long a drift investigation of a promoted version may extend its bake: failureLimit x interval
     investigation_seconds: float = 0.0
 
@@ -46,11 +47,11 @@ class RolloutConfig:
         r = spec.get("rollout") or {}
         steps: list[dict[str, Any]] = r["steps"] if r.get("steps") is not None else DEFAULT_STEPS
         return cls(
-            strategy=r.get("strategy", "Canary"),
+            strategy=r.get("strategy", defaults.ROLLOUT_STRATEGY),
             steps=tuple((int(s["weight"]), parse_duration(s.get("pause"))) for s in steps),
             analysis=analysis_config(r.get("analysis")),
-            bake_seconds=parse_duration(r.get("bakeTime"), 120.0),
-            progress_deadline=parse_duration(r.get("progressDeadline"), 600.0),
+            bake_seconds=parse_duration(r.get("bakeTime"), defaults.BAKE_SECONDS),
+            progress_deadline=parse_duration(r.get("progressDeadline"), defaults.PROGRESS_DEADLINE_SECONDS),
             investigation_seconds=investigation_seconds(spec),
         )
 

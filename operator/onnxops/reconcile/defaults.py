@@ -1,0 +1,58 @@
+"""The API's defaults, read from the pydantic models in ``api/`` (the single source of truth that also
+writes them into the CRDs), for the code that reads specs as dicts: a field the API server would have
+defaulted but an object carries without (an object never defaulted, a test's bare dict) behaves as its
+default, never as a second hand-written number.
+
+Durations are parsed once, here, with :func:`onnxops.reconcile.durations.parse_duration`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from onnxops.api.v1alpha1.inferenceservice import (
+    Autoscaling,
+    Drift,
+    InferenceServiceSpec,
+    Monitoring,
+    Retrain,
+    Rollout,
+)
+from onnxops.api.v1alpha1.logging import PayloadLogging
+
+from .durations import parse_duration
+
+
+def api_default(model: type[BaseModel], field: str) -> Any:
+    """The default of ``model.field`` as the API declares it (a factory is called)."""
+    return model.model_fields[field].get_default(call_default_factory=True)
+
+
+def api_duration(model: type[BaseModel], field: str) -> float:
+    """The default of a Duration field of ``model``, in seconds."""
+    return parse_duration(str(api_default(model, field)))
+
+
+# spec.rollout
+ROLLOUT_STRATEGY: str = api_default(Rollout, "strategy")
+ROLLOUT_STEPS: tuple[tuple[int, float], ...] = tuple(
+    (step.weight, parse_duration(step.pause)) for step in api_default(Rollout, "steps")
+)
+BAKE_SECONDS: float = api_duration(Rollout, "bake_time")
+PROGRESS_DEADLINE_SECONDS: float = api_duration(Rollout, "progress_deadline")
+# spec.monitoring
+MONITORING_INTERVAL_SECONDS: float = api_duration(Monitoring, "interval")
+DRIFT_WINDOW: str = api_default(Drift, "window")
+DRIFT_FAILURE_LIMIT: int = api_default(Drift, "failure_limit")
+# spec.retrain
+RETRAIN_MIN_INTERVAL_SECONDS: float = api_duration(Retrain, "min_interval")
+# spec.logging
+FLUSH_INTERVAL_SECONDS: float = api_duration(PayloadLogging, "flush_interval")
+# spec (replicas and autoscaling)
+SPEC_VERSION: int | str = api_default(InferenceServiceSpec, "version")
+REPLICAS: int = api_default(InferenceServiceSpec, "replicas")
+MIN_REPLICAS: int = api_default(Autoscaling, "min_replicas")
+MAX_REPLICAS: int = api_default(Autoscaling, "max_replicas")
+TARGET_CPU_UTILIZATION: int = api_default(Autoscaling, "target_cpu_utilization")
