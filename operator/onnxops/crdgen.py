@@ -25,12 +25,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from onnxops import API_VERSION as API_VERSION  # the one API group constant (onnxops/__init__.py)
+from onnxops import GROUP, VERSION
 from onnxops.api.v1alpha1 import PATTERN_MESSAGES, InferenceService, Model, ModelVersion, TrainingJob
 from onnxops.crddocs import DOC_PATH, ExampleError, render_reference
 
-GROUP = "onnxops.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "onnxops"
 OUT_DIRS = ("crds", "charts/onnxops/crds")
 TEMPLATE_DIR = "charts/onnxops/templates/crds"  # the chart's templated copies (onnxops.crdchart)

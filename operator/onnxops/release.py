@@ -29,11 +29,12 @@ from typing import Any
 
 import yaml
 
+from onnxops import API_VERSION
 from onnxops.api.conditions import now_rfc3339
 from onnxops.kube.client import ApiError, KubeClient, resource_path
 from onnxops.reconcile import versions
 
-API = "onnxops.dev/v1alpha1"
+API = API_VERSION
 CLI_MANAGER = {"fieldManager": "onnxops-cli"}
 GITOPS_KEYS = ("argocd.argoproj.io/", "kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
 MAX_TRIES = 5

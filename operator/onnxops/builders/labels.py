@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-GROUP = "onnxops.dev"
+from onnxops import GROUP as GROUP  # the one API group constant
+
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "onnxops"
 APP_NAME = "app.kubernetes.io/name"

@@ -11,12 +11,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from onnxops import API_VERSION
+from onnxops import GROUP as GROUP  # the one API group constant, re-exported for the handlers
+from onnxops import VERSION as VERSION
 from onnxops.kube.client import KubeClient
 from onnxops.reconcile.analysis import MetricsProvider
 from onnxops.settings import Settings
 
-GROUP, VERSION = "onnxops.dev", "v1alpha1"
-API = f"{GROUP}/{VERSION}"
+API = API_VERSION
 TJ, MV, ISVC, MODEL = "TrainingJob", "ModelVersion", "InferenceService", "Model"
 Key = tuple[str, str, str]  # (kind, namespace, name)
 CACHE_SIZE = 256

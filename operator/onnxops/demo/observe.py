@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from onnxops import API_VERSION
 from onnxops.builders import labels
 from onnxops.kube.client import KubeClient
 
-API = "onnxops.dev/v1alpha1"
+API = API_VERSION
 POLL_S = 0.5
 
 

@@ -21,6 +21,8 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import yaml
 
+from onnxops import API_VERSION
+
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 # (apiVersion, kind) -> plural; a kind not listed here is refused with a clear error.
@@ -33,10 +35,10 @@ PLURALS: dict[tuple[str, str], str] = {
     ("apps/v1", "Deployment"): "deployments",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
-    ("onnxops.dev/v1alpha1", "TrainingJob"): "trainingjobs",
-    ("onnxops.dev/v1alpha1", "ModelVersion"): "modelversions",
-    ("onnxops.dev/v1alpha1", "Model"): "models",
-    ("onnxops.dev/v1alpha1", "InferenceService"): "inferenceservices",
+    (API_VERSION, "TrainingJob"): "trainingjobs",
+    (API_VERSION, "ModelVersion"): "modelversions",
+    (API_VERSION, "Model"): "models",
+    (API_VERSION, "InferenceService"): "inferenceservices",
 }
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 # The field manager of every write: the API server records the fields the operator set under this name

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from onnxops import API_VERSION
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
 from onnxops.builders import labels, names
@@ -129,7 +130,7 @@ def retrain_training_job(
     if not tmpl:
         raise ValueError("spec.retrain.trainingJob is required for onDrift: Retrain")
     return {
-        "apiVersion": "onnxops.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "TrainingJob",
         "metadata": {
             "name": names.retrain_job(md["name"], n),

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from onnxops import API_VERSION, GROUP
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
 
@@ -182,9 +183,9 @@ def plan(model: dict[str, Any], mvs: list[dict[str, Any]], *, now_text: str, now
 def empty_model(namespace: str, name: str) -> dict[str, Any]:
     """The Model created at a model's first registration when none exists: no policy, no aliases."""
     return {
-        "apiVersion": "onnxops.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Model",
         "metadata": {"name": name, "namespace": namespace,
-                     "annotations": {"onnxops.dev/created-by": "operator"}},
+                     "annotations": {f"{GROUP}/created-by": "operator"}},
         "spec": {},
     }

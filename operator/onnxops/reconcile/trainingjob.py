@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from onnxops import API_VERSION
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
 from onnxops.builders import job as job_builder
@@ -119,7 +120,7 @@ def model_version_body(
         lineage["codeVersion"] = str(result["codeVersion"])
     mv_spec["lineage"] = lineage
     return {
-        "apiVersion": "onnxops.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "ModelVersion",
         "metadata": {
             "namespace": md.get("namespace", "default"),
