@@ -31,10 +31,6 @@ def compile_rule(source: str) -> Any:
     return cel.compile(source)
 
 
-def is_transition_rule(source: str) -> bool:
-    return "oldSelf" in compile_rule(source).variables()
-
-
 def iter_rules(schema: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     """(schema path, rule) for every x-kubernetes-validations entry in a schema tree."""
     for rule in schema.get("x-kubernetes-validations", []):

@@ -122,11 +122,3 @@ PREDICTION_FEATURE: Final = "__prediction__"
 LATENCY_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
-
-
-def exposition_name(family: str, suffix: str = "") -> str:
-    """The sample name in the text exposition / PromQL: ``family`` + ``_bucket``/``_sum``/``_count``.
-
-    Counters are already named with ``_total`` here, which is also their sample name.
-    """
-    return family + suffix

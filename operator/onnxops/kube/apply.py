@@ -157,9 +157,3 @@ async def ensure(
         log.debug("applying %s %s/%s", kind, ns, name)
         action, observed = "patched", await client.apply(apply_body(desired))
     return action, observed
-
-
-async def delete_if_present(
-    client: KubeClient, api_version: str, kind: str, namespace: str, name: str
-) -> bool:
-    return await client.delete(api_version, kind, namespace, name)
