@@ -209,12 +209,11 @@ def reconcile(
     by the caller; its sink is where the training reads, and a training that has not started waits while
     the service is missing or captures nothing. ``champion``: the champion of the champion gates
     (reconcile/champion.py), None without them."""
-    md, spec = tj["metadata"], tj["spec"]
+    md = tj["metadata"]
     old = dict(tj.get("status") or {})
     gen = int(md.get("generation") or 1)
     isvc = None if service == UNCHECKED else service
     desired = job_builder.training_job(tj, settings, isvc, champion)
-    jst = (job or {}).get("status") or {}
     events: list[tuple[str, str, str]] = []
     register = None
     terminal = old.get("phase") in TERMINAL and (old.get("phase") == "Failed" or old.get("modelVersion"))
@@ -237,94 +236,9 @@ def reconcile(
         if message != old.get("message"):
             events.append(("Warning", reason, message))
     else:
-        job_out = desired
-        attempts = sum(int(jst.get(k) or 0) for k in ("active", "failed", "succeeded"))
-        if job is not None:
-            new["attempts"] = attempts
-            new["startTime"] = jst.get("startTime") or old.get("startTime")
-        complete, failed = job_condition(job, "Complete"), job_condition(job, "Failed")
-        if job is None and old.get("phase") == "Succeeded" and old.get("artifact"):
-            # the Job is gone (ttlSecondsAfterFinished) before the registration: finish from status
-            job_out, complete = None, {"lastTransitionTime": old.get("completionTime")}
-        if complete:
-            result, _ = latest_result(pods, CONTAINER, ok=True)
-            if result is None and old.get("artifact"):
-                result = {"artifact": old["artifact"], "metrics": old.get("metrics")}
-            if result is None or not (result.get("artifact") or {}).get("uri"):
-                phase, reason = "Failed", Reason.TRAINING_FAILED
-                message = "the trainer succeeded but its result (termination message) could not be read"
-            else:
-                phase, reason = "Succeeded", Reason.SUCCEEDED
-                art = result["artifact"]
-                prof = result.get("profile") or {}
-                new["artifact"] = {
-                    k: v
-                    for k, v in {
-                        "uri": art["uri"],
-                        "sha256": art["sha256"],
-                        "sizeBytes": art.get("sizeBytes"),
-                        "profileUri": prof.get("uri"),
-                        "profileSha256": prof.get("sha256"),
-                    }.items()
-                    if v is not None
-                }
-                metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
-                new["metrics"] = metrics or None
-                if isinstance(result.get("champion"), dict):  # champion gates: both scores
-                    new["champion"] = result["champion"]
-                new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
-                new["completionTime"] = jst.get("completionTime") or complete.get("lastTransitionTime")
-                if registered:
-                    new["modelVersion"] = registered
-                    message = f"registered ModelVersion {registered}"
-                    events.append(("Normal", Reason.REGISTERED, message))
-                else:
-                    message = "training succeeded; registering the ModelVersion"
-                    register = model_version_body(tj, result, settings, job_builder.ran_spec(job))
-        elif failed:
-            phase = "Failed"
-            result, raw = latest_result(pods, CONTAINER, ok=False)
-            job_reason = str(failed.get("reason") or "")
-            if result is not None and isinstance(result.get("champion"), dict):  # both scores, also failed
-                new["champion"] = result["champion"]
-            if result is not None and result.get("metrics"):  # e.g. GateNotMet: the metrics that missed
-                metrics = {k: float(v) for k, v in result["metrics"].items()}
-                new["metrics"] = metrics
-                new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
-            if result is not None and result.get("reason"):
-                reason = str(result["reason"])
-                message = f"{reason}: {short(str(result.get('message') or ''))}"
-            elif job_reason == "DeadlineExceeded":
-                reason, message = Reason.DEADLINE_EXCEEDED, f"DeadlineExceeded: {failed.get('message') or ''}"
-            elif job_reason == "BackoffLimitExceeded":
-                reason = Reason.BACKOFF_LIMIT_EXCEEDED
-                message = f"BackoffLimitExceeded after {attempts} attempts" + (
-                    f": {short(raw)}" if raw else ""
-                )
-            else:
-                reason = Reason.TRAINING_FAILED
-                message = f"{job_reason or 'Failed'}: {short(str(failed.get('message') or raw))}"
-            if job_reason == "DeadlineExceeded" and reason != Reason.DEADLINE_EXCEEDED:
-                reason, message = (
-                    Reason.DEADLINE_EXCEEDED,
-                    f"DeadlineExceeded; last trainer result: {message}",
-                )
-            new["completionTime"] = failed.get("lastTransitionTime")
-            events.append(("Warning", reason, message))
-        elif spec.get("suspend"):
-            phase, reason, message = "Suspended", Reason.SUSPENDED, "training is suspended (spec.suspend)"
-        elif (stuck := stuck_waiting(pods)) is not None:
-            # e.g. ImagePullBackOff, CreateContainerConfigError: the pod never starts until someone fixes it
-            phase, (reason, detail) = "Pending", stuck
-            message = f"{reason}: training {detail}"
-            if message != old.get("message"):
-                events.append(("Warning", reason, message))
-        elif int(jst.get("active") or 0) > 0:
-            phase, reason, message = "Running", Reason.RUNNING, f"training (attempt {attempts})"
-        else:
-            phase, reason, message = "Pending", Reason.PENDING, "waiting for the training pod"
-        if phase != old.get("phase"):
-            events.append(("Normal" if phase != "Failed" else "Warning", f"Training{phase}", message))
+        phase, reason, message, job_out, register = _job_progress(
+            tj, job, desired, pods, old, new, events, registered=registered, settings=settings
+        )
     if observed_gen < gen and NOT_APPLIED not in message:
         message = f"{message}; {NOT_APPLIED}" if message else NOT_APPLIED
     new["phase"] = phase
@@ -352,6 +266,140 @@ def reconcile(
         )
     return TrainingPlan(new, status_patch(old, new), job_out, register, events,
                         SERVICE_RECHECK_S if problem is not None else None)
+
+
+def _job_progress(
+    tj: dict[str, Any],
+    job: dict[str, Any] | None,
+    desired: dict[str, Any],
+    pods: list[dict[str, Any]],
+    old: dict[str, Any],
+    new: dict[str, Any],
+    events: list[tuple[str, str, str]],
+    *,
+    registered: str | None,
+    settings: Settings,
+) -> tuple[str, str, str, dict[str, Any] | None, dict[str, Any] | None]:
+    """(phase, reason, message, Job to ensure, ModelVersion to register) of a training under way or just
+    finished; fills ``new`` (status) and ``events``."""
+    jst = (job or {}).get("status") or {}
+    job_out: dict[str, Any] | None = desired
+    register = None
+    attempts = sum(int(jst.get(k) or 0) for k in ("active", "failed", "succeeded"))
+    if job is not None:
+        new["attempts"] = attempts
+        new["startTime"] = jst.get("startTime") or old.get("startTime")
+    complete, failed = job_condition(job, "Complete"), job_condition(job, "Failed")
+    if job is None and old.get("phase") == "Succeeded" and old.get("artifact"):
+        # the Job is gone (ttlSecondsAfterFinished) before the registration: finish from status
+        job_out, complete = None, {"lastTransitionTime": old.get("completionTime")}
+    if complete:
+        phase, reason, message, register = _succeeded(
+            tj, job, pods, old, new, events, complete, registered=registered, settings=settings
+        )
+    elif failed:
+        phase, reason, message = _failed(tj["spec"], pods, new, failed, attempts)
+        events.append(("Warning", reason, message))
+    elif tj["spec"].get("suspend"):
+        phase, reason, message = "Suspended", Reason.SUSPENDED, "training is suspended (spec.suspend)"
+    elif (stuck := stuck_waiting(pods)) is not None:
+        # e.g. ImagePullBackOff, CreateContainerConfigError: the pod never starts until someone fixes it
+        phase, (reason, detail) = "Pending", stuck
+        message = f"{reason}: training {detail}"
+        if message != old.get("message"):
+            events.append(("Warning", reason, message))
+    elif int(jst.get("active") or 0) > 0:
+        phase, reason, message = "Running", Reason.RUNNING, f"training (attempt {attempts})"
+    else:
+        phase, reason, message = "Pending", Reason.PENDING, "waiting for the training pod"
+    if phase != old.get("phase"):
+        events.append(("Normal" if phase != "Failed" else "Warning", f"Training{phase}", message))
+    return phase, reason, message, job_out, register
+
+
+def _succeeded(
+    tj: dict[str, Any],
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    old: dict[str, Any],
+    new: dict[str, Any],
+    events: list[tuple[str, str, str]],
+    complete: dict[str, Any],
+    *,
+    registered: str | None,
+    settings: Settings,
+) -> tuple[str, str, str, dict[str, Any] | None]:
+    """The Job completed: the trainer's result into ``new`` (status), and the ModelVersion to register
+    (None once ``registered``)."""
+    spec, jst = tj["spec"], (job or {}).get("status") or {}
+    result, _ = latest_result(pods, CONTAINER, ok=True)
+    if result is None and old.get("artifact"):
+        result = {"artifact": old["artifact"], "metrics": old.get("metrics")}
+    if result is None or not (result.get("artifact") or {}).get("uri"):
+        message = "the trainer succeeded but its result (termination message) could not be read"
+        return "Failed", Reason.TRAINING_FAILED, message, None
+    art = result["artifact"]
+    prof = result.get("profile") or {}
+    new["artifact"] = {
+        k: v
+        for k, v in {
+            "uri": art["uri"],
+            "sha256": art["sha256"],
+            "sizeBytes": art.get("sizeBytes"),
+            "profileUri": prof.get("uri"),
+            "profileSha256": prof.get("sha256"),
+        }.items()
+        if v is not None
+    }
+    metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
+    new["metrics"] = metrics or None
+    if isinstance(result.get("champion"), dict):  # champion gates: both scores
+        new["champion"] = result["champion"]
+    new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
+    new["completionTime"] = jst.get("completionTime") or complete.get("lastTransitionTime")
+    if registered:
+        new["modelVersion"] = registered
+        message = f"registered ModelVersion {registered}"
+        events.append(("Normal", Reason.REGISTERED, message))
+        return "Succeeded", Reason.SUCCEEDED, message, None
+    register = model_version_body(tj, result, settings, job_builder.ran_spec(job))
+    return "Succeeded", Reason.SUCCEEDED, "training succeeded; registering the ModelVersion", register
+
+
+def _failed(
+    spec: dict[str, Any],
+    pods: list[dict[str, Any]],
+    new: dict[str, Any],
+    failed: dict[str, Any],
+    attempts: int,
+) -> tuple[str, str, str]:
+    """The Job failed: the reason (the trainer's own, else the Job's) and message; fills ``new``."""
+    result, raw = latest_result(pods, CONTAINER, ok=False)
+    job_reason = str(failed.get("reason") or "")
+    if result is not None and isinstance(result.get("champion"), dict):  # both scores, also failed
+        new["champion"] = result["champion"]
+    if result is not None and result.get("metrics"):  # e.g. GateNotMet: the metrics that missed
+        metrics = {k: float(v) for k, v in result["metrics"].items()}
+        new["metrics"] = metrics
+        new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
+    if result is not None and result.get("reason"):
+        reason = str(result["reason"])
+        message = f"{reason}: {short(str(result.get('message') or ''))}"
+    elif job_reason == "DeadlineExceeded":
+        reason, message = Reason.DEADLINE_EXCEEDED, f"DeadlineExceeded: {failed.get('message') or ''}"
+    elif job_reason == "BackoffLimitExceeded":
+        reason = Reason.BACKOFF_LIMIT_EXCEEDED
+        message = f"BackoffLimitExceeded after {attempts} attempts" + (f": {short(raw)}" if raw else "")
+    else:
+        reason = Reason.TRAINING_FAILED
+        message = f"{job_reason or 'Failed'}: {short(str(failed.get('message') or raw))}"
+    if job_reason == "DeadlineExceeded" and reason != Reason.DEADLINE_EXCEEDED:
+        reason, message = (
+            Reason.DEADLINE_EXCEEDED,
+            f"DeadlineExceeded; last trainer result: {message}",
+        )
+    new["completionTime"] = failed.get("lastTransitionTime")
+    return "Failed", reason, message
 
 
 def _reason_from(old: dict[str, Any]) -> str:
