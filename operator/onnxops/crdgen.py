@@ -157,6 +157,29 @@ def _resolve(ref: str, defs: Mapping[str, Any]) -> dict[str, Any]:
 def convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str = "") -> dict[str, Any]:
     """Rewrite one pydantic JSON-schema node (and its children) into structural OpenAPI v3."""
     node = dict(node)
+    composite = _convert_composite(node, defs, path)
+    if composite is not None:
+        return composite
+    out: dict[str, Any] = {}
+    if "const" in node:
+        const = node.pop("const")
+        node.setdefault("enum", [const])
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if bound in node and not isinstance(node[bound], bool):
+            out[plain] = node.pop(bound)
+            out[bound] = True
+        elif bound in node:
+            out[bound] = node.pop(bound)
+    for key, value in node.items():
+        if key not in _DROP_KEYS:
+            _convert_key(out, key, value, defs, path)
+    if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
+        out["type"] = "object"
+    return plain_pattern(out)
+
+
+def _convert_composite(node: dict[str, Any], defs: Mapping[str, Any], path: str) -> dict[str, Any] | None:
+    """A $ref, allOf or anyOf node converted (None: not one of them); oneOf/not are refused."""
     if "$ref" in node:  # inline; keys next to the $ref (the field's description, CEL rules) win
         target = _resolve(node.pop("$ref"), defs)
         rules = [*target.get(RULES, []), *node.pop(RULES, [])]  # the type's rules and the field's
@@ -175,39 +198,27 @@ def convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str = "") ->
         return _convert_any_of(node, defs, path)
     if "oneOf" in node or "not" in node:
         raise SchemaError(f"{path or '<root>'}: oneOf/not cannot be expressed structurally")
+    return None
 
-    out: dict[str, Any] = {}
-    if "const" in node:
-        const = node.pop("const")
-        node.setdefault("enum", [const])
-    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if bound in node and not isinstance(node[bound], bool):
-            out[plain] = node.pop(bound)
-            out[bound] = True
-        elif bound in node:
-            out[bound] = node.pop(bound)
-    for key, value in node.items():
-        if key in _DROP_KEYS:
-            continue
-        if key == "properties":
-            out[key] = {name: convert(sub, defs, f"{path}.{name}") for name, sub in value.items()}
-        elif key == "items":
-            out[key] = convert(value, defs, f"{path}[]")
-        elif key == "additionalProperties":
-            if isinstance(value, Mapping):
-                out[key] = convert(value, defs, f"{path}{{}}")
-            # booleans: `false` comes from extra="forbid" (pruning does that job on a cluster) and `true`
-            # from dict[str, Any] (x-kubernetes-preserve-unknown-fields says it structurally): drop both.
-        elif key == "default":
-            if value is not None:
-                out[key] = copy.deepcopy(value)
-        elif key in _PASS_KEYS:
+
+def _convert_key(out: dict[str, Any], key: str, value: Any, defs: Mapping[str, Any], path: str) -> None:
+    """One key of a plain schema node into ``out``: sub-schemas converted, known keys copied."""
+    if key == "properties":
+        out[key] = {name: convert(sub, defs, f"{path}.{name}") for name, sub in value.items()}
+    elif key == "items":
+        out[key] = convert(value, defs, f"{path}[]")
+    elif key == "additionalProperties":
+        if isinstance(value, Mapping):
+            out[key] = convert(value, defs, f"{path}{{}}")
+        # booleans: `false` comes from extra="forbid" (pruning does that job on a cluster) and `true`
+        # from dict[str, Any] (x-kubernetes-preserve-unknown-fields says it structurally): drop both.
+    elif key == "default":
+        if value is not None:
             out[key] = copy.deepcopy(value)
-        else:
-            raise SchemaError(f"{path or '<root>'}: unsupported schema key {key!r}")
-    if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
-        out["type"] = "object"
-    return plain_pattern(out)
+    elif key in _PASS_KEYS:
+        out[key] = copy.deepcopy(value)
+    else:
+        raise SchemaError(f"{path or '<root>'}: unsupported schema key {key!r}")
 
 
 def plain_pattern(out: dict[str, Any]) -> dict[str, Any]:
