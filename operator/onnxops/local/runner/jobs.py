@@ -29,7 +29,7 @@ from onnxops.local.runner.base import (
     terminating,
 )
 from onnxops.local.runner.client import JOBS, PODS, KubeClient
-from onnxops.local.runner.podfailure import FAIL_JOB, IGNORE, decide_pod_failure
+from onnxops.local.runner.podfailure import FAIL_JOB, IGNORE, Decision, decide_pod_failure
 from onnxops.local.runner.podfailure import REASON as POLICY_REASON
 
 Obj = dict[str, Any]
@@ -106,10 +106,6 @@ def decide_job(
     ts = fmt_time(t)
     conds: list[Obj] = copy.deepcopy(prev.get("conditions") or [])
     status: Obj = {k: v for k, v in prev.items() if k in ("startTime", "completionTime")}
-    policy = spec.get("template", {}).get("spec", {}).get("restartPolicy", "Never")
-    parallelism = int(spec.get("parallelism", 1))
-    completions = int(spec["completions"]) if spec.get("completions") is not None else 1
-    backoff_limit = int(spec.get("backoffLimit", 6))
     phase = {id(p): p.get("status", {}).get("phase") for p in pods}
     active = [p for p in pods if phase[id(p)] not in ("Succeeded", "Failed") and not terminating(p)]
     term = [p for p in pods if phase[id(p)] not in ("Succeeded", "Failed") and terminating(p)]
@@ -132,48 +128,8 @@ def decide_job(
         if _set_cond(conds, "Suspended", "True", "JobSuspended", "Job suspended", ts):
             act.events.append(("Normal", "Suspended", "Job suspended"))
     else:
-        if _true(conds, "Suspended"):
-            _set_cond(conds, "Suspended", "False", "JobResumed", "Job resumed", ts)
-            act.events.append(("Normal", "Resumed", "Job resumed"))
-            status["startTime"] = ts  # resuming restarts the activeDeadlineSeconds clock
-        status.setdefault("startTime", ts)
-        started = parse_time(status["startTime"]) or t
-        target = condition(conds, "FailureTarget")
-        reason = message = ""
-        if target is not None and target.get("status") == "True":
-            reason, message = target.get("reason", ""), target.get("message", "")
-        elif fail_job is not None:
-            reason, message = POLICY_REASON, fail_job.message
-        elif succeeded < completions:
-            on_failure = policy == "OnFailure" and (
-                sum(_restarts(p) for p in active) > 0 if backoff_limit == 0
-                else sum(_restarts(p) for p in active) >= backoff_limit)
-            ads = spec.get("activeDeadlineSeconds")
-            if failed > backoff_limit or on_failure:
-                reason, message = "BackoffLimitExceeded", MSG_BACKOFF
-            elif ads is not None and t >= started + dt.timedelta(seconds=int(ads)):
-                reason, message = "DeadlineExceeded", MSG_DEADLINE
-        if reason:
-            if _set_cond(conds, "FailureTarget", "True", reason, message, ts):
-                act.events.append(("Warning", reason, message))
-            act.delete = active
-            if target is None or target.get("status") != "True":
-                failed += len(active)  # pods the controller kills count as failed, as in the real one
-            if not active and not term:
-                _set_cond(conds, "Failed", "True", reason, message, ts)
-        elif succeeded >= completions:
-            _set_cond(conds, "SuccessCriteriaMet", "True", "CompletionsReached", MSG_COMPLETE, ts)
-            act.delete = active
-            if not active and not term:
-                _set_cond(conds, "Complete", "True", "CompletionsReached", MSG_COMPLETE, ts)
-                status["completionTime"] = ts
-                act.events.append(("Normal", "Completed", "Job completed"))
-        else:
-            want = min(parallelism, completions - succeeded) - len(active)
-            last_fail = max((x for x in map(_finished_at, failed_pods) if x is not None), default=None)
-            delay = min(backoff[1], backoff[0] * 2 ** max(0, len(failed_pods) - 1))
-            if want > 0 and (last_fail is None or t >= last_fail + dt.timedelta(seconds=delay)):
-                act.create = [job_pod(job) for _ in range(want)]
+        failed = _run(job, act, conds, status, t, active=active, term=term, failed_pods=failed_pods,
+                      fail_job=fail_job, succeeded=succeeded, failed=failed, backoff=backoff)
     gone = {id(p) for p in act.delete}
     still = [p for p in active if id(p) not in gone]
     status.update(
@@ -188,6 +144,78 @@ def decide_job(
         status["conditions"] = conds
     act.status = status
     return act
+
+
+def _completions(spec: Obj) -> int:
+    return int(spec["completions"]) if spec.get("completions") is not None else 1
+
+
+def _run(
+    job: Obj, act: JobActions, conds: list[Obj], status: Obj, t: dt.datetime, *, active: list[Obj],
+    term: list[Obj], failed_pods: list[Obj], fail_job: Decision | None, succeeded: int, failed: int,
+    backoff: tuple[float, float],
+) -> int:
+    """A Job neither finished nor suspended: fail it, complete it, or create the pods it still needs.
+    Fills ``act``, ``conds`` and ``status``; returns the failed count (killed pods count as failed)."""
+    spec = job.get("spec", {})
+    ts = fmt_time(t)
+    completions = _completions(spec)
+    if _true(conds, "Suspended"):
+        _set_cond(conds, "Suspended", "False", "JobResumed", "Job resumed", ts)
+        act.events.append(("Normal", "Resumed", "Job resumed"))
+        status["startTime"] = ts  # resuming restarts the activeDeadlineSeconds clock
+    status.setdefault("startTime", ts)
+    started = parse_time(status["startTime"]) or t
+    target = condition(conds, "FailureTarget")
+    reason, message = _failure_reason(spec, target, fail_job, succeeded=succeeded, failed=failed,
+                                      active=active, started=started, t=t)
+    if reason:
+        if _set_cond(conds, "FailureTarget", "True", reason, message, ts):
+            act.events.append(("Warning", reason, message))
+        act.delete = active
+        if target is None or target.get("status") != "True":
+            failed += len(active)  # pods the controller kills count as failed, as in the real one
+        if not active and not term:
+            _set_cond(conds, "Failed", "True", reason, message, ts)
+    elif succeeded >= completions:
+        _set_cond(conds, "SuccessCriteriaMet", "True", "CompletionsReached", MSG_COMPLETE, ts)
+        act.delete = active
+        if not active and not term:
+            _set_cond(conds, "Complete", "True", "CompletionsReached", MSG_COMPLETE, ts)
+            status["completionTime"] = ts
+            act.events.append(("Normal", "Completed", "Job completed"))
+    else:
+        want = min(int(spec.get("parallelism", 1)), completions - succeeded) - len(active)
+        last_fail = max((x for x in map(_finished_at, failed_pods) if x is not None), default=None)
+        delay = min(backoff[1], backoff[0] * 2 ** max(0, len(failed_pods) - 1))
+        if want > 0 and (last_fail is None or t >= last_fail + dt.timedelta(seconds=delay)):
+            act.create = [job_pod(job) for _ in range(want)]
+    return failed
+
+
+def _failure_reason(
+    spec: Obj, target: Obj | None, fail_job: Decision | None, *, succeeded: int, failed: int,
+    active: list[Obj], started: dt.datetime, t: dt.datetime,
+) -> tuple[str, str]:
+    """(reason, message) the Job fails for ("" when it does not): a failure already targeted, the pod
+    failure policy's FailJob, the backoff limit, or activeDeadlineSeconds."""
+    if target is not None and target.get("status") == "True":
+        return target.get("reason", ""), target.get("message", "")
+    if fail_job is not None:
+        return POLICY_REASON, fail_job.message
+    if succeeded >= _completions(spec):
+        return "", ""
+    policy = spec.get("template", {}).get("spec", {}).get("restartPolicy", "Never")
+    backoff_limit = int(spec.get("backoffLimit", 6))
+    on_failure = policy == "OnFailure" and (
+        sum(_restarts(p) for p in active) > 0 if backoff_limit == 0
+        else sum(_restarts(p) for p in active) >= backoff_limit)
+    ads = spec.get("activeDeadlineSeconds")
+    if failed > backoff_limit or on_failure:
+        return "BackoffLimitExceeded", MSG_BACKOFF
+    if ads is not None and t >= started + dt.timedelta(seconds=int(ads)):
+        return "DeadlineExceeded", MSG_DEADLINE
+    return "", ""
 
 
 class JobController(Controller):
