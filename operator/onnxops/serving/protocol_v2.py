@@ -145,15 +145,7 @@ def to_binary(arr: np.ndarray, datatype: str) -> bytes:
 
 def decode_request(model: LoadedModel, body: bytes, header_length: int | None) -> V2Request:
     """Parse an infer request (JSON, or JSON header + binary tensors) into validated feeds."""
-    view = memoryview(body)
-    if header_length is not None:
-        if not 0 < header_length <= len(body):
-            raise bad(
-                f"Inference-Header-Content-Length {header_length} is outside the body of {len(body)} bytes"
-            )
-        doc, binary = _loads(view[:header_length]), view[header_length:]
-    else:
-        doc, binary = _loads(view), view[len(view) :]
+    doc, binary = _split_body(body, header_length)
     if not isinstance(doc, dict):
         raise bad("the request body must be a JSON object")
     inputs = doc.get("inputs")
@@ -162,38 +154,7 @@ def decode_request(model: LoadedModel, body: bytes, header_length: int | None) -
     feeds: dict[str, np.ndarray] = {}
     offset = 0
     for spec in inputs:
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise bad("each input must be an object with a 'name'")
-        name = spec["name"]
-        info = model.input_by_name.get(name)
-        if info is None:
-            raise bad(
-                f"unknown input tensor {name!r}; model {model.name!r} takes "
-                + ", ".join(repr(t.name) for t in model.inputs)
-            )
-        if name in feeds:
-            raise bad(f"input {name!r} is given twice")
-        datatype = spec.get("datatype")
-        if datatype != info.datatype:
-            raise bad(f"input {name!r}: datatype {datatype!r} does not match the model's {info.datatype!r}")
-        shape = _shape(spec, name)
-        check_shape(info, shape)
-        params = spec.get("parameters")
-        size = params.get("binary_data_size") if isinstance(params, dict) else None
-        if size is not None:
-            if type(size) is not int or size < 0:
-                raise bad(f"input {name!r}: binary_data_size must be a non-negative integer")
-            if offset + size > len(binary):
-                raise bad(
-                    f"input {name!r}: binary_data_size {size} overruns the {len(binary) - offset} "
-                    "binary bytes left in the body"
-                )
-            feeds[name] = _from_binary(info, binary[offset : offset + size], shape)
-            offset += size
-        elif "data" in spec:
-            feeds[name] = _from_json(info, spec["data"], shape)
-        else:
-            raise bad(f"input {name!r}: neither 'data' nor parameters.binary_data_size given")
+        offset = _decode_input(model, spec, feeds, binary, offset)
     if offset != len(binary):
         raise bad(
             f"{len(binary) - offset} bytes of binary data after the last tensor are not claimed by any input"
@@ -203,6 +164,54 @@ def decode_request(model: LoadedModel, body: bytes, header_length: int | None) -
             raise bad(f"missing input tensor {info.name!r}")
     rows = _rows(feeds)
     return V2Request(feeds, _requested_outputs(model, doc), doc.get("id"), rows)
+
+
+def _split_body(body: bytes, header_length: int | None) -> tuple[Any, memoryview]:
+    """(the parsed JSON document, the binary tensor data after it)."""
+    view = memoryview(body)
+    if header_length is None:
+        return _loads(view), view[len(view) :]
+    if not 0 < header_length <= len(body):
+        raise bad(f"Inference-Header-Content-Length {header_length} is outside the body of {len(body)} bytes")
+    return _loads(view[:header_length]), view[header_length:]
+
+
+def _decode_input(
+    model: LoadedModel, spec: Any, feeds: dict[str, np.ndarray], binary: memoryview, offset: int
+) -> int:
+    """Validate one input tensor and add it to ``feeds``; returns the offset of the next binary tensor."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise bad("each input must be an object with a 'name'")
+    name = spec["name"]
+    info = model.input_by_name.get(name)
+    if info is None:
+        raise bad(
+            f"unknown input tensor {name!r}; model {model.name!r} takes "
+            + ", ".join(repr(t.name) for t in model.inputs)
+        )
+    if name in feeds:
+        raise bad(f"input {name!r} is given twice")
+    datatype = spec.get("datatype")
+    if datatype != info.datatype:
+        raise bad(f"input {name!r}: datatype {datatype!r} does not match the model's {info.datatype!r}")
+    shape = _shape(spec, name)
+    check_shape(info, shape)
+    params = spec.get("parameters")
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    if size is not None:
+        if type(size) is not int or size < 0:
+            raise bad(f"input {name!r}: binary_data_size must be a non-negative integer")
+        if offset + size > len(binary):
+            raise bad(
+                f"input {name!r}: binary_data_size {size} overruns the {len(binary) - offset} "
+                "binary bytes left in the body"
+            )
+        feeds[name] = _from_binary(info, binary[offset : offset + size], shape)
+        return offset + size
+    if "data" in spec:
+        feeds[name] = _from_json(info, spec["data"], shape)
+        return offset
+    raise bad(f"input {name!r}: neither 'data' nor parameters.binary_data_size given")
 
 
 def _rows(feeds: dict[str, np.ndarray]) -> int:
