@@ -118,26 +118,10 @@ def decide_deployment(dep: Obj, pods: list[Obj], t: dt.datetime) -> DeploymentAc
     old = [p for p in live if p not in new]
     avail = [p for p in live if is_available(p, min_ready, t)]
     surge, max_unavailable = surge_and_unavailable(spec, replicas)
-    recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
     act.delete = list(dead)
     if not spec.get("paused"):
-        if recreate and old:
-            act.delete += old
-        elif recreate and any(terminating(p) for p in pods):
-            pass  # Recreate: wait until the old pods are gone
-        elif not old:
-            if len(new) < replicas:
-                act.create = [deployment_pod(dep, h) for _ in range(replicas - len(new))]
-            elif len(new) > replicas:
-                act.delete += sorted(new, key=_delete_order)[: len(new) - replicas]
-        else:
-            room = min(replicas - len(new), replicas + surge - len(live))
-            act.create = [deployment_pod(dep, h) for _ in range(max(0, room))]
-            unhealthy_old = [p for p in old if p not in avail]
-            act.delete += unhealthy_old
-            budget = len(avail) - (replicas - max_unavailable)
-            healthy_old = sorted((p for p in old if p in avail), key=_delete_order)
-            act.delete += healthy_old[: max(0, budget)]
+        _scale(dep, h, act, pods=pods, live=live, new=new, old=old, avail=avail, surge=surge,
+               max_unavailable=max_unavailable)
     if act.create and not new and not old:
         act.events.append(("Normal", "ScalingReplicaSet", f"Scaled up replica set {rs_name} to {replicas}"))
 
@@ -183,6 +167,34 @@ def decide_deployment(dep: Obj, pods: list[Obj], t: dt.datetime) -> DeploymentAc
             del status[k]
     act.status = status
     return act
+
+
+def _scale(
+    dep: Obj, h: str, act: DeploymentActions, *, pods: list[Obj], live: list[Obj], new: list[Obj],
+    old: list[Obj], avail: list[Obj], surge: int, max_unavailable: int,
+) -> None:
+    """The pods to create and delete (into ``act``) of a Deployment that is not paused: Recreate, or a
+    rolling update within maxSurge / maxUnavailable, or a plain scale."""
+    spec = dep.get("spec", {})
+    replicas = int(spec.get("replicas", 1))
+    recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
+    if recreate and old:
+        act.delete += old
+    elif recreate and any(terminating(p) for p in pods):
+        pass  # Recreate: wait until the old pods are gone
+    elif not old:
+        if len(new) < replicas:
+            act.create = [deployment_pod(dep, h) for _ in range(replicas - len(new))]
+        elif len(new) > replicas:
+            act.delete += sorted(new, key=_delete_order)[: len(new) - replicas]
+    else:
+        room = min(replicas - len(new), replicas + surge - len(live))
+        act.create = [deployment_pod(dep, h) for _ in range(max(0, room))]
+        unhealthy_old = [p for p in old if p not in avail]
+        act.delete += unhealthy_old
+        budget = len(avail) - (replicas - max_unavailable)
+        healthy_old = sorted((p for p in old if p in avail), key=_delete_order)
+        act.delete += healthy_old[: max(0, budget)]
 
 
 def _set(conds: list[Obj], ctype: str, ok: bool | None, reason: str, message: str, ts: str,
