@@ -212,28 +212,7 @@ class Cluster:
             raise conflict(info.plural, info.group, old_meta["name"],
                            "the object has been modified; please apply your changes to the latest version "
                            "and try again")
-        if subresource == "status":
-            new = {**old, "status": new.get("status")} if "status" in new else {
-                k: v for k, v in old.items() if k != "status"}
-            meta = new["metadata"] = dict(old_meta)
-        elif _has_status(info):
-            if "status" in old:
-                new["status"] = old["status"]
-            else:
-                new.pop("status", None)
-        for key in _IMMUTABLE_META:
-            if key in old_meta:
-                meta[key] = old_meta[key]
-            else:
-                meta.pop(key, None)
-        meta.pop("managedFields", None)
-        new["apiVersion"], new["kind"] = info.api_version, info.kind
-        if old_meta.get("deletionTimestamp"):
-            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
-            if added:
-                raise invalid(info.kind, info.group, old_meta["name"], [{
-                    "reason": "FieldValueForbidden", "field": "metadata.finalizers",
-                    "message": "Forbidden: no new finalizers can be added if the object is being deleted"}])
+        new = _keep_what_the_write_cannot_change(info, old, new, subresource)
         if subresource != "status":
             apply_update_defaults(info, new)
         new = self._admit(info, new, old, field_validation)
@@ -306,3 +285,36 @@ def _applier(writer: Writer | None, body: Any) -> Writer:
     base = writer or Writer("unknown")
     config = body if isinstance(body, dict) else {}
     return dataclasses.replace(base, operation="Apply", config=config)
+
+
+def _keep_what_the_write_cannot_change(
+    info: ResourceInfo, old: Obj, new: Obj, subresource: str | None
+) -> Obj:
+    """``new`` with what this write may not change taken from ``old``: the status (or, on the status
+    subresource, everything but the status), immutable metadata, apiVersion/kind; no finalizer may be
+    added to an object being deleted."""
+    old_meta = old["metadata"]
+    meta = new["metadata"]
+    if subresource == "status":
+        new = {**old, "status": new.get("status")} if "status" in new else {
+            k: v for k, v in old.items() if k != "status"}
+        meta = new["metadata"] = dict(old_meta)
+    elif _has_status(info):
+        if "status" in old:
+            new["status"] = old["status"]
+        else:
+            new.pop("status", None)
+    for key in _IMMUTABLE_META:
+        if key in old_meta:
+            meta[key] = old_meta[key]
+        else:
+            meta.pop(key, None)
+    meta.pop("managedFields", None)
+    new["apiVersion"], new["kind"] = info.api_version, info.kind
+    if old_meta.get("deletionTimestamp"):
+        added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+        if added:
+            raise invalid(info.kind, info.group, old_meta["name"], [{
+                "reason": "FieldValueForbidden", "field": "metadata.finalizers",
+                "message": "Forbidden: no new finalizers can be added if the object is being deleted"}])
+    return new
