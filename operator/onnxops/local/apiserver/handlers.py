@@ -145,19 +145,7 @@ class Handlers:
         writer = managed.Writer(manager, subresource=t.sub if t.sub in ("status", "scale") else None,
                                 force=q.get("force") in ("true", "True", "1"))
         if t.name is None:
-            if method == "GET":
-                if q.get("watch") in ("1", "true", "True"):
-                    as_table = wants_table(request.headers.get("Accept", ""))
-                    stream = WatchStream(c, info, t.namespace, q, as_table, self.bookmark_interval)
-                    return await stream.serve(request, self.stopping)
-                return self._list(request, info, t.namespace)
-            if method == "POST":
-                created = c.create(info, t.namespace, await self._json_body(request), fv, dry_run=dry,
-                                   writer=writer)
-                return respond(self._out(info, created), 201)
-            if method == "DELETE":
-                return self._delete_collection(request, info, t.namespace)
-            raise ApiError(405, f"{method} is not supported on a collection")
+            return await self._collection(request, t, fv, dry, writer)
         if t.sub == "log":
             return self._log(t, request)
         if t.sub == "scale":
@@ -178,24 +166,47 @@ class Handlers:
             patched = c.patch(info, t.namespace, t.name, ctype, raw, t.sub, fv, dry_run=dry, writer=writer)
             return respond(self._out(info, patched), 200 if existed else 201)  # an apply may create
         if method == "DELETE":
-            options = await self._json_body(request) or {}
-            if not isinstance(options, dict):
-                raise bad_request("DeleteOptions must be a JSON object")
-            for key in ("propagationPolicy", "gracePeriodSeconds"):
-                if key in q and key not in options:
-                    options[key] = int(q[key]) if key == "gracePeriodSeconds" else q[key]
-            obj = c.lookup(info, t.namespace, t.name)
-            if dry or dry_run(method, list(options.get("dryRun") or [])):  # kubectl sends it in the body
-                # nothing is removed or marked; the answer is the one a real deletion would start with
-                return respond(self._out(info, obj) if obj["metadata"].get("finalizers") or not info.builtin
-                               else success_status(t.name, info.group, info.plural, obj["metadata"]["uid"]))
-            result = c.delete(info, t.namespace, t.name, options)
-            gone = c.store.get(info.group_resource, result["metadata"].get("namespace", ""),
-                               t.name) is None
-            if gone and info.builtin and info.group_resource != ("", "pods"):
-                return respond(success_status(t.name, info.group, info.plural, obj["metadata"]["uid"]))
-            return respond(self._out(info, result))
+            return await self._delete(request, t, t.name, dry)
         raise ApiError(405, f"{method} is not supported")
+
+    async def _collection(self, request: web.Request, t: Target, fv: str | None, dry: bool,
+                          writer: managed.Writer) -> web.StreamResponse:
+        """GET (list or watch), POST and DELETE on a collection."""
+        method, q, info, c = request.method, request.query, t.info, self.cluster
+        if method == "GET":
+            if q.get("watch") in ("1", "true", "True"):
+                as_table = wants_table(request.headers.get("Accept", ""))
+                stream = WatchStream(c, info, t.namespace, q, as_table, self.bookmark_interval)
+                return await stream.serve(request, self.stopping)
+            return self._list(request, info, t.namespace)
+        if method == "POST":
+            created = c.create(info, t.namespace, await self._json_body(request), fv, dry_run=dry,
+                               writer=writer)
+            return respond(self._out(info, created), 201)
+        if method == "DELETE":
+            return self._delete_collection(request, info, t.namespace)
+        raise ApiError(405, f"{method} is not supported on a collection")
+
+    async def _delete(self, request: web.Request, t: Target, name: str, dry: bool) -> web.StreamResponse:
+        """DELETE of the object ``name`` (DeleteOptions in the body or the query)."""
+        method, q, info, c = request.method, request.query, t.info, self.cluster
+        options = await self._json_body(request) or {}
+        if not isinstance(options, dict):
+            raise bad_request("DeleteOptions must be a JSON object")
+        for key in ("propagationPolicy", "gracePeriodSeconds"):
+            if key in q and key not in options:
+                options[key] = int(q[key]) if key == "gracePeriodSeconds" else q[key]
+        obj = c.lookup(info, t.namespace, name)
+        if dry or dry_run(method, list(options.get("dryRun") or [])):  # kubectl sends it in the body
+            # nothing is removed or marked; the answer is the one a real deletion would start with
+            return respond(self._out(info, obj) if obj["metadata"].get("finalizers") or not info.builtin
+                           else success_status(name, info.group, info.plural, obj["metadata"]["uid"]))
+        result = c.delete(info, t.namespace, name, options)
+        gone = c.store.get(info.group_resource, result["metadata"].get("namespace", ""),
+                           name) is None
+        if gone and info.builtin and info.group_resource != ("", "pods"):
+            return respond(success_status(name, info.group, info.plural, obj["metadata"]["uid"]))
+        return respond(self._out(info, result))
 
     def _table(self, request: web.Request, info: ResourceInfo, objs: list[Obj], rv: str) -> web.Response:
         include = request.query.get("includeObject", "Metadata")
