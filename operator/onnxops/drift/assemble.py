@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from onnxops.drift import names as N
@@ -116,59 +117,72 @@ def assemble(
     return out
 
 
+@dataclass
+class _Tally:
+    """One version's samples summed by series: feature histograms, categories, missing values,
+    predictions, rows, requests/errors and the latency histogram."""
+
+    hist: dict[str, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    pred_hist: list[tuple[str, float]] = field(default_factory=list)
+    latency: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    categorical: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    missing: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    classes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    rows: float | None = None
+    requests: float = 0.0
+    errors: float = 0.0
+
+    def add(self, name: str, labels: Mapping[str, str], value: float) -> None:
+        feature = labels.get(N.LABEL_FEATURE, "")
+        if name == N.FEATURE_VALUE + BUCKET:
+            self.hist[feature].append((labels["le"], value))
+        elif name == N.FEATURE_CATEGORY:
+            cat = labels.get(N.LABEL_CATEGORY, "")
+            self.categorical[feature][cat] = self.categorical[feature].get(cat, 0.0) + value
+        elif name == N.FEATURE_MISSING:
+            self.missing[feature] += value
+        elif name == N.PREDICTION_CLASS:
+            self.classes[labels.get(N.LABEL_CLASS, "")] += value
+        elif name == N.PREDICTION_VALUE + BUCKET:
+            self.pred_hist.append((labels["le"], value))
+        elif name == N.ROWS:
+            self.rows = (self.rows or 0.0) + value
+        elif name == N.REQUESTS:
+            self.requests += value
+            if labels.get(N.LABEL_CODE, "").startswith("5"):
+                self.errors += value
+        elif name == N.REQUEST_DURATION + BUCKET:
+            self.latency[labels["le"]] += value
+
+
 def _one(
     version: str, samples: list[Sample], profile: Profile | None, latency_p99: Mapping[str, float] | None
 ) -> LiveCounts:
-    hist: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    pred_hist: list[tuple[str, float]] = []
-    latency: dict[str, float] = defaultdict(float)
-    categorical: dict[str, dict[str, float]] = defaultdict(dict)
-    missing: dict[str, float] = defaultdict(float)
-    classes: dict[str, float] = defaultdict(float)
-    rows: float | None = None
-    requests = errors = 0.0
+    t = _Tally()
     for name, labels, value in samples:
-        feature = labels.get(N.LABEL_FEATURE, "")
-        if name == N.FEATURE_VALUE + BUCKET:
-            hist[feature].append((labels["le"], value))
-        elif name == N.FEATURE_CATEGORY:
-            cat = labels.get(N.LABEL_CATEGORY, "")
-            categorical[feature][cat] = categorical[feature].get(cat, 0.0) + value
-        elif name == N.FEATURE_MISSING:
-            missing[feature] += value
-        elif name == N.PREDICTION_CLASS:
-            classes[labels.get(N.LABEL_CLASS, "")] += value
-        elif name == N.PREDICTION_VALUE + BUCKET:
-            pred_hist.append((labels["le"], value))
-        elif name == N.ROWS:
-            rows = (rows or 0.0) + value
-        elif name == N.REQUESTS:
-            requests += value
-            if labels.get(N.LABEL_CODE, "").startswith("5"):
-                errors += value
-        elif name == N.REQUEST_DURATION + BUCKET:
-            latency[labels["le"]] += value
+        t.add(name, labels, value)
     numeric: dict[str, list[float]] = {}
-    for feature, buckets in hist.items():
+    for feature, buckets in t.hist.items():
         ref = _profile_feature(profile, feature)
         if profile is not None and not isinstance(ref, NumericFeature):
             continue  # a feature the profile does not know as numeric: ignore it
         numeric[feature] = _bins(version, f"feature {feature!r}", _merge(buckets), ref.edges if ref else None)
     pred_bins = None
-    if pred_hist:
+    if t.pred_hist:
         pref = profile.prediction if profile is not None else None
         edges = pref.edges if isinstance(pref, NumericPrediction) else None
-        pred_bins = _bins(version, "prediction", _merge(pred_hist), edges)
+        pred_bins = _bins(version, "prediction", _merge(t.pred_hist), edges)
+    rows = t.rows
     if rows is None:  # no rows counter: the busiest feature's observations
-        per_feature = [sum(b) + missing.get(f, 0.0) for f, b in numeric.items()]
-        per_feature += [sum(c.values()) + missing.get(f, 0.0) for f, c in categorical.items()]
+        per_feature = [sum(b) + t.missing.get(f, 0.0) for f, b in numeric.items()]
+        per_feature += [sum(c.values()) + t.missing.get(f, 0.0) for f, c in t.categorical.items()]
         rows = max(per_feature, default=0.0)
     p99 = (latency_p99 or {}).get(version)
-    if p99 is None and latency:
-        p99 = histogram_quantile(0.99, latency.items())
+    if p99 is None and t.latency:
+        p99 = histogram_quantile(0.99, t.latency.items())
     return LiveCounts(
-        version=version, rows=rows, numeric=numeric, categorical=dict(categorical), missing=dict(missing),
-        prediction_classes=dict(classes), prediction_bins=pred_bins, requests=requests, errors=errors,
+        version=version, rows=rows, numeric=numeric, categorical=dict(t.categorical), missing=dict(t.missing),
+        prediction_classes=dict(t.classes), prediction_bins=pred_bins, requests=t.requests, errors=t.errors,
         latency_p99_s=p99,
     )
 
