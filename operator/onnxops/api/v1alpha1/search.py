@@ -64,17 +64,27 @@ def check_parameter(name: str, value: Any) -> str | None:
     """What is wrong with one entry of ``parameters`` (None when it is fine)."""
     where = f"estimator.search.parameters.{name}"
     if isinstance(value, list):
-        if not value:
-            return f"{where}: the list of values is empty"
-        if len(value) > MAX_VALUES:
-            return f"{where}: {len(value)} values; at most {MAX_VALUES}"
-        for i, v in enumerate(value):
-            scalar = v is None or isinstance(v, bool | int | float | str)
-            if not scalar or (isinstance(v, str) and len(v) > 64):
-                return f"{where}[{i}]: values are numbers, strings (up to 64 characters), booleans or null"
-        return None
+        return _check_values(where, value)
     if not isinstance(value, dict):
         return f"{where}: a list of values or a range {{min, max[, step][, log]}}, not {type(value).__name__}"
+    return _check_range(where, value)
+
+
+def _check_values(where: str, value: list[Any]) -> str | None:
+    """A list of candidate values: 1..MAX_VALUES scalars."""
+    if not value:
+        return f"{where}: the list of values is empty"
+    if len(value) > MAX_VALUES:
+        return f"{where}: {len(value)} values; at most {MAX_VALUES}"
+    for i, v in enumerate(value):
+        scalar = v is None or isinstance(v, bool | int | float | str)
+        if not scalar or (isinstance(v, str) and len(v) > 64):
+            return f"{where}[{i}]: values are numbers, strings (up to 64 characters), booleans or null"
+    return None
+
+
+def _check_range(where: str, value: dict[str, Any]) -> str | None:
+    """A range {min, max[, step][, log]}."""
     unknown = sorted(set(value) - _RANGE_KEYS)
     if unknown:
         return f"{where}.{unknown[0]}: unknown key; a range has min, max, step, log"
