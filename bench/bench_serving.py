@@ -751,14 +751,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan.append(("mlserver", None))
             for which, opt in plan:
                 try:
-                    if which == "ours":
-                        srv = start_ours(m, bool(opt))
-                    elif which == "fastapi":
-                        srv = start_fastapi(m, work)
-                    elif which == "kserve":
-                        srv = start_kserve(m, work, args.kserve_python)
-                    else:
-                        srv = start_mlserver(kind, work, args.mlserver_bin)
+                    srv = _start(which, opt, m, kind, work, args)
                 except (RuntimeError, subprocess.SubprocessError) as exc:
                     print(f"skipping {which}: {exc}", flush=True)
                     continue
@@ -779,6 +772,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.output} in {elapsed:.0f}s")
     return 0
 
+
+
+def _start(which: str, opt: object, m: dict, kind: str, work: Path, args: argparse.Namespace) -> Server:
+    """Start the server ``which`` (ours, fastapi, kserve or mlserver) for model ``m``."""
+    if which == "ours":
+        return start_ours(m, bool(opt))
+    if which == "fastapi":
+        return start_fastapi(m, work)
+    if which == "kserve":
+        return start_kserve(m, work, args.kserve_python)
+    return start_mlserver(kind, work, args.mlserver_bin)
 
 def command(args: argparse.Namespace) -> str:
     """The command line, with the peers' virtualenvs (local paths) written as placeholders."""
@@ -810,7 +814,19 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict]) -> list[str]:
-    out = []
+    return [
+        *_parser_goals(pab),
+        *_framing_goals(limit, pab),
+        *_peer_goals(results),
+        *_batch_goals(limit, results),
+        *_drift_cost_goals(limit, ab),
+        *_monitoring_goals(ab),
+    ]
+
+
+def _parser_goals(pab: list[dict]) -> list[str]:
+    """HTTP parser: llhttp against the previous parser, over HTTP."""
+    out: list[str] = []
     for fmt in ("json", "binary"):
         new = [r for r in pab if r["fmt"] == fmt and "old parser" not in r["server"]]
         old = [r for r in pab if r["fmt"] == fmt and "old parser" in r["server"]]
@@ -826,6 +842,12 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
                 f"{hi:+.1f} %: the wrk runs on this machine cannot resolve 5 %); lowest server CPU per "
                 f"request {cpu_new:.0f} vs {cpu_old:.0f} µs"
             )
+    return out
+
+
+def _framing_goals(limit: list[dict], pab: list[dict]) -> list[str]:
+    """HTTP framing in-process, and its share of the server's CPU per request."""
+    out: list[str] = []
     for what in ("HTTP framing", "HTTP framing + real handler"):
         fr = {r["what"]: r["us"] for r in limit if r["what"].startswith(what + ",")}
         if len(fr) == 2:
@@ -848,6 +870,12 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
                         f"({min(http):.0f} µs) (limit: 5 % throughput) — **{verdict}**"
                     )
                 out.append(line)
+    return out
+
+
+def _peer_goals(results: list[dict]) -> list[str]:
+    """lr batch 1 c8 against each peer server."""
+    out: list[str] = []
     ours = _get(results, "onnxops", "lr", 1, 8)
     for peer, need in (("KServe", 3.0), ("MLServer", 4.0), ("FastAPI+uvicorn", None)):
         p = _get(results, peer, "lr", 1, 8)
@@ -865,6 +893,12 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
             f"- lr batch 1, c8 vs {peer}: {ratio:.2f}x req/s ({ours['rps']:.0f} vs {p['rps']:.0f}), "
             f"p99 {ours['p99']:.2f} vs {p['p99']:.2f} ms{goal}{verdict}"
         )
+    return out
+
+
+def _batch_goals(limit: list[dict], results: list[dict]) -> list[str]:
+    """Batch 64 rows/s against the best peer and the in-process limit."""
+    out: list[str] = []
     for model in ("lr", "gb"):
         ours_rows = max(
             (
@@ -903,6 +937,12 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
                 f"- gb batch 64 vs the in-process limit (1 thread): {ours_rows:.0f} vs {lim['rows_s']:.0f} "
                 f"rows/s = {ratio:.2f} (goal >= 0.5, within 2x) — **{'met' if ratio >= 0.5 else 'not met'}**"
             )
+    return out
+
+
+def _drift_cost_goals(limit: list[dict], ab: list[dict]) -> list[str]:
+    """The drift counting's cost measured in-process."""
+    out: list[str] = []
     for model in ("lr", "gb"):
         for b, fmt in CELLS:
             h = {
@@ -925,6 +965,12 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
                     f"the server's whole CPU per request with drift off ({per_req:.0f} µs, HTTP runs) "
                     f"(goal < 10 %) — **{'met' if extra / per_req < 0.10 else 'not met'}**"
                 )
+    return out
+
+
+def _monitoring_goals(ab: list[dict]) -> list[str]:
+    """The monitoring's cost over HTTP (on/off runs)."""
+    out: list[str] = []
     for model in ("lr", "gb"):
         for b, fmt in CELLS:
             on = [
@@ -949,7 +995,6 @@ def goals(limit: list[dict], results: list[dict], ab: list[dict], pab: list[dict
                     f"(goal < 10 %) — **{'met' if cost < 0.10 else 'not met'}**"
                 )
     return out
-
 
 def _row(r: dict) -> str:
     return (
