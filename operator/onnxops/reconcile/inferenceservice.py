@@ -145,7 +145,7 @@ def reconcile(
     return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now)
 
 
-def assemble(
+def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-up)
     isvc: dict[str, Any],
     old: dict[str, Any],
     out: Outcome,
