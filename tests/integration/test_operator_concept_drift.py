@@ -23,6 +23,8 @@ from _operator_env import Cluster, local_cluster, operator
 from sklearn.datasets import load_iris
 from sklearn.metrics import accuracy_score
 
+from onnxops.demo.data import relabelled
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 API = "onnxops.dev/v1alpha1"
 
@@ -32,11 +34,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Pat
     work = tmp_path_factory.mktemp("concept")
     with local_cluster(work / "rt") as c, operator(c):
         yield c, work
-
-
-def new_truth(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The world changed: petal length > 5 cm is now class 1."""
-    return np.where(x[:, 2] > 5.0, 1, y)
 
 
 def post(url: str, doc: Any) -> Any:
@@ -64,7 +61,7 @@ def serve_and_label(c: Cluster, version: int, rounds: int, tag: str) -> tuple[li
         timeout=90)
     base = f"http://{pod['status']['podIP']}:8080/v2/models/iris"
     x, y = load_iris(return_X_y=True)
-    truth = new_truth(x, y)
+    truth = relabelled(x, y)  # the world changed: petal length > 5 cm is now class 1
     y_true: list[int] = []
     y_pred: list[int] = []
     for r in range(rounds):
