@@ -91,7 +91,7 @@ def test_the_job_runs_the_trainer_image_read_only_with_the_window_end() -> None:
     args = dict(zip(c["args"][::2], c["args"][1::2], strict=True))
     assert args == {"--sink-uri": "pvc://onnxops-artifacts/models/ml/iris/traffic/",
                     "--labels-uri": FILES["uri"], "--target": "species", "--window": "2h",
-                    "--now": "2026-05-01T12:00:00Z"}
+                    "--now": "2026-05-01T12:00:00Z", "--task": "classification"}
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     claims = {v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"]["readOnly"]
               for v in pod["volumes"] if "persistentVolumeClaim" in v}
@@ -176,3 +176,28 @@ def test_a_failed_evaluation_is_inconclusive() -> None:
     assert isinstance(got, Inconclusive) and got.reason == "DataError" and "no captured" in got.message
     got = from_label_job(None, ("DeadlineExceeded", "Job was active longer than specified deadline"))
     assert isinstance(got, Inconclusive) and got.reason == "DeadlineExceeded"
+
+
+def test_captured_predictions_as_text_keep_their_task() -> None:
+    """The captured rows keep ``prediction`` as text (versions with other output types read together): the
+    evaluation still tells a regressor from a classifier, and its numbers are scikit-learn's."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    from onnxops.trainer.evaluate_labels import infer_task, join_counts, summary
+
+    pred = [3.5, 1.25, 7.0, 2.0]
+    truth = [3.0, 1.0, 8.0, 2.5]
+    captured = pd.DataFrame({"id": list("abcd"), "version": [2] * 4, "prediction": [str(p) for p in pred]})
+    labels = pd.DataFrame({"id": list("abcdx"), "y": [*truth, 9.0]})
+    assert infer_task(captured["prediction"]) == "regression"
+    assert infer_task(pd.Series(["0", "2", "1"])) == infer_task(pd.Series(["setosa"])) == "classification"
+    counts, task = join_counts(captured, labels, "y")
+    got = summary(counts, task)["versions"]["2"]
+    assert task == "regression" and got["labels"] == 4
+    assert got["mae"] == pytest.approx(mean_absolute_error(truth, pred))
+    assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(truth, pred)))
+    # the operator names the task (from the metric): integral regression predictions stay regression
+    captured["prediction"] = ["3", "1", "7", "2"]
+    assert join_counts(captured, labels, "y", "regression")[1] == "regression"

@@ -43,7 +43,8 @@ def label_evaluation_job(isvc: dict[str, Any], settings: Settings, window_end: d
     s3_env, env_from = storage_access(
         [(sink, sink_secret), (files.get("uri"), files.get("credentialsSecret"))], settings)
     args = ["--sink-uri", sink, "--labels-uri", str(files.get("uri")), "--target", str(files.get("target")),
-            "--window", str(perf.get("window") or "1h"), "--now", window_end_rfc3339(end)]
+            "--window", str(perf.get("window") or "1h"), "--now", window_end_rfc3339(end),
+            "--task", "regression" if perf.get("metric") in ("mae", "rmse") else "classification"]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": settings.trainer_image,
