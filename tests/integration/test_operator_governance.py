@@ -227,6 +227,9 @@ def test_champion_gates_pass_and_fail_with_both_scores(env: tuple[Cluster, Path]
     st = c.wait_status("TrainingJob", "champ-1", finished, timeout=120)["status"]
     assert st["phase"] == "Succeeded", st
     assert st["champion"]["message"].startswith("no champion yet (alias production is not set")
+    # the operator creates the Model at the new ModelVersion's first reconcile, which may follow the
+    # TrainingJob's success by a moment
+    c.wait("Model champ", lambda: c.get("Model", "champ"), 30)
     c.patch("Model", "champ", {"spec": {"aliases": {"production": 1}}})
     wait_ready(c, "champ", 1)
     # a weaker challenger: refused, both scores in status

@@ -328,12 +328,12 @@ def test_cel_rules() -> None:
         assert rules[0] == {"rule": "self == oldSelf", "message": f"{field} is immutable"}
     whole = node("ModelVersion", "spec")["x-kubernetes-validations"]
     assert sorted(r["fieldPath"] for r in whole) == [
-        ".champion", ".lineage", ".metrics", ".profile", ".signature"]
+        ".champion", ".fairness", ".lineage", ".metrics", ".profile", ".signature", ".slices"]
     assert all("oldSelf" in r["rule"] for r in whole)
     spec_rules = node("InferenceService", "spec")["x-kubernetes-validations"]
     assert [r.get("fieldPath") for r in spec_rules] == [
         ".retrain", ".autoscaling.minReplicas", ".retrain.trainingJob.model",
-        ".monitoring.performance.metric", ".monitoring.performance.metric", ".retrain",
+        ".monitoring.performance.metric", ".monitoring.performance.metric", ".logging", ".retrain",
     ]
     # the TrainingJob spec's cross-field rules travel with the retrain template; its transition rule
     # (spec.model immutable) belongs to the TrainingJob object only

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ from sklearn.datasets import load_iris
 
 from onnxops.demo import data, keep_instructions, main
 from onnxops.demo.env import operator_env, process_alive, scrape_targets
-from onnxops.demo.observe import drift_line
-from onnxops.demo.summary import decisions, last_scores, render, table
-from onnxops.demo.traffic import LabelWriter, TrafficGenerator, infer_body, row_ids
+from onnxops.demo.observe import drift_line, performance_line
+from onnxops.demo.summary import decisions, last_live, last_scores, render, table
+from onnxops.demo.traffic import FeedbackSender, LabelWriter, TrafficGenerator, infer_body, row_ids
 
 
 # ---- data ------------------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def test_cli_help() -> None:
     out = subprocess.run([sys.executable, "-m", "onnxops", "demo", "--help"], capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.returncode == 0
-    for flag in ("--keep", "--state-dir", "--cluster", "--no-prometheus", "--json-summary"):
+    for flag in ("--keep", "--state-dir", "--cluster", "--no-prometheus", "--json-summary", "--scenario"):
         assert flag in out.stdout
 
 
@@ -364,3 +365,94 @@ def test_cluster_labels_pod_and_its_writer_script_write_complete_files(tmp_path:
     assert [p.name for p in (tmp_path / "labels" / "iris").iterdir()] == ["a.csv"]
     frame = pd.read_csv(tmp_path / "labels" / "iris" / "a.csv")
     assert frame.to_dict("list") == {"id": ["r1", "r2:0"], "species": ["setosa", "virginica"]}
+
+
+# ---- the concept-drift scenario's pieces ---------------------------------------------------------------
+def test_the_concept_change_relabels_long_petals_only() -> None:
+    x, y = load_iris(return_X_y=True)
+    new = data.relabelled(x, y)
+    changed = new != y
+    assert changed.any() and (x[changed, 2] > data.RELABEL_PETAL_CM).all() and (new[changed] == 1).all()
+    assert (new[x[:, 2] <= data.RELABEL_PETAL_CM] == y[x[:, 2] <= data.RELABEL_PETAL_CM]).all()
+
+
+async def test_the_generator_sends_feedback_with_the_answered_version_and_prediction() -> None:
+    """Feedback mode: every answered row becomes an item {id, truth, version, prediction} (what the server
+    answered), posted to the feedback endpoint. Before set_truth a long petal (> 5.5 cm: only virginica in
+    iris) is class 2, after it class 1."""
+    answered: dict[str, tuple[np.ndarray, list[int], float]] = {}
+    posted: list[dict[str, Any]] = []
+
+    async def infer(request: web.Request) -> web.Response:
+        body = await request.json()
+        [inp] = body["inputs"]
+        rows = np.asarray(inp["data"], dtype=float).reshape(inp["shape"])
+        pred = [len(answered) % 3] * len(rows)
+        answered[body["id"]] = (rows, pred, time.time())
+        return web.json_response({"id": body["id"], "model_version": "7", "outputs": [
+            {"name": "probabilities", "data": [0.5] * len(rows)}, {"name": "label", "data": pred}]})
+
+    async def feedback(request: web.Request) -> web.Response:
+        items = await request.json()
+        posted.extend(items)
+        return web.json_response({"accepted": len(items), "unresolved": 0})
+
+    app = web.Application()
+    app.router.add_post("/v2/models/iris/infer", infer)
+    app.router.add_post("/v2/models/iris/feedback", feedback)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    gen = TrafficGenerator(url, "iris", {"clean": data.clean()}, "clean", rate=80, feedback=True)
+    sender = FeedbackSender(gen, url, "iris", interval=0.2)
+    try:
+        gen.start()
+        sender.start()
+        await asyncio.sleep(1.0)
+        changed_at = gen.set_truth(data.relabelled)
+        await asyncio.sleep(1.0)
+    finally:
+        await gen.stop()
+        await sender.stop()
+        await sender.flush()
+        await runner.cleanup()
+    assert sender.accepted == len(posted) > 50 and sender.error is None and gen.labels == []
+    by_id = {it["id"]: it for it in posted}
+    assert len(by_id) == len(posted)
+    long_before = long_after = 0
+    for req, (rows, pred, at) in answered.items():
+        for i, rid in enumerate(row_ids(req, len(rows))):
+            if rid not in by_id:
+                continue
+            it = by_id[rid]
+            assert it["version"] == "7" and it["prediction"] == pred[i]
+            if rows[i, 2] > 5.5 and at < changed_at:
+                long_before += 1
+                assert it["truth"] == 2
+            elif rows[i, 2] > 5.5 and at > changed_at + 0.1:
+                long_after += 1
+                assert it["truth"] == 1
+    assert long_before > 0 and long_after > 0
+
+
+def test_summary_adds_live_accuracy_and_the_concept_drift_line() -> None:
+    doc = _doc()
+    assert "live accuracy" not in render(doc)  # the default scenario's table is unchanged
+    doc["performanceEvaluations"] = [
+        {"performance": {"versions": {"1": {"value": 0.95, "labels": 300}}}},
+        {"performance": {"versions": {"1": {"value": 0.71, "labels": 280},
+                                      "3": {"value": 0.99, "labels": 9}}}},
+    ]
+    doc.update(scenario="concept-drift", dataDriftAtRetrain="NoDrift",
+               liveAccuracy={"v1BeforeChange": 0.95, "v1AfterChange": 0.71, "v2AfterChange": 0.99})
+    assert last_live(doc["performanceEvaluations"]) == {"1": (0.71, 280), "3": (0.99, 9)}
+    text = render(doc)
+    lines = text.splitlines()
+    assert "live accuracy" in lines[2]
+    assert "0.710 (280 labels)" in next(line for line in lines if line.startswith("v1 "))
+    assert "0.990 (9 labels)" in next(line for line in lines if line.startswith("v3 "))
+    assert "concept drift: retrain created 8.0s after the labels changed (data drift then: NoDrift)" in text
+    assert performance_line({"metric": "accuracy", "verdict": "Degraded", "action": "Retrain",
+                             "versions": {"1": {"value": 0.7, "labels": 3}, "2": {"labels": 0}}}) == (
+        "live accuracy: v1 0.700 (3 labels), v2 - (0 labels) -> Degraded (action Retrain)")

@@ -93,3 +93,22 @@ def test_the_demo_trains_v1_like_the_top_level_example() -> None:
     assert demo["metadata"]["name"] == top["metadata"]["name"]
     assert demo["spec"]["dataset"] == top["spec"]["dataset"]
     assert demo["spec"]["estimator"] == top["spec"]["estimator"]
+
+
+def test_the_concept_drift_manifest_validates_and_retrains_on_feedback_labels() -> None:
+    """`onnxops demo --scenario concept-drift`: live accuracy acts (Retrain), data drift only alerts; the
+    retrain joins the captured traffic with the labels the serving pods write from the feedback."""
+    [d] = [d for d in yaml.safe_load_all((DEMO / "concept-drift" / "inferenceservice-iris.yaml").read_text())
+           if d]
+    assert validate_manifest(CRDS, d) == []
+    stored = prune_and_default(schema_for(CRDS["InferenceService"]), d)
+    assert InferenceService.model_validate(stored).to_dict()["spec"] == stored["spec"]
+    spec = d["spec"]
+    mon, perf = spec["monitoring"], spec["monitoring"]["performance"]
+    assert mon["onDrift"] == "Alert" and perf["onConceptDrift"] == "Retrain" and perf["metric"] == "accuracy"
+    sink = spec["logging"]["sink"]["uri"]
+    fs = spec["retrain"]["trainingJob"]["dataset"]["fromServing"]
+    assert fs["labels"]["uri"] == sink + "_labels/" and fs["service"] == d["metadata"]["name"]
+    assert spec["retrain"]["trainingJob"]["dataset"]["target"] == data.TARGET
+    # only traffic after the change is trained on: the decision takes failureLimit windows of interval
+    assert parse_duration(fs["window"]) <= perf["failureLimit"] * parse_duration(mon["interval"])

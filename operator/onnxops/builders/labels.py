@@ -20,6 +20,10 @@ ROLE = f"{GROUP}/role"  # verification Jobs
 FINALIZER = f"{GROUP}/finalizer"
 GENERATION = f"{GROUP}/generation"  # annotation: the parent's generation a training Job was created for
 RETRAIN_RECORD = f"{GROUP}/retrain-record"  # annotation: a retrain TrainingJob's status.retrain (JSON)
+# label-file evaluation Jobs and pods: the InferenceService they evaluate (not INFERENCE_SERVICE, which
+# selects serving pods: Service endpoints, drift scrapes)
+LABEL_EVALUATION = f"{GROUP}/label-evaluation"
+WINDOW_END = f"{GROUP}/window-end"  # annotation: the end of the window a label evaluation Job reads
 
 
 def base(component: str) -> dict[str, str]:
@@ -44,6 +48,10 @@ def controller_uid(obj: dict[str, Any] | None) -> str | None:
 
 def verification(mv_name: str, model: str) -> dict[str, str]:
     return {**base("verification"), MODEL_VERSION: mv_name, MODEL: model}
+
+
+def label_evaluation(isvc: str, model: str) -> dict[str, str]:
+    return {**base("label-evaluation"), LABEL_EVALUATION: isvc, MODEL: model}
 
 
 def serving_selector(isvc: str) -> dict[str, str]:

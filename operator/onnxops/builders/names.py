@@ -53,5 +53,10 @@ def retrain_job(isvc: str, n: int) -> str:
     return _fit(f"{isvc}-retrain-{n}", 253)
 
 
+def label_evaluation_job(isvc: str, window_end_unix: int) -> str:
+    """The label-file evaluation Job of one window (its end in unix seconds: one Job per evaluation)."""
+    return _fit(f"{isvc}-labels-{window_end_unix}")
+
+
 def url(isvc: str, namespace: str) -> str:
     return f"http://{service(isvc)}.{namespace}.svc.cluster.local"

@@ -280,8 +280,10 @@ async def model_event(namespace: str | None, name: str, memo: kopf.Memo, **_: An
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
 @kopf.on.event("v1", "pods", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
 async def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    from onnxops.builders.labels import MODEL_VERSION, TRAINING_JOB
+    from onnxops.builders.labels import LABEL_EVALUATION, MODEL_VERSION, TRAINING_JOB
 
+    if LABEL_EVALUATION in labels:  # a label-file evaluation Job (or its pod) of an InferenceService
+        memo.ctx.wake(ISVC, namespace or "", labels[LABEL_EVALUATION])
     if TRAINING_JOB in labels:
         memo.ctx.wake(TJ, namespace or "", labels[TRAINING_JOB])
     if MODEL_VERSION in labels:

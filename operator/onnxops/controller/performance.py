@@ -1,10 +1,11 @@
 """Live-performance evaluation on the InferenceService loop, every ``monitoring.interval``, beside drift.
 
 Reads the window's feedback counters (``drift/performance_source.py``: Prometheus, or a direct scrape of the
-service's pods), runs the pure policy (``drift/performance_policy.py``) with the data-drift verdict the
-drift evaluation left in ``status.drift``, and applies the plan (``reconcile/performance_hook.py``). The
-breach counts and ``evaluatedAt`` live in ``status.performance``; only direct-scrape snapshots are kept in
-memory.
+service's pods) or, with ``source: LabelFiles``, the result of the label-file evaluation Job
+(``controller/label_eval.py``), runs the pure policy (``drift/performance_policy.py``) with the data-drift
+verdict the drift evaluation left in ``status.drift``, and applies the plan
+(``reconcile/performance_hook.py``). The breach counts and ``evaluatedAt`` live in
+``status.performance``; only direct-scrape snapshots are kept in memory.
 """
 
 from __future__ import annotations
@@ -67,26 +68,37 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     from onnxops.drift.scrape import Target
     from onnxops.drift.window import duration_seconds
 
+    from .label_eval import LabelJobResult, label_files_performance
+
     c = ctx.client
     isvc = await c.get(API, ISVC, ns, name)
     now = datetime.now(UTC)
     wait = None if isvc is None else performance_due(isvc, now)
     if isvc is None or wait is None or not _served(isvc.get("status") or {}):
         return None
-    if wait > 0:
-        return wait
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
     spec, status = isvc["spec"], isvc.get("status") or {}
     mon = spec.get("monitoring") or {}
     interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
+    batch: LabelJobResult | None = None
+    if (mon.get("performance") or {}).get("source") == "LabelFiles":
+        got = await label_files_performance(ctx, isvc, now, interval)
+        if not isinstance(got, LabelJobResult):
+            return got
+        batch = got
+    elif wait > 0:
+        return wait
     pspec = PerfPolicySpec.from_spec(InferenceServiceSpec.model_validate(spec))
     window = str((mon.get("performance") or {}).get("window") or "1h")
     model = spec["model"]
     mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
     by_v = {int(m["spec"]["version"]): m for m in mvs}
     prom = (mon.get("metricsSource") or {}).get("prometheusUrl") or ctx.settings.prometheus_url or None
-    if prom:
+    perf: Performance | Inconclusive
+    if batch is not None:
+        perf = batch.performance
+    elif prom:
         perf = await fetch_performance_prometheus(prom, model, window,
                                                   extra_matchers=scope_matchers(ns, name), at=now.timestamp())
     else:
@@ -116,6 +128,8 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))
     dp = apply_performance(isvc, mvs, observed, decision, settings=ctx.settings, now=now,
                            retrain_children=children,
-                           unresolved=perf.unresolved if isinstance(perf, Performance) else None)
+                           unresolved=perf.unresolved if isinstance(perf, Performance) else None,
+                           source="LabelFiles" if batch is not None else "Live",
+                           job=batch.job if batch is not None else None)
     await apply_drift_plan(ctx, isvc, dp, observed)
     return interval

@@ -2,7 +2,8 @@
 machine (the local runtime, the real operator, a real Prometheus when installed) or on the current kube
 context (``--cluster``), step by step, ending with a summary table.
 
-    onnxops demo [--keep] [--state-dir DIR] [--cluster] [--no-prometheus] [--json-summary FILE]
+    onnxops demo [--scenario default|concept-drift] [--keep] [--state-dir DIR] [--cluster]
+                 [--no-prometheus] [--json-summary FILE]
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--examples", type=Path, help="directory of the demo manifests (default: examples/demo)")
     p.add_argument("--rate", type=float, default=25.0, help="traffic, requests per second (default 25)")
+    p.add_argument(
+        "--scenario",
+        choices=("default", "concept-drift"),
+        default="default",
+        help="default: data drift (canary rollback, retrain on shifted traffic); concept-drift: the inputs "
+        "stay, the true labels change; live accuracy from feedback falls, retrain on the new labels",
+    )
     return p
 
 
@@ -78,6 +86,7 @@ def keep_instructions(kubeconfig: Path | None, url: str, model: str = "iris") ->
 
 async def run(args: argparse.Namespace) -> int:
     from onnxops.demo import summary
+    from onnxops.demo.concept import scenario_class
     from onnxops.demo.scenario import ISVC, Scenario
 
     clock = Clock()
@@ -117,7 +126,7 @@ async def run(args: argparse.Namespace) -> int:
             clock.say(f"demo failed: cannot start: {e}")
             return EXIT_FAILED
         doc["prometheusUrl"] = env.prometheus_url
-        scenario = Scenario(env, clock.say, examples=args.examples, rate=args.rate)
+        scenario = scenario_class(args.scenario)(env, clock.say, examples=args.examples, rate=args.rate)
         try:
             await scenario.run()
             doc["ok"] = True
@@ -164,11 +173,13 @@ def _fill(doc: dict[str, Any], scenario: Any, clock: Clock) -> None:
         traffic=scenario.traffic.stats.to_json() if scenario.traffic else {},
         trafficWorlds=scenario.traffic.switched_at if scenario.traffic else {},
         labels=_labels(scenario),
-        detection={
-            "rollbackSeconds": _detail(scenario, 4, "detectionSeconds"),
-            "retrainSeconds": _detail(scenario, 5, "detectionSeconds"),
-        },
+        detection=scenario.detection(),
+        scenario=scenario.name,
+        performanceEvaluations=obs.performance,
     )
+    extra = getattr(scenario, "extra_summary", None)
+    if extra is not None:
+        doc.update(extra())
 
 
 def _labels(scenario: Any) -> dict[str, Any]:
@@ -177,13 +188,6 @@ def _labels(scenario: Any) -> dict[str, Any]:
     if lw is None or tr is None:
         return {}
     return {"files": lw.files, "rows": lw.rows, "error": lw.error, "idMismatches": tr.id_mismatches}
-
-
-def _detail(scenario: Any, step: int, key: str) -> Any:
-    for s in scenario.steps:
-        if s.number == step:
-            return s.details.get(key)
-    return None
 
 
 def main(argv: list[str]) -> int:

@@ -24,6 +24,10 @@ SKEW_SCALE = np.array([1.15, 0.8, 1.3, 1.4])
 SKEW_OFFSET = np.array([0.6, -0.3, 1.0, 0.4])
 # The world after step 5: every flower grew (an additive shift on the 0.1 cm grid).
 SHIFT = np.array([0.8, 0.4, 1.2, 0.6])
+# The concept-drift scenario's change of the world: the inputs stay where they were, but every flower with
+# a petal longer than this (cm) is now of class 1 (versicolor): the true labels change for part of the
+# input space, the inputs do not.
+RELABEL_PETAL_CM = 5.0
 # Live rows = a data set row + Gaussian measurement noise of this many 0.1 cm steps, rounded to the grid.
 NOISE_STEPS = 0.5
 
@@ -56,6 +60,12 @@ def skewed(base: World | None = None) -> World:
 def shifted(base: World | None = None) -> World:
     b = base or clean()
     return World("shifted", _round(b.X + SHIFT), b.y)
+
+
+def relabelled(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The truth after the concept change (``onnxops demo --scenario concept-drift``): class 1 wherever the
+    petal length exceeds RELABEL_PETAL_CM, the old class elsewhere."""
+    return np.where(np.asarray(x)[:, 2] > RELABEL_PETAL_CM, 1, np.asarray(y))
 
 
 def to_csv(world: World) -> str:

@@ -35,6 +35,18 @@ def drift_line(d: dict[str, Any]) -> str:
     )
 
 
+def performance_line(p: dict[str, Any]) -> str:
+    """One live-performance evaluation as a short line: the metric per version (labels), verdict."""
+    per = p.get("versions") or {}
+    parts = [
+        f"v{v} {e['value']:.3f} ({e.get('labels', 0)} labels)" if e.get("value") is not None
+        else f"v{v} - ({e.get('labels', 0)} labels)"
+        for v, e in sorted(per.items(), key=lambda kv: int(kv[0]))
+    ]
+    return (f"live {p.get('metric', '?')}: {', '.join(parts) or 'no labels'} -> {p.get('verdict', '?')}"
+            f" (action {p.get('action', 'None')})")
+
+
 class Observer:
     def __init__(self, client: KubeClient, namespace: str, isvc: str, say: Callable[[str], None]) -> None:
         self.client, self.ns, self.name, self.say = client, namespace, isvc, say
@@ -44,6 +56,7 @@ class Observer:
         self.mvs: dict[str, dict[str, Any]] = {}
         self.tjs: dict[str, dict[str, Any]] = {}
         self.evaluations: list[dict[str, Any]] = []
+        self.performance: list[dict[str, Any]] = []  # every status.performance evaluation seen
         self.timeline: list[dict[str, Any]] = []
         self.deployment_ready_at: dict[int, float] = {}  # version -> unix time first seen with a ready pod
         self.snapshots: dict[str, dict[str, Any]] = {}
@@ -114,6 +127,13 @@ class Observer:
                 }
             )
             self.note("drift", drift_line(d))
+        p = st.get("performance") or {}
+        if p.get("evaluatedAt") and self._changed("isvc/performance", p.get("evaluatedAt")):
+            self.performance.append({"t": round(now - self.t0, 2), "at": now, "stage": self.stage,
+                                     "stableVersion": st.get("stableVersion"),
+                                     "canaryVersion": st.get("canaryVersion"),
+                                     "retrain": st.get("retrain"), "performance": p})
+            self.note("performance", performance_line(p))
         self.changed.set()
 
     async def run(self) -> None:

@@ -59,6 +59,12 @@ class StepRecord:
 
 
 class Scenario:
+    """The default story: data drift (a canary drifts from its own baseline and is rolled back; the traffic
+    shifts and every version drifts, so the operator retrains on the captured traffic)."""
+
+    name = "default"
+    total_steps = 5
+
     def __init__(
         self, env: Env, say: Callable[[str], None], examples: Path | None = None, rate: float = 25.0
     ) -> None:
@@ -79,7 +85,7 @@ class Scenario:
         rec = StepRecord(number, title, time.time())
         self.steps.append(rec)
         self.obs.stage = f"step{number}"
-        self.say(f"\n== step {number}/5: {title}")
+        self.say(f"\n== step {number}/{self.total_steps}: {title}")
         return rec
 
     def done(self, rec: StepRecord, summary: str) -> None:
@@ -115,6 +121,40 @@ class Scenario:
         )
         return mv
 
+    def detection(self) -> dict[str, Any]:
+        """How quickly the operator acted (the summary's detection line)."""
+        return {"rollbackSeconds": self.detail(4, "detectionSeconds"),
+                "retrainSeconds": self.detail(5, "detectionSeconds")}
+
+    def detail(self, step: int, key: str) -> Any:
+        return next((s.details.get(key) for s in self.steps if s.number == step), None)
+
+    async def stop_clients(self) -> None:
+        """Stop the traffic and the ground truth it writes."""
+        if self.traffic is not None:
+            await self.traffic.stop()
+        if self.labels is not None:
+            await self.labels.stop()
+
+    async def serve(self, manifest: str) -> str:
+        """Apply the InferenceService ``manifest`` and wait until it serves v1; returns the Service's URL."""
+        obs = self.obs
+        await self.apply(manifest)
+        await obs.wait(
+            "InferenceService iris serving v1",
+            lambda: obs.status().get("stableVersion") == 1 and obs.status().get("phase") == "Ready",
+            STEP_TIMEOUT_S,
+        )
+        return await self.env.service_url(ISVC)
+
+    async def train_v1(self) -> str:
+        rec = self.step(1, "a TrainingJob trains v1 on clean iris; verified and registered")
+        await self.apply("trainingjob-iris.yaml")
+        v1 = await self.model_version_of("iris")
+        rec.details = {"modelVersion": v1, "metrics": (self.obs.mvs[v1].get("spec") or {}).get("metrics")}
+        self.done(rec, f"{v1} Ready, metrics {rec.details['metrics']}")
+        return v1
+
     async def first_evaluation(self, seen: int) -> None:
         """The operator writes status.drift at every monitoring interval; none at all means it cannot
         evaluate drift (say so instead of waiting for the step's whole timeout)."""
@@ -134,10 +174,7 @@ class Scenario:
             await self._steps()
         finally:
             watcher.cancel()
-            if self.traffic is not None:
-                await self.traffic.stop()
-            if self.labels is not None:
-                await self.labels.stop()
+            await self.stop_clients()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
             if self.steps and self.steps[-1].ended is None:
@@ -145,20 +182,10 @@ class Scenario:
 
     async def _steps(self) -> None:
         obs = self.obs
-        rec = self.step(1, "a TrainingJob trains v1 on clean iris; verified and registered")
-        await self.apply("trainingjob-iris.yaml")
-        v1 = await self.model_version_of("iris")
-        rec.details = {"modelVersion": v1, "metrics": (obs.mvs[v1].get("spec") or {}).get("metrics")}
-        self.done(rec, f"{v1} Ready, metrics {rec.details['metrics']}")
+        await self.train_v1()
 
         rec = self.step(2, "an InferenceService serves v1; live traffic from the clean world")
-        await self.apply("inferenceservice-iris.yaml")
-        await obs.wait(
-            "InferenceService iris serving v1",
-            lambda: obs.status().get("stableVersion") == 1 and obs.status().get("phase") == "Ready",
-            STEP_TIMEOUT_S,
-        )
-        url = await self.env.service_url(ISVC)
+        url = await self.serve("inferenceservice-iris.yaml")
         worlds = {"clean": data.clean(), "shifted": data.shifted()}
         self.traffic = TrafficGenerator(url, "iris", worlds, "clean", rate=self.rate)
         self.traffic.start()

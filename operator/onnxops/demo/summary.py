@@ -61,6 +61,16 @@ def last_scores(evaluations: list[dict[str, Any]]) -> dict[str, tuple[float, flo
     return out
 
 
+def last_live(evaluations: list[dict[str, Any]]) -> dict[str, tuple[float, int]]:
+    """version -> (its last live metric value, labels) over every performance evaluation seen."""
+    out: dict[str, tuple[float, int]] = {}
+    for e in evaluations:
+        for v, per in ((e.get("performance") or {}).get("versions") or {}).items():
+            if per.get("value") is not None:
+                out[str(v)] = (float(per["value"]), int(per.get("labels") or 0))
+    return out
+
+
 def decisions(status: dict[str, Any]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for h in status.get("history") or []:
@@ -91,6 +101,7 @@ def render(doc: dict[str, Any]) -> str:
     st = isvc.get("status") or {}
     scores = last_scores(doc.get("driftEvaluations") or [])
     acts = decisions(st)
+    live = last_live(doc.get("performanceEvaluations") or [])
     rows = []
     for mv in objs.get("modelVersions") or []:
         v = int(mv["spec"].get("version") or 0)
@@ -107,25 +118,24 @@ def render(doc: dict[str, Any]) -> str:
             if (mv.get("status") or {}).get("rejected")
             else "-"
         )
-        rows.append(
-            [
-                f"v{v}",
-                data_set(lineage.get("dataset") or {}),
-                (lineage.get("estimator") or {}).get("className", "?"),
-                "-" if acc is None else f"{acc:.3f}",
-                "-" if last is None else f"{last:.3f}",
-                "-" if high is None else f"{high:.3f}",
-                " -> ".join(acts.get(v, [])) or "-",
-                role,
-            ]
-        )
-    parts = [
-        "",
-        "== summary",
-        table(
-            rows, ["version", "data set", "estimator", "accuracy", "last PSI", "max PSI", "decisions", "now"]
-        ),
-    ]
+        row = [
+            f"v{v}",
+            data_set(lineage.get("dataset") or {}),
+            (lineage.get("estimator") or {}).get("className", "?"),
+            "-" if acc is None else f"{acc:.3f}",
+            "-" if last is None else f"{last:.3f}",
+            "-" if high is None else f"{high:.3f}",
+            " -> ".join(acts.get(v, [])) or "-",
+            role,
+        ]
+        if live:
+            value, n = live.get(str(v), (None, 0))
+            row.insert(4, "-" if value is None else f"{value:.3f} ({n} labels)")
+        rows.append(row)
+    headers = ["version", "data set", "estimator", "accuracy", "last PSI", "max PSI", "decisions", "now"]
+    if live:
+        headers.insert(4, "live accuracy")
+    parts = ["", "== summary", table(rows, headers)]
     rb, rt = st.get("rollback") or {}, st.get("retrain") or {}
     if rb:
         parts.append(
@@ -153,16 +163,29 @@ def render(doc: dict[str, Any]) -> str:
         )
     )
     det = doc.get("detection") or {}
-    parts.append(
-        f"\ndrift detection: v2 rolled back {det.get('rollbackSeconds')}s after its first pod joined "
-        f"the Service; retrain created {det.get('retrainSeconds')}s after the traffic shifted"
-    )
+    if doc.get("scenario") == "concept-drift":
+        la = doc.get("liveAccuracy") or {}
+        parts.append(
+            f"\nconcept drift: retrain created {det.get('retrainSeconds')}s after the labels changed "
+            f"(data drift then: {doc.get('dataDriftAtRetrain')}); live accuracy v1 "
+            f"{_f(la.get('v1BeforeChange'))} before the change, {_f(la.get('v1AfterChange'))} after; "
+            f"v2 {_f(la.get('v2AfterChange'))}"
+        )
+    else:
+        parts.append(
+            f"\ndrift detection: v2 rolled back {det.get('rollbackSeconds')}s after its first pod joined "
+            f"the Service; retrain created {det.get('retrainSeconds')}s after the traffic shifted"
+        )
     tr = doc.get("traffic") or {}
     parts.append(
         f"traffic: {tr.get('requests')} requests, {tr.get('rows')} rows, {tr.get('errors')} errors, "
         f"p99 {tr.get('p99Ms')} ms; total {doc.get('durationSeconds')}s"
     )
     return "\n".join(parts)
+
+
+def _f(x: Any) -> str:
+    return "-" if x is None else f"{float(x):.3f}"
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:

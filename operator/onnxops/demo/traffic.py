@@ -4,7 +4,10 @@ JSON requests to the InferenceService's Service at a steady rate (asyncio + aioh
 It knows the species of every row it sends, so it is also the demo's source of ground truth: each request
 carries an ``id``, the server echoes it (and captures the rows under it: ``<id>`` for a one-row request,
 ``<id>:<row>`` otherwise, docs/data-contract.md), and the answered rows' ids with their species are kept
-for :class:`LabelWriter`, which writes them as label files that ``dataset.fromServing`` joins with."""
+for :class:`LabelWriter`, which writes them as label files that ``dataset.fromServing`` joins with. With
+``feedback`` on, it keeps every answered row as a feedback item instead (id, truth, and the version and
+prediction the server answered with), which :class:`FeedbackSender` posts to the feedback endpoint
+(docs/feedback.md); ``set_truth`` changes the ground truth (the concept-drift scenario)."""
 
 from __future__ import annotations
 
@@ -91,6 +94,7 @@ class TrafficGenerator:
         max_rows: int = 8,
         seed: int = 0,
         input_name: str = "input",
+        feedback: bool = False,
     ) -> None:
         if world not in worlds:
             raise ValueError(f"unknown world {world!r}; one of {sorted(worlds)}")
@@ -107,10 +111,23 @@ class TrafficGenerator:
         self.id_prefix = f"demo-{seed}-{int(time.time())}"
         self.labels: list[tuple[str, int]] = []  # (captured row id, species) of answered rows, not yet taken
         self.id_mismatches = 0  # answers whose id was not the request's (their rows get no label)
+        self.feedback = feedback
+        self.items: list[dict[str, Any]] = []  # feedback items of answered rows, not yet taken
+        self.relabel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # rows, truth -> truth
 
     def take_labels(self) -> list[tuple[str, int]]:
         out, self.labels = self.labels, []
         return out
+
+    def take_items(self) -> list[dict[str, Any]]:
+        out, self.items = self.items, []
+        return out
+
+    def set_truth(self, relabel: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
+        """From now on the true label of a row is ``relabel(rows, old truth)``; returns the unix time."""
+        self.relabel = relabel
+        self.switched_at["truth"] = time.time()
+        return self.switched_at["truth"]
 
     def set_world(self, world: str) -> float:
         """Sample from ``world`` from now on; returns the unix time of the switch."""
@@ -150,13 +167,24 @@ class TrafficGenerator:
         """Keep the answered rows' ids (the id the server returned, which must be the one sent) with their
         species."""
         try:
-            got = json.loads(raw).get("id")
+            doc = json.loads(raw)
+            got = doc.get("id")
         except (ValueError, AttributeError):
-            got = None
+            doc, got = {}, None
         if got is None or got != sent:
             self.id_mismatches += 1
             return
-        self.labels.extend(zip(row_ids(str(got), len(truth)), (int(y) for y in truth), strict=True))
+        ids = row_ids(str(got), len(truth))
+        if not self.feedback:
+            self.labels.extend(zip(ids, (int(y) for y in truth), strict=True))
+            return
+        predicted = predictions(doc)
+        version = doc.get("model_version")
+        for i, (rid, y) in enumerate(zip(ids, truth, strict=True)):
+            item: dict[str, Any] = {"id": rid, "truth": int(y)}
+            if version is not None and predicted is not None and i < len(predicted):
+                item.update(version=str(version), prediction=predicted[i])
+            self.items.append(item)
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=5)
@@ -175,6 +203,8 @@ class TrafficGenerator:
                     await sem.acquire()
                     n = int(self.rng.integers(1, self.max_rows + 1))
                     rows, truth = sample_labelled(self.worlds[self.world], n, self.rng)
+                    if self.relabel is not None:
+                        truth = self.relabel(rows, truth)
                     self._seq += 1
                     body = infer_body(rows, self.input_name, f"{self.id_prefix}-{self._seq}")
                     task = asyncio.create_task(self._one(session, body, n, self.world, truth))
@@ -203,7 +233,41 @@ class TrafficGenerator:
             self._task = None
 
 
-class LabelWriter:
+def predictions(doc: dict[str, Any]) -> list[Any] | None:
+    """The predicted labels (or values) of an OIP v2 response: the ``label`` output, else the first."""
+    outputs = doc.get("outputs") or []
+    out = next((o for o in outputs if o.get("name") == "label"), outputs[0] if outputs else None)
+    data = (out or {}).get("data")
+    return list(data) if isinstance(data, list) else None
+
+
+class _Periodic:
+    """``flush()`` every ``interval`` seconds in a task, until ``stop()``."""
+
+    interval: float = 1.0
+    _task: asyncio.Task[None] | None = None
+
+    async def flush(self) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=f"demo-{type(self).__name__}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+
+class LabelWriter(_Periodic):
     """Every ``interval`` seconds, the generator's new labels as one CSV file (``write(name, data)``: the
     environment puts it where ``spec.retrain``'s ``fromServing.labels.uri`` points)."""
 
@@ -212,7 +276,6 @@ class LabelWriter:
         self.traffic, self.write, self.interval = traffic, write, interval
         self.files = self.rows = 0
         self.error: str | None = None  # the first failed write (its rows are lost: they get no label)
-        self._task: asyncio.Task[None] | None = None
 
     async def flush(self) -> None:
         rows = self.traffic.take_labels()
@@ -226,18 +289,43 @@ class LabelWriter:
             self.files += 1
             self.rows += len(rows)
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="demo-labels")
+class FeedbackSender(_Periodic):
+    """Every ``interval`` seconds, the generator's new feedback items in one ``POST .../feedback`` to the
+    Service (any replica: the items carry the version and prediction the client got)."""
+
+    def __init__(self, traffic: TrafficGenerator, base_url: str, model: str, interval: float = 1.0) -> None:
+        self.traffic, self.interval = traffic, interval
+        self.url = f"{base_url.rstrip('/')}/v2/models/{model}/feedback"
+        self.requests = self.accepted = self.unresolved = 0
+        self.error: str | None = None  # the first refused or failed request (its items are lost)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def flush(self) -> None:
+        items = self.traffic.take_items()
+        if not items:
+            return
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            async with self._session.post(self.url, json=items) as resp:
+                raw = await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"HTTP {resp.status}: {raw[:300].decode(errors='replace')}")
+                doc = json.loads(raw)
+        except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError, ValueError) as e:
+            self.error = self.error or f"{type(e).__name__}: {e}"[:300]
+            return
+        self.requests += 1
+        self.accepted += int(doc.get("accepted") or 0)
+        self.unresolved += int(doc.get("unresolved") or 0)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await super().stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "accepted": self.accepted, "unresolved": self.unresolved,
+                "error": self.error}

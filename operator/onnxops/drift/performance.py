@@ -51,6 +51,19 @@ class PerfCounts:
         return round(self.labels)
 
 
+@dataclass(frozen=True)
+class PerfValues:
+    """One version's metrics as computed elsewhere from its rows (the label-file evaluation Job,
+    ``trainer/evaluate_labels.py``, which has the rows and not only counts)."""
+
+    labels: int
+    values: Mapping[str, float] = field(default_factory=dict)  # metric name (METRICS) -> value
+
+    @property
+    def n(self) -> int:
+        return self.labels
+
+
 def accuracy(confusion: Mapping[tuple[str, str], float]) -> float | None:
     total = sum(confusion.values())
     if total <= 0:
@@ -83,8 +96,13 @@ def rmse(count: float, sq_err: float) -> float | None:
     return math.sqrt(max(sq_err, 0.0) / count) if count > 0 else None
 
 
-def metric_value(metric: str, counts: PerfCounts) -> float | None:
+def metric_value(metric: str, counts: PerfCounts | PerfValues) -> float | None:
     """The named metric of one version's counts; None without labels (or for the other task's metric)."""
+    if isinstance(counts, PerfValues):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+        value = counts.values.get(metric)
+        return None if value is None or counts.labels <= 0 else float(value)
     if metric == "accuracy":
         return accuracy(counts.confusion)
     if metric == "f1":

@@ -28,6 +28,7 @@ from onnxops.drift.performance import (
     HIGHER_IS_BETTER,
     REGRESSION_METRICS,
     PerfCounts,
+    PerfValues,
     is_worse,
     metric_value,
 )
@@ -81,7 +82,7 @@ class PerfPolicySpec:
 class ServedPerf:
     version: str
     role: Role
-    counts: PerfCounts | Inconclusive
+    counts: PerfCounts | PerfValues | Inconclusive
     held_out: Mapping[str, float] = field(default_factory=dict)  # ModelVersion spec.metrics
     task: str | None = None  # ModelVersion spec.signature.task
 

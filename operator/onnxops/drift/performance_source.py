@@ -13,13 +13,22 @@ import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from onnxops.drift import names as N
 from onnxops.drift.live import Inconclusive
-from onnxops.drift.performance import FAMILIES, PerfCounts, from_samples, prometheus_queries, unresolved
+from onnxops.drift.performance import (
+    FAMILIES,
+    METRICS,
+    PerfCounts,
+    PerfValues,
+    from_samples,
+    prometheus_queries,
+    unresolved,
+)
 from onnxops.drift.prometheus import DEFAULT_TIMEOUT_S, PrometheusError, instant_query
 from onnxops.drift.scrape import (
     ScrapeState,
@@ -38,8 +47,34 @@ from onnxops.drift.window import promql_duration
 class Performance:
     """One evaluation: per version the counts, and the items no replica could tie to a version."""
 
-    versions: dict[str, PerfCounts]
+    versions: Mapping[str, PerfCounts | PerfValues]
     unresolved: float = 0.0
+
+
+def from_label_job(result: Mapping[str, Any] | None, failure: tuple[str, str] | None = None
+                   ) -> Performance | Inconclusive:
+    """The label-file evaluation Job's result (its termination message, ``trainer/evaluate_labels.py``) as
+    one evaluation: per version ``PerfValues`` (labels, accuracy and f1, or mae and rmse); the labels whose
+    id was not a captured row of the window as ``unresolved``. A failed Job (``ok: false`` with its reason,
+    or ``failure`` when it left no result) is inconclusive, never an action."""
+    if result is None or not result.get("ok"):
+        if result is not None:
+            return Inconclusive(str(result.get("reason") or "LabelEvaluationFailed"),
+                                str(result.get("message") or "")[:500])
+        reason, message = failure or ("LabelEvaluationFailed", "the evaluation Job left no result")
+        return Inconclusive(reason, message[:500])
+    versions: dict[str, PerfCounts | PerfValues] = {}
+    matched = 0
+    for v, e in (result.get("versions") or {}).items():
+        if not isinstance(e, Mapping):
+            continue
+        n = int(e.get("labels") or 0)
+        matched += n
+        versions[str(v)] = PerfValues(n, {m: float(e[m]) for m in METRICS
+                                          if isinstance(e.get(m), int | float)})
+    labels = result.get("labels")
+    unmatched = max(0, int(labels) - matched) if isinstance(labels, int | float) else 0
+    return Performance(versions, float(unmatched))
 
 
 def parse_feedback(text: str, model: str, service: str | None = None) -> dict[str, float]:

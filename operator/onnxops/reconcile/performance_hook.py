@@ -64,7 +64,8 @@ class PerfDecisionLike(Protocol):
 
 
 def performance_summary(decision: PerfDecisionLike, stable: int | None, now: datetime,
-                        unresolved: float | None = None) -> dict[str, Any]:
+                        unresolved: float | None = None, source: str | None = None,
+                        job: str | None = None) -> dict[str, Any]:
     """status.performance: the stable version's live metric (printer column), every version's numbers."""
     per: dict[str, Any] = {}
     for v, verdict in decision.verdicts.items():
@@ -101,6 +102,10 @@ def performance_summary(decision: PerfDecisionLike, stable: int | None, now: dat
             out["value"] = float(decision.values[str(stable)])
     if unresolved is not None:
         out["unresolved"] = int(unresolved)
+    if source is not None:
+        out["source"] = source
+    if job is not None:
+        out["job"] = job
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -119,13 +124,16 @@ def apply_performance(
     now: datetime,
     retrain_children: list[dict[str, Any]] | None = None,
     unresolved: float | None = None,
+    source: str | None = None,
+    job: str | None = None,
 ) -> DriftPlan:
     md, spec = isvc["metadata"], isvc["spec"]
     old = dict(isvc.get("status") or {})
     gen = int(md.get("generation") or 1)
     state = RolloutState.from_status(old)
     out = Outcome(state)
-    extra: dict[str, Any] = {"performance": performance_summary(decision, state.stable, now, unresolved)}
+    extra: dict[str, Any] = {"performance": performance_summary(decision, state.stable, now, unresolved,
+                                                                  source, job)}
     values = {f"v{k}": float(v) for k, v in decision.values.items()}
     retrain = None
     action = decision.action

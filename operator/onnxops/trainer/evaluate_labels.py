@@ -1,12 +1,14 @@
 """Batch ground truth: label files joined with the captured rows give per-version live performance.
 
 ``python -m onnxops.trainer.evaluate_labels --sink-uri <capture sink> --labels-uri <label files>
---target <column> [--window 24h] [--now <ISO time>]`` (the trainer image). Organisations that get labels
-from a warehouse drop label files (docs/data-contract.md: ``id`` and the target, CSV or Parquet); this reads
-the captured rows of the window (``id`` → ``version``, ``prediction``), joins them on ``id`` (first capture,
-last label win, as ``dataset.fromServing`` does) and computes, per version, the same numbers as the live
-counters of the feedback endpoint: accuracy and macro-F1 (classification), MAE and RMSE (regression), with
-the number of labels. The result is a JSON summary in the termination-message file (and on stdout).
+--target <column> [--window 24h] [--now <ISO time>] [--task classification|regression]`` (the trainer
+image; the operator runs it as a Job with ``spec.monitoring.performance.source: LabelFiles``).
+Organisations that get labels from a warehouse drop label files (docs/data-contract.md: ``id`` and the
+target, CSV or Parquet); this reads the captured rows of the window (``id`` → ``version``,
+``prediction``), joins them on ``id`` (first capture, last label win, as ``dataset.fromServing`` does) and
+computes, per version, the same numbers as the live counters of the feedback endpoint: accuracy and
+macro-F1 (classification), MAE and RMSE (regression), with the number of labels. The result is a JSON
+summary in the termination-message file (and on stdout).
 """
 
 from __future__ import annotations
@@ -26,18 +28,33 @@ from onnxops.drift.window import duration_seconds
 
 from .errors import EXIT_INTERNAL, EXIT_OK, TrainerError
 
+TASKS = ("classification", "regression")
 
-def join_counts(captured: pd.DataFrame, labels: pd.DataFrame,
-                target: str) -> tuple[dict[str, PerfCounts], str]:
-    """Per version, the counts of the labelled captured rows; and the task ("classification" when the
-    predictions are labels, "regression" when they are floats)."""
+
+def infer_task(prediction: pd.Series) -> str:
+    """"regression" when the predictions are numbers that are not all integral (the captured rows keep the
+    prediction as text, so that versions with other output types read together), else "classification"."""
+    if pd.api.types.is_float_dtype(prediction):
+        return "regression"
+    values = pd.to_numeric(prediction, errors="coerce")
+    if len(values) and values.notna().all() and not (values == values.round()).all():
+        return "regression"
+    return "classification"
+
+
+def join_counts(captured: pd.DataFrame, labels: pd.DataFrame, target: str,
+                task: str | None = None) -> tuple[dict[str, PerfCounts], str]:
+    """Per version, the counts of the labelled captured rows; and the task (``task``, else inferred from
+    the predictions: ``infer_task``)."""
     joined = captured[["id", "version", "prediction"]].merge(labels[["id", target]], on="id", how="inner")
-    regression = pd.api.types.is_float_dtype(captured["prediction"])
+    task = task or infer_task(captured["prediction"])
+    regression = task == "regression"
     out: dict[str, PerfCounts] = {}
     for version, g in joined.groupby("version", sort=True):
         pc = PerfCounts(labels=float(len(g)))
         if regression:
-            err = g[target].astype(float).to_numpy() - g["prediction"].astype(float).to_numpy()
+            err = (pd.to_numeric(g[target], errors="raise").astype(float).to_numpy()
+                   - pd.to_numeric(g["prediction"], errors="raise").astype(float).to_numpy())
             pc.abs_err, pc.sq_err = float(np.abs(err).sum()), float((err ** 2).sum())
         else:
             truth = g[target].map(_label)
@@ -71,7 +88,8 @@ def summary(counts: dict[str, PerfCounts], task: str) -> dict[str, Any]:
     return {"ok": True, "task": task, "versions": versions}
 
 
-def evaluate(sink_uri: str, labels_uri: str, target: str, window: str, now: datetime) -> dict[str, Any]:
+def evaluate(sink_uri: str, labels_uri: str, target: str, window: str, now: datetime,
+             task: str | None = None) -> dict[str, Any]:
     from .errors import InvalidData
     from .from_serving import list_files, read_captured, read_labels, select_files
 
@@ -80,9 +98,12 @@ def evaluate(sink_uri: str, labels_uri: str, target: str, window: str, now: date
     if not files:
         raise InvalidData(f"no captured traffic in the window {start:%Y-%m-%dT%H:%M:%SZ}.."
                           f"{now:%Y-%m-%dT%H:%M:%SZ} at {sink_uri}")
-    captured = read_captured(sink_uri, files, start, now)
+    captured = read_captured(sink_uri, files, start, now)[0]
+    if captured.empty:
+        raise InvalidData(f"no captured rows in the window {start:%Y-%m-%dT%H:%M:%SZ}.."
+                          f"{now:%Y-%m-%dT%H:%M:%SZ} at {sink_uri}")
     labels, digest = read_labels(labels_uri, target)
-    counts, task = join_counts(captured, labels, target)
+    counts, task = join_counts(captured, labels, target, task)
     out = summary(counts, task)
     out.update({"rowsCaptured": len(captured), "labels": len(labels), "labelsDigest": digest,
                 "windowStart": f"{start:%Y-%m-%dT%H:%M:%SZ}", "windowEnd": f"{now:%Y-%m-%dT%H:%M:%SZ}"})
@@ -98,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", required=True, help="the label column")
     p.add_argument("--window", default="24h", help="captured rows of this window (default 24h)")
     p.add_argument("--now", help="the window's end (ISO 8601; default now)")
+    p.add_argument("--task", choices=TASKS,
+                   help="the model's task (default: inferred from the captured predictions)")
     p.add_argument("--termination-log", help="result file (default $ONNXOPS_TERMINATION_LOG)")
     a = p.parse_args(argv)
     now = datetime.fromisoformat(a.now.replace("Z", "+00:00")) if a.now else datetime.now(UTC)
     try:
-        result = evaluate(a.sink_uri, a.labels_uri, a.target, a.window, now)
+        result = evaluate(a.sink_uri, a.labels_uri, a.target, a.window, now, a.task)
         code = EXIT_OK
     except TrainerError as e:
         result, code = {"ok": False, "reason": e.reason, "message": str(e)[:1000]}, e.exit_code

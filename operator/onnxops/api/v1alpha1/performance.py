@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonValue
 
-from .common import Duration, KubeModel
+from .common import Duration, KubeModel, SecretReference
+from .fromserving import LABELS_URI_PATTERN
 from .trainingjob import CLASSIFIERS, REGRESSORS
 
 PerformanceMetric = Literal["accuracy", "f1", "mae", "rmse"]
@@ -32,6 +33,19 @@ PERFORMANCE_RULES: list[JsonValue] = [
         "rule": f"!has(self.min) || (has(self.metric) && self.metric in {_cel(CLASSIFICATION)})",
         "message": "performance.min applies to accuracy and f1 (higher is better); use max for mae and rmse",
         "fieldPath": ".min",
+    },
+    {
+        "rule": "!has(self.source) || self.source != 'LabelFiles' || has(self.labelFiles)",
+        "message": "performance.labelFiles (uri and target of the label files) is required when source is "
+        "LabelFiles",
+        "fieldPath": ".labelFiles",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "!has(self.labelFiles) || (has(self.source) && self.source == 'LabelFiles')",
+        "message": "performance.labelFiles is only read when source is LabelFiles (the default source, Live, "
+        "counts the feedback endpoint's labels)",
+        "fieldPath": ".labelFiles",
     },
     {
         "rule": f"!has(self.max) || (has(self.metric) && self.metric in {_cel(REGRESSION)})",
@@ -63,6 +77,15 @@ SPEC_PERFORMANCE_RULES: list[JsonValue] = [
     },
     {
         "rule": "!has(self.monitoring) || !has(self.monitoring.performance)"
+        " || !has(self.monitoring.performance.source) || self.monitoring.performance.source != 'LabelFiles'"
+        " || (has(self.logging) && (!has(self.logging.enabled) || self.logging.enabled))",
+        "message": "spec.logging (payload capture, enabled) is required when monitoring.performance.source "
+        "is LabelFiles: the label files are joined by id with the captured rows",
+        "fieldPath": ".logging",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "!has(self.monitoring) || !has(self.monitoring.performance)"
         " || !has(self.monitoring.performance.onConceptDrift)"
         " || self.monitoring.performance.onConceptDrift != 'Retrain' || has(self.retrain)",
         "message": "spec.retrain (a TrainingJob template, ideally with dataset.fromServing) is required when "
@@ -71,6 +94,30 @@ SPEC_PERFORMANCE_RULES: list[JsonValue] = [
         "reason": "FieldValueRequired",
     },
 ]
+
+
+RESERVED_LABEL_COLUMNS = ("id", "version", "prediction", "timestamp")
+
+
+class LabelFilesSource(KubeModel):
+    """Label files dropped by a warehouse (docs/data-contract.md: ``id`` and the target, CSV or Parquet),
+    evaluated by a Job from the trainer image every monitoring interval (docs/feedback.md)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": f"!(self.target in {_cel(RESERVED_LABEL_COLUMNS)})",
+        "message": "labelFiles.target: id, version, prediction and timestamp are columns of the captured "
+        "rows, not a target",
+        "fieldPath": ".target",
+    }]})
+
+    uri: str = Field(
+        description="A label file, or a directory/prefix of them (*.csv, *.parquet): file://, pvc:// or s3://.",
+        pattern=LABELS_URI_PATTERN,
+        max_length=2048,
+    )
+    target: str = Field(description="The column holding the truth (class label or value).", min_length=1,
+                        max_length=253)
+    credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
 
 
 class PerformanceSpec(KubeModel):
@@ -103,7 +150,17 @@ class PerformanceSpec(KubeModel):
         100, ge=1,
         description="Fewer labelled predictions of a version in the window: inconclusive, no action."
     )
-    window: Duration = Field("1h", description="Labels counted over this window (by arrival time).")
+    window: Duration = Field(
+        "1h", description="Live: labels counted over this window (by arrival time). LabelFiles: the captured "
+        "rows of this window (by capture time) joined with the label files.")
+    source: Literal["Live", "LabelFiles"] = Field(
+        "Live",
+        description="Live: the feedback endpoint's per-version counters (Prometheus or a direct scrape). "
+        "LabelFiles: every monitoring interval a Job from the trainer image joins labelFiles with the "
+        "captured rows (spec.logging) and reports the per-version numbers.",
+    )
+    label_files: LabelFilesSource | None = Field(
+        None, description="The label files (source: LabelFiles).")
     failure_limit: int = Field(3, ge=1, le=100, description="Consecutive degraded evaluations before acting.")
     on_concept_drift: Literal["Retrain", "Alert"] = Field(
         "Alert",
@@ -137,7 +194,10 @@ class PerformanceSummary(KubeModel):
         None, description="Consecutive degraded windows per served version (kept across operator restarts)."
     )
     unresolved: int | None = Field(None, ge=0, description="Feedback items no replica could tie to a version "
-                                   "in the window (left to the batch path).")
+                                   "in the window (left to the batch path); LabelFiles: labels whose id is "
+                                   "not a captured row of the window.")
+    source: Literal["Live", "LabelFiles"] | None = Field(None, description="Where the numbers came from.")
+    job: str | None = Field(None, description="LabelFiles: the evaluation Job that gave the numbers.")
     evaluated_at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
     message: str | None = Field(None, description="Details with the numbers behind the decision.",
                                 max_length=1024)
