@@ -17,6 +17,8 @@ from onnxops.api.v1alpha1.inferenceservice import (
     Rollout,
 )
 from onnxops.api.v1alpha1.logging import PayloadLogging
+from onnxops.api.v1alpha1.performance import PerformanceSpec
+from onnxops.builders import label_eval
 from onnxops.controller.drift import drift_due
 from onnxops.controller.performance import performance_due
 from onnxops.drift.performance import PerfCounts
@@ -81,6 +83,11 @@ def test_drift_failure_limit_and_interval_defaults_extend_the_bake():
 def test_drift_window_default():
     # controller/drift.py passes it to the live-count query when spec.monitoring.drift.window is absent
     assert api(Drift, "window") == defaults.DRIFT_WINDOW
+
+
+def test_performance_window_default():
+    # controller/performance.py (live labels) and the label-file evaluation Job use it when it is absent
+    assert api(PerformanceSpec, "window") == defaults.PERFORMANCE_WINDOW == label_eval.DEFAULT_WINDOW
 
 
 def test_capture_flush_interval_default():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from onnxops.api.v1alpha1.performance import PerformanceSpec
 from onnxops.settings import TERMINATION_LOG, Settings
 
 from . import labels, names
@@ -23,6 +24,8 @@ COMMAND = ["python", "-m", "onnxops.trainer.evaluate_labels"]
 CONTAINER = "evaluate"
 DEADLINE_SECONDS = 600
 TTL_MIN_SECONDS = 300  # finished Jobs stay this long at least (kubectl describe), or 3 intervals
+# the API's default of spec.monitoring.performance.window (builders/ may not import reconcile/defaults.py)
+DEFAULT_WINDOW: str = PerformanceSpec.model_fields["window"].get_default(call_default_factory=True)
 
 
 def window_end_rfc3339(at: datetime) -> str:
@@ -43,7 +46,7 @@ def label_evaluation_job(isvc: dict[str, Any], settings: Settings, window_end: d
     s3_env, env_from = storage_access(
         [(sink, sink_secret), (files.get("uri"), files.get("credentialsSecret"))], settings)
     args = ["--sink-uri", sink, "--labels-uri", str(files.get("uri")), "--target", str(files.get("target")),
-            "--window", str(perf.get("window") or "1h"), "--now", window_end_rfc3339(end),
+            "--window", str(perf.get("window") or DEFAULT_WINDOW), "--now", window_end_rfc3339(end),
             "--task", "regression" if perf.get("metric") in ("mae", "rmse") else "classification"]
     container: dict[str, Any] = {
         "name": CONTAINER,

@@ -90,7 +90,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     elif wait > 0:
         return wait
     pspec = PerfPolicySpec.from_spec(InferenceServiceSpec.model_validate(spec))
-    window = str((mon.get("performance") or {}).get("window") or "1h")
+    window = str((mon.get("performance") or {}).get("window") or defaults.PERFORMANCE_WINDOW)
     model = spec["model"]
     mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
     by_v = {int(m["spec"]["version"]): m for m in mvs}

@@ -21,6 +21,7 @@ from onnxops.api.v1alpha1.inferenceservice import (
     Rollout,
 )
 from onnxops.api.v1alpha1.logging import PayloadLogging
+from onnxops.api.v1alpha1.performance import PerformanceSpec
 
 from .durations import parse_duration
 
@@ -46,6 +47,7 @@ PROGRESS_DEADLINE_SECONDS: float = api_duration(Rollout, "progress_deadline")
 MONITORING_INTERVAL_SECONDS: float = api_duration(Monitoring, "interval")
 DRIFT_WINDOW: str = api_default(Drift, "window")
 DRIFT_FAILURE_LIMIT: int = api_default(Drift, "failure_limit")
+PERFORMANCE_WINDOW: str = api_default(PerformanceSpec, "window")
 # spec.retrain
 RETRAIN_MIN_INTERVAL_SECONDS: float = api_duration(Retrain, "min_interval")
 # spec.logging
