@@ -45,8 +45,8 @@ class CanaryStep(KubeModel):
 
     weight: int = Field(ge=1, le=100, description="Percent of traffic sent to the canary (1..100).")
     pause: Duration | None = Field(None, description="How long to hold this step, e.g. 1m.")
-    await_promotion: bool = Field(
-        False,
+    await_promotion: bool | None = Field(
+        None,
         description="A manual gate: after the pause (and its passed analysis) the step waits, without a "
         "time limit, until a person runs `onnxops promote` (or `abort`). Status: reason and condition "
         "AwaitingPromotion.",
