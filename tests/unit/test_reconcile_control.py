@@ -92,7 +92,8 @@ def test_step_machine_with_manual_control(case, cfg, state, control, since, anal
     assert got == want, case
     if want[5] == "AbortedByUser":
         assert out.reject == [(2, "AbortedByUser")]
-        assert s.rollback["message"] == "aborted by alice" + (": bad labels" if control.abort.get("reason") else "")
+        why = ": bad labels" if control.abort.get("reason") else ""
+        assert s.rollback["message"] == "aborted by alice" + why
         assert s.weight is None  # no weight left to the aborted version
 
 
