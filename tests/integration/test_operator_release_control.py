@@ -1,0 +1,133 @@
+"""Release control end to end (issue 15): the real operator (kopf) on the local runtime with real ONNX Runtime
+servers. A manual gate holds the canary (reason, Paused condition, PAUSED column) until `onnxops promote`;
+`onnxops abort` mid-canary rolls back with the stable version keeping all traffic, held until spec changes;
+pause/resume; `onnxops status` prints the rollout. The commands write only status.control."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _operator_env import Cluster, local_cluster, operator
+from test_operator_governance import kubectl_get
+
+from onnxops import rolloutctl
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def onnx_model() -> bytes:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    x = x.astype("float32")
+    model = LogisticRegression(max_iter=300).fit(x, y)
+    return bytes(to_onnx(model, x[:1], options={id(model): {"zipmap": False}}).SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path]]:
+    work = tmp_path_factory.mktemp("control")
+    with (
+        local_cluster(work / "rt") as c,
+        operator(c, {"ONNXOPS_METRICS_PROVIDER": "_fake_metrics:provider",
+                     "ONNXOPS_FAKE_METRICS": str(work / "metrics.json")}),
+    ):
+        yield c, work
+
+
+def add_version(c: Cluster, work: Path, blob: bytes, model: str, v: int) -> None:
+    path = work / model / str(v) / "model.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    c.create({
+        "apiVersion": "onnxops.dev/v1alpha1", "kind": "ModelVersion", "metadata": {"name": f"{model}-v{v}"},
+        "spec": {"model": model, "version": v,
+                 "artifact": {"uri": f"file://{path}", "sha256": hashlib.sha256(blob).hexdigest()}},
+    })
+    st = c.wait_status("ModelVersion", f"{model}-v{v}", lambda s: s.get("phase") in ("Ready", "Failed"),
+                       timeout=90)
+    assert st["status"]["phase"] == "Ready", st["status"]
+
+
+def isvc(name: str, version: int, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService", "metadata": {"name": name},
+            "spec": {"model": name, "version": version, "replicas": 1,
+                     "rollout": {"steps": steps, "bakeTime": "1s", "progressDeadline": "90s"}}}
+
+
+def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
+
+
+def serving(version: int) -> Any:
+    return lambda s: (s.get("stableVersion") == version and s.get("canaryVersion") is None
+                      and cond(s, "Ready").get("status") == "True")
+
+
+def cli(c: Cluster, main: Any, *args: str) -> int:
+    return int(main([*args, "--kubeconfig", c.kubeconfig]))
+
+
+def test_manual_gate_waits_then_promote_and_abort(
+    env: tuple[Cluster, Path], onnx_model: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c, work = env
+    for v in (1, 2, 3):
+        add_version(c, work, onnx_model, "gate", v)
+    steps = [{"weight": 50, "pause": "1s", "awaitPromotion": True}, {"weight": 80, "pause": "1s"}]
+    c.create(isvc("gate", 1, steps))
+    c.wait_status("InferenceService", "gate", serving(1), timeout=90)
+    spec_before = c.get("InferenceService", "gate")["spec"]  # type: ignore[index]
+
+    # v2: the canary passes its check at step 1, then waits for a person (no timeout)
+    c.patch("InferenceService", "gate", {"spec": {"version": 2}})
+    st = c.wait_status("InferenceService", "gate", lambda s: s.get("reason") == "AwaitingPromotion",
+                       timeout=90)["status"]
+    assert st["canaryVersion"] == 2 and st["currentStep"] == 0 and st["phase"] == "Progressing"
+    assert cond(st, "Paused")["status"] == "True" and "onnxops promote" in st["message"]
+    assert st["lastAnalysis"]["verdict"] == "Pass"
+    assert {r["NAME"]: r for r in kubectl_get(c, "oisvc")}["gate"]["PAUSED"] == "AwaitingPromotion"
+    assert cli(c, rolloutctl.status_main, "gate") == 0
+    view = capsys.readouterr().out
+    assert "Progressing / AwaitingPromotion" in view and ">>  1.  50%" in view, view
+
+    # pause / resume on top of the gate: idempotent, visible
+    assert cli(c, rolloutctl.pause_main, "gate") == 0
+    assert cli(c, rolloutctl.pause_main, "gate") == 0
+    assert "already paused" in capsys.readouterr().out
+    c.wait_status("InferenceService", "gate", lambda s: s.get("reason") == "PausedByUser")
+    assert cli(c, rolloutctl.resume_main, "gate") == 0
+    c.wait_status("InferenceService", "gate", lambda s: s.get("reason") == "AwaitingPromotion")
+
+    # promote: step 2 (automatic) follows, then v2 is stable; the request is consumed
+    assert cli(c, rolloutctl.promote_main, "gate") == 0
+    assert "promote of canary v2 past step 1 requested" in capsys.readouterr().out
+    st = c.wait_status("InferenceService", "gate", serving(2), timeout=90)["status"]
+    assert not st.get("control") and not cond(st, "Paused")
+    assert [h["action"] for h in st["history"]][-1] == "Promoted"
+    reasons = [e["reason"] for e in c.events("gate")]
+    assert "AwaitingPromotion" in reasons and "CanaryStep" in reasons
+
+    # v3: abort mid-canary -> the stable v2 keeps 100 %, the canary's Deployment goes, held until spec changes
+    c.patch("InferenceService", "gate", {"spec": {"version": 3}})
+    c.wait_status("InferenceService", "gate", lambda s: s.get("reason") == "AwaitingPromotion", timeout=90)
+    assert cli(c, rolloutctl.abort_main, "gate", "--reason", "labels look wrong") == 0
+    st = c.wait_status("InferenceService", "gate", lambda s: (s.get("rollback") or {}).get("from") == 3,
+                       timeout=60)["status"]
+    assert st["stableVersion"] == 2 and st.get("canaryVersion") is None and st.get("canaryWeight") is None
+    assert st["rollback"]["reason"] == "AbortedByUser" and "labels look wrong" in st["rollback"]["message"]
+    assert st["phase"] == "Degraded" and not st.get("control")
+    assert c.wait("v3 Deployment removed", lambda: c.get("Deployment", "gate-v3", api="apps/v1") is None)
+    assert cli(c, rolloutctl.abort_main, "gate") == 0
+    assert "already aborted" in capsys.readouterr().out
+    # the commands never touched spec (GitOps sees nothing to revert)
+    obj = c.get("InferenceService", "gate")
+    assert obj is not None and obj["spec"] == {**spec_before, "version": 3}
+    assert obj["metadata"]["generation"] == 3
