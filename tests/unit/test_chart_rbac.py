@@ -183,3 +183,15 @@ def test_release_rights_are_not_in_edit() -> None:
     assert not any(k.startswith(AGGREGATE) for k in releaser["metadata"]["labels"])
     assert {"patch", "update"} <= _allowed(releaser["rules"], "onnxops.dev", "models")
     assert not _allowed(releaser["rules"], "onnxops.dev", "modelversions")
+
+
+def test_rollout_control_is_a_separate_role() -> None:
+    """Issue 15: `onnxops promote/abort/pause` patch inferenceservices/status; only the rollout-operator role
+    (not aggregated, bound per namespace) allows it, and it writes nothing else."""
+    objects = render(VALUE_SETS["default"])
+    roles = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterRole"}
+    ctl = next(o for n, o in roles.items() if n.endswith("-rollout-operator"))
+    assert not any(k.startswith(AGGREGATE) for k in ctl["metadata"]["labels"])
+    assert _allowed(ctl["rules"], "onnxops.dev", "inferenceservices/status") == {"get", "patch"}
+    assert _allowed(ctl["rules"], "onnxops.dev", "inferenceservices") == {"get", "list", "watch"}
+    assert not _allowed(ctl["rules"], "onnxops.dev", "models")
