@@ -138,6 +138,6 @@ def test_status_shows_the_gate_and_consumes_requests():
     status2 = {**st, "control": {"promote": req(step=0), "pause": req()}}
     plan = ir.reconcile(_gated_isvc(status2), [mv(1), mv(2)], observed, settings=Settings(), now=T0)
     assert plan.status["stableVersion"] == 2 and plan.status["canaryVersion"] is None
-    assert plan.status_patch["control"] is None
+    assert plan.status_patch["control"] == {"promote": None, "pause": None}  # per key: nothing else goes
     assert cond.find(plan.status["conditions"], cond.PAUSED) is None
     assert [e[1] for e in plan.events][:2] == ["PromotedByUser", "Promoted"]

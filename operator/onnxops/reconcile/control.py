@@ -33,10 +33,10 @@ class Control:
         value: dict[str, Any] | None = getattr(self, key)
         return value
 
-    def without(self, cleared: set[str]) -> dict[str, Any] | None:
-        """status.control after the operator consumed / dropped ``cleared`` (None when nothing is left)."""
-        left = {k: self.get(k) for k in KEYS if k not in cleared and self.get(k) is not None}
-        return left or None
+    def without(self, cleared: set[str]) -> dict[str, Any]:
+        """status.control after the operator consumed / dropped ``cleared``. Never None: the status diff then
+        nulls only the cleared keys, so a request another key holds that a command wrote meanwhile stays."""
+        return {k: self.get(k) for k in KEYS if k not in cleared and self.get(k) is not None}
 
 
 def who(req: Mapping[str, Any]) -> str:
