@@ -140,7 +140,7 @@ KINDS: tuple[Kind, ...] = (
         Column("Reason", "string", ".status.reason", "Why, e.g. AnalysisInconclusive or CapacityReduced."),
         Column("Ready", "string", READY_PATH, "Serving (possibly a rolled-back version)."),
         Column("Paused", "string", PAUSED_PATH,
-               "Why the canary waits for a person: AwaitingPromotion or PausedByUser (onnxops promote/resume)."),
+               "Why the canary waits for a person: AwaitingPromotion or PausedByUser."),
         Column("Drift", "number", ".status.drift.score", "Latest aggregated drift score."),
         Column("Live", "number", ".status.performance.value",
                "Live metric (monitoring.performance.metric) of the stable version from ground truth."),

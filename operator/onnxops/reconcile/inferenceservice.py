@@ -254,6 +254,9 @@ def assemble(
         conds = cond.remove_condition(conds, cond.DEGRADED)
     if res.governed:  # release governance (the Model): abnormal-true, present only while something waits
         if res.blocked is not None:
+            was = cond.find(conds, cond.RELEASE_BLOCKED)
+            if res.blocked[0] == Reason.AWAITING_APPROVAL and (was or {}).get("message") != res.blocked[1]:
+                out.events.append(("Normal", Reason.AWAITING_APPROVAL, res.blocked[1]))  # once per version
             conds = cond.set_condition(
                 conds, cond.RELEASE_BLOCKED, True, res.blocked[0], res.blocked[1], generation=gen, now=now
             )

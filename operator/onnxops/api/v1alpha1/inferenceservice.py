@@ -18,6 +18,7 @@ from .common import (
 )
 from .logging import PayloadLogging
 from .model import ALIAS_PATTERN
+from .notifications import NotificationSink
 from .performance import SPEC_PERFORMANCE_RULES, PerformanceSpec, PerformanceSummary
 from .trainingjob import TrainingJobSpec
 
@@ -241,6 +242,11 @@ class InferenceServiceSpec(KubeModel):
     retrain: Retrain | None = Field(None, description="Retraining template (needed for onDrift: Retrain).")
     template: PodOverrides | None = Field(None, description="Overrides for the serving pods.")
     logging: PayloadLogging | None = Field(None, description="Capture served rows to Parquet for retraining.")
+    notifications: list[NotificationSink] | None = Field(
+        None, max_length=8,
+        description="Webhooks told about promotions, steps, gates, rollbacks, retrains, breaches and "
+        "approvals (docs/notifications.md); delivered asynchronously, retried, never blocking a rollout.",
+    )
 
 
 InferencePhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
