@@ -159,6 +159,8 @@ def test_manual_gate_waits_then_promote_and_abort(
     assert cli(c, rolloutctl.status_main, "gate") == 0
     view = capsys.readouterr().out
     assert "Progressing / AwaitingPromotion" in view and ">>  1.  50%" in view, view
+    assert cli(c, rolloutctl.status_main, "gate", "-w", "--interval", "0.2s", "--watch-timeout", "1s") == 0
+    assert capsys.readouterr().out.count("Progressing / AwaitingPromotion") == 1  # printed once: unchanged
 
     # pause / resume on top of the gate: idempotent, visible
     assert cli(c, rolloutctl.pause_main, "gate") == 0

@@ -14,6 +14,7 @@ from onnxops.builders.deployment import deployment
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile.analysis import AnalysisResult
 from onnxops.reconcile.control import Control
+from onnxops.reconcile.notifications import from_events
 from onnxops.reconcile.rollout import RolloutConfig, RolloutState, advance
 from onnxops.settings import Settings
 
@@ -141,3 +142,22 @@ def test_status_shows_the_gate_and_consumes_requests():
     assert plan.status_patch["control"] == {"promote": None, "pause": None}  # per key: nothing else goes
     assert cond.find(plan.status["conditions"], cond.PAUSED) is None
     assert [e[1] for e in plan.events][:2] == ["PromotedByUser", "Promoted"]
+
+
+def test_approval_needed_is_announced_once_per_waiting_version():
+    """Issue 15: `ApprovalNeeded` notifications come from an AwaitingApproval Event, posted when a version
+    starts waiting for approval, not on every reconcile."""
+    from test_governance import model as gov_model
+
+    mvs = [mv(1), mv(2)]
+    gated = gov_model(require=True, approved=(1,))
+    status: dict[str, Any] = {}
+    said = []
+    for _ in range(3):  # three reconciles of the same situation
+        plan = ir.reconcile(isvc(status=status, version="latest"), mvs, [], settings=Settings(), now=T0,
+                            model_obj=gated)
+        status = plan.status
+        said += [e for e in plan.events if e[1] == "AwaitingApproval"]
+    assert status["stableVersion"] == 1
+    assert len(said) == 1 and "v2 awaits approval" in said[0][2]
+    assert from_events(isvc(), said, status, AT)[0].type == "ApprovalNeeded"
