@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "approve": ("onnxops.release:approve_main", "approve a model version (the Model's spec.approvals)"),
     "revoke": ("onnxops.release:revoke_main", "revoke a version's approval"),
     "alias": ("onnxops.release:alias_main", "set or remove a model alias (the Model's spec.aliases)"),
+    "promote": ("onnxops.rolloutctl:promote_main", "move a canary past its step (--full: to stable now)"),
+    "abort": ("onnxops.rolloutctl:abort_main", "roll a canary back (held until the spec changes)"),
+    "pause": ("onnxops.rolloutctl:pause_main", "hold a canary at its step"),
+    "resume": ("onnxops.rolloutctl:resume_main", "let a paused canary continue"),
+    "status": ("onnxops.rolloutctl:status_main", "a readable rollout view of an InferenceService (--watch)"),
 }
 
 
@@ -85,6 +90,19 @@ EXAMPLES: dict[str, list[str]] = {
     "alias": [
         "onnxops alias set iris production 3   # services with version: '@production' roll out v3",
         "onnxops alias rm iris staging",
+    ],
+    "promote": [
+        "onnxops promote iris            # past the current step (a manual gate, a pause); status only",
+        "kubectl onnxops promote iris --full -n team-a   # the canary becomes stable now",
+    ],
+    "abort": [
+        "onnxops abort iris --reason 'wrong feature order'  # stable keeps 100 %, held until spec changes",
+    ],
+    "pause": ["onnxops pause iris --reason 'waiting for the on-call'"],
+    "resume": ["onnxops resume iris"],
+    "status": [
+        "onnxops status iris             # steps, weights, analysis, drift and performance per version",
+        "kubectl onnxops status iris -w  # print again on every change",
     ],
     "render": [
         "onnxops render -f examples/inferenceservice-iris.yaml    # the Deployment, Services, HPA it creates",

@@ -74,6 +74,7 @@ class Column:
 
 
 READY_PATH = '.status.conditions[?(@.type=="Ready")].status'
+PAUSED_PATH = '.status.conditions[?(@.type=="Paused")].reason'
 AGE = Column("Age", "date", ".metadata.creationTimestamp")
 
 
@@ -137,6 +138,8 @@ KINDS: tuple[Kind, ...] = (
         Column("Status", "string", ".status.phase", "Pending, Progressing, Ready, Degraded or Failed."),
         Column("Reason", "string", ".status.reason", "Why, e.g. AnalysisInconclusive or CapacityReduced."),
         Column("Ready", "string", READY_PATH, "Serving (possibly a rolled-back version)."),
+        Column("Paused", "string", PAUSED_PATH,
+               "Why the canary waits for a person: AwaitingPromotion or PausedByUser."),
         Column("Drift", "number", ".status.drift.score", "Latest aggregated drift score."),
         Column("Live", "number", ".status.performance.value",
                "Live metric (monitoring.performance.metric) of the stable version from ground truth."),

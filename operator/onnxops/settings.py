@@ -81,6 +81,30 @@ def _optional_resources(name: str, value: str | None) -> dict[str, Any] | None:
     return parsed
 
 
+NOTIFY_FORMATS = ("JSON", "CloudEvents", "Slack")
+
+
+def _notify_sinks(value: str | None) -> tuple[dict[str, Any], ...]:
+    """ONNXOPS_NOTIFY_SINKS: a JSON list of {"name", "format", "events", "urlEnv"} (the chart writes it)."""
+    if not value:
+        return ()
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"ONNXOPS_NOTIFY_SINKS: not valid JSON ({e})") from None
+    if not isinstance(data, list):
+        raise ValueError("ONNXOPS_NOTIFY_SINKS: expected a list of sinks")
+    out = []
+    for i, s in enumerate(data):
+        if not isinstance(s, dict) or not s.get("urlEnv"):
+            raise ValueError(f"ONNXOPS_NOTIFY_SINKS[{i}]: each sink needs urlEnv (the variable with its URL)")
+        if s.get("format", "JSON") not in NOTIFY_FORMATS:
+            raise ValueError(f"ONNXOPS_NOTIFY_SINKS[{i}].format: one of {', '.join(NOTIFY_FORMATS)}")
+        out.append({"name": str(s.get("name") or f"global-{i}"), "format": s.get("format", "JSON"),
+                    "events": list(s.get("events") or []), "urlEnv": str(s["urlEnv"])})
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     trainer_image: str = f"{IMAGE_REPO}/onnxops-trainer:{__version__}"
@@ -109,6 +133,11 @@ class Settings:
     # Default resources of serving containers without spec.resources (ONNXOPS_SERVING_RESOURCES, JSON; the
     # chart's servingPods.resources). None: the builder's default; {} : none at all.
     serving_resources: dict[str, Any] | None = None
+    # Global webhook sinks (the chart's notifications.sinks): [{"name", "format", "events", "urlEnv"}], the
+    # URL itself in the environment variable urlEnv (from a Secret), never in the settings.
+    notify_sinks: tuple[dict[str, Any], ...] = ()
+    notify_retries: int = 5  # retries after a failed delivery (so at most 6 attempts)
+    notify_backoff_seconds: float = 1.0  # the first retry's wait, doubling up to 60 s
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -135,4 +164,8 @@ class Settings:
             serving_resources=_optional_resources(
                 "ONNXOPS_SERVING_RESOURCES", e.get("ONNXOPS_SERVING_RESOURCES")
             ),
+            notify_sinks=_notify_sinks(e.get("ONNXOPS_NOTIFY_SINKS")),
+            notify_retries=_non_negative_int("ONNXOPS_NOTIFY_RETRIES", e.get("ONNXOPS_NOTIFY_RETRIES"),
+                                             d.notify_retries),
+            notify_backoff_seconds=float(e.get("ONNXOPS_NOTIFY_BACKOFF_SECONDS") or d.notify_backoff_seconds),
         )

@@ -36,6 +36,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "crds-templated": {"crds": {"enabled": True}, "networkPolicy": {
         "enabled": True, "metricsNamespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    "notifications": {"notifications": {
+        "sinks": [{"name": "ops", "format": "Slack",
+                   "urlSecretRef": {"name": "onnxops-slack", "key": "webhook"}},
+                  {"format": "CloudEvents", "events": ["RolledBack"], "urlSecretRef": {"name": "ce"}}],
+        "serviceSecretNames": ["onnxops-notifications"], "retries": 3}},
     "monitoring": {
         "rbac": {"httpRoutes": True},
         "operator": {"prometheusUrl": "http://prometheus-operated.monitoring.svc:9090", "verbose": True,

@@ -3,6 +3,7 @@ the operator's contract needs, cluster-wide by default and Roles only in `watchN
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,7 +47,10 @@ def test_least_privilege(name: str) -> None:
     for r in rules:
         assert "*" not in r["apiGroups"] and "*" not in r["resources"], r
         assert not FORBIDDEN_VERBS & set(r["verbs"]), r
-        assert not any(res.startswith("secrets") for res in r["resources"]), r
+        if any(res.startswith("secrets") for res in r["resources"]):  # only notification URLs, by name
+            want = VALUE_SETS[name].get("notifications", {}).get("serviceSecretNames")
+            assert want and r["resources"] == ["secrets"] and r["verbs"] == ["get"], r
+            assert r["resourceNames"] == want, r
         assert "resourceNames" not in r or r["resourceNames"]
         assert not r.get("nonResourceURLs"), r
         # nothing that could grant more rights than the operator has
@@ -183,3 +187,37 @@ def test_release_rights_are_not_in_edit() -> None:
     assert not any(k.startswith(AGGREGATE) for k in releaser["metadata"]["labels"])
     assert {"patch", "update"} <= _allowed(releaser["rules"], "onnxops.dev", "models")
     assert not _allowed(releaser["rules"], "onnxops.dev", "modelversions")
+
+
+def test_rollout_control_is_a_separate_role() -> None:
+    """Issue 15: `onnxops promote/abort/pause` patch inferenceservices/status; only the rollout-operator role
+    (not aggregated, bound per namespace) allows it, and it writes nothing else."""
+    objects = render(VALUE_SETS["default"])
+    roles = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterRole"}
+    ctl = next(o for n, o in roles.items() if n.endswith("-rollout-operator"))
+    assert not any(k.startswith(AGGREGATE) for k in ctl["metadata"]["labels"])
+    assert _allowed(ctl["rules"], "onnxops.dev", "inferenceservices/status") == {"get", "patch"}
+    assert _allowed(ctl["rules"], "onnxops.dev", "inferenceservices") == {"get", "list", "watch"}
+    assert not _allowed(ctl["rules"], "onnxops.dev", "models")
+
+
+def test_notification_settings_reach_the_operator() -> None:
+    """Issue 15: the global sinks' URLs come from Secrets as env vars (secretKeyRef), never as values."""
+    objects = render(VALUE_SETS["notifications"])
+    dep = next(o for o in objects if o["kind"] == "Deployment")
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["ONNXOPS_NOTIFY_SINKS"]["value"]) == [
+        {"name": "ops", "format": "Slack", "events": [], "urlEnv": "ONNXOPS_NOTIFY_URL_0"},
+        {"name": "global-1", "format": "CloudEvents", "events": ["RolledBack"],
+         "urlEnv": "ONNXOPS_NOTIFY_URL_1"},
+    ]
+    ref = env["ONNXOPS_NOTIFY_URL_0"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "onnxops-slack", "key": "webhook"}
+    assert env["ONNXOPS_NOTIFY_URL_1"]["valueFrom"]["secretKeyRef"] == {"name": "ce", "key": "url"}
+    assert env["ONNXOPS_NOTIFY_RETRIES"]["value"] == "3"
+    from onnxops.settings import Settings
+
+    settings = Settings.from_env({k: e["value"] for k, e in env.items() if "value" in e})
+    assert [s["urlEnv"] for s in settings.notify_sinks] == ["ONNXOPS_NOTIFY_URL_0", "ONNXOPS_NOTIFY_URL_1"]
+    # without serviceSecretNames the operator has no rule on Secrets at all
+    assert not any("secrets" in r["resources"] for r in _rules(render(VALUE_SETS["default"])))

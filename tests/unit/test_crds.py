@@ -179,6 +179,7 @@ READY = '.status.conditions[?(@.type=="Ready")].status'
                 ("Status", ".status.phase"),
                 ("Reason", ".status.reason"),
                 ("Ready", READY),
+                ("Paused", '.status.conditions[?(@.type=="Paused")].reason'),
                 ("Drift", ".status.drift.score"),
                 ("Live", ".status.performance.value"),
                 ("Age", ".metadata.creationTimestamp"),

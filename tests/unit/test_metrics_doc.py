@@ -164,7 +164,7 @@ def test_operator_metrics_are_documented_with_their_type_and_labels() -> None:
     rows = {m[1]: (m[2], re.findall(r"`(\w+)`", m[3]))
             for m in re.finditer(r"^\| `(onnxops_operator_\w+)` \| (\w+) \| ([^|]*) \|", section, re.M)}
     families = list(opmetrics.REGISTRY.collect())
-    assert len(families) == 6
+    assert len(families) == 8
     for f in families:
         name = f.name + ("_total" if f.type == "counter" else "")
         assert name in rows, name

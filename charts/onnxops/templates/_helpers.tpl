@@ -94,3 +94,15 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+ONNXOPS_NOTIFY_SINKS: the global sinks without their URLs (each URL is ONNXOPS_NOTIFY_URL_<index>, from
+its Secret).
+*/}}
+{{- define "onnxops.notifySinks" -}}
+{{- $out := list -}}
+{{- range $i, $s := .Values.notifications.sinks -}}
+{{- $out = append $out (dict "name" ($s.name | default (printf "global-%d" $i)) "format" ($s.format | default "JSON") "events" ($s.events | default list) "urlEnv" (printf "ONNXOPS_NOTIFY_URL_%d" $i)) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}

@@ -21,6 +21,7 @@ SUCCEEDED = "Succeeded"
 ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
 CAPACITY_REDUCED = "CapacityReduced"
 TRAFFIC_SPLIT_INEXACT = "TrafficSplitInexact"
+PAUSED = "Paused"  # InferenceService: the canary waits for a person (manual gate or `onnxops pause`)
 RELEASE_BLOCKED = "ReleaseBlocked"  # InferenceService: governance keeps the wanted version from being served
 
 # Reasons
@@ -70,6 +71,10 @@ class Reason:
     VERSION_REJECTED = "VersionRejected"
     INVALID_GOVERNANCE = "InvalidGovernance"
     CONSISTENT = "Consistent"
+    # manual rollout control (onnxops promote / abort / pause)
+    AWAITING_PROMOTION = "AwaitingPromotion"  # a step with awaitPromotion waits for `onnxops promote`
+    PAUSED_BY_USER = "PausedByUser"  # `onnxops pause` holds the canary
+    ABORTED_BY_USER = "AbortedByUser"  # `onnxops abort`: a status-only rollback, held until spec changes
 
 
 def now_rfc3339(now: datetime | None = None) -> str:

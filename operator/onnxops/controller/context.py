@@ -69,6 +69,7 @@ class Context:
     loop: asyncio.AbstractEventLoop | None = None
     # controller/indexes.Indexes (informer-fed: model -> ModelVersions, InferenceServices); None: LIST
     indexes: Any = None
+    notifier: Any = None  # controller/notify.Notifier (webhooks), made at startup; None: no notifications
     drift_batcher: Any = None  # onnxops.drift.batch.PrometheusBatcher, made at the first drift evaluation
 
     async def model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:

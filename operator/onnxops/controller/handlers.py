@@ -32,6 +32,7 @@ from . import lognoise, opmetrics
 from .context import API, GROUP, ISVC, MODEL, MV, TJ, VERSION, Context
 from .governance import reconcile_model
 from .indexes import Indexes
+from .notify import Notifier
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
 
@@ -87,6 +88,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 300
     memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())
     memo.ctx.loop = asyncio.get_running_loop()
+    memo.ctx.notifier = Notifier(memo.ctx.client, memo.ctx.settings)
     namespaces = WATCH_NAMESPACES or list(memo.ctx.settings.watch_namespaces)
     memo.ctx.indexes = Indexes(memo.ctx.client, namespaces, wake=memo.ctx.wake)
     memo.ctx.indexes.start()
@@ -100,6 +102,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if ctx is not None:
         if ctx.indexes is not None:
             await ctx.indexes.stop()
+        if ctx.notifier is not None:  # bounded: what is still retrying is given up
+            await ctx.notifier.close(timeout=3.0)
         await ctx.client.close()
 
 

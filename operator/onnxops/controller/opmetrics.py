@@ -55,6 +55,20 @@ DECISIONS_TOTAL = Counter(
     ["kind", "decision", "reason"],
     registry=REGISTRY,
 )
+NOTIFICATIONS = Counter(
+    "onnxops_operator_notifications",
+    "Webhook notifications by scope (global: the chart's sinks, service: spec.notifications), format and "
+    "result (delivered; failed: gave up after the retries or on a permanent error; dropped: queue full).",
+    ["scope", "format", "result"],
+    registry=REGISTRY,
+)
+NOTIFICATION_FAILURES = Counter(
+    "onnxops_operator_notification_failures",
+    "Failed webhook delivery attempts (every retry counts), by scope, format and error (http_<status>, "
+    "the exception's type, or secret_unavailable).",
+    ["scope", "format", "error"],
+    registry=REGISTRY,
+)
 BUILD_INFO.labels(version=__version__).set(1)
 
 

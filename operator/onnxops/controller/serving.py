@@ -6,12 +6,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from onnxops.api.conditions import now_rfc3339
 from onnxops.builders import httproute, labels, names
 from onnxops.kube import events
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile import inferenceservice as ir
-from onnxops.reconcile import versions
+from onnxops.reconcile import notifications, versions
 from onnxops.reconcile.analysis import AnalysisResult, assess
 from onnxops.reconcile.drift_hook import DriftPlan
 from onnxops.reconcile.errors import owned_by
@@ -106,6 +107,9 @@ async def apply_plan(
             if patch:
                 await c.merge_patch(ROUTE_API, "HTTPRoute", ns, route_name, patch)
     await events.post(c, isvc, plan.events)
+    if ctx.notifier is not None:  # webhooks: queued, delivered in the background
+        notes = notifications.from_events(isvc, plan.events, plan.status, now_rfc3339())
+        ctx.notifier.publish(ns, name, isvc, notes)
     # keep the ModelVersions' servedBy current
     before = ir.served_versions(isvc)
     after = {

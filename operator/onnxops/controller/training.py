@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from onnxops.api import conditions as cond
-from onnxops.api.conditions import Reason
+from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels, names
 from onnxops.kube import events
@@ -15,7 +15,7 @@ from onnxops.kube.apply import ensure
 from onnxops.kube.client import ApiError, KubeClient
 from onnxops.reconcile import champion as champion_rules
 from onnxops.reconcile import modelversion as mvr
-from onnxops.reconcile import registry
+from onnxops.reconcile import notifications, registry
 from onnxops.reconcile import trainingjob as tjr
 from onnxops.reconcile.inferenceservice import served_versions
 from onnxops.reconcile.status import status_patch
@@ -147,6 +147,10 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
+    service_name = (tj["metadata"].get("labels") or {}).get(labels.INFERENCE_SERVICE)
+    if service_name and ctx.notifier is not None:  # a retrain of that service finished: its webhooks
+        notes = notifications.retrain_finished(tj, plan.events, now_rfc3339(), service_name)
+        ctx.notifier.publish(ns, service_name, None, notes)
     return PODS_RECHECK if in_progress else plan.requeue_after
 
 

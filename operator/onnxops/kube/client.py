@@ -31,6 +31,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Service"): "services",
     ("v1", "Event"): "events",
     ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Secret"): "secrets",  # only a notification sink's URL, by name (controller/notify.py)
     ("batch/v1", "Job"): "jobs",
     ("apps/v1", "Deployment"): "deployments",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",

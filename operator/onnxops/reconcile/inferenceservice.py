@@ -21,6 +21,7 @@ from onnxops.settings import Settings
 
 from . import defaults, governance, isvc_status, versions
 from .analysis import AnalysisResult
+from .control import Control
 from .rollout import (
     Outcome,
     RolloutConfig,
@@ -141,6 +142,7 @@ def reconcile(
         now=now,
         generation=gen,
         investigating=previous_ready and drift_investigating(old, state.stable),
+        control=Control.from_status(old),
     )
     return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now)
 
@@ -201,10 +203,13 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
         )
     elif st.canary is not None:
         phase, reason = "Progressing", Reason.ANALYSIS_INCONCLUSIVE if st.paused() else Reason.CANARY
+        reason = out.gate or reason
         message = f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})"
         if eff is not None and eff != st.weight:
             message += f" ({eff}% of traffic with {total} replicas)"
-        if st.paused():
+        if out.gate:
+            message += f", waiting for {out.waiting}"
+        elif st.paused():
             message += f", held: analysis inconclusive ({(st.last_analysis or {}).get('message', '')})"
         elif out.waiting:
             message += f", waiting for {out.waiting}"
@@ -252,6 +257,9 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
         conds = cond.remove_condition(conds, cond.DEGRADED)
     if res.governed:  # release governance (the Model): abnormal-true, present only while something waits
         if res.blocked is not None:
+            was = cond.find(conds, cond.RELEASE_BLOCKED)
+            if res.blocked[0] == Reason.AWAITING_APPROVAL and (was or {}).get("message") != res.blocked[1]:
+                out.events.append(("Normal", Reason.AWAITING_APPROVAL, res.blocked[1]))  # once per version
             conds = cond.set_condition(
                 conds, cond.RELEASE_BLOCKED, True, res.blocked[0], res.blocked[1], generation=gen, now=now
             )
@@ -268,6 +276,12 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
         old, out.reject, spec_version=spec.get("version", defaults.SPEC_VERSION), generation=gen,
         at=now_rfc3339(now), carry=carry,
     )
+    if out.gate and st.canary is not None and old.get("reason") != out.gate:
+        out.events.append(("Normal", out.gate, message))
+    if out.gate and st.canary is not None:  # a person moves the canary on: abnormal-true, present meanwhile
+        conds = cond.set_condition(conds, cond.PAUSED, True, out.gate, message, generation=gen, now=now)
+    else:
+        conds = cond.remove_condition(conds, cond.PAUSED)
     conds = isvc_status.extra_conditions(
         conds,
         state=st,
@@ -292,6 +306,8 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
         "history": append_history(old.get("history"), out.history),
         **(extra_status or {}),
     }
+    if out.control_clear:  # requests consumed or stale (only then: the commands own status.control)
+        new["control"] = Control.from_status(old).without(out.control_clear)
     # the ModelVersions' informative rejectedBy follows this service's own record (level-triggered)
     reject, readmit = versions.rejection_marks(name, rejected, by_v)
     return IsvcPlan(

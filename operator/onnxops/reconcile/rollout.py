@@ -17,6 +17,7 @@ from .analysis import AnalysisResult, analysis_config, recheck_seconds
 from .bake import bake_extended as bake_extended
 from .bake import drift_investigating as drift_investigating
 from .bake import investigation_seconds
+from .control import Control, describe, matches, who
 from .durations import elapsed as elapsed
 from .durations import parse_duration as parse_duration
 from .durations import parse_time as parse_time
@@ -41,6 +42,8 @@ class RolloutConfig:
     progress_deadline: float = defaults.PROGRESS_DEADLINE_SECONDS
     # how long a drift investigation of a promoted version may extend its bake: failureLimit x interval
     investigation_seconds: float = 0.0
+    # per step: wait for `onnxops promote` once the pause (and its analysis) is over
+    gates: tuple[bool, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> RolloutConfig:
@@ -53,7 +56,11 @@ class RolloutConfig:
             bake_seconds=parse_duration(r.get("bakeTime"), defaults.BAKE_SECONDS),
             progress_deadline=parse_duration(r.get("progressDeadline"), defaults.PROGRESS_DEADLINE_SECONDS),
             investigation_seconds=investigation_seconds(spec),
+            gates=tuple(bool(s.get("awaitPromotion")) for s in steps),
         )
+
+    def gated(self, step: int) -> bool:
+        return step < len(self.gates) and self.gates[step]
 
 
 def advance(
@@ -67,10 +74,54 @@ def advance(
     now: datetime,
     generation: int,
     investigating: bool = False,
+    control: Control | None = None,
 ) -> Outcome:
     """One step of the state machine. ``target`` is the resolved servable version (None: nothing new);
     ``target_failed`` = (version, reason, message) when the version spec.version pins cannot be served;
-    ``investigating``: the stable version has an open drift breach and the previous one is Ready."""
+    ``investigating``: the stable version has an open drift breach and the previous one is Ready;
+    ``control``: a person's requests (status.control: promote, abort, pause)."""
+    ctl = control or Control()
+    out = _advance(
+        state, cfg, target=target, target_failed=target_failed, canary_ready=canary_ready,
+        analysis=analysis, now=now, generation=generation, investigating=investigating, ctl=ctl,
+    )
+    _drop_stale(out, ctl)
+    return out
+
+
+def _drop_stale(out: Outcome, ctl: Control) -> None:
+    """Requests that no longer name the current canary (and step) are dropped, with an Event."""
+    s = out.state
+    for key in ("promote", "abort", "pause"):
+        req = ctl.get(key)
+        if req is None or key in out.control_clear:
+            continue
+        if key == "promote":
+            stale = not matches(req, s.canary, s.step)
+        elif key == "abort":
+            stale = True  # an abort that _advance did not act on names nothing it can stop
+        else:
+            stale = not matches(req, s.canary)
+        if stale:
+            out.control_clear.add(key)
+            if key != "pause":
+                out.events.append(("Normal", "ControlIgnored",
+                                   f"{describe(key, req)} ignored: the rollout it was for is over"))
+
+
+def _advance(
+    state: RolloutState,
+    cfg: RolloutConfig,
+    *,
+    target: int | None,
+    target_failed: tuple[int, str, str] | None,
+    canary_ready: bool,
+    analysis: AnalysisResult | None,
+    now: datetime,
+    generation: int,
+    investigating: bool,
+    ctl: Control,
+) -> Outcome:
     out = Outcome(state)
     at = now_rfc3339(now)
     s = state
@@ -88,6 +139,17 @@ def advance(
         ):
             abort(out, from_version=failed_v, reason=reason, message=msg, now=now, generation=generation)
             return _bake(out, cfg, now, investigating)
+    # `onnxops abort`: the canary (or, during the bake, the just promoted version) is rolled back like an
+    # automatic abort: status-only, held until spec changes
+    req = ctl.abort
+    if req is not None and (
+        matches(req, s.canary) or (s.canary is None and s.previous is not None and matches(req, s.stable))
+    ):
+        why = f": {req['reason']}" if req.get("reason") else ""
+        abort(out, from_version=int(req["version"]), reason=Reason.ABORTED_BY_USER,
+              message=f"aborted{who(req)}{why}", now=now, generation=generation)
+        out.control_clear |= {"abort", "promote", "pause"}
+        return out
     if s.stable is None:
         if target is not None:
             out.state = replace(s, stable=target, promoted_at=at)
@@ -145,7 +207,19 @@ def advance(
         out.requeue_after = 1.0
         out.waiting = f"canary v{target} to become Ready"
         return out
-    return _canary(out, cfg, canary_ready=canary_ready, analysis=analysis, now=now, generation=generation)
+    return _canary(
+        out, cfg, canary_ready=canary_ready, analysis=analysis, now=now, generation=generation, ctl=ctl
+    )
+
+
+def _gate_passed(s: RolloutState, cfg: RolloutConfig, step: int) -> bool:
+    """The gated step's own check already passed (or there is none): only a person moves it on."""
+    if cfg.analysis is None:
+        return True
+    last = s.last_analysis or {}
+    mode = str(cfg.analysis.get("onInconclusive", "Pause"))
+    ok = ("Pass", "Inconclusive") if mode == "Promote" else ("Pass",)
+    return last.get("version") == s.canary and last.get("step") == step and last.get("verdict") in ok
 
 
 def _canary(
@@ -156,7 +230,9 @@ def _canary(
     analysis: AnalysisResult | None,
     now: datetime,
     generation: int,
+    ctl: Control | None = None,
 ) -> Outcome:
+    ctl = ctl or Control()
     s = out.state
     assert s.canary is not None
     step = min(int(s.step or 0), len(cfg.steps) - 1)
@@ -176,23 +252,58 @@ def _canary(
         out.waiting = f"canary v{s.canary} to become Ready"
         out.requeue_after = max(1.0, min(10.0, cfg.progress_deadline - since + 0.5))
         return out
+    req = ctl.promote
+    if matches(req, s.canary, step):
+        assert req is not None
+        out.control_clear |= {"promote", "pause"}
+        by = who(req)
+        if req.get("full") or step + 1 >= len(cfg.steps):
+            out.events.append(("Normal", "PromotedByUser", f"canary v{s.canary} promoted{by} "
+                               f"(from step {step + 1}/{len(cfg.steps)}, remaining steps skipped)"))
+            return _promote(out, cfg, now)
+        return _next_step(out, cfg, step, now, by=f", promoted{by}")
+    if matches(ctl.pause, s.canary):
+        assert ctl.pause is not None
+        out.gate = Reason.PAUSED_BY_USER
+        out.waiting = f"`onnxops resume` (paused{who(ctl.pause)})"
+        return out
+    gated = cfg.gated(step)
+    if gated and since >= pause and _gate_passed(s, cfg, step):
+        out.gate = Reason.AWAITING_PROMOTION
+        out.waiting = f"`onnxops promote` (step {step + 1}/{len(cfg.steps)} is a manual gate)"
+        return out
     if since < pause:
         out.waiting = f"pause of step {step + 1} ({pause:g}s)"
         out.requeue_after = max(0.5, pause - since + 0.1)
         return out
     if cfg.analysis is not None and not _judge(out, cfg.analysis, analysis, step, pause, now, generation):
         return out
-    at = now_rfc3339(now)
-    if step + 1 < len(cfg.steps):
-        w = cfg.steps[step + 1][0]
-        out.state = replace(
-            s, step=step + 1, weight=w, step_started_at=at, analysis_failures=0, inconclusive_checks=0
-        )
-        out.events.append(
-            ("Normal", "CanaryStep", f"canary v{s.canary} at {w}% (step {step + 2}/{len(cfg.steps)})")
-        )
-        out.requeue_after = 1.0
+    if gated:
+        out.gate = Reason.AWAITING_PROMOTION
+        out.waiting = f"`onnxops promote` (step {step + 1}/{len(cfg.steps)} is a manual gate)"
         return out
+    if step + 1 < len(cfg.steps):
+        return _next_step(out, cfg, step, now)
+    return _promote(out, cfg, now)
+
+
+def _next_step(out: Outcome, cfg: RolloutConfig, step: int, now: datetime, *, by: str = "") -> Outcome:
+    s = out.state
+    w = cfg.steps[step + 1][0]
+    out.state = replace(
+        s, step=step + 1, weight=w, step_started_at=now_rfc3339(now), analysis_failures=0,
+        inconclusive_checks=0,
+    )
+    out.events.append(
+        ("Normal", "CanaryStep", f"canary v{s.canary} at {w}% (step {step + 2}/{len(cfg.steps)}){by}")
+    )
+    out.requeue_after = 1.0
+    return out
+
+
+def _promote(out: Outcome, cfg: RolloutConfig, now: datetime) -> Outcome:
+    s = out.state
+    at = now_rfc3339(now)
     out.state = replace(
         s,
         stable=s.canary,

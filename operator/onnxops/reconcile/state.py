@@ -73,6 +73,8 @@ class Outcome:
     requeue_after: float | None = None
     wants_analysis: bool = False
     waiting: str = ""  # what the rollout waits for (for the message)
+    gate: str | None = None  # AwaitingPromotion | PausedByUser: the canary waits for a person
+    control_clear: set[str] = field(default_factory=set)  # status.control requests consumed or stale
 
 
 def hold_active(state: RolloutState, generation: int) -> bool:

@@ -46,6 +46,10 @@ ENV: dict[str, str] = {
     "liveness_timeout_seconds": "ONNXOPS_LIVENESS_TIMEOUT_SECONDS",
     "shutdown_delay_seconds": "ONNXOPS_SHUTDOWN_DELAY_SECONDS",
     "expect_signature_json": "ONNXOPS_EXPECT_SIGNATURE_JSON",
+    "mirror_url": "ONNXOPS_MIRROR_URL",
+    "mirror_sample_rate": "ONNXOPS_MIRROR_SAMPLE_RATE",
+    "mirror_max_in_flight": "ONNXOPS_MIRROR_MAX_IN_FLIGHT",
+    "mirror_timeout_seconds": "ONNXOPS_MIRROR_TIMEOUT_SECONDS",
 }
 
 DESCRIPTION = """\
@@ -116,6 +120,10 @@ class ServerConfig:
     expect_signature_json: str | None = None
     inference_service: str = ""
     capture: CaptureConfig | None = None  # payload capture (InferenceService spec.logging); None = off
+    mirror_url: str | None = None  # shadow traffic: the shadow's http://host:port (serving/mirror.py)
+    mirror_sample_rate: float = 1.0
+    mirror_max_in_flight: int = 32
+    mirror_timeout_seconds: float = 2.0
 
 
 def _bool(value: str) -> bool:
@@ -255,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
         "[ONNXOPS_CATEGORY_LIMIT] (default: 50)",
     )
     capture_config.add_arguments(p)
+    m = p.add_argument_group("shadow traffic (serving/mirror.py)")
+    m.add_argument("--mirror-url", help="mirror a sample of answered requests to this shadow server "
+                   "(http://host:port) and compare its predictions [ONNXOPS_MIRROR_URL] (default: off)")
+    m.add_argument("--mirror-sample-rate", type=float,
+                   help="share of requests mirrored, 0..1 [ONNXOPS_MIRROR_SAMPLE_RATE] (default: 1)")
+    m.add_argument("--mirror-max-in-flight", type=_positive_int,
+                   help="open mirrored requests at most; more are dropped from the sample "
+                   "[ONNXOPS_MIRROR_MAX_IN_FLIGHT] (default: 32)")
+    m.add_argument("--mirror-timeout-seconds", type=float,
+                   help="timeout of one mirrored request [ONNXOPS_MIRROR_TIMEOUT_SECONDS] (default: 2)")
     v = p.add_argument_group("verification (ModelVersion verification Job)")
     v.add_argument(
         "--verify-only",
@@ -314,6 +332,10 @@ def parse_config(argv: Sequence[str], env: Mapping[str, str] | None = None) -> S
             expect_signature_json=_opt(raw.get("expect_signature_json")),
             inference_service=str(raw.get("inference_service", "")),
             capture=None if ns.verify_only else capture_config.from_namespace(ns, e),
+            mirror_url=_opt(raw.get("mirror_url")),
+            mirror_sample_rate=_float(raw.get("mirror_sample_rate", 1.0), "mirror-sample-rate"),
+            mirror_max_in_flight=_int(raw.get("mirror_max_in_flight", 32), "mirror-max-in-flight"),
+            mirror_timeout_seconds=_float(raw.get("mirror_timeout_seconds", 2.0), "mirror-timeout-seconds"),
         )
     except CaptureConfigError as exc:
         raise ConfigError(str(exc)) from None

@@ -22,6 +22,7 @@ from . import protocol_v1, protocol_v2
 from .capture import Capture, new_request_id
 from .feedback import Feedback
 from .metrics import CONTENT_TYPE, ServerMetrics
+from .mirror import Mirror
 from .model import LoadedModel, ModelState
 from .protocol_v2 import ProtocolError
 
@@ -64,6 +65,7 @@ class Handlers:
         self.state, self.metrics, self.drift = state, metrics, drift
         self.capture: Capture | None = None  # payload capture (spec.logging), set by the server
         self.feedback: Feedback | None = None  # ground truth in (serving/feedback.py), set by the server
+        self.mirror: Mirror | None = None  # shadow traffic (serving/mirror.py), set by the server
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[str, Response]:
         """(protocol label, response) for one request."""
@@ -175,6 +177,10 @@ class Handlers:
             self.capture.record(model, str(req.request_id), req.feeds, outs, req.rows)
         if self.feedback is not None:
             self.feedback.recent.record(str(req.request_id), outs, req.rows)
+        if self.mirror is not None:  # after the answer is computed; never waits, never raises
+            self.mirror.record(f"/v2/models/{model.name}/infer", headers, body, outs[0] if outs else None,
+                               model.output_names[0] if model.output_names else None,
+                               model.task == "classification")
         payload, json_len = protocol_v2.encode_response(model, req, outs)
         if json_len is None:
             return Response(200, payload)
@@ -206,6 +212,9 @@ class Handlers:
                 self.capture.record(checked, rid, feeds, outs, rows)
             if self.feedback is not None:
                 self.feedback.recent.record(rid, outs, rows)
+            if self.mirror is not None:
+                self.mirror.record(f"/v1/models/{checked.name}:predict", headers, body,
+                                   outs[0] if outs else None, None, checked.task == "classification")
             return Response(200, protocol_v1.encode_response(checked, outs, rid), JSON,
                             [("X-Request-Id", rid)])
         if rest.endswith(":feedback"):

@@ -53,6 +53,9 @@ class Running:
             self.metrics.drift.close()
         if self.feedback is not None:
             await self.feedback.close()
+        mirror = getattr(self.http.handlers, "mirror", None)
+        if mirror is not None:  # bounded: mirrored requests still open are given up
+            await mirror.close()
 
 
 def start_capture(cfg: ServerConfig, handlers: Handlers, metrics: ServerMetrics) -> Capture | None:
@@ -154,6 +157,15 @@ async def start(cfg: ServerConfig) -> Running:
     log.info("listening", extra={"fields": {"host": cfg.host, "port": port, "grpcPort": grpc_port}})
     capture = start_capture(cfg, handlers, metrics)
     feedback = start_feedback(cfg, handlers, metrics)
+    if cfg.mirror_url:
+        from .mirror import Mirror
+
+        handlers.mirror = Mirror(cfg.mirror_url, sample_rate=cfg.mirror_sample_rate,
+                                 max_in_flight=cfg.mirror_max_in_flight, timeout=cfg.mirror_timeout_seconds,
+                                 model=cfg.model_name, version=cfg.model_version,
+                                 inference_service=cfg.inference_service)
+        metrics.registry.register(handlers.mirror)
+        log.info("mirroring to a shadow", extra={"fields": {"sampleRate": cfg.mirror_sample_rate}})
     loader = asyncio.create_task(_load(cfg, state, metrics))
     return Running(cfg, state, metrics, http, port, loader, capture, grpc_server, grpc_port, feedback)
 

@@ -18,6 +18,7 @@ from .common import (
 )
 from .logging import PayloadLogging
 from .model import ALIAS_PATTERN
+from .notifications import NotificationSink
 from .performance import SPEC_PERFORMANCE_RULES, PerformanceSpec, PerformanceSummary
 from .trainingjob import TrainingJobSpec
 
@@ -45,6 +46,12 @@ class CanaryStep(KubeModel):
 
     weight: int = Field(ge=1, le=100, description="Percent of traffic sent to the canary (1..100).")
     pause: Duration | None = Field(None, description="How long to hold this step, e.g. 1m.")
+    await_promotion: bool | None = Field(
+        None,
+        description="A manual gate: after the pause (and its passed analysis) the step waits, without a "
+        "time limit, until a person runs `onnxops promote` (or `abort`). Status: reason and condition "
+        "AwaitingPromotion.",
+    )
 
 
 class Analysis(KubeModel):
@@ -235,6 +242,11 @@ class InferenceServiceSpec(KubeModel):
     retrain: Retrain | None = Field(None, description="Retraining template (needed for onDrift: Retrain).")
     template: PodOverrides | None = Field(None, description="Overrides for the serving pods.")
     logging: PayloadLogging | None = Field(None, description="Capture served rows to Parquet for retraining.")
+    notifications: list[NotificationSink] | None = Field(
+        None, max_length=8,
+        description="Webhooks told about promotions, steps, gates, rollbacks, retrains, breaches and "
+        "approvals (docs/notifications.md); delivered asynchronously, retried, never blocking a rollout.",
+    )
 
 
 InferencePhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
@@ -307,6 +319,28 @@ class AnalysisSummary(KubeModel):
     at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
 
 
+class ControlRequest(KubeModel):
+    """A person's rollout command (`onnxops promote|abort|pause`), written to the status subresource."""
+
+    version: int = Field(ge=1, description="The canary version the command is for (stale once it changed).")
+    step: int | None = Field(None, ge=0, description="promote: the step index it promotes from.")
+    full: bool | None = Field(None, description="promote --full: skip every remaining step.")
+    by: str | None = Field(None, description="Who (as the API server identified the command's user).",
+                           max_length=256)
+    at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
+    reason: str | None = Field(None, description="Why (abort, pause).", max_length=1024)
+
+
+class RolloutControl(KubeModel):
+    """Manual rollout commands. Written by the CLI to the status subresource (GitOps tools neither apply nor
+    diff status), consumed by the operator: promote and abort are cleared once acted on (or stale), pause
+    stays until `onnxops resume` or the canary ends."""
+
+    promote: ControlRequest | None = Field(None, description="Move the canary on (one step, or --full).")
+    abort: ControlRequest | None = Field(None, description="Roll the canary back (held until spec changes).")
+    pause: ControlRequest | None = Field(None, description="Hold the canary at its step until resume.")
+
+
 class InferenceServiceStatus(KubeModel):
     """Observed state of serving."""
 
@@ -340,7 +374,10 @@ class InferenceServiceStatus(KubeModel):
     last_analysis: AnalysisSummary | None = Field(None, description="The latest SLO check of a canary.")
     drift: DriftSummary | None = Field(None, description="Latest drift evaluation.")
     performance: PerformanceSummary | None = Field(None, description="Latest live-performance evaluation.")
-    rollback: RollbackRecord | None = Field(None, description="Last automatic rollback.")
+    rollback: RollbackRecord | None = Field(None, description="Last rollback (automatic or `onnxops abort`).")
+    control: RolloutControl | None = Field(
+        None, description="Pending manual commands (onnxops promote/abort/pause); see docs/rollout.md."
+    )
     retrain: dict[str, Any] | None = Field(
         None, description="Last retrain: trainingJob, at, reason.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
