@@ -44,6 +44,7 @@ def start(m: dict, sink: Path | None) -> Server:
         ONNXOPS_PROFILE_SHA256=hashlib.sha256(m["profile"].read_bytes()).hexdigest(),
         ONNXOPS_HOST="127.0.0.1",
         ONNXOPS_PORT=str(port),
+        ONNXOPS_GRPC_PORT="0",  # HTTP only: 8081 may be taken
         ONNXOPS_LOG_LEVEL="WARNING",
         ONNXOPS_POD_NAME="bench",
     )

@@ -28,12 +28,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/tmp
-# Then drop what the server never imports: the core's aiohttp (the operator's HTTP client) and PyYAML,
-# ONNX Runtime's protobuf, and the packaging tools (tests/install checks every serving module still imports).
+# Then drop what the server never imports: the core's aiohttp (the operator's HTTP client), PyYAML and the
+# packaging tools. protobuf stays: the gRPC server's messages need it (tests/install checks that every serving
+# module still imports).
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels "onnxops[serving]==${ONNXOPS_VERSION}" \
  && pip uninstall --yes --quiet aiohttp aiohappyeyeballs aiosignal attrs frozenlist multidict propcache yarl \
-      protobuf pyyaml setuptools \
+      pyyaml setuptools \
  && python -m pip uninstall --yes --quiet pip \
  && groupadd --gid 10001 onnxops \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin onnxops
