@@ -91,6 +91,7 @@ def test_a_from_serving_training_reads_the_services_sink_and_the_labels() -> Non
     from _operator_fixtures import tj
 
     from onnxops.api.v1alpha1.modelversion import ModelVersionSpec
+    from onnxops.api.v1alpha1.termination import TrainerSuccess
     from onnxops.builders import job
     from onnxops.reconcile.trainingjob import model_version_body
 
@@ -108,7 +109,7 @@ def test_a_from_serving_training_reads_the_services_sink_and_the_labels() -> Non
                "rowsLabelled": 7, "rowsUsed": 7, "labelsUri": "pvc://labels/iris/", "labelsDigest": "e" * 64}
     result = {"artifact": {"uri": "pvc://a/m.onnx", "sha256": "a" * 64},
               "dataset": {"uri": lineage["sinkUri"], "sha256": "f" * 64, "fromServing": lineage}}
-    body = model_version_body(t, result, S)
+    body = model_version_body(t, TrainerSuccess.model_validate(result), S)
     assert body["spec"]["lineage"]["dataset"]["fromServing"] == lineage
     ModelVersionSpec.model_validate({**body["spec"], "version": 3})  # the ModelVersion API takes it
 

@@ -9,6 +9,7 @@ import pytest
 from _operator_fixtures import SHA_A, SHA_B, mv, tj
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.termination import TrainerSuccess
 from onnxops.reconcile import modelversion as mvr
 from onnxops.reconcile import trainingjob as tjr
 from onnxops.reconcile.status import status_patch
@@ -253,7 +254,7 @@ def test_model_version_is_built_from_the_spec_the_job_ran():
     assert body["spec"]["lineage"]["image"] == S.trainer_image
     assert plan.status["observedGeneration"] == 1 and tjr.NOT_APPLIED in plan.status["message"]
     # without a readable Job (e.g. deleted by its TTL) the TrainingJob's spec is all there is
-    assert tjr.model_version_body(edited, OK, S)["spec"]["model"] == "other"
+    assert tjr.model_version_body(edited, TrainerSuccess.model_validate(OK), S)["spec"]["model"] == "other"
 
 
 def _waiting_pod(reason: str, message: str, name: str = "iris-train-abc", container: str = "trainer") -> dict:

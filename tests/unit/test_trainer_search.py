@@ -30,6 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from onnxops.api.v1alpha1.search import Search
+from onnxops.api.v1alpha1.termination import TrainerSuccess
 from onnxops.crdgen import build_crds
 from onnxops.reconcile.trainingjob import model_version_body
 from onnxops.settings import Settings
@@ -121,7 +122,7 @@ def test_random_search_picks_what_randomized_search_cv_picks(tmp_path: Path) -> 
     np.testing.assert_array_equal(sess.run(None, {"input": Xte.astype(np.float32)})[0], refit.predict(Xte))
     # and the ModelVersion the operator registers shows the best parameters and the summary
     tj = {"metadata": {"name": "t", "namespace": "ns", "uid": "u"}, "spec": spec}
-    mv = model_version_body(tj, term, Settings())
+    mv = model_version_body(tj, TrainerSuccess.model_validate(term), Settings())
     assert mv["spec"]["lineage"]["estimator"]["params"] == best
     assert mv["spec"]["lineage"]["estimator"]["search"]["trials"] == 8
     assert (

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 
 from onnxops.api.v1alpha1 import ModelVersion
+from onnxops.api.v1alpha1.termination import TrainerSuccess
 from onnxops.crdgen import build_crds
 from onnxops.reconcile.trainingjob import model_version_body
 from onnxops.settings import Settings
@@ -148,7 +149,7 @@ def test_slice_metrics_and_fairness_match_pandas_sklearn_and_fairlearn(
         assert fair["metrics"][name] == pytest.approx(fn(test["y"], pred, sensitive_features=s), rel=1e-12)
     assert fair["selectionRates"] == pytest.approx(test.groupby("group")["pred"].mean().to_dict())
     tj = {"metadata": {"name": "t", "namespace": "ns", "uid": "u"}, "spec": spec}
-    mv = model_version_body(tj, term, Settings())
+    mv = model_version_body(tj, TrainerSuccess.model_validate(term), Settings())
     assert mv["spec"]["slices"] == term["slices"] and mv["spec"]["fairness"] == fair
     manifest = {**mv, "metadata": {"name": "m-v1", **mv["metadata"]}, "spec": {**mv["spec"], "version": 1}}
     assert validate_manifest(CRDS, manifest) == []

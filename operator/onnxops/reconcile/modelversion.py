@@ -8,11 +8,12 @@ from typing import Any
 
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.termination import VerifierFailure, parse_verifier_result
 from onnxops.builders import job as job_builder
 from onnxops.settings import Settings
 
 from .status import primary_metric, status_patch
-from .termination import latest_result, short, stuck_waiting
+from .termination import latest_typed, short, stuck_waiting
 from .trainingjob import job_condition
 
 CONTAINER = "verify"
@@ -64,11 +65,13 @@ def reconcile(
             events.append(("Normal", Reason.VERIFIED, f"{md['name']} verified"))
         elif failed:
             phase, verified, reason = "Failed", False, Reason.VERIFICATION_FAILED
-            result, raw = latest_result(pods, CONTAINER, ok=False)
-            if result is not None:
-                detail = f"{result.get('reason') or 'Failed'}: {result.get('message') or ''}"
+            found = latest_typed(pods, CONTAINER, parse_verifier_result, ok=False)
+            if isinstance(found.result, VerifierFailure):
+                detail = f"{found.result.reason or 'Failed'}: {found.result.message}"
+            elif found.malformed:  # a JSON result that breaks the contract: say which field
+                detail = found.malformed
             else:
-                detail = raw or str(failed.get("reason") or "verification Job failed")
+                detail = found.raw or str(failed.get("reason") or "verification Job failed")
             message = f"verification failed: {short(detail)}"
             events.append(("Warning", Reason.VERIFICATION_FAILED, message))
         elif (stuck := stuck_waiting(pods)) is not None:  # e.g. ImagePullBackOff: never starts unfixed

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from onnxops.api.v1alpha1.termination import MalformedResult, json_object
 
 # scrub/short live in onnxops.objects.text (kube/events.py uses them too); re-exported here.
 from onnxops.objects.text import scrub as scrub
@@ -27,19 +30,16 @@ def terminated_states(pods: list[dict[str, Any]], container: str) -> list[dict[s
 
 def parse_result(message: str | None) -> dict[str, Any] | None:
     """The JSON result, or None when the message is not a JSON object (e.g. the log tail of a crash)."""
-    if not message:
-        return None
-    try:
-        data = json.loads(message)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return json_object(message)
 
 
 def latest_result(
     pods: list[dict[str, Any]], container: str, *, ok: bool | None = None
 ) -> tuple[dict[str, Any] | None, str]:
-    """(parsed result, raw message) of the newest terminated container, optionally only ok/not ok ones."""
+    """(parsed result, raw message) of the newest terminated container, optionally only ok/not ok ones.
+
+    Untyped: the label-evaluation Job's result (drift/performance_source.from_label_job reads it); the
+    trainer's and the verifier's results are read with ``latest_typed`` and their api/ models."""
     raw = ""
     for term in reversed(terminated_states(pods, container)):
         msg = str(term.get("message") or "")
@@ -49,6 +49,40 @@ def latest_result(
         if not raw and msg:
             raw = msg
     return None, raw
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Latest(Generic[R]):
+    """The newest terminated container's result, parsed once with the contract's model (api/v1alpha1/
+    termination.py). ``result``: the newest valid result with the wanted ``ok``; ``malformed``: why the
+    newest JSON object with that ``ok`` is not a valid result (then ``result`` is None); ``raw``: that
+    message, else the newest non-empty one (e.g. the log tail of a crash)."""
+
+    result: R | None
+    raw: str
+    malformed: str | None = None
+
+
+def latest_typed(
+    pods: list[dict[str, Any]], container: str, parse: Callable[[dict[str, Any]], R], *, ok: bool
+) -> Latest[R]:
+    """The newest ok / not ok result of the named container, parsed with ``parse`` (which raises
+    MalformedResult for a JSON object that breaks the contract)."""
+    raw = ""
+    for term in reversed(terminated_states(pods, container)):
+        msg = str(term.get("message") or "")
+        data = json_object(msg)
+        if data is not None and bool(data.get("ok")) == ok:
+            try:
+                return Latest(parse(data), msg)
+            except MalformedResult as exc:
+                return Latest(None, msg, str(exc))
+        if not raw and msg:
+            raw = msg
+    return Latest(None, raw)
 
 
 # Waiting reasons that do not go away by themselves: the pod needs a fix (image, Secret, ConfigMap, ...).

@@ -9,13 +9,19 @@ from typing import Any, Literal
 from onnxops import API_VERSION
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.termination import (
+    MALFORMED_REASON,
+    TrainerFailure,
+    TrainerSuccess,
+    parse_trainer_result,
+)
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels
 from onnxops.objects.compare import contains
 from onnxops.settings import Settings
 
 from .status import primary_metric, status_patch
-from .termination import latest_result, short, stuck_waiting
+from .termination import latest_typed, short, stuck_waiting
 
 TERMINAL = ("Succeeded", "Failed")
 CONTAINER = "trainer"
@@ -72,35 +78,36 @@ def job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | No
 
 
 def model_version_body(
-    tj: dict[str, Any], result: dict[str, Any], settings: Settings, ran: dict[str, Any] | None = None
+    tj: dict[str, Any], result: TrainerSuccess, settings: Settings, ran: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ModelVersion for a successful training (no ownerReference: it outlives the TrainingJob).
 
     ``ran``: the spec the Job actually trained with (``job_builder.ran_spec``); the TrainingJob's current
     spec only when the Job cannot tell (it is gone), since edits made after the Job started never reach it."""
     md, spec = tj["metadata"], ran or tj["spec"]
-    art = result.get("artifact") or {}
+    art = result.artifact
     out_secret = (spec.get("output") or {}).get("credentialsSecret")
-    artifact: dict[str, Any] = {"uri": art["uri"], "sha256": art["sha256"], "format": "onnx"}
-    if art.get("sizeBytes") is not None:
-        artifact["sizeBytes"] = int(art["sizeBytes"])
+    artifact: dict[str, Any] = {"uri": art.uri, "sha256": art.sha256, "format": "onnx"}
+    if art.size_bytes is not None:
+        artifact["sizeBytes"] = art.size_bytes
     if out_secret:
         artifact["credentialsSecret"] = dict(out_secret)
     mv_spec: dict[str, Any] = {"model": spec["model"], "artifact": artifact}
-    prof = result.get("profile") or {}
-    if prof.get("uri") and prof.get("sha256"):
-        mv_spec["profile"] = {"uri": prof["uri"], "sha256": prof["sha256"]}
-    if result.get("signature"):
-        mv_spec["signature"] = result["signature"]
-    if result.get("metrics"):
-        mv_spec["metrics"] = {k: float(v) for k, v in result["metrics"].items()}
-    for key in ("slices", "fairness"):  # spec.evaluation.slices / fairness of the training
-        if result.get(key):
-            mv_spec[key] = result[key]
-    if isinstance(result.get("champion"), dict):
-        mv_spec["champion"] = result["champion"]
+    prof = result.profile
+    if prof is not None and prof.uri and prof.sha256:
+        mv_spec["profile"] = {"uri": prof.uri, "sha256": prof.sha256}
+    if result.signature:
+        mv_spec["signature"] = result.signature
+    if result.metrics:
+        mv_spec["metrics"] = dict(result.metrics)
+    if result.slices:  # spec.evaluation.slices / fairness of the training
+        mv_spec["slices"] = result.slices
+    if result.fairness:
+        mv_spec["fairness"] = result.fairness
+    if result.champion is not None:
+        mv_spec["champion"] = result.champion
     est = spec.get("estimator") or {}
-    searched = result.get("search") if isinstance(result.get("search"), dict) else None
+    searched = result.search
     params = est.get("params")
     if searched and isinstance(searched.get("bestParams"), dict):  # what was trained: the best found
         params = {**(params or {}), **searched["bestParams"]}
@@ -113,11 +120,14 @@ def model_version_body(
         },
         "image": ((spec.get("template") or {}).get("image") or settings.trainer_image),
     }
-    ds = result.get("dataset") or {"uri": spec["dataset"].get("uri")}
-    lineage["dataset"] = {k: v for k, v in {"uri": ds.get("uri"), "sha256": ds.get("sha256"),
-                                            "fromServing": ds.get("fromServing")}.items() if v}
-    if result.get("codeVersion"):
-        lineage["codeVersion"] = str(result["codeVersion"])
+    ds = result.dataset
+    lineage["dataset"] = (
+        {k: v for k, v in {"uri": ds.uri, "sha256": ds.sha256, "fromServing": ds.from_serving}.items() if v}
+        if ds is not None
+        else {k: v for k, v in {"uri": spec["dataset"].get("uri")}.items() if v}
+    )
+    if result.code_version:
+        lineage["codeVersion"] = result.code_version
     mv_spec["lineage"] = lineage
     return {
         "apiVersion": API_VERSION,
@@ -332,29 +342,31 @@ def _succeeded(
     """The Job completed: the trainer's result into ``new`` (status), and the ModelVersion to register
     (None once ``registered``)."""
     spec, jst = tj["spec"], (job or {}).get("status") or {}
-    result, _ = latest_result(pods, CONTAINER, ok=True)
+    found = latest_typed(pods, CONTAINER, parse_trainer_result, ok=True)
+    result = found.result if isinstance(found.result, TrainerSuccess) else None
     if result is None and old.get("artifact"):
-        result = {"artifact": old["artifact"], "metrics": old.get("metrics")}
-    if result is None or not (result.get("artifact") or {}).get("uri"):
+        result = _result_from_status(old)
+    if result is None:
+        if found.malformed:  # a JSON result that breaks the contract: say which field
+            return "Failed", MALFORMED_REASON, short(found.malformed), None
         message = "the trainer succeeded but its result (termination message) could not be read"
         return "Failed", Reason.TRAINING_FAILED, message, None
-    art = result["artifact"]
-    prof = result.get("profile") or {}
+    art, prof = result.artifact, result.profile
     new["artifact"] = {
         k: v
         for k, v in {
-            "uri": art["uri"],
-            "sha256": art["sha256"],
-            "sizeBytes": art.get("sizeBytes"),
-            "profileUri": prof.get("uri"),
-            "profileSha256": prof.get("sha256"),
+            "uri": art.uri,
+            "sha256": art.sha256,
+            "sizeBytes": art.size_bytes,
+            "profileUri": prof.uri if prof else None,
+            "profileSha256": prof.sha256 if prof else None,
         }.items()
         if v is not None
     }
-    metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
+    metrics = dict(result.metrics)
     new["metrics"] = metrics or None
-    if isinstance(result.get("champion"), dict):  # champion gates: both scores
-        new["champion"] = result["champion"]
+    if result.champion is not None:  # champion gates: both scores
+        new["champion"] = result.champion
     new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
     new["completionTime"] = jst.get("completionTime") or complete.get("lastTransitionTime")
     if registered:
@@ -374,17 +386,21 @@ def _failed(
     attempts: int,
 ) -> tuple[str, str, str]:
     """The Job failed: the reason (the trainer's own, else the Job's) and message; fills ``new``."""
-    result, raw = latest_result(pods, CONTAINER, ok=False)
+    found = latest_typed(pods, CONTAINER, parse_trainer_result, ok=False)
+    result = found.result if isinstance(found.result, TrainerFailure) else None
+    raw = found.raw
     job_reason = str(failed.get("reason") or "")
-    if result is not None and isinstance(result.get("champion"), dict):  # both scores, also failed
-        new["champion"] = result["champion"]
-    if result is not None and result.get("metrics"):  # e.g. GateNotMet: the metrics that missed
-        metrics = {k: float(v) for k, v in result["metrics"].items()}
+    if result is not None and result.champion is not None:  # both scores, also failed
+        new["champion"] = result.champion
+    if result is not None and result.metrics:  # e.g. GateNotMet: the metrics that missed
+        metrics = dict(result.metrics)
         new["metrics"] = metrics
         new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
-    if result is not None and result.get("reason"):
-        reason = str(result["reason"])
-        message = f"{reason}: {short(str(result.get('message') or ''))}"
+    if result is not None and result.reason:
+        reason = result.reason
+        message = f"{reason}: {short(result.message)}"
+    elif found.malformed:  # a JSON result that breaks the contract: say which field
+        reason, message = MALFORMED_REASON, short(found.malformed)
     elif job_reason == "DeadlineExceeded":
         reason, message = Reason.DEADLINE_EXCEEDED, f"DeadlineExceeded: {failed.get('message') or ''}"
     elif job_reason == "BackoffLimitExceeded":
@@ -400,6 +416,18 @@ def _failed(
         )
     new["completionTime"] = failed.get("lastTransitionTime")
     return "Failed", reason, message
+
+
+def _result_from_status(old: dict[str, Any]) -> TrainerSuccess | None:
+    """The result recorded in status (the Job is gone before the registration), or None when status does
+    not hold a complete artifact reference."""
+    art = old.get("artifact") or {}
+    try:
+        return TrainerSuccess.model_validate({"artifact": {"uri": art.get("uri"), "sha256": art.get("sha256"),
+                                                           "sizeBytes": art.get("sizeBytes")},
+                                              "metrics": old.get("metrics") or {}})
+    except ValueError:
+        return None
 
 
 def _reason_from(old: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from onnxops.api.v1alpha1.modelversion import Signature
+from onnxops.api.v1alpha1.termination import VerifierFailure, VerifierResult, VerifierSuccess
 
 from .config import ServerConfig
 from .model import LoadedModel, LoadError, TensorInfo, load_model
@@ -110,7 +111,7 @@ def smoke(model: LoadedModel) -> dict[str, Any]:
     return {"outputs": {n: list(a.shape) for n, a in zip(model.output_names, outs, strict=True)}}
 
 
-def run_verification(cfg: ServerConfig) -> dict[str, Any]:
+def run_verification(cfg: ServerConfig) -> VerifierSuccess:
     expected = parse_expected(cfg.expect_signature_json) if cfg.expect_signature_json else None
     try:
         model = load_model(cfg)
@@ -120,7 +121,7 @@ def run_verification(cfg: ServerConfig) -> dict[str, Any]:
         problems = signature_problems(expected, model)
         if problems:
             raise VerifyError("SignatureMismatch", "; ".join(problems))
-    return {"ok": True, "sha256": cfg.sha256, "signature": model.signature(), "smoke": smoke(model)}
+    return VerifierSuccess(sha256=cfg.sha256, signature=model.signature(), smoke=smoke(model))
 
 
 def _fit(result: dict[str, Any]) -> str:
@@ -134,12 +135,14 @@ def _fit(result: dict[str, Any]) -> str:
 
 
 def verify(cfg: ServerConfig) -> int:
+    outcome: VerifierResult
     try:
-        result = run_verification(cfg)
+        outcome = run_verification(cfg)
     except VerifyError as exc:
-        result = {"ok": False, "reason": exc.reason, "message": exc.message}
+        outcome = VerifierFailure(reason=exc.reason, message=exc.message)
     except Exception as exc:
-        result = {"ok": False, "reason": "VerificationError", "message": f"{type(exc).__name__}: {exc}"}
+        outcome = VerifierFailure(reason="VerificationError", message=f"{type(exc).__name__}: {exc}")
+    result = outcome.to_dict()  # the contract the operator reads (api/v1alpha1/termination.py)
     path = Path(os.environ.get("ONNXOPS_TERMINATION_LOG") or TERMINATION_LOG)
     try:
         path.write_text(_fit(result))

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from onnxops.api.v1alpha1.termination import TrainerFailure, TrainerResult, TrainerSuccess
+
 from .errors import EXIT_INTERNAL, EXIT_OK, TrainerError
 
 TERMINATION_LOG_ENV = "ONNXOPS_TERMINATION_LOG"
@@ -66,9 +68,10 @@ def compact(result: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> str:
     return text
 
 
-def write_termination(path: str, result: dict[str, Any]) -> None:
+def write_termination(path: str, result: TrainerResult) -> None:
+    """The result (api/v1alpha1/termination.py, the contract the operator reads) into the file."""
     try:
-        Path(path).write_text(compact(result))
+        Path(path).write_text(compact(result.to_dict()))
     except OSError as e:
         log.warning("cannot write the termination message to %s: %s", path, e)
 
@@ -103,20 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = _run(ns)
         write_termination(term, result)
-        log.info("done: %s", result["artifact"]["uri"])
+        log.info("done: %s", result.artifact.uri)
         return EXIT_OK
     except TrainerError as e:
         log.error("%s: %s", e.reason, e.message)
-        write_termination(term, {"ok": False, "reason": e.reason, "message": e.message, **e.extra})
+        write_termination(term, TrainerFailure.model_validate(
+            {"reason": e.reason, "message": e.message, **e.extra}))
         return e.exit_code
     except Exception as e:  # an unexpected bug: still tell the operator why
         log.exception("unexpected error")
         message = f"{type(e).__name__}: {e}"
-        write_termination(term, {"ok": False, "reason": "InternalError", "message": message})
+        write_termination(term, TrainerFailure(reason="InternalError", message=message))
         return EXIT_INTERNAL
 
 
-def _run(ns: argparse.Namespace) -> dict[str, Any]:
+def _run(ns: argparse.Namespace) -> TrainerSuccess:
     from .errors import InvalidSpec
     from .run import RunArgs, train
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from onnxops import __version__, storage
+from onnxops.api.v1alpha1.termination import ArtifactRef, DatasetRef, FileRef, TrainerSuccess
 from onnxops.api.v1alpha1.trainingjob import TrainingJobSpec
 
 from . import boosting, champion, data, estimators, evaluate, export, fairness, parity, search, slicing
@@ -65,7 +66,7 @@ def _fit(pipeline: Any, X: np.ndarray, y: np.ndarray, class_name: str) -> list[s
     return sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught})
 
 
-def train(args: RunArgs) -> dict[str, Any]:
+def train(args: RunArgs) -> TrainerSuccess:
     """Run the whole training; returns the termination-message summary. Raises TrainerError subclasses."""
     spec, clock = args.spec, _Clock()
     ev = spec.evaluation or evaluate_default()
@@ -206,20 +207,19 @@ def train(args: RunArgs) -> dict[str, Any]:
     except storage.StorageError as e:
         raise StorageFailed(f"cannot store the bundle at {base}: {e}") from None
     log.info("stored bundle %s (%s; total %.2fs)", base, clock.lap(), time.perf_counter() - clock.t0)
-    return {
-        "ok": True,
-        "artifact": {"uri": uris[MODEL_FILE], "sha256": model_sha, "sizeBytes": len(onnx_bytes)},
-        "profile": {"uri": uris[PROFILE_FILE], "sha256": profile_sha},
-        "metadata": {"uri": uris[METADATA_FILE], "sha256": storage.sha256_hex(metadata_bytes)},
-        "metrics": metrics,
-        "signature": sig,
-        "dataset": {"uri": dataset_uri, "sha256": dataset_sha, **served},
-        "codeVersion": __version__,
-        **({"search": searched.summary()} if searched else {}),
-        **({"slices": slicing.for_model_version(slice_results, slice_wanted)} if slice_results else {}),
-        **({"fairness": fair_result} if fair_result else {}),
-        **champ_json,
-    }
+    return TrainerSuccess(
+        artifact=ArtifactRef(uri=uris[MODEL_FILE], sha256=model_sha, size_bytes=len(onnx_bytes)),
+        profile=FileRef(uri=uris[PROFILE_FILE], sha256=profile_sha),
+        metadata=FileRef(uri=uris[METADATA_FILE], sha256=storage.sha256_hex(metadata_bytes)),
+        metrics=metrics,
+        signature=sig,
+        dataset=DatasetRef(uri=dataset_uri, sha256=dataset_sha, from_serving=served.get("fromServing")),
+        code_version=__version__,
+        search=searched.summary() if searched else None,
+        slices=slicing.for_model_version(slice_results, slice_wanted) if slice_results else None,
+        fairness=fair_result or None,
+        champion=comparison.to_json() if comparison is not None else None,
+    )
 
 
 def _evaluation_columns(table: data.Table, ev: Any) -> dict[str, np.ndarray]:
