@@ -100,7 +100,7 @@ async def test_pods_become_ready_through_real_probe_and_serve_via_endpoints(rt: 
             "--timeout=30s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0 and b"successfully rolled out" in out, out
-    d = await wait_for(lambda: ready_deployment(rt.client, "web", 2), what="2 ready")  # type: ignore[arg-type]
+    d = await wait_for(lambda: ready_deployment(rt.client, "web", 2), what="2 ready")
     st, c = d["status"], conds(d)
     assert st["observedGeneration"] == d["metadata"]["generation"]
     assert "unavailableReplicas" not in st
@@ -165,7 +165,7 @@ async def test_endpoints_list_only_ready_pods(rt: LocalRuntime) -> None:
 async def test_rolling_update_replaces_pods_without_losing_availability(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(DEPLOYMENTS, "default", deployment("roll", "v1", replicas=1))
-    await wait_for(lambda: ready_deployment(rt.client, "roll", 1), what="v1 ready")  # type: ignore[arg-type]
+    await wait_for(lambda: ready_deployment(rt.client, "roll", 1), what="v1 ready")
     [old] = await pods_of(rt.client, "roll")
     old_pid = rt.pids()[f"default/{old['metadata']['name']}"][0]
     patch = {"spec": {"template": {"spec": {"containers": [
@@ -178,11 +178,11 @@ async def test_rolling_update_replaces_pods_without_losing_availability(rt: Loca
         d = await rt.client.get(DEPLOYMENTS, "default", "roll")  # type: ignore[union-attr]
         assert d is not None
         min_available = min(min_available, d["status"].get("availableReplicas", 0))
-        pods = await pods_of(rt.client, "roll")  # type: ignore[arg-type]
+        pods = await pods_of(rt.client, "roll")
         if [p["metadata"]["name"] for p in pods] == [old["metadata"]["name"]]:
             return None
         ok = (len(pods) == 1 and pods[0]["metadata"]["name"] != old["metadata"]["name"]
-              and await ready_deployment(rt.client, "roll", 1))  # type: ignore[arg-type]
+              and await ready_deployment(rt.client, "roll", 1))
         return d if ok else None
 
     d = await wait_for(rolled, what="rollout")
@@ -198,18 +198,18 @@ async def test_rolling_update_replaces_pods_without_losing_availability(rt: Loca
 async def test_deleting_the_deployment_collects_pods_and_processes(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(DEPLOYMENTS, "default", deployment("gone", "v1"))
-    await wait_for(lambda: ready_deployment(rt.client, "gone", 2), what="ready")  # type: ignore[arg-type]
+    await wait_for(lambda: ready_deployment(rt.client, "gone", 2), what="ready")
     pids = [pid for key, ps in rt.pids().items() if key.startswith("default/gone-") for pid in ps]
     assert len(pids) == 2 and all(alive(p) for p in pids)
     await rt.client.delete(DEPLOYMENTS, "default", "gone")
     await wait_for(lambda: _async(not any(alive(p) for p in pids)), what="processes stopped")
-    await wait_for(lambda: _none(pods_of(rt.client, "gone")), what="pods removed")  # type: ignore[arg-type]
+    await wait_for(lambda: _none(pods_of(rt.client, "gone")), what="pods removed")
 
 
 async def test_killed_process_is_seen_and_restarted(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(DEPLOYMENTS, "default", deployment("crash", "v1", replicas=1))
-    await wait_for(lambda: ready_deployment(rt.client, "crash", 1), what="ready")  # type: ignore[arg-type]
+    await wait_for(lambda: ready_deployment(rt.client, "crash", 1), what="ready")
     [pod] = await pods_of(rt.client, "crash")
     name = pod["metadata"]["name"]
     pid = rt.pids()[f"default/{name}"][0]
@@ -227,7 +227,7 @@ async def test_killed_process_is_seen_and_restarted(rt: LocalRuntime) -> None:
     assert (rt.read_log("default", name, "server", None) or "").count("serving") == 1  # this run only
     previous = rt.state_dir / "logs" / f"default_{name}_server.log.previous"
     assert previous.read_text().count("serving") == 1
-    await wait_for(lambda: ready_deployment(rt.client, "crash", 1), what="ready again")  # type: ignore[arg-type]
+    await wait_for(lambda: ready_deployment(rt.client, "crash", 1), what="ready again")
 
 
 async def _async(x: Any) -> Any:

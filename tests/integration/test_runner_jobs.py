@@ -64,7 +64,7 @@ WRITE_RESULT = (
 async def test_job_completes_and_reports_termination_message(rt: LocalRuntime) -> None:
     assert rt.client is not None
     created = await rt.client.create(JOBS, "default", job("train", WRITE_RESULT))
-    j = await wait_for(lambda: finished(rt.client, "train"), what="job finished")  # type: ignore[arg-type]
+    j = await wait_for(lambda: finished(rt.client, "train"), what="job finished")
     c = conds(j)
     assert c["Complete"]["status"] == "True" and c["Complete"]["reason"] == "CompletionsReached"
     assert c["SuccessCriteriaMet"]["status"] == "True"
@@ -94,7 +94,7 @@ async def test_job_completes_and_reports_termination_message(rt: LocalRuntime) -
 async def test_backoff_limit_with_new_pod_per_failure(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(JOBS, "default", job("fails", "import sys; sys.exit(3)", backoffLimit=1))
-    j = await wait_for(lambda: finished(rt.client, "fails"), what="job failed")  # type: ignore[arg-type]
+    j = await wait_for(lambda: finished(rt.client, "fails"), what="job failed")
     c = conds(j)
     assert c["Failed"]["status"] == "True" and c["Failed"]["reason"] == "BackoffLimitExceeded"
     assert c["FailureTarget"]["reason"] == "BackoffLimitExceeded"
@@ -112,7 +112,7 @@ async def test_on_failure_restarts_in_place_until_backoff_limit(rt: LocalRuntime
     assert rt.client is not None
     await rt.client.create(JOBS, "default", job("flaky", "import sys; sys.exit(1)", restart="OnFailure",
                                                  backoffLimit=2))
-    j = await wait_for(lambda: finished(rt.client, "flaky"), what="job failed")  # type: ignore[arg-type]
+    j = await wait_for(lambda: finished(rt.client, "flaky"), what="job failed")
     assert conds(j)["Failed"]["reason"] == "BackoffLimitExceeded"
     pods = await job_pods(rt.client, "flaky")
     # one pod, restarted in place; the controller deletes it when the Job fails
@@ -127,10 +127,10 @@ async def test_active_deadline_kills_the_pod(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(JOBS, "default",
                            job("slow", "import time; time.sleep(60)", activeDeadlineSeconds=1))
-    pod = (await wait_for(lambda: job_pods(rt.client, "slow"), what="pod"))[0]  # type: ignore[arg-type]
+    pod = (await wait_for(lambda: job_pods(rt.client, "slow"), what="pod"))[0]
     name = pod["metadata"]["name"]
     pid = (await wait_for(lambda: _pid(rt, name), what="process"))
-    j = await wait_for(lambda: finished(rt.client, "slow"), what="deadline")  # type: ignore[arg-type]
+    j = await wait_for(lambda: finished(rt.client, "slow"), what="deadline")
     assert conds(j)["Failed"]["reason"] == "DeadlineExceeded"
     assert conds(j)["Failed"]["message"] == "Job was active longer than specified deadline"
     await wait_for(lambda: _gone(pid), what="process killed")
@@ -139,12 +139,12 @@ async def test_active_deadline_kills_the_pod(rt: LocalRuntime) -> None:
 async def test_suspend_and_resume(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(JOBS, "default", job("later", WRITE_RESULT, suspend=True))
-    j = await wait_for(lambda: _cond(rt.client, "later", "Suspended", "True"), what="suspended")  # type: ignore[arg-type]
+    j = await wait_for(lambda: _cond(rt.client, "later", "Suspended", "True"), what="suspended")
     assert conds(j)["Suspended"]["reason"] == "JobSuspended"
     await asyncio.sleep(0.5)
     assert await job_pods(rt.client, "later") == []
     await rt.client.patch(JOBS, "default", "later", {"spec": {"suspend": False}})
-    j = await wait_for(lambda: finished(rt.client, "later"), what="job finished")  # type: ignore[arg-type]
+    j = await wait_for(lambda: finished(rt.client, "later"), what="job finished")
     c = conds(j)
     assert c["Complete"]["status"] == "True"
     assert (c["Suspended"]["status"], c["Suspended"]["reason"]) == ("False", "JobResumed")
@@ -153,11 +153,11 @@ async def test_suspend_and_resume(rt: LocalRuntime) -> None:
 async def test_suspending_a_running_job_deletes_its_pod(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(JOBS, "default", job("pause", "import time; time.sleep(60)"))
-    pod = (await wait_for(lambda: job_pods(rt.client, "pause"), what="pod"))[0]  # type: ignore[arg-type]
+    pod = (await wait_for(lambda: job_pods(rt.client, "pause"), what="pod"))[0]
     pid = await wait_for(lambda: _pid(rt, pod["metadata"]["name"]), what="process")
     await rt.client.patch(JOBS, "default", "pause", {"spec": {"suspend": True}})
     await wait_for(lambda: _gone(pid), what="process stopped")
-    await wait_for(lambda: _no_pods(rt.client, "pause"), what="pod deleted")  # type: ignore[arg-type]
+    await wait_for(lambda: _no_pods(rt.client, "pause"), what="pod deleted")
     j = await rt.client.get(JOBS, "default", "pause")
     assert j is not None and conds(j)["Suspended"]["status"] == "True"
     assert not j["status"].get("active")
@@ -166,8 +166,8 @@ async def test_suspending_a_running_job_deletes_its_pod(rt: LocalRuntime) -> Non
 async def test_ttl_after_finished_deletes_job_and_pods(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(JOBS, "default", job("brief", WRITE_RESULT, ttlSecondsAfterFinished=0))
-    await wait_for(lambda: _job_absent(rt.client, "brief"), what="job deleted")  # type: ignore[arg-type]
-    await wait_for(lambda: _no_pods(rt.client, "brief"), what="pods collected")  # type: ignore[arg-type]
+    await wait_for(lambda: _job_absent(rt.client, "brief"), what="job deleted")
+    await wait_for(lambda: _no_pods(rt.client, "brief"), what="pods collected")
 
 
 async def test_pod_failure_policy_fails_the_job_at_once(rt: LocalRuntime) -> None:
@@ -176,7 +176,7 @@ async def test_pod_failure_policy_fails_the_job_at_once(rt: LocalRuntime) -> Non
                          "onExitCodes": {"containerName": "main", "operator": "In", "values": [3]}}]}
     await rt.client.create(JOBS, "default", job("final", "import sys; sys.exit(3)", backoffLimit=3,
                                                  podFailurePolicy=policy))
-    j = await wait_for(lambda: finished(rt.client, "final"), what="job failed")  # type: ignore[arg-type]
+    j = await wait_for(lambda: finished(rt.client, "final"), what="job failed")
     c = conds(j)
     assert (c["Failed"]["reason"], c["FailureTarget"]["reason"]) == ("PodFailurePolicy", "PodFailurePolicy")
     [pod] = await job_pods(rt.client, "final")  # no retry although backoffLimit allowed 3
@@ -194,12 +194,12 @@ async def test_disrupted_pod_is_replaced_without_counting(rt: LocalRuntime, tmp_
             "open(p, 'w').close(); time.sleep(60)")
     policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
     await rt.client.create(JOBS, "default", job("drained", code, backoffLimit=0, podFailurePolicy=policy))
-    first = (await wait_for(lambda: job_pods(rt.client, "drained"), what="pod"))[0]  # type: ignore[arg-type]
+    first = (await wait_for(lambda: job_pods(rt.client, "drained"), what="pod"))[0]
     name = first["metadata"]["name"]
     await wait_for(lambda: _pid(rt, name), what="process")
     await wait_for(lambda: _exists(marker), what="first run started")
     assert await rt.disrupt_pod("default", name)
-    j = await wait_for(lambda: finished(rt.client, "drained"), what="job done")  # type: ignore[arg-type]
+    j = await wait_for(lambda: finished(rt.client, "drained"), what="job done")
     assert conds(j)["Complete"]["status"] == "True" and "failed" not in j["status"], j["status"]
     pods = {p["metadata"]["name"]: p for p in await job_pods(rt.client, "drained")}
     assert len(pods) == 2 and pods[name]["status"]["phase"] == "Failed"

@@ -115,7 +115,7 @@ async def test_env_volumes_and_arg_expansion(rt: LocalRuntime) -> None:
                                {"name": "cfg", "configMap": {"name": "cfg"}},
                                {"name": "creds", "secret": {"secretName": "creds"}}]
     await rt.client.create(PODS, "default", body)
-    p = await wait_for(lambda: phase(rt.client, "env", "Succeeded"), what="succeeded")  # type: ignore[arg-type]
+    p = await wait_for(lambda: phase(rt.client, "env", "Succeeded"), what="succeeded")
     out = json.loads(p["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
     pvc = rt.state_dir / "pvc" / "models"
     assert out["argv"] == ["fast", str(pvc / "out.txt"), "$(MODE)"]
@@ -143,7 +143,7 @@ async def test_missing_secret_blocks_start_until_it_exists(rt: LocalRuntime) -> 
     p = await wait_for(blocked, what="CreateContainerConfigError")
     assert 'secret "later" not found' in p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
     await rt.client.create(SECRETS, "default", {"metadata": {"name": "later"}, "stringData": {"pw": "x"}})
-    await wait_for(lambda: phase(rt.client, "waits", "Succeeded"), what="started later")  # type: ignore[arg-type]
+    await wait_for(lambda: phase(rt.client, "waits", "Succeeded"), what="started later")
 
 
 async def test_graceful_deletion_sigterm_then_sigkill(rt: LocalRuntime, tmp_path: Any) -> None:
@@ -156,7 +156,7 @@ async def test_graceful_deletion_sigterm_then_sigkill(rt: LocalRuntime, tmp_path
         "while True: time.sleep(0.1)\n"
     )
     await rt.client.create(PODS, "default", pod("stubborn", ignores, terminationGracePeriodSeconds=1))
-    await wait_for(lambda: phase(rt.client, "stubborn", "Running"), what="running")  # type: ignore[arg-type]
+    await wait_for(lambda: phase(rt.client, "stubborn", "Running"), what="running")
     await wait_for(lambda: _async(marker.parent.exists() and _logged(rt, "stubborn")), what="handler set")
     pid = rt.pids()["default/stubborn"][0]
     loop = asyncio.get_running_loop()
@@ -166,7 +166,7 @@ async def test_graceful_deletion_sigterm_then_sigkill(rt: LocalRuntime, tmp_path
     elapsed = loop.time() - t0
     assert marker.read_text() == "term"  # SIGTERM came first and was ignored ...
     assert elapsed >= 0.9  # ... so SIGKILL came after the grace period
-    await wait_for(lambda: _absent(rt.client, "stubborn"), what="pod removed")  # type: ignore[arg-type]
+    await wait_for(lambda: _absent(rt.client, "stubborn"), what="pod removed")
     events, _ = await rt.client.list(EVENTS, "default")
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "stubborn"]
     assert "Started" in reasons and "Killing" in reasons
@@ -226,7 +226,7 @@ async def test_pod_active_deadline_fails_the_pod(rt: LocalRuntime) -> None:
     body = pod("late", "import time; time.sleep(60)", activeDeadlineSeconds=1,
                terminationGracePeriodSeconds=1)
     await rt.client.create(PODS, "default", body)
-    p = await wait_for(lambda: phase(rt.client, "late", "Failed"), what="deadline")  # type: ignore[arg-type]
+    p = await wait_for(lambda: phase(rt.client, "late", "Failed"), what="deadline")
     assert p["status"]["reason"] == "DeadlineExceeded"
     assert p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 143  # SIGTERM
     assert rt.pids().get("default/late") == []
@@ -245,7 +245,7 @@ async def test_init_container_runs_first_and_shares_an_empty_dir(rt: LocalRuntim
                                        "args": ["/data/seed"],
                                        "volumeMounts": [{"name": "work", "mountPath": "/data"}]}]
     await rt.client.create(PODS, "default", body)
-    p = await wait_for(lambda: phase(rt.client, "init", "Succeeded"), what="succeeded")  # type: ignore[arg-type]
+    p = await wait_for(lambda: phase(rt.client, "init", "Succeeded"), what="succeeded")
     assert p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "init main"
     assert p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert {c["type"]: c["status"] for c in p["status"]["conditions"]}["Initialized"] == "True"

@@ -4,6 +4,57 @@ from __future__ import annotations
 
 from typing import Any
 
+
+class ClientStub:
+    """A Kubernetes client (``kube/protocol.KubeApi``) for tests: any verb the test did not expect fails.
+    In-memory fakes subclass it and implement the verbs the code under test uses."""
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        raise AssertionError(f"unexpected GET {kind} {namespace}/{name}")
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: dict[str, str] | str | None = None,
+    ) -> list[dict[str, Any]]:
+        raise AssertionError(f"unexpected LIST {kind} in {namespace}")
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        raise AssertionError(f"unexpected POST {obj.get('kind')}")
+
+    async def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
+        raise AssertionError(f"unexpected apply of {obj.get('kind')}")
+
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        raise AssertionError(f"unexpected PATCH {kind} {namespace}/{name}")
+
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str | None, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        raise AssertionError(f"unexpected status PATCH {kind} {namespace}/{name}")
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str = "Background",
+    ) -> bool:
+        raise AssertionError(f"unexpected DELETE {kind} {namespace}/{name}")
+
+    async def close(self) -> None:
+        return None
+
+
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 

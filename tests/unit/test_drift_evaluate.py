@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime, timedelta
 
+from _operator_fixtures import ClientStub
 from aiohttp import web
 
 from onnxops.drift import names as N
@@ -115,7 +116,7 @@ async def test_the_canary_analysis_queries_are_scoped_too() -> None:
 
     runner, url, seen = await _fake_prometheus()
     try:
-        provider = DefaultMetricsProvider(None, url)  # type: ignore[arg-type]  # no pod listing with a URL
+        provider = DefaultMetricsProvider(ClientStub(), url)  # no pod listing with a URL
         stats = await provider.request_stats(namespace="team-b", service="iris-2", model="iris", version=3,
                                              window_seconds=60)
     finally:

@@ -9,6 +9,7 @@ import socket
 import urllib.request
 from typing import Any
 
+from _operator_fixtures import ClientStub
 from prometheus_client.parser import text_string_to_metric_families
 
 from onnxops.controller import opmetrics
@@ -19,23 +20,28 @@ def value(name: str, **labels: str) -> float:
     return opmetrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-class _Client:
+class _Client(ClientStub):
     """What run_loop's error reporting and apply_plan touch."""
 
     def __init__(self) -> None:
         self.status_patches: list[dict[str, Any]] = []
         self.created: list[dict[str, Any]] = []
 
-    async def get(self, api: str, kind: str, ns: str, name: str) -> dict[str, Any] | None:
-        return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns, "uid": "u"},
-                "spec": {}, "status": {}}
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        return {"apiVersion": api_version, "kind": kind,
+                "metadata": {"name": name, "namespace": namespace, "uid": "u"}, "spec": {}, "status": {}}
 
-    async def patch_status(self, api: str, kind: str, ns: str, name: str, patch: dict[str, Any]) -> None:
-        self.status_patches.append(patch)
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str | None, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.status_patches.append(status)
+        return {}
 
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.created.append(body)
-        return body
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(obj)
+        return obj
 
 
 async def test_a_reconcile_loop_moves_the_counters() -> None:
@@ -71,7 +77,7 @@ async def test_a_reconcile_loop_moves_the_counters() -> None:
             raise outcome
         return 0.01
 
-    ctx = Context(_Client(), Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(_Client(), Settings.from_env())
     handlers.MAX_BACKOFF = 0.01  # keep the retry delays of the test short
     try:
         await asyncio.wait_for(handlers.run_loop(kind, step, ctx, "default", "x", Stopped()),  # type: ignore[arg-type]
@@ -116,7 +122,7 @@ async def test_applying_a_rollback_plan_counts_the_decision() -> None:
     labels = {"kind": "InferenceService", "decision": "RolledBack", "reason": "DriftDetected"}
     before = value("onnxops_operator_decisions_total", **labels)
     client = _Client()
-    ctx = Context(client, Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(client, Settings.from_env())
     await apply_plan(ctx, isvc, plan, [])
     assert value("onnxops_operator_decisions_total", **labels) == before + 1
     # the same status seen again (the next reconcile writes nothing) is not a new decision

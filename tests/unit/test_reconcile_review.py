@@ -5,36 +5,39 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _operator_fixtures import ClientStub
 
 from onnxops.kube.apply import ensure
 from onnxops.kube.client import ApiError
 
 
-class FakeClient:
-    """The slice of KubeClient that ensure() uses, backed by a dict."""
+class FakeClient(ClientStub):
+    """The verbs ensure() uses, backed by a dict."""
 
-    def __init__(self, objects: dict[tuple[str, str, str], dict[str, Any]] | None = None) -> None:
+    def __init__(self, objects: dict[tuple[str, str | None, str], dict[str, Any]] | None = None) -> None:
         self.objects = objects or {}
         self.patches: list[dict[str, Any]] = []
         self.applied: list[tuple[dict[str, Any], bool]] = []
         self.create_conflicts = False
 
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        md = body["metadata"]
-        key = (body["kind"], md.get("namespace"), md["name"])
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        md = obj["metadata"]
+        key = (obj["kind"], md.get("namespace"), md["name"])
         if self.create_conflicts or key in self.objects:
             raise ApiError(409, "AlreadyExists", "exists")
-        self.objects[key] = body
-        return body
+        self.objects[key] = obj
+        return obj
 
-    async def get(self, api: str, kind: str, ns: str | None, name: str) -> dict[str, Any] | None:
-        return self.objects.get((kind, ns, name))  # type: ignore[arg-type]
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace, name))
 
     async def merge_patch(
-        self, api: str, kind: str, ns: str | None, name: str, patch: dict[str, Any]
+        self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
         self.patches.append(patch)
-        return self.objects[(kind, ns, name)]  # type: ignore[index]
+        return self.objects[(kind, namespace, name)]
 
     async def apply(self, obj: dict[str, Any], *, force: bool = True) -> dict[str, Any]:
         self.applied.append((obj, force))
@@ -62,7 +65,7 @@ async def test_ensure_conflict_then_gone_raises_409_not_runtime_error() -> None:
     c = FakeClient()
     c.create_conflicts = True  # create says 409, the get finds nothing (deleted in between)
     with pytest.raises(ApiError) as e:
-        await ensure(c, svc())  # type: ignore[arg-type]
+        await ensure(c, svc())
     assert e.value.status == 409
 
 
@@ -124,23 +127,27 @@ def test_invalid_spec_names_the_field() -> None:
     assert "spec.replicas" in msg
 
 
-class _StatusClient:
+class _StatusClient(ClientStub):
     def __init__(self, obj: dict[str, Any] | None, fail_patch: bool = False) -> None:
         self.obj, self.fail_patch = obj, fail_patch
         self.status_patches: list[dict[str, Any]] = []
 
-    async def get(self, *a: Any) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
         return self.obj
 
-    async def patch_status(self, api: str, kind: str, ns: str, name: str, st: dict[str, Any]) -> Any:
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str | None, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
         if self.fail_patch:
             raise ApiError(500, "InternalError", "down")
-        self.status_patches.append(st)
+        self.status_patches.append(status)
         return {}
 
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.created = [*getattr(self, "created", []), body]
-        return body
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.created = [*getattr(self, "created", []), obj]
+        return obj
 
 
 async def test_run_loop_reports_error_and_keeps_retrying() -> None:
@@ -151,7 +158,7 @@ async def test_run_loop_reports_error_and_keeps_retrying() -> None:
     from onnxops.settings import Settings
 
     client = _StatusClient(_obj("TrainingJob"))
-    ctx = Context(client, Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(client, Settings.from_env())
     calls = 0
 
     class Stopped:
@@ -181,7 +188,7 @@ async def test_report_error_never_raises() -> None:
     from onnxops.controller.context import Context
     from onnxops.settings import Settings
 
-    ctx = Context(_StatusClient(_obj("TrainingJob"), fail_patch=True), Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(_StatusClient(_obj("TrainingJob"), fail_patch=True), Settings.from_env())
     await handlers.report_error(ctx, "TrainingJob", "default", "x", ValueError("x"))
 
 
@@ -191,18 +198,18 @@ async def test_ensure_leaves_a_users_namesake_untouched() -> None:
 
     c = FakeClient({("Service", "default", "s"): svc(owner_uid=None, port=8080)})
     with pytest.raises(NameConflict) as e:
-        await ensure(c, svc("uid-1"))  # type: ignore[arg-type]
+        await ensure(c, svc("uid-1"))
     assert c.patches == []
     assert "Service default/s" in str(e.value)
     # an object owned by someone else, passed in as observed, is refused the same way
     with pytest.raises(NameConflict):
-        await ensure(c, svc("uid-1"), svc("uid-other", port=8080))  # type: ignore[arg-type]
+        await ensure(c, svc("uid-1"), svc("uid-other", port=8080))
     assert c.patches == []
 
 
 async def test_ensure_patches_our_own_child() -> None:
     c = FakeClient({("Service", "default", "s"): svc("uid-1", port=8080)})
-    verb, _ = await ensure(c, svc("uid-1"))  # type: ignore[arg-type]
+    verb, _ = await ensure(c, svc("uid-1"))
     # a value of ours that differs: the whole desired object is server-side applied, forced
     assert verb == "patched" and c.patches == []
     ((body, force),) = c.applied
@@ -222,13 +229,18 @@ async def test_observe_ignores_labelled_objects_we_do_not_own() -> None:
     ours, theirs = svc("uid-1"), svc(None)
     theirs["metadata"]["name"] = "user"
 
-    class ListClient:
+    class ListClient(ClientStub):
         async def list(
-            self, api: str, kind: str, ns: str, label_selector: Any = None
+            self,
+            api_version: str,
+            kind: str,
+            namespace: str | None,
+            *,
+            label_selector: dict[str, str] | str | None = None,
         ) -> list[dict[str, Any]]:
             return [ours, theirs] if kind == "Service" else []
 
-    got = await observe(ListClient(), "default", "o", False, "uid-1")  # type: ignore[arg-type]
+    got = await observe(ListClient(), "default", "o", False, "uid-1")
     assert got == [ours]
 
 
@@ -249,29 +261,40 @@ def _finished_job(owner_uid: str) -> dict[str, Any]:
     return job
 
 
-class _TrainingClient:
+class _TrainingClient(ClientStub):
     def __init__(self, tj: dict[str, Any], job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         self.tj, self.job, self.pods = tj, job, pods
         self.created: list[dict[str, Any]] = []
         self.status_patches: list[dict[str, Any]] = []
         self.selectors: list[Any] = []
 
-    async def get(self, api: str, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
         return {"TrainingJob": self.tj, "Job": self.job}.get(kind)
 
-    async def list(self, api: str, kind: str, ns: str, label_selector: Any = None) -> list[dict[str, Any]]:
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: dict[str, str] | str | None = None,
+    ) -> list[dict[str, Any]]:
         if kind != "Pod":
             return []
         self.selectors.append(label_selector)
-        want = label_selector or {}
+        want = label_selector if isinstance(label_selector, dict) else {}
         return [p for p in self.pods if all(p["metadata"]["labels"].get(k) == v for k, v in want.items())]
 
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.created.append(body)
-        return body
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(obj)
+        return obj
 
-    async def patch_status(self, api: str, kind: str, ns: str, name: str, st: dict[str, Any]) -> Any:
-        self.status_patches.append(st)
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str | None, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.status_patches.append(status)
         return {}
 
 
@@ -304,7 +327,7 @@ async def test_recreated_training_job_ignores_the_old_runs_job() -> None:
 
     old_job = _finished_job("uid-old")
     client = _TrainingClient(_tj("uid-new"), old_job, [_pod(old_job)])
-    ctx = Context(client, Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(client, Settings.from_env())
     requeue = await reconcile_training_job(ctx, "ml", "iris")
     assert requeue is not None and requeue > 0  # waits for garbage collection
     assert not [
@@ -324,7 +347,7 @@ async def test_training_pods_are_selected_by_run_uid() -> None:
     job = _finished_job("uid-new")
     assert job["spec"]["template"]["metadata"]["labels"]["onnxops.dev/training-job-uid"] == "uid-new"
     client = _TrainingClient(_tj("uid-new"), job, [_pod(job)])
-    ctx = Context(client, Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(client, Settings.from_env())
     await reconcile_training_job(ctx, "ml", "iris")
     assert {"onnxops.dev/training-job-uid": "uid-new"} in client.selectors
     assert [b for b in client.created if b["kind"] == "ModelVersion"]  # our own run registers
@@ -436,7 +459,7 @@ def test_profile_cache_and_scrape_states_are_bounded() -> None:
     from onnxops.settings import Settings
 
     assert drift._PROFILES.maxsize == drift.PROFILE_CACHE_SIZE == 256
-    ctx = Context(None, Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(ClientStub(), Settings.from_env())
     for i in range(CACHE_SIZE + 50):
         ctx.scrape_states.put(("ns", f"isvc-{i}"), {"n": i})
     assert len(ctx.scrape_states) == CACHE_SIZE
@@ -446,7 +469,7 @@ def test_forget_drops_the_objects_scrape_state() -> None:
     from onnxops.controller.context import ISVC, Context
     from onnxops.settings import Settings
 
-    ctx = Context(None, Settings.from_env())  # type: ignore[arg-type]
+    ctx = Context(ClientStub(), Settings.from_env())
     ctx.scrape_states.put(("ns", "a"), {"x": 1})
     ctx.scrape_states.put(("ns", "b"), {"x": 2})
     ctx.waker((ISVC, "ns", "a"))

@@ -4,8 +4,10 @@ put in the file is what the operator's readers take from the pod; a malformed re
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _operator_fixtures import SHA_A, SHA_B, mv, tj
@@ -32,6 +34,12 @@ FAILED = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason
 COMPLETE = {"status": {"conditions": [{"type": "Complete", "status": "True",
                                        "lastTransitionTime": "2026-01-01T12:00:00Z"}],
                        "succeeded": 1, "completionTime": "2026-01-01T12:00:00Z"}}
+
+
+def _condition(status: dict[str, Any], type_: str) -> Mapping[str, Any]:
+    found = cond.find(status["conditions"], type_)
+    assert found is not None, f"no {type_} condition"
+    return found
 
 
 def _pod(message: str, container: str) -> dict:
@@ -61,9 +69,12 @@ def test_a_trainer_success_written_by_the_trainer_registers_what_it_says(tmp_pat
     assert len(text.encode()) <= 4000 and json.loads(text)["truncated"] == ["signature.featureNames"]
     plan = _train_status(text, COMPLETE)
     assert plan.status["phase"] == "Succeeded"
-    assert plan.status["artifact"] == {"uri": "pvc://a/m/iris/r1/model.onnx", "sha256": SHA_A, "sizeBytes": 123,
-                                       "profileUri": "pvc://a/m/iris/r1/profile.json", "profileSha256": SHA_B}
+    assert plan.status["artifact"] == {
+        "uri": "pvc://a/m/iris/r1/model.onnx", "sha256": SHA_A, "sizeBytes": 123,
+        "profileUri": "pvc://a/m/iris/r1/profile.json", "profileSha256": SHA_B,
+    }
     assert plan.status["metrics"] == {"accuracy": 0.75}
+    assert plan.register is not None
     spec = plan.register["spec"]
     assert spec["artifact"] == {"uri": "pvc://a/m/iris/r1/model.onnx", "sha256": SHA_A, "format": "onnx",
                                 "sizeBytes": 123}
@@ -77,8 +88,9 @@ def test_a_trainer_failure_written_by_the_trainer_is_the_reason_the_operator_rep
     assert trainer_main(["--spec-json", json.dumps({"model": "iris"}), "--termination-log", str(path)]) == 2
     plan = _train_status(path.read_text(), FAILED)
     st = plan.status
-    assert st["phase"] == "Failed" and st["message"].startswith("InvalidSpec: invalid TrainingJob spec: spec.")
-    assert cond.find(st["conditions"], cond.READY)["reason"] == "InvalidSpec"
+    assert st["phase"] == "Failed"
+    assert st["message"].startswith("InvalidSpec: invalid TrainingJob spec: spec.")
+    assert _condition(st, cond.READY)["reason"] == "InvalidSpec"
 
 
 @pytest.mark.parametrize(
@@ -98,14 +110,15 @@ def test_a_malformed_trainer_result_fails_with_a_reason_naming_the_field(
     st = plan.status
     assert st["phase"] == "Failed" and plan.register is None
     assert st["message"].startswith(f"the trainer's termination message is malformed: {names}: ")
-    assert cond.find(st["conditions"], cond.READY)["reason"] == MALFORMED_REASON
+    assert _condition(st, cond.READY)["reason"] == MALFORMED_REASON
     assert cond.is_true(st["conditions"], cond.STALLED)
 
 
 def test_unknown_fields_of_a_newer_trainer_are_ignored() -> None:
     message = {"ok": True, "artifact": {"uri": "pvc://a/m.onnx", "sha256": SHA_A, "etag": "x"}, "future": 1}
     plan = _train_status(json.dumps(message), COMPLETE)
-    assert plan.status["phase"] == "Succeeded" and plan.register["spec"]["artifact"]["uri"] == "pvc://a/m.onnx"
+    assert plan.status["phase"] == "Succeeded" and plan.register is not None
+    assert plan.register["spec"]["artifact"]["uri"] == "pvc://a/m.onnx"
 
 
 def _verify_status(message: str) -> mvr.VersionPlan:
@@ -127,7 +140,7 @@ def test_a_verifier_failure_written_by_the_verifier_is_the_reason_the_operator_r
     assert st["phase"] == "Failed"
     assert st["message"] == ("verification failed: SignatureMismatch: input 'input' has shape [-1, 5], "
                              "expected [-1, 4]")
-    assert cond.find(st["conditions"], cond.VERIFIED)["status"] == "False"
+    assert _condition(st, cond.VERIFIED)["status"] == "False"
 
 
 def test_a_malformed_verifier_result_is_reported_naming_the_field() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from onnxops import API_VERSION
 from onnxops import GROUP as GROUP  # the one API group constant, re-exported for the handlers
 from onnxops import VERSION as VERSION
-from onnxops.kube.client import KubeClient
+from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile.analysis import MetricsProvider
 from onnxops.settings import Settings
 
@@ -57,7 +57,7 @@ class Lru:
 
 @dataclass
 class Context:
-    client: KubeClient
+    client: KubeApi
     settings: Settings
     provider: MetricsProvider | None = None
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)

@@ -86,11 +86,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     lognoise.install()  # a blocked deletion's retries: logged (and posted) once per change, not every 5 s
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
-    memo.ctx = Context(KubeClient.auto(), Settings.from_env(), load_provider())
+    client = KubeClient.auto()  # Context.client is the KubeApi protocol; the informers stream with this one
+    memo.ctx = Context(client, Settings.from_env(), load_provider())
     memo.ctx.loop = asyncio.get_running_loop()
-    memo.ctx.notifier = Notifier(memo.ctx.client, memo.ctx.settings)
+    memo.ctx.notifier = Notifier(client, memo.ctx.settings)
     namespaces = WATCH_NAMESPACES or list(memo.ctx.settings.watch_namespaces)
-    memo.ctx.indexes = Indexes(memo.ctx.client, namespaces, wake=memo.ctx.wake)
+    memo.ctx.indexes = Indexes(client, namespaces, wake=memo.ctx.wake)
     memo.ctx.indexes.start()
     CURRENT[:] = [memo.ctx]
     memo.preload = asyncio.ensure_future(asyncio.to_thread(preload_drift))  # off the loop, not awaited

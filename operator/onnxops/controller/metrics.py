@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from onnxops.builders import labels
 from onnxops.drift import names as N
-from onnxops.kube.client import KubeClient
+from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile.analysis import RequestStats
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def promql(model: str, version: int, window_s: float, namespace: str, service: s
 
 
 class DefaultMetricsProvider:
-    def __init__(self, client: KubeClient, prometheus_url: str | None, port: int = 8080) -> None:
+    def __init__(self, client: KubeApi, prometheus_url: str | None, port: int = 8080) -> None:
         self.client, self.prometheus_url, self.port = client, prometheus_url, port
 
     async def request_stats(

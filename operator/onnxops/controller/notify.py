@@ -27,7 +27,8 @@ from typing import Any
 
 import aiohttp
 
-from onnxops.kube.client import ApiError, KubeClient
+from onnxops.kube.client import ApiError
+from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile.notifications import Notification, body, redact_url, wants
 from onnxops.settings import Settings
 
@@ -51,7 +52,7 @@ class Sink:
 
 
 class Notifier:
-    def __init__(self, client: KubeClient, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, client: KubeApi, settings: Settings, env: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.settings = settings
         self.env = os.environ if env is None else env

@@ -10,7 +10,8 @@ from onnxops.api.conditions import now_rfc3339
 from onnxops.builders import httproute, labels, names
 from onnxops.kube import events
 from onnxops.kube.apply import ensure
-from onnxops.kube.client import ApiError, KubeClient
+from onnxops.kube.client import ApiError
+from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile import notifications, versions
 from onnxops.reconcile.analysis import AnalysisResult, assess
@@ -28,7 +29,7 @@ ROUTE_API = "gateway.networking.k8s.io/v1"
 
 
 async def observe(
-    client: KubeClient, ns: str, name: str, autoscaling: bool, owner_uid: str | None
+    client: KubeApi, ns: str, name: str, autoscaling: bool, owner_uid: str | None
 ) -> list[dict[str, Any]]:
     """Our children: labelled with the InferenceService's name AND owned by its uid (an object that merely
     carries the label — a user's, or a deleted namesake's — is never patched or deleted)."""

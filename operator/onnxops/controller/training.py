@@ -12,7 +12,8 @@ from onnxops.builders import job as job_builder
 from onnxops.builders import labels, names
 from onnxops.kube import events
 from onnxops.kube.apply import ensure
-from onnxops.kube.client import ApiError, KubeClient
+from onnxops.kube.client import ApiError
+from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile import champion as champion_rules
 from onnxops.reconcile import modelversion as mvr
 from onnxops.reconcile import notifications, registry
@@ -32,7 +33,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def register_model_version(client: KubeClient, body: dict[str, Any]) -> str:
+async def register_model_version(client: KubeApi, body: dict[str, Any]) -> str:
     """Create ``<model>-v<N>`` for a training run exactly once, also with several operator processes at once:
     N is claimed for the run in the model's version counter (reconcile/registry.py) with the counter's
     resourceVersion as a precondition, then the ModelVersion is created; a 409 for a ModelVersion of the
@@ -81,7 +82,7 @@ FOREIGN_JOB_RECHECK = 10.0
 PODS_RECHECK: float | None = None
 
 
-async def training_pods(client: KubeClient, tj: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
+async def training_pods(client: KubeApi, tj: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
     """This run's pods: by the training-job-uid label; a Job created before that label existed (its pod
     template lacks it) falls back to the name label, keeping only pods controlled by that Job."""
     md = tj["metadata"]

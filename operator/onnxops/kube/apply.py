@@ -28,7 +28,8 @@ from onnxops.objects.compare import merge_diff
 from onnxops.objects.fields import Path, foreign_additions, without
 from onnxops.objects.ownership import NameConflict, owner_uids
 
-from .client import FIELD_MANAGER, ApiError, KubeClient
+from .client import FIELD_MANAGER, ApiError
+from .protocol import KubeApi
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _remember_unremovable(key: tuple[str, frozenset[Path]]) -> None:
 
 
 async def remove_foreign(
-    client: KubeClient, observed: dict[str, Any], desired: dict[str, Any]
+    client: KubeApi, observed: dict[str, Any], desired: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Remove the spec fields other managers added (step 1 above); the updated object, or None when
     there is nothing to remove."""
@@ -118,7 +119,7 @@ def display(path: Path) -> str:
 
 
 async def ensure(
-    client: KubeClient,
+    client: KubeApi,
     desired: dict[str, Any],
     observed: dict[str, Any] | None = None,
     *,

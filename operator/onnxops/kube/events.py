@@ -9,7 +9,8 @@ from typing import Any
 from onnxops.api.conditions import now_rfc3339
 from onnxops.objects.text import short
 
-from .client import ApiError, KubeClient
+from .client import ApiError
+from .protocol import KubeApi
 
 log = logging.getLogger(__name__)
 COMPONENT = "onnxops-operator"
@@ -47,7 +48,7 @@ def event_body(obj: dict[str, Any], type_: str, reason: str, message: str) -> di
     }
 
 
-async def post(client: KubeClient, obj: dict[str, Any], events: list[tuple[str, str, str]]) -> None:
+async def post(client: KubeApi, obj: dict[str, Any], events: list[tuple[str, str, str]]) -> None:
     """Post events; a failure to post is logged, never raised (events are best effort)."""
     for type_, reason, message in events:
         try:

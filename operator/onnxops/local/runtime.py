@@ -100,7 +100,7 @@ class LocalRuntime:
         self.api = ApiServer(host, port, log_provider=self.read_log, tls_dir=self.state_dir / "tls")
         self.containers = containers
         self._tokens: dict[tuple[str, str], str] = {}
-        self.client: KubeClient | None = None
+        self._client: KubeClient | None = None
         self.runner: PodRunner | None = None
         self.endpoints: EndpointsController | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,6 +116,13 @@ class LocalRuntime:
             return None
         return _tail(path.read_text(errors="replace"), tail_lines)
 
+    @property
+    def client(self) -> KubeClient:
+        """The admin client of the emulated API server (the runtime's controllers use it); once started."""
+        if self._client is None:
+            raise RuntimeError("the local runtime is not started")
+        return self._client
+
     # ---- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> LocalRuntime:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +131,7 @@ class LocalRuntime:
                 self.api.register_crd(crd)
         self.url = await self.api.start()
         write_kubeconfig(self.kubeconfig, self.url, self.namespace)
-        self.client = KubeClient(self.url)
+        self._client = KubeClient(self.url)
         self.runner = PodRunner(self.client, str(self.state_dir), python=self.python,
                                 extra_images=self.extra_images, backoff=self.backoff,
                                 service_accounts=self.service_account_token, containers=self.containers)
@@ -161,8 +168,8 @@ class LocalRuntime:
                 log.warning("local runtime: %s did not stop within %.0fs", t.get_name(), STOP_TIMEOUT_S)
         if self.runner is not None:
             await self.runner.close(grace=0)  # anything started while shutting down
-        if self.client is not None:
-            await self.client.close()
+        if self._client is not None:
+            await self._client.close()
         await self.api.stop()
         if self._own_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
