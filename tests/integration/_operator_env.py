@@ -12,6 +12,8 @@ from typing import Any
 
 from kopf.testing import KopfRunner
 
+from onnxops.controller import handlers
+from onnxops.controller.context import Context
 from onnxops.kube.client import KubeClient
 from onnxops.local.runtime import LocalRuntimeThread
 
@@ -99,17 +101,30 @@ def local_cluster(state_dir: Path) -> Iterator[Cluster]:
         rt.stop()
 
 
+_STARTED: list[Context] = []  # the Context of the operator that operator() runs (handlers.on_startup)
+
+
+def operator_context() -> Context:
+    """The running operator's Context (its client's request counters, its indexes)."""
+    assert _STARTED, "the operator has not started"
+    return _STARTED[-1]
+
+
 @contextlib.contextmanager
 def operator(cluster: Cluster, env: dict[str, str] | None = None) -> Iterator[KopfRunner]:
     """The real operator (kopf) against the cluster; stops it on exit and checks it exited cleanly."""
     saved = {k: os.environ.get(k) for k in ("KUBECONFIG", *(env or {}))}
     os.environ["KUBECONFIG"] = cluster.kubeconfig
     os.environ.update(env or {})
+    _STARTED.clear()
+    unhook = handlers.on_startup(_STARTED.append)
     try:
         with KopfRunner(OPERATOR_ARGS, timeout=60) as runner:
             yield runner
         assert runner.exception is None or isinstance(runner.exception, SystemExit), runner.output[-3000:]
     finally:
+        unhook()
+        _STARTED.clear()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _operator_env import Cluster, local_cluster, operator
-
-from onnxops.controller import handlers
+from _operator_env import Cluster, local_cluster, operator, operator_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 API = "onnxops.dev/v1alpha1"
@@ -48,7 +46,7 @@ def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster)
         for name in ("rl-a", "rl-b"):
             cluster.create(isvc(name))
         cluster.wait("servedBy both", lambda: served_by(cluster, "rl-v1") == ["default/rl-a", "default/rl-b"])
-        relists = handlers.CURRENT[0].indexes.relists
+        relists = operator_context().indexes.relists
 
         store = cluster.runtime.api.cluster.store
         gr = ("onnxops.dev", "inferenceservices")
@@ -65,7 +63,7 @@ def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster)
         cluster.call(drop_watches_and_delete_unseen)
         cluster.wait("servedBy without the deleted service",
                      lambda: served_by(cluster, "rl-v1") == ["default/rl-a"], timeout=60)
-        assert handlers.CURRENT[0].indexes.relists > relists  # the informers listed again
+        assert operator_context().indexes.relists > relists  # the informers listed again
 
         # a new version around a second restart: `latest` finds it through the re-built index
         cluster.call(lambda: _expire(store))

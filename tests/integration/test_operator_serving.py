@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _operator_env import Cluster, local_cluster, operator
+from _operator_env import Cluster, local_cluster, operator, operator_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -155,9 +155,7 @@ def test_canary_promotion_abort_hold_new_spec_and_quiet(env: tuple[Cluster, Path
     assert held.get("canaryVersion") is None and held["stableVersion"] == 2
 
     # a converged object: reconciling it (forced wake-ups) writes nothing
-    from onnxops.controller import handlers
-
-    ctx = handlers.CURRENT[0]
+    ctx = operator_context()
     # the operator alone writes these objects' status/spec: their resourceVersion must not move; the
     # Deployment's status belongs to the Deployment controller, so its generation (spec) is compared
     watched = [

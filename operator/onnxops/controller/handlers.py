@@ -40,10 +40,24 @@ log = logging.getLogger("onnxops.operator")
 IDLE_SECONDS = 300.0  # a safety re-check of a quiet object (reads only; a converged object writes nothing)
 MAX_BACKOFF = 60.0
 Reconciler = Callable[[Context, str, str], Awaitable[float | None]]
-# The running operator's context (tests and benchmarks read its request counters); not state.
-CURRENT: list[Context] = []
+StartupHook = Callable[[Context], None]
+# Called with the Context once the operator has started: a process embedding the operator (a test harness,
+# a benchmark) keeps it to read the request counters or the indexes; the operator keeps no global Context.
+_startup_hooks: list[StartupHook] = []
 # The namespaces the operator watches (set by `onnxops operator`; empty: $ONNXOPS_WATCH_NAMESPACES, else all).
 WATCH_NAMESPACES: list[str] = []
+
+
+def on_startup(hook: StartupHook) -> Callable[[], None]:
+    """Call ``hook(context)`` when the operator starts (after the client, notifier and indexes exist);
+    returns the function that unregisters it."""
+    _startup_hooks.append(hook)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _startup_hooks.remove(hook)
+
+    return remove
 
 
 @kopf.on.login()
@@ -93,7 +107,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     namespaces = WATCH_NAMESPACES or list(memo.ctx.settings.watch_namespaces)
     memo.ctx.indexes = Indexes(client, namespaces, wake=memo.ctx.wake)
     memo.ctx.indexes.start()
-    CURRENT[:] = [memo.ctx]
+    for hook in list(_startup_hooks):
+        hook(memo.ctx)
     memo.preload = asyncio.ensure_future(asyncio.to_thread(preload_drift))  # off the loop, not awaited
 
 

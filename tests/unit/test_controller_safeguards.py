@@ -1,4 +1,7 @@
-"""Regression tests for review findings on the controller, kube client helpers, reconcilers and builders."""
+"""The controller's safeguards: a failing reconcile is reported in status and retried, objects the operator
+does not own are never patched or deleted, a recreated TrainingJob never reads the old run's Job or pods,
+pods get no API token they do not need, observedGeneration only claims what the running Job reflects,
+HTTPRoute patches are optimistic, and in-memory caches are bounded."""
 
 from __future__ import annotations
 
@@ -69,7 +72,7 @@ async def test_ensure_conflict_then_gone_raises_409_not_runtime_error() -> None:
     assert e.value.status == 409
 
 
-# ---- C1: a failing reconcile is reported in status ----------------------------------------------------
+# ---- a failing reconcile is reported in status ----------------------------------------------------
 def _obj(kind: str, status: dict[str, Any] | None = None, gen: int = 3) -> dict[str, Any]:
     return {
         "apiVersion": "onnxops.dev/v1alpha1",
@@ -192,7 +195,7 @@ async def test_report_error_never_raises() -> None:
     await handlers.report_error(ctx, "TrainingJob", "default", "x", ValueError("x"))
 
 
-# ---- C2: never patch or delete an object we do not own -------------------------------------------------
+# ---- never patch or delete an object we do not own -------------------------------------------------
 async def test_ensure_leaves_a_users_namesake_untouched() -> None:
     from onnxops.reconcile.errors import NameConflict
 
@@ -244,7 +247,7 @@ async def test_observe_ignores_labelled_objects_we_do_not_own() -> None:
     assert got == [ours]
 
 
-# ---- C3: a recreated TrainingJob never reads the old run's Job or pods ----------------------------------
+# ---- a recreated TrainingJob never reads the old run's Job or pods ----------------------------------
 def _tj(uid: str = "uid-new") -> dict[str, Any]:
     from _operator_fixtures import tj
 
@@ -353,7 +356,7 @@ async def test_training_pods_are_selected_by_run_uid() -> None:
     assert [b for b in client.created if b["kind"] == "ModelVersion"]  # our own run registers
 
 
-# ---- S4: no API token in pods that do not call the API --------------------------------------------------
+# ---- no API token in pods that do not call the API --------------------------------------------------
 def test_pods_do_not_mount_a_service_account_token_by_default() -> None:
     from _operator_fixtures import isvc, mv
 
@@ -381,7 +384,7 @@ def test_a_user_service_account_keeps_its_token_default() -> None:
     assert "automountServiceAccountToken" not in pod
 
 
-# ---- C5: observedGeneration stays at the generation the running Job was created for ---------------------
+# ---- observedGeneration stays at the generation the running Job was created for ---------------------
 def _running_job(tj: dict[str, Any]) -> dict[str, Any]:
     from onnxops.builders import job as job_builder
     from onnxops.settings import Settings
@@ -439,7 +442,7 @@ def test_route_patch_carries_the_observed_resource_version() -> None:
     assert patch is not None and patch["metadata"] == {"resourceVersion": "42"}
 
 
-# ---- F1: in-memory caches are bounded and dropped with their object -------------------------------------
+# ---- in-memory caches are bounded and dropped with their object -------------------------------------
 def test_lru_is_bounded_and_keeps_the_recently_used() -> None:
     from onnxops.controller.context import Lru
 
