@@ -28,13 +28,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from onnxops import API_VERSION
 from onnxops.api.conditions import now_rfc3339
 from onnxops.kube.client import ApiError, KubeClient, resource_path
 from onnxops.reconcile.control import Control, who
 from onnxops.reconcile.durations import parse_duration
 from onnxops.release import CLI_MANAGER, MAX_TRIES, ReleaseError, _run, kubeconfig_user, whoami
 
-API = "onnxops.dev/v1alpha1"
+API = API_VERSION  # the one API group constant (onnxops/__init__.py)
 ISVC = "InferenceService"
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from onnxops import API_VERSION
 from onnxops.kube.client import ApiError
 from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile.notifications import Notification, body, redact_url, wants
@@ -110,7 +111,7 @@ class Notifier:
         spec_sinks = ((isvc or {}).get("spec") or {}).get("notifications") or []
         if spec_sinks or isvc is None:
             if isvc is None:  # a TrainingJob's notification: its service's sinks
-                isvc = await self.client.get("onnxops.dev/v1alpha1", "InferenceService", namespace, service)
+                isvc = await self.client.get(API_VERSION, "InferenceService", namespace, service)
                 spec_sinks = ((isvc or {}).get("spec") or {}).get("notifications") or []
             for i, s in enumerate(spec_sinks):
                 ref = s.get("urlSecretRef") or {}
