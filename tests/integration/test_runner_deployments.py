@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from _runtime_support import running_runtime, wait_for
 
-from onnxops.local.runner.client import DEPLOYMENTS, ENDPOINTS, PODS, SERVICES, KubeClient
+from onnxops.local.runner.client import DEPLOYMENTS, ENDPOINTS, PODS, SERVICES, ResourceClient
 from onnxops.local.runtime import LocalRuntime
 
 IMAGE = "ghcr.io/onnxops/onnxops-serving:0.1.0"
@@ -65,7 +65,7 @@ def conds(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in obj.get("status", {}).get("conditions") or []}
 
 
-async def ready_deployment(client: KubeClient, name: str, replicas: int) -> dict[str, Any] | None:
+async def ready_deployment(client: ResourceClient, name: str, replicas: int) -> dict[str, Any] | None:
     d = await client.get(DEPLOYMENTS, "default", name)
     st = (d or {}).get("status", {})
     ok = (st.get("readyReplicas") == replicas and st.get("updatedReplicas") == replicas
@@ -73,7 +73,7 @@ async def ready_deployment(client: KubeClient, name: str, replicas: int) -> dict
     return d if ok else None
 
 
-async def pods_of(client: KubeClient, app: str) -> list[dict[str, Any]]:
+async def pods_of(client: ResourceClient, app: str) -> list[dict[str, Any]]:
     pods, _ = await client.list(PODS, "default", label_selector=f"app={app}")
     return pods
 

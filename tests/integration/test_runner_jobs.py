@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from _runtime_support import running_runtime, wait_for
 
-from onnxops.local.runner.client import EVENTS, JOBS, PODS, KubeClient
+from onnxops.local.runner.client import EVENTS, JOBS, PODS, ResourceClient
 from onnxops.local.runtime import LocalRuntime
 
 IMAGE = "ghcr.io/onnxops/onnxops-trainer:0.1.0"  # one of our images: runs in the local Python
@@ -40,14 +40,14 @@ def conds(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in obj.get("status", {}).get("conditions") or []}
 
 
-async def finished(client: KubeClient, name: str) -> dict[str, Any] | None:
+async def finished(client: ResourceClient, name: str) -> dict[str, Any] | None:
     j = await client.get(JOBS, "default", name)
     c = conds(j or {})
     done = any(c.get(t, {}).get("status") == "True" for t in ("Complete", "Failed"))
     return j if done else None
 
 
-async def job_pods(client: KubeClient, name: str) -> list[dict[str, Any]]:
+async def job_pods(client: ResourceClient, name: str) -> list[dict[str, Any]]:
     pods, _ = await client.list(PODS, "default", label_selector=f"batch.kubernetes.io/job-name={name}")
     return pods
 
@@ -211,16 +211,16 @@ async def _exists(path: Path) -> bool:
     return path.exists()
 
 
-async def _cond(client: KubeClient, name: str, ctype: str, status: str) -> dict[str, Any] | None:
+async def _cond(client: ResourceClient, name: str, ctype: str, status: str) -> dict[str, Any] | None:
     j = await client.get(JOBS, "default", name)
     return j if j and conds(j).get(ctype, {}).get("status") == status else None
 
 
-async def _job_absent(client: KubeClient, name: str) -> bool:
+async def _job_absent(client: ResourceClient, name: str) -> bool:
     return await client.get(JOBS, "default", name) is None
 
 
-async def _no_pods(client: KubeClient, name: str) -> bool:
+async def _no_pods(client: ResourceClient, name: str) -> bool:
     return not await job_pods(client, name)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from _runtime_support import running_runtime, wait_for
 
-from onnxops.local.runner.client import CONFIGMAPS, EVENTS, PODS, SECRETS, KubeClient
+from onnxops.local.runner.client import CONFIGMAPS, EVENTS, PODS, SECRETS, ResourceClient
 from onnxops.local.runtime import LocalRuntime, LocalRuntimeThread
 
 IMAGE = "ghcr.io/onnxops/onnxops-trainer:0.1.0"
@@ -32,7 +32,7 @@ def pod(name: str, code: str, image: str = IMAGE, **spec: Any) -> dict[str, Any]
                      "containers": [{"name": "main", "image": image, "command": ["python", "-c", code]}]}}
 
 
-async def phase(client: KubeClient, name: str, want: str) -> dict[str, Any] | None:
+async def phase(client: ResourceClient, name: str, want: str) -> dict[str, Any] | None:
     p = await client.get(PODS, "default", name)
     return p if p and p.get("status", {}).get("phase") == want else None
 
@@ -192,7 +192,7 @@ async def test_thread_wrapper_starts_and_stops_cleanly(tmp_path: Any) -> None:
     def run() -> list[int]:
         with LocalRuntimeThread(tmp_path / "s", backoff=(0.2, 1.0)) as rtt:
             assert rtt.kubeconfig.exists() and rtt.url.startswith("http://127.0.0.1:")
-            client = KubeClient(rtt.url)
+            client = ResourceClient(rtt.url)
 
             async def make() -> None:
                 await client.create(PODS, "default", pod("bg", "import time; time.sleep(60)"))
@@ -217,7 +217,7 @@ async def _async(x: Any) -> Any:
     return x
 
 
-async def _absent(client: KubeClient, name: str) -> bool:
+async def _absent(client: ResourceClient, name: str) -> bool:
     return await client.get(PODS, "default", name) is None
 
 

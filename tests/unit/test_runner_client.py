@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from onnxops.local.runner.client import DEPLOYMENTS, NAMESPACES, PODS, Gone, KubeClient
+from onnxops.local.runner.client import DEPLOYMENTS, NAMESPACES, PODS, Gone, ResourceClient
 
 
 def test_resource_paths() -> None:
@@ -46,7 +46,7 @@ async def test_verbs_and_watch_with_large_objects() -> None:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     async with TestServer(app, host="127.0.0.1") as server:
-        client = KubeClient(str(server.make_url("")))
+        client = ResourceClient(str(server.make_url("")))
         try:
             assert await client.get(PODS, "ns", "missing") is None
             items, rv = await client.list(PODS, "ns")

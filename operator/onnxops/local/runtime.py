@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from onnxops.local.apiserver import ApiServer, write_kubeconfig
-from onnxops.local.runner.client import KubeClient
+from onnxops.local.runner.client import ResourceClient
 from onnxops.local.runner.containers import ContainerBackend
 from onnxops.local.runner.deployments import DeploymentController
 from onnxops.local.runner.endpoints import EndpointsController, ready_addresses
@@ -100,7 +100,7 @@ class LocalRuntime:
         self.api = ApiServer(host, port, log_provider=self.read_log, tls_dir=self.state_dir / "tls")
         self.containers = containers
         self._tokens: dict[tuple[str, str], str] = {}
-        self._client: KubeClient | None = None
+        self._client: ResourceClient | None = None
         self.runner: PodRunner | None = None
         self.endpoints: EndpointsController | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,7 +117,7 @@ class LocalRuntime:
         return _tail(path.read_text(errors="replace"), tail_lines)
 
     @property
-    def client(self) -> KubeClient:
+    def client(self) -> ResourceClient:
         """The admin client of the emulated API server (the runtime's controllers use it); once started."""
         if self._client is None:
             raise RuntimeError("the local runtime is not started")
@@ -131,7 +131,7 @@ class LocalRuntime:
                 self.api.register_crd(crd)
         self.url = await self.api.start()
         write_kubeconfig(self.kubeconfig, self.url, self.namespace)
-        self._client = KubeClient(self.url)
+        self._client = ResourceClient(self.url)
         self.runner = PodRunner(self.client, str(self.state_dir), python=self.python,
                                 extra_images=self.extra_images, backoff=self.backoff,
                                 service_accounts=self.service_account_token, containers=self.containers)

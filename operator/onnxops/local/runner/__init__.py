@@ -1,5 +1,5 @@
 """The local runtime's node and built-in controllers: they watch the API server (the local emulator, or in
-principle any API server) through `client.KubeClient` and play the parts of a cluster we depend on.
+principle any API server) through `client.ResourceClient` (onnxops/k8s) and play the parts of a cluster.
 
 - `pods.PodRunner` ("kubelet", node `local`): runs every Pod's containers as local processes
   (`images` maps our images to the local Python; any other image cannot be pulled: the container waits

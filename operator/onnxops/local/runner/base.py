@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from onnxops.local.runner.client import EVENTS, ApiError, Informer, KubeClient, Obj, Resource
+from onnxops.local.runner.client import EVENTS, ApiError, Obj, Resource, ResourceClient, ResourceInformer
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,13 @@ class Controller:
     name = "controller"
     resync_seconds = 1.0
 
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: ResourceClient) -> None:
         self.client = client
-        self.informers: list[Informer] = []
+        self.informers: list[ResourceInformer] = []
         self._wake = asyncio.Event()
 
-    def informer(self, res: Resource) -> Informer:
-        inf = Informer(self.client, res, self._on_change)
+    def informer(self, res: Resource) -> ResourceInformer:
+        inf = ResourceInformer(self.client, res, self._on_change)
         self.informers.append(inf)
         return inf
 
@@ -125,7 +125,7 @@ class Controller:
 
 
 async def emit_event(
-    client: KubeClient, obj: Obj, reason: str, message: str, *, type_: str = "Normal",
+    client: ResourceClient, obj: Obj, reason: str, message: str, *, type_: str = "Normal",
     component: str = "local",
 ) -> None:
     """Record a core/v1 Event about `obj` (best effort, like the real components)."""

@@ -34,7 +34,7 @@ from onnxops.local.runner.base import (
     rand_suffix,
     terminating,
 )
-from onnxops.local.runner.client import DEPLOYMENTS, PODS, KubeClient
+from onnxops.local.runner.client import DEPLOYMENTS, PODS, ResourceClient
 
 Obj = dict[str, Any]
 HASH_LABEL = "pod-template-hash"
@@ -216,7 +216,7 @@ def _set(conds: list[Obj], ctype: str, ok: bool | None, reason: str, message: st
 class DeploymentController(Controller):
     name = "deployment-controller"
 
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: ResourceClient) -> None:
         super().__init__(client)
         self.deployments = self.informer(DEPLOYMENTS)
         self.pods = self.informer(PODS)

@@ -10,7 +10,7 @@ import copy
 from typing import Any
 
 from onnxops.local.runner.base import Controller, fmt_time, now, pod_ready, terminating
-from onnxops.local.runner.client import ENDPOINTS, PODS, SERVICES, KubeClient, obj_key
+from onnxops.local.runner.client import ENDPOINTS, PODS, SERVICES, ResourceClient, obj_key
 
 Obj = dict[str, Any]
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
@@ -91,7 +91,7 @@ def ready_addresses(endpoints: Obj | None, svc: Obj | None, port: int | str) -> 
 class EndpointsController(Controller):
     name = "endpoints-controller"
 
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: ResourceClient) -> None:
         super().__init__(client)
         self.services = self.informer(SERVICES)
         self.endpoints = self.informer(ENDPOINTS)

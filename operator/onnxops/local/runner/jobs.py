@@ -28,7 +28,7 @@ from onnxops.local.runner.base import (
     rand_suffix,
     terminating,
 )
-from onnxops.local.runner.client import JOBS, PODS, KubeClient
+from onnxops.local.runner.client import JOBS, PODS, ResourceClient
 from onnxops.local.runner.podfailure import FAIL_JOB, IGNORE, Decision, decide_pod_failure
 from onnxops.local.runner.podfailure import REASON as POLICY_REASON
 
@@ -221,7 +221,7 @@ def _failure_reason(
 class JobController(Controller):
     name = "job-controller"
 
-    def __init__(self, client: KubeClient, backoff: tuple[float, float] = (1.0, 10.0)) -> None:
+    def __init__(self, client: ResourceClient, backoff: tuple[float, float] = (1.0, 10.0)) -> None:
         super().__init__(client)
         self.backoff = backoff
         self.jobs = self.informer(JOBS)

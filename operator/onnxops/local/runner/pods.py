@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from onnxops.local.runner.base import Controller, terminating
-from onnxops.local.runner.client import PODS, ApiError, KubeClient
+from onnxops.local.runner.client import PODS, ApiError, ResourceClient
 from onnxops.local.runner.containers import ContainerBackend
 from onnxops.local.runner.images import LocalImage
 from onnxops.local.runner.podspec import BASE_ENV_KEYS, ServiceAccountToken
@@ -78,7 +78,7 @@ class PodRunner(Controller):
     name = "kubelet"
 
     def __init__(
-        self, client: KubeClient, state_dir: str, *, python: str = sys.executable,
+        self, client: ResourceClient, state_dir: str, *, python: str = sys.executable,
         extra_images: Mapping[str, LocalImage] | None = None, backoff: tuple[float, float] = (1.0, 10.0),
         base_env: Mapping[str, str] | None = None,
         service_accounts: Callable[[str, str], ServiceAccountToken] | None = None,
