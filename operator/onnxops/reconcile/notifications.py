@@ -24,6 +24,10 @@ BY_REASON: dict[str, str] = {
     "Promoted": "Promoted",
     "CanaryStarted": "StepAdvanced",
     "CanaryStep": "StepAdvanced",
+    # the shadow phase (spec.rollout.shadow) starting and passing are steps of the rollout; its abort is a
+    # RolledBack like any other
+    "ShadowStarted": "StepAdvanced",
+    "ShadowPassed": "StepAdvanced",
     Reason.AWAITING_PROMOTION: "AwaitingPromotion",
     Reason.ROLLED_BACK: "RolledBack",
     Reason.RETRAINING: "RetrainStarted",
