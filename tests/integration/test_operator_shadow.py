@@ -2,10 +2,13 @@
 Runtime servers and live client traffic. The stable pods mirror every answered request to the shadow's
 Service (here through the runtime's service gateway, standing in for cluster DNS). A version that disagrees
 with the stable one is aborted from the mirror's own metrics before it gets any weight, and no client request
-fails; a good version passes its shadow and goes on into the canary steps."""
+fails; a good version passes its shadow and goes on into the canary steps. The shadow's start, abort and pass
+reach a local webhook receiver as the existing notification events."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _operator_env import Cluster, local_cluster, operator
-from test_operator_release_control import add_version, cond, isvc, serving
+from test_operator_release_control import Receiver, add_version, cond, isvc, serving
 from test_operator_rollout import Traffic
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -32,15 +35,33 @@ def _iris_model(shift: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path]]:
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    t = threading.Thread(target=r.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    try:
+        yield r
+    finally:
+        r.shutdown()
+        r.server_close()
+        t.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[tuple[Cluster, Path]]:
     work = tmp_path_factory.mktemp("shadow")
     with local_cluster(work / "rt") as c:
         gateway = c.rt.service_gateway()
-        with operator(c, {"ONNXOPS_SHADOW_URL_TEMPLATE": gateway + "/{namespace}/{service}/{port}"}):
+        sinks = json.dumps([{"name": "ops", "urlEnv": "ONNXOPS_NOTIFY_URL_0"}])
+        with operator(c, {"ONNXOPS_SHADOW_URL_TEMPLATE": gateway + "/{namespace}/{service}/{port}",
+                          "ONNXOPS_NOTIFY_SINKS": sinks,
+                          "ONNXOPS_NOTIFY_URL_0": f"http://127.0.0.1:{receiver.server_address[1]}/hook"}):
             yield c, work
 
 
-def test_a_bad_shadow_is_aborted_before_any_weight_and_a_good_one_passes(env: tuple[Cluster, Path]) -> None:
+def test_a_bad_shadow_is_aborted_before_any_weight_and_a_good_one_passes(
+    env: tuple[Cluster, Path], receiver: Receiver
+) -> None:
     c, work = env
     good, bad = _iris_model(0), _iris_model(1)
     for v, blob in ((1, good), (2, bad), (3, good)):
@@ -98,3 +119,10 @@ def test_a_bad_shadow_is_aborted_before_any_weight_and_a_good_one_passes(env: tu
     # the clients saw only answers of the stable (or, later, the canary) version: not one error
     assert sum(traffic.codes.values()) > 100, traffic.codes
     assert traffic.failed == 0, (traffic.codes, traffic.samples)
+    # the shadow's start, abort and pass as the existing notification events
+    want = ["StepAdvanced", "RolledBack", "StepAdvanced", "StepAdvanced", "StepAdvanced", "Promoted"]
+    c.wait("notifications", lambda: len(receiver.bodies("/hook")) >= len(want), timeout=30)
+    got = [(b["type"], b["reason"]) for b in receiver.bodies("/hook")]
+    assert got[:len(want)] == list(zip(want, ["ShadowStarted", "ShadowAnalysisFailed", "ShadowStarted",
+                                              "ShadowPassed", "CanaryStarted", "Promoted"], strict=True)), got
+    assert got[0][0] == "StepAdvanced" and receiver.bodies("/hook")[0]["rollout"]["shadow"] is True

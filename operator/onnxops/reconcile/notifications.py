@@ -91,8 +91,8 @@ def from_events(
     """The notifications of the Events one reconcile of ``isvc`` posts (``status``: its new status)."""
     md, spec = isvc.get("metadata") or {}, isvc.get("spec") or {}
     st = dict(status or {})
-    rollout = {k: st.get(k) for k in ("stableVersion", "canaryVersion", "canaryWeight", "currentStep")
-               if st.get(k) is not None}
+    keys = ("stableVersion", "canaryVersion", "canaryWeight", "currentStep", "shadow")
+    rollout = {k: st.get(k) for k in keys if st.get(k) is not None}
     out = []
     for type_, reason, message in events:
         kind = BY_REASON.get(reason)
