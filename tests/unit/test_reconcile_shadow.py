@@ -177,7 +177,8 @@ def _env(dep: dict[str, Any]) -> dict[str, str]:
 def test_shadow_children_take_no_traffic_and_the_stable_pods_mirror():
     obj = _shadow_isvc()
     settings = Settings()
-    observed = [ready(deployment(obj, mv(1), 4, settings))]
+    observed = [ready(deployment(obj, mv(1), 4, settings)),
+                ready(deployment(obj, mv(2), 2, settings, shadow=True))]
     plan = ir.reconcile(obj, [mv(1), mv(2)], observed, settings=settings, now=T0)
     by = {(c["kind"], c["metadata"]["name"]): c for c in plan.children}
     svc, stable = by[("Service", "iris")], by[("Deployment", "iris-v1")]
@@ -198,6 +199,18 @@ def test_shadow_children_take_no_traffic_and_the_stable_pods_mirror():
     assert plan.route_weights is None
 
 
+def test_the_stable_pods_mirror_only_once_the_shadow_is_ready():
+    """A copy sent before the shadow answers would count as its error: no mirror until it is Ready."""
+    obj = _shadow_isvc()
+    settings = Settings()
+    starting = ready(deployment(obj, mv(2), 2, settings, shadow=True), 0)
+    for observed in ([], [starting]):
+        plan = ir.reconcile(obj, [mv(1), mv(2)], observed, settings=settings, now=T0)
+        stable = next(c for c in plan.children if c["metadata"]["name"] == "iris-v1")
+        assert "ONNXOPS_MIRROR_URL" not in _env(stable)
+        assert any(c["metadata"]["name"] == "iris-v2-shadow" for c in plan.children)
+
+
 def test_the_shadow_is_removed_and_mirroring_stops_when_it_passes():
     obj = _shadow_isvc()
     settings = Settings()
@@ -215,14 +228,16 @@ def test_the_shadow_is_removed_and_mirroring_stops_when_it_passes():
 def test_shadow_url_template_setting():
     obj = _shadow_isvc()
     settings = Settings(shadow_url_template="http://127.0.0.1:9/{namespace}/{service}/{port}")
-    plan = ir.reconcile(obj, [mv(1), mv(2)], [], settings=settings, now=T0)
+    observed = [ready(deployment(obj, mv(2), 2, settings, shadow=True))]
+    plan = ir.reconcile(obj, [mv(1), mv(2)], observed, settings=settings, now=T0)
     stable = next(c for c in plan.children if c["metadata"]["name"] == "iris-v1")
     assert _env(stable)["ONNXOPS_MIRROR_URL"] == "http://127.0.0.1:9/ml/iris-v2-shadow/80"
 
 
 def test_with_an_httproute_the_gateway_mirrors():
     obj = _shadow_isvc(httpRoute={"name": "web"})
-    plan = ir.reconcile(obj, [mv(1), mv(2)], [], settings=Settings(), now=T0)
+    observed = [ready(deployment(obj, mv(2), 2, Settings(), shadow=True))]
+    plan = ir.reconcile(obj, [mv(1), mv(2)], observed, settings=Settings(), now=T0)
     stable = next(c for c in plan.children if c["metadata"]["name"] == "iris-v1")
     assert "ONNXOPS_MIRROR_URL" not in _env(stable)  # the gateway mirrors, not the stable pods
     assert plan.route_weights == {1: 100}

@@ -78,6 +78,7 @@ def _desired_children(
     mvs: dict[int, dict[str, Any]],
     settings: Settings,
     ready: dict[int, int],
+    shadow_ready: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[int, int]]:
     spec = isvc["spec"]
     auto = spec.get("autoscaling")
@@ -87,7 +88,8 @@ def _desired_children(
         svc_builder.service(isvc, settings.serving_port, settings.serving_grpc_port)
     ]
     shadow = _shadow_children(isvc, state, mvs, settings)
-    mirror = _mirror(isvc, state, settings) if shadow and not per_version else None
+    # the stable pods mirror once the shadow answers (a copy sent earlier would count as its error)
+    mirror = _mirror(isvc, state, settings) if shadow and shadow_ready and not per_version else None
     out += shadow  # the shadow's Service before the stable pods that mirror to it
     for v, n in sorted(plan.items()):
         mv = mvs.get(v)
@@ -225,7 +227,9 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
     st = out.state
     total = total_replicas(spec)
     ready = isvc_status.ready_counts(observed, version_label)
-    children, plan = _desired_children(isvc, st, by_v, settings, ready)
+    deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
+    shadow_ready = st.shadow and _canary_ready(spec, md["name"], st, observed, deps, 1)
+    children, plan = _desired_children(isvc, st, by_v, settings, ready, shadow_ready)
     wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
     # a served version whose ModelVersion vanished keeps running what it has (never deleted by us)
     name_ = md["name"]
@@ -243,7 +247,6 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
             and not o["metadata"].get("deletionTimestamp")  # already going (its pods drain): no new write
         }
     )
-    deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
     stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
     held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
     degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
