@@ -92,6 +92,32 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
+def _shadow_row(
+    shadow: Mapping[str, Any] | None, st: Mapping[str, Any], last: Mapping[str, Any]
+) -> list[str]:
+    """The shadow phase's line in the step list (spec.rollout.shadow), with its check."""
+    if shadow is None:
+        return []
+    canary = st.get("canaryVersion")
+    mark = "  >>" if canary is not None and st.get("shadow") else ("done" if canary is not None else "")
+    check = ""
+    if last.get("phase") == "Shadow" and last.get("version") == canary:
+        check = f"   analysis {last.get('verdict')}: {last.get('message')}"
+    rate = float(shadow.get("sampleRate", 1))
+    return [f"  {mark:>4}  S. shadow {shadow.get('duration', '5m')}, {rate:.0%} of requests mirrored, "
+            f"no weight{check}"]
+
+
+def _step_mark(st: Mapping[str, Any], i: int) -> str:
+    """done / >> (current) / blank for step ``i`` in the step list."""
+    canary, cur = st.get("canaryVersion"), int(st.get("currentStep") or 0)
+    if canary is None:
+        return " "
+    if st.get("shadow"):
+        return ""
+    return "done" if i < cur else ("  >>" if i == cur else "")
+
+
 def render(isvc: Mapping[str, Any]) -> str:
     """A readable rollout view (like `kubectl argo rollouts get rollout`): steps, weights, analysis, drift
     and live performance per version, pending commands, the last rollback and the recent history."""
@@ -108,7 +134,10 @@ def render(isvc: Mapping[str, Any]) -> str:
         f"Message:     {st.get('message') or ''}",
         f"Stable:      v{stable}" if stable is not None else "Stable:      -",
     ]
-    if canary is not None:
+    if canary is not None and st.get("shadow"):
+        lines.append(f"Canary:      v{canary} in its shadow phase (mirrored requests only, no weight) since "
+                     f"{st.get('stepStartedAt')}")
+    elif canary is not None:
         eff = st.get("effectiveCanaryWeight")
         effs = f" (effective {eff}%)" if eff is not None and eff != st.get("canaryWeight") else ""
         lines.append(f"Canary:      v{canary} at {st.get('canaryWeight')}%{effs}, step {int(cur or 0) + 1}/"
@@ -119,15 +148,13 @@ def render(isvc: Mapping[str, Any]) -> str:
                  + ("off" if (r.get("analysis") or {}).get("enabled") is False else "on"))
     lines.append("Steps:")
     last = st.get("lastAnalysis") or {}
+    lines += _shadow_row(r.get("shadow"), st, last)
     for i, s in enumerate(steps):
-        if canary is None:
-            mark = " "
-        else:
-            mark = "done" if i < int(cur or 0) else ("  >>" if i == int(cur or 0) else "")
+        mark = _step_mark(st, i)
         gate = ", then waits for `onnxops promote`" if s.get("awaitPromotion") else ""
         pause = f"pause {s['pause']}" if s.get("pause") else "no pause"
         check = ""
-        if last and last.get("version") == canary and last.get("step") == i:
+        if last and last.get("version") == canary and last.get("step") == i and not last.get("phase"):
             check = f"   analysis {last.get('verdict')}: {last.get('message')}"
         lines.append(f"  {mark:>4} {i + 1:>2}. {s['weight']:>3}%  {pause}{gate}{check}")
     if last and (last.get("version") != canary or canary is None):

@@ -138,6 +138,9 @@ class Settings:
     notify_sinks: tuple[dict[str, Any], ...] = ()
     notify_retries: int = 5  # retries after a failed delivery (so at most 6 attempts)
     notify_backoff_seconds: float = 1.0  # the first retry's wait, doubling up to 60 s
+    # Where the stable pods mirror a shadow phase's requests: the shadow's per-version Service, by DNS
+    # ({service}, {namespace}, {port}); another cluster domain, or a local runtime without DNS, sets its own.
+    shadow_url_template: str = "http://{service}.{namespace}.svc:{port}"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -168,4 +171,5 @@ class Settings:
             notify_retries=_non_negative_int("ONNXOPS_NOTIFY_RETRIES", e.get("ONNXOPS_NOTIFY_RETRIES"),
                                              d.notify_retries),
             notify_backoff_seconds=float(e.get("ONNXOPS_NOTIFY_BACKOFF_SECONDS") or d.notify_backoff_seconds),
+            shadow_url_template=e.get("ONNXOPS_SHADOW_URL_TEMPLATE") or d.shadow_url_template,
         )

@@ -135,6 +135,20 @@ async def test_pods_become_ready_through_real_probe_and_serve_via_endpoints(rt: 
                 seen.add((await resp.text()).split()[1])
     assert seen == {p["metadata"]["name"] for p in pods}
     assert rt.service_url("default", "web", "web").rsplit(":", 1)[1] == "8080"
+    # the service gateway (a stand-in for cluster DNS): /<namespace>/<service>/<port>/<path>, answered
+    # with a Content-Length, by port number or name; an unknown service is refused like one without endpoints
+    gw = await rt.service_gateway()
+    seen = set()
+    async with aiohttp.ClientSession() as s:
+        for port in (80, "web", 80, "web"):
+            async with s.get(f"{gw}/default/web/{port}/") as resp:
+                assert resp.status == 200 and resp.headers.get("Content-Length")
+                seen.add((await resp.text()).split()[1])
+        async with s.get(f"{gw}/default/nope/80/") as resp:
+            assert resp.status == 503
+        async with s.get(f"{gw}/default") as resp:
+            assert resp.status == 404
+    assert seen == {p["metadata"]["name"] for p in pods}
 
 
 async def test_endpoints_list_only_ready_pods(rt: LocalRuntime) -> None:

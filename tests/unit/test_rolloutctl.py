@@ -69,3 +69,19 @@ def test_status_view_shows_steps_analysis_drift_and_performance():
     assert ">>  2.  50%  no pause, then waits for `onnxops promote`   analysis Pass: 120 requests" in view
     assert "v1 0.05, v2 0.31" in view and "v1 0.93 (200 labels, Healthy)" in view
     assert "Commands:    pause v2 by al" in view and "Deployed v1" in view
+
+
+def test_status_view_shows_the_shadow_phase():
+    obj = {
+        "metadata": {"name": "iris", "namespace": "ml"},
+        "spec": {"model": "iris", "rollout": {"shadow": {"duration": "5m", "sampleRate": 0.5},
+                                              "steps": [{"weight": 20, "pause": "1m"}]}},
+        "status": {"stableVersion": 1, "canaryVersion": 2, "canaryWeight": 0, "currentStep": 0,
+                   "shadow": True, "stepStartedAt": AT, "phase": "Progressing", "reason": "ShadowInProgress",
+                   "lastAnalysis": {"verdict": "Inconclusive", "message": "shadow: 3 mirrored requests",
+                                    "version": 2, "step": 0, "phase": "Shadow", "at": AT}},
+    }
+    view = render(obj)
+    assert "Canary:      v2 in its shadow phase (mirrored requests only, no weight)" in view
+    assert ">>  S. shadow 5m, 50% of requests mirrored, no weight   analysis Inconclusive: shadow: 3" in view
+    assert "      1.  20%  pause 1m\n" in view + "\n"  # not current, and not the shadow's check

@@ -479,6 +479,12 @@ CASES: list[tuple[str, str, str, Any, str, str, str, bool]] = [
      "spec.dataset.categoricalFeatures", c.INVALID, "must also be one of features", True),
     ("tj-classifier-on-diabetes", TJ, "spec.dataset.uri", "sklearn://diabetes", "spec.estimator.className",
      c.INVALID, "continuous target: use a regressor", True),
+    # the shadow phase (spec.rollout.shadow)
+    ("is-shadow-both-agreement-thresholds", IS, "spec.rollout.shadow", {"minAgreement": 0.9,
+                                                                        "maxMeanAbsDiff": 0.5},
+     "spec.rollout.shadow.maxMeanAbsDiff", c.INVALID, "minAgreement (classifiers) or maxMeanAbsDiff", True),
+    ("is-shadow-sample-rate-zero", IS, "spec.rollout.shadow", {"sampleRate": 0},
+     "spec.rollout.shadow.sampleRate", c.INVALID, "greater than 0", False),
 ]
 
 

@@ -75,6 +75,9 @@ class Reason:
     AWAITING_PROMOTION = "AwaitingPromotion"  # a step with awaitPromotion waits for `onnxops promote`
     PAUSED_BY_USER = "PausedByUser"  # `onnxops pause` holds the canary
     ABORTED_BY_USER = "AbortedByUser"  # `onnxops abort`: a status-only rollback, held until spec changes
+    # shadow phase (spec.rollout.shadow): mirrored traffic only, judged before the canary steps
+    SHADOW = "ShadowInProgress"
+    SHADOW_FAILED = "ShadowAnalysisFailed"  # the shadow failed its check: aborted before any weight
 
 
 def now_rfc3339(now: datetime | None = None) -> str:

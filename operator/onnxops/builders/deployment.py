@@ -25,9 +25,13 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 
 
 def deployment(
-    isvc: dict[str, Any], mv: dict[str, Any], replicas: int | None, settings: Settings
+    isvc: dict[str, Any], mv: dict[str, Any], replicas: int | None, settings: Settings, *,
+    mirror: tuple[str, float] | None = None, shadow: bool = False,
 ) -> dict[str, Any]:
-    """Deployment ``<isvc>-v<N>``. ``replicas=None`` leaves the count to the HPA."""
+    """Deployment ``<isvc>-v<N>``. ``replicas=None`` leaves the count to the HPA. ``mirror`` = (shadow URL,
+    sample rate): these pods mirror answered requests to a shadow phase's Service (serving/mirror.py).
+    ``shadow``: the shadow phase's own Deployment ``<isvc>-v<N>-shadow``, whose pods no Service of the
+    InferenceService selects (they answer mirrored requests only)."""
     md, spec = isvc["metadata"], isvc["spec"]
     name, model = md["name"], spec["model"]
     mvs = mv["spec"]
@@ -62,6 +66,9 @@ def deployment(
          *([(sink.uri, sink.credentials_secret)] if sink else [])],
         settings,
     )
+    if mirror is not None:
+        env += [{"name": "ONNXOPS_MIRROR_URL", "value": mirror[0]},
+                {"name": "ONNXOPS_MIRROR_SAMPLE_RATE", "value": f"{mirror[1]:g}"}]
     env += s3_env + (sink.env if sink else []) + user_env(template)
     container: dict[str, Any] = {
         "name": "server",
@@ -98,7 +105,8 @@ def deployment(
     }
     if env_from:
         container["envFrom"] = env_from
-    lbl = labels.serving(name, model, version)
+    lbl = labels.shadow(name, model, version) if shadow else labels.serving(name, model, version)
+    selector = labels.shadow_selector(name, version) if shadow else labels.version_selector(name, version)
     pod_spec: dict[str, Any] = {
         "securityContext": pod_security_context(),
         "containers": [container],
@@ -106,7 +114,7 @@ def deployment(
     }
     apply_overrides(pod_spec, template)
     dep_spec: dict[str, Any] = {
-        "selector": {"matchLabels": labels.version_selector(name, version)},
+        "selector": {"matchLabels": selector},
         "template": {
             "metadata": {
                 "labels": dict(lbl),
@@ -125,10 +133,15 @@ def deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": names.deployment(name, version),
+            "name": names.shadow(name, version) if shadow else names.deployment(name, version),
             "namespace": md.get("namespace", "default"),
-            "labels": lbl,
+            # a shadow's own: found by the InferenceService's label, no version label (never a served one)
+            "labels": _shadow_meta(lbl, name) if shadow else lbl,
             "ownerReferences": [labels.owner_reference(isvc)],
         },
         "spec": dep_spec,
     }
+
+
+def _shadow_meta(lbl: dict[str, str], isvc: str) -> dict[str, str]:
+    return {**{k: v for k, v in lbl.items() if k != labels.VERSION}, labels.INFERENCE_SERVICE: isvc}

@@ -23,6 +23,9 @@ RETRAIN_RECORD = f"{GROUP}/retrain-record"  # annotation: a retrain TrainingJob'
 # label-file evaluation Jobs and pods: the InferenceService they evaluate (not INFERENCE_SERVICE, which
 # selects serving pods: Service endpoints, drift scrapes)
 LABEL_EVALUATION = f"{GROUP}/label-evaluation"
+# shadow pods (spec.rollout.shadow): the InferenceService they shadow. Not INFERENCE_SERVICE, which the
+# Service selects: a shadow answers mirrored requests only
+SHADOW_OF = f"{GROUP}/shadow-of"
 WINDOW_END = f"{GROUP}/window-end"  # annotation: the end of the window a label evaluation Job reads
 
 
@@ -61,6 +64,15 @@ def serving_selector(isvc: str) -> dict[str, str]:
 
 def serving(isvc: str, model: str, version: int) -> dict[str, str]:
     return {**base("serving"), INFERENCE_SERVICE: isvc, MODEL: model, VERSION: str(version)}
+
+
+def shadow(isvc: str, model: str, version: int) -> dict[str, str]:
+    """Labels of a shadow Deployment and its pods (spec.rollout.shadow): never selected by the Service."""
+    return {**base("serving"), SHADOW_OF: isvc, MODEL: model, VERSION: str(version)}
+
+
+def shadow_selector(isvc: str, version: int) -> dict[str, str]:
+    return {SHADOW_OF: isvc, VERSION: str(version)}
 
 
 def version_selector(isvc: str, version: int) -> dict[str, str]:

@@ -45,6 +45,11 @@ def version_service(isvc: str, version: int) -> str:
     return deployment(isvc, version)
 
 
+def shadow(isvc: str, version: int) -> str:
+    """The shadow phase's Deployment and Service ``<isvc>-v<N>-shadow`` (spec.rollout.shadow)."""
+    return _fit(f"{isvc}-v{version}-shadow")
+
+
 def hpa(isvc: str, version: int) -> str:
     return deployment(isvc, version)
 

@@ -68,3 +68,19 @@ def version_service(
         target_port,
         grpc_port,
     )
+
+
+def shadow_service(
+    isvc: dict[str, Any], version: int, target_port: int = 8080, grpc_port: int = 0
+) -> dict[str, Any]:
+    """Service ``<isvc>-v<N>-shadow``: the shadow phase's pods, the target of mirrored requests (the stable
+    pods' mirror or an HTTPRoute RequestMirror filter). No version label: it is never a weighted backend."""
+    name = isvc["metadata"]["name"]
+    return _service(
+        isvc,
+        names.shadow(name, version),
+        labels.shadow_selector(name, version),
+        {labels.SHADOW_OF: name},
+        target_port,
+        grpc_port,
+    )

@@ -109,6 +109,8 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     targets = []
     if not prom:
         pods = await c.list("v1", "Pod", ns, label_selector={labels.INFERENCE_SERVICE: name})
+        if status.get("shadow"):  # a shadow phase's pods (the canary version): drift of the mirrored rows
+            pods += await c.list("v1", "Pod", ns, label_selector={labels.SHADOW_OF: name})
         targets = [
             Target(
                 p["metadata"]["name"],

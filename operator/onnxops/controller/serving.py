@@ -18,10 +18,12 @@ from onnxops.reconcile.analysis import AnalysisResult, assess
 from onnxops.reconcile.drift_hook import DriftPlan
 from onnxops.reconcile.errors import owned_by
 from onnxops.reconcile.rollout import parse_duration
+from onnxops.reconcile.shadow import assess as assess_shadow
+from onnxops.reconcile.shadow import shadow_config
 
 from . import opmetrics
 from .context import API, ISVC, MODEL, MV, TJ, Context
-from .metrics import DefaultMetricsProvider
+from .metrics import DefaultMetricsProvider, ShadowMetrics
 
 log = logging.getLogger(__name__)
 CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
@@ -73,6 +75,32 @@ async def measure(ctx: Context, isvc: dict[str, Any], version: int) -> AnalysisR
     return assess(stats, (spec.get("rollout") or {}).get("analysis") or {})
 
 
+async def measure_shadow(ctx: Context, isvc: dict[str, Any]) -> AnalysisResult:
+    """Measure a shadow phase (the injected provider when it has ``shadow_stats``, else the stable pods'
+    mirror metrics from Prometheus / a direct scrape) and assess it (reconcile/shadow.py)."""
+    spec, st = isvc["spec"], isvc.get("status") or {}
+    cfg = shadow_config(spec) or {}
+    provider: Any = ctx.provider
+    if not hasattr(provider, "shadow_stats"):
+        prom = ((spec.get("monitoring") or {}).get("metricsSource") or {}).get("prometheusUrl")
+        prom = prom or ctx.settings.prometheus_url or None
+        provider = ShadowMetrics(ctx.client, prom, ctx.settings.serving_port)
+    stats = None
+    try:
+        stats = await provider.shadow_stats(
+            namespace=isvc["metadata"].get("namespace", "default"),
+            service=isvc["metadata"]["name"],
+            model=spec["model"],
+            stable=int(st["stableVersion"]),
+            shadow=int(st["canaryVersion"]),
+            window_seconds=max(10.0, float(cfg.get("durationSeconds") or 60.0)),
+            via_route=(spec.get("rollout") or {}).get("httpRoute") is not None,
+        )
+    except Exception as e:  # a broken source is inconclusive, never an abort
+        log.warning("shadow metrics failed for %s: %s", isvc["metadata"]["name"], e)
+    return assess_shadow(stats, cfg)
+
+
 async def apply_plan(
     ctx: Context, isvc: dict[str, Any], plan: ir.IsvcPlan, observed: list[dict[str, Any]]
 ) -> None:
@@ -104,7 +132,7 @@ async def apply_plan(
         if route is None:
             plan.events.append(("Warning", "HTTPRouteNotFound", f"HTTPRoute {route_name} not found"))
         else:
-            patch = httproute.route_patch(route, name, plan.route_weights)
+            patch = httproute.route_patch(route, name, plan.route_weights, plan.route_mirror)
             if patch:
                 await c.merge_patch(ROUTE_API, "HTTPRoute", ns, route_name, patch)
     await events.post(c, isvc, plan.events)
@@ -136,7 +164,9 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     now = datetime.now(UTC)
     plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
     if plan.wants_analysis:
-        result = await measure(ctx, isvc, int((isvc.get("status") or {})["canaryVersion"]))
+        st = isvc.get("status") or {}
+        shadow = bool(st.get("shadow"))
+        result = await (measure_shadow(ctx, isvc) if shadow else measure(ctx, isvc, int(st["canaryVersion"])))
         plan = ir.reconcile(
             isvc, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
         )

@@ -33,7 +33,7 @@ from onnxops.local.runner.images import LocalImage
 from onnxops.local.runner.jobs import JobController
 from onnxops.local.runner.pods import PodRunner
 from onnxops.local.runner.podspec import ServiceAccountToken, log_path
-from onnxops.local.runner.proxy import ServiceProxy
+from onnxops.local.runner.proxy import ServiceGateway, ServiceProxy
 
 T = TypeVar("T")
 
@@ -105,6 +105,7 @@ class LocalRuntime:
         self.endpoints: EndpointsController | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._proxies: dict[tuple[str, str, int | str], ServiceProxy] = {}
+        self._gateway: ServiceGateway | None = None
         self.url = ""
 
     # ---- logs (the API server's log_provider) -------------------------------------------------------------
@@ -158,6 +159,9 @@ class LocalRuntime:
         for proxy in self._proxies.values():
             await proxy.stop()
         self._proxies.clear()
+        if self._gateway is not None:
+            await self._gateway.stop()
+            self._gateway = None
         if self.runner is not None:
             await self.runner.close()
         for t in self._tasks:
@@ -203,6 +207,14 @@ class LocalRuntime:
             await proxy.start()
             self._proxies[key] = proxy
         return self._proxies[key].url
+
+    async def service_gateway(self) -> str:
+        """Base URL of one local reverse proxy for every Service: ``<url>/<namespace>/<service>/<port>/...``
+        (a stand-in for cluster DNS: ``ONNXOPS_SHADOW_URL_TEMPLATE=<url>/{namespace}/{service}/{port}``)."""
+        if self._gateway is None:
+            self._gateway = ServiceGateway(self.service_backends)
+            await self._gateway.start()
+        return self._gateway.url
 
     def pids(self) -> dict[str, list[int]]:
         """`namespace/pod` -> live OS process ids of its containers."""
@@ -267,6 +279,9 @@ class LocalRuntimeThread:
 
     def service_proxy(self, namespace: str, name: str, port: int | str) -> str:
         return self.call(lambda: self.rt.service_proxy(namespace, name, port))
+
+    def service_gateway(self) -> str:
+        return self.call(lambda: self.rt.service_gateway())
 
     def pids(self) -> dict[str, list[int]]:
         return self.call(lambda: _value(self.rt.pids()))

@@ -15,11 +15,13 @@ from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.builders import deployment as dep_builder
 from onnxops.builders import hpa as hpa_builder
+from onnxops.builders import httproute as httproute_builder
 from onnxops.builders import labels, names
 from onnxops.builders import service as svc_builder
 from onnxops.settings import Settings
 
 from . import defaults, governance, isvc_status, versions
+from . import shadow as shadow_phase
 from .analysis import AnalysisResult
 from .control import Control
 from .rollout import (
@@ -46,6 +48,7 @@ class IsvcPlan:
     reject: list[tuple[str, str]] = field(default_factory=list)  # (ModelVersion name, reason) to mark
     readmit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (ModelVersion, status patch)
     route_weights: dict[int, int] | None = None
+    route_mirror: dict[str, Any] | None = None  # the HTTPRoute's RequestMirror filter (shadow phase)
     requeue_after: float | None = None
     wants_analysis: bool = False
 
@@ -75,6 +78,7 @@ def _desired_children(
     mvs: dict[int, dict[str, Any]],
     settings: Settings,
     ready: dict[int, int],
+    shadow_ready: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[int, int]]:
     spec = isvc["spec"]
     auto = spec.get("autoscaling")
@@ -83,11 +87,16 @@ def _desired_children(
     out: list[dict[str, Any]] = [
         svc_builder.service(isvc, settings.serving_port, settings.serving_grpc_port)
     ]
+    shadow = _shadow_children(isvc, state, mvs, settings)
+    # the stable pods mirror once the shadow answers (a copy sent earlier would count as its error)
+    mirror = _mirror(isvc, state, settings) if shadow and shadow_ready and not per_version else None
+    out += shadow  # the shadow's Service before the stable pods that mirror to it
     for v, n in sorted(plan.items()):
         mv = mvs.get(v)
         if mv is None:
             continue  # a served version vanished (deleted despite the finalizer): keep what runs
-        out.append(dep_builder.deployment(isvc, mv, None if auto else n, settings))
+        out.append(dep_builder.deployment(isvc, mv, None if auto else n, settings,
+                                          mirror=mirror if v == state.stable else None))
         if auto:
             out.append(
                 hpa_builder.hpa(
@@ -100,6 +109,60 @@ def _desired_children(
                 svc_builder.version_service(isvc, v, settings.serving_port, settings.serving_grpc_port)
             )
     return out, plan
+
+
+def _shadow_children(
+    isvc: dict[str, Any], state: RolloutState, mvs: dict[int, dict[str, Any]], settings: Settings
+) -> list[dict[str, Any]]:
+    """The shadow phase's Service and Deployment (none outside the phase)."""
+    scfg = shadow_phase.shadow_config(isvc["spec"])
+    mv = mvs.get(state.canary) if state.canary is not None else None
+    if not state.shadow or scfg is None or mv is None or state.canary is None:
+        return []
+    n = shadow_phase.shadow_replicas(total_replicas(isvc["spec"]), float(scfg["sampleRate"]))
+    return [
+        svc_builder.shadow_service(isvc, state.canary, settings.serving_port, settings.serving_grpc_port),
+        dep_builder.deployment(isvc, mv, n, settings, shadow=True),
+    ]
+
+
+def _mirror(isvc: dict[str, Any], state: RolloutState, settings: Settings) -> tuple[str, float] | None:
+    """(URL of the shadow's Service, sample rate) for the stable pods' mirror (no HTTPRoute)."""
+    scfg = shadow_phase.shadow_config(isvc["spec"])
+    if scfg is None or state.canary is None:
+        return None
+    md = isvc["metadata"]
+    url = (
+        settings.shadow_url_template.replace("{service}", names.shadow(md["name"], state.canary))
+        .replace("{namespace}", md.get("namespace", "default"))
+        .replace("{port}", str(svc_builder.SERVICE_PORT))
+    )
+    return url, float(scfg["sampleRate"])
+
+
+def route_mirror(isvc: dict[str, Any], state: RolloutState) -> dict[str, Any] | None:
+    """The HTTPRoute's RequestMirror filter during a shadow phase (None: none, or removed)."""
+    scfg = shadow_phase.shadow_config(isvc["spec"])
+    if scfg is None or not state.shadow or state.canary is None:
+        return None
+    return httproute_builder.mirror_filter(isvc["metadata"]["name"], state.canary, float(scfg["sampleRate"]))
+
+
+def _canary_ready(
+    spec: dict[str, Any], name: str, state: RolloutState, observed: list[dict[str, Any]],
+    deps: dict[int | None, dict[str, Any]], want: int,
+) -> bool:
+    """The canary's (or, in its shadow phase, the shadow's) Deployment runs its pods."""
+    if state.canary is None:
+        return False
+    scfg = shadow_phase.shadow_config(spec)
+    if state.shadow and scfg is not None:
+        dep_name = names.shadow(name, state.canary)
+        deps_by_name = {d["metadata"]["name"]: d for d in observed if d.get("kind") == "Deployment"}
+        dep = deps_by_name.get(dep_name)
+        return deployment_ready(dep, shadow_phase.shadow_replicas(total_replicas(spec),
+                                                                  float(scfg["sampleRate"])))
+    return deployment_ready(deps.get(state.canary), want)
 
 
 def reconcile(
@@ -127,9 +190,7 @@ def reconcile(
     cfg = RolloutConfig.from_spec(spec)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
     before = replicas_plan(state, total_replicas(spec))
-    canary_ready = state.canary is not None and deployment_ready(
-        deps.get(state.canary), before.get(state.canary, 1)
-    )
+    canary_ready = _canary_ready(spec, md["name"], state, observed, deps, before.get(state.canary or 0, 1))
     failed = (res.version, res.reason, res.message) if res.version is not None and not res.ok else None
     previous_ready = state.previous is not None and deployment_ready(deps.get(state.previous), 1)
     out = advance(
@@ -166,13 +227,17 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
     st = out.state
     total = total_replicas(spec)
     ready = isvc_status.ready_counts(observed, version_label)
-    children, plan = _desired_children(isvc, st, by_v, settings, ready)
+    deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
+    shadow_ready = st.shadow and _canary_ready(spec, md["name"], st, observed, deps, 1)
+    children, plan = _desired_children(isvc, st, by_v, settings, ready, shadow_ready)
     wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
     # a served version whose ModelVersion vanished keeps running what it has (never deleted by us)
     name_ = md["name"]
     for v in plan:
         for kind in ("Deployment", "HorizontalPodAutoscaler", "Service"):
             wanted.add((kind, names.deployment(name_, v)))
+    if st.shadow and st.canary is not None and st.canary not in by_v:  # vanished: keep what runs
+        wanted |= {(kind, names.shadow(name_, st.canary)) for kind in ("Deployment", "Service")}
     delete = sorted(
         {
             (o["apiVersion"], o["kind"], o["metadata"]["name"])
@@ -182,7 +247,6 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
             and not o["metadata"].get("deletionTimestamp")  # already going (its pods drain): no new write
         }
     )
-    deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
     stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
     held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
     degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
@@ -203,8 +267,11 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
         )
     elif st.canary is not None:
         phase, reason = "Progressing", Reason.ANALYSIS_INCONCLUSIVE if st.paused() else Reason.CANARY
+        if st.shadow and not st.paused():
+            reason = Reason.SHADOW
         reason = out.gate or reason
-        message = f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})"
+        message = (f"shadow v{st.canary}: mirrored requests only, no traffic" if st.shadow
+                   else f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})")
         if eff is not None and eff != st.weight:
             message += f" ({eff}% of traffic with {total} replicas)"
         if out.gate:
@@ -319,6 +386,7 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
         reject=reject,
         readmit=readmit,
         route_weights=traffic_weights(st, total) if route else None,
+        route_mirror=route_mirror(isvc, st) if route else None,
         requeue_after=out.requeue_after,
         wants_analysis=out.wants_analysis,
     )

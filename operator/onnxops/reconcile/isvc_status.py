@@ -59,6 +59,8 @@ def effective_canary_weight(state: RolloutState, total: int, route: bool) -> int
     """The canary's share of traffic once its pods run: exact with an HTTPRoute, else its share of pods."""
     if state.canary is None or state.weight is None:
         return None
+    if state.shadow:
+        return 0
     if route:
         return int(state.weight)
     return round(effective_weight(total, int(state.weight)))

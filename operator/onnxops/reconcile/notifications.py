@@ -24,6 +24,10 @@ BY_REASON: dict[str, str] = {
     "Promoted": "Promoted",
     "CanaryStarted": "StepAdvanced",
     "CanaryStep": "StepAdvanced",
+    # the shadow phase (spec.rollout.shadow) starting and passing are steps of the rollout; its abort is a
+    # RolledBack like any other
+    "ShadowStarted": "StepAdvanced",
+    "ShadowPassed": "StepAdvanced",
     Reason.AWAITING_PROMOTION: "AwaitingPromotion",
     Reason.ROLLED_BACK: "RolledBack",
     Reason.RETRAINING: "RetrainStarted",
@@ -87,8 +91,8 @@ def from_events(
     """The notifications of the Events one reconcile of ``isvc`` posts (``status``: its new status)."""
     md, spec = isvc.get("metadata") or {}, isvc.get("spec") or {}
     st = dict(status or {})
-    rollout = {k: st.get(k) for k in ("stableVersion", "canaryVersion", "canaryWeight", "currentStep")
-               if st.get(k) is not None}
+    keys = ("stableVersion", "canaryVersion", "canaryWeight", "currentStep", "shadow")
+    rollout = {k: st.get(k) for k in keys if st.get(k) is not None}
     out = []
     for type_, reason, message in events:
         kind = BY_REASON.get(reason)

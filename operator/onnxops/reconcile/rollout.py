@@ -21,6 +21,8 @@ from .control import Control, describe, matches, who
 from .durations import elapsed as elapsed
 from .durations import parse_duration as parse_duration
 from .durations import parse_time as parse_time
+from .shadow import PHASE as SHADOW_PHASE
+from .shadow import shadow_config
 from .state import Outcome as Outcome
 from .state import RolloutState as RolloutState
 from .state import abort as abort
@@ -44,6 +46,8 @@ class RolloutConfig:
     investigation_seconds: float = 0.0
     # per step: wait for `onnxops promote` once the pause (and its analysis) is over
     gates: tuple[bool, ...] = ()
+    # spec.rollout.shadow with defaults (reconcile/shadow.py): the rollout starts with a shadow phase
+    shadow: dict[str, Any] | None = None
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> RolloutConfig:
@@ -57,6 +61,7 @@ class RolloutConfig:
             progress_deadline=parse_duration(r.get("progressDeadline"), defaults.PROGRESS_DEADLINE_SECONDS),
             investigation_seconds=investigation_seconds(spec),
             gates=tuple(bool(s.get("awaitPromotion")) for s in steps),
+            shadow=shadow_config(spec),
         )
 
     def gated(self, step: int) -> bool:
@@ -169,6 +174,7 @@ def _advance(
                 step_started_at=None,
                 analysis_failures=0,
                 inconclusive_checks=0,
+                shadow=False,
             )
         return _bake(out, cfg, now, investigating)
     if target != s.canary:
@@ -184,12 +190,15 @@ def _advance(
                 promoted_at=at,
                 analysis_failures=0,
                 inconclusive_checks=0,
+                shadow=False,
             )
             out.history.append({"action": "Deployed", "version": target, "at": at})
             out.events.append(("Normal", "Deployed", f"replaced v{s.stable} with v{target} (Recreate)"))
             return out
         if s.previous is not None:
             out.events.append(("Normal", "BakeEnded", f"v{s.previous} removed: a new rollout starts"))
+        if cfg.shadow is not None:
+            return _start_shadow(out, cfg, target, at)
         out.state = replace(
             s,
             canary=target,
@@ -219,7 +228,8 @@ def _gate_passed(s: RolloutState, cfg: RolloutConfig, step: int) -> bool:
     last = s.last_analysis or {}
     mode = str(cfg.analysis.get("onInconclusive", "Pause"))
     ok = ("Pass", "Inconclusive") if mode == "Promote" else ("Pass",)
-    return last.get("version") == s.canary and last.get("step") == step and last.get("verdict") in ok
+    return (last.get("version") == s.canary and last.get("step") == step and last.get("verdict") in ok
+            and last.get("phase") is None)
 
 
 def _canary(
@@ -235,23 +245,16 @@ def _canary(
     ctl = ctl or Control()
     s = out.state
     assert s.canary is not None
+    if s.shadow and cfg.shadow is None:  # spec.rollout.shadow removed during the phase
+        return _end_shadow(out, cfg, now, "ended: spec.rollout.shadow was removed")
+    if s.shadow and cfg.shadow is not None:
+        return _shadow(out, cfg, canary_ready=canary_ready, analysis=analysis, now=now, generation=generation,
+                       ctl=ctl)
     step = min(int(s.step or 0), len(cfg.steps) - 1)
     _weight, pause = cfg.steps[step]
     since = elapsed(s.step_started_at, now)
     if not canary_ready:
-        if since > cfg.progress_deadline:
-            abort(
-                out,
-                from_version=s.canary,
-                reason=Reason.PROGRESS_DEADLINE_EXCEEDED,
-                message=f"canary v{s.canary} not Ready within {cfg.progress_deadline:g}s",
-                now=now,
-                generation=generation,
-            )
-            return out
-        out.waiting = f"canary v{s.canary} to become Ready"
-        out.requeue_after = max(1.0, min(10.0, cfg.progress_deadline - since + 0.5))
-        return out
+        return _not_ready(out, cfg, since, now, generation)
     req = ctl.promote
     if matches(req, s.canary, step):
         assert req is not None
@@ -287,6 +290,101 @@ def _canary(
     return _promote(out, cfg, now)
 
 
+def _not_ready(out: Outcome, cfg: RolloutConfig, since: float, now: datetime, generation: int) -> Outcome:
+    """The canary (or shadow) is not Ready yet: wait, up to the progress deadline, then abort."""
+    s = out.state
+    assert s.canary is not None
+    what = "shadow" if s.shadow else "canary"
+    if since > cfg.progress_deadline:
+        abort(
+            out,
+            from_version=s.canary,
+            reason=Reason.PROGRESS_DEADLINE_EXCEEDED,
+            message=f"{what} v{s.canary} not Ready within {cfg.progress_deadline:g}s",
+            now=now,
+            generation=generation,
+        )
+        return out
+    out.waiting = f"{what} v{s.canary} to become Ready"
+    out.requeue_after = max(1.0, min(10.0, cfg.progress_deadline - since + 0.5))
+    return out
+
+
+def _start_shadow(out: Outcome, cfg: RolloutConfig, target: int, at: str) -> Outcome:
+    """A new version starts in its shadow phase: deployed, mirrored to, no traffic, no weight."""
+    assert cfg.shadow is not None
+    s = out.state
+    out.state = replace(
+        s, canary=target, step=0, weight=0, step_started_at=at, previous=None, analysis_failures=0,
+        inconclusive_checks=0, shadow=True,
+    )
+    rate, secs = float(cfg.shadow["sampleRate"]), float(cfg.shadow["durationSeconds"])
+    out.events.append(("Normal", "ShadowStarted", f"shadow v{target}: {rate:.0%} of v{s.stable}'s requests "
+                       f"mirrored for {secs:g}s, no traffic, no weight"))
+    out.requeue_after = 1.0
+    out.waiting = f"shadow v{target} to become Ready"
+    return out
+
+
+def _end_shadow(out: Outcome, cfg: RolloutConfig, now: datetime, why: str) -> Outcome:
+    """The shadow passed (or a person moved it on): the canary steps begin."""
+    s = out.state
+    w = cfg.steps[0][0]
+    out.state = replace(s, shadow=False, step=0, weight=w, step_started_at=now_rfc3339(now),
+                        analysis_failures=0, inconclusive_checks=0)
+    out.events.append(("Normal", "ShadowPassed", f"shadow v{s.canary} {why}"))
+    out.events.append(
+        ("Normal", "CanaryStarted", f"canary v{s.canary} at {w}% (step 1/{len(cfg.steps)}) after its shadow")
+    )
+    out.requeue_after = 1.0
+    return out
+
+
+def _shadow(
+    out: Outcome,
+    cfg: RolloutConfig,
+    *,
+    canary_ready: bool,
+    analysis: AnalysisResult | None,
+    now: datetime,
+    generation: int,
+    ctl: Control,
+) -> Outcome:
+    """The shadow phase: wait for its pods, mirror for ``duration``, then judge it once (a failure aborts
+    before any weight; inconclusive follows onInconclusive). `onnxops promote` ends it (``--full``:
+    promotes), `pause` holds it, `abort` rolls it back like a canary."""
+    s, scfg = out.state, cfg.shadow
+    assert s.canary is not None and scfg is not None
+    since = elapsed(s.step_started_at, now)
+    if not canary_ready:
+        return _not_ready(out, cfg, since, now, generation)
+    req = ctl.promote
+    if matches(req, s.canary, 0):
+        assert req is not None
+        out.control_clear |= {"promote", "pause"}
+        if req.get("full"):
+            out.events.append(("Normal", "PromotedByUser", f"shadow v{s.canary} promoted{who(req)} "
+                               "(shadow and every step skipped)"))
+            return _promote(out, cfg, now)
+        return _end_shadow(out, cfg, now, f"ended by a person{who(req)}")
+    if matches(ctl.pause, s.canary):
+        assert ctl.pause is not None
+        out.gate = Reason.PAUSED_BY_USER
+        out.waiting = f"`onnxops resume` (paused{who(ctl.pause)})"
+        return out
+    duration = float(scfg["durationSeconds"])
+    if since < duration:
+        out.waiting = f"the shadow's {duration:g}s of mirrored traffic"
+        out.requeue_after = max(0.5, duration - since + 0.1)
+        return out
+    if not _judge(out, scfg, analysis, 0, duration, now, generation, fail_reason=Reason.SHADOW_FAILED,
+                  phase=SHADOW_PHASE):
+        return out
+    verdict = (out.state.last_analysis or {}).get("verdict")
+    return _end_shadow(out, cfg, now, "passed: " + str((out.state.last_analysis or {}).get("message", ""))
+                       if verdict == "Pass" else "inconclusive: moving on (onInconclusive: Promote)")
+
+
 def _next_step(out: Outcome, cfg: RolloutConfig, step: int, now: datetime, *, by: str = "") -> Outcome:
     s = out.state
     w = cfg.steps[step + 1][0]
@@ -315,6 +413,7 @@ def _promote(out: Outcome, cfg: RolloutConfig, now: datetime) -> Outcome:
         step_started_at=None,
         analysis_failures=0,
         inconclusive_checks=0,
+        shadow=False,
     )
     out.history.append({"action": "Promoted", "version": s.canary, "at": at})
     out.events.append(
@@ -332,9 +431,13 @@ def _judge(
     pause: float,
     now: datetime,
     generation: int,
+    *,
+    fail_reason: str = Reason.ANALYSIS_FAILED,
+    phase: str | None = None,
 ) -> bool:
     """The SLO gate of a step whose pause is over: True moves on. Fail counts towards failureLimit; an
-    Inconclusive check holds the step (Pause, up to inconclusiveLimit), moves on (Promote) or aborts."""
+    Inconclusive check holds the step (Pause, up to inconclusiveLimit), moves on (Promote) or aborts.
+    ``phase``: "Shadow" for the shadow phase's check (recorded in status.lastAnalysis.phase)."""
     s = out.state
     assert s.canary is not None
     last = s.last_analysis or {}
@@ -345,6 +448,7 @@ def _judge(
             last.get("verdict") in ("Fail", "Inconclusive")
             and last.get("version") == s.canary
             and last.get("step") == step
+            and last.get("phase") == phase
             and since_last < again
         ):  # one check per window: the limits count windows, not reconcile wake-ups
             out.requeue_after = max(0.5, again - since_last + 0.1)
@@ -359,20 +463,22 @@ def _judge(
         "step": step,
         "at": now_rfc3339(now),
     }
+    if phase:
+        record["phase"] = phase
     canary = s.canary
     s = out.state = replace(s, last_analysis=record)
-    where = f"v{s.canary} step {step + 1}"
+    where = f"shadow v{s.canary}" if phase else f"v{s.canary} step {step + 1}"
     if analysis.verdict == "Fail":
         failures = s.analysis_failures + 1
         limit = int(acfg.get("failureLimit", 2))
         out.events.append(
-            ("Warning", Reason.ANALYSIS_FAILED, f"{where}: {analysis.message} ({failures}/{limit})")
+            ("Warning", fail_reason, f"{where}: {analysis.message} ({failures}/{limit})")
         )
         if failures >= limit:
             abort(
                 out,
                 from_version=canary,
-                reason=Reason.ANALYSIS_FAILED,
+                reason=fail_reason,
                 message=analysis.message,
                 now=now,
                 generation=generation,

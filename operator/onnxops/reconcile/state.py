@@ -1,5 +1,6 @@
 """Rollout state as stored in ``status`` (stableVersion, canaryVersion, canaryWeight, currentStep,
-stepStartedAt, previousVersion, promotedAt, analysisFailures, inconclusiveChecks, lastAnalysis, rollback),
+stepStartedAt, previousVersion, promotedAt, analysisFailures, inconclusiveChecks, lastAnalysis, rollback,
+shadow),
 what one step of the state machine decided (:class:`Outcome`), and the abort that records a rollback."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class RolloutState:
     rollback: dict[str, Any] | None = None
     inconclusive_checks: int = 0
     last_analysis: dict[str, Any] | None = None
+    shadow: bool = False  # the canary is in its shadow phase (spec.rollout.shadow): mirrored requests only
 
     @classmethod
     def from_status(cls, st: dict[str, Any] | None) -> RolloutState:
@@ -40,6 +42,7 @@ class RolloutState:
             s.get("rollback"),
             int(s.get("inconclusiveChecks") or 0),
             s.get("lastAnalysis"),
+            bool(s.get("shadow")) and s.get("canaryVersion") is not None,
         )
 
     def to_status(self) -> dict[str, Any]:
@@ -55,6 +58,7 @@ class RolloutState:
             "inconclusiveChecks": self.inconclusive_checks or None,
             "lastAnalysis": self.last_analysis,
             "rollback": self.rollback,
+            "shadow": True if self.shadow and self.canary is not None else None,
         }
 
     def paused(self) -> bool:
@@ -125,6 +129,7 @@ def abort(
         analysis_failures=0,
         inconclusive_checks=0,
         rollback=rb,
+        shadow=False,
     )
     if s.canary is None and s.stable == from_version and to is not None:
         # rollback after promotion (during the bake): the previous version becomes stable again

@@ -51,7 +51,9 @@ def replicas_plan(state: _State, total: int, ready: Mapping[int, int] | None = N
     plan: dict[int, int] = {}
     if state.stable is None:
         return plan
-    if state.canary is not None:
+    if state.canary is not None and getattr(state, "shadow", False):
+        plan[state.stable] = total  # the shadow's own pods are not a served version (reconcile/shadow.py)
+    elif state.canary is not None:
         stable, canary = split_replicas(total, int(state.weight or 0))
         if ready is not None:
             stable = max(stable, total - min(int(ready.get(state.canary, 0)), canary))
@@ -71,6 +73,8 @@ def traffic_weights(state: _State, total: int) -> dict[int, int]:
     """Exact weights for an HTTPRoute (percent per version)."""
     if state.stable is None:
         return {}
+    if state.canary is not None and getattr(state, "shadow", False):
+        return {state.stable: 100}
     if state.canary is not None:
         w = int(state.weight or 0)
         return {state.stable: 100 - w, state.canary: w}

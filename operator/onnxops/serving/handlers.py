@@ -22,7 +22,7 @@ from . import protocol_v1, protocol_v2
 from .capture import Capture, new_request_id
 from .feedback import Feedback
 from .metrics import CONTENT_TYPE, ServerMetrics
-from .mirror import Mirror
+from .mirror import Mirror, is_mirrored
 from .model import LoadedModel, ModelState
 from .protocol_v2 import ProtocolError
 
@@ -173,9 +173,10 @@ class Handlers:
         if req.request_id is None:  # the OIP id when given, else the X-Request-Id header, else a new one
             req.request_id = headers.get(REQUEST_ID_HEADER) or new_request_id()
         outs = self.run(model, req.feeds, req.rows)
-        if self.capture is not None:
+        mirrored = is_mirrored(headers)
+        if self.capture is not None and not mirrored:
             self.capture.record(model, str(req.request_id), req.feeds, outs, req.rows)
-        if self.feedback is not None:
+        if self.feedback is not None and not mirrored:
             self.feedback.recent.record(str(req.request_id), outs, req.rows)
         if self.mirror is not None:  # after the answer is computed; never waits, never raises
             self.mirror.record(f"/v2/models/{model.name}/infer", headers, body, outs[0] if outs else None,
@@ -208,9 +209,10 @@ class Handlers:
             feeds, rows, rid = protocol_v1.decode_request_with_id(checked, body)
             rid = rid or headers.get(REQUEST_ID_HEADER) or new_request_id()
             outs = self.run(checked, feeds, rows)
-            if self.capture is not None:
+            mirrored = is_mirrored(headers)
+            if self.capture is not None and not mirrored:
                 self.capture.record(checked, rid, feeds, outs, rows)
-            if self.feedback is not None:
+            if self.feedback is not None and not mirrored:
                 self.feedback.recent.record(rid, outs, rows)
             if self.mirror is not None:
                 self.mirror.record(f"/v1/models/{checked.name}:predict", headers, body,

@@ -37,6 +37,7 @@ from onnxops.drift import names as N
 
 log = logging.getLogger(__name__)
 RESULTS = ("ok", "error", "unreachable", "dropped", "unsupported")
+SHADOW_HEADER = "X-Onnxops-Shadow"  # on every mirrored request
 LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -55,6 +56,12 @@ class MirrorStats:
 
 
 # ---- pure ---------------------------------------------------------------------------------------------
+
+def is_mirrored(headers: dict[str, str]) -> bool:
+    """A mirrored copy (a shadow receiving it): the shadow answers it, but its payload capture and feedback
+    skip it, so rows captured for ``fromServing`` training data are not doubled."""
+    return SHADOW_HEADER.lower() in headers or SHADOW_HEADER in headers
+
 
 def shadow_path(path: str) -> str | None:
     """The path to post to the shadow, or None when the request is not mirrored."""
@@ -105,8 +112,10 @@ class Mirror:
                  version: str, inference_service: str) -> None:
         u = urlsplit(url)
         if u.scheme != "http" or not u.hostname:
-            raise ValueError(f"mirror URL must be http://host[:port] (the shadow Service), got {u.scheme}://")
+            raise ValueError(f"mirror URL must be http://host[:port][/prefix] (the shadow Service), got "
+                             f"{u.scheme}://")
         self.host, self.port = u.hostname, u.port or 80
+        self.prefix = u.path.rstrip("/")  # a gateway routing by path (the local runtime's): prepended
         self.sample_rate = min(1.0, max(0.0, sample_rate))
         self.max_in_flight = max(1, max_in_flight)
         self.timeout = timeout
@@ -172,8 +181,9 @@ class Mirror:
         conn = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
         reader, writer = conn
         try:
-            head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json"
-                    f"\r\nContent-Length: {len(body)}\r\nX-Onnxops-Shadow: 1\r\n\r\n").encode()
+            head = (f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                    f"{SHADOW_HEADER}: 1\r\n\r\n").encode()
             writer.write(head + body)
             await writer.drain()
             raw = await reader.readuntil(b"\r\n\r\n")

@@ -83,6 +83,34 @@ class Analysis(KubeModel):
     )
 
 
+class Shadow(KubeModel):
+    """A shadow phase before the canary steps: the new version gets a mirrored copy of live requests (its
+    answers are dropped), takes no traffic and no weight, and is judged before any user sees it."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "!has(self.minAgreement) || !has(self.maxMeanAbsDiff)",
+        "message": "set minAgreement (classifiers) or maxMeanAbsDiff (regressors), not both",
+        "fieldPath": ".maxMeanAbsDiff",
+    }]})
+
+    duration: Duration = Field("5m", description="How long the shadow receives mirrored traffic before "
+                               "it is judged (the measurement window).")
+    sample_rate: float = Field(1.0, gt=0, le=1, description="Share of the stable version's answered "
+                               "requests mirrored to the shadow (0 < rate <= 1).")
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="Largest acceptable share of mirrored "
+                                  "requests the shadow fails (non-200, unreachable or timed out).")
+    max_latency_p99_ms: float = Field(500, gt=0, description="Largest acceptable p99 latency of the "
+                                      "shadow's answers to mirrored requests (ms).")
+    min_agreement: float | None = Field(
+        None, ge=0, le=1, description="Classifiers: smallest acceptable share of compared rows where the "
+        "shadow predicts the stable version's label (absent: reported, not judged).")
+    max_mean_abs_diff: float | None = Field(
+        None, ge=0, description="Regressors: largest acceptable mean |stable - shadow| over compared rows "
+        "(absent: reported, not judged).")
+    min_requests: int = Field(50, ge=0, description="Fewer mirrored requests in the window make the check "
+                              "inconclusive (then rollout.analysis.onInconclusive applies).")
+
+
 class HTTPRouteRef(KubeModel):
     """A Gateway API HTTPRoute whose backend weights the operator sets for exact traffic splits."""
 
@@ -119,6 +147,9 @@ class Rollout(KubeModel):
     bake_time: Duration = Field("2m", description="How long the previous version stays warm after promotion.")
     progress_deadline: Duration = Field("10m", description="A new version not Ready by then is aborted.")
     http_route: HTTPRouteRef | None = Field(None, description="Gateway API HTTPRoute for exact weights.")
+    shadow: Shadow | None = Field(
+        None, description="Start with a shadow phase (mirrored traffic, no weight) judged before the canary "
+        "steps; see docs/rollout.md.")
 
 
 PROMETHEUS_URL_PATTERN = r"^https?://\S+$"
@@ -317,6 +348,8 @@ class AnalysisSummary(KubeModel):
     version: int = Field(description="Canary version checked.")
     step: int = Field(ge=0, description="Index of the canary step.")
     at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
+    phase: Literal["Shadow"] | None = Field(None, description="Shadow: the check of the shadow phase "
+                                            "(spec.rollout.shadow), not of a canary step.")
 
 
 class ControlRequest(KubeModel):
@@ -352,6 +385,8 @@ class InferenceServiceStatus(KubeModel):
     canary_version: int | None = Field(None, description="Version being rolled out.")
     canary_weight: int | None = Field(None, ge=0, le=100, description="Percent of traffic to the canary.")
     current_step: int | None = Field(None, ge=0, description="Index of the canary step.")
+    shadow: bool | None = Field(None, description="The canary version is in its shadow phase: mirrored "
+                                "requests only, no traffic, no weight.")
     step_started_at: str | None = Field(None, description="When the step began.",
                                         json_schema_extra={"format": "date-time"})
     previous_version: int | None = Field(None, description="Previous version kept warm during the bake time.")
