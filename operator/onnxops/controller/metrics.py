@@ -190,7 +190,7 @@ class ShadowMetrics:
     """Measures a shadow phase: the stable pods' mirror metrics, or (the gateway mirrors: ``via_route``)
     the shadow pods' own request metrics, from Prometheus or by scraping the pods."""
 
-    def __init__(self, client: KubeClient, prometheus_url: str | None, port: int = 8080) -> None:
+    def __init__(self, client: KubeApi, prometheus_url: str | None, port: int = 8080) -> None:
         self.requests = DefaultMetricsProvider(client, prometheus_url, port)
         self.client, self.prometheus_url, self.port = client, prometheus_url, port
 
