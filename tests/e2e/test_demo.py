@@ -136,19 +136,20 @@ def test_step5_the_world_shifts_the_operator_retrains_and_v3_is_stable(demo: Dem
 
 
 def test_step5_v3_trained_on_the_traffic_the_server_captured_after_the_shift(demo: DemoRun) -> None:
-    """Issue 12: nobody staged v3's data. The pods captured the shifted traffic, the generator wrote the
-    ground truth of the rows it sent, and v3's lineage says what was read: the window (after the shift),
-    the rows captured / labelled / used, the files and the labels' digest."""
+    """Issue 12: nobody staged v3's data. The pods captured the shifted traffic, the generator sent the
+    ground truth of the rows it sent to the feedback endpoint (the pods wrote it as labels), and v3's
+    lineage says what was read: the window (after the shift), the rows captured / labelled / used, the
+    files and the labels' digest."""
     fs = demo.mv("iris-v3")["spec"]["lineage"]["dataset"]["fromServing"]
-    assert fs["service"] == "iris" and fs["sinkUri"].endswith("/default/iris/traffic/")
-    assert fs["labelsUri"] == "pvc://onnxops-artifacts/labels/iris/"
+    assert fs["service"] == "iris" and fs["sinkUri"] == "pvc://onnxops-artifacts/traffic/iris/"
+    assert fs["labelsUri"] == "pvc://onnxops-artifacts/traffic/iris/_labels/"  # the pods' feedback labels
     shifted_at = demo.summary["trafficWorlds"]["shifted"]
     start = datetime.fromisoformat(fs["windowStart"].replace("Z", "+00:00")).timestamp()
     assert start >= shifted_at - 1  # whole seconds in lineage: every row trained on is shifted traffic
-    assert fs["rowsCaptured"] >= fs["rowsLabelled"] >= 200 and fs["rowsUsed"] == fs["rowsLabelled"]
+    assert fs["rowsCaptured"] >= fs["rowsLabelled"] >= 150 and fs["rowsUsed"] == fs["rowsLabelled"]  # minRows
     assert fs["files"] >= 1 and len(fs["filesDigest"]) == 64 and len(fs["labelsDigest"]) == 64
-    labels = demo.summary["labels"]
-    assert labels["error"] is None and labels["idMismatches"] == 0 and labels["rows"] >= fs["rowsLabelled"]
+    fb = demo.summary["feedback"]
+    assert fb["error"] is None and fb["idMismatches"] == 0 and fb["accepted"] >= fs["rowsLabelled"]
     # the lineage rebuilds the training set: the same window over the files on the claim (the state dir is
     # kept); later flushes and label files can only add rows of the window's last moments
     from onnxops.api.v1alpha1.trainingjob import Dataset
@@ -166,7 +167,9 @@ def test_step5_v3_trained_on_the_traffic_the_server_captured_after_the_shift(dem
     assert lin is not None and (lin["windowStart"], lin["windowEnd"]) == (fs["windowStart"], fs["windowEnd"])
     assert fs["rowsCaptured"] <= lin["rowsCaptured"] <= fs["rowsCaptured"] * 1.2
     assert fs["rowsLabelled"] <= lin["rowsLabelled"] <= lin["rowsCaptured"]
-    assert table.frame["species"].isin(["setosa", "versicolor", "virginica"]).all()
+    # labels come in the label type of the model that answered: after the shift only v1 serves, trained on
+    # scikit-learn's iris (class indices)
+    assert table.frame["species"].astype(str).isin(["0", "1", "2"]).all()
     # the captured features are the shifted world's: every flower grew (petal length +1.2 cm on 3.76)
     assert table.frame["petal length (cm)"].mean() > 3.76 + 1.0
     assert "served traffic of iris:" in demo.output and f"{fs['rowsCaptured']} captured" in demo.output

@@ -24,7 +24,7 @@ from onnxops.demo import data, keep_instructions, main
 from onnxops.demo.env import operator_env, process_alive, scrape_targets
 from onnxops.demo.observe import drift_line, performance_line
 from onnxops.demo.summary import decisions, last_live, last_scores, render, table
-from onnxops.demo.traffic import FeedbackSender, LabelWriter, TrafficGenerator, infer_body, row_ids
+from onnxops.demo.traffic import FeedbackSender, TrafficGenerator, infer_body, row_ids
 
 
 # ---- data ------------------------------------------------------------------------------------------------
@@ -119,11 +119,10 @@ def test_infer_body_is_an_oip_v2_request() -> None:
     json.dumps(body)  # plain JSON types
 
 
-async def test_the_generator_labels_the_rows_it_sent_by_the_ids_the_server_returned(tmp_path: Path) -> None:
-    """Each request carries an id; an answer echoing it gives its rows' labels (``<id>`` or ``<id>:<row>``,
-    the ids the server captures them under), an answer with another id none. The label files are the
-    documented format (id + species). The world's classes sit 10 cm apart, so a row's class is known from
-    its values, independently of the generator."""
+async def test_the_generator_labels_the_rows_it_sent_by_the_ids_the_server_returned() -> None:
+    """Each request carries an id; an answer echoing it gives its rows' feedback items (``<id>`` or
+    ``<id>:<row>``, the ids the server captures them under), an answer with another id none. The world's
+    classes sit 10 cm apart, so a row's class is known from its values, independently of the generator."""
     sent: dict[str, np.ndarray] = {}
     echoed: list[str] = []  # requests answered with their own id (the others with another one)
 
@@ -144,26 +143,17 @@ async def test_the_generator_labels_the_rows_it_sent_by_the_ids_the_server_retur
     y = np.repeat(np.arange(3), 5)
     world = data.World("toy", np.repeat((10.0 * y + 1)[:, None], 4, axis=1), y)
     gen = TrafficGenerator(f"http://127.0.0.1:{runner.addresses[0][1]}", "iris", {"toy": world}, "toy",
-                           rate=80)
-    out = tmp_path / "labels"
-
-    def write(name: str, blob: bytes) -> None:
-        out.mkdir(exist_ok=True)
-        (out / name).write_bytes(blob)
-
-    writer = LabelWriter(gen, write, interval=0.2)
+                           rate=80, feedback=True)
     try:
         gen.start()
-        writer.start()
         await asyncio.sleep(1.2)
     finally:
         await gen.stop()
-        await writer.stop()
         await runner.cleanup()
-    await writer.flush()
-    labels = pd.concat([pd.read_csv(f, dtype={"id": str}) for f in sorted(out.iterdir())])
-    assert list(labels.columns) == ["id", data.TARGET] and labels["id"].is_unique
-    assert writer.files == len(list(out.iterdir())) >= 2 and writer.rows == len(labels)
+    items = gen.take_items()
+    labels = pd.DataFrame({"id": [i["id"] for i in items],
+                           data.TARGET: [data.SPECIES[i["truth"]] for i in items]})
+    assert labels["id"].is_unique and gen.take_items() == []
     truth = {rid: data.SPECIES[round(r[0] / 10)] for req, rows in sent.items()
              for rid, r in zip(row_ids(req, len(rows)), rows, strict=True)}
     # the last requests may be cut off by stop() before their answer is read: they get no label
@@ -346,27 +336,6 @@ def test_cluster_datasets_job_writes_onto_the_artifacts_pvc() -> None:
     assert job["metadata"]["namespace"] == "demo" and pod["securityContext"]["runAsNonRoot"] is True
 
 
-def test_cluster_labels_pod_and_its_writer_script_write_complete_files(tmp_path: Path) -> None:
-    """--cluster: label files reach the artifacts claim through `kubectl exec -i` into a pod that mounts
-    it; the script it runs there writes stdin under a hidden name, then renames (run here with python)."""
-    from onnxops.demo.cluster import LABELS_POD, WRITE_STDIN, labels_pod
-
-    pod = labels_pod("demo", "ghcr.io/onnxops/onnxops-trainer:1")
-    [c] = pod["spec"]["containers"]
-    [mount] = c["volumeMounts"]
-    assert pod["metadata"]["name"] == LABELS_POD and pod["metadata"]["namespace"] == "demo"
-    assert mount["mountPath"].endswith("/onnxops-artifacts") and not mount.get("readOnly")
-    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "onnxops-artifacts"
-    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    blob = data.labels_csv([("r1", 0), ("r2:0", 2)])
-    out = subprocess.run([sys.executable, "-c", WRITE_STDIN, str(tmp_path / "labels" / "iris"), "a.csv"],
-                         input=blob, capture_output=True, timeout=60, check=False)
-    assert out.returncode == 0, out.stderr
-    assert [p.name for p in (tmp_path / "labels" / "iris").iterdir()] == ["a.csv"]
-    frame = pd.read_csv(tmp_path / "labels" / "iris" / "a.csv")
-    assert frame.to_dict("list") == {"id": ["r1", "r2:0"], "species": ["setosa", "virginica"]}
-
-
 # ---- the concept-drift scenario's pieces ---------------------------------------------------------------
 def test_the_concept_change_relabels_long_petals_only() -> None:
     x, y = load_iris(return_X_y=True)
@@ -417,7 +386,7 @@ async def test_the_generator_sends_feedback_with_the_answered_version_and_predic
         await sender.stop()
         await sender.flush()
         await runner.cleanup()
-    assert sender.accepted == len(posted) > 50 and sender.error is None and gen.labels == []
+    assert sender.accepted == len(posted) > 50 and sender.error is None and gen.take_items() == []
     by_id = {it["id"]: it for it in posted}
     assert len(by_id) == len(posted)
     long_before = long_after = 0

@@ -13,7 +13,7 @@ import yaml
 from onnxops.api.v1alpha1 import InferenceService, KubeModel, ModelVersion, TrainingJob
 from onnxops.crdgen import build_crds
 from onnxops.demo import data
-from onnxops.demo.env import ARTIFACTS_CLAIM, DATASETS_DIR, LABELS_URI
+from onnxops.demo.env import ARTIFACTS_CLAIM, DATASETS_DIR, LABELS_URI, TRAFFIC_URI
 from onnxops.reconcile.rollout import parse_duration
 from onnxops.validate import prune_and_default, schema_for, validate_manifest
 
@@ -57,7 +57,9 @@ def test_the_data_sets_the_demo_writes_are_the_ones_the_manifests_read() -> None
     assert fs["service"] == doc("inferenceservice-iris.yaml")["metadata"]["name"]
     assert fs["labels"]["uri"] == LABELS_URI and fs["minRows"] >= 100
     logging = doc("inferenceservice-iris.yaml")["spec"]["logging"]
-    assert logging["enabled"] and logging.get("sampleRate", 1) == 1 and "sink" not in logging  # the default
+    # the feedback labels the serving pods write go to <sink>/_labels/, where the retrain reads them
+    assert logging["enabled"] and logging.get("sampleRate", 1) == 1 and logging["sink"]["uri"] == TRAFFIC_URI
+    assert LABELS_URI == TRAFFIC_URI + "_labels/"
     # the window looks back less than the retrain takes to be decided after the shift (failureLimit
     # drifting windows of interval each, the first one at most one interval after the shift): only
     # shifted traffic is trained on

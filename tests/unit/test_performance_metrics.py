@@ -99,6 +99,14 @@ def test_feedback_items_for_string_classes_and_row_ids_of_batches() -> None:
         ("r:1", "dog", None, None), ("s", "cat", "4", "dog")]
     with pytest.raises(F.FeedbackError, match=r"items\[0\]\.truth: '1' is not a class label"):
         F.parse_items(b'{"id": "x", "truth": 1}', space)
+    # an item another version answered (the Service sent its feedback to this replica of version 4): this
+    # replica does not know version 5's class labels, so only their types are checked
+    [it] = F.parse_items(b'{"id": "y", "truth": 1, "prediction": "bird", "version": 5}', space, "4")
+    assert (it.truth, it.raw_truth, it.prediction, it.version) == ("1", 1, "bird", "5")
+    with pytest.raises(F.FeedbackError, match=r"items\[0\]\.prediction: 'bird' is not a class label"):
+        F.parse_items(b'{"id": "y", "truth": "cat", "prediction": "bird", "version": 4}', space, "4")
+    with pytest.raises(F.FeedbackError, match=r"items\[0\]\.truth: a class label must be a string"):
+        F.parse_items(b'{"id": "y", "truth": [1], "version": 5}', space, "4")
     recent = F.RecentPredictions("4", capacity=2)
     recent.record("r", [np.array([b"cat", b"dog", b"cat"], dtype=object)], 3)
     recent.record("one", [np.array([b"dog"], dtype=object)], 1)

@@ -172,7 +172,7 @@ def _fill(doc: dict[str, Any], scenario: Any, clock: Clock) -> None:
         deploymentReadyAt={str(k): v for k, v in obs.deployment_ready_at.items()},
         traffic=scenario.traffic.stats.to_json() if scenario.traffic else {},
         trafficWorlds=scenario.traffic.switched_at if scenario.traffic else {},
-        labels=_labels(scenario),
+        feedback=_feedback(scenario),
         detection=scenario.detection(),
         scenario=scenario.name,
         performanceEvaluations=obs.performance,
@@ -182,12 +182,13 @@ def _fill(doc: dict[str, Any], scenario: Any, clock: Clock) -> None:
         doc.update(extra())
 
 
-def _labels(scenario: Any) -> dict[str, Any]:
-    """The ground truth the traffic generator wrote (label files, rows, the first write error)."""
-    lw, tr = scenario.labels, scenario.traffic
-    if lw is None or tr is None:
+def _feedback(scenario: Any) -> dict[str, Any]:
+    """The ground truth the traffic generator sent to the feedback endpoint (requests, items accepted and
+    unresolved, the first failure) and the answers whose id was not the request's (their rows got none)."""
+    fb, tr = scenario.feedback, scenario.traffic
+    if fb is None or tr is None:
         return {}
-    return {"files": lw.files, "rows": lw.rows, "error": lw.error, "idMismatches": tr.id_mismatches}
+    return {**fb.to_json(), "idMismatches": tr.id_mismatches}
 
 
 def main(argv: list[str]) -> int:

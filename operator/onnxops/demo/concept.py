@@ -32,21 +32,11 @@ class ConceptDriftScenario(Scenario):
     name = "concept-drift"
     total_steps = 4
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.feedback: FeedbackSender | None = None
-
-    async def stop_clients(self) -> None:
-        await super().stop_clients()
-        if self.feedback is not None:
-            await self.feedback.stop()
-
     def detection(self) -> dict[str, Any]:
         return {"retrainSeconds": self.detail(3, "detectionSeconds")}
 
     def extra_summary(self) -> dict[str, Any]:
         return {
-            "feedback": self.feedback.to_json() if self.feedback else {},
             "liveAccuracy": {
                 "v1BeforeChange": self.detail(2, "liveAccuracy"),
                 "v1AfterChange": self.detail(3, "liveAccuracy"),

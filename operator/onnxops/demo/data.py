@@ -1,6 +1,6 @@
 """The demo's data: scikit-learn's bundled iris ("the clean world"), a skewed copy that v2 is trained on,
 and a "shifted world" the live traffic moves to in step 5 (no file: the retrain trains on that traffic as
-the server captured it, joined with the labels the traffic generator writes).
+the server captured it, joined with the labels the traffic generator sends as feedback).
 
 Everything is deterministic (fixed transforms, seeded sampling) and on iris' own 0.1 cm measurement grid,
 so the same files come out locally and in a cluster Job (`python -m onnxops.demo.data <dir>`).
@@ -107,13 +107,6 @@ def sample_labelled(
     noisy = world.X[idx] + rng.normal(0.0, 0.1 * noise_steps, size=(n, world.X.shape[1]))
     out: np.ndarray = np.maximum(_round(noisy), 0.1)
     return out, world.y[idx]
-
-
-def labels_csv(rows: list[tuple[str, int]]) -> bytes:
-    """Ground truth in the label format of docs/data-contract.md: ``id`` (the captured row's id) and the
-    target column, the species' name as in the data sets."""
-    lines = [f"id,{TARGET}", *(f"{rid},{SPECIES[y]}" for rid, y in rows)]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def main(argv: list[str]) -> int:

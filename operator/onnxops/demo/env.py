@@ -25,8 +25,10 @@ from onnxops.settings import Settings
 
 ARTIFACTS_CLAIM = "onnxops-artifacts"
 DATASETS_DIR = "datasets"  # pvc://onnxops-artifacts/datasets/<file>
-LABELS_DIR = "labels/iris"  # the ground truth the traffic generator writes
-LABELS_URI = f"pvc://{ARTIFACTS_CLAIM}/{LABELS_DIR}/"  # examples/demo/inferenceservice-iris.yaml reads it
+# examples/demo/inferenceservice-iris.yaml: the serving pods capture under TRAFFIC_URI and write the ground
+# truth the traffic generator sends to their feedback endpoint under LABELS_URI (<sink>/_labels/)
+TRAFFIC_URI = f"pvc://{ARTIFACTS_CLAIM}/traffic/iris/"
+LABELS_URI = f"{TRAFFIC_URI}_labels/"
 OPERATOR_GRACE_S = 15.0
 
 
@@ -41,7 +43,6 @@ class Env(Protocol):
     async def stop(self) -> None: ...
     def accounting(self) -> dict[str, Any]: ...
     def problem(self) -> str | None: ...
-    def write_labels(self, name: str, data: bytes) -> None: ...
 
 
 def operator_env(
@@ -216,10 +217,6 @@ class LocalEnv:
 
     def accounting(self) -> dict[str, Any]:
         return {"pids": {k: sorted(v) for k, v in self.pids.items()}, "ports": sorted(self.ports)}
-
-    def write_labels(self, name: str, data: bytes) -> None:
-        """A label file onto the artifacts claim (LABELS_URI), visible only when complete."""
-        write_atomic(self.state_dir / "pvc" / ARTIFACTS_CLAIM / LABELS_DIR / name, data)
 
     def problem(self) -> str | None:
         """Why the demo cannot go on (the operator process died), else None."""

@@ -16,7 +16,7 @@ import yaml
 from onnxops.demo import data
 from onnxops.demo.env import Env
 from onnxops.demo.observe import Observer
-from onnxops.demo.traffic import LabelWriter, TrafficGenerator
+from onnxops.demo.traffic import FeedbackSender, TrafficGenerator
 from onnxops.kube.client import ApiError
 from onnxops.reconcile.rollout import parse_time
 
@@ -74,7 +74,7 @@ class Scenario:
         self.obs.health = env.problem
         self.steps: list[StepRecord] = []
         self.traffic: TrafficGenerator | None = None
-        self.labels: LabelWriter | None = None
+        self.feedback: FeedbackSender | None = None  # the ground truth, to the feedback endpoint
         self.rate = rate
         self.started = time.time()
 
@@ -130,11 +130,11 @@ class Scenario:
         return next((s.details.get(key) for s in self.steps if s.number == step), None)
 
     async def stop_clients(self) -> None:
-        """Stop the traffic and the ground truth it writes."""
+        """Stop the traffic and the ground truth it sends."""
         if self.traffic is not None:
             await self.traffic.stop()
-        if self.labels is not None:
-            await self.labels.stop()
+        if self.feedback is not None:
+            await self.feedback.stop()
 
     async def serve(self, manifest: str) -> str:
         """Apply the InferenceService ``manifest`` and wait until it serves v1; returns the Service's URL."""
@@ -187,13 +187,13 @@ class Scenario:
         rec = self.step(2, "an InferenceService serves v1; live traffic from the clean world")
         url = await self.serve("inferenceservice-iris.yaml")
         worlds = {"clean": data.clean(), "shifted": data.shifted()}
-        self.traffic = TrafficGenerator(url, "iris", worlds, "clean", rate=self.rate)
+        self.traffic = TrafficGenerator(url, "iris", worlds, "clean", rate=self.rate, feedback=True)
         self.traffic.start()
-        self.labels = LabelWriter(self.traffic, self.env.write_labels)
-        self.labels.start()
+        self.feedback = FeedbackSender(self.traffic, url, "iris", interval=0.5)
+        self.feedback.start()
         self.say(f"   traffic: {self.rate:g} req/s of 1-8 iris-like rows (OIP v2 JSON) -> {url}")
-        self.say("   the pods capture what they answer (spec.logging); the generator writes each answered "
-                 "row's species as a label file every second")
+        self.say("   the pods capture what they answer (spec.logging); every second the generator sends "
+                 "each answered row's species to the feedback endpoint; the pods write it as label files")
         first_eval = len(obs.evaluations)
 
         def no_drift_windows() -> list[dict[str, Any]]:
@@ -288,8 +288,7 @@ class Scenario:
             "detectionSeconds": round(retrain_at - shifted_at, 1),
             "shiftedAt": shifted_at,
             "fromServing": served,
-            "labelFiles": self.labels.files if self.labels else 0,
-            "labelErrors": self.labels.error if self.labels else None,
+            "feedback": self.feedback.to_json() if self.feedback else {},
         }
         self.done(rec, f"{v3}, trained on the captured shifted traffic, is stable")
 

@@ -3,11 +3,11 @@ JSON requests to the InferenceService's Service at a steady rate (asyncio + aioh
 
 It knows the species of every row it sends, so it is also the demo's source of ground truth: each request
 carries an ``id``, the server echoes it (and captures the rows under it: ``<id>`` for a one-row request,
-``<id>:<row>`` otherwise, docs/data-contract.md), and the answered rows' ids with their species are kept
-for :class:`LabelWriter`, which writes them as label files that ``dataset.fromServing`` joins with. With
-``feedback`` on, it keeps every answered row as a feedback item instead (id, truth, and the version and
-prediction the server answered with), which :class:`FeedbackSender` posts to the feedback endpoint
-(docs/feedback.md); ``set_truth`` changes the ground truth (the concept-drift scenario)."""
+``<id>:<row>`` otherwise, docs/data-contract.md). With ``feedback`` on, it keeps every answered row as a
+feedback item (id, truth, and the version and prediction the server answered with), which
+:class:`FeedbackSender` posts to the feedback endpoint (docs/feedback.md); the serving pods write the items
+as label files that ``dataset.fromServing`` joins with. ``set_truth`` changes the ground truth (the
+concept-drift scenario)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from onnxops.demo.data import World, labels_csv, sample_labelled, sample_rows
+from onnxops.demo.data import SPECIES, World, sample_labelled, sample_rows
 
 MAX_IN_FLIGHT = 16
 
@@ -109,15 +109,10 @@ class TrafficGenerator:
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
         self.id_prefix = f"demo-{seed}-{int(time.time())}"
-        self.labels: list[tuple[str, int]] = []  # (captured row id, species) of answered rows, not yet taken
         self.id_mismatches = 0  # answers whose id was not the request's (their rows get no label)
         self.feedback = feedback
         self.items: list[dict[str, Any]] = []  # feedback items of answered rows, not yet taken
         self.relabel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # rows, truth -> truth
-
-    def take_labels(self) -> list[tuple[str, int]]:
-        out, self.labels = self.labels, []
-        return out
 
     def take_items(self) -> list[dict[str, Any]]:
         out, self.items = self.items, []
@@ -174,16 +169,18 @@ class TrafficGenerator:
         if got is None or got != sent:
             self.id_mismatches += 1
             return
-        ids = row_ids(str(got), len(truth))
         if not self.feedback:
-            self.labels.extend(zip(ids, (int(y) for y in truth), strict=True))
             return
+        ids = row_ids(str(got), len(truth))
         predicted = predictions(doc)
         version = doc.get("model_version")
         for i, (rid, y) in enumerate(zip(ids, truth, strict=True)):
-            item: dict[str, Any] = {"id": rid, "truth": int(y)}
-            if version is not None and predicted is not None and i < len(predicted):
-                item.update(version=str(version), prediction=predicted[i])
+            pred = predicted[i] if predicted is not None and i < len(predicted) else None
+            # the truth in the answering model's label type: species names for a model trained on the
+            # CSVs (their target column is the name), class indices for one trained on sklearn://iris
+            item: dict[str, Any] = {"id": rid, "truth": SPECIES[int(y)] if isinstance(pred, str) else int(y)}
+            if version is not None and pred is not None:
+                item.update(version=str(version), prediction=pred)
             self.items.append(item)
 
     async def run(self) -> None:
@@ -265,29 +262,6 @@ class _Periodic:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
-
-
-class LabelWriter(_Periodic):
-    """Every ``interval`` seconds, the generator's new labels as one CSV file (``write(name, data)``: the
-    environment puts it where ``spec.retrain``'s ``fromServing.labels.uri`` points)."""
-
-    def __init__(self, traffic: TrafficGenerator, write: Callable[[str, bytes], None],
-                 interval: float = 1.0) -> None:
-        self.traffic, self.write, self.interval = traffic, write, interval
-        self.files = self.rows = 0
-        self.error: str | None = None  # the first failed write (its rows are lost: they get no label)
-
-    async def flush(self) -> None:
-        rows = self.traffic.take_labels()
-        if rows:
-            name = f"labels-{self.traffic.id_prefix}-{self.files + 1:06d}.csv"
-            try:
-                await asyncio.to_thread(self.write, name, labels_csv(rows))
-            except Exception as e:  # keep writing the next files; the demo reports the first failure
-                self.error = self.error or f"{name}: {type(e).__name__}: {e}"[:300]
-                return
-            self.files += 1
-            self.rows += len(rows)
 
 
 class FeedbackSender(_Periodic):

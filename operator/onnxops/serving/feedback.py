@@ -170,8 +170,36 @@ def _class(v: Any, space: LabelSpace, what: str, index: int) -> tuple[str, Any]:
     return key, key
 
 
-def parse_items(body: bytes, space: LabelSpace) -> list[Item]:
-    """The feedback items of a request body, or FeedbackError naming the first bad one."""
+def _foreign_class(v: Any, what: str, index: int) -> tuple[str, Any]:
+    """(str form, value) of a class label of ANOTHER version of the model: the Service sends feedback to
+    any replica, also one of the stable version for an item the canary answered, and this replica knows
+    only its own version's class labels, so only the label's type is checked."""
+    if isinstance(v, bool) or v is None or isinstance(v, dict | list):
+        raise FeedbackError(422, f"items[{index}].{what}: a class label must be a string or an integer, "
+                            f"got {type(v).__name__}", index)
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise FeedbackError(422, f"items[{index}].{what}: {v!r} is not a class label (a number with a "
+                                "fraction; is this a regression value?)", index)
+        v = int(v)
+    return str(v), v
+
+
+def _class_fields(
+    it: dict[str, Any], space: LabelSpace, i: int, foreign: bool
+) -> tuple[str, Any, str | None]:
+    """(truth, raw truth, prediction) of a classifier's item; ``foreign``: it names another version."""
+    def check(v: Any, what: str) -> tuple[str, Any]:
+        return _foreign_class(v, what, i) if foreign else _class(v, space, what, i)
+
+    truth, raw_truth = check(it["truth"], "truth")
+    pred = check(it["prediction"], "prediction")[0] if it.get("prediction") is not None else None
+    return truth, raw_truth, pred
+
+
+def parse_items(body: bytes, space: LabelSpace, own_version: str | None = None) -> list[Item]:
+    """The feedback items of a request body, or FeedbackError naming the first bad one. ``own_version``:
+    this replica's version; an item naming another version gets its class labels' types checked only."""
     if not body.strip():
         raise FeedbackError(400, "empty body: send an item {\"id\", \"truth\"} or a list of items")
     try:
@@ -187,10 +215,10 @@ def parse_items(body: bytes, space: LabelSpace) -> list[Item]:
         raise FeedbackError(400, "no items: the list is empty")
     if len(raw) > MAX_ITEMS:
         raise FeedbackError(413, f"{len(raw)} items in one request; at most {MAX_ITEMS}")
-    return [_item(i, it, space) for i, it in enumerate(raw)]
+    return [_item(i, it, space, own_version) for i, it in enumerate(raw)]
 
 
-def _item(i: int, it: Any, space: LabelSpace) -> Item:
+def _item(i: int, it: Any, space: LabelSpace, own_version: str | None = None) -> Item:
     if not isinstance(it, dict):
         raise FeedbackError(422, f"items[{i}]: must be an object with id and truth, got {type(it).__name__}",
                             i)
@@ -224,9 +252,8 @@ def _item(i: int, it: Any, space: LabelSpace) -> Item:
                 raise FeedbackError(422, f"items[{i}].prediction: this model is a regressor: must be "
                                     "a finite number", i)
     else:
-        truth, raw_truth = _class(it["truth"], space, "truth", i)
-        if it.get("prediction") is not None:
-            pred = _class(it["prediction"], space, "prediction", i)[0]
+        foreign = version is not None and own_version is not None and version != own_version
+        truth, raw_truth, pred = _class_fields(it, space, i, foreign)
     return Item(rid, truth, raw_truth, version, pred)
 
 
@@ -300,7 +327,7 @@ class Feedback:
         """(status, JSON doc) for one feedback request."""
         space = LabelSpace.of(model)
         try:
-            items = parse_items(body, space)
+            items = parse_items(body, space, self.version)
         except FeedbackError as exc:
             self.counts.rejected += 1 if exc.index is not None else 0
             return exc.status, exc.doc()
