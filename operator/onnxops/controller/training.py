@@ -21,7 +21,7 @@ from onnxops.reconcile.inferenceservice import served_versions
 from onnxops.reconcile.status import status_patch
 from onnxops.reconcile.versions import next_version
 
-from .context import API, ISVC, MODEL, MV, TJ, Context
+from .context import API, ISVC, MV, TJ, Context
 from .governance import ensure_model
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ async def resolve_champion(
     ctx: Context, ns: str, model: str, ref: Any
 ) -> tuple[dict[str, Any] | None, str | None]:
     c = ctx.client
-    model_obj = await c.get(API, MODEL, ns, model) if ref.get("alias") else None
+    model_obj = await ctx.model(ns, model) if ref.get("alias") else None
     isvc = await c.get(API, ISVC, ns, str(ref["inferenceService"])) if ref.get("inferenceService") else None
     of_model = str(((isvc or {}).get("spec") or {}).get("model") or model)
     mvs = await ctx.model_versions(ns, of_model)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,14 +46,22 @@ def _slim(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+TOMBSTONES = 4096  # uids of recently deleted objects (see Store.add_created)
+
+
 @dataclass
 class Store:
-    """Objects by (namespace, name), plus named indexes: index name -> key -> set of object keys."""
+    """Objects by (namespace, name), plus named indexes: index name -> key -> set of object keys.
+
+    ``slim``: drop ``metadata.managedFields`` (the reconcilers of these objects never read them; a child
+    store keeps them: ``kube/apply.py`` reads who set which field)."""
 
     indexers: dict[str, IndexFn] = field(default_factory=dict)
     objects: dict[ObjKey, dict[str, Any]] = field(default_factory=dict)
+    slim: bool = True
     _index: dict[str, dict[Hashable, set[ObjKey]]] = field(default_factory=dict)
     _keys: dict[str, dict[ObjKey, tuple[Hashable, ...]]] = field(default_factory=dict)
+    _deleted: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         for name in self.indexers:
@@ -96,12 +105,32 @@ class Store:
         old = self.objects.pop(k, None)
         if old is not None:
             self._unindex(k)
+            uid = (old.get("metadata") or {}).get("uid")
+            if uid:
+                self._deleted[str(uid)] = None
+                while len(self._deleted) > TOMBSTONES:
+                    self._deleted.popitem(last=False)
         return old
+
+    def _trim(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return _slim(obj) if self.slim else obj
+
+    def add_created(self, obj: dict[str, Any]) -> bool:
+        """Our own create's answer, before its watch event arrives (so the next reconcile does not create it
+        again). Only when the store has no object of that name and that uid was not deleted meanwhile: an
+        object already there is as new or newer (its watch event came first) and a deleted one stays
+        deleted. No listener is told: the watch event of this create will find it unchanged."""
+        k = key_of(obj)
+        uid = (obj.get("metadata") or {}).get("uid")
+        if k in self.objects or (uid and str(uid) in self._deleted):
+            return False
+        self._put(self._trim(obj))
+        return True
 
     def apply(self, event_type: str, obj: dict[str, Any]) -> tuple[str, dict[str, Any] | None] | None:
         """One watch event. Returns (effective type, old object), or None when nothing changed (a replayed
         or older resourceVersion, a DELETED of an unknown object)."""
-        obj = _slim(obj)
+        obj = self._trim(obj)
         k = key_of(obj)
         if event_type == "DELETED":
             old = self._remove(k)
@@ -120,7 +149,7 @@ class Store:
         changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
         seen: set[ObjKey] = set()
         for raw in objs:
-            obj = _slim(raw)
+            obj = self._trim(raw)
             k = key_of(obj)
             seen.add(k)
             old = self.objects.get(k)
@@ -157,8 +186,10 @@ class Informer:
         namespace: str | None,
         store: Store,
         listeners: Iterable[Listener] = (),
+        label_selector: str | None = None,
     ) -> None:
         self.client, self.api_version, self.kind, self.namespace = client, api_version, kind, namespace
+        self.label_selector = label_selector
         self.store = store
         self.listeners = list(listeners)
         self.synced = asyncio.Event()
@@ -184,8 +215,9 @@ class Informer:
                 log.exception("%s informer listener failed", self.kind)
 
     async def _list(self) -> str | None:
+        params = {"labelSelector": self.label_selector} if self.label_selector else None
         data = await self.client.request(
-            "GET", _path(self.api_version, self.kind, self.namespace)
+            "GET", _path(self.api_version, self.kind, self.namespace), params=params
         )
         items = data.get("items") or []
         for it in items:
@@ -220,7 +252,7 @@ class Informer:
         try:
             async for ev in self.client.watch(
                 self.api_version, self.kind, self.namespace, resource_version=rv,
-                timeout_seconds=self.WATCH_TIMEOUT_S,
+                timeout_seconds=self.WATCH_TIMEOUT_S, label_selector=self.label_selector,
             ):
                 etype, obj = ev.get("type"), ev.get("object") or {}
                 if etype == "ERROR":
