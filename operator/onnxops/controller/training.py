@@ -138,7 +138,11 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
                          service=service, champion=champion)
     if plan.job is not None:
-        await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
+        action, made = await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
+        if action == "created":  # decide again with the Job as created: its fields (attempts) go into this
+            job = {"apiVersion": "batch/v1", "kind": "Job", **made}  # status write, not a second one
+            plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
+                                 service=service, champion=champion)
     if plan.register is not None:
         async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
