@@ -180,6 +180,9 @@ async def run(n: int, quiet: float) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", proxy.url)
             env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+            # BENCH_OPERATOR_PYTHONPATH=<dir>: run another checkout's operator (a baseline) with this bench
+            if os.environ.get("BENCH_OPERATOR_PYTHONPATH"):
+                env["PYTHONPATH"] = os.environ["BENCH_OPERATOR_PYTHONPATH"]
             # never a pipe nobody reads: a full pipe would block the operator's logging
             log = open(os.environ.get("BENCH_OPERATOR_LOG", os.devnull), "wb")  # noqa: SIM115
             # BENCH_OPERATOR_PROFILE=<file>: run the operator under cProfile (written when it stops)

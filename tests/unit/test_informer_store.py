@@ -148,3 +148,16 @@ def test_own_create_is_read_before_its_watch_event_and_never_resurrects_a_deleti
     assert s.get("default", "svc-v1") is None
     # a new object of the same name (another uid) is taken
     assert s.add_created(child("Deployment", "svc-v1", "svc", 9, uid="b"))
+
+
+def test_own_patch_is_read_back_only_over_the_version_it_patched() -> None:
+    s = Store({BY_ISVC: isvc_key}, slim=False)
+    s.apply("ADDED", child("Deployment", "svc-v1", "svc", 5))
+    assert s.update_if(child("Deployment", "svc-v1", "svc", 6), "5")
+    assert s.get("default", "svc-v1")["metadata"]["resourceVersion"] == "6"  # type: ignore[index]
+    assert s.apply("MODIFIED", child("Deployment", "svc-v1", "svc", 6)) is None  # its own event: no news
+    # someone else's change arrived first: our older answer is not taken
+    s.apply("MODIFIED", child("Deployment", "svc-v1", "svc", 8))
+    assert not s.update_if(child("Deployment", "svc-v1", "svc", 7), "6")
+    assert s.get("default", "svc-v1")["metadata"]["resourceVersion"] == "8"  # type: ignore[index]
+    assert not s.update_if(child("Deployment", "gone", "svc", 9), "1")  # not in the store: nothing

@@ -18,9 +18,9 @@ informers' listeners, *after* the store changed, so a reconcile a change wakes a
 
 The serving children are kept whole (with ``managedFields``: ``kube/apply.py`` reads who set what) by
 InferenceService name, so reconciling a service reads its children here instead of two or three label
-LISTs per reconcile (each a scan of the namespace in the API server). A child the operator just created is
-put into the store from the create's answer (:meth:`Store.add_created`), so the reconcile right after it
-does not create it again before the watch event arrives.
+LISTs per reconcile (each a scan of the namespace in the API server). A child the operator just created or
+patched is put into the store from the write's answer (:meth:`Store.add_created`, :meth:`Store.update_if`),
+so the reconcile right after it does not write it again before the watch event arrives.
 """
 
 from __future__ import annotations
@@ -172,8 +172,13 @@ class Indexes:
         await self.synced()
         return [o for kind in kinds for o in self.children[kind].by_index(BY_ISVC, (ns, isvc))]
 
-    def created(self, obj: dict[str, Any]) -> None:
-        """The operator created ``obj``: a serving child goes into its store right away."""
+    def written(self, obj: dict[str, Any], read: dict[str, Any] | None) -> None:
+        """The operator created ``obj`` (``read`` None) or patched the ``read`` version into ``obj``: a
+        serving child's store takes the answer right away (see Store.add_created / update_if)."""
         store = self.children.get(str(obj.get("kind")))
-        if store is not None and list(isvc_key(obj)):
+        if store is None or not isvc_key(obj):
+            return
+        if read is None:
             store.add_created(obj)
+        else:
+            store.update_if(obj, (read.get("metadata") or {}).get("resourceVersion"))

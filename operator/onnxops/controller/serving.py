@@ -105,9 +105,11 @@ async def apply_plan(
             if e.status != 404:
                 raise
     for child in plan.children:
-        action, obj = await ensure(c, child, have.get((child["kind"], child["metadata"]["name"])))
-        if action == "created" and ctx.indexes is not None:  # read our own create at the next reconcile
-            ctx.indexes.created({"apiVersion": child["apiVersion"], "kind": child["kind"], **obj})
+        seen = have.get((child["kind"], child["metadata"]["name"]))
+        action, obj = await ensure(c, child, seen)
+        if action != "unchanged" and ctx.indexes is not None:  # the next reconcile reads our own write
+            ctx.indexes.written({"apiVersion": child["apiVersion"], "kind": child["kind"], **obj},
+                                None if action == "created" else seen)
     for api, kind, child_name in plan.delete:
         await c.delete(api, kind, ns, child_name)
     if plan.route_weights:

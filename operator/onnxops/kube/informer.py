@@ -127,6 +127,17 @@ class Store:
         self._put(self._trim(obj))
         return True
 
+    def update_if(self, obj: dict[str, Any], read_rv: str | None) -> bool:
+        """Our own write's answer (a patch of an object we read at ``read_rv``), before its watch event
+        arrives: taken only while the store still holds the version we read, so a newer change the watch
+        delivered meanwhile is never replaced by our older answer. No listener is told (as add_created)."""
+        k = key_of(obj)
+        have = self.objects.get(k)
+        if have is None or read_rv is None or _rv(have) != str(read_rv):
+            return False
+        self._put(self._trim(obj))
+        return True
+
     def apply(self, event_type: str, obj: dict[str, Any]) -> tuple[str, dict[str, Any] | None] | None:
         """One watch event. Returns (effective type, old object), or None when nothing changed (a replayed
         or older resourceVersion, a DELETED of an unknown object)."""
