@@ -111,7 +111,7 @@ def child(kind: str, name: str, isvc: str | None, rv: int, uid: str = "u1") -> d
     lbl = {"onnxops.dev/inference-service": isvc} if isvc else {}
     return {"apiVersion": "apps/v1", "kind": kind, "metadata": {
         "name": name, "namespace": "default", "resourceVersion": str(rv), "uid": uid, "labels": lbl,
-        "managedFields": [{"manager": "onnxops"}]}, "spec": {}}
+        "managedFields": [{"manager": "onnxops"}, {"manager": "kubectl-edit"}]}, "spec": {}}
 
 
 def test_serving_children_by_service_keep_managed_fields_and_wake_their_service() -> None:
@@ -120,8 +120,9 @@ def test_serving_children_by_service_keep_managed_fields_and_wake_their_service(
     dep = idx.children["Deployment"]
     dep.apply("ADDED", child("Deployment", "svc-v1", "svc", 1))
     assert names(dep.by_index(BY_ISVC, ("default", "svc"))) == ["svc-v1"]
-    # kube/apply.py reads who set which field: a child store keeps managedFields
-    assert dep.get("default", "svc-v1")["metadata"]["managedFields"]  # type: ignore[index]
+    # kube/apply.py reads who else set which field: a child store keeps the other managers' entries
+    kept = dep.get("default", "svc-v1")["metadata"]["managedFields"]  # type: ignore[index]
+    assert kept == [{"manager": "kubectl-edit"}]
     # relabelled to another service: both are woken (the old one recreates its child)
     old, new = child("Deployment", "svc-v1", "svc", 1), child("Deployment", "svc-v1", "other", 2)
     idx._child_changed("MODIFIED", old, new)
@@ -132,7 +133,7 @@ def test_serving_children_by_service_keep_managed_fields_and_wake_their_service(
 
 
 def test_own_create_is_read_before_its_watch_event_and_never_resurrects_a_deletion() -> None:
-    s = Store({BY_ISVC: isvc_key}, slim=False)
+    s = Store({BY_ISVC: isvc_key})
     created = child("Deployment", "svc-v1", "svc", 5, uid="a")
     assert s.add_created(created)
     assert names(s.by_index(BY_ISVC, ("default", "svc"))) == ["svc-v1"]
@@ -151,7 +152,7 @@ def test_own_create_is_read_before_its_watch_event_and_never_resurrects_a_deleti
 
 
 def test_own_patch_is_read_back_only_over_the_version_it_patched() -> None:
-    s = Store({BY_ISVC: isvc_key}, slim=False)
+    s = Store({BY_ISVC: isvc_key})
     s.apply("ADDED", child("Deployment", "svc-v1", "svc", 5))
     assert s.update_if(child("Deployment", "svc-v1", "svc", 6), "5")
     assert s.get("default", "svc-v1")["metadata"]["resourceVersion"] == "6"  # type: ignore[index]

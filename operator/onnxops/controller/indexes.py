@@ -16,7 +16,8 @@ informers' listeners, *after* the store changed, so a reconcile a change wakes a
 - a serving child (Deployment, Service, HorizontalPodAutoscaler labelled with an InferenceService) was
   added, changed or deleted -> that InferenceService.
 
-The serving children are kept whole (with ``managedFields``: ``kube/apply.py`` reads who set what) by
+The serving children are kept whole (with the other managers' ``managedFields``: ``kube/apply.py`` reads
+who else set what) by
 InferenceService name, so reconciling a service reads its children here instead of two or three label
 LISTs per reconcile (each a scan of the namespace in the API server). A child the operator just created or
 patched is put into the store from the write's answer (:meth:`Store.add_created`, :meth:`Store.update_if`),
@@ -30,8 +31,8 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from onnxops.builders import labels, names
-from onnxops.kube.client import KubeClient
-from onnxops.kube.informer import Informer, Store, key_of
+from onnxops.kube.client import FIELD_MANAGER, KubeClient
+from onnxops.kube.informer import Informer, Store, key_of, without_own_fields
 from onnxops.reconcile.inferenceservice import served_versions
 
 from .context import API, ISVC, MODEL, MV
@@ -86,7 +87,8 @@ class Indexes:
         self.isvcs = Store({BY_MODEL: model_key})
         self.models = Store()
         # one store per child kind: a Deployment and a Service of a service share their name
-        self.children = {kind: Store({BY_ISVC: isvc_key}, slim=False) for _, kind in CHILD_KINDS}
+        self.children = {kind: Store({BY_ISVC: isvc_key}, trim=without_own_fields(FIELD_MANAGER))
+                         for _, kind in CHILD_KINDS}
         self.wake = wake
         scopes: list[str | None] = list(namespaces) or [None]
         self.informers = [

@@ -49,16 +49,32 @@ def _slim(obj: dict[str, Any]) -> dict[str, Any]:
 TOMBSTONES = 4096  # uids of recently deleted objects (see Store.add_created)
 
 
+def without_own_fields(manager: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A trim keeping ``managedFields`` but ``manager``'s own entries (the largest: the whole spec it
+    applied), which ``kube/apply.py`` never reads: it looks for fields *other* managers added."""
+
+    def trim(obj: dict[str, Any]) -> dict[str, Any]:
+        md = obj.get("metadata")
+        mf = md.get("managedFields") if isinstance(md, dict) else None
+        if not isinstance(md, dict) or not isinstance(mf, list):
+            return obj
+        kept = [e for e in mf if not (isinstance(e, dict) and e.get("manager") == manager)]
+        return obj if len(kept) == len(mf) else {**obj, "metadata": {**md, "managedFields": kept}}
+
+    return trim
+
+
 @dataclass
 class Store:
     """Objects by (namespace, name), plus named indexes: index name -> key -> set of object keys.
 
-    ``slim``: drop ``metadata.managedFields`` (the reconcilers of these objects never read them; a child
-    store keeps them: ``kube/apply.py`` reads who set which field)."""
+    ``trim``: what is kept of each object; by default all but ``metadata.managedFields`` (the reconcilers
+    of these objects never read them; a child store keeps other managers' entries: ``kube/apply.py``
+    reads who else set which field, see :func:`without_own_fields`)."""
 
     indexers: dict[str, IndexFn] = field(default_factory=dict)
     objects: dict[ObjKey, dict[str, Any]] = field(default_factory=dict)
-    slim: bool = True
+    trim: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda o: _slim(o))
     _index: dict[str, dict[Hashable, set[ObjKey]]] = field(default_factory=dict)
     _keys: dict[str, dict[ObjKey, tuple[Hashable, ...]]] = field(default_factory=dict)
     _deleted: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -113,7 +129,7 @@ class Store:
         return old
 
     def _trim(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return _slim(obj) if self.slim else obj
+        return self.trim(obj)
 
     def add_created(self, obj: dict[str, Any]) -> bool:
         """Our own create's answer, before its watch event arrives (so the next reconcile does not create it
