@@ -72,6 +72,11 @@ def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster)
         cluster.create(mv(2))
         cluster.patch_status("ModelVersion", "rl-v2", {"phase": "Ready", "observedGeneration": 1})
 
+        def indexed_ready() -> bool:  # the re-built index has v2 Ready (not a race with the new service)
+            got = handlers.CURRENT[0].indexes.mvs.get("default", "rl-v2")
+            return bool(got and (got.get("status") or {}).get("phase") == "Ready")
+
+        cluster.wait("the re-built index has rl-v2 Ready", indexed_ready, timeout=60)
         cluster.create(isvc("rl-c"))  # a new service: `latest` is v2, found through the re-built index
 
         def deployed() -> bool:
