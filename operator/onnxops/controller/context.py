@@ -22,6 +22,10 @@ API = API_VERSION
 TJ, MV, ISVC, MODEL = "TrainingJob", "ModelVersion", "InferenceService", "Model"
 Key = tuple[str, str, str]  # (kind, namespace, name)
 CACHE_SIZE = 256
+# Reconciles running at once (each makes its requests one after another). Thousands of objects wake together
+# at a start or a relist; unbounded, their requests queue in the HTTP client's connection pool until they
+# time out, and the retries and error reports that follow make the backlog worse.
+MAX_CONCURRENT_RECONCILES = 64
 
 
 class Lru:
@@ -71,6 +75,7 @@ class Context:
     indexes: Any = None
     notifier: Any = None  # controller/notify.Notifier (webhooks), made at startup; None: no notifications
     drift_batcher: Any = None  # onnxops.drift.batch.PrometheusBatcher, made at the first drift evaluation
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
     # the object a reconcile just read, for the checks that follow it in the same loop turn (handlers.py)
     last_read: dict[Key, dict[str, Any]] = field(default_factory=dict)
 

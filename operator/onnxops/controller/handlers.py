@@ -168,7 +168,8 @@ async def run_loop(
             async with ctx.lock(key):
                 started = time.monotonic()
                 try:
-                    requeue = await fn(ctx, ns, name)
+                    async with ctx.slots:  # bounded: see context.MAX_CONCURRENT_RECONCILES
+                        requeue = await fn(ctx, ns, name)
                     if extra is not None:
                         more = await extra(ctx, ns, name)
                         requeue = (
