@@ -20,10 +20,10 @@ from onnxops.reconcile.rollout import parse_duration
 
 from . import opmetrics
 from .context import API, ISVC, MV, TJ, Context
+from .indexes import CHILD_KINDS
 from .metrics import DefaultMetricsProvider
 
 log = logging.getLogger(__name__)
-CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
 ROUTE_API = "gateway.networking.k8s.io/v1"
 
 
