@@ -6,6 +6,7 @@ created around a restart is still what ``latest`` resolves to."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,8 +42,7 @@ def served_by(cluster: Cluster, name: str) -> list[str] | None:
 
 def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster) -> None:
     with operator(cluster):
-        cluster.create(mv(1))
-        cluster.patch_status("ModelVersion", "rl-v1", {"phase": "Ready", "observedGeneration": 1})
+        cluster.call(lambda: _add_ready(cluster.runtime.api.cluster.store, mv(1)))  # verified (see v2)
         for name in ("rl-a", "rl-b"):
             cluster.create(isvc(name))
         cluster.wait("servedBy both", lambda: served_by(cluster, "rl-v1") == ["default/rl-a", "default/rl-b"])
@@ -67,9 +67,16 @@ def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster)
 
         # a new version around a second restart: `latest` finds it through the re-built index
         cluster.call(lambda: _expire(store))
-        cluster.create(mv(2))
-        cluster.patch_status("ModelVersion", "rl-v2", {"phase": "Ready", "observedGeneration": 1})
+        # v2 appears already verified (Ready), in one step: created and then patched Ready over HTTP, the
+        # operator's reconcile could see it unverified first, run its verification Job (the artifact does
+        # not exist here) and mark it Failed
+        cluster.call(lambda: _add_ready(store, mv(2)))
 
+        def indexed_ready() -> bool:  # the re-built index has v2 Ready
+            got = operator_context().indexes.mvs.get("default", "rl-v2")
+            return bool(got and (got.get("status") or {}).get("phase") == "Ready")
+
+        cluster.wait("the re-built index has rl-v2 Ready", indexed_ready, timeout=60)
         cluster.create(isvc("rl-c"))  # a new service: `latest` is v2, found through the re-built index
 
         def deployed() -> bool:
@@ -79,6 +86,14 @@ def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster)
         cluster.wait("rl-c deploys v2", deployed, timeout=60)
         cluster.wait("v2 servedBy rl-c", lambda: "default/rl-c" in (served_by(cluster, "rl-v2") or []),
                      timeout=60)
+
+
+async def _add_ready(store: Any, body: dict[str, Any]) -> None:
+    md = {**body["metadata"], "namespace": "default", "uid": str(uuid.uuid4()), "generation": 1,
+          "resourceVersion": str(store.next_rv()), "creationTimestamp": "2026-01-01T00:00:00Z"}
+    store.put(("onnxops.dev", "modelversions"),
+              {**body, "metadata": md, "status": {"phase": "Ready", "observedGeneration": 1}}, "ADDED")
+
 
 async def _expire(store: Any) -> None:
     store.expire_watches()

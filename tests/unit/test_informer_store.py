@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from onnxops.controller.indexes import BY_MODEL, Indexes, isvc_wakes, model_key
+from onnxops.controller.indexes import BY_ISVC, BY_MODEL, Indexes, isvc_key, isvc_wakes, model_key
 from onnxops.kube.client import KubeClient
 from onnxops.kube.informer import Store
 
@@ -89,12 +89,76 @@ def test_listeners_wake_the_dependants() -> None:
     isvc = obj("svc", "m", 1, status={"stableVersion": 1})
     idx.isvcs.apply("ADDED", isvc)
     idx._isvc_changed("ADDED", None, isvc)
-    assert woken == [("ModelVersion", "default", "m-v1")]
+    # the versions it serves, and itself (what it read before it was indexed woke nobody)
+    assert woken == [("ModelVersion", "default", "m-v1"), ("InferenceService", "default", "svc")]
     woken.clear()
     mv = obj("m-v2", "m", 2)
     idx.mvs.apply("ADDED", mv)
     idx._mv_changed("ADDED", None, mv)
-    assert woken == [("InferenceService", "default", "svc")]
+    # its Model (governance reads the index) and the model's services
+    assert woken == [("Model", "default", "m"), ("InferenceService", "default", "svc")]
     woken.clear()
-    idx._mv_changed("ADDED", None, obj("n-v1", "n", 3))  # another model's version: nobody
-    assert woken == []
+    idx._mv_changed("ADDED", None, obj("n-v1", "n", 3))  # another model's version: only its Model
+    assert woken == [("Model", "default", "n")]
+    woken.clear()
+    # a Model's change (approvals, aliases): the services of that model, which read it from the store
+    model = {"metadata": {"name": "m", "namespace": "default", "resourceVersion": "9"}, "spec": {}}
+    idx._model_changed("MODIFIED", model, model)
+    assert woken == [("InferenceService", "default", "svc")]
+
+
+def child(kind: str, name: str, isvc: str | None, rv: int, uid: str = "u1") -> dict[str, Any]:
+    lbl = {"onnxops.dev/inference-service": isvc} if isvc else {}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {
+        "name": name, "namespace": "default", "resourceVersion": str(rv), "uid": uid, "labels": lbl,
+        "managedFields": [{"manager": "onnxops"}, {"manager": "kubectl-edit"}]}, "spec": {}}
+
+
+def test_serving_children_by_service_keep_managed_fields_and_wake_their_service() -> None:
+    woken: list[tuple[str, str, str]] = []
+    idx = Indexes(KubeClient("http://127.0.0.1:1"), ["default"], wake=lambda *k: woken.append(k))
+    dep = idx.children["Deployment"]
+    dep.apply("ADDED", child("Deployment", "svc-v1", "svc", 1))
+    assert names(dep.by_index(BY_ISVC, ("default", "svc"))) == ["svc-v1"]
+    # kube/apply.py reads who else set which field: a child store keeps the other managers' entries
+    kept = dep.get("default", "svc-v1")["metadata"]["managedFields"]  # type: ignore[index]
+    assert kept == [{"manager": "kubectl-edit"}]
+    # relabelled to another service: both are woken (the old one recreates its child)
+    old, new = child("Deployment", "svc-v1", "svc", 1), child("Deployment", "svc-v1", "other", 2)
+    idx._child_changed("MODIFIED", old, new)
+    assert sorted(woken) == [("InferenceService", "default", "other"), ("InferenceService", "default", "svc")]
+    woken.clear()
+    idx._child_changed("DELETED", child("Service", "x", None, 3), None)  # not a serving child: nobody
+    assert woken == [] and isvc_key(child("Service", "x", None, 3)) == []
+
+
+def test_own_create_is_read_before_its_watch_event_and_never_resurrects_a_deletion() -> None:
+    s = Store({BY_ISVC: isvc_key})
+    created = child("Deployment", "svc-v1", "svc", 5, uid="a")
+    assert s.add_created(created)
+    assert names(s.by_index(BY_ISVC, ("default", "svc"))) == ["svc-v1"]
+    # its watch event: unchanged (same resourceVersion), so no listener is told
+    assert s.apply("ADDED", child("Deployment", "svc-v1", "svc", 5, uid="a")) is None
+    # a newer version already in the store is never replaced by the older create answer
+    s.apply("MODIFIED", child("Deployment", "svc-v1", "svc", 7, uid="a"))
+    assert not s.add_created(created)
+    assert s.get("default", "svc-v1")["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
+    # deleted before the create's answer was handled: it stays deleted
+    s.apply("DELETED", child("Deployment", "svc-v1", "svc", 8, uid="a"))
+    assert not s.add_created(created)
+    assert s.get("default", "svc-v1") is None
+    # a new object of the same name (another uid) is taken
+    assert s.add_created(child("Deployment", "svc-v1", "svc", 9, uid="b"))
+
+
+def test_own_patch_is_read_back_only_over_the_version_it_patched() -> None:
+    s = Store({BY_ISVC: isvc_key})
+    s.apply("ADDED", child("Deployment", "svc-v1", "svc", 5))
+    assert s.update_if(child("Deployment", "svc-v1", "svc", 6), "5")
+    assert s.get("default", "svc-v1")["metadata"]["resourceVersion"] == "6"  # type: ignore[index]
+    assert s.apply("MODIFIED", child("Deployment", "svc-v1", "svc", 6)) is None  # its own event: no news
+    # someone else's change arrived first: our older answer is not taken
+    s.apply("MODIFIED", child("Deployment", "svc-v1", "svc", 8))
+    assert not s.update_if(child("Deployment", "svc-v1", "svc", 7), "6")
+    assert s.get("default", "svc-v1")["metadata"]["resourceVersion"] == "8"  # type: ignore[index]
+    assert not s.update_if(child("Deployment", "gone", "svc", 9), "1")  # not in the store: nothing

@@ -22,6 +22,10 @@ API = API_VERSION
 TJ, MV, ISVC, MODEL = "TrainingJob", "ModelVersion", "InferenceService", "Model"
 Key = tuple[str, str, str]  # (kind, namespace, name)
 CACHE_SIZE = 256
+# Reconciles running at once (each makes its requests one after another). Thousands of objects wake together
+# at a start or a relist; unbounded, their requests queue in the HTTP client's connection pool until they
+# time out, and the retries and error reports that follow make the backlog worse.
+MAX_CONCURRENT_RECONCILES = 64
 
 
 class Lru:
@@ -71,6 +75,9 @@ class Context:
     indexes: Any = None
     notifier: Any = None  # controller/notify.Notifier (webhooks), made at startup; None: no notifications
     drift_batcher: Any = None  # onnxops.drift.batch.PrometheusBatcher, made at the first drift evaluation
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
+    # the object a reconcile just read, for the checks that follow it in the same loop turn (handlers.py)
+    last_read: dict[Key, dict[str, Any]] = field(default_factory=dict)
 
     async def model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
         """The ModelVersions of ``model`` in ``namespace`` (from the index when there is one)."""
@@ -85,6 +92,13 @@ class Context:
             return list(await self.indexes.inference_services(namespace, model))
         isvcs = await self.client.list(API, ISVC, namespace)
         return [i for i in isvcs if (i.get("spec") or {}).get("model") == model]
+
+    async def model(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Model ``name`` (from the informer's store when there is one; None: none). Only for reading
+        its spec and status: whoever writes the Model's status reads it with a GET."""
+        if self.indexes is not None:
+            return await self.indexes.model(namespace, name)  # type: ignore[no-any-return]
+        return await self.client.get(API, MODEL, namespace, name)
 
     def waker(self, key: Key) -> asyncio.Event:
         return self.wakers.setdefault(key, asyncio.Event())
@@ -111,5 +125,6 @@ class Context:
         """The object's daemon ended: drop everything kept for it."""
         self.wakers.pop(key, None)
         self.locks.pop(key, None)
+        self.last_read.pop(key, None)
         self.scrape_states.pop((key[1], key[2]))
         self.capture_checks.pop((key[1], key[2]))

@@ -21,7 +21,7 @@ from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
 
 from .context import API, ISVC, Context, Lru
-from .serving import apply_drift_plan, observe, retrain_children
+from .serving import apply_drift_plan, observe_children, retrain_children
 
 log = logging.getLogger(__name__)
 PROFILE_CACHE_SIZE = 256
@@ -136,7 +136,8 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
         batcher=_batcher(ctx),  # one query per family for the services of this namespace due now
     )
     ctx.scrape_states.put(state_key, live.scrape_state)
-    observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))
+    uid = isvc["metadata"].get("uid")
+    observed = await observe_children(ctx, ns, name, bool(spec.get("autoscaling")), uid)
     # apply_decision is the only writer of status.drift (reconcile.drift_hook.drift_summary)
     dp = apply_decision(
         isvc, mvs, observed, decision, settings=ctx.settings, now=now, retrain_children=children

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 async def ensure_model(ctx: Context, ns: str, model: str) -> None:
     """Create the empty Model of ``model`` when absent (existing manifests keep working; a team that writes
     its Model in Git owns it from then on: the operator never writes its spec)."""
-    if await ctx.client.get(API, MODEL, ns, model) is not None:
+    if await ctx.model(ns, model) is not None:  # the store's copy may lag: then the create's 409 says so
         return
     try:
         await ctx.client.create(gr.empty_model(ns, model))
@@ -34,7 +34,7 @@ async def reconcile_model(ctx: Context, ns: str, name: str) -> float | None:
     model = await c.get(API, MODEL, ns, name)
     if model is None or model["metadata"].get("deletionTimestamp"):
         return None
-    mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == name]
+    mvs = await ctx.model_versions(ns, name)  # from the informer's index (controller/indexes.py)
     now = datetime.now(UTC)
     plan = gr.plan(model, mvs, now_text=now_rfc3339(now), now=now)
     for mv_name, patch in plan.mv_patches:

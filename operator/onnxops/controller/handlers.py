@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -183,7 +184,8 @@ async def run_loop(
             async with ctx.lock(key):
                 started = time.monotonic()
                 try:
-                    requeue = await fn(ctx, ns, name)
+                    async with ctx.slots:  # bounded: see context.MAX_CONCURRENT_RECONCILES
+                        requeue = await fn(ctx, ns, name)
                     if extra is not None:
                         more = await extra(ctx, ns, name)
                         requeue = (
@@ -245,9 +247,31 @@ async def inference_service_daemon(
     )
 
 
+def monitors_off(isvc: dict[str, Any]) -> bool:
+    """True when the service has no drift, performance or capture monitoring on and no CaptureHealthy
+    condition left to remove: then the checks below have nothing to do (each would re-read the object)."""
+    from onnxops.api import conditions as cond
+    from onnxops.reconcile import capture_health as ch
+
+    from .drift import drift_due
+    from .performance import performance_due
+
+    now = datetime.now(UTC)
+    return (
+        drift_due(isvc, now) is None
+        and performance_due(isvc, now) is None
+        and ch.check_interval(isvc) is None
+        and cond.find((isvc.get("status") or {}).get("conditions"), ch.CAPTURE_HEALTHY) is None
+    )
+
+
 async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
     """The InferenceService's periodic checks after its reconcile: drift, then the capture sink's health;
-    the sooner of their next times."""
+    the sooner of their next times. Skipped (no request) when the object the reconcile just read has no
+    monitoring on: its spec is this turn's, and only these checks set the CaptureHealthy condition."""
+    read = ctx.last_read.pop((ISVC, ns, name), None)
+    if read is not None and monitors_off(read):
+        return None
     waits = [
         await drift_loop.evaluate_if_due(ctx, ns, name),
         await capture_loop.check_capture_if_due(ctx, ns, name),
@@ -265,8 +289,8 @@ async def model_daemon(
 
 # ---- wake-ups -------------------------------------------------------------------------------------------
 # async: kopf runs a sync handler in its thread pool, a thread hop per watch event for a dict lookup.
-# A ModelVersion's change wakes the InferenceServices of its model, and an InferenceService's change of
-# served versions wakes those ModelVersions: both from the informers' listeners (controller/indexes.py),
+# A ModelVersion's change wakes its Model and the InferenceServices of its model, and an InferenceService's
+# change of served versions wakes those ModelVersions: from the informers' listeners (controller/indexes.py),
 # after the index they read has the change.
 @kopf.on.event(GROUP, VERSION, "trainingjobs")
 async def training_job_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
@@ -279,22 +303,16 @@ async def inference_service_event(namespace: str | None, name: str, memo: kopf.M
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-async def model_version_event(
-    namespace: str | None, name: str, spec: kopf.Spec, memo: kopf.Memo, **_: Any
-) -> None:
-    ns = namespace or ""
-    memo.ctx.wake(MV, ns, name)
-    memo.ctx.wake(MODEL, ns, str(spec.get("model")))
+async def model_version_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.ctx.wake(MV, namespace or "", name)  # its Model: from the index's listener (controller/indexes.py)
 
 
 @kopf.on.event(GROUP, VERSION, "models")
 async def model_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    """A Model changed (an approval, an alias, the policy): its services resolve again (a new target is
-    rolled out with the usual canary and analysis), and its status follows."""
-    ns = namespace or ""
-    memo.ctx.wake(MODEL, ns, name)
-    for isvc in await memo.ctx.inference_services(ns, name):
-        memo.ctx.wake(ISVC, ns, isvc["metadata"]["name"])
+    """A Model changed (an approval, an alias, the policy): its status follows; its services resolve again
+    (a new target is rolled out with the usual canary and analysis), woken by the Model informer's listener
+    (controller/indexes.py) once the store they read has the change."""
+    memo.ctx.wake(MODEL, namespace or "", name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGED_BY_VALUE})
@@ -311,18 +329,8 @@ async def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo,
 
 
 # Every kind of child an InferenceService owns wakes it (created, changed by someone else, deleted), so a
-# deleted or hand-edited child is repaired within seconds rather than at the idle re-check.
-OURS = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=OURS)
-@kopf.on.event("v1", "services", labels=OURS)
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=OURS)
-async def serving_child_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    from onnxops.builders.labels import INFERENCE_SERVICE
-
-    if INFERENCE_SERVICE in labels:
-        memo.ctx.wake(ISVC, namespace or "", labels[INFERENCE_SERVICE])
+# deleted or hand-edited child is repaired within seconds rather than at the idle re-check: from the child
+# informers' listener (controller/indexes.py), after the child store the reconcile reads has the change.
 
 
 # ---- deletion guard -------------------------------------------------------------------------------------

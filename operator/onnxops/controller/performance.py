@@ -20,8 +20,8 @@ from onnxops.reconcile.drift_hook import retrain_running
 from onnxops.reconcile.performance_hook import apply_performance, prior_consecutive
 from onnxops.reconcile.rollout import elapsed, parse_duration
 
-from .context import API, ISVC, MV, Context
-from .serving import apply_drift_plan, observe, retrain_children
+from .context import API, ISVC, Context
+from .serving import apply_drift_plan, observe_children, retrain_children
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     pspec = PerfPolicySpec.from_spec(InferenceServiceSpec.model_validate(spec))
     window = str((mon.get("performance") or {}).get("window") or defaults.PERFORMANCE_WINDOW)
     model = spec["model"]
-    mvs = [m for m in await c.list(API, MV, ns) if m.get("spec", {}).get("model") == model]
+    mvs = await ctx.model_versions(ns, model)
     by_v = {int(m["spec"]["version"]): m for m in mvs}
     prom = (mon.get("metricsSource") or {}).get("prometheusUrl") or ctx.settings.prometheus_url or None
     perf: Performance | Inconclusive
@@ -125,7 +125,8 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     prior = PerfPrior(prior_consecutive(status), _parse_time(status.get("promotedAt")),
                       retrain_running(children), _parse_time(retrain.get("at")) if retrain else None)
     decision = decide_performance(served, pspec, prior, now, data_drift_of(status))  # type: ignore[arg-type]
-    observed = await observe(c, ns, name, bool(spec.get("autoscaling")), isvc["metadata"].get("uid"))
+    uid = isvc["metadata"].get("uid")
+    observed = await observe_children(ctx, ns, name, bool(spec.get("autoscaling")), uid)
     dp = apply_performance(isvc, mvs, observed, decision, settings=ctx.settings, now=now,
                            retrain_children=children,
                            unresolved=perf.unresolved if isinstance(perf, Performance) else None,

@@ -22,11 +22,11 @@ from onnxops.reconcile.shadow import assess as assess_shadow
 from onnxops.reconcile.shadow import shadow_config
 
 from . import opmetrics
-from .context import API, ISVC, MODEL, MV, TJ, Context
+from .context import API, ISVC, MV, TJ, Context
+from .indexes import CHILD_KINDS
 from .metrics import DefaultMetricsProvider, ShadowMetrics
 
 log = logging.getLogger(__name__)
-CHILD_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
 ROUTE_API = "gateway.networking.k8s.io/v1"
 
 
@@ -42,6 +42,17 @@ async def observe(
             continue
         out += [o for o in await client.list(api, kind, ns, label_selector=sel) if owned_by(o, owner_uid)]
     return out
+
+
+async def observe_children(
+    ctx: Context, ns: str, name: str, autoscaling: bool, owner_uid: str | None
+) -> list[dict[str, Any]]:
+    """:func:`observe` from the informers' child stores (controller/indexes.py) when the operator has them;
+    else the label LISTs."""
+    if ctx.indexes is None:
+        return await observe(ctx.client, ns, name, autoscaling, owner_uid)
+    kinds = [kind for _, kind in CHILD_KINDS if autoscaling or kind != "HorizontalPodAutoscaler"]
+    return [o for o in await ctx.indexes.serving_children(ns, name, kinds) if owned_by(o, owner_uid)]
 
 
 def analysis_window(isvc: dict[str, Any]) -> float:
@@ -123,7 +134,11 @@ async def apply_plan(
             if e.status != 404:
                 raise
     for child in plan.children:
-        await ensure(c, child, have.get((child["kind"], child["metadata"]["name"])))
+        seen = have.get((child["kind"], child["metadata"]["name"]))
+        action, obj = await ensure(c, child, seen)
+        if action != "unchanged" and ctx.indexes is not None:  # the next reconcile reads our own write
+            ctx.indexes.written({"apiVersion": child["apiVersion"], "kind": child["kind"], **obj},
+                                None if action == "created" else seen)
     for api, kind, child_name in plan.delete:
         await c.delete(api, kind, ns, child_name)
     if plan.route_weights:
@@ -157,10 +172,13 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
         return None
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
+    ctx.last_read[(ISVC, ns, name)] = isvc  # handlers.isvc_checks: are any of its monitors on?
     model = isvc["spec"]["model"]
     mvs = await ctx.model_versions(ns, model)
-    model_obj = await c.get(API, MODEL, ns, model)  # release governance; None: no policy, no aliases
-    observed = await observe(c, ns, name, bool(isvc["spec"].get("autoscaling")), isvc["metadata"].get("uid"))
+    model_obj = await ctx.model(ns, model)  # release governance; None: no policy, no aliases
+    observed = await observe_children(
+        ctx, ns, name, bool(isvc["spec"].get("autoscaling")), isvc["metadata"].get("uid")
+    )
     now = datetime.now(UTC)
     plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
     if plan.wants_analysis:

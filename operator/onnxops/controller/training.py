@@ -22,7 +22,7 @@ from onnxops.reconcile.inferenceservice import served_versions
 from onnxops.reconcile.status import status_patch
 from onnxops.reconcile.versions import next_version
 
-from .context import API, ISVC, MODEL, MV, TJ, Context
+from .context import API, ISVC, MV, TJ, Context
 from .governance import ensure_model
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,11 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
                          service=service, champion=champion)
     if plan.job is not None:
-        await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
+        action, made = await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
+        if action == "created":  # decide again with the Job as created: its fields (attempts) go into this
+            job = {"apiVersion": "batch/v1", "kind": "Job", **made}  # status write, not a second one
+            plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
+                                 service=service, champion=champion)
     if plan.register is not None:
         async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
@@ -162,7 +166,7 @@ async def resolve_champion(
     ctx: Context, ns: str, model: str, ref: Any
 ) -> tuple[dict[str, Any] | None, str | None]:
     c = ctx.client
-    model_obj = await c.get(API, MODEL, ns, model) if ref.get("alias") else None
+    model_obj = await ctx.model(ns, model) if ref.get("alias") else None
     isvc = await c.get(API, ISVC, ns, str(ref["inferenceService"])) if ref.get("inferenceService") else None
     of_model = str(((isvc or {}).get("spec") or {}).get("model") or model)
     mvs = await ctx.model_versions(ns, of_model)
