@@ -192,7 +192,7 @@ class Scenario:
         self.feedback = FeedbackSender(self.traffic, url, "iris", interval=0.5)
         self.feedback.start()
         self.say(f"   traffic: {self.rate:g} req/s of 1-8 iris-like rows (OIP v2 JSON) -> {url}")
-        self.say("   the pods capture what they answer (spec.logging); every second the generator sends "
+        self.say("   the pods capture what they answer (spec.logging); twice a second the generator sends "
                  "each answered row's species to the feedback endpoint; the pods write it as label files")
         first_eval = len(obs.evaluations)
 
