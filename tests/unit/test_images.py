@@ -190,6 +190,8 @@ def test_serving_extra_has_no_scikit_learn() -> None:
     # the same walk does find scikit-learn where it belongs
     assert "scikit-learn" in _closure("trainer")
     assert "kopf" in _closure("operator")
+    # the operator's REST client (k8s/client.py) reads JSON with orjson: a core dependency, in every image
+    assert "orjson" in _closure("operator") and "orjson" in _closure("trainer")
 
 
 BLOCKER = """
