@@ -86,6 +86,20 @@ def promql(model: str, version: int, window_s: float, namespace: str, service: s
     }
 
 
+async def query_sums(
+    session: aiohttp.ClientSession, prometheus_url: str, queries: dict[str, str]
+) -> dict[str, float | None]:
+    """Each instant query's series summed (NaN series left out; None when nothing is left)."""
+    from onnxops.drift.prometheus import instant_query
+
+    out: dict[str, float | None] = {}
+    for key, q in queries.items():
+        rows = await instant_query(session, prometheus_url, q, TIMEOUT_S)
+        vals = [v for _, v in rows if not math.isnan(v)]
+        out[key] = sum(vals) if vals else None
+    return out
+
+
 class DefaultMetricsProvider:
     def __init__(self, client: KubeApi, prometheus_url: str | None, port: int = 8080) -> None:
         self.client, self.prometheus_url, self.port = client, prometheus_url, port
@@ -105,14 +119,8 @@ class DefaultMetricsProvider:
     async def _prometheus(
         self, session: aiohttp.ClientSession, model: str, version: int, window_s: float, ns: str, service: str
     ) -> RequestStats:
-        from onnxops.drift.prometheus import instant_query
-
         assert self.prometheus_url
-        out: dict[str, float | None] = {}
-        for key, q in promql(model, version, window_s, ns, service).items():
-            rows = await instant_query(session, self.prometheus_url, q, TIMEOUT_S)
-            vals = [v for _, v in rows if not math.isnan(v)]
-            out[key] = sum(vals) if vals else None
+        out = await query_sums(session, self.prometheus_url, promql(model, version, window_s, ns, service))
         p99 = out["p99"]
         return RequestStats(out["requests"] or 0.0, out["errors"] or 0.0, None if p99 is None else p99 * 1000)
 
@@ -219,14 +227,9 @@ class ShadowMetrics:
     async def _prometheus(
         self, session: aiohttp.ClientSession, model: str, stable: int, window_s: float, ns: str, service: str
     ) -> ShadowStats:
-        from onnxops.drift.prometheus import instant_query
-
         assert self.prometheus_url
-        out: dict[str, float | None] = {}
-        for key, q in shadow_promql(model, stable, window_s, ns, service).items():
-            rows = await instant_query(session, self.prometheus_url, q, TIMEOUT_S)
-            vals = [v for _, v in rows if not math.isnan(v)]
-            out[key] = sum(vals) if vals else None
+        queries = shadow_promql(model, stable, window_s, ns, service)
+        out = await query_sums(session, self.prometheus_url, queries)
         p99 = out["p99"]
         return ShadowStats(out["requests"] or 0.0, out["errors"] or 0.0, None if p99 is None else p99 * 1000,
                            out["rows_compared"] or 0.0, out["rows_agreed"] or 0.0, out["abs_diff_sum"] or 0.0)
