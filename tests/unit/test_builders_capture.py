@@ -101,6 +101,9 @@ def test_a_from_serving_training_reads_the_services_sink_and_the_labels() -> Non
     c = _container(job.training_job(t, S))
     env = _env(c)
     assert env["ONNXOPS_FROM_SERVING_SINK_URI"] == "pvc://onnxops-artifacts/models/ml/iris/traffic/"
+    # the window ends at the TrainingJob's creation: every attempt of the Job reads the same rows
+    t["metadata"]["creationTimestamp"] = "2026-03-02T12:30:00Z"
+    assert _env(_container(job.training_job(t, S)))["ONNXOPS_FROM_SERVING_NOW"] == "2026-03-02T12:30:00Z"
     claims = {m["mountPath"] for m in c["volumeMounts"]}
     assert {f"{PVC_MOUNT_ROOT}/labels", f"{PVC_MOUNT_ROOT}/onnxops-artifacts"} <= claims
     lineage = {"service": "iris", "sinkUri": env["ONNXOPS_FROM_SERVING_SINK_URI"],

@@ -405,6 +405,37 @@ async def test_the_generator_sends_feedback_with_the_answered_version_and_predic
     assert long_before > 0 and long_after > 0
 
 
+async def test_stopping_the_sender_lets_the_post_under_way_finish() -> None:
+    """stop() while a feedback POST waits for its answer: the answer is still counted (cancelling it would
+    lose the count of items the server already took)."""
+    reached = asyncio.Event()
+    posted: list[dict[str, Any]] = []
+
+    async def feedback(request: web.Request) -> web.Response:
+        items = await request.json()
+        posted.extend(items)
+        reached.set()
+        await asyncio.sleep(0.5)
+        return web.json_response({"accepted": len(items), "unresolved": 0})
+
+    app = web.Application()
+    app.router.add_post("/v2/models/iris/feedback", feedback)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    gen = TrafficGenerator(url, "iris", {"clean": data.clean()}, "clean", feedback=True)
+    gen.items.extend({"id": f"r{i}", "truth": 0, "version": "1", "prediction": 0} for i in range(5))
+    sender = FeedbackSender(gen, url, "iris", interval=0.05)
+    try:
+        sender.start()
+        await asyncio.wait_for(reached.wait(), 10)
+        await sender.stop()
+    finally:
+        await runner.cleanup()
+    assert len(posted) == 5 and sender.accepted == 5 and sender.requests == 1 and sender.error is None
+
+
 def test_summary_adds_live_accuracy_and_the_concept_drift_line() -> None:
     doc = _doc()
     assert "live accuracy" not in render(doc)  # the default scenario's table is unchanged

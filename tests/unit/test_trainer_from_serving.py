@@ -21,7 +21,7 @@ from onnxops.serving.capture_config import CaptureConfig
 from onnxops.serving.model import LoadedModel, TensorInfo
 from onnxops.serving.sink import LocalSink
 from onnxops.trainer.__main__ import main
-from onnxops.trainer.errors import InvalidData
+from onnxops.trainer.errors import EXIT_LABELS_PENDING, FINAL_EXIT_CODES, InvalidData, LabelsPending
 from onnxops.trainer.from_serving import load_from_serving
 
 NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
@@ -128,7 +128,6 @@ def test_mix_adds_the_share_of_original_rows(traffic: Path, tmp_path: Path) -> N
     ("empty-window", "no captured traffic of InferenceService 'iris' at file://"),
     ("unknown-service", "is spec.logging enabled on the service?"),
     ("schema", "schema mismatch: dataset.features ['petal_area'] are not in the captured traffic"),
-    ("min-rows", "2 of 13 captured rows have a label in file://"),
 ])
 def test_bad_input_fails_with_a_reason_naming_it(
     traffic: Path, tmp_path: Path, case: str, message: str
@@ -187,6 +186,31 @@ def test_the_trainer_records_the_lineage_and_registers_nothing_on_bad_input(
     bad = json.loads(term.read_text())
     assert bad["reason"] == "InvalidData" and "has no 'id' column" in bad["message"]
     assert not (out / "iris" / "run2").exists()
+
+
+def test_too_few_labels_is_retried_and_a_retry_reads_the_same_window(
+    traffic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels arrive after the answers: fewer than minRows is exit 7 (NotEnoughLabels), which the training
+    Job's podFailurePolicy retries (not among the final codes). The window's end comes from the environment
+    (the TrainingJob's creation), so the retry, once the labels are written, trains on exactly the rows the
+    first attempt saw, even though it starts later."""
+    monkeypatch.setenv("ONNXOPS_FROM_SERVING_NOW", "2026-03-02T12:30:00Z")
+    labels = labels_csv(tmp_path / "labels" / "a.csv", {"r1": int(Y[10]), "r2": int(Y[20])})
+    out, term = tmp_path / "out", tmp_path / "term.json"
+    args = ["--spec-json", spec_json(traffic, labels.parent, tmp_path), "--output-uri", out.as_uri(),
+            "--run-id", "run1", "--termination-log", str(term)]
+    code = main(args)
+    bad = json.loads(term.read_text())
+    assert code == EXIT_LABELS_PENDING == LabelsPending.exit_code and code not in FINAL_EXIT_CODES
+    assert bad["reason"] == "NotEnoughLabels"
+    assert "2 of 13 captured rows have a label in file://" in bad["message"]
+    assert "minRows is 3" in bad["message"]
+    assert not (out / "iris" / "run1").exists()
+    labels_csv(tmp_path / "labels" / "b.csv", {f"r{i}": int(Y[10 * i]) for i in range(3, 12)})
+    assert main(args) == 0, term.read_text()
+    fs = json.loads(term.read_text())["dataset"]["fromServing"]
+    assert (fs["rowsCaptured"], fs["rowsLabelled"], fs["windowEnd"]) == (13, 11, "2026-03-02T12:30:00Z")
 
 
 def capture_version(sink: Path, version: str, names: list[str], label: np.ndarray, rows: range,

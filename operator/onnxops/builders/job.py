@@ -90,6 +90,10 @@ def training_job(
         s3_env.append({"name": CHAMPION_ENV, "value": champion_env_value(champion)})
     if served:
         s3_env.append({"name": "ONNXOPS_FROM_SERVING_SINK_URI", "value": served[0][0]})
+    if dataset.get("fromServing") and md.get("creationTimestamp"):
+        # the window ends when the TrainingJob was created: every attempt reads the same captured rows, and a
+        # retry after NotEnoughLabels (exit 7) finds the labels that were still arriving for them
+        s3_env.append({"name": "ONNXOPS_FROM_SERVING_NOW", "value": str(md["creationTimestamp"])})
     container: dict[str, Any] = {
         "name": "trainer",
         "image": template.get("image") or settings.trainer_image,

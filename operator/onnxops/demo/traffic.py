@@ -239,29 +239,42 @@ def predictions(doc: dict[str, Any]) -> list[Any] | None:
 
 
 class _Periodic:
-    """``flush()`` every ``interval`` seconds in a task, until ``stop()``."""
+    """``flush()`` every ``interval`` seconds in a task, until ``stop()``. Stopping lets a flush that is
+    under way finish (its items were taken from the generator: cancelling it mid-request would lose the
+    server's answer, or the items), bounded by ``STOP_TIMEOUT_S``."""
 
     interval: float = 1.0
+    STOP_TIMEOUT_S = 15.0  # above a flush's own request timeout
     _task: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event | None = None
 
     async def flush(self) -> None:
         raise NotImplementedError
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
+        stopping = self._stopping
+        assert stopping is not None
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.interval)
+            if not stopping.is_set():
+                await self.flush()
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = asyncio.Event()
             self._task = asyncio.create_task(self.run(), name=f"demo-{type(self).__name__}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        if self._task is not None and self._stopping is not None:
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.STOP_TIMEOUT_S)
+            except Exception:  # a flush's own failure, or one stuck past the bound
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+            self._task = self._stopping = None
 
 
 class FeedbackSender(_Periodic):

@@ -25,7 +25,7 @@ from onnxops.api.v1alpha1.fromserving import FromServing
 from onnxops.api.v1alpha1.trainingjob import Dataset
 from onnxops.drift.window import duration_seconds
 
-from .errors import DataError, InvalidData, InvalidSpec
+from .errors import DataError, InvalidData, InvalidSpec, LabelsPending
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from .data import Table
 
 SINK_ENV = "ONNXOPS_FROM_SERVING_SINK_URI"  # set by the operator from the service's spec.logging
-NOW_ENV = "ONNXOPS_FROM_SERVING_NOW"  # the window's end (ISO 8601); default: now (the job's start)
+# the window's end (RFC 3339): the operator sets the TrainingJob's creation time, so that every attempt (a
+# retry, a rebuild) reads the same window; default: now
+NOW_ENV = "ONNXOPS_FROM_SERVING_NOW"
 META = ("id", "request_id", "row", "timestamp", "prediction", "probabilities")
 PARTITIONS = ("model", "version", "date", "hour")
 _PART = re.compile(r"(?:^|/)model=[^/]+/version=(\d+)/date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.parquet$")
@@ -252,8 +254,8 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
     labels, labels_digest = read_labels(fs.labels.uri, ds.target)
     joined = captured[["id", *wanted]].merge(labels, on="id", how="inner")
     if len(joined) < fs.min_rows:
-        raise InvalidData(f"dataset.fromServing: {len(joined)} of {len(captured)} captured rows have a label "
-                          f"in {storage.redact(fs.labels.uri)}; minRows is {fs.min_rows}")
+        raise LabelsPending(f"dataset.fromServing: {len(joined)} of {len(captured)} captured rows have a "
+                            f"label in {storage.redact(fs.labels.uri)}; minRows is {fs.min_rows}")
     frame = joined[[*wanted, ds.target]].reset_index(drop=True)
     used = len(frame)
     if fs.mix is not None:

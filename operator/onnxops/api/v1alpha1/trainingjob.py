@@ -361,7 +361,8 @@ class TrainingJobSpec(KubeModel):
         le=20,
         description=(
             "Retries of the training pod before failing. Only failures a retry can fix are retried: trainer "
-            "exit 1 (crash), 5 (storage unreachable, timeout, 5xx) and signals (e.g. OOM-killed) count "
+            "exit 1 (crash), 5 (storage unreachable, timeout, 5xx), 7 (dataset.fromServing: fewer labelled "
+            "rows than minRows yet) and signals (e.g. OOM-killed) count "
             "against this limit; exit 2 (bad spec or input), 3 (gate not met), 4 (parity failed) and 6 "
             "(data or artifact not found) fail at once; a pod disrupted by the cluster (drain, preemption, "
             "eviction) is retried without counting."
