@@ -22,8 +22,9 @@ e2e: install
 install-tier: install  ## images built with podman/docker, the chart on the runtime's container backend
 	$(BIN)/pytest -q tests/install
 
-lint: install       ## ruff, and the import contracts between the layers (pyproject [tool.importlinter])
+lint: install       ## ruff (lint and format), and the import contracts between the layers (pyproject [tool.importlinter])
 	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/lint-imports
 
 typecheck: install

@@ -51,8 +51,9 @@ def start(m: dict, sink: Path | None) -> Server:
     if sink is not None:
         env.update(ONNXOPS_CAPTURE="true", ONNXOPS_CAPTURE_SINK_URI=sink.as_uri())
     name = "capture 100 %" if sink is not None else "capture off"
-    return Server(name, [sys.executable, "-m", "onnxops.serving"], env, port, "/v2/health/ready",
-                  "/v2/models/m/infer")
+    return Server(
+        name, [sys.executable, "-m", "onnxops.serving"], env, port, "/v2/health/ready", "/v2/models/m/infer"
+    )
 
 
 def versions() -> dict[str, str]:
@@ -64,8 +65,13 @@ def versions() -> dict[str, str]:
     from onnxops import __version__
 
     wrk_v = subprocess.run([WRK, "-v"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-    return {"python": platform.python_version(), "onnxruntime": ort.__version__,
-            "pyarrow": pyarrow.__version__, "onnxops": __version__, "wrk": (wrk_v or ["?"])[0].split(" [")[0]}
+    return {
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "pyarrow": pyarrow.__version__,
+        "onnxops": __version__,
+        "wrk": (wrk_v or ["?"])[0].split(" [")[0],
+    }
 
 
 def counters(port: int) -> dict[str, float]:
@@ -110,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             off.stop()
             on.stop()  # SIGTERM: the server flushes what it still holds
-        read_back = pads.dataset(sink, format="parquet", partitioning="hive").count_rows() \
-            if sink.exists() else 0
+        read_back = (
+            pads.dataset(sink, format="parquet", partitioning="hive").count_rows() if sink.exists() else 0
+        )
         files = list(sink.rglob("*.parquet"))
         disk = sum(f.stat().st_size for f in files)
         vers = versions()
@@ -122,8 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render(rows: list[dict], ctr: dict[str, float], read_back: int, files: int, disk: int,
-           vers: dict[str, str], args: argparse.Namespace, elapsed: float) -> str:
+def render(
+    rows: list[dict],
+    ctr: dict[str, float],
+    read_back: int,
+    files: int,
+    disk: int,
+    vers: dict[str, str],
+    args: argparse.Namespace,
+    elapsed: float,
+) -> str:
     out = [
         "# Payload capture benchmark",
         "",
@@ -161,8 +176,10 @@ def render(rows: list[dict], ctr: dict[str, float], read_back: int, files: int, 
     for b in (1, 64):
         a, c = summary.get((b, "capture off")), summary.get((b, "capture 100 %"))
         if a and c:
-            out.append(f"- batch {b}: capture at 100 % costs {100 * (1 - c / a):.1f} % of the throughput "
-                       f"({c:,.0f} vs {a:,.0f} req/s, medians)")
+            out.append(
+                f"- batch {b}: capture at 100 % costs {100 * (1 - c / a):.1f} % of the throughput "
+                f"({c:,.0f} vs {a:,.0f} req/s, medians)"
+            )
     out += [
         "",
         "Reading: the issue's target is < 15 % throughput at batch 1 (aim < 10 %). Medians of interleaved "

@@ -42,15 +42,23 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 def setup(features: int, rng: np.random.Generator) -> tuple[Profile, LiveCounts, LiveCounts, str]:
     X = rng.normal(0, 1, (2000, features))
-    profile = Profile(task="regression", rows=2000,
-                      features=[numeric_feature(f"f{i}", i, X[:, i]) for i in range(features)])
-    live_ok = LiveCounts("1", rows=5000, numeric={
-        f.name: bin_counts(f.edges, rng.normal(0, 1, 5000)).tolist() for f in profile.features})  # type: ignore[union-attr]
-    live_bad = LiveCounts("2", rows=5000, numeric={
-        f.name: bin_counts(f.edges, rng.normal(0.5, 1, 5000)).tolist() for f in profile.features})  # type: ignore[union-attr]
+    profile = Profile(
+        task="regression", rows=2000, features=[numeric_feature(f"f{i}", i, X[:, i]) for i in range(features)]
+    )
+    live_ok = LiveCounts(
+        "1",
+        rows=5000,
+        numeric={f.name: bin_counts(f.edges, rng.normal(0, 1, 5000)).tolist() for f in profile.features},
+    )  # type: ignore[union-attr]
+    live_bad = LiveCounts(
+        "2",
+        rows=5000,
+        numeric={f.name: bin_counts(f.edges, rng.normal(0.5, 1, 5000)).tolist() for f in profile.features},
+    )  # type: ignore[union-attr]
     reg = CollectorRegistry()
-    h = Histogram(N.FEATURE_VALUE, "v", list(N.FEATURE_VALUE_LABELS),
-                  buckets=profile.features[0].edges, registry=reg)  # type: ignore[union-attr]
+    h = Histogram(
+        N.FEATURE_VALUE, "v", list(N.FEATURE_VALUE_LABELS), buckets=profile.features[0].edges, registry=reg
+    )  # type: ignore[union-attr]
     rows = Counter(N.ROWS, "r", list(N.ROWS_LABELS), registry=reg)
     for i in range(features):
         child = h.labels("m", "1", "svc", f"f{i}")
@@ -73,8 +81,9 @@ def main() -> None:
     for f in args.features:
         profile, ok, bad, text = setup(f, rng)
         for method, th in (("psi", 0.2), ("js", 0.1), ("ks", 0.05), ("wasserstein", 0.1), ("chi2", 0.05)):
-            med, p95 = timed(partial(score_version, bad, profile, method=method, threshold=th, min_samples=1),
-                             args.repeat)
+            med, p95 = timed(
+                partial(score_version, bad, profile, method=method, threshold=th, min_samples=1), args.repeat
+            )
             print(f"| score_version {method} | {f} | {med * 1e3:.2f} | {p95 * 1e3:.2f} |")
         med, p95 = timed(partial(parse_exposition, text, "m"), args.repeat)
         print(f"| parse_exposition ({len(text) // 1024} KiB) | {f} | {med * 1e3:.2f} | {p95 * 1e3:.2f} |")

@@ -45,12 +45,18 @@ NS = "bench"
 
 
 def profile() -> Profile:
-    return Profile.model_validate({
-        "formatVersion": 1, "task": "classification", "rows": 1000,
-        "features": [{"name": f, "index": i, "kind": "numeric", "edges": EDGES, "counts": [100] * 10}
-                     for i, f in enumerate(FEATURES)],
-        "prediction": {"kind": "class", "classes": ["0", "1", "2"], "counts": [300, 300, 400]},
-    })
+    return Profile.model_validate(
+        {
+            "formatVersion": 1,
+            "task": "classification",
+            "rows": 1000,
+            "features": [
+                {"name": f, "index": i, "kind": "numeric", "edges": EDGES, "counts": [100] * 10}
+                for i, f in enumerate(FEATURES)
+            ],
+            "prediction": {"kind": "class", "classes": ["0", "1", "2"], "counts": [300, 300, 400]},
+        }
+    )
 
 
 def exposition(n: int) -> str:
@@ -102,11 +108,24 @@ async def one_round(url: str, n: int, batcher: PrometheusBatcher | None) -> None
     prof = profile()
     spec = PolicySpec(method="psi", threshold=0.2, min_samples=100)
     now = datetime.now(UTC)
-    decisions = await asyncio.gather(*(
-        evaluate(model=f"m{i}", served=[Served("1", "stable", prof)], spec=spec, window="10m",
-                 prior=PriorState(), now=now, prometheus_url=url, namespace=NS, service=f"svc{i}",
-                 batcher=batcher, timeout_s=60)
-        for i in range(n)))
+    decisions = await asyncio.gather(
+        *(
+            evaluate(
+                model=f"m{i}",
+                served=[Served("1", "stable", prof)],
+                spec=spec,
+                window="10m",
+                prior=PriorState(),
+                now=now,
+                prometheus_url=url,
+                namespace=NS,
+                service=f"svc{i}",
+                batcher=batcher,
+                timeout_s=60,
+            )
+            for i in range(n)
+        )
+    )
     bad = [d for d, _ in decisions if not d.scores]
     if bad:
         raise RuntimeError(f"{len(bad)} of {n} evaluations were inconclusive: {bad[0].message}")
@@ -123,17 +142,35 @@ async def run(n: int, rounds: int) -> dict[str, Any]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "prometheus.yml"
-        cfg.write_text(json.dumps({"global": {"scrape_interval": "5s"}, "scrape_configs": [
-            {"job_name": "serving", "static_configs": [{"targets": [f"127.0.0.1:{port}"],
-                                                        "labels": {"namespace": NS}}]}]}))
+        cfg.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "5s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "serving",
+                            "static_configs": [
+                                {"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": NS}}
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
         from onnxops.local.prometheus import free_port
 
         pport = free_port()
         proc = subprocess.Popen(
-            [shutil.which("prometheus") or "prometheus", f"--config.file={cfg}",
-             f"--storage.tsdb.path={tmp}/tsdb", f"--web.listen-address=127.0.0.1:{pport}",
-             "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={tmp}/tsdb",
+                f"--web.listen-address=127.0.0.1:{pport}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             purl = f"http://127.0.0.1:{pport}"
             deadline = time.monotonic() + 120

@@ -52,8 +52,9 @@ def start(m: dict, name: str, mirror_to: int | None, rate: float = 1.0) -> Serve
     if mirror_to is not None:
         env["ONNXOPS_MIRROR_URL"] = f"http://127.0.0.1:{mirror_to}"
         env["ONNXOPS_MIRROR_SAMPLE_RATE"] = str(rate)
-    return Server(name, [sys.executable, "-m", "onnxops.serving"], env, port, "/v2/health/ready",
-                  "/v2/models/m/infer")
+    return Server(
+        name, [sys.executable, "-m", "onnxops.serving"], env, port, "/v2/health/ready", "/v2/models/m/infer"
+    )
 
 
 def counters(port: int) -> dict[str, float]:
@@ -119,8 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render(rows: list[dict], ctr: dict[str, float], vers: dict[str, str], args: argparse.Namespace,
-           elapsed: float, _shadow_cpu: float) -> str:
+def render(
+    rows: list[dict],
+    ctr: dict[str, float],
+    vers: dict[str, str],
+    args: argparse.Namespace,
+    elapsed: float,
+    _shadow_cpu: float,
+) -> str:
     out = [
         "# Shadow traffic (mirroring) benchmark",
         "",
@@ -152,7 +159,8 @@ def render(rows: list[dict], ctr: dict[str, float], vers: dict[str, str], args: 
             med = statistics.median(r["rps"] for r in rs)
             summary[(b, name)] = (med, statistics.median(r["cpu_ms"] for r in rs))
             out.append(
-                f"| {b} | {name} | {med:,.0f} | " + ", ".join(f"{r['rps']:,.0f}" for r in rs)
+                f"| {b} | {name} | {med:,.0f} | "
+                + ", ".join(f"{r['rps']:,.0f}" for r in rs)
                 + f" | {statistics.median(r['p50'] for r in rs):.2f}"
                 f" | {statistics.median(r['p99'] for r in rs):.2f} | {sum(r['errors'] for r in rs)}"
                 f" | {statistics.median(r['cpu_ms'] for r in rs):.3f}"
@@ -163,17 +171,22 @@ def render(rows: list[dict], ctr: dict[str, float], vers: dict[str, str], args: 
         a, c = summary.get((b, "mirror off")), summary.get((b, name))
         if a and c:
             share = name.replace("mirror ", "mirroring ")
-            out.append(f"- batch {b}: {share} costs {100 * (1 - c[0] / a[0]):.1f} % of the "
-                       f"throughput ({c[0]:,.0f} vs {a[0]:,.0f} req/s, medians; ratio {c[0] / a[0]:.2f}); "
-                       f"CPU per request {c[1]:.3f} vs {a[1]:.3f} ms ({c[1] / a[1]:.2f}x)")
+            out.append(
+                f"- batch {b}: {share} costs {100 * (1 - c[0] / a[0]):.1f} % of the "
+                f"throughput ({c[0]:,.0f} vs {a[0]:,.0f} req/s, medians; ratio {c[0] / a[0]:.2f}); "
+                f"CPU per request {c[1]:.3f} vs {a[1]:.3f} ms ({c[1] / a[1]:.2f}x)"
+            )
     sent = sum(v for k, v in ctr.items() if k.startswith("onnxops_shadow_requests_total["))
     out += [
         "",
         "## What was mirrored (counters of the mirroring server)",
         "",
-        f"- sampled requests: {sent:,.0f}; " + ", ".join(
-            f"{k.split('[')[1][:-1]} {v:,.0f}" for k, v in sorted(ctr.items())
-            if k.startswith("onnxops_shadow_requests_total[")),
+        f"- sampled requests: {sent:,.0f}; "
+        + ", ".join(
+            f"{k.split('[')[1][:-1]} {v:,.0f}"
+            for k, v in sorted(ctr.items())
+            if k.startswith("onnxops_shadow_requests_total[")
+        ),
         f"- rows compared / agreed: {ctr.get('onnxops_shadow_rows_compared_total', 0):,.0f} / "
         f"{ctr.get('onnxops_shadow_rows_agreed_total', 0):,.0f} (same model: all agree)",
         "",

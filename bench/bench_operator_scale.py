@@ -277,10 +277,16 @@ async def _converged(
     deadline = time.monotonic() + timeout
     ok_i = ok_t = n_deps = n_jobs = 0
     while time.monotonic() < deadline:
-        ok_i = sum(1 for o in store.items((group, "inferenceservices"), "default")
-                   if (o.get("status") or {}).get("stableVersion") == 1)
-        ok_t = sum(1 for o in store.items((group, "trainingjobs"), "default")
-                   if (o.get("status") or {}).get("phase") == "Pending")
+        ok_i = sum(
+            1
+            for o in store.items((group, "inferenceservices"), "default")
+            if (o.get("status") or {}).get("stableVersion") == 1
+        )
+        ok_t = sum(
+            1
+            for o in store.items((group, "trainingjobs"), "default")
+            if (o.get("status") or {}).get("phase") == "Pending"
+        )
         n_deps = len(store.items(("apps", "deployments"), "default"))
         n_jobs = len(store.items(("batch", "jobs"), "default"))
         if ok_i == len(isvcs) and ok_t == len(tjs) and n_deps >= len(isvcs) and n_jobs >= len(tjs):

@@ -32,8 +32,10 @@ SERVER = (
 
 def job(name: str) -> dict[str, Any]:
     container = {"name": "c", "image": IMAGE, "command": ["python", "-c", "pass"]}
-    return {"metadata": {"name": name},
-            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}}
+    return {
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+    }
 
 
 async def wait_complete(rt: LocalRuntime, names: list[str], running_at: dict[str, float]) -> dict[str, float]:
@@ -50,8 +52,11 @@ async def wait_complete(rt: LocalRuntime, names: list[str], running_at: dict[str
                 running_at[jn] = now
         for j in jobs:
             n = j["metadata"]["name"]
-            if n in names and n not in done and any(
-                    c["type"] == "Complete" for c in j.get("status", {}).get("conditions") or []):
+            if (
+                n in names
+                and n not in done
+                and any(c["type"] == "Complete" for c in j.get("status", {}).get("conditions") or [])
+            ):
                 done[n] = now
         await asyncio.sleep(0.02)
     return done
@@ -78,11 +83,29 @@ async def bench(args: argparse.Namespace) -> None:
             await asyncio.gather(*(rt.client.create(JOBS, "default", job(n)) for n in names))
             done = await wait_complete(rt, names, {})
             burst = max(done.values()) - t0
-            dep = {"metadata": {"name": "web"}, "spec": {
-                "replicas": args.replicas, "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{
-                    "name": "s", "image": IMAGE, "command": ["python", "-c", SERVER],
-                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}}]}}}}
+            dep = {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": args.replicas,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "s",
+                                    "image": IMAGE,
+                                    "command": ["python", "-c", SERVER],
+                                    "readinessProbe": {
+                                        "httpGet": {"path": "/", "port": 8080},
+                                        "periodSeconds": 1,
+                                    },
+                                }
+                            ]
+                        },
+                    },
+                },
+            }
             t0 = time.perf_counter()
             await rt.client.create(DEPLOYMENTS, "default", dep)
             while True:
@@ -94,13 +117,19 @@ async def bench(args: argparse.Namespace) -> None:
     ms = 1000
     print(f"machine: {platform.machine()} {platform.python_version()}, cpus={os.cpu_count()}")
     print(f"python -c pass (subprocess, no runtime): {interp * ms:.0f} ms")
-    print(f"job, one at a time (n={args.jobs}): create->pod Running median "
-          f"{statistics.median(seq_run) * ms:.0f} ms, create->Complete median "
-          f"{statistics.median(seq_done) * ms:.0f} ms, max {max(seq_done) * ms:.0f} ms")
-    print(f"burst of {args.burst} jobs created at once: all Complete after {burst:.2f} s "
-          f"({args.burst / burst:.1f} jobs/s)")
-    print(f"deployment of {args.replicas} http servers, readiness probe period 1 s: "
-          f"all Ready after {ready:.2f} s")
+    print(
+        f"job, one at a time (n={args.jobs}): create->pod Running median "
+        f"{statistics.median(seq_run) * ms:.0f} ms, create->Complete median "
+        f"{statistics.median(seq_done) * ms:.0f} ms, max {max(seq_done) * ms:.0f} ms"
+    )
+    print(
+        f"burst of {args.burst} jobs created at once: all Complete after {burst:.2f} s "
+        f"({args.burst / burst:.1f} jobs/s)"
+    )
+    print(
+        f"deployment of {args.replicas} http servers, readiness probe period 1 s: "
+        f"all Ready after {ready:.2f} s"
+    )
 
 
 def main() -> None:

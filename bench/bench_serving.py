@@ -654,8 +654,13 @@ def parser_in_process(m: dict, bods: dict, n: int = 20000) -> list[dict]:
         for label, ts in times.items():
             model = "-" if what == "HTTP framing" else "lr"
             rows.append(
-                {"model": model, "batch": 1, "what": f"{what}, {label} (best of 9)", "us": min(ts),
-                 "rows_s": 1e6 / min(ts)}
+                {
+                    "model": model,
+                    "batch": 1,
+                    "what": f"{what}, {label} (best of 9)",
+                    "us": min(ts),
+                    "rows_s": 1e6 / min(ts),
+                }
             )
     return rows
 
@@ -773,7 +778,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def _start(which: str, opt: object, m: dict, kind: str, work: Path, args: argparse.Namespace) -> Server:
     """Start the server ``which`` (ours, fastapi, kserve or mlserver) for model ``m``."""
     if which == "ours":
@@ -783,6 +787,7 @@ def _start(which: str, opt: object, m: dict, kind: str, work: Path, args: argpar
     if which == "kserve":
         return start_kserve(m, work, args.kserve_python)
     return start_mlserver(kind, work, args.mlserver_bin)
+
 
 def command(args: argparse.Namespace) -> str:
     """The command line, with the peers' virtualenvs (local paths) written as placeholders."""
@@ -995,6 +1000,7 @@ def _monitoring_goals(ab: list[dict]) -> list[str]:
                     f"(goal < 10 %) — **{'met' if cost < 0.10 else 'not met'}**"
                 )
     return out
+
 
 def _row(r: dict) -> str:
     return (

@@ -37,9 +37,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "trainer.md"
-MODULES = {"LogisticRegression": "sklearn.linear_model", "RandomForestClassifier": "sklearn.ensemble",
-           "HistGradientBoostingClassifier": "sklearn.ensemble", "XGBClassifier": "xgboost",
-           "LGBMClassifier": "lightgbm"}
+MODULES = {
+    "LogisticRegression": "sklearn.linear_model",
+    "RandomForestClassifier": "sklearn.ensemble",
+    "HistGradientBoostingClassifier": "sklearn.ensemble",
+    "XGBClassifier": "xgboost",
+    "LGBMClassifier": "lightgbm",
+}
 BOOSTING_SECTION = "## XGBoost and LightGBM"
 NOTES = (
     "Noise: other jobs shared the 2 cores during these runs (the same bare LightGBM fit took 3.0 s an"
@@ -115,24 +119,46 @@ def child(args: argparse.Namespace) -> None:
             import onnxmltools
             from onnxmltools.convert.common.data_types import FloatTensorType as MLFloat
 
-            convert = (onnxmltools.convert_xgboost if args.estimator == "XGBClassifier"
-                       else onnxmltools.convert_lightgbm)
-            onx = convert(model, initial_types=[("input", MLFloat([None, X.shape[1]]))],
-                          **({"zipmap": False} if args.estimator == "LGBMClassifier" else {}))
+            convert = (
+                onnxmltools.convert_xgboost
+                if args.estimator == "XGBClassifier"
+                else onnxmltools.convert_lightgbm
+            )
+            onx = convert(
+                model,
+                initial_types=[("input", MLFloat([None, X.shape[1]]))],
+                **({"zipmap": False} if args.estimator == "LGBMClassifier" else {}),
+            )
             return len(onx.SerializeToString())
-        onx = convert_sklearn(model, initial_types=[("input", FloatTensorType([None, X.shape[1]]))],
-                              options={id(model): {"zipmap": False}})
+        onx = convert_sklearn(
+            model,
+            initial_types=[("input", FloatTensorType([None, X.shape[1]]))],
+            options={id(model): {"zipmap": False}},
+        )
         return len(onx.SerializeToString())
 
     def trainer(path: str, fmt: str, run_id: str) -> int:
         from onnxops.trainer.__main__ import main
 
-        spec = {"model": "bench", "dataset": {"uri": f"file://{path}", "format": fmt, "target": "target"},
-                "estimator": {"className": args.estimator, "params": params}}
+        spec = {
+            "model": "bench",
+            "dataset": {"uri": f"file://{path}", "format": fmt, "target": "target"},
+            "estimator": {"className": args.estimator, "params": params},
+        }
         out = tempfile.mkdtemp(prefix="out-", dir=args.workdir)
         term = Path(out) / "term.json"
-        rc = main(["--spec-json", json.dumps(spec), "--run-id", run_id, "--output-uri", f"file://{out}",
-                   "--termination-log", str(term)])
+        rc = main(
+            [
+                "--spec-json",
+                json.dumps(spec),
+                "--run-id",
+                run_id,
+                "--output-uri",
+                f"file://{out}",
+                "--termination-log",
+                str(term),
+            ]
+        )
         if rc != 0:
             raise SystemExit(f"trainer exit {rc}: {term.read_text()}")
         size: int = json.loads(term.read_text())["artifact"]["sizeBytes"]
@@ -148,8 +174,18 @@ def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     size = bare(args.data, args.fmt) if args.child == "bare" else trainer(args.data, args.fmt, "r")
     wall = time.perf_counter() - t0
-    print(json.dumps({"rc": 0, "wall_s": wall, "peak_delta": peak_rss_bytes() - before, "onnx_bytes": size,
-                      "import_s": import_s, "peak_reset": reset_ok}))
+    print(
+        json.dumps(
+            {
+                "rc": 0,
+                "wall_s": wall,
+                "peak_delta": peak_rss_bytes() - before,
+                "onnx_bytes": size,
+                "import_s": import_s,
+                "peak_reset": reset_ok,
+            }
+        )
+    )
 
 
 def make_data(rows: int, features: int, fmt: str, d: Path) -> tuple[Path, int]:
@@ -175,9 +211,24 @@ def iris_data(d: Path) -> tuple[Path, int]:
 
 
 def measure(mode: str, data: Path, fmt: str, estimator: str, params: dict[str, Any]) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--data", str(data), "--fmt", fmt,
-           "--estimator", estimator, "--params", json.dumps(params),
-           "--warmup", str(data.parent / "iris.csv"), "--workdir", str(data.parent)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--data",
+        str(data),
+        "--fmt",
+        fmt,
+        "--estimator",
+        estimator,
+        "--params",
+        json.dumps(params),
+        "--warmup",
+        str(data.parent / "iris.csv"),
+        "--workdir",
+        str(data.parent),
+    ]
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "operator")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -189,8 +240,9 @@ def measure(mode: str, data: Path, fmt: str, estimator: str, params: dict[str, A
     return res
 
 
-def scenario(name: str, data: Path, frame_bytes: int, fmt: str, estimator: str, params: dict[str, Any],
-             repeat: int) -> dict[str, Any]:
+def scenario(
+    name: str, data: Path, frame_bytes: int, fmt: str, estimator: str, params: dict[str, Any], repeat: int
+) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"bare": [], "trainer": []}
     for _ in range(repeat):
         for mode in ("bare", "trainer"):
@@ -198,11 +250,19 @@ def scenario(name: str, data: Path, frame_bytes: int, fmt: str, estimator: str, 
     med = {m: statistics.median(r["wall_s"] for r in rs) for m, rs in runs.items()}
     best = {m: min(r["wall_s"] for r in rs) for m, rs in runs.items()}
     mem = {m: max(r["peak_delta"] for r in rs) for m, rs in runs.items()}
-    row = {"scenario": name, "estimator": estimator, "file_bytes": data.stat().st_size,
-           "frame_bytes": frame_bytes, "bare_s": med["bare"], "trainer_s": med["trainer"],
-           "overhead_s": med["trainer"] - med["bare"], "overhead_min_s": best["trainer"] - best["bare"],
-           "bare_peak": mem["bare"], "trainer_peak": mem["trainer"],
-           "walls": {m: [round(r["wall_s"], 3) for r in rs] for m, rs in runs.items()}}
+    row = {
+        "scenario": name,
+        "estimator": estimator,
+        "file_bytes": data.stat().st_size,
+        "frame_bytes": frame_bytes,
+        "bare_s": med["bare"],
+        "trainer_s": med["trainer"],
+        "overhead_s": med["trainer"] - med["bare"],
+        "overhead_min_s": best["trainer"] - best["bare"],
+        "bare_peak": mem["bare"],
+        "trainer_peak": mem["trainer"],
+        "walls": {m: [round(r["wall_s"], 3) for r in rs] for m, rs in runs.items()},
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -233,7 +293,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {r['bare_s']:.2f} s | {r['trainer_s']:.2f} s | {r['overhead_s']:+.2f} s "
             f"| {r['overhead_min_s']:+.2f} s "
             f"| {mib(r['bare_peak'])} | {mib(r['trainer_peak'])} "
-            f"| {r['trainer_peak'] / r['frame_bytes']:.2f}x |")
+            f"| {r['trainer_peak'] / r['frame_bytes']:.2f}x |"
+        )
     big = [r for r in rows if "synthetic" in r["scenario"]]
     worst_overhead = max(r["overhead_s"] for r in rows)
     worst_ratio = max(r["trainer_peak"] / r["frame_bytes"] for r in big) if big else float("nan")
@@ -255,8 +316,10 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "alone peaks near 3x the frame, `pd.read_csv` near 4x).",
     ]
     lines += ["", "Individual wall times (s):", ""]
-    lines += [f"- {r['scenario']} {r['estimator']}: bare {r['walls']['bare']}, "
-              f"trainer {r['walls']['trainer']}" for r in rows]
+    lines += [
+        f"- {r['scenario']} {r['estimator']}: bare {r['walls']['bare']}, trainer {r['walls']['trainer']}"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -284,7 +347,8 @@ def boosting_report(rows: list[dict[str, Any]], args: argparse.Namespace, thread
             f"| {r['scenario']} | {r['estimator']} | {mib(r['frame_bytes'])} | {r['bare_s']:.2f} s "
             f"| {r['trainer_s']:.2f} s | {r['overhead_s']:+.2f} s | {r['trainer_s'] / r['bare_s']:.2f}x "
             f"| {mib(r['bare_peak'])} | {mib(r['trainer_peak'])} "
-            f"| {r['trainer_peak'] / r['frame_bytes']:.2f}x |")
+            f"| {r['trainer_peak'] / r['frame_bytes']:.2f}x |"
+        )
     lines += ["", NOTES, "", "Individual wall times (s):", ""]
     lines += [f"- {r['estimator']}: bare {r['walls']['bare']}, trainer {r['walls']['trainer']}" for r in rows]
     return "\n".join(lines) + "\n"
@@ -300,10 +364,23 @@ def boosting_main(args: argparse.Namespace) -> None:
         iris_data(d)
         big, big_bytes = make_data(args.rows, args.features, "parquet", d)
         name = f"synthetic ({args.rows:,} rows x {args.features}, parquet)"
-        rows = [scenario(name, big, big_bytes, "parquet", est,
-                         {"n_estimators": args.trees, "n_jobs": threads, "random_state": 0,
-                          **({"verbose": -1} if est == "LGBMClassifier" else {})}, args.repeat)
-                for est in ("XGBClassifier", "LGBMClassifier")]
+        rows = [
+            scenario(
+                name,
+                big,
+                big_bytes,
+                "parquet",
+                est,
+                {
+                    "n_estimators": args.trees,
+                    "n_jobs": threads,
+                    "random_state": 0,
+                    **({"verbose": -1} if est == "LGBMClassifier" else {}),
+                },
+                args.repeat,
+            )
+            for est in ("XGBClassifier", "LGBMClassifier")
+        ]
     text = boosting_report(rows, args, threads)
     print(text)
     if args.write:
@@ -340,20 +417,48 @@ def main() -> None:
         big, big_bytes = make_data(args.rows, args.features, "parquet", d)
         big_csv, _ = make_data(args.rows, args.features, "csv", d)
         rows = [
-            scenario("iris (150 rows, csv)", iris, iris_bytes, "csv", "LogisticRegression",
-                     {"max_iter": 500}, max(args.repeat, 5)),
-            scenario("iris (150 rows, csv)", iris, iris_bytes, "csv", "RandomForestClassifier",
-                     {"n_estimators": 50, "random_state": 0}, max(args.repeat, 5)),
-            scenario(f"synthetic ({args.rows:,} rows x {args.features}, parquet)", big, big_bytes, "parquet",
-                     "LogisticRegression", {"max_iter": 100}, args.repeat),
-            scenario(f"synthetic ({args.rows:,} rows x {args.features}, csv)", big_csv, big_bytes, "csv",
-                     "LogisticRegression", {"max_iter": 100}, args.repeat),
+            scenario(
+                "iris (150 rows, csv)",
+                iris,
+                iris_bytes,
+                "csv",
+                "LogisticRegression",
+                {"max_iter": 500},
+                max(args.repeat, 5),
+            ),
+            scenario(
+                "iris (150 rows, csv)",
+                iris,
+                iris_bytes,
+                "csv",
+                "RandomForestClassifier",
+                {"n_estimators": 50, "random_state": 0},
+                max(args.repeat, 5),
+            ),
+            scenario(
+                f"synthetic ({args.rows:,} rows x {args.features}, parquet)",
+                big,
+                big_bytes,
+                "parquet",
+                "LogisticRegression",
+                {"max_iter": 100},
+                args.repeat,
+            ),
+            scenario(
+                f"synthetic ({args.rows:,} rows x {args.features}, csv)",
+                big_csv,
+                big_bytes,
+                "csv",
+                "LogisticRegression",
+                {"max_iter": 100},
+                args.repeat,
+            ),
         ]
     text = report(rows, args)
     print(text)
     if args.write:  # keep the XGBoost/LightGBM section (written by --boosting)
         old = RESULTS.read_text() if RESULTS.exists() else ""
-        boosting = old[old.index(BOOSTING_SECTION):] if BOOSTING_SECTION in old else ""
+        boosting = old[old.index(BOOSTING_SECTION) :] if BOOSTING_SECTION in old else ""
         RESULTS.write_text(text + ("\n" + boosting if boosting else ""))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: install (idempotent), lint (ruff, import contracts), type-check, then every test
+# The whole test suite: install (idempotent), lint (ruff check and format, import contracts), type-check, then every test
 # tier (unit, integration, e2e including the slow ones). Every step runs; the script fails if any of
 # them failed.
 set -uo pipefail
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 rc=0
 ruff check operator tests bench || rc=1
+ruff format --check operator tests bench || rc=1
 lint-imports || rc=1
 mypy || rc=1
 pytest -q "$@" || rc=1

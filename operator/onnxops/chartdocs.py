@@ -78,8 +78,14 @@ def rows(text: str) -> list[Row]:
         if comment is not None:
             path = [k for _, k in stack]
             value = _lookup(values, path)
-            out.append(Row(".".join(path), _type(value), json.dumps(value, separators=(", ", ": ")),
-                           " ".join(c for c in comment if c)))
+            out.append(
+                Row(
+                    ".".join(path),
+                    _type(value),
+                    json.dumps(value, separators=(", ", ": ")),
+                    " ".join(c for c in comment if c),
+                )
+            )
         comment = None
     return out
 
@@ -116,8 +122,12 @@ EXAMPLES = """examples:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="onnxops gen-chart-docs", description=__doc__, epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="onnxops gen-chart-docs",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--check", action="store_true", help="do not write; exit 1 when the table is stale")
     p.add_argument("--values", type=Path, help=f"values file (default: {VALUES})")
     p.add_argument("--readme", type=Path, help=f"README to update (default: {README})")
@@ -132,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     old = readme_path.read_text(encoding="utf-8")
     if args.check:
         if new != old:
-            print(f"onnxops gen-chart-docs --check: {readme_path}: values table is stale; run "
-                  "`onnxops gen-chart-docs` and commit the result", file=sys.stderr)
+            print(
+                f"onnxops gen-chart-docs --check: {readme_path}: values table is stale; run "
+                "`onnxops gen-chart-docs` and commit the result",
+                file=sys.stderr,
+            )
             return 1
         print(f"values table up to date in {readme_path}")
         return 0

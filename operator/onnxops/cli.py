@@ -68,8 +68,8 @@ EXAMPLES: dict[str, list[str]] = {
     "train": [
         "onnxops train --spec-file examples/trainingjob-iris.yaml --output-uri file:///tmp/models \\",
         "    --termination-log /tmp/result.json           # train locally, exactly as the training pod does",
-        "onnxops train --spec-json '{\"model\": \"iris\", \"dataset\": {\"uri\": \"sklearn://iris\"}, "
-        "\"estimator\": {\"className\": \"LogisticRegression\"}}' --output-uri file:///tmp/models",
+        'onnxops train --spec-json \'{"model": "iris", "dataset": {"uri": "sklearn://iris"}, '
+        '"estimator": {"className": "LogisticRegression"}}\' --output-uri file:///tmp/models',
     ],
     "serve": [
         "onnxops serve --model-name iris --model-uri file:///tmp/models/iris/r1/model.onnx \\",

@@ -29,10 +29,14 @@ def template(crd: Mapping[str, Any]) -> str:
     doc = copy.deepcopy(dict(crd))
     md = doc.setdefault("metadata", {})
     md["annotations"] = {**(md.get("annotations") or {}), KEEP: "keep"}
-    md["labels"] = {**(md.get("labels") or {}), "app.kubernetes.io/instance": _RELEASE,
-                    "app.kubernetes.io/managed-by": _SERVICE}
-    body = _escape(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=10_000,
-                                  allow_unicode=True))
+    md["labels"] = {
+        **(md.get("labels") or {}),
+        "app.kubernetes.io/instance": _RELEASE,
+        "app.kubernetes.io/managed-by": _SERVICE,
+    }
+    body = _escape(
+        yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=10_000, allow_unicode=True)
+    )
     keep_line = f"    {KEEP}: keep\n"
     if md["annotations"] == {KEEP: "keep"}:  # the only annotation: the whole block is conditional
         body = body.replace(

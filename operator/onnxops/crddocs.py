@@ -124,8 +124,15 @@ def constraints(schema: Mapping[str, Any]) -> list[str]:
         out.append("one of " + ", ".join(code(str(v)) for v in schema["enum"]))
     out += _bound(schema, "minimum", ">=", ">")
     out += _bound(schema, "maximum", "<=", "<")
-    for key in ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
-                "multipleOf"):
+    for key in (
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+        "multipleOf",
+    ):
         if key in schema:
             out.append(f"{key}: {schema[key]}")
     if "pattern" in schema:
@@ -133,7 +140,7 @@ def constraints(schema: Mapping[str, Any]) -> list[str]:
     for rule in schema.get("x-kubernetes-validations", []):  # a pattern checked by CEL (plain message)
         src = str(rule.get("rule", ""))
         if src.startswith("self.matches(r'") and src.endswith("')"):
-            out.append("pattern " + code(src[len("self.matches(r'"):-2]))
+            out.append("pattern " + code(src[len("self.matches(r'") : -2]))
     if "format" in schema:
         out.append("format: " + schema["format"])
     if schema.get("x-kubernetes-list-type") == "map":
@@ -168,8 +175,14 @@ def _children(schema: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mappi
 def field_rows(schema: Mapping[str, Any], path: str, required: bool) -> Iterator[Row]:
     """The row for ``path`` and, depth first, every field below it."""
     default = literal(schema["default"]) if "default" in schema else ""
-    yield Row(path, type_name(schema), required, default, tuple(_all_constraints(schema)),
-              str(schema.get("description", "")))
+    yield Row(
+        path,
+        type_name(schema),
+        required,
+        default,
+        tuple(_all_constraints(schema)),
+        str(schema.get("description", "")),
+    )
     for sub_path, sub, sub_required in _children(schema, path):
         yield from field_rows(sub, sub_path, sub_required)
 
@@ -191,8 +204,11 @@ def minimal(value: Any, schema: Mapping[str, Any]) -> Any:
     that an unconditional CEL rule requires (``has(self.a) || has(self.b)``, reason FieldValueRequired) is
     kept when set."""
     if isinstance(value, dict) and "properties" in schema:
-        cel = [r.get("fieldPath", "").lstrip(".") for r in schema.get("x-kubernetes-validations", [])
-               if r.get("reason") == "FieldValueRequired" and r.get("rule", "").startswith("has(self.")]
+        cel = [
+            r.get("fieldPath", "").lstrip(".")
+            for r in schema.get("x-kubernetes-validations", [])
+            if r.get("reason") == "FieldValueRequired" and r.get("rule", "").startswith("has(self.")
+        ]
         keep = [k for k in [*schema.get("required", []), *cel] if k in value]
         order = [k for k in value if k in keep]  # the example's order
         return {k: minimal(value[k], schema["properties"][k]) for k in order}
@@ -247,8 +263,10 @@ def _columns_table(crd: Mapping[str, Any]) -> list[str]:
     lines = ["| column | type | JSONPath | description |", "|---|---|---|---|"]
     for c in cols:
         wide = " (only with `-o wide`)" if c.get("priority", 0) > 0 else ""
-        lines.append(f"| {c['name']} | {c['type']} | {cell(code(c['jsonPath']))} | "
-                     f"{prose(c.get('description', ''))}{wide} |")
+        lines.append(
+            f"| {c['name']} | {c['type']} | {cell(code(c['jsonPath']))} | "
+            f"{prose(c.get('description', ''))}{wide} |"
+        )
     return lines
 
 
@@ -288,8 +306,13 @@ def render_kind(crd: Mapping[str, Any], example_path: str, example: Mapping[str,
         sub = schema["properties"][top]
         rows += field_rows(sub, top, top in top_required)
         found += rules(sub, top)
-    manifest = yaml.safe_dump(minimal_manifest(example, crd), sort_keys=False, default_flow_style=False,
-                              width=10_000, allow_unicode=True)
+    manifest = yaml.safe_dump(
+        minimal_manifest(example, crd),
+        sort_keys=False,
+        default_flow_style=False,
+        width=10_000,
+        allow_unicode=True,
+    )
     lines = [
         f"## {kind}",
         "",
@@ -329,8 +352,10 @@ def render(
     """The whole page. ``examples``: kind -> (path relative to the repository root, parsed manifest)."""
     kinds = list(crds)
     group = {crd["spec"]["group"] for crd in crds.values()}
-    toc = [f"- [{k}](#{_anchor(k)}) ({', '.join(code(s) for s in crds[k]['spec']['names']['shortNames'])})"
-           for k in kinds]
+    toc = [
+        f"- [{k}](#{_anchor(k)}) ({', '.join(code(s) for s in crds[k]['spec']['names']['shortNames'])})"
+        for k in kinds
+    ]
     intro = [
         HEADER,
         "# CRD reference",

@@ -46,6 +46,7 @@ class ReleaseError(Exception):
 
 # ---- pure ---------------------------------------------------------------------------------------------
 
+
 def gitops_manager(obj: Mapping[str, Any] | None) -> str | None:
     """The GitOps tool that applies this object, from its labels/annotations, or None."""
     md = (obj or {}).get("metadata") or {}
@@ -64,17 +65,22 @@ def check_servable(model: str, version: int, mv: Mapping[str, Any] | None, *, ap
         raise ReleaseError(f"no ModelVersion v{version} of model {model} in this namespace")
     st = mv.get("status") or {}
     if st.get("phase") == "Failed":
-        raise ReleaseError(f"v{version} of {model} failed verification ({st.get('message', '')}); "
-                           "it is never served")
+        raise ReleaseError(
+            f"v{version} of {model} failed verification ({st.get('message', '')}); it is never served"
+        )
     if approving and st.get("rejected"):
         who = ", ".join(sorted(st.get("rejectedBy") or {})) or "an InferenceService"
-        raise ReleaseError(f"v{version} of {model} was rolled back by {who} ({st.get('rejectedReason')}); a "
-                           "rejected version cannot be approved (pin it by number in that service to "
-                           "re-admit it first)")
+        raise ReleaseError(
+            f"v{version} of {model} was rolled back by {who} ({st.get('rejectedReason')}); a "
+            "rejected version cannot be approved (pin it by number in that service to "
+            "re-admit it first)"
+        )
     if not approving and st.get("phase") != "Ready":
-        raise ReleaseError(f"v{version} of {model} is not Ready ({st.get('phase') or 'Pending'}); an alias "
-                           "must name a Ready version (--force to set it anyway: services keep what they "
-                           "serve until it is Ready)")
+        raise ReleaseError(
+            f"v{version} of {model} is not Ready ({st.get('phase') or 'Pending'}); an alias "
+            "must name a Ready version (--force to set it anyway: services keep what they "
+            "serve until it is Ready)"
+        )
 
 
 def with_approval(
@@ -107,11 +113,13 @@ def kubeconfig_user(path: str | None, context: str | None) -> str | None:
 
 # ---- I/O ----------------------------------------------------------------------------------------------
 
+
 async def whoami(client: KubeClient, fallback: str | None) -> str:
     """The authenticated user as the API server sees it (SelfSubjectReview), else the kubeconfig user."""
     try:
         review = await client.request(
-            "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
             body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         )
         name = ((review.get("status") or {}).get("userInfo") or {}).get("username")
@@ -127,29 +135,56 @@ async def _find_mv(client: KubeClient, ns: str, model: str, version: int) -> dic
     return versions.by_version(mvs, model).get(version)
 
 
-async def _write_spec(client: KubeClient, ns: str, model: str, current: dict[str, Any] | None,
-                      spec_patch: dict[str, Any], *, precondition: bool) -> None:
+async def _write_spec(
+    client: KubeClient,
+    ns: str,
+    model: str,
+    current: dict[str, Any] | None,
+    spec_patch: dict[str, Any],
+    *,
+    precondition: bool,
+) -> None:
     if current is None:
-        body = {"apiVersion": API, "kind": "Model", "metadata": {"name": model, "namespace": ns},
-                "spec": spec_patch}
+        body = {
+            "apiVersion": API,
+            "kind": "Model",
+            "metadata": {"name": model, "namespace": ns},
+            "spec": spec_patch,
+        }
         await client.request("POST", resource_path(API, "Model", ns), body=body, params=CLI_MANAGER)
         return
     patch: dict[str, Any] = {"spec": spec_patch}
     if precondition:
         patch["metadata"] = {"resourceVersion": current["metadata"]["resourceVersion"]}
-    await client.request("PATCH", resource_path(API, "Model", ns, model), body=patch,
-                         content_type="application/merge-patch+json", params=CLI_MANAGER)
+    await client.request(
+        "PATCH",
+        resource_path(API, "Model", ns, model),
+        body=patch,
+        content_type="application/merge-patch+json",
+        params=CLI_MANAGER,
+    )
 
 
 def _guard(current: dict[str, Any] | None, force: bool) -> None:
     tool = gitops_manager(current)
     if tool and not force:
-        raise ReleaseError(f"Model {current['metadata']['name']} is applied by {tool} from Git: change it "  # type: ignore[index]
-                           "there (the next sync reverts a command), or pass --force")
+        raise ReleaseError(
+            f"Model {current['metadata']['name']} is applied by {tool} from Git: change it "  # type: ignore[index]
+            "there (the next sync reverts a command), or pass --force"
+        )
 
 
-async def approve(client: KubeClient, ns: str, model: str, version: int, reason: str, who: str,
-                  *, force: bool = False, now: datetime | None = None) -> str:
+async def approve(
+    client: KubeClient,
+    ns: str,
+    model: str,
+    version: int,
+    reason: str,
+    who: str,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+) -> str:
     check_servable(model, version, await _find_mv(client, ns, model, version), approving=True)
     for _ in range(MAX_TRIES):
         current = await client.get(API, "Model", ns, model)
@@ -177,8 +212,9 @@ async def revoke(client: KubeClient, ns: str, model: str, version: int, *, force
         if current is None or approval_of(spec, version) is None:
             return f"{model} v{version} is not approved: nothing to revoke"
         try:
-            await _write_spec(client, ns, model, current, {"approvals": without_approval(spec, version)},
-                              precondition=True)
+            await _write_spec(
+                client, ns, model, current, {"approvals": without_approval(spec, version)}, precondition=True
+            )
         except ApiError as e:
             if e.status == 409:
                 continue
@@ -187,8 +223,9 @@ async def revoke(client: KubeClient, ns: str, model: str, version: int, *, force
     raise ReleaseError(f"Model {model} kept changing; try again")
 
 
-async def set_alias(client: KubeClient, ns: str, model: str, alias: str, version: int | None,
-                    *, force: bool = False) -> str:
+async def set_alias(
+    client: KubeClient, ns: str, model: str, alias: str, version: int | None, *, force: bool = False
+) -> str:
     """``version`` None removes the alias."""
     if version is not None and not force:
         check_servable(model, version, await _find_mv(client, ns, model, version), approving=False)
@@ -205,19 +242,26 @@ async def set_alias(client: KubeClient, ns: str, model: str, alias: str, version
 
 # ---- command line -------------------------------------------------------------------------------------
 
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--namespace", default=None, help="namespace (default: the context's, else default)")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG)")
     p.add_argument("--context", default=None, help="kubeconfig context")
-    p.add_argument("--force", action="store_true",
-                   help="write even when a GitOps tool applies the Model (or the alias target is not Ready)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write even when a GitOps tool applies the Model (or the alias target is not Ready)",
+    )
 
 
 def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
         return str(args.namespace)
-    p = args.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(
-        Path.home() / ".kube/config")
+    p = (
+        args.kubeconfig
+        or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+        or str(Path.home() / ".kube/config")
+    )
     try:
         cfg = yaml.safe_load(Path(p).read_text()) or {}
     except OSError:
@@ -247,8 +291,10 @@ def _run(args: argparse.Namespace, work: Any) -> int:
 
 
 def approve_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="onnxops approve", description="Approve a version of a model (writes "
-                                "spec.approvals of the Model).")
+    p = argparse.ArgumentParser(
+        prog="onnxops approve",
+        description="Approve a version of a model (writes spec.approvals of the Model).",
+    )
     p.add_argument("model")
     p.add_argument("version", type=int)
     p.add_argument("--reason", required=True, help="why (a review, a ticket); recorded with the approval")
@@ -263,8 +309,11 @@ def approve_main(argv: list[str]) -> int:
 
 
 def revoke_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="onnxops revoke", description="Revoke the approval of a version (a "
-                                "service serving it by latest or an alias rolls out the approved one).")
+    p = argparse.ArgumentParser(
+        prog="onnxops revoke",
+        description="Revoke the approval of a version (a "
+        "service serving it by latest or an alias rolls out the approved one).",
+    )
     p.add_argument("model")
     p.add_argument("version", type=int)
     p.add_argument("--reason", default="", help="why (printed; the Model keeps only current approvals)")
@@ -274,9 +323,12 @@ def revoke_main(argv: list[str]) -> int:
 
 
 def alias_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="onnxops alias", description="Set or remove an alias of a model "
-                                "(writes spec.aliases of the Model); services with version '@<alias>' "
-                                "follow.")
+    p = argparse.ArgumentParser(
+        prog="onnxops alias",
+        description="Set or remove an alias of a model "
+        "(writes spec.aliases of the Model); services with version '@<alias>' "
+        "follow.",
+    )
     sub = p.add_subparsers(dest="action", required=True)
     s = sub.add_parser("set", help="point an alias at a version")
     s.add_argument("model")
@@ -297,6 +349,3 @@ def kubectl_main() -> int:
     from onnxops.cli import main
 
     return main(sys.argv[1:])
-
-
-

@@ -41,6 +41,7 @@ ISVC = "InferenceService"
 
 # ---- pure: what to request ----------------------------------------------------------------------------
 
+
 def plan_request(
     action: str, status: Mapping[str, Any], *, by: str, at: str, reason: str = "", full: bool = False
 ) -> tuple[dict[str, Any] | None, str]:
@@ -88,6 +89,7 @@ def plan_request(
 
 # ---- pure: the readable view ---------------------------------------------------------------------------
 
+
 def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
@@ -104,8 +106,10 @@ def _shadow_row(
     if last.get("phase") == "Shadow" and last.get("version") == canary:
         check = f"   analysis {last.get('verdict')}: {last.get('message')}"
     rate = float(shadow.get("sampleRate", 1))
-    return [f"  {mark:>4}  S. shadow {shadow.get('duration', '5m')}, {rate:.0%} of requests mirrored, "
-            f"no weight{check}"]
+    return [
+        f"  {mark:>4}  S. shadow {shadow.get('duration', '5m')}, {rate:.0%} of requests mirrored, "
+        f"no weight{check}"
+    ]
 
 
 def _step_mark(st: Mapping[str, Any], i: int) -> str:
@@ -123,8 +127,11 @@ def render(isvc: Mapping[str, Any]) -> str:
     and live performance per version, pending commands, the last rollback and the recent history."""
     md, spec, st = isvc.get("metadata") or {}, isvc.get("spec") or {}, isvc.get("status") or {}
     r = spec.get("rollout") or {}
-    steps: list[dict[str, Any]] = list(r["steps"]) if r.get("steps") is not None else [
-        {"weight": 20, "pause": "30s"}, {"weight": 50, "pause": "30s"}]
+    steps: list[dict[str, Any]] = (
+        list(r["steps"])
+        if r.get("steps") is not None
+        else [{"weight": 20, "pause": "30s"}, {"weight": 50, "pause": "30s"}]
+    )
     canary, cur = st.get("canaryVersion"), st.get("currentStep")
     stable = st.get("stableVersion")
     lines = [
@@ -135,17 +142,23 @@ def render(isvc: Mapping[str, Any]) -> str:
         f"Stable:      v{stable}" if stable is not None else "Stable:      -",
     ]
     if canary is not None and st.get("shadow"):
-        lines.append(f"Canary:      v{canary} in its shadow phase (mirrored requests only, no weight) since "
-                     f"{st.get('stepStartedAt')}")
+        lines.append(
+            f"Canary:      v{canary} in its shadow phase (mirrored requests only, no weight) since "
+            f"{st.get('stepStartedAt')}"
+        )
     elif canary is not None:
         eff = st.get("effectiveCanaryWeight")
         effs = f" (effective {eff}%)" if eff is not None and eff != st.get("canaryWeight") else ""
-        lines.append(f"Canary:      v{canary} at {st.get('canaryWeight')}%{effs}, step {int(cur or 0) + 1}/"
-                     f"{len(steps)} since {st.get('stepStartedAt')}")
+        lines.append(
+            f"Canary:      v{canary} at {st.get('canaryWeight')}%{effs}, step {int(cur or 0) + 1}/"
+            f"{len(steps)} since {st.get('stepStartedAt')}"
+        )
     if st.get("previousVersion") is not None:
         lines.append(f"Previous:    v{st['previousVersion']} (warm until the bake ends)")
-    lines.append(f"Strategy:    {r.get('strategy', 'Canary')}, analysis "
-                 + ("off" if (r.get("analysis") or {}).get("enabled") is False else "on"))
+    lines.append(
+        f"Strategy:    {r.get('strategy', 'Canary')}, analysis "
+        + ("off" if (r.get("analysis") or {}).get("enabled") is False else "on")
+    )
     lines.append("Steps:")
     last = st.get("lastAnalysis") or {}
     lines += _shadow_row(r.get("shadow"), st, last)
@@ -158,48 +171,74 @@ def render(isvc: Mapping[str, Any]) -> str:
             check = f"   analysis {last.get('verdict')}: {last.get('message')}"
         lines.append(f"  {mark:>4} {i + 1:>2}. {s['weight']:>3}%  {pause}{gate}{check}")
     if last and (last.get("version") != canary or canary is None):
-        lines.append(f"Analysis:    last check of v{last.get('version')} step "
-                     f"{int(last.get('step') or 0) + 1}: {last.get('verdict')} ({last.get('message')}) "
-                     f"at {last.get('at')}")
+        lines.append(
+            f"Analysis:    last check of v{last.get('version')} step "
+            f"{int(last.get('step') or 0) + 1}: {last.get('verdict')} ({last.get('message')}) "
+            f"at {last.get('at')}"
+        )
     caps = st.get("capacity") or []
     if caps:
-        lines.append("Pods:        " + ", ".join(
-            f"v{c['version']} {c['role']} {c.get('ready', 0)}/{c.get('desired', '?')} ready" for c in caps))
+        lines.append(
+            "Pods:        "
+            + ", ".join(
+                f"v{c['version']} {c['role']} {c.get('ready', 0)}/{c.get('desired', '?')} ready" for c in caps
+            )
+        )
     drift = st.get("drift") or {}
     if drift:
         per = ", ".join(f"v{v} {_fmt(x)}" for v, x in sorted((drift.get("versions") or {}).items()))
-        lines.append(f"Drift:       {drift.get('verdict') or '-'} score {_fmt(drift.get('score'))} "
-                     f"(v{drift.get('version')}); per version: {per or '-'}; breaches "
-                     f"{drift.get('breaches') or {}}")
+        lines.append(
+            f"Drift:       {drift.get('verdict') or '-'} score {_fmt(drift.get('score'))} "
+            f"(v{drift.get('version')}); per version: {per or '-'}; breaches "
+            f"{drift.get('breaches') or {}}"
+        )
     perf = st.get("performance") or {}
     if perf:
         per = ", ".join(
             f"v{v} {_fmt(p.get('value'))} ({p.get('labels', 0)} labels, {p.get('verdict')})"
-            for v, p in sorted((perf.get("versions") or {}).items()))
-        lines.append(f"Performance: {perf.get('metric')} {perf.get('verdict') or '-'}; per version: "
-                     f"{per or '-'}")
+            for v, p in sorted((perf.get("versions") or {}).items())
+        )
+        lines.append(
+            f"Performance: {perf.get('metric')} {perf.get('verdict') or '-'}; per version: {per or '-'}"
+        )
     ctl = Control.from_status(st)
     asked = [(k, r) for k in ("promote", "abort", "pause") if (r := ctl.get(k)) is not None]
     if asked:
         lines.append("Commands:    " + "; ".join(f"{k} v{r.get('version')}{who(r)}" for k, r in asked))
     rb = st.get("rollback") or {}
     if rb:
-        lines.append(f"Rollback:    v{rb.get('from')} -> v{rb.get('to')} ({rb.get('reason')}) at "
-                     f"{rb.get('at')}: {rb.get('message', '')}")
+        lines.append(
+            f"Rollback:    v{rb.get('from')} -> v{rb.get('to')} ({rb.get('reason')}) at "
+            f"{rb.get('at')}: {rb.get('message', '')}"
+        )
         if rb.get("scores"):
             lines.append(f"             scores {rb['scores']}")
     hist = (st.get("history") or [])[-5:]
     if hist:
-        lines.append("History:     " + "; ".join(
-            f"{h['action']} v{h['version']} {h['at']}" + (f" ({h['reason']})" if h.get("reason") else "")
-            for h in hist))
+        lines.append(
+            "History:     "
+            + "; ".join(
+                f"{h['action']} v{h['version']} {h['at']}" + (f" ({h['reason']})" if h.get("reason") else "")
+                for h in hist
+            )
+        )
     return "\n".join(lines)
 
 
 # ---- I/O ----------------------------------------------------------------------------------------------
 
-async def request(client: KubeClient, ns: str, name: str, action: str, *, by: str, reason: str = "",
-                  full: bool = False, now: datetime | None = None) -> str:
+
+async def request(
+    client: KubeClient,
+    ns: str,
+    name: str,
+    action: str,
+    *,
+    by: str,
+    reason: str = "",
+    full: bool = False,
+    now: datetime | None = None,
+) -> str:
     for _ in range(MAX_TRIES):
         obj = await client.get(API, ISVC, ns, name)
         if obj is None:
@@ -208,11 +247,18 @@ async def request(client: KubeClient, ns: str, name: str, action: str, *, by: st
         patch, message = plan_request(action, obj.get("status") or {}, by=by, at=at, reason=reason, full=full)
         if patch is None:
             return message
-        body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                "status": {"control": patch}}
+        body = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "status": {"control": patch},
+        }
         try:
-            await client.request("PATCH", resource_path(API, ISVC, ns, name, "status"), body=body,
-                                 content_type="application/merge-patch+json", params=CLI_MANAGER)
+            await client.request(
+                "PATCH",
+                resource_path(API, ISVC, ns, name, "status"),
+                body=body,
+                content_type="application/merge-patch+json",
+                params=CLI_MANAGER,
+            )
         except ApiError as e:
             if e.status == 409:
                 continue
@@ -230,6 +276,7 @@ async def show(client: KubeClient, ns: str, name: str) -> str:
 
 # ---- command line -------------------------------------------------------------------------------------
 
+
 def _parser(action: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"onnxops {action}", description=description)
     p.add_argument("name", help="the InferenceService")
@@ -242,28 +289,44 @@ def _parser(action: str, description: str) -> argparse.ArgumentParser:
 def _command(action: str, argv: list[str], description: str) -> int:
     p = _parser(action, description)
     if action == "promote":
-        p.add_argument("--full", action="store_true", help="skip every remaining step: the canary becomes "
-                       "stable at once")
+        p.add_argument(
+            "--full", action="store_true", help="skip every remaining step: the canary becomes stable at once"
+        )
     if action in ("abort", "pause"):
         p.add_argument("--reason", default="", help="why (recorded in status and the rollback)")
     args = p.parse_args(argv)
 
     async def work(c: KubeClient, ns: str) -> str:
         by = await whoami(c, kubeconfig_user(args.kubeconfig, args.context))
-        return await request(c, ns, args.name, action, by=by, reason=getattr(args, "reason", ""),
-                             full=bool(getattr(args, "full", False)))
+        return await request(
+            c,
+            ns,
+            args.name,
+            action,
+            by=by,
+            reason=getattr(args, "reason", ""),
+            full=bool(getattr(args, "full", False)),
+        )
 
     return _run(args, work)
 
 
 def promote_main(argv: list[str]) -> int:
-    return _command("promote", argv, "Move the canary past its current step (a manual gate, a pause, a "
-                    "pending analysis), or with --full make it stable at once. Writes status.control.")
+    return _command(
+        "promote",
+        argv,
+        "Move the canary past its current step (a manual gate, a pause, a "
+        "pending analysis), or with --full make it stable at once. Writes status.control.",
+    )
 
 
 def abort_main(argv: list[str]) -> int:
-    return _command("abort", argv, "Roll the canary back: the stable version keeps all traffic, the "
-                    "version is rejected for this service until spec changes. Writes status.control.")
+    return _command(
+        "abort",
+        argv,
+        "Roll the canary back: the stable version keeps all traffic, the "
+        "version is rejected for this service until spec changes. Writes status.control.",
+    )
 
 
 def pause_main(argv: list[str]) -> int:
@@ -275,8 +338,11 @@ def resume_main(argv: list[str]) -> int:
 
 
 def status_main(argv: list[str]) -> int:
-    p = _parser("status", "A readable view of an InferenceService's rollout: steps, weights, analysis, "
-                "drift and live performance per version.")
+    p = _parser(
+        "status",
+        "A readable view of an InferenceService's rollout: steps, weights, analysis, "
+        "drift and live performance per version.",
+    )
     p.add_argument("-w", "--watch", action="store_true", help="print again whenever it changes (Ctrl-C)")
     p.add_argument("--interval", default="2s", help="with --watch: how often to read (default 2s)")
     p.add_argument("--watch-timeout", default=None, help="with --watch: stop after this long (e.g. 10m)")

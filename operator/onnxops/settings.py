@@ -17,8 +17,10 @@ TERMINATION_LOG = "/dev/termination-log"
 
 # Requests/limits of training pods whose TrainingJob sets no template.resources (the scheduler then knows
 # what a training needs; without them the pods are BestEffort, first to be evicted under memory pressure).
-DEFAULT_TRAINER_RESOURCES: dict[str, Any] = {"requests": {"cpu": "500m", "memory": "1Gi"},
-                                             "limits": {"memory": "4Gi"}}
+DEFAULT_TRAINER_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "500m", "memory": "1Gi"},
+    "limits": {"memory": "4Gi"},
+}
 DEFAULT_JOB_DEADLINE_SECONDS = 86400
 
 
@@ -29,8 +31,10 @@ def _resources(name: str, value: str | None) -> dict[str, Any]:
         data = json.loads(value)
     except ValueError as e:
         raise ValueError(f"{name} must be JSON like {json.dumps(DEFAULT_TRAINER_RESOURCES)}: {e}") from None
-    if not isinstance(data, dict) or set(data) - {"requests", "limits"} or not all(
-        isinstance(v, dict) for v in data.values()
+    if (
+        not isinstance(data, dict)
+        or set(data) - {"requests", "limits"}
+        or not all(isinstance(v, dict) for v in data.values())
     ):
         raise ValueError(f"{name} must be an object with requests and/or limits maps, got {value!r}")
     return {k: {str(q): str(n) for q, n in v.items()} for k, v in data.items()}
@@ -74,8 +78,10 @@ def _optional_resources(name: str, value: str | None) -> dict[str, Any] | None:
         parsed = json.loads(value)
     except ValueError as e:
         raise ValueError(f"{name}: not valid JSON ({e})") from None
-    if not isinstance(parsed, dict) or not set(parsed) <= {"requests", "limits"} or not all(
-        isinstance(v, dict) for v in parsed.values()
+    if (
+        not isinstance(parsed, dict)
+        or not set(parsed) <= {"requests", "limits"}
+        or not all(isinstance(v, dict) for v in parsed.values())
     ):
         raise ValueError(f"{name}: expected an object with 'requests' and/or 'limits' maps, got {value!r}")
     return parsed
@@ -100,8 +106,14 @@ def _notify_sinks(value: str | None) -> tuple[dict[str, Any], ...]:
             raise ValueError(f"ONNXOPS_NOTIFY_SINKS[{i}]: each sink needs urlEnv (the variable with its URL)")
         if s.get("format", "JSON") not in NOTIFY_FORMATS:
             raise ValueError(f"ONNXOPS_NOTIFY_SINKS[{i}].format: one of {', '.join(NOTIFY_FORMATS)}")
-        out.append({"name": str(s.get("name") or f"global-{i}"), "format": s.get("format", "JSON"),
-                    "events": list(s.get("events") or []), "urlEnv": str(s["urlEnv"])})
+        out.append(
+            {
+                "name": str(s.get("name") or f"global-{i}"),
+                "format": s.get("format", "JSON"),
+                "events": list(s.get("events") or []),
+                "urlEnv": str(s["urlEnv"]),
+            }
+        )
     return tuple(out)
 
 
@@ -168,8 +180,9 @@ class Settings:
                 "ONNXOPS_SERVING_RESOURCES", e.get("ONNXOPS_SERVING_RESOURCES")
             ),
             notify_sinks=_notify_sinks(e.get("ONNXOPS_NOTIFY_SINKS")),
-            notify_retries=_non_negative_int("ONNXOPS_NOTIFY_RETRIES", e.get("ONNXOPS_NOTIFY_RETRIES"),
-                                             d.notify_retries),
+            notify_retries=_non_negative_int(
+                "ONNXOPS_NOTIFY_RETRIES", e.get("ONNXOPS_NOTIFY_RETRIES"), d.notify_retries
+            ),
             notify_backoff_seconds=float(e.get("ONNXOPS_NOTIFY_BACKOFF_SECONDS") or d.notify_backoff_seconds),
             shadow_url_template=e.get("ONNXOPS_SHADOW_URL_TEMPLATE") or d.shadow_url_template,
         )

@@ -50,16 +50,21 @@ __all__ = [
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # OpenAPI failures after which the API server does not evaluate CEL rules (apiextensions hasBlockingErr).
 BLOCKING = frozenset({c.NOT_SUPPORTED, c.REQUIRED, c.TOO_LONG, c.TOO_MANY, c.TYPE_INVALID})
-CEL_SKIPPED = ("some validation rules were not checked because the object was invalid; "
-               "correct the existing errors to complete validation")
+CEL_SKIPPED = (
+    "some validation rules were not checked because the object was invalid; "
+    "correct the existing errors to complete validation"
+)
 
 
-def validate(schema: Mapping[str, Any], obj: Mapping[str, Any], old: Mapping[str, Any] | None = None
-             ) -> list[Cause]:
+def validate(
+    schema: Mapping[str, Any], obj: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> list[Cause]:
     """OpenAPI and CEL causes for ``obj`` (root ``metadata`` is the API server's and not checked here)."""
     body = {k: v for k, v in obj.items() if k != "metadata"}
-    schema_wo_meta = {**schema, "properties": {k: v for k, v in schema.get("properties", {}).items()
-                                               if k != "metadata"}}
+    schema_wo_meta = {
+        **schema,
+        "properties": {k: v for k, v in schema.get("properties", {}).items() if k != "metadata"},
+    }
     found = validate_schema(schema_wo_meta, body)
     if any(x.type in BLOCKING for x in found):
         # As the API server: CEL rules are not run on an object with type/required/enum/size errors.
@@ -106,14 +111,25 @@ def validate_manifest(
     kind = obj.get("kind")
     crd = crds.get(kind) if isinstance(kind, str) else None
     if crd is None:
-        return [Cause("kind", c.NOT_SUPPORTED,
-                      f"Unsupported value: {kind!r}: supported values: {', '.join(sorted(crds))}")]
+        return [
+            Cause(
+                "kind",
+                c.NOT_SUPPORTED,
+                f"Unsupported value: {kind!r}: supported values: {', '.join(sorted(crds))}",
+            )
+        ]
     group = crd["spec"]["group"]
     versions = [v["name"] for v in crd["spec"]["versions"] if v.get("served", True)]
     api_version = obj.get("apiVersion")
     if api_version not in [f"{group}/{v}" for v in versions]:
-        return [Cause("apiVersion", c.NOT_SUPPORTED, f"Unsupported value: {api_version!r}: supported values: "
-                      + ", ".join(f"{group}/{v}" for v in versions))]
+        return [
+            Cause(
+                "apiVersion",
+                c.NOT_SUPPORTED,
+                f"Unsupported value: {api_version!r}: supported values: "
+                + ", ".join(f"{group}/{v}" for v in versions),
+            )
+        ]
     schema = schema_for(crd, str(api_version).split("/", 1)[1])
     found = _metadata_causes(obj.get("metadata"))
     if strict:
@@ -144,8 +160,14 @@ def _metadata_causes(meta: Any) -> list[Cause]:
             return []
         return [Cause("metadata.name", c.REQUIRED, "Required value: name or generateName is required")]
     if not isinstance(name, str) or len(name) > 253 or not _SUBDOMAIN.match(name):
-        return [Cause("metadata.name", c.INVALID, f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain "
-                      "must consist of lower case alphanumeric characters, '-' or '.'")]
+        return [
+            Cause(
+                "metadata.name",
+                c.INVALID,
+                f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain "
+                "must consist of lower case alphanumeric characters, '-' or '.'",
+            )
+        ]
     return []
 
 
@@ -176,16 +198,29 @@ def _ours(doc: Mapping[str, Any], crds: Mapping[str, Mapping[str, Any]]) -> bool
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="onnxops validate",
-        description="Validate onnxops manifests against the CRD schemas and CEL rules (as the API server).")
+        description="Validate onnxops manifests against the CRD schemas and CEL rules (as the API server).",
+    )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="YAML files or directories")
-    parser.add_argument("-f", "--filename", action="append", default=[], metavar="PATH",
-                        help="YAML file or directory (repeatable)")
-    parser.add_argument("--old", metavar="FILE",
-                        help="validate as an update of the objects (same kind/name) in this file")
-    parser.add_argument("--crds", action="append", metavar="PATH",
-                        help="CRD files/directories (default: generated from the API models)")
-    parser.add_argument("--no-strict", action="store_true",
-                        help="prune unknown fields instead of refusing them")
+    parser.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="YAML file or directory (repeatable)",
+    )
+    parser.add_argument(
+        "--old", metavar="FILE", help="validate as an update of the objects (same kind/name) in this file"
+    )
+    parser.add_argument(
+        "--crds",
+        action="append",
+        metavar="PATH",
+        help="CRD files/directories (default: generated from the API models)",
+    )
+    parser.add_argument(
+        "--no-strict", action="store_true", help="prune unknown fields instead of refusing them"
+    )
     args = parser.parse_args(argv)
     targets = [*args.filename, *args.paths]
     if not targets:

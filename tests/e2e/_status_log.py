@@ -67,8 +67,9 @@ class StatusLog:
     async def _watch(self, kind: str, rv: str | None) -> None:
         while True:
             try:
-                async for ev in self.client.watch(API, kind, self.namespace, resource_version=rv,
-                                                  timeout_seconds=300):
+                async for ev in self.client.watch(
+                    API, kind, self.namespace, resource_version=rv, timeout_seconds=300
+                ):
                     obj = ev.get("object") or {}
                     if ev.get("type") == "ERROR":  # 410 Gone: start over from now (recorded as a gap)
                         self.gaps.append(f"{kind}: {obj.get('message')}")

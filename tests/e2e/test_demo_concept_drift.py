@@ -52,4 +52,3 @@ def test_concept_drift_retrains_on_the_new_labels_and_promotes_the_new_version(d
 def test_nothing_is_left_running(demo: DemoRun) -> None:
     pids, ports = leftovers(demo.summary)
     assert pids == [] and ports == [], (pids, ports)
-

@@ -22,8 +22,9 @@ def _cluster_answers() -> bool:
     if kubectl is None:
         return False
     try:
-        out = subprocess.run([kubectl, "get", "crd", "inferenceservices.onnxops.dev"], capture_output=True,
-                             timeout=20)
+        out = subprocess.run(
+            [kubectl, "get", "crd", "inferenceservices.onnxops.dev"], capture_output=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0

@@ -28,5 +28,3 @@ def engine_argv() -> list[str] | None:
 
 def run_flags() -> list[str]:
     return ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
-
-

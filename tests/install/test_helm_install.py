@@ -37,10 +37,16 @@ RELEASE_NS = "onnxops-system"
 VALUES = {"artifacts": {"pvc": {"extraNamespaces": ["default"]}}}  # the demo's namespace gets the PVC too
 
 
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(KUBECTL), f"--kubeconfig={kubeconfig}", *args], input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KUBECTL), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -56,8 +62,13 @@ def install(rt: LocalRuntimeThread, objects: list[dict[str, Any]]) -> None:
     kc = rt.kubeconfig
     out = kubectl(kc, "apply", "--server-side", "-f", str(ROOT / "charts" / "onnxops" / "crds"))
     assert out.returncode == 0, out.stderr
-    out = kubectl(kc, "apply", "-f", "-", stdin=json.dumps(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELEASE_NS}}))
+    out = kubectl(
+        kc,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELEASE_NS}}),
+    )
     assert out.returncode == 0, out.stderr
     manifest = "\n---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objects)
     out = kubectl(kc, "apply", "-f", "-", stdin=manifest)
@@ -65,14 +76,23 @@ def install(rt: LocalRuntimeThread, objects: list[dict[str, Any]]) -> None:
 
 
 def wait_operator_available(rt: LocalRuntimeThread) -> None:
-    out = kubectl(rt.kubeconfig, "-n", RELEASE_NS, "wait", "--for=condition=Available", "deployment/onnxops",
-                  "--timeout=180s", timeout=200)
+    out = kubectl(
+        rt.kubeconfig,
+        "-n",
+        RELEASE_NS,
+        "wait",
+        "--for=condition=Available",
+        "deployment/onnxops",
+        "--timeout=180s",
+        timeout=200,
+    )
     assert out.returncode == 0, (out.stderr, operator_log(rt))
 
 
 def operator_log(rt: LocalRuntimeThread) -> str:
-    out = kubectl(rt.kubeconfig, "-n", RELEASE_NS, "logs", "-l", "app.kubernetes.io/name=onnxops",
-                  "--tail=-1")
+    out = kubectl(
+        rt.kubeconfig, "-n", RELEASE_NS, "logs", "-l", "app.kubernetes.io/name=onnxops", "--tail=-1"
+    )
     return out.stdout + out.stderr
 
 
@@ -97,7 +117,9 @@ def test_helm_install_then_the_demo_with_the_charts_rbac(cluster: LocalRuntimeTh
     # the trainer and serving pods ran as containers of their images
     pods = json.loads(kubectl(rt.kubeconfig, "get", "pods", "-o", "json").stdout)["items"]
     assert {c["image"].rsplit("/", 1)[-1].split(":")[0] for p in pods for c in p["spec"]["containers"]} >= {
-        "onnxops-trainer", "onnxops-serving"}
+        "onnxops-trainer",
+        "onnxops-serving",
+    }
 
 
 def test_a_verb_removed_from_the_cluster_role_surfaces_as_403(cluster: LocalRuntimeThread) -> None:
@@ -112,8 +134,10 @@ def test_a_verb_removed_from_the_cluster_role_surfaces_as_403(cluster: LocalRunt
     tj["metadata"]["namespace"] = "default"
     out = kubectl(rt.kubeconfig, "apply", "-f", "-", stdin=json.dumps(tj))
     assert out.returncode == 0, out.stderr
-    wanted = ('jobs.batch is forbidden: User "system:serviceaccount:onnxops-system:onnxops" cannot create '
-              'resource "jobs" in API group "batch" in the namespace "default"')
+    wanted = (
+        'jobs.batch is forbidden: User "system:serviceaccount:onnxops-system:onnxops" cannot create '
+        'resource "jobs" in API group "batch" in the namespace "default"'
+    )
     deadline = time.monotonic() + 120
     while wanted not in (log := operator_log(rt)) and time.monotonic() < deadline:
         time.sleep(2)
@@ -121,4 +145,3 @@ def test_a_verb_removed_from_the_cluster_role_surfaces_as_403(cluster: LocalRunt
     # and no training Job exists
     jobs_now = json.loads(kubectl(rt.kubeconfig, "get", "jobs", "-o", "json").stdout)["items"]
     assert jobs_now == []
-

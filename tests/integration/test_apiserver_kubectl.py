@@ -239,8 +239,18 @@ def test_server_side_dry_run_and_diff(cluster: tuple[ApiServerThread, Path]) -> 
     ssa = ("apply", "--server-side", "--force-conflicts", "--dry-run=server")
     for args in (("apply", "--dry-run=server"), ssa):
         assert "(server dry run)" in kubectl(cluster, *args, "-f", "-", stdin=gadget("dry", 5)).stdout
-    patched = kubectl(cluster, "patch", "gadget", "dry", "--dry-run=server", "--type=merge", "-o", "json",
-                      "-p", '{"spec": {"size": 6}}').stdout
+    patched = kubectl(
+        cluster,
+        "patch",
+        "gadget",
+        "dry",
+        "--dry-run=server",
+        "--type=merge",
+        "-o",
+        "json",
+        "-p",
+        '{"spec": {"size": 6}}',
+    ).stdout
     assert json.loads(patched)["spec"]["size"] == 6
     assert "(server dry run)" in kubectl(cluster, "delete", "gadget", "dry", "--dry-run=server").stdout
     assert _rv(cluster) == before
@@ -263,7 +273,9 @@ def test_dry_run_values_are_checked(cluster: tuple[ApiServerThread, Path]) -> No
     srv, _ = cluster
     body = json.dumps({"metadata": {"name": "cm-dry"}, "data": {"a": "1"}}).encode()
     req = urllib.request.Request(
-        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=Some", data=body, method="POST",
+        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=Some",
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -272,7 +284,9 @@ def test_dry_run_values_are_checked(cluster: tuple[ApiServerThread, Path]) -> No
     assert err.value.code == 422 and status["reason"] == "Invalid"
     assert 'dryRun[0]: Unsupported value: "Some": supported values: "All"' in status["message"]
     req = urllib.request.Request(
-        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=All", data=body, method="POST",
+        srv.url + "/api/v1/namespaces/default/configmaps?dryRun=All",
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -302,11 +316,18 @@ def test_explain_reads_the_crd_schemas(cluster: tuple[ApiServerThread, Path]) ->
 
 def _deployment(image: str, env: dict[str, str]) -> str:
     container = {"name": "main", "image": image, "env": [{"name": k, "value": v} for k, v in env.items()]}
-    return yaml.safe_dump({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ssa"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "ssa"}},
-                 "template": {"metadata": {"labels": {"app": "ssa"}}, "spec": {"containers": [container]}}},
-    })
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "ssa"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "ssa"}},
+                "template": {"metadata": {"labels": {"app": "ssa"}}, "spec": {"containers": [container]}},
+            },
+        }
+    )
 
 
 def _owners(cluster: tuple[ApiServerThread, Path]) -> dict[str, dict[str, object]]:
@@ -317,8 +338,15 @@ def _owners(cluster: tuple[ApiServerThread, Path]) -> dict[str, dict[str, object
 def test_server_side_apply_field_managers(cluster: tuple[ApiServerThread, Path]) -> None:
     """`kubectl apply --server-side`: ownership per field manager, conflicts (409) unless forced, and
     fields an applier stops applying are removed; an imperative edit is owned by its own manager."""
-    out = kubectl(cluster, "apply", "--server-side", "--field-manager=team-a", "-f", "-",
-                  stdin=_deployment("img:1", {"A": "1", "B": "2"})).stdout
+    out = kubectl(
+        cluster,
+        "apply",
+        "--server-side",
+        "--field-manager=team-a",
+        "-f",
+        "-",
+        stdin=_deployment("img:1", {"A": "1", "B": "2"}),
+    ).stdout
     assert "serverside-applied" in out
     entry = _owners(cluster)["team-a"]
     assert entry["operation"] == "Apply"
@@ -327,19 +355,39 @@ def test_server_side_apply_field_managers(cluster: tuple[ApiServerThread, Path])
     assert set(main["f:env"]) == {'k:{"name":"A"}', 'k:{"name":"B"}'}
     # another manager applying a different image: a conflict, named by field and manager
     other = _deployment("img:2", {"A": "1", "B": "2"})
-    refused = kubectl(cluster, "apply", "--server-side", "--field-manager=team-b", "-f", "-", stdin=other,
-                      check=False)
+    refused = kubectl(
+        cluster, "apply", "--server-side", "--field-manager=team-b", "-f", "-", stdin=other, check=False
+    )
     assert refused.returncode != 0
     assert 'conflict with "team-a"' in refused.stderr
     assert '.spec.template.spec.containers[name="main"].image' in refused.stderr
-    assert kubectl(cluster, "get", "deploy", "ssa", "-o", "jsonpath={.spec.template.spec.containers[0].image}"
-                   ).stdout == "img:1"
+    assert (
+        kubectl(
+            cluster, "get", "deploy", "ssa", "-o", "jsonpath={.spec.template.spec.containers[0].image}"
+        ).stdout
+        == "img:1"
+    )
     # the same value is no conflict: both own it
-    kubectl(cluster, "apply", "--server-side", "--field-manager=team-c", "-f", "-",
-            stdin=_deployment("img:1", {"A": "1", "B": "2"}))
+    kubectl(
+        cluster,
+        "apply",
+        "--server-side",
+        "--field-manager=team-c",
+        "-f",
+        "-",
+        stdin=_deployment("img:1", {"A": "1", "B": "2"}),
+    )
     # forced: the field moves to team-b
-    kubectl(cluster, "apply", "--server-side", "--field-manager=team-b", "--force-conflicts", "-f", "-",
-            stdin=other)
+    kubectl(
+        cluster,
+        "apply",
+        "--server-side",
+        "--field-manager=team-b",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=other,
+    )
     owners = _owners(cluster)
     image = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"main"}', "f:image")
 
@@ -355,12 +403,21 @@ def test_server_side_apply_field_managers(cluster: tuple[ApiServerThread, Path])
     # an imperative edit belongs to kubectl's own manager for that command
     kubectl(cluster, "set", "resources", "deployment", "ssa", "--limits=cpu=10m")
     limits = _owners(cluster)["kubectl-set"]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"][  # type: ignore[index]
-        'k:{"name":"main"}']["f:resources"]["f:limits"]
+        'k:{"name":"main"}'
+    ]["f:resources"]["f:limits"]
     assert limits == {"f:cpu": {}}
     # team-a, team-b and team-c stop applying env B: nobody owns it any more, so it is removed
     for manager, img in (("team-a", "img:2"), ("team-b", "img:2"), ("team-c", "img:2")):
-        kubectl(cluster, "apply", "--server-side", f"--field-manager={manager}", "--force-conflicts",
-                "-f", "-", stdin=_deployment(img, {"A": "1"}))
+        kubectl(
+            cluster,
+            "apply",
+            "--server-side",
+            f"--field-manager={manager}",
+            "--force-conflicts",
+            "-f",
+            "-",
+            stdin=_deployment(img, {"A": "1"}),
+        )
     live = json.loads(kubectl(cluster, "get", "deploy", "ssa", "-o", "json").stdout)
     (container,) = live["spec"]["template"]["spec"]["containers"]
     assert container["env"] == [{"name": "A", "value": "1"}]
@@ -376,7 +433,7 @@ def _example(name: str, new_name: str) -> dict:
 
 @pytest.mark.skipif(not (REPO / "crds").is_dir(), reason="crds/ not generated")
 def test_cross_field_rules_are_refused_at_admission_in_plain_words(
-    cluster: tuple[ApiServerThread, Path]
+    cluster: tuple[ApiServerThread, Path],
 ) -> None:
     kubectl(cluster, "apply", "-f", str(REPO / "crds"))
     retrain = _example("inferenceservice-iris.yaml", "iris-retrain-wine")
@@ -420,11 +477,27 @@ def test_a_rejected_version_is_cleared_with_a_status_patch(cluster: tuple[ApiSer
     kubectl(cluster, "apply", "-f", str(REPO / "crds"))
     kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump(_example("inferenceservice-iris.yaml", "held")))
     entry = {"version": 2, "reason": "DriftDetected", "at": "2026-01-01T00:00:00Z", "generation": 1}
-    kubectl(cluster, "patch", "oisvc", "held", "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": {"rejectedVersions": [entry]}}))
+    kubectl(
+        cluster,
+        "patch",
+        "oisvc",
+        "held",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"rejectedVersions": [entry]}}),
+    )
     got = kubectl(cluster, "get", "oisvc", "held", "-o", "jsonpath={.status.rejectedVersions[0].version}")
     assert got.stdout == "2"
-    kubectl(cluster, "patch", "oisvc", "held", "--subresource=status", "--type=merge",
-            "-p", '{"status":{"rejectedVersions":null}}')
+    kubectl(
+        cluster,
+        "patch",
+        "oisvc",
+        "held",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"rejectedVersions":null}}',
+    )
     status = json.loads(kubectl(cluster, "get", "oisvc", "held", "-o", "json").stdout).get("status") or {}
     assert "rejectedVersions" not in status

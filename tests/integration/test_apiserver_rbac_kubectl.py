@@ -50,24 +50,38 @@ def cluster(tmp_path: Path) -> Iterator[tuple[ApiServerThread, Path, Path]]:
         admin = write_kubeconfig(tmp_path / "admin", srv.url)
         token = srv.mint_service_account_token("team", "bot")
         # tokens travel over HTTPS only (kubectl drops them on plain http), verified against the CA
-        bot = write_kubeconfig(tmp_path / "bot", srv.https_url, namespace="team", token=token,
-                               ca_pem=srv.ca_pem)
+        bot = write_kubeconfig(
+            tmp_path / "bot", srv.https_url, namespace="team", token=token, ca_pem=srv.ca_pem
+        )
         yield srv, admin, bot
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(KUBECTL), f"--kubeconfig={kubeconfig}", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(KUBECTL), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_service_account_gets_what_its_role_grants_and_nothing_else(
-        cluster: tuple[ApiServerThread, Path, Path], tmp_path: Path) -> None:
+    cluster: tuple[ApiServerThread, Path, Path], tmp_path: Path
+) -> None:
     _, admin, bot = cluster
     out = kubectl(admin, "apply", "-f", "-", stdin=POLICY)
     assert out.returncode == 0, out.stderr
     # granted: create, get, list, patch of ConfigMaps in its namespace (discovery works too)
-    out = kubectl(bot, "create", "-f", "-", stdin=json.dumps(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}))
+    out = kubectl(
+        bot,
+        "create",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+        ),
+    )
     assert out.returncode == 0, out.stderr
     out = kubectl(bot, "patch", "configmap", "c", "--type=merge", "-p", '{"data":{"a":"2"}}')
     assert out.returncode == 0, out.stderr
@@ -77,9 +91,11 @@ def test_service_account_gets_what_its_role_grants_and_nothing_else(
     # not granted: delete (verb), secrets (resource), another namespace, cluster scope
     out = kubectl(bot, "delete", "configmap", "c")
     assert out.returncode != 0
-    assert ('Error from server (Forbidden): configmaps "c" is forbidden: User '
-            '"system:serviceaccount:team:bot" cannot delete resource "configmaps" in API group "" in the '
-            'namespace "team"') in out.stderr
+    assert (
+        'Error from server (Forbidden): configmaps "c" is forbidden: User '
+        '"system:serviceaccount:team:bot" cannot delete resource "configmaps" in API group "" in the '
+        'namespace "team"'
+    ) in out.stderr
     out = kubectl(bot, "get", "secrets")
     assert out.returncode != 0 and 'cannot list resource "secrets" in API group ""' in out.stderr
     out = kubectl(bot, "get", "configmaps", "-n", "default")
@@ -95,8 +111,15 @@ def test_removing_the_verb_takes_effect_at_once(cluster: tuple[ApiServerThread, 
     _, admin, bot = cluster
     assert kubectl(admin, "apply", "-f", "-", stdin=POLICY).returncode == 0
     assert kubectl(bot, "get", "configmaps").returncode == 0
-    out = kubectl(admin, "patch", "clusterrole", "cm-editor", "--type=json",
-                  "-p", '[{"op":"replace","path":"/rules/0/verbs","value":["get"]}]')
+    out = kubectl(
+        admin,
+        "patch",
+        "clusterrole",
+        "cm-editor",
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/rules/0/verbs","value":["get"]}]',
+    )
     assert out.returncode == 0, out.stderr
     out = kubectl(bot, "get", "configmaps")
     assert out.returncode != 0 and "(Forbidden)" in out.stderr

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.timeout(90)
 EDGES = [-1.0, 0.0, 0.5, 1.0, 2.5]
 MODEL = "m"
 
-EXPORTER = textwrap.dedent('''
+EXPORTER = textwrap.dedent("""
     import sys, time, pathlib, random
     from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
     from onnxops.drift import names as N
@@ -84,7 +84,7 @@ EXPORTER = textwrap.dedent('''
     (ctl / "done").write_text("1")
     while True:
         time.sleep(1)
-''')
+""")
 
 
 class Exporter:
@@ -96,7 +96,8 @@ class Exporter:
         self.url = f"http://127.0.0.1:{port}/metrics"
         self.proc = subprocess.Popen(
             [sys.executable, str(script), str(port), str(self.ctl), str(seed), ",".join(map(str, EDGES))],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             wait(lambda: (self.ctl / "ready").exists() or self._dead(), 20, "the exporter")
@@ -134,15 +135,19 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prometheus, int, Path]]:
 
 
 def _profile() -> Profile:
-    return Profile.model_validate({
-        "formatVersion": 1, "task": "classification", "rows": 10,
-        "features": [
-            {"name": "x", "index": 0, "kind": "numeric", "edges": EDGES, "counts": [1] * 6},
-            {"name": "y", "index": 1, "kind": "numeric", "edges": EDGES, "counts": [1] * 6},
-            {"name": "c", "index": 2, "kind": "categorical", "categories": ["a", "b"], "counts": [5, 5]},
-        ],
-        "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [5, 5]},
-    })
+    return Profile.model_validate(
+        {
+            "formatVersion": 1,
+            "task": "classification",
+            "rows": 10,
+            "features": [
+                {"name": "x", "index": 0, "kind": "numeric", "edges": EDGES, "counts": [1] * 6},
+                {"name": "y", "index": 1, "kind": "numeric", "edges": EDGES, "counts": [1] * 6},
+                {"name": "c", "index": 2, "kind": "categorical", "categories": ["a", "b"], "counts": [5, 5]},
+            ],
+            "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [5, 5]},
+        }
+    )
 
 
 async def test_promql_counts_equal_the_exposition_and_survive_a_restart(stack) -> None:
@@ -169,8 +174,14 @@ async def test_promql_counts_equal_the_exposition_and_survive_a_restart(stack) -
         # the direct-scrape path computes the same window from the two expositions
         now = time.time()
         state = {"p": [Snapshot(now - 10, _parse(before))]}
-        scraped, _ = await fetch_scrape([Target("p", "1", exp.url), Target("p2", "2", exp.url)], MODEL,
-                                        profiles, {**state, "p2": state["p"]}, 60, now)
+        scraped, _ = await fetch_scrape(
+            [Target("p", "1", exp.url), Target("p2", "2", exp.url)],
+            MODEL,
+            profiles,
+            {**state, "p2": state["p"]},
+            60,
+            now,
+        )
         for v in ("1", "2"):
             lc = scraped[v]
             assert isinstance(lc, LiveCounts), lc

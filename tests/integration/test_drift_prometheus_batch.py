@@ -27,18 +27,27 @@ from onnxops.profile import Profile
 
 pytestmark = pytest.mark.timeout(90)
 EDGES = [0.0, 1.0, 2.0]
-PROFILE = Profile.model_validate({
-    "formatVersion": 1, "task": "classification", "rows": 10,
-    "features": [{"name": "x", "index": 0, "kind": "numeric", "edges": EDGES, "counts": [1, 1, 1, 1]}],
-    "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [5, 5]},
-})
+PROFILE = Profile.model_validate(
+    {
+        "formatVersion": 1,
+        "task": "classification",
+        "rows": 10,
+        "features": [{"name": "x", "index": 0, "kind": "numeric", "edges": EDGES, "counts": [1, 1, 1, 1]}],
+        "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [5, 5]},
+    }
+)
 
 
 def counts(seed: int) -> dict[str, Any]:
     """Known per-bin counts of one served version (the reference)."""
     bins = [float(seed + i) for i in range(len(EDGES) + 1)]
-    return {"bins": bins, "rows": sum(bins), "cls": {"0": float(seed), "1": float(2 * seed)},
-            "req": sum(bins), "err": float(seed % 3)}
+    return {
+        "bins": bins,
+        "rows": sum(bins),
+        "cls": {"0": float(seed), "1": float(2 * seed)},
+        "req": sum(bins),
+        "err": float(seed % 3),
+    }
 
 
 # (namespace, service, model, version) -> counts; "shared" exists in both namespaces, with other counts,
@@ -107,8 +116,12 @@ def prom(tmp_path: Path) -> Iterator[Prometheus]:
     if shutil.which("prometheus") is None:
         pytest.skip("the prometheus server is not installed (Debian package `prometheus`)")
     servers = [Exposition(exposition("team-a")), Exposition(exposition("team-b"))]
-    p = Prometheus(tmp_path, [s.port for s in servers], "m",
-                   target_labels=[{"namespace": "team-a"}, {"namespace": "team-b"}])
+    p = Prometheus(
+        tmp_path,
+        [s.port for s in servers],
+        "m",
+        target_labels=[{"namespace": "team-a"}, {"namespace": "team-b"}],
+    )
     try:
         wait(lambda: len(p.query(f"{N.ROWS}")) == len(SERIES), 30, "both targets scraped")
         yield p
@@ -128,8 +141,11 @@ def assert_counts(lc: Any, ref: dict[str, Any]) -> None:
 
 async def test_batched_queries_give_each_service_its_own_series(prom: Prometheus) -> None:
     profiles = {"1": PROFILE, "2": PROFILE}
-    reqs = [BatchRequest("svc-1", "m", {"1": PROFILE}), BatchRequest("svc-2", "m2", {"1": PROFILE}),
-            BatchRequest("shared", "m", profiles)]
+    reqs = [
+        BatchRequest("svc-1", "m", {"1": PROFILE}),
+        BatchRequest("svc-2", "m2", {"1": PROFILE}),
+        BatchRequest("shared", "m", profiles),
+    ]
     for max_services in (100, 2):  # one chunk, and chunks of 2 services
         got = await fetch_prometheus_batch(prom.url, "team-a", reqs, "10m", max_services=max_services)
         assert set(got) == {"svc-1", "svc-2", "shared"}
@@ -140,8 +156,9 @@ async def test_batched_queries_give_each_service_its_own_series(prom: Prometheus
                 assert_counts(res[version], ref)  # team-a's numbers, never team-b's or model "old"'s
         # the batch gives each service what its own scoped query gives
         for r in reqs:
-            alone = await fetch_prometheus(prom.url, r.model, r.profiles, "10m",
-                                           extra_matchers=scope_matchers("team-a", r.service))
+            alone = await fetch_prometheus(
+                prom.url, r.model, r.profiles, "10m", extra_matchers=scope_matchers("team-a", r.service)
+            )
             assert isinstance(alone, dict)
             for v in r.profiles:
                 a, b = alone[v], got[r.service]
@@ -149,9 +166,12 @@ async def test_batched_queries_give_each_service_its_own_series(prom: Prometheus
                 assert isinstance(a, LiveCounts) and isinstance(b[v], LiveCounts)
                 assert list(a.numeric["x"]) == pytest.approx(list(b[v].numeric["x"]))  # type: ignore[union-attr]
     # the other namespace: its own "shared" and "svc-1", never team-a's
-    got_b = await fetch_prometheus_batch(prom.url, "team-b", [BatchRequest("shared", "m", profiles),
-                                                               BatchRequest("svc-1", "m", {"1": PROFILE})],
-                                         "10m")
+    got_b = await fetch_prometheus_batch(
+        prom.url,
+        "team-b",
+        [BatchRequest("shared", "m", profiles), BatchRequest("svc-1", "m", {"1": PROFILE})],
+        "10m",
+    )
     for v in ("1", "2"):
         res = got_b["shared"]
         assert isinstance(res, dict)
@@ -165,10 +185,15 @@ async def test_the_batcher_coalesces_concurrent_evaluations_per_namespace(prom: 
     import asyncio
 
     batcher = PrometheusBatcher(linger_s=0.2)
-    calls = [("team-a", "svc-1", "m"), ("team-a", "shared", "m"), ("team-b", "shared", "m"),
-             ("team-b", "svc-1", "m")]
-    results = await asyncio.gather(*(batcher.fetch(prom.url, ns, svc, model, {"1": PROFILE}, "10m")
-                                     for ns, svc, model in calls))
+    calls = [
+        ("team-a", "svc-1", "m"),
+        ("team-a", "shared", "m"),
+        ("team-b", "shared", "m"),
+        ("team-b", "svc-1", "m"),
+    ]
+    results = await asyncio.gather(
+        *(batcher.fetch(prom.url, ns, svc, model, {"1": PROFILE}, "10m") for ns, svc, model in calls)
+    )
     assert batcher.queries == 2  # one batch per namespace, not one per service
     for (ns, svc, model), res in zip(calls, results, strict=True):
         assert isinstance(res, dict)

@@ -53,10 +53,12 @@ def _bundle(tmp: Path) -> tuple[Path, Path, Profile]:
     model.write_bytes(onx.SerializeToString())
     pred = est.predict(X)
     profile = Profile(
-        task="classification", rows=len(X),
+        task="classification",
+        rows=len(X),
         features=[numeric_feature(f"f{i}", i, X[:, i].astype(float)) for i in range(X.shape[1])],
-        prediction=ClassPrediction(classes=["0", "1", "2"],
-                                   counts=[int((pred == k).sum()) for k in range(3)]),
+        prediction=ClassPrediction(
+            classes=["0", "1", "2"], counts=[int((pred == k).sum()) for k in range(3)]
+        ),
     )
     prof = tmp / "profile.json"
     prof.write_text(profile.to_json())
@@ -68,19 +70,41 @@ def _sha(p: Path) -> str:
 
 
 class Server:
-    def __init__(self, tmp: Path, version: str, model: Path, prof: Path, service: str = "iris",
-                 tag: str = "") -> None:
+    def __init__(
+        self, tmp: Path, version: str, model: Path, prof: Path, service: str = "iris", tag: str = ""
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ONNXOPS_")}
         env["ONNXOPS_INFERENCE_SERVICE"] = service  # as the operator sets it in the serving Deployment
         self.log = (tmp / f"server-{tag}{version}.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "onnxops.serving", "--model-name", MODEL, "--model-version", version,
-             "--model-uri", model.as_uri(), "--sha256", _sha(model), "--profile-uri", prof.as_uri(),
-             "--profile-sha256", _sha(prof), "--host", "127.0.0.1", "--port", str(self.port),
-             "--grpc-port", "0"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "onnxops.serving",
+                "--model-name",
+                MODEL,
+                "--model-version",
+                version,
+                "--model-uri",
+                model.as_uri(),
+                "--sha256",
+                _sha(model),
+                "--profile-uri",
+                prof.as_uri(),
+                "--profile-sha256",
+                _sha(prof),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--grpc-port",
+                "0",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def ready(self) -> bool:
@@ -92,10 +116,16 @@ class Server:
             return False
 
     def infer(self, x: np.ndarray) -> None:
-        body = json.dumps({"inputs": [{"name": "X", "shape": list(x.shape), "datatype": "FP32",
-                                       "data": x.ravel().tolist()}]}).encode()
-        req = urllib.request.Request(self.base + f"/v2/models/{MODEL}/infer", data=body,
-                                     headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "inputs": [
+                    {"name": "X", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+                ]
+            }
+        ).encode()
+        req = urllib.request.Request(
+            self.base + f"/v2/models/{MODEL}/infer", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200
 
@@ -133,8 +163,8 @@ async def test_promql_counts_equal_the_servers_exposition(servers) -> None:
     clean = X[rng.choice(len(X), 150)]
     shifted = clean + np.array([1.5, -0.8, 2.0, 0.9], dtype=np.float32)
     for i in range(0, 150, 30):  # a few batches each
-        srv["1"].infer(clean[i:i + 30])
-        srv["2"].infer(shifted[i:i + 30])
+        srv["1"].infer(clean[i : i + 30])
+        srv["2"].infer(shifted[i : i + 30])
     texts = {v: get(s.base + "/metrics").decode() for v, s in srv.items()}
     live = {}
     for v in ("1", "2"):
@@ -148,16 +178,22 @@ async def test_promql_counts_equal_the_servers_exposition(servers) -> None:
         assert ref["rows"] == 150 and set(ref["bins"]) == {"f0", "f1", "f2", "f3"}
         assert_same(lc, ref)
     # and the policy, fed by that path, rolls the shifted canary back to the clean stable
-    served = [ServedVersion("1", "stable", live["1"], profile),
-              ServedVersion("2", "canary", live["2"], profile)]
+    served = [
+        ServedVersion("1", "stable", live["1"], profile),
+        ServedVersion("2", "canary", live["2"], profile),
+    ]
     d = decide(served, PolicySpec(failure_limit=1, min_samples=100), PriorState(), datetime.now(UTC))
     assert (d.action, d.rollback_from, d.rollback_to) == ("Rollback", "2", "1"), d.message
 
 
 # (namespace, InferenceService, version, shifted inputs?): team-a's `iris` canary v2 drifts; team-b's `iris`
 # and team-a's `iris-shadow` serve the SAME model and version names on clean inputs.
-TENANTS = [("team-a", "iris", "1", False), ("team-a", "iris", "2", True),
-           ("team-b", "iris", "2", False), ("team-a", "iris-shadow", "2", False)]
+TENANTS = [
+    ("team-a", "iris", "1", False),
+    ("team-a", "iris", "2", True),
+    ("team-b", "iris", "2", False),
+    ("team-a", "iris-shadow", "2", False),
+]
 
 
 @pytest.fixture
@@ -173,8 +209,12 @@ def tenants(tmp_path: Path) -> Iterator[tuple[Prometheus, list[Server], Profile]
         for s in started:
             wait(s.ready, 90, "the model server")
         # Prometheus attaches `namespace` to each target, as its Kubernetes discovery does
-        prom = Prometheus(tmp_path, [s.port for s in started], MODEL,
-                          target_labels=[{"namespace": ns} for ns, *_ in TENANTS])
+        prom = Prometheus(
+            tmp_path,
+            [s.port for s in started],
+            MODEL,
+            target_labels=[{"namespace": ns} for ns, *_ in TENANTS],
+        )
         yield prom, started, profile
     finally:
         if prom is not None:
@@ -197,26 +237,39 @@ async def test_two_namespaces_and_two_services_of_one_model_are_measured_apart(t
     rows = [150, 150, 120, 90]  # different volumes, so a mixed count cannot pass for a scoped one
     for (_, _, _, drifts), s, n in zip(TENANTS, srv, rows, strict=True):
         for i in range(0, n, 30):
-            s.infer((shifted if drifts else clean)[i:i + 30])
+            s.infer((shifted if drifts else clean)[i : i + 30])
     texts = [get(s.base + "/metrics", timeout=30).decode() for s in srv]
     for (ns, svc, v, _), n in zip(TENANTS, rows, strict=True):
         sel = f'onnxops_rows_total{{namespace="{ns}",inferenceservice="{svc}",version="{v}"}}'
-        wait(lambda sel=sel, n=n: (r := prom.query(f"sum({sel})")) and float(r[0]["value"][1]) == n,
-             30, f"Prometheus to scrape {sel} = {n}")
+        wait(
+            lambda sel=sel, n=n: (r := prom.query(f"sum({sel})")) and float(r[0]["value"][1]) == n,
+            30,
+            f"Prometheus to scrape {sel} = {n}",
+        )
     served = [Served("1", "stable", profile), Served("2", "canary", profile)]
     spec = PolicySpec(failure_limit=1, min_samples=50)
     decisions = {}
     for ns, svc in (("team-a", "iris"), ("team-b", "iris"), ("team-a", "iris-shadow")):
         # the window reaches back before the series existed: the counts are the servers' own, exactly
-        d, live = await evaluate(model=MODEL, served=served, spec=spec, window="15m", prior=PriorState(),
-                                 now=datetime.now(UTC), prometheus_url=prom.url, namespace=ns, service=svc)
+        d, live = await evaluate(
+            model=MODEL,
+            served=served,
+            spec=spec,
+            window="15m",
+            prior=PriorState(),
+            now=datetime.now(UTC),
+            prometheus_url=prom.url,
+            namespace=ns,
+            service=svc,
+        )
         decisions[(ns, svc)] = d
         idx = next(i for i, t in enumerate(TENANTS) if t[:3] == (ns, svc, "2"))
         lc = live.counts["2"]
         assert isinstance(lc, LiveCounts), lc
         assert_same(lc, from_exposition(texts[idx], "2"))  # this service's v2 only, nobody else's
         stats = await DefaultMetricsProvider(None, prom.url).request_stats(  # type: ignore[arg-type]
-            namespace=ns, service=svc, model=MODEL, version=2, window_seconds=900)
+            namespace=ns, service=svc, model=MODEL, version=2, window_seconds=900
+        )
         assert stats is not None and stats.requests == rows[idx] // 30
     a = decisions[("team-a", "iris")]
     assert (a.action, a.rollback_from, a.rollback_to) == ("Rollback", "2", "1"), a.message

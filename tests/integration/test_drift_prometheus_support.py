@@ -58,8 +58,13 @@ def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
 
 
 class Prometheus:
-    def __init__(self, tmp: Path, target_ports: list[int], model: str,
-                 target_labels: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        target_ports: list[int],
+        model: str,
+        target_labels: list[dict[str, str]] | None = None,
+    ) -> None:
         """``target_labels``: per target, the labels Prometheus attaches (as Kubernetes discovery attaches
         ``namespace``); none by default."""
         self.model = model
@@ -68,22 +73,38 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         cfg = tmp / "prometheus.yml"
         labels = target_labels or [{} for _ in target_ports]
-        cfg.write_text(json.dumps({  # JSON is YAML
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "exporter", "static_configs": [
-                {"targets": [f"127.0.0.1:{p}"], "labels": lab} for p, lab in zip(target_ports, labels,
-                                                                                 strict=True)]}],
-        }))
+        cfg.write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "exporter",
+                            "static_configs": [
+                                {"targets": [f"127.0.0.1:{p}"], "labels": lab}
+                                for p, lab in zip(target_ports, labels, strict=True)
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
         self.log = (tmp / "prometheus.log").open("wb")
         self.proc = subprocess.Popen(
-            [shutil.which("prometheus") or "prometheus", f"--config.file={cfg}",
-             f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         try:
-            wait(lambda: self.proc.poll() is None and get(self.url + "/-/ready") is not None, 30,
-                 "prometheus")
+            wait(
+                lambda: self.proc.poll() is None and get(self.url + "/-/ready") is not None, 30, "prometheus"
+            )
         except BaseException:
             self.stop()
             raise
@@ -107,6 +128,7 @@ class Prometheus:
     def zero_window_start(self) -> float:
         """A time with, for EVERY target, a zero-valued scrape before it and another after it: a window
         starting there sees the series existing (``offset``) and nothing to extrapolate (first sample 0)."""
+
         def all_zero() -> list[float] | None:
             total, stamps = self._stamps()
             return stamps if total == 0 and len(stamps) == self.targets else None
@@ -117,15 +139,16 @@ class Prometheus:
 
     def last_sample(self, total: float, version: str | None = None) -> float:
         """Timestamp of the scrape where the rows (of ``version``, one target) reached ``total``."""
+
         def ts() -> float | None:
             value, stamps = self._stamps(version)
             return max(stamps) if value == total and stamps else None
+
         return float(wait(ts, 20, f"a scrape with {total} rows", interval=0.25))
 
     def stop(self) -> None:
         stop_process(self.proc)
         self.log.close()
-
 
 
 def from_exposition(text: str, version: str) -> dict[str, object]:
@@ -169,5 +192,3 @@ def assert_same(lc: LiveCounts, ref: dict) -> None:
     assert dict(lc.prediction_classes) == pytest.approx(ref["cls"], abs=1e-9)
     assert lc.rows == pytest.approx(ref["rows"], abs=1e-9)
     assert (lc.requests, lc.errors) == pytest.approx((ref["req"], ref["err"]), abs=1e-9)
-
-

@@ -88,8 +88,9 @@ def _wine_frame() -> Any:
 def _upload(env: dict[str, str], bucket: str, key: str, body: bytes) -> None:
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"])
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=bucket,
-                             CreateBucketConfiguration={"LocationConstraint": env["AWS_REGION"]})
+        client.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": env["AWS_REGION"]}
+        )
     client.put_object(Bucket=bucket, Key=key, Body=body)
 
 
@@ -97,8 +98,18 @@ def _run(tmp_path: Path, spec_doc: dict[str, Any]) -> tuple[int, dict[str, Any]]
     spec_file = tmp_path / "tj.yaml"
     spec_file.write_text(yaml.safe_dump(spec_doc))
     term = tmp_path / "result.json"
-    rc = train(["--spec-file", str(spec_file), "--output-uri", (tmp_path / "models").as_uri(),
-                "--termination-log", str(term), "--run-id", "r1"])
+    rc = train(
+        [
+            "--spec-file",
+            str(spec_file),
+            "--output-uri",
+            (tmp_path / "models").as_uri(),
+            "--termination-log",
+            str(term),
+            "--run-id",
+            "r1",
+        ]
+    )
     return rc, json.loads(term.read_text())
 
 

@@ -20,8 +20,10 @@ from onnxops.drift.performance import accuracy, macro_f1
 from onnxops.drift.performance_source import Performance, fetch_performance_prometheus
 from onnxops.drift.prometheus import scope_matchers
 
-pytestmark = [pytest.mark.timeout(120),
-              pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed")]
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed"),
+]
 
 
 def test_prometheus_gives_the_per_version_numbers_of_one_service(tmp_path: Path) -> None:
@@ -34,18 +36,22 @@ def test_prometheus_gives_the_per_version_numbers_of_one_service(tmp_path: Path)
         s.__enter__()
     prom = None
     try:
-        prom = Prometheus(tmp_path, [s.port for s in servers], "iris",
-                          target_labels=[{"namespace": ns} for ns, _ in cfg])
+        prom = Prometheus(
+            tmp_path, [s.port for s in servers], "iris", target_labels=[{"namespace": ns} for ns, _ in cfg]
+        )
         rows: dict[str, list[tuple[str, str]]] = {"1": [], "2": []}
         for n, ((ns, ver), srv) in enumerate(zip(cfg, servers, strict=True)):
             idx = rng.integers(0, 150, 40)
-            st, doc = post_json(srv.port, "/v2/models/iris/infer",
-                                v2_body(clf.X[idx].astype(np.float32), "X", id=f"r{n}"))
+            st, doc = post_json(
+                srv.port, "/v2/models/iris/infer", v2_body(clf.X[idx].astype(np.float32), "X", id=f"r{n}")
+            )
             assert st == 200
             pred = doc["outputs"][0]["data"]
             truth = [int((y[j] + (1 if ver == "2" and i % 3 == 0 else 0)) % 3) for i, j in enumerate(idx)]
-            items: list[dict[str, Any]] = [{"id": f"r{n}:{i}", "truth": truth[i], "version": ver,
-                                            "prediction": pred[i]} for i in range(40)]
+            items: list[dict[str, Any]] = [
+                {"id": f"r{n}:{i}", "truth": truth[i], "version": ver, "prediction": pred[i]}
+                for i in range(40)
+            ]
             if ns == "team-b":  # other team's labels (all wrong) must not leak into team-a's numbers
                 items = [dict(it, truth=(int(it["prediction"]) + 1) % 3) for it in items]
             else:
@@ -59,8 +65,11 @@ def test_prometheus_gives_the_per_version_numbers_of_one_service(tmp_path: Path)
             return bool(r) and float(r[0]["value"][1]) == 120
 
         wait(scraped, 20, "the labels in Prometheus")
-        perf = asyncio.run(fetch_performance_prometheus(prom.url, "iris", "10m",
-                                                        extra_matchers=scope_matchers("team-a", "iris")))
+        perf = asyncio.run(
+            fetch_performance_prometheus(
+                prom.url, "iris", "10m", extra_matchers=scope_matchers("team-a", "iris")
+            )
+        )
         assert isinstance(perf, Performance), perf
         assert set(perf.versions) == {"1", "2"}
         for ver in ("1", "2"):

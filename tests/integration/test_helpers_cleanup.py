@@ -38,16 +38,18 @@ def _never_ready(*args: object, **kwargs: object) -> None:
     raise AssertionError("timed out waiting (simulated)")
 
 
-def test_prometheus_helper_stops_its_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             started: list[subprocess.Popen[Any]]) -> None:
+def test_prometheus_helper_stops_its_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[subprocess.Popen[Any]]
+) -> None:
     monkeypatch.setattr(test_drift_prometheus_support, "wait", _never_ready)
     with pytest.raises(AssertionError, match="simulated"):
         test_drift_prometheus_support.Prometheus(tmp_path, [1], "m")
     assert len(started) == 1 and started[0].poll() is not None
 
 
-def test_exporter_helper_stops_its_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           started: list[subprocess.Popen[Any]]) -> None:
+def test_exporter_helper_stops_its_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[subprocess.Popen[Any]]
+) -> None:
     monkeypatch.setattr(test_drift_prometheus, "wait", _never_ready)
     with pytest.raises(AssertionError, match="simulated"):
         test_drift_prometheus.Exporter(tmp_path, test_drift_prometheus_support.free_port(), 1)
@@ -61,7 +63,8 @@ def test_serving_helper_stops_its_process(tmp_path: Path, started: list[subproce
     (tmp_path / "onnxops" / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
     (pkg / "__main__.py").write_text(
-        "import sys, time\nsys.stderr.write('not json\\n')\nsys.stderr.flush()\ntime.sleep(120)\n")
+        "import sys, time\nsys.stderr.write('not json\\n')\nsys.stderr.flush()\ntime.sleep(120)\n"
+    )
     env = {"PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
     with pytest.raises(ValueError):
         test_serving_process.Proc(env)

@@ -47,18 +47,30 @@ def settle(c: Cluster) -> None:
     for _ in range(2):
         obj = c.get("InferenceService", "iris")
         before = (((obj or {}).get("status") or {}).get("performance") or {}).get("evaluatedAt")
-        c.wait_status("InferenceService", "iris",
-                      lambda s, b=before: (s.get("performance") or {}).get("evaluatedAt") not in (None, b),
-                      timeout=60)
+        c.wait_status(
+            "InferenceService",
+            "iris",
+            lambda s, b=before: (s.get("performance") or {}).get("evaluatedAt") not in (None, b),
+            timeout=60,
+        )
 
 
 def pod_url(c: Cluster, version: int, service: str = "iris") -> str:
     """The model's v2 base URL on a serving pod of ``version``."""
-    pod = c.wait(f"a serving pod of v{version}", lambda: next(
-        (p for p in c.list("Pod", api="v1", label_selector={"onnxops.dev/inference-service": service})
-         if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
-         and (p["metadata"].get("labels") or {}).get("onnxops.dev/version") == str(version)), None),
-        timeout=90)
+    pod = c.wait(
+        f"a serving pod of v{version}",
+        lambda: next(
+            (
+                p
+                for p in c.list("Pod", api="v1", label_selector={"onnxops.dev/inference-service": service})
+                if (p.get("status") or {}).get("podIP")
+                and not p["metadata"].get("deletionTimestamp")
+                and (p["metadata"].get("labels") or {}).get("onnxops.dev/version") == str(version)
+            ),
+            None,
+        ),
+        timeout=90,
+    )
     return f"http://{pod['status']['podIP']}:8080/v2/models/iris"
 
 
@@ -73,14 +85,31 @@ def serve_and_label(c: Cluster, version: int, rounds: int, tag: str) -> tuple[li
         items = []
         for start in range(0, 150, 10):
             rid = f"{tag}-{r}-{start}"
-            doc = post(f"{base}/infer", {"id": rid, "inputs": [
-                {"name": "input", "shape": [10, 4], "datatype": "FP32",
-                 "data": x[start:start + 10].astype(np.float32).ravel().tolist()}]})
+            doc = post(
+                f"{base}/infer",
+                {
+                    "id": rid,
+                    "inputs": [
+                        {
+                            "name": "input",
+                            "shape": [10, 4],
+                            "datatype": "FP32",
+                            "data": x[start : start + 10].astype(np.float32).ravel().tolist(),
+                        }
+                    ],
+                },
+            )
             assert doc["model_version"] == str(version)
             labels = doc["outputs"][0]["data"]
             for i in range(10):
-                items.append({"id": f"{rid}:{i}", "truth": int(truth[start + i]),
-                              "version": doc["model_version"], "prediction": labels[i]})
+                items.append(
+                    {
+                        "id": f"{rid}:{i}",
+                        "truth": int(truth[start + i]),
+                        "version": doc["model_version"],
+                        "prediction": labels[i],
+                    }
+                )
                 y_true.append(int(truth[start + i]))
                 y_pred.append(int(labels[i]))
         got = post(f"{base}/feedback", items)
@@ -93,41 +122,87 @@ def trained(env: tuple[Cluster, Path]) -> tuple[Cluster, Path]:
     """v1 of iris (LogisticRegression on iris), shared by the tests of this module."""
     c, work = env
     if c.get("TrainingJob", "iris-1") is None:
-        c.create({"apiVersion": API, "kind": "TrainingJob", "metadata": {"name": "iris-1"}, "spec": {
-            "model": "iris", "dataset": {"uri": "sklearn://iris"},
-            "estimator": {"className": "LogisticRegression", "params": {"max_iter": 500}},
-            "output": {"uri": f"file://{work / 'store'}"}, "backoffLimit": 0}})
+        c.create(
+            {
+                "apiVersion": API,
+                "kind": "TrainingJob",
+                "metadata": {"name": "iris-1"},
+                "spec": {
+                    "model": "iris",
+                    "dataset": {"uri": "sklearn://iris"},
+                    "estimator": {"className": "LogisticRegression", "params": {"max_iter": 500}},
+                    "output": {"uri": f"file://{work / 'store'}"},
+                    "backoffLimit": 0,
+                },
+            }
+        )
     c.wait_status("ModelVersion", "iris-v1", lambda s: s.get("phase") == "Ready", timeout=150)
     return c, work
 
 
 def test_concept_drift_retrains_on_captured_traffic_with_the_new_labels(
-        trained: tuple[Cluster, Path]) -> None:
+    trained: tuple[Cluster, Path],
+) -> None:
     c, work = trained
     store = work / "store"
     sink = "pvc://traffic/default/iris/"
-    c.create({"apiVersion": API, "kind": "InferenceService", "metadata": {"name": "iris"}, "spec": {
-        "model": "iris", "replicas": 1,
-        "rollout": {"strategy": "Recreate", "bakeTime": "1s"},
-        "logging": {"flushInterval": "1s", "sink": {"uri": sink}},
-        "monitoring": {
-            "interval": "2s",
-            "drift": {"method": "psi", "threshold": 0.2, "window": "10m", "minSamples": 100,
-                      "failureLimit": 1},
-            "onDrift": "Alert",
-            "performance": {"metric": "accuracy", "maxDegradation": 0.1, "minLabels": 100, "window": "10m",
-                            "failureLimit": 1, "onConceptDrift": "Retrain"},
-        },
-        "retrain": {"minInterval": "1h", "trainingJob": {
-            "model": "iris",
-            "dataset": {"target": "species", "fromServing": {
-                "service": "iris", "window": "1h", "minRows": 100, "sinkUri": sink,
-                "labels": {"uri": sink + "_labels/"}}},
-            "estimator": {"className": "LogisticRegression", "params": {"max_iter": 1000}},
-            "output": {"uri": f"file://{store}"}, "backoffLimit": 0}},
-    }})
-    c.wait_status("InferenceService", "iris",
-                  lambda s: s.get("stableVersion") == 1 and s.get("phase") == "Ready", timeout=120)
+    c.create(
+        {
+            "apiVersion": API,
+            "kind": "InferenceService",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "model": "iris",
+                "replicas": 1,
+                "rollout": {"strategy": "Recreate", "bakeTime": "1s"},
+                "logging": {"flushInterval": "1s", "sink": {"uri": sink}},
+                "monitoring": {
+                    "interval": "2s",
+                    "drift": {
+                        "method": "psi",
+                        "threshold": 0.2,
+                        "window": "10m",
+                        "minSamples": 100,
+                        "failureLimit": 1,
+                    },
+                    "onDrift": "Alert",
+                    "performance": {
+                        "metric": "accuracy",
+                        "maxDegradation": 0.1,
+                        "minLabels": 100,
+                        "window": "10m",
+                        "failureLimit": 1,
+                        "onConceptDrift": "Retrain",
+                    },
+                },
+                "retrain": {
+                    "minInterval": "1h",
+                    "trainingJob": {
+                        "model": "iris",
+                        "dataset": {
+                            "target": "species",
+                            "fromServing": {
+                                "service": "iris",
+                                "window": "1h",
+                                "minRows": 100,
+                                "sinkUri": sink,
+                                "labels": {"uri": sink + "_labels/"},
+                            },
+                        },
+                        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 1000}},
+                        "output": {"uri": f"file://{store}"},
+                        "backoffLimit": 0,
+                    },
+                },
+            },
+        }
+    )
+    c.wait_status(
+        "InferenceService",
+        "iris",
+        lambda s: s.get("stableVersion") == 1 and s.get("phase") == "Ready",
+        timeout=120,
+    )
     # let the direct scrape take its first snapshot, then the traffic and its (changed) ground truth
     settle(c)
     t1, p1 = serve_and_label(c, 1, 2, "a")
@@ -135,8 +210,9 @@ def test_concept_drift_retrains_on_captured_traffic_with_the_new_labels(
     live_v1 = accuracy_score(t1, p1)
     assert live_v1 < held_out * 0.9  # the reference: v1 is degraded on the new labels
 
-    st = c.wait_status("InferenceService", "iris", lambda s: (s.get("retrain") or {}).get("trainingJob"),
-                       timeout=90)["status"]
+    st = c.wait_status(
+        "InferenceService", "iris", lambda s: (s.get("retrain") or {}).get("trainingJob"), timeout=90
+    )["status"]
     assert st["retrain"]["reason"] == "ConceptDrift"
     perf = st["performance"]
     assert perf["metric"] == "accuracy" and perf["versions"]["1"]["labels"] == len(t1)
@@ -144,14 +220,22 @@ def test_concept_drift_retrains_on_captured_traffic_with_the_new_labels(
     assert st["drift"]["verdict"] != "Drift"  # the inputs did not drift
     assert all(v < 0.2 for v in (st["drift"].get("versions") or {}).values())
 
-    tj = c.wait_status("TrainingJob", st["retrain"]["trainingJob"],
-                       lambda s: s.get("phase") in ("Succeeded", "Failed"), timeout=150)
+    tj = c.wait_status(
+        "TrainingJob",
+        st["retrain"]["trainingJob"],
+        lambda s: s.get("phase") in ("Succeeded", "Failed"),
+        timeout=150,
+    )
     assert tj["status"]["phase"] == "Succeeded", tj["status"]
     assert tj["status"]["modelVersion"] == "iris-v2"
     mv2 = c.get("ModelVersion", "iris-v2")
     assert mv2 is not None and mv2["spec"]["lineage"]["dataset"]["fromServing"]["rowsLabelled"] >= 100
-    c.wait_status("InferenceService", "iris",
-                  lambda s: s.get("stableVersion") == 2 and s.get("phase") == "Ready", timeout=120)
+    c.wait_status(
+        "InferenceService",
+        "iris",
+        lambda s: s.get("stableVersion") == 2 and s.get("phase") == "Ready",
+        timeout=120,
+    )
     settle(c)
     t2, p2 = serve_and_label(c, 2, 2, "b")
     live_v2 = accuracy_score(t2, p2)
@@ -171,29 +255,59 @@ def test_label_files_are_evaluated_by_an_operator_run_job(trained: tuple[Cluster
     from the trainer image that joins it with the captured rows, and status.performance carries what
     scikit-learn gives on the same rows (labels for ids that were never captured: counted, ignored)."""
     c, work = trained
-    c.create({"apiVersion": API, "kind": "InferenceService", "metadata": {"name": "irisb"}, "spec": {
-        "model": "iris", "version": 1, "replicas": 1,
-        "rollout": {"strategy": "Recreate", "bakeTime": "1s"},
-        "logging": {"flushInterval": "1s", "sink": {"uri": "pvc://traffic/default/irisb/"}},
-        "monitoring": {
-            "interval": "2s",
-            "drift": {"method": "psi", "threshold": 0.2, "window": "10m", "minSamples": 100},
-            "onDrift": "Alert",
-            "performance": {"metric": "accuracy", "min": 0.9, "minLabels": 50, "window": "10m",
-                            "failureLimit": 1, "source": "LabelFiles",
-                            "labelFiles": {"uri": "pvc://traffic/warehouse/", "target": "species"}},
-        },
-    }})
-    c.wait_status("InferenceService", "irisb",
-                  lambda s: s.get("stableVersion") == 1 and s.get("phase") == "Ready", timeout=120)
+    c.create(
+        {
+            "apiVersion": API,
+            "kind": "InferenceService",
+            "metadata": {"name": "irisb"},
+            "spec": {
+                "model": "iris",
+                "version": 1,
+                "replicas": 1,
+                "rollout": {"strategy": "Recreate", "bakeTime": "1s"},
+                "logging": {"flushInterval": "1s", "sink": {"uri": "pvc://traffic/default/irisb/"}},
+                "monitoring": {
+                    "interval": "2s",
+                    "drift": {"method": "psi", "threshold": 0.2, "window": "10m", "minSamples": 100},
+                    "onDrift": "Alert",
+                    "performance": {
+                        "metric": "accuracy",
+                        "min": 0.9,
+                        "minLabels": 50,
+                        "window": "10m",
+                        "failureLimit": 1,
+                        "source": "LabelFiles",
+                        "labelFiles": {"uri": "pvc://traffic/warehouse/", "target": "species"},
+                    },
+                },
+            },
+        }
+    )
+    c.wait_status(
+        "InferenceService",
+        "irisb",
+        lambda s: s.get("stableVersion") == 1 and s.get("phase") == "Ready",
+        timeout=120,
+    )
     base = pod_url(c, 1, "irisb")
     x, y = load_iris(return_X_y=True)
     truth = relabelled(x, y)
     lines, y_true, y_pred = ["id,species"], [], []
     for start in range(0, 150, 10):
-        doc = post(f"{base}/infer", {"id": f"w-{start}", "inputs": [
-            {"name": "input", "shape": [10, 4], "datatype": "FP32",
-             "data": x[start:start + 10].astype(np.float32).ravel().tolist()}]})
+        doc = post(
+            f"{base}/infer",
+            {
+                "id": f"w-{start}",
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [10, 4],
+                        "datatype": "FP32",
+                        "data": x[start : start + 10].astype(np.float32).ravel().tolist(),
+                    }
+                ],
+            },
+        )
         for i, p in enumerate(doc["outputs"][0]["data"]):
             lines.append(f"w-{start}:{i},{int(truth[start + i])}")
             y_true.append(int(truth[start + i]))

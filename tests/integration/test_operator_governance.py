@@ -41,8 +41,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Pat
     work = tmp_path_factory.mktemp("governance")
     with (
         local_cluster(work / "rt") as c,
-        operator(c, {"ONNXOPS_METRICS_PROVIDER": "_fake_metrics:provider",
-                     "ONNXOPS_FAKE_METRICS": str(work / "metrics.json")}),
+        operator(
+            c,
+            {
+                "ONNXOPS_METRICS_PROVIDER": "_fake_metrics:provider",
+                "ONNXOPS_FAKE_METRICS": str(work / "metrics.json"),
+            },
+        ),
     ):
         yield c, work
 
@@ -51,23 +56,35 @@ def add_version(c: Cluster, work: Path, blob: bytes, model: str, v: int) -> None
     path = work / model / str(v) / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)
-    c.create({
-        "apiVersion": "onnxops.dev/v1alpha1", "kind": "ModelVersion", "metadata": {"name": f"{model}-v{v}"},
-        "spec": {"model": model, "version": v,
-                 "artifact": {"uri": f"file://{path}", "sha256": hashlib.sha256(blob).hexdigest()}},
-    })
+    c.create(
+        {
+            "apiVersion": "onnxops.dev/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": f"{model}-v{v}"},
+            "spec": {
+                "model": model,
+                "version": v,
+                "artifact": {"uri": f"file://{path}", "sha256": hashlib.sha256(blob).hexdigest()},
+            },
+        }
+    )
 
 
 def wait_ready(c: Cluster, model: str, *versions: int) -> None:
     for v in versions:
-        st = c.wait_status("ModelVersion", f"{model}-v{v}", lambda s: s.get("phase") in ("Ready", "Failed"),
-                           timeout=90)
+        st = c.wait_status(
+            "ModelVersion", f"{model}-v{v}", lambda s: s.get("phase") in ("Ready", "Failed"), timeout=90
+        )
         assert st["status"]["phase"] == "Ready", st["status"]
 
 
 def isvc(name: str, version: int | str) -> dict[str, Any]:
-    return {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService", "metadata": {"name": name},
-            "spec": {"model": name, "version": version, "replicas": 1, "rollout": ROLLOUT}}
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {"model": name, "version": version, "replicas": 1, "rollout": ROLLOUT},
+    }
 
 
 def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -75,8 +92,11 @@ def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def serving(version: int) -> Any:
-    return lambda s: (s.get("stableVersion") == version and s.get("canaryVersion") is None
-                      and cond(s, "Ready").get("status") == "True")
+    return lambda s: (
+        s.get("stableVersion") == version
+        and s.get("canaryVersion") is None
+        and cond(s, "Ready").get("status") == "True"
+    )
 
 
 def kubectl_get(c: Cluster, *args: str) -> list[dict[str, str]]:
@@ -84,8 +104,13 @@ def kubectl_get(c: Cluster, *args: str) -> list[dict[str, str]]:
     kubectl = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
     if not Path(kubectl).exists():
         pytest.skip("kubectl is not installed")
-    out = subprocess.run([kubectl, "--kubeconfig", c.kubeconfig, "get", *args], capture_output=True,
-                         text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        [kubectl, "--kubeconfig", c.kubeconfig, "get", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     header, *lines = out.splitlines()
     starts = [m.start() for m in re.finditer(r"\S+", header)]
     ends = [*starts[1:], None]
@@ -101,17 +126,28 @@ def test_approval_gates_latest_and_revoke_rolls_back(
     env: tuple[Cluster, Path], onnx_model: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     c, work = env
-    c.create({"apiVersion": "onnxops.dev/v1alpha1", "kind": "Model", "metadata": {"name": "gov"},
-              "spec": {"releasePolicy": {"requireApproval": True},
-                       "approvals": [{"version": 1, "by": "alice", "reason": "initial review"}]}})
+    c.create(
+        {
+            "apiVersion": "onnxops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "gov"},
+            "spec": {
+                "releasePolicy": {"requireApproval": True},
+                "approvals": [{"version": 1, "by": "alice", "reason": "initial review"}],
+            },
+        }
+    )
     for v in (1, 2):
         add_version(c, work, onnx_model, "gov", v)
     wait_ready(c, "gov", 1, 2)
     c.create(isvc("gov", "latest"))
     # v2 is the newest Ready version, but only v1 is approved: v1 is served, v2 waits with a clear condition
-    st = c.wait_status("InferenceService", "gov",
-                       lambda s: serving(1)(s) and cond(s, "ReleaseBlocked").get("status") == "True",
-                       timeout=90)["status"]
+    st = c.wait_status(
+        "InferenceService",
+        "gov",
+        lambda s: serving(1)(s) and cond(s, "ReleaseBlocked").get("status") == "True",
+        timeout=90,
+    )["status"]
     blocked = cond(st, "ReleaseBlocked")
     assert blocked["reason"] == "AwaitingApproval" and "v2 awaits approval" in blocked["message"], blocked
     assert not (c.get("ModelVersion", "gov-v2") or {}).get("status", {}).get("servedBy")
@@ -143,8 +179,14 @@ def test_alias_move_rolls_out_and_a_bad_alias_changes_nothing(
     env: tuple[Cluster, Path], onnx_model: bytes
 ) -> None:
     c, work = env
-    c.create({"apiVersion": "onnxops.dev/v1alpha1", "kind": "Model", "metadata": {"name": "ali"},
-              "spec": {"aliases": {"production": 1}}})
+    c.create(
+        {
+            "apiVersion": "onnxops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "ali"},
+            "spec": {"aliases": {"production": 1}},
+        }
+    )
     for v in (1, 2):
         add_version(c, work, onnx_model, "ali", v)
     wait_ready(c, "ali", 1, 2)
@@ -153,8 +195,9 @@ def test_alias_move_rolls_out_and_a_bad_alias_changes_nothing(
     # a Git commit pointing the alias at a version that does not exist: nothing served changes, both the
     # service and the Model say why, naming the field
     c.patch("Model", "ali", {"spec": {"aliases": {"production": 9}}})
-    st = c.wait_status("InferenceService", "ali",
-                       lambda s: cond(s, "ReleaseBlocked").get("reason") == "AliasNotReady")["status"]
+    st = c.wait_status(
+        "InferenceService", "ali", lambda s: cond(s, "ReleaseBlocked").get("reason") == "AliasNotReady"
+    )["status"]
     assert st["stableVersion"] == 1 and st.get("canaryVersion") is None
     assert "alias 'production' of Model ali names v9" in cond(st, "ReleaseBlocked")["message"]
     m = c.wait_status("Model", "ali", lambda s: cond(s, "Ready").get("status") == "False")["status"]
@@ -176,8 +219,17 @@ def test_model_is_created_and_retention_archives_the_oldest_unserved(
     wait_ready(c, "ret", 1, 2, 3, 4)
     # created at the first registration (an existing manifest set keeps working)
     c.wait("Model ret", lambda: c.get("Model", "ret"), timeout=30)
-    c.patch("Model", "ret", {"spec": {"retention": {"keepUnserved": 1}, "aliases": {"staging": 4},
-                                      "approvals": [{"version": 4, "by": "bob", "reason": "ok"}]}})
+    c.patch(
+        "Model",
+        "ret",
+        {
+            "spec": {
+                "retention": {"keepUnserved": 1},
+                "aliases": {"staging": 4},
+                "approvals": [{"version": 4, "by": "bob", "reason": "ok"}],
+            }
+        },
+    )
     # v4 is named by an alias (kept, not counted), v3 is the newest unserved one kept; v1, v2 archived
     m = c.wait_status("Model", "ret", lambda s: s.get("archivedVersions") == [1, 2])["status"]
     assert m["latestVersion"] == 4
@@ -201,9 +253,19 @@ def test_model_is_created_and_retention_archives_the_oldest_unserved(
 
 
 def training(name: str, store: Path, estimator: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "onnxops.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": name},
-            "spec": {"model": "champ", "dataset": {"uri": "sklearn://iris"}, "estimator": estimator,
-                     "output": {"uri": f"file://{store}"}, "backoffLimit": 0, "evaluation": evaluation}}
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "model": "champ",
+            "dataset": {"uri": "sklearn://iris"},
+            "estimator": estimator,
+            "output": {"uri": f"file://{store}"},
+            "backoffLimit": 0,
+            "evaluation": evaluation,
+        },
+    }
 
 
 def finished(s: dict[str, Any]) -> bool:
@@ -213,8 +275,11 @@ def finished(s: dict[str, Any]) -> bool:
 def test_champion_gates_pass_and_fail_with_both_scores(env: tuple[Cluster, Path]) -> None:
     c, work = env
     store = work / "store"
-    gated = {"metrics": ["accuracy"], "champion": {"alias": "production"},
-             "championGates": [{"metric": "accuracy", "maxRegression": 0.01}]}
+    gated = {
+        "metrics": ["accuracy"],
+        "champion": {"alias": "production"},
+        "championGates": [{"metric": "accuracy", "maxRegression": 0.01}],
+    }
     strong = {"className": "LogisticRegression", "params": {"max_iter": 300}}
     weak = {"className": "DecisionTreeClassifier", "params": {"max_depth": 1}}
     # a gate naming a service that does not exist: no Job, the TrainingJob names the field

@@ -25,14 +25,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def mv(version: int) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ModelVersion", "metadata": {"name": f"rl-v{version}"},
-            "spec": {"model": "rl", "version": version,
-                     "artifact": {"uri": f"file:///nowhere/rl/{version}/model.onnx", "sha256": SHA}}}
+    return {
+        "apiVersion": API,
+        "kind": "ModelVersion",
+        "metadata": {"name": f"rl-v{version}"},
+        "spec": {
+            "model": "rl",
+            "version": version,
+            "artifact": {"uri": f"file:///nowhere/rl/{version}/model.onnx", "sha256": SHA},
+        },
+    }
 
 
 def isvc(name: str) -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "InferenceService", "metadata": {"name": name},
-            "spec": {"model": "rl", "version": "latest", "replicas": 1}}
+    return {
+        "apiVersion": API,
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {"model": "rl", "version": "latest", "replicas": 1},
+    }
 
 
 def served_by(cluster: Cluster, name: str) -> list[str] | None:
@@ -56,13 +67,17 @@ def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster)
             store.close_watchers()
             old = store.get(gr, "default", "rl-b")
             assert old is not None
-            store.remove(gr, {**old, "metadata": {**old["metadata"],
-                                                   "resourceVersion": str(store.next_rv())}})
+            store.remove(
+                gr, {**old, "metadata": {**old["metadata"], "resourceVersion": str(store.next_rv())}}
+            )
             store.expire_watches()
 
         cluster.call(drop_watches_and_delete_unseen)
-        cluster.wait("servedBy without the deleted service",
-                     lambda: served_by(cluster, "rl-v1") == ["default/rl-a"], timeout=60)
+        cluster.wait(
+            "servedBy without the deleted service",
+            lambda: served_by(cluster, "rl-v1") == ["default/rl-a"],
+            timeout=60,
+        )
         assert operator_context().indexes.relists > relists  # the informers listed again
 
         # a new version around a second restart: `latest` finds it through the re-built index
@@ -84,15 +99,25 @@ def test_indexes_survive_a_watch_restart_and_a_missed_deletion(cluster: Cluster)
             return bool(st.get("stableVersion") == 2)
 
         cluster.wait("rl-c deploys v2", deployed, timeout=60)
-        cluster.wait("v2 servedBy rl-c", lambda: "default/rl-c" in (served_by(cluster, "rl-v2") or []),
-                     timeout=60)
+        cluster.wait(
+            "v2 servedBy rl-c", lambda: "default/rl-c" in (served_by(cluster, "rl-v2") or []), timeout=60
+        )
 
 
 async def _add_ready(store: Any, body: dict[str, Any]) -> None:
-    md = {**body["metadata"], "namespace": "default", "uid": str(uuid.uuid4()), "generation": 1,
-          "resourceVersion": str(store.next_rv()), "creationTimestamp": "2026-01-01T00:00:00Z"}
-    store.put(("onnxops.dev", "modelversions"),
-              {**body, "metadata": md, "status": {"phase": "Ready", "observedGeneration": 1}}, "ADDED")
+    md = {
+        **body["metadata"],
+        "namespace": "default",
+        "uid": str(uuid.uuid4()),
+        "generation": 1,
+        "resourceVersion": str(store.next_rv()),
+        "creationTimestamp": "2026-01-01T00:00:00Z",
+    }
+    store.put(
+        ("onnxops.dev", "modelversions"),
+        {**body, "metadata": md, "status": {"phase": "Ready", "observedGeneration": 1}},
+        "ADDED",
+    )
 
 
 async def _expire(store: Any) -> None:

@@ -108,12 +108,36 @@ async def test_ensure_reverts_other_managers_edits(client: KubeClient, tmp_path:
     await kubectl(kubeconfig, "set", "resources", "deployment", "d", "--limits=cpu=10m")
     await kubectl(kubeconfig, "set", "image", "deployment/d", "c=other:1")
     await kubectl(kubeconfig, "set", "env", "deployment/d", "B=2")
-    await kubectl(kubeconfig, "patch", "deployment", "d", "--type=merge", "-p", json.dumps({
-        "metadata": {"labels": {"team": "x"}},
-        "spec": {"minReadySeconds": 30, "paused": True, "replicas": 5,
-                 "template": {"spec": {"nodeSelector": {"disk": "ssd"}}}}}))
-    await kubectl(kubeconfig, "patch", "deployment", "d", "--type=strategic", "-p", json.dumps(
-        {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "side:1"}]}}}}))
+    await kubectl(
+        kubeconfig,
+        "patch",
+        "deployment",
+        "d",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "metadata": {"labels": {"team": "x"}},
+                "spec": {
+                    "minReadySeconds": 30,
+                    "paused": True,
+                    "replicas": 5,
+                    "template": {"spec": {"nodeSelector": {"disk": "ssd"}}},
+                },
+            }
+        ),
+    )
+    await kubectl(
+        kubeconfig,
+        "patch",
+        "deployment",
+        "d",
+        "--type=strategic",
+        "-p",
+        json.dumps(
+            {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "side:1"}]}}}}
+        ),
+    )
     edited = await client.get("apps/v1", "Deployment", "default", "d")
     assert edited is not None and edited["spec"]["paused"] is True
     action, obj = await ensure(client, owned_deployment(2), edited)
@@ -175,8 +199,15 @@ async def test_a_removal_the_server_undoes_is_not_repeated(client: KubeClient, t
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", client.server)
     await ensure(client, owned_deployment(2))
     for policy in ("Default", "ClusterFirst"):  # the second edit sets the server's default again
-        await kubectl(kubeconfig, "patch", "deployment", "d", "--type=merge", "-p",
-                      json.dumps({"spec": {"template": {"spec": {"dnsPolicy": policy}}}}))
+        await kubectl(
+            kubeconfig,
+            "patch",
+            "deployment",
+            "d",
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"template": {"spec": {"dnsPolicy": policy}}}}),
+        )
     edited = await client.get("apps/v1", "Deployment", "default", "d")
     writes = client.writes
     action, obj = await ensure(client, owned_deployment(2), edited)

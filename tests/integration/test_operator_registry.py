@@ -51,8 +51,9 @@ def test_a_deleted_version_number_is_never_issued_again(cluster: Cluster, tmp_pa
 def _operator_process(cluster: Cluster, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KUBECONFIG": cluster.kubeconfig}
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "onnxops", "operator"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "onnxops", "operator"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def test_two_operator_processes_register_each_run_once(cluster: Cluster, tmp_path: Path) -> None:

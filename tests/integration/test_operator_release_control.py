@@ -89,12 +89,17 @@ def env(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterato
     port = receiver.server_address[1]
     with (
         local_cluster(work / "rt") as c,
-        operator(c, {"ONNXOPS_METRICS_PROVIDER": "_fake_metrics:provider",
-                     "ONNXOPS_FAKE_METRICS": str(work / "metrics.json"),
-                     # the chart's notifications.sinks: the URL from an env var (a Secret in the chart)
-                     "ONNXOPS_NOTIFY_SINKS": json.dumps([{"name": "ops", "urlEnv": "ONNXOPS_NOTIFY_URL_0"}]),
-                     "ONNXOPS_NOTIFY_URL_0": f"http://127.0.0.1:{port}/global",
-                     "ONNXOPS_NOTIFY_BACKOFF_SECONDS": "0.2"}),
+        operator(
+            c,
+            {
+                "ONNXOPS_METRICS_PROVIDER": "_fake_metrics:provider",
+                "ONNXOPS_FAKE_METRICS": str(work / "metrics.json"),
+                # the chart's notifications.sinks: the URL from an env var (a Secret in the chart)
+                "ONNXOPS_NOTIFY_SINKS": json.dumps([{"name": "ops", "urlEnv": "ONNXOPS_NOTIFY_URL_0"}]),
+                "ONNXOPS_NOTIFY_URL_0": f"http://127.0.0.1:{port}/global",
+                "ONNXOPS_NOTIFY_BACKOFF_SECONDS": "0.2",
+            },
+        ),
     ):
         yield c, work
 
@@ -103,20 +108,37 @@ def add_version(c: Cluster, work: Path, blob: bytes, model: str, v: int) -> None
     path = work / model / str(v) / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)
-    c.create({
-        "apiVersion": "onnxops.dev/v1alpha1", "kind": "ModelVersion", "metadata": {"name": f"{model}-v{v}"},
-        "spec": {"model": model, "version": v,
-                 "artifact": {"uri": f"file://{path}", "sha256": hashlib.sha256(blob).hexdigest()}},
-    })
-    st = c.wait_status("ModelVersion", f"{model}-v{v}", lambda s: s.get("phase") in ("Ready", "Failed"),
-                       timeout=90)
+    c.create(
+        {
+            "apiVersion": "onnxops.dev/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": f"{model}-v{v}"},
+            "spec": {
+                "model": model,
+                "version": v,
+                "artifact": {"uri": f"file://{path}", "sha256": hashlib.sha256(blob).hexdigest()},
+            },
+        }
+    )
+    st = c.wait_status(
+        "ModelVersion", f"{model}-v{v}", lambda s: s.get("phase") in ("Ready", "Failed"), timeout=90
+    )
     assert st["status"]["phase"] == "Ready", st["status"]
 
 
 def isvc(name: str, version: int, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService", "metadata": {"name": name},
-            "spec": {"model": name, "version": version, "replicas": 1,
-                     "rollout": {"steps": steps, "bakeTime": "1s", "progressDeadline": "90s"}, **spec}}
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": name},
+        "spec": {
+            "model": name,
+            "version": version,
+            "replicas": 1,
+            "rollout": {"steps": steps, "bakeTime": "1s", "progressDeadline": "90s"},
+            **spec,
+        },
+    }
 
 
 def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -124,8 +146,11 @@ def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def serving(version: int) -> Any:
-    return lambda s: (s.get("stableVersion") == version and s.get("canaryVersion") is None
-                      and cond(s, "Ready").get("status") == "True")
+    return lambda s: (
+        s.get("stableVersion") == version
+        and s.get("canaryVersion") is None
+        and cond(s, "Ready").get("status") == "True"
+    )
 
 
 def cli(c: Cluster, main: Any, *args: str) -> int:
@@ -140,18 +165,28 @@ def test_manual_gate_waits_then_promote_and_abort(
         add_version(c, work, onnx_model, "gate", v)
     steps = [{"weight": 50, "pause": "1s", "awaitPromotion": True}, {"weight": 80, "pause": "1s"}]
     url = f"http://127.0.0.1:{receiver.server_address[1]}/flaky/T0KEN"
-    c.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"},
-              "data": {"url": base64.b64encode(url.encode()).decode()}})
-    sink = {"format": "Slack", "events": ["AwaitingPromotion", "RolledBack"],
-            "urlSecretRef": {"name": "hook", "key": "url"}}
+    c.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hook"},
+            "data": {"url": base64.b64encode(url.encode()).decode()},
+        }
+    )
+    sink = {
+        "format": "Slack",
+        "events": ["AwaitingPromotion", "RolledBack"],
+        "urlSecretRef": {"name": "hook", "key": "url"},
+    }
     c.create(isvc("gate", 1, steps, notifications=[sink]))
     c.wait_status("InferenceService", "gate", serving(1), timeout=90)
     spec_before = c.get("InferenceService", "gate")["spec"]  # type: ignore[index]
 
     # v2: the canary passes its check at step 1, then waits for a person (no timeout)
     c.patch("InferenceService", "gate", {"spec": {"version": 2}})
-    st = c.wait_status("InferenceService", "gate", lambda s: s.get("reason") == "AwaitingPromotion",
-                       timeout=90)["status"]
+    st = c.wait_status(
+        "InferenceService", "gate", lambda s: s.get("reason") == "AwaitingPromotion", timeout=90
+    )["status"]
     assert st["canaryVersion"] == 2 and st["currentStep"] == 0 and st["phase"] == "Progressing"
     assert cond(st, "Paused")["status"] == "True" and "onnxops promote" in st["message"]
     assert st["lastAnalysis"]["verdict"] == "Pass"
@@ -183,8 +218,9 @@ def test_manual_gate_waits_then_promote_and_abort(
     c.patch("InferenceService", "gate", {"spec": {"version": 3}})
     c.wait_status("InferenceService", "gate", lambda s: s.get("reason") == "AwaitingPromotion", timeout=90)
     assert cli(c, rolloutctl.abort_main, "gate", "--reason", "labels look wrong") == 0
-    st = c.wait_status("InferenceService", "gate", lambda s: (s.get("rollback") or {}).get("from") == 3,
-                       timeout=60)["status"]
+    st = c.wait_status(
+        "InferenceService", "gate", lambda s: (s.get("rollback") or {}).get("from") == 3, timeout=60
+    )["status"]
     assert st["stableVersion"] == 2 and st.get("canaryVersion") is None and st.get("canaryWeight") is None
     assert st["rollback"]["reason"] == "AbortedByUser" and "labels look wrong" in st["rollback"]["message"]
     assert st["phase"] == "Degraded" and not st.get("control")
@@ -201,8 +237,16 @@ def test_manual_gate_waits_then_promote_and_abort(
         return [b["type"] for b in receiver.bodies("/global") if b["inferenceService"]["name"] == "gate"]
 
     # (the gate is announced again after `resume`: the canary waits for a person once more)
-    want = ["StepAdvanced", "AwaitingPromotion", "AwaitingPromotion", "StepAdvanced", "Promoted",
-            "StepAdvanced", "AwaitingPromotion", "RolledBack"]
+    want = [
+        "StepAdvanced",
+        "AwaitingPromotion",
+        "AwaitingPromotion",
+        "StepAdvanced",
+        "Promoted",
+        "StepAdvanced",
+        "AwaitingPromotion",
+        "RolledBack",
+    ]
     c.wait("global notifications", lambda: len(global_types()) >= len(want), timeout=30)
     assert global_types() == want
     rolled = receiver.bodies("/global")[-1]

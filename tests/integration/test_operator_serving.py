@@ -172,8 +172,10 @@ def test_canary_promotion_abort_hold_new_spec_and_quiet(env: tuple[Cluster, Path
     c.wait_status(
         "InferenceService",
         "shop",
-        lambda s: s.get("reason") == "AnalysisFailed"
-        and all(e["ready"] >= e.get("desired", 0) for e in s.get("capacity") or [{"ready": -1}]),
+        lambda s: (
+            s.get("reason") == "AnalysisFailed"
+            and all(e["ready"] >= e.get("desired", 0) for e in s.get("capacity") or [{"ready": -1}])
+        ),
         timeout=60,
     )
     time.sleep(1.0)
@@ -390,11 +392,23 @@ def test_deleted_and_edited_children_come_back_within_seconds(
         c.wait(f"{kind} {name} recreated", recreated, timeout=20)
     # a hand edit by another field manager (here: pausing the Deployment) is undone just as fast
     path = "/apis/apps/v1/namespaces/default/deployments/heal-v1"
-    c.call(lambda: c.client.request("PATCH", path, body={"spec": {"paused": True}},
-                                    content_type="application/merge-patch+json",
-                                    params={"fieldManager": "kubectl-patch"}))
-    c.wait("the pause undone", lambda: "paused" not in (c.get("Deployment", "heal-v1", api="apps/v1") or {
-        "spec": {"paused": True}})["spec"], timeout=20)
+    c.call(
+        lambda: c.client.request(
+            "PATCH",
+            path,
+            body={"spec": {"paused": True}},
+            content_type="application/merge-patch+json",
+            params={"fieldManager": "kubectl-patch"},
+        )
+    )
+    c.wait(
+        "the pause undone",
+        lambda: (
+            "paused"
+            not in (c.get("Deployment", "heal-v1", api="apps/v1") or {"spec": {"paused": True}})["spec"]
+        ),
+        timeout=20,
+    )
     c.delete("InferenceService", "heal")
 
 
@@ -412,22 +426,28 @@ def test_one_services_rollback_leaves_another_service_free(
         c.create(isvc(name, "pair", 1, replicas=1))
         c.wait_status("InferenceService", name, lambda s: s.get("stableVersion") == 1, timeout=90)
     c.patch("InferenceService", "pair-a", {"spec": {"version": "latest"}})
-    st = c.wait_status("InferenceService", "pair-a", lambda s: (s.get("rollback") or {}).get("from") == 2,
-                       timeout=90)["status"]
+    st = c.wait_status(
+        "InferenceService", "pair-a", lambda s: (s.get("rollback") or {}).get("from") == 2, timeout=90
+    )["status"]
     assert st["stableVersion"] == 1 and [e["version"] for e in st["rejectedVersions"]] == [2]
     mv2 = c.wait_status("ModelVersion", "pair-v2", lambda s: "pair-a" in (s.get("rejectedBy") or {}))
     assert mv2["status"]["rejectedBy"]["pair-a"]["reason"] == "AnalysisFailed"
     # B, same model, same namespace, `latest`: v2 is not blocked for it
     c.patch("InferenceService", "pair-b", {"spec": {"version": "latest"}})
-    st = c.wait_status("InferenceService", "pair-b", lambda s: s.get("stableVersion") == 2,
-                       timeout=90)["status"]
+    st = c.wait_status("InferenceService", "pair-b", lambda s: s.get("stableVersion") == 2, timeout=90)[
+        "status"
+    ]
     assert not st.get("rejectedVersions") and not st.get("rollback")
     assert set(c.get("ModelVersion", "pair-v2")["status"]["rejectedBy"]) == {"pair-a"}
     # A stays off v2 after a spec change ends its hold (its own record), until it pins v2
     c.patch("InferenceService", "pair-a", {"spec": {"replicas": 2}})
-    c.wait_status("InferenceService", "pair-a",
-                  lambda s: s.get("observedGeneration") == c.get("InferenceService", "pair-a")["metadata"][
-                      "generation"])
+    c.wait_status(
+        "InferenceService",
+        "pair-a",
+        lambda s: (
+            s.get("observedGeneration") == c.get("InferenceService", "pair-a")["metadata"]["generation"]
+        ),
+    )
     time.sleep(2.0)
     st = c.get("InferenceService", "pair-a")["status"]
     assert st["stableVersion"] == 1 and st.get("canaryVersion") is None, st

@@ -53,9 +53,14 @@ def env(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterato
     with local_cluster(work / "rt") as c:
         gateway = c.rt.service_gateway()
         sinks = json.dumps([{"name": "ops", "urlEnv": "ONNXOPS_NOTIFY_URL_0"}])
-        with operator(c, {"ONNXOPS_SHADOW_URL_TEMPLATE": gateway + "/{namespace}/{service}/{port}",
-                          "ONNXOPS_NOTIFY_SINKS": sinks,
-                          "ONNXOPS_NOTIFY_URL_0": f"http://127.0.0.1:{receiver.server_address[1]}/hook"}):
+        with operator(
+            c,
+            {
+                "ONNXOPS_SHADOW_URL_TEMPLATE": gateway + "/{namespace}/{service}/{port}",
+                "ONNXOPS_NOTIFY_SINKS": sinks,
+                "ONNXOPS_NOTIFY_URL_0": f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+            },
+        ):
             yield c, work
 
 
@@ -84,6 +89,7 @@ def test_a_bad_shadow_is_aborted_before_any_weight_and_a_good_one_passes(
             st = (obj or {}).get("status") or {}
             seen.append(st)
             return st if pred(st) else None
+
         return check
 
     with Traffic(url, "shad") as traffic:
@@ -97,15 +103,22 @@ def test_a_bad_shadow_is_aborted_before_any_weight_and_a_good_one_passes(
         shadowing = [s for s in seen if s.get("canaryVersion") == 2]
         assert shadowing and all(s.get("shadow") and not s.get("canaryWeight") for s in shadowing)
         assert any(s.get("reason") == "ShadowInProgress" for s in shadowing)
-        assert c.wait("v2 shadow removed",
-                      lambda: c.get("Deployment", "shad-v2-shadow", api="apps/v1") is None, timeout=60)
+        assert c.wait(
+            "v2 shadow removed",
+            lambda: c.get("Deployment", "shad-v2-shadow", api="apps/v1") is None,
+            timeout=60,
+        )
         assert c.get("Deployment", "shad-v2", api="apps/v1") is None  # never a canary Deployment
 
         # v3 (as good as v1): passes its shadow, then the canary steps begin and it is promoted
         seen.clear()
         c.patch("InferenceService", "shad", {"spec": {"version": 3}})
-        past_shadow = watch(lambda s: s.get("stableVersion") == 3 or (
-            s.get("canaryVersion") == 3 and not s.get("shadow") and s.get("canaryWeight") == 50))
+        past_shadow = watch(
+            lambda s: (
+                s.get("stableVersion") == 3
+                or (s.get("canaryVersion") == 3 and not s.get("shadow") and s.get("canaryWeight") == 50)
+            )
+        )
         try:
             c.wait("v3 past its shadow", past_shadow, timeout=120)
         except AssertionError as e:
@@ -123,6 +136,18 @@ def test_a_bad_shadow_is_aborted_before_any_weight_and_a_good_one_passes(
     want = ["StepAdvanced", "RolledBack", "StepAdvanced", "StepAdvanced", "StepAdvanced", "Promoted"]
     c.wait("notifications", lambda: len(receiver.bodies("/hook")) >= len(want), timeout=30)
     got = [(b["type"], b["reason"]) for b in receiver.bodies("/hook")]
-    assert got[:len(want)] == list(zip(want, ["ShadowStarted", "ShadowAnalysisFailed", "ShadowStarted",
-                                              "ShadowPassed", "CanaryStarted", "Promoted"], strict=True)), got
+    assert got[: len(want)] == list(
+        zip(
+            want,
+            [
+                "ShadowStarted",
+                "ShadowAnalysisFailed",
+                "ShadowStarted",
+                "ShadowPassed",
+                "CanaryStarted",
+                "Promoted",
+            ],
+            strict=True,
+        )
+    ), got
     assert got[0][0] == "StepAdvanced" and receiver.bodies("/hook")[0]["rollout"]["shadow"] is True

@@ -93,8 +93,9 @@ def test_training_paths(cluster: Cluster, tmp_path: Path) -> None:
         assert "GateNotMet" in reasons, reasons
 
 
-def test_final_failures_end_after_one_attempt_and_transient_ones_retry(cluster: Cluster, tmp_path: Path
-                                                                      ) -> None:
+def test_final_failures_end_after_one_attempt_and_transient_ones_retry(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     """podFailurePolicy: a bad parameter and a missing data file fail at the first attempt (backoffLimit 2
     left unused), an unreachable data server is retried, a disrupted pod is replaced without counting."""
     import socket
@@ -104,15 +105,39 @@ def test_final_failures_end_after_one_attempt_and_transient_ones_retry(cluster: 
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     with operator(cluster):
-        cluster.create(tj("badparam", store, model="badparam", backoffLimit=2,
-                          estimator={"className": "LogisticRegression", "params": {"max_iterations": 5}}))
-        cluster.create(tj("nodata", store, model="nodata", backoffLimit=2,
-                          dataset={"uri": f"file://{tmp_path}/missing.csv", "target": "y"}))
-        cluster.create(tj("offline", store, model="offline", backoffLimit=1,
-                          dataset={"uri": f"https://127.0.0.1:{closed}/d.csv", "target": "y"}))
+        cluster.create(
+            tj(
+                "badparam",
+                store,
+                model="badparam",
+                backoffLimit=2,
+                estimator={"className": "LogisticRegression", "params": {"max_iterations": 5}},
+            )
+        )
+        cluster.create(
+            tj(
+                "nodata",
+                store,
+                model="nodata",
+                backoffLimit=2,
+                dataset={"uri": f"file://{tmp_path}/missing.csv", "target": "y"},
+            )
+        )
+        cluster.create(
+            tj(
+                "offline",
+                store,
+                model="offline",
+                backoffLimit=1,
+                dataset={"uri": f"https://127.0.0.1:{closed}/d.csv", "target": "y"},
+            )
+        )
         cluster.create(tj("drained", store, model="drained", backoffLimit=0))
-        pod = cluster.wait("the training pod of drained", lambda: cluster.list(
-            "Pod", api="v1", label_selector={"onnxops.dev/training-job": "drained"}), timeout=60)[0]
+        pod = cluster.wait(
+            "the training pod of drained",
+            lambda: cluster.list("Pod", api="v1", label_selector={"onnxops.dev/training-job": "drained"}),
+            timeout=60,
+        )[0]
         name = pod["metadata"]["name"]
         cluster.wait("its process", lambda: cluster.rt.pids().get(f"default/{name}"), timeout=60)
         assert cluster.rt.disrupt_pod("default", name)
@@ -177,13 +202,24 @@ def test_stuck_training_pods_are_reported(cluster: Cluster, tmp_path: Path) -> N
     with operator(cluster):
         image = "docker.io/library/python:3.12"
         cluster.create(tj("noimage", store, model="noimage", template={"image": image}))
-        cluster.create(tj("nosecret", store, model="nosecret", dataset={
-            "uri": "s3://bucket/data.csv", "target": "y", "credentialsSecret": {"name": "wrong-name"}}))
+        cluster.create(
+            tj(
+                "nosecret",
+                store,
+                model="nosecret",
+                dataset={
+                    "uri": "s3://bucket/data.csv",
+                    "target": "y",
+                    "credentialsSecret": {"name": "wrong-name"},
+                },
+            )
+        )
         pulls = ("ErrImagePull", "ImagePullBackOff")
         st = cluster.wait_status("TrainingJob", "noimage", stuck(pulls), timeout=90)["status"]
         assert image in st["message"] and ready_reason(st) in pulls, st
-        st = cluster.wait_status("TrainingJob", "nosecret", stuck(("CreateContainerConfigError",)),
-                                 timeout=90)["status"]
+        st = cluster.wait_status(
+            "TrainingJob", "nosecret", stuck(("CreateContainerConfigError",)), timeout=90
+        )["status"]
         assert 'secret "wrong-name" not found' in st["message"], st
         assert ready_reason(st) == "CreateContainerConfigError"
         warnings = {e["reason"] for e in cluster.events("nosecret") if e["type"] == "Warning"}
@@ -216,9 +252,21 @@ def test_edits_during_training_do_not_reach_the_model_version(cluster: Cluster, 
         cluster.wait("the Job", lambda: cluster.get("Job", "edited-train", api="batch/v1"), timeout=60)
         cluster.patch("TrainingJob", "edited", {"spec": {"estimator": {"params": {"max_iter": 7}}}})
         refused = subprocess.run(
-            [_kubectl(), "--kubeconfig", cluster.kubeconfig, "patch", "trainingjob", "edited",
-             "--type", "merge", "-p", json.dumps({"spec": {"model": "renamed"}})],
-            capture_output=True, text=True, timeout=30,
+            [
+                _kubectl(),
+                "--kubeconfig",
+                cluster.kubeconfig,
+                "patch",
+                "trainingjob",
+                "edited",
+                "--type",
+                "merge",
+                "-p",
+                json.dumps({"spec": {"model": "renamed"}}),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert refused.returncode != 0, refused.stdout
         assert "spec.model cannot be changed after creation" in refused.stderr, refused.stderr

@@ -34,9 +34,20 @@ spec:
 def test_local_up_with_kubectl(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "onnxops", "local", "up", "--state-dir", str(tmp_path / "state"),
-         "--kubeconfig", str(kubeconfig)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "onnxops",
+            "local",
+            "up",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -45,8 +56,9 @@ def test_local_up_with_kubectl(tmp_path: Path) -> None:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
 
         def kubectl(*args: str, stdin: str | None = None) -> str:
-            out = subprocess.run([str(KUBECTL), *args], input=stdin, env=env, capture_output=True, text=True,
-                                 timeout=60)
+            out = subprocess.run(
+                [str(KUBECTL), *args], input=stdin, env=env, capture_output=True, text=True, timeout=60
+            )
             assert out.returncode == 0, (args, out.stdout, out.stderr)
             return out.stdout
 
@@ -72,7 +84,9 @@ def test_local_apiserver_alone(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc"
     proc = subprocess.Popen(
         [sys.executable, "-m", "onnxops", "local", "apiserver", "--kubeconfig", str(kubeconfig)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -92,6 +106,10 @@ def test_local_apiserver_alone(tmp_path: Path) -> None:
 
 
 def test_bad_crds_dir_is_refused(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "onnxops", "local", "up", "--crds", str(tmp_path / "nope")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "onnxops", "local", "up", "--crds", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "--crds" in out.stderr and "not a directory" in out.stderr

@@ -43,22 +43,31 @@ async def rt(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
 
 def deployment(name: str, version: str, replicas: int = 2, probe_path: str = "/") -> dict[str, Any]:
     container = {
-        "name": "server", "image": IMAGE, "command": ["python", "-c", SERVER],
+        "name": "server",
+        "image": IMAGE,
+        "command": ["python", "-c", SERVER],
         "env": [{"name": "VERSION", "value": version}],
         "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": probe_path, "port": "http"}, "periodSeconds": 1},
     }
     return {
         "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"terminationGracePeriodSeconds": 2, "containers": [container]}}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"terminationGracePeriodSeconds": 2, "containers": [container]},
+            },
+        },
     }
 
 
 def service(name: str, app: str) -> dict[str, Any]:
-    return {"metadata": {"name": name},
-            "spec": {"selector": {"app": app}, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}
+    return {
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": app}, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]},
+    }
 
 
 def conds(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -68,8 +77,12 @@ def conds(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def ready_deployment(client: ResourceClient, name: str, replicas: int) -> dict[str, Any] | None:
     d = await client.get(DEPLOYMENTS, "default", name)
     st = (d or {}).get("status", {})
-    ok = (st.get("readyReplicas") == replicas and st.get("updatedReplicas") == replicas
-          and st.get("replicas") == replicas and st.get("availableReplicas") == replicas)
+    ok = (
+        st.get("readyReplicas") == replicas
+        and st.get("updatedReplicas") == replicas
+        and st.get("replicas") == replicas
+        and st.get("availableReplicas") == replicas
+    )
     return d if ok else None
 
 
@@ -96,8 +109,16 @@ async def test_pods_become_ready_through_real_probe_and_serve_via_endpoints(rt: 
     await rt.client.create(SERVICES, "default", service("web", "web"))
     if KUBECTL.exists():  # kubectl's own reading of the status agrees
         proc = await asyncio.create_subprocess_exec(
-            str(KUBECTL), "--kubeconfig", str(rt.kubeconfig), "rollout", "status", "deployment/web",
-            "--timeout=30s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            str(KUBECTL),
+            "--kubeconfig",
+            str(rt.kubeconfig),
+            "rollout",
+            "status",
+            "deployment/web",
+            "--timeout=30s",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0 and b"successfully rolled out" in out, out
     d = await wait_for(lambda: ready_deployment(rt.client, "web", 2), what="2 ready")
@@ -182,8 +203,15 @@ async def test_rolling_update_replaces_pods_without_losing_availability(rt: Loca
     await wait_for(lambda: ready_deployment(rt.client, "roll", 1), what="v1 ready")
     [old] = await pods_of(rt.client, "roll")
     old_pid = rt.pids()[f"default/{old['metadata']['name']}"][0]
-    patch = {"spec": {"template": {"spec": {"containers": [
-        {**deployment("roll", "v2")["spec"]["template"]["spec"]["containers"][0]}]}}}}
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{**deployment("roll", "v2")["spec"]["template"]["spec"]["containers"][0]}]
+                }
+            }
+        }
+    }
     await rt.client.patch(DEPLOYMENTS, "default", "roll", patch)
     min_available = 1
 
@@ -195,8 +223,11 @@ async def test_rolling_update_replaces_pods_without_losing_availability(rt: Loca
         pods = await pods_of(rt.client, "roll")
         if [p["metadata"]["name"] for p in pods] == [old["metadata"]["name"]]:
             return None
-        ok = (len(pods) == 1 and pods[0]["metadata"]["name"] != old["metadata"]["name"]
-              and await ready_deployment(rt.client, "roll", 1))
+        ok = (
+            len(pods) == 1
+            and pods[0]["metadata"]["name"] != old["metadata"]["name"]
+            and await ready_deployment(rt.client, "roll", 1)
+        )
         return d if ok else None
 
     d = await wait_for(rolled, what="rollout")

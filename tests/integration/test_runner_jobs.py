@@ -27,13 +27,19 @@ async def rt(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
 
 def job(name: str, code: str, *, restart: str = "Never", **spec: Any) -> dict[str, Any]:
     container = {
-        "name": "main", "image": IMAGE, "command": ["python", "-c", code],
-        "env": [{"name": "ONNXOPS_TERMINATION_LOG", "value": "/dev/termination-log"},
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "name": "main",
+        "image": IMAGE,
+        "command": ["python", "-c", code],
+        "env": [
+            {"name": "ONNXOPS_TERMINATION_LOG", "value": "/dev/termination-log"},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        ],
     }
-    return {"metadata": {"name": name},
-            "spec": {**spec, "template": {"spec": {"restartPolicy": restart, "containers": [container]}}}}
+    return {
+        "metadata": {"name": name},
+        "spec": {**spec, "template": {"spec": {"restartPolicy": restart, "containers": [container]}}},
+    }
 
 
 def conds(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -84,9 +90,10 @@ async def test_job_completes_and_reports_termination_message(rt: LocalRuntime) -
     assert result["ip"] == result["host"] == pod["status"]["podIP"]
     assert result["ip"].startswith("127.0.") and result["unbuffered"] == "1"
     # the log is captured and served by the API server (what `kubectl logs` reads)
-    async with aiohttp.ClientSession() as s, s.get(
-        f"{rt.url}/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log"
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{rt.url}/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log") as resp,
+    ):
         assert resp.status == 200
         assert (await resp.text()).strip() == "trained"
 
@@ -110,26 +117,29 @@ async def test_backoff_limit_with_new_pod_per_failure(rt: LocalRuntime) -> None:
 
 async def test_on_failure_restarts_in_place_until_backoff_limit(rt: LocalRuntime) -> None:
     assert rt.client is not None
-    await rt.client.create(JOBS, "default", job("flaky", "import sys; sys.exit(1)", restart="OnFailure",
-                                                 backoffLimit=2))
+    await rt.client.create(
+        JOBS, "default", job("flaky", "import sys; sys.exit(1)", restart="OnFailure", backoffLimit=2)
+    )
     j = await wait_for(lambda: finished(rt.client, "flaky"), what="job failed")
     assert conds(j)["Failed"]["reason"] == "BackoffLimitExceeded"
     pods = await job_pods(rt.client, "flaky")
     # one pod, restarted in place; the controller deletes it when the Job fails
     assert len(pods) <= 1
     events, _ = await rt.client.list(EVENTS, "default")
-    created = [e for e in events
-               if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["name"] == "flaky"]
+    created = [
+        e for e in events if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["name"] == "flaky"
+    ]
     assert len(created) == 1
 
 
 async def test_active_deadline_kills_the_pod(rt: LocalRuntime) -> None:
     assert rt.client is not None
-    await rt.client.create(JOBS, "default",
-                           job("slow", "import time; time.sleep(60)", activeDeadlineSeconds=1))
+    await rt.client.create(
+        JOBS, "default", job("slow", "import time; time.sleep(60)", activeDeadlineSeconds=1)
+    )
     pod = (await wait_for(lambda: job_pods(rt.client, "slow"), what="pod"))[0]
     name = pod["metadata"]["name"]
-    pid = (await wait_for(lambda: _pid(rt, name), what="process"))
+    pid = await wait_for(lambda: _pid(rt, name), what="process")
     j = await wait_for(lambda: finished(rt.client, "slow"), what="deadline")
     assert conds(j)["Failed"]["reason"] == "DeadlineExceeded"
     assert conds(j)["Failed"]["message"] == "Job was active longer than specified deadline"
@@ -172,16 +182,22 @@ async def test_ttl_after_finished_deletes_job_and_pods(rt: LocalRuntime) -> None
 
 async def test_pod_failure_policy_fails_the_job_at_once(rt: LocalRuntime) -> None:
     assert rt.client is not None
-    policy = {"rules": [{"action": "FailJob",
-                         "onExitCodes": {"containerName": "main", "operator": "In", "values": [3]}}]}
-    await rt.client.create(JOBS, "default", job("final", "import sys; sys.exit(3)", backoffLimit=3,
-                                                 podFailurePolicy=policy))
+    policy = {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [3]}}
+        ]
+    }
+    await rt.client.create(
+        JOBS, "default", job("final", "import sys; sys.exit(3)", backoffLimit=3, podFailurePolicy=policy)
+    )
     j = await wait_for(lambda: finished(rt.client, "final"), what="job failed")
     c = conds(j)
     assert (c["Failed"]["reason"], c["FailureTarget"]["reason"]) == ("PodFailurePolicy", "PodFailurePolicy")
     [pod] = await job_pods(rt.client, "final")  # no retry although backoffLimit allowed 3
-    assert c["Failed"]["message"] == (f"Container main for pod default/{pod['metadata']['name']} failed with "
-                                      "exit code 3 matching FailJob rule at index 0")
+    assert c["Failed"]["message"] == (
+        f"Container main for pod default/{pod['metadata']['name']} failed with "
+        "exit code 3 matching FailJob rule at index 0"
+    )
     assert j["status"]["failed"] == 1
 
 
@@ -189,9 +205,11 @@ async def test_disrupted_pod_is_replaced_without_counting(rt: LocalRuntime, tmp_
     """A pod killed by a simulated node drain (DisruptionTarget) is retried although backoffLimit is 0."""
     assert rt.client is not None
     marker = tmp_path / "second-run"
-    code = (f"import os, time, sys; p = {str(marker)!r}\n"
-            "if os.path.exists(p): sys.exit(0)\n"
-            "open(p, 'w').close(); time.sleep(60)")
+    code = (
+        f"import os, time, sys; p = {str(marker)!r}\n"
+        "if os.path.exists(p): sys.exit(0)\n"
+        "open(p, 'w').close(); time.sleep(60)"
+    )
     policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
     await rt.client.create(JOBS, "default", job("drained", code, backoffLimit=0, podFailurePolicy=policy))
     first = (await wait_for(lambda: job_pods(rt.client, "drained"), what="pod"))[0]

@@ -55,29 +55,53 @@ async def test_trainer_job_then_serving_deployment(rt: LocalRuntime) -> None:
     local = rt.state_dir / "pvc" / claim / rel  # the PVC is a directory of the runtime's state dir
     assert hashlib.sha256(local.read_bytes()).hexdigest() == art["sha256"]
 
-    mv = {"metadata": {"name": "iris-v1"},
-          "spec": {"model": "iris", "version": 1, "artifact": art, "profile": result["profile"]}}
-    isvc = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService",
-            "metadata": {"name": "iris", "namespace": "default", "uid": "isvc-uid"},
-            "spec": {"model": "iris"}}
+    mv = {
+        "metadata": {"name": "iris-v1"},
+        "spec": {"model": "iris", "version": 1, "artifact": art, "profile": result["profile"]},
+    }
+    isvc = {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "iris", "namespace": "default", "uid": "isvc-uid"},
+        "spec": {"model": "iris"},
+    }
     dep = deployment(isvc, mv, 2, Settings())
     dep["metadata"].pop("ownerReferences", None)
     await client.create(DEPLOYMENTS, "default", dep)
-    await client.create(SERVICES, "default", {"metadata": {"name": "iris"}, "spec": {
-        "selector": dep["spec"]["selector"]["matchLabels"],
-        "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})
+    await client.create(
+        SERVICES,
+        "default",
+        {
+            "metadata": {"name": "iris"},
+            "spec": {
+                "selector": dep["spec"]["selector"]["matchLabels"],
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+    )
 
     async def ready() -> bool:
         d = await client.get(DEPLOYMENTS, "default", dep["metadata"]["name"])
-        return bool(d) and d.get("status", {}).get("readyReplicas") == 2 and len(rt.service_backends(
-            "default", "iris", 80)) == 2
+        return (
+            bool(d)
+            and d.get("status", {}).get("readyReplicas") == 2
+            and len(rt.service_backends("default", "iris", 80)) == 2
+        )
 
     await wait_for(ready, 60.0, what="serving pods ready")
     iris = load_iris()
     url = await rt.service_proxy("default", "iris", 80)
     async with aiohttp.ClientSession() as s:
-        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4],
-                            "data": [float(x) for x in iris.data[0]]}]}
+        body = {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 4],
+                    "data": [float(x) for x in iris.data[0]],
+                }
+            ]
+        }
         async with s.post(f"{url}/v2/models/iris/infer", json=body) as resp:
             assert resp.status == 200, await resp.text()
             out = {o["name"]: o["data"] for o in (await resp.json())["outputs"]}

@@ -27,9 +27,14 @@ async def rt(tmp_path: Path) -> AsyncIterator[LocalRuntime]:
 
 
 def pod(name: str, code: str, image: str = IMAGE, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "labels": {"app": name}},
-            "spec": {"restartPolicy": "Never", **spec,
-                     "containers": [{"name": "main", "image": image, "command": ["python", "-c", code]}]}}
+    return {
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "restartPolicy": "Never",
+            **spec,
+            "containers": [{"name": "main", "image": image, "command": ["python", "-c", code]}],
+        },
+    }
 
 
 async def phase(client: ResourceClient, name: str, want: str) -> dict[str, Any] | None:
@@ -83,8 +88,11 @@ async def test_unknown_image_goes_err_image_pull_then_image_pull_back_off(rt: Lo
 async def test_env_volumes_and_arg_expansion(rt: LocalRuntime) -> None:
     assert rt.client is not None
     await rt.client.create(CONFIGMAPS, "default", {"metadata": {"name": "cfg"}, "data": {"mode": "fast"}})
-    await rt.client.create(SECRETS, "default", {"metadata": {"name": "creds"},
-                                                "data": {"token": base64.b64encode(b"s3cr3t").decode()}})
+    await rt.client.create(
+        SECRETS,
+        "default",
+        {"metadata": {"name": "creds"}, "data": {"token": base64.b64encode(b"s3cr3t").decode()}},
+    )
     code = (
         "import json, os, sys, pathlib\n"
         "out = {'argv': sys.argv[1:], 'env': {k: os.environ.get(k) for k in "
@@ -109,11 +117,16 @@ async def test_env_volumes_and_arg_expansion(rt: LocalRuntime) -> None:
         {"name": "SECRET_FILE", "value": "$(SECRET_DIR)/token"},
     ]
     c["env"].insert(0, {"name": "SECRET_DIR", "value": "/etc/creds"})
-    c["volumeMounts"] = [{"name": "data", "mountPath": "/data"}, {"name": "cfg", "mountPath": "/etc/cfg"},
-                         {"name": "creds", "mountPath": "/etc/creds"}]
-    body["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "models"}},
-                               {"name": "cfg", "configMap": {"name": "cfg"}},
-                               {"name": "creds", "secret": {"secretName": "creds"}}]
+    c["volumeMounts"] = [
+        {"name": "data", "mountPath": "/data"},
+        {"name": "cfg", "mountPath": "/etc/cfg"},
+        {"name": "creds", "mountPath": "/etc/creds"},
+    ]
+    body["spec"]["volumes"] = [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "models"}},
+        {"name": "cfg", "configMap": {"name": "cfg"}},
+        {"name": "creds", "secret": {"secretName": "creds"}},
+    ]
     await rt.client.create(PODS, "default", body)
     p = await wait_for(lambda: phase(rt.client, "env", "Succeeded"), what="succeeded")
     out = json.loads(p["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
@@ -131,7 +144,8 @@ async def test_missing_secret_blocks_start_until_it_exists(rt: LocalRuntime) -> 
     assert rt.client is not None
     body = pod("waits", "import os; print(os.environ['PASSWORD'])")
     body["spec"]["containers"][0]["env"] = [
-        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "later", "key": "pw"}}}]
+        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "later", "key": "pw"}}}
+    ]
     await rt.client.create(PODS, "default", body)
 
     async def blocked() -> dict[str, Any] | None:
@@ -176,7 +190,11 @@ async def test_liveness_failure_restarts_the_container(rt: LocalRuntime) -> None
     assert rt.client is not None
     body = pod("sick", "import time; time.sleep(60)", restartPolicy="Always")
     body["spec"]["containers"][0]["livenessProbe"] = {
-        "tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 1}
+        "tcpSocket": {"port": 8080},
+        "periodSeconds": 1,
+        "failureThreshold": 1,
+        "timeoutSeconds": 1,
+    }
     body["spec"]["terminationGracePeriodSeconds"] = 1
     await rt.client.create(PODS, "default", body)
 
@@ -223,8 +241,9 @@ async def _absent(client: ResourceClient, name: str) -> bool:
 
 async def test_pod_active_deadline_fails_the_pod(rt: LocalRuntime) -> None:
     assert rt.client is not None
-    body = pod("late", "import time; time.sleep(60)", activeDeadlineSeconds=1,
-               terminationGracePeriodSeconds=1)
+    body = pod(
+        "late", "import time; time.sleep(60)", activeDeadlineSeconds=1, terminationGracePeriodSeconds=1
+    )
     await rt.client.create(PODS, "default", body)
     p = await wait_for(lambda: phase(rt.client, "late", "Failed"), what="deadline")
     assert p["status"]["reason"] == "DeadlineExceeded"
@@ -241,9 +260,15 @@ async def test_init_container_runs_first_and_shares_an_empty_dir(rt: LocalRuntim
     main["volumeMounts"] = [{"name": "work", "mountPath": "/data"}]
     body["spec"]["volumes"] = [{"name": "work", "emptyDir": {}}]
     seed = "import sys; open(sys.argv[1], 'w').write('init')"
-    body["spec"]["initContainers"] = [{"name": "seed", "image": IMAGE, "command": ["python", "-c", seed],
-                                       "args": ["/data/seed"],
-                                       "volumeMounts": [{"name": "work", "mountPath": "/data"}]}]
+    body["spec"]["initContainers"] = [
+        {
+            "name": "seed",
+            "image": IMAGE,
+            "command": ["python", "-c", seed],
+            "args": ["/data/seed"],
+            "volumeMounts": [{"name": "work", "mountPath": "/data"}],
+        }
+    ]
     await rt.client.create(PODS, "default", body)
     p = await wait_for(lambda: phase(rt.client, "init", "Succeeded"), what="succeeded")
     assert p["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "init main"

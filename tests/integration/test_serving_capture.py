@@ -66,8 +66,9 @@ def serve_traffic(port: int, clf: Bundle) -> list[dict[str, Any]]:
 
     def keep(rid: str, x: np.ndarray, labels: list[Any], proba: list[list[float]]) -> None:
         for i in range(len(x)):
-            served.append({"id": rid if len(x) == 1 else f"{rid}:{i}", "x": x[i], "label": labels[i],
-                           "proba": proba[i]})
+            served.append(
+                {"id": rid if len(x) == 1 else f"{rid}:{i}", "x": x[i], "label": labels[i], "proba": proba[i]}
+            )
 
     for n, rid in ((1, "client-1"), (7, "client-batch"), (1, None), (3, None)):
         x = clf.X[rng.integers(0, 150, n)] + rng.normal(0, 0.1, (n, 4)).astype(np.float32)
@@ -76,13 +77,18 @@ def serve_traffic(port: int, clf: Bundle) -> list[dict[str, Any]]:
         assert status == 200, doc
         got = doc["id"]
         assert (got == rid) if rid else re.fullmatch(r"[0-9a-f]{32}", got)
-        keep(got, x.astype(np.float32), doc["outputs"][0]["data"],
-             np.array(doc["outputs"][1]["data"]).reshape(n, -1).tolist())
+        keep(
+            got,
+            x.astype(np.float32),
+            doc["outputs"][0]["data"],
+            np.array(doc["outputs"][1]["data"]).reshape(n, -1).tolist(),
+        )
     for n, hdr in ((1, "from-header"), (2, None)):
         x = clf.X[rng.integers(0, 150, n)].astype(np.float32)
         headers = {"Content-Type": "application/json", **({"X-Request-Id": hdr} if hdr else {})}
-        status, h, body = request(port, "POST", "/v1/models/iris:predict",
-                                  json.dumps({"instances": x.tolist()}), headers)
+        status, h, body = request(
+            port, "POST", "/v1/models/iris:predict", json.dumps({"instances": x.tolist()}), headers
+        )
         doc = json.loads(body)
         assert status == 200, doc
         assert h["x-request-id"] == doc["id"] and (doc["id"] == hdr if hdr else len(doc["id"]) == 32)
@@ -114,8 +120,7 @@ def test_captured_rows_read_back_equal_what_was_served(clf: Bundle, tmp_path: Pa
     check_same(by_pandas, served, names)
     by_arrow = pads.dataset(sink, format="parquet", partitioning="hive").to_table().to_pandas()
     check_same(by_arrow, served, names)
-    by_duck = duckdb.sql(
-        f"SELECT * FROM read_parquet('{sink}/**/*.parquet', hive_partitioning = true)").df()
+    by_duck = duckdb.sql(f"SELECT * FROM read_parquet('{sink}/**/*.parquet', hive_partitioning = true)").df()
     check_same(by_duck, served, names)
     schema = pq.read_schema(sink / files[0])
     assert schema.names == ["id", "request_id", "row", "timestamp", *names, "prediction", "probabilities"]
@@ -128,8 +133,10 @@ def test_a_full_file_is_written_without_waiting_for_the_interval(clf: Bundle, tm
     cfg = clf.config(capture=capture_cfg(sink.as_uri(), max_rows_per_file=5))
     with ServerThread(cfg) as server:
         for i in range(12):
-            assert post_json(server.port, "/v2/models/iris/infer",
-                             v2_body(clf.X[i : i + 1], "X", id=f"r{i}"))[0] == 200
+            assert (
+                post_json(server.port, "/v2/models/iris/infer", v2_body(clf.X[i : i + 1], "X", id=f"r{i}"))[0]
+                == 200
+            )
         deadline = time.monotonic() + 20
         while metric(server.port, "onnxops_payload_rows_written_total") < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -180,14 +187,19 @@ def s3_endpoint() -> Iterator[str]:
 def test_s3_sink_writes_whole_objects_readable_as_a_dataset(
     clf: Bundle, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(k, v)
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     bucket = "capture-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]
     s3.create_bucket(Bucket=bucket)
-    with ServerThread(clf.config(capture=capture_cfg(f"s3://{bucket}/ns/iris/traffic/",
-                                                     max_rows_per_file=4))) as server:
+    with ServerThread(
+        clf.config(capture=capture_cfg(f"s3://{bucket}/ns/iris/traffic/", max_rows_per_file=4))
+    ) as server:
         served = serve_traffic(server.port, clf)
         deadline = time.monotonic() + 20  # full files go out before the interval (60 s) and the stop
         while metric(server.port, "onnxops_payload_files_written_total") < 1 and time.monotonic() < deadline:
@@ -199,8 +211,9 @@ def test_s3_sink_writes_whole_objects_readable_as_a_dataset(
     assert (c.written, c.dropped, c.errors) == (len(served), dict.fromkeys(c.dropped, 0), 0)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert files_before_stop >= 1
-    assert all(k.startswith("ns/iris/traffic/") and FILE_RE.match(k.removeprefix("ns/iris/traffic/"))
-               for k in keys), keys
+    assert all(
+        k.startswith("ns/iris/traffic/") and FILE_RE.match(k.removeprefix("ns/iris/traffic/")) for k in keys
+    ), keys
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")  # one PUT per file
     local = tmp_path / "copy"
     for k in keys:
@@ -213,8 +226,15 @@ def test_s3_sink_writes_whole_objects_readable_as_a_dataset(
 # -- SIGTERM of the real process ------------------------------------------------------------------------
 def test_sigterm_flushes_every_accepted_row(clf: Bundle, tmp_path: Path) -> None:
     sink = tmp_path / "traffic"
-    p = Proc(env_for(clf, ONNXOPS_CAPTURE="true", ONNXOPS_CAPTURE_SINK_URI=sink.as_uri(),
-                     ONNXOPS_CAPTURE_FLUSH_INTERVAL="10m", ONNXOPS_POD_NAME="iris-v3-abc"))
+    p = Proc(
+        env_for(
+            clf,
+            ONNXOPS_CAPTURE="true",
+            ONNXOPS_CAPTURE_SINK_URI=sink.as_uri(),
+            ONNXOPS_CAPTURE_FLUSH_INTERVAL="10m",
+            ONNXOPS_POD_NAME="iris-v3-abc",
+        )
+    )
     try:
         assert wait_loaded(p.port)["ready"] is True
         ids = []
@@ -241,8 +261,12 @@ def test_from_serving_reads_an_s3_sink_and_s3_labels(
     from onnxops.api.v1alpha1.trainingjob import Dataset
     from onnxops.trainer.from_serving import load_from_serving
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(k, v)
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     bucket = "train-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]
@@ -252,15 +276,26 @@ def test_from_serving_reads_an_s3_sink_and_s3_labels(
     truth = {s["id"]: int(s["label"]) for s in served}
     body = "id,species\n" + "".join(f"{i},{y}\n" for i, y in truth.items())
     s3.put_object(Bucket=bucket, Key="labels/part-1.csv", Body=body.encode())
-    ds = Dataset.model_validate({"target": "species", "fromServing": {
-        "service": "iris", "window": "1h", "sinkUri": f"s3://{bucket}/ns/iris/traffic/",
-        "labels": {"uri": f"s3://{bucket}/labels/"}, "minRows": len(served)}})
+    ds = Dataset.model_validate(
+        {
+            "target": "species",
+            "fromServing": {
+                "service": "iris",
+                "window": "1h",
+                "sinkUri": f"s3://{bucket}/ns/iris/traffic/",
+                "labels": {"uri": f"s3://{bucket}/labels/"},
+                "minRows": len(served),
+            },
+        }
+    )
     table = load_from_serving(ds)
     assert len(table.frame) == len(served) and table.lineage is not None
     assert table.lineage["rowsCaptured"] == table.lineage["rowsLabelled"] == len(served)
     by_id = {s["id"]: s for s in served}
     names = [f.name for f in clf.profile.features]
-    got = sorted((*np.asarray(r[:4], np.float32).tolist(), int(r[4]))
-                 for r in table.frame[[*names, "species"]].itertuples(index=False))
+    got = sorted(
+        (*np.asarray(r[:4], np.float32).tolist(), int(r[4]))
+        for r in table.frame[[*names, "species"]].itertuples(index=False)
+    )
     want = sorted((*by_id[i]["x"].astype(np.float32).tolist(), truth[i]) for i in truth)
     assert got == want

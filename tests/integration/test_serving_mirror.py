@@ -38,9 +38,14 @@ def challenger(stable: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Bund
     est = DecisionTreeClassifier(max_depth=1, random_state=0).fit(stable.X, y)
     pred = est.predict(stable.X)
     classes = [str(c) for c in est.classes_]
-    return _write(tmp_path_factory.mktemp("shadow"), "iris", est, stable.X,
-                  ClassPrediction(classes=classes, counts=[int((pred == c).sum()) for c in est.classes_]),
-                  "classification")
+    return _write(
+        tmp_path_factory.mktemp("shadow"),
+        "iris",
+        est,
+        stable.X,
+        ClassPrediction(classes=classes, counts=[int((pred == c).sum()) for c in est.classes_]),
+        "classification",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +79,7 @@ def test_mirrored_predictions_are_compared(stable: Bundle, challenger: Bundle, s
     x = stable.X[rng.integers(0, len(stable.X), 60)]
     with ServerThread(stable.config(mirror_url=f"http://127.0.0.1:{shadow.port}")) as srv:
         for i in range(0, 60, 6):  # v2 and v1 requests of 6 rows each
-            chunk = x[i:i + 6]
+            chunk = x[i : i + 6]
             if i % 12:
                 status, doc = post_json(srv.port, "/v1/models/iris:predict", {"instances": chunk.tolist()})
             else:
@@ -90,7 +95,7 @@ def test_mirrored_predictions_are_compared(stable: Bundle, challenger: Bundle, s
     assert m["onnxops_shadow_request_duration_seconds_count"] == 10
     # the shadow answered them itself (its own request counter)
     _, _, body = request(shadow.port, "GET", "/metrics")
-    assert 'onnxops_requests_total{' in body.decode()
+    assert "onnxops_requests_total{" in body.decode()
 
 
 def test_failing_or_missing_shadow_never_fails_a_client(stable: Bundle, tmp_path: Path) -> None:
@@ -110,9 +115,10 @@ def test_failing_or_missing_shadow_never_fails_a_client(stable: Bundle, tmp_path
     assert m["onnxops_shadow_requests_total[unreachable]"] == 5
     # a shadow of another model name: every mirrored request gets 404 there; clients still get 200
     other = train_classifier(tmp_path)
-    with ServerThread(other.config(model_name="other")) as bad, ServerThread(
-        stable.config(mirror_url=f"http://127.0.0.1:{bad.port}", mirror_sample_rate=0.5)
-    ) as srv:
+    with (
+        ServerThread(other.config(model_name="other")) as bad,
+        ServerThread(stable.config(mirror_url=f"http://127.0.0.1:{bad.port}", mirror_sample_rate=0.5)) as srv,
+    ):
         for _ in range(6):
             status, _ = post_json(srv.port, "/v2/models/iris/infer", v2_body(x))
             assert status == 200

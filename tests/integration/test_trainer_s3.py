@@ -48,8 +48,11 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     return client
 
 
-FILES = {"model.onnx": b"\x08\x01onnx-bytes" * 100, "profile.json": b'{"rows": 1}',
-         "metadata.json": b'{"m": 1}'}
+FILES = {
+    "model.onnx": b"\x08\x01onnx-bytes" * 100,
+    "profile.json": b'{"rows": 1}',
+    "metadata.json": b'{"m": 1}',
+}
 
 
 def test_put_get_and_refuse_overwrite(s3: Any) -> None:
@@ -111,8 +114,10 @@ def test_servers_without_conditional_writes_get_head_then_put(s3: Any) -> None:
         conditional = "If-None-Match" in params["headers"]  # the serialized request at before-call
         seen.append(conditional)
         if conditional:
-            return _Http(), {"Error": {"Code": "NotImplemented", "Message": "If-None-Match"},
-                             "ResponseMetadata": {"HTTPStatusCode": 501}}
+            return _Http(), {
+                "Error": {"Code": "NotImplemented", "Message": "If-None-Match"},
+                "ResponseMetadata": {"HTTPStatusCode": 501},
+            }
         return None
 
     client.meta.events.register("before-call.s3.PutObject", no_conditional)
@@ -139,11 +144,22 @@ def test_concurrent_commit_loses_with_already_exists(s3: Any) -> None:
     assert read_bytes(f"{base}/metadata.json") == b'{"other": true}'
 
 
-def _run(tmp_path: Path, spec: dict[str, Any], output: str,
-         run_id: str = "run-1") -> tuple[int, dict[str, Any]]:
+def _run(
+    tmp_path: Path, spec: dict[str, Any], output: str, run_id: str = "run-1"
+) -> tuple[int, dict[str, Any]]:
     term = tmp_path / f"term-{run_id}"
-    rc = main(["--spec-json", json.dumps(spec), "--run-id", run_id, "--output-uri", output,
-               "--termination-log", str(term)])
+    rc = main(
+        [
+            "--spec-json",
+            json.dumps(spec),
+            "--run-id",
+            run_id,
+            "--output-uri",
+            output,
+            "--termination-log",
+            str(term),
+        ]
+    )
     return rc, json.loads(term.read_text())
 
 
@@ -152,9 +168,11 @@ def test_trainer_reads_and_writes_s3(s3: Any, tmp_path: Path, caplog: pytest.Log
     body = df.to_csv(index=False).encode()
     s3.put_object(Bucket=s3.bucket, Key="data/iris.csv", Body=body)
     sha = hashlib.sha256(body).hexdigest()
-    spec = {"model": "iris", "dataset": {"uri": f"s3://{s3.bucket}/data/iris.csv", "target": "target",
-                                         "sha256": sha},
-            "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}}}
+    spec = {
+        "model": "iris",
+        "dataset": {"uri": f"s3://{s3.bucket}/data/iris.csv", "target": "target", "sha256": sha},
+        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}},
+    }
     out = f"s3://{s3.bucket}/models"
     rc, term = _run(tmp_path, spec, out)
     assert rc == 0, term
@@ -178,10 +196,14 @@ def test_trainer_reads_and_writes_s3(s3: Any, tmp_path: Path, caplog: pytest.Log
     assert SECRET not in caplog.text
 
 
-def test_trainer_s3_errors(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                           caplog: pytest.LogCaptureFixture) -> None:
-    spec = {"model": "m", "dataset": {"uri": f"s3://{s3.bucket}/data/missing.csv", "target": "y"},
-            "estimator": {"className": "GaussianNB"}}
+def test_trainer_s3_errors(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = {
+        "model": "m",
+        "dataset": {"uri": f"s3://{s3.bucket}/data/missing.csv", "target": "y"},
+        "estimator": {"className": "GaussianNB"},
+    }
     rc, term = _run(tmp_path, spec, f"s3://{s3.bucket}/models")
     assert (rc, term["reason"]) == (6, "DataError")  # not found: final
     assert term["message"] == f"s3://{s3.bucket}/data/missing.csv: no such object"

@@ -30,21 +30,44 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "s3": {
         "artifacts": {
             "pvc": {"create": False},
-            "s3": {"enabled": True, "endpoint": "http://minio.minio.svc:9000", "bucket": "models",
-                   "prefix": "prod/", "region": "eu-west-1", "credentialsSecret": "onnxops-s3"},
+            "s3": {
+                "enabled": True,
+                "endpoint": "http://minio.minio.svc:9000",
+                "bucket": "models",
+                "prefix": "prod/",
+                "region": "eu-west-1",
+                "credentialsSecret": "onnxops-s3",
+            },
         },
     },
-    "crds-templated": {"crds": {"enabled": True}, "networkPolicy": {
-        "enabled": True, "metricsNamespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
-    "notifications": {"notifications": {
-        "sinks": [{"name": "ops", "format": "Slack",
-                   "urlSecretRef": {"name": "onnxops-slack", "key": "webhook"}},
-                  {"format": "CloudEvents", "events": ["RolledBack"], "urlSecretRef": {"name": "ce"}}],
-        "serviceSecretNames": ["onnxops-notifications"], "retries": 3}},
+    "crds-templated": {
+        "crds": {"enabled": True},
+        "networkPolicy": {
+            "enabled": True,
+            "metricsNamespaceLabels": {"kubernetes.io/metadata.name": "monitoring"},
+        },
+    },
+    "notifications": {
+        "notifications": {
+            "sinks": [
+                {
+                    "name": "ops",
+                    "format": "Slack",
+                    "urlSecretRef": {"name": "onnxops-slack", "key": "webhook"},
+                },
+                {"format": "CloudEvents", "events": ["RolledBack"], "urlSecretRef": {"name": "ce"}},
+            ],
+            "serviceSecretNames": ["onnxops-notifications"],
+            "retries": 3,
+        }
+    },
     "monitoring": {
         "rbac": {"httpRoutes": True},
-        "operator": {"prometheusUrl": "http://prometheus-operated.monitoring.svc:9090", "verbose": True,
-                     "extraEnv": [{"name": "ONNXOPS_EXTRA", "value": "1"}]},
+        "operator": {
+            "prometheusUrl": "http://prometheus-operated.monitoring.svc:9090",
+            "verbose": True,
+            "extraEnv": [{"name": "ONNXOPS_EXTRA", "value": "1"}],
+        },
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
@@ -74,8 +97,9 @@ def _chart() -> Any:
 @functools.cache
 def _render(values_json: str) -> dict[str, str]:
     values = json.loads(values_json)
-    rendered: dict[str, str] = _chart().render(values=values, name=RELEASE, namespace=NAMESPACE,
-                                               is_install=True)
+    rendered: dict[str, str] = _chart().render(
+        values=values, name=RELEASE, namespace=NAMESPACE, is_install=True
+    )
     return rendered
 
 

@@ -37,7 +37,9 @@ from onnxops.settings import Settings
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 S = Settings()
 TEMPLATE = {
-    "model": "iris", "dataset": {"uri": "sklearn://iris"}, "estimator": {"className": "LogisticRegression"},
+    "model": "iris",
+    "dataset": {"uri": "sklearn://iris"},
+    "estimator": {"className": "LogisticRegression"},
 }
 
 
@@ -70,8 +72,9 @@ def test_monitoring_interval_default_paces_drift_and_performance():
     ten_s_ago = (T0 - timedelta(seconds=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     drift = isvc(monitoring={"drift": {"enabled": True}}, status={"drift": {"evaluatedAt": ten_s_ago}})
     assert drift_due(drift, T0) == interval - 10
-    perf = isvc(monitoring={"performance": {"enabled": True}},
-                status={"performance": {"evaluatedAt": ten_s_ago}})
+    perf = isvc(
+        monitoring={"performance": {"enabled": True}}, status={"performance": {"evaluatedAt": ten_s_ago}}
+    )
     assert performance_due(perf, T0) == interval - 10
 
 
@@ -115,8 +118,14 @@ def test_spec_version_default():
 
 def _drift_retrain(obj: dict, now: datetime):
     decision = Decision(
-        action="Retrain", reason="AllVersionsDrifted", message="psi 0.7 > 0.2", verdicts={"1": "Drift"},
-        scores={"1": 0.7}, feature_scores={"1": {"f0": 0.7}}, samples={"1": 500.0}, consecutive={"1": 3},
+        action="Retrain",
+        reason="AllVersionsDrifted",
+        message="psi 0.7 > 0.2",
+        verdicts={"1": "Drift"},
+        scores={"1": 0.7},
+        feature_scores={"1": {"f0": 0.7}},
+        samples={"1": 500.0},
+        consecutive={"1": 3},
         breaches={"1": True},
     )
     return apply_decision(obj, [mv(1)], [], decision, settings=S, now=now).retrain
@@ -125,8 +134,9 @@ def _drift_retrain(obj: dict, now: datetime):
 def _performance_retrain(obj: dict, now: datetime):
     spec = PerfPolicySpec(failure_limit=1, on_concept_drift="Retrain", retrain_configured=True)
     counts = PerfCounts(confusion={("0", "0"): 120.0, ("0", "1"): 80.0}, labels=200.0)
-    d = decide_performance([ServedPerf("1", "stable", counts, {"accuracy": 0.95})], spec, PerfPrior(), now,
-                           "NoDrift")
+    d = decide_performance(
+        [ServedPerf("1", "stable", counts, {"accuracy": 0.95})], spec, PerfPrior(), now, "NoDrift"
+    )
     assert d.action == "Retrain"
     return apply_performance(obj, [mv(1)], [], d, settings=S, now=now).retrain
 

@@ -39,8 +39,12 @@ def test_the_models_api_version_is_the_constant():
 
 
 def test_the_client_knows_every_kind_under_the_constant():
-    for kind, plural in (("TrainingJob", "trainingjobs"), ("ModelVersion", "modelversions"),
-                         ("Model", "models"), ("InferenceService", "inferenceservices")):
+    for kind, plural in (
+        ("TrainingJob", "trainingjobs"),
+        ("ModelVersion", "modelversions"),
+        ("Model", "models"),
+        ("InferenceService", "inferenceservices"),
+    ):
         assert resource_path(onnxops.API_VERSION, kind, "ns", "x") == (
             f"/apis/onnxops.dev/v1alpha1/namespaces/ns/{plural}/x"
         )

@@ -18,9 +18,13 @@ from onnxops.crdgen import build_crds
 from onnxops.validate import prune_and_default, schema_for, validate
 
 CRDS = build_crds()
-SKLEARN = {**dict(all_estimators()), "XGBClassifier": xgboost.XGBClassifier,
-           "XGBRegressor": xgboost.XGBRegressor, "LGBMClassifier": lightgbm.LGBMClassifier,
-           "LGBMRegressor": lightgbm.LGBMRegressor}
+SKLEARN = {
+    **dict(all_estimators()),
+    "XGBClassifier": xgboost.XGBClassifier,
+    "XGBRegressor": xgboost.XGBRegressor,
+    "LGBMClassifier": lightgbm.LGBMClassifier,
+    "LGBMRegressor": lightgbm.LGBMRegressor,
+}
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)

@@ -265,19 +265,36 @@ def test_training_job_fails_at_once_on_final_exit_codes_and_ignores_disruptions(
     from onnxops.local.runner.podfailure import decide_pod_failure
 
     policy = job.training_job(tj(), S)["spec"]["podFailurePolicy"]
-    assert policy == {"rules": [
-        {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
-                                              "values": [2, 3, 4, 6]}},
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-    ]}
+    assert policy == {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [2, 3, 4, 6]},
+            },
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
 
     def failed(code: int, conditions: list | None = None) -> dict:
-        return {"metadata": {"name": "p"}, "status": {"phase": "Failed", "conditions": conditions or [],
-                "containerStatuses": [{"name": "trainer", "state": {"terminated": {"exitCode": code}}}]}}
+        return {
+            "metadata": {"name": "p"},
+            "status": {
+                "phase": "Failed",
+                "conditions": conditions or [],
+                "containerStatuses": [{"name": "trainer", "state": {"terminated": {"exitCode": code}}}],
+            },
+        }
 
     actions = {code: decide_pod_failure(policy, failed(code)).action for code in (1, 2, 3, 4, 5, 6, 137)}
-    assert actions == {1: "Count", 2: "FailJob", 3: "FailJob", 4: "FailJob", 5: "Count", 6: "FailJob",
-                       137: "Count"}
+    assert actions == {
+        1: "Count",
+        2: "FailJob",
+        3: "FailJob",
+        4: "FailJob",
+        5: "Count",
+        6: "FailJob",
+        137: "Count",
+    }
     drained = failed(143, [{"type": "DisruptionTarget", "status": "True"}])
     assert decide_pod_failure(policy, drained).action == "Ignore"
     verify_policy = job.verification_job(mv(3), S)["spec"]["podFailurePolicy"]
@@ -288,22 +305,28 @@ def test_training_pods_get_default_resources_and_jobs_a_default_deadline():
     from onnxops.settings import Settings
 
     j = job.training_job(tj(), S)
-    assert _container(j)["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
-                                          "limits": {"memory": "4Gi"}}  # never BestEffort
+    assert _container(j)["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"memory": "4Gi"},
+    }  # never BestEffort
     assert j["spec"]["activeDeadlineSeconds"] == 86400
     mine = tj(activeDeadlineSeconds=60, template={"resources": {"requests": {"cpu": "4"}}})
     own = job.training_job(mine, S)
     assert own["spec"]["activeDeadlineSeconds"] == 60
     assert _container(own)["resources"] == {"requests": {"cpu": "4"}}
-    env = {"ONNXOPS_JOB_DEADLINE_SECONDS": "0",
-           "ONNXOPS_TRAINER_RESOURCES": '{"requests": {"memory": "2Gi"}, "limits": {"memory": "2Gi"}}'}
+    env = {
+        "ONNXOPS_JOB_DEADLINE_SECONDS": "0",
+        "ONNXOPS_TRAINER_RESOURCES": '{"requests": {"memory": "2Gi"}, "limits": {"memory": "2Gi"}}',
+    }
     s = Settings.from_env(env)
     j = job.training_job(tj(), s)
     assert "activeDeadlineSeconds" not in j["spec"]
     assert _container(j)["resources"] == {"requests": {"memory": "2Gi"}, "limits": {"memory": "2Gi"}}
-    for bad, fragment in (({"ONNXOPS_JOB_DEADLINE_SECONDS": "1h"}, "ONNXOPS_JOB_DEADLINE_SECONDS"),
-                          ({"ONNXOPS_JOB_DEADLINE_SECONDS": "-5"}, "must be >= 0"),
-                          ({"ONNXOPS_TRAINER_RESOURCES": "cpu=1"}, "ONNXOPS_TRAINER_RESOURCES must be JSON"),
-                          ({"ONNXOPS_TRAINER_RESOURCES": '{"cpu": "1"}'}, "requests and/or limits")):
+    for bad, fragment in (
+        ({"ONNXOPS_JOB_DEADLINE_SECONDS": "1h"}, "ONNXOPS_JOB_DEADLINE_SECONDS"),
+        ({"ONNXOPS_JOB_DEADLINE_SECONDS": "-5"}, "must be >= 0"),
+        ({"ONNXOPS_TRAINER_RESOURCES": "cpu=1"}, "ONNXOPS_TRAINER_RESOURCES must be JSON"),
+        ({"ONNXOPS_TRAINER_RESOURCES": '{"cpu": "1"}'}, "requests and/or limits"),
+    ):
         with pytest.raises(ValueError, match=fragment):
             Settings.from_env(bad)

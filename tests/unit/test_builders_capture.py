@@ -13,8 +13,12 @@ from onnxops.serving.config import parse_config
 from onnxops.settings import PVC_MOUNT_ROOT, Settings
 
 S = Settings()  # default store pvc://onnxops-artifacts/models
-S3 = Settings(default_storage_uri="s3://models/onnxops", s3_endpoint_url="http://minio.storage:9000",
-              s3_region="eu-west-1", default_credentials_secret="onnxops-s3")
+S3 = Settings(
+    default_storage_uri="s3://models/onnxops",
+    s3_endpoint_url="http://minio.storage:9000",
+    s3_region="eu-west-1",
+    default_credentials_secret="onnxops-s3",
+)
 
 
 def _container(d: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +49,12 @@ def test_every_version_gets_the_settings_the_server_reads(version: int) -> None:
     cfg = parse_config([], {**plain, "ONNXOPS_POD_NAME": "iris-v2-abc"}).capture
     assert cfg is not None
     assert (cfg.sink_uri, cfg.sample_rate, cfg.flush_interval, cfg.max_rows_per_file, cfg.pod) == (
-        "pvc://onnxops-artifacts/models/ml/iris/traffic/", 0.25, 60.0, 500, "iris-v2-abc")
+        "pvc://onnxops-artifacts/models/ml/iris/traffic/",
+        0.25,
+        60.0,
+        500,
+        "iris-v2-abc",
+    )
 
 
 def test_a_pvc_sink_is_mounted_read_write_even_when_the_artifacts_share_the_claim() -> None:
@@ -77,11 +86,16 @@ def test_an_s3_sink_gets_endpoint_and_its_credentials_secret() -> None:
     assert c["envFrom"] == [{"secretRef": {"name": "onnxops-s3"}}]
 
 
-@pytest.mark.parametrize(("logging", "field"), [
-    ({"sampleRate": 0}, "sampleRate"), ({"sampleRate": 1.5}, "sampleRate"),
-    ({"sink": {"uri": "https://x/y"}}, "uri"), ({"maxRowsPerFile": 0}, "maxRowsPerFile"),
-    ({"flushInterval": "soon"}, "flushInterval"),
-])
+@pytest.mark.parametrize(
+    ("logging", "field"),
+    [
+        ({"sampleRate": 0}, "sampleRate"),
+        ({"sampleRate": 1.5}, "sampleRate"),
+        ({"sink": {"uri": "https://x/y"}}, "uri"),
+        ({"maxRowsPerFile": 0}, "maxRowsPerFile"),
+        ({"flushInterval": "soon"}, "flushInterval"),
+    ],
+)
 def test_bad_logging_specs_are_rejected_naming_the_field(logging: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         InferenceServiceSpec.model_validate({"model": "iris", "logging": logging})
@@ -96,8 +110,10 @@ def test_a_from_serving_training_reads_the_services_sink_and_the_labels() -> Non
     from onnxops.reconcile.trainingjob import model_version_body
 
     t = tj()
-    t["spec"]["dataset"] = {"target": "species", "fromServing": {
-        "service": "iris", "window": "6h", "labels": {"uri": "pvc://labels/iris/"}}}
+    t["spec"]["dataset"] = {
+        "target": "species",
+        "fromServing": {"service": "iris", "window": "6h", "labels": {"uri": "pvc://labels/iris/"}},
+    }
     c = _container(job.training_job(t, S))
     env = _env(c)
     assert env["ONNXOPS_FROM_SERVING_SINK_URI"] == "pvc://onnxops-artifacts/models/ml/iris/traffic/"
@@ -106,12 +122,23 @@ def test_a_from_serving_training_reads_the_services_sink_and_the_labels() -> Non
     assert _env(_container(job.training_job(t, S)))["ONNXOPS_FROM_SERVING_NOW"] == "2026-03-02T12:30:00Z"
     claims = {m["mountPath"] for m in c["volumeMounts"]}
     assert {f"{PVC_MOUNT_ROOT}/labels", f"{PVC_MOUNT_ROOT}/onnxops-artifacts"} <= claims
-    lineage = {"service": "iris", "sinkUri": env["ONNXOPS_FROM_SERVING_SINK_URI"],
-               "windowStart": "2026-03-02T06:30:00Z", "windowEnd": "2026-03-02T12:30:00Z", "files": 3,
-               "filesDigest": "f" * 64, "rowsCaptured": 13,
-               "rowsLabelled": 7, "rowsUsed": 7, "labelsUri": "pvc://labels/iris/", "labelsDigest": "e" * 64}
-    result = {"artifact": {"uri": "pvc://a/m.onnx", "sha256": "a" * 64},
-              "dataset": {"uri": lineage["sinkUri"], "sha256": "f" * 64, "fromServing": lineage}}
+    lineage = {
+        "service": "iris",
+        "sinkUri": env["ONNXOPS_FROM_SERVING_SINK_URI"],
+        "windowStart": "2026-03-02T06:30:00Z",
+        "windowEnd": "2026-03-02T12:30:00Z",
+        "files": 3,
+        "filesDigest": "f" * 64,
+        "rowsCaptured": 13,
+        "rowsLabelled": 7,
+        "rowsUsed": 7,
+        "labelsUri": "pvc://labels/iris/",
+        "labelsDigest": "e" * 64,
+    }
+    result = {
+        "artifact": {"uri": "pvc://a/m.onnx", "sha256": "a" * 64},
+        "dataset": {"uri": lineage["sinkUri"], "sha256": "f" * 64, "fromServing": lineage},
+    }
     body = model_version_body(t, TrainerSuccess.model_validate(result), S)
     assert body["spec"]["lineage"]["dataset"]["fromServing"] == lineage
     ModelVersionSpec.model_validate({**body["spec"], "version": 3})  # the ModelVersion API takes it
@@ -123,5 +150,9 @@ def test_a_dataset_needs_a_uri_or_from_serving() -> None:
     with pytest.raises(ValueError, match="dataset needs a uri, or fromServing"):
         Dataset.model_validate({"target": "y"})
     with pytest.raises(ValueError, match=r"mix draws rows from dataset\.uri"):
-        Dataset.model_validate({"target": "y", "fromServing": {
-            "service": "s", "labels": {"uri": "pvc://l/x"}, "mix": {"rowShare": 0.5}}})
+        Dataset.model_validate(
+            {
+                "target": "y",
+                "fromServing": {"service": "s", "labels": {"uri": "pvc://l/x"}, "mix": {"rowShare": 0.5}},
+            }
+        )

@@ -11,9 +11,20 @@ from onnxops.settings import Settings
 
 
 def test_feedback_target_and_label_sink_follow_the_service() -> None:
-    retrain = {"trainingJob": {"model": "iris", "dataset": {"target": "species", "fromServing": {
-        "service": "iris", "window": "24h", "labels": {"uri": "pvc://onnxops-artifacts/x/_labels/"}}},
-        "estimator": {"className": "LogisticRegression"}}}
+    retrain = {
+        "trainingJob": {
+            "model": "iris",
+            "dataset": {
+                "target": "species",
+                "fromServing": {
+                    "service": "iris",
+                    "window": "24h",
+                    "labels": {"uri": "pvc://onnxops-artifacts/x/_labels/"},
+                },
+            },
+            "estimator": {"className": "LogisticRegression"},
+        }
+    }
     d = deployment(isvc(logging={"sampleRate": 1.0}, retrain=retrain), mv(2), 1, Settings())
     env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env[ENV_TARGET] == "species"

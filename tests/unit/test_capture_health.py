@@ -16,17 +16,27 @@ IDLE = ch.PodCapture("p3", "1")  # capturing, nothing written yet
 DOWN = ch.PodCapture("p4", "2", written=10, errors=3, dropped=250, sink_up=False)
 
 
-@pytest.mark.parametrize(("enabled", "pods", "want"), [
-    (False, [DOWN], None),  # capture off: no condition
-    (True, [], None),  # no pod with capture metrics: no evidence
-    (True, [IDLE], None),  # nothing written, nothing failed: no evidence yet
-    (True, [UP], (True, "SinkWritable", "1 of 1 serving pods wrote 120 captured rows")),
-    (True, [UP, WROTE, IDLE], (True, "SinkWritable", "2 of 3 serving pods wrote 150 captured rows")),
-    (True, [UP, DOWN], (False, "SinkUnavailable",
-                        "1 of 2 serving pods cannot write captured rows to spec.logging.sink: "
-                        "p4 (v2: 3 failed writes, 250 rows dropped)")),
-    (True, [DOWN, IDLE], (False, "SinkUnavailable", "1 of 2 serving pods cannot write")),
-])
+@pytest.mark.parametrize(
+    ("enabled", "pods", "want"),
+    [
+        (False, [DOWN], None),  # capture off: no condition
+        (True, [], None),  # no pod with capture metrics: no evidence
+        (True, [IDLE], None),  # nothing written, nothing failed: no evidence yet
+        (True, [UP], (True, "SinkWritable", "1 of 1 serving pods wrote 120 captured rows")),
+        (True, [UP, WROTE, IDLE], (True, "SinkWritable", "2 of 3 serving pods wrote 150 captured rows")),
+        (
+            True,
+            [UP, DOWN],
+            (
+                False,
+                "SinkUnavailable",
+                "1 of 2 serving pods cannot write captured rows to spec.logging.sink: "
+                "p4 (v2: 3 failed writes, 250 rows dropped)",
+            ),
+        ),
+        (True, [DOWN, IDLE], (False, "SinkUnavailable", "1 of 2 serving pods cannot write")),
+    ],
+)
 def test_decision_table(enabled: bool, pods: list[ch.PodCapture], want: tuple[bool, str, str] | None) -> None:
     got = ch.decide(enabled, pods)
     if want is None:
@@ -43,10 +53,17 @@ def test_many_pods_down_are_named_up_to_five() -> None:
     assert got is not None and "p4 (v1" in got[2] and "p5 (v1" not in got[2] and "and 3 more" in got[2]
 
 
-@pytest.mark.parametrize(("logging", "want"), [
-    (None, None), ({"enabled": False}, None), ({}, 30.0), ({"flushInterval": "1s"}, 5.0),
-    ({"flushInterval": "15s"}, 15.0), ({"flushInterval": "10m"}, 60.0),
-])
+@pytest.mark.parametrize(
+    ("logging", "want"),
+    [
+        (None, None),
+        ({"enabled": False}, None),
+        ({}, 30.0),
+        ({"flushInterval": "1s"}, 5.0),
+        ({"flushInterval": "15s"}, 15.0),
+        ({"flushInterval": "10m"}, 60.0),
+    ],
+)
 def test_check_interval_follows_the_flush_interval(logging: dict | None, want: float | None) -> None:
     spec = {"model": "m"} | ({"logging": logging} if logging is not None else {})
     assert ch.check_interval({"spec": spec}) == want

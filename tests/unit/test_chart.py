@@ -79,6 +79,7 @@ def test_namespaced_objects_name_their_namespace(name: str) -> None:
 
 # --- pod security ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_pods_meet_the_restricted_pod_security_standard(name: str) -> None:
     specs = list(pod_specs(render(VALUE_SETS[name])))
@@ -101,6 +102,7 @@ def test_pods_meet_the_restricted_pod_security_standard(name: str) -> None:
 
 
 # --- the operator Deployment ------------------------------------------------------------------------------
+
 
 def _container(values: dict[str, Any] | None = None) -> dict[str, Any]:
     dep = one(render(values), "Deployment")
@@ -188,8 +190,10 @@ def test_replicas_use_kopf_peering(name: str) -> None:
         assert p["metadata"]["name"] == "onnxops"
         # Created after the CRDs exist (Helm cannot map a kind it installs in the same pass).
         assert "post-install" in p["metadata"]["annotations"]["helm.sh/hook"]
-    assert not of_kind(render({**values, "peering": {"name": "onnxops", "createCRDs": False,
-                                                       "createObjects": False}}), "CustomResourceDefinition")
+    assert not of_kind(
+        render({**values, "peering": {"name": "onnxops", "createCRDs": False, "createObjects": False}}),
+        "CustomResourceDefinition",
+    )
 
 
 def test_replicas_draw_distinct_peering_priorities(tmp_path: Path) -> None:
@@ -212,9 +216,11 @@ def test_environment_is_what_the_operator_settings_read() -> None:
     values = VALUE_SETS["monitoring"] | {
         "watchNamespaces": ["team-a", "team-b"],
         "image": {"repository": "registry.example/onnxops-operator", "tag": "1.2.3"},
-        "childImages": {"trainer": {"repository": "registry.example/onnxops-trainer", "tag": "1.2.3"},
-                        "serving": {"repository": "registry.example/onnxops-serving", "tag": "1.2.4"},
-                        "pullPolicy": "Always"},
+        "childImages": {
+            "trainer": {"repository": "registry.example/onnxops-trainer", "tag": "1.2.3"},
+            "serving": {"repository": "registry.example/onnxops-serving", "tag": "1.2.4"},
+            "pullPolicy": "Always",
+        },
     }
     c = _container(values)
     s = Settings.from_env(_env(c))
@@ -241,7 +247,9 @@ def test_operator_can_read_profiles_from_the_default_stores() -> None:
     assert _env(c)["ONNXOPS_PVC_ROOT"] == PVC_MOUNT_ROOT
     (mount,) = [m for m in c["volumeMounts"] if m["name"] == "artifacts"]
     assert mount == {
-        "name": "artifacts", "mountPath": f"{PVC_MOUNT_ROOT}/onnxops-artifacts", "readOnly": True
+        "name": "artifacts",
+        "mountPath": f"{PVC_MOUNT_ROOT}/onnxops-artifacts",
+        "readOnly": True,
     }
     (vol,) = [v for v in pod["volumes"] if v["name"] == "artifacts"]
     assert vol["persistentVolumeClaim"] == {"claimName": "onnxops-artifacts", "readOnly": True}
@@ -285,6 +293,7 @@ def test_s3_store_settings() -> None:
 
 # --- the artifact store ---------------------------------------------------------------------------------
 
+
 def test_default_artifact_pvc() -> None:
     pvc = one(render(), "PersistentVolumeClaim")
     assert pvc["metadata"]["name"] == "onnxops-artifacts"
@@ -296,9 +305,18 @@ def test_default_artifact_pvc() -> None:
 
 
 def test_pvc_in_every_served_namespace_with_custom_class() -> None:
-    values = {"watchNamespaces": ["team-a", "team-b"],
-              "artifacts": {"pvc": {"storageClassName": "nfs", "accessModes": ["ReadWriteOnce"],
-                                    "size": "1Gi", "keep": False, "extraNamespaces": ["team-b", "ml"]}}}
+    values = {
+        "watchNamespaces": ["team-a", "team-b"],
+        "artifacts": {
+            "pvc": {
+                "storageClassName": "nfs",
+                "accessModes": ["ReadWriteOnce"],
+                "size": "1Gi",
+                "keep": False,
+                "extraNamespaces": ["team-b", "ml"],
+            }
+        },
+    }
     pvcs = of_kind(render(values), "PersistentVolumeClaim")
     assert sorted(p["metadata"]["namespace"] for p in pvcs) == sorted([NAMESPACE, "team-a", "team-b", "ml"])
     for p in pvcs:
@@ -356,9 +374,12 @@ def test_training_job_deadline_and_resources_reach_the_settings() -> None:
     s = Settings.from_env(_env(_container()))
     assert s.job_deadline_seconds == 86400
     assert s.trainer_resources == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
-    custom = {"operator": {"jobDeadlineSeconds": 0,
-                           "trainerResources": {"requests": {"cpu": "2", "memory": "8Gi"},
-                                                "limits": {"memory": "16Gi"}}}}
+    custom = {
+        "operator": {
+            "jobDeadlineSeconds": 0,
+            "trainerResources": {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "16Gi"}},
+        }
+    }
     s = Settings.from_env(_env(_container(custom)))
     assert s.job_deadline_seconds == 0
     assert s.trainer_resources == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "16Gi"}}

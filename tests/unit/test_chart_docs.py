@@ -54,8 +54,14 @@ def test_committed_table_is_current(capsys: pytest.CaptureFixture[str]) -> None:
             node = node[part]
         assert json.loads(r.default) == node, r.key
         assert f"| `{r.key}` |" in readme
-    for key in ("metrics.serviceMonitor.enabled", "crds.keep", "servingPods.resources",
-                "childImages.serving.digest", "rbac.aggregateToDefaultRoles", "networkPolicy.enabled"):
+    for key in (
+        "metrics.serviceMonitor.enabled",
+        "crds.keep",
+        "servingPods.resources",
+        "childImages.serving.digest",
+        "rbac.aggregateToDefaultRoles",
+        "networkPolicy.enabled",
+    ):
         assert f"| `{key}` |" in readme, key
 
 

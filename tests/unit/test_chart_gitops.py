@@ -34,8 +34,11 @@ def test_doc_shows_the_committed_files() -> None:
 
 def test_argocd_cm_carries_the_check_for_each_kind() -> None:
     cm = yaml.safe_load((ARGO / "argocd-cm.yaml").read_text())
-    assert cm["metadata"] == {"name": "argocd-cm", "namespace": "argocd", "labels": {
-        "app.kubernetes.io/name": "argocd-cm", "app.kubernetes.io/part-of": "argocd"}}
+    assert cm["metadata"] == {
+        "name": "argocd-cm",
+        "namespace": "argocd",
+        "labels": {"app.kubernetes.io/name": "argocd-cm", "app.kubernetes.io/part-of": "argocd"},
+    }
     assert cm["data"] == {f"resource.customizations.health.onnxops.dev_{k}": HEALTH for k in KINDS}
     kv = pytest.importorskip("kubernetes_validate")
     kv.validate(cm, "1.30.0", strict=True)
@@ -65,15 +68,23 @@ def health(obj: dict[str, Any]) -> tuple[str, str]:
 
 
 def _obj(kind: str, generation: int = 1, **status: Any) -> dict[str, Any]:
-    o: dict[str, Any] = {"apiVersion": "onnxops.dev/v1alpha1", "kind": kind,
-                         "metadata": {"name": "iris", "namespace": "ml", "generation": generation}}
+    o: dict[str, Any] = {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "iris", "namespace": "ml", "generation": generation},
+    }
     if status:
         o["status"] = status
     return o
 
 
-def _status(generation: int = 1, *, phase: str | None = None,
-            extra: tuple[tuple[str, bool, str, str], ...] = (), **summary: Any) -> dict[str, Any]:
+def _status(
+    generation: int = 1,
+    *,
+    phase: str | None = None,
+    extra: tuple[tuple[str, bool, str, str], ...] = (),
+    **summary: Any,
+) -> dict[str, Any]:
     conds = cond.summarize([], generation=generation, **summary)
     for type_, value, reason, message in extra:
         conds = cond.set_condition(conds, type_, value, reason, message, generation=generation)
@@ -95,23 +106,46 @@ def test_new_generation_not_yet_observed_is_progressing() -> None:
     assert message == "Waiting for the operator to observe generation 2"
 
 
-@pytest.mark.parametrize(("kind", "summary", "phase", "expected"), [
-    ("TrainingJob", {"ready": False, "reason": cond.Reason.RUNNING, "reconciling": True}, "Running",
-     "Progressing"),
-    ("TrainingJob", {"ready": True, "reason": cond.Reason.SUCCEEDED}, "Succeeded", "Healthy"),
-    ("TrainingJob", {"ready": False, "reason": cond.Reason.TRAINING_FAILED, "stalled": True}, "Failed",
-     "Degraded"),
-    ("TrainingJob", {"ready": False, "reason": cond.Reason.SUSPENDED}, "Suspended", "Suspended"),
-    ("ModelVersion", {"ready": False, "reason": cond.Reason.VERIFYING, "reconciling": True}, "Verifying",
-     "Progressing"),
-    ("ModelVersion", {"ready": True, "reason": cond.Reason.VERIFIED}, "Ready", "Healthy"),
-    ("ModelVersion", {"ready": False, "reason": cond.Reason.VERIFICATION_FAILED, "stalled": True}, "Failed",
-     "Degraded"),
-    ("InferenceService", {"ready": True, "reason": cond.Reason.CANARY, "reconciling": True}, "Progressing",
-     "Progressing"),
-    ("InferenceService", {"ready": True, "reason": cond.Reason.AVAILABLE}, "Ready", "Healthy"),
-    ("InferenceService", {"ready": False, "reason": cond.Reason.UNAVAILABLE}, "Degraded", "Degraded"),
-])
+@pytest.mark.parametrize(
+    ("kind", "summary", "phase", "expected"),
+    [
+        (
+            "TrainingJob",
+            {"ready": False, "reason": cond.Reason.RUNNING, "reconciling": True},
+            "Running",
+            "Progressing",
+        ),
+        ("TrainingJob", {"ready": True, "reason": cond.Reason.SUCCEEDED}, "Succeeded", "Healthy"),
+        (
+            "TrainingJob",
+            {"ready": False, "reason": cond.Reason.TRAINING_FAILED, "stalled": True},
+            "Failed",
+            "Degraded",
+        ),
+        ("TrainingJob", {"ready": False, "reason": cond.Reason.SUSPENDED}, "Suspended", "Suspended"),
+        (
+            "ModelVersion",
+            {"ready": False, "reason": cond.Reason.VERIFYING, "reconciling": True},
+            "Verifying",
+            "Progressing",
+        ),
+        ("ModelVersion", {"ready": True, "reason": cond.Reason.VERIFIED}, "Ready", "Healthy"),
+        (
+            "ModelVersion",
+            {"ready": False, "reason": cond.Reason.VERIFICATION_FAILED, "stalled": True},
+            "Failed",
+            "Degraded",
+        ),
+        (
+            "InferenceService",
+            {"ready": True, "reason": cond.Reason.CANARY, "reconciling": True},
+            "Progressing",
+            "Progressing",
+        ),
+        ("InferenceService", {"ready": True, "reason": cond.Reason.AVAILABLE}, "Ready", "Healthy"),
+        ("InferenceService", {"ready": False, "reason": cond.Reason.UNAVAILABLE}, "Degraded", "Degraded"),
+    ],
+)
 def test_lifecycle(kind: str, summary: dict[str, Any], phase: str, expected: str) -> None:
     status, message = health(_obj(kind, **_status(phase=phase, message="details", **summary)))
     assert status == expected
@@ -121,18 +155,34 @@ def test_lifecycle(kind: str, summary: dict[str, Any], phase: str, expected: str
 
 def test_rollback_holding_is_degraded_and_names_the_versions() -> None:
     msg = "rolled back v2 -> v1: psi 0.41 > 0.2; holds until spec changes"
-    st = _status(3, ready=True, reason=cond.Reason.AVAILABLE, message=msg, stalled=True,
-                 stalled_reason=cond.Reason.DRIFT, extra=((cond.DEGRADED, True, cond.Reason.DRIFT, msg),))
-    st["rollback"] = {"from": 2, "to": 1, "reason": "DriftDetected", "generation": 3,
-                      "at": "2026-01-01T00:00:00Z"}
+    st = _status(
+        3,
+        ready=True,
+        reason=cond.Reason.AVAILABLE,
+        message=msg,
+        stalled=True,
+        stalled_reason=cond.Reason.DRIFT,
+        extra=((cond.DEGRADED, True, cond.Reason.DRIFT, msg),),
+    )
+    st["rollback"] = {
+        "from": 2,
+        "to": 1,
+        "reason": "DriftDetected",
+        "generation": 3,
+        "at": "2026-01-01T00:00:00Z",
+    }
     assert health(_obj("InferenceService", generation=3, **st)) == ("Degraded", f"DriftDetected: {msg}")
     # the user commits a new spec: until the operator observes it, the rollback no longer speaks for it
     assert health(_obj("InferenceService", generation=4, **st))[0] == "Progressing"
 
 
 def test_drift_without_rollback_stays_healthy_with_a_message() -> None:
-    st = _status(ready=True, reason=cond.Reason.AVAILABLE, message="serving v2",
-                 extra=((cond.DRIFT_DETECTED, True, cond.Reason.DRIFT, "psi 0.3 > 0.2"),))
+    st = _status(
+        ready=True,
+        reason=cond.Reason.AVAILABLE,
+        message="serving v2",
+        extra=((cond.DRIFT_DETECTED, True, cond.Reason.DRIFT, "psi 0.3 > 0.2"),),
+    )
     status, message = health(_obj("InferenceService", **st))
     assert status == "Healthy"
     assert message == "Available: serving v2 (drift detected: DriftDetected: psi 0.3 > 0.2)"

@@ -31,7 +31,8 @@ def test_metrics_port_service_and_service_monitor() -> None:
     pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     assert svc["spec"]["ports"] == [
-        {"name": "metrics", "port": 8081, "targetPort": "metrics", "protocol": "TCP"}]
+        {"name": "metrics", "port": 8081, "targetPort": "metrics", "protocol": "TCP"}
+    ]
     (sm,) = [o for o in of_kind(objects, "ServiceMonitor") if o["metadata"]["name"] == "onnxops-operator"]
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
@@ -71,10 +72,19 @@ def test_every_alert_links_an_existing_runbook() -> None:
             assert section in text, (name, section)
     # no runbook without an alert (a renamed alert leaves no stale page)
     assert {p.stem for p in RUNBOOKS.glob("Onnxops*.md")} == set(alerts)
-    moved = _alerts({**MON, "monitoring": {**MON["monitoring"], "prometheusRule": {
-        "enabled": True, "runbookBaseUrl": "https://wiki.example.com/onnxops/"}}})
-    assert moved["OnnxopsRolledBack"]["annotations"]["runbook_url"] == \
-        "https://wiki.example.com/onnxops/OnnxopsRolledBack.md"
+    moved = _alerts(
+        {
+            **MON,
+            "monitoring": {
+                **MON["monitoring"],
+                "prometheusRule": {"enabled": True, "runbookBaseUrl": "https://wiki.example.com/onnxops/"},
+            },
+        }
+    )
+    assert (
+        moved["OnnxopsRolledBack"]["annotations"]["runbook_url"]
+        == "https://wiki.example.com/onnxops/OnnxopsRolledBack.md"
+    )
 
 
 def test_runbooks_explain_status_and_the_way_out() -> None:
@@ -95,73 +105,120 @@ def test_operator_alerts_only_with_the_service_monitor() -> None:
 
 
 def _tj(phase: str) -> dict[str, str]:
-    return {"namespace": "ml", "name": "iris-1", "model": "iris", "phase": phase,
-            "customresource_kind": "TrainingJob", **KSM_LABELS}
+    return {
+        "namespace": "ml",
+        "name": "iris-1",
+        "model": "iris",
+        "phase": phase,
+        "customresource_kind": "TrainingJob",
+        **KSM_LABELS,
+    }
 
 
 def _mv(phase: str) -> dict[str, str]:
-    return {"namespace": "ml", "name": "iris-v2", "model": "iris", "phase": phase,
-            "customresource_kind": "ModelVersion", **KSM_LABELS}
+    return {
+        "namespace": "ml",
+        "name": "iris-v2",
+        "model": "iris",
+        "phase": phase,
+        "customresource_kind": "ModelVersion",
+        **KSM_LABELS,
+    }
 
 
 OP = {"namespace": NAMESPACE, "job": "onnxops-metrics"}
 TESTS: list[dict[str, Any]] = [
-    {   # a TrainingJob that turns Failed at minute 2 and stays Failed: alert for failedAlertWindow (1h)
+    {  # a TrainingJob that turns Failed at minute 2 and stays Failed: alert for failedAlertWindow (1h)
         "interval": "1m",
         "input_series": [_series("kube_onnxops_trainingjob_status_phase", _tj("Failed"), "0 0 1x200")],
         "alert_rule_test": [
             {"eval_time": "1m", "alertname": "OnnxopsTrainingFailed", "exp_alerts": []},
-            {"eval_time": "30m", "alertname": "OnnxopsTrainingFailed", "exp_alerts": [{"exp_labels": {
-                "severity": "warning", "team": "ml", **_tj("Failed")}}]},
+            {
+                "eval_time": "30m",
+                "alertname": "OnnxopsTrainingFailed",
+                "exp_alerts": [{"exp_labels": {"severity": "warning", "team": "ml", **_tj("Failed")}}],
+            },
             {"eval_time": "70m", "alertname": "OnnxopsTrainingFailed", "exp_alerts": []},  # resolved
         ],
     },
-    {   # a TrainingJob created already Failed (no earlier sample) alerts too, then resolves
+    {  # a TrainingJob created already Failed (no earlier sample) alerts too, then resolves
         "interval": "1m",
         "input_series": [_series("kube_onnxops_trainingjob_status_phase", _tj("Failed"), "_x10 1x100")],
         "alert_rule_test": [
-            {"eval_time": "15m", "alertname": "OnnxopsTrainingFailed", "exp_alerts": [{"exp_labels": {
-                "severity": "warning", "team": "ml", **_tj("Failed")}}]},
+            {
+                "eval_time": "15m",
+                "alertname": "OnnxopsTrainingFailed",
+                "exp_alerts": [{"exp_labels": {"severity": "warning", "team": "ml", **_tj("Failed")}}],
+            },
             {"eval_time": "80m", "alertname": "OnnxopsTrainingFailed", "exp_alerts": []},
         ],
     },
-    {   # the same for a ModelVersion that fails verification
+    {  # the same for a ModelVersion that fails verification
         "interval": "1m",
         "input_series": [_series("kube_onnxops_modelversion_status_phase", _mv("Failed"), "0x5 1x100")],
         "alert_rule_test": [
-            {"eval_time": "10m", "alertname": "OnnxopsModelVersionVerificationFailed",
-             "exp_alerts": [{"exp_labels": {"severity": "warning", "team": "ml", **_mv("Failed")}}]},
+            {
+                "eval_time": "10m",
+                "alertname": "OnnxopsModelVersionVerificationFailed",
+                "exp_alerts": [{"exp_labels": {"severity": "warning", "team": "ml", **_mv("Failed")}}],
+            },
             {"eval_time": "90m", "alertname": "OnnxopsModelVersionVerificationFailed", "exp_alerts": []},
         ],
     },
-    {   # the operator's metrics vanish at minute 5: absent for 10m fires
+    {  # the operator's metrics vanish at minute 5: absent for 10m fires
         "interval": "1m",
         "input_series": [
             _series("onnxops_operator_build_info", {**OP, "version": "0.1.0"}, "1x5"),
-            _series("onnxops_operator_build_info", {"namespace": "other", "job": "onnxops-metrics",
-                                                    "version": "0.1.0"}, "1x40"),
+            _series(
+                "onnxops_operator_build_info",
+                {"namespace": "other", "job": "onnxops-metrics", "version": "0.1.0"},
+                "1x40",
+            ),
         ],
         "alert_rule_test": [
             {"eval_time": "8m", "alertname": "OnnxopsOperatorMetricsAbsent", "exp_alerts": []},
-            {"eval_time": "25m", "alertname": "OnnxopsOperatorMetricsAbsent", "exp_alerts": [{"exp_labels": {
-                "severity": "warning", "team": "ml", **OP}}]},
+            {
+                "eval_time": "25m",
+                "alertname": "OnnxopsOperatorMetricsAbsent",
+                "exp_alerts": [{"exp_labels": {"severity": "warning", "team": "ml", **OP}}],
+            },
         ],
     },
-    {   # 60 % of InferenceService reconciles fail; TrainingJob reconciles all succeed
+    {  # 60 % of InferenceService reconciles fail; TrainingJob reconciles all succeed
         "interval": "1m",
         "input_series": [
-            _series("onnxops_operator_reconciles_total",
-                    {**OP, "kind": "InferenceService", "result": "error"}, "0+6x60"),
-            _series("onnxops_operator_reconciles_total", {**OP, "kind": "InferenceService",
-                                                          "result": "success"}, "0+4x60"),
-            _series("onnxops_operator_reconciles_total", {**OP, "kind": "TrainingJob", "result": "success"},
-                    "0+4x60"),
+            _series(
+                "onnxops_operator_reconciles_total",
+                {**OP, "kind": "InferenceService", "result": "error"},
+                "0+6x60",
+            ),
+            _series(
+                "onnxops_operator_reconciles_total",
+                {**OP, "kind": "InferenceService", "result": "success"},
+                "0+4x60",
+            ),
+            _series(
+                "onnxops_operator_reconciles_total",
+                {**OP, "kind": "TrainingJob", "result": "success"},
+                "0+4x60",
+            ),
         ],
         "alert_rule_test": [
             {"eval_time": "10m", "alertname": "OnnxopsOperatorReconcileErrors", "exp_alerts": []},
-            {"eval_time": "40m", "alertname": "OnnxopsOperatorReconcileErrors", "exp_alerts": [
-                {"exp_labels": {"severity": "warning", "team": "ml", "namespace": NAMESPACE,
-                                "kind": "InferenceService"}}]},
+            {
+                "eval_time": "40m",
+                "alertname": "OnnxopsOperatorReconcileErrors",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {
+                            "severity": "warning",
+                            "team": "ml",
+                            "namespace": NAMESPACE,
+                            "kind": "InferenceService",
+                        }
+                    }
+                ],
+            },
         ],
     },
 ]
@@ -174,7 +231,8 @@ def test_new_alerts_on_sample_series(tmp_path: Path) -> None:
         for r in g["rules"]:
             r.pop("annotations")
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(
-        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": TESTS}))
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": TESTS})
+    )
     out = _promtool("test", "rules", "test.yaml", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -20,9 +20,14 @@ def _settings(values: dict[str, Any] | None = None) -> Settings:
 
 
 def test_child_images_pinned_by_digest() -> None:
-    s = _settings({"childImages": {
-        "trainer": {"repository": "registry.example/trainer", "tag": "1.0", "digest": DIGEST},
-        "serving": {"repository": "registry.example/serving", "digest": DIGEST}}})
+    s = _settings(
+        {
+            "childImages": {
+                "trainer": {"repository": "registry.example/trainer", "tag": "1.0", "digest": DIGEST},
+                "serving": {"repository": "registry.example/serving", "digest": DIGEST},
+            }
+        }
+    )
     assert s.trainer_image == f"registry.example/trainer:1.0@{DIGEST}"
     from onnxops import __version__
 
@@ -35,20 +40,31 @@ def _isvc(resources: dict[str, Any] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"model": "iris", "version": 1}
     if resources is not None:
         spec["resources"] = resources
-    return {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService",
-            "metadata": {"name": "iris", "namespace": "ml", "uid": "u1"}, "spec": spec}
+    return {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "iris", "namespace": "ml", "uid": "u1"},
+        "spec": spec,
+    }
 
 
-MV = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "ModelVersion",
-      "metadata": {"name": "iris-v1", "namespace": "ml", "uid": "m1"},
-      "spec": {"model": "iris", "version": 1,
-               "artifact": {"uri": "pvc://onnxops-artifacts/models/iris/1/model.onnx", "sha256": "a" * 64}},
-      "status": {"phase": "Ready"}}
+MV = {
+    "apiVersion": "onnxops.dev/v1alpha1",
+    "kind": "ModelVersion",
+    "metadata": {"name": "iris-v1", "namespace": "ml", "uid": "m1"},
+    "spec": {
+        "model": "iris",
+        "version": 1,
+        "artifact": {"uri": "pvc://onnxops-artifacts/models/iris/1/model.onnx", "sha256": "a" * 64},
+    },
+    "status": {"phase": "Ready"},
+}
 
 
 def _serving_resources(settings: Settings, isvc: dict[str, Any]) -> dict[str, Any]:
     res: dict[str, Any] = deployment(isvc, MV, 1, settings)["spec"]["template"]["spec"]["containers"][0].get(
-        "resources", {})
+        "resources", {}
+    )
     return res
 
 
@@ -90,15 +106,28 @@ def test_network_policy() -> None:
     assert [p["port"] for p in health["ports"]] == ["health"] and "from" not in health
     assert [p["port"] for p in metrics["ports"]] == ["metrics"]
     assert {"health", "metrics"} <= ports
-    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {
-        "kubernetes.io/metadata.name": "monitoring"}}}]
-    both = one(render({"networkPolicy": {"enabled": True, "metricsNamespaceLabels": {"a": "b"},
-                                         "metricsPodLabels": {"c": "d"}}}), "NetworkPolicy")["spec"]
+    assert metrics["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    both = one(
+        render(
+            {
+                "networkPolicy": {
+                    "enabled": True,
+                    "metricsNamespaceLabels": {"a": "b"},
+                    "metricsPodLabels": {"c": "d"},
+                }
+            }
+        ),
+        "NetworkPolicy",
+    )["spec"]
     # one peer with both selectors: pods with those labels in those namespaces
-    assert both["ingress"][1]["from"] == [{"namespaceSelector": {"matchLabels": {"a": "b"}},
-                                           "podSelector": {"matchLabels": {"c": "d"}}}]
+    assert both["ingress"][1]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"a": "b"}}, "podSelector": {"matchLabels": {"c": "d"}}}
+    ]
     anyone = one(render({"networkPolicy": {"enabled": True}}), "NetworkPolicy")["spec"]
     assert "from" not in anyone["ingress"][1]
-    no_metrics = one(render({"networkPolicy": {"enabled": True}, "metrics": {"enabled": False}}),
-                     "NetworkPolicy")["spec"]
+    no_metrics = one(
+        render({"networkPolicy": {"enabled": True}, "metrics": {"enabled": False}}), "NetworkPolicy"
+    )["spec"]
     assert len(no_metrics["ingress"]) == 1

@@ -28,8 +28,9 @@ def _for_people(o: dict[str, Any]) -> bool:
 
 def _rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The operator's own rules."""
-    return [r for o in objects if o["kind"] in ("ClusterRole", "Role") and not _for_people(o)
-            for r in o["rules"]]
+    return [
+        r for o in objects if o["kind"] in ("ClusterRole", "Role") and not _for_people(o) for r in o["rules"]
+    ]
 
 
 def _allowed(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
@@ -95,10 +96,14 @@ def test_cluster_wide_by_default() -> None:
     binding = one(objects, "ClusterRoleBinding")
     sa = one(objects, "ServiceAccount")
     assert not of_kind(objects, "Role") and not of_kind(objects, "RoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": NAMESPACE}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+    ]
     dep = one(objects, "Deployment")
     assert dep["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
     # kopf watches CRDs read-only; peering rights only with several replicas
@@ -153,13 +158,23 @@ def test_edit_and_view_roles_aggregate_our_kinds() -> None:
     edit, view = roles["onnxops-edit"], roles["onnxops-view"]
     assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(AGGREGATE)} == {
         "rbac.authorization.k8s.io/aggregate-to-edit": "true",
-        "rbac.authorization.k8s.io/aggregate-to-admin": "true"}
+        "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+    }
     assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(AGGREGATE)} == {
-        "rbac.authorization.k8s.io/aggregate-to-view": "true"}
+        "rbac.authorization.k8s.io/aggregate-to-view": "true"
+    }
     for kind in KINDS:
         # the verbs of the built-in edit role on its own resources, and read-only for view
         assert _allowed(edit["rules"], "onnxops.dev", kind) == {
-            "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+            "get",
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+        }
         assert _allowed(view["rules"], "onnxops.dev", kind) == {"get", "list", "watch"}
         # status belongs to the operator: users read it, never write it
         assert _allowed(edit["rules"], "onnxops.dev", f"{kind}/status") == {"get"}
@@ -167,7 +182,8 @@ def test_edit_and_view_roles_aggregate_our_kinds() -> None:
     for role in roles.values():
         for r in role["rules"]:
             assert r["apiGroups"] == ["onnxops.dev"] and set(r["resources"]) <= KINDS | {
-                f"{k}/status" for k in KINDS} | {"models", "models/status"}
+                f"{k}/status" for k in KINDS
+            } | {"models", "models/status"}
 
 
 def test_aggregated_roles_are_optional_and_cluster_wide_only() -> None:
@@ -208,8 +224,12 @@ def test_notification_settings_reach_the_operator() -> None:
     env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert json.loads(env["ONNXOPS_NOTIFY_SINKS"]["value"]) == [
         {"name": "ops", "format": "Slack", "events": [], "urlEnv": "ONNXOPS_NOTIFY_URL_0"},
-        {"name": "global-1", "format": "CloudEvents", "events": ["RolledBack"],
-         "urlEnv": "ONNXOPS_NOTIFY_URL_1"},
+        {
+            "name": "global-1",
+            "format": "CloudEvents",
+            "events": ["RolledBack"],
+            "urlEnv": "ONNXOPS_NOTIFY_URL_1",
+        },
     ]
     ref = env["ONNXOPS_NOTIFY_URL_0"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "onnxops-slack", "key": "webhook"}

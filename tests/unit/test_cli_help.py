@@ -54,8 +54,13 @@ def test_readme_local_training_command_trains(tmp_path: Path) -> None:
     argv = shlex.split(command)
     assert argv[0] == ".venv/bin/onnxops" and argv[1] == "train"
     argv = [a.replace("examples/", f"{ROOT}/examples/") for a in argv[2:]]
-    proc = subprocess.run([sys.executable, "-m", "onnxops", "train", *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "onnxops", "train", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["ok"] is True and result["metrics"]["accuracy"] >= 0.9  # the example's gate

@@ -221,8 +221,11 @@ def test_every_cel_rule_is_listed_with_its_message(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", sorted(MODELS))
 def test_names_and_columns_match_the_committed_crd(kind: str) -> None:
-    plural = {"TrainingJob": "trainingjobs", "ModelVersion": "modelversions",
-              "InferenceService": "inferenceservices"}[kind]
+    plural = {
+        "TrainingJob": "trainingjobs",
+        "ModelVersion": "modelversions",
+        "InferenceService": "inferenceservices",
+    }[kind]
     crd = yaml.safe_load((ROOT / "crds" / f"onnxops.dev_{plural}.yaml").read_text())
     section = SECTIONS[kind]
     names = crd["spec"]["names"]
@@ -309,7 +312,8 @@ def test_out_dir_alone_leaves_the_doc_out(tmp_path: Path) -> None:
     """--out-dir keeps its meaning (CRD directories only); --docs-file adds the page."""
     assert main(["--out-dir", str(tmp_path / "a")]) == 0
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(
-        p.name for p in (ROOT / "crds").glob("*.yaml"))
+        p.name for p in (ROOT / "crds").glob("*.yaml")
+    )
     target = tmp_path / "docs" / "ref.md"
     assert main(["--out-dir", str(tmp_path / "b"), "--docs-file", str(target)]) == 0
     assert target.read_text(encoding="utf-8") == DOC_TEXT
@@ -329,8 +333,9 @@ def test_doc_follows_the_examples(tmp_path: Path) -> None:
         render_reference(CRDS, tmp_path)
 
 
-def test_missing_example_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_example_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from onnxops import crdgen
 
     monkeypatch.setattr(crdgen, "_repo_root", lambda: tmp_path)

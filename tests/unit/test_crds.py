@@ -294,8 +294,10 @@ def test_enums_bounds_patterns_and_defaults() -> None:
     # a pattern is checked by a CEL rule with a plain message (a `pattern` error shows the regex)
     sha = node("ModelVersion", "spec.artifact.sha256")
     assert "pattern" not in sha and sha["maxLength"] == 64
-    assert {"rule": "self.matches(r'^[a-f0-9]{64}$')",
-            "message": "must be a sha256 digest: 64 lowercase hexadecimal characters"} in sha[RULES_KEY]
+    assert {
+        "rule": "self.matches(r'^[a-f0-9]{64}$')",
+        "message": "must be a sha256 digest: 64 lowercase hexadecimal characters",
+    } in sha[RULES_KEY]
     assert "LogisticRegression" in node("TrainingJob", "spec.estimator.className")["enum"]
 
 
@@ -329,12 +331,24 @@ def test_cel_rules() -> None:
         assert rules[0] == {"rule": "self == oldSelf", "message": f"{field} is immutable"}
     whole = node("ModelVersion", "spec")["x-kubernetes-validations"]
     assert sorted(r["fieldPath"] for r in whole) == [
-        ".champion", ".fairness", ".lineage", ".metrics", ".profile", ".signature", ".slices"]
+        ".champion",
+        ".fairness",
+        ".lineage",
+        ".metrics",
+        ".profile",
+        ".signature",
+        ".slices",
+    ]
     assert all("oldSelf" in r["rule"] for r in whole)
     spec_rules = node("InferenceService", "spec")["x-kubernetes-validations"]
     assert [r.get("fieldPath") for r in spec_rules] == [
-        ".retrain", ".autoscaling.minReplicas", ".retrain.trainingJob.model",
-        ".monitoring.performance.metric", ".monitoring.performance.metric", ".logging", ".retrain",
+        ".retrain",
+        ".autoscaling.minReplicas",
+        ".retrain.trainingJob.model",
+        ".monitoring.performance.metric",
+        ".monitoring.performance.metric",
+        ".logging",
+        ".retrain",
     ]
     # the TrainingJob spec's cross-field rules travel with the retrain template; its transition rule
     # (spec.model immutable) belongs to the TrainingJob object only

@@ -47,11 +47,21 @@ def _plain() -> dict[str, dict]:  # type: ignore[type-arg]
 
 def test_templated_crds_render_as_the_plain_ones_with_helm_metadata() -> None:
     assert not of_kind(render(), "CustomResourceDefinition")  # default: crds/ as before
-    rendered = {c["metadata"]["name"]: c for c in of_kind(render({"crds": {"enabled": True}}),
-                                                          "CustomResourceDefinition")}
+    rendered = {
+        c["metadata"]["name"]: c
+        for c in of_kind(render({"crds": {"enabled": True}}), "CustomResourceDefinition")
+    }
     plain = _plain()
-    assert set(rendered) == set(plain) == {"trainingjobs.onnxops.dev", "modelversions.onnxops.dev",
-                                           "inferenceservices.onnxops.dev", "models.onnxops.dev"}
+    assert (
+        set(rendered)
+        == set(plain)
+        == {
+            "trainingjobs.onnxops.dev",
+            "modelversions.onnxops.dev",
+            "inferenceservices.onnxops.dev",
+            "models.onnxops.dev",
+        }
+    )
     for name, crd in rendered.items():
         assert crd["spec"] == plain[name]["spec"], name  # same schema, columns, CEL rules
         md = crd["metadata"]

@@ -32,8 +32,11 @@ CRDS = build_crds()
 INTENDED_PRESERVE = {
     "TrainingJob": ["spec.estimator.params", "spec.estimator.search.parameters"],
     "ModelVersion": ["spec.lineage.estimator.params", "spec.lineage.estimator.search.bestParams"],
-    "InferenceService": ["spec.retrain.trainingJob.estimator.params",
-                         "spec.retrain.trainingJob.estimator.search.parameters", "status.retrain"],
+    "InferenceService": [
+        "spec.retrain.trainingJob.estimator.params",
+        "spec.retrain.trainingJob.estimator.search.parameters",
+        "status.retrain",
+    ],
     "Model": [],
 }
 

@@ -47,8 +47,13 @@ def test_secret_is_a_valid_secret_with_the_documented_keys() -> None:
     kubernetes_validate.validate(SECRET, "1.30.0", strict=True)
     table = DOC.split("## 2. The Secret", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `(AWS_\w+)` \|", table, flags=re.M))
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-            "AWS_ENDPOINT_URL"} == documented
+    assert {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+    } == documented
     assert set(SECRET["stringData"]) <= documented
     # and boto3 really reads them (the names in the storage module, not copied from the doc)
     s3_source = (ROOT / "operator" / "onnxops" / "storage" / "s3.py").read_text()

@@ -54,12 +54,18 @@ def test_written_data_sets_parse_with_pandas_and_are_deterministic(tmp_path: Pat
 
 
 def test_data_cli_writes_the_files(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "onnxops.demo.data", str(tmp_path)], capture_output=True,
-                         text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "onnxops.demo.data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert {p.name for p in tmp_path.iterdir()} == {data.SKEWED_CSV}
-    bad = subprocess.run([sys.executable, "-m", "onnxops.demo.data"], capture_output=True, text=True,
-                         timeout=120, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "onnxops.demo.data"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert bad.returncode == 2 and "usage" in bad.stderr
 
 
@@ -132,8 +138,9 @@ async def test_the_generator_labels_the_rows_it_sent_by_the_ids_the_server_retur
         sent[body["id"]] = np.asarray(inp["data"], dtype=float).reshape(inp["shape"])
         if len(sent) % 5:
             echoed.append(body["id"])
-        return web.json_response({"id": body["id"] if echoed[-1:] == [body["id"]] else "other",
-                                  "outputs": []})
+        return web.json_response(
+            {"id": body["id"] if echoed[-1:] == [body["id"]] else "other", "outputs": []}
+        )
 
     app = web.Application()
     app.router.add_post("/v2/models/iris/infer", infer)
@@ -142,8 +149,9 @@ async def test_the_generator_labels_the_rows_it_sent_by_the_ids_the_server_retur
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     y = np.repeat(np.arange(3), 5)
     world = data.World("toy", np.repeat((10.0 * y + 1)[:, None], 4, axis=1), y)
-    gen = TrafficGenerator(f"http://127.0.0.1:{runner.addresses[0][1]}", "iris", {"toy": world}, "toy",
-                           rate=80, feedback=True)
+    gen = TrafficGenerator(
+        f"http://127.0.0.1:{runner.addresses[0][1]}", "iris", {"toy": world}, "toy", rate=80, feedback=True
+    )
     try:
         gen.start()
         await asyncio.sleep(1.2)
@@ -151,11 +159,15 @@ async def test_the_generator_labels_the_rows_it_sent_by_the_ids_the_server_retur
         await gen.stop()
         await runner.cleanup()
     items = gen.take_items()
-    labels = pd.DataFrame({"id": [i["id"] for i in items],
-                           data.TARGET: [data.SPECIES[i["truth"]] for i in items]})
+    labels = pd.DataFrame(
+        {"id": [i["id"] for i in items], data.TARGET: [data.SPECIES[i["truth"]] for i in items]}
+    )
     assert labels["id"].is_unique and gen.take_items() == []
-    truth = {rid: data.SPECIES[round(r[0] / 10)] for req, rows in sent.items()
-             for rid, r in zip(row_ids(req, len(rows)), rows, strict=True)}
+    truth = {
+        rid: data.SPECIES[round(r[0] / 10)]
+        for req, rows in sent.items()
+        for rid, r in zip(row_ids(req, len(rows)), rows, strict=True)
+    }
     # the last requests may be cut off by stop() before their answer is read: they get no label
     assert 0 < gen.id_mismatches <= len(sent) - len(echoed)
     labelled = {rid.split(":")[0] for rid in labels["id"]}
@@ -183,8 +195,13 @@ async def test_traffic_generator_sends_rows_of_the_current_world() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    gen = TrafficGenerator(f"http://127.0.0.1:{port}", "iris", {"clean": data.clean(),
-                                                                "shifted": data.shifted()}, "clean", rate=80)
+    gen = TrafficGenerator(
+        f"http://127.0.0.1:{port}",
+        "iris",
+        {"clean": data.clean(), "shifted": data.shifted()},
+        "clean",
+        rate=80,
+    )
     try:
         gen.start()
         await asyncio.sleep(1.0)
@@ -197,7 +214,7 @@ async def test_traffic_generator_sends_rows_of_the_current_world() -> None:
         await gen.stop()
         await runner.cleanup()
     assert n_clean >= 30 and len(received) - n_clean >= 30
-    clean_rows, shifted_rows = np.vstack(received[:n_clean]), np.vstack(received[n_clean + 2:])
+    clean_rows, shifted_rows = np.vstack(received[:n_clean]), np.vstack(received[n_clean + 2 :])
     assert all(1 <= len(r) <= 8 and r.shape[1] == 4 for r in received)
     assert shifted_rows[:, 2].mean() - clean_rows[:, 2].mean() > 0.8  # petal length grew by 1.2 cm
     st = gen.stats
@@ -210,14 +227,22 @@ async def test_traffic_generator_sends_rows_of_the_current_world() -> None:
 # ---- env, summary, CLI -----------------------------------------------------------------------------------
 def test_scrape_targets_are_running_pods_with_an_ip() -> None:
     def pod(name: str, ip: str | None, phase: str = "Running", deleting: bool = False) -> dict[str, Any]:
-        md: dict[str, Any] = {"name": name, "namespace": "default",
-                              "labels": {"onnxops.dev/inference-service": "iris"}}
+        md: dict[str, Any] = {
+            "name": name,
+            "namespace": "default",
+            "labels": {"onnxops.dev/inference-service": "iris"},
+        }
         if deleting:
             md["deletionTimestamp"] = "2026-01-01T00:00:00Z"
         return {"metadata": md, "status": {"phase": phase, **({"podIP": ip} if ip else {})}}
 
-    pods = [pod("b", "127.0.1.3"), pod("a", "127.0.1.2"), pod("c", None), pod("d", "127.0.1.9", "Pending"),
-            pod("e", "127.0.1.8", deleting=True)]
+    pods = [
+        pod("b", "127.0.1.3"),
+        pod("a", "127.0.1.2"),
+        pod("c", None),
+        pod("d", "127.0.1.9", "Pending"),
+        pod("e", "127.0.1.8", deleting=True),
+    ]
     assert scrape_targets(pods, 8080) == [
         ("127.0.1.2:8080", {"namespace": "default", "pod": "a"}),
         ("127.0.1.3:8080", {"namespace": "default", "pod": "b"}),
@@ -241,34 +266,58 @@ def test_process_alive() -> None:
 
 
 def _doc() -> dict[str, Any]:
-    status = {"stableVersion": 3, "rollback": {"from": 2, "to": 1, "reason": "DriftDetected",
-                                               "scores": {"v2": 5.5, "v1": 0.07}},
-              "retrain": {"trainingJob": "iris-retrain-1", "reason": "AllVersionsDrifted"},
-              "history": [{"action": "Deployed", "version": 1}, {"action": "Aborted", "version": 2},
-                          {"action": "Promoted", "version": 3}]}
+    status = {
+        "stableVersion": 3,
+        "rollback": {"from": 2, "to": 1, "reason": "DriftDetected", "scores": {"v2": 5.5, "v1": 0.07}},
+        "retrain": {"trainingJob": "iris-retrain-1", "reason": "AllVersionsDrifted"},
+        "history": [
+            {"action": "Deployed", "version": 1},
+            {"action": "Aborted", "version": 2},
+            {"action": "Promoted", "version": 3},
+        ],
+    }
+
     def lineage(uri: str) -> dict[str, Any]:
         return {"dataset": {"uri": uri}, "estimator": {"className": "LR"}}
 
-    mv = [{"name": f"iris-v{v}", "spec": {"version": v, "metrics": {"accuracy": 0.9 + v / 100},
-                                          "lineage": lineage(u)},
-           "status": {"phase": "Ready", **({"rejected": True} if v == 2 else {})}}
-          for v, u in ((1, "sklearn://iris"), (2, "pvc://x/skewed.csv"), (3, "pvc://x/traffic/"))]
-    mv[2]["spec"]["lineage"]["dataset"]["fromServing"] = {"service": "iris", "rowsCaptured": 624,
-                                                          "rowsLabelled": 601, "rowsUsed": 600}
-    evals = [{"drift": {"versions": {"1": 0.05}}}, {"drift": {"versions": {"1": 0.07, "2": 5.5}}},
-             {"drift": {"versions": {"1": 4.0}}}, {"drift": {"versions": {"3": 0.04}}}]
-    return {"objects": {"inferenceServices": [{"status": status}], "modelVersions": mv},
-            "driftEvaluations": evals,
-            "steps": [{"step": 1, "title": "train", "ok": True, "seconds": 12.0}],
-            "detection": {"rollbackSeconds": 9.0, "retrainSeconds": 8.0}, "traffic": {"requests": 10},
-            "durationSeconds": 100.0}
+    mv = [
+        {
+            "name": f"iris-v{v}",
+            "spec": {"version": v, "metrics": {"accuracy": 0.9 + v / 100}, "lineage": lineage(u)},
+            "status": {"phase": "Ready", **({"rejected": True} if v == 2 else {})},
+        }
+        for v, u in ((1, "sklearn://iris"), (2, "pvc://x/skewed.csv"), (3, "pvc://x/traffic/"))
+    ]
+    mv[2]["spec"]["lineage"]["dataset"]["fromServing"] = {
+        "service": "iris",
+        "rowsCaptured": 624,
+        "rowsLabelled": 601,
+        "rowsUsed": 600,
+    }
+    evals = [
+        {"drift": {"versions": {"1": 0.05}}},
+        {"drift": {"versions": {"1": 0.07, "2": 5.5}}},
+        {"drift": {"versions": {"1": 4.0}}},
+        {"drift": {"versions": {"3": 0.04}}},
+    ]
+    return {
+        "objects": {"inferenceServices": [{"status": status}], "modelVersions": mv},
+        "driftEvaluations": evals,
+        "steps": [{"step": 1, "title": "train", "ok": True, "seconds": 12.0}],
+        "detection": {"rollbackSeconds": 9.0, "retrainSeconds": 8.0},
+        "traffic": {"requests": 10},
+        "durationSeconds": 100.0,
+    }
 
 
 def test_summary_scores_decisions_and_table() -> None:
     doc = _doc()
     assert last_scores(doc["driftEvaluations"]) == {"1": (4.0, 4.0), "2": (5.5, 5.5), "3": (0.04, 0.04)}
     assert decisions(doc["objects"]["inferenceServices"][0]["status"]) == {
-        1: ["Deployed"], 2: ["Aborted"], 3: ["Promoted"]}
+        1: ["Deployed"],
+        2: ["Aborted"],
+        3: ["Promoted"],
+    }
     text = render(doc)
     lines = text.splitlines()
     v2 = next(line for line in lines if line.startswith("v2 "))
@@ -282,8 +331,15 @@ def test_summary_scores_decisions_and_table() -> None:
 
 
 def test_drift_line() -> None:
-    line = drift_line({"versions": {"2": 5.5, "1": 0.07}, "verdict": "Drift", "version": 2, "samples": 400,
-                       "consecutiveBreaches": 2})
+    line = drift_line(
+        {
+            "versions": {"2": 5.5, "1": 0.07},
+            "verdict": "Drift",
+            "version": 2,
+            "samples": 400,
+            "consecutiveBreaches": 2,
+        }
+    )
     assert line.startswith("drift check: PSI v1 0.070, v2 5.500 -> Drift") and "400 rows" in line
 
 
@@ -294,16 +350,23 @@ def test_keep_instructions_name_the_kubeconfig_and_the_proxy(tmp_path: Path) -> 
     assert "curl -s http://127.0.0.1:5555/v2/models/iris/infer" in text
 
 
-@pytest.mark.parametrize("argv, message", [(["--rate", "0"], "--rate must be > 0"),
-                                           (["--examples", "/nonexistent-dir"], "not a directory")])
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--rate", "0"], "--rate must be > 0"), (["--examples", "/nonexistent-dir"], "not a directory")],
+)
 def test_cli_argument_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
 
 
 def test_cli_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "onnxops", "demo", "--help"], capture_output=True, text=True,
-                         timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "onnxops", "demo", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0
     for flag in ("--keep", "--state-dir", "--cluster", "--no-prometheus", "--json-summary", "--scenario"):
         assert flag in out.stdout
@@ -358,8 +421,16 @@ async def test_the_generator_sends_feedback_with_the_answered_version_and_predic
         rows = np.asarray(inp["data"], dtype=float).reshape(inp["shape"])
         pred = [len(answered) % 3] * len(rows)
         answered[body["id"]] = (rows, pred, time.time())
-        return web.json_response({"id": body["id"], "model_version": "7", "outputs": [
-            {"name": "probabilities", "data": [0.5] * len(rows)}, {"name": "label", "data": pred}]})
+        return web.json_response(
+            {
+                "id": body["id"],
+                "model_version": "7",
+                "outputs": [
+                    {"name": "probabilities", "data": [0.5] * len(rows)},
+                    {"name": "label", "data": pred},
+                ],
+            }
+        )
 
     async def feedback(request: web.Request) -> web.Response:
         items = await request.json()
@@ -441,11 +512,17 @@ def test_summary_adds_live_accuracy_and_the_concept_drift_line() -> None:
     assert "live accuracy" not in render(doc)  # the default scenario's table is unchanged
     doc["performanceEvaluations"] = [
         {"performance": {"versions": {"1": {"value": 0.95, "labels": 300}}}},
-        {"performance": {"versions": {"1": {"value": 0.71, "labels": 280},
-                                      "3": {"value": 0.99, "labels": 9}}}},
+        {
+            "performance": {
+                "versions": {"1": {"value": 0.71, "labels": 280}, "3": {"value": 0.99, "labels": 9}}
+            }
+        },
     ]
-    doc.update(scenario="concept-drift", dataDriftAtRetrain="NoDrift",
-               liveAccuracy={"v1BeforeChange": 0.95, "v1AfterChange": 0.71, "v2AfterChange": 0.99})
+    doc.update(
+        scenario="concept-drift",
+        dataDriftAtRetrain="NoDrift",
+        liveAccuracy={"v1BeforeChange": 0.95, "v1AfterChange": 0.71, "v2AfterChange": 0.99},
+    )
     assert last_live(doc["performanceEvaluations"]) == {"1": (0.71, 280), "3": (0.99, 9)}
     text = render(doc)
     lines = text.splitlines()
@@ -453,6 +530,11 @@ def test_summary_adds_live_accuracy_and_the_concept_drift_line() -> None:
     assert "0.710 (280 labels)" in next(line for line in lines if line.startswith("v1 "))
     assert "0.990 (9 labels)" in next(line for line in lines if line.startswith("v3 "))
     assert "concept drift: retrain created 8.0s after the labels changed (data drift then: NoDrift)" in text
-    assert performance_line({"metric": "accuracy", "verdict": "Degraded", "action": "Retrain",
-                             "versions": {"1": {"value": 0.7, "labels": 3}, "2": {"labels": 0}}}) == (
-        "live accuracy: v1 0.700 (3 labels), v2 - (0 labels) -> Degraded (action Retrain)")
+    assert performance_line(
+        {
+            "metric": "accuracy",
+            "verdict": "Degraded",
+            "action": "Retrain",
+            "versions": {"1": {"value": 0.7, "labels": 3}, "2": {"labels": 0}},
+        }
+    ) == ("live accuracy: v1 0.700 (3 labels), v2 - (0 labels) -> Degraded (action Retrain)")

@@ -90,8 +90,17 @@ def test_no_drift_exit_zero_and_table(capsys, tmp_path: Path) -> None:
 
 def test_method_selection_omits_other_statistics(capsys, files) -> None:
     ref_path, cur_path, _, _ = files
-    rc, out, _ = _run(capsys, "compare", "--reference", str(ref_path), "--current", str(cur_path), "--json",
-                      "--method", "ks")
+    rc, out, _ = _run(
+        capsys,
+        "compare",
+        "--reference",
+        str(ref_path),
+        "--current",
+        str(cur_path),
+        "--json",
+        "--method",
+        "ks",
+    )
     doc = json.loads(out)
     assert set(doc["features"]["x"]) == {"ks_statistic", "ks_pvalue", "missing_share", "drift"}
     assert set(doc["features"]["colour"]) == {"missing_share", "drift"}  # KS does not apply
@@ -168,11 +177,30 @@ def test_through_the_onnxops_command(tmp_path: Path) -> None:
 
     r = _write(tmp_path / "r.csv", {"a": list(range(50)), "k": ["x", "y"] * 25})
     c = _write(tmp_path / "c.csv", {"a": [v + 100 for v in range(50)], "k": ["x", "y"] * 25})
-    res = subprocess.run([sys.executable, "-m", "onnxops", "drift", "compare", "--reference", str(r),
-                          "--current", str(c), "--json"], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnxops",
+            "drift",
+            "compare",
+            "--reference",
+            str(r),
+            "--current",
+            str(c),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 1, res.stderr
     doc = json.loads(res.stdout)
     assert doc["features"]["a"]["drift"] is True and doc["features"]["k"]["drift"] is False
-    res = subprocess.run([sys.executable, "-m", "onnxops", "drift", "compare", "--reference", str(r)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "onnxops", "drift", "compare", "--reference", str(r)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 2 and "--current" in res.stderr

@@ -16,18 +16,31 @@ from onnxops.reconcile.drift_hook import drift_summary
 from onnxops.reconcile.state import RolloutState
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-PROFILE = Profile.model_validate({
-    "formatVersion": 1, "task": "regression", "rows": 400,
-    "features": [{"name": "x", "index": 0, "kind": "numeric", "edges": [0.0, 1.0, 2.0],
-                  "counts": [100, 100, 100, 100]}],
-})
+PROFILE = Profile.model_validate(
+    {
+        "formatVersion": 1,
+        "task": "regression",
+        "rows": 400,
+        "features": [
+            {
+                "name": "x",
+                "index": 0,
+                "kind": "numeric",
+                "edges": [0.0, 1.0, 2.0],
+                "counts": [100, 100, 100, 100],
+            }
+        ],
+    }
+)
 SERVED = [Served("1", "stable", PROFILE), Served("2", "canary", PROFILE)]
 
 
 def _vector(version: str, cum: list[float]) -> list[dict]:
     les = ["0.0", "1.0", "2.0", "+Inf"]
-    return [{"metric": {"version": version, "feature": "x", "le": le}, "value": [0, str(c)]}
-            for le, c in zip(les, cum, strict=True)]
+    return [
+        {"metric": {"version": version, "feature": "x", "le": le}, "value": [0, str(c)]}
+        for le, c in zip(les, cum, strict=True)
+    ]
 
 
 async def _fake_prometheus() -> tuple[web.AppRunner, str, list[str]]:
@@ -56,9 +69,15 @@ async def _fake_prometheus() -> tuple[web.AppRunner, str, list[str]]:
 async def test_evaluate_via_prometheus_rolls_back_the_drifting_canary() -> None:
     runner, url, seen = await _fake_prometheus()
     try:
-        decision, live = await evaluate(model="m", served=SERVED, spec=PolicySpec(failure_limit=2),
-                                        window="5m", prior=PriorState(consecutive={"2": 1}), now=NOW,
-                                        prometheus_url=url)
+        decision, live = await evaluate(
+            model="m",
+            served=SERVED,
+            spec=PolicySpec(failure_limit=2),
+            window="5m",
+            prior=PriorState(consecutive={"2": 1}),
+            now=NOW,
+            prometheus_url=url,
+        )
     finally:
         await runner.cleanup()
     assert live.source == "prometheus"
@@ -70,8 +89,10 @@ async def test_evaluate_via_prometheus_rolls_back_the_drifting_canary() -> None:
     assert status["versions"]["1"] == 0.0 and status["score"] > 0.2 and status["evaluatedAt"].endswith("Z")
     assert status["breaches"] == {"1": 0, "2": 2}  # every served version's count
     # the breach counts survive a restart through status
-    prior = prior_from_status({"drift": status, "promotedAt": "2026-01-01T11:59:00Z",
-                               "retrain": {"at": "2026-01-01T10:00:00Z"}}, SERVED)
+    prior = prior_from_status(
+        {"drift": status, "promotedAt": "2026-01-01T11:59:00Z", "retrain": {"at": "2026-01-01T10:00:00Z"}},
+        SERVED,
+    )
     assert prior.consecutive == {"1": 0, "2": 2}
     assert prior.promoted_at == NOW - timedelta(minutes=1)
     assert prior.last_retrain_at == NOW - timedelta(hours=2)
@@ -81,17 +102,25 @@ async def test_evaluate_with_unreachable_prometheus_is_inconclusive_and_keeps_co
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    decision, _ = await evaluate(model="m", served=SERVED, spec=PolicySpec(), window="5m",
-                                 prior=PriorState(consecutive={"1": 2, "2": 2}), now=NOW,
-                                 prometheus_url=f"http://127.0.0.1:{port}", timeout_s=1)
+    decision, _ = await evaluate(
+        model="m",
+        served=SERVED,
+        spec=PolicySpec(),
+        window="5m",
+        prior=PriorState(consecutive={"1": 2, "2": 2}),
+        now=NOW,
+        prometheus_url=f"http://127.0.0.1:{port}",
+        timeout_s=1,
+    )
     assert decision.action is None and decision.reason == "Inconclusive"
     assert decision.consecutive == {"1": 2, "2": 2}
     assert "PrometheusUnavailable" in decision.message
 
 
 async def test_evaluate_scrape_without_targets_is_inconclusive() -> None:
-    decision, live = await evaluate(model="m", served=SERVED, spec=PolicySpec(), window="30s",
-                                    prior=PriorState(), now=NOW)
+    decision, live = await evaluate(
+        model="m", served=SERVED, spec=PolicySpec(), window="30s", prior=PriorState(), now=NOW
+    )
     assert live.source == "scrape" and decision.reason == "Inconclusive"
     assert prior_from_status(None, SERVED) == PriorState()
 
@@ -99,8 +128,17 @@ async def test_evaluate_scrape_without_targets_is_inconclusive() -> None:
 async def test_every_query_is_scoped_to_the_namespace_and_the_inference_service() -> None:
     runner, url, seen = await _fake_prometheus()
     try:
-        await evaluate(model="m", served=SERVED, spec=PolicySpec(), window="5m", prior=PriorState(), now=NOW,
-                       prometheus_url=url, namespace="team-a", service="iris")
+        await evaluate(
+            model="m",
+            served=SERVED,
+            spec=PolicySpec(),
+            window="5m",
+            prior=PriorState(),
+            now=NOW,
+            prometheus_url=url,
+            namespace="team-a",
+            service="iris",
+        )
     finally:
         await runner.cleanup()
     assert len(seen) == 8
@@ -117,8 +155,9 @@ async def test_the_canary_analysis_queries_are_scoped_too() -> None:
     runner, url, seen = await _fake_prometheus()
     try:
         provider = DefaultMetricsProvider(ClientStub(), url)  # no pod listing with a URL
-        stats = await provider.request_stats(namespace="team-b", service="iris-2", model="iris", version=3,
-                                             window_seconds=60)
+        stats = await provider.request_stats(
+            namespace="team-b", service="iris-2", model="iris", version=3, window_seconds=60
+        )
     finally:
         await runner.cleanup()
     assert stats is not None and len(seen) == 3

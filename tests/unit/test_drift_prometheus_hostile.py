@@ -13,11 +13,15 @@ from onnxops.drift.live import Inconclusive
 from onnxops.drift.prometheus import fetch_prometheus
 from onnxops.profile import Profile
 
-PROFILE = Profile.model_validate({
-    "formatVersion": 1, "task": "classification", "rows": 4,
-    "features": [{"name": "x", "index": 0, "kind": "numeric", "edges": [1.0], "counts": [2, 2]}],
-    "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [2, 2]},
-})
+PROFILE = Profile.model_validate(
+    {
+        "formatVersion": 1,
+        "task": "classification",
+        "rows": 4,
+        "features": [{"name": "x", "index": 0, "kind": "numeric", "edges": [1.0], "counts": [2, 2]}],
+        "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [2, 2]},
+    }
+)
 SECRET = "kube-secret-token-0123456789"
 EMPTY_VECTOR = {"status": "success", "data": {"resultType": "vector", "result": []}}
 
@@ -91,9 +95,15 @@ async def test_known_error_type_is_named(servers: list[web.AppRunner]) -> None:
 BAD_VECTOR = {"resultType": "vector", "result": [{"metric": {}, "value": [0, SECRET]}]}
 
 
-@pytest.mark.parametrize("reply", [SECRET, json.dumps({"status": "success", "data": SECRET}),
-                                   json.dumps({"status": "success", "data": {"resultType": SECRET}}),
-                                   json.dumps({"status": "success", "data": BAD_VECTOR})])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        SECRET,
+        json.dumps({"status": "success", "data": SECRET}),
+        json.dumps({"status": "success", "data": {"resultType": SECRET}}),
+        json.dumps({"status": "success", "data": BAD_VECTOR}),
+    ],
+)
 async def test_malformed_bodies_are_not_echoed(servers: list[web.AppRunner], reply: str) -> None:
     async def handle(_: web.Request) -> web.Response:
         return web.Response(text=reply, content_type="application/json")
@@ -122,8 +132,9 @@ async def test_redirects_are_not_followed(servers: list[web.AppRunner], code: in
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-async def test_an_oversized_answer_is_refused(servers: list[web.AppRunner], monkeypatch: pytest.MonkeyPatch,
-                                              chunked: bool) -> None:
+async def test_an_oversized_answer_is_refused(
+    servers: list[web.AppRunner], monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
     monkeypatch.setattr(prometheus, "MAX_RESPONSE_BYTES", 4096)
     # A valid answer, only too long: without the cap it would be accepted.
     body = json.dumps({**EMPTY_VECTOR, "padding": "x" * 20_000}).encode()
@@ -135,7 +146,7 @@ async def test_an_oversized_answer_is_refused(servers: list[web.AppRunner], monk
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         for i in range(0, len(body), 1000):
-            await resp.write(body[i:i + 1000])
+            await resp.write(body[i : i + 1000])
         await resp.write_eof()
         return resp
 

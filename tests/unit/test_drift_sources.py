@@ -29,14 +29,18 @@ from onnxops.drift.scrape import (
 from onnxops.profile import Profile, bin_counts
 
 EDGES = [0.5, 1.0, 2.5]
-PROFILE = Profile.model_validate({
-    "formatVersion": 1, "task": "classification", "rows": 8,
-    "features": [
-        {"name": "x", "index": 0, "kind": "numeric", "edges": EDGES, "counts": [2, 2, 2, 2]},
-        {"name": "c", "index": 1, "kind": "categorical", "categories": ["a", "b"], "counts": [4, 4]},
-    ],
-    "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [4, 4]},
-})
+PROFILE = Profile.model_validate(
+    {
+        "formatVersion": 1,
+        "task": "classification",
+        "rows": 8,
+        "features": [
+            {"name": "x", "index": 0, "kind": "numeric", "edges": EDGES, "counts": [2, 2, 2, 2]},
+            {"name": "c", "index": 1, "kind": "categorical", "categories": ["a", "b"], "counts": [4, 4]},
+        ],
+        "prediction": {"kind": "class", "classes": ["0", "1"], "counts": [4, 4]},
+    }
+)
 
 
 def test_cumulative_buckets_sorted_numerically_and_differenced() -> None:
@@ -61,8 +65,10 @@ def test_histogram_quantile_hand_computed() -> None:
 def test_assemble_aligns_with_profile_and_flags_mismatch() -> None:
     mv = {"model": "m", "version": "1"}
     samples = [
-        *(Sample(N.FEATURE_VALUE + "_bucket", {**mv, "feature": "x", "le": le}, v)
-          for le, v in [("0.5", 1), ("1.0", 3), ("2.5", 6), ("+Inf", 10)]),
+        *(
+            Sample(N.FEATURE_VALUE + "_bucket", {**mv, "feature": "x", "le": le}, v)
+            for le, v in [("0.5", 1), ("1.0", 3), ("2.5", 6), ("+Inf", 10)]
+        ),
         Sample(N.FEATURE_CATEGORY, {**mv, "feature": "c", "category": "a"}, 4),
         Sample(N.FEATURE_CATEGORY, {**mv, "feature": "c", "category": "zz"}, 2),
         Sample(N.FEATURE_MISSING, {**mv, "feature": "x"}, 1),
@@ -162,8 +168,11 @@ async def test_fetch_scrape_sums_pods_and_windows() -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         base = f"http://127.0.0.1:{port}"
-        targets = [Target("a", "1", f"{base}/a/metrics"), Target("b", "1", f"{base}/b/metrics"),
-                   Target("c", "2", f"{base}/c/metrics")]
+        targets = [
+            Target("a", "1", f"{base}/a/metrics"),
+            Target("b", "1", f"{base}/b/metrics"),
+            Target("c", "2", f"{base}/c/metrics"),
+        ]
         rng = np.random.default_rng(0)
         first = {p: list(rng.normal(1, 1, 20)) for p in "abc"}
         more = {p: list(rng.normal(1, 1, 30)) for p in "abc"}

@@ -67,10 +67,7 @@ def test_identical_distributions_score_zero() -> None:
 
 def test_psi_hand_computed_with_empty_bins() -> None:
     # p = [0.5, 0.5, 0], q = [0.25, 0.25, 0.5]; empty share 0 -> 1e-4, not renormalised
-    expected = (
-        (0.25 - 0.5) * math.log(0.25 / 0.5) * 2
-        + (0.5 - 1e-4) * math.log(0.5 / 1e-4)
-    )
+    expected = (0.25 - 0.5) * math.log(0.25 / 0.5) * 2 + (0.5 - 1e-4) * math.log(0.5 / 1e-4)
     assert stats.psi([2, 2, 0], [1, 1, 2]) == pytest.approx(expected, abs=1e-12)
     # empty in the current window too
     expected2 = (1e-4 - 0.5) * math.log(1e-4 / 0.5) + (1.0 - 0.5) * math.log(1.0 / 0.5)

@@ -21,7 +21,9 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 MANIFESTS = sorted(DEMO.glob("*.yaml"))
 CRDS = build_crds()
 MODELS: dict[str, type[KubeModel]] = {
-    "TrainingJob": TrainingJob, "ModelVersion": ModelVersion, "InferenceService": InferenceService,
+    "TrainingJob": TrainingJob,
+    "ModelVersion": ModelVersion,
+    "InferenceService": InferenceService,
 }
 
 
@@ -32,7 +34,9 @@ def doc(name: str) -> dict[str, Any]:
 
 def test_the_demo_manifests_exist() -> None:
     assert [p.name for p in MANIFESTS] == [
-        "inferenceservice-iris.yaml", "trainingjob-iris-skewed.yaml", "trainingjob-iris.yaml",
+        "inferenceservice-iris.yaml",
+        "trainingjob-iris-skewed.yaml",
+        "trainingjob-iris.yaml",
     ]
 
 
@@ -100,8 +104,11 @@ def test_the_demo_trains_v1_like_the_top_level_example() -> None:
 def test_the_concept_drift_manifest_validates_and_retrains_on_feedback_labels() -> None:
     """`onnxops demo --scenario concept-drift`: live accuracy acts (Retrain), data drift only alerts; the
     retrain joins the captured traffic with the labels the serving pods write from the feedback."""
-    [d] = [d for d in yaml.safe_load_all((DEMO / "concept-drift" / "inferenceservice-iris.yaml").read_text())
-           if d]
+    [d] = [
+        d
+        for d in yaml.safe_load_all((DEMO / "concept-drift" / "inferenceservice-iris.yaml").read_text())
+        if d
+    ]
     assert validate_manifest(CRDS, d) == []
     stored = prune_and_default(schema_for(CRDS["InferenceService"]), d)
     assert InferenceService.model_validate(stored).to_dict()["spec"] == stored["spec"]

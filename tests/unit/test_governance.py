@@ -14,12 +14,19 @@ from onnxops.reconcile import versions
 MODEL = "iris"
 
 
-def mv(v: int, phase: str = "Ready", *, rejected: bool = False, archived: bool = False,
-       served_by: list[str] | None = None) -> dict[str, Any]:
+def mv(
+    v: int,
+    phase: str = "Ready",
+    *,
+    rejected: bool = False,
+    archived: bool = False,
+    served_by: list[str] | None = None,
+) -> dict[str, Any]:
     status: dict[str, Any] = {"phase": phase}
     if rejected:
-        status.update(rejected=True, rejectedReason="AnalysisFailed",
-                      rejectedBy={"svc": {"reason": "AnalysisFailed"}})
+        status.update(
+            rejected=True, rejectedReason="AnalysisFailed", rejectedBy={"svc": {"reason": "AnalysisFailed"}}
+        )
     if archived:
         status["archived"] = True
     if served_by:
@@ -27,8 +34,13 @@ def mv(v: int, phase: str = "Ready", *, rejected: bool = False, archived: bool =
     return {"metadata": {"name": f"{MODEL}-v{v}"}, "spec": {"model": MODEL, "version": v}, "status": status}
 
 
-def model(*, require: bool = False, approved: tuple[int, ...] = (), aliases: dict[str, int] | None = None,
-          keep: int | None = None) -> dict[str, Any]:
+def model(
+    *,
+    require: bool = False,
+    approved: tuple[int, ...] = (),
+    aliases: dict[str, int] | None = None,
+    keep: int | None = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"releasePolicy": {"requireApproval": require}}
     spec["approvals"] = [{"version": v, "by": "alice", "reason": "review"} for v in approved]
     if aliases:
@@ -40,67 +52,237 @@ def model(*, require: bool = False, approved: tuple[int, ...] = (), aliases: dic
 
 R, F, P = "Ready", "Failed", "Pending"
 # (id, spec.version, Model, ModelVersions, rolled back by this service, -> version served, reason, blocked)
-TABLE: list[tuple[str, int | str, dict[str, Any] | None, list[dict[str, Any]], set[int], int | None, str,
-                  str | None]] = [
+TABLE: list[
+    tuple[str, int | str, dict[str, Any] | None, list[dict[str, Any]], set[int], int | None, str, str | None]
+] = [
     # latest, no policy (today's behaviour)
     ("latest-newest-ready", "latest", None, [mv(1), mv(2), mv(3, P)], set(), 2, Reason.AVAILABLE, None),
     ("latest-skips-own-rejection", "latest", None, [mv(1), mv(2)], {2}, 1, Reason.AVAILABLE, None),
-    ("latest-skips-archived", "latest", model(), [mv(1), mv(2, archived=True)], set(), 1, Reason.AVAILABLE,
-     None),
+    (
+        "latest-skips-archived",
+        "latest",
+        model(),
+        [mv(1), mv(2, archived=True)],
+        set(),
+        1,
+        Reason.AVAILABLE,
+        None,
+    ),
     ("latest-none", "latest", model(), [mv(1, P)], set(), None, Reason.VERSION_NOT_FOUND, None),
     # latest, approval required
-    ("latest-approved-only", "latest", model(require=True, approved=(1,)), [mv(1), mv(2)], set(), 1,
-     Reason.AVAILABLE, Reason.AWAITING_APPROVAL),
-    ("latest-newest-approved", "latest", model(require=True, approved=(1, 2)), [mv(1), mv(2)], set(), 2,
-     Reason.AVAILABLE, None),
-    ("latest-nothing-approved", "latest", model(require=True), [mv(1)], set(), None,
-     Reason.AWAITING_APPROVAL, Reason.AWAITING_APPROVAL),
-    ("latest-approved-but-rejected-here", "latest", model(require=True, approved=(1, 2)), [mv(1), mv(2)],
-     {2}, 1, Reason.AVAILABLE, None),
-    ("latest-approval-of-rolled-back-not-counted", "latest", model(require=True, approved=(1, 2)),
-     [mv(1), mv(2, rejected=True)], set(), 1, Reason.AVAILABLE, Reason.AWAITING_APPROVAL),
-    ("latest-approved-archived", "latest", model(require=True, approved=(1, 2)),
-     [mv(1), mv(2, archived=True)], set(), 1, Reason.AVAILABLE, None),
-    ("latest-approval-not-required", "latest", model(require=False, approved=(1,)), [mv(1), mv(2)], set(),
-     2, Reason.AVAILABLE, None),
+    (
+        "latest-approved-only",
+        "latest",
+        model(require=True, approved=(1,)),
+        [mv(1), mv(2)],
+        set(),
+        1,
+        Reason.AVAILABLE,
+        Reason.AWAITING_APPROVAL,
+    ),
+    (
+        "latest-newest-approved",
+        "latest",
+        model(require=True, approved=(1, 2)),
+        [mv(1), mv(2)],
+        set(),
+        2,
+        Reason.AVAILABLE,
+        None,
+    ),
+    (
+        "latest-nothing-approved",
+        "latest",
+        model(require=True),
+        [mv(1)],
+        set(),
+        None,
+        Reason.AWAITING_APPROVAL,
+        Reason.AWAITING_APPROVAL,
+    ),
+    (
+        "latest-approved-but-rejected-here",
+        "latest",
+        model(require=True, approved=(1, 2)),
+        [mv(1), mv(2)],
+        {2},
+        1,
+        Reason.AVAILABLE,
+        None,
+    ),
+    (
+        "latest-approval-of-rolled-back-not-counted",
+        "latest",
+        model(require=True, approved=(1, 2)),
+        [mv(1), mv(2, rejected=True)],
+        set(),
+        1,
+        Reason.AVAILABLE,
+        Reason.AWAITING_APPROVAL,
+    ),
+    (
+        "latest-approved-archived",
+        "latest",
+        model(require=True, approved=(1, 2)),
+        [mv(1), mv(2, archived=True)],
+        set(),
+        1,
+        Reason.AVAILABLE,
+        None,
+    ),
+    (
+        "latest-approval-not-required",
+        "latest",
+        model(require=False, approved=(1,)),
+        [mv(1), mv(2)],
+        set(),
+        2,
+        Reason.AVAILABLE,
+        None,
+    ),
     # @alias
-    ("alias-ok", "@production", model(aliases={"production": 1}), [mv(1), mv(2)], set(), 1,
-     Reason.AVAILABLE, None),
-    ("alias-missing", "@staging", model(aliases={"production": 1}), [mv(1)], set(), None,
-     Reason.ALIAS_NOT_FOUND, Reason.ALIAS_NOT_FOUND),
-    ("alias-no-model", "@production", None, [mv(1)], set(), None, Reason.ALIAS_NOT_FOUND,
-     Reason.ALIAS_NOT_FOUND),
-    ("alias-to-missing-version", "@production", model(aliases={"production": 9}), [mv(1)], set(), None,
-     Reason.ALIAS_NOT_READY, Reason.ALIAS_NOT_READY),
-    ("alias-to-pending", "@production", model(aliases={"production": 2}), [mv(1), mv(2, P)], set(), None,
-     Reason.ALIAS_NOT_READY, Reason.ALIAS_NOT_READY),
-    ("alias-to-failed", "@production", model(aliases={"production": 2}), [mv(1), mv(2, F)], set(), None,
-     Reason.ALIAS_NOT_READY, Reason.ALIAS_NOT_READY),
-    ("alias-to-unapproved", "@production", model(require=True, aliases={"production": 2}, approved=(1,)),
-     [mv(1), mv(2)], set(), None, Reason.AWAITING_APPROVAL, Reason.AWAITING_APPROVAL),
-    ("alias-to-approved", "@production", model(require=True, aliases={"production": 2}, approved=(2,)),
-     [mv(1), mv(2)], set(), 2, Reason.AVAILABLE, None),
-    ("alias-to-rejected-here", "@production", model(aliases={"production": 2}), [mv(1), mv(2)], {2}, None,
-     Reason.VERSION_REJECTED, Reason.VERSION_REJECTED),
-    ("alias-to-archived", "@production", model(aliases={"production": 1}), [mv(1, archived=True)], set(),
-     None, Reason.VERSION_ARCHIVED, Reason.VERSION_ARCHIVED),
+    (
+        "alias-ok",
+        "@production",
+        model(aliases={"production": 1}),
+        [mv(1), mv(2)],
+        set(),
+        1,
+        Reason.AVAILABLE,
+        None,
+    ),
+    (
+        "alias-missing",
+        "@staging",
+        model(aliases={"production": 1}),
+        [mv(1)],
+        set(),
+        None,
+        Reason.ALIAS_NOT_FOUND,
+        Reason.ALIAS_NOT_FOUND,
+    ),
+    (
+        "alias-no-model",
+        "@production",
+        None,
+        [mv(1)],
+        set(),
+        None,
+        Reason.ALIAS_NOT_FOUND,
+        Reason.ALIAS_NOT_FOUND,
+    ),
+    (
+        "alias-to-missing-version",
+        "@production",
+        model(aliases={"production": 9}),
+        [mv(1)],
+        set(),
+        None,
+        Reason.ALIAS_NOT_READY,
+        Reason.ALIAS_NOT_READY,
+    ),
+    (
+        "alias-to-pending",
+        "@production",
+        model(aliases={"production": 2}),
+        [mv(1), mv(2, P)],
+        set(),
+        None,
+        Reason.ALIAS_NOT_READY,
+        Reason.ALIAS_NOT_READY,
+    ),
+    (
+        "alias-to-failed",
+        "@production",
+        model(aliases={"production": 2}),
+        [mv(1), mv(2, F)],
+        set(),
+        None,
+        Reason.ALIAS_NOT_READY,
+        Reason.ALIAS_NOT_READY,
+    ),
+    (
+        "alias-to-unapproved",
+        "@production",
+        model(require=True, aliases={"production": 2}, approved=(1,)),
+        [mv(1), mv(2)],
+        set(),
+        None,
+        Reason.AWAITING_APPROVAL,
+        Reason.AWAITING_APPROVAL,
+    ),
+    (
+        "alias-to-approved",
+        "@production",
+        model(require=True, aliases={"production": 2}, approved=(2,)),
+        [mv(1), mv(2)],
+        set(),
+        2,
+        Reason.AVAILABLE,
+        None,
+    ),
+    (
+        "alias-to-rejected-here",
+        "@production",
+        model(aliases={"production": 2}),
+        [mv(1), mv(2)],
+        {2},
+        None,
+        Reason.VERSION_REJECTED,
+        Reason.VERSION_REJECTED,
+    ),
+    (
+        "alias-to-archived",
+        "@production",
+        model(aliases={"production": 1}),
+        [mv(1, archived=True)],
+        set(),
+        None,
+        Reason.VERSION_ARCHIVED,
+        Reason.VERSION_ARCHIVED,
+    ),
     # a pinned number: no approval needed (the pin is the reviewed choice), never archived
-    ("number-unapproved", 2, model(require=True, approved=(1,)), [mv(1), mv(2)], set(), 2, Reason.AVAILABLE,
-     None),
+    (
+        "number-unapproved",
+        2,
+        model(require=True, approved=(1,)),
+        [mv(1), mv(2)],
+        set(),
+        2,
+        Reason.AVAILABLE,
+        None,
+    ),
     ("number-rejected-here-readmits", 2, model(), [mv(1), mv(2)], {2}, 2, Reason.AVAILABLE, None),
-    ("number-archived", 1, model(), [mv(1, archived=True), mv(2)], set(), 1, Reason.VERSION_ARCHIVED,
-     Reason.VERSION_ARCHIVED),
+    (
+        "number-archived",
+        1,
+        model(),
+        [mv(1, archived=True), mv(2)],
+        set(),
+        1,
+        Reason.VERSION_ARCHIVED,
+        Reason.VERSION_ARCHIVED,
+    ),
     ("number-missing", 7, model(), [mv(1)], set(), 7, Reason.VERSION_NOT_FOUND, None),
     ("number-failed", 1, model(), [mv(1, F)], set(), 1, Reason.VERIFICATION_FAILED, None),
     ("number-pending", 1, model(), [mv(1, P)], set(), 1, Reason.VERSION_NOT_READY, None),
 ]
 
 
-@pytest.mark.parametrize(("spec_version", "model_obj", "mvs", "rejected", "want", "reason", "blocked"),
-                         [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
-def test_resolution_table(spec_version: int | str, model_obj: dict[str, Any] | None,
-                          mvs: list[dict[str, Any]], rejected: set[int], want: int | None, reason: str,
-                          blocked: str | None) -> None:
+@pytest.mark.parametrize(
+    ("spec_version", "model_obj", "mvs", "rejected", "want", "reason", "blocked"),
+    [row[1:] for row in TABLE],
+    ids=[row[0] for row in TABLE],
+)
+def test_resolution_table(
+    spec_version: int | str,
+    model_obj: dict[str, Any] | None,
+    mvs: list[dict[str, Any]],
+    rejected: set[int],
+    want: int | None,
+    reason: str,
+    blocked: str | None,
+) -> None:
     gov = gr.from_model(model_obj, mvs, MODEL)
     res = versions.resolve(spec_version, MODEL, mvs, rejected, gov)
     served = res.version if res.ok else None
@@ -129,6 +311,7 @@ def test_without_governance_resolution_is_unchanged() -> None:
 
 # --- retention -------------------------------------------------------------------------------------------
 
+
 def test_retention_keeps_the_newest_unserved_and_never_served_or_aliased_ones() -> None:
     mvs = [mv(1, served_by=["svc"]), mv(2), mv(3), mv(4), mv(5), mv(6, P), mv(7, F)]
     assert gr.to_archive(mvs, 2, protected=()) == {2, 3}
@@ -139,6 +322,7 @@ def test_retention_keeps_the_newest_unserved_and_never_served_or_aliased_ones() 
 
 
 # --- the Model's status and the ModelVersions' governance fields ------------------------------------------
+
 
 def test_plan_marks_versions_and_names_bad_entries() -> None:
     m = model(require=True, approved=(1, 2, 9), aliases={"production": 1, "staging": 3, "next": 8}, keep=1)
@@ -158,7 +342,11 @@ def test_plan_marks_versions_and_names_bad_entries() -> None:
     ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["reason"] == Reason.INVALID_GOVERNANCE
     assert [p.split(":")[0] for p in plan.problems] == [
-        "spec.approvals[version=2]", "spec.approvals[version=9]", "spec.aliases.next", "spec.aliases.staging"]
+        "spec.approvals[version=2]",
+        "spec.approvals[version=9]",
+        "spec.aliases.next",
+        "spec.aliases.staging",
+    ]
     assert "rolled back by svc (AnalysisFailed)" in plan.problems[0]
 
 
@@ -178,6 +366,7 @@ def test_plan_is_idempotent() -> None:
 
 # --- admission (what CEL can see) ------------------------------------------------------------------------
 
+
 def _validate(doc: dict[str, Any]) -> list[Any]:
     from onnxops.crdgen import build_crds
     from onnxops.validate import validate_manifest
@@ -185,26 +374,50 @@ def _validate(doc: dict[str, Any]) -> list[Any]:
     return list(validate_manifest(build_crds(), doc))
 
 
-@pytest.mark.parametrize(("version", "ok"), [("@production", True), ("latest", True), (3, True),
-                                             ("@Prod", False), ("@", False), ("production", False)])
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [
+        ("@production", True),
+        ("latest", True),
+        (3, True),
+        ("@Prod", False),
+        ("@", False),
+        ("production", False),
+    ],
+)
 def test_inference_service_version_may_name_an_alias(version: int | str, ok: bool) -> None:
-    doc = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService", "metadata": {"name": "x"},
-           "spec": {"model": "iris", "version": version}}
+    doc = {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "x"},
+        "spec": {"model": "iris", "version": version},
+    }
     causes = _validate(doc)
     assert (causes == []) is ok, causes
     if not ok:
         assert causes[0].field == "spec.version" and "'@<alias>'" in causes[0].message
 
 
-@pytest.mark.parametrize(("spec", "field", "text"), [
-    ({"aliases": {"Prod": 1}}, "spec.aliases", "lowercase DNS label"),
-    ({"aliases": {"latest": 1}}, "spec.aliases", "not 'latest'"),
-    ({"aliases": {"production": 0}}, "spec.aliases[production]", "greater than or equal to 1"),
-    ({"approvals": [{"version": 1, "by": "a", "reason": "r"}, {"version": 1, "by": "b", "reason": "s"}]},
-     "spec.approvals[1]", "Duplicate"),
-    ({"approvals": [{"version": 1, "by": "a", "reason": ""}]}, "spec.approvals[0].reason", ""),
-    ({"retention": {"keepUnserved": -1}}, "spec.retention.keepUnserved", ""),
-])
+@pytest.mark.parametrize(
+    ("spec", "field", "text"),
+    [
+        ({"aliases": {"Prod": 1}}, "spec.aliases", "lowercase DNS label"),
+        ({"aliases": {"latest": 1}}, "spec.aliases", "not 'latest'"),
+        ({"aliases": {"production": 0}}, "spec.aliases[production]", "greater than or equal to 1"),
+        (
+            {
+                "approvals": [
+                    {"version": 1, "by": "a", "reason": "r"},
+                    {"version": 1, "by": "b", "reason": "s"},
+                ]
+            },
+            "spec.approvals[1]",
+            "Duplicate",
+        ),
+        ({"approvals": [{"version": 1, "by": "a", "reason": ""}]}, "spec.approvals[0].reason", ""),
+        ({"retention": {"keepUnserved": -1}}, "spec.retention.keepUnserved", ""),
+    ],
+)
 def test_model_bad_input_is_refused_at_admission(spec: dict[str, Any], field: str, text: str) -> None:
     doc = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "Model", "metadata": {"name": "iris"}, "spec": spec}
     causes = _validate(doc)
@@ -214,11 +427,14 @@ def test_model_bad_input_is_refused_at_admission(spec: dict[str, Any], field: st
 
 # --- the CLI's pure parts ---------------------------------------------------------------------------------
 
+
 def test_cli_refuses_what_it_must_and_edits_only_the_entry() -> None:
     from onnxops import release
 
-    assert release.gitops_manager({"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "x"}}}) \
+    assert (
+        release.gitops_manager({"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "x"}}})
         == "Argo CD"
+    )
     flux = {"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "x"}}}
     assert release.gitops_manager(flux) == "Flux"
     assert release.gitops_manager({"metadata": {"labels": {"app": "x"}}}) is None
@@ -245,6 +461,7 @@ def test_kubectl_plugin_entry_point() -> None:
     from onnxops import release
 
     scripts = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
-        "scripts"]
+        "scripts"
+    ]
     assert scripts["kubectl-onnxops"] == "onnxops.release:kubectl_main"
     assert callable(release.kubectl_main)

@@ -66,8 +66,12 @@ def _hadolint() -> str:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_hadolint_is_clean(kind: str) -> None:
-    out = subprocess.run([_hadolint(), "--format", "json", str(IMAGES / f"{kind}.Dockerfile")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [_hadolint(), "--format", "json", str(IMAGES / f"{kind}.Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     findings = json.loads(out.stdout or "[]")
     assert findings == [], findings
     assert out.returncode == 0
@@ -76,8 +80,9 @@ def test_hadolint_is_clean(kind: str) -> None:
 def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "bad.Dockerfile"
     bad.write_text("FROM python:latest\nRUN pip install scikit-learn\nUSER root\n")
-    out = subprocess.run([_hadolint(), "--format", "json", str(bad)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [_hadolint(), "--format", "json", str(bad)], capture_output=True, text=True, timeout=60
+    )
     codes = {f["code"] for f in json.loads(out.stdout)}
     assert {"DL3007", "DL3013", "DL3042", "DL3002"} <= codes
 
@@ -154,9 +159,11 @@ def test_dockerignore_sends_only_the_package() -> None:
 
 # --- the serving image must not contain scikit-learn ---------------------------------------------------
 
+
 def _closure(extra: str) -> set[str]:
     """Distribution names installed by `onnxops[extra]` (the project's core + extra requirements and their
     transitive requirements, as the installed distributions declare them)."""
+
     def norm(name: str) -> str:
         return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -210,17 +217,26 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize(("pkg", "blocked"), [
-    ("serving", ["sklearn", "skl2onnx", "kopf", "kubernetes", "pandas", "onnx"]),
-    ("trainer", ["kopf", "kubernetes"]),
-])
+@pytest.mark.parametrize(
+    ("pkg", "blocked"),
+    [
+        ("serving", ["sklearn", "skl2onnx", "kopf", "kubernetes", "pandas", "onnx"]),
+        ("trainer", ["kopf", "kubernetes"]),
+    ],
+)
 def test_image_code_imports_without_other_images_packages(pkg: str, blocked: list[str]) -> None:
     """Every module of onnxops.serving imports with scikit-learn (and the operator's packages) made
     unimportable, as in the serving image."""
     assert (ROOT / "operator" / "onnxops" / pkg / "__main__.py").is_file(), f"onnxops.{pkg} has no __main__"
     code = BLOCKER.format(blocked=set(blocked), pkg=pkg)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
 

@@ -80,8 +80,13 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
 
     def check() -> subprocess.CompletedProcess[str]:
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        return subprocess.run([promtool, "check", "config", "--syntax-only", "prometheus.yml"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [promtool, "check", "config", "--syntax-only", "prometheus.yml"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     out = check()
     if out.returncode != 0 and "kubernetes_sd_configs not found" in out.stdout + out.stderr:
@@ -104,8 +109,10 @@ def test_kind_values_render_a_single_node_setup() -> None:
     pvcs = of_kind(objects, "PersistentVolumeClaim")
     assert {p["metadata"]["namespace"] for p in pvcs} == {"onnxops-system", "default"}
     assert all(p["spec"]["accessModes"] == ["ReadWriteOnce"] for p in pvcs)
-    env = {e["name"]: e.get("value") for e in
-           one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     prom = next(d for d in _docs(DEPLOY / "prometheus.yaml") if d["kind"] == "Service")
     md, port = prom["metadata"], prom["spec"]["ports"][0]["port"]
     assert env["ONNXOPS_PROMETHEUS_URL"] == f"http://{md['name']}.{md['namespace']}.svc:{port}"
@@ -132,8 +139,20 @@ def _fake_bin(tmp_path: Path, tools: list[str]) -> dict[str, str]:
     # only the fakes and the basic utilities: no real docker/podman/kind is ever reached
     basics = tmp_path / "basics"
     basics.mkdir()
-    for util in ("bash", "sed", "head", "date", "git", "dirname", "basename", "mktemp", "rm", "grep", "cat",
-                 "printf"):
+    for util in (
+        "bash",
+        "sed",
+        "head",
+        "date",
+        "git",
+        "dirname",
+        "basename",
+        "mktemp",
+        "rm",
+        "grep",
+        "cat",
+        "printf",
+    ):
         real = shutil.which(util)
         if real:
             (basics / util).symlink_to(real)
@@ -146,8 +165,14 @@ def _calls(tmp_path: Path) -> list[str]:
 
 def test_build_images_script(tmp_path: Path) -> None:
     env = _fake_bin(tmp_path, ["podman"])
-    out = subprocess.run([BASH, str(ROOT / "scripts" / "build-images.sh")], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [BASH, str(ROOT / "scripts" / "build-images.sh")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     calls = _calls(tmp_path)
     # the engine answers `info`; the default base is present, so it is used as it is
@@ -156,9 +181,11 @@ def test_build_images_script(tmp_path: Path) -> None:
     builds = calls[2:]
     assert len(builds) == 3
     for kind, call in zip(("operator", "serving", "trainer"), builds, strict=True):
-        assert call.startswith("podman --cgroup-manager cgroupfs build --ulimit nofile=1024:1024 "
-                               "--ulimit nproc=4096:4096 --network host "
-                               f"--file images/{kind}.Dockerfile ")
+        assert call.startswith(
+            "podman --cgroup-manager cgroupfs build --ulimit nofile=1024:1024 "
+            "--ulimit nproc=4096:4096 --network host "
+            f"--file images/{kind}.Dockerfile "
+        )
         assert f"--tag ghcr.io/onnxops/onnxops-{kind}:{VERSION} " in call
         assert "--build-arg PYTHON_IMAGE=python:3.11-slim " in call
         assert f"--build-arg ONNXOPS_VERSION={VERSION} " in call
@@ -184,8 +211,14 @@ def test_build_images_script_makes_a_local_base_when_the_default_cannot_be_pulle
         real = shutil.which(util)
         if real and not (tmp_path / "basics" / util).exists():
             (tmp_path / "basics" / util).symlink_to(real)
-    out = subprocess.run([BASH, str(ROOT / "scripts" / "build-images.sh")], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [BASH, str(ROOT / "scripts" / "build-images.sh")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "python:3.11-slim cannot be pulled" in out.stderr
     calls = _calls(tmp_path)
@@ -199,16 +232,18 @@ def test_build_images_script_makes_a_local_base_when_the_default_cannot_be_pulle
 
 def test_build_images_script_needs_an_engine(tmp_path: Path) -> None:
     env = _fake_bin(tmp_path, [])
-    out = subprocess.run([BASH, str(ROOT / "scripts" / "build-images.sh")], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [BASH, str(ROOT / "scripts" / "build-images.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 1
     assert "no container engine" in out.stderr
 
 
 def test_kind_up_script(tmp_path: Path) -> None:
     env = _fake_bin(tmp_path, ["kind", "kubectl", "helm", "docker"])
-    out = subprocess.run([BASH, str(ROOT / "scripts" / "kind-up.sh")], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [BASH, str(ROOT / "scripts" / "kind-up.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     calls = _calls(tmp_path)
 
@@ -226,9 +261,13 @@ def test_kind_up_script(tmp_path: Path) -> None:
     assert create < min(builds) and max(builds) < min(loads) < max(loads) < prom < crds < helm < examples
     assert "--values deploy/kind/values.yaml" in calls[helm] and "--wait" in calls[helm]
     assert {c.split()[-1] for c in calls if c.startswith("kind load")} == {
-        f"ghcr.io/onnxops/onnxops-{k}:{VERSION}" for k in ("operator", "serving", "trainer")}
-    for manifest in ("examples/trainingjob-iris.yaml", "examples/inferenceservice-iris.yaml",
-                     "deploy/kind/iris-nodeport.yaml"):
+        f"ghcr.io/onnxops/onnxops-{k}:{VERSION}" for k in ("operator", "serving", "trainer")
+    }
+    for manifest in (
+        "examples/trainingjob-iris.yaml",
+        "examples/inferenceservice-iris.yaml",
+        "deploy/kind/iris-nodeport.yaml",
+    ):
         assert f"kubectl apply -f {manifest}" in calls
         assert (ROOT / manifest).exists()
 
@@ -247,7 +286,9 @@ def test_ci_runs_the_suite_and_the_kind_quick_start() -> None:
     make = (ROOT / "Makefile").read_text()
     assert "ONNXOPS_E2E_KIND=1 $(BIN)/pytest -q -m kind tests/e2e" in make
     # the smoke test waits on the objects kind-up applies, under their real names
-    for kind, path in (("trainingjob", "examples/trainingjob-iris.yaml"),
-                       ("inferenceservice", "examples/inferenceservice-iris.yaml")):
+    for kind, path in (
+        ("trainingjob", "examples/trainingjob-iris.yaml"),
+        ("inferenceservice", "examples/inferenceservice-iris.yaml"),
+    ):
         name = yaml.safe_load((ROOT / path).read_text())["metadata"]["name"]
         assert f"{kind}/{name}" in runs["kind-e2e"]

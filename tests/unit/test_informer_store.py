@@ -10,11 +10,16 @@ from onnxops.kube.client import KubeClient
 from onnxops.kube.informer import Store
 
 
-def obj(name: str, model: str, rv: int, ns: str = "default", status: dict[str, Any] | None = None,
-        **spec: Any) -> dict[str, Any]:
+def obj(
+    name: str, model: str, rv: int, ns: str = "default", status: dict[str, Any] | None = None, **spec: Any
+) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": ns, "resourceVersion": str(rv),
-                     "managedFields": [{"manager": "x"}]},
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "resourceVersion": str(rv),
+            "managedFields": [{"manager": "x"}],
+        },
         "spec": {"model": model, **spec},
         "status": status or {},
     }
@@ -60,8 +65,10 @@ def test_relist_replaces_the_store_and_reports_missed_changes() -> None:
         s.apply("ADDED", obj(name, "a", i + 1))
     s.apply("ADDED", obj("x-v1", "x", 9, ns="other"))
     # while the watch was down: a-v2 deleted, a-v3 changed, a-v4 created; a-v1 unchanged
-    changes = s.replace([obj("a-v1", "a", 1), obj("a-v3", "a", 12, status={"phase": "Ready"}),
-                         obj("a-v4", "a", 13)], scope="default")
+    changes = s.replace(
+        [obj("a-v1", "a", 1), obj("a-v3", "a", 12, status={"phase": "Ready"}), obj("a-v4", "a", 13)],
+        scope="default",
+    )
     got = {(t, (new or old or {})["metadata"]["name"]) for t, old, new in changes}
     assert got == {("DELETED", "a-v2"), ("MODIFIED", "a-v3"), ("ADDED", "a-v4")}
     assert names(s.by_index(BY_MODEL, ("default", "a"))) == ["a-v1", "a-v3", "a-v4"]
@@ -109,9 +116,19 @@ def test_listeners_wake_the_dependants() -> None:
 
 def child(kind: str, name: str, isvc: str | None, rv: int, uid: str = "u1") -> dict[str, Any]:
     lbl = {"onnxops.dev/inference-service": isvc} if isvc else {}
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {
-        "name": name, "namespace": "default", "resourceVersion": str(rv), "uid": uid, "labels": lbl,
-        "managedFields": [{"manager": "onnxops"}, {"manager": "kubectl-edit"}]}, "spec": {}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "resourceVersion": str(rv),
+            "uid": uid,
+            "labels": lbl,
+            "managedFields": [{"manager": "onnxops"}, {"manager": "kubectl-edit"}],
+        },
+        "spec": {},
+    }
 
 
 def test_serving_children_by_service_keep_managed_fields_and_wake_their_service() -> None:

@@ -21,11 +21,20 @@ from onnxops.local.runner.client import PODS, ResourceClient
 async def _handler(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name == "taken":
-        return web.json_response({"kind": "Status", "code": 409, "reason": "AlreadyExists",
-                                  "message": 'pods "taken" already exists'}, status=409)
+        return web.json_response(
+            {
+                "kind": "Status",
+                "code": 409,
+                "reason": "AlreadyExists",
+                "message": 'pods "taken" already exists',
+            },
+            status=409,
+        )
     if name == "expired":
-        return web.json_response({"kind": "Status", "code": 410, "reason": "Expired",
-                                  "message": "too old resource version"}, status=410)
+        return web.json_response(
+            {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old resource version"},
+            status=410,
+        )
     return web.json_response({"kind": "Pod", "metadata": {"name": name, "namespace": "ns"}})
 
 

@@ -15,15 +15,20 @@ def test_fields_v1_round_trip() -> None:
     assert paths == {("f:metadata", "f:labels", "f:test-label"), ("f:data", "f:key")}
     assert to_fields_v1(paths) == DOC_EXAMPLE
     item = {"f:spec": {"f:containers": {'k:{"name":"c"}': {".": {}, "f:image": {}}}}}
-    assert from_fields_v1(item) == {("f:spec", "f:containers", 'k:{"name":"c"}'),
-                                    ("f:spec", "f:containers", 'k:{"name":"c"}', "f:image")}
+    assert from_fields_v1(item) == {
+        ("f:spec", "f:containers", 'k:{"name":"c"}'),
+        ("f:spec", "f:containers", 'k:{"name":"c"}', "f:image"),
+    }
     assert to_fields_v1(from_fields_v1(item)) == item
 
 
 def _service(ports: list[dict[str, Any]], managed: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "s", "managedFields": managed},
-            "spec": {"ports": ports, "clusterIP": "10.0.0.1", "selector": {"app": "a"}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s", "managedFields": managed},
+        "spec": {"ports": ports, "clusterIP": "10.0.0.1", "selector": {"app": "a"}},
+    }
 
 
 def test_foreign_additions() -> None:
@@ -31,13 +36,24 @@ def test_foreign_additions() -> None:
     live_port = {"port": 80, "protocol": "TCP", "targetPort": 80}
     port_key = 'k:{"port":80,"protocol":"TCP"}'
     managed = [
-        {"manager": "onnxops", "operation": "Update",
-         "fieldsV1": {"f:spec": {"f:ports": {port_key: {".": {}}}}}},
+        {
+            "manager": "onnxops",
+            "operation": "Update",
+            "fieldsV1": {"f:spec": {"f:ports": {port_key: {".": {}}}}},
+        },
         # a user's edit: a new port, a session affinity, the port's name, a label; the status is not spec
-        {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {
-            "f:metadata": {"f:labels": {"f:x": {}}},
-            "f:spec": {"f:sessionAffinity": {}, "f:clusterIP": {},
-                       "f:ports": {port_key: {"f:name": {}}, 'k:{"port":81,"protocol":"TCP"}': {".": {}}}}}},
+        {
+            "manager": "kubectl-edit",
+            "operation": "Update",
+            "fieldsV1": {
+                "f:metadata": {"f:labels": {"f:x": {}}},
+                "f:spec": {
+                    "f:sessionAffinity": {},
+                    "f:clusterIP": {},
+                    "f:ports": {port_key: {"f:name": {}}, 'k:{"port":81,"protocol":"TCP"}': {".": {}}},
+                },
+            },
+        },
         {"manager": "x", "operation": "Update", "subresource": "status", "fieldsV1": {"f:status": {}}},
     ]
     live = _service([{**live_port, "name": "web"}, {"port": 81, "protocol": "TCP"}], managed)
@@ -61,10 +77,16 @@ def test_replicas_of_an_autoscaler_are_not_foreign() -> None:
     assert foreign_additions(live, {"spec": {}}, "onnxops") == []
     # when the operator sets the count itself, the value decides (a forced apply), not a removal
     assert foreign_additions(live, {"spec": {"replicas": 2}}, "onnxops") == []
-    nested = [{"manager": "u", "operation": "Update", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
-        "f:nodeSelector": {"f:disk": {}}}}}}}]
+    nested = [
+        {
+            "manager": "u",
+            "operation": "Update",
+            "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:nodeSelector": {"f:disk": {}}}}}},
+        }
+    ]
     template = {"spec": {"nodeSelector": {"disk": "a"}}}
     live = {"metadata": {"managedFields": nested}, "spec": {"template": template}}
     # the outermost field the operator does not set goes, with everything in it
     assert foreign_additions(live, {"spec": {"template": {"spec": {}}}}, "onnxops") == [
-        ("f:spec", "f:template", "f:spec", "f:nodeSelector")]
+        ("f:spec", "f:template", "f:spec", "f:nodeSelector")
+    ]

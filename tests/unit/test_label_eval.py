@@ -38,17 +38,28 @@ def test_label_files_source_is_accepted_with_capture_on() -> None:
     assert validate_manifest(CRDS, isvc()) == []
 
 
-@pytest.mark.parametrize(("change", "field", "text"), [
-    ({"labelFiles": None}, f"{PERF}.labelFiles",
-     "labelFiles (uri and target of the label files) is required"),
-    ({"source": "Live"}, f"{PERF}.labelFiles", "only read when source is LabelFiles"),
-    ({"labelFiles": {"uri": "pvc://w/l/", "target": "prediction"}}, f"{PERF}.labelFiles.target",
-     "not a target"),
-    ({"labelFiles": {"uri": "http://warehouse/x.csv", "target": "y"}}, f"{PERF}.labelFiles.uri", ""),
-    ({"source": "Warehouse"}, f"{PERF}.source", "LabelFiles"),
-], ids=["no-files", "files-without-source", "reserved-target", "bad-uri", "unknown-source"])
-def test_bad_label_files_spec_is_refused_naming_the_field(change: dict[str, Any], field: str,
-                                                          text: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "field", "text"),
+    [
+        (
+            {"labelFiles": None},
+            f"{PERF}.labelFiles",
+            "labelFiles (uri and target of the label files) is required",
+        ),
+        ({"source": "Live"}, f"{PERF}.labelFiles", "only read when source is LabelFiles"),
+        (
+            {"labelFiles": {"uri": "pvc://w/l/", "target": "prediction"}},
+            f"{PERF}.labelFiles.target",
+            "not a target",
+        ),
+        ({"labelFiles": {"uri": "http://warehouse/x.csv", "target": "y"}}, f"{PERF}.labelFiles.uri", ""),
+        ({"source": "Warehouse"}, f"{PERF}.source", "LabelFiles"),
+    ],
+    ids=["no-files", "files-without-source", "reserved-target", "bad-uri", "unknown-source"],
+)
+def test_bad_label_files_spec_is_refused_naming_the_field(
+    change: dict[str, Any], field: str, text: str
+) -> None:
     obj = isvc()
     perf = obj["spec"]["monitoring"]["performance"]
     for k, v in change.items():
@@ -89,19 +100,28 @@ def test_the_job_runs_the_trainer_image_read_only_with_the_window_end() -> None:
     assert c["image"] == "reg/trainer:1"
     assert c["command"] == ["python", "-m", "onnxops.trainer.evaluate_labels"]
     args = dict(zip(c["args"][::2], c["args"][1::2], strict=True))
-    assert args == {"--sink-uri": "pvc://onnxops-artifacts/models/ml/iris/traffic/",
-                    "--labels-uri": FILES["uri"], "--target": "species", "--window": "2h",
-                    "--now": "2026-05-01T12:00:00Z", "--task": "classification"}
+    assert args == {
+        "--sink-uri": "pvc://onnxops-artifacts/models/ml/iris/traffic/",
+        "--labels-uri": FILES["uri"],
+        "--target": "species",
+        "--window": "2h",
+        "--now": "2026-05-01T12:00:00Z",
+        "--task": "classification",
+    }
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
-    claims = {v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"]["readOnly"]
-              for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"]["readOnly"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     assert claims == {"onnxops-artifacts": True, "warehouse": True}
     assert all(m.get("readOnly") for m in c["volumeMounts"] if m["name"] != "tmp")
 
 
 def test_s3_label_files_get_their_secret_by_reference_only() -> None:
-    obj = isvc(labelFiles={"uri": "s3://wh/labels/", "target": "y",
-                           "credentialsSecret": {"name": "wh-creds"}})
+    obj = isvc(
+        labelFiles={"uri": "s3://wh/labels/", "target": "y", "credentialsSecret": {"name": "wh-creds"}}
+    )
     obj["metadata"].update(uid="u")
     obj["apiVersion"], obj["kind"] = "onnxops.dev/v1alpha1", "InferenceService"
     [c] = label_evaluation_job(obj, Settings(), T0, 30.0)["spec"]["template"]["spec"]["containers"]
@@ -112,41 +132,92 @@ def test_s3_label_files_get_their_secret_by_reference_only() -> None:
 # ---- the step ----------------------------------------------------------------------------------------
 def job(end: datetime, state: str | None = None, name: str = "j") -> dict[str, Any]:
     reason = "BackoffLimitExceeded" if state == "Failed" else None
-    conds = [{"type": state, "status": "True", "reason": reason,
-              "message": "Job has reached the specified backoff limit"}] if state else []
+    conds = (
+        [
+            {
+                "type": state,
+                "status": "True",
+                "reason": reason,
+                "message": "Job has reached the specified backoff limit",
+            }
+        ]
+        if state
+        else []
+    )
     end_s = end.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"metadata": {"name": name, "annotations": {labels.WINDOW_END: end_s}},
-            "status": {"conditions": conds}}
+    return {
+        "metadata": {"name": name, "annotations": {labels.WINDOW_END: end_s}},
+        "status": {"conditions": conds},
+    }
 
 
 def pod(message: str) -> dict[str, Any]:
-    return {"status": {"containerStatuses": [{"name": "evaluate", "state": {"terminated": {
-        "exitCode": 0, "finishedAt": "2026-05-01T12:00:05Z", "message": message}}}]}}
+    return {
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "evaluate",
+                    "state": {
+                        "terminated": {
+                            "exitCode": 0,
+                            "finishedAt": "2026-05-01T12:00:05Z",
+                            "message": message,
+                        }
+                    },
+                }
+            ]
+        }
+    }
 
 
-RESULT = ('{"ok":true,"task":"classification","versions":{"1":{"labels":120,"accuracy":0.9,"f1":0.8}},'
-          '"labels":130}')
+RESULT = (
+    '{"ok":true,"task":"classification","versions":{"1":{"labels":120,"accuracy":0.9,"f1":0.8}},"labels":130}'
+)
 
 
-@pytest.mark.parametrize(("jobs", "pods", "last", "now", "kind", "wait"), [
-    ([], [], None, T0, "create", 0.0),
-    ([job(T0)], [], None, T0 + timedelta(seconds=3), "wait", 5.0),
-    ([job(T0, "Complete")], [pod(RESULT)], None, T0 + timedelta(seconds=6), "evaluate", 0.0),
-    ([job(T0, "Complete")], [pod(RESULT)], T0 + timedelta(seconds=7), T0 + timedelta(seconds=8), "wait",
-     22.0),
-    ([job(T0 - timedelta(seconds=60), "Complete", "old"), job(T0, "Complete")], [pod(RESULT)],
-     T0 + timedelta(seconds=7), T0 + timedelta(seconds=31), "create", 0.0),
-    ([job(T0, "Failed")], [], T0 - timedelta(seconds=30), T0 + timedelta(seconds=6), "evaluate", 0.0),
-], ids=["first", "running", "finished", "applied-not-due", "applied-due", "failed-no-result"])
-def test_step_table(jobs: list[dict[str, Any]], pods: list[dict[str, Any]], last: datetime | None,
-                    now: datetime, kind: str, wait: float) -> None:
+@pytest.mark.parametrize(
+    ("jobs", "pods", "last", "now", "kind", "wait"),
+    [
+        ([], [], None, T0, "create", 0.0),
+        ([job(T0)], [], None, T0 + timedelta(seconds=3), "wait", 5.0),
+        ([job(T0, "Complete")], [pod(RESULT)], None, T0 + timedelta(seconds=6), "evaluate", 0.0),
+        (
+            [job(T0, "Complete")],
+            [pod(RESULT)],
+            T0 + timedelta(seconds=7),
+            T0 + timedelta(seconds=8),
+            "wait",
+            22.0,
+        ),
+        (
+            [job(T0 - timedelta(seconds=60), "Complete", "old"), job(T0, "Complete")],
+            [pod(RESULT)],
+            T0 + timedelta(seconds=7),
+            T0 + timedelta(seconds=31),
+            "create",
+            0.0,
+        ),
+        ([job(T0, "Failed")], [], T0 - timedelta(seconds=30), T0 + timedelta(seconds=6), "evaluate", 0.0),
+    ],
+    ids=["first", "running", "finished", "applied-not-due", "applied-due", "failed-no-result"],
+)
+def test_step_table(
+    jobs: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    last: datetime | None,
+    now: datetime,
+    kind: str,
+    wait: float,
+) -> None:
     step = label_eval_step(jobs, pods, last, now, 30.0)
     assert step.kind == kind and step.wait_s == pytest.approx(wait)
     if kind == "evaluate" and pods:
         assert step.result is not None and step.result["versions"]["1"]["labels"] == 120 and step.job == "j"
     if kind == "evaluate" and not pods:
-        assert step.result is None and step.failure == ("BackoffLimitExceeded",
-                                                        "Job has reached the specified backoff limit")
+        assert step.result is None and step.failure == (
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        )
 
 
 # ---- the result as one evaluation, acted on by the same policy -----------------------------------------
@@ -156,15 +227,26 @@ def test_the_job_result_gives_the_same_numbers_and_the_same_decision() -> None:
     truth = [0, 0, 1, 1, 2, 2, 1, 0] * 20
     pred = [0, 1, 1, 1, 2, 0, 1, 0] * 20
     acc, f1 = accuracy_score(truth, pred), f1_score(truth, pred, average="macro")
-    perf = from_label_job({"ok": True, "task": "classification", "labels": 200,
-                           "versions": {"3": {"labels": 160, "accuracy": acc, "f1": f1}}})
+    perf = from_label_job(
+        {
+            "ok": True,
+            "task": "classification",
+            "labels": 200,
+            "versions": {"3": {"labels": 160, "accuracy": acc, "f1": f1}},
+        }
+    )
     assert isinstance(perf, Performance) and perf.unresolved == 40
     pv = perf.versions["3"]
     assert isinstance(pv, PerfValues) and pv.n == 160
     assert metric_value("accuracy", pv) == acc and metric_value("f1", pv) == f1
     assert metric_value("rmse", pv) is None
-    spec = PerfPolicySpec(metric="accuracy", min_labels=100, failure_limit=1, on_concept_drift="Retrain",
-                          retrain_configured=True)
+    spec = PerfPolicySpec(
+        metric="accuracy",
+        min_labels=100,
+        failure_limit=1,
+        on_concept_drift="Retrain",
+        retrain_configured=True,
+    )
     served = [ServedPerf("3", "stable", pv, {"accuracy": 0.97}, "classification")]
     d = decide_performance(served, spec, PerfPrior(), T0, "NoDrift")
     assert d.action == "Retrain" and d.reason == "ConceptDrift" and d.values["3"] == pytest.approx(acc)

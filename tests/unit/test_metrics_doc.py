@@ -46,8 +46,14 @@ def family_table() -> dict[str, tuple[str, list[str]]]:
 
 def contract_names(payload: bool = False) -> list[str]:
     """The drift/SLO families of the contract module (or, with ``payload``, its payload-capture ones)."""
-    return sorted(v for k, v in vars(names).items() if k.isupper() and isinstance(v, str)
-                  and v.startswith("onnxops_") and k.startswith("PAYLOAD_") == payload)
+    return sorted(
+        v
+        for k, v in vars(names).items()
+        if k.isupper()
+        and isinstance(v, str)
+        and v.startswith("onnxops_")
+        and k.startswith("PAYLOAD_") == payload
+    )
 
 
 def test_every_contract_metric_is_documented() -> None:
@@ -71,17 +77,24 @@ def test_every_payload_capture_metric_is_documented_with_the_type_the_server_exp
     found = contract_names(payload=True)
     assert len(found) == 8
     reg = CollectorRegistry()
-    reg.register(Capture(CaptureConfig(sink_uri=tmp_path.as_uri(), pod="p"), "m", "1",
-                         LocalSink(tmp_path.as_uri())))
-    exposed = {f.name if f.type != "counter" else f.name + "_total": f.type
-               for f in text_string_to_metric_families(generate_latest(reg).decode())}
+    reg.register(
+        Capture(CaptureConfig(sink_uri=tmp_path.as_uri(), pod="p"), "m", "1", LocalSink(tmp_path.as_uri()))
+    )
+    exposed = {
+        f.name if f.type != "counter" else f.name + "_total": f.type
+        for f in text_string_to_metric_families(generate_latest(reg).decode())
+    }
     for name in found:
         assert name in table and table[name] == exposed.get(name), name
 
 
 def test_server_only_metrics_are_documented() -> None:
-    extras = [server_metrics.INFERENCE_DURATION, server_metrics.MODEL_READY, server_metrics.DRIFT_PSI,
-              server_metrics.DRIFT_WINDOW_ROWS]
+    extras = [
+        server_metrics.INFERENCE_DURATION,
+        server_metrics.MODEL_READY,
+        server_metrics.DRIFT_PSI,
+        server_metrics.DRIFT_WINDOW_ROWS,
+    ]
     table = family_table()
     for name in extras:
         assert name in table, name
@@ -104,10 +117,18 @@ def exposed_families() -> dict[str, tuple[str, set[str]]]:
     rng = np.random.default_rng(3)
     x = np.column_stack([rng.normal(size=200), rng.integers(0, 3, 200)]).astype(float)
     feats = [numeric_feature("a", 0, x[:, 0]), categorical_feature("colour", 1, x[:, 1].tolist())]
-    clf = Profile(task="classification", rows=200, features=feats,
-                  prediction=ClassPrediction(classes=["0", "1"], counts=[100, 100]))
-    reg = Profile(task="regression", rows=200, features=feats,
-                  prediction=NumericPrediction(edges=[0.0, 1.0], counts=[60, 70, 70]))
+    clf = Profile(
+        task="classification",
+        rows=200,
+        features=feats,
+        prediction=ClassPrediction(classes=["0", "1"], counts=[100, 100]),
+    )
+    reg = Profile(
+        task="regression",
+        rows=200,
+        features=feats,
+        prediction=NumericPrediction(edges=[0.0, 1.0], counts=[60, 70, 70]),
+    )
     text = _exposition(clf, x[:5], np.array([0, 1, 1, 0, 1])) + _exposition(reg, x[:5], np.linspace(-1, 2, 5))
     out: dict[str, tuple[str, set[str]]] = {}
     for fam in text_string_to_metric_families(text):
@@ -161,16 +182,22 @@ def test_operator_metrics_are_documented_with_their_type_and_labels() -> None:
     from onnxops.controller import opmetrics
 
     section = DOC.split("## Operator metrics", 1)[1]
-    rows = {m[1]: (m[2], re.findall(r"`(\w+)`", m[3]))
-            for m in re.finditer(r"^\| `(onnxops_operator_\w+)` \| (\w+) \| ([^|]*) \|", section, re.M)}
+    rows = {
+        m[1]: (m[2], re.findall(r"`(\w+)`", m[3]))
+        for m in re.finditer(r"^\| `(onnxops_operator_\w+)` \| (\w+) \| ([^|]*) \|", section, re.M)
+    }
     families = list(opmetrics.REGISTRY.collect())
     assert len(families) == 8
     for f in families:
         name = f.name + ("_total" if f.type == "counter" else "")
         assert name in rows, name
         assert rows[name][0] == f.type, name
-        labels = {lbl for metric in opmetrics.REGISTRY._names_to_collectors.values()
-                  if getattr(metric, "_name", None) == f.name for lbl in metric._labelnames}
+        labels = {
+            lbl
+            for metric in opmetrics.REGISTRY._names_to_collectors.values()
+            if getattr(metric, "_name", None) == f.name
+            for lbl in metric._labelnames
+        }
         assert set(rows[name][1]) == labels, name
 
 
@@ -192,8 +219,17 @@ def promtool(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @needs_promtool
 def test_every_query_parses(tmp_path: Path) -> None:
-    rules = {"groups": [{"name": "doc", "rules": [
-        {"record": f"doc:{qid.replace('-', '_')}", "expr": expr} for qid, expr in queries().items()]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "doc",
+                "rules": [
+                    {"record": f"doc:{qid.replace('-', '_')}", "expr": expr}
+                    for qid, expr in queries().items()
+                ],
+            }
+        ]
+    }
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
     result = promtool(tmp_path, "check", "rules", "rules.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -239,8 +275,11 @@ EXPECTED: dict[str, list[tuple[str, float]]] = {
     "error-rate": [(V1, 6 / 90)],
     "error-rate-or-zero": [(V1, 6 / 90), (V2, 0.0)],
     "client-error-rate": [(V2, 0.2)],
-    "feature-cdf": [(V1[:-1] + ',le="1.0"}', 0.3), (V1[:-1] + ',le="2.0"}', 0.8),
-                    (V1[:-1] + ',le="+Inf"}', 1.0)],
+    "feature-cdf": [
+        (V1[:-1] + ',le="1.0"}', 0.3),
+        (V1[:-1] + ',le="2.0"}', 0.8),
+        (V1[:-1] + ',le="+Inf"}', 1.0),
+    ],
     "class-share": [(V1[:-1] + ',class="setosa"}', 0.25), (V1[:-1] + ',class="virginica"}', 0.75)],
     "missing-share": [(V1[:-1] + ',feature="petal_length"}', 0.1)],
     "server-psi": [(V1[:-1] + ',feature="petal_length"}', 0.5)],
@@ -260,15 +299,20 @@ def rounded(value: float) -> float:
 def test_queries_compute_what_the_page_says(tmp_path: Path) -> None:
     found = queries()
     assert set(EXPECTED) <= set(found)
-    tests = [{
-        "interval": "1m",
-        "input_series": [{"series": s, "values": v} for s, v in SERIES.items()],
-        "promql_expr_test": [
-            {"expr": f"round(({found[qid]}), {STEP})", "eval_time": "10m",
-             "exp_samples": [{"labels": labels, "value": rounded(value)} for labels, value in samples]}
-            for qid, samples in EXPECTED.items()
-        ],
-    }]
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in SERIES.items()],
+            "promql_expr_test": [
+                {
+                    "expr": f"round(({found[qid]}), {STEP})",
+                    "eval_time": "10m",
+                    "exp_samples": [{"labels": labels, "value": rounded(value)} for labels, value in samples],
+                }
+                for qid, samples in EXPECTED.items()
+            ],
+        }
+    ]
     (tmp_path / "test.yaml").write_text(yaml.safe_dump({"rule_files": [], "tests": tests}, sort_keys=False))
     result = promtool(tmp_path, "test", "rules", "test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -277,10 +321,19 @@ def test_queries_compute_what_the_page_says(tmp_path: Path) -> None:
 @needs_promtool
 def test_promtool_check_is_not_vacuous(tmp_path: Path) -> None:
     """A wrong expectation fails, so a pass above means the values were compared."""
-    tests = [{"interval": "1m",
-              "input_series": [{"series": s, "values": v} for s, v in SERIES.items()],
-              "promql_expr_test": [{"expr": queries()["error-rate"], "eval_time": "10m",
-                                    "exp_samples": [{"labels": V1, "value": 0.07}]}]}]
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in SERIES.items()],
+            "promql_expr_test": [
+                {
+                    "expr": queries()["error-rate"],
+                    "eval_time": "10m",
+                    "exp_samples": [{"labels": V1, "value": 0.07}],
+                }
+            ],
+        }
+    ]
     (tmp_path / "test.yaml").write_text(yaml.safe_dump({"rule_files": [], "tests": tests}))
     result = promtool(tmp_path, "test", "rules", "test.yaml")
     assert result.returncode != 0

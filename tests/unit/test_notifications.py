@@ -21,23 +21,47 @@ from onnxops.settings import Settings
 
 AT = "2026-01-01T12:00:00Z"
 ISVC = {"metadata": {"name": "iris", "namespace": "ml"}, "spec": {"model": "iris"}}
-ROLLED_BACK = {"stableVersion": 1, "rollback": {"from": 2, "to": 1, "reason": "AnalysisFailed",
-                                                "message": "errors 9%", "scores": {"errorRate": 0.09}}}
+ROLLED_BACK = {
+    "stableVersion": 1,
+    "rollback": {
+        "from": 2,
+        "to": 1,
+        "reason": "AnalysisFailed",
+        "message": "errors 9%",
+        "scores": {"errorRate": 0.09},
+    },
+}
 
 
 def test_decisions_become_notifications() -> None:
-    events = [("Normal", "CanaryStep", "canary v2 at 50%"), ("Normal", "BakeEnded", "x"),
-              ("Warning", "RolledBack", "rollout of v2 aborted"), ("Normal", "AwaitingPromotion", "gate"),
-              ("Normal", "AwaitingApproval", "v3 awaits approval"), ("Warning", "DriftDetected", "psi 0.4"),
-              ("Warning", "ConceptDrift", "acc 0.6"), ("Warning", "Retraining", "created TrainingJob")]
+    events = [
+        ("Normal", "CanaryStep", "canary v2 at 50%"),
+        ("Normal", "BakeEnded", "x"),
+        ("Warning", "RolledBack", "rollout of v2 aborted"),
+        ("Normal", "AwaitingPromotion", "gate"),
+        ("Normal", "AwaitingApproval", "v3 awaits approval"),
+        ("Warning", "DriftDetected", "psi 0.4"),
+        ("Warning", "ConceptDrift", "acc 0.6"),
+        ("Warning", "Retraining", "created TrainingJob"),
+    ]
     notes = from_events(ISVC, events, ROLLED_BACK, AT)
-    assert [n.type for n in notes] == ["StepAdvanced", "RolledBack", "AwaitingPromotion", "ApprovalNeeded",
-                                       "DriftBreach", "PerformanceBreach", "RetrainStarted"]
+    assert [n.type for n in notes] == [
+        "StepAdvanced",
+        "RolledBack",
+        "AwaitingPromotion",
+        "ApprovalNeeded",
+        "DriftBreach",
+        "PerformanceBreach",
+        "RetrainStarted",
+    ]
     rb = notes[1]
     assert rb.version == 2 and rb.reason == "AnalysisFailed" and rb.severity == "warning"
     assert rb.to_dict()["rollback"]["scores"] == {"errorRate": 0.09}
-    tj = {"metadata": {"name": "iris-retrain-1", "namespace": "ml"}, "spec": {"model": "iris"},
-          "status": {"modelVersion": "iris-v3"}}
+    tj = {
+        "metadata": {"name": "iris-retrain-1", "namespace": "ml"},
+        "spec": {"model": "iris"},
+        "status": {"modelVersion": "iris-v3"},
+    }
     [done] = retrain_finished(tj, [("Normal", "TrainingSucceeded", "ok")], AT, "iris")
     assert done.type == "RetrainFinished" and done.to_dict()["retrain"]["modelVersion"] == "iris-v3"
 
@@ -63,10 +87,13 @@ def test_bodies_in_each_format() -> None:
     assert "errorRate=0.09" in slack["blocks"][1]["elements"][0]["text"]
 
 
-@pytest.mark.parametrize("url,shown", [
-    ("https://hooks.slack.com/services/T0/B0/SECRET", "https://hooks.slack.com/..."),
-    ("http://user:pw@127.0.0.1:8080/hook?token=SECRET", "http://127.0.0.1:8080/..."),
-])
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("https://hooks.slack.com/services/T0/B0/SECRET", "https://hooks.slack.com/..."),
+        ("http://user:pw@127.0.0.1:8080/hook?token=SECRET", "http://127.0.0.1:8080/..."),
+    ],
+)
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 
@@ -78,8 +105,11 @@ class FakeClient:
     async def get(self, api: str, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         assert (api, kind) == ("v1", "Secret")
         data = self.secrets.get(name)
-        return None if data is None else {"data": {k: base64.b64encode(v.encode()).decode()
-                                                   for k, v in data.items()}}
+        return (
+            None
+            if data is None
+            else {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+        )
 
 
 def _count(metric: Any, **labels: str) -> float:
@@ -116,11 +146,20 @@ async def _receiver(fail_first: int) -> tuple[web.AppRunner, str, list[tuple[dic
 def test_delivery_retries_after_two_failures(fmt: str, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> list[tuple[dict[str, str], bytes]]:
         runner, url, got = await _receiver(fail_first=2)
-        settings = Settings(notify_retries=3, notify_backoff_seconds=0.05,
-                            notify_sinks=({"name": "ops", "format": "JSON", "events": ["Promoted"],
-                                           "urlEnv": "HOOK"},))
-        isvc = {**ISVC, "spec": {"model": "iris", "notifications": [
-            {"name": "team", "format": fmt, "urlSecretRef": {"name": "hook", "key": "url"}}]}}
+        settings = Settings(
+            notify_retries=3,
+            notify_backoff_seconds=0.05,
+            notify_sinks=({"name": "ops", "format": "JSON", "events": ["Promoted"], "urlEnv": "HOOK"},),
+        )
+        isvc = {
+            **ISVC,
+            "spec": {
+                "model": "iris",
+                "notifications": [
+                    {"name": "team", "format": fmt, "urlSecretRef": {"name": "hook", "key": "url"}}
+                ],
+            },
+        }
         notifier = Notifier(FakeClient({"hook": {"url": url}}), settings, env={})  # the global URL unset
         try:
             notes = from_events(isvc, [("Warning", "RolledBack", "rollout of v2 aborted")], ROLLED_BACK, AT)
@@ -153,9 +192,16 @@ def test_gives_up_after_the_retries_and_never_blocks() -> None:
     async def scenario() -> int:
         runner, url, got = await _receiver(fail_first=100)
         settings = Settings(notify_retries=1, notify_backoff_seconds=0.01)
-        isvc = {**ISVC, "spec": {"model": "iris", "notifications": [
-            {"urlSecretRef": {"name": "hook", "key": "url"}},
-            {"urlSecretRef": {"name": "missing", "key": "url"}}]}}
+        isvc = {
+            **ISVC,
+            "spec": {
+                "model": "iris",
+                "notifications": [
+                    {"urlSecretRef": {"name": "hook", "key": "url"}},
+                    {"urlSecretRef": {"name": "missing", "key": "url"}},
+                ],
+            },
+        }
         notifier = Notifier(FakeClient({"hook": {"url": url}}), settings, env={})
         notifier.publish("ml", "iris", isvc, [Notification("Promoted", "ml", "iris", "iris", "v2", at=AT)])
         queued = notifier.queue.qsize()  # publish is synchronous: it only queued, nothing was sent yet
@@ -167,9 +213,12 @@ def test_gives_up_after_the_retries_and_never_blocks() -> None:
         return queued
 
     failed = _count(opmetrics.NOTIFICATIONS, scope="service", format="JSON", result="failed")
-    missing = _count(opmetrics.NOTIFICATION_FAILURES, scope="service", format="JSON",
-                     error="secret_unavailable")
+    missing = _count(
+        opmetrics.NOTIFICATION_FAILURES, scope="service", format="JSON", error="secret_unavailable"
+    )
     assert asyncio.run(scenario()) == 1
     assert _count(opmetrics.NOTIFICATIONS, scope="service", format="JSON", result="failed") == failed + 2
-    assert _count(opmetrics.NOTIFICATION_FAILURES, scope="service", format="JSON",
-                  error="secret_unavailable") == missing + 1
+    assert (
+        _count(opmetrics.NOTIFICATION_FAILURES, scope="service", format="JSON", error="secret_unavailable")
+        == missing + 1
+    )

@@ -30,8 +30,13 @@ class _Client(ClientStub):
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
-        return {"apiVersion": api_version, "kind": kind,
-                "metadata": {"name": name, "namespace": namespace, "uid": "u"}, "spec": {}, "status": {}}
+        return {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace, "uid": "u"},
+            "spec": {},
+            "status": {},
+        }
 
     async def patch_status(
         self, api_version: str, kind: str, namespace: str | None, name: str, status: dict[str, Any]
@@ -59,8 +64,13 @@ async def test_a_reconcile_loop_moves_the_counters() -> None:
         "count": value("onnxops_operator_reconcile_duration_seconds_count", kind=kind),
         "objects": value("onnxops_operator_watched_objects", kind=kind),
     }
-    outcomes: list[Any] = [None, ApiError(409, "Conflict", "c"), ValueError("kaput"),
-                           ApiError(403, "Forbidden", "f"), None]
+    outcomes: list[Any] = [
+        None,
+        ApiError(409, "Conflict", "c"),
+        ValueError("kaput"),
+        ApiError(403, "Forbidden", "f"),
+        None,
+    ]
     seen_objects: list[float] = []
 
     class Stopped:
@@ -80,17 +90,22 @@ async def test_a_reconcile_loop_moves_the_counters() -> None:
     ctx = Context(_Client(), Settings.from_env())
     handlers.MAX_BACKOFF = 0.01  # keep the retry delays of the test short
     try:
-        await asyncio.wait_for(handlers.run_loop(kind, step, ctx, "default", "x", Stopped()),  # type: ignore[arg-type]
-                               timeout=30)
+        await asyncio.wait_for(
+            handlers.run_loop(kind, step, ctx, "default", "x", Stopped()),  # type: ignore[arg-type]
+            timeout=30,
+        )
     finally:
         handlers.MAX_BACKOFF = 60.0
     assert value("onnxops_operator_reconciles_total", kind=kind, result="success") == before["ok"] + 2
     assert value("onnxops_operator_reconciles_total", kind=kind, result="conflict") == before["conflict"] + 1
     assert value("onnxops_operator_reconciles_total", kind=kind, result="error") == before["error"] + 2
-    assert value("onnxops_operator_reconcile_errors_total", kind=kind,
-                 error="ValueError") == before["value_error"] + 1
-    assert value("onnxops_operator_reconcile_errors_total", kind=kind,
-                 error="api_403") == before["api_403"] + 1
+    assert (
+        value("onnxops_operator_reconcile_errors_total", kind=kind, error="ValueError")
+        == before["value_error"] + 1
+    )
+    assert (
+        value("onnxops_operator_reconcile_errors_total", kind=kind, error="api_403") == before["api_403"] + 1
+    )
     # a conflict is retried at once, not an error: no errors series for 409
     assert value("onnxops_operator_reconcile_errors_total", kind=kind, error="api_409") == 0
     assert value("onnxops_operator_reconcile_duration_seconds_count", kind=kind) == before["count"] + 5
@@ -100,8 +115,11 @@ async def test_a_reconcile_loop_moves_the_counters() -> None:
 
 def test_new_decisions_counts_only_added_history_entries() -> None:
     old = [{"action": "Promoted", "version": 1, "at": "2026-01-01T00:00:00Z"}]
-    new = [*old, {"action": "Deployed", "version": 2, "at": "t2"},
-           {"action": "RolledBack", "version": 2, "at": "t3", "reason": "AnalysisFailed"}]
+    new = [
+        *old,
+        {"action": "Deployed", "version": 2, "at": "t2"},
+        {"action": "RolledBack", "version": 2, "at": "t3", "reason": "AnalysisFailed"},
+    ]
     assert opmetrics.new_decisions(old, new) == [("RolledBack", "AnalysisFailed")]
     assert opmetrics.new_decisions(new, new) == []
     assert opmetrics.new_decisions(None, old) == [("Promoted", "")]
@@ -113,9 +131,13 @@ async def test_applying_a_rollback_plan_counts_the_decision() -> None:
     from onnxops.reconcile.inferenceservice import IsvcPlan
     from onnxops.settings import Settings
 
-    isvc = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "InferenceService",
-            "metadata": {"name": "iris", "namespace": "ml", "uid": "u"},
-            "spec": {"model": "iris"}, "status": {"stableVersion": 1, "canaryVersion": 2, "history": []}}
+    isvc = {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "iris", "namespace": "ml", "uid": "u"},
+        "spec": {"model": "iris"},
+        "status": {"stableVersion": 1, "canaryVersion": 2, "history": []},
+    }
     entry = {"action": "RolledBack", "version": 2, "at": "2026-01-01T00:00:00Z", "reason": "DriftDetected"}
     status = {"stableVersion": 1, "canaryVersion": None, "history": [entry]}
     plan = IsvcPlan(status=status, status_patch={"canaryVersion": None, "history": [entry]})
@@ -146,5 +168,8 @@ def test_the_endpoint_serves_the_families() -> None:
     assert families["onnxops_operator_build_info"].samples[0].value == 1
     assert families["onnxops_operator_reconciles"].type == "counter"
     assert families["onnxops_operator_reconcile_duration_seconds"].type == "histogram"
-    assert {"onnxops_operator_decisions", "onnxops_operator_watched_objects",
-            "onnxops_operator_reconcile_errors"} <= set(families)
+    assert {
+        "onnxops_operator_decisions",
+        "onnxops_operator_watched_objects",
+        "onnxops_operator_reconcile_errors",
+    } <= set(families)

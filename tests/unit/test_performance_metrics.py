@@ -32,10 +32,15 @@ def test_accuracy_and_macro_f1_equal_sklearn(seed: int) -> None:
 
 
 def test_macro_f1_edge_cases_equal_sklearn() -> None:
-    for y_true, y_pred in ((["a"], ["a"]), (["a"], ["b"]), (["a", "a"], ["b", "b"]),
-                           (["a", "b", "c"], ["a", "a", "a"])):
+    for y_true, y_pred in (
+        (["a"], ["a"]),
+        (["a"], ["b"]),
+        (["a", "a"], ["b", "b"]),
+        (["a", "b", "c"], ["a", "a", "a"]),
+    ):
         assert P.macro_f1(confusion(y_true, y_pred)) == pytest.approx(
-            f1_score(y_true, y_pred, average="macro", zero_division=0), abs=1e-12)
+            f1_score(y_true, y_pred, average="macro", zero_division=0), abs=1e-12
+        )
     assert P.accuracy({}) is None and P.macro_f1({}) is None
     assert P.macro_f1({("a", "a"): 0.0}) is None  # a series at 0 in the window: no labels
 
@@ -47,7 +52,7 @@ def test_mae_and_rmse_from_sums_equal_sklearn(seed: int) -> None:
     t, p = rng.normal(50, 20, n), rng.normal(50, 25, n)
     err = t - p
     assert P.mae(n, float(np.abs(err).sum())) == pytest.approx(mean_absolute_error(t, p), rel=1e-12)
-    assert P.rmse(n, float((err ** 2).sum())) == pytest.approx(math.sqrt(mean_squared_error(t, p)), rel=1e-12)
+    assert P.rmse(n, float((err**2).sum())) == pytest.approx(math.sqrt(mean_squared_error(t, p)), rel=1e-12)
     assert P.mae(0, 0.0) is None and P.rmse(0, 0.0) is None
 
 
@@ -68,8 +73,10 @@ def test_samples_from_several_replicas_are_summed_by_the_answering_version() -> 
         (P.FEEDBACK_PREDICTIONS, {"version": "2", "truth": "a", "predicted": "a", "pod": "x"}, 2.0),
         (P.FEEDBACK_PREDICTIONS, {"version": "2", "truth": "a", "predicted": "a", "pod": "y"}, 3.0),
         (P.FEEDBACK_PREDICTIONS, {"version": "3", "truth": "a", "predicted": "b", "pod": "y"}, 1.0),
-        (P.FEEDBACK_LABELS, {"version": "2"}, 5.0), (P.FEEDBACK_LABELS, {"version": "3"}, 1.0),
-        (P.FEEDBACK_UNRESOLVED, {"version": "3"}, 4.0), ("onnxops_rows_total", {"version": "2"}, 9.0),
+        (P.FEEDBACK_LABELS, {"version": "2"}, 5.0),
+        (P.FEEDBACK_LABELS, {"version": "3"}, 1.0),
+        (P.FEEDBACK_UNRESOLVED, {"version": "3"}, 4.0),
+        ("onnxops_rows_total", {"version": "2"}, 9.0),
     ]
     got = P.from_samples(s)
     assert got["2"].confusion == {("a", "a"): 5.0} and got["2"].n == 5
@@ -77,9 +84,19 @@ def test_samples_from_several_replicas_are_summed_by_the_answering_version() -> 
 
 
 def test_the_server_and_the_monitor_agree_on_the_names() -> None:
-    assert (F.FEEDBACK_PREDICTIONS, F.FEEDBACK_LABELS, F.FEEDBACK_ABS_ERROR, F.FEEDBACK_SQ_ERROR,
-            F.FEEDBACK_UNRESOLVED) == (P.FEEDBACK_PREDICTIONS, P.FEEDBACK_LABELS, P.FEEDBACK_ABS_ERROR,
-                                       P.FEEDBACK_SQ_ERROR, P.FEEDBACK_UNRESOLVED)
+    assert (
+        F.FEEDBACK_PREDICTIONS,
+        F.FEEDBACK_LABELS,
+        F.FEEDBACK_ABS_ERROR,
+        F.FEEDBACK_SQ_ERROR,
+        F.FEEDBACK_UNRESOLVED,
+    ) == (
+        P.FEEDBACK_PREDICTIONS,
+        P.FEEDBACK_LABELS,
+        P.FEEDBACK_ABS_ERROR,
+        P.FEEDBACK_SQ_ERROR,
+        P.FEEDBACK_UNRESOLVED,
+    )
     assert (F.LABEL_TRUTH, F.LABEL_PREDICTED) == (P.LABEL_TRUTH, P.LABEL_PREDICTED)
 
 
@@ -93,10 +110,14 @@ def test_prometheus_queries_are_scoped_and_grouped_by_version() -> None:
 
 def test_feedback_items_for_string_classes_and_row_ids_of_batches() -> None:
     space = F.LabelSpace("classification", ("cat", "dog"), integer_labels=False)
-    items = F.parse_items(b'[{"id": "r:1", "truth": "dog"}, {"id": "s", "truth": "cat", "prediction": "dog",'
-                          b' "version": "4"}]', space)
+    items = F.parse_items(
+        b'[{"id": "r:1", "truth": "dog"}, {"id": "s", "truth": "cat", "prediction": "dog", "version": "4"}]',
+        space,
+    )
     assert [(i.id, i.truth, i.version, i.prediction) for i in items] == [
-        ("r:1", "dog", None, None), ("s", "cat", "4", "dog")]
+        ("r:1", "dog", None, None),
+        ("s", "cat", "4", "dog"),
+    ]
     with pytest.raises(F.FeedbackError, match=r"items\[0\]\.truth: '1' is not a class label"):
         F.parse_items(b'{"id": "x", "truth": 1}', space)
     # an item another version answered (the Service sent its feedback to this replica of version 4): this
@@ -127,8 +148,10 @@ def test_feedback_metrics_are_documented_as_exposed() -> None:
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
     section = doc.split("## Feedback", 1)[1].split("\n## ", 1)[0]
-    table = {m[1]: (m[2], re.findall(r"`(\w+)`", m[3])) for m in
-             re.finditer(r"^\| `(onnxops_\w+)` \| (\w+) \| ([^|]*) \|", section, re.M)}
+    table = {
+        m[1]: (m[2], re.findall(r"`(\w+)`", m[3]))
+        for m in re.finditer(r"^\| `(onnxops_\w+)` \| (\w+) \| ([^|]*) \|", section, re.M)
+    }
 
     class _Sink:
         uri = "memory://"

@@ -17,8 +17,13 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 MON = {"interval": "30s", "drift": {"failureLimit": 3}}  # investigation: 3 x 30 s = 90 s after the bake
 
 
-def _reconcile(since: float, drift: dict[str, Any], *, previous_ready: bool = True,
-               monitoring: dict[str, Any] | None = MON) -> ir.IsvcPlan:
+def _reconcile(
+    since: float,
+    drift: dict[str, Any],
+    *,
+    previous_ready: bool = True,
+    monitoring: dict[str, Any] | None = MON,
+) -> ir.IsvcPlan:
     promoted = now_rfc3339(T0 - timedelta(seconds=since))
     status = {"stableVersion": 2, "previousVersion": 1, "promotedAt": promoted, "drift": drift}
     extra = {"monitoring": monitoring} if monitoring else {}
@@ -41,10 +46,22 @@ def _reconcile(since: float, drift: dict[str, Any], *, previous_ready: bool = Tr
         ("within the bake", 60, {}, True, MON, True),
         ("bake over, no breach", 130, {"breaches": {"1": 0, "2": 0}}, True, MON, False),
         ("bake over, breach open on the new version", 130, {"breaches": {"1": 0, "2": 1}}, True, MON, True),
-        ("bake over, breach only on the previous version", 130, {"breaches": {"1": 2, "2": 0}}, True, MON,
-         False),
-        ("bake over, breach open (focus-version fields only)", 130, {"version": 2, "consecutiveBreaches": 1},
-         True, MON, True),
+        (
+            "bake over, breach only on the previous version",
+            130,
+            {"breaches": {"1": 2, "2": 0}},
+            True,
+            MON,
+            False,
+        ),
+        (
+            "bake over, breach open (focus-version fields only)",
+            130,
+            {"version": 2, "consecutiveBreaches": 1},
+            True,
+            MON,
+            True,
+        ),
         ("bake over, breach open, previous not Ready", 130, {"breaches": {"2": 1}}, False, MON, False),
         ("bake + failureLimit x interval over", 211, {"breaches": {"2": 2}}, True, MON, False),
         ("no drift monitoring: no extension", 130, {"breaches": {"2": 1}}, True, None, False),

@@ -138,7 +138,12 @@ def test_a_retrain_created_just_before_a_crash_is_recorded_not_repeated():
     later_t = T0 + timedelta(seconds=8)
     for action in ("Alert", "Retrain"):  # the policy sees the running retrain (Alert), or it is over already
         later = apply_decision(
-            obj, [mv(1)], [], decision(action, scores={"1": 0.7}), settings=S, now=later_t,
+            obj,
+            [mv(1)],
+            [],
+            decision(action, scores={"1": 0.7}),
+            settings=S,
+            now=later_t,
             retrain_children=[created],
         )
         assert later.retrain is None
@@ -146,7 +151,12 @@ def test_a_retrain_created_just_before_a_crash_is_recorded_not_repeated():
         assert [h["action"] for h in later.plan.status["history"]] == ["Retrained"]
     recorded = isvc(status=later.plan.status, retrain=RETRAIN)
     again = apply_decision(
-        recorded, [mv(1)], [], decision("Alert", scores={"1": 0.7}), settings=S, now=later_t,
+        recorded,
+        [mv(1)],
+        [],
+        decision("Alert", scores={"1": 0.7}),
+        settings=S,
+        now=later_t,
         retrain_children=[created],
     )
     assert again.retrain is None and again.plan.status_patch.get("retrain") is None

@@ -28,8 +28,9 @@ def page(ok: int, err: int, latency_s: float, version: str = "2", service: str =
 
 
 def test_stats_sum_over_pods_and_p99():
-    s = stats_from_expositions([page(60, 0, 0.003), page(35, 5, 0.003), page(9, 9, 9.0, "1")], "iris", 2,
-                               "iris")
+    s = stats_from_expositions(
+        [page(60, 0, 0.003), page(35, 5, 0.003), page(9, 9, 9.0, "1")], "iris", 2, "iris"
+    )
     assert (s.requests, s.errors) == (100, 5)
     # all 100 observations fall in (0.0025, 0.005]: p99 = 0.0025 + 0.0025 * 99/100 s (linear interpolation)
     assert s.p99_ms == pytest.approx((0.0025 + 0.0025 * 0.99) * 1000)
@@ -53,6 +54,7 @@ def test_stats_keep_only_the_service_asked_for():
 def test_promql_selects_namespace_service_model_and_version():
     q = promql("iris", 3, 60, "team-a", "iris")
     sel = '{model="iris",version="3",namespace="team-a",inferenceservice="iris"}'
+
     def inc(s: str) -> str:  # the window's increase, series born inside the window counted whole
         return f"((increase({s}[60s]) and {s} offset 60s) or ({s} unless {s} offset 60s))"
 

@@ -15,30 +15,48 @@ from onnxops.settings import Settings
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 S = Settings()
 HELD = {"accuracy": 0.95}
-RETRAIN = {"trainingJob": {"model": "iris", "dataset": {"uri": "sklearn://iris"},
-                           "estimator": {"className": "LogisticRegression"}}, "minInterval": "30m"}
+RETRAIN = {
+    "trainingJob": {
+        "model": "iris",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "LogisticRegression"},
+    },
+    "minInterval": "30m",
+}
 
 
 def counts(correct: int, wrong: int) -> PerfCounts:
-    return PerfCounts(confusion={("0", "0"): float(correct), ("0", "1"): float(wrong)},
-                      labels=float(correct + wrong))
+    return PerfCounts(
+        confusion={("0", "0"): float(correct), ("0", "1"): float(wrong)}, labels=float(correct + wrong)
+    )
 
 
 def test_canary_worse_on_labels_is_rolled_back_status_only() -> None:
     obj = isvc(status={"stableVersion": 1, "canaryVersion": 2, "canaryWeight": 50, "currentStep": 0})
-    d = decide_performance([ServedPerf("1", "stable", counts(190, 10), HELD),
-                            ServedPerf("2", "canary", counts(140, 60), HELD)],
-                           PerfPolicySpec(failure_limit=1), PerfPrior(), T0, "NoDrift")
+    d = decide_performance(
+        [ServedPerf("1", "stable", counts(190, 10), HELD), ServedPerf("2", "canary", counts(140, 60), HELD)],
+        PerfPolicySpec(failure_limit=1),
+        PerfPrior(),
+        T0,
+        "NoDrift",
+    )
     dp = apply_performance(obj, [mv(1), mv(2)], [], d, settings=S, now=T0, unresolved=7)
     st = dp.plan.status
     assert st["canaryVersion"] is None and st["stableVersion"] == 1
-    assert (st["rollback"]["from"], st["rollback"]["to"], st["rollback"]["reason"]) == (2, 1,
-                                                                                      "CanaryUnderperformed")
+    assert (st["rollback"]["from"], st["rollback"]["to"], st["rollback"]["reason"]) == (
+        2,
+        1,
+        "CanaryUnderperformed",
+    )
     assert dp.plan.reject == [("iris-v2", "CanaryUnderperformed")]
     perf = st["performance"]
     assert perf["verdict"] == "Regressed" and perf["action"] == "Rollback" and perf["value"] == 0.95
-    assert perf["versions"]["2"] == {"verdict": "Degraded", "labels": 200, "value": 0.7,
-                                     "reference": 0.95 * 0.9}
+    assert perf["versions"]["2"] == {
+        "verdict": "Degraded",
+        "labels": 200,
+        "value": 0.7,
+        "reference": 0.95 * 0.9,
+    }
     assert perf["unresolved"] == 7
     assert cond.is_true(st["conditions"], PERFORMANCE_DEGRADED)
     assert dp.retrain is None
@@ -65,9 +83,13 @@ def test_concept_drift_retrains_once_and_the_breaches_survive_a_restart() -> Non
 
 def test_too_few_labels_changes_nothing_but_status() -> None:
     obj = isvc(status={"stableVersion": 1}, retrain=RETRAIN)
-    d = decide_performance([ServedPerf("1", "stable", counts(1, 9), HELD)],
-                           PerfPolicySpec(failure_limit=1, on_concept_drift="Retrain",
-                                          retrain_configured=True), PerfPrior(), T0, "NoDrift")
+    d = decide_performance(
+        [ServedPerf("1", "stable", counts(1, 9), HELD)],
+        PerfPolicySpec(failure_limit=1, on_concept_drift="Retrain", retrain_configured=True),
+        PerfPrior(),
+        T0,
+        "NoDrift",
+    )
     dp = apply_performance(obj, [mv(1)], [], d, settings=S, now=T0)
     assert dp.retrain is None and not dp.plan.status.get("rollback") and not dp.plan.reject
     assert dp.plan.status["performance"]["verdict"] == "Inconclusive"

@@ -15,8 +15,14 @@ from onnxops.settings import Settings
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 S = Settings()
-RB = {"from": 2, "to": 1, "reason": "DriftDetected", "message": "psi 0.6", "at": "2026-01-01T11:00:00Z",
-      "generation": 1}
+RB = {
+    "from": 2,
+    "to": 1,
+    "reason": "DriftDetected",
+    "message": "psi 0.6",
+    "at": "2026-01-01T11:00:00Z",
+    "generation": 1,
+}
 
 
 def _old_conditions() -> list[dict[str, Any]]:
@@ -28,9 +34,11 @@ def _old_conditions() -> list[dict[str, Any]]:
 
 
 def _reconcile(status: dict[str, Any], *, gen: int, mvs: list[dict[str, Any]]) -> ir.IsvcPlan:
-    obj = isvc(gen=gen, status={"rejectedVersions": [REJ], **status, "rollback": RB,
-                                "conditions": _old_conditions()},
-               rollout={"steps": [{"weight": 25, "pause": "1h"}], "bakeTime": "1h"})
+    obj = isvc(
+        gen=gen,
+        status={"rejectedVersions": [REJ], **status, "rollback": RB, "conditions": _old_conditions()},
+        rollout={"steps": [{"weight": 25, "pause": "1h"}], "bakeTime": "1h"},
+    )
     first = ir.reconcile(obj, mvs, [], settings=S, now=T0)
     observed = [ready(c) if c["kind"] == "Deployment" else c for c in first.children]
     return ir.reconcile(obj, mvs, observed, settings=S, now=T0)
@@ -44,21 +52,61 @@ REJ = {"version": 2, "reason": "DriftDetected", "at": "2026-01-01T11:00:00Z", "g
     "case,status,gen,mvs,phase,degraded,stalled",
     [
         # still serving the version it rolled back to: Degraded, Stalled (the story is the present)
-        ("rolled back", {"stableVersion": 1, "promotedAt": "2026-01-01T10:00:00Z"}, 1, MVS[:2],
-         "Degraded", True, True),
+        (
+            "rolled back",
+            {"stableVersion": 1, "promotedAt": "2026-01-01T10:00:00Z"},
+            1,
+            MVS[:2],
+            "Degraded",
+            True,
+            True,
+        ),
         # a newer version (a retrain's v3) is canarying: progressing, still degraded on v1, not stalled
-        ("canary after rollback", {"stableVersion": 1, "canaryVersion": 3, "canaryWeight": 25,
-                                   "currentStep": 0, "stepStartedAt": "2026-01-01T11:59:00Z"},
-         1, MVS, "Progressing", True, False),
+        (
+            "canary after rollback",
+            {
+                "stableVersion": 1,
+                "canaryVersion": 3,
+                "canaryWeight": 25,
+                "currentStep": 0,
+                "stepStartedAt": "2026-01-01T11:59:00Z",
+            },
+            1,
+            MVS,
+            "Progressing",
+            True,
+            False,
+        ),
         # v3 promoted, v1 warm for the bake: the service is healthy on a newer version
-        ("promoted, baking", {"stableVersion": 3, "previousVersion": 1, "promotedAt": "2026-01-01T11:59:00Z"},
-         1, MVS, "Ready", False, False),
+        (
+            "promoted, baking",
+            {"stableVersion": 3, "previousVersion": 1, "promotedAt": "2026-01-01T11:59:00Z"},
+            1,
+            MVS,
+            "Ready",
+            False,
+            False,
+        ),
         # v3 promoted, bake over
-        ("promoted", {"stableVersion": 3, "promotedAt": "2026-01-01T10:00:00Z"}, 1, MVS,
-         "Ready", False, False),
+        (
+            "promoted",
+            {"stableVersion": 3, "promotedAt": "2026-01-01T10:00:00Z"},
+            1,
+            MVS,
+            "Ready",
+            False,
+            False,
+        ),
         # spec changed: the hold is over
-        ("spec changed", {"stableVersion": 1, "promotedAt": "2026-01-01T10:00:00Z"}, 2, MVS[:2],
-         "Ready", False, False),
+        (
+            "spec changed",
+            {"stableVersion": 1, "promotedAt": "2026-01-01T10:00:00Z"},
+            2,
+            MVS[:2],
+            "Ready",
+            False,
+            False,
+        ),
     ],
 )
 def test_phase_after_rollback(case, status, gen, mvs, phase, degraded, stalled):
@@ -77,14 +125,23 @@ def test_phase_after_rollback(case, status, gen, mvs, phase, degraded, stalled):
 
 def test_recovered_service_still_keeps_the_rejected_version_out():
     # a crash lost the ModelVersion's rejected mark: the hold marks it again, even after v3's promotion
-    plan = _reconcile({"stableVersion": 3, "promotedAt": "2026-01-01T10:00:00Z"}, gen=1,
-                      mvs=[mv(1), mv(2), mv(3)])
+    plan = _reconcile(
+        {"stableVersion": 3, "promotedAt": "2026-01-01T10:00:00Z"}, gen=1, mvs=[mv(1), mv(2), mv(3)]
+    )
     assert plan.reject == [("iris-v2", "DriftDetected")]
     assert plan.status["phase"] == "Ready" and plan.status["canaryVersion"] is None
     # and the rejected version, pinned while the generation is unchanged, does not come back
     recovered = RolloutState(stable=3, rollback=RB)
-    out = advance(recovered, RolloutConfig(), target=2, target_failed=None, canary_ready=False,
-                  analysis=None, now=T0, generation=1)
+    out = advance(
+        recovered,
+        RolloutConfig(),
+        target=2,
+        target_failed=None,
+        canary_ready=False,
+        analysis=None,
+        now=T0,
+        generation=1,
+    )
     assert out.state.canary is None and out.state.stable == 3
 
 

@@ -24,8 +24,11 @@ def marked(m: dict[str, Any], *services: str) -> dict[str, Any]:
     st = dict(m.get("status") or {})
     for s in services:
         patch = versions.mark_patch(s, "DriftDetected", "2026-01-01T11:00:00Z")
-        st.update(rejected=patch["rejected"], rejectedReason=patch["rejectedReason"],
-                  rejectedBy={**(st.get("rejectedBy") or {}), **patch["rejectedBy"]})
+        st.update(
+            rejected=patch["rejected"],
+            rejectedReason=patch["rejectedReason"],
+            rejectedBy={**(st.get("rejectedBy") or {}), **patch["rejectedBy"]},
+        )
     return {**m, "status": st}
 
 
@@ -62,8 +65,9 @@ def test_pinning_the_version_in_a_later_generation_readmits_it() -> None:
     assert same.status["rejectedVersions"] == [ENTRY] and same.readmit == []
     later = ir.reconcile(isvc(gen=2, version=2, status=st), mvs, [], settings=S, now=T0)
     assert later.status.get("rejectedVersions") is None and 2 in served(later)
-    assert later.readmit == [("iris-v2", {"rejectedBy": {"iris": None}, "rejected": None,
-                                          "rejectedReason": None})]
+    assert later.readmit == [
+        ("iris-v2", {"rejectedBy": {"iris": None}, "rejected": None, "rejectedReason": None})
+    ]
     # another service's mark stays, and so does the ModelVersion's summary
     both = [mv(1), marked(mv(2), "iris", "iris-b")]
     later = ir.reconcile(isvc(gen=2, version=2, status=st), both, [], settings=S, now=T0)
@@ -83,8 +87,9 @@ def test_removing_the_entry_from_status_readmits_it_once_the_hold_is_over() -> N
 def test_a_rejection_by_an_older_operator_stays_with_the_service_that_made_it() -> None:
     legacy = {**mv(2), "status": {"phase": "Ready", "rejected": True, "rejectedReason": "DriftDetected"}}
     rb = {"from": 2, "to": 1, "reason": "DriftDetected", "at": "2026-01-01T11:00:00Z", "generation": 1}
-    a = ir.reconcile(isvc(gen=2, status={"stableVersion": 1, "rollback": rb}), [mv(1), legacy], [],
-                     settings=S, now=T0)
+    a = ir.reconcile(
+        isvc(gen=2, status={"stableVersion": 1, "rollback": rb}), [mv(1), legacy], [], settings=S, now=T0
+    )
     assert served(a) == {1} and [e["version"] for e in a.status["rejectedVersions"]] == [2]
     assert a.reject == [("iris-v2", "DriftDetected")]  # now recorded with its service
     b = ir.reconcile(isvc("iris-b", status={"stableVersion": 1}), [mv(1), legacy], [], settings=S, now=T0)
@@ -93,7 +98,8 @@ def test_a_rejection_by_an_older_operator_stays_with_the_service_that_made_it() 
 
 def test_record_is_bounded_and_keeps_the_newest() -> None:
     old = {"rejectedVersions": [{**ENTRY, "version": v} for v in range(1, versions.MAX_REJECTED + 1)]}
-    out = versions.record_rejections(old, [(999, "AnalysisFailed")], spec_version="latest", generation=1,
-                                     at="2026-01-01T12:00:00Z")
+    out = versions.record_rejections(
+        old, [(999, "AnalysisFailed")], spec_version="latest", generation=1, at="2026-01-01T12:00:00Z"
+    )
     assert out is not None and len(out) == versions.MAX_REJECTED
     assert out[-1]["version"] == 999 and out[0]["version"] == 2

@@ -32,8 +32,13 @@ def scfg(**kw: Any) -> dict[str, Any]:
 
 
 def cfg(**kw: Any) -> RolloutConfig:
-    return RolloutConfig(steps=((20, 10.0), (50, 10.0)), analysis=None, bake_seconds=60, progress_deadline=30,
-                         shadow=scfg(**kw))
+    return RolloutConfig(
+        steps=((20, 10.0), (50, 10.0)),
+        analysis=None,
+        bake_seconds=60,
+        progress_deadline=30,
+        shadow=scfg(**kw),
+    )
 
 
 SHADOW = RolloutState(stable=1, canary=2, weight=0, step=0, step_started_at=AT, shadow=True)
@@ -49,48 +54,168 @@ def req(version: int = 2, **kw: Any) -> dict[str, Any]:
 # (case, config, state, control, seconds since the phase began (-1: not Ready), analysis) ->
 # (canary, weight, shadow, stable, rollback reason, wants analysis, gate)
 CASES = [
-    ("a new version starts as a shadow: no weight", cfg(), RolloutState(stable=1), Control(), 0, None,
-     (2, 0, True, 1, None, False, None)),
+    (
+        "a new version starts as a shadow: no weight",
+        cfg(),
+        RolloutState(stable=1),
+        Control(),
+        0,
+        None,
+        (2, 0, True, 1, None, False, None),
+    ),
     ("shadow not Ready yet: waits", cfg(), SHADOW, Control(), -1, None, (2, 0, True, 1, None, False, None)),
-    ("shadow never Ready: progress deadline aborts", cfg(), SHADOW, Control(), -31, None,
-     (None, None, False, 1, "ProgressDeadlineExceeded", False, None)),
-    ("mirroring for its duration: no check yet", cfg(), SHADOW, Control(), 30, None,
-     (2, 0, True, 1, None, False, None)),
-    ("duration over: the check is asked for", cfg(), SHADOW, Control(), 61, None,
-     (2, 0, True, 1, None, True, None)),
-    ("pass: the canary steps begin", cfg(), SHADOW, Control(), 61, PASS,
-     (2, 20, False, 1, None, False, None)),
-    ("fail: aborted before any weight", cfg(), SHADOW, Control(), 61, FAIL,
-     (None, None, False, 1, "ShadowAnalysisFailed", False, None)),
-    ("inconclusive, Pause: holds", cfg(), SHADOW, Control(), 61, INCONCLUSIVE,
-     (2, 0, True, 1, None, False, None)),
-    ("inconclusive, Abort: aborted", cfg(analysis={"onInconclusive": "Abort"}), SHADOW, Control(), 61,
-     INCONCLUSIVE, (None, None, False, 1, "AnalysisInconclusive", False, None)),
-    ("inconclusive, Promote: the canary steps begin", cfg(analysis={"onInconclusive": "Promote"}), SHADOW,
-     Control(), 61, INCONCLUSIVE, (2, 20, False, 1, None, False, None)),
-    ("inconclusive at the limit: aborted", cfg(analysis={"inconclusiveLimit": 2}),
-     RolloutState(**{**SHADOW.__dict__, "inconclusive_checks": 1}), Control(), 61, INCONCLUSIVE,
-     (None, None, False, 1, "AnalysisInconclusive", False, None)),
-    ("promote ends the shadow early", cfg(), SHADOW, Control(promote=req(step=0)), 5, None,
-     (2, 20, False, 1, None, False, None)),
-    ("promote --full skips shadow and steps", cfg(), SHADOW, Control(promote=req(step=0, full=True)), 5, None,
-     (None, None, False, 2, None, False, None)),
-    ("pause holds the shadow", cfg(), SHADOW, Control(pause=req()), 99, None,
-     (2, 0, True, 1, None, False, "PausedByUser")),
-    ("abort stops the shadow like a canary", cfg(), SHADOW, Control(abort=req()), 5, None,
-     (None, None, False, 1, "AbortedByUser", False, None)),
-    ("shadow removed from spec mid-phase: canary steps", RolloutConfig(steps=((20, 10.0),), analysis=None),
-     SHADOW, Control(), 5, None, (2, 20, False, 1, None, False, None)),
+    (
+        "shadow never Ready: progress deadline aborts",
+        cfg(),
+        SHADOW,
+        Control(),
+        -31,
+        None,
+        (None, None, False, 1, "ProgressDeadlineExceeded", False, None),
+    ),
+    (
+        "mirroring for its duration: no check yet",
+        cfg(),
+        SHADOW,
+        Control(),
+        30,
+        None,
+        (2, 0, True, 1, None, False, None),
+    ),
+    (
+        "duration over: the check is asked for",
+        cfg(),
+        SHADOW,
+        Control(),
+        61,
+        None,
+        (2, 0, True, 1, None, True, None),
+    ),
+    (
+        "pass: the canary steps begin",
+        cfg(),
+        SHADOW,
+        Control(),
+        61,
+        PASS,
+        (2, 20, False, 1, None, False, None),
+    ),
+    (
+        "fail: aborted before any weight",
+        cfg(),
+        SHADOW,
+        Control(),
+        61,
+        FAIL,
+        (None, None, False, 1, "ShadowAnalysisFailed", False, None),
+    ),
+    (
+        "inconclusive, Pause: holds",
+        cfg(),
+        SHADOW,
+        Control(),
+        61,
+        INCONCLUSIVE,
+        (2, 0, True, 1, None, False, None),
+    ),
+    (
+        "inconclusive, Abort: aborted",
+        cfg(analysis={"onInconclusive": "Abort"}),
+        SHADOW,
+        Control(),
+        61,
+        INCONCLUSIVE,
+        (None, None, False, 1, "AnalysisInconclusive", False, None),
+    ),
+    (
+        "inconclusive, Promote: the canary steps begin",
+        cfg(analysis={"onInconclusive": "Promote"}),
+        SHADOW,
+        Control(),
+        61,
+        INCONCLUSIVE,
+        (2, 20, False, 1, None, False, None),
+    ),
+    (
+        "inconclusive at the limit: aborted",
+        cfg(analysis={"inconclusiveLimit": 2}),
+        RolloutState(**{**SHADOW.__dict__, "inconclusive_checks": 1}),
+        Control(),
+        61,
+        INCONCLUSIVE,
+        (None, None, False, 1, "AnalysisInconclusive", False, None),
+    ),
+    (
+        "promote ends the shadow early",
+        cfg(),
+        SHADOW,
+        Control(promote=req(step=0)),
+        5,
+        None,
+        (2, 20, False, 1, None, False, None),
+    ),
+    (
+        "promote --full skips shadow and steps",
+        cfg(),
+        SHADOW,
+        Control(promote=req(step=0, full=True)),
+        5,
+        None,
+        (None, None, False, 2, None, False, None),
+    ),
+    (
+        "pause holds the shadow",
+        cfg(),
+        SHADOW,
+        Control(pause=req()),
+        99,
+        None,
+        (2, 0, True, 1, None, False, "PausedByUser"),
+    ),
+    (
+        "abort stops the shadow like a canary",
+        cfg(),
+        SHADOW,
+        Control(abort=req()),
+        5,
+        None,
+        (None, None, False, 1, "AbortedByUser", False, None),
+    ),
+    (
+        "shadow removed from spec mid-phase: canary steps",
+        RolloutConfig(steps=((20, 10.0),), analysis=None),
+        SHADOW,
+        Control(),
+        5,
+        None,
+        (2, 20, False, 1, None, False, None),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case,config,state,control,since,analysis,want", CASES, ids=[c[0] for c in CASES])
 def test_shadow_step_machine(case, config, state, control, since, analysis, want):
-    out = advance(state, config, target=2, target_failed=None, canary_ready=since >= 0, analysis=analysis,
-                  now=T0 + timedelta(seconds=abs(since)), generation=1, control=control)
+    out = advance(
+        state,
+        config,
+        target=2,
+        target_failed=None,
+        canary_ready=since >= 0,
+        analysis=analysis,
+        now=T0 + timedelta(seconds=abs(since)),
+        generation=1,
+        control=control,
+    )
     s = out.state
-    got = (s.canary, s.weight, s.shadow, s.stable, (s.rollback or {}).get("reason"), out.wants_analysis,
-           out.gate)
+    got = (
+        s.canary,
+        s.weight,
+        s.shadow,
+        s.stable,
+        (s.rollback or {}).get("reason"),
+        out.wants_analysis,
+        out.gate,
+    )
     assert got == want, case
     if s.rollback:  # a failing shadow is recorded exactly like a failing canary: rejected, held
         assert out.reject == [(2, s.rollback["reason"])]
@@ -101,12 +226,36 @@ def test_shadow_step_machine(case, config, state, control, since, analysis, want
 
 def test_shadow_events_become_notifications():
     """Start, pass and abort post Events that the existing notification types carry."""
-    start = advance(RolloutState(stable=1), cfg(), target=2, target_failed=None, canary_ready=False,
-                    analysis=None, now=T0, generation=1)
-    passed = advance(SHADOW, cfg(), target=2, target_failed=None, canary_ready=True, analysis=PASS,
-                     now=T0 + timedelta(seconds=61), generation=1)
-    failed = advance(SHADOW, cfg(), target=2, target_failed=None, canary_ready=True, analysis=FAIL,
-                     now=T0 + timedelta(seconds=61), generation=1)
+    start = advance(
+        RolloutState(stable=1),
+        cfg(),
+        target=2,
+        target_failed=None,
+        canary_ready=False,
+        analysis=None,
+        now=T0,
+        generation=1,
+    )
+    passed = advance(
+        SHADOW,
+        cfg(),
+        target=2,
+        target_failed=None,
+        canary_ready=True,
+        analysis=PASS,
+        now=T0 + timedelta(seconds=61),
+        generation=1,
+    )
+    failed = advance(
+        SHADOW,
+        cfg(),
+        target=2,
+        target_failed=None,
+        canary_ready=True,
+        analysis=FAIL,
+        now=T0 + timedelta(seconds=61),
+        generation=1,
+    )
     assert [e[1] for e in start.events] == ["ShadowStarted"]
     assert [e[1] for e in passed.events] == ["ShadowPassed", "CanaryStarted"]
     assert [e[1] for e in failed.events] == ["ShadowAnalysisFailed", "RolledBack"]
@@ -118,10 +267,26 @@ def test_shadow_events_become_notifications():
 def test_a_shadow_pass_does_not_open_the_first_gate():
     """The shadow's Pass (step 0, phase Shadow) is not the gated first step's own check."""
     gated = RolloutConfig(steps=((20, 10.0),), analysis={"failureLimit": 1}, gates=(True,), shadow=scfg())
-    out = advance(SHADOW, gated, target=2, target_failed=None, canary_ready=True, analysis=PASS,
-                  now=T0 + timedelta(seconds=61), generation=1)
-    later = advance(out.state, gated, target=2, target_failed=None, canary_ready=True, analysis=None,
-                    now=T0 + timedelta(seconds=72), generation=1)
+    out = advance(
+        SHADOW,
+        gated,
+        target=2,
+        target_failed=None,
+        canary_ready=True,
+        analysis=PASS,
+        now=T0 + timedelta(seconds=61),
+        generation=1,
+    )
+    later = advance(
+        out.state,
+        gated,
+        target=2,
+        target_failed=None,
+        canary_ready=True,
+        analysis=None,
+        now=T0 + timedelta(seconds=72),
+        generation=1,
+    )
     assert later.gate is None and later.wants_analysis  # the step's own check runs first
 
 
@@ -164,8 +329,15 @@ def test_config_defaults_and_policy():
 
 # ---- what the InferenceService builds ----------------------------------------------------------------------
 def _shadow_isvc(**rollout: Any) -> dict[str, Any]:
-    status = {"stableVersion": 1, "canaryVersion": 2, "canaryWeight": 0, "currentStep": 0, "shadow": True,
-              "stepStartedAt": AT, "observedGeneration": 1}
+    status = {
+        "stableVersion": 1,
+        "canaryVersion": 2,
+        "canaryWeight": 0,
+        "currentStep": 0,
+        "shadow": True,
+        "stepStartedAt": AT,
+        "observedGeneration": 1,
+    }
     ro = {"shadow": {"duration": "60s", "sampleRate": 0.5}, "analysis": {"enabled": False}, **rollout}
     return isvc(status=status, version=2, rollout=ro)
 
@@ -177,8 +349,10 @@ def _env(dep: dict[str, Any]) -> dict[str, str]:
 def test_shadow_children_take_no_traffic_and_the_stable_pods_mirror():
     obj = _shadow_isvc()
     settings = Settings()
-    observed = [ready(deployment(obj, mv(1), 4, settings)),
-                ready(deployment(obj, mv(2), 2, settings, shadow=True))]
+    observed = [
+        ready(deployment(obj, mv(1), 4, settings)),
+        ready(deployment(obj, mv(2), 2, settings, shadow=True)),
+    ]
     plan = ir.reconcile(obj, [mv(1), mv(2)], observed, settings=settings, now=T0)
     by = {(c["kind"], c["metadata"]["name"]): c for c in plan.children}
     svc, stable = by[("Service", "iris")], by[("Deployment", "iris-v1")]
@@ -216,8 +390,9 @@ def test_the_shadow_is_removed_and_mirroring_stops_when_it_passes():
     settings = Settings()
     shadow_dep = ready(deployment(obj, mv(2), 2, settings, shadow=True))
     observed = [ready(deployment(obj, mv(1), 4, settings)), shadow_dep]
-    plan = ir.reconcile(obj, [mv(1), mv(2)], observed, settings=settings, now=T0 + timedelta(seconds=61),
-                        analysis=PASS)
+    plan = ir.reconcile(
+        obj, [mv(1), mv(2)], observed, settings=settings, now=T0 + timedelta(seconds=61), analysis=PASS
+    )
     assert plan.status["canaryWeight"] == 20 and plan.status["shadow"] is None
     assert ("apps/v1", "Deployment", "iris-v2-shadow") in plan.delete
     by = {(c["kind"], c["metadata"]["name"]): c for c in plan.children}
@@ -241,18 +416,28 @@ def test_with_an_httproute_the_gateway_mirrors():
     stable = next(c for c in plan.children if c["metadata"]["name"] == "iris-v1")
     assert "ONNXOPS_MIRROR_URL" not in _env(stable)  # the gateway mirrors, not the stable pods
     assert plan.route_weights == {1: 100}
-    route = {"metadata": {"resourceVersion": "7"}, "spec": {"rules": [
-        {"filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": []}}],
-         "backendRefs": [{"name": "iris", "port": 80}]},
-        {"backendRefs": [{"name": "other", "port": 80}]}]}}
+    route = {
+        "metadata": {"resourceVersion": "7"},
+        "spec": {
+            "rules": [
+                {
+                    "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": []}}],
+                    "backendRefs": [{"name": "iris", "port": 80}],
+                },
+                {"backendRefs": [{"name": "other", "port": 80}]},
+            ]
+        },
+    }
     patch = httproute.route_patch(route, "iris", plan.route_weights, plan.route_mirror)
     assert patch is not None
     rule, other = patch["spec"]["rules"]
     assert rule["backendRefs"] == [{"name": "iris-v1", "port": 80, "weight": 100}]
     assert rule["filters"] == [
         {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": []}},
-        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "iris-v2-shadow", "port": 80},
-                                                     "percent": 50}},
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "iris-v2-shadow", "port": 80}, "percent": 50},
+        },
     ]
     assert other == {"backendRefs": [{"name": "other", "port": 80}]}  # not ours: untouched
     # the phase is over: our filter goes, the user's stays; applied twice, nothing more to write
@@ -260,14 +445,20 @@ def test_with_an_httproute_the_gateway_mirrors():
     done = httproute.route_patch(mirrored, "iris", {1: 80, 2: 20}, None)
     assert done is not None
     assert done["spec"]["rules"][0]["filters"] == [route["spec"]["rules"][0]["filters"][0]]
-    assert httproute.route_patch({**route, "spec": {"rules": done["spec"]["rules"]}}, "iris",
-                                 {1: 80, 2: 20}, None) is None
+    assert (
+        httproute.route_patch(
+            {**route, "spec": {"rules": done["spec"]["rules"]}}, "iris", {1: 80, 2: 20}, None
+        )
+        is None
+    )
 
 
 def test_full_sample_writes_the_standard_filter():
     f = httproute.mirror_filter("iris", 3, 1.0)
-    assert f == {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "iris-v3-shadow",
-                                                                           "port": 80}}}
+    assert f == {
+        "type": "RequestMirror",
+        "requestMirror": {"backendRef": {"name": "iris-v3-shadow", "port": 80}},
+    }
 
 
 def test_shadow_pods_are_labelled_for_their_service_only():
@@ -285,8 +476,15 @@ def _exposition(version: str, service: str, **stats: Any) -> str:
 
     from onnxops.serving.mirror import Mirror
 
-    m = Mirror("http://127.0.0.1:9/ns/svc", sample_rate=1, max_in_flight=1, timeout=1, model="iris",
-               version=version, inference_service=service)
+    m = Mirror(
+        "http://127.0.0.1:9/ns/svc",
+        sample_rate=1,
+        max_in_flight=1,
+        timeout=1,
+        model="iris",
+        version=version,
+        inference_service=service,
+    )
     assert m.prefix == "/ns/svc"
     m.stats.results.update(stats.pop("results"))
     for seconds in stats.pop("latencies"):
@@ -301,9 +499,15 @@ def _exposition(version: str, service: str, **stats: Any) -> str:
 def test_shadow_stats_from_the_stable_pods_metrics():
     from onnxops.controller.metrics import shadow_stats_from_expositions
 
-    a = _exposition("1", "iris", results={"ok": 90, "error": 3, "unreachable": 2, "dropped": 40,
-                                          "unsupported": 5}, latencies=[0.004] * 95,
-                    rows_compared=180, rows_agreed=171, abs_diff_sum=0.0)
+    a = _exposition(
+        "1",
+        "iris",
+        results={"ok": 90, "error": 3, "unreachable": 2, "dropped": 40, "unsupported": 5},
+        latencies=[0.004] * 95,
+        rows_compared=180,
+        rows_agreed=171,
+        abs_diff_sum=0.0,
+    )
     b = _exposition("1", "iris", results={"ok": 5}, latencies=[0.2] * 5, rows_compared=10, rows_agreed=2)
     other = _exposition("1", "other-service", results={"ok": 1000}, latencies=[], rows_compared=5)
     got = shadow_stats_from_expositions([a, b, other], "iris", 1, "iris")

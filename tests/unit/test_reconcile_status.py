@@ -15,14 +15,22 @@ def test_removed_nested_key_is_nulled():
     """The bug: v2's drift score stayed in status.drift.versions after v2 stopped being served."""
     old = {
         "stableVersion": 1,
-        "drift": {"version": 2, "versions": {"1": 0.05, "2": 0.6}, "breaches": {"1": 0, "2": 3},
-                  "features": {"f0": 0.6, "f1": 0.1}},
+        "drift": {
+            "version": 2,
+            "versions": {"1": 0.05, "2": 0.6},
+            "breaches": {"1": 0, "2": 3},
+            "features": {"f0": 0.6, "f1": 0.1},
+        },
     }
     new = {"drift": {"version": 1, "versions": {"1": 0.04}, "breaches": {"1": 0}, "features": {"f0": 0.04}}}
     patch = status_patch(old, new)
     assert patch == {
-        "drift": {"version": 1, "versions": {"1": 0.04, "2": None}, "breaches": {"2": None},
-                  "features": {"f0": 0.04, "f1": None}}
+        "drift": {
+            "version": 1,
+            "versions": {"1": 0.04, "2": None},
+            "breaches": {"2": None},
+            "features": {"f0": 0.04, "f1": None},
+        }
     }
     after = merge_patch(old, patch)
     assert after["drift"] == new["drift"] and after["stableVersion"] == 1  # untouched: not named
@@ -30,8 +38,12 @@ def test_removed_nested_key_is_nulled():
 
 def test_converged_object_produces_no_write():
     old = {"phase": "Ready", "rollback": {"from": 2, "to": 1}, "conditions": [{"type": "Ready"}]}
-    new = {"phase": "Ready", "rollback": {"from": 2, "to": 1, "scores": None},
-           "conditions": [{"type": "Ready"}], "canaryVersion": None}
+    new = {
+        "phase": "Ready",
+        "rollback": {"from": 2, "to": 1, "scores": None},
+        "conditions": [{"type": "Ready"}],
+        "canaryVersion": None,
+    }
     assert status_patch(old, new) == {}
 
 

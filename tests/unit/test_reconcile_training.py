@@ -258,17 +258,25 @@ def test_model_version_is_built_from_the_spec_the_job_ran():
 
 
 def _waiting_pod(reason: str, message: str, name: str = "iris-train-abc", container: str = "trainer") -> dict:
-    return {"metadata": {"name": name, "creationTimestamp": "2026-01-01T11:59:30Z"},
-            "status": {"phase": "Pending", "containerStatuses": [
-                {"name": container, "state": {"waiting": {"reason": reason, "message": message}}}]}}
+    return {
+        "metadata": {"name": name, "creationTimestamp": "2026-01-01T11:59:30Z"},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {"name": container, "state": {"waiting": {"reason": reason, "message": message}}}
+            ],
+        },
+    }
 
 
 def test_a_stuck_training_pod_is_reported_in_status_and_an_event():
     pod = _waiting_pod("CreateContainerConfigError", 'secret "s3-creds" not found')
     plan = tjr.reconcile(tj(), _job(active=1), [pod], registered=None, settings=S, now=T0)
     st = plan.status
-    msg = ('CreateContainerConfigError: training pod iris-train-abc: container trainer: '
-           'secret "s3-creds" not found')
+    msg = (
+        "CreateContainerConfigError: training pod iris-train-abc: container trainer: "
+        'secret "s3-creds" not found'
+    )
     assert st["phase"] == "Pending" and st["message"] == msg
     ready = cond.find(st["conditions"], cond.READY)
     assert (ready["status"], ready["reason"]) == ("False", "CreateContainerConfigError")
@@ -283,19 +291,26 @@ def test_a_stuck_training_pod_is_reported_in_status_and_an_event():
 
 
 def test_a_stuck_verification_pod_is_reported():
-    pod = _waiting_pod("ImagePullBackOff", 'Back-off pulling image "x/serving:9"', name="iris-v3-verify-x",
-                       container="verify")
+    pod = _waiting_pod(
+        "ImagePullBackOff",
+        'Back-off pulling image "x/serving:9"',
+        name="iris-v3-verify-x",
+        container="verify",
+    )
     plan = mvr.reconcile(mv(3, phase="Verifying"), _job(active=1), [pod], served_by=[], settings=S, now=T0)
     assert plan.status["phase"] == "Verifying"
     assert plan.status["message"] == (
         "ImagePullBackOff: verification pod iris-v3-verify-x: container verify: "
-        'Back-off pulling image "x/serving:9"')
+        'Back-off pulling image "x/serving:9"'
+    )
     assert any(e[:2] == ("Warning", "ImagePullBackOff") for e in plan.events)
 
 
 # ---- dataset.fromServing: the service it names ---------------------------------------------------------
-FS = {"target": "species", "fromServing": {"service": "shop", "window": "1h",
-                                           "labels": {"uri": "pvc://labels/shop/"}}}
+FS = {
+    "target": "species",
+    "fromServing": {"service": "shop", "window": "1h", "labels": {"uri": "pvc://labels/shop/"}},
+}
 
 
 def _isvc(logging: dict | None) -> dict:
@@ -310,11 +325,14 @@ def _sink_env(plan: tjr.TrainingPlan) -> str:
     return next(e["value"] for e in c["env"] if e["name"] == "ONNXOPS_FROM_SERVING_SINK_URI")
 
 
-@pytest.mark.parametrize(("service", "reason", "words"), [
-    (None, "ServiceNotFound", "InferenceService 'shop' not found in namespace 'ml'"),
-    (_isvc(None), "CaptureNotEnabled", "InferenceService 'shop' has no spec.logging enabled"),
-    (_isvc({"enabled": False}), "CaptureNotEnabled", "captures no traffic to train on"),
-])
+@pytest.mark.parametrize(
+    ("service", "reason", "words"),
+    [
+        (None, "ServiceNotFound", "InferenceService 'shop' not found in namespace 'ml'"),
+        (_isvc(None), "CaptureNotEnabled", "InferenceService 'shop' has no spec.logging enabled"),
+        (_isvc({"enabled": False}), "CaptureNotEnabled", "captures no traffic to train on"),
+    ],
+)
 def test_from_serving_waits_for_a_capturing_service_with_a_reason_naming_the_field(service, reason, words):
     t = tj(dataset=FS)
     plan = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=service)
@@ -334,10 +352,15 @@ def test_from_serving_waits_for_a_capturing_service_with_a_reason_naming_the_fie
 def test_from_serving_starts_once_the_service_captures_and_reads_its_sink():
     t = tj(dataset=FS)
     stuck = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=None)
-    custom = _isvc({"enabled": True, "sink": {"uri": "s3://traffic/shop/",
-                                               "credentialsSecret": {"name": "traffic-reader"}}})
-    plan = tjr.reconcile({**t, "status": stuck.status}, None, [], registered=None, settings=S, now=T0,
-                         service=custom)
+    custom = _isvc(
+        {
+            "enabled": True,
+            "sink": {"uri": "s3://traffic/shop/", "credentialsSecret": {"name": "traffic-reader"}},
+        }
+    )
+    plan = tjr.reconcile(
+        {**t, "status": stuck.status}, None, [], registered=None, settings=S, now=T0, service=custom
+    )
     assert plan.job is not None and plan.status["phase"] == "Pending" and plan.requeue_after is None
     assert not cond.is_true(plan.status["conditions"], cond.STALLED)
     assert _sink_env(plan) == "s3://traffic/shop/"  # the service's own sink, with its credentials
@@ -351,6 +374,7 @@ def test_from_serving_with_an_explicit_sink_needs_no_capture_and_a_started_job_i
     t = tj(dataset={**FS, "fromServing": {**FS["fromServing"], "sinkUri": "pvc://old/traffic/"}})
     plan = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=_isvc(None))
     assert plan.job is not None and _sink_env(plan) == "pvc://old/traffic/"
-    running = tjr.reconcile(tj(dataset=FS), _job(active=1), [], registered=None, settings=S, now=T0,
-                            service=None)  # the service went away after the training started
+    running = tjr.reconcile(
+        tj(dataset=FS), _job(active=1), [], registered=None, settings=S, now=T0, service=None
+    )  # the service went away after the training started
     assert running.status["phase"] == "Running" and running.job is not None

@@ -39,6 +39,9 @@ def test_garbage_in_the_counter_is_not_fatal() -> None:
 def test_counter_is_an_operator_owned_config_map_per_model() -> None:
     body = counter_body("ml", "iris", {HIGHEST: "1"})
     assert (body["kind"], body["metadata"]["name"], body["metadata"]["namespace"]) == (
-        "ConfigMap", "onnxops-model-iris", "ml")
+        "ConfigMap",
+        "onnxops-model-iris",
+        "ml",
+    )
     assert body["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "onnxops"
     assert body["metadata"]["labels"]["onnxops.dev/model"] == "iris"

@@ -25,14 +25,22 @@ async def test_verbs_and_watch_with_large_objects() -> None:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         body = await request.text()
-        seen.append((request.method, request.path, request.headers.get("Content-Type", ""),
-                     json.loads(body) if body else None))
+        seen.append(
+            (
+                request.method,
+                request.path,
+                request.headers.get("Content-Type", ""),
+                json.loads(body) if body else None,
+            )
+        )
         if request.query.get("watch") == "true":
             resp = web.StreamResponse()
             await resp.prepare(request)
             for i, rv in enumerate(("5", "6")):
-                ev = {"type": "ADDED", "object": {"metadata": {"name": f"p{i}", "resourceVersion": rv},
-                                                  "data": big}}
+                ev = {
+                    "type": "ADDED",
+                    "object": {"metadata": {"name": f"p{i}", "resourceVersion": rv}, "data": big},
+                }
                 await resp.write(json.dumps(ev).encode() + b"\n")
             await resp.write(json.dumps({"type": "ERROR", "object": {"code": 410}}).encode() + b"\n")
             return resp

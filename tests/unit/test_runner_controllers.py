@@ -26,29 +26,60 @@ def ts(t: dt.datetime) -> str:
 
 def job(**spec: Any) -> dict[str, Any]:
     status = spec.pop("status", {})
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": "j", "namespace": "ns", "uid": "job-uid"},
-            "spec": {"template": {"metadata": {"labels": {"app": "x"}},
-                                  "spec": {"restartPolicy": spec.pop("restart", "Never"),
-                                           "containers": [{"name": "c", "image": "i"}]}}, **spec},
-            "status": status}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "ns", "uid": "job-uid"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {
+                    "restartPolicy": spec.pop("restart", "Never"),
+                    "containers": [{"name": "c", "image": "i"}],
+                },
+            },
+            **spec,
+        },
+        "status": status,
+    }
 
 
-def pod(phase: str, *, ready: bool = False, restarts: int = 0, finished: dt.datetime | None = None,
-        deleting: bool = False, name: str = "p", labels: dict[str, str] | None = None,
-        ip: str = "127.0.1.1", created: str = "") -> dict[str, Any]:
+def pod(
+    phase: str,
+    *,
+    ready: bool = False,
+    restarts: int = 0,
+    finished: dt.datetime | None = None,
+    deleting: bool = False,
+    name: str = "p",
+    labels: dict[str, str] | None = None,
+    ip: str = "127.0.1.1",
+    created: str = "",
+) -> dict[str, Any]:
     cs: dict[str, Any] = {"name": "c", "restartCount": restarts, "state": {}}
     if finished:
         cs["state"] = {"terminated": {"exitCode": 1, "finishedAt": ts(finished)}}
-    md: dict[str, Any] = {"name": name, "namespace": "ns", "uid": name + "-uid", "labels": labels or {},
-                          "creationTimestamp": created}
+    md: dict[str, Any] = {
+        "name": name,
+        "namespace": "ns",
+        "uid": name + "-uid",
+        "labels": labels or {},
+        "creationTimestamp": created,
+    }
     if deleting:
         md["deletionTimestamp"] = ts(T0)
-    return {"metadata": md,
-            "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
-            "status": {"phase": phase, "podIP": ip, "containerStatuses": [cs],
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                                       "lastTransitionTime": ts(T0)}]}}
+    return {
+        "metadata": md,
+        "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {
+            "phase": phase,
+            "podIP": ip,
+            "containerStatuses": [cs],
+            "conditions": [
+                {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": ts(T0)}
+            ],
+        },
+    }
 
 
 def conds(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -143,12 +174,21 @@ def test_ttl_after_finished() -> None:
 # ---- Deployment -------------------------------------------------------------------------------------------
 def deployment(replicas: int = 2, version: str = "v1", **spec: Any) -> dict[str, Any]:
     status = spec.pop("status", {})
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "d", "namespace": "ns", "uid": "dep-uid", "generation": 3},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "d"}},
-                     "template": {"metadata": {"labels": {"app": "d"}},
-                                  "spec": {"containers": [{"name": "c", "image": version}]}}, **spec},
-            "status": status}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "ns", "uid": "dep-uid", "generation": 3},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {
+                "metadata": {"labels": {"app": "d"}},
+                "spec": {"containers": [{"name": "c", "image": version}]},
+            },
+            **spec,
+        },
+        "status": status,
+    }
 
 
 def dpod(dep: dict[str, Any], name: str, ready: bool, deleting: bool = False) -> dict[str, Any]:
@@ -163,9 +203,16 @@ def test_template_hash_is_stable_and_label_safe() -> None:
     assert len(template_hash(a)) == 10 and template_hash(a).isalnum()
 
 
-@pytest.mark.parametrize("value,total,up,expected", [
-    ("25%", 1, True, 1), ("25%", 1, False, 0), ("25%", 10, True, 3), ("25%", 10, False, 2), (2, 10, True, 2),
-])
+@pytest.mark.parametrize(
+    "value,total,up,expected",
+    [
+        ("25%", 1, True, 1),
+        ("25%", 1, False, 0),
+        ("25%", 10, True, 3),
+        ("25%", 10, False, 2),
+        (2, 10, True, 2),
+    ],
+)
 def test_surge_and_unavailable_rounding(value: Any, total: int, up: bool, expected: int) -> None:
     assert resolve_int_or_percent(value, total, up) == expected
 
@@ -220,12 +267,16 @@ def test_scale_down_prefers_unready_pods() -> None:
 
 # ---- Endpoints --------------------------------------------------------------------------------------------
 def test_endpoints_split_ready_and_not_ready_and_resolve_named_ports() -> None:
-    svc = {"metadata": {"name": "s", "namespace": "ns"},
-           "spec": {"selector": {"app": "d"}, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}
-    pods = [pod("Running", ready=True, name="a", labels={"app": "d"}, ip="127.0.1.2"),
-            pod("Running", ready=False, name="b", labels={"app": "d"}, ip="127.0.1.3"),
-            pod("Running", ready=True, name="c", labels={"app": "other"}, ip="127.0.1.4"),
-            pod("Running", ready=True, name="e", labels={"app": "d"}, ip="127.0.1.5", deleting=True)]
+    svc = {
+        "metadata": {"name": "s", "namespace": "ns"},
+        "spec": {"selector": {"app": "d"}, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]},
+    }
+    pods = [
+        pod("Running", ready=True, name="a", labels={"app": "d"}, ip="127.0.1.2"),
+        pod("Running", ready=False, name="b", labels={"app": "d"}, ip="127.0.1.3"),
+        pod("Running", ready=True, name="c", labels={"app": "other"}, ip="127.0.1.4"),
+        pod("Running", ready=True, name="e", labels={"app": "d"}, ip="127.0.1.5", deleting=True),
+    ]
     [subset] = endpoint_subsets(svc, pods)
     assert [a["ip"] for a in subset["addresses"]] == ["127.0.1.2"]
     assert [a["ip"] for a in subset["notReadyAddresses"]] == ["127.0.1.3"]

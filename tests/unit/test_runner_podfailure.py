@@ -19,25 +19,41 @@ def ts(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def job(policy: dict[str, Any] | None, backoff_limit: int = 6, status: dict[str, Any] | None = None
-        ) -> dict[str, Any]:
-    spec: dict[str, Any] = {"backoffLimit": backoff_limit,
-                            "template": {"spec": {"restartPolicy": "Never",
-                                                  "containers": [{"name": "main", "image": "i"}]}}}
+def job(
+    policy: dict[str, Any] | None, backoff_limit: int = 6, status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "backoffLimit": backoff_limit,
+        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "i"}]}},
+    }
     if policy is not None:
         spec["podFailurePolicy"] = policy
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "ns", "uid": "u"},
-            "spec": spec, "status": status or {"startTime": ts(T0)}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "ns", "uid": "u"},
+        "spec": spec,
+        "status": status or {"startTime": ts(T0)},
+    }
 
 
-def failed_pod(exits: dict[str, int], conditions: list[dict[str, Any]] | None = None, name: str = "p",
-               init_exits: dict[str, int] | None = None) -> dict[str, Any]:
+def failed_pod(
+    exits: dict[str, int],
+    conditions: list[dict[str, Any]] | None = None,
+    name: str = "p",
+    init_exits: dict[str, int] | None = None,
+) -> dict[str, Any]:
     def statuses(codes: dict[str, int]) -> list[dict[str, Any]]:
-        return [{"name": n, "state": {"terminated": {"exitCode": c, "finishedAt": ts(T0)}}}
-                for n, c in codes.items()]
+        return [
+            {"name": n, "state": {"terminated": {"exitCode": c, "finishedAt": ts(T0)}}}
+            for n, c in codes.items()
+        ]
 
-    st: dict[str, Any] = {"phase": "Failed", "containerStatuses": statuses(exits),
-                          "conditions": conditions or []}
+    st: dict[str, Any] = {
+        "phase": "Failed",
+        "containerStatuses": statuses(exits),
+        "conditions": conditions or [],
+    }
     if init_exits:
         st["initContainerStatuses"] = statuses(init_exits)
     return {"metadata": {"name": name, "namespace": "ns", "uid": name + "-uid"}, "status": st}
@@ -47,10 +63,14 @@ def conds(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in status.get("conditions", [])}
 
 
-FAIL_ON_2_3 = {"rules": [{"action": "FailJob",
-                          "onExitCodes": {"containerName": "main", "operator": "In", "values": [2, 3]}}]}
-IGNORE_DISRUPTION = {"rules": [{"action": "Ignore",
-                                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+FAIL_ON_2_3 = {
+    "rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [2, 3]}}
+    ]
+}
+IGNORE_DISRUPTION = {
+    "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+}
 DISRUPTED = [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"}]
 
 
@@ -59,7 +79,8 @@ def test_fail_job_on_exit_code_fails_at_once_with_reason_pod_failure_policy() ->
     target = conds(act.status)["FailureTarget"]
     assert target["reason"] == "PodFailurePolicy"
     assert target["message"] == (
-        "Container main for pod ns/p failed with exit code 3 matching FailJob rule at index 0")
+        "Container main for pod ns/p failed with exit code 3 matching FailJob rule at index 0"
+    )
     assert conds(act.status)["Failed"]["reason"] == "PodFailurePolicy"  # no pod left running
     assert act.status["failed"] == 1 and not act.create  # 5 retries were left, none is used
 
@@ -67,8 +88,9 @@ def test_fail_job_on_exit_code_fails_at_once_with_reason_pod_failure_policy() ->
 def test_other_exit_codes_count_and_are_retried() -> None:
     act = decide_job(job(FAIL_ON_2_3, backoff_limit=1), [failed_pod({"main": 1})], LATER)
     assert "FailureTarget" not in conds(act.status) and len(act.create) == 1 and act.status["failed"] == 1
-    act = decide_job(job(FAIL_ON_2_3, backoff_limit=1),
-                     [failed_pod({"main": 1}), failed_pod({"main": 5}, name="q")], LATER)
+    act = decide_job(
+        job(FAIL_ON_2_3, backoff_limit=1), [failed_pod({"main": 1}), failed_pod({"main": 5}, name="q")], LATER
+    )
     assert conds(act.status)["Failed"]["reason"] == "BackoffLimitExceeded"
 
 
@@ -90,11 +112,13 @@ def test_condition_status_must_match_and_defaults_to_true() -> None:
 
 
 def test_rules_in_order_first_match_wins() -> None:
-    policy = {"rules": [
-        {"action": "Count", "onExitCodes": {"operator": "In", "values": [5]}},
-        {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [5]}},
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-    ]}
+    policy = {
+        "rules": [
+            {"action": "Count", "onExitCodes": {"operator": "In", "values": [5]}},
+            {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [5]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        ]
+    }
     assert decide_pod_failure(policy, failed_pod({"main": 5}, DISRUPTED)).action == "Count"
     d = decide_pod_failure(policy, failed_pod({"main": 7}, DISRUPTED))
     assert d.action == "FailJob" and d.message.endswith("matching FailJob rule at index 1")
@@ -103,8 +127,14 @@ def test_rules_in_order_first_match_wins() -> None:
 
 
 def test_container_name_restricts_the_containers_looked_at() -> None:
-    other = {"rules": [{"action": "FailJob",
-                        "onExitCodes": {"containerName": "sidecar", "operator": "In", "values": [2]}}]}
+    other = {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "sidecar", "operator": "In", "values": [2]},
+            }
+        ]
+    }
     assert decide_pod_failure(other, failed_pod({"main": 2})).action == "Count"
     assert decide_pod_failure(other, failed_pod({"main": 1, "sidecar": 2})).action == "FailJob"
     anyone = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}}]}

@@ -14,24 +14,43 @@ STATE = "/state"
 
 def make_pod(**container: object) -> dict:
     c = {"name": "main", "image": "ghcr.io/onnxops/onnxops-trainer:0.1.0", **container}
-    return {"metadata": {"name": "p", "namespace": "ns", "uid": "0123456789abcdef", "labels": {"app": "a"}},
-            "spec": {"containers": [c], "volumes": [
+    return {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "0123456789abcdef", "labels": {"app": "a"}},
+        "spec": {
+            "containers": [c],
+            "volumes": [
                 {"name": "models", "persistentVolumeClaim": {"claimName": "onnxops-artifacts"}},
-                {"name": "scratch", "emptyDir": {}}]}}
+                {"name": "scratch", "emptyDir": {}},
+            ],
+        },
+    }
 
 
 def plan(pod: dict, **kw: object):
-    args = {"state_dir": STATE, "pod_ip": "127.0.1.7", "python": "/venv/bin/python", "configmaps": {},
-            "secrets": {}, "base_env": {"PATH": "/usr/bin", "AWS_SECRET_ACCESS_KEY": "x"}, **kw}
+    args = {
+        "state_dir": STATE,
+        "pod_ip": "127.0.1.7",
+        "python": "/venv/bin/python",
+        "configmaps": {},
+        "secrets": {},
+        "base_env": {"PATH": "/usr/bin", "AWS_SECRET_ACCESS_KEY": "x"},
+        **kw,
+    }
     return plan_container(pod, pod["spec"]["containers"][0], **args)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("image,ok", [
-    ("ghcr.io/onnxops/onnxops-trainer:0.1.0", True), ("registry.local:5000/x/onnxops-serving:dev", True),
-    ("onnxops-operator:latest", True), ("ghcr.io/onnxops/onnxops-serving", True),
-    ("docker.io/library/python:3.11", False), ("ghcr.io/onnxops/onnxops-trainer-evil:1", False),
-    ("ghcr.io/other/not-onnxops-serving:1", False),
-])
+@pytest.mark.parametrize(
+    "image,ok",
+    [
+        ("ghcr.io/onnxops/onnxops-trainer:0.1.0", True),
+        ("registry.local:5000/x/onnxops-serving:dev", True),
+        ("onnxops-operator:latest", True),
+        ("ghcr.io/onnxops/onnxops-serving", True),
+        ("docker.io/library/python:3.11", False),
+        ("ghcr.io/onnxops/onnxops-trainer-evil:1", False),
+        ("ghcr.io/other/not-onnxops-serving:1", False),
+    ],
+)
 def test_only_our_images_map_locally(image: str, ok: bool) -> None:
     assert (lookup(image) is not None) is ok
 
@@ -56,9 +75,12 @@ def test_var_expansion_like_the_kubelet() -> None:
 
 
 def test_paths_map_to_the_state_dir_and_values_are_rewritten() -> None:
-    pod = make_pod(volumeMounts=[
-        {"name": "models", "mountPath": "/var/lib/onnxops/pvc/onnxops-artifacts"},
-        {"name": "scratch", "mountPath": "/data/work/"}])
+    pod = make_pod(
+        volumeMounts=[
+            {"name": "models", "mountPath": "/var/lib/onnxops/pvc/onnxops-artifacts"},
+            {"name": "scratch", "mountPath": "/data/work/"},
+        ]
+    )
     m = path_map(pod, pod["spec"]["containers"][0], STATE)
     assert m["/var/lib/onnxops/pvc/onnxops-artifacts"] == "/state/pvc/onnxops-artifacts"
     assert m["/var/lib/onnxops/pvc"] == "/state/pvc"  # the claim's parent stands for the PVC root
@@ -72,13 +94,17 @@ def test_paths_map_to_the_state_dir_and_values_are_rewritten() -> None:
 
 def test_plan_environment_and_argv() -> None:
     pod = make_pod(
-        command=["python", "-m", "onnxops.trainer"], args=["--out", "$(OUT)/x", "--name=$(POD)"],
-        env=[{"name": "OUT", "value": "/data/work"},
-             {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
-             {"name": "ONNXOPS_TERMINATION_LOG", "value": "/dev/termination-log"}],
-        volumeMounts=[{"name": "scratch", "mountPath": "/data/work"}])
+        command=["python", "-m", "onnxops.trainer"],
+        args=["--out", "$(OUT)/x", "--name=$(POD)"],
+        env=[
+            {"name": "OUT", "value": "/data/work"},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "ONNXOPS_TERMINATION_LOG", "value": "/dev/termination-log"},
+        ],
+        volumeMounts=[{"name": "scratch", "mountPath": "/data/work"}],
+    )
     p = plan(pod)
     scratch = "/state/pods/ns_p_01234567/volumes/scratch"
     assert p.argv == ["/venv/bin/python", "-m", "onnxops.trainer", "--out", f"{scratch}/x", "--name=p"]
@@ -94,12 +120,15 @@ def test_plan_environment_and_argv() -> None:
 def test_configmap_and_secret_refs_and_volumes() -> None:
     cms = {"cfg": {"data": {"k": "v"}}}
     secrets = {"s": {"data": {"pw": base64.b64encode(b"hunter2").decode()}}}
-    pod = make_pod(env=[{"name": "K", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}},
-                        {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}},
-                        {"name": "OPT", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "x",
-                                                                         "optional": True}}}],
-                   envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
-                   volumeMounts=[{"name": "sv", "mountPath": "/etc/s"}])
+    pod = make_pod(
+        env=[
+            {"name": "K", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}},
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}},
+            {"name": "OPT", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "x", "optional": True}}},
+        ],
+        envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
+        volumeMounts=[{"name": "sv", "mountPath": "/etc/s"}],
+    )
     pod["spec"]["volumes"].append({"name": "sv", "secret": {"secretName": "s"}})
     p = plan(pod, configmaps=cms, secrets=secrets)
     assert p.env["K"] == "v" and p.env["PW"] == "hunter2" and p.env["CFG_k"] == "v"

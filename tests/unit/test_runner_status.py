@@ -23,11 +23,17 @@ def cs(state: str, code: int | None = None, restarts: int = 0, started: str | No
     return ContainerState("c", "img", state=state, exit_code=code, restart_count=restarts, started_at=started)
 
 
-@pytest.mark.parametrize("policy,codes,phase", [
-    ("Never", [0], "Succeeded"), ("Never", [1], "Failed"), ("Never", [0, 1], "Failed"),
-    ("OnFailure", [0], "Succeeded"), ("OnFailure", [1], "Running"),  # about to be restarted
-    ("Always", [0], "Running"),
-])
+@pytest.mark.parametrize(
+    "policy,codes,phase",
+    [
+        ("Never", [0], "Succeeded"),
+        ("Never", [1], "Failed"),
+        ("Never", [0, 1], "Failed"),
+        ("OnFailure", [0], "Succeeded"),
+        ("OnFailure", [1], "Running"),  # about to be restarted
+        ("Always", [0], "Running"),
+    ],
+)
 def test_phase_of_terminated_containers(policy: str, codes: list[int], phase: str) -> None:
     assert pod_phase(policy, [cs("terminated", c) for c in codes]) == phase
 
@@ -63,15 +69,39 @@ def test_termination_message_limits_and_fallback() -> None:
 
 def test_pod_status_conditions_keep_transition_times() -> None:
     running = ContainerState("c", "img", state="running", started_at="t0", ready=False)
-    s1 = pod_status(prev={}, pod_ip="127.0.1.1", start_time="t0", policy="Always", containers=[running],
-                    init_containers=[], initialized=True, ts="t1")
+    s1 = pod_status(
+        prev={},
+        pod_ip="127.0.1.1",
+        start_time="t0",
+        policy="Always",
+        containers=[running],
+        init_containers=[],
+        initialized=True,
+        ts="t1",
+    )
     ready1 = next(c for c in s1["conditions"] if c["type"] == "Ready")
     assert (ready1["status"], ready1["reason"]) == ("False", "ContainersNotReady")
     running.ready = True
-    s2 = pod_status(prev=s1, pod_ip="127.0.1.1", start_time="t0", policy="Always", containers=[running],
-                    init_containers=[], initialized=True, ts="t2")
-    s3 = pod_status(prev=s2, pod_ip="127.0.1.1", start_time="t0", policy="Always", containers=[running],
-                    init_containers=[], initialized=True, ts="t3")
+    s2 = pod_status(
+        prev=s1,
+        pod_ip="127.0.1.1",
+        start_time="t0",
+        policy="Always",
+        containers=[running],
+        init_containers=[],
+        initialized=True,
+        ts="t2",
+    )
+    s3 = pod_status(
+        prev=s2,
+        pod_ip="127.0.1.1",
+        start_time="t0",
+        policy="Always",
+        containers=[running],
+        init_containers=[],
+        initialized=True,
+        ts="t3",
+    )
     ready3 = next(c for c in s3["conditions"] if c["type"] == "Ready")
     assert ready3["status"] == "True" and ready3["lastTransitionTime"] == "t2"
     sched = next(c for c in s3["conditions"] if c["type"] == "PodScheduled")
@@ -95,7 +125,12 @@ def test_probe_parsing_resolves_named_ports() -> None:
     probe = {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 2}
     p = parse_probe(probe, c, "127.0.1.9")
     assert p is not None and (p.host, p.port, p.path, p.period, p.failure_threshold) == (
-        "127.0.1.9", 8080, "/v2/health/ready", 2.0, 3)
+        "127.0.1.9",
+        8080,
+        "/v2/health/ready",
+        2.0,
+        3,
+    )
     assert resolve_port(9000, c) == 9000
     with pytest.raises(ProbeError, match="metrics"):
         resolve_port("metrics", c)

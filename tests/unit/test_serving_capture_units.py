@@ -20,16 +20,21 @@ from onnxops.serving.model import LoadedModel, TensorInfo
 from onnxops.storage import StorageError
 
 SHA = "ab" * 32
-BASE = {"ONNXOPS_MODEL_NAME": "iris", "ONNXOPS_MODEL_URI": "file:///m/model.onnx",
-        "ONNXOPS_MODEL_SHA256": SHA}
+BASE = {
+    "ONNXOPS_MODEL_NAME": "iris",
+    "ONNXOPS_MODEL_URI": "file:///m/model.onnx",
+    "ONNXOPS_MODEL_SHA256": SHA,
+}
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
 
 
 def model(task: str = "classification", width: int = 3) -> LoadedModel:
     inputs = [TensorInfo("X", "FP32", (-1, width), np.float32)]
     if task == "classification":
-        outputs = [TensorInfo("label", "INT64", (-1,), np.int64),
-                   TensorInfo("probabilities", "FP32", (-1, 2), np.float32)]
+        outputs = [
+            TensorInfo("label", "INT64", (-1,), np.int64),
+            TensorInfo("probabilities", "FP32", (-1, 2), np.float32),
+        ]
     else:
         outputs = [TensorInfo("variable", "FP32", (-1, 1), np.float32)]
     m = LoadedModel("iris", "2", None, inputs, outputs, None, SHA)  # type: ignore[arg-type]
@@ -56,29 +61,45 @@ class MemorySink:
 # -- settings --------------------------------------------------------------------------------------------
 def test_capture_is_off_unless_enabled_and_settings_come_from_the_environment() -> None:
     assert parse_config([], BASE).capture is None
-    c = parse_config([], {**BASE, "ONNXOPS_CAPTURE": "true",
-                          "ONNXOPS_CAPTURE_SINK_URI": "s3://bkt/ns/svc/traffic/",
-                          "ONNXOPS_CAPTURE_SAMPLE_RATE": "0.25", "ONNXOPS_CAPTURE_FLUSH_INTERVAL": "1m",
-                          "ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE": "500",
-                          "ONNXOPS_POD_NAME": "iris-v2-x"}).capture
+    c = parse_config(
+        [],
+        {
+            **BASE,
+            "ONNXOPS_CAPTURE": "true",
+            "ONNXOPS_CAPTURE_SINK_URI": "s3://bkt/ns/svc/traffic/",
+            "ONNXOPS_CAPTURE_SAMPLE_RATE": "0.25",
+            "ONNXOPS_CAPTURE_FLUSH_INTERVAL": "1m",
+            "ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE": "500",
+            "ONNXOPS_POD_NAME": "iris-v2-x",
+        },
+    ).capture
     assert c is not None
     assert (c.sink_uri, c.sample_rate, c.flush_interval, c.max_rows_per_file, c.pod) == (
-        "s3://bkt/ns/svc/traffic/", 0.25, 60.0, 500, "iris-v2-x")
+        "s3://bkt/ns/svc/traffic/",
+        0.25,
+        60.0,
+        500,
+        "iris-v2-x",
+    )
     assert c.queue_rows >= c.max_rows_per_file
-    args = parse_config(["--capture", "true", "--capture-sink-uri", "file:///d",
-                         "--capture-flush-interval", "2.5"], BASE).capture
+    args = parse_config(
+        ["--capture", "true", "--capture-sink-uri", "file:///d", "--capture-flush-interval", "2.5"], BASE
+    ).capture
     assert args is not None and args.flush_interval == 2.5
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"ONNXOPS_CAPTURE_SINK_URI": ""}, "--capture-sink-uri (ONNXOPS_CAPTURE_SINK_URI) is required"),
-    ({"ONNXOPS_CAPTURE": "perhaps"}, "--capture: not a boolean"),
-    ({"ONNXOPS_CAPTURE_SINK_URI": "https://x/y"}, "--capture-sink-uri: use file://, pvc:// or s3://"),
-    ({"ONNXOPS_CAPTURE_SAMPLE_RATE": "0"}, "--capture-sample-rate: must be in (0, 1]"),
-    ({"ONNXOPS_CAPTURE_SAMPLE_RATE": "1.5"}, "--capture-sample-rate: must be in (0, 1]"),
-    ({"ONNXOPS_CAPTURE_FLUSH_INTERVAL": "soon"}, "--capture-flush-interval: invalid duration"),
-    ({"ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE": "0"}, "--capture-max-rows-per-file: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ONNXOPS_CAPTURE_SINK_URI": ""}, "--capture-sink-uri (ONNXOPS_CAPTURE_SINK_URI) is required"),
+        ({"ONNXOPS_CAPTURE": "perhaps"}, "--capture: not a boolean"),
+        ({"ONNXOPS_CAPTURE_SINK_URI": "https://x/y"}, "--capture-sink-uri: use file://, pvc:// or s3://"),
+        ({"ONNXOPS_CAPTURE_SAMPLE_RATE": "0"}, "--capture-sample-rate: must be in (0, 1]"),
+        ({"ONNXOPS_CAPTURE_SAMPLE_RATE": "1.5"}, "--capture-sample-rate: must be in (0, 1]"),
+        ({"ONNXOPS_CAPTURE_FLUSH_INTERVAL": "soon"}, "--capture-flush-interval: invalid duration"),
+        ({"ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE": "0"}, "--capture-max-rows-per-file: must be >= 1"),
+    ],
+)
 def test_bad_capture_settings_name_the_flag(env: dict[str, str], message: str) -> None:
     full = {**BASE, "ONNXOPS_CAPTURE": "true", "ONNXOPS_CAPTURE_SINK_URI": "file:///d", **env}
     with pytest.raises(ConfigError) as exc:
@@ -119,11 +140,24 @@ def test_rows_of_a_batch_get_their_own_ids_and_the_outputs_of_their_row() -> Non
     x = np.array([[-1, 2, 3], [4, 5, 6]], np.float32)
     outs = _answer(m, x)
     one = [o[:1] for o in outs]
-    t = C.build_table([C.compact([C.Entry(1_765_000_000.5, "abc", m, {"X": x}, outs, 2)]),
-                       C.compact([C.Entry(1_765_000_001.0, "one", m, {"X": x[:1]}, one, 1)])])
+    t = C.build_table(
+        [
+            C.compact([C.Entry(1_765_000_000.5, "abc", m, {"X": x}, outs, 2)]),
+            C.compact([C.Entry(1_765_000_001.0, "one", m, {"X": x[:1]}, one, 1)]),
+        ]
+    )
     d = t.to_pydict()
-    assert t.column_names == ["id", "request_id", "row", "timestamp", "X_0", "X_1", "X_2", "prediction",
-                              "probabilities"]
+    assert t.column_names == [
+        "id",
+        "request_id",
+        "row",
+        "timestamp",
+        "X_0",
+        "X_1",
+        "X_2",
+        "prediction",
+        "probabilities",
+    ]
     assert d["id"] == ["abc:0", "abc:1", "one"] and d["request_id"] == ["abc", "abc", "one"]
     assert d["row"] == [0, 1, 0] and d["X_1"] == [2.0, 5.0, 2.0] and d["prediction"] == [0, 1, 0]
     assert d["timestamp"][0] == datetime(2025, 12, 6, 5, 46, 40, 500000, tzinfo=UTC)
@@ -144,8 +178,9 @@ def test_feature_names_that_clash_with_the_columns_are_refused() -> None:
 
     m = model("classification", 2)
     v = np.array([1.0, 2.0, 3.0])
-    m.profile = Profile(task="classification", rows=3,
-                        features=[numeric_feature("id", 0, v), numeric_feature("b", 1, v)])
+    m.profile = Profile(
+        task="classification", rows=3, features=[numeric_feature("id", 0, v), numeric_feature("b", 1, v)]
+    )
     x = np.ones((1, 2), np.float32)
     with pytest.raises(ValueError, match=r"\['id'\] clash"):
         C.build_table([C.compact([C.Entry(0.0, "r", m, {"X": x}, _answer(m, x), 1)])])
@@ -230,8 +265,11 @@ def test_rows_that_cannot_be_encoded_are_dropped_and_counted_never_raised() -> N
 
     m = model("classification", 2)
     v = np.array([1.0, 2.0, 3.0])
-    m.profile = Profile(task="classification", rows=3,
-                        features=[numeric_feature("timestamp", 0, v), numeric_feature("b", 1, v)])
+    m.profile = Profile(
+        task="classification",
+        rows=3,
+        features=[numeric_feature("timestamp", 0, v), numeric_feature("b", 1, v)],
+    )
     c = C.Capture(cfg(max_rows_per_file=4), "iris", "2", MemorySink())
     for i in range(10):  # every 4 rows a chunk is built on the request path: it must not raise
         x = np.ones((1, 2), np.float32)

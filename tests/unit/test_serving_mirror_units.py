@@ -10,14 +10,17 @@ from sklearn.metrics import accuracy_score, mean_absolute_error
 from onnxops.serving.mirror import Mirror, agreement, shadow_path, shadow_prediction
 
 
-@pytest.mark.parametrize("path,want", [
-    ("/v2/models/iris/infer", "/v2/models/iris/infer"),
-    ("/v2/models/iris/versions/3/infer", "/v2/models/iris/infer"),  # the shadow serves another version
-    ("/v1/models/iris:predict", "/v1/models/iris:predict"),
-    ("/v1/models/iris:feedback", None),
-    ("/v2/models/iris/feedback", None),
-    ("/metrics", None),
-])
+@pytest.mark.parametrize(
+    "path,want",
+    [
+        ("/v2/models/iris/infer", "/v2/models/iris/infer"),
+        ("/v2/models/iris/versions/3/infer", "/v2/models/iris/infer"),  # the shadow serves another version
+        ("/v1/models/iris:predict", "/v1/models/iris:predict"),
+        ("/v1/models/iris:feedback", None),
+        ("/v2/models/iris/feedback", None),
+        ("/metrics", None),
+    ],
+)
 def test_shadow_path(path: str, want: str | None) -> None:
     assert shadow_path(path) == want
 
@@ -43,11 +46,25 @@ def test_agreement_matches_scikit_learn() -> None:
 
 
 def test_sampling_is_exact_and_bounded_without_a_loop() -> None:
-    m = Mirror("http://127.0.0.1:9", sample_rate=0.25, max_in_flight=1, timeout=1, model="m", version="1",
-               inference_service="s")
+    m = Mirror(
+        "http://127.0.0.1:9",
+        sample_rate=0.25,
+        max_in_flight=1,
+        timeout=1,
+        model="m",
+        version="1",
+        inference_service="s",
+    )
     for _ in range(8):  # off the event loop nothing is sent: the 2 sampled ones count as unsupported
         m.record("/v1/models/m:predict", {}, b"{}", None, None, True)
     assert m.stats.results["unsupported"] == 2 and m.in_flight == 0
     with pytest.raises(ValueError, match="http://host"):
-        Mirror("https://x", sample_rate=1, max_in_flight=1, timeout=1, model="m", version="1",
-               inference_service="s")
+        Mirror(
+            "https://x",
+            sample_rate=1,
+            max_in_flight=1,
+            timeout=1,
+            model="m",
+            version="1",
+            inference_service="s",
+        )

@@ -44,8 +44,9 @@ def test_invalid_profile_error_drops_the_query_string(tmp_path: Path) -> None:
     raw = b"{not json"
     profile = tmp_path / f"profile.json{QUERY}"
     profile.write_bytes(raw)
-    cfg = ServerConfig("m", "1", f"file://{model}", _sha(b"x"), profile_uri=f"file://{profile}",
-                       profile_sha256=_sha(raw))
+    cfg = ServerConfig(
+        "m", "1", f"file://{model}", _sha(b"x"), profile_uri=f"file://{profile}", profile_sha256=_sha(raw)
+    )
     with pytest.raises(LoadError) as info:
         load_model(cfg)
     assert info.value.reason == "InvalidProfile"

@@ -34,32 +34,52 @@ def handlers(tmp_path_factory: pytest.TempPathFactory) -> Handlers:
 
     x, y = load_iris(return_X_y=True)
     x = x.astype(np.float32)
-    blob = to_onnx(LogisticRegression(max_iter=300).fit(x, y), x[:1],
-                   options={"zipmap": False}).SerializeToString()
+    blob = to_onnx(
+        LogisticRegression(max_iter=300).fit(x, y), x[:1], options={"zipmap": False}
+    ).SerializeToString()
     path = Path(tmp_path_factory.mktemp("m")) / "model.onnx"
     path.write_bytes(blob)
-    cfg = parse_config([], {"ONNXOPS_MODEL_NAME": "iris", "ONNXOPS_MODEL_URI": f"file://{path}",
-                            "ONNXOPS_MODEL_SHA256": hashlib.sha256(blob).hexdigest()})
+    cfg = parse_config(
+        [],
+        {
+            "ONNXOPS_MODEL_NAME": "iris",
+            "ONNXOPS_MODEL_URI": f"file://{path}",
+            "ONNXOPS_MODEL_SHA256": hashlib.sha256(blob).hexdigest(),
+        },
+    )
     state = ModelState()
     state.set_loaded(load_model(cfg))
     return Handlers("iris", "1", state, ServerMetrics("iris", "1", ""), drift=False)
 
 
 V1 = ("/v1/models/iris:predict", {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
-V2 = ("/v2/models/iris/infer", {"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32",
-                                            "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]})
+V2 = (
+    "/v2/models/iris/infer",
+    {
+        "inputs": [
+            {
+                "name": "X",
+                "shape": [2, 4],
+                "datatype": "FP32",
+                "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3],
+            }
+        ]
+    },
+)
 
 
 @pytest.mark.parametrize("path,doc", [V1, V2], ids=["v1", "v2"])
 @pytest.mark.parametrize("header", ["x-onnxops-shadow", "X-Onnxops-Shadow"])
-def test_mirrored_requests_are_answered_but_not_captured(handlers: Handlers, path: str, doc: Any,
-                                                         header: str) -> None:
+def test_mirrored_requests_are_answered_but_not_captured(
+    handlers: Handlers, path: str, doc: Any, header: str
+) -> None:
     rec = Recorder()
     handlers.capture = rec  # type: ignore[assignment]
     try:
         _, plain = handlers.handle("POST", path, {"x-request-id": "r-1"}, json.dumps(doc).encode())
-        _, mirrored = handlers.handle("POST", path, {header: "1", "x-request-id": "r-1"},
-                                      json.dumps(doc).encode())
+        _, mirrored = handlers.handle(
+            "POST", path, {header: "1", "x-request-id": "r-1"}, json.dumps(doc).encode()
+        )
     finally:
         handlers.capture = None
     assert plain.status == 200 and mirrored.status == 200

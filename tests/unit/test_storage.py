@@ -179,7 +179,10 @@ def test_fetch_mismatch_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_redact_hides_userinfo_and_query() -> None:
-    assert redact("https://u:p@h.example/d.csv?X-Amz-Signature=abc") == "https://<redacted>@h.example/d.csv?<redacted>"
+    assert (
+        redact("https://u:p@h.example/d.csv?X-Amz-Signature=abc")
+        == "https://<redacted>@h.example/d.csv?<redacted>"
+    )
     assert redact("s3://b/k.csv") == "s3://b/k.csv"
     assert redact("file:///a/b") == "file:///a/b"
 

@@ -27,18 +27,27 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -107,8 +116,9 @@ def test_https_read_and_https_redirect(servers: tuple[Server, Server, ssl.SSLCon
 
 
 @pytest.mark.parametrize("allow_http", [False, True])
-def test_a_redirect_from_https_to_http_is_refused(servers: tuple[Server, Server, ssl.SSLContext],
-                                                  allow_http: bool) -> None:
+def test_a_redirect_from_https_to_http_is_refused(
+    servers: tuple[Server, Server, ssl.SSLContext], allow_http: bool
+) -> None:
     secure, plain, ctx = servers
     url = f"{secure.url}/go?to={plain.url}/ok?X-Amz-Signature=hunter2"
     with pytest.raises(StorageError) as info:
@@ -119,17 +129,20 @@ def test_a_redirect_from_https_to_http_is_refused(servers: tuple[Server, Server,
     assert plain.hits == []
 
 
-@pytest.mark.parametrize(("old", "new", "allow_http", "ok"), [
-    ("https://a/x", "https://b/y", False, True),
-    ("https://a/x", "http://b/y", False, False),
-    ("https://a/x", "http://b/y", True, False),
-    ("https://a/x", "HTTPS://b/y", False, True),
-    ("https://a/x", "ftp://b/y", False, False),
-    ("https://a/x", "file:///etc/passwd", False, False),
-    ("http://a/x", "http://b/y", True, True),
-    ("http://a/x", "http://b/y", False, False),
-    ("http://a/x", "https://b/y", True, True),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "allow_http", "ok"),
+    [
+        ("https://a/x", "https://b/y", False, True),
+        ("https://a/x", "http://b/y", False, False),
+        ("https://a/x", "http://b/y", True, False),
+        ("https://a/x", "HTTPS://b/y", False, True),
+        ("https://a/x", "ftp://b/y", False, False),
+        ("https://a/x", "file:///etc/passwd", False, False),
+        ("http://a/x", "http://b/y", True, True),
+        ("http://a/x", "http://b/y", False, False),
+        ("http://a/x", "https://b/y", True, True),
+    ],
+)
 def test_redirect_allowed(old: str, new: str, allow_http: bool, ok: bool) -> None:
     assert redirect_allowed(old, new, allow_http) is ok
 

@@ -29,11 +29,26 @@ from onnxops.trainer.__main__ import write_termination
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 S = Settings()
-FAILED = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                     "lastTransitionTime": "2026-01-01T12:00:00Z"}], "failed": 1}}
-COMPLETE = {"status": {"conditions": [{"type": "Complete", "status": "True",
-                                       "lastTransitionTime": "2026-01-01T12:00:00Z"}],
-                       "succeeded": 1, "completionTime": "2026-01-01T12:00:00Z"}}
+FAILED = {
+    "status": {
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "lastTransitionTime": "2026-01-01T12:00:00Z",
+            }
+        ],
+        "failed": 1,
+    }
+}
+COMPLETE = {
+    "status": {
+        "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T12:00:00Z"}],
+        "succeeded": 1,
+        "completionTime": "2026-01-01T12:00:00Z",
+    }
+}
 
 
 def _condition(status: dict[str, Any], type_: str) -> Mapping[str, Any]:
@@ -48,8 +63,14 @@ def _pod(message: str, container: str) -> dict:
 
 
 def _train_status(message: str, job: dict) -> tjr.TrainingPlan:
-    return tjr.reconcile(tj(), {"metadata": {"name": "iris-train"}, **job}, [_pod(message, "trainer")],
-                         registered=None, settings=S, now=T0)
+    return tjr.reconcile(
+        tj(),
+        {"metadata": {"name": "iris-train"}, **job},
+        [_pod(message, "trainer")],
+        registered=None,
+        settings=S,
+        now=T0,
+    )
 
 
 def test_a_trainer_success_written_by_the_trainer_registers_what_it_says(tmp_path: Path) -> None:
@@ -57,9 +78,11 @@ def test_a_trainer_success_written_by_the_trainer_registers_what_it_says(tmp_pat
         artifact=ArtifactRef(uri="pvc://a/m/iris/r1/model.onnx", sha256=SHA_A, size_bytes=123),
         profile=FileRef(uri="pvc://a/m/iris/r1/profile.json", sha256=SHA_B),
         metrics={"accuracy": 0.75},
-        signature={"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
-                   "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
-                   "featureNames": [f"f{i}" for i in range(800)]},  # over 4 KiB: left out, said so
+        signature={
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+            "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
+            "featureNames": [f"f{i}" for i in range(800)],
+        },  # over 4 KiB: left out, said so
         dataset=DatasetRef(uri="sklearn://iris", sha256="c" * 64),
         code_version="9.9.9",
     )
@@ -70,14 +93,21 @@ def test_a_trainer_success_written_by_the_trainer_registers_what_it_says(tmp_pat
     plan = _train_status(text, COMPLETE)
     assert plan.status["phase"] == "Succeeded"
     assert plan.status["artifact"] == {
-        "uri": "pvc://a/m/iris/r1/model.onnx", "sha256": SHA_A, "sizeBytes": 123,
-        "profileUri": "pvc://a/m/iris/r1/profile.json", "profileSha256": SHA_B,
+        "uri": "pvc://a/m/iris/r1/model.onnx",
+        "sha256": SHA_A,
+        "sizeBytes": 123,
+        "profileUri": "pvc://a/m/iris/r1/profile.json",
+        "profileSha256": SHA_B,
     }
     assert plan.status["metrics"] == {"accuracy": 0.75}
     assert plan.register is not None
     spec = plan.register["spec"]
-    assert spec["artifact"] == {"uri": "pvc://a/m/iris/r1/model.onnx", "sha256": SHA_A, "format": "onnx",
-                                "sizeBytes": 123}
+    assert spec["artifact"] == {
+        "uri": "pvc://a/m/iris/r1/model.onnx",
+        "sha256": SHA_A,
+        "format": "onnx",
+        "sizeBytes": 123,
+    }
     assert spec["lineage"]["dataset"] == {"uri": "sklearn://iris", "sha256": "c" * 64}
     assert spec["lineage"]["codeVersion"] == "9.9.9"
     assert "featureNames" not in spec["signature"] and spec["signature"]["inputs"][0]["shape"] == [-1, 4]
@@ -98,8 +128,11 @@ def test_a_trainer_failure_written_by_the_trainer_is_the_reason_the_operator_rep
     [
         # ok, but the artifact has no digest: never registered, the field named
         ({"ok": True, "artifact": {"uri": "pvc://a/m.onnx"}}, COMPLETE, "artifact.sha256"),
-        ({"ok": True, "artifact": {"uri": "pvc://a/m.onnx", "sha256": SHA_A}, "metrics": {"acc": "high"}},
-         COMPLETE, "metrics.acc"),
+        (
+            {"ok": True, "artifact": {"uri": "pvc://a/m.onnx", "sha256": SHA_A}, "metrics": {"acc": "high"}},
+            COMPLETE,
+            "metrics.acc",
+        ),
         ({"ok": False, "message": "no reason given"}, FAILED, "reason"),
     ],
 )
@@ -122,8 +155,9 @@ def test_unknown_fields_of_a_newer_trainer_are_ignored() -> None:
 
 
 def _verify_status(message: str) -> mvr.VersionPlan:
-    return mvr.reconcile(mv(2, phase=None), FAILED, [_pod(message, "verify")], served_by=[], settings=S,
-                         now=T0)
+    return mvr.reconcile(
+        mv(2, phase=None), FAILED, [_pod(message, "verify")], served_by=[], settings=S, now=T0
+    )
 
 
 def test_a_verifier_failure_written_by_the_verifier_is_the_reason_the_operator_reports(
@@ -138,13 +172,15 @@ def test_a_verifier_failure_written_by_the_verifier_is_the_reason_the_operator_r
     assert verify.verify(None) == 1  # type: ignore[arg-type]  # the config only reaches run_verification
     st = _verify_status(path.read_text()).status
     assert st["phase"] == "Failed"
-    assert st["message"] == ("verification failed: SignatureMismatch: input 'input' has shape [-1, 5], "
-                             "expected [-1, 4]")
+    assert st["message"] == (
+        "verification failed: SignatureMismatch: input 'input' has shape [-1, 5], expected [-1, 4]"
+    )
     assert _condition(st, cond.VERIFIED)["status"] == "False"
 
 
 def test_a_malformed_verifier_result_is_reported_naming_the_field() -> None:
     st = _verify_status(json.dumps({"ok": False, "message": "x"})).status
     assert st["phase"] == "Failed"
-    assert st["message"].startswith("verification failed: the verifier's termination message is malformed: "
-                                    "reason: ")
+    assert st["message"].startswith(
+        "verification failed: the verifier's termination message is malformed: reason: "
+    )

@@ -24,12 +24,25 @@ from onnxops.api.v1alpha1.trainingjob import CLASSIFIERS
 from onnxops.trainer.__main__ import main
 
 
-def run_trainer(tmp_path: Path, spec: dict[str, Any], run_id: str = "run-1", model: str | None = None,
-                output: str | None = None) -> tuple[int, dict[str, Any], Path]:
+def run_trainer(
+    tmp_path: Path,
+    spec: dict[str, Any],
+    run_id: str = "run-1",
+    model: str | None = None,
+    output: str | None = None,
+) -> tuple[int, dict[str, Any], Path]:
     term = tmp_path / f"termination-{run_id}.json"
     out = output or f"file://{tmp_path}/store"
-    argv = ["--spec-json", json.dumps(spec), "--run-id", run_id, "--output-uri", out,
-            "--termination-log", str(term)]
+    argv = [
+        "--spec-json",
+        json.dumps(spec),
+        "--run-id",
+        run_id,
+        "--output-uri",
+        out,
+        "--termination-log",
+        str(term),
+    ]
     if model:
         argv += ["--model", model]
     rc = main(argv)
@@ -103,13 +116,18 @@ def _right_closed_counts(edges: list[float], x: np.ndarray) -> list[int]:
     return [int(np.sum((x > lo) & (x <= hi))) for lo, hi in itertools.pairwise(bounds)]
 
 
-@pytest.mark.parametrize(("dataset", "class_name", "params", "scaling"), CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_trains_exports_and_profiles(tmp_path: Path, dataset: str, class_name: str, params: dict[str, Any],
-                                     scaling: str) -> None:
-    spec = {"model": "m", "dataset": {"uri": f"sklearn://{dataset}"},
-            "estimator": {"className": class_name, "params": params, "scaling": scaling},
-            "evaluation": {"seed": SEED, "testFraction": 0.2}}
+@pytest.mark.parametrize(
+    ("dataset", "class_name", "params", "scaling"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES]
+)
+def test_trains_exports_and_profiles(
+    tmp_path: Path, dataset: str, class_name: str, params: dict[str, Any], scaling: str
+) -> None:
+    spec = {
+        "model": "m",
+        "dataset": {"uri": f"sklearn://{dataset}"},
+        "estimator": {"className": class_name, "params": params, "scaling": scaling},
+        "evaluation": {"seed": SEED, "testFraction": 0.2},
+    }
     rc, term, bundle = run_trainer(tmp_path, spec)
     assert rc == 0, term
     assert term["ok"] is True
@@ -119,14 +137,19 @@ def test_trains_exports_and_profiles(tmp_path: Path, dataset: str, class_name: s
 
     # bundle: files, digests, signature
     model_bytes = (bundle / "model.onnx").read_bytes()
-    assert term["artifact"] == {"uri": f"file://{bundle}/model.onnx", "sizeBytes": len(model_bytes),
-                                "sha256": hashlib.sha256(model_bytes).hexdigest()}
+    assert term["artifact"] == {
+        "uri": f"file://{bundle}/model.onnx",
+        "sizeBytes": len(model_bytes),
+        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+    }
     meta = json.loads((bundle / "metadata.json").read_text())
     for name in ("model.onnx", "profile.json"):
         assert meta["files"][name]["sha256"] == hashlib.sha256((bundle / name).read_bytes()).hexdigest()
     assert term["metadata"]["sha256"] == hashlib.sha256((bundle / "metadata.json").read_bytes()).hexdigest()
-    assert term["dataset"]["sha256"] == hashlib.sha256(
-        frame.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+    assert (
+        term["dataset"]["sha256"]
+        == hashlib.sha256(frame.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+    )
     sig = Signature.model_validate(term["signature"])
     assert sig.feature_names == names
     assert [(t.name, t.datatype, t.shape) for t in sig.inputs] == [("input", "FP32", [-1, len(names)])]
@@ -141,17 +164,22 @@ def test_trains_exports_and_profiles(tmp_path: Path, dataset: str, class_name: s
         if hasattr(pipe, "predict_proba"):
             np.testing.assert_allclose(out["probabilities"], pipe.predict_proba(X64[te]), rtol=0, atol=1e-4)
             proba = pipe.predict_proba(X64[te])
-            auc = (metrics.roc_auc_score(y[te], proba[:, 1]) if proba.shape[1] == 2
-                   else metrics.roc_auc_score(y[te], proba, multi_class="ovr"))
+            auc = (
+                metrics.roc_auc_score(y[te], proba[:, 1])
+                if proba.shape[1] == 2
+                else metrics.roc_auc_score(y[te], proba, multi_class="ovr")
+            )
             assert term["metrics"]["roc_auc"] == pytest.approx(auc, rel=1e-7)
             assert term["metrics"]["log_loss"] == pytest.approx(
-                metrics.log_loss(y[te], pipe.predict_proba(X64[te]), labels=pipe.classes_), rel=1e-7)
+                metrics.log_loss(y[te], pipe.predict_proba(X64[te]), labels=pipe.classes_), rel=1e-7
+            )
         else:
             assert set(term["metrics"]) == {"accuracy", "f1_macro"}
         labels_ref = pipe.predict(X64[te])
         assert term["metrics"]["accuracy"] == pytest.approx(metrics.accuracy_score(y[te], labels_ref))
         assert term["metrics"]["f1_macro"] == pytest.approx(
-            metrics.f1_score(y[te], pipe.predict(X64[te]), average="macro"))
+            metrics.f1_score(y[te], pipe.predict(X64[te]), average="macro")
+        )
     else:
         assert [(o.name, o.shape) for o in sig.outputs] == [("variable", [-1, 1])]
         ref = pipe.predict(X64[te])

@@ -26,14 +26,28 @@ def spec(
     ev: dict[str, Any] = {"metrics": ["accuracy"]}
     if gates:
         ev.update(champion={"alias": "production"}, championGates=gates)
-    return {"model": "iris", "dataset": {"uri": "sklearn://iris"},
-            "estimator": {"className": class_name, "params": params}, "evaluation": ev}
+    return {
+        "model": "iris",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": class_name, "params": params},
+        "evaluation": ev,
+    }
 
 
 def run(tmp_path: Path, s: dict[str, Any], run_id: str) -> tuple[int, dict[str, Any]]:
     term = tmp_path / f"term-{run_id}.json"
-    rc = main(["--spec-json", json.dumps(s), "--run-id", run_id, "--output-uri", f"file://{tmp_path}/store",
-               "--termination-log", str(term)])
+    rc = main(
+        [
+            "--spec-json",
+            json.dumps(s),
+            "--run-id",
+            run_id,
+            "--output-uri",
+            f"file://{tmp_path}/store",
+            "--termination-log",
+            str(term),
+        ]
+    )
     return rc, json.loads(term.read_text())
 
 
@@ -53,8 +67,12 @@ def weak(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("champion")
     rc, out = run(tmp, spec("DecisionTreeClassifier", {"max_depth": 1}), "weak")
     assert rc == 0, out
-    return {"source": "alias production", "version": 1, **out["artifact"],
-            "path": tmp / "store" / "iris" / "weak" / "model.onnx"}
+    return {
+        "source": "alias production",
+        "version": 1,
+        **out["artifact"],
+        "path": tmp / "store" / "iris" / "weak" / "model.onnx",
+    }
 
 
 def env_for(monkeypatch: pytest.MonkeyPatch, ref: dict[str, Any]) -> None:
@@ -65,8 +83,11 @@ def test_challenger_beats_champion_and_both_scores_are_reported(
     tmp_path: Path, weak: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env_for(monkeypatch, weak)
-    rc, out = run(tmp_path, spec("LogisticRegression", {"max_iter": 500},
-                                 [{"metric": "accuracy", "maxRegression": 0.0}]), "strong")
+    rc, out = run(
+        tmp_path,
+        spec("LogisticRegression", {"max_iter": 500}, [{"metric": "accuracy", "maxRegression": 0.0}]),
+        "strong",
+    )
     assert rc == 0, out
     c = out["champion"]
     want = reference_accuracy(weak["path"])
@@ -85,8 +106,11 @@ def test_challenger_worse_than_champion_fails_with_both_scores(
     assert rc == 0
     ref = {"source": "inferenceService iris", "version": 2, **strong["artifact"]}
     env_for(monkeypatch, ref)
-    rc, out = run(tmp_path, spec("DecisionTreeClassifier", {"max_depth": 1},
-                                 [{"metric": "accuracy", "maxRegression": 0.01}]), "challenger")
+    rc, out = run(
+        tmp_path,
+        spec("DecisionTreeClassifier", {"max_depth": 1}, [{"metric": "accuracy", "maxRegression": 0.01}]),
+        "challenger",
+    )
     assert rc == 3 and out["reason"] == "GateNotMet", out
     [g] = out["champion"]["gates"]
     assert not g["passed"]
@@ -96,10 +120,15 @@ def test_challenger_worse_than_champion_fails_with_both_scores(
 
 
 def test_no_champion_yet_passes_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(champion.ENV, json.dumps({"source": "alias production",
-                                                 "missing": "alias production is not set on Model iris"}))
-    rc, out = run(tmp_path, spec("DecisionTreeClassifier", {"max_depth": 1},
-                                 [{"metric": "accuracy", "maxRegression": 0.0}]), "first")
+    monkeypatch.setenv(
+        champion.ENV,
+        json.dumps({"source": "alias production", "missing": "alias production is not set on Model iris"}),
+    )
+    rc, out = run(
+        tmp_path,
+        spec("DecisionTreeClassifier", {"max_depth": 1}, [{"metric": "accuracy", "maxRegression": 0.0}]),
+        "first",
+    )
     assert rc == 0, out
     assert out["champion"]["message"].startswith("no champion yet (alias production is not set")
     assert out["champion"]["gates"][0]["passed"] is True
@@ -109,16 +138,25 @@ def test_tampered_champion_artifact_is_refused(
     tmp_path: Path, weak: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env_for(monkeypatch, {**weak, "sha256": hashlib.sha256(b"something else").hexdigest()})
-    rc, out = run(tmp_path, spec("LogisticRegression", {"max_iter": 500},
-                                 [{"metric": "accuracy", "maxRegression": 0.0}]), "t")
+    rc, out = run(
+        tmp_path,
+        spec("LogisticRegression", {"max_iter": 500}, [{"metric": "accuracy", "maxRegression": 0.0}]),
+        "t",
+    )
     assert rc == 6 and out["reason"] == "DataError" and "sha256 mismatch" in out["message"], out
     assert "champion artifact" in out["message"]
 
 
-@pytest.mark.parametrize(("metric", "new", "old", "tol", "ok"), [
-    ("accuracy", 0.90, 0.91, 0.01, True), ("accuracy", 0.89, 0.91, 0.01, False),
-    ("accuracy", 0.92, 0.91, -0.02, False), ("rmse", 10.5, 10.0, 0.5, True), ("rmse", 10.6, 10.0, 0.5, False),
-    ("log_loss", 0.2, 0.3, 0.0, True),
-])
+@pytest.mark.parametrize(
+    ("metric", "new", "old", "tol", "ok"),
+    [
+        ("accuracy", 0.90, 0.91, 0.01, True),
+        ("accuracy", 0.89, 0.91, 0.01, False),
+        ("accuracy", 0.92, 0.91, -0.02, False),
+        ("rmse", 10.5, 10.0, 0.5, True),
+        ("rmse", 10.6, 10.0, 0.5, False),
+        ("log_loss", 0.2, 0.3, 0.0, True),
+    ],
+)
 def test_gate_direction(metric: str, new: float, old: float, tol: float, ok: bool) -> None:
     assert champion.ChampionGate(metric, tol).holds(new, old) is ok

@@ -19,8 +19,13 @@ from onnxops.trainer.__main__ import compact, main
 from onnxops.trainer.evaluate import failed_gates, parse_gate
 
 
-def run(tmp_path: Path, spec: dict[str, Any], output: str | None = None, run_id: str = "r1",
-        extra: list[str] | None = None) -> tuple[int, dict[str, Any]]:
+def run(
+    tmp_path: Path,
+    spec: dict[str, Any],
+    output: str | None = None,
+    run_id: str = "r1",
+    extra: list[str] | None = None,
+) -> tuple[int, dict[str, Any]]:
     term = tmp_path / "term.json"
     argv = ["--spec-json", json.dumps(spec), "--run-id", run_id, "--termination-log", str(term)]
     argv += ["--output-uri", output or f"file://{tmp_path}/store"] + (extra or [])
@@ -32,25 +37,39 @@ def run(tmp_path: Path, spec: dict[str, Any], output: str | None = None, run_id:
 
 def frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"x1": rng.normal(size=n), "shop": rng.integers(0, 5, n), "x2": rng.normal(size=n),
-                       "tier": rng.choice([10, 20, 30], n)})
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "shop": rng.integers(0, 5, n),
+            "x2": rng.normal(size=n),
+            "tier": rng.choice([10, 20, 30], n),
+        }
+    )
     logit = df.x1 + (df.shop == 2) * 2.0 - (df.tier == 30) * 1.5
     df["label"] = np.where(logit > 0, "yes", "no")
     return df
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_categorical_codes_are_one_hot_encoded_in_the_graph(tmp_path: Path, fmt: str,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_categorical_codes_are_one_hot_encoded_in_the_graph(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ONNXOPS_PVC_ROOT", str(tmp_path / "pvc"))
     (tmp_path / "pvc" / "data").mkdir(parents=True)
     df = frame()
     path = tmp_path / "pvc" / "data" / f"shop.{fmt}"
     df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path, index=False)
-    spec = {"model": "shop", "dataset": {"uri": f"pvc://data/shop.{fmt}", "format": fmt, "target": "label",
-                                         "categoricalFeatures": ["shop", "tier"]},
-            "estimator": {"className": "LogisticRegression", "scaling": "standard"},
-            "evaluation": {"seed": 3}}
+    spec = {
+        "model": "shop",
+        "dataset": {
+            "uri": f"pvc://data/shop.{fmt}",
+            "format": fmt,
+            "target": "label",
+            "categoricalFeatures": ["shop", "tier"],
+        },
+        "estimator": {"className": "LogisticRegression", "scaling": "standard"},
+        "evaluation": {"seed": 3},
+    }
     rc, term = run(tmp_path, spec, output="pvc://artifacts/models")
     assert rc == 0, term
     bundle = tmp_path / "pvc" / "artifacts" / "models" / "shop" / "r1"
@@ -88,8 +107,11 @@ def test_categorical_with_fractions_is_refused(tmp_path: Path) -> None:
     df["x2"] = df["x2"].round(1)
     p = tmp_path / "d.csv"
     df.to_csv(p, index=False)
-    spec = {"model": "m", "dataset": {"uri": f"file://{p}", "target": "label", "categoricalFeatures": ["x2"]},
-            "estimator": {"className": "GaussianNB"}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": f"file://{p}", "target": "label", "categoricalFeatures": ["x2"]},
+        "estimator": {"className": "GaussianNB"},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "InvalidData")
     assert "categorical feature 'x2' must hold integer codes" in term["message"]
@@ -100,8 +122,11 @@ def test_missing_values_with_histogram_boosting(tmp_path: Path) -> None:
     df.loc[::10, "x2"] = np.nan
     p = tmp_path / "d.csv"
     df.to_csv(p, index=False)
-    spec = {"model": "m", "dataset": {"uri": f"file://{p}", "target": "label"},
-            "estimator": {"className": "HistGradientBoostingClassifier", "params": {"max_iter": 15}}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": f"file://{p}", "target": "label"},
+        "estimator": {"className": "HistGradientBoostingClassifier", "params": {"max_iter": 15}},
+    }
     rc, term = run(tmp_path, spec)
     assert rc == 0, term
     prof = json.loads((tmp_path / "store" / "m" / "r1" / "profile.json").read_text())
@@ -117,8 +142,11 @@ def test_missing_values_without_support_fail_clearly(tmp_path: Path) -> None:
     df.loc[::10, "x2"] = np.nan
     p = tmp_path / "d.csv"
     df.to_csv(p, index=False)
-    spec = {"model": "m", "dataset": {"uri": f"file://{p}", "target": "label"},
-            "estimator": {"className": "LogisticRegression"}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": f"file://{p}", "target": "label"},
+        "estimator": {"className": "LogisticRegression"},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "TrainingFailed") and "NaN" in term["message"]
 
@@ -130,8 +158,11 @@ def test_many_long_feature_names_keep_the_message_small(tmp_path: Path) -> None:
     df["y"] = (df.iloc[:, 0] > 0).astype(int)
     p = tmp_path / "wide.csv"
     df.to_csv(p, index=False)
-    spec = {"model": "wide", "dataset": {"uri": f"file://{p}", "target": "y"},
-            "estimator": {"className": "GaussianNB"}}
+    spec = {
+        "model": "wide",
+        "dataset": {"uri": f"file://{p}", "target": "y"},
+        "estimator": {"className": "GaussianNB"},
+    }
     rc, term = run(tmp_path, spec)
     assert rc == 0, term
     assert term["truncated"] == ["signature.featureNames"]
@@ -148,10 +179,17 @@ def test_compact_shortens_long_failure_messages() -> None:
 
 
 def test_spec_file_with_a_whole_trainingjob_and_spec_output(tmp_path: Path) -> None:
-    tj = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "iris"},
-          "spec": {"model": "iris", "dataset": {"uri": "sklearn://iris"},
-                   "estimator": {"className": "DecisionTreeClassifier"},
-                   "output": {"uri": f"file://{tmp_path}/out"}}}
+    tj = {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "model": "iris",
+            "dataset": {"uri": "sklearn://iris"},
+            "estimator": {"className": "DecisionTreeClassifier"},
+            "output": {"uri": f"file://{tmp_path}/out"},
+        },
+    }
     f = tmp_path / "tj.yaml"
     f.write_text(yaml.safe_dump(tj))
     term = tmp_path / "t.json"
@@ -165,17 +203,28 @@ def test_spec_file_with_a_whole_trainingjob_and_spec_output(tmp_path: Path) -> N
 def test_termination_log_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     term = tmp_path / "env-term"
     monkeypatch.setenv("ONNXOPS_TERMINATION_LOG", str(term))
-    rc = main(["--spec-json", '{"model": "m", "dataset": {"uri": "sklearn://iris"}, '
-               '"estimator": {"className": "GaussianNB"}}'])
+    rc = main(
+        [
+            "--spec-json",
+            '{"model": "m", "dataset": {"uri": "sklearn://iris"}, "estimator": {"className": "GaussianNB"}}',
+        ]
+    )
     assert rc == 2
     message = json.loads(term.read_text())["message"]
     assert message == "no output URI: pass --output-uri or set spec.output.uri"
 
 
-@pytest.mark.parametrize(("gate", "value", "ok"), [
-    ("accuracy >= 0.9", 0.9, True), ("accuracy > 0.9", 0.9, False), ("rmse <= 3", 3.0, True),
-    ("rmse < 3", 3.0, False), ("r2>=-0.5", -0.5, True), ("log_loss<0.2", 0.25, False),
-])
+@pytest.mark.parametrize(
+    ("gate", "value", "ok"),
+    [
+        ("accuracy >= 0.9", 0.9, True),
+        ("accuracy > 0.9", 0.9, False),
+        ("rmse <= 3", 3.0, True),
+        ("rmse < 3", 3.0, False),
+        ("r2>=-0.5", -0.5, True),
+        ("log_loss<0.2", 0.25, False),
+    ],
+)
 def test_gates(gate: str, value: float, ok: bool) -> None:
     g = parse_gate(gate)
     failures = failed_gates([g], {g.metric: value})
@@ -190,22 +239,64 @@ def test_module_entrypoint_as_a_process(tmp_path: Path) -> None:
     import sys
 
     term = tmp_path / "termination-log"
-    spec = {"model": "iris", "dataset": {"uri": "sklearn://iris"}, "estimator": {"className": "GaussianNB"},
-            "evaluation": {"gates": ["accuracy >= 0.5"]}}
+    spec = {
+        "model": "iris",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "GaussianNB"},
+        "evaluation": {"gates": ["accuracy >= 0.5"]},
+    }
     env = {"ONNXOPS_TERMINATION_LOG": str(term), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "onnxops.trainer", "--spec-json", json.dumps(spec),
-                           "--model", "iris", "--run-id", "abc", "--output-uri", f"file://{tmp_path}/o"],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnxops.trainer",
+            "--spec-json",
+            json.dumps(spec),
+            "--model",
+            "iris",
+            "--run-id",
+            "abc",
+            "--output-uri",
+            f"file://{tmp_path}/o",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
-    for line in ("loaded sklearn://iris: 150 rows x 5 columns", "split 120 train / 30 test rows",
-                 "held-out metrics: accuracy=", "gates met: accuracy >= 0.5", "parity ok on 30 held-out rows",
-                 "profiled 120 training rows", f"stored bundle file://{tmp_path}/o/iris/abc"):
+    for line in (
+        "loaded sklearn://iris: 150 rows x 5 columns",
+        "split 120 train / 30 test rows",
+        "held-out metrics: accuracy=",
+        "gates met: accuracy >= 0.5",
+        "parity ok on 30 held-out rows",
+        "profiled 120 training rows",
+        f"stored bundle file://{tmp_path}/o/iris/abc",
+    ):
         assert line in proc.stderr
     assert json.loads(term.read_text())["ok"] is True
     spec["evaluation"] = {"gates": ["log_loss < 0.000001"]}
-    proc = subprocess.run([sys.executable, "-m", "onnxops.trainer", "--spec-json", json.dumps(spec),
-                           "--run-id", "def", "--output-uri", f"file://{tmp_path}/o"],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnxops.trainer",
+            "--spec-json",
+            json.dumps(spec),
+            "--run-id",
+            "def",
+            "--output-uri",
+            f"file://{tmp_path}/o",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 3
     res = json.loads(term.read_text())
     assert res["reason"] == "GateNotMet" and res["message"].startswith("gate 'log_loss < 0.000001' not met")
@@ -216,8 +307,12 @@ def test_chunked_csv_reader_matches_pandas(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 7)
     p = tmp_path / "mixed.csv"
-    p.write_text("a,b,c,d\n" + "".join(
-        f"{i},{'' if i == 15 else i * 0.5},{'x' if i > 10 else i},{i % 2 == 0}\n" for i in range(23)))
+    p.write_text(
+        "a,b,c,d\n"
+        + "".join(
+            f"{i},{'' if i == 15 else i * 0.5},{'x' if i > 10 else i},{i % 2 == 0}\n" for i in range(23)
+        )
+    )
     got = data._read_csv(str(p))
     ref = pd.read_csv(p)
     pd.testing.assert_frame_equal(got[["a", "b", "d"]], ref[["a", "b", "d"]])

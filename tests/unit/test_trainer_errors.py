@@ -22,24 +22,43 @@ from onnxops.trainer.__main__ import main
 def run(tmp_path: Path, spec: dict[str, Any] | str, run_id: str = "run-1") -> tuple[int, dict[str, Any]]:
     term = tmp_path / f"term-{run_id}.txt"
     raw = spec if isinstance(spec, str) else json.dumps(spec)
-    rc = main(["--spec-json", raw, "--run-id", run_id, "--output-uri", f"file://{tmp_path}/store",
-               "--termination-log", str(term)])
+    rc = main(
+        [
+            "--spec-json",
+            raw,
+            "--run-id",
+            run_id,
+            "--output-uri",
+            f"file://{tmp_path}/store",
+            "--termination-log",
+            str(term),
+        ]
+    )
     text = term.read_text()
     assert len(text.encode()) < 4096
     return rc, json.loads(text)
 
 
 def csv_spec(path: Path, **dataset: Any) -> dict[str, Any]:
-    return {"model": "m", "dataset": {"uri": f"file://{path}", **dataset},
-            "estimator": {"className": "LogisticRegression"}}
+    return {
+        "model": "m",
+        "dataset": {"uri": f"file://{path}", **dataset},
+        "estimator": {"className": "LogisticRegression"},
+    }
 
 
 @pytest.fixture
 def table(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     n = 60
-    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
-                       "colour": rng.choice(["red", "blue"], n), "y": rng.integers(0, 2, n)})
+    df = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "colour": rng.choice(["red", "blue"], n),
+            "y": rng.integers(0, 2, n),
+        }
+    )
     p = tmp_path / "data.csv"
     df.to_csv(p, index=False)
     return p
@@ -73,56 +92,85 @@ def test_unknown_estimator_is_an_invalid_spec(tmp_path: Path) -> None:
     assert "spec.estimator.className" in term["message"] and "LogisticRegression" in term["message"]
 
 
-@pytest.mark.parametrize(("params", "fragment"), [
-    ({"max_iterations": 10}, "estimator.params.max_iterations: unknown parameter for LogisticRegression"),
-    ({"max_iter": "many"}, "estimator.params.max_iter: The 'max_iter' parameter of LogisticRegression"),
-    ({"C": -1.0}, "estimator.params.C:"),
-])
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"max_iterations": 10}, "estimator.params.max_iterations: unknown parameter for LogisticRegression"),
+        ({"max_iter": "many"}, "estimator.params.max_iter: The 'max_iter' parameter of LogisticRegression"),
+        ({"C": -1.0}, "estimator.params.C:"),
+    ],
+)
 def test_bad_estimator_params_name_the_param(tmp_path: Path, params: dict[str, Any], fragment: str) -> None:
-    spec = {"model": "m", "dataset": {"uri": "sklearn://iris"},
-            "estimator": {"className": "LogisticRegression", "params": params}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "LogisticRegression", "params": params},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "InvalidSpec")
     assert fragment in term["message"]
 
 
 def test_scaling_before_trees_is_refused(tmp_path: Path) -> None:
-    spec = {"model": "m", "dataset": {"uri": "sklearn://iris"},
-            "estimator": {"className": "RandomForestClassifier", "scaling": "standard"}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "RandomForestClassifier", "scaling": "standard"},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "InvalidSpec")
     assert "estimator.scaling" in term["message"]
 
 
 def test_gate_not_met_reports_metric_and_gate(tmp_path: Path) -> None:
-    spec = {"model": "m", "dataset": {"uri": "sklearn://iris"},
-            "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}},
-            "evaluation": {"seed": 42, "gates": ["accuracy >= 0.9999", "f1_macro>0.1"]}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "LogisticRegression", "params": {"max_iter": 300}},
+        "evaluation": {"seed": 42, "gates": ["accuracy >= 0.9999", "f1_macro>0.1"]},
+    }
     rc, term = run(tmp_path, spec)
     # independent reference: the same seeded, stratified split and fit with scikit-learn
     X, y = load_iris(return_X_y=True)
     X = X.astype(np.float32)
     tr, te = train_test_split(np.arange(len(y)), test_size=0.2, random_state=42, stratify=y)
     tr, te = np.sort(tr), np.sort(te)
-    acc = float(np.mean(LogisticRegression(max_iter=300, random_state=42).fit(X[tr], y[tr]).predict(
-        X[te].astype(np.float64)) == y[te]))
+    acc = float(
+        np.mean(
+            LogisticRegression(max_iter=300, random_state=42)
+            .fit(X[tr], y[tr])
+            .predict(X[te].astype(np.float64))
+            == y[te]
+        )
+    )
     assert acc < 0.9999
     assert rc == 3
-    assert term == {"ok": False, "reason": "GateNotMet",
-                    "message": f"gate 'accuracy >= 0.9999' not met: accuracy={acc:.4f}",
-                    "metrics": term["metrics"]}
+    assert term == {
+        "ok": False,
+        "reason": "GateNotMet",
+        "message": f"gate 'accuracy >= 0.9999' not met: accuracy={acc:.4f}",
+        "metrics": term["metrics"],
+    }
     assert term["metrics"]["accuracy"] == pytest.approx(acc)
     assert not (tmp_path / "store").exists()  # a failed training stores nothing
 
 
 def test_gate_on_a_metric_the_model_cannot_compute(tmp_path: Path) -> None:
-    spec = {"model": "m", "dataset": {"uri": "sklearn://diabetes"}, "estimator": {"className": "Ridge"},
-            "evaluation": {"gates": ["accuracy >= 0.5"]}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://diabetes"},
+        "estimator": {"className": "Ridge"},
+        "evaluation": {"gates": ["accuracy >= 0.5"]},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "InvalidSpec")
     assert "accuracy, which is not a regression metric" in term["message"]
-    spec = {"model": "m", "dataset": {"uri": "sklearn://iris"}, "estimator": {"className": "LinearSVC"},
-            "evaluation": {"gates": ["roc_auc >= 0.5"]}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "LinearSVC"},
+        "evaluation": {"gates": ["roc_auc >= 0.5"]},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "InvalidSpec")
     assert "needs predict_proba" in term["message"]
@@ -138,8 +186,11 @@ def test_connection_refused_is_a_transient_data_error(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    spec = {"model": "m", "dataset": {"uri": f"https://127.0.0.1:{port}/d.csv", "target": "y"},
-            "estimator": {"className": "LogisticRegression"}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": f"https://127.0.0.1:{port}/d.csv", "target": "y"},
+        "estimator": {"className": "LogisticRegression"},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (5, "DataError")
     assert f"https://127.0.0.1:{port}/d.csv: cannot connect" in term["message"]
@@ -157,8 +208,11 @@ def test_sha256_mismatch(tmp_path: Path, table: Path) -> None:
 def test_sklearn_sha256_pin_is_the_canonical_csv(tmp_path: Path) -> None:
     frame = load_iris(as_frame=True).frame
     pin = hashlib.sha256(frame.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
-    spec = {"model": "m", "dataset": {"uri": "sklearn://iris", "sha256": pin},
-            "estimator": {"className": "GaussianNB"}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://iris", "sha256": pin},
+        "estimator": {"className": "GaussianNB"},
+    }
     assert run(tmp_path, spec)[0] == 0
     spec["dataset"]["sha256"] = "1" * 64  # type: ignore[index]
     rc, term = run(tmp_path, spec, run_id="r2")
@@ -180,8 +234,11 @@ def test_existing_bundle_is_never_overwritten(tmp_path: Path) -> None:
 def test_parity_failure_fails_the_training(tmp_path: Path) -> None:
     """KNN on iris: duplicate rows make equidistant neighbours, and ONNX Runtime breaks the ties
     differently from scikit-learn, so the probabilities differ; the trainer must refuse the model."""
-    spec = {"model": "m", "dataset": {"uri": "sklearn://iris"},
-            "estimator": {"className": "KNeighborsClassifier"}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://iris"},
+        "estimator": {"className": "KNeighborsClassifier"},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (4, "ParityFailed")
     assert "ONNX parity failed on the held-out set" in term["message"]
@@ -207,26 +264,39 @@ def test_parity_failure_on_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_invalid_json_and_schema_errors(tmp_path: Path) -> None:
     rc, term = run(tmp_path, "{not json")
     assert (rc, term["reason"]) == (2, "InvalidSpec") and "cannot read the spec" in term["message"]
-    rc, term = run(tmp_path, {"model": "m", "dataset": {"uri": "ftp://x/y"},
-                              "estimator": {"className": "GaussianNB"}})
+    rc, term = run(
+        tmp_path, {"model": "m", "dataset": {"uri": "ftp://x/y"}, "estimator": {"className": "GaussianNB"}}
+    )
     assert (rc, term["reason"]) == (2, "InvalidSpec") and "spec.dataset.uri" in term["message"]
-    rc, term = run(tmp_path, {"model": "m", "dataset": {"uri": "sklearn://iris"},
-                              "estimator": {"className": "GaussianNB"}, "evaluation": {"gates": ["acc > 1"]}})
+    rc, term = run(
+        tmp_path,
+        {
+            "model": "m",
+            "dataset": {"uri": "sklearn://iris"},
+            "estimator": {"className": "GaussianNB"},
+            "evaluation": {"gates": ["acc > 1"]},
+        },
+    )
     assert (rc, term["reason"]) == (2, "InvalidSpec") and "spec.evaluation.gates.0" in term["message"]
 
 
 def test_regressor_needs_numeric_target(tmp_path: Path) -> None:
     p = tmp_path / "d.csv"
     pd.DataFrame({"a": range(20), "y": ["x", "y"] * 10}).to_csv(p, index=False)
-    rc, term = run(tmp_path, {"model": "m", "dataset": {"uri": f"file://{p}", "target": "y"},
-                              "estimator": {"className": "Ridge"}})
+    rc, term = run(
+        tmp_path,
+        {"model": "m", "dataset": {"uri": f"file://{p}", "target": "y"}, "estimator": {"className": "Ridge"}},
+    )
     assert (rc, term["reason"]) == (2, "InvalidData")
     assert "target column 'y' is not numeric" in term["message"]
 
 
 def test_fit_failure_is_reported(tmp_path: Path) -> None:
-    spec = {"model": "m", "dataset": {"uri": "sklearn://breast_cancer"},
-            "estimator": {"className": "MultinomialNB", "scaling": "standard"}}
+    spec = {
+        "model": "m",
+        "dataset": {"uri": "sklearn://breast_cancer"},
+        "estimator": {"className": "MultinomialNB", "scaling": "standard"},
+    }
     rc, term = run(tmp_path, spec)
     assert (rc, term["reason"]) == (2, "TrainingFailed")
     assert term["message"].startswith("MultinomialNB fit failed: ValueError: Negative values")

@@ -32,27 +32,45 @@ Y = IRIS.target.to_numpy()
 
 
 def served_model(version: str) -> LoadedModel:
-    prof = Profile(task="classification", rows=150,
-                   features=[numeric_feature(n, j, X[:, j].astype(float)) for j, n in enumerate(NAMES)])
-    return LoadedModel("iris", version, None,  # type: ignore[arg-type]
-                       [TensorInfo("X", "FP32", (-1, 4), np.float32)],
-                       [TensorInfo("label", "INT64", (-1,), np.int64),
-                        TensorInfo("probabilities", "FP32", (-1, 3), np.float32)], prof, "0" * 64)
+    prof = Profile(
+        task="classification",
+        rows=150,
+        features=[numeric_feature(n, j, X[:, j].astype(float)) for j, n in enumerate(NAMES)],
+    )
+    return LoadedModel(
+        "iris",
+        version,
+        None,  # type: ignore[arg-type]
+        [TensorInfo("X", "FP32", (-1, 4), np.float32)],
+        [
+            TensorInfo("label", "INT64", (-1,), np.int64),
+            TensorInfo("probabilities", "FP32", (-1, 3), np.float32),
+        ],
+        prof,
+        "0" * 64,
+    )
 
 
 def capture(sink: Path, traffic: list[tuple[datetime, str, int, str]]) -> None:
     """Write (time, request id, iris row, version) requests through the server's capture code."""
+
     async def go() -> None:
         for version in sorted({t[3] for t in traffic}):
             mine = [t for t in traffic if t[3] == version]
             times = iter([t[0].timestamp() for t in mine])
-            c = Capture(CaptureConfig(sink_uri=sink.as_uri(), pod="p"), "iris", version,
-                        LocalSink(sink.as_uri()), clock=times.__next__)
+            c = Capture(
+                CaptureConfig(sink_uri=sink.as_uri(), pod="p"),
+                "iris",
+                version,
+                LocalSink(sink.as_uri()),
+                clock=times.__next__,
+            )
             m = served_model(version)
             for _, rid, i, _ in mine:
                 x = X[i : i + 1]
                 c.record(m, rid, {"X": x}, [np.array([0]), np.full((1, 3), 1 / 3, np.float32)], 1)
             assert await c.flush()
+
     asyncio.run(go())
 
 
@@ -63,22 +81,35 @@ def labels_csv(path: Path, rows: dict[str, int], **extra: Any) -> Path:
 
 
 def dataset(sink: Path, labels: Path, **fs: Any) -> Dataset:
-    return Dataset.model_validate({"target": "species", "fromServing": {
-        "service": "iris", "window": "2h", "labels": {"uri": labels.as_uri()}, "sinkUri": sink.as_uri(),
-        "minRows": 3, **fs}})
+    return Dataset.model_validate(
+        {
+            "target": "species",
+            "fromServing": {
+                "service": "iris",
+                "window": "2h",
+                "labels": {"uri": labels.as_uri()},
+                "sinkUri": sink.as_uri(),
+                "minRows": 3,
+                **fs,
+            },
+        }
+    )
 
 
 @pytest.fixture
 def traffic(tmp_path: Path) -> Path:
     sink = tmp_path / "traffic"
     t = NOW - timedelta(minutes=30)
-    capture(sink, [
-        (NOW - timedelta(hours=5), "old", 0, "1"),  # outside the 2h window (its own hour partition)
-        (NOW - timedelta(hours=2, minutes=10), "early", 1, "1"),  # same hour as the start, but before it
-        *[(t + timedelta(seconds=i), f"r{i}", 10 * i, "2") for i in range(12)],
-        (t + timedelta(seconds=20), "r3", 30, "2"),  # a duplicate id: the first capture wins
-        (t + timedelta(seconds=30), "v3", 140, "3"),
-    ])
+    capture(
+        sink,
+        [
+            (NOW - timedelta(hours=5), "old", 0, "1"),  # outside the 2h window (its own hour partition)
+            (NOW - timedelta(hours=2, minutes=10), "early", 1, "1"),  # same hour as the start, but before it
+            *[(t + timedelta(seconds=i), f"r{i}", 10 * i, "2") for i in range(12)],
+            (t + timedelta(seconds=20), "r3", 30, "2"),  # a duplicate id: the first capture wins
+            (t + timedelta(seconds=30), "v3", 140, "3"),
+        ],
+    )
     return sink
 
 
@@ -121,14 +152,17 @@ def test_mix_adds_the_share_of_original_rows(traffic: Path, tmp_path: Path) -> N
     assert len(t.frame) == 12 + 4 and t.lineage is not None and t.lineage["rowsUsed"] == 16
 
 
-@pytest.mark.parametrize(("case", "message"), [
-    ("no-labels", "no label files (*.csv, *.parquet) at file://"),
-    ("labels-without-id", "has no 'id' column"),
-    ("labels-without-target", "has no target column 'species'"),
-    ("empty-window", "no captured traffic of InferenceService 'iris' at file://"),
-    ("unknown-service", "is spec.logging enabled on the service?"),
-    ("schema", "schema mismatch: dataset.features ['petal_area'] are not in the captured traffic"),
-])
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no-labels", "no label files (*.csv, *.parquet) at file://"),
+        ("labels-without-id", "has no 'id' column"),
+        ("labels-without-target", "has no target column 'species'"),
+        ("empty-window", "no captured traffic of InferenceService 'iris' at file://"),
+        ("unknown-service", "is spec.logging enabled on the service?"),
+        ("schema", "schema mismatch: dataset.features ['petal_area'] are not in the captured traffic"),
+    ],
+)
 def test_bad_input_fails_with_a_reason_naming_it(
     traffic: Path, tmp_path: Path, case: str, message: str
 ) -> None:
@@ -150,18 +184,23 @@ def test_bad_input_fails_with_a_reason_naming_it(
     elif case == "min-rows":
         labels_csv(labels, {"r1": 1, "r2": 1})
         kw["minRows"] = 5
-    ds = Dataset.model_validate({**dataset(sink, labels.parent, **kw).model_dump(by_alias=True,
-                                                                                 exclude_none=True), **extra})
+    ds = Dataset.model_validate(
+        {**dataset(sink, labels.parent, **kw).model_dump(by_alias=True, exclude_none=True), **extra}
+    )
     with pytest.raises(InvalidData) as exc:
         load_from_serving(ds, now=now)
     assert message in str(exc.value)
 
 
 def spec_json(traffic: Path, labels: Path, tmp_path: Path) -> str:
-    spec = TrainingJobSpec.model_validate({
-        "model": "iris", "estimator": {"className": "LogisticRegression", "params": {"max_iter": 500}},
-        "dataset": json.loads(dataset(traffic, labels).model_dump_json(by_alias=True, exclude_none=True)),
-        "evaluation": {"testFraction": 0.3}})
+    spec = TrainingJobSpec.model_validate(
+        {
+            "model": "iris",
+            "estimator": {"className": "LogisticRegression", "params": {"max_iter": 500}},
+            "dataset": json.loads(dataset(traffic, labels).model_dump_json(by_alias=True, exclude_none=True)),
+            "evaluation": {"testFraction": 0.3},
+        }
+    )
     return spec.model_dump_json(by_alias=True, exclude_none=True)
 
 
@@ -172,8 +211,16 @@ def test_the_trainer_records_the_lineage_and_registers_nothing_on_bad_input(
     truth = {f"r{i}": int(Y[10 * i]) for i in range(12)} | {"v3": 2}
     labels = labels_csv(tmp_path / "labels" / "a.csv", truth)
     out, term = tmp_path / "out", tmp_path / "term.json"
-    args = ["--spec-json", spec_json(traffic, labels.parent, tmp_path), "--output-uri", out.as_uri(),
-            "--run-id", "run1", "--termination-log", str(term)]
+    args = [
+        "--spec-json",
+        spec_json(traffic, labels.parent, tmp_path),
+        "--output-uri",
+        out.as_uri(),
+        "--run-id",
+        "run1",
+        "--termination-log",
+        str(term),
+    ]
     assert main(args) == 0, term.read_text()
     result = json.loads(term.read_text())
     fs = result["dataset"]["fromServing"]
@@ -198,8 +245,16 @@ def test_too_few_labels_is_retried_and_a_retry_reads_the_same_window(
     monkeypatch.setenv("ONNXOPS_FROM_SERVING_NOW", "2026-03-02T12:30:00Z")
     labels = labels_csv(tmp_path / "labels" / "a.csv", {"r1": int(Y[10]), "r2": int(Y[20])})
     out, term = tmp_path / "out", tmp_path / "term.json"
-    args = ["--spec-json", spec_json(traffic, labels.parent, tmp_path), "--output-uri", out.as_uri(),
-            "--run-id", "run1", "--termination-log", str(term)]
+    args = [
+        "--spec-json",
+        spec_json(traffic, labels.parent, tmp_path),
+        "--output-uri",
+        out.as_uri(),
+        "--run-id",
+        "run1",
+        "--termination-log",
+        str(term),
+    ]
     code = main(args)
     bad = json.loads(term.read_text())
     assert code == EXIT_LABELS_PENDING == LabelsPending.exit_code and code not in FINAL_EXIT_CODES
@@ -213,25 +268,48 @@ def test_too_few_labels_is_retried_and_a_retry_reads_the_same_window(
     assert (fs["rowsCaptured"], fs["rowsLabelled"], fs["windowEnd"]) == (13, 11, "2026-03-02T12:30:00Z")
 
 
-def capture_version(sink: Path, version: str, names: list[str], label: np.ndarray, rows: range,
-                    at: datetime) -> None:
+def capture_version(
+    sink: Path, version: str, names: list[str], label: np.ndarray, rows: range, at: datetime
+) -> None:
     """One version's requests (one row each, ids ``v<version>-<i>``) with its own feature names and label
     type, through the server's capture code."""
-    prof = Profile(task="classification", rows=150,
-                   features=[numeric_feature(n, j, X[:, j].astype(float)) for j, n in enumerate(names)])
+    prof = Profile(
+        task="classification",
+        rows=150,
+        features=[numeric_feature(n, j, X[:, j].astype(float)) for j, n in enumerate(names)],
+    )
     kind = "BYTES" if label.dtype == object else "INT64"
-    m = LoadedModel("iris", version, None,  # type: ignore[arg-type]
-                    [TensorInfo("X", "FP32", (-1, 4), np.float32)],
-                    [TensorInfo("label", kind, (-1,), label.dtype),
-                     TensorInfo("probabilities", "FP32", (-1, 3), np.float32)], prof, "0" * 64)
+    m = LoadedModel(
+        "iris",
+        version,
+        None,  # type: ignore[arg-type]
+        [TensorInfo("X", "FP32", (-1, 4), np.float32)],
+        [
+            TensorInfo("label", kind, (-1,), label.dtype),
+            TensorInfo("probabilities", "FP32", (-1, 3), np.float32),
+        ],
+        prof,
+        "0" * 64,
+    )
 
     async def go() -> None:
-        c = Capture(CaptureConfig(sink_uri=sink.as_uri(), pod="p"), "iris", version,
-                    LocalSink(sink.as_uri()), clock=lambda: at.timestamp())
+        c = Capture(
+            CaptureConfig(sink_uri=sink.as_uri(), pod="p"),
+            "iris",
+            version,
+            LocalSink(sink.as_uri()),
+            clock=lambda: at.timestamp(),
+        )
         for i in rows:
-            c.record(m, f"v{version}-{i}", {"X": X[i : i + 1]}, [label[i : i + 1],
-                                                               np.full((1, 3), 1 / 3, np.float32)], 1)
+            c.record(
+                m,
+                f"v{version}-{i}",
+                {"X": X[i : i + 1]},
+                [label[i : i + 1], np.full((1, 3), 1 / 3, np.float32)],
+                1,
+            )
         assert await c.flush()
+
     asyncio.run(go())
 
 
@@ -244,8 +322,10 @@ def test_versions_with_other_output_types_and_feature_names_read_together(tmp_pa
     capture_version(sink, "1", NAMES, Y.astype(np.int64), range(0, 150, 3), t)
     capture_version(sink, "2", NAMES, names, range(1, 150, 3), t)
     capture_version(sink, "3", ["a", "b", "c", "d"], names, range(2, 150, 3), t)
-    lab = labels_csv(tmp_path / "labels" / "l.csv", {f"v{v}-{i}": str(names[i]) for v in (1, 2, 3)
-                                                     for i in range(v - 1, 150, 3)})
+    lab = labels_csv(
+        tmp_path / "labels" / "l.csv",
+        {f"v{v}-{i}": str(names[i]) for v in (1, 2, 3) for i in range(v - 1, 150, 3)},
+    )
     table = load_from_serving(dataset(sink, lab.parent, versions=[1, 2]), now=NOW)
     assert list(table.frame.columns) == [*NAMES, "species"] and len(table.frame) == 100
     got = table.frame.sort_values(NAMES).to_numpy()
@@ -274,8 +354,10 @@ def test_other_readers_read_versions_with_other_output_types_as_data_contract_sa
     capture_version(sink, "1", NAMES, Y.astype(np.int64), range(0, 150, 2), t)
     capture_version(sink, "2", NAMES, names, range(1, 150, 2), t)
     want = {f"v{1 + i % 2}-{i}": (str(Y[i]) if i % 2 == 0 else str(names[i])) for i in range(150)}
-    duck = duckdb.sql(f"SELECT id, prediction, version FROM read_parquet('{sink}/**/*.parquet', "
-                      "hive_partitioning = true, union_by_name = true)").df()
+    duck = duckdb.sql(
+        f"SELECT id, prediction, version FROM read_parquet('{sink}/**/*.parquet', "
+        "hive_partitioning = true, union_by_name = true)"
+    ).df()
     assert dict(zip(duck["id"], duck["prediction"].astype(str), strict=True)) == want
     [first] = sink.rglob("version=1/**/*.parquet")
     schema = pq.read_schema(first)

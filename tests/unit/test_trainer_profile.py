@@ -13,9 +13,13 @@ from hypothesis.extra.numpy import arrays
 from onnxops.profile import bin_counts, numeric_feature, quantile_edges
 from onnxops.trainer.profile import categorical_codes, prediction_profile
 
-values = arrays(np.float32, st.integers(0, 400),
-                elements=st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from([0.0, 1.0, 2.5]),
-                                   st.just(float("nan"))))
+values = arrays(
+    np.float32,
+    st.integers(0, 400),
+    elements=st.one_of(
+        st.floats(-1e6, 1e6, width=32), st.sampled_from([0.0, 1.0, 2.5]), st.just(float("nan"))
+    ),
+)
 
 
 @settings(max_examples=300, deadline=None)

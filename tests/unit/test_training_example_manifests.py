@@ -43,8 +43,18 @@ def test_valid_and_parsed(path: Path) -> None:
 def test_the_lightgbm_halving_example_trains(tmp_path: Path) -> None:
     spec = load(EXAMPLES / "trainingjob-lightgbm-halving.yaml")["spec"]
     term = tmp_path / "term.json"
-    rc = main(["--spec-json", json.dumps(spec), "--run-id", "r", "--output-uri", f"file://{tmp_path}/out",
-               "--termination-log", str(term)])
+    rc = main(
+        [
+            "--spec-json",
+            json.dumps(spec),
+            "--run-id",
+            "r",
+            "--output-uri",
+            f"file://{tmp_path}/out",
+            "--termination-log",
+            str(term),
+        ]
+    )
     result = json.loads(term.read_text())
     assert rc == 0, result
     assert result["search"]["strategy"] == "halving" and result["search"]["trials"] > 4

@@ -31,8 +31,11 @@ def _listed() -> set[str]:
 
 
 def _error_class_reasons() -> set[str]:
-    return {c.reason for c in vars(trainer_errors).values()
-            if isinstance(c, type) and issubclass(c, trainer_errors.TrainerError)}
+    return {
+        c.reason
+        for c in vars(trainer_errors).values()
+        if isinstance(c, type) and issubclass(c, trainer_errors.TrainerError)
+    }
 
 
 def _serving_reasons() -> set[str]:
@@ -41,16 +44,24 @@ def _serving_reasons() -> set[str]:
     for path in SERVING.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             # a loader returning (reason, message) instead of raising (serving/server.py's retry loop)
-            if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple) and \
-                    len(node.value.elts) == 2 and isinstance(node.value.elts[0], ast.Constant) and \
-                    isinstance(node.value.elts[0].value, str) and node.value.elts[0].value[:1].isupper():
+            if (
+                isinstance(node, ast.Return)
+                and isinstance(node.value, ast.Tuple)
+                and len(node.value.elts) == 2
+                and isinstance(node.value.elts[0], ast.Constant)
+                and isinstance(node.value.elts[0].value, str)
+                and node.value.elts[0].value[:1].isupper()
+            ):
                 found.add(node.value.elts[0].value)
             if not isinstance(node, ast.Call) or not node.args:
                 continue
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-            if name in ("LoadError", "VerifyError", "set_failed") and \
-                    isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            if (
+                name in ("LoadError", "VerifyError", "set_failed")
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 found.add(node.args[0].value)
     return found
 
@@ -64,8 +75,12 @@ def test_every_condition_reason_is_documented() -> None:
 def test_every_trainer_and_reconcile_reason_is_documented() -> None:
     trainer = _error_class_reasons() | {"InternalError"}
     assert {"InvalidData", "DataError", "GateNotMet", "ParityFailed"} <= trainer
-    others = {reconcile_errors.RECONCILE_ERROR, reconcile_errors.NAME_CONFLICT, modelversion.BLOCKED,
-              trainingjob.FOREIGN_JOB}
+    others = {
+        reconcile_errors.RECONCILE_ERROR,
+        reconcile_errors.NAME_CONFLICT,
+        modelversion.BLOCKED,
+        trainingjob.FOREIGN_JOB,
+    }
     assert (trainer | others) - _listed() == set()
 
 

@@ -149,8 +149,13 @@ def test_immutable_fields_refuse_a_change_on_update(path: tuple[str, ...], value
     [
         ("metrics", {"accuracy": 0.5}),
         ("lineage", {"codeVersion": "2"}),
-        ("signature", {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}],
-                       "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 1]}]}),
+        (
+            "signature",
+            {
+                "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}],
+                "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 1]}],
+            },
+        ),
         ("profile", {"uri": "s3://bucket/other/profile.json", "sha256": "1" * 64}),
     ],
 )
@@ -407,9 +412,16 @@ def test_garbage_never_crashes_and_pruning_is_idempotent(spec: dict[str, Any], k
 
 
 def test_training_job_model_is_immutable_but_params_are_not() -> None:
-    old = {"apiVersion": "onnxops.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "t"},
-           "spec": {"model": "a", "dataset": {"uri": "sklearn://iris"},
-                    "estimator": {"className": "LogisticRegression", "params": {"max_iter": 100}}}}
+    old = {
+        "apiVersion": "onnxops.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "t"},
+        "spec": {
+            "model": "a",
+            "dataset": {"uri": "sklearn://iris"},
+            "estimator": {"className": "LogisticRegression", "params": {"max_iter": 100}},
+        },
+    }
     renamed = copy.deepcopy(old)
     renamed["spec"]["model"] = "b"
     assert validate_manifest(CRDS, renamed) == []  # a create

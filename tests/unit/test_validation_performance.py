@@ -18,23 +18,50 @@ PERF = "spec.monitoring.performance"
     [
         (PERF, {"metric": "rmse"}, f"{PERF}.metric", "the model is a classifier"),
         (PERF, {"metric": "mae", "max": 3}, f"{PERF}.metric", "use accuracy or f1"),
-        ("spec.retrain.trainingJob.estimator|spec.retrain.trainingJob.evaluation|spec.retrain.trainingJob.dataset"
-         f"|{PERF}", ({"className": "Ridge"}, {"gates": ["rmse <= 60"]}, {"uri": "sklearn://diabetes"},
-                      {"metric": "accuracy"}), f"{PERF}.metric", "the model is a regressor"),
-        (PERF, {"metric": "accuracy", "min": 0.8, "maxDegradation": 0.1}, f"{PERF}.maxDegradation",
-         "at most one of min, max and maxDegradation"),
+        (
+            "spec.retrain.trainingJob.estimator|spec.retrain.trainingJob.evaluation|spec.retrain.trainingJob.dataset"
+            f"|{PERF}",
+            (
+                {"className": "Ridge"},
+                {"gates": ["rmse <= 60"]},
+                {"uri": "sklearn://diabetes"},
+                {"metric": "accuracy"},
+            ),
+            f"{PERF}.metric",
+            "the model is a regressor",
+        ),
+        (
+            PERF,
+            {"metric": "accuracy", "min": 0.8, "maxDegradation": 0.1},
+            f"{PERF}.maxDegradation",
+            "at most one of min, max and maxDegradation",
+        ),
         (PERF, {"metric": "accuracy", "max": 0.2}, f"{PERF}.max", "max applies to mae and rmse"),
         (PERF, {"metric": "accuracy", "min": 1.5}, f"{PERF}.min", "1"),
         (PERF, {"metric": "auc"}, f"{PERF}.metric", "accuracy"),
         (PERF, {"minLabels": 0}, f"{PERF}.minLabels", "1"),
-        (f"{PERF}|spec.retrain", ({"onConceptDrift": "Retrain"}, None), "spec.retrain",
-         "onConceptDrift is Retrain"),
+        (
+            f"{PERF}|spec.retrain",
+            ({"onConceptDrift": "Retrain"}, None),
+            "spec.retrain",
+            "onConceptDrift is Retrain",
+        ),
     ],
-    ids=["rmse-on-classifier", "mae-on-classifier", "accuracy-on-regressor", "min-and-degradation",
-         "max-on-accuracy", "min-above-1", "unknown-metric", "zero-min-labels", "retrain-without-template"],
+    ids=[
+        "rmse-on-classifier",
+        "mae-on-classifier",
+        "accuracy-on-regressor",
+        "min-and-degradation",
+        "max-on-accuracy",
+        "min-above-1",
+        "unknown-metric",
+        "zero-min-labels",
+        "retrain-without-template",
+    ],
 )
 def test_bad_performance_spec_is_refused_naming_the_field(
-        path: str, value: Any, field: str, text: str) -> None:
+    path: str, value: Any, field: str, text: str
+) -> None:
     obj = example(IS)
     if path.endswith("spec.retrain"):
         obj["spec"].pop("retrain")
@@ -46,11 +73,14 @@ def test_bad_performance_spec_is_refused_naming_the_field(
     assert field in shown and text in shown, shown
 
 
-@pytest.mark.parametrize("perf", [
-    {"metric": "f1", "min": 0.8, "minLabels": 50, "window": "30m", "onConceptDrift": "Retrain"},
-    {"metric": "accuracy", "maxDegradation": 0.05},
-    {},
-])
+@pytest.mark.parametrize(
+    "perf",
+    [
+        {"metric": "f1", "min": 0.8, "minLabels": 50, "window": "30m", "onConceptDrift": "Retrain"},
+        {"metric": "accuracy", "maxDegradation": 0.05},
+        {},
+    ],
+)
 def test_what_fits_is_accepted(perf: dict[str, Any]) -> None:
     obj = example(IS)
     mutate(obj, PERF, perf)
@@ -59,10 +89,17 @@ def test_what_fits_is_accepted(perf: dict[str, Any]) -> None:
 
 def test_regressor_metrics_fit_a_regressor_and_are_unchecked_without_a_template() -> None:
     obj = example(IS)
-    mutate(obj, "spec.retrain.trainingJob.estimator|spec.retrain.trainingJob.evaluation"
-                "|spec.retrain.trainingJob.dataset|" + PERF,
-           ({"className": "Ridge"}, {"gates": ["rmse <= 60"]}, {"uri": "sklearn://diabetes"},
-            {"metric": "rmse", "max": 60}))
+    mutate(
+        obj,
+        "spec.retrain.trainingJob.estimator|spec.retrain.trainingJob.evaluation"
+        "|spec.retrain.trainingJob.dataset|" + PERF,
+        (
+            {"className": "Ridge"},
+            {"gates": ["rmse <= 60"]},
+            {"uri": "sklearn://diabetes"},
+            {"metric": "rmse", "max": 60},
+        ),
+    )
     assert validate_manifest(CRDS, obj) == []
     obj = example(IS)
     obj["spec"].pop("retrain")

@@ -109,8 +109,9 @@ def _correlate(schema: Mapping[str, Any], value: list[Any], old: Any) -> list[An
     return [by_key.get(ident(v), _MISSING) for v in value]
 
 
-def _check(schema: Mapping[str, Any], rule: Mapping[str, Any], value: Any, old: Any,
-           path: str) -> Cause | None:
+def _check(
+    schema: Mapping[str, Any], rule: Mapping[str, Any], value: Any, old: Any, path: str
+) -> Cause | None:
     source = str(rule.get("rule", ""))
     field = _field_path(path, str(rule.get("fieldPath", "")))
     try:

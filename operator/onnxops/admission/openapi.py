@@ -64,8 +64,9 @@ def validate_schema(schema: Mapping[str, Any], value: Any, path: str = "") -> li
     if value is None:
         if schema.get("nullable"):
             return []
-        expected = schema.get("type") or ("integer or string" if schema.get("x-kubernetes-int-or-string")
-                                          else None)
+        expected = schema.get("type") or (
+            "integer or string" if schema.get("x-kubernetes-int-or-string") else None
+        )
         if expected is None:  # preserve-unknown-fields without a type
             return []
         return [Cause(path, c.TYPE_INVALID, f"Invalid value: null: must be of type {expected}")]
@@ -76,8 +77,13 @@ def validate_schema(schema: Mapping[str, Any], value: Any, path: str = "") -> li
         return _scalar(schema, value, path)
     expected = schema.get("type")
     if expected and not has_type(expected, value):
-        return [Cause(path, c.TYPE_INVALID,
-                      f"Invalid value: {_show(value)}: must be of type {expected}, not {type_name(value)}")]
+        return [
+            Cause(
+                path,
+                c.TYPE_INVALID,
+                f"Invalid value: {_show(value)}: must be of type {expected}, not {type_name(value)}",
+            )
+        ]
     if isinstance(value, dict):
         return _object(schema, value, path)
     if isinstance(value, list):
@@ -131,23 +137,28 @@ def _number(schema: Mapping[str, Any], value: float, path: str) -> list[Cause]:
         if schema.get("exclusiveMinimum") is True and not value > lo:
             out.append(Cause(path, c.INVALID, f"Invalid value: {_show(value)}: should be greater than {lo}"))
         elif value < lo:
-            out.append(Cause(path, c.INVALID,
-                             f"Invalid value: {_show(value)}: should be greater than or equal to {lo}"))
+            out.append(
+                Cause(
+                    path, c.INVALID, f"Invalid value: {_show(value)}: should be greater than or equal to {lo}"
+                )
+            )
     if "maximum" in schema:
         hi = schema["maximum"]
         if schema.get("exclusiveMaximum") is True and not value < hi:
             out.append(Cause(path, c.INVALID, f"Invalid value: {_show(value)}: should be less than {hi}"))
         elif value > hi:
-            out.append(Cause(path, c.INVALID,
-                             f"Invalid value: {_show(value)}: should be less than or equal to {hi}"))
+            out.append(
+                Cause(path, c.INVALID, f"Invalid value: {_show(value)}: should be less than or equal to {hi}")
+            )
     return out
 
 
 def _object(schema: Mapping[str, Any], value: dict[str, Any], path: str) -> list[Cause]:
     out: list[Cause] = []
     for name in schema.get("required", []):
-        if name not in value or (value[name] is None and not schema.get("properties", {}).get(name, {})
-                                 .get("nullable")):
+        if name not in value or (
+            value[name] is None and not schema.get("properties", {}).get(name, {}).get("nullable")
+        ):
             out.append(Cause(join(path, name), c.REQUIRED, "Required value"))
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         out.append(Cause(path, c.TOO_MANY, f"Too many: must have at most {schema['maxProperties']} items"))
@@ -169,8 +180,13 @@ def _array(schema: Mapping[str, Any], value: list[Any], path: str) -> list[Cause
         msg = f"Too many: {len(value)}: must have at most {schema['maxItems']} items"
         out.append(Cause(path, c.TOO_MANY, msg))
     if "minItems" in schema and len(value) < schema["minItems"]:
-        out.append(Cause(path, c.INVALID, f"Invalid value: {len(value)}: should have at least "
-                                          f"{schema['minItems']} items"))
+        out.append(
+            Cause(
+                path,
+                c.INVALID,
+                f"Invalid value: {len(value)}: should have at least {schema['minItems']} items",
+            )
+        )
     items = schema.get("items")
     if isinstance(items, Mapping):
         for i, item in enumerate(value):

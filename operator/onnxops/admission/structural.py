@@ -29,9 +29,24 @@ from onnxops.admission.celrules import compile_rule
 from onnxops.admission.openapi import validate_schema
 from onnxops.admission.prune import prune_and_default
 
-FORBIDDEN_KEYS = frozenset({"$ref", "$schema", "$defs", "id", "definitions", "patternProperties",
-                            "dependencies", "additionalItems", "const", "discriminator", "readOnly",
-                            "writeOnly", "examples", "deprecated"})
+FORBIDDEN_KEYS = frozenset(
+    {
+        "$ref",
+        "$schema",
+        "$defs",
+        "id",
+        "definitions",
+        "patternProperties",
+        "dependencies",
+        "additionalItems",
+        "const",
+        "discriminator",
+        "readOnly",
+        "writeOnly",
+        "examples",
+        "deprecated",
+    }
+)
 JUNCTORS = ("anyOf", "allOf", "oneOf", "not")
 INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
 CEL_REASONS = frozenset(

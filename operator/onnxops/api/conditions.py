@@ -24,6 +24,7 @@ TRAFFIC_SPLIT_INEXACT = "TrafficSplitInexact"
 PAUSED = "Paused"  # InferenceService: the canary waits for a person (manual gate or `onnxops pause`)
 RELEASE_BLOCKED = "ReleaseBlocked"  # InferenceService: governance keeps the wanted version from being served
 
+
 # Reasons
 class Reason:
     """CamelCase reasons used across kinds."""

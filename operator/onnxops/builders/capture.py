@@ -28,7 +28,8 @@ def default_sink_uri(settings: Settings, namespace: str, service: str) -> str:
 def sink_uri(isvc: dict[str, Any], settings: Settings) -> str:
     md, log = isvc["metadata"], isvc["spec"].get("logging") or {}
     return (log.get("sink") or {}).get("uri") or default_sink_uri(
-        settings, md.get("namespace", "default"), md["name"])
+        settings, md.get("namespace", "default"), md["name"]
+    )
 
 
 def capture_sink(isvc: dict[str, Any], settings: Settings) -> CaptureSink | None:
@@ -87,7 +88,8 @@ def from_serving_access(
     elif isvc is not None and (isvc.get("metadata") or {}).get("name") == fs["service"]:
         sink = sink_uri(isvc, settings)
         secret = secret or (((isvc.get("spec") or {}).get("logging") or {}).get("sink") or {}).get(
-            "credentialsSecret")
+            "credentialsSecret"
+        )
     else:
         sink = default_sink_uri(settings, ns, fs["service"])
     labels = fs.get("labels") or {}

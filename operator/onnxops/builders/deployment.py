@@ -25,8 +25,13 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 
 
 def deployment(
-    isvc: dict[str, Any], mv: dict[str, Any], replicas: int | None, settings: Settings, *,
-    mirror: tuple[str, float] | None = None, shadow: bool = False,
+    isvc: dict[str, Any],
+    mv: dict[str, Any],
+    replicas: int | None,
+    settings: Settings,
+    *,
+    mirror: tuple[str, float] | None = None,
+    shadow: bool = False,
 ) -> dict[str, Any]:
     """Deployment ``<isvc>-v<N>``. ``replicas=None`` leaves the count to the HPA. ``mirror`` = (shadow URL,
     sample rate): these pods mirror answered requests to a shadow phase's Service (serving/mirror.py).
@@ -62,13 +67,18 @@ def deployment(
             {"name": "ONNXOPS_PROFILE_SHA256", "value": prof["sha256"]},
         ]
     s3_env, env_from = storage_access(
-        [(art.get("uri"), art.get("credentialsSecret")), (prof.get("uri"), art.get("credentialsSecret")),
-         *([(sink.uri, sink.credentials_secret)] if sink else [])],
+        [
+            (art.get("uri"), art.get("credentialsSecret")),
+            (prof.get("uri"), art.get("credentialsSecret")),
+            *([(sink.uri, sink.credentials_secret)] if sink else []),
+        ],
         settings,
     )
     if mirror is not None:
-        env += [{"name": "ONNXOPS_MIRROR_URL", "value": mirror[0]},
-                {"name": "ONNXOPS_MIRROR_SAMPLE_RATE", "value": f"{mirror[1]:g}"}]
+        env += [
+            {"name": "ONNXOPS_MIRROR_URL", "value": mirror[0]},
+            {"name": "ONNXOPS_MIRROR_SAMPLE_RATE", "value": f"{mirror[1]:g}"},
+        ]
     env += s3_env + (sink.env if sink else []) + user_env(template)
     container: dict[str, Any] = {
         "name": "server",

@@ -51,7 +51,10 @@ def _set_mirror(rule: dict[str, Any], isvc: str, mirror: dict[str, Any] | None) 
 
 
 def weighted_rules(
-    route: dict[str, Any], isvc: str, weights: dict[int, int], port: int = 80,
+    route: dict[str, Any],
+    isvc: str,
+    weights: dict[int, int],
+    port: int = 80,
     mirror: dict[str, Any] | None = None,
 ) -> list[Any]:
     """The route's ``spec.rules`` with our backendRefs replaced by ``{version: weight}`` refs, and our

@@ -37,10 +37,16 @@ def pod_failure_policy(container: str, final_exit_codes: tuple[int, ...] = ()) -
     (it retries once: VERIFY_BACKOFF_LIMIT)."""
     rules: list[dict[str, Any]] = []
     if final_exit_codes:
-        rules.append({
-            "action": "FailJob",
-            "onExitCodes": {"containerName": container, "operator": "In", "values": sorted(final_exit_codes)},
-        })
+        rules.append(
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": container,
+                    "operator": "In",
+                    "values": sorted(final_exit_codes),
+                },
+            }
+        )
     rules.append({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]})
     return {"rules": rules}
 
@@ -54,12 +60,15 @@ CHAMPION_ENV = "ONNXOPS_CHAMPION_JSON"  # the trainer's onnxops.trainer.champion
 
 def champion_env_value(champion: dict[str, Any]) -> str:
     """The champion for the trainer (the credentials Secret reaches it through envFrom, not here)."""
-    return json.dumps({k: v for k, v in champion.items() if k != "credentialsSecret"}, sort_keys=True,
-                      separators=(",", ":"))
+    return json.dumps(
+        {k: v for k, v in champion.items() if k != "credentialsSecret"}, sort_keys=True, separators=(",", ":")
+    )
 
 
 def training_job(
-    tj: dict[str, Any], settings: Settings, isvc: dict[str, Any] | None = None,
+    tj: dict[str, Any],
+    settings: Settings,
+    isvc: dict[str, Any] | None = None,
     champion: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Job running the trainer for TrainingJob ``tj`` (a dict as read from the API server); ``isvc``:
@@ -74,8 +83,9 @@ def training_job(
     champ = []
     if champion and champion.get("uri"):
         champ.append((str(champion["uri"]), champion.get("credentialsSecret")))
-    volumes, mounts = volumes_for([dataset.get("uri"), out, *(u for u, _ in served), *(u for u, _ in champ)],
-                                  read_only=False)
+    volumes, mounts = volumes_for(
+        [dataset.get("uri"), out, *(u for u, _ in served), *(u for u, _ in champ)], read_only=False
+    )
     pvc = len(volumes) > 1
     s3_env, env_from = storage_access(
         [

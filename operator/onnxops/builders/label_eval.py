@@ -32,8 +32,9 @@ def window_end_rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def label_evaluation_job(isvc: dict[str, Any], settings: Settings, window_end: datetime,
-                         interval_s: float) -> dict[str, Any]:
+def label_evaluation_job(
+    isvc: dict[str, Any], settings: Settings, window_end: datetime, interval_s: float
+) -> dict[str, Any]:
     """The Job evaluating ``isvc``'s label files against its captured rows for the window ending at
     ``window_end`` (whole seconds: the Job's name carries it)."""
     md, spec = isvc["metadata"], isvc["spec"]
@@ -44,10 +45,22 @@ def label_evaluation_job(isvc: dict[str, Any], settings: Settings, window_end: d
     end = window_end.astimezone(UTC).replace(microsecond=0)
     volumes, mounts = volumes_for([sink, files.get("uri")], read_only=True)
     s3_env, env_from = storage_access(
-        [(sink, sink_secret), (files.get("uri"), files.get("credentialsSecret"))], settings)
-    args = ["--sink-uri", sink, "--labels-uri", str(files.get("uri")), "--target", str(files.get("target")),
-            "--window", str(perf.get("window") or DEFAULT_WINDOW), "--now", window_end_rfc3339(end),
-            "--task", "regression" if perf.get("metric") in ("mae", "rmse") else "classification"]
+        [(sink, sink_secret), (files.get("uri"), files.get("credentialsSecret"))], settings
+    )
+    args = [
+        "--sink-uri",
+        sink,
+        "--labels-uri",
+        str(files.get("uri")),
+        "--target",
+        str(files.get("target")),
+        "--window",
+        str(perf.get("window") or DEFAULT_WINDOW),
+        "--now",
+        window_end_rfc3339(end),
+        "--task",
+        "regression" if perf.get("metric") in ("mae", "rmse") else "classification",
+    ]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": settings.trainer_image,

@@ -61,8 +61,15 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     if verdict is not None:
         ok, reason, message = verdict
         gen = int(isvc["metadata"].get("generation") or 1)
-        conds = cond.set_condition(status.get("conditions"), ch.CAPTURE_HEALTHY, ok, reason, message,
-                                   generation=gen, now=datetime.now(UTC))
+        conds = cond.set_condition(
+            status.get("conditions"),
+            ch.CAPTURE_HEALTHY,
+            ok,
+            reason,
+            message,
+            generation=gen,
+            now=datetime.now(UTC),
+        )
         patch = status_patch(status, {**status, "conditions": conds})
         if patch:
             await c.patch_status(API, ISVC, ns, name, patch)

@@ -87,8 +87,10 @@ class Indexes:
         self.isvcs = Store({BY_MODEL: model_key})
         self.models = Store()
         # one store per child kind: a Deployment and a Service of a service share their name
-        self.children = {kind: Store({BY_ISVC: isvc_key}, trim=without_own_fields(FIELD_MANAGER))
-                         for _, kind in CHILD_KINDS}
+        self.children = {
+            kind: Store({BY_ISVC: isvc_key}, trim=without_own_fields(FIELD_MANAGER))
+            for _, kind in CHILD_KINDS
+        }
         self.wake = wake
         scopes: list[str | None] = list(namespaces) or [None]
         self.informers = [
@@ -99,8 +101,15 @@ class Indexes:
                 Informer(client, API, ISVC, ns, self.isvcs, [self._isvc_changed]),
                 Informer(client, API, MODEL, ns, self.models, [self._model_changed]),
                 *(
-                    Informer(client, api, kind, ns, self.children[kind], [self._child_changed],
-                             label_selector=CHILD_SELECTOR)
+                    Informer(
+                        client,
+                        api,
+                        kind,
+                        ns,
+                        self.children[kind],
+                        [self._child_changed],
+                        label_selector=CHILD_SELECTOR,
+                    )
                     for api, kind in CHILD_KINDS
                 ),
             )

@@ -26,20 +26,27 @@ class LabelJobResult:
     job: str
 
 
-async def label_files_performance(ctx: Context, isvc: dict[str, Any], now: datetime,
-                                  interval_s: float) -> LabelJobResult | float:
+async def label_files_performance(
+    ctx: Context, isvc: dict[str, Any], now: datetime, interval_s: float
+) -> LabelJobResult | float:
     """A finished evaluation Job's numbers to apply now, or the seconds until the next look."""
     c, md = ctx.client, isvc["metadata"]
     ns, name = md.get("namespace", "default"), md["name"]
     jobs = await c.list("batch/v1", "Job", ns, label_selector={labels.LABEL_EVALUATION: name})
     jobs = [j for j in jobs if labels.controller_uid(j) == md.get("uid")]
-    newest = max(jobs, key=lambda j: str(((j.get("metadata") or {}).get("annotations") or {})
-                                         .get(labels.WINDOW_END, "")), default=None)
+    newest = max(
+        jobs,
+        key=lambda j: str(((j.get("metadata") or {}).get("annotations") or {}).get(labels.WINDOW_END, "")),
+        default=None,
+    )
     pods: list[dict[str, Any]] = []
     if newest is not None:
         uid = newest["metadata"].get("uid")
-        pods = [p for p in await c.list("v1", "Pod", ns, label_selector={labels.LABEL_EVALUATION: name})
-                if labels.controller_uid(p) == uid]
+        pods = [
+            p
+            for p in await c.list("v1", "Pod", ns, label_selector={labels.LABEL_EVALUATION: name})
+            if labels.controller_uid(p) == uid
+        ]
     last = parse_time(((isvc.get("status") or {}).get("performance") or {}).get("evaluatedAt"))
     step = label_eval_step(jobs, pods, last, now, interval_s)
     if step.kind == "create":

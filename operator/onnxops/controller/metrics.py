@@ -82,7 +82,8 @@ def promql(model: str, version: int, window_s: float, namespace: str, service: s
         "requests": window_increase(f"{N.REQUESTS}{{{sel}}}", w),
         "errors": window_increase(f'{N.REQUESTS}{{{sel},{N.LABEL_CODE}=~"5.."}}', w),
         "p99": "histogram_quantile(0.99, "
-        + window_increase(f"{N.REQUEST_DURATION}_bucket{{{sel}}}", w, N.LABEL_LE) + ")",
+        + window_increase(f"{N.REQUEST_DURATION}_bucket{{{sel}}}", w, N.LABEL_LE)
+        + ")",
     }
 
 
@@ -146,9 +147,11 @@ class DefaultMetricsProvider:
 # ---- the shadow phase (spec.rollout.shadow): what the stable pods' mirror measured ------------------------
 SHADOW_REQUESTS = "onnxops_shadow_requests_total"
 SHADOW_SENT = ("ok", "error", "unreachable")  # results of a request that was sent (not dropped/unsupported)
-SHADOW_COUNTERS = {"onnxops_shadow_rows_compared_total": "rows_compared",
-                   "onnxops_shadow_rows_agreed_total": "rows_agreed",
-                   "onnxops_shadow_abs_diff_total": "abs_diff_sum"}
+SHADOW_COUNTERS = {
+    "onnxops_shadow_rows_compared_total": "rows_compared",
+    "onnxops_shadow_rows_agreed_total": "rows_agreed",
+    "onnxops_shadow_abs_diff_total": "abs_diff_sum",
+}
 SHADOW_DURATION = "onnxops_shadow_request_duration_seconds"
 
 
@@ -172,8 +175,14 @@ def shadow_stats_from_expositions(texts: Iterable[str], model: str, stable: int,
                     le = s.labels["le"]
                     key = "+Inf" if math.isinf(_le(le)) else repr(_le(le))
                     buckets[key] = buckets.get(key, 0.0) + s.value
-    return ShadowStats(sums["requests"], sums["errors"], p99_ms(buckets) if sums["requests"] else None,
-                       sums["rows_compared"], sums["rows_agreed"], sums["abs_diff_sum"])
+    return ShadowStats(
+        sums["requests"],
+        sums["errors"],
+        p99_ms(buckets) if sums["requests"] else None,
+        sums["rows_compared"],
+        sums["rows_agreed"],
+        sums["abs_diff_sum"],
+    )
 
 
 def shadow_promql(model: str, stable: int, window_s: float, namespace: str, service: str) -> dict[str, str]:
@@ -187,7 +196,8 @@ def shadow_promql(model: str, stable: int, window_s: float, namespace: str, serv
         "requests": window_increase(f'{SHADOW_REQUESTS}{{{sel},result=~"ok|error|unreachable"}}', w),
         "errors": window_increase(f'{SHADOW_REQUESTS}{{{sel},result=~"error|unreachable"}}', w),
         "p99": "histogram_quantile(0.99, "
-        + window_increase(f"{SHADOW_DURATION}_bucket{{{sel}}}", w, N.LABEL_LE) + ")",
+        + window_increase(f"{SHADOW_DURATION}_bucket{{{sel}}}", w, N.LABEL_LE)
+        + ")",
     }
     for name, key in SHADOW_COUNTERS.items():
         out[key] = window_increase(f"{name}{{{sel}}}", w)
@@ -203,13 +213,25 @@ class ShadowMetrics:
         self.client, self.prometheus_url, self.port = client, prometheus_url, port
 
     async def shadow_stats(
-        self, *, namespace: str, service: str, model: str, stable: int, shadow: int, window_seconds: float,
+        self,
+        *,
+        namespace: str,
+        service: str,
+        model: str,
+        stable: int,
+        shadow: int,
+        window_seconds: float,
         via_route: bool,
     ) -> ShadowStats | None:
         try:
             if via_route and self.prometheus_url:
-                r = await self.requests.request_stats(namespace=namespace, service=service, model=model,
-                                                      version=shadow, window_seconds=window_seconds)
+                r = await self.requests.request_stats(
+                    namespace=namespace,
+                    service=service,
+                    model=model,
+                    version=shadow,
+                    window_seconds=window_seconds,
+                )
                 return None if r is None else ShadowStats(r.requests, r.errors, r.p99_ms, None)
             async with aiohttp.ClientSession() as session:
                 if via_route:
@@ -231,8 +253,14 @@ class ShadowMetrics:
         queries = shadow_promql(model, stable, window_s, ns, service)
         out = await query_sums(session, self.prometheus_url, queries)
         p99 = out["p99"]
-        return ShadowStats(out["requests"] or 0.0, out["errors"] or 0.0, None if p99 is None else p99 * 1000,
-                           out["rows_compared"] or 0.0, out["rows_agreed"] or 0.0, out["abs_diff_sum"] or 0.0)
+        return ShadowStats(
+            out["requests"] or 0.0,
+            out["errors"] or 0.0,
+            None if p99 is None else p99 * 1000,
+            out["rows_compared"] or 0.0,
+            out["rows_agreed"] or 0.0,
+            out["abs_diff_sum"] or 0.0,
+        )
 
     async def _scrape(self, session: aiohttp.ClientSession, ns: str, selector: dict[str, str]) -> list[str]:
         from onnxops.drift.scrape import scrape

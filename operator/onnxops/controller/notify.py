@@ -58,15 +58,17 @@ class Notifier:
         self.settings = settings
         self.env = os.environ if env is None else env
         self.queue: asyncio.Queue[tuple[str, str, dict[str, Any] | None, list[Notification]]] = asyncio.Queue(
-            QUEUE_SIZE)
+            QUEUE_SIZE
+        )
         self.worker: asyncio.Task[None] | None = None
         self.deliveries: set[asyncio.Task[None]] = set()
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self.session: aiohttp.ClientSession | None = None
 
     # ---- the reconcile's side: never waits --------------------------------------------------------------
-    def publish(self, namespace: str, service: str, isvc: dict[str, Any] | None,
-                notes: list[Notification]) -> None:
+    def publish(
+        self, namespace: str, service: str, isvc: dict[str, Any] | None, notes: list[Notification]
+    ) -> None:
         if not notes:
             return
         try:
@@ -86,13 +88,15 @@ class Notifier:
             try:
                 await self._hand_out(namespace, service, isvc, notes)
             except Exception as e:  # never let one bad object stop the worker
-                log.warning("notifications of %s/%s: sinks not resolved (%s)", namespace, service,
-                            type(e).__name__)
+                log.warning(
+                    "notifications of %s/%s: sinks not resolved (%s)", namespace, service, type(e).__name__
+                )
             finally:
                 self.queue.task_done()
 
-    async def _hand_out(self, namespace: str, service: str, isvc: dict[str, Any] | None,
-                        notes: list[Notification]) -> None:
+    async def _hand_out(
+        self, namespace: str, service: str, isvc: dict[str, Any] | None, notes: list[Notification]
+    ) -> None:
         for sink in await self.sinks(namespace, service, isvc):
             for note in notes:
                 if wants({"events": sink.events}, note):
@@ -106,8 +110,10 @@ class Notifier:
         self.limit.release()
 
     async def sinks(self, namespace: str, service: str, isvc: dict[str, Any] | None) -> list[Sink]:
-        out = [Sink(s["name"], "global", s["format"], tuple(s.get("events") or ()), self.env.get(s["urlEnv"]))
-               for s in self.settings.notify_sinks]
+        out = [
+            Sink(s["name"], "global", s["format"], tuple(s.get("events") or ()), self.env.get(s["urlEnv"]))
+            for s in self.settings.notify_sinks
+        ]
         spec_sinks = ((isvc or {}).get("spec") or {}).get("notifications") or []
         if spec_sinks or isvc is None:
             if isvc is None:  # a TrainingJob's notification: its service's sinks
@@ -117,8 +123,9 @@ class Notifier:
                 ref = s.get("urlSecretRef") or {}
                 name = str(s.get("name") or f"sink-{i}")
                 url = await self._secret_value(namespace, service, name, ref)
-                out.append(Sink(name, "service", str(s.get("format") or "JSON"), tuple(s.get("events") or ()),
-                                url))
+                out.append(
+                    Sink(name, "service", str(s.get("format") or "JSON"), tuple(s.get("events") or ()), url)
+                )
         return out
 
     async def _secret_value(
@@ -127,14 +134,26 @@ class Notifier:
         try:
             secret = await self.client.get("v1", "Secret", namespace, str(ref.get("name")))
         except ApiError as e:
-            log.warning("notification sink %s of %s/%s: Secret %s not readable (%s); the chart's "
-                        "notifications.serviceSecretNames must list it", sink, namespace, service,
-                        ref.get("name"), e.status)
+            log.warning(
+                "notification sink %s of %s/%s: Secret %s not readable (%s); the chart's "
+                "notifications.serviceSecretNames must list it",
+                sink,
+                namespace,
+                service,
+                ref.get("name"),
+                e.status,
+            )
             return None
         raw = ((secret or {}).get("data") or {}).get(str(ref.get("key") or "url"))
         if raw is None:
-            log.warning("notification sink %s of %s/%s: Secret %s has no key %s", sink, namespace, service,
-                        ref.get("name"), ref.get("key"))
+            log.warning(
+                "notification sink %s of %s/%s: Secret %s has no key %s",
+                sink,
+                namespace,
+                service,
+                ref.get("name"),
+                ref.get("key"),
+            )
             return None
         try:
             return base64.b64decode(raw).decode().strip()
@@ -159,9 +178,18 @@ class Notifier:
                 return
             opmetrics.NOTIFICATION_FAILURES.labels(**labels, error=error).inc()
             last = attempt == attempts or not retriable
-            log.warning("notification %s of %s/%s to sink %s (%s) failed: %s (attempt %d/%d%s)", note.type,
-                        note.namespace, note.service, sink.name, redact_url(url), error, attempt, attempts,
-                        "" if last else ", retrying")
+            log.warning(
+                "notification %s of %s/%s to sink %s (%s) failed: %s (attempt %d/%d%s)",
+                note.type,
+                note.namespace,
+                note.service,
+                sink.name,
+                redact_url(url),
+                error,
+                attempt,
+                attempts,
+                "" if last else ", retrying",
+            )
             if last:
                 opmetrics.NOTIFICATIONS.labels(**labels, result="failed").inc()
                 return

@@ -99,38 +99,71 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     if batch is not None:
         perf = batch.performance
     elif prom:
-        perf = await fetch_performance_prometheus(prom, model, window,
-                                                  extra_matchers=scope_matchers(ns, name), at=now.timestamp())
+        perf = await fetch_performance_prometheus(
+            prom, model, window, extra_matchers=scope_matchers(ns, name), at=now.timestamp()
+        )
     else:
         pods = await c.list("v1", "Pod", ns, label_selector={labels.INFERENCE_SERVICE: name})
         targets = [
-            Target(p["metadata"]["name"], (p["metadata"].get("labels") or {}).get(labels.VERSION, ""),
-                   f"http://{p['status']['podIP']}:{ctx.settings.serving_port}/metrics")
+            Target(
+                p["metadata"]["name"],
+                (p["metadata"].get("labels") or {}).get(labels.VERSION, ""),
+                f"http://{p['status']['podIP']}:{ctx.settings.serving_port}/metrics",
+            )
             for p in pods
             if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
         ]
         key = (ns, name, "performance")
-        perf, state = await fetch_performance_scrape(targets, model, ctx.scrape_states.get(key) or {},
-                                                     duration_seconds(window), now.timestamp(), service=name)
+        perf, state = await fetch_performance_scrape(
+            targets,
+            model,
+            ctx.scrape_states.get(key) or {},
+            duration_seconds(window),
+            now.timestamp(),
+            service=name,
+        )
         ctx.scrape_states.put(key, state)
     served = []
     for v, role in _served(status):
         mv_spec = (by_v.get(v) or {}).get("spec") or {}
-        counts: Any = perf if isinstance(perf, Inconclusive) else perf.versions.get(
-            str(v), Inconclusive("NoLabels", f"no labelled predictions of v{v} in the window"))
-        served.append(ServedPerf(str(v), role, counts, dict(mv_spec.get("metrics") or {}),  # type: ignore[arg-type]
-                                 (mv_spec.get("signature") or {}).get("task")))
+        counts: Any = (
+            perf
+            if isinstance(perf, Inconclusive)
+            else perf.versions.get(
+                str(v), Inconclusive("NoLabels", f"no labelled predictions of v{v} in the window")
+            )
+        )
+        served.append(
+            ServedPerf(
+                str(v),
+                role,  # type: ignore[arg-type]
+                counts,
+                dict(mv_spec.get("metrics") or {}),
+                (mv_spec.get("signature") or {}).get("task"),
+            )
+        )
     children = await retrain_children(ctx, ns, name)
     retrain = status.get("retrain") or {}
-    prior = PerfPrior(prior_consecutive(status), _parse_time(status.get("promotedAt")),
-                      retrain_running(children), _parse_time(retrain.get("at")) if retrain else None)
+    prior = PerfPrior(
+        prior_consecutive(status),
+        _parse_time(status.get("promotedAt")),
+        retrain_running(children),
+        _parse_time(retrain.get("at")) if retrain else None,
+    )
     decision = decide_performance(served, pspec, prior, now, data_drift_of(status))  # type: ignore[arg-type]
     uid = isvc["metadata"].get("uid")
     observed = await observe_children(ctx, ns, name, bool(spec.get("autoscaling")), uid)
-    dp = apply_performance(isvc, mvs, observed, decision, settings=ctx.settings, now=now,
-                           retrain_children=children,
-                           unresolved=perf.unresolved if isinstance(perf, Performance) else None,
-                           source="LabelFiles" if batch is not None else "Live",
-                           job=batch.job if batch is not None else None)
+    dp = apply_performance(
+        isvc,
+        mvs,
+        observed,
+        decision,
+        settings=ctx.settings,
+        now=now,
+        retrain_children=children,
+        unresolved=perf.unresolved if isinstance(perf, Performance) else None,
+        source="LabelFiles" if batch is not None else "Live",
+        job=batch.job if batch is not None else None,
+    )
     await apply_drift_plan(ctx, isvc, dp, observed)
     return interval

@@ -137,8 +137,10 @@ async def apply_plan(
         seen = have.get((child["kind"], child["metadata"]["name"]))
         action, obj = await ensure(c, child, seen)
         if action != "unchanged" and ctx.indexes is not None:  # the next reconcile reads our own write
-            ctx.indexes.written({"apiVersion": child["apiVersion"], "kind": child["kind"], **obj},
-                                None if action == "created" else seen)
+            ctx.indexes.written(
+                {"apiVersion": child["apiVersion"], "kind": child["kind"], **obj},
+                None if action == "created" else seen,
+            )
     for api, kind, child_name in plan.delete:
         await c.delete(api, kind, ns, child_name)
     if plan.route_weights:

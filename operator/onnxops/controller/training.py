@@ -55,7 +55,10 @@ async def register_model_version(client: KubeApi, body: dict[str, Any]) -> str:
                 else:
                     rv = counter["metadata"]["resourceVersion"]
                     await client.merge_patch(
-                        "v1", "ConfigMap", ns, counter["metadata"]["name"],
+                        "v1",
+                        "ConfigMap",
+                        ns,
+                        counter["metadata"]["name"],
                         {"metadata": {"resourceVersion": rv}, "data": c.data},
                     )
             except ApiError as e:
@@ -136,19 +139,43 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     service: dict[str, Any] | Literal["unchecked"] | None = tjr.UNCHECKED
     if wanted is not None:
         service = await c.get(API, ISVC, ns, wanted)
-    plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
-                         service=service, champion=champion)
+    plan = tjr.reconcile(
+        tj,
+        job,
+        pods,
+        registered=registered,
+        settings=ctx.settings,
+        now=now,
+        service=service,
+        champion=champion,
+    )
     if plan.job is not None:
         action, made = await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
         if action == "created":  # decide again with the Job as created: its fields (attempts) go into this
             job = {"apiVersion": "batch/v1", "kind": "Job", **made}  # status write, not a second one
-            plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
-                                 service=service, champion=champion)
+            plan = tjr.reconcile(
+                tj,
+                job,
+                pods,
+                registered=registered,
+                settings=ctx.settings,
+                now=now,
+                service=service,
+                champion=champion,
+            )
     if plan.register is not None:
         async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
-        plan = tjr.reconcile(tj, job, pods, registered=registered, settings=ctx.settings, now=now,
-                             service=service, champion=champion)
+        plan = tjr.reconcile(
+            tj,
+            job,
+            pods,
+            registered=registered,
+            settings=ctx.settings,
+            now=now,
+            service=service,
+            champion=champion,
+        )
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
@@ -177,8 +204,15 @@ async def report_champion_error(ctx: Context, tj: dict[str, Any], message: str) 
     md = tj["metadata"]
     old = tj.get("status") or {}
     gen = int(md.get("generation") or 1)
-    conds = cond.summarize(old.get("conditions"), ready=False, reason=Reason.INVALID_SPEC, message=message,
-                           stalled=True, stalled_reason=Reason.INVALID_SPEC, generation=gen)
+    conds = cond.summarize(
+        old.get("conditions"),
+        ready=False,
+        reason=Reason.INVALID_SPEC,
+        message=message,
+        stalled=True,
+        stalled_reason=Reason.INVALID_SPEC,
+        generation=gen,
+    )
     new = {"phase": "Pending", "message": message, "conditions": conds, "observedGeneration": gen}
     patch = status_patch(old, new)
     if patch:

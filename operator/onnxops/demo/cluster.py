@@ -107,7 +107,6 @@ class ClusterEnv:
                 if e.status != 409:
                     raise
 
-
     async def service_url(self, name: str) -> str:
         return NODEPORT_URL
 

@@ -39,12 +39,15 @@ def performance_line(p: dict[str, Any]) -> str:
     """One live-performance evaluation as a short line: the metric per version (labels), verdict."""
     per = p.get("versions") or {}
     parts = [
-        f"v{v} {e['value']:.3f} ({e.get('labels', 0)} labels)" if e.get("value") is not None
+        f"v{v} {e['value']:.3f} ({e.get('labels', 0)} labels)"
+        if e.get("value") is not None
         else f"v{v} - ({e.get('labels', 0)} labels)"
         for v, e in sorted(per.items(), key=lambda kv: int(kv[0]))
     ]
-    return (f"live {p.get('metric', '?')}: {', '.join(parts) or 'no labels'} -> {p.get('verdict', '?')}"
-            f" (action {p.get('action', 'None')})")
+    return (
+        f"live {p.get('metric', '?')}: {', '.join(parts) or 'no labels'} -> {p.get('verdict', '?')}"
+        f" (action {p.get('action', 'None')})"
+    )
 
 
 class Observer:
@@ -129,10 +132,17 @@ class Observer:
             self.note("drift", drift_line(d))
         p = st.get("performance") or {}
         if p.get("evaluatedAt") and self._changed("isvc/performance", p.get("evaluatedAt")):
-            self.performance.append({"t": round(now - self.t0, 2), "at": now, "stage": self.stage,
-                                     "stableVersion": st.get("stableVersion"),
-                                     "canaryVersion": st.get("canaryVersion"),
-                                     "retrain": st.get("retrain"), "performance": p})
+            self.performance.append(
+                {
+                    "t": round(now - self.t0, 2),
+                    "at": now,
+                    "stage": self.stage,
+                    "stableVersion": st.get("stableVersion"),
+                    "canaryVersion": st.get("canaryVersion"),
+                    "retrain": st.get("retrain"),
+                    "performance": p,
+                }
+            )
             self.note("performance", performance_line(p))
         self.changed.set()
 

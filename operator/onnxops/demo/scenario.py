@@ -123,8 +123,10 @@ class Scenario:
 
     def detection(self) -> dict[str, Any]:
         """How quickly the operator acted (the summary's detection line)."""
-        return {"rollbackSeconds": self.detail(4, "detectionSeconds"),
-                "retrainSeconds": self.detail(5, "detectionSeconds")}
+        return {
+            "rollbackSeconds": self.detail(4, "detectionSeconds"),
+            "retrainSeconds": self.detail(5, "detectionSeconds"),
+        }
 
     def detail(self, step: int, key: str) -> Any:
         return next((s.details.get(key) for s in self.steps if s.number == step), None)
@@ -159,8 +161,9 @@ class Scenario:
         """The operator writes status.drift at every monitoring interval; none at all means it cannot
         evaluate drift (say so instead of waiting for the step's whole timeout)."""
         try:
-            await self.obs.wait("a drift evaluation", lambda: len(self.obs.evaluations) > seen,
-                                FIRST_EVALUATION_TIMEOUT_S)
+            await self.obs.wait(
+                "a drift evaluation", lambda: len(self.obs.evaluations) > seen, FIRST_EVALUATION_TIMEOUT_S
+            )
         except TimeoutError:
             raise RuntimeError(
                 f"the operator wrote no drift evaluation (status.drift) in {FIRST_EVALUATION_TIMEOUT_S:g}s; "
@@ -192,8 +195,10 @@ class Scenario:
         self.feedback = FeedbackSender(self.traffic, url, "iris", interval=0.5)
         self.feedback.start()
         self.say(f"   traffic: {self.rate:g} req/s of 1-8 iris-like rows (OIP v2 JSON) -> {url}")
-        self.say("   the pods capture what they answer (spec.logging); twice a second the generator sends "
-                 "each answered row's species to the feedback endpoint; the pods write it as label files")
+        self.say(
+            "   the pods capture what they answer (spec.logging); twice a second the generator sends "
+            "each answered row's species to the feedback endpoint; the pods write it as label files"
+        )
         first_eval = len(obs.evaluations)
 
         def no_drift_windows() -> list[dict[str, Any]]:
@@ -259,8 +264,11 @@ class Scenario:
             "a retrain", lambda: (obs.status().get("retrain") or {}).get("trainingJob"), STEP_TIMEOUT_S
         )
         retrain_at = _unix((obs.status().get("retrain") or {}).get("at"))
-        rec.details = {"retrainTrainingJob": retrain, "detectionSeconds": round(retrain_at - shifted_at, 1),
-                       "shiftedAt": shifted_at}
+        rec.details = {
+            "retrainTrainingJob": retrain,
+            "detectionSeconds": round(retrain_at - shifted_at, 1),
+            "shiftedAt": shifted_at,
+        }
         self.say(
             f"   the operator created TrainingJob {retrain} ({retrain_at - shifted_at:.1f}s after the shift)"
         )

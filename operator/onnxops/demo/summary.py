@@ -83,8 +83,10 @@ def data_set(ds: dict[str, Any]) -> str:
     fs = ds.get("fromServing")
     if not fs:
         return str(ds.get("uri", "?"))
-    return (f"served traffic of {fs.get('service')}: {fs.get('rowsCaptured')} captured, "
-            f"{fs.get('rowsLabelled')} labelled, {fs.get('rowsUsed')} used")
+    return (
+        f"served traffic of {fs.get('service')}: {fs.get('rowsCaptured')} captured, "
+        f"{fs.get('rowsLabelled')} labelled, {fs.get('rowsUsed')} used"
+    )
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

@@ -133,7 +133,11 @@ class TrafficGenerator:
         return self.switched_at[world]
 
     async def _one(
-        self, session: aiohttp.ClientSession, body: dict[str, Any], n: int, world: str,
+        self,
+        session: aiohttp.ClientSession,
+        body: dict[str, Any],
+        n: int,
+        world: str,
         truth: np.ndarray | None = None,
     ) -> None:
         t0 = time.perf_counter()
@@ -314,5 +318,9 @@ class FeedbackSender(_Periodic):
             self._session = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"requests": self.requests, "accepted": self.accepted, "unresolved": self.unresolved,
-                "error": self.error}
+        return {
+            "requests": self.requests,
+            "accepted": self.accepted,
+            "unresolved": self.unresolved,
+            "error": self.error,
+        }

@@ -181,8 +181,15 @@ def _one(
     if p99 is None and t.latency:
         p99 = histogram_quantile(0.99, t.latency.items())
     return LiveCounts(
-        version=version, rows=rows, numeric=numeric, categorical=dict(t.categorical), missing=dict(t.missing),
-        prediction_classes=dict(t.classes), prediction_bins=pred_bins, requests=t.requests, errors=t.errors,
+        version=version,
+        rows=rows,
+        numeric=numeric,
+        categorical=dict(t.categorical),
+        missing=dict(t.missing),
+        prediction_classes=dict(t.classes),
+        prediction_bins=pred_bins,
+        requests=t.requests,
+        errors=t.errors,
         latency_p99_s=p99,
     )
 

@@ -39,15 +39,26 @@ class _Pending:
 
 
 class PrometheusBatcher:
-    def __init__(self, linger_s: float = LINGER_S, max_services: int = BATCH_MAX_SERVICES,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        linger_s: float = LINGER_S,
+        max_services: int = BATCH_MAX_SERVICES,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         self.linger_s, self.max_services, self.timeout_s = linger_s, max_services, timeout_s
         self._pending: dict[BatchKey, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.queries = 0  # batches sent (tests, benchmarks)
 
-    async def fetch(self, url: str, namespace: str, service: str, model: str,
-                    profiles: Mapping[str, Profile | None], window: str) -> BatchResult:
+    async def fetch(
+        self,
+        url: str,
+        namespace: str,
+        service: str,
+        model: str,
+        profiles: Mapping[str, Profile | None],
+        window: str,
+    ) -> BatchResult:
         """This service's live counts per version (as :func:`fetch_prometheus` scoped to it returns)."""
         loop = asyncio.get_running_loop()
         key = (url, namespace, window)
@@ -75,8 +86,14 @@ class PrometheusBatcher:
         url, namespace, window = key
         try:
             self.queries += 1
-            results = await fetch_prometheus_batch(url, namespace, list(p.requests.values()), window,
-                                                   timeout_s=self.timeout_s, max_services=self.max_services)
+            results = await fetch_prometheus_batch(
+                url,
+                namespace,
+                list(p.requests.values()),
+                window,
+                timeout_s=self.timeout_s,
+                max_services=self.max_services,
+            )
         except BaseException as exc:
             for futs in p.waiters.values():
                 for f in futs:

@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--reference", required=True, type=Path, help="CSV with a header row (training data)")
     c.add_argument("--current", required=True, type=Path, help="CSV with the same columns (live data)")
     c.add_argument(
-        "--method", action="append", choices=METHODS,
+        "--method",
+        action="append",
+        choices=METHODS,
         help="statistic to compute (repeatable); default: every one that applies",
     )
     c.add_argument("--json", action="store_true", help="print the stable JSON report")
@@ -50,15 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--psi-threshold", type=float, default=d.psi, help=f"PSI above this drifts ({d.psi})")
     c.add_argument("--js-threshold", type=float, default=d.js, help=f"JS distance above this drifts ({d.js})")
     c.add_argument(
-        "--ks-alpha", type=float, default=d.ks_alpha,
+        "--ks-alpha",
+        type=float,
+        default=d.ks_alpha,
         help=f"KS p-value below alpha/number-of-features drifts (Bonferroni; {d.ks_alpha})",
     )
     c.add_argument(
-        "--wasserstein-threshold", type=float, default=d.wasserstein,
+        "--wasserstein-threshold",
+        type=float,
+        default=d.wasserstein,
         help=f"normalised Wasserstein above this drifts ({d.wasserstein})",
     )
     c.add_argument(
-        "--chi2-alpha", type=float, default=d.chi2_alpha,
+        "--chi2-alpha",
+        type=float,
+        default=d.chi2_alpha,
         help=f"chi2 p-value below alpha/number-of-features drifts (Bonferroni; {d.chi2_alpha})",
     )
     return p
@@ -94,15 +102,38 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 
 
 def render_table(report: Report) -> str:
-    head = ["feature", "kind", "n_ref", "n_cur", "missing", "psi", "js", "ks_stat", "ks_p", "wass", "chi2_p",
-            "drift"]
+    head = [
+        "feature",
+        "kind",
+        "n_ref",
+        "n_cur",
+        "missing",
+        "psi",
+        "js",
+        "ks_stat",
+        "ks_p",
+        "wass",
+        "chi2_p",
+        "drift",
+    ]
     rows = [head]
     for f in report.features.values():
-        rows.append([
-            f.name, f.kind, str(f.n_reference), str(f.n_current), _fmt(f.missing_share, 3), _fmt(f.psi),
-            _fmt(f.js), _fmt(f.ks_statistic), _fmt(f.ks_pvalue), _fmt(f.wasserstein), _fmt(f.chi2_pvalue),
-            "DRIFT" if f.drift else "ok",
-        ])
+        rows.append(
+            [
+                f.name,
+                f.kind,
+                str(f.n_reference),
+                str(f.n_current),
+                _fmt(f.missing_share, 3),
+                _fmt(f.psi),
+                _fmt(f.js),
+                _fmt(f.ks_statistic),
+                _fmt(f.ks_pvalue),
+                _fmt(f.wasserstein),
+                _fmt(f.chi2_pvalue),
+                "DRIFT" if f.drift else "ok",
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     notes = [f"note: {f.name}: {f.note}" for f in report.features.values() if f.note]
@@ -115,8 +146,9 @@ def main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
         if args.command != "compare":
             raise UsageError("expected a subcommand: compare")
-        th = Thresholds(args.psi_threshold, args.js_threshold, args.ks_alpha, args.wasserstein_threshold,
-                        args.chi2_alpha)
+        th = Thresholds(
+            args.psi_threshold, args.js_threshold, args.ks_alpha, args.wasserstein_threshold, args.chi2_alpha
+        )
         ref, cur = read_csv(args.reference), read_csv(args.current)
         try:
             report = compare_frames(ref, cur, args.method, th)
@@ -124,8 +156,11 @@ def main(argv: list[str]) -> int:
             raise UsageError(str(exc)) from exc
     except UsageError as exc:
         print(f"onnxops drift: error: {exc}", file=sys.stderr)
-        print("usage: onnxops drift compare --reference REF.csv --current CUR.csv "
-              "[--method psi|js|ks|wasserstein|chi2] [--json] [thresholds]", file=sys.stderr)
+        print(
+            "usage: onnxops drift compare --reference REF.csv --current CUR.csv "
+            "[--method psi|js|ks|wasserstein|chi2] [--json] [thresholds]",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.json:
         print(json.dumps(report.to_json(), indent=2, allow_nan=False))

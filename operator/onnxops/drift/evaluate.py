@@ -85,9 +85,19 @@ async def evaluate(
     unavailable source (the versions are then Inconclusive). ``namespace``/``service`` scope every
     query and scrape to one InferenceService (see :func:`onnxops.drift.sources.fetch_live`)."""
     profiles = {s.version: s.profile for s in served}
-    live = await fetch_live(model=model, profiles=profiles, window=window, prometheus_url=prometheus_url,
-                            targets=targets, scrape_state=scrape_state, extra_matchers=extra_matchers,
-                            timeout_s=timeout_s, now=now.timestamp(), namespace=namespace, service=service,
-                            batcher=batcher)
+    live = await fetch_live(
+        model=model,
+        profiles=profiles,
+        window=window,
+        prometheus_url=prometheus_url,
+        targets=targets,
+        scrape_state=scrape_state,
+        extra_matchers=extra_matchers,
+        timeout_s=timeout_s,
+        now=now.timestamp(),
+        namespace=namespace,
+        service=service,
+        batcher=batcher,
+    )
     versions = [ServedVersion(s.version, s.role, live.counts[s.version], s.profile) for s in served]
     return decide(versions, spec, prior, now), live

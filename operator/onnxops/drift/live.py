@@ -149,16 +149,18 @@ def score_version(
 ) -> VersionScore:
     """Score one version's window against its profile (see the module docstring for the aggregation)."""
     if live.rows < min_samples:
-        return VersionScore(live.version, live.rows, False,
-                            message=f"{live.rows:g} observations < minSamples {min_samples}")
+        return VersionScore(
+            live.version, live.rows, False, message=f"{live.rows:g} observations < minSamples {min_samples}"
+        )
     if method in PVALUE_METHODS and not 0 < threshold < 1:
-        return VersionScore(live.version, live.rows, False,
-                            message=f"threshold {threshold} is a significance level for {method}: "
-                            "need (0, 1)")
+        return VersionScore(
+            live.version,
+            live.rows,
+            False,
+            message=f"threshold {threshold} is a significance level for {method}: need (0, 1)",
+        )
     wanted = set(features) if features else None
-    refs: dict[str, Reference] = {
-        f.name: f for f in profile.features if wanted is None or f.name in wanted
-    }
+    refs: dict[str, Reference] = {f.name: f for f in profile.features if wanted is None or f.name in wanted}
     if wanted is not None and (unknown := sorted(wanted - set(refs))):
         return VersionScore(live.version, live.rows, False, message=f"features not in the profile: {unknown}")
     if include_predictions and profile.prediction is not None:
@@ -179,11 +181,26 @@ def score_version(
         p_adj = min(adjusted.values())
         severity = math.inf if p_adj <= 0 else math.log(p_adj) / math.log(threshold)
         scores = {k: 1.0 - v for k, v in adjusted.items()}
-        return VersionScore(live.version, live.rows, True, score=1.0 - p_adj, breach=p_adj < threshold,
-                            severity=severity, features=scores, pvalue=p_adj,
-                            message=f"{method} adjusted p={p_adj:.3g} (alpha {threshold:g}, {m} features)")
+        return VersionScore(
+            live.version,
+            live.rows,
+            True,
+            score=1.0 - p_adj,
+            breach=p_adj < threshold,
+            severity=severity,
+            features=scores,
+            pvalue=p_adj,
+            message=f"{method} adjusted p={p_adj:.3g} (alpha {threshold:g}, {m} features)",
+        )
     score = max(raw.values())
     worst = max(raw, key=lambda k: raw[k])
-    return VersionScore(live.version, live.rows, True, score=score, breach=score > threshold,
-                        severity=score / threshold, features=raw,
-                        message=f"{method}={score:.4g} (threshold {threshold:g}, worst {worst})")
+    return VersionScore(
+        live.version,
+        live.rows,
+        True,
+        score=score,
+        breach=score > threshold,
+        severity=score / threshold,
+        features=raw,
+        message=f"{method}={score:.4g} (threshold {threshold:g}, worst {worst})",
+    )

@@ -28,8 +28,9 @@ FEEDBACK_ABS_ERROR = "onnxops_feedback_absolute_error_total"
 FEEDBACK_SQ_ERROR = "onnxops_feedback_squared_error_total"
 FEEDBACK_UNRESOLVED = "onnxops_feedback_unresolved_total"
 LABEL_TRUTH, LABEL_PREDICTED = "truth", "predicted"
-FAMILIES = frozenset({FEEDBACK_PREDICTIONS, FEEDBACK_LABELS, FEEDBACK_ABS_ERROR, FEEDBACK_SQ_ERROR,
-                      FEEDBACK_UNRESOLVED})
+FAMILIES = frozenset(
+    {FEEDBACK_PREDICTIONS, FEEDBACK_LABELS, FEEDBACK_ABS_ERROR, FEEDBACK_SQ_ERROR, FEEDBACK_UNRESOLVED}
+)
 
 METRICS = ("accuracy", "f1", "mae", "rmse")
 CLASSIFICATION_METRICS = ("accuracy", "f1")

@@ -70,9 +70,16 @@ class PerfPolicySpec:
         bake = duration_seconds(spec.rollout.bake_time) if spec.rollout else 120.0
         interval = duration_seconds(mon.interval) if mon else 30.0
         return cls(
-            enabled=p.enabled, metric=p.metric, min=p.min, max=p.max, max_degradation=p.max_degradation,
-            max_regression=p.max_regression, min_labels=p.min_labels, failure_limit=p.failure_limit,
-            on_concept_drift=p.on_concept_drift, retrain_configured=spec.retrain is not None,
+            enabled=p.enabled,
+            metric=p.metric,
+            min=p.min,
+            max=p.max,
+            max_degradation=p.max_degradation,
+            max_regression=p.max_regression,
+            min_labels=p.min_labels,
+            failure_limit=p.failure_limit,
+            on_concept_drift=p.on_concept_drift,
+            retrain_configured=spec.retrain is not None,
             retrain_min_interval_s=duration_seconds(spec.retrain.min_interval) if spec.retrain else 1800.0,
             bake_window_s=bake + p.failure_limit * interval,
         )
@@ -158,8 +165,9 @@ class Context:
             op = " >= " if HIGHER_IS_BETTER[m] else " <= "
             thr = "" if e.threshold is None else op + f"{e.threshold:.4g}"
             state = f"breach {self.consecutive[v]}/{self.spec.failure_limit}" if e.degraded else "ok"
-            parts.append(f"v{v} ({self.served[v].role}, {e.labels} labels): {m} {e.value:.4g} (want{thr}); "
-                         f"{state}")
+            parts.append(
+                f"v{v} ({self.served[v].role}, {e.labels} labels): {m} {e.value:.4g} (want{thr}); {state}"
+            )
         return "; ".join(parts)
 
 
@@ -175,8 +183,10 @@ def threshold_of(spec: PerfPolicySpec, held_out: Mapping[str, float]) -> tuple[f
         return spec.max, "max"
     ref = held_out.get(HELD_OUT_KEY[m])
     if ref is None:
-        return None, (f"no held-out {HELD_OUT_KEY[m]} on its ModelVersion (spec.metrics) for maxDegradation; "
-                      f"set {FIELD}.{'min' if HIGHER_IS_BETTER[m] else 'max'}")
+        return None, (
+            f"no held-out {HELD_OUT_KEY[m]} on its ModelVersion (spec.metrics) for maxDegradation; "
+            f"set {FIELD}.{'min' if HIGHER_IS_BETTER[m] else 'max'}"
+        )
     d = spec.max_degradation if spec.max_degradation is not None else DEFAULT_MAX_DEGRADATION
     return (ref * (1 - d) if HIGHER_IS_BETTER[m] else ref * (1 + d)), f"held-out {ref:.4g}"
 
@@ -189,8 +199,9 @@ def evaluate_version(sv: ServedPerf, spec: PerfPolicySpec) -> VersionEval:
     if n < spec.min_labels:
         return VersionEval(value, n, None, False, False, f"{n} < minLabels {spec.min_labels}")
     if value is None:
-        return VersionEval(None, n, None, False, False, f"the counts give no {spec.metric} (labels of the "
-                           "other task)")
+        return VersionEval(
+            None, n, None, False, False, f"the counts give no {spec.metric} (labels of the other task)"
+        )
     thr, note = threshold_of(spec, sv.held_out)
     if thr is None:
         return VersionEval(value, n, None, False, False, note)
@@ -218,12 +229,17 @@ def check_enabled(ctx: Context) -> Outcome | None:
 def check_metric_fits(ctx: Context) -> Outcome | None:
     m = ctx.spec.metric
     for v, s in ctx.served.items():
-        allowed = CLASSIFICATION_METRICS if s.task == "classification" else (
-            REGRESSION_METRICS if s.task == "regression" else None)
+        allowed = (
+            CLASSIFICATION_METRICS
+            if s.task == "classification"
+            else (REGRESSION_METRICS if s.task == "regression" else None)
+        )
         if allowed is not None and m not in allowed:
-            return Outcome(None, "MetricNotApplicable",
-                           f"{FIELD}.metric: {m} does not apply to v{v}, a {s.task} model; use "
-                           f"{' or '.join(allowed)}")
+            return Outcome(
+                None,
+                "MetricNotApplicable",
+                f"{FIELD}.metric: {m} does not apply to v{v}, a {s.task} model; use {' or '.join(allowed)}",
+            )
     return None
 
 
@@ -234,10 +250,14 @@ def check_canary_regressed(ctx: Context) -> Outcome | None:
     gap = _worse_than(ctx, canary, stable)
     if gap is None:
         return None
-    return Outcome("Rollback", "CanaryUnderperformed",
-                   f"canary v{canary} is worse than v{stable} on the same labelled traffic by {gap:.4g} "
-                   f"{ctx.spec.metric} (maxRegression {ctx.spec.max_regression:g}): {ctx.summary()}",
-                   rollback_from=canary, rollback_to=stable)
+    return Outcome(
+        "Rollback",
+        "CanaryUnderperformed",
+        f"canary v{canary} is worse than v{stable} on the same labelled traffic by {gap:.4g} "
+        f"{ctx.spec.metric} (maxRegression {ctx.spec.max_regression:g}): {ctx.summary()}",
+        rollback_from=canary,
+        rollback_to=stable,
+    )
 
 
 def check_promotion_regressed(ctx: Context) -> Outcome | None:
@@ -250,11 +270,15 @@ def check_promotion_regressed(ctx: Context) -> Outcome | None:
     gap = _worse_than(ctx, stable, previous)
     if gap is None:
         return None
-    return Outcome("Rollback", "PromotionUnderperformed",
-                   f"v{stable}, just promoted, is worse than v{previous} on the same labelled traffic by "
-                   f"{gap:.4g} {ctx.spec.metric} (maxRegression {ctx.spec.max_regression:g}): "
-                   f"{ctx.summary()}",
-                   rollback_from=stable, rollback_to=previous)
+    return Outcome(
+        "Rollback",
+        "PromotionUnderperformed",
+        f"v{stable}, just promoted, is worse than v{previous} on the same labelled traffic by "
+        f"{gap:.4g} {ctx.spec.metric} (maxRegression {ctx.spec.max_regression:g}): "
+        f"{ctx.summary()}",
+        rollback_from=stable,
+        rollback_to=previous,
+    )
 
 
 def check_conclusive(ctx: Context) -> Outcome | None:
@@ -274,21 +298,28 @@ def check_concept_drift(ctx: Context) -> Outcome | None:
     if not all(v == "Degraded" for v in ctx.verdicts.values()):
         return None
     if ctx.data_drift == "Drift":
-        return Outcome("Alert", "DegradedWithDataDrift",
-                       f"every served version degraded and the inputs drift (the drift policy acts on the "
-                       f"data drift): {ctx.summary()}")
+        return Outcome(
+            "Alert",
+            "DegradedWithDataDrift",
+            f"every served version degraded and the inputs drift (the drift policy acts on the "
+            f"data drift): {ctx.summary()}",
+        )
     msg = f"every served version degraded while the inputs do not drift (concept drift): {ctx.summary()}"
     if ctx.spec.on_concept_drift != "Retrain":
         return Outcome("Alert", "ConceptDrift", msg)
     if not ctx.spec.retrain_configured:
-        return Outcome("Alert", "RetrainNotConfigured", msg + "; onConceptDrift is Retrain but spec.retrain "
-                       "is unset")
+        return Outcome(
+            "Alert", "RetrainNotConfigured", msg + "; onConceptDrift is Retrain but spec.retrain is unset"
+        )
     if ctx.prior.retrain_running:
         return Outcome("Alert", "RetrainRunning", msg + "; a retrain is already running")
     last = ctx.prior.last_retrain_at
     if last is not None and (ctx.now - last).total_seconds() < ctx.spec.retrain_min_interval_s:
-        return Outcome("Alert", "RetrainRateLimited",
-                       msg + f"; last retrain less than {ctx.spec.retrain_min_interval_s:g}s ago")
+        return Outcome(
+            "Alert",
+            "RetrainRateLimited",
+            msg + f"; last retrain less than {ctx.spec.retrain_min_interval_s:g}s ago",
+        )
     return Outcome("Retrain", "ConceptDrift", msg)
 
 
@@ -310,8 +341,12 @@ CHAIN: tuple[Check, ...] = (
 
 
 def decide_performance(
-    served: Sequence[ServedPerf], spec: PerfPolicySpec, prior: PerfPrior, now: datetime,
-    data_drift: DataDrift = "Unknown", chain: Sequence[Check] = CHAIN,
+    served: Sequence[ServedPerf],
+    spec: PerfPolicySpec,
+    prior: PerfPrior,
+    now: datetime,
+    data_drift: DataDrift = "Unknown",
+    chain: Sequence[Check] = CHAIN,
 ) -> PerfDecision:
     by_version = {s.version: s for s in served}
     evals: dict[str, VersionEval] = {}
@@ -332,10 +367,15 @@ def decide_performance(
     if outcome is None:
         outcome = Outcome(None, "NoDecision", ctx.summary())
     return PerfDecision(
-        action=outcome.action, reason=outcome.reason, message=outcome.message, metric=spec.metric,
+        action=outcome.action,
+        reason=outcome.reason,
+        message=outcome.message,
+        metric=spec.metric,
         verdicts=verdicts,
         values={v: e.value for v, e in evals.items() if e.value is not None},
         labels={v: e.labels for v, e in evals.items()},
         thresholds={v: e.threshold for v, e in evals.items() if e.threshold is not None},
-        consecutive=consecutive, rollback_from=outcome.rollback_from, rollback_to=outcome.rollback_to,
+        consecutive=consecutive,
+        rollback_from=outcome.rollback_from,
+        rollback_to=outcome.rollback_to,
     )

@@ -51,16 +51,18 @@ class Performance:
     unresolved: float = 0.0
 
 
-def from_label_job(result: Mapping[str, Any] | None, failure: tuple[str, str] | None = None
-                   ) -> Performance | Inconclusive:
+def from_label_job(
+    result: Mapping[str, Any] | None, failure: tuple[str, str] | None = None
+) -> Performance | Inconclusive:
     """The label-file evaluation Job's result (its termination message, ``trainer/evaluate_labels.py``) as
     one evaluation: per version ``PerfValues`` (labels, accuracy and f1, or mae and rmse); the labels whose
     id was not a captured row of the window as ``unresolved``. A failed Job (``ok: false`` with its reason,
     or ``failure`` when it left no result) is inconclusive, never an action."""
     if result is None or not result.get("ok"):
         if result is not None:
-            return Inconclusive(str(result.get("reason") or "LabelEvaluationFailed"),
-                                str(result.get("message") or "")[:500])
+            return Inconclusive(
+                str(result.get("reason") or "LabelEvaluationFailed"), str(result.get("message") or "")[:500]
+            )
         reason, message = failure or ("LabelEvaluationFailed", "the evaluation Job left no result")
         return Inconclusive(reason, message[:500])
     versions: dict[str, PerfCounts | PerfValues] = {}
@@ -70,8 +72,9 @@ def from_label_job(result: Mapping[str, Any] | None, failure: tuple[str, str] | 
             continue
         n = int(e.get("labels") or 0)
         matched += n
-        versions[str(v)] = PerfValues(n, {m: float(e[m]) for m in METRICS
-                                          if isinstance(e.get(m), int | float)})
+        versions[str(v)] = PerfValues(
+            n, {m: float(e[m]) for m in METRICS if isinstance(e.get(m), int | float)}
+        )
     labels = result.get("labels")
     unmatched = max(0, int(labels) - matched) if isinstance(labels, int | float) else 0
     return Performance(versions, float(unmatched))
@@ -108,14 +111,19 @@ async def fetch_performance_prometheus(
     sess = session or aiohttp.ClientSession()
     try:
         results = await asyncio.gather(
-            *(instant_query(sess, base_url, q, timeout_s, at) for q in qs.values()))
+            *(instant_query(sess, base_url, q, timeout_s, at) for q in qs.values())
+        )
     except PrometheusError as exc:
         return Inconclusive("PrometheusUnavailable", str(exc))
     finally:
         if own:
             await sess.close()
-    samples = [(name, labels, value) for name, series in zip(qs, results, strict=True)
-               for labels, value in series if not math.isnan(value)]
+    samples = [
+        (name, labels, value)
+        for name, series in zip(qs, results, strict=True)
+        for labels, value in series
+        if not math.isnan(value)
+    ]
     return Performance(from_samples(samples), unresolved(samples))
 
 
@@ -137,7 +145,8 @@ async def fetch_performance_scrape(
     sess = session or aiohttp.ClientSession()
     try:
         texts = await asyncio.gather(
-            *(scrape(sess, t.url, timeout_s) for t in targets), return_exceptions=True)
+            *(scrape(sess, t.url, timeout_s) for t in targets), return_exceptions=True
+        )
     finally:
         if own:
             await sess.close()

@@ -203,21 +203,27 @@ def check_all_drift(ctx: Context) -> Outcome | None:
     if ctx.spec.on_drift != "Retrain":
         return Outcome("Alert", "AllVersionsDrifted", msg)
     if not ctx.spec.retrain_configured:
-        return Outcome("Alert", "RetrainNotConfigured",
-                       msg + "; onDrift is Retrain but spec.retrain is unset")
+        return Outcome(
+            "Alert", "RetrainNotConfigured", msg + "; onDrift is Retrain but spec.retrain is unset"
+        )
     if ctx.prior.retrain_running:
         return Outcome("Alert", "RetrainRunning", msg + "; a retrain is already running")
     last = ctx.prior.last_retrain_at
     if last is not None and (ctx.now - last).total_seconds() < ctx.spec.retrain_min_interval_s:
-        return Outcome("Alert", "RetrainRateLimited",
-                       msg + f"; last retrain less than {ctx.spec.retrain_min_interval_s:g}s ago")
+        return Outcome(
+            "Alert",
+            "RetrainRateLimited",
+            msg + f"; last retrain less than {ctx.spec.retrain_min_interval_s:g}s ago",
+        )
     return Outcome("Retrain", "AllVersionsDrifted", msg)
 
 
 def check_fallback_alert(ctx: Context) -> Outcome | None:
-    return Outcome("Alert", "DriftDetected",
-                   f"drift in v{', v'.join(ctx.drifting())}, no clearly better version to roll back to: "
-                   f"{ctx.summary()}")
+    return Outcome(
+        "Alert",
+        "DriftDetected",
+        f"drift in v{', v'.join(ctx.drifting())}, no clearly better version to roll back to: {ctx.summary()}",
+    )
 
 
 CHAIN: tuple[Check, ...] = (
@@ -237,13 +243,22 @@ def _score(sv: ServedVersion, spec: PolicySpec) -> VersionScore:
         return VersionScore(sv.version, 0.0, False, message=f"{sv.live.reason}: {sv.live.message}")
     if sv.profile is None:
         return VersionScore(sv.version, sv.live.rows, False, message="no baseline profile")
-    return score_version(sv.live, sv.profile, method=spec.method, threshold=spec.threshold,
-                         min_samples=spec.min_samples, features=spec.features,
-                         include_predictions=spec.include_predictions)
+    return score_version(
+        sv.live,
+        sv.profile,
+        method=spec.method,
+        threshold=spec.threshold,
+        min_samples=spec.min_samples,
+        features=spec.features,
+        include_predictions=spec.include_predictions,
+    )
 
 
 def decide(
-    served: Sequence[ServedVersion], spec: PolicySpec, prior: PriorState, now: datetime,
+    served: Sequence[ServedVersion],
+    spec: PolicySpec,
+    prior: PriorState,
+    now: datetime,
     chain: Sequence[Check] = CHAIN,
 ) -> Decision:
     """Score every served version, update the consecutive-breach counts, run the chain of checks."""

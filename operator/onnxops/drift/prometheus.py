@@ -28,7 +28,8 @@ DEFAULT_TIMEOUT_S = 5.0
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 """A larger reply is refused (Inconclusive "response too large"), never read whole into memory."""
 ERROR_TYPES = frozenset(
-    {"bad_data", "timeout", "canceled", "execution", "internal", "unavailable", "not_found"})
+    {"bad_data", "timeout", "canceled", "execution", "internal", "unavailable", "not_found"}
+)
 """Prometheus' own ``errorType`` values: the only part of a failed reply that is repeated in a message."""
 
 
@@ -114,8 +115,9 @@ async def instant_query(
     if at is not None:
         params["time"] = f"{at:.3f}"
     try:
-        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=timeout_s),
-                               allow_redirects=False) as resp:
+        async with session.get(
+            url, params=params, timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False
+        ) as resp:
             # The URL is user-controlled: never echo the reply (it reaches status.drift.message).
             if 300 <= resp.status < 400:
                 raise PrometheusError(f"HTTP {resp.status} from Prometheus: redirects are not followed")
@@ -208,14 +210,17 @@ def batch_selector(namespace: str, services: Sequence[str], extra: Mapping[str, 
     if not namespace or not services:
         raise ValueError("a batched query needs a namespace and at least one InferenceService")
     alternatives = "|".join(regex_literal(s) for s in sorted(set(services)))
-    parts = [f"{N.LABEL_NAMESPACE}={label_value(namespace)}",
-             f"{N.LABEL_SERVICE}=~{label_value(alternatives)}"]
+    parts = [
+        f"{N.LABEL_NAMESPACE}={label_value(namespace)}",
+        f"{N.LABEL_SERVICE}=~{label_value(alternatives)}",
+    ]
     parts += [f"{k}={label_value(v)}" for k, v in (extra or {}).items()]
     return "{" + ",".join(parts) + "}"
 
 
-def batch_queries(window: str, namespace: str, services: Sequence[str],
-                  extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def batch_queries(
+    window: str, namespace: str, services: Sequence[str], extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The PromQL of one evaluation round of several InferenceServices: the queries of :func:`queries`,
     grouped also by ``inferenceservice`` and ``model`` so that each service gets back its own series."""
     sel = batch_selector(namespace, services, extra)
@@ -293,7 +298,7 @@ async def fetch_prometheus_batch(
     out: dict[str, BatchResult] = {}
     try:
         for i in range(0, len(requests), max(1, max_services)):
-            chunk = requests[i:i + max(1, max_services)]
+            chunk = requests[i : i + max(1, max_services)]
             qs = batch_queries(window_s, namespace, [r.service for r in chunk])
             try:
                 results = await asyncio.gather(

@@ -29,10 +29,18 @@ from onnxops.profile import Profile
 DEFAULT_TIMEOUT_S = 5.0
 MAX_SNAPSHOTS = 32
 MAX_BODY_BYTES = 8 * 1024 * 1024
-WANTED = frozenset({
-    N.FEATURE_VALUE + BUCKET, N.FEATURE_CATEGORY, N.FEATURE_MISSING, N.PREDICTION_CLASS,
-    N.PREDICTION_VALUE + BUCKET, N.ROWS, N.REQUESTS, N.REQUEST_DURATION + BUCKET,
-})
+WANTED = frozenset(
+    {
+        N.FEATURE_VALUE + BUCKET,
+        N.FEATURE_CATEGORY,
+        N.FEATURE_MISSING,
+        N.PREDICTION_CLASS,
+        N.PREDICTION_VALUE + BUCKET,
+        N.ROWS,
+        N.REQUESTS,
+        N.REQUEST_DURATION + BUCKET,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ def window_delta(
     """Increase of every series over the window ending at ``current``; None without an earlier snapshot."""
     if not snapshots:
         return None
-    chain = [*snapshots[base_index(snapshots, current.at, window_s):], current]
+    chain = [*snapshots[base_index(snapshots, current.at, window_s) :], current]
     total: dict[str, float] = defaultdict(float)
     for a, b in itertools.pairwise(chain):
         for k, v in step_delta(a.series, b.series).items():
@@ -110,7 +118,7 @@ def advance(
 ) -> list[Snapshot]:
     """Append ``current`` and drop what no future window needs (older than the base), keeping at most
     ``max_keep`` snapshots."""
-    kept = [*snapshots[base_index(snapshots, current.at, window_s):], current] if snapshots else [current]
+    kept = [*snapshots[base_index(snapshots, current.at, window_s) :], current] if snapshots else [current]
     return kept[-max_keep:]
 
 

@@ -58,8 +58,9 @@ async def fetch_live(
         # with the other services of this namespace due now: one query per family for all of them
         res = await batcher.fetch(prometheus_url, namespace, service, model, profiles, window)
     elif prometheus_url:
-        res = await fetch_prometheus(prometheus_url, model, profiles, window, extra_matchers=matchers,
-                                     timeout_s=timeout_s)
+        res = await fetch_prometheus(
+            prometheus_url, model, profiles, window, extra_matchers=matchers, timeout_s=timeout_s
+        )
     if prometheus_url:
         if isinstance(res, Inconclusive):
             return LiveResult("prometheus", {v: res for v in profiles})
@@ -69,7 +70,14 @@ async def fetch_live(
     except ValueError as exc:
         bad = Inconclusive("InvalidWindow", str(exc))
         return LiveResult("scrape", {v: bad for v in profiles}, dict(scrape_state or {}))
-    counts, state = await fetch_scrape(targets, model, profiles, dict(scrape_state or {}), window_s,
-                                       time.time() if now is None else now, timeout_s=timeout_s,
-                                       service=service)
+    counts, state = await fetch_scrape(
+        targets,
+        model,
+        profiles,
+        dict(scrape_state or {}),
+        window_s,
+        time.time() if now is None else now,
+        timeout_s=timeout_s,
+        service=service,
+    )
     return LiveResult("scrape", counts, state)

@@ -263,7 +263,9 @@ class KubeClient:
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         md = obj.get("metadata") or {}
         return await self.request(
-            "POST", resource_path(obj["apiVersion"], obj["kind"], md.get("namespace")), body=obj,
+            "POST",
+            resource_path(obj["apiVersion"], obj["kind"], md.get("namespace")),
+            body=obj,
             params=_MANAGED,
         )
 
@@ -273,8 +275,11 @@ class KubeClient:
         md = obj.get("metadata") or {}
         params = {**_MANAGED, "force": "true"} if force else _MANAGED
         return await self.request(
-            "PATCH", resource_path(obj["apiVersion"], obj["kind"], md.get("namespace"), md["name"]), body=obj,
-            content_type="application/apply-patch+yaml", params=params,
+            "PATCH",
+            resource_path(obj["apiVersion"], obj["kind"], md.get("namespace"), md["name"]),
+            body=obj,
+            content_type="application/apply-patch+yaml",
+            params=params,
         )
 
     async def merge_patch(
@@ -333,13 +338,19 @@ class KubeClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({type, object}) until the server ends the stream."""
         async for event in self.watch_path(
-            resource_path(api_version, kind, namespace), resource_version=resource_version,
-            timeout_seconds=timeout_seconds, label_selector=label_selector,
+            resource_path(api_version, kind, namespace),
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            label_selector=label_selector,
         ):
             yield event
 
     async def watch_path(
-        self, path: str, *, resource_version: str | None = None, timeout_seconds: int = 60,
+        self,
+        path: str,
+        *,
+        resource_version: str | None = None,
+        timeout_seconds: int = 60,
         label_selector: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events ({type, object}) of a collection path until the server ends the stream; lines are

@@ -83,8 +83,14 @@ class ResourceClient:
         await self.http.close()
 
     async def _request(
-        self, method: str, path: str, *, params: dict[str, str] | None = None,
-        body: Any = None, content_type: str = "application/json", ok404: bool = False,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        ok404: bool = False,
     ) -> Any:
         try:
             return await self.http.request(method, path, body=body, content_type=content_type, params=params)
@@ -109,7 +115,10 @@ class ResourceClient:
         return items, str(payload.get("metadata", {}).get("resourceVersion", ""))
 
     async def watch(
-        self, res: Resource, namespace: str | None = None, resource_version: str = "",
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        resource_version: str = "",
         timeout_seconds: int = 60,
     ) -> AsyncIterator[tuple[str, Obj]]:
         """(type, object) events; an ERROR event raises (``Gone`` for 410)."""
@@ -133,16 +142,23 @@ class ResourceClient:
         self, res: Resource, namespace: str | None, name: str, patch: Obj, *, status: bool = False
     ) -> Obj | None:
         result: Obj | None = await self._request(
-            "PATCH", res.path(namespace, name, "status" if status else None), body=patch,
-            content_type="application/merge-patch+json", ok404=True,
+            "PATCH",
+            res.path(namespace, name, "status" if status else None),
+            body=patch,
+            content_type="application/merge-patch+json",
+            ok404=True,
         )
         return result
 
     async def bind(self, namespace: str, name: str, node: str) -> None:
         """Assign a pod to a node as the scheduler does (pods/binding); falls back to setting
         spec.nodeName when the server has no binding subresource."""
-        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
         try:
             await self._request("POST", PODS.path(namespace, name, "binding"), body=body)
         except ApiError as e:
@@ -151,8 +167,14 @@ class ResourceClient:
             await self.patch(PODS, namespace, name, {"spec": {"nodeName": node}})
 
     async def delete(
-        self, res: Resource, namespace: str | None, name: str, *, grace_period_seconds: int | None = None,
-        propagation_policy: str | None = None, uid: str | None = None,
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+        uid: str | None = None,
     ) -> Obj | None:
         """DELETE; returns the object (still present: finalizers/graceful) or a Status, None when absent."""
         opts: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
@@ -191,8 +213,12 @@ class ResourceInformer:
     """List+watch one resource into a local cache; calls `on_change(type, obj)` for every change."""
 
     def __init__(
-        self, client: ResourceClient, res: Resource, on_change: Callable[[str, Obj], None],
-        namespace: str | None = None, watch_timeout: int = 60,
+        self,
+        client: ResourceClient,
+        res: Resource,
+        on_change: Callable[[str, Obj], None],
+        namespace: str | None = None,
+        watch_timeout: int = 60,
     ) -> None:
         self.client, self.res, self.namespace = client, res, namespace
         self.on_change = on_change

@@ -103,12 +103,20 @@ async def remove_foreign(
     if not extra or key in _UNREMOVABLE:
         return None
     md = observed["metadata"]
-    log.info("%s %s/%s: removing fields other managers added: %s", observed.get("kind"),
-             md.get("namespace"), md.get("name"), ", ".join(display(p) for p in extra))
-    patch = {"metadata": {"resourceVersion": md["resourceVersion"]},
-             "spec": merge_diff(observed.get("spec"), without(observed, extra).get("spec") or {})}
-    updated = await client.merge_patch(observed["apiVersion"], observed["kind"], md.get("namespace"),
-                                       md["name"], patch)
+    log.info(
+        "%s %s/%s: removing fields other managers added: %s",
+        observed.get("kind"),
+        md.get("namespace"),
+        md.get("name"),
+        ", ".join(display(p) for p in extra),
+    )
+    patch = {
+        "metadata": {"resourceVersion": md["resourceVersion"]},
+        "spec": merge_diff(observed.get("spec"), without(observed, extra).get("spec") or {}),
+    }
+    updated = await client.merge_patch(
+        observed["apiVersion"], observed["kind"], md.get("namespace"), md["name"], patch
+    )
     if foreign_additions(updated, desired, FIELD_MANAGER) == extra:
         _remember_unremovable(key)
     return updated

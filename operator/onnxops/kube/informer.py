@@ -298,8 +298,12 @@ class Informer:
         """Stream events from ``rv``; returns the resourceVersion to resume from (None: re-list)."""
         try:
             async for ev in self.client.watch(
-                self.api_version, self.kind, self.namespace, resource_version=rv,
-                timeout_seconds=self.WATCH_TIMEOUT_S, label_selector=self.label_selector,
+                self.api_version,
+                self.kind,
+                self.namespace,
+                resource_version=rv,
+                timeout_seconds=self.WATCH_TIMEOUT_S,
+                label_selector=self.label_selector,
             ):
                 etype, obj = ev.get("type"), ev.get("object") or {}
                 if etype == "ERROR":

@@ -21,11 +21,14 @@ from onnxops.local.runtime import LocalRuntime, load_crds, project_crds_dir
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="onnxops local",
-                                description="the local runtime: API emulator and pod runner")
+    p = argparse.ArgumentParser(
+        prog="onnxops local", description="the local runtime: API emulator and pod runner"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name, help_ in (("apiserver", "run the API emulator only"),
-                        ("up", "run the API emulator, the pod runner and the built-in controllers")):
+    for name, help_ in (
+        ("apiserver", "run the API emulator only"),
+        ("up", "run the API emulator, the pod runner and the built-in controllers"),
+    ):
         s = sub.add_parser(name, help=help_)
         s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         s.add_argument("--port", type=int, default=0, help="port (default: a free one)")
@@ -33,8 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--crds", help="register the CRDs in this directory (default: the project's crds/)")
         s.add_argument("--namespace", default="default", help="the kubeconfig's namespace")
         if name == "up":
-            s.add_argument("--state-dir", default=".onnxops-local",
-                           help="pod logs, volumes and PVC data go here (default ./.onnxops-local)")
+            s.add_argument(
+                "--state-dir",
+                default=".onnxops-local",
+                help="pod logs, volumes and PVC data go here (default ./.onnxops-local)",
+            )
     return p
 
 
@@ -67,8 +73,14 @@ async def _apiserver(args: argparse.Namespace) -> int:
 
 
 async def _up(args: argparse.Namespace) -> int:
-    rt = LocalRuntime(Path(args.state_dir), host=args.host, port=args.port, kubeconfig=args.kubeconfig,
-                      crds_dir=args.crds, namespace=args.namespace)
+    rt = LocalRuntime(
+        Path(args.state_dir),
+        host=args.host,
+        port=args.port,
+        kubeconfig=args.kubeconfig,
+        crds_dir=args.crds,
+        namespace=args.namespace,
+    )
     await rt.start()
     try:
         print(f"API server listening on {rt.url}", flush=True)

@@ -41,6 +41,7 @@ T = TypeVar("T")
 log = logging.getLogger("onnxops.local")
 STOP_TIMEOUT_S = 20.0
 
+
 def project_crds_dir() -> Path | None:
     """`crds/` of the source checkout this package runs from (absent in an installed wheel)."""
     candidate = Path(__file__).resolve().parents[3] / "crds"
@@ -84,18 +85,27 @@ class LocalRuntime:
     """
 
     def __init__(
-        self, state_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 0,
-        kubeconfig: str | Path | None = None, crds_dir: str | Path | None = None,
+        self,
+        state_dir: str | Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        kubeconfig: str | Path | None = None,
+        crds_dir: str | Path | None = None,
         extra_images: Mapping[str, LocalImage | tuple[str, ...] | list[str]] | None = None,
-        python: str = sys.executable, backoff: tuple[float, float] = (1.0, 10.0),
-        namespace: str = "default", containers: ContainerBackend | None = None,
+        python: str = sys.executable,
+        backoff: tuple[float, float] = (1.0, 10.0),
+        namespace: str = "default",
+        containers: ContainerBackend | None = None,
     ) -> None:
         self._own_state = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="onnxops-local-")).resolve()
         self.kubeconfig = Path(kubeconfig) if kubeconfig else self.state_dir / "kubeconfig"
         self.crds_dir = Path(crds_dir) if crds_dir else project_crds_dir()
-        self.extra_images = {k: v if isinstance(v, LocalImage) else LocalImage(tuple(v))
-                             for k, v in (extra_images or {}).items()}
+        self.extra_images = {
+            k: v if isinstance(v, LocalImage) else LocalImage(tuple(v))
+            for k, v in (extra_images or {}).items()
+        }
         self.python, self.backoff, self.namespace = python, backoff, namespace
         self.api = ApiServer(host, port, log_provider=self.read_log, tls_dir=self.state_dir / "tls")
         self.containers = containers
@@ -133,12 +143,22 @@ class LocalRuntime:
         self.url = await self.api.start()
         write_kubeconfig(self.kubeconfig, self.url, self.namespace)
         self._client = ResourceClient(self.url)
-        self.runner = PodRunner(self.client, str(self.state_dir), python=self.python,
-                                extra_images=self.extra_images, backoff=self.backoff,
-                                service_accounts=self.service_account_token, containers=self.containers)
+        self.runner = PodRunner(
+            self.client,
+            str(self.state_dir),
+            python=self.python,
+            extra_images=self.extra_images,
+            backoff=self.backoff,
+            service_accounts=self.service_account_token,
+            containers=self.containers,
+        )
         self.endpoints = EndpointsController(self.client)
-        controllers = [self.runner, JobController(self.client, self.backoff),
-                       DeploymentController(self.client), self.endpoints]
+        controllers = [
+            self.runner,
+            JobController(self.client, self.backoff),
+            DeploymentController(self.client),
+            self.endpoints,
+        ]
         self._tasks = [asyncio.create_task(c.run(), name=c.name) for c in controllers]
         for c in controllers:
             for inf in c.informers:
@@ -152,8 +172,9 @@ class LocalRuntime:
         if key not in self._tokens:
             self._tokens[key] = self.api.mint_service_account_token(namespace, name)
         assert self.api.ca_pem is not None and self.api.https_port is not None
-        return ServiceAccountToken(self._tokens[key], self.api.ca_pem, namespace, self.api.host,
-                                   self.api.https_port)
+        return ServiceAccountToken(
+            self._tokens[key], self.api.ca_pem, namespace, self.api.host, self.api.https_port
+        )
 
     async def stop(self) -> None:
         for proxy in self._proxies.values():
@@ -189,8 +210,9 @@ class LocalRuntime:
         """`ip:port` of the Service's ready endpoints for its port `port` (number or name)."""
         assert self.endpoints is not None, "the runtime is not started"
         key = (namespace, name)
-        return ready_addresses(self.endpoints.endpoints.cache.get(key),
-                               self.endpoints.services.cache.get(key), port)
+        return ready_addresses(
+            self.endpoints.endpoints.cache.get(key), self.endpoints.services.cache.get(key), port
+        )
 
     def service_url(self, namespace: str, name: str, port: int | str) -> str:
         """`http://<podIP>:<targetPort>` of one ready endpoint (ClusterIPs are not reachable locally)."""
@@ -236,6 +258,7 @@ class LocalRuntimeThread:
 
     def call(self, fn: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
         """Run a coroutine function on the runtime's loop and return its result."""
+
         async def run() -> T:
             return await fn()
 
@@ -293,8 +316,9 @@ class LocalRuntimeThread:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

@@ -81,15 +81,23 @@ def decide(logging_enabled: bool, pods: Sequence[PodCapture]) -> tuple[bool, str
             for p in down[:5]
         )
         more = f" and {len(down) - 5} more" if len(down) > 5 else ""
-        return False, Reason.SINK_UNAVAILABLE, (
-            f"{len(down)} of {len(pods)} serving pods cannot write captured rows to spec.logging.sink: "
-            f"{shown}{more}; requests are answered, the rows are dropped; {WRITABLE_HINT}")
+        return (
+            False,
+            Reason.SINK_UNAVAILABLE,
+            (
+                f"{len(down)} of {len(pods)} serving pods cannot write captured rows to spec.logging.sink: "
+                f"{shown}{more}; requests are answered, the rows are dropped; {WRITABLE_HINT}"
+            ),
+        )
     writers = [p for p in pods if p.written > 0]
     if not writers:
         return None
     rows = sum(p.written for p in writers)
-    return True, Reason.SINK_WRITABLE, (
-        f"{len(writers)} of {len(pods)} serving pods wrote {_n(rows)} captured rows to spec.logging.sink")
+    return (
+        True,
+        Reason.SINK_WRITABLE,
+        (f"{len(writers)} of {len(pods)} serving pods wrote {_n(rows)} captured rows to spec.logging.sink"),
+    )
 
 
 def check_interval(isvc: dict[str, Any]) -> float | None:

@@ -29,8 +29,11 @@ def wanted(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def resolve(
-    ref: Mapping[str, Any], model: str, model_obj: Mapping[str, Any] | None,
-    isvc: Mapping[str, Any] | None, mvs: list[dict[str, Any]],
+    ref: Mapping[str, Any],
+    model: str,
+    model_obj: Mapping[str, Any] | None,
+    isvc: Mapping[str, Any] | None,
+    mvs: list[dict[str, Any]],
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(the champion for the trainer, or an error message naming the field)."""
     if ref.get("alias"):

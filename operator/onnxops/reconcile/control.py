@@ -52,7 +52,10 @@ def matches(req: Mapping[str, Any] | None, canary: int | None, step: int | None 
 
 
 def describe(key: str, req: Mapping[str, Any]) -> str:
-    what = {"promote": "promote --full" if req.get("full") else "promote", "abort": "abort",
-            "pause": "pause"}[key]
+    what = {
+        "promote": "promote --full" if req.get("full") else "promote",
+        "abort": "abort",
+        "pause": "pause",
+    }[key]
     step = f" step {int(req['step']) + 1}" if req.get("step") is not None else ""
     return f"{what} of v{req.get('version')}{step}{who(req)}"

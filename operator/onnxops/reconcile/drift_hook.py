@@ -171,12 +171,20 @@ def apply_decision(
     if pending is not None:  # a retrain decided before a crash: record it now, never decide it again
         extra["retrain"] = pending
         out.history.append(
-            {"action": "Retrained", "version": int(state.stable or 0), "at": pending.get("at"),
-             "reason": pending.get("reason")}
+            {
+                "action": "Retrained",
+                "version": int(state.stable or 0),
+                "at": pending.get("at"),
+                "reason": pending.get("reason"),
+            }
         )
         out.events.append(
-            ("Warning", Reason.RETRAINING, f"recorded TrainingJob {pending.get('trainingJob')} (a retrain "
-             "created before the operator restarted)")
+            (
+                "Warning",
+                Reason.RETRAINING,
+                f"recorded TrainingJob {pending.get('trainingJob')} (a retrain "
+                "created before the operator restarted)",
+            )
         )
     if action == "Rollback" and decision.rollback_from and decision.rollback_to:
         frm = int(decision.rollback_from)

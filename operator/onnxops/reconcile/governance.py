@@ -40,8 +40,10 @@ class Governance:
     model_name: str = ""
 
     def approval_note(self, version: int) -> str:
-        return (f"v{version} awaits approval (Model {self.model_name} spec.approvals; "
-                f"`onnxops approve {self.model_name} {version} --reason ...`)")
+        return (
+            f"v{version} awaits approval (Model {self.model_name} spec.approvals; "
+            f"`onnxops approve {self.model_name} {version} --reason ...`)"
+        )
 
 
 def _approvals(model: Mapping[str, Any] | None) -> dict[int, dict[str, Any]]:
@@ -81,6 +83,7 @@ def from_model(model: Mapping[str, Any] | None, mvs: Iterable[dict[str, Any]], n
 
 # ---- retention ------------------------------------------------------------------------------------------
 
+
 def to_archive(mvs: Iterable[dict[str, Any]], keep: int | None, protected: Iterable[int]) -> set[int]:
     """Versions the retention archives: Ready, unserved, not ``protected`` (aliased), beyond the newest
     ``keep``. ``keep`` None: no retention."""
@@ -88,15 +91,20 @@ def to_archive(mvs: Iterable[dict[str, Any]], keep: int | None, protected: Itera
         return set()
     keep_out = set(protected)
     candidates = sorted(
-        (v.version_of(m) for m in mvs
-         if v.is_ready(m) and not (m.get("status") or {}).get("servedBy")
-         and v.version_of(m) not in keep_out),
+        (
+            v.version_of(m)
+            for m in mvs
+            if v.is_ready(m)
+            and not (m.get("status") or {}).get("servedBy")
+            and v.version_of(m) not in keep_out
+        ),
         reverse=True,
     )
-    return set(candidates[max(0, keep):])
+    return set(candidates[max(0, keep) :])
 
 
 # ---- status ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ModelPlan:
@@ -116,19 +124,25 @@ def problems(model: Mapping[str, Any], by_v: Mapping[int, dict[str, Any]]) -> li
         elif v.is_rejected(mv):
             who = ", ".join(sorted(v.rejected_by(mv))) or "an InferenceService"
             reason = (mv.get("status") or {}).get("rejectedReason") or Reason.ROLLED_BACK
-            out.append(f"{where}: v{n} was rolled back by {who} ({reason}); a rejected version cannot be "
-                       "approved, the approval is not used")
+            out.append(
+                f"{where}: v{n} was rolled back by {who} ({reason}); a rejected version cannot be "
+                "approved, the approval is not used"
+            )
         elif v.is_failed(mv):
             out.append(f"{where}: v{n} failed verification; it is never served")
     for alias, n in sorted(aliases_of(model).items()):
         mv = by_v.get(n)
         where = f"spec.aliases.{alias}"
         if mv is None:
-            out.append(f"{where}: no ModelVersion v{n} of this model; services following @{alias} keep what "
-                       "they serve")
+            out.append(
+                f"{where}: no ModelVersion v{n} of this model; services following @{alias} keep what "
+                "they serve"
+            )
         elif not v.is_ready(mv):
-            out.append(f"{where}: v{n} is not Ready ({(mv.get('status') or {}).get('phase') or 'Pending'}); "
-                       f"services following @{alias} keep what they serve")
+            out.append(
+                f"{where}: v{n} is not Ready ({(mv.get('status') or {}).get('phase') or 'Pending'}); "
+                f"services following @{alias} keep what they serve"
+            )
     return out
 
 
@@ -138,7 +152,7 @@ def plan(model: dict[str, Any], mvs: list[dict[str, Any]], *, now_text: str, now
     own = [m for m in mvs if m.get("spec", {}).get("model") == name and not v.is_deleting(m)]
     by_v = {v.version_of(m): m for m in own}
     aliases = aliases_of(model)
-    retention = ((model.get("spec") or {}).get("retention") or {})
+    retention = (model.get("spec") or {}).get("retention") or {}
     keep = retention.get("keepUnserved")
     archive = to_archive(own, int(keep) if keep is not None else None, aliases.values())
     approvals = _approvals(model)
@@ -161,13 +175,18 @@ def plan(model: dict[str, Any], mvs: list[dict[str, Any]], *, now_text: str, now
     found = problems(model, by_v)
     gen = int(model["metadata"].get("generation") or 1)
     old = model.get("status") or {}
-    message = "; ".join(found) if found else (
-        f"{len(by_v)} version(s), {len(gov_approved)} approved, {len(archive)} archived"
+    message = (
+        "; ".join(found)
+        if found
+        else (f"{len(by_v)} version(s), {len(gov_approved)} approved, {len(archive)} archived")
     )
     conds = cond.summarize(
-        old.get("conditions"), ready=not found,
+        old.get("conditions"),
+        ready=not found,
         reason=Reason.INVALID_GOVERNANCE if found else Reason.CONSISTENT,
-        message=message, generation=gen, now=now,
+        message=message,
+        generation=gen,
+        now=now,
     )
     status = {
         "observedGeneration": gen,
@@ -185,7 +204,10 @@ def empty_model(namespace: str, name: str) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "Model",
-        "metadata": {"name": name, "namespace": namespace,
-                     "annotations": {f"{GROUP}/created-by": "operator"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {f"{GROUP}/created-by": "operator"},
+        },
         "spec": {},
     }

@@ -84,9 +84,7 @@ def _desired_children(
     auto = spec.get("autoscaling")
     per_version = (spec.get("rollout") or {}).get("httpRoute") is not None
     plan = replicas_plan(state, total_replicas(spec), ready)
-    out: list[dict[str, Any]] = [
-        svc_builder.service(isvc, settings.serving_port, settings.serving_grpc_port)
-    ]
+    out: list[dict[str, Any]] = [svc_builder.service(isvc, settings.serving_port, settings.serving_grpc_port)]
     shadow = _shadow_children(isvc, state, mvs, settings)
     # the stable pods mirror once the shadow answers (a copy sent earlier would count as its error)
     mirror = _mirror(isvc, state, settings) if shadow and shadow_ready and not per_version else None
@@ -95,12 +93,18 @@ def _desired_children(
         mv = mvs.get(v)
         if mv is None:
             continue  # a served version vanished (deleted despite the finalizer): keep what runs
-        out.append(dep_builder.deployment(isvc, mv, None if auto else n, settings,
-                                          mirror=mirror if v == state.stable else None))
+        out.append(
+            dep_builder.deployment(
+                isvc, mv, None if auto else n, settings, mirror=mirror if v == state.stable else None
+            )
+        )
         if auto:
             out.append(
                 hpa_builder.hpa(
-                    isvc, v, n, int(auto.get("maxReplicas", defaults.MAX_REPLICAS)),
+                    isvc,
+                    v,
+                    n,
+                    int(auto.get("maxReplicas", defaults.MAX_REPLICAS)),
                     int(auto.get("targetCpuUtilization", defaults.TARGET_CPU_UTILIZATION)),
                 )
             )
@@ -149,8 +153,12 @@ def route_mirror(isvc: dict[str, Any], state: RolloutState) -> dict[str, Any] | 
 
 
 def _canary_ready(
-    spec: dict[str, Any], name: str, state: RolloutState, observed: list[dict[str, Any]],
-    deps: dict[int | None, dict[str, Any]], want: int,
+    spec: dict[str, Any],
+    name: str,
+    state: RolloutState,
+    observed: list[dict[str, Any]],
+    deps: dict[int | None, dict[str, Any]],
+    want: int,
 ) -> bool:
     """The canary's (or, in its shadow phase, the shadow's) Deployment runs its pods."""
     if state.canary is None:
@@ -160,8 +168,9 @@ def _canary_ready(
         dep_name = names.shadow(name, state.canary)
         deps_by_name = {d["metadata"]["name"]: d for d in observed if d.get("kind") == "Deployment"}
         dep = deps_by_name.get(dep_name)
-        return deployment_ready(dep, shadow_phase.shadow_replicas(total_replicas(spec),
-                                                                  float(scfg["sampleRate"])))
+        return deployment_ready(
+            dep, shadow_phase.shadow_replicas(total_replicas(spec), float(scfg["sampleRate"]))
+        )
     return deployment_ready(deps.get(state.canary), want)
 
 
@@ -208,7 +217,109 @@ def reconcile(
     return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now)
 
 
-def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-up)
+def _deletions(
+    name: str,
+    st: RolloutState,
+    by_v: dict[int, dict[str, Any]],
+    plan: dict[int, Any],
+    children: list[dict[str, Any]],
+    observed: list[dict[str, Any]],
+) -> list[tuple[str, str, str]]:
+    """The observed children to delete: those not wanted, except what a served version whose ModelVersion
+    vanished still runs (never deleted by us), and those already going."""
+    wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
+    for v in plan:
+        for kind in ("Deployment", "HorizontalPodAutoscaler", "Service"):
+            wanted.add((kind, names.deployment(name, v)))
+    if st.shadow and st.canary is not None and st.canary not in by_v:  # vanished: keep what runs
+        wanted |= {(kind, names.shadow(name, st.canary)) for kind in ("Deployment", "Service")}
+    return sorted(
+        {
+            (o["apiVersion"], o["kind"], o["metadata"]["name"])
+            for o in observed
+            if (o["kind"], o["metadata"]["name"]) not in wanted
+            and o["kind"] in ("Deployment", "Service", "HorizontalPodAutoscaler")
+            and not o["metadata"].get("deletionTimestamp")  # already going (its pods drain): no new write
+        }
+    )
+
+
+def _canary_message(st: RolloutState, out: Outcome, eff: int | None, total: int) -> tuple[str, str]:
+    """Reason and message while a canary (or shadow) is in progress."""
+    reason = Reason.ANALYSIS_INCONCLUSIVE if st.paused() else Reason.CANARY
+    if st.shadow and not st.paused():
+        reason = Reason.SHADOW
+    reason = out.gate or reason
+    message = (
+        f"shadow v{st.canary}: mirrored requests only, no traffic"
+        if st.shadow
+        else f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})"
+    )
+    if eff is not None and eff != st.weight:
+        message += f" ({eff}% of traffic with {total} replicas)"
+    if out.gate:
+        message += f", waiting for {out.waiting}"
+    elif st.paused():
+        message += f", held: analysis inconclusive ({(st.last_analysis or {}).get('message', '')})"
+    elif out.waiting:
+        message += f", waiting for {out.waiting}"
+    return reason, message
+
+
+def _phase_message(
+    st: RolloutState,
+    res: versions.Resolution,
+    out: Outcome,
+    stable_ready: bool,
+    degraded: bool,
+    eff: int | None,
+    total: int,
+    reduced: str | None,
+) -> tuple[str, str, str]:
+    """status.phase, reason and message, one case per state of the rollout."""
+    rb = st.rollback or {}
+    if st.stable is None:
+        return ("Failed" if res.reason == Reason.VERIFICATION_FAILED else "Pending"), res.reason, res.message
+    if not stable_ready:
+        return "Progressing", Reason.PROGRESSING, f"waiting for v{st.stable} to become Ready"
+    if st.canary is not None:
+        return "Progressing", *_canary_message(st, out, eff, total)
+    if degraded:
+        message = (
+            f"rolled back v{rb.get('from')} -> v{rb.get('to')}: {rb.get('message', '')}; "
+            "holds until spec changes"
+        )
+        return "Degraded", str(rb.get("reason") or Reason.ROLLED_BACK), message
+    if st.previous is not None:
+        return (
+            "Ready",
+            Reason.BAKING,
+            f"serving v{st.stable}; v{st.previous} warm until bake ends"
+            + (f" (extended: waiting for {out.waiting})" if out.waiting else ""),
+        )
+    if reduced:
+        return "Ready", Reason.CAPACITY_REDUCED, f"serving v{st.stable}, reduced: {reduced}"
+    return "Ready", Reason.AVAILABLE, f"serving v{st.stable}"
+
+
+def _release_blocked(
+    conds: list[dict[str, Any]], res: versions.Resolution, out: Outcome, gen: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Release governance (the Model): ReleaseBlocked is abnormal-true, present only while something
+    waits; AwaitingApproval is announced once per version."""
+    if not res.governed:
+        return conds
+    if res.blocked is None:
+        return cond.remove_condition(conds, cond.RELEASE_BLOCKED)
+    was = cond.find(conds, cond.RELEASE_BLOCKED)
+    if res.blocked[0] == Reason.AWAITING_APPROVAL and (was or {}).get("message") != res.blocked[1]:
+        out.events.append(("Normal", Reason.AWAITING_APPROVAL, res.blocked[1]))  # once per version
+    return cond.set_condition(
+        conds, cond.RELEASE_BLOCKED, True, res.blocked[0], res.blocked[1], generation=gen, now=now
+    )
+
+
+def assemble(
     isvc: dict[str, Any],
     old: dict[str, Any],
     out: Outcome,
@@ -230,23 +341,7 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
     shadow_ready = st.shadow and _canary_ready(spec, md["name"], st, observed, deps, 1)
     children, plan = _desired_children(isvc, st, by_v, settings, ready, shadow_ready)
-    wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
-    # a served version whose ModelVersion vanished keeps running what it has (never deleted by us)
-    name_ = md["name"]
-    for v in plan:
-        for kind in ("Deployment", "HorizontalPodAutoscaler", "Service"):
-            wanted.add((kind, names.deployment(name_, v)))
-    if st.shadow and st.canary is not None and st.canary not in by_v:  # vanished: keep what runs
-        wanted |= {(kind, names.shadow(name_, st.canary)) for kind in ("Deployment", "Service")}
-    delete = sorted(
-        {
-            (o["apiVersion"], o["kind"], o["metadata"]["name"])
-            for o in observed
-            if (o["kind"], o["metadata"]["name"]) not in wanted
-            and o["kind"] in ("Deployment", "Service", "HorizontalPodAutoscaler")
-            and not o["metadata"].get("deletionTimestamp")  # already going (its pods drain): no new write
-        }
-    )
+    delete = _deletions(name, st, by_v, plan, children, observed)
     stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
     held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
     degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
@@ -254,53 +349,11 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
     route = (spec.get("rollout") or {}).get("httpRoute")
     eff = isvc_status.effective_canary_weight(st, total, bool(route))
     reduced = isvc_status.reduced_capacity(plan, ready, total) if stable_ready else None
-    # phase, message and conditions
-    conds: list[dict[str, Any]] = list(old.get("conditions") or [])
-    if st.stable is None:
-        phase = "Failed" if res.reason == Reason.VERIFICATION_FAILED else "Pending"
-        reason, message = res.reason, res.message
-    elif not stable_ready:
-        phase, reason, message = (
-            "Progressing",
-            Reason.PROGRESSING,
-            f"waiting for v{st.stable} to become Ready",
-        )
-    elif st.canary is not None:
-        phase, reason = "Progressing", Reason.ANALYSIS_INCONCLUSIVE if st.paused() else Reason.CANARY
-        if st.shadow and not st.paused():
-            reason = Reason.SHADOW
-        reason = out.gate or reason
-        message = (f"shadow v{st.canary}: mirrored requests only, no traffic" if st.shadow
-                   else f"canary v{st.canary} at {st.weight}% (step {int(st.step or 0) + 1})")
-        if eff is not None and eff != st.weight:
-            message += f" ({eff}% of traffic with {total} replicas)"
-        if out.gate:
-            message += f", waiting for {out.waiting}"
-        elif st.paused():
-            message += f", held: analysis inconclusive ({(st.last_analysis or {}).get('message', '')})"
-        elif out.waiting:
-            message += f", waiting for {out.waiting}"
-    elif degraded:
-        phase, reason = "Degraded", str(rb.get("reason") or Reason.ROLLED_BACK)
-        message = (
-            f"rolled back v{rb.get('from')} -> v{rb.get('to')}: {rb.get('message', '')}; "
-            "holds until spec changes"
-        )
-    elif st.previous is not None:
-        phase, reason, message = (
-            "Ready",
-            Reason.BAKING,
-            f"serving v{st.stable}; v{st.previous} warm until bake ends"
-            + (f" (extended: waiting for {out.waiting})" if out.waiting else ""),
-        )
-    elif reduced:
-        phase, reason, message = "Ready", Reason.CAPACITY_REDUCED, f"serving v{st.stable}, reduced: {reduced}"
-    else:
-        phase, reason, message = "Ready", Reason.AVAILABLE, f"serving v{st.stable}"
+    phase, reason, message = _phase_message(st, res, out, stable_ready, degraded, eff, total, reduced)
     reconciling = phase == "Progressing" or st.previous is not None or (phase == "Pending")
     ready_reason = Reason.AVAILABLE if phase == "Degraded" else reason
     conds = cond.summarize(
-        conds,
+        list(old.get("conditions") or []),
         ready=stable_ready,
         reason=ready_reason,
         message=message,
@@ -322,16 +375,7 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
         )
     else:
         conds = cond.remove_condition(conds, cond.DEGRADED)
-    if res.governed:  # release governance (the Model): abnormal-true, present only while something waits
-        if res.blocked is not None:
-            was = cond.find(conds, cond.RELEASE_BLOCKED)
-            if res.blocked[0] == Reason.AWAITING_APPROVAL and (was or {}).get("message") != res.blocked[1]:
-                out.events.append(("Normal", Reason.AWAITING_APPROVAL, res.blocked[1]))  # once per version
-            conds = cond.set_condition(
-                conds, cond.RELEASE_BLOCKED, True, res.blocked[0], res.blocked[1], generation=gen, now=now
-            )
-        else:
-            conds = cond.remove_condition(conds, cond.RELEASE_BLOCKED)
+    conds = _release_blocked(conds, res, out, gen, now)
     # a rollback is recorded per InferenceService (`latest` skips it here only); a rollback that still
     # holds is recorded too (restart-safe, level-triggered)
     carry = []
@@ -340,8 +384,12 @@ def assemble(  # noqa: C901  (17: its phase/message cases move out in a follow-u
     if leg := versions.legacy_rejection(old, by_v):
         carry.append(leg)
     rejected = versions.record_rejections(
-        old, out.reject, spec_version=spec.get("version", defaults.SPEC_VERSION), generation=gen,
-        at=now_rfc3339(now), carry=carry,
+        old,
+        out.reject,
+        spec_version=spec.get("version", defaults.SPEC_VERSION),
+        generation=gen,
+        at=now_rfc3339(now),
+        carry=carry,
     )
     if out.gate and st.canary is not None and old.get("reason") != out.gate:
         out.events.append(("Normal", out.gate, message))

@@ -35,7 +35,8 @@ class LabelEvalStep:
 def window_end(job: Mapping[str, Any]) -> datetime | None:
     md = job.get("metadata") or {}
     return parse_time((md.get("annotations") or {}).get(labels.WINDOW_END)) or parse_time(
-        md.get("creationTimestamp"))
+        md.get("creationTimestamp")
+    )
 
 
 def finished(job: Mapping[str, Any]) -> Literal["Complete", "Failed"] | None:
@@ -46,8 +47,14 @@ def finished(job: Mapping[str, Any]) -> Literal["Complete", "Failed"] | None:
 
 
 def _failure(job: Mapping[str, Any], raw: str) -> tuple[str, str]:
-    cond: Mapping[str, Any] = next((c for c in (job.get("status") or {}).get("conditions") or []
-                 if c.get("type") == "Failed" and c.get("status") == "True"), {})
+    cond: Mapping[str, Any] = next(
+        (
+            c
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Failed" and c.get("status") == "True"
+        ),
+        {},
+    )
     why = raw or cond.get("message") or "the evaluation Job failed without a result"
     return str(cond.get("reason") or "LabelEvaluationFailed"), short(scrub(str(why)), 500)
 

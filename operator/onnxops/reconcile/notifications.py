@@ -43,9 +43,14 @@ BY_REASON: dict[str, str] = {
     "PromotionUnderperformed": "PerformanceBreach",
 }
 CE_TYPE_PREFIX = "dev.onnxops.inferenceservice."
-SLACK_ICON = {"Promoted": ":white_check_mark:", "RolledBack": ":rotating_light:", "DriftBreach": ":warning:",
-              "PerformanceBreach": ":warning:", "AwaitingPromotion": ":raised_hand:",
-              "ApprovalNeeded": ":raised_hand:"}
+SLACK_ICON = {
+    "Promoted": ":white_check_mark:",
+    "RolledBack": ":rotating_light:",
+    "DriftBreach": ":warning:",
+    "PerformanceBreach": ":warning:",
+    "AwaitingPromotion": ":raised_hand:",
+    "ApprovalNeeded": ":raised_hand:",
+}
 
 
 @dataclass(frozen=True)
@@ -111,35 +116,58 @@ def from_events(
             details["retrain"] = dict(st.get("retrain") or {})
         elif kind == "DriftBreach":
             drift = st.get("drift") or {}
-            details["drift"] = {k: drift[k] for k in ("score", "verdict", "versions", "features")
-                                if drift.get(k) is not None}
+            details["drift"] = {
+                k: drift[k] for k in ("score", "verdict", "versions", "features") if drift.get(k) is not None
+            }
         elif kind == "PerformanceBreach":
             perf = st.get("performance") or {}
-            details["performance"] = {k: perf[k] for k in ("metric", "value", "verdict", "versions")
-                                      if perf.get(k) is not None}
-        out.append(Notification(
-            type=kind, namespace=str(md.get("namespace", "default")), service=str(md.get("name")),
-            model=str(spec.get("model")), message=message, severity=_severity(type_),
-            reason=reason, version=int(version) if version is not None else None, at=at, details=details,
-        ))
+            details["performance"] = {
+                k: perf[k] for k in ("metric", "value", "verdict", "versions") if perf.get(k) is not None
+            }
+        out.append(
+            Notification(
+                type=kind,
+                namespace=str(md.get("namespace", "default")),
+                service=str(md.get("name")),
+                model=str(spec.get("model")),
+                message=message,
+                severity=_severity(type_),
+                reason=reason,
+                version=int(version) if version is not None else None,
+                at=at,
+                details=details,
+            )
+        )
     return out
 
 
-def retrain_finished(tj: Mapping[str, Any], events: Iterable[tuple[str, str, str]], at: str,
-                     service: str) -> list[Notification]:
+def retrain_finished(
+    tj: Mapping[str, Any], events: Iterable[tuple[str, str, str]], at: str, service: str
+) -> list[Notification]:
     """A retrain TrainingJob (labelled with its InferenceService) that succeeded or failed."""
     md, spec, st = tj.get("metadata") or {}, tj.get("spec") or {}, tj.get("status") or {}
     out = []
     for type_, reason, message in events:
         if reason not in ("TrainingSucceeded", "TrainingFailed"):
             continue
-        details = {"trainingJob": md.get("name"), "succeeded": reason == "TrainingSucceeded",
-                   "modelVersion": st.get("modelVersion")}
-        out.append(Notification(
-            type="RetrainFinished", namespace=str(md.get("namespace", "default")), service=service,
-            model=str(spec.get("model")), message=message, severity=_severity(type_),
-            reason=reason, at=at, details={"retrain": details},
-        ))
+        details = {
+            "trainingJob": md.get("name"),
+            "succeeded": reason == "TrainingSucceeded",
+            "modelVersion": st.get("modelVersion"),
+        }
+        out.append(
+            Notification(
+                type="RetrainFinished",
+                namespace=str(md.get("namespace", "default")),
+                service=service,
+                model=str(spec.get("model")),
+                message=message,
+                severity=_severity(type_),
+                reason=reason,
+                at=at,
+                details={"retrain": details},
+            )
+        )
     return out
 
 
@@ -149,6 +177,7 @@ def wants(sink: Mapping[str, Any], note: Notification) -> bool:
 
 
 # ---- bodies -------------------------------------------------------------------------------------------
+
 
 def body(fmt: str, note: Notification) -> tuple[dict[str, str], bytes]:
     """(headers, body) of one POST in ``fmt``: JSON, CloudEvents or Slack."""

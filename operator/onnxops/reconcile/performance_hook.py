@@ -63,9 +63,14 @@ class PerfDecisionLike(Protocol):
     def rollback_to(self) -> str | None: ...
 
 
-def performance_summary(decision: PerfDecisionLike, stable: int | None, now: datetime,
-                        unresolved: float | None = None, source: str | None = None,
-                        job: str | None = None) -> dict[str, Any]:
+def performance_summary(
+    decision: PerfDecisionLike,
+    stable: int | None,
+    now: datetime,
+    unresolved: float | None = None,
+    source: str | None = None,
+    job: str | None = None,
+) -> dict[str, Any]:
     """status.performance: the stable version's live metric (printer column), every version's numbers."""
     per: dict[str, Any] = {}
     for v, verdict in decision.verdicts.items():
@@ -132,8 +137,9 @@ def apply_performance(
     gen = int(md.get("generation") or 1)
     state = RolloutState.from_status(old)
     out = Outcome(state)
-    extra: dict[str, Any] = {"performance": performance_summary(decision, state.stable, now, unresolved,
-                                                                  source, job)}
+    extra: dict[str, Any] = {
+        "performance": performance_summary(decision, state.stable, now, unresolved, source, job)
+    }
     values = {f"v{k}": float(v) for k, v in decision.values.items()}
     retrain = None
     action = decision.action
@@ -141,36 +147,78 @@ def apply_performance(
     if action == "Rollback" and decision.rollback_from and decision.rollback_to:
         frm = int(decision.rollback_from)
         if frm == state.canary or (frm == state.stable and state.previous == int(decision.rollback_to)):
-            abort(out, from_version=frm, reason=decision.reason, message=decision.message, now=now,
-                  generation=gen, scores=values)
+            abort(
+                out,
+                from_version=frm,
+                reason=decision.reason,
+                message=decision.message,
+                now=now,
+                generation=gen,
+                scores=values,
+            )
     elif action == "Retrain" and pending is None:
         last = (old.get("retrain") or {}).get("at")
         min_interval = parse_duration(
             (spec.get("retrain") or {}).get("minInterval"), defaults.RETRAIN_MIN_INTERVAL_SECONDS
         )
-        if spec.get("retrain") and not retrain_running(retrain_children or []) \
-                and elapsed(last, now) >= min_interval:
+        if (
+            spec.get("retrain")
+            and not retrain_running(retrain_children or [])
+            and elapsed(last, now) >= min_interval
+        ):
             n = int((old.get("retrain") or {}).get("count") or 0) + 1
-            extra["retrain"] = {"trainingJob": names.retrain_job(md["name"], n), "at": cond.now_rfc3339(now),
-                                "reason": decision.reason, "count": n, "scores": values}
+            extra["retrain"] = {
+                "trainingJob": names.retrain_job(md["name"], n),
+                "at": cond.now_rfc3339(now),
+                "reason": decision.reason,
+                "count": n,
+                "scores": values,
+            }
             retrain = retrain_training_job(isvc, n, extra["retrain"])
-            out.history.append({"action": "Retrained", "version": int(state.stable or 0),
-                                "at": cond.now_rfc3339(now), "reason": decision.reason})
-            out.events.append(("Warning", Reason.RETRAINING,
-                               f"live {decision.metric} degraded for every version ({decision.message}); "
-                               f"created TrainingJob {retrain['metadata']['name']}"))
+            out.history.append(
+                {
+                    "action": "Retrained",
+                    "version": int(state.stable or 0),
+                    "at": cond.now_rfc3339(now),
+                    "reason": decision.reason,
+                }
+            )
+            out.events.append(
+                (
+                    "Warning",
+                    Reason.RETRAINING,
+                    f"live {decision.metric} degraded for every version ({decision.message}); "
+                    f"created TrainingJob {retrain['metadata']['name']}",
+                )
+            )
     conds = list(old.get("conditions") or [])
     degraded = action in ("Rollback", "Retrain", "Alert")
     before = cond.find(conds, PERFORMANCE_DEGRADED)
-    conds = cond.set_condition(conds, PERFORMANCE_DEGRADED, degraded, decision.reason,
-                               decision.message[:1024], generation=gen, now=now)
+    conds = cond.set_condition(
+        conds,
+        PERFORMANCE_DEGRADED,
+        degraded,
+        decision.reason,
+        decision.message[:1024],
+        generation=gen,
+        now=now,
+    )
     if degraded and action == "Alert" and (before is None or before.get("status") != "True"):
         out.events.append(("Warning", decision.reason, decision.message[:1024]))
     isvc_now = {**isvc, "status": {**old, "conditions": conds}}
     by_v = versions.by_version(mvs, spec["model"])
     skipped = versions.skipped_by_latest(old, by_v)
     res = versions.resolve(spec.get("version", "latest"), spec["model"], mvs, skipped)
-    plan = assemble(isvc_now, {**old, "conditions": conds}, out, res, by_v, observed, settings=settings,
-                    now=now, extra_status=extra)
+    plan = assemble(
+        isvc_now,
+        {**old, "conditions": conds},
+        out,
+        res,
+        by_v,
+        observed,
+        settings=settings,
+        now=now,
+        extra_status=extra,
+    )
     plan.status_patch = status_patch(old, plan.status)
     return DriftPlan(plan, retrain)

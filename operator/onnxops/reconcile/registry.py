@@ -65,8 +65,11 @@ def counter_body(namespace: str, model: str, data: dict[str, str]) -> dict[str, 
         "metadata": {
             "name": names.version_counter(model),
             "namespace": namespace,
-            "labels": {labels.MODEL: model, labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
-                       labels.COMPONENT: COMPONENT},
+            "labels": {
+                labels.MODEL: model,
+                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+                labels.COMPONENT: COMPONENT,
+            },
         },
         "data": data,
     }

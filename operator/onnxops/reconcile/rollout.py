@@ -87,8 +87,16 @@ def advance(
     ``control``: a person's requests (status.control: promote, abort, pause)."""
     ctl = control or Control()
     out = _advance(
-        state, cfg, target=target, target_failed=target_failed, canary_ready=canary_ready,
-        analysis=analysis, now=now, generation=generation, investigating=investigating, ctl=ctl,
+        state,
+        cfg,
+        target=target,
+        target_failed=target_failed,
+        canary_ready=canary_ready,
+        analysis=analysis,
+        now=now,
+        generation=generation,
+        investigating=investigating,
+        ctl=ctl,
     )
     _drop_stale(out, ctl)
     return out
@@ -110,8 +118,13 @@ def _drop_stale(out: Outcome, ctl: Control) -> None:
         if stale:
             out.control_clear.add(key)
             if key != "pause":
-                out.events.append(("Normal", "ControlIgnored",
-                                   f"{describe(key, req)} ignored: the rollout it was for is over"))
+                out.events.append(
+                    (
+                        "Normal",
+                        "ControlIgnored",
+                        f"{describe(key, req)} ignored: the rollout it was for is over",
+                    )
+                )
 
 
 def _advance(
@@ -151,8 +164,14 @@ def _advance(
         matches(req, s.canary) or (s.canary is None and s.previous is not None and matches(req, s.stable))
     ):
         why = f": {req['reason']}" if req.get("reason") else ""
-        abort(out, from_version=int(req["version"]), reason=Reason.ABORTED_BY_USER,
-              message=f"aborted{who(req)}{why}", now=now, generation=generation)
+        abort(
+            out,
+            from_version=int(req["version"]),
+            reason=Reason.ABORTED_BY_USER,
+            message=f"aborted{who(req)}{why}",
+            now=now,
+            generation=generation,
+        )
         out.control_clear |= {"abort", "promote", "pause"}
         return out
     if s.stable is None:
@@ -228,8 +247,12 @@ def _gate_passed(s: RolloutState, cfg: RolloutConfig, step: int) -> bool:
     last = s.last_analysis or {}
     mode = str(cfg.analysis.get("onInconclusive", "Pause"))
     ok = ("Pass", "Inconclusive") if mode == "Promote" else ("Pass",)
-    return (last.get("version") == s.canary and last.get("step") == step and last.get("verdict") in ok
-            and last.get("phase") is None)
+    return (
+        last.get("version") == s.canary
+        and last.get("step") == step
+        and last.get("verdict") in ok
+        and last.get("phase") is None
+    )
 
 
 def _canary(
@@ -248,8 +271,9 @@ def _canary(
     if s.shadow and cfg.shadow is None:  # spec.rollout.shadow removed during the phase
         return _end_shadow(out, cfg, now, "ended: spec.rollout.shadow was removed")
     if s.shadow and cfg.shadow is not None:
-        return _shadow(out, cfg, canary_ready=canary_ready, analysis=analysis, now=now, generation=generation,
-                       ctl=ctl)
+        return _shadow(
+            out, cfg, canary_ready=canary_ready, analysis=analysis, now=now, generation=generation, ctl=ctl
+        )
     step = min(int(s.step or 0), len(cfg.steps) - 1)
     _weight, pause = cfg.steps[step]
     since = elapsed(s.step_started_at, now)
@@ -261,8 +285,14 @@ def _canary(
         out.control_clear |= {"promote", "pause"}
         by = who(req)
         if req.get("full") or step + 1 >= len(cfg.steps):
-            out.events.append(("Normal", "PromotedByUser", f"canary v{s.canary} promoted{by} "
-                               f"(from step {step + 1}/{len(cfg.steps)}, remaining steps skipped)"))
+            out.events.append(
+                (
+                    "Normal",
+                    "PromotedByUser",
+                    f"canary v{s.canary} promoted{by} "
+                    f"(from step {step + 1}/{len(cfg.steps)}, remaining steps skipped)",
+                )
+            )
             return _promote(out, cfg, now)
         return _next_step(out, cfg, step, now, by=f", promoted{by}")
     if matches(ctl.pause, s.canary):
@@ -315,12 +345,25 @@ def _start_shadow(out: Outcome, cfg: RolloutConfig, target: int, at: str) -> Out
     assert cfg.shadow is not None
     s = out.state
     out.state = replace(
-        s, canary=target, step=0, weight=0, step_started_at=at, previous=None, analysis_failures=0,
-        inconclusive_checks=0, shadow=True,
+        s,
+        canary=target,
+        step=0,
+        weight=0,
+        step_started_at=at,
+        previous=None,
+        analysis_failures=0,
+        inconclusive_checks=0,
+        shadow=True,
     )
     rate, secs = float(cfg.shadow["sampleRate"]), float(cfg.shadow["durationSeconds"])
-    out.events.append(("Normal", "ShadowStarted", f"shadow v{target}: {rate:.0%} of v{s.stable}'s requests "
-                       f"mirrored for {secs:g}s, no traffic, no weight"))
+    out.events.append(
+        (
+            "Normal",
+            "ShadowStarted",
+            f"shadow v{target}: {rate:.0%} of v{s.stable}'s requests "
+            f"mirrored for {secs:g}s, no traffic, no weight",
+        )
+    )
     out.requeue_after = 1.0
     out.waiting = f"shadow v{target} to become Ready"
     return out
@@ -330,8 +373,15 @@ def _end_shadow(out: Outcome, cfg: RolloutConfig, now: datetime, why: str) -> Ou
     """The shadow passed (or a person moved it on): the canary steps begin."""
     s = out.state
     w = cfg.steps[0][0]
-    out.state = replace(s, shadow=False, step=0, weight=w, step_started_at=now_rfc3339(now),
-                        analysis_failures=0, inconclusive_checks=0)
+    out.state = replace(
+        s,
+        shadow=False,
+        step=0,
+        weight=w,
+        step_started_at=now_rfc3339(now),
+        analysis_failures=0,
+        inconclusive_checks=0,
+    )
     out.events.append(("Normal", "ShadowPassed", f"shadow v{s.canary} {why}"))
     out.events.append(
         ("Normal", "CanaryStarted", f"canary v{s.canary} at {w}% (step 1/{len(cfg.steps)}) after its shadow")
@@ -363,8 +413,13 @@ def _shadow(
         assert req is not None
         out.control_clear |= {"promote", "pause"}
         if req.get("full"):
-            out.events.append(("Normal", "PromotedByUser", f"shadow v{s.canary} promoted{who(req)} "
-                               "(shadow and every step skipped)"))
+            out.events.append(
+                (
+                    "Normal",
+                    "PromotedByUser",
+                    f"shadow v{s.canary} promoted{who(req)} (shadow and every step skipped)",
+                )
+            )
             return _promote(out, cfg, now)
         return _end_shadow(out, cfg, now, f"ended by a person{who(req)}")
     if matches(ctl.pause, s.canary):
@@ -377,19 +432,38 @@ def _shadow(
         out.waiting = f"the shadow's {duration:g}s of mirrored traffic"
         out.requeue_after = max(0.5, duration - since + 0.1)
         return out
-    if not _judge(out, scfg, analysis, 0, duration, now, generation, fail_reason=Reason.SHADOW_FAILED,
-                  phase=SHADOW_PHASE):
+    if not _judge(
+        out,
+        scfg,
+        analysis,
+        0,
+        duration,
+        now,
+        generation,
+        fail_reason=Reason.SHADOW_FAILED,
+        phase=SHADOW_PHASE,
+    ):
         return out
     verdict = (out.state.last_analysis or {}).get("verdict")
-    return _end_shadow(out, cfg, now, "passed: " + str((out.state.last_analysis or {}).get("message", ""))
-                       if verdict == "Pass" else "inconclusive: moving on (onInconclusive: Promote)")
+    return _end_shadow(
+        out,
+        cfg,
+        now,
+        "passed: " + str((out.state.last_analysis or {}).get("message", ""))
+        if verdict == "Pass"
+        else "inconclusive: moving on (onInconclusive: Promote)",
+    )
 
 
 def _next_step(out: Outcome, cfg: RolloutConfig, step: int, now: datetime, *, by: str = "") -> Outcome:
     s = out.state
     w = cfg.steps[step + 1][0]
     out.state = replace(
-        s, step=step + 1, weight=w, step_started_at=now_rfc3339(now), analysis_failures=0,
+        s,
+        step=step + 1,
+        weight=w,
+        step_started_at=now_rfc3339(now),
+        analysis_failures=0,
         inconclusive_checks=0,
     )
     out.events.append(
@@ -471,9 +545,7 @@ def _judge(
     if analysis.verdict == "Fail":
         failures = s.analysis_failures + 1
         limit = int(acfg.get("failureLimit", 2))
-        out.events.append(
-            ("Warning", fail_reason, f"{where}: {analysis.message} ({failures}/{limit})")
-        )
+        out.events.append(("Warning", fail_reason, f"{where}: {analysis.message} ({failures}/{limit})"))
         if failures >= limit:
             abort(
                 out,

@@ -88,8 +88,9 @@ def assess(stats: ShadowStats | None, cfg: dict[str, Any]) -> AnalysisResult:
         return AnalysisResult("Inconclusive", "shadow: metrics source unavailable")
     min_req = int(cfg["minRequests"])
     if stats.requests < min_req:
-        return AnalysisResult("Inconclusive", f"shadow: {stats.requests:g} mirrored requests < minRequests "
-                              f"{min_req}")
+        return AnalysisResult(
+            "Inconclusive", f"shadow: {stats.requests:g} mirrored requests < minRequests {min_req}"
+        )
     rate = stats.errors / stats.requests if stats.requests else 0.0
     problems = []
     if rate > float(cfg["maxErrorRate"]):
@@ -100,12 +101,15 @@ def assess(stats: ShadowStats | None, cfg: dict[str, Any]) -> AnalysisResult:
     if agree_problem:
         problems.append(agree_problem)
     if problems:
-        return AnalysisResult("Fail", "shadow: " + "; ".join(problems) + f" ({stats.requests:g} mirrored "
-                              "requests)")
+        return AnalysisResult(
+            "Fail", "shadow: " + "; ".join(problems) + f" ({stats.requests:g} mirrored requests)"
+        )
     wants_rows = cfg.get("minAgreement") is not None or cfg.get("maxMeanAbsDiff") is not None
     if wants_rows and stats.rows_compared == 0:
-        return AnalysisResult("Inconclusive", f"shadow: no prediction compared over {stats.requests:g} "
-                              "mirrored requests")
+        return AnalysisResult(
+            "Inconclusive", f"shadow: no prediction compared over {stats.requests:g} mirrored requests"
+        )
     p99 = "n/a" if stats.p99_ms is None else f"{stats.p99_ms:.1f}ms"
-    return AnalysisResult("Pass", f"shadow: error rate {rate:.4f}, p99 {p99}, {seen} "
-                          f"({stats.requests:g} mirrored requests)")
+    return AnalysisResult(
+        "Pass", f"shadow: error rate {rate:.4f}, p99 {p99}, {seen} ({stats.requests:g} mirrored requests)"
+    )

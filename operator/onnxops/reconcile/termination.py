@@ -86,10 +86,19 @@ def latest_typed(
 
 
 # Waiting reasons that do not go away by themselves: the pod needs a fix (image, Secret, ConfigMap, ...).
-STUCK_REASONS = frozenset({
-    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
-    "CreateContainerError", "RunContainerError", "PreCreateHookError", "PostStartHookError",
-})
+STUCK_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "PreCreateHookError",
+        "PostStartHookError",
+    }
+)
 
 
 def stuck_waiting(pods: list[dict[str, Any]]) -> tuple[str, str] | None:

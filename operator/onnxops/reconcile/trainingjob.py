@@ -60,13 +60,15 @@ def from_serving_problem(tj: dict[str, Any], isvc: dict[str, Any] | None) -> tup
     if isvc is None:
         return Reason.SERVICE_NOT_FOUND, (
             f"{field_}: InferenceService {name!r} not found in namespace {ns!r}; the training starts when it "
-            "exists")
+            "exists"
+        )
     fs = tj["spec"]["dataset"]["fromServing"]
     log = (isvc.get("spec") or {}).get("logging")
     if not fs.get("sinkUri") and (log is None or not log.get("enabled", True)):
         return Reason.CAPTURE_NOT_ENABLED, (
             f"{field_}: InferenceService {name!r} has no spec.logging enabled, so it captures no traffic to "
-            "train on; enable it (or name captured files with fromServing.sinkUri)")
+            "train on; enable it (or name captured files with fromServing.sinkUri)"
+        )
     return None
 
 
@@ -274,8 +276,14 @@ def reconcile(
             generation=observed_gen,
             now=now,
         )
-    return TrainingPlan(new, status_patch(old, new), job_out, register, events,
-                        SERVICE_RECHECK_S if problem is not None else None)
+    return TrainingPlan(
+        new,
+        status_patch(old, new),
+        job_out,
+        register,
+        events,
+        SERVICE_RECHECK_S if problem is not None else None,
+    )
 
 
 def _job_progress(
@@ -423,9 +431,16 @@ def _result_from_status(old: dict[str, Any]) -> TrainerSuccess | None:
     not hold a complete artifact reference."""
     art = old.get("artifact") or {}
     try:
-        return TrainerSuccess.model_validate({"artifact": {"uri": art.get("uri"), "sha256": art.get("sha256"),
-                                                           "sizeBytes": art.get("sizeBytes")},
-                                              "metrics": old.get("metrics") or {}})
+        return TrainerSuccess.model_validate(
+            {
+                "artifact": {
+                    "uri": art.get("uri"),
+                    "sha256": art.get("sha256"),
+                    "sizeBytes": art.get("sizeBytes"),
+                },
+                "metrics": old.get("metrics") or {},
+            }
+        )
     except ValueError:
         return None
 

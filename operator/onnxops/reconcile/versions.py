@@ -133,15 +133,18 @@ def _resolve(
             best = max(approved, key=version_of, default=None)
             waiting = (
                 (Reason.AWAITING_APPROVAL, gov.approval_note(version_of(newest)))
-                if newest is not None and (best is None or version_of(newest) > version_of(best)) else None
+                if newest is not None and (best is None or version_of(newest) > version_of(best))
+                else None
             )
             if best is None:
                 msg = waiting[1] if waiting else f"no Ready ModelVersion of model {model!r} to serve"
                 reason = Reason.AWAITING_APPROVAL if waiting else Reason.VERSION_NOT_FOUND
-                return Resolution(None, None, reason,
-                                  f"no approved Ready ModelVersion of model {model!r}: {msg}", waiting)
-            return Resolution(version_of(best), best, Reason.AVAILABLE,
-                              f"latest approved is v{version_of(best)}", waiting)
+                return Resolution(
+                    None, None, reason, f"no approved Ready ModelVersion of model {model!r}: {msg}", waiting
+                )
+            return Resolution(
+                version_of(best), best, Reason.AVAILABLE, f"latest approved is v{version_of(best)}", waiting
+            )
         if not ready:
             return Resolution(
                 None,
@@ -162,8 +165,13 @@ def _resolve(
     if not is_ready(mv):
         return Resolution(v, None, Reason.VERSION_NOT_READY, f"{model}-v{v} is not verified yet")
     if v in archived:
-        return _fail(v, Reason.VERSION_ARCHIVED, f"{model}-v{v} is archived by the Model's retention "
-                     "(spec.retention.keepUnserved); it is never served", governance=True)
+        return _fail(
+            v,
+            Reason.VERSION_ARCHIVED,
+            f"{model}-v{v} is archived by the Model's retention "
+            "(spec.retention.keepUnserved); it is never served",
+            governance=True,
+        )
     return Resolution(v, mv, Reason.AVAILABLE, f"v{v}")
 
 
@@ -172,16 +180,20 @@ def _resolve_alias(
 ) -> Resolution:
     aliases = gov.aliases if gov is not None else {}
     if alias not in aliases:
-        return _fail(None, Reason.ALIAS_NOT_FOUND,
-                     f"spec.version: alias {alias!r} is not set on Model {model} (spec.aliases)",
-                     governance=True)
+        return _fail(
+            None,
+            Reason.ALIAS_NOT_FOUND,
+            f"spec.version: alias {alias!r} is not set on Model {model} (spec.aliases)",
+            governance=True,
+        )
     v = int(aliases[alias])
     assert gov is not None
     where = f"alias {alias!r} of Model {model} names v{v}"
     match = [m for m in own if version_of(m) == v]
     if not match:
-        return _fail(None, Reason.ALIAS_NOT_READY, f"{where}: ModelVersion {model}-v{v} not found",
-                     governance=True)
+        return _fail(
+            None, Reason.ALIAS_NOT_READY, f"{where}: ModelVersion {model}-v{v} not found", governance=True
+        )
     mv = match[0]
     if not is_ready(mv):
         phase = (mv.get("status") or {}).get("phase") or "Pending"
@@ -189,8 +201,13 @@ def _resolve_alias(
     if v in gov.archived:
         return _fail(None, Reason.VERSION_ARCHIVED, f"{where}: archived by the retention", governance=True)
     if v in rejected:
-        return _fail(None, Reason.VERSION_REJECTED, f"{where}: this InferenceService rolled it back "
-                     "(status.rejectedVersions); pin it by number to re-admit it", governance=True)
+        return _fail(
+            None,
+            Reason.VERSION_REJECTED,
+            f"{where}: this InferenceService rolled it back "
+            "(status.rejectedVersions); pin it by number to re-admit it",
+            governance=True,
+        )
     if gov.require_approval and v not in gov.approved:
         return _fail(None, Reason.AWAITING_APPROVAL, f"{where}: {gov.approval_note(v)}", governance=True)
     return Resolution(v, mv, Reason.AVAILABLE, f"@{alias} is v{v}")
@@ -253,7 +270,8 @@ def record_rejections(
     operator never did)."""
     pinned = int(spec_version) if str(spec_version).isdigit() else None
     out = [
-        e for e in _entries(status)
+        e
+        for e in _entries(status)
         if not (pinned == int(e["version"]) and generation > int(e.get("generation") or 0))
     ]
     have = {int(e["version"]) for e in out}

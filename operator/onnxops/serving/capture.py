@@ -50,9 +50,22 @@ from .sink import Sink
 
 log = logging.getLogger("onnxops.serving")
 
-__all__ = ["META_COLUMNS", "OUTPUT_COLUMNS", "PARTITION_KEYS", "RESERVED", "Capture", "Chunk", "Entry",
-           "build_table", "compact", "encode_parquet", "feature_columns", "new_request_id",
-           "partition_path", "row_id"]
+__all__ = [
+    "META_COLUMNS",
+    "OUTPUT_COLUMNS",
+    "PARTITION_KEYS",
+    "RESERVED",
+    "Capture",
+    "Chunk",
+    "Entry",
+    "build_table",
+    "compact",
+    "encode_parquet",
+    "feature_columns",
+    "new_request_id",
+    "partition_path",
+    "row_id",
+]
 
 # Metric families (exposed on /metrics next to the server's own; docs/metrics.md "Payload capture").
 # (the names are defined once in onnxops.drift.names: the operator reads them for CaptureHealthy)
@@ -84,9 +97,16 @@ def _hour(ts: float) -> int:
 class Capture:
     """The queue, its background writer and its metrics (a prometheus_client Collector)."""
 
-    def __init__(self, cfg: CaptureConfig, model: str, version: str, sink: Sink,
-                 *, random_fn: Callable[[], float] = random.random,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cfg: CaptureConfig,
+        model: str,
+        version: str,
+        sink: Sink,
+        *,
+        random_fn: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.cfg, self.model, self.version, self.sink = cfg, model, version, sink
         self.queue: deque[Chunk] = deque()
         self.pending: list[Entry] = []  # the newest requests, joined into a Chunk every CHUNK_ROWS rows
@@ -108,8 +128,14 @@ class Capture:
         self._inflight = 0  # rows taken off the queue by a flush and not yet written or queued again
 
     # -- request path ----------------------------------------------------------------------------
-    def record(self, model: LoadedModel, request_id: str, feeds: dict[str, np.ndarray],
-               outputs: list[np.ndarray], rows: int) -> None:
+    def record(
+        self,
+        model: LoadedModel,
+        request_id: str,
+        feeds: dict[str, np.ndarray],
+        outputs: list[np.ndarray],
+        rows: int,
+    ) -> None:
         """Queue one answered request (sampled); never blocks, never raises for a full queue."""
         if self.cfg.sample_rate < 1.0 and self._random() >= self.cfg.sample_rate:
             return
@@ -143,8 +169,10 @@ class Capture:
             table = build_table([chunk])
         except Exception as exc:
             if not self.dropped[DROP_UNENCODABLE]:
-                log.error("captured rows cannot be encoded; they are dropped",
-                          extra={"fields": {"error": str(exc)[:300]}})
+                log.error(
+                    "captured rows cannot be encoded; they are dropped",
+                    extra={"fields": {"error": str(exc)[:300]}},
+                )
             self.dropped[DROP_UNENCODABLE] += rows
             self.queued_rows -= rows
             return
@@ -175,8 +203,11 @@ class Capture:
         while self.queue:
             group: list[Chunk] = []
             n, hour = 0, _hour(self.queue[0].ts[0])
-            while self.queue and _hour(self.queue[0].ts[0]) == hour and (
-                    not group or n + self.queue[0].rows <= self.cfg.max_rows_per_file):
+            while (
+                self.queue
+                and _hour(self.queue[0].ts[0]) == hour
+                and (not group or n + self.queue[0].rows <= self.cfg.max_rows_per_file)
+            ):
                 c = self.queue.popleft()
                 group.append(c)
                 n += c.rows
@@ -226,8 +257,10 @@ class Capture:
     def _failed(self, exc: Exception, unwritten: list[Chunk]) -> None:
         self.errors += 1
         if self.sink_up:
-            log.warning("capture sink write failed; rows stay queued up to the limit and are retried",
-                        extra={"fields": {"error": str(exc)[:300]}})
+            log.warning(
+                "capture sink write failed; rows stay queued up to the limit and are retried",
+                extra={"fields": {"error": str(exc)[:300]}},
+            )
         self.sink_up = False
         room = self.cfg.queue_rows - self.queued_rows
         keep: list[Chunk] = []
@@ -279,15 +312,17 @@ class Capture:
             c = CounterMetricFamily(name, doc, labels=labels)
             c.add_metric(mv, value)
             yield c
-        d = CounterMetricFamily(PAYLOAD_ROWS_DROPPED, "Captured rows dropped, by reason.",
-                                labels=[*labels, LABEL_REASON])
+        d = CounterMetricFamily(
+            PAYLOAD_ROWS_DROPPED, "Captured rows dropped, by reason.", labels=[*labels, LABEL_REASON]
+        )
         for reason, n in self.dropped.items():
             d.add_metric([*mv, reason], n)
         yield d
         q = GaugeMetricFamily(PAYLOAD_QUEUE_ROWS, "Captured rows waiting in memory.", labels=labels)
         q.add_metric(mv, self.queued_rows)
         yield q
-        up = GaugeMetricFamily(PAYLOAD_SINK_UP, "0 after a failed write to the sink, 1 after a good one.",
-                               labels=labels)
+        up = GaugeMetricFamily(
+            PAYLOAD_SINK_UP, "0 after a failed write to the sink, 1 after a good one.", labels=labels
+        )
         up.add_metric(mv, 1.0 if self.sink_up else 0.0)
         yield up

@@ -49,21 +49,40 @@ class CaptureConfig:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("payload capture (InferenceService spec.logging)")
-    g.add_argument("--capture", metavar="BOOL", help="capture served rows to Parquet files [ONNXOPS_CAPTURE]"
-                   " (default: false)")
-    g.add_argument("--capture-sink-uri", help="file://, pvc:// or s3:// directory the Parquet files go to "
-                   "[ONNXOPS_CAPTURE_SINK_URI]")
-    g.add_argument("--capture-sample-rate", help="share of requests captured, 0 < r <= 1 "
-                   "[ONNXOPS_CAPTURE_SAMPLE_RATE] (default: 1)")
-    g.add_argument("--capture-flush-interval", help="seconds (or a duration such as 30s, 1m) between "
-                   "flushes [ONNXOPS_CAPTURE_FLUSH_INTERVAL] (default: 30s)")
-    g.add_argument("--capture-max-rows-per-file", help="rows per Parquet file at most; a full file "
-                   "is flushed at once [ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE] "
-                   f"(default: {DEFAULT_MAX_ROWS_PER_FILE})")
-    g.add_argument("--capture-queue-rows", help="rows held in memory at most; beyond it rows are dropped "
-                   f"and counted [ONNXOPS_CAPTURE_QUEUE_ROWS] (default: {DEFAULT_QUEUE_ROWS})")
-    g.add_argument("--capture-flush-timeout", help="on SIGTERM, seconds given to the last flush, after the "
-                   f"in-flight requests [ONNXOPS_CAPTURE_FLUSH_TIMEOUT] (default: {DEFAULT_FLUSH_TIMEOUT:g})")
+    g.add_argument(
+        "--capture",
+        metavar="BOOL",
+        help="capture served rows to Parquet files [ONNXOPS_CAPTURE] (default: false)",
+    )
+    g.add_argument(
+        "--capture-sink-uri",
+        help="file://, pvc:// or s3:// directory the Parquet files go to [ONNXOPS_CAPTURE_SINK_URI]",
+    )
+    g.add_argument(
+        "--capture-sample-rate",
+        help="share of requests captured, 0 < r <= 1 [ONNXOPS_CAPTURE_SAMPLE_RATE] (default: 1)",
+    )
+    g.add_argument(
+        "--capture-flush-interval",
+        help="seconds (or a duration such as 30s, 1m) between "
+        "flushes [ONNXOPS_CAPTURE_FLUSH_INTERVAL] (default: 30s)",
+    )
+    g.add_argument(
+        "--capture-max-rows-per-file",
+        help="rows per Parquet file at most; a full file "
+        "is flushed at once [ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE] "
+        f"(default: {DEFAULT_MAX_ROWS_PER_FILE})",
+    )
+    g.add_argument(
+        "--capture-queue-rows",
+        help="rows held in memory at most; beyond it rows are dropped "
+        f"and counted [ONNXOPS_CAPTURE_QUEUE_ROWS] (default: {DEFAULT_QUEUE_ROWS})",
+    )
+    g.add_argument(
+        "--capture-flush-timeout",
+        help="on SIGTERM, seconds given to the last flush, after the "
+        f"in-flight requests [ONNXOPS_CAPTURE_FLUSH_TIMEOUT] (default: {DEFAULT_FLUSH_TIMEOUT:g})",
+    )
 
 
 def _seconds(value: str, flag: str) -> float:
@@ -113,19 +132,23 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
         rate = float(raw.get("capture_sample_rate", "1"))
     except ValueError:
         raise CaptureConfigError(
-            f"--capture-sample-rate: not a number: {raw['capture_sample_rate']!r}") from None
+            f"--capture-sample-rate: not a number: {raw['capture_sample_rate']!r}"
+        ) from None
     if not 0 < rate <= 1:
         raise CaptureConfigError(f"--capture-sample-rate: must be in (0, 1], got {rate}")
-    per_file = _count(raw.get("capture_max_rows_per_file", str(DEFAULT_MAX_ROWS_PER_FILE)),
-                      "capture-max-rows-per-file")
+    per_file = _count(
+        raw.get("capture_max_rows_per_file", str(DEFAULT_MAX_ROWS_PER_FILE)), "capture-max-rows-per-file"
+    )
     return CaptureConfig(
         sink_uri=sink,
         sample_rate=rate,
         flush_interval=_seconds(raw.get("capture_flush_interval", "30"), "capture-flush-interval"),
         max_rows_per_file=per_file,
-        queue_rows=_count(raw.get("capture_queue_rows", str(max(DEFAULT_QUEUE_ROWS, per_file))),
-                          "capture-queue-rows"),
-        flush_timeout=_seconds(raw.get("capture_flush_timeout", str(DEFAULT_FLUSH_TIMEOUT)),
-                               "capture-flush-timeout"),
+        queue_rows=_count(
+            raw.get("capture_queue_rows", str(max(DEFAULT_QUEUE_ROWS, per_file))), "capture-queue-rows"
+        ),
+        flush_timeout=_seconds(
+            raw.get("capture_flush_timeout", str(DEFAULT_FLUSH_TIMEOUT)), "capture-flush-timeout"
+        ),
         pod=raw.get("pod_name") or e.get("HOSTNAME") or socket.gethostname() or "server",
     )

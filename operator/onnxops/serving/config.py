@@ -264,15 +264,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     capture_config.add_arguments(p)
     m = p.add_argument_group("shadow traffic (serving/mirror.py)")
-    m.add_argument("--mirror-url", help="mirror a sample of answered requests to this shadow server "
-                   "(http://host:port) and compare its predictions [ONNXOPS_MIRROR_URL] (default: off)")
-    m.add_argument("--mirror-sample-rate", type=float,
-                   help="share of requests mirrored, 0..1 [ONNXOPS_MIRROR_SAMPLE_RATE] (default: 1)")
-    m.add_argument("--mirror-max-in-flight", type=_positive_int,
-                   help="open mirrored requests at most; more are dropped from the sample "
-                   "[ONNXOPS_MIRROR_MAX_IN_FLIGHT] (default: 32)")
-    m.add_argument("--mirror-timeout-seconds", type=float,
-                   help="timeout of one mirrored request [ONNXOPS_MIRROR_TIMEOUT_SECONDS] (default: 2)")
+    m.add_argument(
+        "--mirror-url",
+        help="mirror a sample of answered requests to this shadow server "
+        "(http://host:port) and compare its predictions [ONNXOPS_MIRROR_URL] (default: off)",
+    )
+    m.add_argument(
+        "--mirror-sample-rate",
+        type=float,
+        help="share of requests mirrored, 0..1 [ONNXOPS_MIRROR_SAMPLE_RATE] (default: 1)",
+    )
+    m.add_argument(
+        "--mirror-max-in-flight",
+        type=_positive_int,
+        help="open mirrored requests at most; more are dropped from the sample "
+        "[ONNXOPS_MIRROR_MAX_IN_FLIGHT] (default: 32)",
+    )
+    m.add_argument(
+        "--mirror-timeout-seconds",
+        type=float,
+        help="timeout of one mirrored request [ONNXOPS_MIRROR_TIMEOUT_SECONDS] (default: 2)",
+    )
     v = p.add_argument_group("verification (ModelVersion verification Job)")
     v.add_argument(
         "--verify-only",

@@ -57,8 +57,13 @@ FEEDBACK_REJECTED = "onnxops_feedback_rejected_items_total"  # counter {scope}: 
 FEEDBACK_SINK_ROWS = "onnxops_feedback_sink_rows_total"  # counter {scope, result=written|dropped}
 FEEDBACK_SINK_UP = "onnxops_feedback_sink_up"  # gauge {scope}
 LABEL_TRUTH, LABEL_PREDICTED, LABEL_RESULT = "truth", "predicted", "result"
-FEEDBACK_FAMILIES = (FEEDBACK_PREDICTIONS, FEEDBACK_LABELS, FEEDBACK_ABS_ERROR, FEEDBACK_SQ_ERROR,
-                     FEEDBACK_UNRESOLVED)
+FEEDBACK_FAMILIES = (
+    FEEDBACK_PREDICTIONS,
+    FEEDBACK_LABELS,
+    FEEDBACK_ABS_ERROR,
+    FEEDBACK_SQ_ERROR,
+    FEEDBACK_UNRESOLVED,
+)
 
 # --- settings (environment of the serving pod) ------------------------------------------------------------
 ENV_LABELS_URI = "ONNXOPS_FEEDBACK_LABELS_URI"  # default: <capture sink>/_labels/ when capture is on
@@ -106,8 +111,9 @@ class FeedbackConfig:
     pod: str = "server"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, capture_sink: str | None = None,
-                 pod: str = "server") -> FeedbackConfig:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, capture_sink: str | None = None, pod: str = "server"
+    ) -> FeedbackConfig:
         e = os.environ if env is None else env
         uri = e.get(ENV_LABELS_URI) or (capture_sink.rstrip("/") + "/_labels/" if capture_sink else None)
         try:
@@ -150,23 +156,37 @@ def _number(v: Any) -> float | None:
 def _class(v: Any, space: LabelSpace, what: str, index: int) -> tuple[str, Any]:
     """(str form, value in the model's label type) of a class label, or FeedbackError."""
     if isinstance(v, bool) or v is None or isinstance(v, dict | list):
-        raise FeedbackError(422, f"items[{index}].{what}: a class label must be a string or an integer, "
-                            f"got {type(v).__name__}", index)
+        raise FeedbackError(
+            422,
+            f"items[{index}].{what}: a class label must be a string or an integer, got {type(v).__name__}",
+            index,
+        )
     if isinstance(v, float):
         if not v.is_integer():
-            raise FeedbackError(422, f"items[{index}].{what}: {v!r} is not a class label of this "
-                                "classifier (a number with a fraction; is this a regression value?)", index)
+            raise FeedbackError(
+                422,
+                f"items[{index}].{what}: {v!r} is not a class label of this "
+                "classifier (a number with a fraction; is this a regression value?)",
+                index,
+            )
         v = int(v)
     key = str(v)
     if space.classes is not None and key not in space.classes:
-        raise FeedbackError(422, f"items[{index}].{what}: {key[:100]!r} is not a class label of this model "
-                            f"(classLabels: {list(space.classes)[:20]})", index)
+        raise FeedbackError(
+            422,
+            f"items[{index}].{what}: {key[:100]!r} is not a class label of this model "
+            f"(classLabels: {list(space.classes)[:20]})",
+            index,
+        )
     if space.integer_labels:
         try:
             return key, int(key)
         except ValueError:
-            raise FeedbackError(422, f"items[{index}].{what}: {key[:100]!r} is not an integer class label "
-                                "of this model", index) from None
+            raise FeedbackError(
+                422,
+                f"items[{index}].{what}: {key[:100]!r} is not an integer class label of this model",
+                index,
+            ) from None
     return key, key
 
 
@@ -175,12 +195,19 @@ def _foreign_class(v: Any, what: str, index: int) -> tuple[str, Any]:
     any replica, also one of the stable version for an item the canary answered, and this replica knows
     only its own version's class labels, so only the label's type is checked."""
     if isinstance(v, bool) or v is None or isinstance(v, dict | list):
-        raise FeedbackError(422, f"items[{index}].{what}: a class label must be a string or an integer, "
-                            f"got {type(v).__name__}", index)
+        raise FeedbackError(
+            422,
+            f"items[{index}].{what}: a class label must be a string or an integer, got {type(v).__name__}",
+            index,
+        )
     if isinstance(v, float):
         if not v.is_integer():
-            raise FeedbackError(422, f"items[{index}].{what}: {v!r} is not a class label (a number with a "
-                                "fraction; is this a regression value?)", index)
+            raise FeedbackError(
+                422,
+                f"items[{index}].{what}: {v!r} is not a class label (a number with a "
+                "fraction; is this a regression value?)",
+                index,
+            )
         v = int(v)
     return str(v), v
 
@@ -189,6 +216,7 @@ def _class_fields(
     it: dict[str, Any], space: LabelSpace, i: int, foreign: bool
 ) -> tuple[str, Any, str | None]:
     """(truth, raw truth, prediction) of a classifier's item; ``foreign``: it names another version."""
+
     def check(v: Any, what: str) -> tuple[str, Any]:
         return _foreign_class(v, what, i) if foreign else _class(v, space, what, i)
 
@@ -201,7 +229,7 @@ def parse_items(body: bytes, space: LabelSpace, own_version: str | None = None) 
     """The feedback items of a request body, or FeedbackError naming the first bad one. ``own_version``:
     this replica's version; an item naming another version gets its class labels' types checked only."""
     if not body.strip():
-        raise FeedbackError(400, "empty body: send an item {\"id\", \"truth\"} or a list of items")
+        raise FeedbackError(400, 'empty body: send an item {"id", "truth"} or a list of items')
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -210,7 +238,7 @@ def parse_items(body: bytes, space: LabelSpace, own_version: str | None = None) 
         doc = doc["items"]
     raw = [doc] if isinstance(doc, dict) else doc
     if not isinstance(raw, list):
-        raise FeedbackError(400, "body must be an item object, a list of items or {\"items\": [...]}")
+        raise FeedbackError(400, 'body must be an item object, a list of items or {"items": [...]}')
     if not raw:
         raise FeedbackError(400, "no items: the list is empty")
     if len(raw) > MAX_ITEMS:
@@ -220,37 +248,52 @@ def parse_items(body: bytes, space: LabelSpace, own_version: str | None = None) 
 
 def _item(i: int, it: Any, space: LabelSpace, own_version: str | None = None) -> Item:
     if not isinstance(it, dict):
-        raise FeedbackError(422, f"items[{i}]: must be an object with id and truth, got {type(it).__name__}",
-                            i)
+        raise FeedbackError(
+            422, f"items[{i}]: must be an object with id and truth, got {type(it).__name__}", i
+        )
     unknown = sorted(set(it) - {"id", "truth", "version", "prediction"})
     if unknown:
-        raise FeedbackError(422, f"items[{i}]: unknown field(s) {unknown[:5]}; allowed: id, truth, version, "
-                            "prediction", i)
+        raise FeedbackError(
+            422, f"items[{i}]: unknown field(s) {unknown[:5]}; allowed: id, truth, version, prediction", i
+        )
     rid = it.get("id")
     if not isinstance(rid, str) or not rid or len(rid) > MAX_ID:
-        raise FeedbackError(422, f"items[{i}].id: required, a non-empty string of at most {MAX_ID} "
-                            "characters (the id of the infer response)", i)
+        raise FeedbackError(
+            422,
+            f"items[{i}].id: required, a non-empty string of at most {MAX_ID} "
+            "characters (the id of the infer response)",
+            i,
+        )
     if "truth" not in it or it["truth"] is None:
         raise FeedbackError(422, f"items[{i}].truth: required (the true class label or value)", i)
     version = it.get("version")
     if version is not None:
         version = str(version) if isinstance(version, int) and not isinstance(version, bool) else version
         if not isinstance(version, str) or not _VERSION.match(version):
-            raise FeedbackError(422, f"items[{i}].version: must be the model_version of the infer response "
-                                f"(a positive integer), got {str(version)[:50]!r}", i)
+            raise FeedbackError(
+                422,
+                f"items[{i}].version: must be the model_version of the infer response "
+                f"(a positive integer), got {str(version)[:50]!r}",
+                i,
+            )
     truth: str | float
     pred: str | float | None = None
     if space.task == "regression":
         num = _number(it["truth"])
         if num is None:
-            raise FeedbackError(422, f"items[{i}].truth: this model is a regressor: truth must be a finite "
-                                f"number, got {type(it['truth']).__name__} {str(it['truth'])[:50]!r}", i)
+            raise FeedbackError(
+                422,
+                f"items[{i}].truth: this model is a regressor: truth must be a finite "
+                f"number, got {type(it['truth']).__name__} {str(it['truth'])[:50]!r}",
+                i,
+            )
         truth, raw_truth = num, num
         if it.get("prediction") is not None:
             pred = _number(it["prediction"])
             if pred is None:
-                raise FeedbackError(422, f"items[{i}].prediction: this model is a regressor: must be "
-                                    "a finite number", i)
+                raise FeedbackError(
+                    422, f"items[{i}].prediction: this model is a regressor: must be a finite number", i
+                )
     else:
         foreign = version is not None and own_version is not None and version != own_version
         truth, raw_truth, pred = _class_fields(it, space, i, foreign)
@@ -308,8 +351,9 @@ class Counts:
 class Feedback:
     """The endpoint's state: recent predictions, counters (a prometheus_client Collector), label buffer."""
 
-    def __init__(self, cfg: FeedbackConfig, model: str, version: str, service: str,
-                 sink: Sink | None = None) -> None:
+    def __init__(
+        self, cfg: FeedbackConfig, model: str, version: str, service: str, sink: Sink | None = None
+    ) -> None:
         self.cfg, self.model, self.version, self.service = cfg, model, version, service
         self.recent = RecentPredictions(version, cfg.recent_requests)
         self.counts = Counts(labels={version: 0})
@@ -353,16 +397,25 @@ class Feedback:
                     c.sq_err[version] = c.sq_err.get(version, 0.0) + err * err
                 else:
                     key = (version, str(it.truth), str(pred))
-                    if space.classes is None and key not in c.confusion and len(c.confusion) >= \
-                            MAX_FREE_CLASSES * 4:
+                    if (
+                        space.classes is None
+                        and key not in c.confusion
+                        and len(c.confusion) >= MAX_FREE_CLASSES * 4
+                    ):
                         accepted, unresolved = accepted - 1, unresolved + 1
                         c.labels[version] -= 1
                         continue
                     c.confusion[key] = c.confusion.get(key, 0) + 1
             self._buffer(now, it, version, pred)
         c.unresolved += unresolved
-        return 200, {"accepted": accepted, "unresolved": unresolved, "unknownIds": unresolved,
-                     "items": len(items), "model_name": self.model, "model_version": self.version}
+        return 200, {
+            "accepted": accepted,
+            "unresolved": unresolved,
+            "unknownIds": unresolved,
+            "items": len(items),
+            "model_name": self.model,
+            "model_version": self.version,
+        }
 
     def _buffer(self, ts: float, it: Item, version: str | None, pred: Any) -> None:
         if self.sink is None:
@@ -394,8 +447,10 @@ class Feedback:
                 await asyncio.get_running_loop().run_in_executor(None, self._write, rows)
             except Exception as exc:
                 if self.sink_up:
-                    log.warning("feedback label sink write failed; labels stay buffered up to the limit",
-                                extra={"fields": {"error": str(exc)[:300]}})
+                    log.warning(
+                        "feedback label sink write failed; labels stay buffered up to the limit",
+                        extra={"fields": {"error": str(exc)[:300]}},
+                    )
                 self.sink_up = False
                 room = MAX_BUFFERED - len(self.buffer)
                 self.dropped += max(0, len(rows) - room)
@@ -408,8 +463,10 @@ class Feedback:
         assert self.sink is not None
         data = encode_labels(rows, self.cfg.target)
         ts = datetime.fromtimestamp(rows[0][0], UTC)
-        rel = (f"model={self.model}/date={ts:%Y-%m-%d}/hour={ts:%H}/"
-               f"{self.cfg.pod}-{self._started}-{self._seq + 1:06d}.parquet")
+        rel = (
+            f"model={self.model}/date={ts:%Y-%m-%d}/hour={ts:%H}/"
+            f"{self.cfg.pod}-{self._started}-{self._seq + 1:06d}.parquet"
+        )
         self.sink.write(rel, data)
         self._seq += 1
         self.written += len(rows)
@@ -424,8 +481,9 @@ class Feedback:
             await asyncio.wait_for(self.flush(), timeout)
         if self.buffer:
             self.dropped += len(self.buffer)
-            log.error("feedback labels not written before shutdown",
-                      extra={"fields": {"rows": len(self.buffer)}})
+            log.error(
+                "feedback labels not written before shutdown", extra={"fields": {"rows": len(self.buffer)}}
+            )
             self.buffer = []
 
     # -- prometheus_client Collector ---------------------------------------------------------------
@@ -439,21 +497,33 @@ class Feedback:
         def mv(version: str) -> list[str]:
             return [self.model, version, self.service]
 
-        conf = CounterMetricFamily(FEEDBACK_PREDICTIONS, "Labelled predictions by true and predicted class.",
-                                   labels=[*scope, LABEL_TRUTH, LABEL_PREDICTED])
+        conf = CounterMetricFamily(
+            FEEDBACK_PREDICTIONS,
+            "Labelled predictions by true and predicted class.",
+            labels=[*scope, LABEL_TRUTH, LABEL_PREDICTED],
+        )
         for (v, t, p), n in sorted(c.confusion.items()):
             conf.add_metric([*mv(v), t, p], n)
         yield conf
-        lab = CounterMetricFamily(FEEDBACK_LABELS, "Labelled predictions (feedback items resolved to the "
-                                  "version and prediction that answered).", labels=scope)
+        lab = CounterMetricFamily(
+            FEEDBACK_LABELS,
+            "Labelled predictions (feedback items resolved to the version and prediction that answered).",
+            labels=scope,
+        )
         for v, n in sorted(c.labels.items()):
             lab.add_metric(mv(v), n)
         yield lab
         for name, doc, values in (
-            (FEEDBACK_ABS_ERROR, "Sum of |truth - prediction| of labelled predictions (regression).",
-             c.abs_err),
-            (FEEDBACK_SQ_ERROR, "Sum of (truth - prediction)^2 of labelled predictions (regression).",
-             c.sq_err),
+            (
+                FEEDBACK_ABS_ERROR,
+                "Sum of |truth - prediction| of labelled predictions (regression).",
+                c.abs_err,
+            ),
+            (
+                FEEDBACK_SQ_ERROR,
+                "Sum of (truth - prediction)^2 of labelled predictions (regression).",
+                c.sq_err,
+            ),
         ):
             fam = CounterMetricFamily(name, doc, labels=scope)
             for v, x in sorted(values.items()):
@@ -461,21 +531,27 @@ class Feedback:
             yield fam
         own = mv(self.version)
         for name, doc, n in (
-            (FEEDBACK_UNRESOLVED, "Feedback items this replica could not tie to a version and prediction "
-             "(no echo, not served here recently): left to the batch path.", c.unresolved),
+            (
+                FEEDBACK_UNRESOLVED,
+                "Feedback items this replica could not tie to a version and prediction "
+                "(no echo, not served here recently): left to the batch path.",
+                c.unresolved,
+            ),
             (FEEDBACK_REJECTED, "Feedback requests refused for a bad item.", c.rejected),
         ):
             fam = CounterMetricFamily(name, doc, labels=scope)
             fam.add_metric(own, n)
             yield fam
         if self.sink is not None:
-            rows = CounterMetricFamily(FEEDBACK_SINK_ROWS, "Feedback label rows for the label sink.",
-                                       labels=[*scope, LABEL_RESULT])
+            rows = CounterMetricFamily(
+                FEEDBACK_SINK_ROWS, "Feedback label rows for the label sink.", labels=[*scope, LABEL_RESULT]
+            )
             rows.add_metric([*own, "written"], self.written)
             rows.add_metric([*own, "dropped"], self.dropped)
             yield rows
-            up = GaugeMetricFamily(FEEDBACK_SINK_UP, "0 after a failed label write, 1 after a good one.",
-                                   labels=scope)
+            up = GaugeMetricFamily(
+                FEEDBACK_SINK_UP, "0 after a failed label write, 1 after a good one.", labels=scope
+            )
             up.add_metric(own, 1.0 if self.sink_up else 0.0)
             yield up
 
@@ -489,13 +565,17 @@ def encode_labels(rows: list[tuple[float, str, Any, str | None, Any]], target: s
     import pyarrow.parquet as pq
 
     truths = [r[2] for r in rows]
-    table = pa.table({
-        "id": pa.array([r[1] for r in rows], pa.string()),
-        target: pa.array(truths),
-        "version": pa.array([r[3] for r in rows], pa.string()),
-        "prediction": pa.array([None if r[4] is None else str(r[4]) for r in rows], pa.string()),
-        "timestamp": pa.array([datetime.fromtimestamp(r[0], UTC) for r in rows], pa.timestamp("ms", "UTC")),
-    })
+    table = pa.table(
+        {
+            "id": pa.array([r[1] for r in rows], pa.string()),
+            target: pa.array(truths),
+            "version": pa.array([r[3] for r in rows], pa.string()),
+            "prediction": pa.array([None if r[4] is None else str(r[4]) for r in rows], pa.string()),
+            "timestamp": pa.array(
+                [datetime.fromtimestamp(r[0], UTC) for r in rows], pa.timestamp("ms", "UTC")
+            ),
+        }
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     return buf.getvalue()
@@ -508,8 +588,11 @@ def start_feedback(cfg: Any, handlers: Any, metrics: Any, env: Mapping[str, str]
 
     e = os.environ if env is None else env
     capture = getattr(cfg, "capture", None)
-    pod = capture.pod if capture is not None else (e.get("ONNXOPS_POD_NAME") or e.get("HOSTNAME")
-                                                    or socket.gethostname() or "server")
+    pod = (
+        capture.pod
+        if capture is not None
+        else (e.get("ONNXOPS_POD_NAME") or e.get("HOSTNAME") or socket.gethostname() or "server")
+    )
     if capture is not None and ENV_FLUSH not in e:  # labels are written as often as the captured rows
         e = {**e, ENV_FLUSH: str(capture.flush_interval)}
     try:

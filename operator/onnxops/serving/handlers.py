@@ -179,9 +179,14 @@ class Handlers:
         if self.feedback is not None and not mirrored:
             self.feedback.recent.record(str(req.request_id), outs, req.rows)
         if self.mirror is not None:  # after the answer is computed; never waits, never raises
-            self.mirror.record(f"/v2/models/{model.name}/infer", headers, body, outs[0] if outs else None,
-                               model.output_names[0] if model.output_names else None,
-                               model.task == "classification")
+            self.mirror.record(
+                f"/v2/models/{model.name}/infer",
+                headers,
+                body,
+                outs[0] if outs else None,
+                model.output_names[0] if model.output_names else None,
+                model.task == "classification",
+            )
         payload, json_len = protocol_v2.encode_response(model, req, outs)
         if json_len is None:
             return Response(200, payload)
@@ -215,10 +220,17 @@ class Handlers:
             if self.feedback is not None and not mirrored:
                 self.feedback.recent.record(rid, outs, rows)
             if self.mirror is not None:
-                self.mirror.record(f"/v1/models/{checked.name}:predict", headers, body,
-                                   outs[0] if outs else None, None, checked.task == "classification")
-            return Response(200, protocol_v1.encode_response(checked, outs, rid), JSON,
-                            [("X-Request-Id", rid)])
+                self.mirror.record(
+                    f"/v1/models/{checked.name}:predict",
+                    headers,
+                    body,
+                    outs[0] if outs else None,
+                    None,
+                    checked.task == "classification",
+                )
+            return Response(
+                200, protocol_v1.encode_response(checked, outs, rid), JSON, [("X-Request-Id", rid)]
+            )
         if rest.endswith(":feedback"):
             return self._feedback(method, rest[: -len(":feedback")], None, body)
         if "/" in rest or ":" in rest:

@@ -57,6 +57,7 @@ class MirrorStats:
 
 # ---- pure ---------------------------------------------------------------------------------------------
 
+
 def is_mirrored(headers: dict[str, str]) -> bool:
     """A mirrored copy (a shadow receiving it): the shadow answers it, but its payload capture and feedback
     skip it, so rows captured for ``fromServing`` training data are not doubled."""
@@ -107,13 +108,24 @@ def agreement(ours: np.ndarray, theirs: np.ndarray, classification: bool) -> tup
 
 # ---- the mirror ---------------------------------------------------------------------------------------
 
+
 class Mirror:
-    def __init__(self, url: str, *, sample_rate: float, max_in_flight: int, timeout: float, model: str,
-                 version: str, inference_service: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        sample_rate: float,
+        max_in_flight: int,
+        timeout: float,
+        model: str,
+        version: str,
+        inference_service: str,
+    ) -> None:
         u = urlsplit(url)
         if u.scheme != "http" or not u.hostname:
-            raise ValueError(f"mirror URL must be http://host[:port][/prefix] (the shadow Service), got "
-                             f"{u.scheme}://")
+            raise ValueError(
+                f"mirror URL must be http://host[:port][/prefix] (the shadow Service), got {u.scheme}://"
+            )
         self.host, self.port = u.hostname, u.port or 80
         self.prefix = u.path.rstrip("/")  # a gateway routing by path (the local runtime's): prepended
         self.sample_rate = min(1.0, max(0.0, sample_rate))
@@ -127,8 +139,15 @@ class Mirror:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # called on the event loop right after a request was answered: never raises, never waits
-    def record(self, path: str, headers: dict[str, str], body: bytes, ours: np.ndarray | None,
-               output_name: str | None, classification: bool) -> None:
+    def record(
+        self,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        ours: np.ndarray | None,
+        output_name: str | None,
+        classification: bool,
+    ) -> None:
         self._acc += self.sample_rate
         if self._acc < 1.0:
             return
@@ -150,8 +169,9 @@ class Mirror:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, path: str, body: bytes, ours: np.ndarray | None, output_name: str | None,
-                    classification: bool) -> None:
+    async def _send(
+        self, path: str, body: bytes, ours: np.ndarray | None, output_name: str | None, classification: bool
+    ) -> None:
         t0 = time.perf_counter()
         try:
             status, data = await asyncio.wait_for(self._post(path, body), self.timeout)
@@ -181,9 +201,11 @@ class Mirror:
         conn = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
         reader, writer = conn
         try:
-            head = (f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                    f"{SHADOW_HEADER}: 1\r\n\r\n").encode()
+            head = (
+                f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"{SHADOW_HEADER}: 1\r\n\r\n"
+            ).encode()
             writer.write(head + body)
             await writer.drain()
             raw = await reader.readuntil(b"\r\n\r\n")
@@ -213,26 +235,41 @@ class Mirror:
     # prometheus_client Collector
     def collect(self) -> Iterator[Metric]:
         mv = list(N.SCOPE_LABELS)
-        req = CounterMetricFamily("onnxops_shadow_requests", "Mirrored requests to the shadow version, by "
-                                  "result (ok, error, unreachable, dropped, unsupported).",
-                                  labels=[*mv, "result"])
+        req = CounterMetricFamily(
+            "onnxops_shadow_requests",
+            "Mirrored requests to the shadow version, by "
+            "result (ok, error, unreachable, dropped, unsupported).",
+            labels=[*mv, "result"],
+        )
         for r, n in self.stats.results.items():
             req.add_metric([*self.labels, r], n)
         yield req
-        rows = CounterMetricFamily("onnxops_shadow_rows_compared", "Rows whose shadow prediction was "
-                                   "compared with this server's.", labels=mv)
+        rows = CounterMetricFamily(
+            "onnxops_shadow_rows_compared",
+            "Rows whose shadow prediction was compared with this server's.",
+            labels=mv,
+        )
         rows.add_metric(self.labels, self.stats.rows_compared)
         yield rows
-        agreed = CounterMetricFamily("onnxops_shadow_rows_agreed", "Compared rows where the shadow predicted "
-                                     "the same (label, or value within 1e-6 relative).", labels=mv)
+        agreed = CounterMetricFamily(
+            "onnxops_shadow_rows_agreed",
+            "Compared rows where the shadow predicted the same (label, or value within 1e-6 relative).",
+            labels=mv,
+        )
         agreed.add_metric(self.labels, self.stats.rows_agreed)
         yield agreed
-        diff = CounterMetricFamily("onnxops_shadow_abs_diff", "Sum over compared rows of |ours - shadow's| "
-                                   "(regressors; divide by rows compared for the mean).", labels=mv)
+        diff = CounterMetricFamily(
+            "onnxops_shadow_abs_diff",
+            "Sum over compared rows of |ours - shadow's| (regressors; divide by rows compared for the mean).",
+            labels=mv,
+        )
         diff.add_metric(self.labels, self.stats.abs_diff_sum)
         yield diff
-        lat = HistogramMetricFamily("onnxops_shadow_request_duration_seconds", "Latency of mirrored requests "
-                                    "as this server saw it.", labels=mv)
+        lat = HistogramMetricFamily(
+            "onnxops_shadow_request_duration_seconds",
+            "Latency of mirrored requests as this server saw it.",
+            labels=mv,
+        )
         cum, buckets = 0, []
         for bound, n in zip([*LATENCY_BOUNDS, float("inf")], self.stats.latency_counts, strict=True):
             cum += n

@@ -160,10 +160,15 @@ async def start(cfg: ServerConfig) -> Running:
     if cfg.mirror_url:
         from .mirror import Mirror
 
-        handlers.mirror = Mirror(cfg.mirror_url, sample_rate=cfg.mirror_sample_rate,
-                                 max_in_flight=cfg.mirror_max_in_flight, timeout=cfg.mirror_timeout_seconds,
-                                 model=cfg.model_name, version=cfg.model_version,
-                                 inference_service=cfg.inference_service)
+        handlers.mirror = Mirror(
+            cfg.mirror_url,
+            sample_rate=cfg.mirror_sample_rate,
+            max_in_flight=cfg.mirror_max_in_flight,
+            timeout=cfg.mirror_timeout_seconds,
+            model=cfg.model_name,
+            version=cfg.model_version,
+            inference_service=cfg.inference_service,
+        )
         metrics.registry.register(handlers.mirror)
         log.info("mirroring to a shadow", extra={"fields": {"sampleRate": cfg.mirror_sample_rate}})
     loader = asyncio.create_task(_load(cfg, state, metrics))

@@ -84,8 +84,14 @@ def read_bytes(uri: str, sha256: str | None = None, *, allow_http: bool = False)
     return data
 
 
-def fetch_to_path(uri: str, dest_dir: str | Path, sha256: str | None = None, *, name: str | None = None,
-                  allow_http: bool = False) -> Path:
+def fetch_to_path(
+    uri: str,
+    dest_dir: str | Path,
+    sha256: str | None = None,
+    *,
+    name: str | None = None,
+    allow_http: bool = False,
+) -> Path:
     """Copy ``uri`` into ``dest_dir`` (verified first; written to a temp name then renamed)."""
     data = read_bytes(uri, sha256, allow_http=allow_http)
     p = parse_uri(uri)
@@ -129,5 +135,7 @@ def put_bundle(base_uri: str, files: dict[str, bytes], *, marker: str = BUNDLE_M
 
         put_bundle_s3(p.authority, p.path, base_uri, files, marker if marker in files else list(files)[-1])
     else:
-        raise StorageError(f"{redact(base_uri)}: cannot write to {p.scheme}:// (use file://, pvc:// or s3://)")
+        raise StorageError(
+            f"{redact(base_uri)}: cannot write to {p.scheme}:// (use file://, pvc:// or s3://)"
+        )
     return {name: join_uri(base_uri, name) for name in files}

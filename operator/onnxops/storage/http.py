@@ -35,18 +35,32 @@ class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
         self.shown = shown
         self.allow_http = allow_http
 
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         if not redirect_allowed(req.full_url, newurl, self.allow_http):
             old = urllib.parse.urlsplit(req.full_url).scheme
             new = urllib.parse.urlsplit(newurl).scheme or "?"
-            raise StorageError(f"{self.shown}: refusing a redirect (HTTP {code}) from {old}:// to {new}://"
-                               f" ({redact(newurl)}); only https:// is allowed")
+            raise StorageError(
+                f"{self.shown}: refusing a redirect (HTTP {code}) from {old}:// to {new}://"
+                f" ({redact(newurl)}); only https:// is allowed"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def fetch_https(url: str, *, timeout: float = DEFAULT_TIMEOUT_S, allow_http: bool = False,
-                context: ssl.SSLContext | None = None) -> bytes:
+def fetch_https(
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    allow_http: bool = False,
+    context: ssl.SSLContext | None = None,
+) -> bytes:
     """GET ``url``. Only https:// unless ``allow_http`` (tests against a local plain-HTTP server).
 
     ``context``: the TLS settings (default: the system's trust store; tests pass their own CA).
@@ -55,8 +69,9 @@ def fetch_https(url: str, *, timeout: float = DEFAULT_TIMEOUT_S, allow_http: boo
     if not (url.startswith("https://") or (allow_http and url.startswith("http://"))):
         raise StorageError(f"{shown}: only https:// URLs are allowed")
     req = urllib.request.Request(url, headers={"User-Agent": "onnxops-storage"})
-    opener = urllib.request.build_opener(_HttpsOnlyRedirects(shown, allow_http),
-                                         urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(
+        _HttpsOnlyRedirects(shown, allow_http), urllib.request.HTTPSHandler(context=context)
+    )
     buf = io.BytesIO()
     try:
         with opener.open(req, timeout=timeout) as resp:

@@ -116,8 +116,9 @@ def _put_conditional(s3: Any, bucket: str, key: str, data: bytes, uri: str) -> N
         raise _wrap(e, uri, "put") from None
 
 
-def put_bundle_s3(bucket: str, prefix: str, base_uri: str, files: dict[str, bytes], marker: str,
-                  s3: Any | None = None) -> None:
+def put_bundle_s3(
+    bucket: str, prefix: str, base_uri: str, files: dict[str, bytes], marker: str, s3: Any | None = None
+) -> None:
     """Upload ``files`` under ``prefix/``: data files first, then ``marker`` with a conditional write."""
     from botocore.exceptions import BotoCoreError, ClientError
 

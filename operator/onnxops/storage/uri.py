@@ -42,11 +42,14 @@ class ParsedUri:
 def parse_uri(uri: str) -> ParsedUri:
     """Split a storage URI; raises StorageError naming the URI when it is malformed or unsupported."""
     if not isinstance(uri, str) or "://" not in uri:
-        raise StorageError(f"not a storage URI: {redact(str(uri))!r} (expected file://, pvc://, s3:// or https://)")
+        raise StorageError(
+            f"not a storage URI: {redact(str(uri))!r} (expected file://, pvc://, s3:// or https://)"
+        )
     scheme, rest = uri.split("://", 1)
     if scheme not in SCHEMES:
-        raise StorageError(f"unsupported URI scheme {scheme!r} in {redact(uri)!r}; "
-                           "use file://, pvc://, s3:// or https://")
+        raise StorageError(
+            f"unsupported URI scheme {scheme!r} in {redact(uri)!r}; use file://, pvc://, s3:// or https://"
+        )
     if scheme == "file":
         if not rest:
             raise StorageError(f"empty path in {redact(uri)!r}")

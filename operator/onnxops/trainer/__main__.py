@@ -31,17 +31,24 @@ log = logging.getLogger("onnxops.trainer")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="onnxops train", description="Train a scikit-learn model to a verified "
-                                "ONNX bundle (model.onnx, profile.json, metadata.json).")
+    p = argparse.ArgumentParser(
+        prog="onnxops train",
+        description="Train a scikit-learn model to a verified "
+        "ONNX bundle (model.onnx, profile.json, metadata.json).",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--spec-json", help="TrainingJob spec as JSON")
     src.add_argument("--spec-file", help="file with the spec (JSON or YAML; a whole TrainingJob works too)")
     p.add_argument("--model", help="model name (default: spec.model)")
     p.add_argument("--run-id", help="bundle directory name (default: a UTC timestamp + random suffix)")
-    p.add_argument("--output-uri", help="base URI; the bundle goes to <base>/<model>/<run-id>/ "
-                   "(default: spec.output.uri)")
-    p.add_argument("--termination-log", help=f"result file (default: ${TERMINATION_LOG_ENV} or "
-                   f"{DEFAULT_TERMINATION_LOG})")
+    p.add_argument(
+        "--output-uri",
+        help="base URI; the bundle goes to <base>/<model>/<run-id>/ (default: spec.output.uri)",
+    )
+    p.add_argument(
+        "--termination-log",
+        help=f"result file (default: ${TERMINATION_LOG_ENV} or {DEFAULT_TERMINATION_LOG})",
+    )
     return p
 
 
@@ -50,8 +57,14 @@ def compact(result: dict[str, Any], limit: int = MAX_MESSAGE_BYTES) -> str:
     and say so under ``truncated``; a failure message is shortened last."""
     res = json.loads(json.dumps(result))
     text = json.dumps(res, separators=(",", ":"))
-    for path in (("signature", "featureNames"), ("signature", "classLabels"), ("fitWarnings",),
-                 ("search", "bestParams"), ("slices",), ("fairness", "selectionRates")):
+    for path in (
+        ("signature", "featureNames"),
+        ("signature", "classLabels"),
+        ("fitWarnings",),
+        ("search", "bestParams"),
+        ("slices",),
+        ("fairness", "selectionRates"),
+    ):
         if len(text.encode()) <= limit:
             break
         node = res
@@ -99,8 +112,12 @@ def _validation_message(e: ValidationError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s trainer: %(message)s", force=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s trainer: %(message)s",
+        force=True,
+    )
     ns = parser().parse_args(argv)
     term = ns.termination_log or os.environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG
     try:
@@ -110,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except TrainerError as e:
         log.error("%s: %s", e.reason, e.message)
-        write_termination(term, TrainerFailure.model_validate(
-            {"reason": e.reason, "message": e.message, **e.extra}))
+        write_termination(
+            term, TrainerFailure.model_validate({"reason": e.reason, "message": e.message, **e.extra})
+        )
         return e.exit_code
     except Exception as e:  # an unexpected bug: still tell the operator why
         log.exception("unexpected error")

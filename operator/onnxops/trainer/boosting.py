@@ -99,11 +99,19 @@ def register_converters(library: str) -> None:
         )
 
         for cls in (xgboost.XGBClassifier, _xgb_classifier()):
-            update_registered_converter(cls, f"OnnxopsXGBoost{cls.__name__}",
-                                        calculate_linear_classifier_output_shapes, convert_xgboost,
-                                        options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
-        update_registered_converter(xgboost.XGBRegressor, "OnnxopsXGBoostXGBRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_xgboost)
+            update_registered_converter(
+                cls,
+                f"OnnxopsXGBoost{cls.__name__}",
+                calculate_linear_classifier_output_shapes,
+                convert_xgboost,
+                options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+            )
+        update_registered_converter(
+            xgboost.XGBRegressor,
+            "OnnxopsXGBoostXGBRegressor",
+            calculate_linear_regressor_output_shapes,
+            convert_xgboost,
+        )
     elif library == "lightgbm":
         import lightgbm
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
@@ -112,13 +120,21 @@ def register_converters(library: str) -> None:
             calculate_linear_regressor_output_shapes,
         )
 
-        update_registered_converter(lightgbm.LGBMClassifier, "OnnxopsLightGbmLGBMClassifier",
-                                    calculate_linear_classifier_output_shapes, convert_lightgbm,
-                                    options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
+        update_registered_converter(
+            lightgbm.LGBMClassifier,
+            "OnnxopsLightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
         # split: sum the trees in chunks (float32 sums of many leaves drift from LightGBM's float64 sum)
-        update_registered_converter(lightgbm.LGBMRegressor, "OnnxopsLightGbmLGBMRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_lightgbm,
-                                    options={"split": None})
+        update_registered_converter(
+            lightgbm.LGBMRegressor,
+            "OnnxopsLightGbmLGBMRegressor",
+            calculate_linear_regressor_output_shapes,
+            convert_lightgbm,
+            options={"split": None},
+        )
     else:
         raise ValueError(library)
 

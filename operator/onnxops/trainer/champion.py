@@ -64,7 +64,8 @@ class Comparison:
         return [
             f"champion gate {g['metric']} (max regression {g['maxRegression']:g}) not met: "
             f"{g['metric']}={_fmt(g['challenger'])} vs champion v{self.version} {_fmt(g['champion'])}"
-            for g in self.gates if not g["passed"]
+            for g in self.gates
+            if not g["passed"]
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -91,14 +92,26 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     return value
 
 
-def compare(gates: Sequence[ChampionGate], challenger: Mapping[str, float], champion: Mapping[str, float],
-            ref: Mapping[str, Any]) -> Comparison:
+def compare(
+    gates: Sequence[ChampionGate],
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float],
+    ref: Mapping[str, Any],
+) -> Comparison:
     """Pure: the gates' outcome. No champion (``ref`` has ``missing``): every gate passes and says so."""
     c = Comparison(source=str(ref["source"]))
     if ref.get("missing"):
         c.message = f"no champion yet ({ref['missing']}): the champion gates pass"
-        c.gates = [{"metric": g.metric, "maxRegression": g.max_regression,
-                    "challenger": challenger.get(g.metric), "champion": None, "passed": True} for g in gates]
+        c.gates = [
+            {
+                "metric": g.metric,
+                "maxRegression": g.max_regression,
+                "challenger": challenger.get(g.metric),
+                "champion": None,
+                "passed": True,
+            }
+            for g in gates
+        ]
         return c
     c.version, c.uri, c.sha256 = int(ref["version"]), str(ref["uri"]), str(ref["sha256"])
     c.metrics = dict(champion)
@@ -107,11 +120,19 @@ def compare(gates: Sequence[ChampionGate], challenger: Mapping[str, float], cham
         passed = new is not None and old is not None and g.holds(new, old)
         if new is not None and old is None:  # undefined for the champion (e.g. no probabilities): no bar
             passed = True
-        c.gates.append({"metric": g.metric, "maxRegression": g.max_regression, "challenger": new,
-                        "champion": old, "passed": passed})
+        c.gates.append(
+            {
+                "metric": g.metric,
+                "maxRegression": g.max_regression,
+                "challenger": new,
+                "champion": old,
+                "passed": passed,
+            }
+        )
     bad = sum(not g["passed"] for g in c.gates)
-    c.message = (f"compared with champion v{c.version} ({c.source}) on the same held-out rows: "
-                 + (f"{bad} gate(s) not met" if bad else "gates met"))
+    c.message = f"compared with champion v{c.version} ({c.source}) on the same held-out rows: " + (
+        f"{bad} gate(s) not met" if bad else "gates met"
+    )
     return c
 
 
@@ -134,13 +155,22 @@ def load_champion(ref: Mapping[str, Any]) -> Any:
         ) from None
 
 
-def score(sess: Any, X_test: np.ndarray, y_test: np.ndarray, task: str, wanted: Sequence[str],
-          classes: Sequence[Any] | None, version: Any) -> dict[str, float]:
+def score(
+    sess: Any,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    task: str,
+    wanted: Sequence[str],
+    classes: Sequence[Any] | None,
+    version: Any,
+) -> dict[str, float]:
     """The champion's metrics on the held-out rows (its label/probabilities or value outputs)."""
     n_in = sess.get_inputs()[0].shape[-1]
     if isinstance(n_in, int) and n_in != X_test.shape[1]:
-        raise InvalidSpec(f"evaluation.champion: champion v{version} takes {n_in} features, this training "
-                          f"has {X_test.shape[1]}: it cannot be scored on the same rows")
+        raise InvalidSpec(
+            f"evaluation.champion: champion v{version} takes {n_in} features, this training "
+            f"has {X_test.shape[1]}: it cannot be scored on the same rows"
+        )
     outs = export.run(sess, X_test)
     if task == "classification":
         y_pred = np.asarray(outs[0]).reshape(-1)
@@ -157,8 +187,14 @@ def score(sess: Any, X_test: np.ndarray, y_test: np.ndarray, task: str, wanted: 
 
 
 def evaluate_champion(
-    gates: Sequence[ChampionGate], ref: Mapping[str, Any] | None, challenger: dict[str, float], *,
-    X_test: np.ndarray, y_test: np.ndarray, task: str, classes: Sequence[Any] | None,
+    gates: Sequence[ChampionGate],
+    ref: Mapping[str, Any] | None,
+    challenger: dict[str, float],
+    *,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    task: str,
+    classes: Sequence[Any] | None,
 ) -> Comparison | None:
     """The comparison (None without champion gates)."""
     if not gates:

@@ -130,8 +130,9 @@ def load_table(ds: Dataset) -> Table:
     if uri.startswith("sklearn://"):
         name = uri.removeprefix("sklearn://")
         if name not in SKLEARN_DATASETS:
-            raise InvalidSpec(f"dataset.uri: unknown bundled data set {name!r}; "
-                              f"one of {', '.join(SKLEARN_DATASETS)}")
+            raise InvalidSpec(
+                f"dataset.uri: unknown bundled data set {name!r}; one of {', '.join(SKLEARN_DATASETS)}"
+            )
         frame = _load_sklearn(name)
         digest = canonical_csv_sha256(frame)
         if ds.sha256 and ds.sha256 != digest:
@@ -183,8 +184,10 @@ def _target(s: pd.Series, name: str, classification: bool) -> np.ndarray:
         raise InvalidData(f"target column {name!r} has {int(s.isna().sum())} missing values")
     if not classification:
         if not _is_numeric(s) or pd.api.types.is_bool_dtype(s):
-            raise InvalidData(f"target column {name!r} is not numeric (e.g. {_example(s)}); "
-                              "a regressor needs a numeric target")
+            raise InvalidData(
+                f"target column {name!r} is not numeric (e.g. {_example(s)}); "
+                "a regressor needs a numeric target"
+            )
         out = s.to_numpy(dtype=np.float64)
         return out
     if pd.api.types.is_bool_dtype(s):
@@ -193,8 +196,10 @@ def _target(s: pd.Series, name: str, classification: bool) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(s):
         v = s.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(v)) or not np.all(v == np.round(v)):
-            raise InvalidData(f"target column {name!r} has non-integer numbers (e.g. {_example(s)}); "
-                              "use a regressor or integer/string class labels")
+            raise InvalidData(
+                f"target column {name!r} has non-integer numbers (e.g. {_example(s)}); "
+                "use a regressor or integer/string class labels"
+            )
         out = v.astype(np.int64)
         return out
     out = s.astype(str).to_numpy(dtype=object)
@@ -225,9 +230,14 @@ def select_features(table: Table, ds: Dataset, *, classification: bool) -> Featu
     for n in names:
         s = frame[n]
         if not _is_numeric(s):
-            hint = ("it is listed in dataset.categoricalFeatures, but categories must be integer codes "
-                    "(the model's input is one FP32 tensor)") if n in cats else \
-                   "list it in dataset.categoricalFeatures (as integer codes) or drop it"
+            hint = (
+                (
+                    "it is listed in dataset.categoricalFeatures, but categories must be integer codes "
+                    "(the model's input is one FP32 tensor)"
+                )
+                if n in cats
+                else "list it in dataset.categoricalFeatures (as integer codes) or drop it"
+            )
             raise InvalidData(f"feature {n!r} is not numeric (dtype {s.dtype}, e.g. {_example(s)}); {hint}")
     if len(frame) < MIN_ROWS:
         raise InvalidData(f"{uri} has {len(frame)} rows; at least {MIN_ROWS} are needed")

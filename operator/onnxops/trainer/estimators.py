@@ -15,21 +15,43 @@ from .errors import InvalidSpec
 
 # scikit-learn module of every allow-listed class (the API's ESTIMATORS is the single list of names).
 _MODULES: dict[str, str] = {
-    **dict.fromkeys(("LogisticRegression", "SGDClassifier", "RidgeClassifier", "LinearRegression", "Ridge",
-                     "Lasso", "ElasticNet", "SGDRegressor"), "sklearn.linear_model"),
+    **dict.fromkeys(
+        (
+            "LogisticRegression",
+            "SGDClassifier",
+            "RidgeClassifier",
+            "LinearRegression",
+            "Ridge",
+            "Lasso",
+            "ElasticNet",
+            "SGDRegressor",
+        ),
+        "sklearn.linear_model",
+    ),
     **dict.fromkeys(("LinearSVC", "SVC", "LinearSVR", "SVR"), "sklearn.svm"),
     **dict.fromkeys(("DecisionTreeClassifier", "DecisionTreeRegressor"), "sklearn.tree"),
-    **dict.fromkeys(("RandomForestClassifier", "ExtraTreesClassifier", "GradientBoostingClassifier",
-                     "HistGradientBoostingClassifier", "RandomForestRegressor", "ExtraTreesRegressor",
-                     "GradientBoostingRegressor", "HistGradientBoostingRegressor"), "sklearn.ensemble"),
+    **dict.fromkeys(
+        (
+            "RandomForestClassifier",
+            "ExtraTreesClassifier",
+            "GradientBoostingClassifier",
+            "HistGradientBoostingClassifier",
+            "RandomForestRegressor",
+            "ExtraTreesRegressor",
+            "GradientBoostingRegressor",
+            "HistGradientBoostingRegressor",
+        ),
+        "sklearn.ensemble",
+    ),
     **dict.fromkeys(("KNeighborsClassifier", "KNeighborsRegressor"), "sklearn.neighbors"),
     **dict.fromkeys(("GaussianNB", "BernoulliNB", "MultinomialNB"), "sklearn.naive_bayes"),
     **dict.fromkeys(("MLPClassifier", "MLPRegressor"), "sklearn.neural_network"),
 }
 # Trees split on raw thresholds: a scaler in front changes nothing for sklearn but makes the float32 ONNX
 # scaler land on the other side of a threshold now and then, which breaks exact label parity.
-TREE_BASED = frozenset(n for n in ESTIMATORS if "Tree" in n or "Forest" in n or "GradientBoosting" in n
-                       or n in boosting.BOOSTING)
+TREE_BASED = frozenset(
+    n for n in ESTIMATORS if "Tree" in n or "Forest" in n or "GradientBoosting" in n or n in boosting.BOOSTING
+)
 _SCALERS = {"standard": "StandardScaler", "minmax": "MinMaxScaler", "robust": "RobustScaler"}
 _PARAM_IN_MESSAGE = re.compile(r"The '([A-Za-z_0-9]+)' parameter")
 
@@ -40,15 +62,18 @@ def task_of(class_name: str) -> str:
 
 def estimator_class(class_name: str) -> type:
     if class_name not in ESTIMATORS or (class_name not in _MODULES and class_name not in boosting.BOOSTING):
-        raise InvalidSpec(f"estimator.className: {class_name!r} is not allow-listed; "
-                          f"one of {', '.join(ESTIMATORS)}")
+        raise InvalidSpec(
+            f"estimator.className: {class_name!r} is not allow-listed; one of {', '.join(ESTIMATORS)}"
+        )
     if class_name in boosting.BOOSTING:
         try:
             return boosting.estimator_class(class_name)
         except ImportError as e:
             lib = boosting.library_of(class_name)
-            raise InvalidSpec(f"estimator.className: {class_name} needs the {lib} package, which this "
-                              f"trainer image lacks ({e})") from None
+            raise InvalidSpec(
+                f"estimator.className: {class_name} needs the {lib} package, which this "
+                f"trainer image lacks ({e})"
+            ) from None
     cls: type = getattr(importlib.import_module(_MODULES[class_name]), class_name)
     return cls
 
@@ -67,8 +92,10 @@ def make_estimator(spec: Estimator, seed: int) -> Any:
     names = valid_param_names(cls)
     for p in params:
         if p not in names:
-            raise InvalidSpec(f"estimator.params.{p}: unknown parameter for {spec.class_name}; "
-                              f"valid: {', '.join(sorted(names))}")
+            raise InvalidSpec(
+                f"estimator.params.{p}: unknown parameter for {spec.class_name}; "
+                f"valid: {', '.join(sorted(names))}"
+            )
     if "random_state" in names and "random_state" not in params:
         params["random_state"] = seed
     if spec.class_name in boosting.BOOSTING:
@@ -92,15 +119,23 @@ def build_pipeline(spec: Estimator, *, seed: int, categorical: list[int]) -> Any
     from sklearn.pipeline import Pipeline
 
     if spec.scaling != "none" and spec.class_name in TREE_BASED:
-        raise InvalidSpec(f"estimator.scaling: {spec.scaling!r} before the tree-based {spec.class_name} "
-                          "changes nothing but breaks exact float32 ONNX parity; use scaling: none")
+        raise InvalidSpec(
+            f"estimator.scaling: {spec.scaling!r} before the tree-based {spec.class_name} "
+            "changes nothing but breaks exact float32 ONNX parity; use scaling: none"
+        )
     est = make_estimator(spec, seed)
     scaler = getattr(preprocessing, _SCALERS[spec.scaling])() if spec.scaling != "none" else None
     steps: list[tuple[str, Any]] = []
     if categorical:
         onehot = preprocessing.OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        steps.append(("encode", ColumnTransformer([("onehot", onehot, categorical)],
-                                                  remainder=scaler or "passthrough", sparse_threshold=0.0)))
+        steps.append(
+            (
+                "encode",
+                ColumnTransformer(
+                    [("onehot", onehot, categorical)], remainder=scaler or "passthrough", sparse_threshold=0.0
+                ),
+            )
+        )
     elif scaler is not None:
         steps.append(("scale", scaler))
     steps.append(("model", est))

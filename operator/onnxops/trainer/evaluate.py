@@ -19,7 +19,10 @@ CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 PROBA_METRICS = ("roc_auc", "log_loss")
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 _GATE = re.compile(GATE_PATTERN)
 
@@ -74,14 +77,20 @@ def parse_gate(text: str) -> Gate:
     return Gate(m.group(1), m.group(2), float(m.group(3)), " ".join(m.groups()))
 
 
-def plan_metrics(task: str, has_proba: bool, class_name: str, requested: Sequence[str] | None,
-                 gates: Sequence[Gate]) -> list[str]:
+def plan_metrics(
+    task: str, has_proba: bool, class_name: str, requested: Sequence[str] | None, gates: Sequence[Gate]
+) -> list[str]:
     """Metrics to compute: requested (default: all that apply) plus those the gates need; errors early."""
     ok = applicable_metrics(task, has_proba)
-    why = {m: (f"not a {task} metric" if m not in (CLASSIFICATION_METRICS if task == "classification"
-                                                  else REGRESSION_METRICS)
-               else f"needs predict_proba, which {class_name} does not have with these params")
-           for m in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS) if m not in ok}
+    why = {
+        m: (
+            f"not a {task} metric"
+            if m not in (CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS)
+            else f"needs predict_proba, which {class_name} does not have with these params"
+        )
+        for m in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        if m not in ok
+    }
     for m in requested or ():
         if m in why:
             raise InvalidSpec(f"evaluation.metrics: {m} is {why[m]}")
@@ -92,9 +101,14 @@ def plan_metrics(task: str, has_proba: bool, class_name: str, requested: Sequenc
     return wanted + [g.metric for g in gates if g.metric not in wanted]
 
 
-def compute_metrics(task: str, wanted: Sequence[str], y_true: np.ndarray, y_pred: np.ndarray,
-                    proba: np.ndarray | None = None,
-                    classes: Sequence[Any] | None = None) -> dict[str, float]:
+def compute_metrics(
+    task: str,
+    wanted: Sequence[str],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None = None,
+    classes: Sequence[Any] | None = None,
+) -> dict[str, float]:
     """Held-out metrics. roc_auc is one-vs-rest for multiclass; a metric undefined on this test set
     (e.g. roc_auc with one class present) is left out."""
     from sklearn import metrics as skm
@@ -107,8 +121,11 @@ def compute_metrics(task: str, wanted: Sequence[str], y_true: np.ndarray, y_pred
             elif m == "f1_macro":
                 v = skm.f1_score(y_true, y_pred, average="macro")
             elif m == "roc_auc" and proba is not None:
-                v = (skm.roc_auc_score(y_true, proba[:, 1]) if proba.shape[1] == 2
-                     else skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=list(classes or [])))
+                v = (
+                    skm.roc_auc_score(y_true, proba[:, 1])
+                    if proba.shape[1] == 2
+                    else skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=list(classes or []))
+                )
             elif m == "log_loss" and proba is not None:
                 v = skm.log_loss(y_true, proba, labels=list(classes or []))
             elif m == "rmse":

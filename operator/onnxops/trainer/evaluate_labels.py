@@ -32,7 +32,7 @@ TASKS = ("classification", "regression")
 
 
 def infer_task(prediction: pd.Series) -> str:
-    """"regression" when the predictions are numbers that are not all integral (the captured rows keep the
+    """ "regression" when the predictions are numbers that are not all integral (the captured rows keep the
     prediction as text, so that versions with other output types read together), else "classification"."""
     if pd.api.types.is_float_dtype(prediction):
         return "regression"
@@ -42,8 +42,9 @@ def infer_task(prediction: pd.Series) -> str:
     return "classification"
 
 
-def join_counts(captured: pd.DataFrame, labels: pd.DataFrame, target: str,
-                task: str | None = None) -> tuple[dict[str, PerfCounts], str]:
+def join_counts(
+    captured: pd.DataFrame, labels: pd.DataFrame, target: str, task: str | None = None
+) -> tuple[dict[str, PerfCounts], str]:
     """Per version, the counts of the labelled captured rows; and the task (``task``, else inferred from
     the predictions: ``infer_task``)."""
     joined = captured[["id", "version", "prediction"]].merge(labels[["id", target]], on="id", how="inner")
@@ -53,9 +54,11 @@ def join_counts(captured: pd.DataFrame, labels: pd.DataFrame, target: str,
     for version, g in joined.groupby("version", sort=True):
         pc = PerfCounts(labels=float(len(g)))
         if regression:
-            err = (pd.to_numeric(g[target], errors="raise").astype(float).to_numpy()
-                   - pd.to_numeric(g["prediction"], errors="raise").astype(float).to_numpy())
-            pc.abs_err, pc.sq_err = float(np.abs(err).sum()), float((err ** 2).sum())
+            err = (
+                pd.to_numeric(g[target], errors="raise").astype(float).to_numpy()
+                - pd.to_numeric(g["prediction"], errors="raise").astype(float).to_numpy()
+            )
+            pc.abs_err, pc.sq_err = float(np.abs(err).sum()), float((err**2).sum())
         else:
             truth = g[target].map(_label)
             pred = g["prediction"].map(_label)
@@ -80,47 +83,63 @@ def summary(counts: dict[str, PerfCounts], task: str) -> dict[str, Any]:
     versions: dict[str, Any] = {}
     for v, pc in counts.items():
         if task == "regression":
-            versions[v] = {"labels": pc.n, "mae": mae(pc.labels, pc.abs_err),
-                           "rmse": rmse(pc.labels, pc.sq_err)}
+            versions[v] = {
+                "labels": pc.n,
+                "mae": mae(pc.labels, pc.abs_err),
+                "rmse": rmse(pc.labels, pc.sq_err),
+            }
         else:
-            versions[v] = {"labels": pc.n, "accuracy": accuracy(pc.confusion),
-                           "f1": macro_f1(pc.confusion)}
+            versions[v] = {"labels": pc.n, "accuracy": accuracy(pc.confusion), "f1": macro_f1(pc.confusion)}
     return {"ok": True, "task": task, "versions": versions}
 
 
-def evaluate(sink_uri: str, labels_uri: str, target: str, window: str, now: datetime,
-             task: str | None = None) -> dict[str, Any]:
+def evaluate(
+    sink_uri: str, labels_uri: str, target: str, window: str, now: datetime, task: str | None = None
+) -> dict[str, Any]:
     from .errors import InvalidData
     from .from_serving import list_files, read_captured, read_labels, select_files
 
     start = now - timedelta(seconds=duration_seconds(window))
     files = select_files(list_files(sink_uri), start, now, None)
     if not files:
-        raise InvalidData(f"no captured traffic in the window {start:%Y-%m-%dT%H:%M:%SZ}.."
-                          f"{now:%Y-%m-%dT%H:%M:%SZ} at {sink_uri}")
+        raise InvalidData(
+            f"no captured traffic in the window {start:%Y-%m-%dT%H:%M:%SZ}.."
+            f"{now:%Y-%m-%dT%H:%M:%SZ} at {sink_uri}"
+        )
     captured = read_captured(sink_uri, files, start, now)[0]
     if captured.empty:
-        raise InvalidData(f"no captured rows in the window {start:%Y-%m-%dT%H:%M:%SZ}.."
-                          f"{now:%Y-%m-%dT%H:%M:%SZ} at {sink_uri}")
+        raise InvalidData(
+            f"no captured rows in the window {start:%Y-%m-%dT%H:%M:%SZ}.."
+            f"{now:%Y-%m-%dT%H:%M:%SZ} at {sink_uri}"
+        )
     labels, digest = read_labels(labels_uri, target)
     counts, task = join_counts(captured, labels, target, task)
     out = summary(counts, task)
-    out.update({"rowsCaptured": len(captured), "labels": len(labels), "labelsDigest": digest,
-                "windowStart": f"{start:%Y-%m-%dT%H:%M:%SZ}", "windowEnd": f"{now:%Y-%m-%dT%H:%M:%SZ}"})
+    out.update(
+        {
+            "rowsCaptured": len(captured),
+            "labels": len(labels),
+            "labelsDigest": digest,
+            "windowStart": f"{start:%Y-%m-%dT%H:%M:%SZ}",
+            "windowEnd": f"{now:%Y-%m-%dT%H:%M:%SZ}",
+        }
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m onnxops.trainer.evaluate_labels",
-                                description="Per-version live performance from label files joined with the "
-                                "captured traffic.")
+    p = argparse.ArgumentParser(
+        prog="python -m onnxops.trainer.evaluate_labels",
+        description="Per-version live performance from label files joined with the captured traffic.",
+    )
     p.add_argument("--sink-uri", required=True, help="the capture sink (InferenceService spec.logging)")
     p.add_argument("--labels-uri", required=True, help="label files (id + target, CSV or Parquet)")
     p.add_argument("--target", required=True, help="the label column")
     p.add_argument("--window", default="24h", help="captured rows of this window (default 24h)")
     p.add_argument("--now", help="the window's end (ISO 8601; default now)")
-    p.add_argument("--task", choices=TASKS,
-                   help="the model's task (default: inferred from the captured predictions)")
+    p.add_argument(
+        "--task", choices=TASKS, help="the model's task (default: inferred from the captured predictions)"
+    )
     p.add_argument("--termination-log", help="result file (default $ONNXOPS_TERMINATION_LOG)")
     a = p.parse_args(argv)
     now = datetime.fromisoformat(a.now.replace("Z", "+00:00")) if a.now else datetime.now(UTC)

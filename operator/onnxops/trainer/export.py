@@ -24,10 +24,19 @@ INPUT_NAME = "input"
 # ensembles' missing-value tracking that HistGradientBoosting needs.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 ORT_TO_OIP = {
-    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16",
-    "tensor(int64)": "INT64", "tensor(int32)": "INT32", "tensor(int16)": "INT16", "tensor(int8)": "INT8",
-    "tensor(uint64)": "UINT64", "tensor(uint32)": "UINT32", "tensor(uint16)": "UINT16",
-    "tensor(uint8)": "UINT8", "tensor(bool)": "BOOL", "tensor(string)": "BYTES",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(float16)": "FP16",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+    "tensor(int16)": "INT16",
+    "tensor(int8)": "INT8",
+    "tensor(uint64)": "UINT64",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint8)": "UINT8",
+    "tensor(bool)": "BOOL",
+    "tensor(string)": "BYTES",
 }
 
 
@@ -94,8 +103,9 @@ def to_onnx(pipeline: Any, n_features: int, *, classifier: bool, name: str = "on
     try:
         boosting.register_for(pipeline)
     except ImportError as e:
-        raise ExportFailed(f"cannot convert {type(pipeline[-1]).__name__}: "
-                           f"onnxmltools is missing ({e})") from None
+        raise ExportFailed(
+            f"cannot convert {type(pipeline[-1]).__name__}: onnxmltools is missing ({e})"
+        ) from None
     initial = [(INPUT_NAME, FloatTensorType([None, n_features]))]
     attempts: list[dict[int, dict[str, Any]] | None] = []
     if classifier:
@@ -107,8 +117,9 @@ def to_onnx(pipeline: Any, n_features: int, *, classifier: bool, name: str = "on
     for options in attempts:
         try:
             with _bool_attribute_fix():
-                onx = convert_sklearn(pipeline, name=name, initial_types=initial, options=options,
-                                      target_opset=TARGET_OPSET)
+                onx = convert_sklearn(
+                    pipeline, name=name, initial_types=initial, options=options, target_opset=TARGET_OPSET
+                )
             _rename_outputs(onx, CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS)
             return bytes(onx.SerializeToString())
         except NameError as e:  # skl2onnx's "Option 'zipmap' not in [...]"
@@ -118,8 +129,9 @@ def to_onnx(pipeline: Any, n_features: int, *, classifier: bool, name: str = "on
         except Exception as e:
             last = e
             break
-    raise ExportFailed(f"skl2onnx cannot convert {type(pipeline[-1]).__name__}: "
-                       f"{type(last).__name__}: {str(last)[:300]}")
+    raise ExportFailed(
+        f"skl2onnx cannot convert {type(pipeline[-1]).__name__}: {type(last).__name__}: {str(last)[:300]}"
+    )
 
 
 def session(onnx_bytes: bytes) -> Any:
@@ -135,14 +147,21 @@ def run(sess: Any, X: np.ndarray, batch: int = 1 << 17) -> list[np.ndarray]:
     X = np.ascontiguousarray(X, dtype=np.float32)
     if len(X) <= batch:
         return [np.asarray(o) for o in sess.run(None, {INPUT_NAME: X})]
-    parts = [sess.run(None, {INPUT_NAME: X[i:i + batch]}) for i in range(0, len(X), batch)]
+    parts = [sess.run(None, {INPUT_NAME: X[i : i + batch]}) for i in range(0, len(X), batch)]
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
-def signature(sess: Any, outputs: Sequence[np.ndarray], feature_names: Sequence[str], *, task: str,
-              class_labels: Sequence[str] | None) -> dict[str, Any]:
+def signature(
+    sess: Any,
+    outputs: Sequence[np.ndarray],
+    feature_names: Sequence[str],
+    *,
+    task: str,
+    class_labels: Sequence[str] | None,
+) -> dict[str, Any]:
     """ModelVersion ``signature`` (camelCase, validates against api.v1alpha1.modelversion.Signature).
     Output shapes: the dynamic batch dimension as -1, the others as ONNX Runtime actually returned them."""
+
     def spec(node: Any, actual: np.ndarray | None) -> dict[str, Any]:
         dims = [d if isinstance(d, int) and d >= 0 else -1 for d in node.shape]
         if actual is not None:

@@ -53,8 +53,9 @@ def list_files(uri: str) -> list[str]:
         out = []
         for dirpath, dirnames, files in os.walk(root):
             dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
-            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files
-                    if not f.startswith((".", "_"))]
+            out += [
+                os.path.relpath(os.path.join(dirpath, f), root) for f in files if not f.startswith((".", "_"))
+            ]
         return sorted(out)
     from onnxops.storage.s3 import client
 
@@ -69,8 +70,11 @@ def list_files(uri: str) -> list[str]:
     if prefix in keys:
         return [""]
     base = prefix if prefix.endswith("/") or not prefix else prefix + "/"
-    return sorted(k[len(base):] for k in keys if k.startswith(base)
-                  and not any(part.startswith((".", "_")) for part in k[len(base):].split("/")))
+    return sorted(
+        k[len(base) :]
+        for k in keys
+        if k.startswith(base) and not any(part.startswith((".", "_")) for part in k[len(base) :].split("/"))
+    )
 
 
 def _read(uri: str, rel: str) -> bytes:
@@ -184,16 +188,23 @@ def read_labels(uri: str, target: str) -> tuple[pd.DataFrame, str]:
         name = f or uri
         digest.update(f"{f}\n".encode() + hashlib.sha256(data).digest())
         try:
-            part = pd.read_parquet(io.BytesIO(data)) if name.endswith(".parquet") else pd.read_csv(
-                io.BytesIO(data), dtype={"id": str})
+            part = (
+                pd.read_parquet(io.BytesIO(data))
+                if name.endswith(".parquet")
+                else pd.read_csv(io.BytesIO(data), dtype={"id": str})
+            )
         except Exception as e:
             raise InvalidData(f"dataset.fromServing.labels: cannot parse {name}: {str(e)[:200]}") from None
         if "id" not in part.columns:
-            raise InvalidData(f"dataset.fromServing.labels: {storage.redact(name)} has no 'id' column "
-                              f"(columns: {', '.join(map(str, part.columns[:20]))})")
+            raise InvalidData(
+                f"dataset.fromServing.labels: {storage.redact(name)} has no 'id' column "
+                f"(columns: {', '.join(map(str, part.columns[:20]))})"
+            )
         if target not in part.columns:
-            raise InvalidData(f"dataset.fromServing.labels: {storage.redact(name)} has no target column "
-                              f"{target!r} (columns: {', '.join(map(str, part.columns[:20]))})")
+            raise InvalidData(
+                f"dataset.fromServing.labels: {storage.redact(name)} has no target column "
+                f"{target!r} (columns: {', '.join(map(str, part.columns[:20]))})"
+            )
         frames.append(part[["id", target]])
     labels = pd.concat(frames, ignore_index=True)
     labels["id"] = labels["id"].astype(str)
@@ -220,8 +231,10 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
         raise InvalidSpec("dataset.target is required with dataset.fromServing (the label column)")
     sink = fs.sink_uri or os.environ.get(SINK_ENV) or ""
     if not sink:
-        raise InvalidSpec(f"dataset.fromServing: the sink of InferenceService {fs.service!r} is unknown "
-                          "(set fromServing.sinkUri, or let the operator resolve it)")
+        raise InvalidSpec(
+            f"dataset.fromServing: the sink of InferenceService {fs.service!r} is unknown "
+            "(set fromServing.sinkUri, or let the operator resolve it)"
+        )
     if now is None:
         raw = os.environ.get(NOW_ENV)
         now = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else datetime.now(UTC)
@@ -230,40 +243,51 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
     files = select_files(list_files(sink), start, end, fs.versions)
     where = f"InferenceService {fs.service!r} at {shown}"
     if not files:
-        raise InvalidData(f"dataset.fromServing: no captured traffic of {where} in the window "
-                          f"{_stamp(start)}..{_stamp(end)} (window {fs.window}"
-                          + (f", versions {fs.versions}" if fs.versions else "")
-                          + "); is spec.logging enabled on the service?")
+        raise InvalidData(
+            f"dataset.fromServing: no captured traffic of {where} in the window "
+            f"{_stamp(start)}..{_stamp(end)} (window {fs.window}"
+            + (f", versions {fs.versions}" if fs.versions else "")
+            + "); is spec.logging enabled on the service?"
+        )
     named = list(ds.features) if ds.features else None
     captured, wanted, read, schema_ok = read_captured(sink, files, start, end, named)
     if not schema_ok:
         import pyarrow.parquet as pq
 
         available = feature_names(pq.read_schema(io.BytesIO(_read(sink, files[-1]))).names)
-        raise InvalidData(f"dataset.fromServing: schema mismatch: dataset.features {named} are "
-                          f"not in the captured traffic, which has features {available}")
+        raise InvalidData(
+            f"dataset.fromServing: schema mismatch: dataset.features {named} are "
+            f"not in the captured traffic, which has features {available}"
+        )
     if captured.empty:
-        raise InvalidData(f"dataset.fromServing: no captured rows of {where} in the window "
-                          f"{_stamp(start)}..{_stamp(end)}")
+        raise InvalidData(
+            f"dataset.fromServing: no captured rows of {where} in the window {_stamp(start)}..{_stamp(end)}"
+        )
     if not wanted:
-        raise InvalidData(f"dataset.fromServing: the captured files of {where} share no feature column "
-                          "(versions with other feature names); set dataset.features or fromServing.versions")
+        raise InvalidData(
+            f"dataset.fromServing: the captured files of {where} share no feature column "
+            "(versions with other feature names); set dataset.features or fromServing.versions"
+        )
     files = read
     if ds.target in wanted:
         raise InvalidData(f"dataset.fromServing: the target {ds.target!r} is also a captured feature")
     labels, labels_digest = read_labels(fs.labels.uri, ds.target)
     joined = captured[["id", *wanted]].merge(labels, on="id", how="inner")
     if len(joined) < fs.min_rows:
-        raise LabelsPending(f"dataset.fromServing: {len(joined)} of {len(captured)} captured rows have a "
-                            f"label in {storage.redact(fs.labels.uri)}; minRows is {fs.min_rows}")
+        raise LabelsPending(
+            f"dataset.fromServing: {len(joined)} of {len(captured)} captured rows have a "
+            f"label in {storage.redact(fs.labels.uri)}; minRows is {fs.min_rows}"
+        )
     frame = joined[[*wanted, ds.target]].reset_index(drop=True)
     used = len(frame)
     if fs.mix is not None:
         original = load_table(ds.model_copy(update={"from_serving": None})).frame
         absent = [c for c in [*wanted, ds.target] if c not in original.columns]
         if absent:
-            raise InvalidData(f"dataset.fromServing.mix: schema mismatch: dataset.uri lacks columns {absent} "
-                              "of the captured traffic")
+            raise InvalidData(
+                f"dataset.fromServing.mix: schema mismatch: dataset.uri lacks columns {absent} "
+                "of the captured traffic"
+            )
         share = fs.mix.row_share
         k = min(len(original), round(len(frame) * share / (1 - share)))
         picked = original.sample(n=k, random_state=0)[[*wanted, ds.target]]
@@ -271,9 +295,16 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
         used = len(frame)
     digest = _files_digest(files)
     lineage: dict[str, object] = {
-        "service": fs.service, "sinkUri": shown, "windowStart": _stamp(start), "windowEnd": _stamp(end),
-        "files": len(files), "filesDigest": digest, "rowsCaptured": len(captured),
-        "rowsLabelled": len(joined), "rowsUsed": used, "labelsUri": storage.redact(fs.labels.uri),
+        "service": fs.service,
+        "sinkUri": shown,
+        "windowStart": _stamp(start),
+        "windowEnd": _stamp(end),
+        "files": len(files),
+        "filesDigest": digest,
+        "rowsCaptured": len(captured),
+        "rowsLabelled": len(joined),
+        "rowsUsed": used,
+        "labelsUri": storage.redact(fs.labels.uri),
         "labelsDigest": labels_digest,
     }
     if fs.versions:

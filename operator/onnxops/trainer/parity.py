@@ -18,8 +18,11 @@ from .errors import ParityFailed
 PROBA_ATOL = 1e-4
 VALUE_RTOL = 1e-4
 VALUE_ATOL = 1e-5
-TOLERANCE = {"labels": "exact", "probabilities": {"atol": PROBA_ATOL},
-             "scoresAndRegression": {"rtol": VALUE_RTOL, "atol": VALUE_ATOL}}
+TOLERANCE = {
+    "labels": "exact",
+    "probabilities": {"atol": PROBA_ATOL},
+    "scoresAndRegression": {"rtol": VALUE_RTOL, "atol": VALUE_ATOL},
+}
 
 
 @dataclass
@@ -32,8 +35,13 @@ class ParityReport:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        return {"rows": d["rows"], "labelMismatches": d["label_mismatches"], "maxAbsDiff": d["max_abs_diff"],
-                "compared": d["compared"], "tolerance": d["tolerance"]}
+        return {
+            "rows": d["rows"],
+            "labelMismatches": d["label_mismatches"],
+            "maxAbsDiff": d["max_abs_diff"],
+            "compared": d["compared"],
+            "tolerance": d["tolerance"],
+        }
 
 
 def sklearn_scores(pipeline: Any) -> str | None:
@@ -62,12 +70,20 @@ def _value_violations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *, task: str,
-                 predicted: np.ndarray | None = None, scores: np.ndarray | None = None) -> ParityReport:
+def check_parity(
+    pipeline: Any,
+    onnx_outputs: list[np.ndarray],
+    X: np.ndarray,
+    *,
+    task: str,
+    predicted: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+) -> ParityReport:
     """Raise ParityFailed (exit 4) unless ONNX and scikit-learn agree within the tolerances above.
 
     ``predicted``/``scores``: scikit-learn's ``predict`` and score method (see sklearn_scores) on ``X``
     when the caller already has them (the evaluation does); computed here otherwise."""
+
     def X64() -> np.ndarray:  # the exact float32 values the ONNX model saw, as scikit-learn's float64
         return X.astype(np.float64)
 
@@ -80,9 +96,11 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
         bad = _value_violations(on, sk)
         if bad.any():
             i = int(np.argmax(bad))
-            raise ParityFailed(f"ONNX parity failed on the held-out set: {int(bad.sum())} of {len(sk)} "
-                               f"predictions differ beyond {VALUE_ATOL} + {VALUE_RTOL}*|y| "
-                               f"(row {i}: onnx={on[i]:.6g} sklearn={sk[i]:.6g})")
+            raise ParityFailed(
+                f"ONNX parity failed on the held-out set: {int(bad.sum())} of {len(sk)} "
+                f"predictions differ beyond {VALUE_ATOL} + {VALUE_RTOL}*|y| "
+                f"(row {i}: onnx={on[i]:.6g} sklearn={sk[i]:.6g})"
+            )
         return rep
     labels_sk = np.asarray(pipeline.predict(X64()) if predicted is None else predicted)
     labels_on = np.asarray(onnx_outputs[0]).ravel()
@@ -91,8 +109,10 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
     rep.label_mismatches = int((~same).sum())
     if rep.label_mismatches:
         i = int(np.argmin(same))
-        raise ParityFailed(f"ONNX parity failed on the held-out set: {rep.label_mismatches} of {len(X)} "
-                           f"labels differ (row {i}: onnx={labels_on[i]} sklearn={labels_sk[i]})")
+        raise ParityFailed(
+            f"ONNX parity failed on the held-out set: {rep.label_mismatches} of {len(X)} "
+            f"labels differ (row {i}: onnx={labels_on[i]} sklearn={labels_sk[i]})"
+        )
     kind = sklearn_scores(pipeline)
     if kind is None or len(onnx_outputs) < 2:
         return rep
@@ -104,9 +124,13 @@ def check_parity(pipeline: Any, onnx_outputs: list[np.ndarray], X: np.ndarray, *
     rep.max_abs_diff = float(np.max(np.abs(on - sk))) if on.size else 0.0
     if kind == "predict_proba":
         if rep.max_abs_diff > PROBA_ATOL:
-            raise ParityFailed(f"ONNX parity failed on the held-out set: probabilities differ by up to "
-                               f"{rep.max_abs_diff:.3g} > {PROBA_ATOL}")
+            raise ParityFailed(
+                f"ONNX parity failed on the held-out set: probabilities differ by up to "
+                f"{rep.max_abs_diff:.3g} > {PROBA_ATOL}"
+            )
     elif _value_violations(on, sk).any():
-        raise ParityFailed(f"ONNX parity failed on the held-out set: decision scores differ by up to "
-                           f"{rep.max_abs_diff:.3g} (tolerance {VALUE_ATOL} + {VALUE_RTOL}*|score|)")
+        raise ParityFailed(
+            f"ONNX parity failed on the held-out set: decision scores differ by up to "
+            f"{rep.max_abs_diff:.3g} (tolerance {VALUE_ATOL} + {VALUE_RTOL}*|score|)"
+        )
     return rep

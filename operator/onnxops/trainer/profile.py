@@ -45,8 +45,9 @@ def categorical_codes(name: str, index: int, values: np.ndarray) -> CategoricalF
     )
 
 
-def prediction_profile(task: str, predictions: np.ndarray,
-                       class_labels: Sequence[str] | None) -> ClassPrediction | NumericPrediction:
+def prediction_profile(
+    task: str, predictions: np.ndarray, class_labels: Sequence[str] | None
+) -> ClassPrediction | NumericPrediction:
     if task == "classification":
         labels = [str(c) for c in (class_labels or [])]
         found, found_counts = np.unique(np.asarray(predictions).ravel(), return_counts=True)
@@ -59,8 +60,16 @@ def prediction_profile(task: str, predictions: np.ndarray,
     return NumericPrediction(edges=edges, counts=counts)
 
 
-def build_profile(task: str, X_train: np.ndarray, feature_names: Sequence[str], categorical: Sequence[int],
-                  predictions: np.ndarray, class_labels: Sequence[str] | None, *, seed: int = 0) -> Profile:
+def build_profile(
+    task: str,
+    X_train: np.ndarray,
+    feature_names: Sequence[str],
+    categorical: Sequence[int],
+    predictions: np.ndarray,
+    class_labels: Sequence[str] | None,
+    *,
+    seed: int = 0,
+) -> Profile:
     features: list[Any] = []
     cats = set(categorical)
     for j, name in enumerate(feature_names):
@@ -69,5 +78,11 @@ def build_profile(task: str, X_train: np.ndarray, feature_names: Sequence[str], 
             features.append(categorical_codes(name, j, col))
         else:
             features.append(numeric_feature(name, j, col, seed=seed))
-    return Profile.model_validate({"task": task, "rows": int(X_train.shape[0]), "features": features,
-                                   "prediction": prediction_profile(task, predictions, class_labels)})
+    return Profile.model_validate(
+        {
+            "task": task,
+            "rows": int(X_train.shape[0]),
+            "features": features,
+            "prediction": prediction_profile(task, predictions, class_labels),
+        }
+    )

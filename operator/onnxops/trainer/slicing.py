@@ -209,5 +209,7 @@ def for_model_version(results: Sequence[dict[str, Any]], wanted: Sequence[str]) 
         for q in queues:
             if q and len(picked) < MAX_MV_SLICES:
                 picked.append(q.pop(0))
-    return [{**r, "group": r["group"][:128], "metrics": {k: _round(v) for k, v in r["metrics"].items()}}
-            for r in picked]
+    return [
+        {**r, "group": r["group"][:128], "metrics": {k: _round(v) for k, v in r["metrics"].items()}}
+        for r in picked
+    ]

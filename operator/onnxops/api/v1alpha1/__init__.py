@@ -28,7 +28,8 @@ PATTERN_MESSAGES: dict[str, str] = {
     DATASET_URI_PATTERN: "must be file://<path>, pvc://<claim>/<path>, s3://<bucket>/<key>, https://<url>, "
     "or sklearn://<iris|wine|breast_cancer|digits|diabetes>",
     GATE_PATTERN: "must read '<metric> <op> <number>', e.g. 'accuracy >= 0.9', with a metric among "
-    + ", ".join(METRICS) + " and an operator among >=, <=, >, <",
+    + ", ".join(METRICS)
+    + " and an operator among >=, <=, >, <",
 }
 
 __all__ = [

@@ -10,7 +10,9 @@ from pydantic.alias_generators import to_camel
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-STORAGE_URI_PATTERN = r"^(file://|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][a-z0-9.-]+/|https://)\S+$"
+STORAGE_URI_PATTERN = (
+    r"^(file://|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][a-z0-9.-]+/|https://)\S+$"
+)
 OUTPUT_URI_PATTERN = r"^(file://|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][a-z0-9.-]+/)\S*$"
 
 # The CRDs check these patterns with a CEL rule carrying the plain message (an OpenAPI `pattern` failure

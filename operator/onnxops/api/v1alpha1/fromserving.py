@@ -7,9 +7,7 @@ from pydantic import Field
 
 from .common import DNS_LABEL_PATTERN, Duration, KubeModel, SecretReference
 
-LABELS_URI_PATTERN = (
-    r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S*)$"
-)
+LABELS_URI_PATTERN = r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S*)$"
 SINK_URI_PATTERN = r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*|s3://[a-z0-9][a-z0-9.-]+/\S*)$"
 
 
@@ -35,11 +33,13 @@ class Mix(KubeModel):
 class FromServing(KubeModel):
     """Rows an InferenceService answered and captured, that have a label."""
 
-    service: str = Field(description="InferenceService in the same namespace.", pattern=DNS_LABEL_PATTERN,
-                         max_length=253)
+    service: str = Field(
+        description="InferenceService in the same namespace.", pattern=DNS_LABEL_PATTERN, max_length=253
+    )
     window: Duration = Field("24h", description="Captured rows this far back from the job's start.")
-    versions: list[int] | None = Field(None, description="Only these served versions; default: all.",
-                                       max_length=64)
+    versions: list[int] | None = Field(
+        None, description="Only these served versions; default: all.", max_length=64
+    )
     labels: Labels = Field(description="Ground-truth labels, joined by id.")
     min_rows: int = Field(10, ge=1, description="Fewer labelled rows fail the training.")
     mix: Mix | None = Field(None, description="Also train on dataset.uri.")
@@ -60,10 +60,12 @@ class ServingLineage(KubeModel):
 
     service: str = Field(description="InferenceService whose traffic was read.")
     sink_uri: str = Field(description="Where the captured files were read from.", max_length=2048)
-    window_start: str = Field(description="Start of the window read.",
-                              json_schema_extra={"format": "date-time"})
-    window_end: str = Field(description="End of the window read (the job's start).",
-                            json_schema_extra={"format": "date-time"})
+    window_start: str = Field(
+        description="Start of the window read.", json_schema_extra={"format": "date-time"}
+    )
+    window_end: str = Field(
+        description="End of the window read (the job's start).", json_schema_extra={"format": "date-time"}
+    )
     versions: list[int] | None = Field(None, description="Served versions read (all when absent).")
     files: int = Field(ge=0, description="Captured files read.")
     files_digest: str = Field(description="sha256 of the sorted list of files read (one path per line).")

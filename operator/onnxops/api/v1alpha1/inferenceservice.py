@@ -87,28 +87,60 @@ class Shadow(KubeModel):
     """A shadow phase before the canary steps: the new version gets a mirrored copy of live requests (its
     answers are dropped), takes no traffic and no weight, and is judged before any user sees it."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
-        "rule": "!has(self.minAgreement) || !has(self.maxMeanAbsDiff)",
-        "message": "set minAgreement (classifiers) or maxMeanAbsDiff (regressors), not both",
-        "fieldPath": ".maxMeanAbsDiff",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minAgreement) || !has(self.maxMeanAbsDiff)",
+                    "message": "set minAgreement (classifiers) or maxMeanAbsDiff (regressors), not both",
+                    "fieldPath": ".maxMeanAbsDiff",
+                }
+            ]
+        }
+    )
 
-    duration: Duration = Field("5m", description="How long the shadow receives mirrored traffic before "
-                               "it is judged (the measurement window).")
-    sample_rate: float = Field(1.0, gt=0, le=1, description="Share of the stable version's answered "
-                               "requests mirrored to the shadow (0 < rate <= 1).")
-    max_error_rate: float = Field(0.01, ge=0, le=1, description="Largest acceptable share of mirrored "
-                                  "requests the shadow fails (non-200, unreachable or timed out).")
-    max_latency_p99_ms: float = Field(500, gt=0, description="Largest acceptable p99 latency of the "
-                                      "shadow's answers to mirrored requests (ms).")
+    duration: Duration = Field(
+        "5m",
+        description="How long the shadow receives mirrored traffic before "
+        "it is judged (the measurement window).",
+    )
+    sample_rate: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the stable version's answered requests mirrored to the shadow (0 < rate <= 1).",
+    )
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Largest acceptable share of mirrored "
+        "requests the shadow fails (non-200, unreachable or timed out).",
+    )
+    max_latency_p99_ms: float = Field(
+        500,
+        gt=0,
+        description="Largest acceptable p99 latency of the shadow's answers to mirrored requests (ms).",
+    )
     min_agreement: float | None = Field(
-        None, ge=0, le=1, description="Classifiers: smallest acceptable share of compared rows where the "
-        "shadow predicts the stable version's label (absent: reported, not judged).")
+        None,
+        ge=0,
+        le=1,
+        description="Classifiers: smallest acceptable share of compared rows where the "
+        "shadow predicts the stable version's label (absent: reported, not judged).",
+    )
     max_mean_abs_diff: float | None = Field(
-        None, ge=0, description="Regressors: largest acceptable mean |stable - shadow| over compared rows "
-        "(absent: reported, not judged).")
-    min_requests: int = Field(50, ge=0, description="Fewer mirrored requests in the window make the check "
-                              "inconclusive (then rollout.analysis.onInconclusive applies).")
+        None,
+        ge=0,
+        description="Regressors: largest acceptable mean |stable - shadow| over compared rows "
+        "(absent: reported, not judged).",
+    )
+    min_requests: int = Field(
+        50,
+        ge=0,
+        description="Fewer mirrored requests in the window make the check "
+        "inconclusive (then rollout.analysis.onInconclusive applies).",
+    )
 
 
 class HTTPRouteRef(KubeModel):
@@ -148,8 +180,10 @@ class Rollout(KubeModel):
     progress_deadline: Duration = Field("10m", description="A new version not Ready by then is aborted.")
     http_route: HTTPRouteRef | None = Field(None, description="Gateway API HTTPRoute for exact weights.")
     shadow: Shadow | None = Field(
-        None, description="Start with a shadow phase (mirrored traffic, no weight) judged before the canary "
-        "steps; see docs/rollout.md.")
+        None,
+        description="Start with a shadow phase (mirrored traffic, no weight) judged before the canary "
+        "steps; see docs/rollout.md.",
+    )
 
 
 PROMETHEUS_URL_PATTERN = r"^https?://\S+$"
@@ -172,14 +206,21 @@ DriftMethod = Literal["psi", "js", "ks", "wasserstein", "chi2"]
 class Drift(KubeModel):
     """Drift detection against the version's training baseline."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
-        # for the p-value tests the threshold is a significance level (policy: else always inconclusive)
-        "rule": "!has(self.method) || !(self.method in ['ks', 'chi2']) || !has(self.threshold)"
-        " || self.threshold < 1.0",
-        "message": "for method ks or chi2 the threshold is a significance level: it must be below 1 "
-        "(e.g. 0.01)",
-        "fieldPath": ".threshold",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # for the p-value tests the threshold is a significance level
+                    # (policy: else always inconclusive)
+                    "rule": "!has(self.method) || !(self.method in ['ks', 'chi2']) || !has(self.threshold)"
+                    " || self.threshold < 1.0",
+                    "message": "for method ks or chi2 the threshold is a significance level: it must be "
+                    "below 1 (e.g. 0.01)",
+                    "fieldPath": ".threshold",
+                }
+            ]
+        }
+    )
 
     enabled: bool = Field(True, description="Evaluate drift.")
     method: DriftMethod = Field("psi", description="Statistic: psi, js, ks, wasserstein or chi2.")
@@ -259,9 +300,11 @@ class InferenceServiceSpec(KubeModel):
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
             "x-kubernetes-validations": [
-                {"rule": "type(self) == int ? self >= 1 : (self == 'latest' || "
-                 f"(size(self) <= 64 && self.matches('^@{ALIAS_PATTERN[1:]}')))",
-                 "message": "version must be an integer >= 1, 'latest' or '@<alias>' (e.g. '@production')"}
+                {
+                    "rule": "type(self) == int ? self >= 1 : (self == 'latest' || "
+                    f"(size(self) <= 64 && self.matches('^@{ALIAS_PATTERN[1:]}')))",
+                    "message": "version must be an integer >= 1, 'latest' or '@<alias>' (e.g. '@production')",
+                }
             ],
         },
     )
@@ -274,7 +317,8 @@ class InferenceServiceSpec(KubeModel):
     template: PodOverrides | None = Field(None, description="Overrides for the serving pods.")
     logging: PayloadLogging | None = Field(None, description="Capture served rows to Parquet for retraining.")
     notifications: list[NotificationSink] | None = Field(
-        None, max_length=8,
+        None,
+        max_length=8,
         description="Webhooks told about promotions, steps, gates, rollbacks, retrains, breaches and "
         "approvals (docs/notifications.md); delivered asynchronously, retried, never blocking a rollout.",
     )
@@ -318,8 +362,11 @@ class RejectedVersion(KubeModel):
     version: int = Field(ge=1, description="The version rolled back.")
     reason: str = Field(description="Why, e.g. DriftDetected, AnalysisFailed.")
     at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
-    generation: int = Field(ge=0, description="metadata.generation when it was rolled back; a later "
-                            "generation that pins this version in spec.version re-admits it.")
+    generation: int = Field(
+        ge=0,
+        description="metadata.generation when it was rolled back; a later "
+        "generation that pins this version in spec.version re-admits it.",
+    )
 
 
 class HistoryEntry(KubeModel):
@@ -348,8 +395,9 @@ class AnalysisSummary(KubeModel):
     version: int = Field(description="Canary version checked.")
     step: int = Field(ge=0, description="Index of the canary step.")
     at: str = Field(description="When.", json_schema_extra={"format": "date-time"})
-    phase: Literal["Shadow"] | None = Field(None, description="Shadow: the check of the shadow phase "
-                                            "(spec.rollout.shadow), not of a canary step.")
+    phase: Literal["Shadow"] | None = Field(
+        None, description="Shadow: the check of the shadow phase (spec.rollout.shadow), not of a canary step."
+    )
 
 
 class ControlRequest(KubeModel):
@@ -358,8 +406,9 @@ class ControlRequest(KubeModel):
     version: int = Field(ge=1, description="The canary version the command is for (stale once it changed).")
     step: int | None = Field(None, ge=0, description="promote: the step index it promotes from.")
     full: bool | None = Field(None, description="promote --full: skip every remaining step.")
-    by: str | None = Field(None, description="Who (as the API server identified the command's user).",
-                           max_length=256)
+    by: str | None = Field(
+        None, description="Who (as the API server identified the command's user).", max_length=256
+    )
     at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
     reason: str | None = Field(None, description="Why (abort, pause).", max_length=1024)
 
@@ -385,15 +434,22 @@ class InferenceServiceStatus(KubeModel):
     canary_version: int | None = Field(None, description="Version being rolled out.")
     canary_weight: int | None = Field(None, ge=0, le=100, description="Percent of traffic to the canary.")
     current_step: int | None = Field(None, ge=0, description="Index of the canary step.")
-    shadow: bool | None = Field(None, description="The canary version is in its shadow phase: mirrored "
-                                "requests only, no traffic, no weight.")
-    step_started_at: str | None = Field(None, description="When the step began.",
-                                        json_schema_extra={"format": "date-time"})
+    shadow: bool | None = Field(
+        None,
+        description="The canary version is in its shadow phase: mirrored "
+        "requests only, no traffic, no weight.",
+    )
+    step_started_at: str | None = Field(
+        None, description="When the step began.", json_schema_extra={"format": "date-time"}
+    )
     previous_version: int | None = Field(None, description="Previous version kept warm during the bake time.")
-    promoted_at: str | None = Field(None, description="When the stable version was promoted.",
-                                    json_schema_extra={"format": "date-time"})
+    promoted_at: str | None = Field(
+        None, description="When the stable version was promoted.", json_schema_extra={"format": "date-time"}
+    )
     effective_canary_weight: int | None = Field(
-        None, ge=0, le=100,
+        None,
+        ge=0,
+        le=100,
         description="Share of traffic the canary gets once its pods run (without an HTTPRoute the split "
         "follows pod counts, so it can differ from canaryWeight).",
     )
@@ -414,13 +470,16 @@ class InferenceServiceStatus(KubeModel):
         None, description="Pending manual commands (onnxops promote/abort/pause); see docs/rollout.md."
     )
     retrain: dict[str, Any] | None = Field(
-        None, description="Last retrain: trainingJob, at, reason.",
+        None,
+        description="Last retrain: trainingJob, at, reason.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    history: list[HistoryEntry] | None = Field(None, description="Recent rollout history (bounded).",
-                                               max_length=20)
+    history: list[HistoryEntry] | None = Field(
+        None, description="Recent rollout history (bounded).", max_length=20
+    )
     rejected_versions: list[RejectedVersion] | None = Field(
-        None, max_length=64,
+        None,
+        max_length=64,
         description="Versions this InferenceService rolled back; `version: latest` skips them for this "
         "service only (other services may still serve them). An entry is cleared by pinning that version in "
         "spec.version, or by removing it from status (see docs/drift.md, 'Re-admitting a version').",

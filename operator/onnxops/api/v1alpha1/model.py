@@ -25,11 +25,13 @@ ALIAS_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_ALIASES = 32
 MAX_APPROVALS = 1024
 
-ALIAS_RULES: list[JsonValue] = [{
-    "rule": f"self.all(k, size(k) <= 63 && k.matches('{ALIAS_PATTERN}') && k != 'latest')",
-    "message": "aliases: a name must be a lowercase DNS label starting with a letter (e.g. production), "
-    "at most 63 characters, and not 'latest'",
-}]
+ALIAS_RULES: list[JsonValue] = [
+    {
+        "rule": f"self.all(k, size(k) <= 63 && k.matches('{ALIAS_PATTERN}') && k != 'latest')",
+        "message": "aliases: a name must be a lowercase DNS label starting with a letter (e.g. production), "
+        "at most 63 characters, and not 'latest'",
+    }
+]
 
 
 class ReleasePolicy(KubeModel):
@@ -46,9 +48,12 @@ class Approval(KubeModel):
     """A recorded sign-off of one version."""
 
     version: int = Field(ge=1, description="The approved version number.")
-    by: str = Field(min_length=1, max_length=253,
-                    description="Who approved (written by the approver or the CLI; informative: RBAC on this "
-                    "object decides who may approve).")
+    by: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Who approved (written by the approver or the CLI; informative: RBAC on this "
+        "object decides who may approve).",
+    )
     at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
     reason: str = Field(min_length=1, max_length=1024, description="Why (a ticket, a review, a report).")
 
@@ -57,7 +62,8 @@ class Retention(KubeModel):
     """How many unserved versions stay servable."""
 
     keep_unserved: int = Field(
-        ge=0, le=10000,
+        ge=0,
+        le=10000,
         description="Keep the newest N Ready versions that no InferenceService serves and no alias names; "
         "older ones become Archived (status.archived on the ModelVersion): never served by latest, an alias "
         "or a number. The artifacts are kept (delete the ModelVersion to drop it).",
@@ -69,7 +75,8 @@ class ModelSpec(KubeModel):
 
     description: str | None = Field(None, max_length=4096, description="What the model is for.")
     owners: list[Annotated[str, Field(max_length=253)]] | None = Field(
-        None, max_length=64, description="Owners (people or teams), informative.")
+        None, max_length=64, description="Owners (people or teams), informative."
+    )
     aliases: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
         None,
         description="Alias name -> version number (e.g. production: 3). An InferenceService with "
@@ -92,10 +99,12 @@ class ModelStatus(KubeModel):
     observed_generation: int | None = Field(None, ge=0, description="Generation last reconciled.")
     conditions: list[Condition] = conditions_field()
     latest_version: int | None = Field(None, description="Highest registered version.")
-    approved_versions: list[int] | None = Field(None, description="Approved versions that exist.",
-                                                max_length=MAX_APPROVALS)
-    archived_versions: list[int] | None = Field(None, description="Versions archived by the retention.",
-                                                max_length=10000)
+    approved_versions: list[int] | None = Field(
+        None, description="Approved versions that exist.", max_length=MAX_APPROVALS
+    )
+    archived_versions: list[int] | None = Field(
+        None, description="Versions archived by the retention.", max_length=10000
+    )
     message: str | None = Field(None, description="Human-readable state (problems name the spec field).")
 
 

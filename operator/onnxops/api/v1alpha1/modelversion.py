@@ -22,8 +22,21 @@ from .search import SearchSummary
 from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
 from .trainingjob import ChampionComparison
 
-Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-                   "FP16", "FP32", "FP64", "BYTES"]
+Datatype = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
 
 IMMUTABLE = "x-kubernetes-validations"
 
@@ -35,10 +48,14 @@ def _immutable(field: str) -> dict[str, Any]:
 class Artifact(KubeModel):
     """The ONNX file. Immutable: a changed artifact is a new ModelVersion."""
 
-    uri: str = Field(description="Where model.onnx is: file://, pvc://<claim>/<path>, s3://, https://.",
-                     pattern=STORAGE_URI_PATTERN, max_length=2048)
-    sha256: str = Field(description="sha256 of the file; verified before every use.", pattern=SHA256_PATTERN,
-                                    max_length=64)
+    uri: str = Field(
+        description="Where model.onnx is: file://, pvc://<claim>/<path>, s3://, https://.",
+        pattern=STORAGE_URI_PATTERN,
+        max_length=2048,
+    )
+    sha256: str = Field(
+        description="sha256 of the file; verified before every use.", pattern=SHA256_PATTERN, max_length=64
+    )
     format: Literal["onnx"] = Field("onnx", description="Artifact format; only ONNX is served.")
     size_bytes: int | None = Field(None, ge=0, description="Size of the file in bytes.")
     credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
@@ -57,8 +74,9 @@ class Signature(KubeModel):
 
     inputs: list[TensorSpec] = Field(description="Input tensors.", min_length=1, max_length=64)
     outputs: list[TensorSpec] = Field(description="Output tensors.", min_length=1, max_length=64)
-    feature_names: list[str] | None = Field(None, description="Feature names in column order.",
-                                            max_length=4096)
+    feature_names: list[str] | None = Field(
+        None, description="Feature names in column order.", max_length=4096
+    )
     class_labels: list[str] | None = Field(None, description="Class labels (classifiers).", max_length=4096)
     task: Literal["classification", "regression"] | None = Field(None, description="Kind of model.")
 
@@ -67,16 +85,16 @@ class Profile(KubeModel):
     """The training-data profile drift is measured against (profile.json)."""
 
     uri: str = Field(description="Where profile.json is.", pattern=STORAGE_URI_PATTERN, max_length=2048)
-    sha256: str = Field(description="sha256 of profile.json.", pattern=SHA256_PATTERN,
-                                    max_length=64)
+    sha256: str = Field(description="sha256 of profile.json.", pattern=SHA256_PATTERN, max_length=64)
 
 
 class DatasetRef(KubeModel):
     """The data set a version was trained on."""
 
     uri: str = Field(description="Data set URI.", max_length=2048)
-    sha256: str | None = Field(None, description="sha256 of the data set.", pattern=SHA256_PATTERN,
-                                    max_length=64)
+    sha256: str | None = Field(
+        None, description="sha256 of the data set.", pattern=SHA256_PATTERN, max_length=64
+    )
     from_serving: ServingLineage | None = Field(None, description="Captured traffic trained on.")
 
 
@@ -85,8 +103,9 @@ class EstimatorRef(KubeModel):
 
     class_name: str = Field(description="Estimator class name.")
     params: dict[str, Any] | None = Field(
-        None, description="Parameters (with a search: the spec's, overridden by the best found).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+        None,
+        description="Parameters (with a search: the spec's, overridden by the best found).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     search: SearchSummary | None = Field(None, description="The hyperparameter search, when there was one.")
 
@@ -105,8 +124,12 @@ class ModelVersionSpec(KubeModel):
     """An immutable registry entry: no field of the spec changes after creation (CEL transition rules on
     the spec, see :func:`spec_immutable_rules`); the operator writes only the status."""
 
-    model: str = Field(description="Model name.", pattern=DNS_LABEL_PATTERN, max_length=50,
-                       json_schema_extra=_immutable("model"))
+    model: str = Field(
+        description="Model name.",
+        pattern=DNS_LABEL_PATTERN,
+        max_length=50,
+        json_schema_extra=_immutable("model"),
+    )
     version: int = Field(description="Version number, >= 1.", ge=1, json_schema_extra=_immutable("version"))
     artifact: Artifact = Field(
         description="The ONNX artifact (immutable).", json_schema_extra=_immutable("artifact")
@@ -115,14 +138,16 @@ class ModelVersionSpec(KubeModel):
     profile: Profile | None = Field(None, description="Training-data profile for drift detection.")
     metrics: dict[str, float] | None = Field(None, description="Evaluation metrics at training time.")
     slices: list[SliceResult] | None = Field(
-        None, description="Held-out metrics per slice (spec.evaluation.slices of the training; the first "
+        None,
+        description="Held-out metrics per slice (spec.evaluation.slices of the training; the first "
         f"{MAX_MV_SLICES} groups, worst first per column; metadata.json has them all).",
         max_length=MAX_MV_SLICES,
     )
     fairness: FairnessResult | None = Field(None, description="Fairness metrics on the held-out rows.")
     lineage: Lineage | None = Field(None, description="Provenance.")
     champion: ChampionComparison | None = Field(
-        None, description="The champion this version was compared with at training, and both scores.")
+        None, description="The champion this version was compared with at training, and both scores."
+    )
 
 
 # The fields with their own rule (a cause at the field itself); every other spec field is covered by a
@@ -138,13 +163,15 @@ def spec_immutable_rules() -> list[JsonValue]:
         if name in _FIELD_RULES:
             continue
         key = to_camel(name)
-        rules.append({
-            "rule": f"has(self.{key}) == has(oldSelf.{key})"
-                    f" && (!has(self.{key}) || self.{key} == oldSelf.{key})",
-            "message": f"{key} is immutable: a ModelVersion never changes after registration (register a new "
-            "version instead)",
-            "fieldPath": f".{key}",
-        })
+        rules.append(
+            {
+                "rule": f"has(self.{key}) == has(oldSelf.{key})"
+                f" && (!has(self.{key}) || self.{key} == oldSelf.{key})",
+                "message": f"{key} is immutable: a ModelVersion never changes after registration "
+                "(register a new version instead)",
+                "fieldPath": f".{key}",
+            }
+        )
     return rules
 
 
@@ -166,29 +193,40 @@ class ModelVersionStatus(KubeModel):
     phase: ModelVersionPhase | None = Field(None, description="Pending, Verifying, Ready or Failed.")
     message: str | None = Field(None, description="Human-readable state.")
     verification_job: str | None = Field(None, description="Name of the verification Job.")
-    verified_at: str | None = Field(None, description="When verification succeeded.",
-                                    json_schema_extra={"format": "date-time"})
-    served_by: list[str] | None = Field(None, description="InferenceServices serving this version.",
-                                        max_length=256)
+    verified_at: str | None = Field(
+        None, description="When verification succeeded.", json_schema_extra={"format": "date-time"}
+    )
+    served_by: list[str] | None = Field(
+        None, description="InferenceServices serving this version.", max_length=256
+    )
     primary_metric: str | None = Field(None, description="Key metric for display.")
     rejected: bool | None = Field(
-        None, description="Informative: true while at least one InferenceService has rolled this version "
+        None,
+        description="Informative: true while at least one InferenceService has rolled this version "
         "back (see rejectedBy). It blocks nothing: each InferenceService keeps its own record "
-        "(status.rejectedVersions), and other services may still serve this version.")
+        "(status.rejectedVersions), and other services may still serve this version.",
+    )
     rejected_reason: str | None = Field(None, description="Informative: why it was last rejected.")
     approved: bool | None = Field(
-        None, description="Governance (from the Model): true when spec.approvals of the Model lists this "
-        "version. Shown whether or not the Model requires approval.")
+        None,
+        description="Governance (from the Model): true when spec.approvals of the Model lists this "
+        "version. Shown whether or not the Model requires approval.",
+    )
     approved_by: str | None = Field(None, description="Who approved it (as recorded on the Model).")
-    aliases: list[str] | None = Field(None, description="The Model's aliases naming this version.",
-                                      max_length=32)
+    aliases: list[str] | None = Field(
+        None, description="The Model's aliases naming this version.", max_length=32
+    )
     archived: bool | None = Field(
-        None, description="Archived by the Model's retention (an old version nothing serves): never served.")
-    archived_at: str | None = Field(None, description="When it was archived.",
-                                    json_schema_extra={"format": "date-time"})
+        None, description="Archived by the Model's retention (an old version nothing serves): never served."
+    )
+    archived_at: str | None = Field(
+        None, description="When it was archived.", json_schema_extra={"format": "date-time"}
+    )
     rejected_by: dict[str, RejectedBy] | None = Field(
-        None, description="Informative: the InferenceServices (by name, same namespace) that rolled this "
-        "version back, with why and when. An entry goes away when that service re-admits the version.")
+        None,
+        description="Informative: the InferenceServices (by name, same namespace) that rolled this "
+        "version back, with why and when. An entry goes away when that service re-admits the version.",
+    )
 
 
 class ModelVersion(KubeModel):

@@ -9,8 +9,15 @@ from pydantic import Field
 from .common import KubeModel, SecretKeySelector
 
 NotificationEvent = Literal[
-    "Promoted", "StepAdvanced", "AwaitingPromotion", "RolledBack", "RetrainStarted", "RetrainFinished",
-    "DriftBreach", "PerformanceBreach", "ApprovalNeeded",
+    "Promoted",
+    "StepAdvanced",
+    "AwaitingPromotion",
+    "RolledBack",
+    "RetrainStarted",
+    "RetrainFinished",
+    "DriftBreach",
+    "PerformanceBreach",
+    "ApprovalNeeded",
 ]
 NOTIFICATION_EVENTS: tuple[str, ...] = NotificationEvent.__args__  # type: ignore[attr-defined]
 
@@ -19,8 +26,12 @@ class NotificationSink(KubeModel):
     """One webhook. The URL is read from a Secret (it often carries a token: a Slack webhook's path); the
     operator never writes it to status, events or logs."""
 
-    name: str | None = Field(None, description="A name for logs and metrics (default: sink-<index>).",
-                             max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    name: str | None = Field(
+        None,
+        description="A name for logs and metrics (default: sink-<index>).",
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    )
     url_secret_ref: SecretKeySelector = Field(
         description="The Secret key holding the webhook URL (http or https). The operator may read only the "
         "Secret names the chart lists in notifications.serviceSecretNames."

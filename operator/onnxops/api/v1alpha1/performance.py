@@ -103,20 +103,27 @@ class LabelFilesSource(KubeModel):
     """Label files dropped by a warehouse (docs/data-contract.md: ``id`` and the target, CSV or Parquet),
     evaluated by a Job from the trainer image every monitoring interval (docs/feedback.md)."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
-        "rule": f"!(self.target in {_cel(RESERVED_LABEL_COLUMNS)})",
-        "message": "labelFiles.target: id, version, prediction and timestamp are columns of the captured "
-        "rows, not a target",
-        "fieldPath": ".target",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!(self.target in {_cel(RESERVED_LABEL_COLUMNS)})",
+                    "message": "labelFiles.target: id, version, prediction and timestamp are columns of "
+                    "the captured rows, not a target",
+                    "fieldPath": ".target",
+                }
+            ]
+        }
+    )
 
     uri: str = Field(
         description="A label file, or a directory/prefix of them (*.csv, *.parquet): file://, pvc:// or s3://.",
         pattern=LABELS_URI_PATTERN,
         max_length=2048,
     )
-    target: str = Field(description="The column holding the truth (class label or value).", min_length=1,
-                        max_length=253)
+    target: str = Field(
+        description="The column holding the truth (class label or value).", min_length=1, max_length=253
+    )
     credentials_secret: SecretReference | None = Field(None, description="Secret with S3 credentials.")
 
 
@@ -136,31 +143,36 @@ class PerformanceSpec(KubeModel):
         None, ge=0, description="mae/rmse: a version above this live value is degraded."
     )
     max_degradation: float | None = Field(
-        None, gt=0, le=1,
+        None,
+        gt=0,
+        le=1,
         description="Relative to the version's own held-out metric (ModelVersion spec.metrics): degraded "
         "when the live value is worse by more than this share (0.1 = 10 %). Default when neither min nor "
         "max is set: 0.1.",
     )
     max_regression: float = Field(
-        0.02, ge=0,
+        0.02,
+        ge=0,
         description="A canary or just-promoted version whose live metric is worse than the previous "
         "version's on the same window by more than this (in the metric's unit) is rolled back.",
     )
     min_labels: int = Field(
-        100, ge=1,
-        description="Fewer labelled predictions of a version in the window: inconclusive, no action."
+        100,
+        ge=1,
+        description="Fewer labelled predictions of a version in the window: inconclusive, no action.",
     )
     window: Duration = Field(
-        "1h", description="Live: labels counted over this window (by arrival time). LabelFiles: the captured "
-        "rows of this window (by capture time) joined with the label files.")
+        "1h",
+        description="Live: labels counted over this window (by arrival time). LabelFiles: the captured "
+        "rows of this window (by capture time) joined with the label files.",
+    )
     source: Literal["Live", "LabelFiles"] = Field(
         "Live",
         description="Live: the feedback endpoint's per-version counters (Prometheus or a direct scrape). "
         "LabelFiles: every monitoring interval a Job from the trainer image joins labelFiles with the "
         "captured rows (spec.logging) and reports the per-version numbers.",
     )
-    label_files: LabelFilesSource | None = Field(
-        None, description="The label files (source: LabelFiles).")
+    label_files: LabelFilesSource | None = Field(None, description="The label files (source: LabelFiles).")
     failure_limit: int = Field(3, ge=1, le=100, description="Consecutive degraded evaluations before acting.")
     on_concept_drift: Literal["Retrain", "Alert"] = Field(
         "Alert",
@@ -174,8 +186,9 @@ class VersionPerformance(KubeModel):
 
     value: float | None = Field(None, description="Live metric over the window (absent: no labels).")
     labels: int = Field(0, ge=0, description="Labelled predictions in the window.")
-    reference: float | None = Field(None, description="The threshold it is held to (min/max or held-out "
-                                    "metric with maxDegradation).")
+    reference: float | None = Field(
+        None, description="The threshold it is held to (min/max or held-out metric with maxDegradation)."
+    )
     verdict: Literal["Healthy", "Degraded", "Inconclusive"] = Field(description="This window's verdict.")
 
 
@@ -187,17 +200,23 @@ class PerformanceSummary(KubeModel):
     version: int | None = Field(None, description="The version value is for.")
     versions: dict[str, VersionPerformance] | None = Field(None, description="Per served version.")
     verdict: Literal["Healthy", "Degraded", "Regressed", "ConceptDrift", "Inconclusive"] | None = Field(
-        None, description="Window verdict over the served versions.")
+        None, description="Window verdict over the served versions."
+    )
     action: str | None = Field(None, description="The decision: None, Rollback, Retrain or Alert.")
     consecutive_breaches: int | None = Field(None, ge=0, description="Consecutive degraded windows.")
     breaches: dict[str, int] | None = Field(
         None, description="Consecutive degraded windows per served version (kept across operator restarts)."
     )
-    unresolved: int | None = Field(None, ge=0, description="Feedback items no replica could tie to a version "
-                                   "in the window (left to the batch path); LabelFiles: labels whose id is "
-                                   "not a captured row of the window.")
+    unresolved: int | None = Field(
+        None,
+        ge=0,
+        description="Feedback items no replica could tie to a version "
+        "in the window (left to the batch path); LabelFiles: labels whose id is "
+        "not a captured row of the window.",
+    )
     source: Literal["Live", "LabelFiles"] | None = Field(None, description="Where the numbers came from.")
     job: str | None = Field(None, description="LabelFiles: the evaluation Job that gave the numbers.")
     evaluated_at: str | None = Field(None, description="When.", json_schema_extra={"format": "date-time"})
-    message: str | None = Field(None, description="Details with the numbers behind the decision.",
-                                max_length=1024)
+    message: str | None = Field(
+        None, description="Details with the numbers behind the decision.", max_length=1024
+    )

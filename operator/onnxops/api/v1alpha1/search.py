@@ -29,30 +29,46 @@ SearchStrategy = Literal["grid", "random", "halving"]
 _RANGE_KEYS = frozenset({"min", "max", "step", "log"})
 
 PARAMETER_RULES: list[JsonValue] = [
-    {"rule": "size(self) > 0",
-     "message": "estimator.search.parameters: name at least one parameter to search"},
-    {"rule": "self.all(k, type(self[k]) != list || size(self[k]) > 0)",
-     "message": "estimator.search.parameters: every list of values needs at least one value"},
-    {"rule": f"self.all(k, type(self[k]) != list || size(self[k]) <= {MAX_VALUES})",
-     "message": f"estimator.search.parameters: at most {MAX_VALUES} values per parameter"},
-    {"rule": "self.all(k, type(self[k]) == list || (type(self[k]) == map && has(self[k].min)"
-             " && has(self[k].max)))",
-     "message": "estimator.search.parameters: each parameter is a list of values or a range {min, max}"},
-    {"rule": "self.all(k, type(self[k]) != map || !has(self[k].min) || !has(self[k].max)"
-             " || self[k].min <= self[k].max)",
-     "message": "estimator.search.parameters: a range needs min <= max"},
-    {"rule": "self.all(k, type(self[k]) != map || !has(self[k].step) || self[k].step > 0)",
-     "message": "estimator.search.parameters: a range's step must be > 0"},
-    {"rule": "self.all(k, type(self[k]) != map || !has(self[k].log) || !self[k].log || self[k].min > 0)",
-     "message": "estimator.search.parameters: a log-uniform range needs min > 0"},
+    {
+        "rule": "size(self) > 0",
+        "message": "estimator.search.parameters: name at least one parameter to search",
+    },
+    {
+        "rule": "self.all(k, type(self[k]) != list || size(self[k]) > 0)",
+        "message": "estimator.search.parameters: every list of values needs at least one value",
+    },
+    {
+        "rule": f"self.all(k, type(self[k]) != list || size(self[k]) <= {MAX_VALUES})",
+        "message": f"estimator.search.parameters: at most {MAX_VALUES} values per parameter",
+    },
+    {
+        "rule": "self.all(k, type(self[k]) == list || (type(self[k]) == map && has(self[k].min)"
+        " && has(self[k].max)))",
+        "message": "estimator.search.parameters: each parameter is a list of values or a range {min, max}",
+    },
+    {
+        "rule": "self.all(k, type(self[k]) != map || !has(self[k].min) || !has(self[k].max)"
+        " || self[k].min <= self[k].max)",
+        "message": "estimator.search.parameters: a range needs min <= max",
+    },
+    {
+        "rule": "self.all(k, type(self[k]) != map || !has(self[k].step) || self[k].step > 0)",
+        "message": "estimator.search.parameters: a range's step must be > 0",
+    },
+    {
+        "rule": "self.all(k, type(self[k]) != map || !has(self[k].log) || !self[k].log || self[k].min > 0)",
+        "message": "estimator.search.parameters: a log-uniform range needs min > 0",
+    },
 ]
 SEARCH_RULES: list[JsonValue] = [
-    {"rule": "self.strategy != 'grid' || self.parameters.all(k, type(self.parameters[k]) == list"
-             " || (type(self.parameters[k]) == map && has(self.parameters[k].step)"
-             " && !(has(self.parameters[k].log) && self.parameters[k].log)))",
-     "message": "estimator.search: a grid search needs lists or ranges with a step (no continuous or "
-                "log-uniform ranges; use strategy random or halving for those)",
-     "fieldPath": ".parameters"},
+    {
+        "rule": "self.strategy != 'grid' || self.parameters.all(k, type(self.parameters[k]) == list"
+        " || (type(self.parameters[k]) == map && has(self.parameters[k].step)"
+        " && !(has(self.parameters[k].log) && self.parameters[k].log)))",
+        "message": "estimator.search: a grid search needs lists or ranges with a step (no continuous or "
+        "log-uniform ranges; use strategy random or halving for those)",
+        "fieldPath": ".parameters",
+    },
 ]
 
 
@@ -125,16 +141,21 @@ class Search(KubeModel):
         "parameter in estimator.params.",
         min_length=1,
         max_length=MAX_PARAMETERS,
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True,
-                           "x-kubernetes-validations": PARAMETER_RULES},
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            "x-kubernetes-validations": PARAMETER_RULES,
+        },
     )
     max_trials: int | None = Field(
-        None, ge=1, le=MAX_TRIALS,
+        None,
+        ge=1,
+        le=MAX_TRIALS,
         description="Trial budget: random draws this many candidates (default 10), halving starts with this "
         "many when it samples; a grid larger than this is refused (default: no bound for a grid).",
     )
     timeout_seconds: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="Time budget of the search. Checked between batches of candidates (one batch = as many "
         "candidates as the pod has CPUs; a halving round is one batch): when it is spent, no new batch "
         "starts and the best candidate evaluated so far wins (status and metadata say stoppedEarly). The "
@@ -142,7 +163,8 @@ class Search(KubeModel):
     )
     cv_folds: int = Field(5, ge=2, le=20, description="Cross-validation folds (stratified for classifiers).")
     metric: Literal["accuracy", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2"] | None = Field(
-        None, description="Objective, a metric of the estimator's task; default: accuracy for classifiers, "
+        None,
+        description="Objective, a metric of the estimator's task; default: accuracy for classifiers, "
         "r2 for regressors. Lower is better for log_loss, rmse and mae (the search minimises them).",
     )
     factor: int = Field(3, ge=2, le=10, description="Halving: the candidates kept each round are 1/factor.")
@@ -155,8 +177,10 @@ class Search(KubeModel):
                 raise ValueError(problem)
             continuous = isinstance(value, dict) and ("step" not in value or value.get("log"))
             if self.strategy == "grid" and continuous:
-                raise ValueError(f"estimator.search.parameters.{name}: a grid search needs a list or a range "
-                                 "with a step; use strategy random or halving for continuous or log-uniform")
+                raise ValueError(
+                    f"estimator.search.parameters.{name}: a grid search needs a list or a range "
+                    "with a step; use strategy random or halving for continuous or log-uniform"
+                )
         return self
 
 
@@ -164,10 +188,12 @@ class SearchSummary(KubeModel):
     """The search that chose a version's parameters (every trial is in the bundle's metadata.json)."""
 
     strategy: SearchStrategy = Field(description="grid, random or halving.")
-    metric: str = Field(description="Objective metric (cross-validated on the training split).",
-                        max_length=32)
+    metric: str = Field(
+        description="Objective metric (cross-validated on the training split).", max_length=32
+    )
     best_params: dict[str, Any] | None = Field(
-        None, description="The winning parameters (also in lineage.estimator.params).",
+        None,
+        description="The winning parameters (also in lineage.estimator.params).",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     best_score: float | None = Field(None, description="Mean cross-validated metric of the winner.")

@@ -130,9 +130,7 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _parse(
-    data: dict[str, Any], ok: type[_Message], failed: type[_Message], who: str
-) -> _Message:
+def _parse(data: dict[str, Any], ok: type[_Message], failed: type[_Message], who: str) -> _Message:
     model = ok if data.get("ok") is True else failed
     try:
         return model.model_validate(data)

@@ -77,39 +77,49 @@ Column = Annotated[str, Field(min_length=1, max_length=COLUMN_MAX)]
 
 
 DATASET_RULES: list[JsonValue] = [
-    {"rule": "has(self.uri) || has(self.fromServing)",
-     "message": "dataset needs a uri, or fromServing (traffic captured by an InferenceService)",
-     "fieldPath": ".uri", "reason": "FieldValueRequired"},
-    {"rule": "!has(self.fromServing) || !has(self.fromServing.mix) || has(self.uri)",
-     "message": "dataset.fromServing.mix draws rows from dataset.uri, which is not set",
-     "fieldPath": ".uri", "reason": "FieldValueRequired"},
+    {
+        "rule": "has(self.uri) || has(self.fromServing)",
+        "message": "dataset needs a uri, or fromServing (traffic captured by an InferenceService)",
+        "fieldPath": ".uri",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "!has(self.fromServing) || !has(self.fromServing.mix) || has(self.uri)",
+        "message": "dataset.fromServing.mix draws rows from dataset.uri, which is not set",
+        "fieldPath": ".uri",
+        "reason": "FieldValueRequired",
+    },
 ]
 
 
 class Dataset(KubeModel):
     """The training data."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        *DATASET_RULES,
-        {
-            "rule": "!has(self.features) || !has(self.target) || !(self.target in self.features)",
-            "message": "features must not list the target column",
-            "fieldPath": ".features",
-        },
-        {
-            "rule": "!has(self.features) || !has(self.categoricalFeatures)"
-            " || self.categoricalFeatures.all(c, c in self.features)",
-            "message": "every categoricalFeatures entry must also be one of features",
-            "fieldPath": ".categoricalFeatures",
-        },
-        {
-            "rule": "(has(self.uri) && self.uri.startsWith('sklearn://')) || has(self.target)",
-            "message": "target (the label column) is required for a file://, pvc://, s3:// or https:// data "
-            "set and for fromServing; only sklearn:// data sets name their own",
-            "fieldPath": ".target",
-            "reason": "FieldValueRequired",
-        },
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                *DATASET_RULES,
+                {
+                    "rule": "!has(self.features) || !has(self.target) || !(self.target in self.features)",
+                    "message": "features must not list the target column",
+                    "fieldPath": ".features",
+                },
+                {
+                    "rule": "!has(self.features) || !has(self.categoricalFeatures)"
+                    " || self.categoricalFeatures.all(c, c in self.features)",
+                    "message": "every categoricalFeatures entry must also be one of features",
+                    "fieldPath": ".categoricalFeatures",
+                },
+                {
+                    "rule": "(has(self.uri) && self.uri.startsWith('sklearn://')) || has(self.target)",
+                    "message": "target (the label column) is required for a file://, pvc://, s3:// or "
+                    "https:// data set and for fromServing; only sklearn:// data sets name their own",
+                    "fieldPath": ".target",
+                    "reason": "FieldValueRequired",
+                },
+            ]
+        }
+    )
 
     uri: str | None = Field(
         None,
@@ -122,20 +132,27 @@ class Dataset(KubeModel):
     )
     format: Literal["csv", "parquet"] = Field("csv", description="File format (ignored for sklearn://).")
     target: str | None = Field(
-        None, description="Target column. Required except for sklearn:// data sets.", min_length=1,
+        None,
+        description="Target column. Required except for sklearn:// data sets.",
+        min_length=1,
         max_length=COLUMN_MAX,
     )
     features: list[Column] | None = Field(
-        None, description="Feature columns in order (no duplicates); default: every column but the target.",
-        max_length=512, json_schema_extra={"x-kubernetes-list-type": "set"},
+        None,
+        description="Feature columns in order (no duplicates); default: every column but the target.",
+        max_length=512,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     categorical_features: list[Column] | None = Field(
-        None, description="Columns to one-hot encode (profiled as categories for drift); each one of "
+        None,
+        description="Columns to one-hot encode (profiled as categories for drift); each one of "
         "features when features is given.",
-        max_length=512, json_schema_extra={"x-kubernetes-list-type": "set"},
+        max_length=512,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    sha256: str | None = Field(None, description="Expected sha256 of the data file.", pattern=SHA256_PATTERN,
-                                    max_length=64)
+    sha256: str | None = Field(
+        None, description="Expected sha256 of the data file.", pattern=SHA256_PATTERN, max_length=64
+    )
     credentials_secret: SecretReference | None = Field(
         None, description="Secret with S3 credentials for s3:// URIs."
     )
@@ -168,24 +185,38 @@ class Estimator(KubeModel):
         "none", description="Scaler put before the estimator in a Pipeline."
     )
     search: Search | None = Field(
-        None, description="Hyperparameter search (grid, random, successive halving) by cross-validation on "
-        "the training split; the best parameters are trained, exported and registered."
+        None,
+        description="Hyperparameter search (grid, random, successive halving) by cross-validation on "
+        "the training split; the best parameters are trained, exported and registered.",
     )
 
 
 class ChampionRef(KubeModel):
     """The model to beat: the version an alias of the Model names, or the one an InferenceService serves."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
-        "rule": "has(self.alias) != has(self.inferenceService)",
-        "message": "champion: set exactly one of alias or inferenceService",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.alias) != has(self.inferenceService)",
+                    "message": "champion: set exactly one of alias or inferenceService",
+                }
+            ]
+        }
+    )
 
-    alias: str | None = Field(None, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=63,
-                              description="An alias of this model's Model (e.g. production).")
+    alias: str | None = Field(
+        None,
+        pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="An alias of this model's Model (e.g. production).",
+    )
     inference_service: str | None = Field(
-        None, pattern=DNS_LABEL_PATTERN, max_length=253,
-        description="An InferenceService (same namespace): the version it serves as stable.")
+        None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description="An InferenceService (same namespace): the version it serves as stable.",
+    )
 
 
 class ChampionGate(KubeModel):
@@ -194,28 +225,39 @@ class ChampionGate(KubeModel):
 
     metric: Literal[METRICS] = Field(description="Metric compared.")  # type: ignore[valid-type]
     max_regression: float = Field(
-        0.0, ge=-1e9, le=1e9,
+        0.0,
+        ge=-1e9,
+        le=1e9,
         description="How much worse than the champion is still accepted (0.01: accuracy >= champion - 0.01); "
-        "negative: it must improve by at least that much.")
+        "negative: it must improve by at least that much.",
+    )
 
 
 class Evaluation(KubeModel):
     """How the model is evaluated before it may be registered."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
-        "rule": "!has(self.championGates) || size(self.championGates) == 0 || has(self.champion)",
-        "message": "championGates compare with a champion: set evaluation.champion (alias or "
-        "inferenceService)",
-        "fieldPath": ".champion",
-        "reason": "FieldValueRequired",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.championGates) || size(self.championGates) == 0 || has(self.champion)",
+                    "message": "championGates compare with a champion: set evaluation.champion (alias or "
+                    "inferenceService)",
+                    "fieldPath": ".champion",
+                    "reason": "FieldValueRequired",
+                }
+            ]
+        }
+    )
 
     test_fraction: float = Field(
         0.2,
         description="Share of rows held out for evaluation, in (0, 1).",
-        json_schema_extra={"x-kubernetes-validations": [
-            {"rule": "self > 0.0 && self < 1.0", "message": "testFraction must be in (0, 1)"}
-        ]},
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self > 0.0 && self < 1.0", "message": "testFraction must be in (0, 1)"}
+            ]
+        },
     )
     seed: int = Field(42, ge=0, description="Random seed for the split and the estimator.")
     metrics: list[Literal[METRICS]] | None = Field(  # type: ignore[valid-type]
@@ -227,20 +269,26 @@ class Evaluation(KubeModel):
         max_length=16,
     )
     slices: Slices | None = Field(
-        None, description="Held-out metrics per group of some columns (recorded on the ModelVersion), and "
-        "gates every group must meet."
+        None,
+        description="Held-out metrics per group of some columns (recorded on the ModelVersion), and "
+        "gates every group must meet.",
     )
     fairness: Fairness | None = Field(
-        None, description="fairlearn's demographic parity and equalized odds for a sensitive column, and "
-        "gates on them (classifiers)."
+        None,
+        description="fairlearn's demographic parity and equalized odds for a sensitive column, and "
+        "gates on them (classifiers).",
     )
     champion: ChampionRef | None = Field(
-        None, description="The version to compare with (championGates). None yet (alias unset, service not "
-        "serving): the champion gates pass and say so.")
+        None,
+        description="The version to compare with (championGates). None yet (alias unset, service not "
+        "serving): the champion gates pass and say so.",
+    )
     champion_gates: list[ChampionGate] | None = Field(
-        None, max_length=8,
+        None,
+        max_length=8,
         description="Gates relative to the champion, scored on the same held-out rows; both scores are "
-        "recorded (status.champion, and the ModelVersion's spec.champion).")
+        "recorded (status.champion, and the ModelVersion's spec.champion).",
+    )
 
 
 class Output(KubeModel):
@@ -289,41 +337,53 @@ def _task_rule(estimators: tuple[str, ...], allowed: tuple[str, ...], task: str)
 def _search_metric_rules() -> list[JsonValue]:
     """CEL: the search's objective metric fits the estimator's task."""
     out: list[JsonValue] = []
-    for names, allowed, task in ((CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
-                                 (REGRESSORS, REGRESSION_METRICS, "regression")):
-        out.append({
-            "rule": f"!(self.estimator.className in {_cel_list(names)}) || !has(self.estimator.search)"
-            f" || !has(self.estimator.search.metric) || self.estimator.search.metric in {_cel_list(allowed)}",
-            "message": f"estimator.search.metric: a {task} estimator is searched on {', '.join(allowed)}",
-            "fieldPath": ".estimator.search.metric",
-        })
+    for names, allowed, task in (
+        (CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+        (REGRESSORS, REGRESSION_METRICS, "regression"),
+    ):
+        out.append(
+            {
+                "rule": f"!(self.estimator.className in {_cel_list(names)}) || !has(self.estimator.search)"
+                " || !has(self.estimator.search.metric)"
+                f" || self.estimator.search.metric in {_cel_list(allowed)}",
+                "message": f"estimator.search.metric: a {task} estimator is searched on {', '.join(allowed)}",
+                "fieldPath": ".estimator.search.metric",
+            }
+        )
     return out
 
 
 def _slice_rules() -> list[JsonValue]:
     """CEL: slice metrics and gates fit the estimator's task; fairness needs a classifier."""
-    out: list[JsonValue] = [{
-        "rule": f"!has(self.evaluation) || !has(self.evaluation.fairness)"
-        f" || self.estimator.className in {_cel_list(CLASSIFIERS)}",
-        "message": "evaluation.fairness: fairness metrics need a classifier",
-        "fieldPath": ".evaluation.fairness",
-    }]
-    for names, allowed, task in ((CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
-                                 (REGRESSORS, REGRESSION_METRICS, "regression")):
+    out: list[JsonValue] = [
+        {
+            "rule": f"!has(self.evaluation) || !has(self.evaluation.fairness)"
+            f" || self.estimator.className in {_cel_list(CLASSIFIERS)}",
+            "message": "evaluation.fairness: fairness metrics need a classifier",
+            "fieldPath": ".evaluation.fairness",
+        }
+    ]
+    for names, allowed, task in (
+        (CLASSIFIERS, CLASSIFICATION_METRICS, "classification"),
+        (REGRESSORS, REGRESSION_METRICS, "regression"),
+    ):
         is_task = f"self.estimator.className in {_cel_list(names)}"
         has = "has(self.evaluation) && has(self.evaluation.slices)"
         shown = ", ".join(allowed)
-        out += [{
-            "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.metrics)"
-            f" || self.evaluation.slices.metrics.all(m, m in {_cel_list(allowed)})",
-            "message": f"evaluation.slices.metrics: a {task} estimator is evaluated with {shown}",
-            "fieldPath": ".evaluation.slices.metrics",
-        }, {
-            "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.gates)"
-            f" || self.evaluation.slices.gates.all(g, g.matches('^({'|'.join(allowed)})(_gap)?[ <>=]'))",
-            "message": f"evaluation.slices.gates: a {task} estimator can only be gated on {shown}",
-            "fieldPath": ".evaluation.slices.gates",
-        }]
+        out += [
+            {
+                "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.metrics)"
+                f" || self.evaluation.slices.metrics.all(m, m in {_cel_list(allowed)})",
+                "message": f"evaluation.slices.metrics: a {task} estimator is evaluated with {shown}",
+                "fieldPath": ".evaluation.slices.metrics",
+            },
+            {
+                "rule": f"!({is_task}) || !({has}) || !has(self.evaluation.slices.gates)"
+                f" || self.evaluation.slices.gates.all(g, g.matches('^({'|'.join(allowed)})(_gap)?[ <>=]'))",
+                "message": f"evaluation.slices.gates: a {task} estimator can only be gated on {shown}",
+                "fieldPath": ".evaluation.slices.gates",
+            },
+        ]
     return out
 
 
@@ -348,8 +408,11 @@ class TrainingJobSpec(KubeModel):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": TRAINING_RULES})
 
-    model: str = Field(description="Model name; versions are registered as <model>-v<N>.",
-                       pattern=DNS_LABEL_PATTERN, max_length=50)
+    model: str = Field(
+        description="Model name; versions are registered as <model>-v<N>.",
+        pattern=DNS_LABEL_PATTERN,
+        max_length=50,
+    )
     dataset: Dataset = Field(description="The training data.")
     estimator: Estimator = Field(description="The scikit-learn estimator.")
     evaluation: Evaluation | None = Field(None, description="Held-out evaluation and promotion gates.")
@@ -394,12 +457,12 @@ class TrainedArtifact(KubeModel):
     """The artifact the training produced."""
 
     uri: str = Field(description="URI of model.onnx.")
-    sha256: str = Field(description="sha256 of model.onnx.", pattern=SHA256_PATTERN,
-                                    max_length=64)
+    sha256: str = Field(description="sha256 of model.onnx.", pattern=SHA256_PATTERN, max_length=64)
     size_bytes: int | None = Field(None, ge=0, description="Size of model.onnx.")
     profile_uri: str | None = Field(None, description="URI of profile.json.")
-    profile_sha256: str | None = Field(None, description="sha256 of profile.json.", pattern=SHA256_PATTERN,
-                                    max_length=64)
+    profile_sha256: str | None = Field(
+        None, description="sha256 of profile.json.", pattern=SHA256_PATTERN, max_length=64
+    )
 
 
 class GateComparison(KubeModel):
@@ -418,8 +481,12 @@ class ChampionComparison(KubeModel):
     source: str = Field(description="How the champion was named, e.g. alias production.")
     version: int | None = Field(None, description="The champion's version; absent when there was none.")
     uri: str | None = Field(None, description="The champion's artifact.")
-    sha256: str | None = Field(None, description="Its sha256 (verified by the trainer before use).",
-                               pattern=SHA256_PATTERN, max_length=64)
+    sha256: str | None = Field(
+        None,
+        description="Its sha256 (verified by the trainer before use).",
+        pattern=SHA256_PATTERN,
+        max_length=64,
+    )
     metrics: dict[str, float] | None = Field(None, description="The champion's scores on the held-out rows.")
     gates: list[GateComparison] | None = Field(None, description="Each champion gate.", max_length=8)
     message: str | None = Field(None, description="E.g. no champion yet: the gates pass.")
@@ -434,16 +501,19 @@ class TrainingJobStatus(KubeModel):
     message: str | None = Field(None, description="Human-readable state, e.g. the gate that was not met.")
     job_name: str | None = Field(None, description="Name of the batch/v1 Job.")
     attempts: int | None = Field(None, ge=0, description="Training pods started so far.")
-    start_time: str | None = Field(None, description="When the training started.",
-                                   json_schema_extra={"format": "date-time"})
-    completion_time: str | None = Field(None, description="When the training finished.",
-                                        json_schema_extra={"format": "date-time"})
+    start_time: str | None = Field(
+        None, description="When the training started.", json_schema_extra={"format": "date-time"}
+    )
+    completion_time: str | None = Field(
+        None, description="When the training finished.", json_schema_extra={"format": "date-time"}
+    )
     metrics: dict[str, float] | None = Field(None, description="Held-out evaluation metrics.")
     primary_metric: str | None = Field(None, description="Key metric for display, e.g. accuracy=0.967.")
     artifact: TrainedArtifact | None = Field(None, description="The artifact produced.")
     model_version: str | None = Field(None, description="Name of the ModelVersion registered.")
     champion: ChampionComparison | None = Field(
-        None, description="Champion/challenger comparison (evaluation.championGates): both scores.")
+        None, description="Champion/challenger comparison (evaluation.championGates): both scores."
+    )
 
 
 class TrainingJob(KubeModel):

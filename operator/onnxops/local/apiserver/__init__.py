@@ -54,5 +54,12 @@ from .errors import ApiError
 from .objects import Cluster, LogProvider
 from .server import ApiServer, ApiServerThread, kubeconfig, write_kubeconfig
 
-__all__ = ["ApiError", "ApiServer", "ApiServerThread", "Cluster", "LogProvider", "kubeconfig",
-           "write_kubeconfig"]
+__all__ = [
+    "ApiError",
+    "ApiServer",
+    "ApiServerThread",
+    "Cluster",
+    "LogProvider",
+    "kubeconfig",
+    "write_kubeconfig",
+]

@@ -23,11 +23,17 @@ def admit(info: ResourceInfo, obj: Obj, old: Obj | None, field_validation: str |
         unknown = unknown_fields(schema, obj)
         if unknown:
             fields = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise bad_request(f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
-                              f"strict decoding error: {fields}")
+            raise bad_request(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"strict decoding error: {fields}"
+            )
     pruned = prune_and_default(schema, obj)
     causes = validate(schema, pruned, old)
     if causes:
-        raise invalid(info.kind, info.group, obj["metadata"].get("name", ""),
-                      [{"reason": c.type, "message": c.message, "field": c.field} for c in causes])
+        raise invalid(
+            info.kind,
+            info.group,
+            obj["metadata"].get("name", ""),
+            [{"reason": c.type, "message": c.message, "field": c.field} for c in causes],
+        )
     return pruned

@@ -35,9 +35,11 @@ def name_problem(name: str, *, label: bool) -> str | None:
     if len(name) > limit:
         return f'Invalid value: "{name}": must be no more than {limit} characters'
     if not pattern.match(name):
-        return (f'Invalid value: "{name}": a lowercase RFC 1123 {"label" if label else "subdomain"} must '
-                "consist of lower case alphanumeric characters, '-' or '.', and must start and end with an "
-                "alphanumeric character")
+        return (
+            f'Invalid value: "{name}": a lowercase RFC 1123 {"label" if label else "subdomain"} must '
+            "consist of lower case alphanumeric characters, '-' or '.', and must start and end with an "
+            "alphanumeric character"
+        )
     return None
 
 
@@ -49,8 +51,12 @@ def _job(obj: dict[str, Any]) -> None:
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
     uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]
-    labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-              "controller-uid": uid, "job-name": name}
+    labels = {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
     if not spec.get("manualSelector"):
         spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
         template_meta = spec.setdefault("template", {}).setdefault("metadata", {})
@@ -74,8 +80,9 @@ def _deployment(obj: dict[str, Any]) -> None:
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    spec.setdefault("strategy", {"type": "RollingUpdate",
-                                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+    spec.setdefault(
+        "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+    )
     _pod_spec(spec.setdefault("template", {}).setdefault("spec", {}))
 
 

@@ -59,9 +59,13 @@ def delete(cluster: Cluster, info: ResourceInfo, obj: Obj, options: Obj) -> Obj:
     pre = options.get("preconditions") or {}
     for key in ("uid", "resourceVersion"):
         if pre.get(key) and pre[key] != meta.get(key):
-            raise conflict(info.plural, info.group, meta["name"],
-                           f"Precondition failed: {key} in precondition: {pre[key]}, {key} in object meta: "
-                           f"{meta.get(key)}")
+            raise conflict(
+                info.plural,
+                info.group,
+                meta["name"],
+                f"Precondition failed: {key} in precondition: {pre[key]}, {key} in object meta: "
+                f"{meta.get(key)}",
+            )
     policy = _policy(info, options)
     if policy == "Orphan":
         orphan_dependents(cluster, meta["uid"])
@@ -74,8 +78,11 @@ def delete(cluster: Cluster, info: ResourceInfo, obj: Obj, options: Obj) -> Obj:
     if not finalizers and grace == 0:
         return remove(cluster, info, cluster._stamp(new))
     current = nm.get("deletionGracePeriodSeconds")
-    if nm.get("deletionTimestamp") and (current is None or grace >= current) and finalizers == list(
-            meta.get("finalizers") or []):
+    if (
+        nm.get("deletionTimestamp")
+        and (current is None or grace >= current)
+        and finalizers == list(meta.get("finalizers") or [])
+    ):
         return obj  # already being deleted; nothing changes
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
     nm["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ") if grace else now()

@@ -123,10 +123,13 @@ class Handlers:
             return None
         ctype = request.headers.get("Content-Type", "")
         if "protobuf" in ctype or "cbor" in ctype:
-            raise ApiError(415, f"the local API server does not decode {ctype} bodies (imperative "
-                                "`kubectl create <kind>` sends protobuf): send JSON or YAML, e.g. "
-                                "`kubectl apply -f`; accepted media types include: application/json, "
-                                "application/yaml")
+            raise ApiError(
+                415,
+                f"the local API server does not decode {ctype} bodies (imperative "
+                "`kubectl create <kind>` sends protobuf): send JSON or YAML, e.g. "
+                "`kubectl apply -f`; accepted media types include: application/json, "
+                "application/yaml",
+            )
         try:
             if "yaml" in ctype:
                 import yaml
@@ -142,8 +145,11 @@ class Handlers:
         fv = q.get("fieldValidation")
         dry = dry_run(method, q.getall("dryRun", []))
         manager = managed.manager_from(q.get("fieldManager"), request.headers.get("User-Agent"))
-        writer = managed.Writer(manager, subresource=t.sub if t.sub in ("status", "scale") else None,
-                                force=q.get("force") in ("true", "True", "1"))
+        writer = managed.Writer(
+            manager,
+            subresource=t.sub if t.sub in ("status", "scale") else None,
+            force=q.get("force") in ("true", "True", "1"),
+        )
         if t.name is None:
             return await self._collection(request, t, fv, dry, writer)
         if t.sub == "log":
@@ -157,8 +163,11 @@ class Handlers:
             return respond(self._out(info, obj))
         if method == "PUT":
             body = await self._json_body(request)
-            return respond(self._out(info, c.replace(info, t.namespace, t.name, body, t.sub, fv,
-                                                     dry_run=dry, writer=writer)))
+            return respond(
+                self._out(
+                    info, c.replace(info, t.namespace, t.name, body, t.sub, fv, dry_run=dry, writer=writer)
+                )
+            )
         if method == "PATCH":
             raw = await request.read()
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
@@ -169,8 +178,9 @@ class Handlers:
             return await self._delete(request, t, t.name, dry)
         raise ApiError(405, f"{method} is not supported")
 
-    async def _collection(self, request: web.Request, t: Target, fv: str | None, dry: bool,
-                          writer: managed.Writer) -> web.StreamResponse:
+    async def _collection(
+        self, request: web.Request, t: Target, fv: str | None, dry: bool, writer: managed.Writer
+    ) -> web.StreamResponse:
         """GET (list or watch), POST and DELETE on a collection."""
         method, q, info, c = request.method, request.query, t.info, self.cluster
         if method == "GET":
@@ -180,8 +190,9 @@ class Handlers:
                 return await stream.serve(request, self.stopping)
             return self._list(request, info, t.namespace)
         if method == "POST":
-            created = c.create(info, t.namespace, await self._json_body(request), fv, dry_run=dry,
-                               writer=writer)
+            created = c.create(
+                info, t.namespace, await self._json_body(request), fv, dry_run=dry, writer=writer
+            )
             return respond(self._out(info, created), 201)
         if method == "DELETE":
             return self._delete_collection(request, info, t.namespace)
@@ -199,11 +210,13 @@ class Handlers:
         obj = c.lookup(info, t.namespace, name)
         if dry or dry_run(method, list(options.get("dryRun") or [])):  # kubectl sends it in the body
             # nothing is removed or marked; the answer is the one a real deletion would start with
-            return respond(self._out(info, obj) if obj["metadata"].get("finalizers") or not info.builtin
-                           else success_status(name, info.group, info.plural, obj["metadata"]["uid"]))
+            return respond(
+                self._out(info, obj)
+                if obj["metadata"].get("finalizers") or not info.builtin
+                else success_status(name, info.group, info.plural, obj["metadata"]["uid"])
+            )
         result = c.delete(info, t.namespace, name, options)
-        gone = c.store.get(info.group_resource, result["metadata"].get("namespace", ""),
-                           name) is None
+        gone = c.store.get(info.group_resource, result["metadata"].get("namespace", ""), name) is None
         if gone and info.builtin and info.group_resource != ("", "pods"):
             return respond(success_status(name, info.group, info.plural, obj["metadata"]["uid"]))
         return respond(self._out(info, result))
@@ -218,12 +231,18 @@ class Handlers:
         items, rv = self.cluster.list(info, namespace, q.get("labelSelector"), q.get("fieldSelector"))
         if wants_table(request.headers.get("Accept", "")):
             return self._table(request, info, items, str(rv))
-        return respond({"kind": f"{info.kind}List", "apiVersion": info.api_version,
-                        "metadata": {"resourceVersion": str(rv)},
-                        "items": [self._out(info, o) for o in items]})
+        return respond(
+            {
+                "kind": f"{info.kind}List",
+                "apiVersion": info.api_version,
+                "metadata": {"resourceVersion": str(rv)},
+                "items": [self._out(info, o) for o in items],
+            }
+        )
 
-    def _delete_collection(self, request: web.Request, info: ResourceInfo,
-                           namespace: str | None) -> web.Response:
+    def _delete_collection(
+        self, request: web.Request, info: ResourceInfo, namespace: str | None
+    ) -> web.Response:
         q = request.query
         items, _ = self.cluster.list(info, namespace, q.get("labelSelector"), q.get("fieldSelector"))
         options: Obj = {k: q[k] for k in ("propagationPolicy",) if k in q}
@@ -234,9 +253,14 @@ class Handlers:
             meta = obj["metadata"]
             if self.cluster.store.get(info.group_resource, meta.get("namespace", ""), meta["name"]) is obj:
                 done.append(self.cluster.delete(info, meta.get("namespace"), meta["name"], options))
-        return respond({"kind": f"{info.kind}List", "apiVersion": info.api_version,
-                        "metadata": {"resourceVersion": str(self.cluster.store.resource_version)},
-                        "items": [self._out(info, o) for o in done]})
+        return respond(
+            {
+                "kind": f"{info.kind}List",
+                "apiVersion": info.api_version,
+                "metadata": {"resourceVersion": str(self.cluster.store.resource_version)},
+                "items": [self._out(info, o) for o in done],
+            }
+        )
 
     async def _scale(self, t: Target, request: web.Request, writer: managed.Writer) -> web.Response:
         """autoscaling/v1 Scale of a Deployment/ReplicaSet: GET, PUT or PATCH of spec.replicas."""
@@ -256,8 +280,9 @@ class Handlers:
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise bad_request("spec.replicas: Invalid value: must be a non-negative integer")
             body = json.dumps({"spec": {"replicas": replicas}}).encode()
-            obj = self.cluster.patch(t.info, t.namespace, t.name, "application/merge-patch+json", body,
-                                     writer=writer)
+            obj = self.cluster.patch(
+                t.info, t.namespace, t.name, "application/merge-patch+json", body, writer=writer
+            )
         elif request.method != "GET":
             raise ApiError(405, f"{request.method} is not supported on scale")
         return respond(scale_of(obj))
@@ -275,13 +300,18 @@ class Handlers:
         if provider is not None:
             text = provider(t.namespace or "", t.name, container, int(tail) if tail else None)
         if text is None:
-            raise bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: '
-                              "ContainerCreating")
+            raise bad_request(
+                f'container "{container}" in pod "{t.name}" is waiting to start: ContainerCreating'
+            )
         return web.Response(text=text, content_type="text/plain")
 
 
-_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions",
-                 "DELETE": "DeleteOptions"}
+_OPTIONS_KIND = {
+    "POST": "CreateOptions",
+    "PUT": "UpdateOptions",
+    "PATCH": "PatchOptions",
+    "DELETE": "DeleteOptions",
+}
 
 
 def dry_run(method: str, values: list[str]) -> bool:
@@ -292,23 +322,40 @@ def dry_run(method: str, values: list[str]) -> bool:
     bad = [(n, v) for n, v in enumerate(values) if v != "All"]
     if bad:
         kind = _OPTIONS_KIND.get(method, "GetOptions")
-        causes = [{"reason": "FieldValueNotSupported", "field": f"dryRun[{n}]",
-                   "message": f'Unsupported value: "{v}": supported values: "All"'} for n, v in bad]
+        causes = [
+            {
+                "reason": "FieldValueNotSupported",
+                "field": f"dryRun[{n}]",
+                "message": f'Unsupported value: "{v}": supported values: "All"',
+            }
+            for n, v in bad
+        ]
         detail = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
-        raise ApiError(422, f'{kind}.meta.k8s.io "" is invalid: {detail}',
-                       details={"group": "meta.k8s.io", "kind": kind, "causes": causes})
+        raise ApiError(
+            422,
+            f'{kind}.meta.k8s.io "" is invalid: {detail}',
+            details={"group": "meta.k8s.io", "kind": kind, "causes": causes},
+        )
     return bool(values)
 
 
 def scale_of(obj: Obj) -> Obj:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     labels = ((spec.get("selector") or {}).get("matchLabels")) or {}
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                              "creationTimestamp") if k in meta},
-            "spec": {"replicas": spec.get("replicas", 1)},
-            "status": {"replicas": status.get("replicas", 0),
-                       "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {
+            "replicas": status.get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        },
+    }
 
 
 def make_app(handlers: Handlers) -> web.Application:
@@ -346,8 +393,14 @@ def make_app(handlers: Handlers) -> web.Application:
                 details["group"] = attrs.api_group
             if attrs.name:
                 details["name"] = attrs.name
-            return error_response(ApiError(403, rbac.forbidden_message(attrs), reason="Forbidden",
-                                           details=details if attrs.resource_request else None))
+            return error_response(
+                ApiError(
+                    403,
+                    rbac.forbidden_message(attrs),
+                    reason="Forbidden",
+                    details=details if attrs.resource_request else None,
+                )
+            )
         allowed: web.StreamResponse = await handler(request)
         return allowed
 

@@ -143,12 +143,19 @@ def check_apply(info_api_version: str, plural: str, name: str, live: Obj, writer
         by_manager: dict[str, list[str]] = {}
         for manager, path in found:
             by_manager.setdefault(manager, []).append(display(path))
-        parts = [f'conflict with "{m}" using {info_api_version}: {", ".join(p)}'
-                 for m, p in by_manager.items()]
+        parts = [
+            f'conflict with "{m}" using {info_api_version}: {", ".join(p)}' for m, p in by_manager.items()
+        ]
         n = len(found)
         message = f"Apply failed with {n} conflict{'s' if n > 1 else ''}: " + "; ".join(parts)
-        causes = [{"reason": "FieldManagerConflict", "field": display(p),
-                   "message": f'conflict with "{m}" using {info_api_version}'} for m, p in found]
+        causes = [
+            {
+                "reason": "FieldManagerConflict",
+                "field": display(p),
+                "message": f'conflict with "{m}" using {info_api_version}',
+            }
+            for m, p in found
+        ]
         raise ApiError(409, message, details={"name": name, "kind": plural, "causes": causes})
     return {p for _, p in found}
 
@@ -198,8 +205,14 @@ def record(old: Obj | None, new: Obj, writer: Writer, api_version: str, status_s
         if before is not None and before.get("fieldsV1") == tree:
             out.append(before)  # unchanged: keep its time, so a no-op write stays a no-op
             continue
-        entry: Obj = {"manager": ident[0], "operation": ident[1], "apiVersion": api_version, "time": now(),
-                      "fieldsType": "FieldsV1", "fieldsV1": tree}
+        entry: Obj = {
+            "manager": ident[0],
+            "operation": ident[1],
+            "apiVersion": api_version,
+            "time": now(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": tree,
+        }
         if ident[2]:
             entry["subresource"] = ident[2]
         out.append(entry)

@@ -29,8 +29,15 @@ MERGE = "application/merge-patch+json"
 JSON = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
-_IMMUTABLE_META = ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp",
-                   "deletionGracePeriodSeconds", "generation")
+_IMMUTABLE_META = (
+    "uid",
+    "creationTimestamp",
+    "name",
+    "namespace",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+)
 
 
 def _has_status(info: ResourceInfo) -> bool:
@@ -46,8 +53,13 @@ def _spec_part(info: ResourceInfo, obj: Obj) -> Obj:
 class Cluster:
     """The emulated cluster state; every method runs synchronously on the server's event loop."""
 
-    def __init__(self, *, history_size: int = 10_000, log_provider: LogProvider | None = None,
-                 auto_create_namespaces: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        history_size: int = 10_000,
+        log_provider: LogProvider | None = None,
+        auto_create_namespaces: bool = False,
+    ) -> None:
         self.registry = Registry()
         self.store = Store(history_size)
         self.log_provider = log_provider
@@ -61,8 +73,12 @@ class Cluster:
     def policy(self) -> Policy:
         """The stored Roles, ClusterRoles and their bindings, for the authorizer."""
         g = "rbac.authorization.k8s.io"
-        return Policy(self.store.items((g, "roles")), self.store.items((g, "clusterroles")),
-                      self.store.items((g, "rolebindings")), self.store.items((g, "clusterrolebindings")))
+        return Policy(
+            self.store.items((g, "roles")),
+            self.store.items((g, "clusterroles")),
+            self.store.items((g, "rolebindings")),
+            self.store.items((g, "clusterrolebindings")),
+        )
 
     # --- helpers ------------------------------------------------------------------------------------
     def _stamp(self, obj: Obj) -> Obj:
@@ -90,9 +106,16 @@ class Cluster:
         return obj
 
     # --- verbs -------------------------------------------------------------------------------------
-    def create(self, info: ResourceInfo, namespace: str | None, body: Any,
-               field_validation: str | None = None, *, dry_run: bool = False,
-               writer: Writer | None = None) -> Obj:
+    def create(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        body: Any,
+        field_validation: str | None = None,
+        *,
+        dry_run: bool = False,
+        writer: Writer | None = None,
+    ) -> Obj:
         """Create an object. ``dry_run`` (``?dryRun=All``) runs every check and default and returns the
         object as it would be stored, but stores nothing: no resourceVersion, no watch event."""
         if not isinstance(body, dict):
@@ -103,8 +126,9 @@ class Cluster:
             raise bad_request("metadata must be an object")
         if info.namespaced:
             if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-                raise bad_request("the namespace of the provided object does not match the namespace "
-                                  "sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             namespace = namespace or meta.get("namespace")
             if not namespace:
                 raise bad_request("a namespace is required for a namespaced resource")
@@ -117,8 +141,12 @@ class Cluster:
             meta["name"] = generated_name(meta["generateName"])
         problem = name_problem(meta.get("name") or "", label=info.plural == "namespaces")
         if problem:
-            raise invalid(info.kind, info.group, meta.get("name") or "",
-                          [{"reason": "FieldValueInvalid", "message": problem, "field": "metadata.name"}])
+            raise invalid(
+                info.kind,
+                info.group,
+                meta.get("name") or "",
+                [{"reason": "FieldValueInvalid", "message": problem, "field": "metadata.name"}],
+            )
         if self.store.get(info.group_resource, meta.get("namespace", ""), meta["name"]) is not None:
             raise already_exists(info.plural, info.group, meta["name"])
         obj["apiVersion"], obj["kind"] = info.api_version, info.kind
@@ -129,8 +157,9 @@ class Cluster:
             obj.pop("status", None)
         apply_create_defaults(info, obj)
         obj = self._admit(info, obj, None, field_validation)
-        entries = [] if writer is None else managed.record(None, obj, writer, info.api_version,
-                                                           _has_status(info))
+        entries = (
+            [] if writer is None else managed.record(None, obj, writer, info.api_version, _has_status(info))
+        )
         if entries:
             obj["metadata"]["managedFields"] = entries
         if dry_run:
@@ -140,27 +169,52 @@ class Cluster:
         self.store.put(info.group_resource, self._stamp(obj), "ADDED")
         return obj
 
-    def list(self, info: ResourceInfo, namespace: str | None, label_selector: str | None = None,
-             field_selector: str | None = None) -> tuple[list[Obj], int]:
+    def list(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[Obj], int]:
         match = both(label_selector, field_selector)
         scope = namespace if info.namespaced else None
         items = [o for o in self.store.items(info.group_resource, scope) if match(o)]
         return items, self.store.resource_version
 
-    def replace(self, info: ResourceInfo, namespace: str | None, name: str, body: Any,
-                subresource: str | None = None, field_validation: str | None = None, *,
-                dry_run: bool = False, writer: Writer | None = None) -> Obj:
+    def replace(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        subresource: str | None = None,
+        field_validation: str | None = None,
+        *,
+        dry_run: bool = False,
+        writer: Writer | None = None,
+    ) -> Obj:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise bad_request("the body of the request must be a JSON object with metadata")
         if (body.get("metadata") or {}).get("name", name) != name:
             raise bad_request("the name of the object does not match the name on the URL")
         old = self.lookup(info, namespace, name)
-        return self._write(info, old, copy.deepcopy(body), subresource, field_validation, dry_run=dry_run,
-                           writer=writer)
+        return self._write(
+            info, old, copy.deepcopy(body), subresource, field_validation, dry_run=dry_run, writer=writer
+        )
 
-    def patch(self, info: ResourceInfo, namespace: str | None, name: str, content_type: str,
-              raw: bytes, subresource: str | None = None, field_validation: str | None = None, *,
-              dry_run: bool = False, writer: Writer | None = None) -> Obj:
+    def patch(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        subresource: str | None = None,
+        field_validation: str | None = None,
+        *,
+        dry_run: bool = False,
+        writer: Writer | None = None,
+    ) -> Obj:
         kind = content_type.split(";")[0].strip().lower()
         try:
             if kind == APPLY:
@@ -175,8 +229,9 @@ class Cluster:
             old = self.lookup(info, namespace, name)
         except ApiError:
             if kind == APPLY:  # server-side apply creates a missing object
-                return self.create(info, namespace, body, field_validation, dry_run=dry_run,
-                                   writer=_applier(writer, body))
+                return self.create(
+                    info, namespace, body, field_validation, dry_run=dry_run, writer=_applier(writer, body)
+                )
             raise
         if kind == JSON:
             new = json_patch(old, body)
@@ -184,8 +239,11 @@ class Cluster:
             new = merge_patch(old, body)
         elif kind in (STRATEGIC, APPLY):
             if kind == STRATEGIC and not info.builtin:
-                raise ApiError(415, f"the body of the request was in an unknown format - accepted media "
-                                    f"types include: {JSON}, {MERGE}, {APPLY}")
+                raise ApiError(
+                    415,
+                    f"the body of the request was in an unknown format - accepted media "
+                    f"types include: {JSON}, {MERGE}, {APPLY}",
+                )
             new = strategic_merge(old, body) if info.builtin else merge_patch(old, body)
             if kind == APPLY and isinstance(body, dict) and isinstance(new, dict):
                 writer = _applier(writer, body)
@@ -193,15 +251,26 @@ class Cluster:
                 writer = dataclasses.replace(writer, taken=frozenset(taken))
                 new = managed.prune_unapplied(old, copy.deepcopy(new), writer)
         else:
-            raise ApiError(415, f"the body of the request was in an unknown format - accepted media types "
-                                f"include: {JSON}, {MERGE}, {STRATEGIC}, {APPLY}")
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {JSON}, {MERGE}, {STRATEGIC}, {APPLY}",
+            )
         if not isinstance(new, dict):
             raise bad_request("the patched object is not a JSON object")
         return self._write(info, old, new, subresource, field_validation, dry_run=dry_run, writer=writer)
 
-    def _write(self, info: ResourceInfo, old: Obj, new: Obj, subresource: str | None,
-               field_validation: str | None = None, *, dry_run: bool = False,
-               writer: Writer | None = None) -> Obj:
+    def _write(
+        self,
+        info: ResourceInfo,
+        old: Obj,
+        new: Obj,
+        subresource: str | None,
+        field_validation: str | None = None,
+        *,
+        dry_run: bool = False,
+        writer: Writer | None = None,
+    ) -> Obj:
         new = copy.deepcopy(new)  # patches share untouched subtrees with the stored object
         meta = new.get("metadata")
         if not isinstance(meta, dict):
@@ -209,9 +278,12 @@ class Cluster:
         old_meta = old["metadata"]
         rv = meta.get("resourceVersion")
         if rv and rv != old_meta["resourceVersion"]:
-            raise conflict(info.plural, info.group, old_meta["name"],
-                           "the object has been modified; please apply your changes to the latest version "
-                           "and try again")
+            raise conflict(
+                info.plural,
+                info.group,
+                old_meta["name"],
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
         new = _keep_what_the_write_cannot_change(info, old, new, subresource)
         if subresource != "status":
             apply_update_defaults(info, new)
@@ -232,8 +304,12 @@ class Cluster:
             return new  # what would be stored, at the current resourceVersion
         if info.group_resource == CRD_GROUP_RESOURCE:
             self._register_crd(new)
-        if (meta.get("deletionTimestamp") and old_meta.get("finalizers") and not meta.get("finalizers")
-                and not meta.get("deletionGracePeriodSeconds")):
+        if (
+            meta.get("deletionTimestamp")
+            and old_meta.get("finalizers")
+            and not meta.get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
+        ):
             return deletion.remove(self, info, self._stamp(new))
         self.store.put(info.group_resource, self._stamp(new), "MODIFIED")
         return new
@@ -248,15 +324,29 @@ class Cluster:
         try:
             infos = crd_infos(crd)
         except (KeyError, TypeError) as exc:
-            raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", crd["metadata"]["name"], [
-                {"reason": "FieldValueRequired", "field": f"spec.{exc}", "message": "Required value"},
-            ]) from exc
+            raise invalid(
+                "CustomResourceDefinition",
+                "apiextensions.k8s.io",
+                crd["metadata"]["name"],
+                [
+                    {"reason": "FieldValueRequired", "field": f"spec.{exc}", "message": "Required value"},
+                ],
+            ) from exc
         expected = f"{names.get('plural')}.{spec.get('group')}"
         if crd["metadata"]["name"] != expected:
-            raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", crd["metadata"]["name"], [
-                {"reason": "FieldValueInvalid", "field": "metadata.name",
-                 "message": f'Invalid value: "{crd["metadata"]["name"]}": must be spec.names.plural+"."+'
-                            f'spec.group'}])
+            raise invalid(
+                "CustomResourceDefinition",
+                "apiextensions.k8s.io",
+                crd["metadata"]["name"],
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "metadata.name",
+                        "message": f'Invalid value: "{crd["metadata"]["name"]}": '
+                        'must be spec.names.plural+"."+spec.group',
+                    }
+                ],
+            )
         self.registry.remove_group_resource(spec["group"], names["plural"])
         for info in infos:
             self.registry.add(info)
@@ -265,9 +355,10 @@ class Cluster:
             "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
             "conditions": [
                 {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now()}
-                for t, r, m in (("NamesAccepted", "NoConflicts", "no conflicts found"),
-                                ("Established", "InitialNamesAccepted",
-                                 "the initial names have been accepted"))
+                for t, r, m in (
+                    ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                    ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                )
             ],
         }
 
@@ -296,8 +387,11 @@ def _keep_what_the_write_cannot_change(
     old_meta = old["metadata"]
     meta = new["metadata"]
     if subresource == "status":
-        new = {**old, "status": new.get("status")} if "status" in new else {
-            k: v for k, v in old.items() if k != "status"}
+        new = (
+            {**old, "status": new.get("status")}
+            if "status" in new
+            else {k: v for k, v in old.items() if k != "status"}
+        )
         meta = new["metadata"] = dict(old_meta)
     elif _has_status(info):
         if "status" in old:
@@ -314,7 +408,16 @@ def _keep_what_the_write_cannot_change(
     if old_meta.get("deletionTimestamp"):
         added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
         if added:
-            raise invalid(info.kind, info.group, old_meta["name"], [{
-                "reason": "FieldValueForbidden", "field": "metadata.finalizers",
-                "message": "Forbidden: no new finalizers can be added if the object is being deleted"}])
+            raise invalid(
+                info.kind,
+                info.group,
+                old_meta["name"],
+                [
+                    {
+                        "reason": "FieldValueForbidden",
+                        "field": "metadata.finalizers",
+                        "message": "Forbidden: no new finalizers can be added if the object is being deleted",
+                    }
+                ],
+            )
     return new

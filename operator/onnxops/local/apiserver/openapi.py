@@ -10,8 +10,10 @@ from typing import Any
 from .registry import Registry, ResourceInfo
 
 Obj = dict[str, Any]
-_PARAMS = [{"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
-           for name in ("dryRun", "fieldManager", "fieldValidation", "force")]
+_PARAMS = [
+    {"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
+    for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+]
 
 
 def _gv_path(group: str, version: str) -> str:
@@ -20,8 +22,11 @@ def _gv_path(group: str, version: str) -> str:
 
 def root(registry: Registry) -> Obj:
     gvs = {(i.group, i.version) for i in registry.all()}
-    return {"paths": {_gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}"}
-                      for g, v in sorted(gvs)}}
+    return {
+        "paths": {
+            _gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}"} for g, v in sorted(gvs)
+        }
+    }
 
 
 def _item_path(info: ResourceInfo) -> str:
@@ -45,22 +50,41 @@ _META_SCHEMA: Obj = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "description": "Name must be unique within a namespace."},
-        "namespace": {"type": "string", "description": "Namespace defines the space within which each name "
-                                                       "must be unique."},
+        "namespace": {
+            "type": "string",
+            "description": "Namespace defines the space within which each name must be unique.",
+        },
         "generateName": {"type": "string", "description": "A prefix for a server-generated name."},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"},
-                   "description": "Map of string keys and values to organize and categorize objects."},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"},
-                        "description": "Unstructured key value map set by external tools."},
+        "labels": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Map of string keys and values to organize and categorize objects.",
+        },
+        "annotations": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Unstructured key value map set by external tools.",
+        },
         "uid": {"type": "string", "description": "The unique identity of this object, set by the server."},
-        "resourceVersion": {"type": "string", "description": "The object's version, for optimistic "
-                                                             "concurrency."},
-        "generation": {"type": "integer", "format": "int64",
-                       "description": "A sequence number representing a specific generation of the spec."},
-        "finalizers": {"type": "array", "items": {"type": "string"},
-                       "description": "Must be empty before the object is deleted from the registry."},
-        "ownerReferences": {"type": "array", "items": {"type": "object"},
-                            "description": "Objects depended on by this object."},
+        "resourceVersion": {
+            "type": "string",
+            "description": "The object's version, for optimistic concurrency.",
+        },
+        "generation": {
+            "type": "integer",
+            "format": "int64",
+            "description": "A sequence number representing a specific generation of the spec.",
+        },
+        "finalizers": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Must be empty before the object is deleted from the registry.",
+        },
+        "ownerReferences": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "Objects depended on by this object.",
+        },
     },
 }
 
@@ -76,16 +100,29 @@ def object_schema(info: ResourceInfo) -> Obj:
     publishes it."""
     schema: Obj = dict(info.schema or {})
     props = dict(schema.get("properties") or {})
-    props.setdefault("apiVersion", {"type": "string", "description": "APIVersion defines the versioned "
-                                    "schema of this representation of an object."})
-    props.setdefault("kind", {"type": "string", "description": "Kind is a string value representing the "
-                              "REST resource this object represents."})
-    props["metadata"] = {"allOf": [{"$ref": f"#/components/schemas/{OBJECT_META}"}],
-                         "description": "Standard object's metadata."}
+    props.setdefault(
+        "apiVersion",
+        {
+            "type": "string",
+            "description": "APIVersion defines the versioned schema of this representation of an object.",
+        },
+    )
+    props.setdefault(
+        "kind",
+        {
+            "type": "string",
+            "description": "Kind is a string value representing the REST resource this object represents.",
+        },
+    )
+    props["metadata"] = {
+        "allOf": [{"$ref": f"#/components/schemas/{OBJECT_META}"}],
+        "description": "Standard object's metadata.",
+    }
     schema["properties"] = props
     schema.setdefault("type", "object")
     schema["x-kubernetes-group-version-kind"] = [
-        {"group": info.group, "version": info.version, "kind": info.kind}]
+        {"group": info.group, "version": info.version, "kind": info.kind}
+    ]
     return schema
 
 
@@ -104,5 +141,9 @@ def group_version(registry: Registry, path: str) -> Obj | None:
     schemas: Obj = {schema_name(i): object_schema(i) for i in infos if i.schema}
     if schemas:
         schemas[OBJECT_META] = _META_SCHEMA
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"}, "paths": paths,
-            "components": {"schemas": schemas}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.37.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

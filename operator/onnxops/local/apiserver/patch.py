@@ -51,8 +51,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _unprocessable(message: str) -> ApiError:
-    return ApiError(422, f"the server rejected our request due to an error in our request: {message}",
-                    details={"causes": [{"message": message}]})
+    return ApiError(
+        422,
+        f"the server rejected our request due to an error in our request: {message}",
+        details={"causes": [{"message": message}]},
+    )
 
 
 def _pointer(path: str) -> list[str]:
@@ -183,8 +186,9 @@ def _merge_list(field: str, original: list[Any], patch: list[Any]) -> list[Any]:
     for item in patch:
         if not isinstance(item, dict):
             continue
-        pos = next((n for n, o in enumerate(result) if isinstance(o, dict) and o.get(key) == item.get(key)),
-                   None)
+        pos = next(
+            (n for n, o in enumerate(result) if isinstance(o, dict) and o.get(key) == item.get(key)), None
+        )
         if item.get("$patch") == "delete":
             if pos is not None:
                 result.pop(pos)
@@ -200,8 +204,12 @@ def _order(items: list[Any], order: list[Any], field: str) -> list[Any]:
     if key is None:
         return items
     wanted = [o.get(key) if isinstance(o, dict) else o for o in order]
-    ranked = sorted(items, key=lambda i: wanted.index(i.get(key)) if isinstance(i, dict)
-                    and i.get(key) in wanted else len(wanted))
+    ranked = sorted(
+        items,
+        key=lambda i: (
+            wanted.index(i.get(key)) if isinstance(i, dict) and i.get(key) in wanted else len(wanted)
+        ),
+    )
     return ranked
 
 

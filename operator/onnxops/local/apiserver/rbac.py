@@ -34,8 +34,19 @@ MASTERS = "system:masters"
 AUTHENTICATED = "system:authenticated"
 # what the system:discovery, system:basic-user and system:public-info-viewer bootstrap roles grant to
 # every authenticated user
-DISCOVERY_URLS = ("/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz", "/version",
-                  "/version/", "/openapi", "/openapi/*")
+DISCOVERY_URLS = (
+    "/api",
+    "/api/*",
+    "/apis",
+    "/apis/*",
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/version",
+    "/version/",
+    "/openapi",
+    "/openapi/*",
+)
 
 
 @dataclass(frozen=True)
@@ -56,13 +67,16 @@ ADMIN = User(ADMIN_USER, (MASTERS, AUTHENTICATED))
 
 
 def service_account_user(namespace: str, name: str) -> User:
-    return User(f"system:serviceaccount:{namespace}:{name}",
-                ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED))
+    return User(
+        f"system:serviceaccount:{namespace}:{name}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED),
+    )
 
 
 @dataclass(frozen=True)
 class Attributes:
     """What a request asks for. `resource` empty: a non-resource request for `path`."""
+
     user: User
     verb: str
     namespace: str = ""
@@ -80,6 +94,7 @@ class Attributes:
 @dataclass
 class Tokens:
     """Bearer tokens the runtime minted: token -> user."""
+
     by_token: dict[str, User] = field(default_factory=dict)
 
     def mint(self, user: User) -> str:
@@ -130,8 +145,16 @@ def attributes(user: User, method: str, path: str, query: Mapping[str, str]) -> 
     return _verb_of(user, method, query, group, resource, name, sub, namespace)
 
 
-def _verb_of(user: User, method: str, query: Mapping[str, str], group: str, resource: str, name: str,
-             sub: str, namespace: str) -> Attributes:
+def _verb_of(
+    user: User,
+    method: str,
+    query: Mapping[str, str],
+    group: str,
+    resource: str,
+    name: str,
+    sub: str,
+    namespace: str,
+) -> Attributes:
     if method in ("GET", "HEAD"):
         watching = query.get("watch") in ("1", "true", "True")
         verb = "watch" if watching else ("get" if name else "list")
@@ -143,6 +166,7 @@ def _verb_of(user: User, method: str, query: Mapping[str, str], group: str, reso
 
 
 # --- evaluation -----------------------------------------------------------------------------------------
+
 
 def _matches_selector(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
     for k, v in (selector.get("matchLabels") or {}).items():
@@ -215,6 +239,7 @@ def rule_allows(rule: Mapping[str, Any], a: Attributes) -> bool:
 @dataclass(frozen=True)
 class Policy:
     """The RBAC objects stored in the cluster."""
+
     roles: Sequence[Obj] = ()
     cluster_roles: Sequence[Obj] = ()
     role_bindings: Sequence[Obj] = ()
@@ -250,8 +275,12 @@ class Policy:
 def authorize(a: Attributes, policy: Policy) -> bool:
     if MASTERS in a.user.groups:
         return True
-    if not a.resource_request and a.verb == "get" and AUTHENTICATED in a.user.groups and any(
-            u == a.path or (u.endswith("*") and a.path.startswith(u[:-1])) for u in DISCOVERY_URLS):
+    if (
+        not a.resource_request
+        and a.verb == "get"
+        and AUTHENTICATED in a.user.groups
+        and any(u == a.path or (u.endswith("*") and a.path.startswith(u[:-1])) for u in DISCOVERY_URLS)
+    ):
         return True
     return any(rule_allows(r, a) for r in policy.rules_for(a.user, a.namespace))
 
@@ -265,5 +294,6 @@ def forbidden_message(a: Attributes, kind: str | None = None) -> str:
     what = f'{qualified} "{a.name}" is forbidden' if a.name else f"{qualified} is forbidden"
     res = f"{a.resource}/{a.subresource}" if a.subresource else a.resource
     where = f' in the namespace "{a.namespace}"' if a.namespace else " at the cluster scope"
-    return (f'{what}: User "{a.user.name}" cannot {a.verb} resource "{res}" in API group '
-            f'"{a.api_group}"{where}')
+    return (
+        f'{what}: User "{a.user.name}" cannot {a.verb} resource "{res}" in API group "{a.api_group}"{where}'
+    )

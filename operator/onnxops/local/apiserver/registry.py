@@ -38,11 +38,32 @@ class ResourceInfo:
         return (self.group, self.plural)
 
 
-def _b(group: str, version: str, plural: str, kind: str, short: tuple[str, ...] = (), *,
-       namespaced: bool = True, status: bool = False, all_cat: bool = False,
-       subresources: tuple[str, ...] = ()) -> ResourceInfo:
-    return ResourceInfo(group, version, plural, kind, namespaced, short, ("all",) if all_cat else (),
-                        status, True, (), None, subresources)
+def _b(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    short: tuple[str, ...] = (),
+    *,
+    namespaced: bool = True,
+    status: bool = False,
+    all_cat: bool = False,
+    subresources: tuple[str, ...] = (),
+) -> ResourceInfo:
+    return ResourceInfo(
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        short,
+        ("all",) if all_cat else (),
+        status,
+        True,
+        (),
+        None,
+        subresources,
+    )
 
 
 BUILTINS: tuple[ResourceInfo, ...] = (
@@ -57,20 +78,43 @@ BUILTINS: tuple[ResourceInfo, ...] = (
     _b("", "v1", "serviceaccounts", "ServiceAccount", ("sa",)),
     _b("events.k8s.io", "v1", "events", "Event", ("ev",)),
     _b("batch", "v1", "jobs", "Job", status=True, all_cat=True),
-    _b("apps", "v1", "deployments", "Deployment", ("deploy",), status=True, all_cat=True,
-       subresources=("scale",)),
-    _b("apps", "v1", "replicasets", "ReplicaSet", ("rs",), status=True, all_cat=True,
-       subresources=("scale",)),
-    _b("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", ("hpa",), status=True,
-       all_cat=True),
+    _b(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        ("deploy",),
+        status=True,
+        all_cat=True,
+        subresources=("scale",),
+    ),
+    _b(
+        "apps", "v1", "replicasets", "ReplicaSet", ("rs",), status=True, all_cat=True, subresources=("scale",)
+    ),
+    _b(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        ("hpa",),
+        status=True,
+        all_cat=True,
+    ),
     _b("coordination.k8s.io", "v1", "leases", "Lease"),
     _b("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     _b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     _b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
     _b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
     _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", ("pdb",), status=True),
-    _b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-       ("crd", "crds"), namespaced=False, status=True),
+    _b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        ("crd", "crds"),
+        namespaced=False,
+        status=True,
+    ),
 )
 
 CRD_GROUP_RESOURCE = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -97,19 +141,21 @@ def crd_infos(crd: dict[str, Any]) -> list[ResourceInfo]:
         if not ver.get("served", True):
             continue
         schema = (ver.get("schema") or {}).get("openAPIV3Schema")
-        infos.append(ResourceInfo(
-            group=spec["group"],
-            version=ver["name"],
-            plural=names["plural"],
-            kind=names["kind"],
-            namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-            short_names=tuple(names.get("shortNames") or ()),
-            categories=tuple(names.get("categories") or ()),
-            status_subresource="status" in (ver.get("subresources") or {}),
-            builtin=False,
-            printer_columns=tuple(ver.get("additionalPrinterColumns") or ()),
-            schema=schema,
-        ))
+        infos.append(
+            ResourceInfo(
+                group=spec["group"],
+                version=ver["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                status_subresource="status" in (ver.get("subresources") or {}),
+                builtin=False,
+                printer_columns=tuple(ver.get("additionalPrinterColumns") or ()),
+                schema=schema,
+            )
+        )
     return infos
 
 

@@ -96,8 +96,10 @@ def field_matcher(selector: str | None) -> Matcher:
         checks.append((m.group(1), m.group(2) == "!=", m.group(3)))
 
     def match(obj: Mapping[str, Any]) -> bool:
-        return all((field_value(obj, path) != value) if negate else (field_value(obj, path) == value)
-                   for path, negate, value in checks)
+        return all(
+            (field_value(obj, path) != value) if negate else (field_value(obj, path) == value)
+            for path, negate, value in checks
+        )
 
     return match
 

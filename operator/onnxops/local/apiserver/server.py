@@ -46,8 +46,11 @@ class ApiServer:
         self.https_port: int | None = None
         self.ca_pem: bytes | None = None
         self._https_url: str | None = None
-        self.cluster = Cluster(history_size=history_size, log_provider=log_provider,
-                               auto_create_namespaces=auto_create_namespaces)
+        self.cluster = Cluster(
+            history_size=history_size,
+            log_provider=log_provider,
+            auto_create_namespaces=auto_create_namespaces,
+        )
         self.bookmark_interval = bookmark_interval
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
@@ -75,8 +78,13 @@ class ApiServer:
         existing = self.cluster.store.get(info.group_resource, "", name)
         if existing is None:
             return self.cluster.create(info, None, crd)
-        body = {**crd, "metadata": {**crd.get("metadata", {}),
-                                    "resourceVersion": existing["metadata"]["resourceVersion"]}}
+        body = {
+            **crd,
+            "metadata": {
+                **crd.get("metadata", {}),
+                "resourceVersion": existing["metadata"]["resourceVersion"],
+            },
+        }
         return self.cluster.replace(info, None, name, body)
 
     def mint_service_account_token(self, namespace: str, name: str) -> str:
@@ -87,8 +95,9 @@ class ApiServer:
     async def start(self) -> str:
         self._stopping = asyncio.Event()
         handlers = Handlers(self.cluster, self._stopping, self.bookmark_interval)
-        self._runner = web.AppRunner(make_app(handlers), handler_cancellation=True, shutdown_timeout=1.0,
-                                     access_log=None)
+        self._runner = web.AppRunner(
+            make_app(handlers), handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -140,6 +149,7 @@ class ApiServerThread:
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run a synchronous function on the server's loop (the cluster state is loop-confined)."""
+
         async def run() -> Any:
             return fn(*args)
 
@@ -189,13 +199,19 @@ class ApiServerThread:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
-def kubeconfig(url: str, namespace: str = "default", name: str = "onnxops-local",
-               token: str | None = None, ca_pem: bytes | None = None) -> Obj:
+def kubeconfig(
+    url: str,
+    namespace: str = "default",
+    name: str = "onnxops-local",
+    token: str | None = None,
+    ca_pem: bytes | None = None,
+) -> Obj:
     """A kubeconfig for the emulator: without `token` the admin's (no credentials: system:masters), with
     one the user that token authenticates (e.g. a ServiceAccount, authorised by RBAC). A token needs the
     HTTPS url and its CA (`ca_pem`): clients do not send tokens over plain http."""
@@ -213,8 +229,13 @@ def kubeconfig(url: str, namespace: str = "default", name: str = "onnxops-local"
     }
 
 
-def write_kubeconfig(path: str | Path, url: str, namespace: str = "default", token: str | None = None,
-                     ca_pem: bytes | None = None) -> Path:
+def write_kubeconfig(
+    path: str | Path,
+    url: str,
+    namespace: str = "default",
+    token: str | None = None,
+    ca_pem: bytes | None = None,
+) -> Path:
     """Write a kubeconfig for the emulator (plain http; admin without `token`) that kubectl, kopf and the
     `kubernetes` client accept; returns the path."""
     target = Path(path)

@@ -32,7 +32,8 @@ class Watcher:
 
     def wants(self, event: Event) -> bool:
         return event.group_resource == self.group_resource and (
-            self.namespace is None or self.namespace == event.namespace)
+            self.namespace is None or self.namespace == event.namespace
+        )
 
 
 def gone(requested: int, oldest: int) -> ApiError:
@@ -132,8 +133,9 @@ class Store:
             if watcher.wants(event):
                 watcher.queue.put_nowait(event)
 
-    def subscribe(self, gr: GroupResource, namespace: str | None, since: int | None) -> tuple[
-            Watcher, list[Event]]:
+    def subscribe(
+        self, gr: GroupResource, namespace: str | None, since: int | None
+    ) -> tuple[Watcher, list[Event]]:
         """Register a watcher and return the retained events after `since` (None: no replay).
         Raises 410 Gone when `since` is older than the retained history window."""
         replay: list[Event] = []

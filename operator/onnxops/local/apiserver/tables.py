@@ -43,10 +43,13 @@ def jsonpath(obj: Any, path: str) -> list[Any]:
                     out.append(node[name])
             elif index is not None:
                 if isinstance(node, list):
-                    out.extend(node if index == "*" else node[int(index):int(index) + 1])
+                    out.extend(node if index == "*" else node[int(index) : int(index) + 1])
             elif isinstance(node, list):
-                out.extend(i for i in node if isinstance(i, dict) and
-                           str(_dig(i, fkey)) == fval and _dig(i, fkey) is not None)
+                out.extend(
+                    i
+                    for i in node
+                    if isinstance(i, dict) and str(_dig(i, fkey)) == fval and _dig(i, fkey) is not None
+                )
         nodes = out
     return nodes
 
@@ -116,8 +119,13 @@ def _cell(column: dict[str, Any], obj: Obj) -> Any:
         return value if isinstance(value, bool) else None
     if isinstance(value, str):
         return value
-    return json.dumps(value) if isinstance(value, dict | list) else str(value).lower() if isinstance(
-        value, bool) else str(value)
+    return (
+        json.dumps(value)
+        if isinstance(value, dict | list)
+        else str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+    )
 
 
 def _col(name: str, kind: str = "string", description: str = "", priority: int = 0, fmt: str = "") -> Obj:
@@ -131,65 +139,111 @@ def _pod_cells(o: Obj) -> list[Any]:
     phase = (o.get("status") or {}).get("phase", "Pending")
     if (o.get("metadata") or {}).get("deletionTimestamp"):
         phase = "Terminating"
-    return [f"{ready}/{total}", phase, sum(int(c.get("restartCount", 0)) for c in statuses),
-            age(o["metadata"].get("creationTimestamp")), (o.get("status") or {}).get("podIP", "<none>")]
+    return [
+        f"{ready}/{total}",
+        phase,
+        sum(int(c.get("restartCount", 0)) for c in statuses),
+        age(o["metadata"].get("creationTimestamp")),
+        (o.get("status") or {}).get("podIP", "<none>"),
+    ]
 
 
 def _deploy_cells(o: Obj) -> list[Any]:
     st = o.get("status") or {}
-    return [f"{st.get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 1)}",
-            st.get("updatedReplicas", 0), st.get("availableReplicas", 0), age(o["metadata"].get(
-                "creationTimestamp"))]
+    return [
+        f"{st.get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 1)}",
+        st.get("updatedReplicas", 0),
+        st.get("availableReplicas", 0),
+        age(o["metadata"].get("creationTimestamp")),
+    ]
 
 
 def _job_cells(o: Obj) -> list[Any]:
     st, conds = o.get("status") or {}, (o.get("status") or {}).get("conditions") or []
     done = [c["type"] for c in conds if c.get("status") == "True" and c.get("type") in ("Complete", "Failed")]
     state = done[0] if done else ("Running" if st.get("active") else "Pending")
-    return [state, f"{st.get('succeeded', 0)}/{(o.get('spec') or {}).get('completions', 1)}",
-            age(o["metadata"].get("creationTimestamp"))]
+    return [
+        state,
+        f"{st.get('succeeded', 0)}/{(o.get('spec') or {}).get('completions', 1)}",
+        age(o["metadata"].get("creationTimestamp")),
+    ]
 
 
 def _svc_cells(o: Obj) -> list[Any]:
     spec = o.get("spec") or {}
     ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
-    return [spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports or "<none>",
-            age(o["metadata"].get("creationTimestamp"))]
+    return [
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP", "<none>"),
+        "<none>",
+        ports or "<none>",
+        age(o["metadata"].get("creationTimestamp")),
+    ]
 
 
 def _event_cells(o: Obj) -> list[Any]:
     when = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
     target = o.get("involvedObject") or o.get("regarding") or {}
-    return [age(when), o.get("type", ""), o.get("reason", ""),
-            f"{str(target.get('kind', '')).lower()}/{target.get('name', '')}",
-            o.get("message") or o.get("note", "")]
+    return [
+        age(when),
+        o.get("type", ""),
+        o.get("reason", ""),
+        f"{str(target.get('kind', '')).lower()}/{target.get('name', '')}",
+        o.get("message") or o.get("note", ""),
+    ]
 
 
 def _hpa_cells(o: Obj) -> list[Any]:
     spec, st = o.get("spec") or {}, o.get("status") or {}
     ref = spec.get("scaleTargetRef") or {}
-    return [f"{ref.get('kind', '')}/{ref.get('name', '')}", spec.get("minReplicas", 1),
-            spec.get("maxReplicas"), st.get("currentReplicas", 0),
-            age(o["metadata"].get("creationTimestamp"))]
+    return [
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        spec.get("minReplicas", 1),
+        spec.get("maxReplicas"),
+        st.get("currentReplicas", 0),
+        age(o["metadata"].get("creationTimestamp")),
+    ]
 
 
 _BUILTIN: dict[tuple[str, str], tuple[list[Obj], Callable[[Obj], list[Any]]]] = {
-    ("", "pods"): ([_col("Ready"), _col("Status"), _col("Restarts", "integer"), _col("Age"),
-                    _col("IP", priority=1)], _pod_cells),
-    ("apps", "deployments"): ([_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer"),
-                               _col("Age")], _deploy_cells),
+    ("", "pods"): (
+        [_col("Ready"), _col("Status"), _col("Restarts", "integer"), _col("Age"), _col("IP", priority=1)],
+        _pod_cells,
+    ),
+    ("apps", "deployments"): (
+        [_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer"), _col("Age")],
+        _deploy_cells,
+    ),
     ("batch", "jobs"): ([_col("Status"), _col("Completions"), _col("Age")], _job_cells),
-    ("", "services"): ([_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"),
-                        _col("Age")], _svc_cells),
-    ("events.k8s.io", "events"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"),
-                                   _col("Message")], _event_cells),
-    ("", "events"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
-                     _event_cells),
-    ("autoscaling", "horizontalpodautoscalers"): ([_col("Reference"), _col("MinPods", "integer"),
-                                                   _col("MaxPods", "integer"), _col("Replicas", "integer"),
-                                                   _col("Age")], _hpa_cells),
-    ("", "namespaces"): ([_col("Status"), _col("Age")], lambda o: [
-        (o.get("status") or {}).get("phase", "Active"), age(o["metadata"].get("creationTimestamp"))]),
+    ("", "services"): (
+        [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), _col("Age")],
+        _svc_cells,
+    ),
+    ("events.k8s.io", "events"): (
+        [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+        _event_cells,
+    ),
+    ("", "events"): (
+        [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+        _event_cells,
+    ),
+    ("autoscaling", "horizontalpodautoscalers"): (
+        [
+            _col("Reference"),
+            _col("MinPods", "integer"),
+            _col("MaxPods", "integer"),
+            _col("Replicas", "integer"),
+            _col("Age"),
+        ],
+        _hpa_cells,
+    ),
+    ("", "namespaces"): (
+        [_col("Status"), _col("Age")],
+        lambda o: [
+            (o.get("status") or {}).get("phase", "Active"),
+            age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
 }
 
 
@@ -209,8 +263,16 @@ def table(info: ResourceInfo, objs: list[Obj], resource_version: str, include: s
     cells_for: Callable[[Obj], list[Any]]
     if info.printer_columns:
         extra = info.printer_columns
-        columns = [name_col] + [_col(c["name"], c.get("type", "string"), c.get("description", ""),
-                                     int(c.get("priority", 0)), c.get("format", "")) for c in extra]
+        columns = [name_col] + [
+            _col(
+                c["name"],
+                c.get("type", "string"),
+                c.get("description", ""),
+                int(c.get("priority", 0)),
+                c.get("format", ""),
+            )
+            for c in extra
+        ]
 
         def cells_for(o: Obj) -> list[Any]:
             return [_cell(c, o) for c in extra]
@@ -225,13 +287,20 @@ def table(info: ResourceInfo, objs: list[Obj], resource_version: str, include: s
 
     if info.group_resource in _NAME_LAST:  # events show their (generated) name only with -o wide
         columns = [*columns[1:], {**name_col, "priority": 1}]
-        rows = [{"cells": [*cells_for(o), o["metadata"]["name"]], "object": _row_object(o, include)}
-                for o in objs]
+        rows = [
+            {"cells": [*cells_for(o), o["metadata"]["name"]], "object": _row_object(o, include)} for o in objs
+        ]
     else:
-        rows = [{"cells": [o["metadata"]["name"], *cells_for(o)], "object": _row_object(o, include)}
-                for o in objs]
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"resourceVersion": resource_version}, "columnDefinitions": columns, "rows": rows}
+        rows = [
+            {"cells": [o["metadata"]["name"], *cells_for(o)], "object": _row_object(o, include)} for o in objs
+        ]
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": columns,
+        "rows": rows,
+    }
 
 
 def wants_table(accept: str) -> bool:

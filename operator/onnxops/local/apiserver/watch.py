@@ -36,8 +36,15 @@ def _since(query: Any) -> int | None:
 
 
 class WatchStream:
-    def __init__(self, cluster: Cluster, info: ResourceInfo, namespace: str | None, query: Any,
-                 as_table: bool, bookmark_interval: float) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        info: ResourceInfo,
+        namespace: str | None,
+        query: Any,
+        as_table: bool,
+        bookmark_interval: float,
+    ) -> None:
         self.cluster, self.info, self.query = cluster, info, query
         self.namespace = namespace if info.namespaced else None
         self.match = both(query.get("labelSelector"), query.get("fieldSelector"))
@@ -60,8 +67,10 @@ class WatchStream:
         meta: Obj = {"resourceVersion": str(self.cluster.store.resource_version)}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-        return {"type": "BOOKMARK", "object": {"kind": self.info.kind, "apiVersion": self.info.api_version,
-                                               "metadata": meta}}
+        return {
+            "type": "BOOKMARK",
+            "object": {"kind": self.info.kind, "apiVersion": self.info.api_version, "metadata": meta},
+        }
 
     def translate(self, event: Event) -> Obj | None:
         """The event this watcher sees: selectors turn moves in/out of the selection into ADDED/DELETED."""
@@ -110,8 +119,11 @@ class WatchStream:
                     lines.append(_line(self._bookmark(initial_end=True)))
             elif self.selective:
                 items, _ = self.cluster.list(self.info, self.namespace)
-                self.seen = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in items
-                             if self.match(o)}
+                self.seen = {
+                    (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                    for o in items
+                    if self.match(o)
+                }
             for event in replay:
                 out = self.translate(event)
                 if out is not None:
@@ -127,8 +139,13 @@ class WatchStream:
             await response.write_eof()
         return response
 
-    async def _pump(self, request: web.Request, response: web.StreamResponse,
-                    queue: asyncio.Queue[Event | None], stopping: asyncio.Event) -> None:
+    async def _pump(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        queue: asyncio.Queue[Event | None],
+        stopping: asyncio.Event,
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout if self.timeout is not None else None
         next_bookmark = loop.time() + self.bookmark_interval

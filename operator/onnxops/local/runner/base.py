@@ -48,8 +48,12 @@ def parse_time(s: str | None) -> dt.datetime | None:
 def owner_ref(obj: Obj, controller: bool = True) -> Obj:
     md = obj["metadata"]
     return {
-        "apiVersion": obj.get("apiVersion", ""), "kind": obj.get("kind", ""), "name": md["name"],
-        "uid": md["uid"], "controller": controller, "blockOwnerDeletion": True,
+        "apiVersion": obj.get("apiVersion", ""),
+        "kind": obj.get("kind", ""),
+        "name": md["name"],
+        "uid": md["uid"],
+        "controller": controller,
+        "blockOwnerDeletion": True,
     }
 
 
@@ -125,7 +129,12 @@ class Controller:
 
 
 async def emit_event(
-    client: ResourceClient, obj: Obj, reason: str, message: str, *, type_: str = "Normal",
+    client: ResourceClient,
+    obj: Obj,
+    reason: str,
+    message: str,
+    *,
+    type_: str = "Normal",
     component: str = "local",
 ) -> None:
     """Record a core/v1 Event about `obj` (best effort, like the real components)."""
@@ -135,13 +144,23 @@ async def emit_event(
     body: dict[str, Any] = {
         "metadata": {"name": f"{md.get('name', 'obj')}.{secrets.token_hex(8)}", "namespace": ns},
         "involvedObject": {
-            "apiVersion": obj.get("apiVersion", ""), "kind": obj.get("kind", ""), "name": md.get("name"),
-            "namespace": ns, "uid": md.get("uid"), "resourceVersion": md.get("resourceVersion"),
+            "apiVersion": obj.get("apiVersion", ""),
+            "kind": obj.get("kind", ""),
+            "name": md.get("name"),
+            "namespace": ns,
+            "uid": md.get("uid"),
+            "resourceVersion": md.get("resourceVersion"),
         },
-        "reason": reason, "message": message, "type": type_, "count": 1,
-        "firstTimestamp": ts, "lastTimestamp": ts, "eventTime": None,
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": 1,
+        "firstTimestamp": ts,
+        "lastTimestamp": ts,
+        "eventTime": None,
         "source": {"component": component, "host": "local"},
-        "reportingComponent": component, "reportingInstance": "local",
+        "reportingComponent": component,
+        "reportingInstance": "local",
     }
     try:
         await client.create(EVENTS, ns, body)

@@ -45,8 +45,15 @@ from onnxops.local.runner.podspec import (
 
 Obj = dict[str, Any]
 # the host environment the engine's client needs (not the container's: that is given with --env)
-ENGINE_ENV_KEYS = ("PATH", "HOME", "XDG_RUNTIME_DIR", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
-                   "DOCKER_HOST", "LANG")
+ENGINE_ENV_KEYS = (
+    "PATH",
+    "HOME",
+    "XDG_RUNTIME_DIR",
+    "CONTAINERS_CONF",
+    "CONTAINERS_STORAGE_CONF",
+    "DOCKER_HOST",
+    "LANG",
+)
 
 
 def _security(pod: Obj, container: Obj) -> Obj:
@@ -80,12 +87,22 @@ class ContainerBackend:
         scripts)."""
         e = os.environ if env is None else env
         engine = shlex.split(e.get("ONNXOPS_LOCAL_ENGINE", "podman --cgroup-manager cgroupfs"))
-        flags = shlex.split(e.get("ONNXOPS_LOCAL_RUN_FLAGS",
-                                  "--ulimit nofile=1024:1024 --ulimit nproc=4096:4096"))
+        flags = shlex.split(
+            e.get("ONNXOPS_LOCAL_RUN_FLAGS", "--ulimit nofile=1024:1024 --ulimit nproc=4096:4096")
+        )
         return cls(tuple(engine), tuple(flags), base_env=dict(e))
 
-    def plan(self, pod: Obj, container: Obj, *, state_dir: str, pod_ip: str, configmaps: Mapping[str, Obj],
-             secrets: Mapping[str, Obj], service_account: ServiceAccountToken | None = None) -> ProcessPlan:
+    def plan(
+        self,
+        pod: Obj,
+        container: Obj,
+        *,
+        state_dir: str,
+        pod_ip: str,
+        configmaps: Mapping[str, Obj],
+        secrets: Mapping[str, Obj],
+        service_account: ServiceAccountToken | None = None,
+    ) -> ProcessPlan:
         image = container.get("image", "")
         if not image:
             raise PlanError("InvalidImageName", "container has no image")
@@ -111,15 +128,26 @@ class ContainerBackend:
         base = {"ONNXOPS_HOST": pod_ip, "HOSTNAME": pod["metadata"]["name"]}
         if service_account is not None and automounts_token(pod):
             sdir = sa_dir(state_dir, pod)
-            files.update({p: d for p, d in service_account.files(sdir).items()
-                          if not p.endswith("kubeconfig")})
+            files.update(
+                {p: d for p, d in service_account.files(sdir).items() if not p.endswith("kubeconfig")}
+            )
             mounts.append(f"{sdir}:{SA_MOUNT}:ro")
             host_dirs.append(sdir)
             base.update(service_account.env())
         env = {**base, **env}
         sc = _security(pod, container)
-        argv = [*self.engine, "run", "--rm", "--name", name, "--network", "host", "--hostname",
-                pod["metadata"]["name"], *self.run_flags]
+        argv = [
+            *self.engine,
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--hostname",
+            pod["metadata"]["name"],
+            *self.run_flags,
+        ]
         uid, gid = sc.get("runAsUser"), sc.get("runAsGroup")
         owner = None
         if uid is not None:
@@ -144,9 +172,16 @@ class ContainerBackend:
             argv += [image, *args]
         host_env = {k: self.base_env[k] for k in ENGINE_ENV_KEYS if k in self.base_env}
         wanted_dirs = sorted({*host_dirs, str(Path(tpath).parent)} - set(files))
-        return ProcessPlan(argv=argv, env=host_env, cwd=str(pdir), termination_path=tpath, dirs=wanted_dirs,
-                           files=files, owner=owner,
-                           cleanup=[*self.engine, "rm", "--force", *self._no_wait(), name])
+        return ProcessPlan(
+            argv=argv,
+            env=host_env,
+            cwd=str(pdir),
+            termination_path=tpath,
+            dirs=wanted_dirs,
+            files=files,
+            owner=owner,
+            cleanup=[*self.engine, "rm", "--force", *self._no_wait(), name],
+        )
 
     def _no_wait(self) -> list[str]:
         return ["--time", "0"] if Path(self.engine[0]).name == "podman" else []

@@ -81,11 +81,14 @@ def deployment_pod(dep: Obj, h: str) -> Obj:
     spec = tmpl.get("spec", {})
     spec.setdefault("nodeName", "local")
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {
-            "name": f"{md['name']}-{h}-{rand_suffix()}", "namespace": md.get("namespace", "default"),
+            "name": f"{md['name']}-{h}-{rand_suffix()}",
+            "namespace": md.get("namespace", "default"),
             "labels": {**(tmd.get("labels") or {}), HASH_LABEL: h},
-            "annotations": dict(tmd.get("annotations") or {}), "ownerReferences": [owner_ref(dep)],
+            "annotations": dict(tmd.get("annotations") or {}),
+            "ownerReferences": [owner_ref(dep)],
         },
         "spec": spec,
     }
@@ -120,23 +123,42 @@ def decide_deployment(dep: Obj, pods: list[Obj], t: dt.datetime) -> DeploymentAc
     surge, max_unavailable = surge_and_unavailable(spec, replicas)
     act.delete = list(dead)
     if not spec.get("paused"):
-        _scale(dep, h, act, pods=pods, live=live, new=new, old=old, avail=avail, surge=surge,
-               max_unavailable=max_unavailable)
+        _scale(
+            dep,
+            h,
+            act,
+            pods=pods,
+            live=live,
+            new=new,
+            old=old,
+            avail=avail,
+            surge=surge,
+            max_unavailable=max_unavailable,
+        )
     if act.create and not new and not old:
         act.events.append(("Normal", "ScalingReplicaSet", f"Scaled up replica set {rs_name} to {replicas}"))
 
     ready = sum(1 for p in live if pod_ready(p))
     status: Obj = {
-        "observedGeneration": md.get("generation", 1), "replicas": len(live), "updatedReplicas": len(new),
-        "readyReplicas": ready, "availableReplicas": len(avail),
+        "observedGeneration": md.get("generation", 1),
+        "replicas": len(live),
+        "updatedReplicas": len(new),
+        "readyReplicas": ready,
+        "availableReplicas": len(avail),
         "unavailableReplicas": max(0, max(replicas, len(live)) - len(avail)),
     }
     conds: list[Obj] = copy.deepcopy(prev.get("conditions") or [])
     ts = fmt_time(t)
     ok = len(avail) >= replicas - max_unavailable
-    _set(conds, "Available", ok, "MinimumReplicasAvailable" if ok else "MinimumReplicasUnavailable",
-         "Deployment has minimum availability." if ok else "Deployment does not have minimum availability.",
-         ts, touch=False)
+    _set(
+        conds,
+        "Available",
+        ok,
+        "MinimumReplicasAvailable" if ok else "MinimumReplicasUnavailable",
+        "Deployment has minimum availability." if ok else "Deployment does not have minimum availability.",
+        ts,
+        touch=False,
+    )
     complete = len(new) == replicas and not old and len(avail) >= replicas and len(live) == replicas
     counts = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
     moved = bool(act.create or act.delete) or any(prev.get(k, 0) != status[k] for k in counts)
@@ -144,23 +166,56 @@ def decide_deployment(dep: Obj, pods: list[Obj], t: dt.datetime) -> DeploymentAc
     if spec.get("paused"):
         _set(conds, "Progressing", None, "DeploymentPaused", "Deployment is paused", ts, touch=True)
     elif complete:
-        _set(conds, "Progressing", True, "NewReplicaSetAvailable",
-             f'ReplicaSet "{rs_name}" has successfully progressed.', ts, touch=moved)
+        _set(
+            conds,
+            "Progressing",
+            True,
+            "NewReplicaSetAvailable",
+            f'ReplicaSet "{rs_name}" has successfully progressed.',
+            ts,
+            touch=moved,
+        )
     elif progressing is None or (not new and act.create):
-        _set(conds, "Progressing", True, "NewReplicaSetCreated", f'Created new replica set "{rs_name}"', ts,
-             touch=True)
+        _set(
+            conds,
+            "Progressing",
+            True,
+            "NewReplicaSetCreated",
+            f'Created new replica set "{rs_name}"',
+            ts,
+            touch=True,
+        )
     elif moved:
-        _set(conds, "Progressing", True, "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', ts,
-             touch=True)
+        _set(
+            conds,
+            "Progressing",
+            True,
+            "ReplicaSetUpdated",
+            f'ReplicaSet "{rs_name}" is progressing.',
+            ts,
+            touch=True,
+        )
     else:
         last = parse_time(progressing.get("lastUpdateTime"))
         deadline = int(spec.get("progressDeadlineSeconds", 600))
         if last is not None and t >= last + dt.timedelta(seconds=deadline):
             if progressing.get("reason") != "ProgressDeadlineExceeded":
-                act.events.append(("Warning", "ProgressDeadlineExceeded",
-                                   f'ReplicaSet "{rs_name}" has timed out progressing.'))
-            _set(conds, "Progressing", False, "ProgressDeadlineExceeded",
-                 f'ReplicaSet "{rs_name}" has timed out progressing.', ts, touch=False)
+                act.events.append(
+                    (
+                        "Warning",
+                        "ProgressDeadlineExceeded",
+                        f'ReplicaSet "{rs_name}" has timed out progressing.',
+                    )
+                )
+            _set(
+                conds,
+                "Progressing",
+                False,
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+                ts,
+                touch=False,
+            )
     status["conditions"] = conds
     for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"):
         if not status[k]:  # omitempty, as the API server serialises them
@@ -170,8 +225,17 @@ def decide_deployment(dep: Obj, pods: list[Obj], t: dt.datetime) -> DeploymentAc
 
 
 def _scale(
-    dep: Obj, h: str, act: DeploymentActions, *, pods: list[Obj], live: list[Obj], new: list[Obj],
-    old: list[Obj], avail: list[Obj], surge: int, max_unavailable: int,
+    dep: Obj,
+    h: str,
+    act: DeploymentActions,
+    *,
+    pods: list[Obj],
+    live: list[Obj],
+    new: list[Obj],
+    old: list[Obj],
+    avail: list[Obj],
+    surge: int,
+    max_unavailable: int,
 ) -> None:
     """The pods to create and delete (into ``act``) of a Deployment that is not paused: Recreate, or a
     rolling update within maxSurge / maxUnavailable, or a plain scale."""
@@ -197,13 +261,22 @@ def _scale(
         act.delete += healthy_old[: max(0, budget)]
 
 
-def _set(conds: list[Obj], ctype: str, ok: bool | None, reason: str, message: str, ts: str,
-         touch: bool) -> None:
+def _set(
+    conds: list[Obj], ctype: str, ok: bool | None, reason: str, message: str, ts: str, touch: bool
+) -> None:
     status = "Unknown" if ok is None else ("True" if ok else "False")
     c = condition(conds, ctype)
     if c is None:
-        conds.append({"type": ctype, "status": status, "lastUpdateTime": ts, "lastTransitionTime": ts,
-                      "reason": reason, "message": message})
+        conds.append(
+            {
+                "type": ctype,
+                "status": status,
+                "lastUpdateTime": ts,
+                "lastTransitionTime": ts,
+                "reason": reason,
+                "message": message,
+            }
+        )
         return
     if c.get("status") != status:
         c["lastTransitionTime"] = ts
@@ -233,8 +306,9 @@ class DeploymentController(Controller):
         md = dep["metadata"]
         ns, name = md.get("namespace", "default"), md["name"]
         for etype, reason, message in act.events:
-            await emit_event(self.client, dep, reason, message, type_=etype,
-                             component="deployment-controller")
+            await emit_event(
+                self.client, dep, reason, message, type_=etype, component="deployment-controller"
+            )
         for pod in act.create:
             self.pods.put(await self.client.create(PODS, ns, pod))
         for pod in act.delete:

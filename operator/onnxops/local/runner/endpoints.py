@@ -41,8 +41,14 @@ def endpoint_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
     groups: dict[tuple[tuple[str, int, str], ...], Obj] = {}
     for pod in sorted(pods, key=lambda p: p.get("status", {}).get("podIP") or ""):
         md, st = pod["metadata"], pod.get("status", {})
-        if (md.get("namespace", "default") != ns or not selector or not selects(selector, md.get("labels"))
-                or not st.get("podIP") or terminating(pod) or st.get("phase") in ("Succeeded", "Failed")):
+        if (
+            md.get("namespace", "default") != ns
+            or not selector
+            or not selects(selector, md.get("labels"))
+            or not st.get("podIP")
+            or terminating(pod)
+            or st.get("phase") in ("Succeeded", "Failed")
+        ):
             continue
         ports = []
         for sp in spec.get("ports") or []:
@@ -52,10 +58,19 @@ def endpoint_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
         if not ports:
             continue
         key = tuple(ports)
-        subset = groups.setdefault(key, {"ports": [
-            {**({"name": n} if n else {}), "port": p, "protocol": proto} for n, p, proto in ports]})
-        addr = {"ip": st["podIP"], "nodeName": pod.get("spec", {}).get("nodeName") or "local",
-                "targetRef": {"kind": "Pod", "namespace": ns, "name": md["name"], "uid": md.get("uid")}}
+        subset = groups.setdefault(
+            key,
+            {
+                "ports": [
+                    {**({"name": n} if n else {}), "port": p, "protocol": proto} for n, p, proto in ports
+                ]
+            },
+        )
+        addr = {
+            "ip": st["podIP"],
+            "nodeName": pod.get("spec", {}).get("nodeName") or "local",
+            "targetRef": {"kind": "Pod", "namespace": ns, "name": md["name"], "uid": md.get("uid")},
+        }
         field = "addresses" if publish or pod_ready(pod) else "notReadyAddresses"
         subset.setdefault(field, []).append(addr)
     return [{k: s[k] for k in ("addresses", "notReadyAddresses", "ports") if k in s} for s in groups.values()]
@@ -64,9 +79,13 @@ def endpoint_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
 def desired_endpoints(svc: Obj, pods: list[Obj]) -> Obj:
     md = svc["metadata"]
     return {
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": md["name"], "namespace": md.get("namespace", "default"),
-                     "labels": dict(md.get("labels") or {})},
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {
+            "name": md["name"],
+            "namespace": md.get("namespace", "default"),
+            "labels": dict(md.get("labels") or {}),
+        },
         "subsets": endpoint_subsets(svc, pods),
     }
 
@@ -75,8 +94,14 @@ def ready_addresses(endpoints: Obj | None, svc: Obj | None, port: int | str) -> 
     """`ip:port` of the ready endpoints behind the Service port `port` (its number or name)."""
     if not endpoints or not svc:
         return []
-    sp = next((p for p in svc.get("spec", {}).get("ports") or []
-               if p.get("port") == port or (p.get("name") and p.get("name") == port)), None)
+    sp = next(
+        (
+            p
+            for p in svc.get("spec", {}).get("ports") or []
+            if p.get("port") == port or (p.get("name") and p.get("name") == port)
+        ),
+        None,
+    )
     if sp is None:
         return []
     out = []
@@ -110,10 +135,15 @@ class EndpointsController(Controller):
                 body["metadata"]["annotations"] = {TRIGGER: fmt_time(now())}
                 self.endpoints.put(await self.client.create(ENDPOINTS, key[0], body))
             elif (have.get("subsets") or []) != want["subsets"] or (
-                    (have["metadata"].get("labels") or {}) != want["metadata"]["labels"]):
-                patch = {"metadata": {"labels": want["metadata"]["labels"] or None,
-                                      "annotations": {TRIGGER: fmt_time(now())}},
-                         "subsets": want["subsets"] or None}
+                (have["metadata"].get("labels") or {}) != want["metadata"]["labels"]
+            ):
+                patch = {
+                    "metadata": {
+                        "labels": want["metadata"]["labels"] or None,
+                        "annotations": {TRIGGER: fmt_time(now())},
+                    },
+                    "subsets": want["subsets"] or None,
+                }
                 updated = await self.client.patch(ENDPOINTS, key[0], key[1], patch)
                 if updated is not None:
                     self.endpoints.put(updated)

@@ -52,8 +52,16 @@ def _set_cond(conds: list[Obj], ctype: str, status: str, reason: str, message: s
     """Set a condition in place; lastTransitionTime only moves when the status changes. True if changed."""
     c = condition(conds, ctype)
     if c is None:
-        conds.append({"type": ctype, "status": status, "reason": reason, "message": message,
-                      "lastProbeTime": ts, "lastTransitionTime": ts})
+        conds.append(
+            {
+                "type": ctype,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastProbeTime": ts,
+                "lastTransitionTime": ts,
+            }
+        )
         return True
     if (c.get("status"), c.get("reason"), c.get("message")) == (status, reason, message):
         return False
@@ -74,28 +82,42 @@ def job_pod(job: Obj) -> Obj:
     uid, name = md["uid"], md["name"]
     spec = tmpl.get("spec", {})
     spec.setdefault("nodeName", "local")  # we are the scheduler too: a single node
-    labels = {**(tmd.get("labels") or {}), "batch.kubernetes.io/controller-uid": uid,
-              "batch.kubernetes.io/job-name": name, "controller-uid": uid, "job-name": name}
+    labels = {
+        **(tmd.get("labels") or {}),
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": f"{name}-{rand_suffix()}", "namespace": md.get("namespace", "default"),
-                     "labels": labels, "annotations": dict(tmd.get("annotations") or {}),
-                     "ownerReferences": [owner_ref(job)]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-{rand_suffix()}",
+            "namespace": md.get("namespace", "default"),
+            "labels": labels,
+            "annotations": dict(tmd.get("annotations") or {}),
+            "ownerReferences": [owner_ref(job)],
+        },
         "spec": spec,
     }
 
 
 def _finished_at(pod: Obj) -> dt.datetime | None:
-    times = [parse_time((cs.get("state", {}).get("terminated") or {}).get("finishedAt"))
-             for cs in pod.get("status", {}).get("containerStatuses") or []]
+    times = [
+        parse_time((cs.get("state", {}).get("terminated") or {}).get("finishedAt"))
+        for cs in pod.get("status", {}).get("containerStatuses") or []
+    ]
     known = [t for t in times if t is not None]
     return max(known) if known else None
 
 
 def _restarts(pod: Obj) -> int:
     st = pod.get("status", {})
-    return sum(int(c.get("restartCount", 0)) for c in
-               [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])])
+    return sum(
+        int(c.get("restartCount", 0))
+        for c in [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]
+    )
 
 
 def decide_job(
@@ -109,8 +131,9 @@ def decide_job(
     phase = {id(p): p.get("status", {}).get("phase") for p in pods}
     active = [p for p in pods if phase[id(p)] not in ("Succeeded", "Failed") and not terminating(p)]
     term = [p for p in pods if phase[id(p)] not in ("Succeeded", "Failed") and terminating(p)]
-    decisions = [(p, decide_pod_failure(spec.get("podFailurePolicy"), p))
-                 for p in pods if phase[id(p)] == "Failed"]
+    decisions = [
+        (p, decide_pod_failure(spec.get("podFailurePolicy"), p)) for p in pods if phase[id(p)] == "Failed"
+    ]
     failed_pods = [p for p, d in decisions if d.action != IGNORE]  # ignored pods never count
     fail_job = next((d for _, d in decisions if d.action == FAIL_JOB), None)
     succeeded = max(int(prev.get("succeeded", 0)), sum(1 for p in pods if phase[id(p)] == "Succeeded"))
@@ -128,13 +151,28 @@ def decide_job(
         if _set_cond(conds, "Suspended", "True", "JobSuspended", "Job suspended", ts):
             act.events.append(("Normal", "Suspended", "Job suspended"))
     else:
-        failed = _run(job, act, conds, status, t, active=active, term=term, failed_pods=failed_pods,
-                      fail_job=fail_job, succeeded=succeeded, failed=failed, backoff=backoff)
+        failed = _run(
+            job,
+            act,
+            conds,
+            status,
+            t,
+            active=active,
+            term=term,
+            failed_pods=failed_pods,
+            fail_job=fail_job,
+            succeeded=succeeded,
+            failed=failed,
+            backoff=backoff,
+        )
     gone = {id(p) for p in act.delete}
     still = [p for p in active if id(p) not in gone]
     status.update(
-        active=len(still) + len(act.create), ready=sum(1 for p in still if pod_ready(p)),
-        succeeded=succeeded, failed=failed, terminating=len(term) + len(act.delete),
+        active=len(still) + len(act.create),
+        ready=sum(1 for p in still if pod_ready(p)),
+        succeeded=succeeded,
+        failed=failed,
+        terminating=len(term) + len(act.delete),
         uncountedTerminatedPods={},
     )
     for k in ("active", "succeeded", "failed"):  # omitempty, as the API server serialises them
@@ -151,8 +189,18 @@ def _completions(spec: Obj) -> int:
 
 
 def _run(
-    job: Obj, act: JobActions, conds: list[Obj], status: Obj, t: dt.datetime, *, active: list[Obj],
-    term: list[Obj], failed_pods: list[Obj], fail_job: Decision | None, succeeded: int, failed: int,
+    job: Obj,
+    act: JobActions,
+    conds: list[Obj],
+    status: Obj,
+    t: dt.datetime,
+    *,
+    active: list[Obj],
+    term: list[Obj],
+    failed_pods: list[Obj],
+    fail_job: Decision | None,
+    succeeded: int,
+    failed: int,
     backoff: tuple[float, float],
 ) -> int:
     """A Job neither finished nor suspended: fail it, complete it, or create the pods it still needs.
@@ -167,8 +215,9 @@ def _run(
     status.setdefault("startTime", ts)
     started = parse_time(status["startTime"]) or t
     target = condition(conds, "FailureTarget")
-    reason, message = _failure_reason(spec, target, fail_job, succeeded=succeeded, failed=failed,
-                                      active=active, started=started, t=t)
+    reason, message = _failure_reason(
+        spec, target, fail_job, succeeded=succeeded, failed=failed, active=active, started=started, t=t
+    )
     if reason:
         if _set_cond(conds, "FailureTarget", "True", reason, message, ts):
             act.events.append(("Warning", reason, message))
@@ -194,8 +243,15 @@ def _run(
 
 
 def _failure_reason(
-    spec: Obj, target: Obj | None, fail_job: Decision | None, *, succeeded: int, failed: int,
-    active: list[Obj], started: dt.datetime, t: dt.datetime,
+    spec: Obj,
+    target: Obj | None,
+    fail_job: Decision | None,
+    *,
+    succeeded: int,
+    failed: int,
+    active: list[Obj],
+    started: dt.datetime,
+    t: dt.datetime,
 ) -> tuple[str, str]:
     """(reason, message) the Job fails for ("" when it does not): a failure already targeted, the pod
     failure policy's FailJob, the backoff limit, or activeDeadlineSeconds."""
@@ -208,8 +264,10 @@ def _failure_reason(
     policy = spec.get("template", {}).get("spec", {}).get("restartPolicy", "Never")
     backoff_limit = int(spec.get("backoffLimit", 6))
     on_failure = policy == "OnFailure" and (
-        sum(_restarts(p) for p in active) > 0 if backoff_limit == 0
-        else sum(_restarts(p) for p in active) >= backoff_limit)
+        sum(_restarts(p) for p in active) > 0
+        if backoff_limit == 0
+        else sum(_restarts(p) for p in active) >= backoff_limit
+    )
     ads = spec.get("activeDeadlineSeconds")
     if failed > backoff_limit or on_failure:
         return "BackoffLimitExceeded", MSG_BACKOFF
@@ -254,8 +312,9 @@ class JobController(Controller):
             else:
                 self.pods.forget(pod)
         if act.status != (job.get("status") or {}):
-            updated = await self.client.patch(JOBS, ns, name, {"status": _with_nulls(job, act.status)},
-                                              status=True)
+            updated = await self.client.patch(
+                JOBS, ns, name, {"status": _with_nulls(job, act.status)}, status=True
+            )
             if updated is not None:
                 self.jobs.put(updated)
         if act.delete_job:

@@ -49,8 +49,9 @@ def _rule_match(rule: Obj, pod: Obj) -> str | None:
     who = f"{md.get('namespace', 'default')}/{md.get('name', '')}"
     req = rule.get("onExitCodes")
     if req:
-        hit = _terminated_match(req, [*(st.get("initContainerStatuses") or []),
-                                      *(st.get("containerStatuses") or [])])
+        hit = _terminated_match(
+            req, [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]
+        )
         if hit is not None:
             return f"Container {hit['name']} for pod {who} failed with exit code {hit['exitCode']}"
         return None

@@ -78,8 +78,13 @@ class PodRunner(Controller):
     name = "kubelet"
 
     def __init__(
-        self, client: ResourceClient, state_dir: str, *, python: str = sys.executable,
-        extra_images: Mapping[str, LocalImage] | None = None, backoff: tuple[float, float] = (1.0, 10.0),
+        self,
+        client: ResourceClient,
+        state_dir: str,
+        *,
+        python: str = sys.executable,
+        extra_images: Mapping[str, LocalImage] | None = None,
+        backoff: tuple[float, float] = (1.0, 10.0),
         base_env: Mapping[str, str] | None = None,
         service_accounts: Callable[[str, str], ServiceAccountToken] | None = None,
         containers: ContainerBackend | None = None,
@@ -102,9 +107,11 @@ class PodRunner(Controller):
         self.ips = IpAllocator(start=secrets.randbelow(0xFE00))
         self._stops: dict[str, asyncio.Task[None]] = {}
         if not loopback_usable():
-            log.warning("this machine cannot bind 127.0.1.1: pods get their own 127.0.x.y address and their "
-                        "servers will fail to listen (on macOS add loopback aliases: "
-                        "`sudo ifconfig lo0 alias 127.0.1.1 up`, and so on)")
+            log.warning(
+                "this machine cannot bind 127.0.1.1: pods get their own 127.0.x.y address and their "
+                "servers will fail to listen (on macOS add loopback aliases: "
+                "`sudo ifconfig lo0 alias 127.0.1.1 up`, and so on)"
+            )
 
     def pids(self) -> dict[str, list[int]]:
         """`namespace/name` -> the live OS process ids of its containers (for tests and debugging)."""
@@ -113,8 +120,13 @@ class PodRunner(Controller):
             for w in self.workers.values()
         }
 
-    async def disrupt(self, namespace: str, name: str, reason: str = "TerminationByKubelet",
-                      message: str = "Pod was terminated in response to imminent node shutdown.") -> bool:
+    async def disrupt(
+        self,
+        namespace: str,
+        name: str,
+        reason: str = "TerminationByKubelet",
+        message: str = "Pod was terminated in response to imminent node shutdown.",
+    ) -> bool:
         """Simulate a disruption of a running pod (drain, preemption, eviction): DisruptionTarget condition,
         containers stopped, pod Failed. False when no running pod of that name is on this node."""
         for w in list(self.workers.values()):

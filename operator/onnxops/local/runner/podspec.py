@@ -54,6 +54,7 @@ SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 class ServiceAccountToken:
     """What the kubelet projects for a pod's ServiceAccount: the token, the API server's CA and the
     namespace at SA_MOUNT, and KUBERNETES_SERVICE_HOST/PORT pointing at the API server (HTTPS)."""
+
     token: str
     ca_pem: bytes
     namespace: str
@@ -62,19 +63,39 @@ class ServiceAccountToken:
 
     def files(self, directory: str) -> dict[str, bytes]:
         d = Path(directory)
-        kubeconfig = json.dumps({  # JSON is YAML: what kubectl, kopf and the clients read
-            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-            "clusters": [{"name": "local", "cluster": {"server": f"https://{self.host}:{self.port}",
-                                                       "certificate-authority": str(d / "ca.crt")}}],
-            "users": [{"name": "sa", "user": {"tokenFile": str(d / "token")}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "sa",
-                                                   "namespace": self.namespace}}]})
-        return {str(d / "token"): self.token.encode(), str(d / "ca.crt"): self.ca_pem,
-                str(d / "namespace"): self.namespace.encode(), str(d / "kubeconfig"): kubeconfig.encode()}
+        kubeconfig = json.dumps(
+            {  # JSON is YAML: what kubectl, kopf and the clients read
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [
+                    {
+                        "name": "local",
+                        "cluster": {
+                            "server": f"https://{self.host}:{self.port}",
+                            "certificate-authority": str(d / "ca.crt"),
+                        },
+                    }
+                ],
+                "users": [{"name": "sa", "user": {"tokenFile": str(d / "token")}}],
+                "contexts": [
+                    {"name": "sa", "context": {"cluster": "local", "user": "sa", "namespace": self.namespace}}
+                ],
+            }
+        )
+        return {
+            str(d / "token"): self.token.encode(),
+            str(d / "ca.crt"): self.ca_pem,
+            str(d / "namespace"): self.namespace.encode(),
+            str(d / "kubeconfig"): kubeconfig.encode(),
+        }
 
     def env(self) -> dict[str, str]:
-        return {"KUBERNETES_SERVICE_HOST": self.host, "KUBERNETES_SERVICE_PORT": str(self.port),
-                "KUBERNETES_SERVICE_PORT_HTTPS": str(self.port)}
+        return {
+            "KUBERNETES_SERVICE_HOST": self.host,
+            "KUBERNETES_SERVICE_PORT": str(self.port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(self.port),
+        }
 
 
 def automounts_token(pod: Obj) -> bool:
@@ -119,9 +140,13 @@ def _label_ref(path: str, md: Obj) -> str | None:
 def field_ref(pod: Obj, path: str, pod_ip: str) -> str:
     md, spec = pod.get("metadata", {}), pod.get("spec", {})
     simple = {
-        "metadata.name": md.get("name", ""), "metadata.namespace": md.get("namespace", "default"),
-        "metadata.uid": md.get("uid", ""), "status.podIP": pod_ip, "status.podIPs": pod_ip,
-        "status.hostIP": "127.0.0.1", "status.hostIPs": "127.0.0.1",
+        "metadata.name": md.get("name", ""),
+        "metadata.namespace": md.get("namespace", "default"),
+        "metadata.uid": md.get("uid", ""),
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIP": "127.0.0.1",
+        "status.hostIPs": "127.0.0.1",
         "spec.nodeName": spec.get("nodeName") or "local",
         "spec.serviceAccountName": spec.get("serviceAccountName") or "default",
     }
@@ -228,7 +253,8 @@ def volume_files(
     files: dict[str, bytes] = {}
     for vol in pod.get("spec", {}).get("volumes") or []:
         for kind, key, objs, name_key in (
-            ("ConfigMap", "configMap", configmaps, "name"), ("Secret", "secret", secrets, "secretName"),
+            ("ConfigMap", "configMap", configmaps, "name"),
+            ("Secret", "secret", secrets, "secretName"),
         ):
             src = vol.get(key)
             if src is None:
@@ -276,7 +302,7 @@ def rewrite(value: str, mapping: Mapping[str, str]) -> str:
             return mapping[cpath]
         prefix = cpath if cpath.endswith("/") else cpath + "/"
         if value.startswith(prefix):
-            return mapping[cpath].rstrip("/") + "/" + value[len(prefix):]
+            return mapping[cpath].rstrip("/") + "/" + value[len(prefix) :]
     return value
 
 
@@ -286,9 +312,17 @@ BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "PYTHONPATH")
 
 
 def plan_container(
-    pod: Obj, container: Obj, *, state_dir: str, pod_ip: str, python: str,
-    configmaps: Mapping[str, Obj], secrets: Mapping[str, Obj], base_env: Mapping[str, str],
-    extra_images: Mapping[str, LocalImage] | None = None, service_account: ServiceAccountToken | None = None,
+    pod: Obj,
+    container: Obj,
+    *,
+    state_dir: str,
+    pod_ip: str,
+    python: str,
+    configmaps: Mapping[str, Obj],
+    secrets: Mapping[str, Obj],
+    base_env: Mapping[str, str],
+    extra_images: Mapping[str, LocalImage] | None = None,
+    service_account: ServiceAccountToken | None = None,
 ) -> ProcessPlan:
     image = container.get("image", "")
     img = lookup(image, extra_images)
@@ -329,6 +363,10 @@ def plan_container(
     tpath = mapping[container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH]
     dirs = sorted({*mapping.values()} - {tpath} | {cwd, str(Path(tpath).parent)})
     return ProcessPlan(
-        argv=argv, env=local_env, cwd=cwd, termination_path=tpath, dirs=dirs,
+        argv=argv,
+        env=local_env,
+        cwd=cwd,
+        termination_path=tpath,
+        dirs=dirs,
         files=files,
     )

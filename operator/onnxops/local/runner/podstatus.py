@@ -27,8 +27,13 @@ class ContainerState:
     last_state: Obj = field(default_factory=dict)
 
     def terminated_dict(self) -> Obj:
-        d: Obj = {"exitCode": self.exit_code, "reason": self.reason, "startedAt": self.started_at,
-                  "finishedAt": self.finished_at, "containerID": self.container_id}
+        d: Obj = {
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "containerID": self.container_id,
+        }
         if self.message:
             d["message"] = self.message
         return d
@@ -45,8 +50,13 @@ class ContainerState:
         else:
             st = {"waiting": {"reason": self.reason, **({"message": self.message} if self.message else {})}}
         d: Obj = {
-            "name": self.name, "image": self.image, "imageID": "", "ready": self.ready,
-            "restartCount": self.restart_count, "started": self.state == "running", "state": st,
+            "name": self.name,
+            "image": self.image,
+            "imageID": "",
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "started": self.state == "running",
+            "state": st,
             "lastState": self.last_state,
         }
         if self.pid:
@@ -100,8 +110,10 @@ def termination_message(file_text: bytes, policy: str, exit_code: int, log_tail:
 def pod_phase(policy: str, containers: list[ContainerState], init_failed: bool = False) -> str:
     if init_failed:
         return "Failed"
-    if not containers or any(c.state == "waiting" and not c.started_at and c.restart_count == 0
-                             and not c.last_state for c in containers):
+    if not containers or any(
+        c.state == "waiting" and not c.started_at and c.restart_count == 0 and not c.last_state
+        for c in containers
+    ):
         return "Pending"
     if any(c.state == "running" for c in containers):
         return "Running"
@@ -116,8 +128,12 @@ def _cond(prev: list[Obj], ctype: str, ok: bool, ts: str, reason: str = "") -> O
     status = "True" if ok else "False"
     old = next((c for c in prev if c.get("type") == ctype), None)
     changed = old is None or old.get("status") != status
-    c: Obj = {"type": ctype, "status": status, "lastProbeTime": None,
-              "lastTransitionTime": ts if changed else old.get("lastTransitionTime", ts)}  # type: ignore[union-attr]
+    c: Obj = {
+        "type": ctype,
+        "status": status,
+        "lastProbeTime": None,
+        "lastTransitionTime": ts if changed else old.get("lastTransitionTime", ts),  # type: ignore[union-attr]
+    }
     if not ok and reason:
         c["reason"] = reason
     return c
@@ -138,18 +154,34 @@ def pod_conditions(
 
 
 def pod_status(
-    *, prev: Obj, pod_ip: str, start_time: str, policy: str, containers: list[ContainerState],
-    init_containers: list[ContainerState], initialized: bool, ts: str, init_failed: bool = False,
-    failed_reason: str = "", failed_message: str = "", extra_conditions: list[Obj] | None = None,
+    *,
+    prev: Obj,
+    pod_ip: str,
+    start_time: str,
+    policy: str,
+    containers: list[ContainerState],
+    init_containers: list[ContainerState],
+    initialized: bool,
+    ts: str,
+    init_failed: bool = False,
+    failed_reason: str = "",
+    failed_message: str = "",
+    extra_conditions: list[Obj] | None = None,
     qos: str = "BestEffort",
 ) -> Obj:
     """``extra_conditions``: conditions set by others than the kubelet's own logic (DisruptionTarget)."""
     phase = "Failed" if failed_reason else pod_phase(policy, containers if initialized else [], init_failed)
     status: Obj = {
-        "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
-        "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": start_time,
-        "conditions": [*(extra_conditions or []),
-                       *pod_conditions(prev.get("conditions") or [], containers, initialized, ts, phase)],
+        "phase": phase,
+        "hostIP": "127.0.0.1",
+        "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": start_time,
+        "conditions": [
+            *(extra_conditions or []),
+            *pod_conditions(prev.get("conditions") or [], containers, initialized, ts, phase),
+        ],
         "containerStatuses": [c.to_status() for c in containers],
         "qosClass": qos,
     }

@@ -61,13 +61,22 @@ def parse_probe(probe: Obj | None, container: Obj, pod_ip: str) -> ProbeSpec | N
         h = probe["httpGet"]
         headers = tuple((x["name"], x["value"]) for x in h.get("httpHeaders") or [])
         return ProbeSpec(
-            "httpGet", h.get("host") or pod_ip, resolve_port(h.get("port"), container), h.get("path", "/"),
-            h.get("scheme", "HTTP"), headers, **common,  # type: ignore[arg-type]
+            "httpGet",
+            h.get("host") or pod_ip,
+            resolve_port(h.get("port"), container),
+            h.get("path", "/"),
+            h.get("scheme", "HTTP"),
+            headers,
+            **common,  # type: ignore[arg-type]
         )
     if "tcpSocket" in probe:
         t = probe["tcpSocket"]
-        return ProbeSpec("tcpSocket", t.get("host") or pod_ip, resolve_port(t.get("port"), container),
-                         **common)  # type: ignore[arg-type]
+        return ProbeSpec(
+            "tcpSocket",
+            t.get("host") or pod_ip,
+            resolve_port(t.get("port"), container),
+            **common,  # type: ignore[arg-type]
+        )
     raise ProbeError(f"unsupported probe handler {sorted(k for k in probe if not k[0].isupper())}")
 
 
@@ -81,8 +90,11 @@ async def probe_once(spec: ProbeSpec, session: aiohttp.ClientSession) -> bool:
             return True
         url = f"{spec.scheme.lower()}://{spec.host}:{spec.port}{spec.path}"
         async with session.get(
-            url, headers=dict(spec.headers), timeout=aiohttp.ClientTimeout(total=spec.timeout),
-            allow_redirects=False, ssl=False,
+            url,
+            headers=dict(spec.headers),
+            timeout=aiohttp.ClientTimeout(total=spec.timeout),
+            allow_redirects=False,
+            ssl=False,
         ) as resp:
             await resp.read()
             return 200 <= resp.status < 400

@@ -51,8 +51,13 @@ async def spawn(plan: ProcessPlan, log_file: str) -> asyncio.subprocess.Process:
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:  # the child keeps its own copy of the descriptor
         proc = await asyncio.create_subprocess_exec(
-            *plan.argv, env=plan.env, cwd=plan.cwd, stdin=asyncio.subprocess.DEVNULL,
-            stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            *plan.argv,
+            env=plan.env,
+            cwd=plan.cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
     if plan.cleanup:
         _CLEANUP[proc.pid] = plan.cleanup
@@ -65,9 +70,12 @@ async def _cleanup(pid: int) -> None:
     if not argv:
         return
     try:
-        p = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                 stdout=asyncio.subprocess.DEVNULL,
-                                                 stderr=asyncio.subprocess.DEVNULL)
+        p = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         await asyncio.wait_for(p.wait(), 60)
     except (OSError, TimeoutError) as e:
         log.warning("container cleanup %s failed: %s", argv[-1], e)

@@ -18,8 +18,18 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
 
 
 class ServiceProxy:
@@ -65,11 +75,17 @@ class ServiceProxy:
         body = await request.read()
         try:
             async with self._session.request(
-                request.method, f"http://{backend}{request.rel_url}", headers=headers, data=body,
-                allow_redirects=False, timeout=aiohttp.ClientTimeout(total=300),
+                request.method,
+                f"http://{backend}{request.rel_url}",
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=300),
             ) as upstream:
-                resp = web.StreamResponse(status=upstream.status, headers={
-                    k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP})
+                resp = web.StreamResponse(
+                    status=upstream.status,
+                    headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
+                )
                 await resp.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await resp.write(chunk)
@@ -102,10 +118,17 @@ class ServiceGateway(ServiceProxy):
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         try:  # buffered, answered with Content-Length (as the server itself does; the mirror relies on it)
             async with self._session.request(
-                request.method, f"http://{backend}{rest}{query}", headers=headers, data=await request.read(),
-                allow_redirects=False, timeout=aiohttp.ClientTimeout(total=60),
+                request.method,
+                f"http://{backend}{rest}{query}",
+                headers=headers,
+                data=await request.read(),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=60),
             ) as upstream:
-                return web.Response(status=upstream.status, body=await upstream.read(), headers={
-                    k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP})
+                return web.Response(
+                    status=upstream.status,
+                    body=await upstream.read(),
+                    headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
+                )
         except (aiohttp.ClientError, OSError) as e:
             return web.Response(status=502, text=f"backend {backend} of {ns}/{svc} failed: {e}\n")

@@ -69,8 +69,9 @@ class PodWorker:
         self.task = asyncio.create_task(self._main(), name=f"pod {self.ns}/{self.name}")
 
     def _event(self, reason: str, message: str, type_: str = "Normal") -> None:
-        task = asyncio.create_task(emit_event(self.runner.client, self.pod, reason, message, type_=type_,
-                                              component="kubelet"))
+        task = asyncio.create_task(
+            emit_event(self.runner.client, self.pod, reason, message, type_=type_, component="kubelet")
+        )
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
@@ -91,8 +92,14 @@ class PodWorker:
         """What a node drain, preemption or node-pressure eviction does: the pod gets the DisruptionTarget
         condition, then its containers are stopped (SIGTERM, SIGKILL after the grace period) and it ends
         Failed (restartPolicy Never) without restarts."""
-        self.disruption = {"type": "DisruptionTarget", "status": "True", "reason": reason, "message": message,
-                           "lastProbeTime": None, "lastTransitionTime": fmt_time(now())}
+        self.disruption = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": reason,
+            "message": message,
+            "lastProbeTime": None,
+            "lastTransitionTime": fmt_time(now()),
+        }
         self.killing = True
         self.changed.set()
         await self._flush_status()
@@ -165,9 +172,7 @@ class PodWorker:
         while True:
             try:
                 cms, secs = await self._referenced_objects()
-                out = tuple(
-                    [self._plan(c, cms, secs) for c in group] for group in (inits, mains)
-                )
+                out = tuple([self._plan(c, cms, secs) for c in group] for group in (inits, mains))
                 return out
             except PlanError as e:
                 if e.reason == "ImageNotLocal":
@@ -177,8 +182,14 @@ class PodWorker:
                 self._waiting(e.reason, e.message)
                 if e.message != announced:
                     announced = e.message
-                    await emit_event(self.runner.client, self.pod, "Failed", e.message, type_="Warning",
-                                     component="kubelet")
+                    await emit_event(
+                        self.runner.client,
+                        self.pod,
+                        "Failed",
+                        e.message,
+                        type_="Warning",
+                        component="kubelet",
+                    )
                 await asyncio.sleep(1.0)  # a missing ConfigMap/Secret may appear
 
     def _waiting(self, reason: str, message: str) -> None:
@@ -193,15 +204,27 @@ class PodWorker:
         self._waiting("ErrImagePull", f'failed to pull image "{image}": {e.message}')
         if announce:
             client = self.runner.client
-            await emit_event(client, self.pod, "Failed", f'Failed to pull image "{image}": {e.message}',
-                             type_="Warning", component="kubelet")
-            await emit_event(client, self.pod, "Failed", "Error: ErrImagePull", type_="Warning",
-                             component="kubelet")
+            await emit_event(
+                client,
+                self.pod,
+                "Failed",
+                f'Failed to pull image "{image}": {e.message}',
+                type_="Warning",
+                component="kubelet",
+            )
+            await emit_event(
+                client, self.pod, "Failed", "Error: ErrImagePull", type_="Warning", component="kubelet"
+            )
         await asyncio.sleep(self.runner.backoff[0])
         self._waiting("ImagePullBackOff", f'Back-off pulling image "{image}"')
         if announce:
-            await emit_event(self.runner.client, self.pod, "BackOff", f'Back-off pulling image "{image}"',
-                             component="kubelet")
+            await emit_event(
+                self.runner.client,
+                self.pod,
+                "BackOff",
+                f'Back-off pulling image "{image}"',
+                component="kubelet",
+            )
         await asyncio.sleep(backoff_delay(pulls, *self.runner.backoff))
 
     def _plan(self, c: Obj, cms: Mapping[str, Obj], secs: Mapping[str, Obj]) -> ProcessPlan:
@@ -210,11 +233,26 @@ class PodWorker:
         if r.service_accounts is not None:
             sa = r.service_accounts(self.ns, self.pod.get("spec", {}).get("serviceAccountName") or "default")
         if r.containers is not None:
-            return r.containers.plan(self.pod, c, state_dir=r.state_dir, pod_ip=self.pod_ip, configmaps=cms,
-                                     secrets=secs, service_account=sa)
+            return r.containers.plan(
+                self.pod,
+                c,
+                state_dir=r.state_dir,
+                pod_ip=self.pod_ip,
+                configmaps=cms,
+                secrets=secs,
+                service_account=sa,
+            )
         return plan_container(
-            self.pod, c, state_dir=r.state_dir, pod_ip=self.pod_ip, python=r.python, configmaps=cms,
-            secrets=secs, base_env=r.base_env, extra_images=r.extra_images, service_account=sa,
+            self.pod,
+            c,
+            state_dir=r.state_dir,
+            pod_ip=self.pod_ip,
+            python=r.python,
+            configmaps=cms,
+            secrets=secs,
+            base_env=r.base_env,
+            extra_images=r.extra_images,
+            service_account=sa,
         )
 
     async def _referenced_objects(self) -> tuple[dict[str, Obj], dict[str, Obj]]:
@@ -281,9 +319,14 @@ class PodWorker:
                 return code == 0
             delay = backoff_delay(st.restart_count, *self.runner.backoff)
             st.last_state = {"terminated": st.terminated_dict()}
-            st.state, st.reason, st.message = "waiting", "CrashLoopBackOff", (
-                f"back-off {delay:g}s restarting failed container={c['name']} pod={self.name}_{self.ns}"
-                f"({self.uid})")
+            st.state, st.reason, st.message = (
+                "waiting",
+                "CrashLoopBackOff",
+                (
+                    f"back-off {delay:g}s restarting failed container={c['name']} pod={self.name}_{self.ns}"
+                    f"({self.uid})"
+                ),
+            )
             self.changed.set()
             await asyncio.sleep(delay)
             st.restart_count += 1
@@ -296,16 +339,26 @@ class PodWorker:
             try:
                 spec = parse_probe(c.get(kind), c, self.pod_ip)
             except ProbeError as e:
-                tasks.append(asyncio.create_task(emit_event(
-                    self.runner.client, self.pod, "Unhealthy", f"{kind}: {e}", type_="Warning",
-                    component="kubelet")))
+                tasks.append(
+                    asyncio.create_task(
+                        emit_event(
+                            self.runner.client,
+                            self.pod,
+                            "Unhealthy",
+                            f"{kind}: {e}",
+                            type_="Warning",
+                            component="kubelet",
+                        )
+                    )
+                )
                 continue
             if spec is not None:
                 tasks.append(asyncio.create_task(self._probe_loop(kind, spec, st, c, proc)))
         return tasks
 
-    async def _probe_loop(self, kind: str, spec: Any, st: ContainerState, c: Obj,
-                          proc: asyncio.subprocess.Process) -> None:
+    async def _probe_loop(
+        self, kind: str, spec: Any, st: ContainerState, c: Obj, proc: asyncio.subprocess.Process
+    ) -> None:
         readiness = kind == "readinessProbe"
         tracker = ProbeTracker(spec.success_threshold, spec.failure_threshold, ok=not readiness)
         await asyncio.sleep(spec.initial_delay)
@@ -317,24 +370,40 @@ class PodWorker:
                         st.ready = tracker.ok
                         self.changed.set()
                     elif not tracker.ok:
-                        await emit_event(self.runner.client, self.pod, "Killing",
-                                         f"Container {c['name']} failed liveness probe, will be restarted",
-                                         component="kubelet")
+                        await emit_event(
+                            self.runner.client,
+                            self.pod,
+                            "Killing",
+                            f"Container {c['name']} failed liveness probe, will be restarted",
+                            component="kubelet",
+                        )
                         await process.stop_process(proc, self.grace)
                         return
                 if not result and tracker.failures == spec.failure_threshold:
-                    await emit_event(self.runner.client, self.pod, "Unhealthy",
-                                     f"{kind.replace('Probe', '').capitalize()} probe failed",
-                                     type_="Warning", component="kubelet")
+                    await emit_event(
+                        self.runner.client,
+                        self.pod,
+                        "Unhealthy",
+                        f"{kind.replace('Probe', '').capitalize()} probe failed",
+                        type_="Warning",
+                        component="kubelet",
+                    )
                 await asyncio.sleep(spec.period)
 
     # ---- status ----------------------------------------------------------------------------------------
     def status(self) -> Obj:
         st = pod_status(
-            prev={"conditions": self._prev_conditions}, pod_ip=self.pod_ip, start_time=self.start_time,
-            policy=self.policy, containers=self.containers, init_containers=self.inits,
-            initialized=self.initialized, ts=fmt_time(now()), init_failed=self.init_failed,
-            failed_reason=self.failed_reason, failed_message=self.failed_message,
+            prev={"conditions": self._prev_conditions},
+            pod_ip=self.pod_ip,
+            start_time=self.start_time,
+            policy=self.policy,
+            containers=self.containers,
+            init_containers=self.inits,
+            initialized=self.initialized,
+            ts=fmt_time(now()),
+            init_failed=self.init_failed,
+            failed_reason=self.failed_reason,
+            failed_message=self.failed_message,
             extra_conditions=[self.disruption] if self.disruption else None,
             qos=qos_class(self.pod.get("spec") or {}),
         )
