@@ -1,16 +1,22 @@
 # onnxops operator image. Build from the repository root (make images, or scripts/build-images.sh):
 #   docker build -f images/operator.Dockerfile -t onnxops-operator .
-# Stage 1 builds the onnxops wheel (the same step in all three images, so the build cache shares it) and
+# Stage 1 builds the onnxops wheel and, in the same step,
 # the wheels of the [operator] extra; stage 2 installs only those wheels, offline, on a clean base: no
 # compilers, no sources, no build tools.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
+# CREATED (the build's time, set by scripts/build-images.sh) is written into /wheels: each build makes the
+# wheels afresh. A builder stage taken from the layer cache would leave nothing for podman 4.3 to bind-mount
+# into the final stage ("couldn't find .../wheels on host to bind mount"), so a second build of an
+# unchanged tree failed.
+ARG CREATED=unknown
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+RUN mkdir /wheels && echo "${CREATED}" > /wheels/built-at \
+ && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && pip wheel --no-cache-dir --wheel-dir /wheels "$(ls /wheels/onnxops-*.whl)[operator]"
 
 FROM ${PYTHON_IMAGE}
