@@ -172,3 +172,69 @@ def test_feedback_metrics_are_documented_as_exposed() -> None:
     assert set(exposed) == set(table)
     for name, (typ, labels) in exposed.items():
         assert table[name][0] == typ and sorted(table[name][1]) == labels, name
+
+
+class _ListSink:
+    """A label sink that keeps what it is given, and fails while ``down``."""
+
+    uri = "memory://"
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.down = False
+
+    def write(self, relpath: str, data: bytes) -> None:
+        if self.down:
+            raise OSError("sink unreachable")
+        self.files[relpath] = data
+
+
+def _written(sink: _ListSink) -> list[dict[str, object]]:
+    import io
+
+    import pyarrow.parquet as pq
+
+    return [r for data in sink.files.values() for r in pq.read_table(io.BytesIO(data)).to_pylist()]
+
+
+def test_labels_of_another_versions_type_are_written_beside_this_versions() -> None:
+    """A replica of v1 (class indices) also gets feedback for v2's answers (class names: the Service sends
+    feedback to any replica). Both reach the label sink, each in a file of its own type; before, the mixed
+    column failed to encode on every flush and this replica's own labels never reached the sink."""
+    import asyncio
+
+    space = F.LabelSpace("classification", None, integer_labels=True)
+    sink = _ListSink()
+    fb = F.Feedback(F.FeedbackConfig(), "iris", "1", "svc", sink)
+    body = (
+        b'[{"id": "a", "truth": 2, "prediction": 2, "version": "1"},'
+        b' {"id": "b", "truth": "virginica", "prediction": "setosa", "version": "2"},'
+        b' {"id": "c", "truth": 0, "prediction": 1, "version": "1"}]'
+    )
+    items = F.parse_items(body, space, "1")
+    for it in items:
+        fb._buffer(1.8e9, it, it.version, it.prediction)
+    assert asyncio.run(fb.flush()) is True
+    rows = sorted(_written(sink), key=lambda r: str(r["id"]))
+    assert [(r["id"], r[fb.cfg.target], r["version"]) for r in rows] == [
+        ("a", 2, "1"),
+        ("b", "virginica", "2"),
+        ("c", 0, "1"),
+    ]
+    assert len(sink.files) == 2 and fb.buffer == [] and (fb.written, fb.dropped) == (3, 0)
+
+
+def test_a_failing_label_sink_keeps_the_rows_for_the_next_flush() -> None:
+    import asyncio
+
+    space = F.LabelSpace("classification", None, integer_labels=True)
+    sink = _ListSink()
+    fb = F.Feedback(F.FeedbackConfig(), "iris", "1", "svc", sink)
+    for it in F.parse_items(b'[{"id": "a", "truth": 1, "prediction": 1, "version": "1"}]', space, "1"):
+        fb._buffer(1.8e9, it, it.version, it.prediction)
+    sink.down = True
+    assert asyncio.run(fb.flush()) is False
+    assert fb.sink_up is False and len(fb.buffer) == 1 and sink.files == {}
+    sink.down = False
+    assert asyncio.run(fb.flush()) is True
+    assert [r["id"] for r in _written(sink)] == ["a"] and fb.sink_up is True and fb.dropped == 0

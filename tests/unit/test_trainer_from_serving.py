@@ -268,6 +268,21 @@ def test_too_few_labels_is_retried_and_a_retry_reads_the_same_window(
     assert (fs["rowsCaptured"], fs["rowsLabelled"], fs["windowEnd"]) == (13, 11, "2026-03-02T12:30:00Z")
 
 
+def test_label_files_of_other_label_types_leave_the_joined_rows_their_own_type(
+    traffic: Path, tmp_path: Path
+) -> None:
+    """The label directory also holds another version's labels (class names), written by the same pods:
+    the rows in the window are labelled with class indices and keep that type; a window whose labels mix
+    types is refused with the reason."""
+    labels = labels_csv(tmp_path / "labels" / "v1.csv", {f"r{i}": int(Y[10 * i]) for i in range(12)})
+    labels_csv(tmp_path / "labels" / "v9.csv", {"elsewhere-1": "setosa", "elsewhere-2": "virginica"})
+    t = load_from_serving(dataset(traffic, labels.parent), now=NOW)
+    assert t.frame["species"].dtype == np.int64 and len(t.frame) == 12
+    labels_csv(tmp_path / "labels" / "v9.csv", {"v3": "virginica"})  # a row of the window, as a name
+    with pytest.raises(InvalidData, match=r"different types \(int, str\).*set fromServing.versions"):
+        load_from_serving(dataset(traffic, labels.parent), now=NOW)
+
+
 def capture_version(
     sink: Path, version: str, names: list[str], label: np.ndarray, rows: range, at: datetime
 ) -> None:

@@ -93,6 +93,17 @@ class FeedbackError(Exception):
         return d
 
 
+LabelRow = tuple[float, str, Any, str | None, Any]  # (unix time, id, truth as written, version, prediction)
+
+
+class _Unwritten(Exception):
+    """The label sink failed; ``rows`` were not written."""
+
+    def __init__(self, rows: list[LabelRow]) -> None:
+        super().__init__(f"{len(rows)} label rows not written")
+        self.rows = rows
+
+
 @dataclass(frozen=True)
 class Item:
     id: str
@@ -358,7 +369,7 @@ class Feedback:
         self.recent = RecentPredictions(version, cfg.recent_requests)
         self.counts = Counts(labels={version: 0})
         self.sink = sink
-        self.buffer: list[tuple[float, str, Any, str | None, Any]] = []
+        self.buffer: list[LabelRow] = []
         self.written = self.dropped = 0
         self.sink_up = True
         self._seq = 0
@@ -445,31 +456,61 @@ class Feedback:
             rows, self.buffer = self.buffer, []
             try:
                 await asyncio.get_running_loop().run_in_executor(None, self._write, rows)
-            except Exception as exc:
+            except _Unwritten as exc:
                 if self.sink_up:
                     log.warning(
                         "feedback label sink write failed; labels stay buffered up to the limit",
-                        extra={"fields": {"error": str(exc)[:300]}},
+                        extra={"fields": {"error": str(exc.__cause__)[:300]}},
                     )
                 self.sink_up = False
                 room = MAX_BUFFERED - len(self.buffer)
-                self.dropped += max(0, len(rows) - room)
-                self.buffer[:0] = rows[:room]
+                self.dropped += max(0, len(exc.rows) - room)
+                self.buffer[:0] = exc.rows[:room]
+                return False
+            except Exception:  # a bug, not the sink: drop these rows rather than stop writing labels
+                self.dropped += len(rows)
+                log.exception(
+                    "feedback labels dropped: writing them failed", extra={"fields": {"rows": len(rows)}}
+                )
                 return False
             self.sink_up = True
             return True
 
-    def _write(self, rows: list[tuple[float, str, Any, str | None, Any]]) -> None:
+    def _write(self, rows: list[LabelRow]) -> None:
+        """One label file per kind of truth (int, float, str, bool): a replica also takes feedback for the
+        versions beside it, whose labels may be of another type (class indices here, class names there),
+        and a Parquet column has one type. A group that cannot be encoded is dropped and logged, never
+        kept: it would fail again on every flush and hold back the labels behind it. A sink failure raises
+        ``_Unwritten`` with the rows not yet written (the caller keeps them for the next flush)."""
         assert self.sink is not None
-        data = encode_labels(rows, self.cfg.target)
-        ts = datetime.fromtimestamp(rows[0][0], UTC)
-        rel = (
-            f"model={self.model}/date={ts:%Y-%m-%d}/hour={ts:%H}/"
-            f"{self.cfg.pod}-{self._started}-{self._seq + 1:06d}.parquet"
-        )
-        self.sink.write(rel, data)
-        self._seq += 1
-        self.written += len(rows)
+        groups: dict[str, list[LabelRow]] = {}
+        for r in rows:
+            groups.setdefault(type(r[2]).__name__, []).append(r)
+        pending = list(groups.values())
+        while pending:
+            group = pending[0]
+            try:
+                data = encode_labels(group, self.cfg.target)
+            except (ValueError, TypeError, ArithmeticError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                pending.pop(0)
+                self.dropped += len(group)
+                log.error(
+                    "feedback labels dropped: they cannot be written as a label file",
+                    extra={"fields": {"rows": len(group), "error": str(exc)[:300]}},
+                )
+                continue
+            ts = datetime.fromtimestamp(group[0][0], UTC)
+            rel = (
+                f"model={self.model}/date={ts:%Y-%m-%d}/hour={ts:%H}/"
+                f"{self.cfg.pod}-{self._started}-{self._seq + 1:06d}.parquet"
+            )
+            try:
+                self.sink.write(rel, data)
+            except Exception as exc:
+                raise _Unwritten([r for g in pending for r in g]) from exc
+            pending.pop(0)
+            self._seq += 1
+            self.written += len(group)
 
     async def close(self, timeout: float = 5.0) -> None:
         if self._task is not None:
@@ -556,7 +597,7 @@ class Feedback:
             yield up
 
 
-def encode_labels(rows: list[tuple[float, str, Any, str | None, Any]], target: str) -> bytes:
+def encode_labels(rows: list[LabelRow], target: str) -> bytes:
     """A label file (docs/data-contract.md): ``id``, the target, and the resolved ``version``,
     ``prediction`` (string) and ``timestamp`` (ignored by the trainer)."""
     import io

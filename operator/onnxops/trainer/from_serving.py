@@ -211,6 +211,20 @@ def read_labels(uri: str, target: str) -> tuple[pd.DataFrame, str]:
     return labels.drop_duplicates("id", keep="last"), digest.hexdigest()
 
 
+def _label_kinds(col: pd.Series) -> list[str]:
+    """The kinds of value in an object column of labels: bool, int, float, str (missing values skipped)."""
+    import numbers
+
+    def kind(v: object) -> str:
+        if isinstance(v, bool | np.bool_):
+            return "bool"
+        if isinstance(v, numbers.Integral):
+            return "int"
+        return "float" if isinstance(v, numbers.Real) else type(v).__name__
+
+    return sorted({kind(v) for v in col if v is not None and v == v})
+
+
 def _files_digest(files: list[str]) -> str:
     return storage.sha256_hex("".join(f + "\n" for f in files).encode())
 
@@ -279,6 +293,15 @@ def load_from_serving(ds: Dataset, *, now: datetime | None = None) -> Table:
             f"label in {storage.redact(fs.labels.uri)}; minRows is {fs.min_rows}"
         )
     frame = joined[[*wanted, ds.target]].reset_index(drop=True)
+    # label files of versions with other label types (class indices, class names) read as one object column:
+    # the rows joined keep their own type again (int64, float64, str), and a mix of types is refused
+    frame[ds.target] = frame[ds.target].infer_objects()
+    if frame[ds.target].dtype == object and len(kinds := _label_kinds(frame[ds.target])) > 1:
+        raise InvalidData(
+            f"dataset.fromServing: the labels of the captured rows have different types "
+            f"({', '.join(kinds)}): versions with different label types in the window; set "
+            "fromServing.versions"
+        )
     used = len(frame)
     if fs.mix is not None:
         original = load_table(ds.model_copy(update={"from_serving": None})).frame
