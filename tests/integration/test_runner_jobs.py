@@ -134,8 +134,10 @@ async def test_on_failure_restarts_in_place_until_backoff_limit(rt: LocalRuntime
 
 async def test_active_deadline_kills_the_pod(rt: LocalRuntime) -> None:
     assert rt.client is not None
+    # 5 s: long enough for the test to see the pod and its process on a loaded machine (with 1 s the
+    # deadline sometimes removed the pod before the first poll)
     await rt.client.create(
-        JOBS, "default", job("slow", "import time; time.sleep(60)", activeDeadlineSeconds=1)
+        JOBS, "default", job("slow", "import time; time.sleep(60)", activeDeadlineSeconds=5)
     )
     pod = (await wait_for(lambda: job_pods(rt.client, "slow"), what="pod"))[0]
     name = pod["metadata"]["name"]
