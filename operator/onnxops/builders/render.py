@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob
 from onnxops.settings import Settings
 
 from . import job, names
@@ -42,7 +43,7 @@ def render(docs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any
             continue
         obj = _with_identity(raw)
         if kind == "TrainingJob":
-            out.append(job.training_job(obj, settings))
+            out.append(job.training_job(ParsedTrainingJob.parse(obj), settings))  # ValueError if invalid
         elif kind == "ModelVersion":
             out.append(job.verification_job(obj, settings))
         else:
