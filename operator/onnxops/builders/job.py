@@ -8,6 +8,8 @@ from typing import Any
 
 from onnxops import API_VERSION
 from onnxops.api.v1alpha1.common import PodOverrides, SecretReference
+from onnxops.api.v1alpha1.meta import ObjectMeta
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob, TrainingJobSpec
 from onnxops.settings import TERMINATION_LOG, Settings
 from onnxops.trainer.errors import FINAL_EXIT_CODES
@@ -71,6 +73,11 @@ def champion_env_value(champion: dict[str, Any]) -> str:
 
 def _secret(ref: SecretReference | None) -> dict[str, Any] | None:
     return ref.to_dict() if ref else None
+
+
+def _owner(kind: str, md: ObjectMeta) -> dict[str, Any]:
+    """The parent ``labels.owner_reference`` reads: our API version, ``kind``, name and uid."""
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": md.name, "uid": md.uid}}
 
 
 def training_job(
@@ -165,7 +172,6 @@ def training_job(
         job_spec["activeDeadlineSeconds"] = settings.job_deadline_seconds
     if spec.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
-    owner = {"apiVersion": API_VERSION, "kind": "TrainingJob", "metadata": {"name": name, "uid": md.uid}}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -174,7 +180,7 @@ def training_job(
             "namespace": md.namespace,
             "labels": lbl,
             "annotations": {labels.GENERATION: str(md.generation)},
-            "ownerReferences": [labels.owner_reference(owner)],
+            "ownerReferences": [labels.owner_reference(_owner("TrainingJob", md))],
         },
         "spec": job_spec,
     }
@@ -230,39 +236,42 @@ JOB_CONTROL_FIELDS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinish
 JOB_MUTABLE = (("spec", "suspend"), ("spec", "activeDeadlineSeconds"), ("spec", "ttlSecondsAfterFinished"))
 
 
-def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The Job running the server image with ``--verify-only`` for ModelVersion ``mv``.
+def verification_job(mv: ParsedModelVersion | Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The Job running the server image with ``--verify-only`` for ModelVersion ``mv`` (parsed; a dict as
+    read from the API server is parsed first).
 
-    The expected signature travels as JSON in ``ONNXOPS_EXPECT_SIGNATURE_JSON`` (unset: load + smoke test).
+    The expected signature travels as JSON in ``ONNXOPS_EXPECT_SIGNATURE_JSON`` (unset: load + smoke test):
+    the signature as stored, not re-serialised from the model, so the Job stays the same.
     """
-    md, spec = mv["metadata"], mv["spec"]
-    name, model = md["name"], spec["model"]
-    art = spec["artifact"]
-    prof = spec.get("profile") or {}
-    volumes, mounts = volumes_for([art.get("uri"), prof.get("uri")], read_only=True)
+    mv = ParsedModelVersion.of(mv)
+    md, spec = mv.meta, mv.spec
+    name, model = md.name, spec.model
+    art, prof = spec.artifact, spec.profile
+    volumes, mounts = volumes_for([art.uri, prof.uri if prof else None], read_only=True)
     args = [
         "--verify-only",
         "--model-name",
         model,
         "--model-version",
-        str(spec["version"]),
+        str(spec.version),
         "--model-uri",
-        art["uri"],
+        art.uri,
         "--sha256",
-        art["sha256"],
+        art.sha256,
     ]
-    if prof.get("uri"):
-        args += ["--profile-uri", prof["uri"], "--profile-sha256", prof["sha256"]]
+    if prof is not None:
+        args += ["--profile-uri", prof.uri, "--profile-sha256", prof.sha256]
+    secret = _secret(art.credentials_secret)
     s3_env, env_from = storage_access(
-        [(art.get("uri"), art.get("credentialsSecret")), (prof.get("uri"), art.get("credentialsSecret"))],
+        [(art.uri, secret), (prof.uri if prof else None, secret)],
         settings,
     )
     env = base_env(len(volumes) > 1) + s3_env
-    if spec.get("signature"):
+    if spec.signature is not None:
         env.append(
             {
                 "name": "ONNXOPS_EXPECT_SIGNATURE_JSON",
-                "value": json.dumps(spec["signature"], sort_keys=True, separators=(",", ":")),
+                "value": json.dumps(mv.raw_spec["signature"], sort_keys=True, separators=(",", ":")),
             }
         )
     container: dict[str, Any] = {
@@ -286,9 +295,9 @@ def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "kind": "Job",
         "metadata": {
             "name": names.verification_job(name),
-            "namespace": md.get("namespace", "default"),
+            "namespace": md.namespace,
             "labels": lbl,
-            "ownerReferences": [labels.owner_reference(mv)],
+            "ownerReferences": [labels.owner_reference(_owner("ModelVersion", md))],
         },
         "spec": {
             "backoffLimit": VERIFY_BACKOFF_LIMIT,

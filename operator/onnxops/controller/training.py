@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.api.v1alpha1.meta import ObjectMeta
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.trainingjob import ChampionRef, ParsedTrainingJob
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels, names
@@ -245,11 +246,19 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
         return None
     mv.setdefault("apiVersion", API)
     mv.setdefault("kind", MV)
-    spec = mv["spec"]
-    if not mv["metadata"].get("deletionTimestamp"):
-        await ensure_model(ctx, ns, spec["model"])
-    users = await served_by(ctx, ns, spec["model"], int(spec["version"]))
-    phase = (mv.get("status") or {}).get("phase")
+    try:  # parsed once: reconcile/ and builders/ take the typed spec
+        parsed = ParsedModelVersion.parse(mv)
+    except ValidationError as e:  # no verification: the status names the field and the problem
+        bad = mvr.invalid_spec_plan(mv, e, _now())
+        if bad.status_patch:
+            await c.patch_status(API, MV, ns, name, bad.status_patch)
+        await events.post(c, mv, bad.events)
+        return None
+    spec = parsed.spec
+    if not parsed.meta.deletion_timestamp:
+        await ensure_model(ctx, ns, spec.model)
+    users = await served_by(ctx, ns, spec.model, spec.version)
+    phase = parsed.status.get("phase")
     job = None
     pods: list[dict[str, Any]] = []
     in_progress = False
@@ -259,8 +268,8 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
         in_progress = job is not None and not done
         if job is not None and not tjr.job_condition(job, "Complete"):
             pods = await c.list("v1", "Pod", ns, label_selector={labels.MODEL_VERSION: name})
-    plan = mvr.reconcile(mv, job, pods, served_by=users, settings=ctx.settings, now=_now())
-    if plan.job is not None and not mv["metadata"].get("deletionTimestamp"):
+    plan = mvr.reconcile(parsed, job, pods, served_by=users, settings=ctx.settings, now=_now())
+    if plan.job is not None and not parsed.meta.deletion_timestamp:
         await ensure(c, plan.job, job, mutable=())
     if plan.status_patch:
         await c.patch_status(API, MV, ns, name, plan.status_patch)

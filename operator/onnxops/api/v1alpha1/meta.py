@@ -1,12 +1,15 @@
-"""The part of an object's ``metadata`` the operator reads, parsed once at the handler boundary.
+"""An object as the reconcilers and builders take it, parsed once at the handler boundary: the part of its
+``metadata`` the operator reads, its typed spec, and the spec and status as stored.
 
-Not a CRD model (the API server owns metadata): unknown fields are ignored, and the defaults are those the
-reconcilers always applied to a metadata dict (namespace ``default``, generation 1).
+``ObjectMeta`` is not a CRD model (the API server owns metadata): unknown fields are ignored, and the
+defaults are those the reconcilers always applied to a metadata dict (namespace ``default``, generation 1).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -45,3 +48,39 @@ class ObjectMeta(BaseModel):
     @classmethod
     def _strings(cls, v: Any) -> Any:
         return {} if v is None else v
+
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[SpecT]):
+    """An object parsed once, where the handler reads it (subclasses name the spec's model in ``SPEC``).
+
+    ``spec`` is typed (its defaults are the API's); ``raw_spec`` is the spec exactly as stored, for what
+    must reproduce stored values byte for byte (a child's pod template is compared with the one that
+    exists, so it must not change across operator versions); ``status`` is the stored status."""
+
+    SPEC: ClassVar[type[BaseModel]]
+
+    meta: ObjectMeta
+    spec: SpecT
+    raw_spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any]) -> Self:
+        """Raises pydantic's ValidationError (locations relative to ``spec``) for a spec that breaks the
+        API; the caller reports it in status.conditions."""
+        raw = dict(obj.get("spec") or {})
+        return cls(
+            ObjectMeta.model_validate(obj.get("metadata") or {}),
+            cast(SpecT, cls.SPEC.model_validate(raw)),
+            raw,
+            dict(obj.get("status") or {}),
+        )
+
+    @classmethod
+    def of(cls, obj: Self | Mapping[str, Any]) -> Self:
+        """``obj`` itself when parsed, else parsed (the tests' and ``onnxops render``'s dicts)."""
+        return obj if isinstance(obj, cls) else cls.parse(cast(Mapping[str, Any], obj))

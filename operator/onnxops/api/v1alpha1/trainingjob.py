@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, model_validator
@@ -19,7 +17,7 @@ from .common import (
     conditions_field,
 )
 from .fromserving import FromServing
-from .meta import ObjectMeta
+from .meta import Parsed
 from .search import Search
 from .slices import Fairness, Slices
 
@@ -530,36 +528,8 @@ class TrainingJob(KubeModel):
     status: TrainingJobStatus | None = None
 
 
-@dataclass(frozen=True)
-class ParsedTrainingJob:
-    """A TrainingJob as the reconcilers and builders take it: parsed once, where the handler reads it.
+class ParsedTrainingJob(Parsed[TrainingJobSpec]):
+    """A TrainingJob parsed at the handler boundary (``meta.Parsed``). ``raw_spec`` is what the trainer's
+    ``--spec-json`` carries: the spec as stored, never re-serialised from ``spec``."""
 
-    ``spec`` is typed (its defaults are the API's); ``raw_spec`` is the spec exactly as stored, kept for
-    the one place that must reproduce it byte for byte: the trainer's ``--spec-json`` (a training Job's pod
-    template is compared with the one that exists, so it must not change across operator versions).
-    ``status`` is the stored status, read as before."""
-
-    meta: ObjectMeta
-    spec: TrainingJobSpec
-    raw_spec: Mapping[str, Any]
-    status: Mapping[str, Any]
-
-    @classmethod
-    def parse(cls, obj: Mapping[str, Any]) -> ParsedTrainingJob:
-        """Raises pydantic's ValidationError (locations relative to ``spec``) for a spec that breaks the
-        API; the caller reports it in status.conditions."""
-        raw = dict(obj.get("spec") or {})
-        return cls(
-            ObjectMeta.model_validate(obj.get("metadata") or {}),
-            TrainingJobSpec.model_validate(raw),
-            raw,
-            dict(obj.get("status") or {}),
-        )
-
-    @classmethod
-    def of(cls, obj: ParsedTrainingJob | Mapping[str, Any]) -> ParsedTrainingJob:
-        """``obj`` itself when parsed, else parsed (the tests' and ``onnxops render``'s dicts)."""
-        return obj if isinstance(obj, ParsedTrainingJob) else cls.parse(obj)
-
-    def with_status(self, status: Mapping[str, Any]) -> ParsedTrainingJob:
-        return ParsedTrainingJob(self.meta, self.spec, self.raw_spec, dict(status))
+    SPEC = TrainingJobSpec

@@ -1,6 +1,6 @@
-"""A TrainingJob is parsed once, where the handler reads it: a spec that does not parse is reported in
-status (field and problem), never run, and never takes the operator down; a parsed one carries the API's
-defaults and its spec as stored."""
+"""TrainingJobs and ModelVersions are parsed once, where the handler reads them: a spec that does not parse
+is reported in status (field and problem), never run, and never takes the operator down; a parsed one
+carries the API's defaults and its spec as stored."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from _operator_fixtures import ClientStub, tj
+from _operator_fixtures import ClientStub, mv, tj
 from pydantic import ValidationError
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.termination import TrainerSuccess
 from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob
 from onnxops.builders import job as job_builder
 from onnxops.controller.context import Context
-from onnxops.controller.training import reconcile_training_job
+from onnxops.controller.training import reconcile_model_version, reconcile_training_job
+from onnxops.reconcile import modelversion as mvr
 from onnxops.reconcile import trainingjob as tjr
 from onnxops.settings import Settings
 
@@ -41,7 +43,7 @@ class _Client(ClientStub):
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
-        assert kind == "TrainingJob", f"nothing else is read for a spec that does not parse, not {kind}"
+        assert kind in ("TrainingJob", "ModelVersion"), f"nothing else is read for a bad spec, not {kind}"
         return self.obj
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -118,3 +120,30 @@ def test_registration_uses_the_spec_the_job_ran_and_falls_back_when_it_does_not_
     container["args"][i] = json.dumps({"model": "iris", "unknownField": 1})
     assert tjr.ran_spec(ran) is None
     assert tjr.model_version_body(edited, ok, S, tjr.ran_spec(ran))["spec"]["model"] == "other"
+
+
+async def test_a_model_version_that_does_not_parse_is_reported_and_not_verified() -> None:
+    obj = mv(3, phase="Ready")
+    obj["spec"]["artifact"]["sha256"] = "not-a-digest"
+    client = _Client(obj)
+    assert await reconcile_model_version(Context(client, S), "ml", "iris-v3") is None
+    [patch] = client.status_patches
+    ready = cond.find(patch["conditions"], cond.READY)
+    assert ready is not None and ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.artifact.sha256" in ready["message"] and "pattern" in ready["message"]
+    assert "phase" not in patch  # a Ready version stays resolvable; its conditions say what is wrong
+    [event] = client.created
+    assert event["reason"] == "InvalidSpec"
+    await reconcile_model_version(Context(client, S), "ml", "iris-v3")
+    assert len(client.status_patches) == 1 and len(client.created) == 1
+
+
+def test_parsed_model_version_keeps_the_stored_signature_for_the_verifier() -> None:
+    raw = mv(3, phase="Pending")
+    parsed = ParsedModelVersion.parse(raw)
+    assert parsed.spec.version == 3 and parsed.spec.artifact.format == "onnx"  # the API's default
+    job = job_builder.verification_job(parsed, S)
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    # as stored: the model's own defaults (e.g. task) are not added to what the verifier compares
+    assert json.loads(env["ONNXOPS_EXPECT_SIGNATURE_JSON"]) == raw["spec"]["signature"]
+    assert mvr.reconcile(parsed, None, [], served_by=[], settings=S, now=T0).job == job
