@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from onnxops.api.v1alpha1.fromserving import FromServing
 from onnxops.settings import PVC_MOUNT_ROOT, Settings
 from onnxops.storage import join_uri
 
@@ -73,27 +74,25 @@ def mount_writable(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], 
 
 
 def from_serving_access(
-    tj: dict[str, Any], settings: Settings, isvc: dict[str, Any] | None = None
+    fs: FromServing | None, namespace: str, settings: Settings, isvc: dict[str, Any] | None = None
 ) -> list[tuple[str, dict[str, Any] | None]]:
-    """For a TrainingJob with ``dataset.fromServing``: [(sink URI, its secret), (labels URI, its secret)];
-    the sink is ``fromServing.sinkUri``, else the service's own (``isvc``: its ``spec.logging.sink``, as
-    ``sink_uri`` gives it), else the service's default location."""
-    fs = (tj["spec"].get("dataset") or {}).get("fromServing")
-    if not fs:
+    """For a TrainingJob with ``dataset.fromServing`` ``fs``: [(sink URI, its secret), (labels URI, its
+    secret)]; the sink is ``fromServing.sinkUri``, else the service's own (``isvc``: its
+    ``spec.logging.sink``, as ``sink_uri`` gives it), else the service's default location."""
+    if fs is None:
         return []
-    ns = tj["metadata"].get("namespace", "default")
-    secret = fs.get("credentialsSecret")
-    if fs.get("sinkUri"):
-        sink = fs["sinkUri"]
-    elif isvc is not None and (isvc.get("metadata") or {}).get("name") == fs["service"]:
+    secret = fs.credentials_secret.to_dict() if fs.credentials_secret else None
+    if fs.sink_uri:
+        sink = fs.sink_uri
+    elif isvc is not None and (isvc.get("metadata") or {}).get("name") == fs.service:
         sink = sink_uri(isvc, settings)
         secret = secret or (((isvc.get("spec") or {}).get("logging") or {}).get("sink") or {}).get(
             "credentialsSecret"
         )
     else:
-        sink = default_sink_uri(settings, ns, fs["service"])
-    labels = fs.get("labels") or {}
+        sink = default_sink_uri(settings, namespace, fs.service)
     out = [(str(sink), secret)]
-    if labels.get("uri"):
-        out.append((str(labels["uri"]), labels.get("credentialsSecret")))
+    if fs.labels.uri:
+        ref = fs.labels.credentials_secret
+        out.append((fs.labels.uri, ref.to_dict() if ref else None))
     return out

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from onnxops import API_VERSION
+from onnxops.api.v1alpha1.common import PodOverrides, SecretReference
+from onnxops.api.v1alpha1.meta import ObjectMeta
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
+from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob, TrainingJobSpec
 from onnxops.settings import TERMINATION_LOG, Settings
 from onnxops.trainer.errors import FINAL_EXIT_CODES
 
@@ -51,8 +57,8 @@ def pod_failure_policy(container: str, final_exit_codes: tuple[int, ...] = ()) -
     return {"rules": rules}
 
 
-def output_uri(spec: dict[str, Any], settings: Settings) -> str:
-    return str((spec.get("output") or {}).get("uri") or settings.default_storage_uri)
+def output_uri(spec: TrainingJobSpec, settings: Settings) -> str:
+    return spec.output.uri if spec.output else settings.default_storage_uri
 
 
 CHAMPION_ENV = "ONNXOPS_CHAMPION_JSON"  # the trainer's onnxops.trainer.champion.ENV
@@ -65,32 +71,46 @@ def champion_env_value(champion: dict[str, Any]) -> str:
     )
 
 
+def _secret(ref: SecretReference | None) -> dict[str, Any] | None:
+    return ref.to_dict() if ref else None
+
+
+def _owner(kind: str, md: ObjectMeta) -> dict[str, Any]:
+    """The parent ``labels.owner_reference`` reads: our API version, ``kind``, name and uid."""
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": md.name, "uid": md.uid}}
+
+
 def training_job(
-    tj: dict[str, Any],
+    tj: ParsedTrainingJob | Mapping[str, Any],
     settings: Settings,
     isvc: dict[str, Any] | None = None,
     champion: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Job running the trainer for TrainingJob ``tj`` (a dict as read from the API server); ``isvc``:
-    the InferenceService that ``dataset.fromServing`` names, when found (its capture sink is read);
-    ``champion``: the resolved champion of its champion gates (reconcile/champion.py), read by the trainer."""
-    md, spec = tj["metadata"], tj["spec"]
-    name, model = md["name"], spec["model"]
-    template = spec.get("template") or {}
+    """The Job running the trainer for TrainingJob ``tj`` (parsed; a dict as read from the API server is
+    parsed first); ``isvc``: the InferenceService that ``dataset.fromServing`` names, when found (its
+    capture sink is read); ``champion``: the resolved champion of its champion gates
+    (reconcile/champion.py), read by the trainer."""
+    tj = ParsedTrainingJob.of(tj)
+    md, spec = tj.meta, tj.spec
+    if md.uid is None:
+        raise ValueError("metadata.uid is required: the training run is named by it")
+    name, model = md.name, spec.model
+    template = spec.template or PodOverrides()
     out = output_uri(spec, settings)
-    dataset = spec["dataset"]
-    served = from_serving_access(tj, settings, isvc)  # dataset.fromServing: the service's sink and the labels
+    dataset = spec.dataset
+    fs = dataset.from_serving
+    served = from_serving_access(fs, md.namespace, settings, isvc)  # the service's sink and the labels
     champ = []
     if champion and champion.get("uri"):
         champ.append((str(champion["uri"]), champion.get("credentialsSecret")))
     volumes, mounts = volumes_for(
-        [dataset.get("uri"), out, *(u for u, _ in served), *(u for u, _ in champ)], read_only=False
+        [dataset.uri, out, *(u for u, _ in served), *(u for u, _ in champ)], read_only=False
     )
     pvc = len(volumes) > 1
     s3_env, env_from = storage_access(
         [
-            (dataset.get("uri"), dataset.get("credentialsSecret")),
-            (out, (spec.get("output") or {}).get("credentialsSecret")),
+            (dataset.uri, _secret(dataset.credentials_secret)),
+            (out, _secret(spec.output.credentials_secret if spec.output else None)),
             *served,
             *champ,
         ],
@@ -100,26 +120,28 @@ def training_job(
         s3_env.append({"name": CHAMPION_ENV, "value": champion_env_value(champion)})
     if served:
         s3_env.append({"name": "ONNXOPS_FROM_SERVING_SINK_URI", "value": served[0][0]})
-    if dataset.get("fromServing") and md.get("creationTimestamp"):
+    if fs is not None and md.creation_timestamp:
         # the window ends when the TrainingJob was created: every attempt reads the same captured rows, and a
         # retry after NotEnoughLabels (exit 7) finds the labels that were still arriving for them
-        s3_env.append({"name": "ONNXOPS_FROM_SERVING_NOW", "value": str(md["creationTimestamp"])})
+        s3_env.append({"name": "ONNXOPS_FROM_SERVING_NOW", "value": md.creation_timestamp})
+    overrides = template.to_dict()  # the pod-level pieces shared with the serving pods (builders/pod.py)
     container: dict[str, Any] = {
         "name": "trainer",
-        "image": template.get("image") or settings.trainer_image,
-        "imagePullPolicy": template.get("imagePullPolicy") or settings.image_pull_policy,
+        "image": template.image or settings.trainer_image,
+        "imagePullPolicy": template.image_pull_policy or settings.image_pull_policy,
         "command": list(TRAINER_COMMAND),
         "args": [
             "--spec-json",
-            json.dumps(spec, sort_keys=True, separators=(",", ":")),
+            # the spec as stored, not re-serialised from the model: the pod template must stay the same
+            json.dumps(tj.raw_spec, sort_keys=True, separators=(",", ":")),
             "--model",
             model,
             "--run-id",
-            md["uid"],
+            md.uid,
             "--output-uri",
             out,
         ],
-        "env": base_env(pvc) + s3_env + user_env(template),
+        "env": base_env(pvc) + s3_env + user_env(overrides),
         "volumeMounts": mounts,
         "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_LOG,
@@ -127,38 +149,38 @@ def training_job(
     }
     if env_from:
         container["envFrom"] = env_from
-    res = resources(template.get("resources"), settings.trainer_resources)  # the template's, else defaults
+    res = resources(overrides.get("resources"), settings.trainer_resources)  # the template's, else defaults
     if res:
         container["resources"] = res
-    lbl = labels.training(name, model, md.get("uid"))
+    lbl = labels.training(name, model, md.uid)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes,
     }
-    apply_overrides(pod_spec, template)
+    apply_overrides(pod_spec, overrides)
     job_spec: dict[str, Any] = {
-        "backoffLimit": int(spec.get("backoffLimit", 2)),
+        "backoffLimit": spec.backoff_limit,
         "podFailurePolicy": pod_failure_policy("trainer", FINAL_EXIT_CODES),
-        "suspend": bool(spec.get("suspend", False)),
+        "suspend": spec.suspend,
         "template": {"metadata": {"labels": dict(lbl)}, "spec": pod_spec},
     }
-    if spec.get("activeDeadlineSeconds") is not None:
-        job_spec["activeDeadlineSeconds"] = int(spec["activeDeadlineSeconds"])
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     elif settings.job_deadline_seconds > 0:
         job_spec["activeDeadlineSeconds"] = settings.job_deadline_seconds
-    if spec.get("ttlSecondsAfterFinished") is not None:
-        job_spec["ttlSecondsAfterFinished"] = int(spec["ttlSecondsAfterFinished"])
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": names.training_job(name),
-            "namespace": md.get("namespace", "default"),
+            "namespace": md.namespace,
             "labels": lbl,
-            "annotations": {labels.GENERATION: str(int(md.get("generation") or 1))},
-            "ownerReferences": [labels.owner_reference(tj)],
+            "annotations": {labels.GENERATION: str(md.generation)},
+            "ownerReferences": [labels.owner_reference(_owner("TrainingJob", md))],
         },
         "spec": job_spec,
     }
@@ -214,39 +236,42 @@ JOB_CONTROL_FIELDS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinish
 JOB_MUTABLE = (("spec", "suspend"), ("spec", "activeDeadlineSeconds"), ("spec", "ttlSecondsAfterFinished"))
 
 
-def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The Job running the server image with ``--verify-only`` for ModelVersion ``mv``.
+def verification_job(mv: ParsedModelVersion | Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The Job running the server image with ``--verify-only`` for ModelVersion ``mv`` (parsed; a dict as
+    read from the API server is parsed first).
 
-    The expected signature travels as JSON in ``ONNXOPS_EXPECT_SIGNATURE_JSON`` (unset: load + smoke test).
+    The expected signature travels as JSON in ``ONNXOPS_EXPECT_SIGNATURE_JSON`` (unset: load + smoke test):
+    the signature as stored, not re-serialised from the model, so the Job stays the same.
     """
-    md, spec = mv["metadata"], mv["spec"]
-    name, model = md["name"], spec["model"]
-    art = spec["artifact"]
-    prof = spec.get("profile") or {}
-    volumes, mounts = volumes_for([art.get("uri"), prof.get("uri")], read_only=True)
+    mv = ParsedModelVersion.of(mv)
+    md, spec = mv.meta, mv.spec
+    name, model = md.name, spec.model
+    art, prof = spec.artifact, spec.profile
+    volumes, mounts = volumes_for([art.uri, prof.uri if prof else None], read_only=True)
     args = [
         "--verify-only",
         "--model-name",
         model,
         "--model-version",
-        str(spec["version"]),
+        str(spec.version),
         "--model-uri",
-        art["uri"],
+        art.uri,
         "--sha256",
-        art["sha256"],
+        art.sha256,
     ]
-    if prof.get("uri"):
-        args += ["--profile-uri", prof["uri"], "--profile-sha256", prof["sha256"]]
+    if prof is not None:
+        args += ["--profile-uri", prof.uri, "--profile-sha256", prof.sha256]
+    secret = _secret(art.credentials_secret)
     s3_env, env_from = storage_access(
-        [(art.get("uri"), art.get("credentialsSecret")), (prof.get("uri"), art.get("credentialsSecret"))],
+        [(art.uri, secret), (prof.uri if prof else None, secret)],
         settings,
     )
     env = base_env(len(volumes) > 1) + s3_env
-    if spec.get("signature"):
+    if spec.signature is not None:
         env.append(
             {
                 "name": "ONNXOPS_EXPECT_SIGNATURE_JSON",
-                "value": json.dumps(spec["signature"], sort_keys=True, separators=(",", ":")),
+                "value": json.dumps(mv.raw_spec["signature"], sort_keys=True, separators=(",", ":")),
             }
         )
     container: dict[str, Any] = {
@@ -270,9 +295,9 @@ def verification_job(mv: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "kind": "Job",
         "metadata": {
             "name": names.verification_job(name),
-            "namespace": md.get("namespace", "default"),
+            "namespace": md.namespace,
             "labels": lbl,
-            "ownerReferences": [labels.owner_reference(mv)],
+            "ownerReferences": [labels.owner_reference(_owner("ModelVersion", md))],
         },
         "spec": {
             "backoffLimit": VERIFY_BACKOFF_LIMIT,

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
+from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob
 from onnxops.settings import Settings
 
 from . import job, names
@@ -42,9 +44,9 @@ def render(docs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any
             continue
         obj = _with_identity(raw)
         if kind == "TrainingJob":
-            out.append(job.training_job(obj, settings))
+            out.append(job.training_job(ParsedTrainingJob.parse(obj), settings))  # ValueError if invalid
         elif kind == "ModelVersion":
-            out.append(job.verification_job(obj, settings))
+            out.append(job.verification_job(ParsedModelVersion.parse(obj), settings))
         else:
             out.extend(_render_isvc(obj, mvs, settings))
     return out

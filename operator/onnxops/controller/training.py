@@ -6,8 +6,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason, now_rfc3339
+from onnxops.api.v1alpha1.meta import ObjectMeta
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
+from onnxops.api.v1alpha1.trainingjob import ChampionRef, ParsedTrainingJob
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels, names
 from onnxops.kube import events
@@ -85,18 +90,13 @@ FOREIGN_JOB_RECHECK = 10.0
 PODS_RECHECK: float | None = None
 
 
-async def training_pods(client: KubeApi, tj: dict[str, Any], job: dict[str, Any]) -> list[dict[str, Any]]:
+async def training_pods(client: KubeApi, md: ObjectMeta, job: dict[str, Any]) -> list[dict[str, Any]]:
     """This run's pods: by the training-job-uid label; a Job created before that label existed (its pod
     template lacks it) falls back to the name label, keeping only pods controlled by that Job."""
-    md = tj["metadata"]
     tpl_labels = ((job.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
-    if labels.TRAINING_JOB_UID in tpl_labels:
-        return await client.list(
-            "v1", "Pod", md.get("namespace", "default"), label_selector={labels.TRAINING_JOB_UID: md["uid"]}
-        )
-    pods = await client.list(
-        "v1", "Pod", md.get("namespace", "default"), label_selector={labels.TRAINING_JOB: md["name"]}
-    )
+    if labels.TRAINING_JOB_UID in tpl_labels and md.uid:
+        return await client.list("v1", "Pod", md.namespace, label_selector={labels.TRAINING_JOB_UID: md.uid})
+    pods = await client.list("v1", "Pod", md.namespace, label_selector={labels.TRAINING_JOB: md.name})
     job_uid = (job.get("metadata") or {}).get("uid")
     return [p for p in pods if job_uid is None or labels.controller_uid(p) == job_uid]
 
@@ -108,39 +108,41 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         return None
     tj.setdefault("apiVersion", API)
     tj.setdefault("kind", TJ)
-    st = tj.get("status") or {}
+    try:  # parsed once: reconcile/ and builders/ take the typed spec
+        parsed = ParsedTrainingJob.parse(tj)
+    except ValidationError as e:  # not built, not run: the status names the field and the problem
+        await _report_plan(c, tj, tjr.invalid_spec_plan(tj, e, _now()))
+        return None
+    st = parsed.status
     terminal = st.get("phase") == "Failed" or (st.get("phase") == "Succeeded" and st.get("modelVersion"))
     job = None if terminal else await c.get("batch/v1", "Job", ns, names.training_job(name))
     now = _now()
-    if job is not None and tjr.foreign_job(tj, job):  # never read a namesake's run, never touch its Job
-        fplan = tjr.foreign_job_plan(tj, job, now)
-        if fplan.status_patch:
-            await c.patch_status(API, TJ, ns, name, fplan.status_patch)
-        await events.post(c, tj, fplan.events)
+    if job is not None and tjr.foreign_job(parsed.meta, job):  # never read a namesake's run nor touch its Job
+        await _report_plan(c, tj, tjr.foreign_job_plan(parsed, job, now))
         return FOREIGN_JOB_RECHECK
     finished = job is not None and (tjr.job_condition(job, "Complete") or tjr.job_condition(job, "Failed"))
     # unfinished: the pods too, to surface a pod that waits for a fix (ImagePullBackOff, a missing Secret);
     # a pod's change wakes this loop (handlers.job_event)
-    in_progress = job is not None and not finished and not tj["spec"].get("suspend")
-    pods = await training_pods(c, tj, job) if job is not None and (finished or in_progress) else []
+    in_progress = job is not None and not finished and not parsed.spec.suspend
+    pods = await training_pods(c, parsed.meta, job) if job is not None and (finished or in_progress) else []
     registered = st.get("modelVersion")
     champion: dict[str, Any] | None = None
-    ref = champion_rules.wanted(tj["spec"])
+    ref = champion_rules.wanted(parsed.spec)
     if ref is not None and not terminal:
         if job is not None:  # the champion the Job was created with (its pod template is immutable)
             champion = champion_rules.of_job(job)
         else:
-            champion, error = await resolve_champion(ctx, ns, tj["spec"]["model"], ref)
+            champion, error = await resolve_champion(ctx, ns, parsed.spec.model, ref)
             if error is not None:  # a named champion that cannot be used: no Job; the status says why
                 await report_champion_error(ctx, tj, error)
                 return CHAMPION_RECHECK
     # dataset.fromServing: the service named (its sink is read; a missing or non-capturing one waits)
-    wanted = None if terminal else tjr.from_serving_service(tj)
+    wanted = None if terminal else tjr.from_serving_service(parsed)
     service: dict[str, Any] | Literal["unchecked"] | None = tjr.UNCHECKED
     if wanted is not None:
         service = await c.get(API, ISVC, ns, wanted)
     plan = tjr.reconcile(
-        tj,
+        parsed,
         job,
         pods,
         registered=registered,
@@ -154,7 +156,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         if action == "created":  # decide again with the Job as created: its fields (attempts) go into this
             job = {"apiVersion": "batch/v1", "kind": "Job", **made}  # status write, not a second one
             plan = tjr.reconcile(
-                tj,
+                parsed,
                 job,
                 pods,
                 registered=registered,
@@ -167,7 +169,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         async with ctx.model_lock(ns, plan.register["spec"]["model"]):
             registered = await register_model_version(c, plan.register)
         plan = tjr.reconcile(
-            tj,
+            parsed,
             job,
             pods,
             registered=registered,
@@ -189,12 +191,20 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
 CHAMPION_RECHECK = 30.0
 
 
+async def _report_plan(c: KubeApi, tj: dict[str, Any], plan: tjr.TrainingPlan) -> None:
+    """Write a plan that builds nothing (its status and Events) for TrainingJob ``tj``."""
+    md = tj["metadata"]
+    if plan.status_patch:
+        await c.patch_status(API, TJ, md.get("namespace", "default"), md["name"], plan.status_patch)
+    await events.post(c, tj, plan.events)
+
+
 async def resolve_champion(
-    ctx: Context, ns: str, model: str, ref: Any
+    ctx: Context, ns: str, model: str, ref: ChampionRef
 ) -> tuple[dict[str, Any] | None, str | None]:
     c = ctx.client
-    model_obj = await ctx.model(ns, model) if ref.get("alias") else None
-    isvc = await c.get(API, ISVC, ns, str(ref["inferenceService"])) if ref.get("inferenceService") else None
+    model_obj = await ctx.model(ns, model) if ref.alias else None
+    isvc = await c.get(API, ISVC, ns, ref.inference_service) if ref.inference_service else None
     of_model = str(((isvc or {}).get("spec") or {}).get("model") or model)
     mvs = await ctx.model_versions(ns, of_model)
     return champion_rules.resolve(ref, model, model_obj, isvc, mvs)
@@ -236,11 +246,19 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
         return None
     mv.setdefault("apiVersion", API)
     mv.setdefault("kind", MV)
-    spec = mv["spec"]
-    if not mv["metadata"].get("deletionTimestamp"):
-        await ensure_model(ctx, ns, spec["model"])
-    users = await served_by(ctx, ns, spec["model"], int(spec["version"]))
-    phase = (mv.get("status") or {}).get("phase")
+    try:  # parsed once: reconcile/ and builders/ take the typed spec
+        parsed = ParsedModelVersion.parse(mv)
+    except ValidationError as e:  # no verification: the status names the field and the problem
+        bad = mvr.invalid_spec_plan(mv, e, _now())
+        if bad.status_patch:
+            await c.patch_status(API, MV, ns, name, bad.status_patch)
+        await events.post(c, mv, bad.events)
+        return None
+    spec = parsed.spec
+    if not parsed.meta.deletion_timestamp:
+        await ensure_model(ctx, ns, spec.model)
+    users = await served_by(ctx, ns, spec.model, spec.version)
+    phase = parsed.status.get("phase")
     job = None
     pods: list[dict[str, Any]] = []
     in_progress = False
@@ -250,8 +268,8 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
         in_progress = job is not None and not done
         if job is not None and not tjr.job_condition(job, "Complete"):
             pods = await c.list("v1", "Pod", ns, label_selector={labels.MODEL_VERSION: name})
-    plan = mvr.reconcile(mv, job, pods, served_by=users, settings=ctx.settings, now=_now())
-    if plan.job is not None and not mv["metadata"].get("deletionTimestamp"):
+    plan = mvr.reconcile(parsed, job, pods, served_by=users, settings=ctx.settings, now=_now())
+    if plan.job is not None and not parsed.meta.deletion_timestamp:
         await ensure(c, plan.job, job, mutable=())
     if plan.status_patch:
         await c.patch_status(API, MV, ns, name, plan.status_patch)

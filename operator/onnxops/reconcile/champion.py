@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from onnxops.api.v1alpha1.trainingjob import ChampionRef, TrainingJobSpec
 from onnxops.builders.job import CHAMPION_ENV
 
 from . import versions
@@ -22,29 +23,29 @@ ENV = CHAMPION_ENV
 FIELD = "spec.evaluation.champion"
 
 
-def wanted(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def wanted(spec: TrainingJobSpec) -> ChampionRef | None:
     """The champion reference when the spec has champion gates, else None."""
-    ev = spec.get("evaluation") or {}
-    return ev.get("champion") if ev.get("championGates") and ev.get("champion") else None
+    ev = spec.evaluation
+    return ev.champion if ev is not None and ev.champion_gates and ev.champion else None
 
 
 def resolve(
-    ref: Mapping[str, Any],
+    ref: ChampionRef,
     model: str,
     model_obj: Mapping[str, Any] | None,
     isvc: Mapping[str, Any] | None,
     mvs: list[dict[str, Any]],
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(the champion for the trainer, or an error message naming the field)."""
-    if ref.get("alias"):
-        alias = str(ref["alias"])
+    if ref.alias:
+        alias = ref.alias
         source = f"alias {alias}"
         aliases = ((model_obj or {}).get("spec") or {}).get("aliases") or {}
         if alias not in aliases:
             return {"source": source, "missing": f"alias {alias} is not set on Model {model}"}, None
         version, of_model, where = int(aliases[alias]), model, f"{FIELD}.alias"
     else:
-        name = str(ref.get("inferenceService"))
+        name = str(ref.inference_service)
         source = f"inferenceService {name}"
         if isvc is None:
             return None, f"{FIELD}.inferenceService: InferenceService {name!r} not found in this namespace"

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.termination import VerifierFailure, parse_verifier_result
 from onnxops.builders import job as job_builder
 from onnxops.settings import Settings
 
+from .errors import describe_error, error_status
 from .status import primary_metric, status_patch
 from .termination import latest_typed, short, stuck_waiting
 from .trainingjob import job_condition
@@ -28,8 +33,20 @@ class VersionPlan:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+def invalid_spec_plan(mv: dict[str, Any], exc: ValidationError, now: datetime) -> VersionPlan:
+    """A ModelVersion whose spec does not parse into the API's types (e.g. stored before the API refused
+    what it holds): no verification Job; Ready=False and Stalled=True with reason InvalidSpec and a message
+    naming the field and the problem (as any failed reconcile records it), and one Warning Event. The
+    phase is left as it is (a Ready version already served stays resolvable)."""
+    reason, message = describe_error(exc)
+    old = dict(mv.get("status") or {})
+    new = {**error_status("ModelVersion", mv, reason, message, now), "message": message}
+    patch = status_patch(old, new)
+    return VersionPlan(new, patch, None, [("Warning", reason, message)] if patch else [])
+
+
 def reconcile(
-    mv: dict[str, Any],
+    mv: ParsedModelVersion | Mapping[str, Any],
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     *,
@@ -37,16 +54,18 @@ def reconcile(
     settings: Settings,
     now: datetime,
 ) -> VersionPlan:
-    md, spec = mv["metadata"], mv["spec"]
-    old = dict(mv.get("status") or {})
-    gen = int(md.get("generation") or 1)
+    """``mv``: parsed at the handler boundary (``ParsedModelVersion.parse``); a dict is parsed here."""
+    mv = ParsedModelVersion.of(mv)
+    md, spec = mv.meta, mv.spec
+    old = dict(mv.status)
+    gen = md.generation
     desired = job_builder.verification_job(mv, settings)
     events: list[tuple[str, str, str]] = []
     new: dict[str, Any] = {
         "observedGeneration": gen,
         "verificationJob": desired["metadata"]["name"],
         "servedBy": sorted(served_by) or None,
-        "primaryMetric": primary_metric(spec.get("metrics")),
+        "primaryMetric": primary_metric(spec.metrics),
     }
     job_out: dict[str, Any] | None = None
     if old.get("phase") in ("Ready", "Failed"):
@@ -62,7 +81,7 @@ def reconcile(
             new["verifiedAt"] = ((job or {}).get("status") or {}).get("completionTime") or cond.now_rfc3339(
                 now
             )
-            events.append(("Normal", Reason.VERIFIED, f"{md['name']} verified"))
+            events.append(("Normal", Reason.VERIFIED, f"{md.name} verified"))
         elif failed:
             phase, verified, reason = "Failed", False, Reason.VERIFICATION_FAILED
             found = latest_typed(pods, CONTAINER, parse_verifier_result, ok=False)

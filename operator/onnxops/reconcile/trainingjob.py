@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from onnxops import API_VERSION
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.meta import ObjectMeta
 from onnxops.api.v1alpha1.termination import (
     MALFORMED_REASON,
     TrainerFailure,
     TrainerSuccess,
     parse_trainer_result,
 )
+from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob, TrainingJobSpec
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels
 from onnxops.objects.compare import contains
 from onnxops.settings import Settings
 
+from .errors import describe_error, error_status
 from .status import primary_metric, status_patch
 from .termination import latest_typed, short, stuck_waiting
 
@@ -41,30 +47,29 @@ UNCHECKED: Literal["unchecked"] = "unchecked"
 SERVICE_RECHECK_S = 10.0
 
 
-def from_serving_service(tj: dict[str, Any]) -> str | None:
+def from_serving_service(tj: ParsedTrainingJob) -> str | None:
     """The InferenceService ``spec.dataset.fromServing`` names (None without fromServing)."""
-    fs = (tj["spec"].get("dataset") or {}).get("fromServing") or {}
-    return str(fs["service"]) if fs.get("service") else None
+    fs = tj.spec.dataset.from_serving
+    return fs.service if fs is not None else None
 
 
-def from_serving_problem(tj: dict[str, Any], isvc: dict[str, Any] | None) -> tuple[str, str] | None:
+def from_serving_problem(tj: ParsedTrainingJob, isvc: dict[str, Any] | None) -> tuple[str, str] | None:
     """Why a training on captured traffic cannot start: (reason, message naming the field), else None.
 
     ``isvc``: the InferenceService ``fromServing.service`` names, None when there is none. A service without
     ``spec.logging`` captures nothing, unless ``fromServing.sinkUri`` names the files explicitly."""
-    name = from_serving_service(tj)
-    if name is None:
+    fs = tj.spec.dataset.from_serving
+    if fs is None:
         return None
-    ns = tj["metadata"].get("namespace", "default")
+    name, ns = fs.service, tj.meta.namespace
     field_ = "spec.dataset.fromServing.service"
     if isvc is None:
         return Reason.SERVICE_NOT_FOUND, (
             f"{field_}: InferenceService {name!r} not found in namespace {ns!r}; the training starts when it "
             "exists"
         )
-    fs = tj["spec"]["dataset"]["fromServing"]
     log = (isvc.get("spec") or {}).get("logging")
-    if not fs.get("sinkUri") and (log is None or not log.get("enabled", True)):
+    if not fs.sink_uri and (log is None or not log.get("enabled", True)):
         return Reason.CAPTURE_NOT_ENABLED, (
             f"{field_}: InferenceService {name!r} has no spec.logging enabled, so it captures no traffic to "
             "train on; enable it (or name captured files with fromServing.sinkUri)"
@@ -80,21 +85,25 @@ def job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | No
 
 
 def model_version_body(
-    tj: dict[str, Any], result: TrainerSuccess, settings: Settings, ran: dict[str, Any] | None = None
+    tj: ParsedTrainingJob | Mapping[str, Any],
+    result: TrainerSuccess,
+    settings: Settings,
+    ran: TrainingJobSpec | None = None,
 ) -> dict[str, Any]:
     """The ModelVersion for a successful training (no ownerReference: it outlives the TrainingJob).
 
-    ``ran``: the spec the Job actually trained with (``job_builder.ran_spec``); the TrainingJob's current
-    spec only when the Job cannot tell (it is gone), since edits made after the Job started never reach it."""
-    md, spec = tj["metadata"], ran or tj["spec"]
+    ``ran``: the spec the Job actually trained with (``ran_spec``); the TrainingJob's current spec only
+    when the Job cannot tell (it is gone), since edits made after the Job started never reach it."""
+    tj = ParsedTrainingJob.of(tj)
+    md, spec = tj.meta, ran or tj.spec
     art = result.artifact
-    out_secret = (spec.get("output") or {}).get("credentialsSecret")
+    out_secret = spec.output.credentials_secret if spec.output else None
     artifact: dict[str, Any] = {"uri": art.uri, "sha256": art.sha256, "format": "onnx"}
     if art.size_bytes is not None:
         artifact["sizeBytes"] = art.size_bytes
     if out_secret:
-        artifact["credentialsSecret"] = dict(out_secret)
-    mv_spec: dict[str, Any] = {"model": spec["model"], "artifact": artifact}
+        artifact["credentialsSecret"] = out_secret.to_dict()
+    mv_spec: dict[str, Any] = {"model": spec.model, "artifact": artifact}
     prof = result.profile
     if prof is not None and prof.uri and prof.sha256:
         mv_spec["profile"] = {"uri": prof.uri, "sha256": prof.sha256}
@@ -108,43 +117,64 @@ def model_version_body(
         mv_spec["fairness"] = result.fairness
     if result.champion is not None:
         mv_spec["champion"] = result.champion
-    est = spec.get("estimator") or {}
-    searched = result.search
-    params = est.get("params")
-    if searched and isinstance(searched.get("bestParams"), dict):  # what was trained: the best found
-        params = {**(params or {}), **searched["bestParams"]}
-    lineage: dict[str, Any] = {
-        "trainingJob": f"{md.get('namespace', 'default')}/{md['name']}",
-        "estimator": {
-            k: v
-            for k, v in {"className": est.get("className"), "params": params, "search": searched}.items()
-            if v is not None
-        },
-        "image": ((spec.get("template") or {}).get("image") or settings.trainer_image),
-    }
-    ds = result.dataset
-    lineage["dataset"] = (
-        {k: v for k, v in {"uri": ds.uri, "sha256": ds.sha256, "fromServing": ds.from_serving}.items() if v}
-        if ds is not None
-        else {k: v for k, v in {"uri": spec["dataset"].get("uri")}.items() if v}
-    )
-    if result.code_version:
-        lineage["codeVersion"] = result.code_version
-    mv_spec["lineage"] = lineage
+    mv_spec["lineage"] = _lineage(md, spec, result, settings)
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",
         "metadata": {
-            "namespace": md.get("namespace", "default"),
+            "namespace": md.namespace,
             "labels": {
-                labels.MODEL: spec["model"],
-                labels.TRAINING_JOB: md["name"],
-                labels.TRAINING_JOB_UID: md["uid"],
+                labels.MODEL: spec.model,
+                labels.TRAINING_JOB: md.name,
+                labels.TRAINING_JOB_UID: md.uid,
                 labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
             },
         },
         "spec": mv_spec,
     }
+
+
+def _lineage(
+    md: ObjectMeta, spec: TrainingJobSpec, result: TrainerSuccess, settings: Settings
+) -> dict[str, Any]:
+    """The ModelVersion's ``spec.lineage``: the run, the estimator trained (with a search's best
+    parameters), the image and the data."""
+    est = spec.estimator
+    searched = result.search
+    params = est.params
+    if searched and isinstance(searched.get("bestParams"), dict):  # what was trained: the best found
+        params = {**(params or {}), **searched["bestParams"]}
+    lineage: dict[str, Any] = {
+        "trainingJob": f"{md.namespace}/{md.name}",
+        "estimator": {
+            k: v
+            for k, v in {"className": est.class_name, "params": params, "search": searched}.items()
+            if v is not None
+        },
+        "image": (spec.template.image if spec.template else None) or settings.trainer_image,
+    }
+    ds = result.dataset
+    lineage["dataset"] = (
+        {k: v for k, v in {"uri": ds.uri, "sha256": ds.sha256, "fromServing": ds.from_serving}.items() if v}
+        if ds is not None
+        else {k: v for k, v in {"uri": spec.dataset.uri}.items() if v}
+    )
+    if result.code_version:
+        lineage["codeVersion"] = result.code_version
+    return lineage
+
+
+def ran_spec(job: dict[str, Any] | None) -> TrainingJobSpec | None:
+    """The spec a training Job runs (``job_builder.ran_spec``: its trainer's ``--spec-json``, model and
+    image), typed; None when the Job cannot tell or what it tells does not parse (an older operator's
+    spec): the TrainingJob's own spec stands in, as for a Job that is gone."""
+    raw = job_builder.ran_spec(job)
+    if raw is None:
+        return None
+    try:
+        return TrainingJobSpec.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 FOREIGN_JOB = "WaitingForOldJob"
@@ -173,16 +203,16 @@ def applied_generation(
         return min(gen, int(old.get("observedGeneration") or 1))
 
 
-def foreign_job(tj: dict[str, Any], job: dict[str, Any] | None) -> bool:
+def foreign_job(meta: ObjectMeta, job: dict[str, Any] | None) -> bool:
     """True when the Job named like ours is not controlled by this TrainingJob (e.g. a deleted and
     recreated namesake's run that garbage collection has not removed yet, or a user's Job)."""
-    return job is not None and labels.controller_uid(job) != tj["metadata"].get("uid")
+    return job is not None and labels.controller_uid(job) != meta.uid
 
 
-def foreign_job_plan(tj: dict[str, Any], job: dict[str, Any], now: datetime) -> TrainingPlan:
+def foreign_job_plan(tj: ParsedTrainingJob, job: dict[str, Any], now: datetime) -> TrainingPlan:
     """Leave the foreign Job alone (its pods and artifact are not this run's); wait for it to go."""
-    old = dict(tj.get("status") or {})
-    gen = int(tj["metadata"].get("generation") or 1)
+    old = dict(tj.status)
+    gen = tj.meta.generation
     jmd = job.get("metadata") or {}
     message = short(
         f"Job {jmd.get('namespace', '')}/{jmd.get('name', '')} belongs to another owner "
@@ -205,8 +235,20 @@ def foreign_job_plan(tj: dict[str, Any], job: dict[str, Any], now: datetime) -> 
     return TrainingPlan(new, status_patch(old, new), None, None, events)
 
 
+def invalid_spec_plan(tj: dict[str, Any], exc: ValidationError, now: datetime) -> TrainingPlan:
+    """A TrainingJob whose spec does not parse into the API's types (e.g. stored before the API refused
+    what it holds): nothing is built or run; Ready=False and Stalled=True with reason InvalidSpec and a
+    message naming the field and the problem (as any failed reconcile records it), and one Warning Event.
+    A spec edit wakes the loop again."""
+    reason, message = describe_error(exc)
+    old = dict(tj.get("status") or {})
+    new = {**error_status("TrainingJob", tj, reason, message, now), "message": message}
+    patch = status_patch(old, new)
+    return TrainingPlan(new, patch, None, None, [("Warning", reason, message)] if patch else [])
+
+
 def reconcile(
-    tj: dict[str, Any],
+    tj: ParsedTrainingJob | Mapping[str, Any],
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     *,
@@ -220,10 +262,12 @@ def reconcile(
     ``service``: the InferenceService ``dataset.fromServing.service`` names (None: not found), looked up
     by the caller; its sink is where the training reads, and a training that has not started waits while
     the service is missing or captures nothing. ``champion``: the champion of the champion gates
-    (reconcile/champion.py), None without them."""
-    md = tj["metadata"]
-    old = dict(tj.get("status") or {})
-    gen = int(md.get("generation") or 1)
+    (reconcile/champion.py), None without them.
+
+    ``tj``: parsed at the handler boundary (``ParsedTrainingJob.parse``); a dict is parsed here."""
+    tj = ParsedTrainingJob.of(tj)
+    old = dict(tj.status)
+    gen = tj.meta.generation
     isvc = None if service == UNCHECKED else service
     desired = job_builder.training_job(tj, settings, isvc, champion)
     events: list[tuple[str, str, str]] = []
@@ -287,7 +331,7 @@ def reconcile(
 
 
 def _job_progress(
-    tj: dict[str, Any],
+    tj: ParsedTrainingJob,
     job: dict[str, Any] | None,
     desired: dict[str, Any],
     pods: list[dict[str, Any]],
@@ -316,9 +360,9 @@ def _job_progress(
             tj, job, pods, old, new, events, complete, registered=registered, settings=settings
         )
     elif failed:
-        phase, reason, message = _failed(tj["spec"], pods, new, failed, attempts)
+        phase, reason, message = _failed(tj.spec, pods, new, failed, attempts)
         events.append(("Warning", reason, message))
-    elif tj["spec"].get("suspend"):
+    elif tj.spec.suspend:
         phase, reason, message = "Suspended", Reason.SUSPENDED, "training is suspended (spec.suspend)"
     elif (stuck := stuck_waiting(pods)) is not None:
         # e.g. ImagePullBackOff, CreateContainerConfigError: the pod never starts until someone fixes it
@@ -336,7 +380,7 @@ def _job_progress(
 
 
 def _succeeded(
-    tj: dict[str, Any],
+    tj: ParsedTrainingJob,
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     old: dict[str, Any],
@@ -349,7 +393,7 @@ def _succeeded(
 ) -> tuple[str, str, str, dict[str, Any] | None]:
     """The Job completed: the trainer's result into ``new`` (status), and the ModelVersion to register
     (None once ``registered``)."""
-    spec, jst = tj["spec"], (job or {}).get("status") or {}
+    jst = (job or {}).get("status") or {}
     found = latest_typed(pods, CONTAINER, parse_trainer_result, ok=True)
     result = found.result if isinstance(found.result, TrainerSuccess) else None
     if result is None and old.get("artifact"):
@@ -375,19 +419,19 @@ def _succeeded(
     new["metrics"] = metrics or None
     if result.champion is not None:  # champion gates: both scores
         new["champion"] = result.champion
-    new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
+    new["primaryMetric"] = primary_metric(metrics, _gates(tj.spec))
     new["completionTime"] = jst.get("completionTime") or complete.get("lastTransitionTime")
     if registered:
         new["modelVersion"] = registered
         message = f"registered ModelVersion {registered}"
         events.append(("Normal", Reason.REGISTERED, message))
         return "Succeeded", Reason.SUCCEEDED, message, None
-    register = model_version_body(tj, result, settings, job_builder.ran_spec(job))
+    register = model_version_body(tj, result, settings, ran_spec(job))
     return "Succeeded", Reason.SUCCEEDED, "training succeeded; registering the ModelVersion", register
 
 
 def _failed(
-    spec: dict[str, Any],
+    spec: TrainingJobSpec,
     pods: list[dict[str, Any]],
     new: dict[str, Any],
     failed: dict[str, Any],
@@ -403,7 +447,7 @@ def _failed(
     if result is not None and result.metrics:  # e.g. GateNotMet: the metrics that missed
         metrics = dict(result.metrics)
         new["metrics"] = metrics
-        new["primaryMetric"] = primary_metric(metrics, (spec.get("evaluation") or {}).get("gates"))
+        new["primaryMetric"] = primary_metric(metrics, _gates(spec))
     if result is not None and result.reason:
         reason = result.reason
         message = f"{reason}: {short(result.message)}"
@@ -448,3 +492,7 @@ def _result_from_status(old: dict[str, Any]) -> TrainerSuccess | None:
 def _reason_from(old: dict[str, Any]) -> str:
     c = cond.find(old.get("conditions"), cond.READY)
     return str((c or {}).get("reason") or Reason.TRAINING_FAILED)
+
+
+def _gates(spec: TrainingJobSpec) -> list[str] | None:
+    return spec.evaluation.gates if spec.evaluation else None

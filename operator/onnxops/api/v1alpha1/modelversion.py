@@ -18,6 +18,7 @@ from .common import (
     conditions_field,
 )
 from .fromserving import ServingLineage
+from .meta import Parsed
 from .search import SearchSummary
 from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
 from .trainingjob import ChampionComparison
@@ -237,3 +238,10 @@ class ModelVersion(KubeModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ModelVersionSpec = Field(json_schema_extra={"x-kubernetes-validations": spec_immutable_rules()})
     status: ModelVersionStatus | None = None
+
+
+class ParsedModelVersion(Parsed[ModelVersionSpec]):
+    """A ModelVersion parsed at the handler boundary (``meta.Parsed``). ``raw_spec`` holds the signature
+    the verification Job expects, serialised as stored."""
+
+    SPEC = ModelVersionSpec

@@ -17,6 +17,7 @@ from .common import (
     conditions_field,
 )
 from .fromserving import FromServing
+from .meta import Parsed
 from .search import Search
 from .slices import Fairness, Slices
 
@@ -525,3 +526,10 @@ class TrainingJob(KubeModel):
     # On the TrainingJob only (not on TrainingJobSpec, which an InferenceService's retrain template embeds).
     spec: TrainingJobSpec = Field(json_schema_extra={"x-kubernetes-validations": [MODEL_IMMUTABLE]})
     status: TrainingJobStatus | None = None
+
+
+class ParsedTrainingJob(Parsed[TrainingJobSpec]):
+    """A TrainingJob parsed at the handler boundary (``meta.Parsed``). ``raw_spec`` is what the trainer's
+    ``--spec-json`` carries: the spec as stored, never re-serialised from ``spec``."""
+
+    SPEC = TrainingJobSpec
