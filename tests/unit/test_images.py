@@ -100,8 +100,9 @@ def test_multi_stage_with_one_wheel_and_a_clean_final_stage(kind: str) -> None:
     builder_runs = " ".join(args for ins, args in builder if ins == "RUN")
     assert "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ." in builder_runs
     assert f"[{kind}]" in builder_runs
-    # ... afresh on every build (CREATED changes per build): podman 4.3 cannot bind-mount /wheels from a builder
-    # stage that came from the layer cache, so a cached builder broke the second build of an unchanged tree
+    # ... afresh on every build (CREATED changes per build): podman 4.3 cannot bind-mount /wheels from a
+    # builder stage that came from the layer cache, so a cached builder broke the second build of an
+    # unchanged tree
     assert ("ARG", "CREATED=unknown") in builder and "${CREATED}" in builder_runs
     # the final stage copies no sources and installs the wheels offline, only this image's extra
     final_text = " ".join(f"{ins} {args}" for ins, args in final)
