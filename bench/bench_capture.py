@@ -15,8 +15,6 @@ Writes bench/results/capture.md. Not a test: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import statistics
 import sys
 import tempfile
@@ -27,33 +25,18 @@ from pathlib import Path
 import onnxruntime as ort
 import pyarrow.dataset as pads
 
-from bench_serving import LUA, WRK, Server, bodies, build_models, check_once, free_port, run_one
+from _servers import Server, start_onnxops
+from bench_serving import LUA, WRK, bodies, build_models, check_once, run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "capture.md"
 
 
 def start(m: dict, sink: Path | None) -> Server:
-    port = free_port()
-    env = dict(
-        os.environ,
-        ONNXOPS_MODEL_NAME="m",
-        ONNXOPS_MODEL_URI=m["onnx"].as_uri(),
-        ONNXOPS_MODEL_SHA256=hashlib.sha256(m["onnx"].read_bytes()).hexdigest(),
-        ONNXOPS_PROFILE_URI=m["profile"].as_uri(),
-        ONNXOPS_PROFILE_SHA256=hashlib.sha256(m["profile"].read_bytes()).hexdigest(),
-        ONNXOPS_HOST="127.0.0.1",
-        ONNXOPS_PORT=str(port),
-        ONNXOPS_GRPC_PORT="0",  # HTTP only: 8081 may be taken
-        ONNXOPS_LOG_LEVEL="WARNING",
-        ONNXOPS_POD_NAME="bench",
-    )
+    extra = {"ONNXOPS_POD_NAME": "bench"}
     if sink is not None:
-        env.update(ONNXOPS_CAPTURE="true", ONNXOPS_CAPTURE_SINK_URI=sink.as_uri())
-    name = "capture 100 %" if sink is not None else "capture off"
-    return Server(
-        name, [sys.executable, "-m", "onnxops.serving"], env, port, "/v2/health/ready", "/v2/models/m/infer"
-    )
+        extra.update(ONNXOPS_CAPTURE="true", ONNXOPS_CAPTURE_SINK_URI=sink.as_uri())
+    return start_onnxops(m, "capture 100 %" if sink is not None else "capture off", extra=extra)
 
 
 def versions() -> dict[str, str]:

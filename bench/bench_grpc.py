@@ -39,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_serving as bs
+from _servers import Server, free_port, start_onnxops
 from onnxops.serving.proto import grpc_predict_v2_pb2 as pb
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
@@ -49,29 +50,15 @@ KSERVE_GRPC_APP = bs.KSERVE_APP.replace("enable_grpc=False", "enable_grpc=True, 
 assert KSERVE_GRPC_APP != bs.KSERVE_APP
 
 
-def start_ours(m: dict, grpc_port: int) -> bs.Server:
-    port = bs.free_port()
-    env = dict(
-        os.environ,
-        ONNXOPS_MODEL_NAME="m",
-        ONNXOPS_MODEL_URI=m["onnx"].as_uri(),
-        ONNXOPS_MODEL_SHA256=hashlib.sha256(m["onnx"].read_bytes()).hexdigest(),
-        ONNXOPS_PROFILE_URI=m["profile"].as_uri(),
-        ONNXOPS_PROFILE_SHA256=hashlib.sha256(m["profile"].read_bytes()).hexdigest(),
-        ONNXOPS_HOST="127.0.0.1",
-        ONNXOPS_PORT=str(port),
-        ONNXOPS_GRPC_PORT=str(grpc_port),
-        ONNXOPS_LOG_LEVEL="WARNING",
-    )
-    cmd = [sys.executable, "-m", "onnxops.serving"]
-    return bs.Server("onnxops gRPC", cmd, env, port, "/v2/health/ready", "/v2/models/m/infer")
+def start_ours(m: dict, grpc_port: int) -> Server:
+    return start_onnxops(m, "onnxops gRPC", grpc_port=grpc_port)
 
 
-def start_kserve(m: dict, work: Path, python: str, grpc_port: int) -> bs.Server:
-    port = bs.free_port()
+def start_kserve(m: dict, work: Path, python: str, grpc_port: int) -> Server:
+    port = free_port()
     (work / "kserve_grpc_app.py").write_text(KSERVE_GRPC_APP)
     cmd = [python, str(work / "kserve_grpc_app.py"), str(m["onnx"]), str(port), str(grpc_port)]
-    return bs.Server("KServe gRPC", cmd, dict(os.environ), port, "/v2/health/ready", "/v2/models/m/infer")
+    return Server("KServe gRPC", cmd, dict(os.environ), port, "/v2/health/ready", "/v2/models/m/infer")
 
 
 def request_bytes(x: np.ndarray, iname: str) -> bytes:
@@ -148,7 +135,7 @@ def _h2load(
     return ok, err, ms, wall
 
 
-def run_one(srv: bs.Server, address: str, body: bytes, conc: int, duration: float, work: Path) -> dict:
+def run_one(srv: Server, address: str, body: bytes, conc: int, duration: float, work: Path) -> dict:
     cpu0 = bs.proc_cpu(srv.p.pid)
     t0 = time.perf_counter()
     if H2LOAD:
@@ -194,12 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         models = {k: v for k, v in bs.build_models(work).items() if k in args.models.split(",")}
         for kind, m in models.items():
             iname = bs.ort.InferenceSession(str(m["onnx"])).get_inputs()[0].name
-            servers: list[tuple[bs.Server, str]] = []
+            servers: list[tuple[Server, str]] = []
             try:
-                gp = bs.free_port()
+                gp = free_port()
                 servers.append((start_ours(m, gp), f"127.0.0.1:{gp}"))
                 if args.kserve_python:
-                    gp = bs.free_port()
+                    gp = free_port()
                     servers.append((start_kserve(m, work, args.kserve_python, gp), f"127.0.0.1:{gp}"))
                 for b in (1, 64):
                     x = m["X"][:b]

@@ -17,8 +17,6 @@ Writes bench/results/mirror.md. Not a test: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import statistics
 import sys
 import tempfile
@@ -28,33 +26,22 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from _servers import Server, start_onnxops
 from bench_capture import versions
-from bench_serving import LUA, Server, bodies, build_models, check_once, free_port, proc_cpu, run_one
+from bench_serving import LUA, bodies, build_models, check_once, proc_cpu, run_one
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "mirror.md"
 
 
 def start(m: dict, name: str, mirror_to: int | None, rate: float = 1.0) -> Server:
-    port = free_port()
-    env = dict(
-        os.environ,
-        ONNXOPS_MODEL_NAME="m",
-        ONNXOPS_MODEL_URI=m["onnx"].as_uri(),
-        ONNXOPS_MODEL_SHA256=hashlib.sha256(m["onnx"].read_bytes()).hexdigest(),
-        ONNXOPS_PROFILE_URI=m["profile"].as_uri(),
-        ONNXOPS_PROFILE_SHA256=hashlib.sha256(m["profile"].read_bytes()).hexdigest(),
-        ONNXOPS_HOST="127.0.0.1",
-        ONNXOPS_PORT=str(port),
-        ONNXOPS_GRPC_PORT="0",
-        ONNXOPS_LOG_LEVEL="WARNING",
-    )
+    extra: dict[str, str] = {}
     if mirror_to is not None:
-        env["ONNXOPS_MIRROR_URL"] = f"http://127.0.0.1:{mirror_to}"
-        env["ONNXOPS_MIRROR_SAMPLE_RATE"] = str(rate)
-    return Server(
-        name, [sys.executable, "-m", "onnxops.serving"], env, port, "/v2/health/ready", "/v2/models/m/infer"
-    )
+        extra = {
+            "ONNXOPS_MIRROR_URL": f"http://127.0.0.1:{mirror_to}",
+            "ONNXOPS_MIRROR_SAMPLE_RATE": str(rate),
+        }
+    return start_onnxops(m, name, extra=extra)
 
 
 def counters(port: int) -> dict[str, float]:

@@ -30,8 +30,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,7 @@ import numpy as np
 import onnxruntime as ort
 from skl2onnx import to_onnx
 
+from _servers import Server, free_port, start_onnxops
 from onnxops.profile import ClassPrediction, Profile, numeric_feature
 from onnxops.serving.drift_state import DriftState
 
@@ -138,12 +137,6 @@ def build(kind):
 
 
 CELLS = ((1, "json"), (1, "binary"), (64, "json"), (64, "binary"))  # monitoring on/off: every cell
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_models(work: Path) -> dict[str, dict]:
@@ -307,19 +300,6 @@ def proc_cpu(pid: int) -> float:
     return total
 
 
-def wait_http(url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready in {timeout}s")
-
-
 def post(url: str, body: Path, ct: str, hl: str) -> tuple[int, bytes, str | None]:
     req = urllib.request.Request(url, data=body.read_bytes(), headers={"Content-Type": ct}, method="POST")
     if hl:
@@ -358,71 +338,12 @@ def wrk(url: str, conc: int, duration: float, body: Path, ct: str, hl: str, lua:
     }
 
 
-class Server:
-    def __init__(
-        self,
-        name: str,
-        cmd: list[str],
-        env: dict[str, str],
-        port: int,
-        ready: str,
-        infer: str,
-        cwd: Path | None = None,
-    ) -> None:
-        self.name, self.port, self.infer_path = name, port, infer
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.p = subprocess.Popen(
-            cmd, env=env, cwd=cwd, stdout=self.log, stderr=self.log, start_new_session=True
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}{ready}")
-        except RuntimeError:
-            self.log.seek(0)
-            tail = self.log.read()[-2000:].decode(errors="replace")
-            self.stop()
-            raise RuntimeError(f"{name} did not start: {tail}") from None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.infer_path}"
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait(5)
-        self.log.close()
-
-
 def start_ours(m: dict, drift: bool, legacy: bool = False) -> Server:
-    port = free_port()
-    sha = hashlib.sha256(m["onnx"].read_bytes()).hexdigest()
-    psha = hashlib.sha256(m["profile"].read_bytes()).hexdigest()
-    env = dict(
-        os.environ,
-        ONNXOPS_MODEL_NAME="m",
-        ONNXOPS_MODEL_URI=m["onnx"].as_uri(),
-        ONNXOPS_MODEL_SHA256=sha,
-        ONNXOPS_PROFILE_URI=m["profile"].as_uri(),
-        ONNXOPS_PROFILE_SHA256=psha,
-        ONNXOPS_HOST="127.0.0.1",
-        ONNXOPS_PORT=str(port),
-        ONNXOPS_GRPC_PORT="0",  # HTTP only here (bench_grpc.py runs the gRPC side)
-        ONNXOPS_DRIFT_METRICS=str(drift).lower(),
-        ONNXOPS_LOG_LEVEL="WARNING",
-    )
-    return Server(
+    return start_onnxops(
+        m,
         "onnxops" + ("" if drift else " (drift off)") + (" (old parser)" if legacy else ""),
-        [sys.executable, str(ROOT / "bench" / "legacy_http.py")]
-        if legacy
-        else [sys.executable, "-m", "onnxops.serving"],
-        env,
-        port,
-        "/v2/health/ready",
-        "/v2/models/m/infer",
+        extra={"ONNXOPS_DRIFT_METRICS": str(drift).lower()},  # HTTP only here (bench_grpc.py runs gRPC)
+        cmd=[sys.executable, str(ROOT / "bench" / "legacy_http.py")] if legacy else None,
     )
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from onnxops.builders import labels
 from onnxops.reconcile import defaults
-from onnxops.reconcile.drift_hook import retrain_running
 from onnxops.reconcile.performance_hook import apply_performance, prior_consecutive
+from onnxops.reconcile.remediation import retrain_running
 from onnxops.reconcile.rollout import elapsed, parse_duration
 
 from .context import API, ISVC, Context

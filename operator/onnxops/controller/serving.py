@@ -15,8 +15,8 @@ from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile import notifications, versions
 from onnxops.reconcile.analysis import AnalysisResult, assess
-from onnxops.reconcile.drift_hook import DriftPlan
 from onnxops.reconcile.errors import owned_by
+from onnxops.reconcile.remediation import DriftPlan
 from onnxops.reconcile.rollout import parse_duration
 from onnxops.reconcile.shadow import assess as assess_shadow
 from onnxops.reconcile.shadow import shadow_config

@@ -1,6 +1,7 @@
 """The live-performance policy: pure decision from per-version labelled-prediction counts, the spec and the
 prior state. Same style as the drift policy (``drift/policy.py``): an ordered chain of small checks on an
-evaluation ``Context``; the first that returns an ``Outcome`` decides. Table in docs/feedback.md.
+evaluation ``Context``; the first that returns an ``Outcome`` decides. Table in docs/feedback.md. The
+chain, the breach count, the bake window and the retrain guards are ``drift/chain.py``'s, shared with it.
 
 - A version with fewer than ``minLabels`` labelled predictions in the window (or no counts at all) is
   *Inconclusive*: it neither counts nor resets its breach count, and it can never cause an action.
@@ -22,6 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from onnxops.drift.chain import Action as Action
+from onnxops.drift.chain import Outcome as Outcome
+from onnxops.drift.chain import Role as Role
+from onnxops.drift.chain import breach_count, retrain_or_alert, run_chain, within_bake
 from onnxops.drift.live import Inconclusive
 from onnxops.drift.performance import (
     CLASSIFICATION_METRICS,
@@ -37,9 +42,7 @@ from onnxops.drift.window import duration_seconds
 if TYPE_CHECKING:
     from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec
 
-Action = Literal["Rollback", "Retrain", "Alert"]
 Verdict = Literal["Healthy", "Degraded", "Inconclusive"]
-Role = Literal["stable", "canary", "previous"]
 DataDrift = Literal["NoDrift", "Drift", "Unknown"]
 DEFAULT_MAX_DEGRADATION = 0.1
 HELD_OUT_KEY = {"accuracy": "accuracy", "f1": "f1_macro", "mae": "mae", "rmse": "rmse"}
@@ -110,15 +113,6 @@ class VersionEval:
     degraded: bool  # this window
     conclusive: bool
     note: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    action: Action | None
-    reason: str
-    message: str
-    rollback_from: str | None = None
-    rollback_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,8 +258,7 @@ def check_promotion_regressed(ctx: Context) -> Outcome | None:
     stable, previous = ctx.by_role("stable"), ctx.by_role("previous")
     if not (stable and previous):
         return None
-    promoted = ctx.prior.promoted_at
-    if promoted is not None and (ctx.now - promoted).total_seconds() > ctx.spec.bake_window_s:
+    if not within_bake(ctx.prior.promoted_at, ctx.now, ctx.spec.bake_window_s):
         return None
     gap = _worse_than(ctx, stable, previous)
     if gap is None:
@@ -304,23 +297,15 @@ def check_concept_drift(ctx: Context) -> Outcome | None:
             f"every served version degraded and the inputs drift (the drift policy acts on the "
             f"data drift): {ctx.summary()}",
         )
-    msg = f"every served version degraded while the inputs do not drift (concept drift): {ctx.summary()}"
-    if ctx.spec.on_concept_drift != "Retrain":
-        return Outcome("Alert", "ConceptDrift", msg)
-    if not ctx.spec.retrain_configured:
-        return Outcome(
-            "Alert", "RetrainNotConfigured", msg + "; onConceptDrift is Retrain but spec.retrain is unset"
-        )
-    if ctx.prior.retrain_running:
-        return Outcome("Alert", "RetrainRunning", msg + "; a retrain is already running")
-    last = ctx.prior.last_retrain_at
-    if last is not None and (ctx.now - last).total_seconds() < ctx.spec.retrain_min_interval_s:
-        return Outcome(
-            "Alert",
-            "RetrainRateLimited",
-            msg + f"; last retrain less than {ctx.spec.retrain_min_interval_s:g}s ago",
-        )
-    return Outcome("Retrain", "ConceptDrift", msg)
+    return retrain_or_alert(
+        "ConceptDrift",
+        f"every served version degraded while the inputs do not drift (concept drift): {ctx.summary()}",
+        wants_retrain=ctx.spec.on_concept_drift == "Retrain",
+        setting="onConceptDrift",
+        spec=ctx.spec,
+        prior=ctx.prior,
+        now=ctx.now,
+    )
 
 
 def check_fallback_alert(ctx: Context) -> Outcome | None:
@@ -356,16 +341,13 @@ def decide_performance(
         off = VersionEval(None, 0, None, False, False, "disabled")
         e = evaluate_version(sv, spec) if spec.enabled else off
         evals[v] = e
-        before = int(prior.consecutive.get(v, 0))
+        consecutive[v] = breach_count(int(prior.consecutive.get(v, 0)), e.conclusive, e.degraded)
         if not e.conclusive:
-            consecutive[v], verdicts[v] = before, "Inconclusive"
-            continue
-        consecutive[v] = before + 1 if e.degraded else 0
-        verdicts[v] = "Degraded" if consecutive[v] >= spec.failure_limit else "Healthy"
+            verdicts[v] = "Inconclusive"
+        else:
+            verdicts[v] = "Degraded" if consecutive[v] >= spec.failure_limit else "Healthy"
     ctx = Context(spec, prior, now, data_drift, by_version, evals, verdicts, consecutive)
-    outcome = next((o for o in (check(ctx) for check in chain) if o is not None), None)
-    if outcome is None:
-        outcome = Outcome(None, "NoDecision", ctx.summary())
+    outcome = run_chain(ctx, chain, ctx.summary)
     return PerfDecision(
         action=outcome.action,
         reason=outcome.reason,

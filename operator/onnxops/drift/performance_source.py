@@ -1,6 +1,7 @@
 """Where the feedback counters come from: Prometheus, or a direct scrape of the serving pods.
 
-Same style as the drift sources (``drift/prometheus.py``, ``drift/scrape.py``): one evaluation returns the
+Same style as the drift sources, and their plumbing (``drift/prometheus.py``: ``fetch_queries``;
+``drift/scrape.py``: ``scrape_all``, ``step_pods``, ``parse_series``): one evaluation returns the
 window's per-version ``PerfCounts`` or an ``Inconclusive`` with the reason. Unlike the drift counts, a
 feedback series' ``version`` is the version that *answered* the request, not the pod's own: a replica of
 v3 may count a label for v2. So the pods' window deltas are summed by the series' version label, over every
@@ -9,16 +10,13 @@ pod of the service.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
-from onnxops.drift import names as N
 from onnxops.drift.live import Inconclusive
 from onnxops.drift.performance import (
     FAMILIES,
@@ -29,17 +27,8 @@ from onnxops.drift.performance import (
     prometheus_queries,
     unresolved,
 )
-from onnxops.drift.prometheus import DEFAULT_TIMEOUT_S, PrometheusError, instant_query
-from onnxops.drift.scrape import (
-    ScrapeState,
-    Snapshot,
-    Target,
-    advance,
-    parse_key,
-    scrape,
-    series_key,
-    window_delta,
-)
+from onnxops.drift.prometheus import DEFAULT_TIMEOUT_S, fetch_queries
+from onnxops.drift.scrape import ScrapeState, Target, parse_key, parse_series, scrape_all, step_pods
 from onnxops.drift.window import promql_duration
 
 
@@ -82,15 +71,7 @@ def from_label_job(
 
 def parse_feedback(text: str, model: str, service: str | None = None) -> dict[str, float]:
     """The feedback series of ``model`` (of InferenceService ``service`` when given) in an exposition."""
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name not in FAMILIES or s.labels.get(N.LABEL_MODEL) != model:
-                continue
-            if service is None or s.labels.get(N.LABEL_SERVICE) == service:
-                key = series_key(s.name, s.labels)
-                out[key] = out.get(key, 0.0) + float(s.value)
-    return out
+    return parse_series(text, FAMILIES, model, service)
 
 
 async def fetch_performance_prometheus(
@@ -107,22 +88,11 @@ async def fetch_performance_prometheus(
         qs = prometheus_queries(model, promql_duration(window), extra_matchers or {})
     except ValueError as exc:
         return Inconclusive("InvalidWindow", str(exc))
-    own = session is None
-    sess = session or aiohttp.ClientSession()
-    try:
-        results = await asyncio.gather(
-            *(instant_query(sess, base_url, q, timeout_s, at) for q in qs.values())
-        )
-    except PrometheusError as exc:
-        return Inconclusive("PrometheusUnavailable", str(exc))
-    finally:
-        if own:
-            await sess.close()
+    results = await fetch_queries(base_url, qs, timeout_s=timeout_s, at=at, session=session)
+    if isinstance(results, Inconclusive):
+        return results
     samples = [
-        (name, labels, value)
-        for name, series in zip(qs, results, strict=True)
-        for labels, value in series
-        if not math.isnan(value)
+        (name, labels, value) for name, series in results for labels, value in series if not math.isnan(value)
     ]
     return Performance(from_samples(samples), unresolved(samples))
 
@@ -141,38 +111,14 @@ async def fetch_performance_scrape(
     """Scrape every pod once; the window's increase of the feedback counters summed over the pods, by the
     series' version. Inconclusive ("ScrapeFailed") when no pod answered, ("WarmingUp") before any pod has
     an earlier snapshot. A pod that failed keeps its old snapshots (its labels count at the next success)."""
-    own = session is None
-    sess = session or aiohttp.ClientSession()
-    try:
-        texts = await asyncio.gather(
-            *(scrape(sess, t.url, timeout_s) for t in targets), return_exceptions=True
-        )
-    finally:
-        if own:
-            await sess.close()
-    new_state: ScrapeState = {}
-    samples: list[tuple[str, dict[str, str], float]] = []
-    errors: list[str] = []
-    windows = 0
-    for t, text in zip(targets, texts, strict=True):
-        old = state.get(t.pod, [])
-        if isinstance(text, BaseException):
-            errors.append(str(text))
-            if old:
-                new_state[t.pod] = list(old)
-            continue
-        try:
-            current = Snapshot(now, parse_feedback(text, model, service))
-        except ValueError as exc:
-            errors.append(f"{t.pod}: unparsable /metrics: {exc}")
-            continue
-        d = window_delta(old, current, window_s)
-        if d is not None:
-            windows += 1
-            for key, value in d.items():
-                name, labels = parse_key(key)
-                samples.append((name, labels, value))
-        new_state[t.pod] = advance(old, current, window_s)
+    texts = await scrape_all(targets, timeout_s, session)
+    pods, new_state = step_pods(
+        targets, texts, state, lambda text: parse_feedback(text, model, service), window_s, now
+    )
+    errors = [p.error for p in pods if p.error is not None]
+    deltas = [p.delta for p in pods if p.delta is not None]
+    windows = len(deltas)
+    samples = [(*parse_key(key), value) for d in deltas for key, value in d.items()]
     if not windows:
         if errors:
             return Inconclusive("ScrapeFailed", "; ".join(errors)[:500]), new_state

@@ -2,7 +2,9 @@
 
 Like cert-manager's certificate policies, the decision is an ordered chain of small checks; each looks at
 the evaluation ``Context`` and either decides (returns an ``Outcome``: action, reason, message) or passes
-(returns None). The first check that decides wins. See docs/drift.md for the table.
+(returns None). The first check that decides wins. See docs/drift.md for the table. The chain runner, the
+breach count, the bake window and the retrain guards are ``drift/chain.py``'s (shared with the
+live-performance policy).
 
 Versions are identified by their ``version`` label value (a string, e.g. "2").
 """
@@ -14,6 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from onnxops.drift.chain import Action as Action
+from onnxops.drift.chain import Outcome as Outcome
+from onnxops.drift.chain import Role as Role
+from onnxops.drift.chain import breach_count, retrain_or_alert, run_chain, within_bake
 from onnxops.drift.live import Inconclusive, LiveCounts, VersionScore, score_version
 from onnxops.drift.window import duration_seconds
 from onnxops.profile import Profile
@@ -21,9 +27,7 @@ from onnxops.profile import Profile
 if TYPE_CHECKING:
     from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec
 
-Action = Literal["Rollback", "Retrain", "Alert"]
 Verdict = Literal["NoDrift", "Drift", "Inconclusive"]
-Role = Literal["stable", "canary", "previous"]
 
 CLEARLY_BETTER_RATIO = 0.5
 
@@ -87,15 +91,6 @@ class PriorState:
     promoted_at: datetime | None = None  # when the stable version was promoted
     retrain_running: bool = False
     last_retrain_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    action: Action | None
-    reason: str
-    message: str
-    rollback_from: str | None = None
-    rollback_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,8 +182,7 @@ def check_bake_rollback(ctx: Context) -> Outcome | None:
     stable, previous = ctx.by_role("stable"), ctx.by_role("previous")
     if not (stable and previous and ctx.verdicts[stable] == "Drift"):
         return None
-    promoted = ctx.prior.promoted_at
-    if promoted is not None and (ctx.now - promoted).total_seconds() > ctx.spec.bake_window_s:
+    if not within_bake(ctx.prior.promoted_at, ctx.now, ctx.spec.bake_window_s):
         return None
     if _clearly_better(ctx, previous, stable):
         msg = f"v{stable} drifted within its bake time and v{previous} is clearly better: {ctx.summary()}"
@@ -199,23 +193,15 @@ def check_bake_rollback(ctx: Context) -> Outcome | None:
 def check_all_drift(ctx: Context) -> Outcome | None:
     if len(ctx.drifting()) != len(ctx.served):
         return None
-    msg = f"every served version drifts (the live data changed): {ctx.summary()}"
-    if ctx.spec.on_drift != "Retrain":
-        return Outcome("Alert", "AllVersionsDrifted", msg)
-    if not ctx.spec.retrain_configured:
-        return Outcome(
-            "Alert", "RetrainNotConfigured", msg + "; onDrift is Retrain but spec.retrain is unset"
-        )
-    if ctx.prior.retrain_running:
-        return Outcome("Alert", "RetrainRunning", msg + "; a retrain is already running")
-    last = ctx.prior.last_retrain_at
-    if last is not None and (ctx.now - last).total_seconds() < ctx.spec.retrain_min_interval_s:
-        return Outcome(
-            "Alert",
-            "RetrainRateLimited",
-            msg + f"; last retrain less than {ctx.spec.retrain_min_interval_s:g}s ago",
-        )
-    return Outcome("Retrain", "AllVersionsDrifted", msg)
+    return retrain_or_alert(
+        "AllVersionsDrifted",
+        f"every served version drifts (the live data changed): {ctx.summary()}",
+        wants_retrain=ctx.spec.on_drift == "Retrain",
+        setting="onDrift",
+        spec=ctx.spec,
+        prior=ctx.prior,
+        now=ctx.now,
+    )
 
 
 def check_fallback_alert(ctx: Context) -> Outcome | None:
@@ -269,17 +255,13 @@ def decide(
     for v, sv in by_version.items():
         s = _score(sv, spec) if spec.enabled else VersionScore(v, 0.0, False, message="disabled")
         scored[v] = s
-        before = int(prior.consecutive.get(v, 0))
+        consecutive[v] = breach_count(int(prior.consecutive.get(v, 0)), s.conclusive, s.breach)
         if not s.conclusive:
-            consecutive[v] = before  # an inconclusive window neither counts nor resets
             verdicts[v] = "Inconclusive"
-            continue
-        consecutive[v] = before + 1 if s.breach else 0
-        verdicts[v] = "Drift" if consecutive[v] >= spec.failure_limit else "NoDrift"
+        else:
+            verdicts[v] = "Drift" if consecutive[v] >= spec.failure_limit else "NoDrift"
     ctx = Context(spec, prior, now, by_version, scored, verdicts, consecutive)
-    outcome = next((o for o in (check(ctx) for check in chain) if o is not None), None)
-    if outcome is None:  # only with a custom chain: the default chain's last check always decides
-        outcome = Outcome(None, "NoDecision", ctx.summary())
+    outcome = run_chain(ctx, chain, ctx.summary)
     return Decision(
         action=outcome.action,
         reason=outcome.reason,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -35,6 +36,19 @@ ERROR_TYPES = frozenset(
 
 class PrometheusError(Exception):
     pass
+
+
+Series = list[tuple[dict[str, str], float]]  # one query's answer: (labels, value) per series
+
+
+@asynccontextmanager
+async def client_session(session: aiohttp.ClientSession | None) -> AsyncIterator[aiohttp.ClientSession]:
+    """``session`` when given (the caller closes it), else a new one closed on exit."""
+    if session is not None:
+        yield session
+        return
+    async with aiohttp.ClientSession() as own:
+        yield own
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -147,6 +161,36 @@ async def instant_query(
     return out
 
 
+async def query_all(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    qs: Mapping[str, str],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    at: float | None = None,
+) -> list[tuple[str, Series]]:
+    """Every query of ``qs`` (name -> PromQL) at once; ``(name, series)`` in ``qs``' order. The first
+    failure raises its PrometheusError."""
+    results = await asyncio.gather(*(instant_query(session, base_url, q, timeout_s, at) for q in qs.values()))
+    return list(zip(qs, results, strict=True))
+
+
+async def fetch_queries(
+    base_url: str,
+    qs: Mapping[str, str],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    at: float | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> list[tuple[str, Series]] | Inconclusive:
+    """:func:`query_all` with ``session`` or a session of its own; any failure -> Inconclusive
+    ("PrometheusUnavailable")."""
+    try:
+        async with client_session(session) as sess:
+            return await query_all(sess, base_url, qs, timeout_s, at)
+    except PrometheusError as exc:
+        return Inconclusive("PrometheusUnavailable", str(exc))
+
+
 async def fetch_prometheus(
     base_url: str,
     model: str,
@@ -167,20 +211,12 @@ async def fetch_prometheus(
         qs = queries(model, promql_duration(window), extra_matchers)
     except ValueError as exc:
         return Inconclusive("InvalidWindow", str(exc))
-    own = session is None
-    sess = session or aiohttp.ClientSession()
-    try:
-        results = await asyncio.gather(
-            *(instant_query(sess, base_url, q, timeout_s, at) for q in qs.values())
-        )
-    except PrometheusError as exc:
-        return Inconclusive("PrometheusUnavailable", str(exc))
-    finally:
-        if own:
-            await sess.close()
+    results = await fetch_queries(base_url, qs, timeout_s=timeout_s, at=at, session=session)
+    if isinstance(results, Inconclusive):
+        return results
     samples: list[Sample] = []
     p99: dict[str, float] = {}
-    for name, series in zip(qs, results, strict=True):
+    for name, series in results:
         for labels, value in series:
             if math.isnan(value):
                 continue
@@ -255,7 +291,7 @@ BatchResult = dict[str, LiveCounts | Inconclusive] | Inconclusive
 
 
 def split_batch(
-    names_results: Sequence[tuple[str, list[tuple[dict[str, str], float]]]],
+    names_results: Sequence[tuple[str, Series]],
     requests: Sequence[BatchRequest],
 ) -> dict[str, BatchResult]:
     """Hand each InferenceService the series labelled with its name and its model (pure)."""
@@ -293,23 +329,14 @@ async def fetch_prometheus_batch(
         window_s = promql_duration(window)
     except ValueError as exc:
         return {r.service: Inconclusive("InvalidWindow", str(exc)) for r in requests}
-    own = session is None
-    sess = session or aiohttp.ClientSession()
     out: dict[str, BatchResult] = {}
-    try:
+    async with client_session(session) as sess:
         for i in range(0, len(requests), max(1, max_services)):
             chunk = requests[i : i + max(1, max_services)]
             qs = batch_queries(window_s, namespace, [r.service for r in chunk])
-            try:
-                results = await asyncio.gather(
-                    *(instant_query(sess, base_url, q, timeout_s, at) for q in qs.values())
-                )
-            except PrometheusError as exc:
-                bad = Inconclusive("PrometheusUnavailable", str(exc))
-                out.update({r.service: bad for r in chunk})
+            results = await fetch_queries(base_url, qs, timeout_s=timeout_s, at=at, session=sess)
+            if isinstance(results, Inconclusive):
+                out.update({r.service: results for r in chunk})
                 continue
-            out.update(split_batch(list(zip(qs, results, strict=True)), chunk))
-    finally:
-        if own:
-            await sess.close()
+            out.update(split_batch(results, chunk))
     return out

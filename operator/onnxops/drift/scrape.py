@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,18 +68,23 @@ def parse_key(key: str) -> tuple[str, dict[str, str]]:
     return name, {k: v for k, v in labels}
 
 
-def parse_exposition(text: str, model: str, service: str | None = None) -> dict[str, float]:
-    """The drift/SLO series of ``model`` (and, when given, of InferenceService ``service``: its
+def parse_series(text: str, wanted: Set[str], model: str, service: str | None = None) -> dict[str, float]:
+    """The ``wanted`` series of ``model`` (and, when given, of InferenceService ``service``: its
     ``inferenceservice`` label) in a text exposition; other names, models and services are dropped."""
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name not in WANTED or s.labels.get(N.LABEL_MODEL) != model:
+            if s.name not in wanted or s.labels.get(N.LABEL_MODEL) != model:
                 continue
             if service is None or s.labels.get(N.LABEL_SERVICE) == service:
                 key = series_key(s.name, s.labels)
                 out[key] = out.get(key, 0.0) + float(s.value)
     return out
+
+
+def parse_exposition(text: str, model: str, service: str | None = None) -> dict[str, float]:
+    """The drift/SLO series (:data:`WANTED`) of ``model`` (and of ``service``) in a text exposition."""
+    return parse_series(text, WANTED, model, service)
 
 
 def step_delta(prev: Mapping[str, float], cur: Mapping[str, float]) -> dict[str, float]:
@@ -151,6 +156,63 @@ async def scrape(session: aiohttp.ClientSession, url: str, timeout_s: float = DE
     return body.decode("utf-8", "replace")
 
 
+async def scrape_all(
+    targets: Sequence[Target],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    session: aiohttp.ClientSession | None = None,
+) -> list[str | BaseException]:
+    """Every target's /metrics at once (``session``, else one of its own); a failure is its exception."""
+    own = session is None
+    sess = session or aiohttp.ClientSession()
+    try:
+        return await asyncio.gather(
+            *(scrape(sess, t.url, timeout_s) for t in targets), return_exceptions=True
+        )
+    finally:
+        if own:
+            await sess.close()
+
+
+@dataclass(frozen=True)
+class PodWindow:
+    """One pod's part of an evaluation: the window's increase of its series (None before it has an earlier
+    snapshot), or why it has none (``error``)."""
+
+    target: Target
+    delta: dict[str, float] | None = None
+    error: str | None = None
+
+
+def step_pods(
+    targets: Sequence[Target],
+    texts: Sequence[str | BaseException],
+    state: ScrapeState,
+    parse: Callable[[str], dict[str, float]],
+    window_s: float,
+    now: float,
+) -> tuple[list[PodWindow], ScrapeState]:
+    """Each pod's window from its scrape (``texts``, by ``targets``' order, parsed by ``parse``), and the
+    new state: a pod that failed keeps its old snapshots (its counts show at its next success), one whose
+    page does not parse drops them."""
+    new_state: ScrapeState = {}
+    pods: list[PodWindow] = []
+    for t, text in zip(targets, texts, strict=True):
+        old = state.get(t.pod, [])
+        if isinstance(text, BaseException):
+            pods.append(PodWindow(t, error=str(text)))
+            if old:
+                new_state[t.pod] = list(old)
+            continue
+        try:
+            current = Snapshot(now, parse(text))
+        except ValueError as exc:
+            pods.append(PodWindow(t, error=f"{t.pod}: unparsable /metrics: {exc}"))
+            continue
+        pods.append(PodWindow(t, delta=window_delta(old, current, window_s)))
+        new_state[t.pod] = advance(old, current, window_s)
+    return pods, new_state
+
+
 async def fetch_scrape(
     targets: Sequence[Target],
     model: str,
@@ -171,34 +233,17 @@ async def fetch_scrape(
     A version is Inconclusive when none of its pods could be scraped ("ScrapeFailed") or none has an
     earlier snapshot yet ("WarmingUp"); pods that failed keep their old snapshots.
     """
-    own = session is None
-    sess = session or aiohttp.ClientSession()
-    try:
-        texts = await asyncio.gather(
-            *(scrape(sess, t.url, timeout_s) for t in targets), return_exceptions=True
-        )
-    finally:
-        if own:
-            await sess.close()
-    new_state: ScrapeState = {}
+    texts = await scrape_all(targets, timeout_s, session)
+    pods, new_state = step_pods(
+        targets, texts, state, lambda text: parse_exposition(text, model, service), window_s, now
+    )
     deltas: dict[str, list[dict[str, float]]] = defaultdict(list)
     errors: dict[str, list[str]] = defaultdict(list)
-    for t, text in zip(targets, texts, strict=True):
-        old = state.get(t.pod, [])
-        if isinstance(text, BaseException):
-            errors[t.version].append(str(text))
-            if old:
-                new_state[t.pod] = list(old)
-            continue
-        try:
-            current = Snapshot(now, parse_exposition(text, model, service))
-        except ValueError as exc:
-            errors[t.version].append(f"{t.pod}: unparsable /metrics: {exc}")
-            continue
-        d = window_delta(old, current, window_s)
-        if d is not None:
-            deltas[t.version].append(d)
-        new_state[t.pod] = advance(old, current, window_s)
+    for p in pods:
+        if p.error is not None:
+            errors[p.target.version].append(p.error)
+        elif p.delta is not None:
+            deltas[p.target.version].append(p.delta)
     results: dict[str, LiveCounts | Inconclusive] = {}
     versions = {t.version for t in targets} | set(profiles)
     samples: list[Sample] = []

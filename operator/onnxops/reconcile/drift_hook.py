@@ -8,22 +8,19 @@ create. The decision is duck-typed here so the reconciler does not import the dr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from onnxops import API_VERSION
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
-from onnxops.builders import labels, names
 from onnxops.settings import Settings
 
-from . import defaults, versions
-from .inferenceservice import IsvcPlan, assemble
-from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
-from .status import status_patch
+from .remediation import ACTING, finish, rollback, set_flag, start_retrain, unrecorded_retrain
+from .remediation import DriftPlan as DriftPlan
+from .remediation import retrain_running as retrain_running
+from .remediation import retrain_training_job as retrain_training_job
+from .rollout import Outcome, RolloutState
 
 
 class DecisionLike(Protocol):
@@ -60,12 +57,6 @@ class DecisionLike(Protocol):
     def rollback_to(self) -> str | None: ...
 
 
-@dataclass
-class DriftPlan:
-    plan: IsvcPlan
-    retrain: dict[str, Any] | None = None  # TrainingJob to create
-
-
 def focus_version(decision: DecisionLike, state: RolloutState) -> str | None:
     """The version status.drift is about: the one a rollback leaves, else the canary, else the stable, else
     the previous version (the served versions in the order the policy weighs them)."""
@@ -98,53 +89,34 @@ def drift_summary(decision: DecisionLike, state: RolloutState, now: datetime) ->
     return {k: v for k, v in out.items() if v is not None}
 
 
-def retrain_running(children_tjs: list[dict[str, Any]]) -> bool:
-    return any((t.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for t in children_tjs)
+def _record_pending(out: Outcome, extra: dict[str, Any], pending: dict[str, Any]) -> None:
+    """Record a retrain decided before a crash (its TrainingJob exists, status.retrain lacks it)."""
+    extra["retrain"] = pending
+    out.history.append(
+        {
+            "action": "Retrained",
+            "version": int(out.state.stable or 0),
+            "at": pending.get("at"),
+            "reason": pending.get("reason"),
+        }
+    )
+    out.events.append(
+        (
+            "Warning",
+            Reason.RETRAINING,
+            f"recorded TrainingJob {pending.get('trainingJob')} (a retrain "
+            "created before the operator restarted)",
+        )
+    )
 
 
-def unrecorded_retrain(status: dict[str, Any], children_tjs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The status.retrain record of a retrain TrainingJob that an interrupted evaluation created but never
-    recorded (the TrainingJob is created first, then the status is written: a crash in between leaves the
-    decision only in the TrainingJob's annotation). None when every retrain is recorded."""
-    recorded = int((status.get("retrain") or {}).get("count") or 0)
-    best: dict[str, Any] | None = None
-    for t in children_tjs:
-        raw = ((t.get("metadata") or {}).get("annotations") or {}).get(labels.RETRAIN_RECORD)
-        try:
-            rec = json.loads(raw) if raw else None
-        except ValueError:
-            continue
-        newest = max(recorded, int((best or {}).get("count") or 0))
-        if isinstance(rec, dict) and int(rec.get("count") or 0) > newest:
-            best = rec
-    return best
-
-
-def retrain_training_job(
-    isvc: dict[str, Any], n: int, record: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The retrain TrainingJob; ``record`` (its status.retrain entry) rides along as an annotation."""
-    md, spec = isvc["metadata"], isvc["spec"]
-    tmpl = (spec.get("retrain") or {}).get("trainingJob")
-    annotations = {labels.RETRAIN_RECORD: json.dumps(record, sort_keys=True)} if record else {}
-    if not tmpl:
-        raise ValueError("spec.retrain.trainingJob is required for onDrift: Retrain")
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainingJob",
-        "metadata": {
-            "name": names.retrain_job(md["name"], n),
-            "namespace": md.get("namespace", "default"),
-            "labels": {
-                **labels.base("retrain"),
-                labels.INFERENCE_SERVICE: md["name"],
-                labels.MODEL: tmpl.get("model", spec["model"]),
-            },
-            "ownerReferences": [labels.owner_reference(isvc, controller=False)],
-            **({"annotations": annotations} if annotations else {}),
-        },
-        "spec": dict(tmpl),
-    }
+def _condition_reason(decision: DecisionLike) -> str:
+    """DriftDetected's reason: the decision's while it acts, else NoDrift if a version has none."""
+    if decision.action in ACTING:
+        return decision.reason
+    if any(v == "NoDrift" for v in decision.verdicts.values()):
+        return Reason.NO_DRIFT
+    return Reason.INCONCLUSIVE
 
 
 def apply_decision(
@@ -157,115 +129,50 @@ def apply_decision(
     now: datetime,
     retrain_children: list[dict[str, Any]] | None = None,
 ) -> DriftPlan:
-    md, spec = isvc["metadata"], isvc["spec"]
     old = dict(isvc.get("status") or {})
-    gen = int(md.get("generation") or 1)
+    gen = int(isvc["metadata"].get("generation") or 1)
     state = RolloutState.from_status(old)
     out = Outcome(state)
     extra: dict[str, Any] = {"drift": drift_summary(decision, state, now)}
-    conds = list(old.get("conditions") or [])
     retrain = None
-    action = decision.action
     scores = {f"v{k}": float(v) for k, v in decision.scores.items()}
-    pending = unrecorded_retrain(old, retrain_children or [])
+    children = retrain_children or []
+    pending = unrecorded_retrain(old, children)
     if pending is not None:  # a retrain decided before a crash: record it now, never decide it again
-        extra["retrain"] = pending
-        out.history.append(
-            {
-                "action": "Retrained",
-                "version": int(state.stable or 0),
-                "at": pending.get("at"),
-                "reason": pending.get("reason"),
-            }
+        _record_pending(out, extra, pending)
+    if decision.action == "Rollback":
+        rollback(
+            out,
+            state,
+            decision.rollback_from,
+            decision.rollback_to,
+            reason=Reason.DRIFT,
+            message=decision.message,
+            scores=scores,
+            now=now,
+            generation=gen,
         )
-        out.events.append(
-            (
-                "Warning",
-                Reason.RETRAINING,
-                f"recorded TrainingJob {pending.get('trainingJob')} (a retrain "
-                "created before the operator restarted)",
-            )
+    elif decision.action == "Retrain" and pending is None:
+        retrain = start_retrain(
+            isvc,
+            out,
+            extra,
+            stable=state.stable,
+            reason=decision.reason,
+            scores=scores,
+            cause=f"live data drifted for every version ({decision.message})",
+            now=now,
+            children_tjs=children,
         )
-    if action == "Rollback" and decision.rollback_from and decision.rollback_to:
-        frm = int(decision.rollback_from)
-        if frm == state.canary or (frm == state.stable and state.previous == int(decision.rollback_to)):
-            abort(
-                out,
-                from_version=frm,
-                reason=Reason.DRIFT,
-                message=decision.message,
-                now=now,
-                generation=gen,
-                scores=scores,
-            )
-    elif action == "Retrain" and pending is None:
-        last = (old.get("retrain") or {}).get("at")
-        min_interval = parse_duration(
-            (spec.get("retrain") or {}).get("minInterval"), defaults.RETRAIN_MIN_INTERVAL_SECONDS
-        )
-        if (
-            spec.get("retrain")
-            and not retrain_running(retrain_children or [])
-            and elapsed(last, now) >= min_interval
-        ):
-            n = int((old.get("retrain") or {}).get("count") or 0) + 1
-            extra["retrain"] = {
-                "trainingJob": names.retrain_job(md["name"], n),
-                "at": cond.now_rfc3339(now),
-                "reason": decision.reason,
-                "count": n,
-                "scores": scores,
-            }
-            retrain = retrain_training_job(isvc, n, extra["retrain"])
-            out.history.append(
-                {
-                    "action": "Retrained",
-                    "version": int(state.stable or 0),
-                    "at": cond.now_rfc3339(now),
-                    "reason": decision.reason,
-                }
-            )
-            out.events.append(
-                (
-                    "Warning",
-                    Reason.RETRAINING,
-                    f"live data drifted for every version ({decision.message}); created "
-                    f"TrainingJob {retrain['metadata']['name']}",
-                )
-            )
-    drifting = action in ("Rollback", "Retrain", "Alert")
-    before = cond.find(conds, cond.DRIFT_DETECTED)
-    conds = cond.set_condition(
-        conds,
+    conds, new_alert = set_flag(
+        list(old.get("conditions") or []),
         cond.DRIFT_DETECTED,
-        drifting,
-        decision.reason
-        if drifting
-        else (
-            Reason.NO_DRIFT
-            if any(v == "NoDrift" for v in decision.verdicts.values())
-            else Reason.INCONCLUSIVE
-        ),
-        decision.message[:1024],
+        decision.action,
+        _condition_reason(decision),
+        decision.message,
         generation=gen,
         now=now,
     )
-    if drifting and action == "Alert" and (before is None or before.get("status") != "True"):
+    if new_alert:
         out.events.append(("Warning", Reason.DRIFT, decision.message))
-    isvc_now = {**isvc, "status": {**old, "conditions": conds}}
-    by_v = versions.by_version(mvs, spec["model"])
-    skipped = versions.skipped_by_latest(old, by_v)
-    res = versions.resolve(spec.get("version", defaults.SPEC_VERSION), spec["model"], mvs, skipped)
-    plan = assemble(
-        isvc_now,
-        {**old, "conditions": conds},
-        out,
-        res,
-        by_v,
-        observed,
-        settings=settings,
-        now=now,
-        extra_status=extra,
-    )
-    plan.status_patch = status_patch(old, plan.status)
-    return DriftPlan(plan, retrain)
+    return finish(isvc, mvs, observed, out, conds, extra, retrain, settings=settings, now=now)

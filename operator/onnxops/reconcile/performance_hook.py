@@ -5,7 +5,7 @@ duck-typed) and returns the plan: ``status.performance`` with the numbers behind
 ``PerformanceDegraded`` condition, a status-only rollback (the same ``abort`` as a drift rollback: the
 version is rejected for ``latest`` until spec changes) or a retrain TrainingJob from ``spec.retrain``
 (recorded in ``status.retrain`` like a drift retrain, so ``minInterval`` and "one at a time" hold across
-both causes).
+both causes). The acting itself is :mod:`onnxops.reconcile.remediation`'s, shared with the drift hook.
 """
 
 from __future__ import annotations
@@ -15,15 +15,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from onnxops.api import conditions as cond
-from onnxops.api.conditions import Reason
-from onnxops.builders import names
 from onnxops.settings import Settings
 
-from . import defaults, versions
-from .drift_hook import DriftPlan, retrain_running, retrain_training_job, unrecorded_retrain
-from .inferenceservice import assemble
-from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
-from .status import status_patch
+from .remediation import DriftPlan, finish, rollback, set_flag, start_retrain, unrecorded_retrain
+from .rollout import Outcome, RolloutState
 
 PERFORMANCE_DEGRADED = "PerformanceDegraded"  # condition type
 
@@ -132,9 +127,8 @@ def apply_performance(
     source: str | None = None,
     job: str | None = None,
 ) -> DriftPlan:
-    md, spec = isvc["metadata"], isvc["spec"]
     old = dict(isvc.get("status") or {})
-    gen = int(md.get("generation") or 1)
+    gen = int(isvc["metadata"].get("generation") or 1)
     state = RolloutState.from_status(old)
     out = Outcome(state)
     extra: dict[str, Any] = {
@@ -142,83 +136,40 @@ def apply_performance(
     }
     values = {f"v{k}": float(v) for k, v in decision.values.items()}
     retrain = None
-    action = decision.action
-    pending = unrecorded_retrain(old, retrain_children or [])
-    if action == "Rollback" and decision.rollback_from and decision.rollback_to:
-        frm = int(decision.rollback_from)
-        if frm == state.canary or (frm == state.stable and state.previous == int(decision.rollback_to)):
-            abort(
-                out,
-                from_version=frm,
-                reason=decision.reason,
-                message=decision.message,
-                now=now,
-                generation=gen,
-                scores=values,
-            )
-    elif action == "Retrain" and pending is None:
-        last = (old.get("retrain") or {}).get("at")
-        min_interval = parse_duration(
-            (spec.get("retrain") or {}).get("minInterval"), defaults.RETRAIN_MIN_INTERVAL_SECONDS
+    children = retrain_children or []
+    if decision.action == "Rollback":
+        rollback(
+            out,
+            state,
+            decision.rollback_from,
+            decision.rollback_to,
+            reason=decision.reason,
+            message=decision.message,
+            scores=values,
+            now=now,
+            generation=gen,
         )
-        if (
-            spec.get("retrain")
-            and not retrain_running(retrain_children or [])
-            and elapsed(last, now) >= min_interval
-        ):
-            n = int((old.get("retrain") or {}).get("count") or 0) + 1
-            extra["retrain"] = {
-                "trainingJob": names.retrain_job(md["name"], n),
-                "at": cond.now_rfc3339(now),
-                "reason": decision.reason,
-                "count": n,
-                "scores": values,
-            }
-            retrain = retrain_training_job(isvc, n, extra["retrain"])
-            out.history.append(
-                {
-                    "action": "Retrained",
-                    "version": int(state.stable or 0),
-                    "at": cond.now_rfc3339(now),
-                    "reason": decision.reason,
-                }
-            )
-            out.events.append(
-                (
-                    "Warning",
-                    Reason.RETRAINING,
-                    f"live {decision.metric} degraded for every version ({decision.message}); "
-                    f"created TrainingJob {retrain['metadata']['name']}",
-                )
-            )
-    conds = list(old.get("conditions") or [])
-    degraded = action in ("Rollback", "Retrain", "Alert")
-    before = cond.find(conds, PERFORMANCE_DEGRADED)
-    conds = cond.set_condition(
-        conds,
+    elif decision.action == "Retrain" and unrecorded_retrain(old, children) is None:
+        retrain = start_retrain(
+            isvc,
+            out,
+            extra,
+            stable=state.stable,
+            reason=decision.reason,
+            scores=values,
+            cause=f"live {decision.metric} degraded for every version ({decision.message})",
+            now=now,
+            children_tjs=children,
+        )
+    conds, new_alert = set_flag(
+        list(old.get("conditions") or []),
         PERFORMANCE_DEGRADED,
-        degraded,
+        decision.action,
         decision.reason,
-        decision.message[:1024],
+        decision.message,
         generation=gen,
         now=now,
     )
-    if degraded and action == "Alert" and (before is None or before.get("status") != "True"):
+    if new_alert:
         out.events.append(("Warning", decision.reason, decision.message[:1024]))
-    isvc_now = {**isvc, "status": {**old, "conditions": conds}}
-    by_v = versions.by_version(mvs, spec["model"])
-    skipped = versions.skipped_by_latest(old, by_v)
-    res = versions.resolve(spec.get("version", "latest"), spec["model"], mvs, skipped)
-    plan = assemble(
-        isvc_now,
-        {**old, "conditions": conds},
-        out,
-        res,
-        by_v,
-        observed,
-        settings=settings,
-        now=now,
-        extra_status=extra,
-    )
-    plan.status_patch = status_patch(old, plan.status)
-    return DriftPlan(plan, retrain)
+    return finish(isvc, mvs, observed, out, conds, extra, retrain, settings=settings, now=now)

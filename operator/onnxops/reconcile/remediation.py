@@ -1,0 +1,218 @@
+"""What a drift or a live-performance decision does to an InferenceService (pure).
+
+Both hooks (:mod:`onnxops.reconcile.drift_hook`, :mod:`onnxops.reconcile.performance_hook`) act the same
+way and differ only in their status field, condition and wording, so the acting is written once here:
+
+- :func:`rollback`: the status-only rollback (``abort``: the version is rejected for ``latest`` until spec
+  changes), only while the decision still matches the served versions;
+- :func:`start_retrain`: the retrain TrainingJob from ``spec.retrain`` with its ``status.retrain`` record
+  (one at a time and at most once per ``minInterval``, across both causes);
+- :func:`set_flag`: the condition a decision raises (DriftDetected, PerformanceDegraded) and whether an
+  Alert newly raised it;
+- :func:`finish`: the InferenceService plan with the decision's status fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from onnxops import API_VERSION
+from onnxops.api import conditions as cond
+from onnxops.api.conditions import Reason
+from onnxops.builders import labels, names
+from onnxops.settings import Settings
+
+from . import defaults, versions
+from .inferenceservice import IsvcPlan, assemble
+from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
+from .status import status_patch
+
+ACTING = ("Rollback", "Retrain", "Alert")  # the actions that raise the decision's condition
+
+
+@dataclass
+class DriftPlan:
+    plan: IsvcPlan
+    retrain: dict[str, Any] | None = None  # TrainingJob to create
+
+
+def retrain_running(children_tjs: list[dict[str, Any]]) -> bool:
+    return any((t.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for t in children_tjs)
+
+
+def unrecorded_retrain(status: dict[str, Any], children_tjs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The status.retrain record of a retrain TrainingJob that an interrupted evaluation created but never
+    recorded (the TrainingJob is created first, then the status is written: a crash in between leaves the
+    decision only in the TrainingJob's annotation). None when every retrain is recorded."""
+    recorded = int((status.get("retrain") or {}).get("count") or 0)
+    best: dict[str, Any] | None = None
+    for t in children_tjs:
+        raw = ((t.get("metadata") or {}).get("annotations") or {}).get(labels.RETRAIN_RECORD)
+        try:
+            rec = json.loads(raw) if raw else None
+        except ValueError:
+            continue
+        newest = max(recorded, int((best or {}).get("count") or 0))
+        if isinstance(rec, dict) and int(rec.get("count") or 0) > newest:
+            best = rec
+    return best
+
+
+def retrain_training_job(
+    isvc: dict[str, Any], n: int, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The retrain TrainingJob; ``record`` (its status.retrain entry) rides along as an annotation."""
+    md, spec = isvc["metadata"], isvc["spec"]
+    tmpl = (spec.get("retrain") or {}).get("trainingJob")
+    annotations = {labels.RETRAIN_RECORD: json.dumps(record, sort_keys=True)} if record else {}
+    if not tmpl:
+        raise ValueError("spec.retrain.trainingJob is required for onDrift: Retrain")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingJob",
+        "metadata": {
+            "name": names.retrain_job(md["name"], n),
+            "namespace": md.get("namespace", "default"),
+            "labels": {
+                **labels.base("retrain"),
+                labels.INFERENCE_SERVICE: md["name"],
+                labels.MODEL: tmpl.get("model", spec["model"]),
+            },
+            "ownerReferences": [labels.owner_reference(isvc, controller=False)],
+            **({"annotations": annotations} if annotations else {}),
+        },
+        "spec": dict(tmpl),
+    }
+
+
+def rollback(
+    out: Outcome,
+    state: RolloutState,
+    rollback_from: str | None,
+    rollback_to: str | None,
+    *,
+    reason: str,
+    message: str,
+    scores: dict[str, float],
+    now: datetime,
+    generation: int,
+) -> None:
+    """The status-only rollback from ``rollback_from`` to ``rollback_to``, when the first is still the
+    canary, or the stable with the second as its previous version (else the decision is stale: nothing)."""
+    if not (rollback_from and rollback_to):
+        return
+    frm = int(rollback_from)
+    if frm == state.canary or (frm == state.stable and state.previous == int(rollback_to)):
+        abort(
+            out,
+            from_version=frm,
+            reason=reason,
+            message=message,
+            now=now,
+            generation=generation,
+            scores=scores,
+        )
+
+
+def retrain_due(
+    spec: dict[str, Any], old: dict[str, Any], children_tjs: list[dict[str, Any]], now: datetime
+) -> bool:
+    """``spec.retrain`` is set, no retrain TrainingJob runs and ``minInterval`` passed since the last one."""
+    last = (old.get("retrain") or {}).get("at")
+    min_interval = parse_duration(
+        (spec.get("retrain") or {}).get("minInterval"), defaults.RETRAIN_MIN_INTERVAL_SECONDS
+    )
+    return bool(
+        spec.get("retrain") and not retrain_running(children_tjs) and elapsed(last, now) >= min_interval
+    )
+
+
+def start_retrain(
+    isvc: dict[str, Any],
+    out: Outcome,
+    extra: dict[str, Any],
+    *,
+    stable: int | None,
+    reason: str,
+    scores: dict[str, float],
+    cause: str,
+    now: datetime,
+    children_tjs: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The retrain TrainingJob when one is due (None otherwise); records it in ``extra["retrain"]``, the
+    history (against the ``stable`` version) and a Warning event (``cause``, then the TrainingJob's name)."""
+    old = dict(isvc.get("status") or {})
+    if not retrain_due(isvc["spec"], old, children_tjs, now):
+        return None
+    n = int((old.get("retrain") or {}).get("count") or 0) + 1
+    extra["retrain"] = {
+        "trainingJob": names.retrain_job(isvc["metadata"]["name"], n),
+        "at": cond.now_rfc3339(now),
+        "reason": reason,
+        "count": n,
+        "scores": scores,
+    }
+    tj = retrain_training_job(isvc, n, extra["retrain"])
+    out.history.append(
+        {"action": "Retrained", "version": int(stable or 0), "at": cond.now_rfc3339(now), "reason": reason}
+    )
+    out.events.append(
+        ("Warning", Reason.RETRAINING, f"{cause}; created TrainingJob {tj['metadata']['name']}")
+    )
+    return tj
+
+
+def set_flag(
+    conds: list[dict[str, Any]],
+    ctype: str,
+    action: str | None,
+    reason: str,
+    message: str,
+    *,
+    generation: int,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The conditions with ``ctype`` True while ``action`` acts (:data:`ACTING`), and whether an Alert
+    newly raised it (the one time an Alert posts its event)."""
+    on = action in ACTING
+    before = cond.find(conds, ctype)
+    conds = cond.set_condition(conds, ctype, on, reason, message[:1024], generation=generation, now=now)
+    return conds, on and action == "Alert" and (before is None or before.get("status") != "True")
+
+
+def finish(
+    isvc: dict[str, Any],
+    mvs: list[dict[str, Any]],
+    observed: list[dict[str, Any]],
+    out: Outcome,
+    conds: list[dict[str, Any]],
+    extra: dict[str, Any],
+    retrain: dict[str, Any] | None,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> DriftPlan:
+    """The InferenceService plan after the decision: ``conds`` and ``extra`` (status fields) on top of the
+    usual assembly, with its status patch against the observed status."""
+    spec = isvc["spec"]
+    old = dict(isvc.get("status") or {})
+    isvc_now = {**isvc, "status": {**old, "conditions": conds}}
+    by_v = versions.by_version(mvs, spec["model"])
+    skipped = versions.skipped_by_latest(old, by_v)
+    res = versions.resolve(spec.get("version", defaults.SPEC_VERSION), spec["model"], mvs, skipped)
+    plan = assemble(
+        isvc_now,
+        {**old, "conditions": conds},
+        out,
+        res,
+        by_v,
+        observed,
+        settings=settings,
+        now=now,
+        extra_status=extra,
+    )
+    plan.status_patch = status_patch(old, plan.status)
+    return DriftPlan(plan, retrain)
