@@ -283,3 +283,22 @@ def test_captured_predictions_as_text_keep_their_task() -> None:
     # the operator names the task (from the metric): integral regression predictions stay regression
     captured["prediction"] = ["3", "1", "7", "2"]
     assert join_counts(captured, labels, "y", "regression")[1] == "regression"
+
+
+def test_the_result_is_a_typed_contract_shared_by_the_job_and_the_operator() -> None:
+    """trainer/evaluate_labels writes api/v1alpha1/termination.LabelEvalSuccess; the operator parses it
+    with the same model: a result that breaks the contract is inconclusive and names the field."""
+    from onnxops.api.v1alpha1.termination import LabelEvalSuccess, parse_label_eval_result
+    from onnxops.drift.performance import PerfCounts
+    from onnxops.trainer.evaluate_labels import summary
+
+    pc = PerfCounts(confusion={("a", "a"): 3.0, ("b", "a"): 1.0}, labels=4.0)
+    wire = summary({"2": pc}, "classification")
+    parsed = parse_label_eval_result(wire)
+    assert isinstance(parsed, LabelEvalSuccess) and parsed.versions["2"].labels == 4
+    assert parsed.versions["2"].accuracy == pytest.approx(accuracy_score(["a", "a", "a", "b"], ["a"] * 4))
+    bad = from_label_job({"ok": True, "task": "classification", "versions": {"2": {"accuracy": 0.9}}})
+    assert isinstance(bad, Inconclusive) and bad.reason == "MalformedResult"
+    assert "versions.2.labels: Field required" in bad.message
+    bad = from_label_job({"ok": True, "task": "ranking", "versions": {}})
+    assert isinstance(bad, Inconclusive) and "task" in bad.message

@@ -17,6 +17,12 @@ from typing import Any
 
 import aiohttp
 
+from onnxops.api.v1alpha1.termination import (
+    MALFORMED_REASON,
+    LabelEvalSuccess,
+    MalformedResult,
+    parse_label_eval_result,
+)
 from onnxops.drift.live import Inconclusive
 from onnxops.drift.performance import (
     FAMILIES,
@@ -43,29 +49,27 @@ class Performance:
 def from_label_job(
     result: Mapping[str, Any] | None, failure: tuple[str, str] | None = None
 ) -> Performance | Inconclusive:
-    """The label-file evaluation Job's result (its termination message, ``trainer/evaluate_labels.py``) as
-    one evaluation: per version ``PerfValues`` (labels, accuracy and f1, or mae and rmse); the labels whose
-    id was not a captured row of the window as ``unresolved``. A failed Job (``ok: false`` with its reason,
-    or ``failure`` when it left no result) is inconclusive, never an action."""
-    if result is None or not result.get("ok"):
-        if result is not None:
-            return Inconclusive(
-                str(result.get("reason") or "LabelEvaluationFailed"), str(result.get("message") or "")[:500]
-            )
+    """The label-file evaluation Job's result (its termination message, ``trainer/evaluate_labels.py``,
+    ``api/v1alpha1/termination.LabelEvalSuccess``) as one evaluation: per version ``PerfValues`` (labels,
+    accuracy and f1, or mae and rmse); the labels whose id was not a captured row of the window as
+    ``unresolved``. A failed Job (``ok: false`` with its reason, or ``failure`` when it left no result) and
+    a result that breaks the contract (``MalformedResult``, naming the field) are inconclusive, never an
+    action."""
+    if result is None:
         reason, message = failure or ("LabelEvaluationFailed", "the evaluation Job left no result")
         return Inconclusive(reason, message[:500])
+    try:
+        res = parse_label_eval_result(dict(result))
+    except MalformedResult as exc:
+        return Inconclusive(MALFORMED_REASON, str(exc)[:500])
+    if not isinstance(res, LabelEvalSuccess):
+        return Inconclusive(res.reason or "LabelEvaluationFailed", res.message[:500])
     versions: dict[str, PerfCounts | PerfValues] = {}
-    matched = 0
-    for v, e in (result.get("versions") or {}).items():
-        if not isinstance(e, Mapping):
-            continue
-        n = int(e.get("labels") or 0)
-        matched += n
-        versions[str(v)] = PerfValues(
-            n, {m: float(e[m]) for m in METRICS if isinstance(e.get(m), int | float)}
-        )
-    labels = result.get("labels")
-    unmatched = max(0, int(labels) - matched) if isinstance(labels, int | float) else 0
+    for v, e in res.versions.items():
+        values = {m: getattr(e, m) for m in METRICS if getattr(e, m, None) is not None}
+        versions[v] = PerfValues(e.labels, values)
+    matched = sum(e.labels for e in res.versions.values())
+    unmatched = max(0, res.labels - matched) if res.labels is not None else 0
     return Performance(versions, float(unmatched))
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from onnxops.api.v1alpha1.termination import Failure, LabelEvalSuccess, VersionPerformance
 from onnxops.drift.performance import PerfCounts, accuracy, macro_f1, mae, rmse
 from onnxops.drift.window import duration_seconds
 
@@ -79,18 +80,25 @@ def _label(v: Any) -> str:
     return str(v)
 
 
+def _version(pc: PerfCounts, task: str) -> VersionPerformance:
+    if task == "regression":
+        return VersionPerformance(
+            labels=pc.n, mae=mae(pc.labels, pc.abs_err), rmse=rmse(pc.labels, pc.sq_err)
+        )
+    return VersionPerformance(labels=pc.n, accuracy=accuracy(pc.confusion), f1=macro_f1(pc.confusion))
+
+
+def result(counts: dict[str, PerfCounts], task: str, **extra: Any) -> LabelEvalSuccess:
+    """The Job's result (api/v1alpha1/termination.LabelEvalSuccess: the contract the operator reads)."""
+    versions = {v: _version(pc, task) for v, pc in counts.items()}
+    return LabelEvalSuccess(
+        task="regression" if task == "regression" else "classification", versions=versions, **extra
+    )
+
+
 def summary(counts: dict[str, PerfCounts], task: str) -> dict[str, Any]:
-    versions: dict[str, Any] = {}
-    for v, pc in counts.items():
-        if task == "regression":
-            versions[v] = {
-                "labels": pc.n,
-                "mae": mae(pc.labels, pc.abs_err),
-                "rmse": rmse(pc.labels, pc.sq_err),
-            }
-        else:
-            versions[v] = {"labels": pc.n, "accuracy": accuracy(pc.confusion), "f1": macro_f1(pc.confusion)}
-    return {"ok": True, "task": task, "versions": versions}
+    """The result as its JSON object."""
+    return result(counts, task).to_dict()
 
 
 def evaluate(
@@ -114,17 +122,15 @@ def evaluate(
         )
     labels, digest = read_labels(labels_uri, target)
     counts, task = join_counts(captured, labels, target, task)
-    out = summary(counts, task)
-    out.update(
-        {
-            "rowsCaptured": len(captured),
-            "labels": len(labels),
-            "labelsDigest": digest,
-            "windowStart": f"{start:%Y-%m-%dT%H:%M:%SZ}",
-            "windowEnd": f"{now:%Y-%m-%dT%H:%M:%SZ}",
-        }
-    )
-    return out
+    return result(
+        counts,
+        task,
+        rows_captured=len(captured),
+        labels=len(labels),
+        labels_digest=digest,
+        window_start=f"{start:%Y-%m-%dT%H:%M:%SZ}",
+        window_end=f"{now:%Y-%m-%dT%H:%M:%SZ}",
+    ).to_dict()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,14 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     now = datetime.fromisoformat(a.now.replace("Z", "+00:00")) if a.now else datetime.now(UTC)
     try:
-        result = evaluate(a.sink_uri, a.labels_uri, a.target, a.window, now, a.task)
+        out = evaluate(a.sink_uri, a.labels_uri, a.target, a.window, now, a.task)
         code = EXIT_OK
     except TrainerError as e:
-        result, code = {"ok": False, "reason": e.reason, "message": str(e)[:1000]}, e.exit_code
+        out, code = Failure(reason=e.reason, message=str(e)[:1000]).to_dict(), e.exit_code
     except Exception as e:  # a bug: say what, exit 1
         msg = f"{type(e).__name__}: {e}"[:1000]
-        result, code = {"ok": False, "reason": "InternalError", "message": msg}, EXIT_INTERNAL
-    text = json.dumps(result, separators=(",", ":"), default=float)
+        out, code = Failure(reason="InternalError", message=msg).to_dict(), EXIT_INTERNAL
+    text = json.dumps(out, separators=(",", ":"), default=float)
     print(text)
     path = a.termination_log or os.environ.get("ONNXOPS_TERMINATION_LOG")
     if path:

@@ -1,11 +1,14 @@
-"""The termination-message contract of the trainer and the verifier (docs/architecture.md "Contracts").
+"""The termination-message contract of the trainer, the verifier and the label-file evaluation
+(docs/architecture.md "Contracts").
 
 Each container writes one JSON object (< 4 KiB, the kubelet keeps 4096 bytes) to its termination-message
 file; the operator reads it from the pod's ``state.terminated.message``. The writers (``trainer/__main__.py``
 with ``trainer/run.py``, ``serving/verify.py``) build these models and dump them with :func:`to_message`;
 the readers (``reconcile/trainingjob.py``, ``reconcile/modelversion.py``) parse the message once with
 :func:`parse_trainer_result` / :func:`parse_verifier_result`, which raise :class:`MalformedResult` naming
-the field and the problem when a JSON object does not keep the contract.
+the field and the problem when a JSON object does not keep the contract. The label-file evaluation Job
+(``trainer/evaluate_labels.py``) writes a :class:`LabelEvalSuccess`;
+``drift/performance_source.from_label_job`` reads it with :func:`parse_label_eval_result`.
 
 These are not custom resources: nothing here reaches the CRDs. Unknown fields are ignored when reading, so
 an operator keeps reading the results of a newer trainer image. The payloads the operator copies verbatim
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 # reason of the condition/Event when a container's JSON result does not keep this contract
@@ -101,9 +104,36 @@ class VerifierSuccess(_Message):
     smoke: dict[str, Any] | None = None
 
 
+class VersionPerformance(_Message):
+    """One served version's numbers over the joined rows: accuracy and macro-F1, or MAE and RMSE."""
+
+    labels: int = Field(ge=0)
+    accuracy: float | None = None
+    f1: float | None = None
+    mae: float | None = None
+    rmse: float | None = None
+
+
+class LabelEvalSuccess(_Message):
+    """``{"ok": true, "task", "versions", ...}``: per-version performance from label files joined with the
+    captured rows of the window; ``labels`` counts every label read (those without a captured row of the
+    window are the difference to the versions' sum)."""
+
+    ok: Literal[True] = True
+    task: Literal["classification", "regression"]
+    versions: dict[str, VersionPerformance] = {}
+    rows_captured: int | None = Field(None, ge=0)
+    labels: int | None = Field(None, ge=0)
+    labels_digest: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+
+
 VerifierFailure = Failure
+LabelEvalFailure = Failure
 TrainerResult = TrainerSuccess | TrainerFailure
 VerifierResult = VerifierSuccess | VerifierFailure
+LabelEvalResult = LabelEvalSuccess | LabelEvalFailure
 
 
 def to_message(result: _Message) -> str:
@@ -149,4 +179,12 @@ def parse_verifier_result(data: dict[str, Any]) -> VerifierResult:
     """The verifier's result from its JSON object; raises MalformedResult naming the bad fields."""
     res = _parse(data, VerifierSuccess, VerifierFailure, "verifier")
     assert isinstance(res, VerifierSuccess | Failure)
+    return res
+
+
+def parse_label_eval_result(data: dict[str, Any]) -> LabelEvalResult:
+    """The label-file evaluation's result from its JSON object; raises MalformedResult naming the bad
+    fields."""
+    res = _parse(data, LabelEvalSuccess, LabelEvalFailure, "label evaluation")
+    assert isinstance(res, LabelEvalSuccess | Failure)
     return res
