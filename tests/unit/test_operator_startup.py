@@ -118,3 +118,55 @@ def test_hide_optional_clients_keeps_a_module_already_imported() -> None:
     mods: dict[str, object] = {"kubernetes": sys}
     main.hide_optional_clients(mods)
     assert mods == {"kubernetes": sys, "kubernetes_asyncio": None, "pykube": None}
+
+
+# ---- a sleeping object's daemon: one future and one timer, no tasks --------------------------------------
+class _Flag:
+    """kopf's stop flag as a daemon sees it: false until raised."""
+
+    def __init__(self) -> None:
+        self.up = False
+
+    def __bool__(self) -> bool:
+        return self.up
+
+
+async def _daemon(ctx: Any, calls: list[float], stopped: _Flag) -> asyncio.Task[None]:
+    async def step(ctx: Any, ns: str, name: str) -> float | None:
+        calls.append(asyncio.get_running_loop().time())
+        return None  # asleep until woken (or the 5-minute safety re-check)
+
+    task = asyncio.create_task(handlers.run_loop("Model", step, ctx, "ns", "m", stopped))  # type: ignore[arg-type]
+    for _ in range(100):
+        if calls:
+            break
+        await asyncio.sleep(0.01)
+    return task
+
+
+async def test_a_sleeping_daemon_wakes_at_once_and_exits_when_its_stop_flag_is_raised() -> None:
+    from onnxops.controller.context import Context
+
+    ctx = Context(client=None, settings=None)  # type: ignore[arg-type]
+    calls: list[float] = []
+    stopped = _Flag()
+    task = await _daemon(ctx, calls, stopped)
+    assert len(calls) == 1 and len(ctx.stops) == 1
+    ctx.wake("Model", "ns", "m")
+    await asyncio.sleep(0.05)
+    assert len(calls) == 2  # woken: reconciled again without waiting for its re-check time
+    stopped.up = True
+    await asyncio.wait_for(task, timeout=ctx.stops.interval * 4)  # noticed by the next sweep
+    assert len(calls) == 2 and ("Model", "ns", "m") not in ctx.wakers and len(ctx.stops) == 0
+
+
+async def test_a_waker_times_out_and_reports_whether_it_was_set() -> None:
+    from onnxops.controller.context import Waker
+
+    w = Waker()
+    assert await w.wait(0.01) is False
+    asyncio.get_running_loop().call_later(0.01, w.set)
+    assert await w.wait(5) is True and w.is_set()
+    assert await w.wait(5) is True  # stays set until cleared
+    w.clear()
+    assert not w.is_set()

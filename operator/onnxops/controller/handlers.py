@@ -107,22 +107,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = getattr(memo, "ctx", None)
     if ctx is not None:
+        await ctx.stops.close()
         if ctx.indexes is not None:
             await ctx.indexes.stop()
         if ctx.notifier is not None:  # bounded: what is still retrying is given up
             await ctx.notifier.close(timeout=3.0)
         await ctx.client.close()
-
-
-async def _wait(ev: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(ev.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await w
 
 
 # API answers that are the object's (or our permissions') fault, not a transient outage: worth a condition.
@@ -161,13 +151,14 @@ async def run_loop(
     """Level-triggered loop: reconcile, then sleep until woken or the requested re-check time."""
     key = (kind, ns, name)
     ev = ctx.waker(key)
+    ctx.stops.add(key, stopped, ev)  # a raised stop flag sets ev within a sweep (context.StopWatch)
     backoff = 1.0
     delay = 0.0
     opmetrics.OBJECTS.labels(kind=kind).inc()
     try:
         while not stopped:
             if delay > 0:
-                await _wait(ev, stopped, delay)
+                await ev.wait(delay)
                 if stopped:
                     break
             ev.clear()
