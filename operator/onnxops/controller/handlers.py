@@ -151,7 +151,7 @@ async def run_loop(
     """Level-triggered loop: reconcile, then sleep until woken or the requested re-check time."""
     key = (kind, ns, name)
     ev = ctx.waker(key)
-    ctx.stops.add(key, stopped, ev)  # a raised stop flag sets ev within a sweep (context.StopWatch)
+    ctx.stops.add(key, stopped, ev)  # a raised stop flag sets ev at the next sweep (context.StopWatch)
     backoff = 1.0
     delay = 0.0
     opmetrics.OBJECTS.labels(kind=kind).inc()
