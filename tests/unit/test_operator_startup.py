@@ -170,3 +170,13 @@ async def test_a_waker_times_out_and_reports_whether_it_was_set() -> None:
     assert await w.wait(5) is True  # stays set until cleared
     w.clear()
     assert not w.is_set()
+
+
+async def test_a_waker_wakes_every_waiter() -> None:
+    from onnxops.controller.context import Waker
+
+    w = Waker()
+    waiting = [asyncio.ensure_future(w.wait(5)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    w.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiting), 1) == [True, True]

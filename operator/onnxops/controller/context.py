@@ -34,19 +34,20 @@ class Waker:
     sleeping daemon is waited on by thousands of these at once; ``asyncio.wait`` over an Event's and the
     stop flag's ``wait()`` tasks cost about 6 KiB per sleeping object (three tasks and their frames)."""
 
-    __slots__ = ("_flag", "_fut")
+    __slots__ = ("_flag", "_futs")
 
     def __init__(self) -> None:
         self._flag = False
-        self._fut: asyncio.Future[None] | None = None
+        self._futs: list[asyncio.Future[None]] = []
 
     def is_set(self) -> bool:
         return self._flag
 
     def set(self) -> None:
         self._flag = True
-        if self._fut is not None and not self._fut.done():
-            self._fut.set_result(None)
+        for fut in self._futs:
+            if not fut.done():
+                fut.set_result(None)
 
     def clear(self) -> None:
         self._flag = False
@@ -56,13 +57,14 @@ class Waker:
         if self._flag:
             return True
         loop = asyncio.get_running_loop()
-        fut = self._fut = loop.create_future()
+        fut = loop.create_future()
+        self._futs.append(fut)
         timer = loop.call_later(timeout, _resolve, fut)
         try:
             await fut
         finally:
             timer.cancel()
-            self._fut = None
+            self._futs.remove(fut)
         return self._flag
 
 
