@@ -6,6 +6,7 @@ Nothing here is state that must survive a restart: every decision is re-derived 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -26,6 +27,87 @@ CACHE_SIZE = 256
 # at a start or a relist; unbounded, their requests queue in the HTTP client's connection pool until they
 # time out, and the retries and error reports that follow make the backlog worse.
 MAX_CONCURRENT_RECONCILES = 64
+
+
+class Waker:
+    """An object's wake-up flag (like asyncio.Event) whose wait is one future and one timer: no tasks. A
+    sleeping daemon is waited on by thousands of these at once; ``asyncio.wait`` over an Event's and the
+    stop flag's ``wait()`` tasks cost about 6 KiB per sleeping object (three tasks and their frames)."""
+
+    __slots__ = ("_flag", "_futs")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._futs: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        for fut in self._futs:
+            if not fut.done():
+                fut.set_result(None)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self, timeout: float) -> bool:
+        """Until set or ``timeout`` seconds passed; True when set."""
+        if self._flag:
+            return True
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._futs.append(fut)
+        timer = loop.call_later(timeout, _resolve, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._futs.remove(fut)
+        return self._flag
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class StopWatch:
+    """Sets the wakers of the daemons whose kopf stop flag is raised (the object was deleted, the operator is
+    pausing or exiting), by one sweep every ``interval`` seconds over the sleeping daemons, instead of a
+    task per daemon awaiting its flag. The sweep runs only while some daemon is registered; it costs about
+    3 ms per 6,000 daemons (0.6 % of a core at 0.5 s), and a stop is noticed within ``interval``."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._watched: dict[Key, tuple[Any, Waker]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, key: Key, stopped: Any, waker: Waker) -> None:
+        self._watched[key] = (stopped, waker)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._sweep())
+
+    def discard(self, key: Key) -> None:
+        self._watched.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._watched)
+
+    async def _sweep(self) -> None:
+        while self._watched:
+            await asyncio.sleep(self.interval)
+            for stopped, waker in list(self._watched.values()):
+                if stopped:
+                    waker.set()
+
+    async def close(self) -> None:
+        self._watched.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class Lru:
@@ -64,7 +146,8 @@ class Context:
     client: KubeApi
     settings: Settings
     provider: MetricsProvider | None = None
-    wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
+    wakers: dict[Key, Waker] = field(default_factory=dict)
+    stops: StopWatch = field(default_factory=StopWatch)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     model_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)  # counters (tests, benchmarks)
@@ -100,8 +183,8 @@ class Context:
             return await self.indexes.model(namespace, name)  # type: ignore[no-any-return]
         return await self.client.get(API, MODEL, namespace, name)
 
-    def waker(self, key: Key) -> asyncio.Event:
-        return self.wakers.setdefault(key, asyncio.Event())
+    def waker(self, key: Key) -> Waker:
+        return self.wakers.setdefault(key, Waker())
 
     def wake(self, kind: str, namespace: str, name: str) -> None:
         ev = self.wakers.get((kind, namespace, name))
@@ -124,6 +207,7 @@ class Context:
     def forget(self, key: Key) -> None:
         """The object's daemon ended: drop everything kept for it."""
         self.wakers.pop(key, None)
+        self.stops.discard(key)
         self.locks.pop(key, None)
         self.last_read.pop(key, None)
         self.scrape_states.pop((key[1], key[2]))

@@ -79,8 +79,9 @@ async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
 
 
 async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | None:
-    # Imported here, not at the top: the drift package pulls in numpy/scipy (handlers.preload_drift loads it
-    # at startup, off the reconcile path). A missing module is an error, never a silent "no monitoring".
+    # Imported here, not at the top: the drift package pulls in numpy/scipy (controller/lazy.py loads it
+    # before the first check, off the reconcile path). A missing module is an error, never a silent "no
+    # monitoring".
     from onnxops.api.v1alpha1 import InferenceServiceSpec
     from onnxops.drift import evaluate as ev
     from onnxops.drift.policy import PolicySpec

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import logging
 import os
 import time
@@ -33,6 +32,7 @@ from . import lognoise, opmetrics
 from .context import API, GROUP, ISVC, MODEL, MV, TJ, VERSION, Context
 from .governance import reconcile_model
 from .indexes import Indexes
+from .lazy import drift_modules
 from .notify import Notifier
 from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
@@ -80,16 +80,6 @@ def in_cluster_server(default: str, env: Mapping[str, str] | None = None) -> str
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
-# The drift package pulls in numpy/scipy: seconds of imports. Lazily imported on the event loop, they stall
-# every object's reconcile at the first canary analysis or drift evaluation after each (re)start.
-PRELOAD_MODULES = ("onnxops.drift.evaluate", "onnxops.drift.prometheus")
-
-
-def preload_drift() -> None:
-    for name in PRELOAD_MODULES:
-        importlib.import_module(name)
-
-
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Our status schemas prune unknown fields: keep kopf's bookkeeping in annotations, not status.kopf.
@@ -110,29 +100,19 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.ctx.indexes.start()
     for hook in list(_startup_hooks):
         hook(memo.ctx)
-    memo.preload = asyncio.ensure_future(asyncio.to_thread(preload_drift))  # off the loop, not awaited
+    # numpy/scipy (the drift package) are not loaded here: controller/lazy.py, at a service's first check
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = getattr(memo, "ctx", None)
     if ctx is not None:
+        await ctx.stops.close()
         if ctx.indexes is not None:
             await ctx.indexes.stop()
         if ctx.notifier is not None:  # bounded: what is still retrying is given up
             await ctx.notifier.close(timeout=3.0)
         await ctx.client.close()
-
-
-async def _wait(ev: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(ev.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await w
 
 
 # API answers that are the object's (or our permissions') fault, not a transient outage: worth a condition.
@@ -171,13 +151,14 @@ async def run_loop(
     """Level-triggered loop: reconcile, then sleep until woken or the requested re-check time."""
     key = (kind, ns, name)
     ev = ctx.waker(key)
+    ctx.stops.add(key, stopped, ev)  # a raised stop flag sets ev at the next sweep (context.StopWatch)
     backoff = 1.0
     delay = 0.0
     opmetrics.OBJECTS.labels(kind=kind).inc()
     try:
         while not stopped:
             if delay > 0:
-                await _wait(ev, stopped, delay)
+                await ev.wait(delay)
                 if stopped:
                     break
             ev.clear()
@@ -272,6 +253,7 @@ async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
     read = ctx.last_read.pop((ISVC, ns, name), None)
     if read is not None and monitors_off(read):
         return None
+    await drift_modules()  # the checks import the drift package (numpy/scipy): off the loop, once
     waits = [
         await drift_loop.evaluate_if_due(ctx, ns, name),
         await capture_loop.check_capture_if_due(ctx, ns, name),

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import random
+import sys
 
 from onnxops.settings import Settings
 
@@ -15,6 +16,19 @@ def peering_priority(requested: int | None, peering: bool) -> int:
     if requested is not None:
         return requested
     return random.SystemRandom().randint(1, 32767) if peering else 0
+
+
+# kopf recognises the objects of these client libraries when they are installed, and importing it then imports
+# them: the `kubernetes` client alone is ~40 MiB of the operator's memory. The operator gives kopf plain
+# dicts and logs in with its own handler (handlers.login), so kopf never needs them.
+KOPF_OPTIONAL_CLIENTS = ("kubernetes", "kubernetes_asyncio", "pykube")
+
+
+def hide_optional_clients(modules: dict[str, object] | None = None) -> None:
+    """Make ``import kubernetes`` (and the others) fail in this process unless already imported."""
+    mods = sys.modules if modules is None else modules
+    for name in KOPF_OPTIONAL_CLIENTS:
+        mods.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def main(argv: list[str]) -> int:
@@ -46,6 +60,7 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--verbose", action="store_true", help="debug logging (and kopf's per-event logs)")
     args = p.parse_args(argv)
+    hide_optional_clients()
     import kopf
 
     from onnxops.controller import handlers

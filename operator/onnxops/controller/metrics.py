@@ -28,6 +28,8 @@ from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile.analysis import RequestStats
 from onnxops.reconcile.shadow import ShadowStats
 
+from .lazy import drift_modules
+
 log = logging.getLogger(__name__)
 TIMEOUT_S = 5.0
 
@@ -108,6 +110,7 @@ class DefaultMetricsProvider:
     async def request_stats(
         self, *, namespace: str, service: str, model: str, version: int, window_seconds: float
     ) -> RequestStats | None:
+        await drift_modules()  # the queries and the scrape parser: the drift package, imported off the loop
         try:
             async with aiohttp.ClientSession() as session:
                 if self.prometheus_url:
@@ -223,6 +226,7 @@ class ShadowMetrics:
         window_seconds: float,
         via_route: bool,
     ) -> ShadowStats | None:
+        await drift_modules()
         try:
             if via_route and self.prometheus_url:
                 r = await self.requests.request_stats(

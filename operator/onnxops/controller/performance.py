@@ -48,7 +48,7 @@ def data_drift_of(status: dict[str, Any]) -> str:
 
 
 async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float | None:
-    # Imported here (numpy/scipy; preloaded at startup by handlers.preload_drift); never guarded: a missing
+    # Imported here (numpy/scipy; loaded off the loop by controller/lazy.py first); never guarded: a missing
     # module is an error, not a silent "no performance monitoring".
     from onnxops.api.v1alpha1 import InferenceServiceSpec
     from onnxops.drift.evaluate import _parse_time
