@@ -11,6 +11,11 @@ operator built them before the InferenceService path was typed (written once by 
 code under test). Each manifest is checked as written and as the API server stores it (pruned and
 defaulted by the CRD schema).
 
+One entry changed when the path was typed, on purpose: ``extra:autoscaling-defaults|written``
+(``autoscaling: {}`` on an object never defaulted) was read as "no autoscaling" by the dict code; the
+typed spec reads it as the API does, autoscaling with its defaults, which is also what the API server stores
+(the ``|stored`` entry, unchanged): both entries are now the same.
+
 Regenerate (``python tests/unit/test_inference_service_golden.py --write``) only for a change that is
 meant to alter them, and say so in the commit.
 """
@@ -354,6 +359,13 @@ def test_golden_covers_every_example() -> None:
     assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler"}
     assert any(plan["routeMirror"] for case in GOLDEN_DATA.values() for plan in case.values())
     assert any(plan["delete"] for case in GOLDEN_DATA.values() for plan in case.values())
+
+
+def test_an_empty_autoscaling_block_is_autoscaling_with_the_api_defaults() -> None:
+    written = GOLDEN_DATA["extra:autoscaling-defaults|written"]
+    assert written == GOLDEN_DATA["extra:autoscaling-defaults|stored"]
+    hpa = [c for c in written["defaults:stable:0"]["children"] if c["kind"] == "HorizontalPodAutoscaler"]
+    assert [(h["spec"]["minReplicas"], h["spec"]["maxReplicas"]) for h in hpa] == [(1, 3)]
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c[0])

@@ -6,7 +6,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from onnxops.api.conditions import now_rfc3339
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.builders import httproute, labels, names
 from onnxops.kube import events
 from onnxops.kube.apply import ensure
@@ -175,23 +178,45 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
     ctx.last_read[(ISVC, ns, name)] = isvc  # handlers.isvc_checks: are any of its monitors on?
-    model = isvc["spec"]["model"]
+    try:  # parsed once: reconcile/ and builders/ take the typed spec
+        parsed = ParsedInferenceService.parse(isvc)
+    except ValidationError as e:  # nothing built, changed or deleted: the running versions keep serving
+        await report_invalid_spec(c, isvc, ir.invalid_spec_plan(isvc, e, datetime.now(UTC)))
+        return None
+    model = parsed.spec.model
     mvs = await ctx.model_versions(ns, model)
     model_obj = await ctx.model(ns, model)  # release governance; None: no policy, no aliases
-    observed = await observe_children(
-        ctx, ns, name, bool(isvc["spec"].get("autoscaling")), isvc["metadata"].get("uid")
-    )
+    observed = await observe_children(ctx, ns, name, parsed.spec.autoscaling is not None, parsed.meta.uid)
     now = datetime.now(UTC)
-    plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
+    plan = ir.reconcile(parsed, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
     if plan.wants_analysis:
-        st = isvc.get("status") or {}
+        st = parsed.status
         shadow = bool(st.get("shadow"))
         result = await (measure_shadow(ctx, isvc) if shadow else measure(ctx, isvc, int(st["canaryVersion"])))
         plan = ir.reconcile(
-            isvc, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
+            parsed, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
         )
     await apply_plan(ctx, isvc, plan, observed)
     return plan.requeue_after
+
+
+async def report_invalid_spec(c: KubeApi, isvc: dict[str, Any], plan: ir.IsvcPlan) -> None:
+    """Write the plan of a spec that does not parse: its status and its Warning Event, nothing else (no
+    child is ensured or deleted, no HTTPRoute weight or ModelVersion mark is written)."""
+    md = isvc["metadata"]
+    if plan.status_patch:
+        await c.patch_status(API, ISVC, md.get("namespace", "default"), md["name"], plan.status_patch)
+    await events.post(c, isvc, plan.events)
+
+
+def spec_parses(isvc: dict[str, Any]) -> bool:
+    """The InferenceService's spec parses into the API's types (the periodic checks skip one that does
+    not: its status already names the field)."""
+    try:
+        ParsedInferenceService.parse(isvc)
+    except ValidationError:
+        return False
+    return True
 
 
 async def apply_drift_plan(

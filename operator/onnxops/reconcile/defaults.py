@@ -8,6 +8,7 @@ Durations are parsed once, here, with :func:`onnxops.reconcile.durations.parse_d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -58,3 +59,11 @@ REPLICAS: int = api_default(InferenceServiceSpec, "replicas")
 MIN_REPLICAS: int = api_default(Autoscaling, "min_replicas")
 MAX_REPLICAS: int = api_default(Autoscaling, "max_replicas")
 TARGET_CPU_UTILIZATION: int = api_default(Autoscaling, "target_cpu_utilization")
+
+
+def spec_of(spec: InferenceServiceSpec | Mapping[str, Any]) -> InferenceServiceSpec:
+    """``spec`` typed; a dict (a test's, possibly a fragment without ``model``) parsed with the API's
+    defaults (the typed code reads them from the model, not from the constants above)."""
+    if isinstance(spec, InferenceServiceSpec):
+        return spec
+    return InferenceServiceSpec.model_validate({"model": "unnamed", **spec})
