@@ -110,3 +110,37 @@ def test_parsed_spec_carries_the_api_defaults_and_the_stored_spec() -> None:
     cfg = RolloutConfig.of(p.spec, p.raw_spec)
     assert cfg.steps == ((40, 0.0),) and cfg.bake_seconds == 120.0 and cfg.progress_deadline == 600.0
     assert ParsedInferenceService.of(p) is p
+
+
+class _Provider:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    async def request_stats(self, **kw: Any) -> Any:
+        from onnxops.reconcile.analysis import RequestStats
+
+        self.calls.append(kw)
+        return RequestStats(requests=200, errors=10, p99_ms=30.0)
+
+
+async def test_the_canary_is_measured_over_its_step_pause_against_the_thresholds_as_written() -> None:
+    from onnxops.controller.serving import analysis_window, measure
+
+    status = {"stableVersion": 1, "canaryVersion": 2, "currentStep": 1}
+    steps = [{"weight": 20, "pause": "5s"}, {"weight": 50, "pause": "45s"}]
+    p = ParsedInferenceService.parse(
+        isvc(rollout={"steps": steps, "analysis": {"maxErrorRate": 0.02}}, status=status)
+    )
+    assert analysis_window(p) == 45.0
+    last = ParsedInferenceService.parse(isvc(rollout={"steps": steps}, status={**status, "currentStep": 0}))
+    assert analysis_window(last) == 10.0  # at least 10 s
+    none = ParsedInferenceService.parse(isvc(status={**status, "currentStep": 5}))
+    assert analysis_window(none) == 60.0  # no such step: 60 s
+    provider = _Provider()
+    ctx = Context(ClientStub(), S, provider=provider)
+    result = await measure(ctx, p, 2)
+    assert provider.calls == [
+        {"namespace": "ml", "service": "iris", "model": "iris", "version": 2, "window_seconds": 45.0}
+    ]
+    # 10 errors in 200 requests = 0.05 > maxErrorRate 0.02 (the user's threshold, quoted as written)
+    assert result.verdict == "Fail" and "0.02" in result.message

@@ -58,60 +58,63 @@ async def observe_children(
     return [o for o in await ctx.indexes.serving_children(ns, name, kinds) if owned_by(o, owner_uid)]
 
 
-def analysis_window(isvc: dict[str, Any]) -> float:
+def analysis_window(isvc: ParsedInferenceService) -> float:
     """The measurement window of the current canary step: its pause, at least 10 s (60 s without one)."""
-    steps = (isvc["spec"].get("rollout") or {}).get("steps") or []
-    step = int((isvc.get("status") or {}).get("currentStep") or 0)
-    pause = steps[step].get("pause") if step < len(steps) else None
+    steps = isvc.spec.rollout.steps if isvc.spec.rollout is not None else []
+    step = int(isvc.status.get("currentStep") or 0)
+    pause = steps[step].pause if step < len(steps) else None
     return max(10.0, parse_duration(pause, 60.0))
 
 
-async def measure(ctx: Context, isvc: dict[str, Any], version: int) -> AnalysisResult:
+def _prometheus_url(ctx: Context, isvc: ParsedInferenceService) -> str | None:
+    """``monitoring.metricsSource.prometheusUrl``, else the operator's, else None (scrape the pods)."""
+    mon = isvc.spec.monitoring
+    source = mon.metrics_source if mon is not None else None
+    return (source.prometheus_url if source is not None else None) or ctx.settings.prometheus_url or None
+
+
+async def measure(ctx: Context, isvc: ParsedInferenceService, version: int) -> AnalysisResult:
     """Measure the canary (the injected provider, else Prometheus / direct scrape) and assess the SLOs."""
-    spec = isvc["spec"]
+    md = isvc.meta
     provider = ctx.provider
     if provider is None:
-        prom = ((spec.get("monitoring") or {}).get("metricsSource") or {}).get("prometheusUrl")
-        provider = DefaultMetricsProvider(
-            ctx.client, prom or ctx.settings.prometheus_url or None, ctx.settings.serving_port
-        )
+        provider = DefaultMetricsProvider(ctx.client, _prometheus_url(ctx, isvc), ctx.settings.serving_port)
     stats = None
     try:
         stats = await provider.request_stats(
-            namespace=isvc["metadata"].get("namespace", "default"),
-            service=isvc["metadata"]["name"],
-            model=spec["model"],
+            namespace=md.namespace,
+            service=md.name,
+            model=isvc.spec.model,
             version=version,
             window_seconds=analysis_window(isvc),
         )
     except Exception as e:  # a broken source is inconclusive, never an abort
-        log.warning("metrics provider failed for %s: %s", isvc["metadata"]["name"], e)
-    return assess(stats, (spec.get("rollout") or {}).get("analysis") or {})
+        log.warning("metrics provider failed for %s: %s", md.name, e)
+    # the thresholds as the user wrote them (their numbers are quoted in the verdict's message)
+    return assess(stats, (isvc.raw_spec.get("rollout") or {}).get("analysis") or {})
 
 
-async def measure_shadow(ctx: Context, isvc: dict[str, Any]) -> AnalysisResult:
+async def measure_shadow(ctx: Context, isvc: ParsedInferenceService) -> AnalysisResult:
     """Measure a shadow phase (the injected provider when it has ``shadow_stats``, else the stable pods'
     mirror metrics from Prometheus / a direct scrape) and assess it (reconcile/shadow.py)."""
-    spec, st = isvc["spec"], isvc.get("status") or {}
-    cfg = shadow_config(spec) or {}
+    md, st = isvc.meta, isvc.status
+    cfg = shadow_config(isvc.raw_spec) or {}
     provider: Any = ctx.provider
     if not hasattr(provider, "shadow_stats"):
-        prom = ((spec.get("monitoring") or {}).get("metricsSource") or {}).get("prometheusUrl")
-        prom = prom or ctx.settings.prometheus_url or None
-        provider = ShadowMetrics(ctx.client, prom, ctx.settings.serving_port)
+        provider = ShadowMetrics(ctx.client, _prometheus_url(ctx, isvc), ctx.settings.serving_port)
     stats = None
     try:
         stats = await provider.shadow_stats(
-            namespace=isvc["metadata"].get("namespace", "default"),
-            service=isvc["metadata"]["name"],
-            model=spec["model"],
+            namespace=md.namespace,
+            service=md.name,
+            model=isvc.spec.model,
             stable=int(st["stableVersion"]),
             shadow=int(st["canaryVersion"]),
             window_seconds=max(10.0, float(cfg.get("durationSeconds") or 60.0)),
-            via_route=(spec.get("rollout") or {}).get("httpRoute") is not None,
+            via_route=isvc.spec.rollout is not None and isvc.spec.rollout.http_route is not None,
         )
     except Exception as e:  # a broken source is inconclusive, never an abort
-        log.warning("shadow metrics failed for %s: %s", isvc["metadata"]["name"], e)
+        log.warning("shadow metrics failed for %s: %s", md.name, e)
     return assess_shadow(stats, cfg)
 
 
@@ -192,7 +195,9 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     if plan.wants_analysis:
         st = parsed.status
         shadow = bool(st.get("shadow"))
-        result = await (measure_shadow(ctx, isvc) if shadow else measure(ctx, isvc, int(st["canaryVersion"])))
+        result = await (
+            measure_shadow(ctx, parsed) if shadow else measure(ctx, parsed, int(st["canaryVersion"]))
+        )
         plan = ir.reconcile(
             parsed, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
         )
