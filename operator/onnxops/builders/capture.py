@@ -4,10 +4,12 @@ claim, or S3 endpoint and credentials through ``pod.storage_access``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from onnxops.api.v1alpha1.fromserving import FromServing
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.settings import PVC_MOUNT_ROOT, Settings
 from onnxops.storage import join_uri
 
@@ -33,26 +35,29 @@ def sink_uri(isvc: dict[str, Any], settings: Settings) -> str:
     )
 
 
-def capture_sink(isvc: dict[str, Any], settings: Settings) -> CaptureSink | None:
-    """The capture settings of the serving pods, or None when ``spec.logging`` is absent or disabled."""
-    log = isvc["spec"].get("logging")
-    if log is None or not log.get("enabled", True):
+def capture_sink(isvc: ParsedInferenceService | Mapping[str, Any], settings: Settings) -> CaptureSink | None:
+    """The capture settings of the serving pods, or None when ``spec.logging`` is absent or disabled.
+    ``isvc``: parsed (a dict is parsed first)."""
+    isvc = ParsedInferenceService.of(isvc)
+    log, md = isvc.spec.logging, isvc.meta
+    if log is None or not log.enabled:
         return None
-    uri = sink_uri(isvc, settings)
+    sink = log.sink
+    uri = (sink.uri if sink else None) or default_sink_uri(settings, md.namespace, md.name)
     env: list[dict[str, Any]] = [
         {"name": "ONNXOPS_CAPTURE", "value": "true"},
         {"name": "ONNXOPS_CAPTURE_SINK_URI", "value": uri},
-        {"name": "ONNXOPS_CAPTURE_SAMPLE_RATE", "value": repr(float(log.get("sampleRate", 1.0)))},
-        {"name": "ONNXOPS_CAPTURE_FLUSH_INTERVAL", "value": str(log.get("flushInterval") or "30s")},
-        {"name": "ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE", "value": str(int(log.get("maxRowsPerFile", 10000)))},
+        {"name": "ONNXOPS_CAPTURE_SAMPLE_RATE", "value": repr(float(log.sample_rate))},
+        {"name": "ONNXOPS_CAPTURE_FLUSH_INTERVAL", "value": log.flush_interval},
+        {"name": "ONNXOPS_CAPTURE_MAX_ROWS_PER_FILE", "value": str(log.max_rows_per_file)},
         {"name": "ONNXOPS_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     # feedback labels go to <sink>/_labels/ (serving/feedback.py) with the retrain's target column
-    tmpl = (isvc["spec"].get("retrain") or {}).get("trainingJob") or {}
-    target = (tmpl.get("dataset") or {}).get("target")
+    target = isvc.spec.retrain.training_job.dataset.target if isvc.spec.retrain else None
     if target:
         env.append({"name": "ONNXOPS_FEEDBACK_TARGET", "value": str(target)})
-    return CaptureSink(uri, (log.get("sink") or {}).get("credentialsSecret"), env)
+    secret = sink.credentials_secret if sink else None
+    return CaptureSink(uri, secret.to_dict() if secret else None, env)
 
 
 def mount_writable(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], uri: str) -> None:

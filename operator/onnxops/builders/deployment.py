@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.drift.names import SERVICE_ENV
 from onnxops.settings import Settings
 
@@ -25,7 +27,7 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 
 
 def deployment(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService | Mapping[str, Any],
     mv: dict[str, Any],
     replicas: int | None,
     settings: Settings,
@@ -36,13 +38,18 @@ def deployment(
     """Deployment ``<isvc>-v<N>``. ``replicas=None`` leaves the count to the HPA. ``mirror`` = (shadow URL,
     sample rate): these pods mirror answered requests to a shadow phase's Service (serving/mirror.py).
     ``shadow``: the shadow phase's own Deployment ``<isvc>-v<N>-shadow``, whose pods no Service of the
-    InferenceService selects (they answer mirrored requests only)."""
-    md, spec = isvc["metadata"], isvc["spec"]
-    name, model = md["name"], spec["model"]
+    InferenceService selects (they answer mirrored requests only).
+
+    ``isvc``: parsed (a dict is parsed first). What the user gives the pods (resources, env, scheduling)
+    is embedded from ``raw_spec`` exactly as stored."""
+    isvc = ParsedInferenceService.of(isvc)
+    md, spec = isvc.meta, isvc.spec
+    name, model = md.name, spec.model
     mvs = mv["spec"]
     version = int(mvs["version"])
     art, prof = mvs["artifact"], mvs.get("profile") or {}
-    template = spec.get("template") or {}
+    template = isvc.raw_spec.get("template") or {}  # the user's pod overrides, as stored
+    overrides = spec.template
     port = settings.serving_port
     volumes, mounts = volumes_for([art.get("uri"), prof.get("uri")], read_only=True)
     sink = capture.capture_sink(isvc, settings)
@@ -82,8 +89,8 @@ def deployment(
     env += s3_env + (sink.env if sink else []) + user_env(template)
     container: dict[str, Any] = {
         "name": "server",
-        "image": template.get("image") or settings.serving_image,
-        "imagePullPolicy": template.get("imagePullPolicy") or settings.image_pull_policy,
+        "image": (overrides.image if overrides else None) or settings.serving_image,
+        "imagePullPolicy": (overrides.image_pull_policy if overrides else None) or settings.image_pull_policy,
         "command": list(SERVING_COMMAND),
         "env": env,
         "ports": [
@@ -106,7 +113,7 @@ def deployment(
             "failureThreshold": 3,
         },
         "resources": resources(
-            spec.get("resources"),
+            isvc.raw_spec.get("resources"),  # the user's quantities, as stored
             template.get("resources"),
             DEFAULT_RESOURCES if settings.serving_resources is None else settings.serving_resources,
         ),
@@ -144,10 +151,10 @@ def deployment(
         "kind": "Deployment",
         "metadata": {
             "name": names.shadow(name, version) if shadow else names.deployment(name, version),
-            "namespace": md.get("namespace", "default"),
+            "namespace": md.namespace,
             # a shadow's own: found by the InferenceService's label, no version label (never a served one)
             "labels": _shadow_meta(lbl, name) if shadow else lbl,
-            "ownerReferences": [labels.owner_reference(isvc)],
+            "ownerReferences": [labels.owner_of("InferenceService", md)],
         },
         "spec": dep_spec,
     }

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 
 from . import labels, names
 
 
 def hpa(
-    isvc: dict[str, Any], version: int, min_replicas: int, max_replicas: int, target_cpu: int
+    isvc: ParsedInferenceService | Mapping[str, Any],
+    version: int,
+    min_replicas: int,
+    max_replicas: int,
+    target_cpu: int,
 ) -> dict[str, Any]:
-    md = isvc["metadata"]
-    name = md["name"]
+    """HPA ``<isvc>-v<N>``. ``isvc``: parsed (a dict is parsed first)."""
+    isvc = ParsedInferenceService.of(isvc)
+    md = isvc.meta
+    name = md.name
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": {
             "name": names.hpa(name, version),
-            "namespace": md.get("namespace", "default"),
-            "labels": labels.serving(name, isvc["spec"]["model"], version),
-            "ownerReferences": [labels.owner_reference(isvc)],
+            "namespace": md.namespace,
+            "labels": labels.serving(name, isvc.spec.model, version),
+            "ownerReferences": [labels.owner_of("InferenceService", md)],
         },
         "spec": {
             "scaleTargetRef": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from onnxops import GROUP as GROUP  # the one API group constant
+from onnxops.api.v1alpha1.meta import ObjectMeta
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "onnxops"
@@ -77,6 +78,13 @@ def shadow_selector(isvc: str, version: int) -> dict[str, str]:
 
 def version_selector(isvc: str, version: int) -> dict[str, str]:
     return {INFERENCE_SERVICE: isvc, VERSION: str(version)}
+
+
+def owner_of(kind: str, md: ObjectMeta) -> dict[str, Any]:
+    """ownerReference to our custom object ``kind`` with (parsed) metadata ``md``."""
+    return owner_reference(
+        {"apiVersion": f"{GROUP}/v1alpha1", "kind": kind, "metadata": {"name": md.name, "uid": md.uid}}
+    )
 
 
 def owner_reference(parent: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:

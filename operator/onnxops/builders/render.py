@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob
 from onnxops.settings import Settings
@@ -52,36 +53,29 @@ def render(docs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any
     return out
 
 
-def _render_isvc(isvc: dict[str, Any], mvs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
-    spec = isvc["spec"]
-    own = [m for m in mvs if m["spec"].get("model") == spec["model"]]
-    want = spec.get("version", "latest")
+def _render_isvc(obj: dict[str, Any], mvs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    isvc = ParsedInferenceService.parse(obj)  # ValueError (pydantic's ValidationError) if invalid
+    md, spec = isvc.meta, isvc.spec
+    own = [m for m in mvs if m["spec"].get("model") == spec.model]
+    want = spec.version
     if want == "latest":
         chosen = max(own, key=lambda m: int(m["spec"]["version"]), default=None)
     else:
         chosen = next((m for m in own if int(m["spec"]["version"]) == int(want)), None)
     if chosen is None:
         raise ValueError(
-            f"InferenceService {isvc['metadata']['name']}: no ModelVersion of model {spec['model']!r} "
+            f"InferenceService {md.name}: no ModelVersion of model {spec.model!r} "
             f"(version {want}) in the given files"
         )
     v = int(chosen["spec"]["version"])
-    auto = spec.get("autoscaling")
+    auto = spec.autoscaling
     children = [service(isvc, settings.serving_port, settings.serving_grpc_port)]
-    children.append(deployment(isvc, chosen, None if auto else int(spec.get("replicas", 1)), settings))
+    children.append(deployment(isvc, chosen, None if auto else spec.replicas, settings))
     if auto:
-        children.append(
-            hpa(
-                isvc,
-                v,
-                int(auto.get("minReplicas", 1)),
-                int(auto.get("maxReplicas", 3)),
-                int(auto.get("targetCpuUtilization", 70)),
-            )
-        )
-    if (spec.get("rollout") or {}).get("httpRoute"):
+        children.append(hpa(isvc, v, auto.min_replicas, auto.max_replicas, auto.target_cpu_utilization))
+    if spec.rollout is not None and spec.rollout.http_route is not None:
         children.append(version_service(isvc, v, settings.serving_port, settings.serving_grpc_port))
-    assert names.deployment(isvc["metadata"]["name"], v) == children[1]["metadata"]["name"]
+    assert names.deployment(md.name, v) == children[1]["metadata"]["name"]
     return children
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 
 from . import labels, names
 
@@ -11,14 +14,14 @@ GRPC_SERVICE_PORT = 8081  # the port named `grpc`: the Open Inference Protocol's
 
 
 def _service(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService,
     name: str,
     selector: dict[str, str],
     extra: dict[str, str],
     target_port: int,
     grpc_port: int,
 ) -> dict[str, Any]:
-    md = isvc["metadata"]
+    md = isvc.meta
     ports: list[dict[str, Any]] = [
         {"name": "http", "port": SERVICE_PORT, "targetPort": target_port, "protocol": "TCP"}
     ]
@@ -37,9 +40,9 @@ def _service(
         "kind": "Service",
         "metadata": {
             "name": name,
-            "namespace": md.get("namespace", "default"),
-            "labels": {**labels.base("serving"), labels.INFERENCE_SERVICE: md["name"], **extra},
-            "ownerReferences": [labels.owner_reference(isvc)],
+            "namespace": md.namespace,
+            "labels": {**labels.base("serving"), labels.INFERENCE_SERVICE: md.name, **extra},
+            "ownerReferences": [labels.owner_of("InferenceService", md)],
         },
         "spec": {
             "selector": selector,
@@ -48,18 +51,26 @@ def _service(
     }
 
 
-def service(isvc: dict[str, Any], target_port: int = 8080, grpc_port: int = 0) -> dict[str, Any]:
+def service(
+    isvc: ParsedInferenceService | Mapping[str, Any], target_port: int = 8080, grpc_port: int = 0
+) -> dict[str, Any]:
     """Service ``<isvc>``: port 80 (``http``) -> the server's port, and with ``grpc_port`` port 8081
-    (``grpc``) -> the server's gRPC port, on every served version's pods."""
-    name = isvc["metadata"]["name"]
+    (``grpc``) -> the server's gRPC port, on every served version's pods. ``isvc``: parsed (a dict is
+    parsed first)."""
+    isvc = ParsedInferenceService.of(isvc)
+    name = isvc.meta.name
     return _service(isvc, names.service(name), labels.serving_selector(name), {}, target_port, grpc_port)
 
 
 def version_service(
-    isvc: dict[str, Any], version: int, target_port: int = 8080, grpc_port: int = 0
+    isvc: ParsedInferenceService | Mapping[str, Any],
+    version: int,
+    target_port: int = 8080,
+    grpc_port: int = 0,
 ) -> dict[str, Any]:
     """Service ``<isvc>-v<N>`` for one version (an HTTPRoute backend with an exact weight)."""
-    name = isvc["metadata"]["name"]
+    isvc = ParsedInferenceService.of(isvc)
+    name = isvc.meta.name
     return _service(
         isvc,
         names.version_service(name, version),
@@ -71,11 +82,15 @@ def version_service(
 
 
 def shadow_service(
-    isvc: dict[str, Any], version: int, target_port: int = 8080, grpc_port: int = 0
+    isvc: ParsedInferenceService | Mapping[str, Any],
+    version: int,
+    target_port: int = 8080,
+    grpc_port: int = 0,
 ) -> dict[str, Any]:
     """Service ``<isvc>-v<N>-shadow``: the shadow phase's pods, the target of mirrored requests (the stable
     pods' mirror or an HTTPRoute RequestMirror filter). No version label: it is never a weighted backend."""
-    name = isvc["metadata"]["name"]
+    isvc = ParsedInferenceService.of(isvc)
+    name = isvc.meta.name
     return _service(
         isvc,
         names.shadow(name, version),

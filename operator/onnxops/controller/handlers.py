@@ -34,7 +34,7 @@ from .governance import reconcile_model
 from .indexes import Indexes
 from .lazy import drift_modules
 from .notify import Notifier
-from .serving import reconcile_inference_service
+from .serving import reconcile_inference_service, spec_parses
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
 
 log = logging.getLogger("onnxops.operator")
@@ -249,9 +249,10 @@ def monitors_off(isvc: dict[str, Any]) -> bool:
 async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
     """The InferenceService's periodic checks after its reconcile: drift, then the capture sink's health;
     the sooner of their next times. Skipped (no request) when the object the reconcile just read has no
-    monitoring on: its spec is this turn's, and only these checks set the CaptureHealthy condition."""
+    monitoring on: its spec is this turn's, and only these checks set the CaptureHealthy condition. A spec
+    that does not parse is not checked either (its reconcile reported it; nothing acts on it)."""
     read = ctx.last_read.pop((ISVC, ns, name), None)
-    if read is not None and monitors_off(read):
+    if read is not None and (not spec_parses(read) or monitors_off(read)):
         return None
     await drift_modules()  # the checks import the drift package (numpy/scipy): off the loop, once
     waits = [

@@ -5,7 +5,8 @@ reconcile.
 returns; a worker task resolves the sinks (the chart's global ones, whose URLs are in the operator's
 environment from Secrets, and the InferenceService's ``spec.notifications``, whose URLs it reads from
 Secrets by name) and posts each notification to each sink that wants it, at most ``CONCURRENCY`` posts at a
-time. A failed post (connection error, timeout, 408, 429, 5xx) is retried ``settings.notify_retries`` times,
+time; the notifications of one reconcile reach a sink one after the other, in their order. A failed post
+(connection error, timeout, 408, 429, 5xx) is retried ``settings.notify_retries`` times,
 waiting ``notify_backoff_seconds`` doubled each time (at most 60 s); any other answer is permanent. Every
 failed attempt is counted in ``onnxops_operator_notification_failures`` and logged with the sink's name and
 the URL's scheme, host and port only (a Slack hook's token is its path; user info and query are dropped);
@@ -98,12 +99,16 @@ class Notifier:
         self, namespace: str, service: str, isvc: dict[str, Any] | None, notes: list[Notification]
     ) -> None:
         for sink in await self.sinks(namespace, service, isvc):
-            for note in notes:
-                if wants({"events": sink.events}, note):
-                    await self.limit.acquire()
-                    task = asyncio.ensure_future(self._deliver(sink, note))
-                    self.deliveries.add(task)
-                    task.add_done_callback(self._done)
+            wanted = [note for note in notes if wants({"events": sink.events}, note)]
+            if wanted:  # one reconcile's notes reach a sink in their order (e.g. ShadowPassed, CanaryStarted)
+                await self.limit.acquire()
+                task = asyncio.ensure_future(self._deliver_in_order(sink, wanted))
+                self.deliveries.add(task)
+                task.add_done_callback(self._done)
+
+    async def _deliver_in_order(self, sink: Sink, notes: list[Notification]) -> None:
+        for note in notes:
+            await self._deliver(sink, note)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.deliveries.discard(task)

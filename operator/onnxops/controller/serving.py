@@ -6,7 +6,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from onnxops.api.conditions import now_rfc3339
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.builders import httproute, labels, names
 from onnxops.kube import events
 from onnxops.kube.apply import ensure
@@ -55,60 +58,63 @@ async def observe_children(
     return [o for o in await ctx.indexes.serving_children(ns, name, kinds) if owned_by(o, owner_uid)]
 
 
-def analysis_window(isvc: dict[str, Any]) -> float:
+def analysis_window(isvc: ParsedInferenceService) -> float:
     """The measurement window of the current canary step: its pause, at least 10 s (60 s without one)."""
-    steps = (isvc["spec"].get("rollout") or {}).get("steps") or []
-    step = int((isvc.get("status") or {}).get("currentStep") or 0)
-    pause = steps[step].get("pause") if step < len(steps) else None
+    steps = isvc.spec.rollout.steps if isvc.spec.rollout is not None else []
+    step = int(isvc.status.get("currentStep") or 0)
+    pause = steps[step].pause if step < len(steps) else None
     return max(10.0, parse_duration(pause, 60.0))
 
 
-async def measure(ctx: Context, isvc: dict[str, Any], version: int) -> AnalysisResult:
+def _prometheus_url(ctx: Context, isvc: ParsedInferenceService) -> str | None:
+    """``monitoring.metricsSource.prometheusUrl``, else the operator's, else None (scrape the pods)."""
+    mon = isvc.spec.monitoring
+    source = mon.metrics_source if mon is not None else None
+    return (source.prometheus_url if source is not None else None) or ctx.settings.prometheus_url or None
+
+
+async def measure(ctx: Context, isvc: ParsedInferenceService, version: int) -> AnalysisResult:
     """Measure the canary (the injected provider, else Prometheus / direct scrape) and assess the SLOs."""
-    spec = isvc["spec"]
+    md = isvc.meta
     provider = ctx.provider
     if provider is None:
-        prom = ((spec.get("monitoring") or {}).get("metricsSource") or {}).get("prometheusUrl")
-        provider = DefaultMetricsProvider(
-            ctx.client, prom or ctx.settings.prometheus_url or None, ctx.settings.serving_port
-        )
+        provider = DefaultMetricsProvider(ctx.client, _prometheus_url(ctx, isvc), ctx.settings.serving_port)
     stats = None
     try:
         stats = await provider.request_stats(
-            namespace=isvc["metadata"].get("namespace", "default"),
-            service=isvc["metadata"]["name"],
-            model=spec["model"],
+            namespace=md.namespace,
+            service=md.name,
+            model=isvc.spec.model,
             version=version,
             window_seconds=analysis_window(isvc),
         )
     except Exception as e:  # a broken source is inconclusive, never an abort
-        log.warning("metrics provider failed for %s: %s", isvc["metadata"]["name"], e)
-    return assess(stats, (spec.get("rollout") or {}).get("analysis") or {})
+        log.warning("metrics provider failed for %s: %s", md.name, e)
+    # the thresholds as the user wrote them (their numbers are quoted in the verdict's message)
+    return assess(stats, (isvc.raw_spec.get("rollout") or {}).get("analysis") or {})
 
 
-async def measure_shadow(ctx: Context, isvc: dict[str, Any]) -> AnalysisResult:
+async def measure_shadow(ctx: Context, isvc: ParsedInferenceService) -> AnalysisResult:
     """Measure a shadow phase (the injected provider when it has ``shadow_stats``, else the stable pods'
     mirror metrics from Prometheus / a direct scrape) and assess it (reconcile/shadow.py)."""
-    spec, st = isvc["spec"], isvc.get("status") or {}
-    cfg = shadow_config(spec) or {}
+    md, st = isvc.meta, isvc.status
+    cfg = shadow_config(isvc.raw_spec) or {}
     provider: Any = ctx.provider
     if not hasattr(provider, "shadow_stats"):
-        prom = ((spec.get("monitoring") or {}).get("metricsSource") or {}).get("prometheusUrl")
-        prom = prom or ctx.settings.prometheus_url or None
-        provider = ShadowMetrics(ctx.client, prom, ctx.settings.serving_port)
+        provider = ShadowMetrics(ctx.client, _prometheus_url(ctx, isvc), ctx.settings.serving_port)
     stats = None
     try:
         stats = await provider.shadow_stats(
-            namespace=isvc["metadata"].get("namespace", "default"),
-            service=isvc["metadata"]["name"],
-            model=spec["model"],
+            namespace=md.namespace,
+            service=md.name,
+            model=isvc.spec.model,
             stable=int(st["stableVersion"]),
             shadow=int(st["canaryVersion"]),
             window_seconds=max(10.0, float(cfg.get("durationSeconds") or 60.0)),
-            via_route=(spec.get("rollout") or {}).get("httpRoute") is not None,
+            via_route=isvc.spec.rollout is not None and isvc.spec.rollout.http_route is not None,
         )
     except Exception as e:  # a broken source is inconclusive, never an abort
-        log.warning("shadow metrics failed for %s: %s", isvc["metadata"]["name"], e)
+        log.warning("shadow metrics failed for %s: %s", md.name, e)
     return assess_shadow(stats, cfg)
 
 
@@ -175,23 +181,47 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
     ctx.last_read[(ISVC, ns, name)] = isvc  # handlers.isvc_checks: are any of its monitors on?
-    model = isvc["spec"]["model"]
+    try:  # parsed once: reconcile/ and builders/ take the typed spec
+        parsed = ParsedInferenceService.parse(isvc)
+    except ValidationError as e:  # nothing built, changed or deleted: the running versions keep serving
+        await report_invalid_spec(c, isvc, ir.invalid_spec_plan(isvc, e, datetime.now(UTC)))
+        return None
+    model = parsed.spec.model
     mvs = await ctx.model_versions(ns, model)
     model_obj = await ctx.model(ns, model)  # release governance; None: no policy, no aliases
-    observed = await observe_children(
-        ctx, ns, name, bool(isvc["spec"].get("autoscaling")), isvc["metadata"].get("uid")
-    )
+    observed = await observe_children(ctx, ns, name, parsed.spec.autoscaling is not None, parsed.meta.uid)
     now = datetime.now(UTC)
-    plan = ir.reconcile(isvc, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
+    plan = ir.reconcile(parsed, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
     if plan.wants_analysis:
-        st = isvc.get("status") or {}
+        st = parsed.status
         shadow = bool(st.get("shadow"))
-        result = await (measure_shadow(ctx, isvc) if shadow else measure(ctx, isvc, int(st["canaryVersion"])))
+        result = await (
+            measure_shadow(ctx, parsed) if shadow else measure(ctx, parsed, int(st["canaryVersion"]))
+        )
         plan = ir.reconcile(
-            isvc, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
+            parsed, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
         )
     await apply_plan(ctx, isvc, plan, observed)
     return plan.requeue_after
+
+
+async def report_invalid_spec(c: KubeApi, isvc: dict[str, Any], plan: ir.IsvcPlan) -> None:
+    """Write the plan of a spec that does not parse: its status and its Warning Event, nothing else (no
+    child is ensured or deleted, no HTTPRoute weight or ModelVersion mark is written)."""
+    md = isvc["metadata"]
+    if plan.status_patch:
+        await c.patch_status(API, ISVC, md.get("namespace", "default"), md["name"], plan.status_patch)
+    await events.post(c, isvc, plan.events)
+
+
+def spec_parses(isvc: dict[str, Any]) -> bool:
+    """The InferenceService's spec parses into the API's types (the periodic checks skip one that does
+    not: its status already names the field)."""
+    try:
+        ParsedInferenceService.parse(isvc)
+    except ValidationError:
+        return False
+    return True
 
 
 async def apply_drift_plan(

@@ -3,21 +3,22 @@ version's drift is being investigated, so the drift policy can still compare the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec
 
 from . import defaults
 from .durations import parse_duration
 
 
-def investigation_seconds(spec: dict[str, Any]) -> float:
+def investigation_seconds(spec: InferenceServiceSpec | Mapping[str, Any]) -> float:
     """``failureLimit`` x ``monitoring.interval`` when drift monitoring is on (the time a breach that opened
-    during the bake needs to be confirmed), else 0."""
-    mon = spec.get("monitoring") or {}
-    drift = mon.get("drift")
-    if not drift or not drift.get("enabled", True):
+    during the bake needs to be confirmed), else 0. ``spec``: typed (a dict is parsed first)."""
+    mon = defaults.spec_of(spec).monitoring
+    if mon is None or mon.drift is None or not mon.drift.enabled:
         return 0.0
-    limit = int(drift.get("failureLimit", defaults.DRIFT_FAILURE_LIMIT))
-    return limit * parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
+    return mon.drift.failure_limit * parse_duration(mon.interval)
 
 
 def drift_investigating(status: dict[str, Any] | None, version: int | None) -> bool:

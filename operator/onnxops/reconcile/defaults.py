@@ -8,12 +8,12 @@ Durations are parsed once, here, with :func:`onnxops.reconcile.durations.parse_d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from onnxops.api.v1alpha1.inferenceservice import (
-    Autoscaling,
     Drift,
     InferenceServiceSpec,
     Monitoring,
@@ -46,15 +46,18 @@ PROGRESS_DEADLINE_SECONDS: float = api_duration(Rollout, "progress_deadline")
 # spec.monitoring
 MONITORING_INTERVAL_SECONDS: float = api_duration(Monitoring, "interval")
 DRIFT_WINDOW: str = api_default(Drift, "window")
-DRIFT_FAILURE_LIMIT: int = api_default(Drift, "failure_limit")
 PERFORMANCE_WINDOW: str = api_default(PerformanceSpec, "window")
 # spec.retrain
 RETRAIN_MIN_INTERVAL_SECONDS: float = api_duration(Retrain, "min_interval")
 # spec.logging
 FLUSH_INTERVAL_SECONDS: float = api_duration(PayloadLogging, "flush_interval")
-# spec (replicas and autoscaling)
+# spec.version (the drift hook's resolution reads the dict)
 SPEC_VERSION: int | str = api_default(InferenceServiceSpec, "version")
-REPLICAS: int = api_default(InferenceServiceSpec, "replicas")
-MIN_REPLICAS: int = api_default(Autoscaling, "min_replicas")
-MAX_REPLICAS: int = api_default(Autoscaling, "max_replicas")
-TARGET_CPU_UTILIZATION: int = api_default(Autoscaling, "target_cpu_utilization")
+
+
+def spec_of(spec: InferenceServiceSpec | Mapping[str, Any]) -> InferenceServiceSpec:
+    """``spec`` typed; a dict (a test's, possibly a fragment without ``model``) parsed with the API's
+    defaults (the typed code reads them from the model, not from the constants above)."""
+    if isinstance(spec, InferenceServiceSpec):
+        return spec
+    return InferenceServiceSpec.model_validate({"model": "unnamed", **spec})

@@ -7,12 +7,16 @@ calls again with the result. Drift decisions enter through :mod:`onnxops.reconci
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason, now_rfc3339
+from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, ParsedInferenceService
 from onnxops.builders import deployment as dep_builder
 from onnxops.builders import hpa as hpa_builder
 from onnxops.builders import httproute as httproute_builder
@@ -20,10 +24,12 @@ from onnxops.builders import labels, names
 from onnxops.builders import service as svc_builder
 from onnxops.settings import Settings
 
-from . import defaults, governance, isvc_status, versions
+from . import governance, isvc_status, versions
 from . import shadow as shadow_phase
 from .analysis import AnalysisResult
 from .control import Control
+from .defaults import spec_of
+from .errors import describe_error, error_status
 from .rollout import (
     Outcome,
     RolloutConfig,
@@ -53,6 +59,19 @@ class IsvcPlan:
     wants_analysis: bool = False
 
 
+def invalid_spec_plan(isvc: Mapping[str, Any], exc: ValidationError, now: datetime) -> IsvcPlan:
+    """An InferenceService whose spec does not parse into the API's types (e.g. stored before the API
+    refused what it holds): Stalled=True with reason InvalidSpec and a message naming the field and the
+    problem, Ready=False unless a version is served (as any failed reconcile records it), and one Warning
+    Event. No child is built, changed or deleted: the running versions keep serving until the spec is
+    edited (which wakes the loop again)."""
+    reason, message = describe_error(exc)
+    old = dict(isvc.get("status") or {})
+    new = {**error_status("InferenceService", dict(isvc), reason, message, now), "message": message}
+    patch = status_patch(old, new)
+    return IsvcPlan(status=new, status_patch=patch, events=[("Warning", reason, message)] if patch else [])
+
+
 def version_label(obj: dict[str, Any]) -> int | None:
     v = (obj.get("metadata", {}).get("labels") or {}).get(labels.VERSION)
     return int(v) if v and v.isdigit() else None
@@ -65,24 +84,25 @@ def deployment_ready(d: dict[str, Any] | None, want: int) -> bool:
     return int(st.get("readyReplicas") or 0) >= max(1, want)
 
 
-def total_replicas(spec: dict[str, Any]) -> int:
-    a = spec.get("autoscaling")
-    if a:
-        return int(a.get("minReplicas", defaults.MIN_REPLICAS))
-    return int(spec.get("replicas", defaults.REPLICAS))
+def total_replicas(spec: InferenceServiceSpec | Mapping[str, Any]) -> int:
+    """The replicas of the stable version: ``autoscaling.minReplicas``, else ``replicas`` (a dict, e.g. a
+    test's spec fragment, is parsed with the API's defaults)."""
+    spec = spec_of(spec)
+    return spec.autoscaling.min_replicas if spec.autoscaling is not None else spec.replicas
 
 
 def _desired_children(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService | Mapping[str, Any],
     state: RolloutState,
     mvs: dict[int, dict[str, Any]],
     settings: Settings,
     ready: dict[int, int],
     shadow_ready: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[int, int]]:
-    spec = isvc["spec"]
-    auto = spec.get("autoscaling")
-    per_version = (spec.get("rollout") or {}).get("httpRoute") is not None
+    isvc = ParsedInferenceService.of(isvc)
+    spec = isvc.spec
+    auto = spec.autoscaling
+    per_version = spec.rollout is not None and spec.rollout.http_route is not None
     plan = replicas_plan(state, total_replicas(spec), ready)
     out: list[dict[str, Any]] = [svc_builder.service(isvc, settings.serving_port, settings.serving_grpc_port)]
     shadow = _shadow_children(isvc, state, mvs, settings)
@@ -99,15 +119,7 @@ def _desired_children(
             )
         )
         if auto:
-            out.append(
-                hpa_builder.hpa(
-                    isvc,
-                    v,
-                    n,
-                    int(auto.get("maxReplicas", defaults.MAX_REPLICAS)),
-                    int(auto.get("targetCpuUtilization", defaults.TARGET_CPU_UTILIZATION)),
-                )
-            )
+            out.append(hpa_builder.hpa(isvc, v, n, auto.max_replicas, auto.target_cpu_utilization))
         if per_version:
             out.append(
                 svc_builder.version_service(isvc, v, settings.serving_port, settings.serving_grpc_port)
@@ -116,45 +128,49 @@ def _desired_children(
 
 
 def _shadow_children(
-    isvc: dict[str, Any], state: RolloutState, mvs: dict[int, dict[str, Any]], settings: Settings
+    isvc: ParsedInferenceService, state: RolloutState, mvs: dict[int, dict[str, Any]], settings: Settings
 ) -> list[dict[str, Any]]:
     """The shadow phase's Service and Deployment (none outside the phase)."""
-    scfg = shadow_phase.shadow_config(isvc["spec"])
+    scfg = shadow_phase.shadow_config(isvc.raw_spec)
     mv = mvs.get(state.canary) if state.canary is not None else None
     if not state.shadow or scfg is None or mv is None or state.canary is None:
         return []
-    n = shadow_phase.shadow_replicas(total_replicas(isvc["spec"]), float(scfg["sampleRate"]))
+    n = shadow_phase.shadow_replicas(total_replicas(isvc.spec), float(scfg["sampleRate"]))
     return [
         svc_builder.shadow_service(isvc, state.canary, settings.serving_port, settings.serving_grpc_port),
         dep_builder.deployment(isvc, mv, n, settings, shadow=True),
     ]
 
 
-def _mirror(isvc: dict[str, Any], state: RolloutState, settings: Settings) -> tuple[str, float] | None:
+def _mirror(
+    isvc: ParsedInferenceService, state: RolloutState, settings: Settings
+) -> tuple[str, float] | None:
     """(URL of the shadow's Service, sample rate) for the stable pods' mirror (no HTTPRoute)."""
-    scfg = shadow_phase.shadow_config(isvc["spec"])
+    scfg = shadow_phase.shadow_config(isvc.raw_spec)
     if scfg is None or state.canary is None:
         return None
-    md = isvc["metadata"]
+    md = isvc.meta
     url = (
-        settings.shadow_url_template.replace("{service}", names.shadow(md["name"], state.canary))
-        .replace("{namespace}", md.get("namespace", "default"))
+        settings.shadow_url_template.replace("{service}", names.shadow(md.name, state.canary))
+        .replace("{namespace}", md.namespace)
         .replace("{port}", str(svc_builder.SERVICE_PORT))
     )
     return url, float(scfg["sampleRate"])
 
 
-def route_mirror(isvc: dict[str, Any], state: RolloutState) -> dict[str, Any] | None:
+def route_mirror(
+    isvc: ParsedInferenceService | Mapping[str, Any], state: RolloutState
+) -> dict[str, Any] | None:
     """The HTTPRoute's RequestMirror filter during a shadow phase (None: none, or removed)."""
-    scfg = shadow_phase.shadow_config(isvc["spec"])
+    isvc = ParsedInferenceService.of(isvc)
+    scfg = shadow_phase.shadow_config(isvc.raw_spec)
     if scfg is None or not state.shadow or state.canary is None:
         return None
-    return httproute_builder.mirror_filter(isvc["metadata"]["name"], state.canary, float(scfg["sampleRate"]))
+    return httproute_builder.mirror_filter(isvc.meta.name, state.canary, float(scfg["sampleRate"]))
 
 
 def _canary_ready(
-    spec: dict[str, Any],
-    name: str,
+    isvc: ParsedInferenceService,
     state: RolloutState,
     observed: list[dict[str, Any]],
     deps: dict[int | None, dict[str, Any]],
@@ -163,19 +179,19 @@ def _canary_ready(
     """The canary's (or, in its shadow phase, the shadow's) Deployment runs its pods."""
     if state.canary is None:
         return False
-    scfg = shadow_phase.shadow_config(spec)
+    scfg = shadow_phase.shadow_config(isvc.raw_spec)
     if state.shadow and scfg is not None:
-        dep_name = names.shadow(name, state.canary)
+        dep_name = names.shadow(isvc.meta.name, state.canary)
         deps_by_name = {d["metadata"]["name"]: d for d in observed if d.get("kind") == "Deployment"}
         dep = deps_by_name.get(dep_name)
         return deployment_ready(
-            dep, shadow_phase.shadow_replicas(total_replicas(spec), float(scfg["sampleRate"]))
+            dep, shadow_phase.shadow_replicas(total_replicas(isvc.spec), float(scfg["sampleRate"]))
         )
     return deployment_ready(deps.get(state.canary), want)
 
 
 def reconcile(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService | Mapping[str, Any],
     mvs: list[dict[str, Any]],
     observed: list[dict[str, Any]],
     *,
@@ -185,21 +201,22 @@ def reconcile(
     model_obj: dict[str, Any] | None = None,
 ) -> IsvcPlan:
     """``observed``: the Deployments, Services and HPAs labelled with this InferenceService;
-    ``model_obj``: the Model (release governance), None when there is none."""
-    md, spec = isvc["metadata"], isvc["spec"]
-    old = dict(isvc.get("status") or {})
-    gen = int(md.get("generation") or 1)
-    _name, model = md["name"], spec["model"]
+    ``model_obj``: the Model (release governance), None when there is none.
+
+    ``isvc``: parsed at the handler boundary (``ParsedInferenceService.parse``); a dict is parsed here."""
+    isvc = ParsedInferenceService.of(isvc)
+    md, spec = isvc.meta, isvc.spec
+    old = dict(isvc.status)
+    gen = md.generation
+    model = spec.model
     by_v = versions.by_version(mvs, model)
     gov = governance.from_model(model_obj, mvs, model)
-    res = versions.resolve(
-        spec.get("version", defaults.SPEC_VERSION), model, mvs, versions.skipped_by_latest(old, by_v), gov
-    )
+    res = versions.resolve(spec.version, model, mvs, versions.skipped_by_latest(old, by_v), gov)
     state = RolloutState.from_status(old)
-    cfg = RolloutConfig.from_spec(spec)
+    cfg = RolloutConfig.of(spec, isvc.raw_spec)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
     before = replicas_plan(state, total_replicas(spec))
-    canary_ready = _canary_ready(spec, md["name"], state, observed, deps, before.get(state.canary or 0, 1))
+    canary_ready = _canary_ready(isvc, state, observed, deps, before.get(state.canary or 0, 1))
     failed = (res.version, res.reason, res.message) if res.version is not None and not res.ok else None
     previous_ready = state.previous is not None and deployment_ready(deps.get(state.previous), 1)
     out = advance(
@@ -320,7 +337,7 @@ def _release_blocked(
 
 
 def assemble(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService | Mapping[str, Any],
     old: dict[str, Any],
     out: Outcome,
     res: versions.Resolution,
@@ -331,23 +348,25 @@ def assemble(
     now: datetime,
     extra_status: dict[str, Any] | None = None,
 ) -> IsvcPlan:
-    """Children, deletions and status from a rollout outcome (shared with the drift hook)."""
-    md, spec = isvc["metadata"], isvc["spec"]
-    gen = int(md.get("generation") or 1)
-    name, ns = md["name"], md.get("namespace", "default")
+    """Children, deletions and status from a rollout outcome (shared with the drift hook). ``isvc``:
+    parsed (a dict is parsed here)."""
+    isvc = ParsedInferenceService.of(isvc)
+    md, spec = isvc.meta, isvc.spec
+    gen = md.generation
+    name, ns = md.name, md.namespace
     st = out.state
     total = total_replicas(spec)
     ready = isvc_status.ready_counts(observed, version_label)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
-    shadow_ready = st.shadow and _canary_ready(spec, md["name"], st, observed, deps, 1)
+    shadow_ready = st.shadow and _canary_ready(isvc, st, observed, deps, 1)
     children, plan = _desired_children(isvc, st, by_v, settings, ready, shadow_ready)
     delete = _deletions(name, st, by_v, plan, children, observed)
     stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
     held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
     degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
     rb = st.rollback or {}
-    route = (spec.get("rollout") or {}).get("httpRoute")
-    eff = isvc_status.effective_canary_weight(st, total, bool(route))
+    route = spec.rollout is not None and spec.rollout.http_route is not None
+    eff = isvc_status.effective_canary_weight(st, total, route)
     reduced = isvc_status.reduced_capacity(plan, ready, total) if stable_ready else None
     phase, reason, message = _phase_message(st, res, out, stable_ready, degraded, eff, total, reduced)
     reconciling = phase == "Progressing" or st.previous is not None or (phase == "Pending")
@@ -386,7 +405,7 @@ def assemble(
     rejected = versions.record_rejections(
         old,
         out.reject,
-        spec_version=spec.get("version", defaults.SPEC_VERSION),
+        spec_version=spec.version,
         generation=gen,
         at=now_rfc3339(now),
         carry=carry,
@@ -400,10 +419,10 @@ def assemble(
     conds = isvc_status.extra_conditions(
         conds,
         state=st,
-        spec=spec,
+        spec=isvc.raw_spec,  # traffic.inexact_steps, shared with `onnxops validate`, reads the dict
         total=total,
         reduced=reduced,
-        autoscaling=bool(spec.get("autoscaling")),
+        autoscaling=spec.autoscaling is not None,
         generation=gen,
         now=now,
     )
@@ -415,7 +434,7 @@ def assemble(
         "reason": reason,
         "message": message,
         "effectiveCanaryWeight": eff,
-        "capacity": isvc_status.capacity(st, plan, ready, bool(spec.get("autoscaling"))) or None,
+        "capacity": isvc_status.capacity(st, plan, ready, spec.autoscaling is not None) or None,
         "url": names.url(name, ns),
         "conditions": conds,
         "history": append_history(old.get("history"), out.history),

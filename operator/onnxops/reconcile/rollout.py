@@ -6,11 +6,13 @@ and from what is observed, so a restarted operator continues where the last one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from onnxops.api.conditions import Reason, now_rfc3339
+from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, Rollout
 
 from . import defaults
 from .analysis import AnalysisResult, analysis_config, recheck_seconds
@@ -32,8 +34,6 @@ from .traffic import replicas_plan as replicas_plan
 from .traffic import split_replicas as split_replicas
 from .traffic import traffic_weights as traffic_weights
 
-DEFAULT_STEPS: list[dict[str, Any]] = [{"weight": 20, "pause": "30s"}, {"weight": 50, "pause": "30s"}]
-
 
 @dataclass(frozen=True)
 class RolloutConfig:
@@ -50,18 +50,29 @@ class RolloutConfig:
     shadow: dict[str, Any] | None = None
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> RolloutConfig:
-        r = spec.get("rollout") or {}
-        steps: list[dict[str, Any]] = r["steps"] if r.get("steps") is not None else DEFAULT_STEPS
+    def from_spec(cls, spec: InferenceServiceSpec | Mapping[str, Any]) -> RolloutConfig:
+        """The config of ``spec`` (typed; a dict, e.g. a test's spec fragment, is parsed first and read as
+        stored where :meth:`of` reads the stored spec)."""
+        if isinstance(spec, InferenceServiceSpec):
+            return cls.of(spec, spec.to_dict())
+        return cls.of(defaults.spec_of(spec), spec)
+
+    @classmethod
+    def of(cls, spec: InferenceServiceSpec, raw: Mapping[str, Any]) -> RolloutConfig:
+        """From the typed spec (the API's defaults come with it); the canary's and the shadow's
+        thresholds are read from ``raw``, the spec as stored, as the user wrote them (their numbers are
+        quoted in status messages)."""
+        r = spec.rollout or Rollout()
+        raw_rollout = raw.get("rollout") or {}
         return cls(
-            strategy=r.get("strategy", defaults.ROLLOUT_STRATEGY),
-            steps=tuple((int(s["weight"]), parse_duration(s.get("pause"))) for s in steps),
-            analysis=analysis_config(r.get("analysis")),
-            bake_seconds=parse_duration(r.get("bakeTime"), defaults.BAKE_SECONDS),
-            progress_deadline=parse_duration(r.get("progressDeadline"), defaults.PROGRESS_DEADLINE_SECONDS),
+            strategy=r.strategy,
+            steps=tuple((s.weight, parse_duration(s.pause)) for s in r.steps),
+            analysis=analysis_config(raw_rollout.get("analysis")),
+            bake_seconds=parse_duration(r.bake_time),
+            progress_deadline=parse_duration(r.progress_deadline),
             investigation_seconds=investigation_seconds(spec),
-            gates=tuple(bool(s.get("awaitPromotion")) for s in steps),
-            shadow=shadow_config(spec),
+            gates=tuple(bool(s.await_promotion) for s in r.steps),
+            shadow=shadow_config(raw),
         )
 
     def gated(self, step: int) -> bool:

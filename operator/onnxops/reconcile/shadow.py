@@ -14,6 +14,7 @@ not measured.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ DEFAULTS: dict[str, Any] = Shadow().to_dict()
 PHASE = "Shadow"  # status.lastAnalysis.phase of the shadow's check
 
 
-def shadow_config(spec: dict[str, Any]) -> dict[str, Any] | None:
+def shadow_config(spec: Mapping[str, Any]) -> dict[str, Any] | None:
     """``spec.rollout.shadow`` with defaults, plus the inconclusive policy of ``rollout.analysis``
     (onInconclusive, inconclusiveLimit: it applies even when the canary's checks are switched off) and
     ``durationSeconds``; None without a shadow phase (or with strategy Recreate)."""

@@ -17,6 +17,7 @@ from .common import (
     conditions_field,
 )
 from .logging import PayloadLogging
+from .meta import Parsed
 from .model import ALIAS_PATTERN
 from .notifications import NotificationSink
 from .performance import SPEC_PERFORMANCE_RULES, PerformanceSpec, PerformanceSummary
@@ -494,3 +495,11 @@ class InferenceService(KubeModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: InferenceServiceSpec
     status: InferenceServiceStatus | None = None
+
+
+class ParsedInferenceService(Parsed[InferenceServiceSpec]):
+    """An InferenceService parsed at the handler boundary (``meta.Parsed``). What the serving pods embed
+    from the user (resources, pod overrides, env) is taken from ``raw_spec``, the spec as stored, so that
+    a Deployment comes out byte for byte the same as before the path was typed."""
+
+    SPEC = InferenceServiceSpec
