@@ -165,7 +165,7 @@ async def test_promql_counts_equal_the_servers_exposition(servers) -> None:
     for i in range(0, 150, 30):  # a few batches each
         srv["1"].infer(clean[i : i + 30])
         srv["2"].infer(shifted[i : i + 30])
-    texts = {v: get(s.base + "/metrics").decode() for v, s in srv.items()}
+    texts = {v: get(s.base + "/metrics", timeout=30).decode() for v, s in srv.items()}
     live = {}
     for v in ("1", "2"):
         # each target is scraped at its own phase: evaluate exactly at this version's last scrape
