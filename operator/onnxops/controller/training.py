@@ -141,34 +141,9 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     service: dict[str, Any] | Literal["unchecked"] | None = tjr.UNCHECKED
     if wanted is not None:
         service = await c.get(API, ISVC, ns, wanted)
-    plan = tjr.reconcile(
-        parsed,
-        job,
-        pods,
-        registered=registered,
-        settings=ctx.settings,
-        now=now,
-        service=service,
-        champion=champion,
-    )
-    if plan.job is not None:
-        action, made = await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
-        if action == "created":  # decide again with the Job as created: its fields (attempts) go into this
-            job = {"apiVersion": "batch/v1", "kind": "Job", **made}  # status write, not a second one
-            plan = tjr.reconcile(
-                parsed,
-                job,
-                pods,
-                registered=registered,
-                settings=ctx.settings,
-                now=now,
-                service=service,
-                champion=champion,
-            )
-    if plan.register is not None:
-        async with ctx.model_lock(ns, plan.register["spec"]["model"]):
-            registered = await register_model_version(c, plan.register)
-        plan = tjr.reconcile(
+
+    def decide(job: dict[str, Any] | None, registered: str | None) -> tjr.TrainingPlan:
+        return tjr.reconcile(
             parsed,
             job,
             pods,
@@ -178,6 +153,17 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
             service=service,
             champion=champion,
         )
+
+    plan = decide(job, registered)
+    if plan.job is not None:
+        action, made = await ensure(c, plan.job, job, mutable=job_builder.JOB_MUTABLE)
+        if action == "created":  # decide again with the Job as created: its fields (attempts) go into this
+            job = {"apiVersion": "batch/v1", "kind": "Job", **made}  # status write, not a second one
+            plan = decide(job, registered)
+    if plan.register is not None:
+        async with ctx.model_lock(ns, plan.register["spec"]["model"]):
+            registered = await register_model_version(c, plan.register)
+        plan = decide(job, registered)
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
