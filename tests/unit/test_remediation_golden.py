@@ -14,6 +14,12 @@ typed (written once by that code, not by the code under test). The status patch 
 kept in full; the whole desired status and the children the plan ensures (the InferenceService
 reconciler's, ``test_inference_service_golden.py``) only as their digest.
 
+One read changed when the paths were typed, on purpose: on ``extra:performance-defaults|written``
+(``monitoring.drift: {}`` and ``monitoring.performance: {}`` on an object never defaulted) the dict code
+read an empty block as "off" (no evaluation due), while its policies already read it as on, with the
+API's defaults; the typed spec reads it as the API does, which is also what the API server stores (the
+``|stored`` entry, unchanged): both entries now read the same.
+
 Regenerate (``python tests/unit/test_remediation_golden.py --write``) only for a change that is meant to
 alter them, and say so in the commit.
 """
@@ -330,6 +336,11 @@ def _plan(dp: remediation.DriftPlan) -> dict[str, Any]:
     }
 
 
+def _plain(value: Any) -> Any:
+    """A typed status block as its JSON (what is stored); anything else as it is."""
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
 def _copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
@@ -356,7 +367,7 @@ def _reads(obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         "retrainDue": {
             c: remediation.retrain_due(obj["spec"], status, CHILDREN[c], T0) for c in ("none", "running")
         },
-        "unrecorded": remediation.unrecorded_retrain(status, CHILDREN["unrecorded"]),
+        "unrecorded": _plain(remediation.unrecorded_retrain(status, CHILDREN["unrecorded"])),
     }
 
 
@@ -414,6 +425,17 @@ def test_golden_covers_every_case() -> None:
         "retrain" in p["patch"] and p["patch"]["retrain"]["count"] == PENDING["count"] and not p["retrain"]
         for p in plans
     )
+
+
+def test_an_empty_monitoring_block_is_monitoring_with_the_api_defaults() -> None:
+    written = GOLDEN_DATA["extra:performance-defaults|written"]
+    stored = GOLDEN_DATA["extra:performance-defaults|stored"]
+    reads = [k for k in written if k.endswith(":reads")]
+    assert len(reads) == len(STATES)
+    for key in reads:
+        assert written[key] == stored[key], key
+    assert written["canary:reads"]["driftDue"] == 20.0  # 30s (the API's interval) after the last, 10s ago
+    assert written["canary:reads"]["performanceDue"] == 0.0
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c[0])
