@@ -17,7 +17,7 @@ from typing import Any
 from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.remediation import MonitoringStatus
 from onnxops.reconcile.performance_hook import apply_performance
-from onnxops.reconcile.remediation import retrain_running, since
+from onnxops.reconcile.remediation import retrain_running, since, stored_time
 from onnxops.reconcile.rollout import RolloutState, parse_duration
 
 from .context import API, ISVC, Context
@@ -82,7 +82,8 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     interval = parse_duration(mon.interval)
     batch: LabelJobResult | None = None
     if mon.performance.source == "LabelFiles":
-        got = await label_files_performance(ctx, isvc, now, interval)
+        last = stored_time(status.performance.evaluated_at) if status.performance else None
+        got = await label_files_performance(ctx, isvc, now, interval, last)
         if not isinstance(got, LabelJobResult):
             return got
         batch = got

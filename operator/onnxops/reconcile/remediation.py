@@ -35,7 +35,7 @@ from onnxops.settings import Settings
 from . import versions
 from .defaults import spec_of
 from .inferenceservice import IsvcPlan, assemble
-from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
+from .rollout import Outcome, RolloutState, abort, parse_duration, parse_time
 from .status import status_patch
 
 ACTING = ("Rollback", "Retrain", "Alert")  # the actions that raise the decision's condition
@@ -142,13 +142,19 @@ def rollback(
         )
 
 
-def since(at: str | None, now: datetime) -> float:
-    """Seconds since the stored time ``at`` (infinite when unset, or when it is not a time the operator
-    writes: read as never, as the policies' guards read it)."""
+def stored_time(at: str | None) -> datetime | None:
+    """A time as the operator stores it (``2026-01-02T03:04:05Z``); None when unset or not such a time
+    (read as never, as the policies' guards read it: the next evaluation writes it anew)."""
     try:
-        return elapsed(at, now)
+        return parse_time(at)
     except ValueError:
-        return math.inf
+        return None
+
+
+def since(at: str | None, now: datetime) -> float:
+    """Seconds since the stored time ``at`` (infinite when unset or unreadable: :func:`stored_time`)."""
+    t = stored_time(at)
+    return math.inf if t is None else (now - t).total_seconds()
 
 
 def retrain_due(
