@@ -149,3 +149,33 @@ def test_retrain_min_interval_default_rate_limits_drift_and_concept_drift_retrai
         assert retrain(obj, T0 + min_interval - timedelta(seconds=1)) is None
         again = retrain(obj, T0 + min_interval)
         assert again is not None and again["metadata"]["name"] == "iris-retrain-2"
+
+
+def test_drift_and_performance_policies_default_to_the_api():
+    from onnxops.drift.policy import PolicySpec
+
+    bare = InferenceServiceSpec(
+        model="iris", monitoring=Monitoring(drift=Drift(), performance=PerformanceSpec())
+    )
+    interval = parse_duration(api(Monitoring, "interval"))
+    bake = parse_duration(api(Rollout, "bake_time"))
+    min_interval = parse_duration(api(Retrain, "min_interval"))
+    for p in (PolicySpec(), PolicySpec.from_spec(bare)):
+        drift = (p.method, p.threshold, p.min_samples, p.failure_limit, p.include_predictions)
+        assert drift == tuple(
+            api(Drift, f)
+            for f in ("method", "threshold", "min_samples", "failure_limit", "include_predictions")
+        )
+        assert p.on_drift == api(Monitoring, "on_drift")
+        assert (p.retrain_min_interval_s, p.bake_time_s, p.interval_s) == (min_interval, bake, interval)
+    for q in (PerfPolicySpec(), PerfPolicySpec.from_spec(bare)):
+        perf = (q.metric, q.max_regression, q.min_labels, q.failure_limit, q.on_concept_drift)
+        assert perf == tuple(
+            api(PerformanceSpec, f)
+            for f in ("metric", "max_regression", "min_labels", "failure_limit", "on_concept_drift")
+        )
+        assert q.retrain_min_interval_s == min_interval
+    assert (
+        PerfPolicySpec.from_spec(bare).bake_window_s
+        == bake + api(PerformanceSpec, "failure_limit") * interval
+    )

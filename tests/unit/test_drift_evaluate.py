@@ -84,7 +84,7 @@ async def test_evaluate_via_prometheus_rolls_back_the_drifting_canary() -> None:
     assert len(seen) == 8 and all('model="m"' in q and "[300s]" in q for q in seen)
     assert (decision.action, decision.rollback_from, decision.rollback_to) == ("Rollback", "2", "1")
     # status.drift as its only writer (reconcile.drift_hook.apply_decision) computes it, for SERVED
-    status = drift_summary(decision, RolloutState(stable=1, canary=2), NOW)
+    status = drift_summary(decision, RolloutState(stable=1, canary=2), NOW).to_dict()  # as stored
     assert status["verdict"] == "Drift" and status["version"] == 2 and status["consecutiveBreaches"] == 2
     assert status["versions"]["1"] == 0.0 and status["score"] > 0.2 and status["evaluatedAt"].endswith("Z")
     assert status["breaches"] == {"1": 0, "2": 2}  # every served version's count

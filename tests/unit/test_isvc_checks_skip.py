@@ -28,7 +28,7 @@ def test_plain_service_has_nothing_to_check() -> None:
     "spec",
     [
         {"monitoring": {"drift": {"method": "psi"}}},
-        {"monitoring": {"performance": {"source": "Prometheus"}}},
+        {"monitoring": {"performance": {"source": "Live"}}},
         {"logging": {"enabled": True}},
     ],
 )

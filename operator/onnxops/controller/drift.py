@@ -15,10 +15,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
+from onnxops.api.v1alpha1.remediation import MonitoringStatus
 from onnxops.builders import labels
-from onnxops.reconcile import defaults
 from onnxops.reconcile.drift_hook import apply_decision, retrain_running
-from onnxops.reconcile.rollout import elapsed, parse_duration
+from onnxops.reconcile.remediation import since
+from onnxops.reconcile.rollout import RolloutState, parse_duration
 
 from .context import API, ISVC, Context, Lru
 from .serving import apply_drift_plan, observe_children, retrain_children
@@ -28,14 +32,15 @@ PROFILE_CACHE_SIZE = 256
 _PROFILES = Lru(PROFILE_CACHE_SIZE)  # (uri, sha256) -> Profile (immutable content), bounded
 
 
-def drift_due(isvc: dict[str, Any], now: datetime) -> float | None:
-    """Seconds until the next evaluation (0: now), or None when drift monitoring is off."""
-    mon = isvc.get("spec", {}).get("monitoring") or {}
-    if not mon.get("drift") or not (mon.get("drift") or {}).get("enabled", True):
+def drift_due(isvc: ParsedInferenceService | dict[str, Any], now: datetime) -> float | None:
+    """Seconds until the next evaluation (0: now), or None when drift monitoring is off (``isvc``: parsed;
+    a dict is parsed here)."""
+    isvc = ParsedInferenceService.of(isvc)
+    mon = isvc.spec.monitoring
+    if mon is None or mon.drift is None or not mon.drift.enabled:
         return None
-    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
-    since = elapsed(((isvc.get("status") or {}).get("drift") or {}).get("evaluatedAt"), now)
-    return max(0.0, interval - since)
+    drift = MonitoringStatus.from_status(isvc.status).drift
+    return max(0.0, parse_duration(mon.interval) - since(drift.evaluated_at if drift else None, now))
 
 
 async def _profile(mv: dict[str, Any] | None) -> Any:
@@ -64,9 +69,40 @@ def _batcher(ctx: Context) -> Any:
     return ctx.drift_batcher
 
 
-def _served(status: dict[str, Any]) -> list[tuple[int, str]]:
-    roles = (("stableVersion", "stable"), ("canaryVersion", "canary"), ("previousVersion", "previous"))
-    return [(int(status[k]), role) for k, role in roles if status.get(k) is not None]
+def served_roles(state: RolloutState) -> list[tuple[int, str]]:
+    """The served versions and their roles, in the order the policies weigh them."""
+    roles = ((state.stable, "stable"), (state.canary, "canary"), (state.previous, "previous"))
+    return [(int(v), role) for v, role in roles if v is not None]
+
+
+def parsed(isvc: dict[str, Any] | None) -> ParsedInferenceService | None:
+    """The InferenceService read for a check, parsed once (None: gone, or a spec that does not parse,
+    which its reconcile reports and nothing acts on)."""
+    if isvc is None:
+        return None
+    try:
+        return ParsedInferenceService.parse(isvc)
+    except ValidationError:
+        return None
+
+
+async def serving_targets(
+    ctx: Context, ns: str, name: str, *, shadow: bool = False
+) -> list[tuple[str, str, str]]:
+    """(pod, version, metrics URL) of the service's running serving pods (and, in a shadow phase, the
+    shadow's: the drift of the mirrored rows), the direct scrape's targets."""
+    pods = await ctx.client.list("v1", "Pod", ns, label_selector={labels.INFERENCE_SERVICE: name})
+    if shadow:
+        pods += await ctx.client.list("v1", "Pod", ns, label_selector={labels.SHADOW_OF: name})
+    return [
+        (
+            p["metadata"]["name"],
+            (p["metadata"].get("labels") or {}).get(labels.VERSION, ""),
+            f"http://{p['status']['podIP']}:{ctx.settings.serving_port}/metrics",
+        )
+        for p in pods
+        if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 async def evaluate_if_due(ctx: Context, ns: str, name: str) -> float | None:
@@ -82,7 +118,6 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     # Imported here, not at the top: the drift package pulls in numpy/scipy (controller/lazy.py loads it
     # before the first check, off the reconcile path). A missing module is an error, never a silent "no
     # monitoring".
-    from onnxops.api.v1alpha1 import InferenceServiceSpec
     from onnxops.drift import evaluate as ev
     from onnxops.drift.policy import PolicySpec
     from onnxops.drift.scrape import Target
@@ -90,43 +125,39 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     c = ctx.client
     isvc = await c.get(API, ISVC, ns, name)
     now = datetime.now(UTC)
-    wait = None if isvc is None else drift_due(isvc, now)
-    if isvc is None or wait is None or not _served(isvc.get("status") or {}):
+    typed = parsed(isvc)
+    wait = None if typed is None else drift_due(typed, now)
+    state = RolloutState.from_status(dict(typed.status) if typed else None)
+    if isvc is None or typed is None or wait is None or not served_roles(state):
         return None
     if wait > 0:
         return wait
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
-    spec, status = isvc["spec"], isvc.get("status") or {}
-    mon = spec.get("monitoring") or {}
-    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
-    model = spec["model"]
+    spec, mon = typed.spec, typed.spec.monitoring
+    if mon is None or mon.drift is None:  # drift_due said so already (for mypy)
+        return None
+    interval = parse_duration(mon.interval)
+    model = spec.model
     mvs = await ctx.model_versions(ns, model)
     by_v = {int(m["spec"]["version"]): m for m in mvs}
-    served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in _served(status)]  # type: ignore[arg-type]
+    served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in served_roles(state)]  # type: ignore[arg-type]
     children = await retrain_children(ctx, ns, name)
-    prior = ev.prior_from_status(status, served, retrain_running=retrain_running(children))
-    prom = (mon.get("metricsSource") or {}).get("prometheusUrl") or ctx.settings.prometheus_url or None
-    targets = []
-    if not prom:
-        pods = await c.list("v1", "Pod", ns, label_selector={labels.INFERENCE_SERVICE: name})
-        if status.get("shadow"):  # a shadow phase's pods (the canary version): drift of the mirrored rows
-            pods += await c.list("v1", "Pod", ns, label_selector={labels.SHADOW_OF: name})
-        targets = [
-            Target(
-                p["metadata"]["name"],
-                (p["metadata"].get("labels") or {}).get(labels.VERSION, ""),
-                f"http://{p['status']['podIP']}:{ctx.settings.serving_port}/metrics",
-            )
-            for p in pods
-            if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
-        ]
+    prior = ev.prior_from_status(
+        MonitoringStatus.from_status(typed.status), served, retrain_running=retrain_running(children)
+    )
+    prom = (
+        (mon.metrics_source.prometheus_url if mon.metrics_source else None)
+        or ctx.settings.prometheus_url
+        or None
+    )
+    targets = [] if prom else [Target(*t) for t in await serving_targets(ctx, ns, name, shadow=state.shadow)]
     state_key = (ns, name)
     decision, live = await ev.evaluate(
         model=model,
         served=served,
-        spec=PolicySpec.from_spec(InferenceServiceSpec.model_validate(spec)),
-        window=str((mon.get("drift") or {}).get("window") or defaults.DRIFT_WINDOW),
+        spec=PolicySpec.from_spec(spec),
+        window=mon.drift.window,
         prior=prior,
         now=now,
         prometheus_url=prom,
@@ -137,11 +168,10 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
         batcher=_batcher(ctx),  # one query per family for the services of this namespace due now
     )
     ctx.scrape_states.put(state_key, live.scrape_state)
-    uid = isvc["metadata"].get("uid")
-    observed = await observe_children(ctx, ns, name, bool(spec.get("autoscaling")), uid)
+    observed = await observe_children(ctx, ns, name, spec.autoscaling is not None, typed.meta.uid)
     # apply_decision is the only writer of status.drift (reconcile.drift_hook.drift_summary)
     dp = apply_decision(
-        isvc, mvs, observed, decision, settings=ctx.settings, now=now, retrain_children=children
+        typed, mvs, observed, decision, settings=ctx.settings, now=now, retrain_children=children
     )
     await apply_drift_plan(ctx, isvc, dp, observed)
     return interval

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.builders import labels
 from onnxops.kube import events
 from onnxops.kube.client import ApiError, KubeClient
@@ -34,7 +35,7 @@ from .governance import reconcile_model
 from .indexes import Indexes
 from .lazy import drift_modules
 from .notify import Notifier
-from .serving import reconcile_inference_service, spec_parses
+from .serving import reconcile_inference_service
 from .training import model_version_deletion_blocked, reconcile_model_version, reconcile_training_job
 
 log = logging.getLogger("onnxops.operator")
@@ -228,9 +229,10 @@ async def inference_service_daemon(
     )
 
 
-def monitors_off(isvc: dict[str, Any]) -> bool:
+def monitors_off(isvc: dict[str, Any], typed: ParsedInferenceService | None = None) -> bool:
     """True when the service has no drift, performance or capture monitoring on and no CaptureHealthy
-    condition left to remove: then the checks below have nothing to do (each would re-read the object)."""
+    condition left to remove: then the checks below have nothing to do (each would re-read the object).
+    ``typed``: ``isvc`` parsed (parsed here when not given)."""
     from onnxops.api import conditions as cond
     from onnxops.reconcile import capture_health as ch
 
@@ -238,9 +240,10 @@ def monitors_off(isvc: dict[str, Any]) -> bool:
     from .performance import performance_due
 
     now = datetime.now(UTC)
+    typed = typed if typed is not None else ParsedInferenceService.parse(isvc)
     return (
-        drift_due(isvc, now) is None
-        and performance_due(isvc, now) is None
+        drift_due(typed, now) is None
+        and performance_due(typed, now) is None
         and ch.check_interval(isvc) is None
         and cond.find((isvc.get("status") or {}).get("conditions"), ch.CAPTURE_HEALTHY) is None
     )
@@ -252,8 +255,10 @@ async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
     monitoring on: its spec is this turn's, and only these checks set the CaptureHealthy condition. A spec
     that does not parse is not checked either (its reconcile reported it; nothing acts on it)."""
     read = ctx.last_read.pop((ISVC, ns, name), None)
-    if read is not None and (not spec_parses(read) or monitors_off(read)):
-        return None
+    if read is not None:
+        typed = drift_loop.parsed(read)
+        if typed is None or monitors_off(read, typed):
+            return None
     await drift_modules()  # the checks import the drift package (numpy/scipy): off the loop, once
     waits = [
         await drift_loop.evaluate_if_due(ctx, ns, name),

@@ -15,7 +15,6 @@ from onnxops.drift.live import Inconclusive
 from onnxops.drift.performance_source import Performance, from_label_job
 from onnxops.kube.apply import ensure
 from onnxops.reconcile.label_eval import label_eval_step
-from onnxops.reconcile.rollout import parse_time
 
 from .context import Context
 
@@ -27,9 +26,10 @@ class LabelJobResult:
 
 
 async def label_files_performance(
-    ctx: Context, isvc: dict[str, Any], now: datetime, interval_s: float
+    ctx: Context, isvc: dict[str, Any], now: datetime, interval_s: float, last: datetime | None
 ) -> LabelJobResult | float:
-    """A finished evaluation Job's numbers to apply now, or the seconds until the next look."""
+    """A finished evaluation Job's numbers to apply now, or the seconds until the next look; ``last``:
+    when the last evaluation was applied (``status.performance.evaluatedAt``)."""
     c, md = ctx.client, isvc["metadata"]
     ns, name = md.get("namespace", "default"), md["name"]
     jobs = await c.list("batch/v1", "Job", ns, label_selector={labels.LABEL_EVALUATION: name})
@@ -47,7 +47,6 @@ async def label_files_performance(
             for p in await c.list("v1", "Pod", ns, label_selector={labels.LABEL_EVALUATION: name})
             if labels.controller_uid(p) == uid
         ]
-    last = parse_time(((isvc.get("status") or {}).get("performance") or {}).get("evaluatedAt"))
     step = label_eval_step(jobs, pods, last, now, interval_s)
     if step.kind == "create":
         await ensure(c, label_evaluation_job(isvc, ctx.settings, now, interval_s))

@@ -14,43 +14,38 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from onnxops.builders import labels
-from onnxops.reconcile import defaults
-from onnxops.reconcile.performance_hook import apply_performance, prior_consecutive
-from onnxops.reconcile.remediation import retrain_running
-from onnxops.reconcile.rollout import elapsed, parse_duration
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
+from onnxops.api.v1alpha1.remediation import MonitoringStatus
+from onnxops.reconcile.performance_hook import apply_performance
+from onnxops.reconcile.remediation import retrain_running, since, stored_time
+from onnxops.reconcile.rollout import RolloutState, parse_duration
 
 from .context import API, ISVC, Context
+from .drift import parsed, served_roles, serving_targets
 from .serving import apply_drift_plan, observe_children, retrain_children
 
 log = logging.getLogger(__name__)
 
 
-def performance_due(isvc: dict[str, Any], now: datetime) -> float | None:
-    """Seconds until the next evaluation (0: now), or None when performance monitoring is off."""
-    mon = isvc.get("spec", {}).get("monitoring") or {}
-    perf = mon.get("performance")
-    if not perf or not perf.get("enabled", True):
+def performance_due(isvc: ParsedInferenceService | dict[str, Any], now: datetime) -> float | None:
+    """Seconds until the next evaluation (0: now), or None when performance monitoring is off (``isvc``:
+    parsed; a dict is parsed here)."""
+    isvc = ParsedInferenceService.of(isvc)
+    mon = isvc.spec.monitoring
+    if mon is None or mon.performance is None or not mon.performance.enabled:
         return None
-    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
-    since = elapsed(((isvc.get("status") or {}).get("performance") or {}).get("evaluatedAt"), now)
-    return max(0.0, interval - since)
+    perf = MonitoringStatus.from_status(isvc.status).performance
+    return max(0.0, parse_duration(mon.interval) - since(perf.evaluated_at if perf else None, now))
 
 
-def _served(status: dict[str, Any]) -> list[tuple[int, str]]:
-    roles = (("stableVersion", "stable"), ("canaryVersion", "canary"), ("previousVersion", "previous"))
-    return [(int(status[k]), role) for k, role in roles if status.get(k) is not None]
-
-
-def data_drift_of(status: dict[str, Any]) -> str:
-    verdict = (status.get("drift") or {}).get("verdict")
-    return verdict if verdict in ("Drift", "NoDrift") else "Unknown"
+def data_drift_of(status: MonitoringStatus | dict[str, Any]) -> str:
+    """The drift evaluation's verdict the performance policy weighs: Drift, NoDrift or Unknown."""
+    return MonitoringStatus.of(status).data_drift()
 
 
 async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float | None:
     # Imported here (numpy/scipy; loaded off the loop by controller/lazy.py first); never guarded: a missing
     # module is an error, not a silent "no performance monitoring".
-    from onnxops.api.v1alpha1 import InferenceServiceSpec
     from onnxops.drift.evaluate import _parse_time
     from onnxops.drift.live import Inconclusive
     from onnxops.drift.performance_policy import (
@@ -73,28 +68,37 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     c = ctx.client
     isvc = await c.get(API, ISVC, ns, name)
     now = datetime.now(UTC)
-    wait = None if isvc is None else performance_due(isvc, now)
-    if isvc is None or wait is None or not _served(isvc.get("status") or {}):
+    typed = parsed(isvc)
+    wait = None if typed is None else performance_due(typed, now)
+    state = RolloutState.from_status(dict(typed.status) if typed else None)
+    if isvc is None or typed is None or wait is None or not served_roles(state):
+        return None
+    spec, mon = typed.spec, typed.spec.monitoring
+    if mon is None or mon.performance is None:  # performance_due said so already (for mypy)
         return None
     isvc.setdefault("apiVersion", API)
     isvc.setdefault("kind", ISVC)
-    spec, status = isvc["spec"], isvc.get("status") or {}
-    mon = spec.get("monitoring") or {}
-    interval = parse_duration(mon.get("interval"), defaults.MONITORING_INTERVAL_SECONDS)
+    status = MonitoringStatus.from_status(typed.status)
+    interval = parse_duration(mon.interval)
     batch: LabelJobResult | None = None
-    if (mon.get("performance") or {}).get("source") == "LabelFiles":
-        got = await label_files_performance(ctx, isvc, now, interval)
+    if mon.performance.source == "LabelFiles":
+        last = stored_time(status.performance.evaluated_at) if status.performance else None
+        got = await label_files_performance(ctx, isvc, now, interval, last)
         if not isinstance(got, LabelJobResult):
             return got
         batch = got
     elif wait > 0:
         return wait
-    pspec = PerfPolicySpec.from_spec(InferenceServiceSpec.model_validate(spec))
-    window = str((mon.get("performance") or {}).get("window") or defaults.PERFORMANCE_WINDOW)
-    model = spec["model"]
+    pspec = PerfPolicySpec.from_spec(spec)
+    window = mon.performance.window
+    model = spec.model
     mvs = await ctx.model_versions(ns, model)
     by_v = {int(m["spec"]["version"]): m for m in mvs}
-    prom = (mon.get("metricsSource") or {}).get("prometheusUrl") or ctx.settings.prometheus_url or None
+    prom = (
+        (mon.metrics_source.prometheus_url if mon.metrics_source else None)
+        or ctx.settings.prometheus_url
+        or None
+    )
     perf: Performance | Inconclusive
     if batch is not None:
         perf = batch.performance
@@ -103,28 +107,18 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
             prom, model, window, extra_matchers=scope_matchers(ns, name), at=now.timestamp()
         )
     else:
-        pods = await c.list("v1", "Pod", ns, label_selector={labels.INFERENCE_SERVICE: name})
-        targets = [
-            Target(
-                p["metadata"]["name"],
-                (p["metadata"].get("labels") or {}).get(labels.VERSION, ""),
-                f"http://{p['status']['podIP']}:{ctx.settings.serving_port}/metrics",
-            )
-            for p in pods
-            if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")
-        ]
         key = (ns, name, "performance")
-        perf, state = await fetch_performance_scrape(
-            targets,
+        perf, scrape_state = await fetch_performance_scrape(
+            [Target(*t) for t in await serving_targets(ctx, ns, name)],
             model,
             ctx.scrape_states.get(key) or {},
             duration_seconds(window),
             now.timestamp(),
             service=name,
         )
-        ctx.scrape_states.put(key, state)
+        ctx.scrape_states.put(key, scrape_state)
     served = []
-    for v, role in _served(status):
+    for v, role in served_roles(state):
         mv_spec = (by_v.get(v) or {}).get("spec") or {}
         counts: Any = (
             perf
@@ -143,18 +137,16 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
             )
         )
     children = await retrain_children(ctx, ns, name)
-    retrain = status.get("retrain") or {}
     prior = PerfPrior(
-        prior_consecutive(status),
-        _parse_time(status.get("promotedAt")),
+        status.performance_breaches(),
+        _parse_time(status.promoted_at),
         retrain_running(children),
-        _parse_time(retrain.get("at")) if retrain else None,
+        _parse_time(status.retrain.at) if status.retrain else None,
     )
-    decision = decide_performance(served, pspec, prior, now, data_drift_of(status))  # type: ignore[arg-type]
-    uid = isvc["metadata"].get("uid")
-    observed = await observe_children(ctx, ns, name, bool(spec.get("autoscaling")), uid)
+    decision = decide_performance(served, pspec, prior, now, status.data_drift())  # type: ignore[arg-type]
+    observed = await observe_children(ctx, ns, name, spec.autoscaling is not None, typed.meta.uid)
     dp = apply_performance(
-        isvc,
+        typed,
         mvs,
         observed,
         decision,

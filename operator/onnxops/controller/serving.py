@@ -214,16 +214,6 @@ async def report_invalid_spec(c: KubeApi, isvc: dict[str, Any], plan: ir.IsvcPla
     await events.post(c, isvc, plan.events)
 
 
-def spec_parses(isvc: dict[str, Any]) -> bool:
-    """The InferenceService's spec parses into the API's types (the periodic checks skip one that does
-    not: its status already names the field)."""
-    try:
-        ParsedInferenceService.parse(isvc)
-    except ValidationError:
-        return False
-    return True
-
-
 async def apply_drift_plan(
     ctx: Context, isvc: dict[str, Any], dp: DriftPlan, observed: list[dict[str, Any]]
 ) -> None:

@@ -10,10 +10,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 
+from onnxops.api.v1alpha1.inferenceservice import Drift, InferenceServiceSpec, Monitoring, Retrain, Rollout
+from onnxops.api.v1alpha1.performance import PerformanceSpec
+from onnxops.drift.window import duration_seconds
+
 Action = Literal["Rollback", "Retrain", "Alert"]
 Role = Literal["stable", "canary", "previous"]
 
 C = TypeVar("C")
+
+# The API's defaults (``api/``'s models, which also write them into the CRDs): what a spec leaves out, and
+# the policies' own defaults, never a second hand-written number.
+DRIFT_DEFAULTS = Drift()
+MONITORING_DEFAULTS = Monitoring()
+PERFORMANCE_DEFAULTS = PerformanceSpec()
+BAKE_TIME_S = duration_seconds(Rollout().bake_time)
+INTERVAL_S = duration_seconds(MONITORING_DEFAULTS.interval)
+RETRAIN_MIN_INTERVAL_S = duration_seconds(str(Retrain.model_fields["min_interval"].get_default()))
+
+
+def retrain_min_interval_s(spec: InferenceServiceSpec) -> float:
+    """``spec.retrain.minInterval`` in seconds (without ``spec.retrain``, the API's default: it then guards
+    nothing, since no retrain is configured)."""
+    return duration_seconds(spec.retrain.min_interval) if spec.retrain is not None else RETRAIN_MIN_INTERVAL_S
 
 
 @dataclass(frozen=True)

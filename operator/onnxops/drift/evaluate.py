@@ -1,7 +1,8 @@
 """One drift evaluation, for the controller: fetch live counts, run the policy, map to/from status.
 
 The controller (on the InferenceService loop, every ``monitoring.interval``) calls :func:`evaluate` with the
-served versions and the prior state read from status by :func:`prior_from_status`, then hands the Decision to
+served versions and the prior state read by :func:`prior_from_status` from the status blocks parsed once
+(``api/v1alpha1/remediation.MonitoringStatus``), then hands the Decision to
 ``onnxops.reconcile.drift_hook.apply_decision``, the only writer of ``status.drift``
 (``drift_hook.drift_summary``), which acts on ``decision.action`` (Rollback: status only; Retrain: create a
 TrainingJob from ``spec.retrain``; Alert: the DriftDetected condition and an Event).
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from onnxops.api.v1alpha1.remediation import MonitoringStatus
 from onnxops.drift.batch import PrometheusBatcher
 from onnxops.drift.policy import Decision, PolicySpec, PriorState, Role, ServedVersion, decide
 from onnxops.drift.scrape import ScrapeState, Target
@@ -44,23 +46,20 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def prior_from_status(
-    status: Mapping[str, Any] | None, served: Sequence[Served], *, retrain_running: bool = False
+    status: MonitoringStatus | Mapping[str, Any] | None,
+    served: Sequence[Served],
+    *,
+    retrain_running: bool = False,
 ) -> PriorState:
-    """PriorState from an InferenceService status (camelCase dict as stored)."""
-    st = status or {}
-    drift = st.get("drift") or {}
-    counts: dict[str, int] = {}
-    per_version = drift.get("breaches")
-    if isinstance(per_version, Mapping):
-        counts = {str(k): int(v) for k, v in per_version.items() if isinstance(v, int | float)}
-    elif drift.get("version") is not None and drift.get("consecutiveBreaches") is not None:
-        counts = {str(drift["version"]): int(drift["consecutiveBreaches"])}
-    retrain = st.get("retrain") or {}
+    """PriorState from an InferenceService status (parsed once, ``MonitoringStatus.from_status``; a stored
+    status dict is parsed here)."""
+    st = MonitoringStatus.of(status)
+    counts = st.drift_breaches()
     return PriorState(
         consecutive={v: c for v, c in counts.items() if any(s.version == v for s in served)},
-        promoted_at=_parse_time(st.get("promotedAt")),
+        promoted_at=_parse_time(st.promoted_at),
         retrain_running=retrain_running,
-        last_retrain_at=_parse_time(retrain.get("at")) if isinstance(retrain, Mapping) else None,
+        last_retrain_at=_parse_time(st.retrain.at) if st.retrain is not None else None,
     )
 
 

@@ -23,10 +23,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from onnxops.drift.chain import (
+    BAKE_TIME_S,
+    PERFORMANCE_DEFAULTS,
+    RETRAIN_MIN_INTERVAL_S,
+    breach_count,
+    retrain_min_interval_s,
+    retrain_or_alert,
+    run_chain,
+    within_bake,
+)
 from onnxops.drift.chain import Action as Action
 from onnxops.drift.chain import Outcome as Outcome
 from onnxops.drift.chain import Role as Role
-from onnxops.drift.chain import breach_count, retrain_or_alert, run_chain, within_bake
 from onnxops.drift.live import Inconclusive
 from onnxops.drift.performance import (
     CLASSIFICATION_METRICS,
@@ -52,26 +61,27 @@ FIELD = "spec.monitoring.performance"
 @dataclass(frozen=True)
 class PerfPolicySpec:
     enabled: bool = True
-    metric: str = "accuracy"
+    metric: str = PERFORMANCE_DEFAULTS.metric
     min: float | None = None
     max: float | None = None
     max_degradation: float | None = None
-    max_regression: float = 0.02
-    min_labels: int = 100
-    failure_limit: int = 3
-    on_concept_drift: Literal["Retrain", "Alert"] = "Alert"
+    max_regression: float = PERFORMANCE_DEFAULTS.max_regression
+    min_labels: int = PERFORMANCE_DEFAULTS.min_labels
+    failure_limit: int = PERFORMANCE_DEFAULTS.failure_limit
+    on_concept_drift: Literal["Retrain", "Alert"] = PERFORMANCE_DEFAULTS.on_concept_drift
     retrain_configured: bool = False
-    retrain_min_interval_s: float = 1800.0
-    bake_window_s: float = 120.0
+    retrain_min_interval_s: float = RETRAIN_MIN_INTERVAL_S
+    bake_window_s: float = BAKE_TIME_S
 
     @classmethod
     def from_spec(cls, spec: InferenceServiceSpec) -> PerfPolicySpec:
+        """From the typed spec; what it leaves out is the API's default (``api/``'s models)."""
         mon = spec.monitoring
         p = mon.performance if mon else None
-        if p is None:
+        if mon is None or p is None:
             return cls(enabled=False)
-        bake = duration_seconds(spec.rollout.bake_time) if spec.rollout else 120.0
-        interval = duration_seconds(mon.interval) if mon else 30.0
+        bake = duration_seconds(spec.rollout.bake_time) if spec.rollout else BAKE_TIME_S
+        interval = duration_seconds(mon.interval)
         return cls(
             enabled=p.enabled,
             metric=p.metric,
@@ -83,7 +93,7 @@ class PerfPolicySpec:
             failure_limit=p.failure_limit,
             on_concept_drift=p.on_concept_drift,
             retrain_configured=spec.retrain is not None,
-            retrain_min_interval_s=duration_seconds(spec.retrain.min_interval) if spec.retrain else 1800.0,
+            retrain_min_interval_s=retrain_min_interval_s(spec),
             bake_window_s=bake + p.failure_limit * interval,
         )
 

@@ -16,10 +16,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from onnxops.drift.chain import (
+    BAKE_TIME_S,
+    DRIFT_DEFAULTS,
+    INTERVAL_S,
+    MONITORING_DEFAULTS,
+    RETRAIN_MIN_INTERVAL_S,
+    breach_count,
+    retrain_min_interval_s,
+    retrain_or_alert,
+    run_chain,
+    within_bake,
+)
 from onnxops.drift.chain import Action as Action
 from onnxops.drift.chain import Outcome as Outcome
 from onnxops.drift.chain import Role as Role
-from onnxops.drift.chain import breach_count, retrain_or_alert, run_chain, within_bake
 from onnxops.drift.live import Inconclusive, LiveCounts, VersionScore, score_version
 from onnxops.drift.window import duration_seconds
 from onnxops.profile import Profile
@@ -37,17 +48,17 @@ class PolicySpec:
     """The thresholds of ``spec.monitoring.drift`` and friends, in plain types."""
 
     enabled: bool = True
-    method: str = "psi"
-    threshold: float = 0.2
-    min_samples: int = 100
-    failure_limit: int = 3
+    method: str = DRIFT_DEFAULTS.method
+    threshold: float = DRIFT_DEFAULTS.threshold
+    min_samples: int = DRIFT_DEFAULTS.min_samples
+    failure_limit: int = DRIFT_DEFAULTS.failure_limit
     features: tuple[str, ...] | None = None
-    include_predictions: bool = True
-    on_drift: Action = "Rollback"
+    include_predictions: bool = DRIFT_DEFAULTS.include_predictions
+    on_drift: Action = MONITORING_DEFAULTS.on_drift
     retrain_configured: bool = False
-    retrain_min_interval_s: float = 1800.0
-    bake_time_s: float = 120.0
-    interval_s: float = 30.0  # monitoring.interval: one evaluation window
+    retrain_min_interval_s: float = RETRAIN_MIN_INTERVAL_S
+    bake_time_s: float = BAKE_TIME_S
+    interval_s: float = INTERVAL_S  # monitoring.interval: one evaluation window
 
     @property
     def bake_window_s(self) -> float:
@@ -58,22 +69,22 @@ class PolicySpec:
 
     @classmethod
     def from_spec(cls, spec: InferenceServiceSpec) -> PolicySpec:
-        mon = spec.monitoring
-        drift = mon.drift if mon else None
-        d = cls()
+        """From the typed spec; what it leaves out is the API's default (``api/``'s models)."""
+        mon = spec.monitoring or MONITORING_DEFAULTS
+        drift = mon.drift or DRIFT_DEFAULTS
         return cls(
-            enabled=bool(mon and drift and drift.enabled),
-            method=drift.method if drift else d.method,
-            threshold=drift.threshold if drift else d.threshold,
-            min_samples=drift.min_samples if drift else d.min_samples,
-            failure_limit=drift.failure_limit if drift else d.failure_limit,
-            features=tuple(drift.features) if drift and drift.features else None,
-            include_predictions=drift.include_predictions if drift else d.include_predictions,
-            on_drift=mon.on_drift if mon else d.on_drift,
+            enabled=spec.monitoring is not None and mon.drift is not None and drift.enabled,
+            method=drift.method,
+            threshold=drift.threshold,
+            min_samples=drift.min_samples,
+            failure_limit=drift.failure_limit,
+            features=tuple(drift.features) if drift.features else None,
+            include_predictions=drift.include_predictions,
+            on_drift=mon.on_drift,
             retrain_configured=spec.retrain is not None,
-            retrain_min_interval_s=duration_seconds(spec.retrain.min_interval) if spec.retrain else 1800.0,
-            bake_time_s=duration_seconds(spec.rollout.bake_time) if spec.rollout else d.bake_time_s,
-            interval_s=duration_seconds(mon.interval) if mon else d.interval_s,
+            retrain_min_interval_s=retrain_min_interval_s(spec),
+            bake_time_s=duration_seconds(spec.rollout.bake_time) if spec.rollout else BAKE_TIME_S,
+            interval_s=duration_seconds(mon.interval),
         )
 
 

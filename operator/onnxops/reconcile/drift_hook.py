@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.inferenceservice import DriftSummary, ParsedInferenceService
+from onnxops.api.v1alpha1.remediation import MonitoringStatus, RetrainRecord
 from onnxops.settings import Settings
 
 from .remediation import ACTING, finish, rollback, set_flag, start_retrain, unrecorded_retrain
@@ -68,44 +70,42 @@ def focus_version(decision: DecisionLike, state: RolloutState) -> str | None:
     return None
 
 
-def drift_summary(decision: DecisionLike, state: RolloutState, now: datetime) -> dict[str, Any]:
-    """``status.drift`` (DriftSummary, camelCase; its only writer is :func:`apply_decision`): the focus
-    version's verdict, score, features, samples and consecutive breaches, every version's score and every
-    served version's breach count (``breaches``: read back by ``onnxops.drift.evaluate.prior_from_status``,
-    so every count survives a restart)."""
+def drift_summary(decision: DecisionLike, state: RolloutState, now: datetime) -> DriftSummary:
+    """``status.drift`` (its only writer is :func:`apply_decision`): the focus version's verdict, score,
+    features, samples and consecutive breaches, every version's score and every served version's breach
+    count (``breaches``: read back by ``onnxops.drift.evaluate.prior_from_status``, so every count survives
+    a restart)."""
     focus = focus_version(decision, state)
-    out: dict[str, Any] = {
-        "verdict": decision.verdicts.get(focus) if focus else None,
-        "version": int(focus) if focus and focus.isdigit() else None,
-        "score": decision.scores.get(focus) if focus else None,
-        "features": decision.feature_scores.get(focus) if focus else None,
-        "versions": dict(decision.scores) or None,
-        "samples": int(decision.samples.get(focus, 0)) if focus else None,
-        "consecutiveBreaches": decision.consecutive.get(focus) if focus else None,
-        "breaches": {v: int(c) for v, c in decision.consecutive.items()} or None,
-        "evaluatedAt": cond.now_rfc3339(now.astimezone(UTC)),  # second precision, as metav1.Time
-        "message": f"{decision.reason}: {decision.message}"[:1024],
-    }
-    return {k: v for k, v in out.items() if v is not None}
+    return DriftSummary(
+        verdict=decision.verdicts.get(focus) if focus else None,
+        version=int(focus) if focus and focus.isdigit() else None,
+        score=decision.scores.get(focus) if focus else None,
+        features=dict(f) if focus and (f := decision.feature_scores.get(focus)) is not None else None,
+        versions=dict(decision.scores) or None,
+        samples=int(decision.samples.get(focus, 0)) if focus else None,
+        consecutive_breaches=decision.consecutive.get(focus) if focus else None,
+        breaches={v: int(c) for v, c in decision.consecutive.items()} or None,
+        evaluated_at=cond.now_rfc3339(now.astimezone(UTC)),  # second precision, as metav1.Time
+        message=f"{decision.reason}: {decision.message}"[:1024],
+    )
 
 
-def _record_pending(out: Outcome, extra: dict[str, Any], pending: dict[str, Any]) -> None:
+def _record_pending(out: Outcome, extra: dict[str, Any], pending: RetrainRecord) -> None:
     """Record a retrain decided before a crash (its TrainingJob exists, status.retrain lacks it)."""
-    extra["retrain"] = pending
+    extra["retrain"] = pending.to_dict()
     out.history.append(
         {
             "action": "Retrained",
             "version": int(out.state.stable or 0),
-            "at": pending.get("at"),
-            "reason": pending.get("reason"),
+            "at": pending.at,
+            "reason": pending.reason,
         }
     )
     out.events.append(
         (
             "Warning",
             Reason.RETRAINING,
-            f"recorded TrainingJob {pending.get('trainingJob')} (a retrain "
-            "created before the operator restarted)",
+            f"recorded TrainingJob {pending.training_job} (a retrain created before the operator restarted)",
         )
     )
 
@@ -120,7 +120,7 @@ def _condition_reason(decision: DecisionLike) -> str:
 
 
 def apply_decision(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService | Mapping[str, Any],
     mvs: list[dict[str, Any]],
     observed: list[dict[str, Any]],
     decision: DecisionLike,
@@ -129,15 +129,19 @@ def apply_decision(
     now: datetime,
     retrain_children: list[dict[str, Any]] | None = None,
 ) -> DriftPlan:
-    old = dict(isvc.get("status") or {})
-    gen = int(isvc["metadata"].get("generation") or 1)
+    """The plan of a drift ``decision`` for ``isvc`` (parsed at the handler boundary; a dict is parsed
+    here)."""
+    isvc = ParsedInferenceService.of(isvc)
+    old = dict(isvc.status)
+    gen = isvc.meta.generation
     state = RolloutState.from_status(old)
     out = Outcome(state)
-    extra: dict[str, Any] = {"drift": drift_summary(decision, state, now)}
+    extra: dict[str, Any] = {"drift": drift_summary(decision, state, now).to_dict()}
     retrain = None
     scores = {f"v{k}": float(v) for k, v in decision.scores.items()}
     children = retrain_children or []
-    pending = unrecorded_retrain(old, children)
+    mon = MonitoringStatus.from_status(old)  # status.drift, .retrain as stored
+    pending = unrecorded_retrain(mon, children)
     if pending is not None:  # a retrain decided before a crash: record it now, never decide it again
         _record_pending(out, extra, pending)
     if decision.action == "Rollback":
@@ -155,6 +159,7 @@ def apply_decision(
     elif decision.action == "Retrain" and pending is None:
         retrain = start_retrain(
             isvc,
+            mon,
             out,
             extra,
             stable=state.stable,

@@ -15,6 +15,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
+from onnxops.api.v1alpha1.performance import PerformanceSummary, VersionPerformance
+from onnxops.api.v1alpha1.remediation import MonitoringStatus
 from onnxops.settings import Settings
 
 from .remediation import DriftPlan, finish, rollback, set_flag, start_retrain, unrecorded_retrain
@@ -58,6 +61,18 @@ class PerfDecisionLike(Protocol):
     def rollback_to(self) -> str | None: ...
 
 
+def _overall(decision: PerfDecisionLike) -> str:
+    """The window's verdict over the served versions."""
+    verdicts = set(decision.verdicts.values())
+    if decision.action == "Rollback":
+        return "Regressed"
+    if decision.reason == "ConceptDrift":
+        return "ConceptDrift"
+    if "Degraded" in verdicts:
+        return "Degraded"
+    return "Healthy" if "Healthy" in verdicts else "Inconclusive"
+
+
 def performance_summary(
     decision: PerfDecisionLike,
     stable: int | None,
@@ -65,57 +80,42 @@ def performance_summary(
     unresolved: float | None = None,
     source: str | None = None,
     job: str | None = None,
-) -> dict[str, Any]:
+) -> PerformanceSummary:
     """status.performance: the stable version's live metric (printer column), every version's numbers."""
-    per: dict[str, Any] = {}
-    for v, verdict in decision.verdicts.items():
-        e: dict[str, Any] = {"verdict": verdict, "labels": int(decision.labels.get(v, 0))}
-        if v in decision.values:
-            e["value"] = float(decision.values[v])
-        if v in decision.thresholds:
-            e["reference"] = float(decision.thresholds[v])
-        per[v] = e
-    verdicts = set(decision.verdicts.values())
-    if decision.action == "Rollback":
-        overall = "Regressed"
-    elif decision.reason == "ConceptDrift":
-        overall = "ConceptDrift"
-    elif "Degraded" in verdicts:
-        overall = "Degraded"
-    elif "Healthy" in verdicts:
-        overall = "Healthy"
-    else:
-        overall = "Inconclusive"
-    out: dict[str, Any] = {
-        "metric": decision.metric,
-        "verdict": overall,
-        "action": decision.action or "None",
-        "versions": per or None,
-        "breaches": {str(k): int(v) for k, v in decision.consecutive.items()} or None,
-        "consecutiveBreaches": int(max(decision.consecutive.values(), default=0)),
-        "evaluatedAt": cond.now_rfc3339(now),
-        "message": decision.message[:1024],
+    per = {
+        v: VersionPerformance(
+            verdict=verdict,
+            labels=int(decision.labels.get(v, 0)),
+            value=float(decision.values[v]) if v in decision.values else None,
+            reference=float(decision.thresholds[v]) if v in decision.thresholds else None,
+        )
+        for v, verdict in decision.verdicts.items()
     }
-    if stable is not None:
-        out["version"] = stable
-        if str(stable) in decision.values:
-            out["value"] = float(decision.values[str(stable)])
-    if unresolved is not None:
-        out["unresolved"] = int(unresolved)
-    if source is not None:
-        out["source"] = source
-    if job is not None:
-        out["job"] = job
-    return {k: v for k, v in out.items() if v is not None}
+    value = decision.values.get(str(stable)) if stable is not None else None
+    return PerformanceSummary(
+        metric=decision.metric,
+        verdict=_overall(decision),
+        action=decision.action or "None",
+        versions=per or None,
+        breaches={str(k): int(v) for k, v in decision.consecutive.items()} or None,
+        consecutive_breaches=int(max(decision.consecutive.values(), default=0)),
+        evaluated_at=cond.now_rfc3339(now),
+        message=decision.message[:1024],
+        version=stable,
+        value=float(value) if value is not None else None,
+        unresolved=int(unresolved) if unresolved is not None else None,
+        source=source,
+        job=job,
+    )
 
 
-def prior_consecutive(status: Mapping[str, Any] | None) -> dict[str, int]:
-    per = ((status or {}).get("performance") or {}).get("breaches") or {}
-    return {str(k): int(v) for k, v in per.items() if isinstance(v, int | float)}
+def prior_consecutive(status: MonitoringStatus | Mapping[str, Any] | None) -> dict[str, int]:
+    """The consecutive degraded windows per version, as stored in ``status.performance.breaches``."""
+    return MonitoringStatus.of(status).performance_breaches()
 
 
 def apply_performance(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService | Mapping[str, Any],
     mvs: list[dict[str, Any]],
     observed: list[dict[str, Any]],
     decision: PerfDecisionLike,
@@ -127,12 +127,16 @@ def apply_performance(
     source: str | None = None,
     job: str | None = None,
 ) -> DriftPlan:
-    old = dict(isvc.get("status") or {})
-    gen = int(isvc["metadata"].get("generation") or 1)
+    """The plan of a performance ``decision`` for ``isvc`` (parsed at the handler boundary; a dict is
+    parsed here)."""
+    isvc = ParsedInferenceService.of(isvc)
+    old = dict(isvc.status)
+    gen = isvc.meta.generation
     state = RolloutState.from_status(old)
+    mon = MonitoringStatus.from_status(old)  # status.performance, .retrain as stored
     out = Outcome(state)
     extra: dict[str, Any] = {
-        "performance": performance_summary(decision, state.stable, now, unresolved, source, job)
+        "performance": performance_summary(decision, state.stable, now, unresolved, source, job).to_dict()
     }
     values = {f"v{k}": float(v) for k, v in decision.values.items()}
     retrain = None
@@ -149,9 +153,10 @@ def apply_performance(
             now=now,
             generation=gen,
         )
-    elif decision.action == "Retrain" and unrecorded_retrain(old, children) is None:
+    elif decision.action == "Retrain" and unrecorded_retrain(mon, children) is None:
         retrain = start_retrain(
             isvc,
+            mon,
             out,
             extra,
             stable=state.stable,

@@ -14,20 +14,28 @@ way and differ only in their status field, condition and wording, so the acting 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from onnxops import API_VERSION
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, ParsedInferenceService
+from onnxops.api.v1alpha1.remediation import MonitoringStatus, RetrainRecord
 from onnxops.builders import labels, names
 from onnxops.settings import Settings
 
-from . import defaults, versions
+from . import versions
+from .defaults import spec_of
 from .inferenceservice import IsvcPlan, assemble
-from .rollout import Outcome, RolloutState, abort, elapsed, parse_duration
+from .rollout import Outcome, RolloutState, abort, parse_duration, parse_time
 from .status import status_patch
 
 ACTING = ("Rollback", "Retrain", "Alert")  # the actions that raise the decision's condition
@@ -43,48 +51,65 @@ def retrain_running(children_tjs: list[dict[str, Any]]) -> bool:
     return any((t.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for t in children_tjs)
 
 
-def unrecorded_retrain(status: dict[str, Any], children_tjs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _annotated_record(tj: Mapping[str, Any]) -> RetrainRecord | None:
+    """The retrain record a retrain TrainingJob carries in its annotation (None: none, or unreadable)."""
+    raw = ((tj.get("metadata") or {}).get("annotations") or {}).get(labels.RETRAIN_RECORD)
+    try:
+        rec = json.loads(raw) if raw else None
+        return RetrainRecord.model_validate(rec) if isinstance(rec, dict) else None
+    except (ValueError, ValidationError):
+        return None
+
+
+def unrecorded_retrain(
+    status: MonitoringStatus | Mapping[str, Any], children_tjs: list[dict[str, Any]]
+) -> RetrainRecord | None:
     """The status.retrain record of a retrain TrainingJob that an interrupted evaluation created but never
     recorded (the TrainingJob is created first, then the status is written: a crash in between leaves the
     decision only in the TrainingJob's annotation). None when every retrain is recorded."""
-    recorded = int((status.get("retrain") or {}).get("count") or 0)
-    best: dict[str, Any] | None = None
+    newest = MonitoringStatus.of(status).retrain_count
+    best: RetrainRecord | None = None
     for t in children_tjs:
-        raw = ((t.get("metadata") or {}).get("annotations") or {}).get(labels.RETRAIN_RECORD)
-        try:
-            rec = json.loads(raw) if raw else None
-        except ValueError:
-            continue
-        newest = max(recorded, int((best or {}).get("count") or 0))
-        if isinstance(rec, dict) and int(rec.get("count") or 0) > newest:
-            best = rec
+        rec = _annotated_record(t)
+        if rec is not None and rec.number > newest:
+            best, newest = rec, rec.number
     return best
 
 
 def retrain_training_job(
-    isvc: dict[str, Any], n: int, record: dict[str, Any] | None = None
+    isvc: ParsedInferenceService | Mapping[str, Any],
+    n: int,
+    record: RetrainRecord | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The retrain TrainingJob; ``record`` (its status.retrain entry) rides along as an annotation."""
-    md, spec = isvc["metadata"], isvc["spec"]
-    tmpl = (spec.get("retrain") or {}).get("trainingJob")
-    annotations = {labels.RETRAIN_RECORD: json.dumps(record, sort_keys=True)} if record else {}
-    if not tmpl:
+    """The retrain TrainingJob; ``record`` (its status.retrain entry) rides along as an annotation. Its spec
+    is ``spec.retrain.trainingJob`` as stored (a TrainingJob's spec is compared as written)."""
+    isvc = ParsedInferenceService.of(isvc)
+    md, spec = isvc.meta, isvc.spec
+    if spec.retrain is None:
         raise ValueError("spec.retrain.trainingJob is required for onDrift: Retrain")
+    tmpl = dict((isvc.raw_spec.get("retrain") or {}).get("trainingJob") or {})
+    rec = record.to_dict() if isinstance(record, RetrainRecord) else record
+    annotations = {labels.RETRAIN_RECORD: json.dumps(rec, sort_keys=True)} if rec else {}
+    owner = {
+        "apiVersion": API_VERSION,
+        "kind": "InferenceService",
+        "metadata": {"name": md.name, "uid": md.uid},
+    }
     return {
         "apiVersion": API_VERSION,
         "kind": "TrainingJob",
         "metadata": {
-            "name": names.retrain_job(md["name"], n),
-            "namespace": md.get("namespace", "default"),
+            "name": names.retrain_job(md.name, n),
+            "namespace": md.namespace,
             "labels": {
                 **labels.base("retrain"),
-                labels.INFERENCE_SERVICE: md["name"],
-                labels.MODEL: tmpl.get("model", spec["model"]),
+                labels.INFERENCE_SERVICE: md.name,
+                labels.MODEL: spec.retrain.training_job.model,
             },
-            "ownerReferences": [labels.owner_reference(isvc, controller=False)],
+            "ownerReferences": [labels.owner_reference(owner, controller=False)],
             **({"annotations": annotations} if annotations else {}),
         },
-        "spec": dict(tmpl),
+        "spec": tmpl,
     }
 
 
@@ -117,21 +142,39 @@ def rollback(
         )
 
 
+def stored_time(at: str | None) -> datetime | None:
+    """A time as the operator stores it (``2026-01-02T03:04:05Z``); None when unset or not such a time
+    (read as never, as the policies' guards read it: the next evaluation writes it anew)."""
+    try:
+        return parse_time(at)
+    except ValueError:
+        return None
+
+
+def since(at: str | None, now: datetime) -> float:
+    """Seconds since the stored time ``at`` (infinite when unset or unreadable: :func:`stored_time`)."""
+    t = stored_time(at)
+    return math.inf if t is None else (now - t).total_seconds()
+
+
 def retrain_due(
-    spec: dict[str, Any], old: dict[str, Any], children_tjs: list[dict[str, Any]], now: datetime
+    spec: InferenceServiceSpec | Mapping[str, Any],
+    old: MonitoringStatus | Mapping[str, Any],
+    children_tjs: list[dict[str, Any]],
+    now: datetime,
 ) -> bool:
-    """``spec.retrain`` is set, no retrain TrainingJob runs and ``minInterval`` passed since the last one."""
-    last = (old.get("retrain") or {}).get("at")
-    min_interval = parse_duration(
-        (spec.get("retrain") or {}).get("minInterval"), defaults.RETRAIN_MIN_INTERVAL_SECONDS
-    )
-    return bool(
-        spec.get("retrain") and not retrain_running(children_tjs) and elapsed(last, now) >= min_interval
-    )
+    """``spec.retrain`` is set, no retrain TrainingJob runs and ``minInterval`` passed since the last one
+    (``spec`` typed; a dict, e.g. a test's, is parsed with the API's defaults)."""
+    spec = spec_of(spec)
+    if spec.retrain is None or retrain_running(children_tjs):
+        return False
+    last = MonitoringStatus.of(old).retrain
+    return since(last.at if last else None, now) >= parse_duration(spec.retrain.min_interval)
 
 
 def start_retrain(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService,
+    old: MonitoringStatus,
     out: Outcome,
     extra: dict[str, Any],
     *,
@@ -143,19 +186,20 @@ def start_retrain(
     children_tjs: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
     """The retrain TrainingJob when one is due (None otherwise); records it in ``extra["retrain"]``, the
-    history (against the ``stable`` version) and a Warning event (``cause``, then the TrainingJob's name)."""
-    old = dict(isvc.get("status") or {})
-    if not retrain_due(isvc["spec"], old, children_tjs, now):
+    history (against the ``stable`` version) and a Warning event (``cause``, then the TrainingJob's name).
+    ``old``: the stored status's blocks (the last retrain)."""
+    if not retrain_due(isvc.spec, old, children_tjs, now):
         return None
-    n = int((old.get("retrain") or {}).get("count") or 0) + 1
-    extra["retrain"] = {
-        "trainingJob": names.retrain_job(isvc["metadata"]["name"], n),
-        "at": cond.now_rfc3339(now),
-        "reason": reason,
-        "count": n,
-        "scores": scores,
-    }
-    tj = retrain_training_job(isvc, n, extra["retrain"])
+    n = old.retrain_count + 1
+    record = RetrainRecord(
+        training_job=names.retrain_job(isvc.meta.name, n),
+        at=cond.now_rfc3339(now),
+        reason=reason,
+        count=n,
+        scores=scores,
+    )
+    extra["retrain"] = record.to_dict()
+    tj = retrain_training_job(isvc, n, record)
     out.history.append(
         {"action": "Retrained", "version": int(stable or 0), "at": cond.now_rfc3339(now), "reason": reason}
     )
@@ -184,7 +228,7 @@ def set_flag(
 
 
 def finish(
-    isvc: dict[str, Any],
+    isvc: ParsedInferenceService,
     mvs: list[dict[str, Any]],
     observed: list[dict[str, Any]],
     out: Outcome,
@@ -197,12 +241,12 @@ def finish(
 ) -> DriftPlan:
     """The InferenceService plan after the decision: ``conds`` and ``extra`` (status fields) on top of the
     usual assembly, with its status patch against the observed status."""
-    spec = isvc["spec"]
-    old = dict(isvc.get("status") or {})
-    isvc_now = {**isvc, "status": {**old, "conditions": conds}}
-    by_v = versions.by_version(mvs, spec["model"])
+    spec = isvc.spec
+    old = dict(isvc.status)
+    isvc_now = dataclasses.replace(isvc, status={**old, "conditions": conds})
+    by_v = versions.by_version(mvs, spec.model)
     skipped = versions.skipped_by_latest(old, by_v)
-    res = versions.resolve(spec.get("version", defaults.SPEC_VERSION), spec["model"], mvs, skipped)
+    res = versions.resolve(spec.version, spec.model, mvs, skipped)
     plan = assemble(
         isvc_now,
         {**old, "conditions": conds},
