@@ -148,9 +148,28 @@ def _resolve(
     if isinstance(spec_version, str) and spec_version.startswith("@"):
         return _resolve_alias(spec_version[1:], model, own, rejected, gov)
     if spec_version == "latest":
-        ready = [m for m in own if m.ready and number(m) not in rejected and number(m) not in archived]
-        return _latest(model, ready, gov)
+        skipped = set(rejected) | archived
+        ready = [m for m in own if m.status.phase == "Ready" and number(m) not in skipped]
+        if held := _unreadable_newest(model, ready):
+            return held
+        return _latest(model, [m for m in ready if m.ready], gov)
     return _pinned(model, int(spec_version), own, archived)
+
+
+def _unreadable_newest(model: str, ready: list[ListedModelVersion]) -> Resolution | None:
+    """``latest`` does not move past a newer version whose stored object does not parse (its status says
+    Ready): not served, and not skipped either (that would roll a service back to an older version when
+    the one it serves stops parsing); services keep what they serve, ReleaseBlocked says why."""
+    newest = max(ready, key=number, default=None)
+    if newest is None or newest.parsed is not None:
+        return None
+    return _fail(
+        None,
+        Reason.VERSION_NOT_READY,
+        f"latest is {model}-v{number(newest)}, which is not Ready: {not_ready(newest)}; services "
+        "following latest keep what they serve until it is fixed or deleted",
+        governance=True,
+    )
 
 
 def _latest(model: str, ready: list[ListedModelVersion], gov: GovernanceView | None) -> Resolution:

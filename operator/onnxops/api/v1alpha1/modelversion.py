@@ -291,9 +291,10 @@ class ListedModelVersion:
     """One ModelVersion of a model's list (the index's copies), as version resolution, release governance
     and the champion read it: parsed once per list (:meth:`parse`), spec and the status fields they use
     typed. It never raises: a stored object whose spec (or one of those status fields) does not parse has
-    ``parsed`` None and ``problem`` naming the field, keeps its name and, where the stored spec says them,
-    its model and number (a number is never issued twice), and is never Ready: never served, never an
-    alias's or a champion's version, never marked."""
+    ``parsed`` None and ``problem`` naming the field, keeps its name, its status when that parses and, where
+    the stored spec says them, its model and number (a number is never issued twice). It is never Ready:
+    never served, never an alias's or a champion's version, never marked; ``latest`` does not move past
+    it (see ``reconcile/versions``)."""
 
     name: str
     model: str | None
@@ -322,11 +323,6 @@ class ListedModelVersion:
         empty = ModelVersionStatus()
         if not isinstance(md, Mapping) or not isinstance(raw, Mapping):
             return cls(name, model, number, deleting, None, empty, "spec: not an object")
-        try:
-            parsed = ParsedModelVersion.parse(obj)
-        except ValidationError as e:
-            where = "metadata" if e.title == "ObjectMeta" else "spec"
-            return cls(name, model, number, deleting, None, empty, problem_of(where, e))
         st = obj.get("status") or {}
         try:
             status = ModelVersionStatus.model_validate(
@@ -334,6 +330,11 @@ class ListedModelVersion:
             )
         except ValidationError as e:
             return cls(name, model, number, deleting, None, empty, problem_of("status", e))
+        try:
+            parsed = ParsedModelVersion.parse(obj)
+        except ValidationError as e:
+            where = "metadata" if e.title == "ObjectMeta" else "spec"
+            return cls(name, model, number, deleting, None, status, problem_of(where, e))
         return cls(parsed.meta.name, parsed.spec.model, parsed.spec.version, deleting, parsed, status)
 
     @classmethod
