@@ -14,6 +14,11 @@ Retention (``spec.retention.keepUnserved: N``): of the Ready versions that no In
 (``status.servedBy``) and no alias names, the newest N stay; the older ones are Archived
 (``status.archived`` on the ModelVersion) and never resolved by ``latest``, an alias or a number. It is
 level-triggered: raising N, or naming a version in an alias, un-archives it. Artifacts are never deleted.
+
+The Model is parsed once (``ParsedModel``; its handler reports a spec that does not parse with
+:func:`invalid_spec_plan`), its ModelVersions once per list (``ListedModelVersion``). A version whose stored
+object does not parse is named where an approval or an alias refers to it, left out of the retention, and
+never written to.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ A rollback is recorded where it belongs: in the InferenceService that rolled bac
 (``status.rejectedVersions``), so ``version: latest`` skips that version for this service only. The
 ModelVersion's ``status.rejectedBy`` (and ``rejected``) only tell which services rejected it; they block
 nothing, so another service of the same model may still roll the version out.
+
+The functions take a model's versions parsed once (``ListedModelVersion``, :func:`of_model`; a dict is
+parsed on entry). A version whose stored object does not parse is never served and never marked, named
+where it is asked for; ``latest`` does not move past a newer Ready one (:func:`_unreadable_newest`).
 """
 
 from __future__ import annotations
