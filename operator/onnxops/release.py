@@ -32,7 +32,6 @@ import yaml
 from onnxops import API_VERSION
 from onnxops.api.conditions import now_rfc3339
 from onnxops.kube.client import ApiError, KubeClient, resource_path
-from onnxops.reconcile import versions
 
 API = API_VERSION
 CLI_MANAGER = {"fieldManager": "onnxops-cli"}
@@ -131,8 +130,15 @@ async def whoami(client: KubeClient, fallback: str | None) -> str:
 
 
 async def _find_mv(client: KubeClient, ns: str, model: str, version: int) -> dict[str, Any] | None:
-    mvs = [m for m in await client.list(API, "ModelVersion", ns) if m.get("spec", {}).get("model") == model]
-    return versions.by_version(mvs, model).get(version)
+    mvs = await client.list(API, "ModelVersion", ns)
+    return next(
+        (
+            m
+            for m in mvs
+            if (m.get("spec") or {}).get("model") == model and m["spec"].get("version") == version
+        ),
+        None,
+    )
 
 
 async def _write_spec(

@@ -31,7 +31,9 @@ def mv(
         status["archived"] = True
     if served_by:
         status["servedBy"] = served_by
-    return {"metadata": {"name": f"{MODEL}-v{v}"}, "spec": {"model": MODEL, "version": v}, "status": status}
+    artifact = {"uri": f"pvc://artifacts/iris/r{v}/model.onnx", "sha256": "a" * 64}  # as the API requires
+    spec = {"model": MODEL, "version": v, "artifact": artifact}
+    return {"metadata": {"name": f"{MODEL}-v{v}"}, "spec": spec, "status": status}
 
 
 def model(

@@ -36,7 +36,7 @@ S = Settings()
 )
 def test_resolve(spec_version, mvs, expected, reason):
     r = resolve(spec_version, "iris", mvs)
-    assert (r.mv["spec"]["version"] if r.mv else None) == expected
+    assert (r.mv.spec.version if r.mv else None) == expected
     assert r.reason == reason
 
 
@@ -46,7 +46,7 @@ def test_resolve(spec_version, mvs, expected, reason):
 )
 def test_resolve_skips_this_services_rejections(spec_version, rejected, expected):
     r = resolve(spec_version, "iris", [mv(1), mv(2)], rejected)
-    assert (r.mv["spec"]["version"] if r.mv else None) == expected
+    assert (r.mv.spec.version if r.mv else None) == expected
 
 
 @pytest.mark.parametrize("versions,expected", [([], 1), ([1], 2), ([1, 7, 3], 8)])

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
+from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.drift.names import SERVICE_ENV
 from onnxops.settings import Settings
 
@@ -28,7 +29,7 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 
 def deployment(
     isvc: ParsedInferenceService | Mapping[str, Any],
-    mv: dict[str, Any],
+    mv: ParsedModelVersion | Mapping[str, Any],
     replicas: int | None,
     settings: Settings,
     *,
@@ -41,17 +42,19 @@ def deployment(
     InferenceService selects (they answer mirrored requests only).
 
     ``isvc``: parsed (a dict is parsed first). What the user gives the pods (resources, env, scheduling)
-    is embedded from ``raw_spec`` exactly as stored."""
+    is embedded from ``raw_spec`` exactly as stored. ``mv``: the ModelVersion served, parsed (a dict is
+    parsed first)."""
     isvc = ParsedInferenceService.of(isvc)
     md, spec = isvc.meta, isvc.spec
     name, model = md.name, spec.model
-    mvs = mv["spec"]
-    version = int(mvs["version"])
-    art, prof = mvs["artifact"], mvs.get("profile") or {}
+    mv = ParsedModelVersion.of(mv)
+    version, art, prof = mv.spec.version, mv.spec.artifact, mv.spec.profile
+    secret = art.credentials_secret.to_dict() if art.credentials_secret is not None else None
+    prof_uri = prof.uri if prof is not None else None
     template = isvc.raw_spec.get("template") or {}  # the user's pod overrides, as stored
     overrides = spec.template
     port = settings.serving_port
-    volumes, mounts = volumes_for([art.get("uri"), prof.get("uri")], read_only=True)
+    volumes, mounts = volumes_for([art.uri, prof_uri], read_only=True)
     sink = capture.capture_sink(isvc, settings)
     if sink is not None:
         capture.mount_writable(volumes, mounts, sink.uri)
@@ -60,23 +63,23 @@ def deployment(
         {"name": "ONNXOPS_MODEL_NAME", "value": model},
         {"name": "ONNXOPS_MODEL_VERSION", "value": str(version)},
         {"name": SERVICE_ENV, "value": name},  # the `inferenceservice` label of its metrics
-        {"name": "ONNXOPS_MODEL_URI", "value": art["uri"]},
-        {"name": "ONNXOPS_MODEL_SHA256", "value": art["sha256"]},
+        {"name": "ONNXOPS_MODEL_URI", "value": art.uri},
+        {"name": "ONNXOPS_MODEL_SHA256", "value": art.sha256},
         {"name": "ONNXOPS_PORT", "value": str(port)},
         {"name": "ONNXOPS_GRPC_PORT", "value": str(settings.serving_grpc_port)},  # 0: no gRPC listener
         # a removed pod keeps serving (not ready) until Services stopped sending to it: no failed request
         # when a rollout scales a version down
         {"name": "ONNXOPS_SHUTDOWN_DELAY_SECONDS", "value": f"{SHUTDOWN_DELAY_SECONDS:g}"},
     ]
-    if prof.get("uri"):
+    if prof is not None and prof.uri:
         env += [
-            {"name": "ONNXOPS_PROFILE_URI", "value": prof["uri"]},
-            {"name": "ONNXOPS_PROFILE_SHA256", "value": prof["sha256"]},
+            {"name": "ONNXOPS_PROFILE_URI", "value": prof.uri},
+            {"name": "ONNXOPS_PROFILE_SHA256", "value": prof.sha256},
         ]
     s3_env, env_from = storage_access(
         [
-            (art.get("uri"), art.get("credentialsSecret")),
-            (prof.get("uri"), art.get("credentialsSecret")),
+            (art.uri, secret),
+            (prof_uri, secret),
             *([(sink.uri, sink.credentials_secret)] if sink else []),
         ],
         settings,

@@ -187,7 +187,7 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
         await report_invalid_spec(c, isvc, ir.invalid_spec_plan(isvc, e, datetime.now(UTC)))
         return None
     model = parsed.spec.model
-    mvs = await ctx.model_versions(ns, model)
+    mvs = versions.of_model(await ctx.model_versions(ns, model), model)  # parsed once
     model_obj = await ctx.model(ns, model)  # release governance; None: no policy, no aliases
     observed = await observe_children(ctx, ns, name, parsed.spec.autoscaling is not None, parsed.meta.uid)
     now = datetime.now(UTC)

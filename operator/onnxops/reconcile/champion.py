@@ -11,13 +11,14 @@ field: the Job is not created and the TrainingJob says why.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from onnxops.api.v1alpha1.model import ParsedModel
 from onnxops.api.v1alpha1.trainingjob import ChampionRef, TrainingJobSpec
 from onnxops.builders.job import CHAMPION_ENV
 
-from . import versions
+from . import governance, versions
 
 ENV = CHAMPION_ENV
 FIELD = "spec.evaluation.champion"
@@ -32,18 +33,22 @@ def wanted(spec: TrainingJobSpec) -> ChampionRef | None:
 def resolve(
     ref: ChampionRef,
     model: str,
-    model_obj: Mapping[str, Any] | None,
+    model_obj: ParsedModel | Mapping[str, Any] | None,
     isvc: Mapping[str, Any] | None,
-    mvs: list[dict[str, Any]],
+    mvs: Iterable[versions.MvLike],
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """(the champion for the trainer, or an error message naming the field)."""
+    """(the champion for the trainer, or an error message naming the field). ``model_obj`` and ``mvs``:
+    parsed (stored objects are parsed here); a version whose stored object does not parse is not Ready."""
     if ref.alias:
         alias = ref.alias
         source = f"alias {alias}"
-        aliases = ((model_obj or {}).get("spec") or {}).get("aliases") or {}
+        parsed = governance.parse_model(model_obj)
+        if isinstance(parsed, str):
+            return None, f"{FIELD}.alias: Model {model} cannot be read ({parsed})"
+        aliases = governance.aliases_of(parsed.spec) if parsed is not None else {}
         if alias not in aliases:
             return {"source": source, "missing": f"alias {alias} is not set on Model {model}"}, None
-        version, of_model, where = int(aliases[alias]), model, f"{FIELD}.alias"
+        version, of_model, where = aliases[alias], model, f"{FIELD}.alias"
     else:
         name = str(ref.inference_service)
         source = f"inferenceService {name}"
@@ -55,13 +60,13 @@ def resolve(
             return {"source": source, "missing": f"InferenceService {name} serves no version yet"}, None
         version, where = int(stable), f"{FIELD}.inferenceService"
     mv = versions.by_version(mvs, of_model).get(version)
-    if mv is None or not versions.is_ready(mv):
-        state = "not found" if mv is None else f"not Ready ({(mv.get('status') or {}).get('phase')})"
+    if mv is None or mv.parsed is None or not mv.ready:
+        state = "not found" if mv is None else f"not Ready ({versions.not_ready(mv)})"
         return None, f"{where}: the champion {of_model}-v{version} is {state}"
-    art = mv["spec"]["artifact"]
-    out: dict[str, Any] = {"source": source, "version": version, "uri": art["uri"], "sha256": art["sha256"]}
-    if art.get("credentialsSecret"):
-        out["credentialsSecret"] = dict(art["credentialsSecret"])
+    art = mv.parsed.spec.artifact
+    out: dict[str, Any] = {"source": source, "version": version, "uri": art.uri, "sha256": art.sha256}
+    if art.credentials_secret is not None:
+        out["credentialsSecret"] = art.credentials_secret.to_dict()
     return out, None
 
 

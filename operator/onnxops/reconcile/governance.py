@@ -14,30 +14,45 @@ Retention (``spec.retention.keepUnserved: N``): of the Ready versions that no In
 (``status.servedBy``) and no alias names, the newest N stay; the older ones are Archived
 (``status.archived`` on the ModelVersion) and never resolved by ``latest``, an alias or a number. It is
 level-triggered: raising N, or naming a version in an alias, un-archives it. Artifacts are never deleted.
+
+The Model is parsed once (``ParsedModel``; its handler reports a spec that does not parse with
+:func:`invalid_spec_plan`), its ModelVersions once per list (``ListedModelVersion``). A version whose stored
+object does not parse is named where an approval or an alias refers to it, left out of the retention, and
+never written to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from onnxops import API_VERSION, GROUP
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.model import Approval, ModelSpec, ModelStatus, ParsedModel
+from onnxops.api.v1alpha1.modelversion import ListedModelVersion, problem_of
 
 from . import versions as v
+from .errors import describe_error, error_status
+from .status import status_patch
 
 
 @dataclass(frozen=True)
 class Governance:
-    """What resolution needs from the Model: the policy, the effective approvals, the aliases."""
+    """What resolution needs from the Model: the policy, the effective approvals, the aliases. ``problem``:
+    the stored Model does not parse (the field and the problem); then nothing follows ``latest`` or an
+    alias until it is fixed (whatever policy it meant to set is unknown)."""
 
     require_approval: bool = False
     approved: frozenset[int] = frozenset()
     aliases: Mapping[str, int] = field(default_factory=dict)
     archived: frozenset[int] = frozenset()
     model_name: str = ""
+    problem: str | None = None
 
     def approval_note(self, version: int) -> str:
         return (
@@ -46,37 +61,47 @@ class Governance:
         )
 
 
-def _approvals(model: Mapping[str, Any] | None) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
-    for a in ((model or {}).get("spec") or {}).get("approvals") or []:
-        if isinstance(a, Mapping) and str(a.get("version", "")).isdigit():
-            out[int(a["version"])] = dict(a)
-    return out
+def _approvals(spec: ModelSpec) -> dict[int, Approval]:
+    return {a.version: a for a in spec.approvals or []}
 
 
-def aliases_of(model: Mapping[str, Any] | None) -> dict[str, int]:
-    raw = ((model or {}).get("spec") or {}).get("aliases") or {}
-    return {str(k): int(x) for k, x in raw.items() if str(x).isdigit()} if isinstance(raw, Mapping) else {}
+def aliases_of(spec: ModelSpec) -> dict[str, int]:
+    return dict(spec.aliases or {})
 
 
-def require_approval(model: Mapping[str, Any] | None) -> bool:
-    return bool((((model or {}).get("spec") or {}).get("releasePolicy") or {}).get("requireApproval"))
+def require_approval(spec: ModelSpec) -> bool:
+    return spec.release_policy is not None and spec.release_policy.require_approval
 
 
-def is_archived(mv: Mapping[str, Any]) -> bool:
-    return bool((mv.get("status") or {}).get("archived"))
+def parse_model(model: ParsedModel | Mapping[str, Any] | None) -> ParsedModel | str | None:
+    """The Model parsed (None: there is none), or why its stored spec does not parse (naming the field)."""
+    if model is None or isinstance(model, ParsedModel):
+        return model
+    try:
+        return ParsedModel.parse(model)
+    except ValidationError as e:
+        return problem_of("metadata" if e.title == "ObjectMeta" else "spec", e)
 
 
-def from_model(model: Mapping[str, Any] | None, mvs: Iterable[dict[str, Any]], name: str) -> Governance:
-    """The effective governance: approvals of existing, not rolled-back versions; archived versions as the
-    ModelVersions' status says (written by the Model's reconcile)."""
-    own = {v.version_of(m): m for m in mvs if m.get("spec", {}).get("model") == name}
-    approved = frozenset(n for n in _approvals(model) if n in own and not v.is_rejected(own[n]))
+def from_model(
+    model: ParsedModel | Mapping[str, Any] | None, mvs: Iterable[v.MvLike], name: str
+) -> Governance:
+    """The effective governance: approvals of existing, parsed, not rolled-back versions; archived versions
+    as the ModelVersions' status says (written by the Model's reconcile). ``model``: parsed (a stored
+    object is parsed here; one that does not parse gives a Governance with its ``problem``)."""
+    parsed = parse_model(model)
+    if isinstance(parsed, str):
+        return Governance(model_name=name, problem=parsed)
+    spec = parsed.spec if parsed is not None else ModelSpec()
+    own = v.by_version(mvs, name)
+    approved = frozenset(
+        n for n in _approvals(spec) if n in own and own[n].parsed is not None and not v.is_rejected(own[n])
+    )
     return Governance(
-        require_approval=require_approval(model),
+        require_approval=require_approval(spec),
         approved=approved,
-        aliases=aliases_of(model),
-        archived=frozenset(n for n, m in own.items() if is_archived(m)),
+        aliases=aliases_of(spec),
+        archived=frozenset(n for n, m in own.items() if m.status.archived),
         model_name=name,
     )
 
@@ -84,7 +109,7 @@ def from_model(model: Mapping[str, Any] | None, mvs: Iterable[dict[str, Any]], n
 # ---- retention ------------------------------------------------------------------------------------------
 
 
-def to_archive(mvs: Iterable[dict[str, Any]], keep: int | None, protected: Iterable[int]) -> set[int]:
+def to_archive(mvs: Iterable[v.MvLike], keep: int | None, protected: Iterable[int]) -> set[int]:
     """Versions the retention archives: Ready, unserved, not ``protected`` (aliased), beyond the newest
     ``keep``. ``keep`` None: no retention."""
     if keep is None:
@@ -92,11 +117,9 @@ def to_archive(mvs: Iterable[dict[str, Any]], keep: int | None, protected: Itera
     keep_out = set(protected)
     candidates = sorted(
         (
-            v.version_of(m)
-            for m in mvs
-            if v.is_ready(m)
-            and not (m.get("status") or {}).get("servedBy")
-            and v.version_of(m) not in keep_out
+            m.version
+            for m in v.listed(mvs)
+            if m.ready and m.version is not None and not m.status.served_by and m.version not in keep_out
         ),
         reverse=True,
     )
@@ -105,32 +128,68 @@ def to_archive(mvs: Iterable[dict[str, Any]], keep: int | None, protected: Itera
 
 # ---- status ---------------------------------------------------------------------------------------------
 
+# the ModelVersion status fields the Model's reconcile owns (wire name -> field)
+_SNAKE = {
+    "approved": "approved",
+    "approvedBy": "approved_by",
+    "aliases": "aliases",
+    "archived": "archived",
+    "archivedAt": "archived_at",
+}
+GOVERNED = tuple(_SNAKE)
+
 
 @dataclass(frozen=True)
 class ModelPlan:
     status: dict[str, Any]
     mv_patches: list[tuple[str, dict[str, Any]]]  # (ModelVersion name, status merge patch)
     problems: list[str]
+    events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def problems(model: Mapping[str, Any], by_v: Mapping[int, dict[str, Any]]) -> list[str]:
+def invalid_spec_plan(model: Mapping[str, Any], exc: ValidationError, now: datetime) -> ModelPlan:
+    """A Model whose spec does not parse into the API's types (e.g. stored before the API refused what it
+    holds): Ready=False and Stalled=True with reason InvalidSpec and a message naming the field and the
+    problem, and one Warning Event. Nothing else: no ModelVersion's governance fields and no other status
+    field change (InferenceServices following ``latest`` or an alias keep what they serve meanwhile)."""
+    reason, message = describe_error(exc)
+    old = dict(model.get("status") or {})
+    new = {**error_status("Model", dict(model), reason, message, now), "message": message}
+    changed = bool(status_patch(old, new))
+    return ModelPlan(new, [], [message], [("Warning", reason, message)] if changed else [])
+
+
+def problems(model: ParsedModel | Mapping[str, Any], by_v: Mapping[int, v.MvLike]) -> list[str]:
     """Every spec entry the operator ignores, naming the field and why."""
+    spec = ParsedModel.of(model).spec
+    own = {n: ListedModelVersion.of(m) for n, m in by_v.items()}
+    return _approval_problems(spec, own) + _alias_problems(spec, own)
+
+
+def _approval_problems(spec: ModelSpec, by_v: Mapping[int, ListedModelVersion]) -> list[str]:
     out: list[str] = []
-    for n in sorted(_approvals(model)):
+    for n in sorted(_approvals(spec)):
         mv = by_v.get(n)
         where = f"spec.approvals[version={n}]"
         if mv is None:
             out.append(f"{where}: no ModelVersion v{n} of this model; the approval is not used")
+        elif mv.parsed is None:
+            out.append(f"{where}: v{n} is never served ({v.not_ready(mv)}); the approval is not used")
         elif v.is_rejected(mv):
             who = ", ".join(sorted(v.rejected_by(mv))) or "an InferenceService"
-            reason = (mv.get("status") or {}).get("rejectedReason") or Reason.ROLLED_BACK
+            reason = mv.status.rejected_reason or Reason.ROLLED_BACK
             out.append(
                 f"{where}: v{n} was rolled back by {who} ({reason}); a rejected version cannot be "
                 "approved, the approval is not used"
             )
-        elif v.is_failed(mv):
+        elif mv.failed:
             out.append(f"{where}: v{n} failed verification; it is never served")
-    for alias, n in sorted(aliases_of(model).items()):
+    return out
+
+
+def _alias_problems(spec: ModelSpec, by_v: Mapping[int, ListedModelVersion]) -> list[str]:
+    out: list[str] = []
+    for alias, n in sorted(aliases_of(spec).items()):
         mv = by_v.get(n)
         where = f"spec.aliases.{alias}"
         if mv is None:
@@ -138,65 +197,86 @@ def problems(model: Mapping[str, Any], by_v: Mapping[int, dict[str, Any]]) -> li
                 f"{where}: no ModelVersion v{n} of this model; services following @{alias} keep what "
                 "they serve"
             )
-        elif not v.is_ready(mv):
+        elif not mv.ready:
             out.append(
-                f"{where}: v{n} is not Ready ({(mv.get('status') or {}).get('phase') or 'Pending'}); "
-                f"services following @{alias} keep what they serve"
+                f"{where}: v{n} is not Ready ({v.not_ready(mv)}); services following @{alias} keep what "
+                "they serve"
             )
     return out
 
 
-def plan(model: dict[str, Any], mvs: list[dict[str, Any]], *, now_text: str, now: Any = None) -> ModelPlan:
-    """The Model's status and its ModelVersions' governance fields (level-triggered, idempotent)."""
-    name = str(model["metadata"]["name"])
-    own = [m for m in mvs if m.get("spec", {}).get("model") == name and not v.is_deleting(m)]
-    by_v = {v.version_of(m): m for m in own}
-    aliases = aliases_of(model)
-    retention = (model.get("spec") or {}).get("retention") or {}
-    keep = retention.get("keepUnserved")
-    archive = to_archive(own, int(keep) if keep is not None else None, aliases.values())
-    approvals = _approvals(model)
+def _mv_patch(
+    mv: ListedModelVersion, aliases: list[str] | None, approval: Approval | None, archive: bool, now_text: str
+) -> dict[str, Any]:
+    """The governance fields of one ModelVersion that differ from what its status says."""
+    have = {k: getattr(mv.status, attr) for k, attr in _SNAKE.items()}
+    want = {
+        "approved": True if approval is not None else None,
+        "approvedBy": approval.by if approval is not None else None,
+        "aliases": aliases,
+        "archived": True if archive else None,
+        "archivedAt": (mv.status.archived_at or now_text) if archive else None,
+    }
+    return {k: x for k, x in want.items() if have[k] != x}
+
+
+def plan(
+    model: ParsedModel | Mapping[str, Any],
+    mvs: Iterable[v.MvLike],
+    *,
+    now_text: str,
+    now: datetime | None = None,
+) -> ModelPlan:
+    """The Model's status and its ModelVersions' governance fields (level-triggered, idempotent).
+    ``model``: parsed at the handler boundary (a dict is parsed here)."""
+    model = ParsedModel.of(model)
+    name, spec = model.meta.name, model.spec
+    own = [m for m in v.of_model(mvs, name) if not m.deleting]
+    by_v = {v.number(m): m for m in own}
+    aliases = aliases_of(spec)
+    keep = spec.retention.keep_unserved if spec.retention is not None else None
+    archive = to_archive(own, keep, aliases.values())
+    approvals = _approvals(spec)
     gov_approved = from_model(model, own, name).approved
     patches: list[tuple[str, dict[str, Any]]] = []
     for n, mv in sorted(by_v.items()):
-        st = mv.get("status") or {}
+        if mv.parsed is None:  # its status cannot be compared: left as it is (its own reconcile names it)
+            continue
         names_ = sorted(a for a, x in aliases.items() if x == n) or None
-        approved = n in gov_approved
-        want = {
-            "approved": True if approved else None,
-            "approvedBy": str(approvals[n].get("by")) if approved else None,
-            "aliases": names_,
-            "archived": True if n in archive else None,
-            "archivedAt": (st.get("archivedAt") or now_text) if n in archive else None,
-        }
-        patch = {k: x for k, x in want.items() if st.get(k) != x}
+        approval = approvals[n] if n in gov_approved else None
+        patch = _mv_patch(mv, names_, approval, n in archive, now_text)
         if patch:
-            patches.append((v.name_of(mv), patch))
+            patches.append((mv.name, patch))
     found = problems(model, by_v)
-    gen = int(model["metadata"].get("generation") or 1)
-    old = model.get("status") or {}
+    gen = model.meta.generation
     message = (
         "; ".join(found)
         if found
         else (f"{len(by_v)} version(s), {len(gov_approved)} approved, {len(archive)} archived")
     )
     conds = cond.summarize(
-        old.get("conditions"),
+        model.status.get("conditions"),
         ready=not found,
         reason=Reason.INVALID_GOVERNANCE if found else Reason.CONSISTENT,
         message=message,
         generation=gen,
         now=now,
     )
-    status = {
-        "observedGeneration": gen,
-        "latestVersion": max(by_v, default=None),
-        "approvedVersions": sorted(gov_approved) or None,
-        "archivedVersions": sorted(archive) or None,
-        "message": message,
-        "conditions": conds,
-    }
-    return ModelPlan(status=status, mv_patches=patches, problems=found)
+    status = ModelStatus(
+        observed_generation=gen,
+        latest_version=max(by_v, default=None),
+        approved_versions=sorted(gov_approved) or None,
+        archived_versions=sorted(archive) or None,
+        message=message,
+    )
+    return ModelPlan(status=status_json(status, conds), mv_patches=patches, problems=found)
+
+
+def status_json(status: ModelStatus, conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Model's status as written: every field the reconcile owns (None clears it in the merge patch),
+    the conditions as ``api.conditions`` keeps them."""
+    out = status.model_dump(by_alias=True, mode="json", exclude={"conditions"})
+    return {**out, "conditions": conditions}
 
 
 def empty_model(namespace: str, name: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ calls again with the result. Drift decisions enter through :mod:`onnxops.reconci
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, ParsedInferenceService
+from onnxops.api.v1alpha1.model import ParsedModel
+from onnxops.api.v1alpha1.modelversion import ListedModelVersion
 from onnxops.builders import deployment as dep_builder
 from onnxops.builders import hpa as hpa_builder
 from onnxops.builders import httproute as httproute_builder
@@ -94,7 +96,7 @@ def total_replicas(spec: InferenceServiceSpec | Mapping[str, Any]) -> int:
 def _desired_children(
     isvc: ParsedInferenceService | Mapping[str, Any],
     state: RolloutState,
-    mvs: dict[int, dict[str, Any]],
+    mvs: Mapping[int, ListedModelVersion],
     settings: Settings,
     ready: dict[int, int],
     shadow_ready: bool = False,
@@ -111,11 +113,11 @@ def _desired_children(
     out += shadow  # the shadow's Service before the stable pods that mirror to it
     for v, n in sorted(plan.items()):
         mv = mvs.get(v)
-        if mv is None:
-            continue  # a served version vanished (deleted despite the finalizer): keep what runs
+        if mv is None or mv.parsed is None:  # keep what runs: a served version vanished (deleted despite
+            continue  # the finalizer) or its stored object does not parse
         out.append(
             dep_builder.deployment(
-                isvc, mv, None if auto else n, settings, mirror=mirror if v == state.stable else None
+                isvc, mv.parsed, None if auto else n, settings, mirror=mirror if v == state.stable else None
             )
         )
         if auto:
@@ -128,17 +130,20 @@ def _desired_children(
 
 
 def _shadow_children(
-    isvc: ParsedInferenceService, state: RolloutState, mvs: dict[int, dict[str, Any]], settings: Settings
+    isvc: ParsedInferenceService,
+    state: RolloutState,
+    mvs: Mapping[int, ListedModelVersion],
+    settings: Settings,
 ) -> list[dict[str, Any]]:
     """The shadow phase's Service and Deployment (none outside the phase)."""
     scfg = shadow_phase.shadow_config(isvc.raw_spec)
     mv = mvs.get(state.canary) if state.canary is not None else None
-    if not state.shadow or scfg is None or mv is None or state.canary is None:
+    if not state.shadow or scfg is None or mv is None or mv.parsed is None or state.canary is None:
         return []
     n = shadow_phase.shadow_replicas(total_replicas(isvc.spec), float(scfg["sampleRate"]))
     return [
         svc_builder.shadow_service(isvc, state.canary, settings.serving_port, settings.serving_grpc_port),
-        dep_builder.deployment(isvc, mv, n, settings, shadow=True),
+        dep_builder.deployment(isvc, mv.parsed, n, settings, shadow=True),
     ]
 
 
@@ -192,23 +197,25 @@ def _canary_ready(
 
 def reconcile(
     isvc: ParsedInferenceService | Mapping[str, Any],
-    mvs: list[dict[str, Any]],
+    mvs: Iterable[versions.MvLike],
     observed: list[dict[str, Any]],
     *,
     settings: Settings,
     now: datetime,
     analysis: AnalysisResult | None = None,
-    model_obj: dict[str, Any] | None = None,
+    model_obj: ParsedModel | Mapping[str, Any] | None = None,
 ) -> IsvcPlan:
     """``observed``: the Deployments, Services and HPAs labelled with this InferenceService;
     ``model_obj``: the Model (release governance), None when there is none.
 
-    ``isvc``: parsed at the handler boundary (``ParsedInferenceService.parse``); a dict is parsed here."""
+    ``isvc``: parsed at the handler boundary (``ParsedInferenceService.parse``), ``mvs`` likewise
+    (``versions.of_model``); dicts are parsed here."""
     isvc = ParsedInferenceService.of(isvc)
     md, spec = isvc.meta, isvc.spec
     old = dict(isvc.status)
     gen = md.generation
     model = spec.model
+    mvs = versions.of_model(mvs, model)  # parsed once
     by_v = versions.by_version(mvs, model)
     gov = governance.from_model(model_obj, mvs, model)
     res = versions.resolve(spec.version, model, mvs, versions.skipped_by_latest(old, by_v), gov)
@@ -237,7 +244,7 @@ def reconcile(
 def _deletions(
     name: str,
     st: RolloutState,
-    by_v: dict[int, dict[str, Any]],
+    by_v: Mapping[int, ListedModelVersion],
     plan: dict[int, Any],
     children: list[dict[str, Any]],
     observed: list[dict[str, Any]],
@@ -341,7 +348,7 @@ def assemble(
     old: dict[str, Any],
     out: Outcome,
     res: versions.Resolution,
-    by_v: dict[int, dict[str, Any]],
+    by_v: Mapping[int, ListedModelVersion],
     observed: list[dict[str, Any]],
     *,
     settings: Settings,

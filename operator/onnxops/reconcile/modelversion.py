@@ -37,7 +37,8 @@ def invalid_spec_plan(mv: dict[str, Any], exc: ValidationError, now: datetime) -
     """A ModelVersion whose spec does not parse into the API's types (e.g. stored before the API refused
     what it holds): no verification Job; Ready=False and Stalled=True with reason InvalidSpec and a message
     naming the field and the problem (as any failed reconcile records it), and one Warning Event. The
-    phase is left as it is (a Ready version already served stays resolvable)."""
+    phase is left as it is (a Ready version already served keeps running: version resolution does not
+    move `latest` past it, see ``ListedModelVersion``)."""
     reason, message = describe_error(exc)
     old = dict(mv.get("status") or {})
     new = {**error_status("ModelVersion", mv, reason, message, now), "message": message}

@@ -20,6 +20,7 @@ from pydantic import Field
 from pydantic.config import JsonValue
 
 from .common import Condition, KubeModel, conditions_field
+from .meta import Parsed
 
 ALIAS_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_ALIASES = 32
@@ -116,3 +117,10 @@ class Model(KubeModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ModelSpec = Field(default_factory=ModelSpec)
     status: ModelStatus | None = None
+
+
+class ParsedModel(Parsed[ModelSpec]):
+    """A Model parsed at the handler boundary (``meta.Parsed``): release governance reads ``spec``
+    (aliases, release policy, approvals, retention) typed; ``status`` is the stored status."""
+
+    SPEC = ModelSpec

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonValue
 
@@ -245,3 +247,97 @@ class ParsedModelVersion(Parsed[ModelVersionSpec]):
     the verification Job expects, serialised as stored."""
 
     SPEC = ModelVersionSpec
+
+
+# The status fields that the readers of a model's list of versions use (version resolution, release
+# governance, the champion); the rest (conditions, verification) is the ModelVersion's own reconcile's.
+LISTED_STATUS = frozenset(
+    {
+        "phase",
+        "message",
+        "servedBy",
+        "rejected",
+        "rejectedReason",
+        "rejectedBy",
+        "approved",
+        "approvedBy",
+        "aliases",
+        "archived",
+        "archivedAt",
+    }
+)
+
+
+def _number(value: Any) -> int | None:
+    """A stored ``spec.version`` as a number, when it reads as one (also in a spec that does not parse)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def problem_of(where: str, exc: ValidationError) -> str:
+    """``spec.artifact.sha256: String should match pattern ...`` (the first error, and how many more)."""
+    items = exc.errors()
+    first = items[0] if items else {"loc": (), "msg": "invalid"}
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
+    return f"{where}{'.' + loc if loc else ''}: {first.get('msg', 'invalid')}{more}"
+
+
+@dataclass(frozen=True)
+class ListedModelVersion:
+    """One ModelVersion of a model's list (the index's copies), as version resolution, release governance
+    and the champion read it: parsed once per list (:meth:`parse`), spec and the status fields they use
+    typed. It never raises: a stored object whose spec (or one of those status fields) does not parse has
+    ``parsed`` None and ``problem`` naming the field, keeps its name, its status when that parses and, where
+    the stored spec says them, its model and number (a number is never issued twice). It is never Ready:
+    never served, never an alias's or a champion's version, never marked; ``latest`` does not move past
+    it (see ``reconcile/versions``)."""
+
+    name: str
+    model: str | None
+    version: int | None
+    deleting: bool
+    parsed: ParsedModelVersion | None
+    status: ModelVersionStatus
+    problem: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.parsed is not None and self.status.phase == "Ready"
+
+    @property
+    def failed(self) -> bool:
+        return self.parsed is not None and self.status.phase == "Failed"
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any]) -> ListedModelVersion:
+        md = obj.get("metadata") or {}
+        raw = obj.get("spec") or {}
+        name = str(md.get("name") or "") if isinstance(md, Mapping) else ""
+        deleting = bool(md.get("deletionTimestamp")) if isinstance(md, Mapping) else False
+        model = raw.get("model") if isinstance(raw, Mapping) and isinstance(raw.get("model"), str) else None
+        number = _number(raw.get("version")) if isinstance(raw, Mapping) else None
+        empty = ModelVersionStatus()
+        if not isinstance(md, Mapping) or not isinstance(raw, Mapping):
+            return cls(name, model, number, deleting, None, empty, "spec: not an object")
+        st = obj.get("status") or {}
+        try:
+            status = ModelVersionStatus.model_validate(
+                {k: x for k, x in st.items() if k in LISTED_STATUS} if isinstance(st, Mapping) else st
+            )
+        except ValidationError as e:
+            return cls(name, model, number, deleting, None, empty, problem_of("status", e))
+        try:
+            parsed = ParsedModelVersion.parse(obj)
+        except ValidationError as e:
+            where = "metadata" if e.title == "ObjectMeta" else "spec"
+            return cls(name, model, number, deleting, None, status, problem_of(where, e))
+        return cls(parsed.meta.name, parsed.spec.model, parsed.spec.version, deleting, parsed, status)
+
+    @classmethod
+    def of(cls, obj: ListedModelVersion | Mapping[str, Any]) -> ListedModelVersion:
+        """``obj`` itself when parsed, else parsed (the tests' dicts, a caller still holding dicts)."""
+        return obj if isinstance(obj, ListedModelVersion) else cls.parse(obj)
