@@ -110,7 +110,11 @@ def _mv(version: int) -> dict[str, Any]:
             "version": version,
             "artifact": {"uri": uri, "sha256": "a" * 64},
             "profile": {"uri": uri.replace("model.onnx", "profile.json"), "sha256": "b" * 64},
-            "signature": {"task": "classification"},
+            "signature": {
+                "task": "classification",
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+                "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
+            },
             "metrics": {"accuracy": 0.95},
         },
         "status": {"phase": "Ready"},
