@@ -32,6 +32,7 @@ from onnxops.reconcile.durations import parse_duration
 from onnxops.reconcile.inferenceservice import _desired_children, total_replicas
 from onnxops.reconcile.performance_hook import apply_performance
 from onnxops.reconcile.rollout import RolloutConfig, RolloutState
+from onnxops.reconcile.versions import by_version
 from onnxops.settings import Settings
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -105,7 +106,7 @@ def test_replicas_defaults():
 
 def test_autoscaling_defaults_reach_the_hpa():
     obj = isvc(autoscaling={"minReplicas": 2})  # (an empty map is no autoscaling)
-    children, _ = _desired_children(obj, RolloutState(stable=1), {1: mv(1)}, S, {})
+    children, _ = _desired_children(obj, RolloutState(stable=1), by_version([mv(1)], "iris"), S, {})
     (hpa,) = [c for c in children if c["kind"] == "HorizontalPodAutoscaler"]
     assert hpa["spec"]["maxReplicas"] == api(Autoscaling, "max_replicas")
     (metric,) = hpa["spec"]["metrics"]
