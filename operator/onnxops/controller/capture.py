@@ -26,7 +26,7 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     from onnxops.drift.scrape import scrape
 
     c = ctx.client
-    isvc = await c.get(API, ISVC, ns, name)
+    isvc = await ctx.read_isvc(ns, name)
     if isvc is None or isvc["metadata"].get("deletionTimestamp"):
         return None
     status = isvc.get("status") or {}
@@ -34,6 +34,7 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     if interval is None:
         if cond.find(status.get("conditions"), ch.CAPTURE_HEALTHY) is not None:
             kept = cond.remove_condition(status.get("conditions"), ch.CAPTURE_HEALTHY)
+            ctx.isvc_written(ns, name)
             await c.patch_status(API, ISVC, ns, name, status_patch(status, {**status, "conditions": kept}))
         return None
     key = (ns, name)
@@ -72,5 +73,6 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
         )
         patch = status_patch(status, {**status, "conditions": conds})
         if patch:
+            ctx.isvc_written(ns, name)
             await c.patch_status(API, ISVC, ns, name, patch)
     return interval

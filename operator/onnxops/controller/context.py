@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -161,6 +162,23 @@ class Context:
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
     # the object a reconcile just read, for the checks that follow it in the same loop turn (handlers.py)
     last_read: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    # the InferenceService as its reconcile read it, kept while no status write has followed: the checks
+    # of the same loop turn (drift, performance, capture) read it instead of a GET each (``read_isvc``)
+    unwritten: dict[Key, dict[str, Any]] = field(default_factory=dict)
+
+    async def read_isvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The InferenceService for a periodic check: what its reconcile read in this loop turn while
+        nothing has written its status since (a copy: a check adds to what it reads), else a GET. A write by
+        anyone else wakes the loop for another reconcile, which reads it anew."""
+        snap = self.unwritten.get((ISVC, namespace, name))
+        if snap is None:
+            return await self.client.get(API, ISVC, namespace, name)
+        self.stats["isvc_reads_saved"] = self.stats.get("isvc_reads_saved", 0) + 1
+        return copy.deepcopy(snap)
+
+    def isvc_written(self, namespace: str, name: str) -> None:
+        """This process wrote the InferenceService's status: the next check reads it anew."""
+        self.unwritten.pop((ISVC, namespace, name), None)
 
     async def model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
         """The ModelVersions of ``model`` in ``namespace`` (from the index when there is one)."""
@@ -210,5 +228,6 @@ class Context:
         self.stops.discard(key)
         self.locks.pop(key, None)
         self.last_read.pop(key, None)
+        self.unwritten.pop(key, None)
         self.scrape_states.pop((key[1], key[2]))
         self.capture_checks.pop((key[1], key[2]))

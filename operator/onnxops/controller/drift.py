@@ -122,8 +122,7 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     from onnxops.drift.policy import PolicySpec
     from onnxops.drift.scrape import Target
 
-    c = ctx.client
-    isvc = await c.get(API, ISVC, ns, name)
+    isvc = await ctx.read_isvc(ns, name)
     now = datetime.now(UTC)
     typed = parsed(isvc)
     wait = None if typed is None else drift_due(typed, now)

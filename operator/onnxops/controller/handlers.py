@@ -253,19 +253,24 @@ async def isvc_checks(ctx: Context, ns: str, name: str) -> float | None:
     """The InferenceService's periodic checks after its reconcile: drift, then the capture sink's health;
     the sooner of their next times. Skipped (no request) when the object the reconcile just read has no
     monitoring on: its spec is this turn's, and only these checks set the CaptureHealthy condition. A spec
-    that does not parse is not checked either (its reconcile reported it; nothing acts on it)."""
-    read = ctx.last_read.pop((ISVC, ns, name), None)
-    if read is not None:
-        typed = drift_loop.parsed(read)
-        if typed is None or monitors_off(read, typed):
-            return None
-    await drift_modules()  # the checks import the drift package (numpy/scipy): off the loop, once
-    waits = [
-        await drift_loop.evaluate_if_due(ctx, ns, name),
-        await capture_loop.check_capture_if_due(ctx, ns, name),
-    ]
-    due = [w for w in waits if w is not None]
-    return min(due) if due else None
+    that does not parse is not checked either (its reconcile reported it; nothing acts on it). While no
+    status write has followed the reconcile's read, the checks read that object instead of a GET each
+    (``Context.read_isvc``): a converged service with monitoring on costs one GET per turn, not four."""
+    try:
+        read = ctx.last_read.pop((ISVC, ns, name), None)
+        if read is not None:
+            typed = drift_loop.parsed(read)
+            if typed is None or monitors_off(read, typed):
+                return None
+        await drift_modules()  # the checks import the drift package (numpy/scipy): off the loop, once
+        waits = [
+            await drift_loop.evaluate_if_due(ctx, ns, name),
+            await capture_loop.check_capture_if_due(ctx, ns, name),
+        ]
+        due = [w for w in waits if w is not None]
+        return min(due) if due else None
+    finally:  # the reconcile's read serves this turn's checks only (ctx.read_isvc)
+        ctx.isvc_written(ns, name)
 
 
 @kopf.daemon(GROUP, VERSION, "models", cancellation_timeout=5.0)

@@ -65,8 +65,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
 
     from .label_eval import LabelJobResult, label_files_performance
 
-    c = ctx.client
-    isvc = await c.get(API, ISVC, ns, name)
+    isvc = await ctx.read_isvc(ns, name)
     now = datetime.now(UTC)
     typed = parsed(isvc)
     wait = None if typed is None else performance_due(typed, now)

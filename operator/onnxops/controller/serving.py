@@ -127,6 +127,7 @@ async def apply_plan(
     have = {(o["kind"], o["metadata"]["name"]): o for o in observed}
     # the decision first (status), then its effects: a crash in between is repaired by the next reconcile
     if plan.status_patch:
+        ctx.isvc_written(ns, name)
         await c.patch_status(API, ISVC, ns, name, plan.status_patch)
         old_history = (isvc.get("status") or {}).get("history")
         opmetrics.count_decisions(ISVC, opmetrics.new_decisions(old_history, plan.status.get("history")))
@@ -175,6 +176,7 @@ async def apply_plan(
 
 async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float | None:
     c = ctx.client
+    ctx.isvc_written(ns, name)  # (a check reads what this turn's reconcile read, never an older turn's)
     isvc = await c.get(API, ISVC, ns, name)
     if isvc is None or isvc["metadata"].get("deletionTimestamp"):
         return None
@@ -202,6 +204,8 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
             parsed, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj
         )
     await apply_plan(ctx, isvc, plan, observed)
+    if not plan.status_patch:  # the stored object is still what was read: the checks need no GET
+        ctx.unwritten[(ISVC, ns, name)] = isvc
     return plan.requeue_after
 
 
