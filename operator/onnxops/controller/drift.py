@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -26,6 +26,9 @@ from onnxops.reconcile.rollout import RolloutState, parse_duration
 
 from .context import API, ISVC, Context, Lru
 from .serving import apply_drift_plan, observe_children, retrain_children
+
+if TYPE_CHECKING:  # the drift package loads numpy/scipy: imported where a check runs
+    from onnxops.drift.chain import Role
 
 log = logging.getLogger(__name__)
 PROFILE_CACHE_SIZE = 256
@@ -69,9 +72,13 @@ def _batcher(ctx: Context) -> Any:
     return ctx.drift_batcher
 
 
-def served_roles(state: RolloutState) -> list[tuple[int, str]]:
+def served_roles(state: RolloutState) -> list[tuple[int, Role]]:
     """The served versions and their roles, in the order the policies weigh them."""
-    roles = ((state.stable, "stable"), (state.canary, "canary"), (state.previous, "previous"))
+    roles: tuple[tuple[int | None, Role], ...] = (
+        (state.stable, "stable"),
+        (state.canary, "canary"),
+        (state.previous, "previous"),
+    )
     return [(int(v), role) for v, role in roles if v is not None]
 
 
@@ -140,7 +147,7 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     model = spec.model
     mvs = await ctx.model_versions(ns, model)
     by_v = {int(m["spec"]["version"]): m for m in mvs}
-    served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in served_roles(state)]  # type: ignore[arg-type]
+    served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in served_roles(state)]
     children = await retrain_children(ctx, ns, name)
     prior = ev.prior_from_status(
         MonitoringStatus.from_status(typed.status), served, retrain_running=retrain_running(children)

@@ -129,7 +129,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
         served.append(
             ServedPerf(
                 str(v),
-                role,  # type: ignore[arg-type]
+                role,
                 counts,
                 dict(mv_spec.get("metrics") or {}),
                 (mv_spec.get("signature") or {}).get("task"),
@@ -142,7 +142,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
         retrain_running(children),
         _parse_time(status.retrain.at) if status.retrain else None,
     )
-    decision = decide_performance(served, pspec, prior, now, status.data_drift())  # type: ignore[arg-type]
+    decision = decide_performance(served, pspec, prior, now, status.data_drift())
     observed = await observe_children(ctx, ns, name, spec.autoscaling is not None, typed.meta.uid)
     dp = apply_performance(
         typed,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -121,7 +121,9 @@ class MonitoringStatus:
         p = self.performance
         return dict(p.breaches) if p is not None and p.breaches is not None else {}
 
-    def data_drift(self) -> str:
+    def data_drift(self) -> Literal["Drift", "NoDrift", "Unknown"]:
         """The drift evaluation's verdict as the performance policy reads it: Drift, NoDrift or Unknown."""
         v = self.drift.verdict if self.drift is not None else None
-        return v if v in ("Drift", "NoDrift") else "Unknown"
+        if v == "Drift" or v == "NoDrift":
+            return v
+        return "Unknown"
