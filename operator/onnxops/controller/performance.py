@@ -82,7 +82,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     batch: LabelJobResult | None = None
     if mon.performance.source == "LabelFiles":
         last = stored_time(status.performance.evaluated_at) if status.performance else None
-        got = await label_files_performance(ctx, isvc, now, interval, last)
+        got = await label_files_performance(ctx, typed, now, interval, last)
         if not isinstance(got, LabelJobResult):
             return got
         batch = got

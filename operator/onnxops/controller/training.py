@@ -139,7 +139,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     # dataset.fromServing: the service named (its sink is read; a missing or non-capturing one waits)
     wanted = None if terminal else tjr.from_serving_service(parsed)
     service: dict[str, Any] | Literal["unchecked"] | None = tjr.UNCHECKED
-    if wanted is not None:
+    if wanted is not None:  # parsed by tjr.reconcile (one whose spec does not parse: why, naming the field)
         service = await c.get(API, ISVC, ns, wanted)
 
     def decide(job: dict[str, Any] | None, registered: str | None) -> tjr.TrainingPlan:
