@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason, now_rfc3339
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.meta import ObjectMeta
 from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.trainingjob import ChampionRef, ParsedTrainingJob
@@ -190,8 +191,9 @@ async def resolve_champion(
 ) -> tuple[dict[str, Any] | None, str | None]:
     c = ctx.client
     model_obj = await ctx.model(ns, model) if ref.alias else None
-    isvc = await c.get(API, ISVC, ns, ref.inference_service) if ref.inference_service else None
-    of_model = str(((isvc or {}).get("spec") or {}).get("model") or model)
+    got = await c.get(API, ISVC, ns, ref.inference_service) if ref.inference_service else None
+    isvc = ParsedInferenceService.parse_or_problem(got) if got is not None else None  # parsed once
+    of_model = isvc.spec.model if isinstance(isvc, ParsedInferenceService) else model
     mvs = await ctx.model_versions(ns, of_model)
     return champion_rules.resolve(ref, model, model_obj, isvc, mvs)
 
