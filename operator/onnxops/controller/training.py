@@ -168,7 +168,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
-    service_name = (tj["metadata"].get("labels") or {}).get(labels.INFERENCE_SERVICE)
+    service_name = parsed.meta.labels.get(labels.INFERENCE_SERVICE)
     if service_name and ctx.notifier is not None:  # a retrain of that service finished: its webhooks
         notes = notifications.retrain_finished(tj, plan.events, now_rfc3339(), service_name)
         ctx.notifier.publish(ns, service_name, None, notes)
