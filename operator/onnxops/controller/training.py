@@ -135,7 +135,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         else:
             champion, error = await resolve_champion(ctx, ns, parsed.spec.model, ref)
             if error is not None:  # a named champion that cannot be used: no Job; the status says why
-                await report_champion_error(ctx, tj, error)
+                await report_champion_error(ctx, tj, parsed.meta, error)
                 return CHAMPION_RECHECK
     # dataset.fromServing: the service named (its sink is read; a missing or non-capturing one waits)
     wanted = None if terminal else tjr.from_serving_service(parsed)
@@ -198,10 +198,11 @@ async def resolve_champion(
     return champion_rules.resolve(ref, model, model_obj, isvc, mvs)
 
 
-async def report_champion_error(ctx: Context, tj: dict[str, Any], message: str) -> None:
-    md = tj["metadata"]
+async def report_champion_error(ctx: Context, tj: dict[str, Any], md: ObjectMeta, message: str) -> None:
+    """Stalled with reason InvalidSpec and ``message`` (a champion that cannot be used); ``tj``: the stored
+    object (its status is compared, Events name it), ``md`` its parsed metadata."""
     old = tj.get("status") or {}
-    gen = int(md.get("generation") or 1)
+    gen = md.generation
     conds = cond.summarize(
         old.get("conditions"),
         ready=False,
@@ -214,7 +215,7 @@ async def report_champion_error(ctx: Context, tj: dict[str, Any], message: str) 
     new = {"phase": "Pending", "message": message, "conditions": conds, "observedGeneration": gen}
     patch = status_patch(old, new)
     if patch:
-        await ctx.client.patch_status(API, TJ, md.get("namespace", "default"), md["name"], patch)
+        await ctx.client.patch_status(API, TJ, md.namespace, md.name, patch)
         await events.post(ctx.client, tj, [("Warning", Reason.INVALID_SPEC, message)])
 
 
