@@ -65,14 +65,13 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     verdict = ch.decide(True, found)
     if verdict is not None:
         ok, reason, message = verdict
-        gen = int(isvc["metadata"].get("generation") or 1)
         conds = cond.set_condition(
             status.get("conditions"),
             ch.CAPTURE_HEALTHY,
             ok,
             reason,
             message,
-            generation=gen,
+            generation=typed.meta.generation,
             now=datetime.now(UTC),
         )
         patch = status_patch(status, {**status, "conditions": conds})
