@@ -31,6 +31,7 @@ import yaml
 
 from onnxops import API_VERSION
 from onnxops.api.conditions import now_rfc3339
+from onnxops.api.v1alpha1.modelversion import ListedModelVersion
 from onnxops.kube.client import ApiError, KubeClient, resource_path
 
 API = API_VERSION
@@ -58,25 +59,35 @@ def gitops_manager(obj: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def check_servable(model: str, version: int, mv: Mapping[str, Any] | None, *, approving: bool) -> None:
-    """Refuse an approval (or alias) of a version that does not exist, failed, or was rolled back."""
+def check_servable(
+    model: str, version: int, mv: ListedModelVersion | Mapping[str, Any] | None, *, approving: bool
+) -> None:
+    """Refuse an approval (or alias) of a version that does not exist, failed, was rolled back, or whose
+    stored object does not parse (the operator would never serve it). ``mv``: parsed as the operator's
+    version resolution parses it (a stored object is parsed here)."""
     if mv is None:
         raise ReleaseError(f"no ModelVersion v{version} of model {model} in this namespace")
-    st = mv.get("status") or {}
-    if st.get("phase") == "Failed":
+    listed = ListedModelVersion.of(mv)
+    if listed.parsed is None:
         raise ReleaseError(
-            f"v{version} of {model} failed verification ({st.get('message', '')}); it is never served"
+            f"v{version} of {model} cannot be read: its stored object does not parse ({listed.problem}); "
+            "it is never served"
         )
-    if approving and st.get("rejected"):
-        who = ", ".join(sorted(st.get("rejectedBy") or {})) or "an InferenceService"
+    st = listed.status
+    if st.phase == "Failed":
         raise ReleaseError(
-            f"v{version} of {model} was rolled back by {who} ({st.get('rejectedReason')}); a "
+            f"v{version} of {model} failed verification ({st.message or ''}); it is never served"
+        )
+    if approving and st.rejected:
+        who = ", ".join(sorted(st.rejected_by or {})) or "an InferenceService"
+        raise ReleaseError(
+            f"v{version} of {model} was rolled back by {who} ({st.rejected_reason}); a "
             "rejected version cannot be approved (pin it by number in that service to "
             "re-admit it first)"
         )
-    if not approving and st.get("phase") != "Ready":
+    if not approving and st.phase != "Ready":
         raise ReleaseError(
-            f"v{version} of {model} is not Ready ({st.get('phase') or 'Pending'}); an alias "
+            f"v{version} of {model} is not Ready ({st.phase or 'Pending'}); an alias "
             "must name a Ready version (--force to set it anyway: services keep what they "
             "serve until it is Ready)"
         )
@@ -129,16 +140,11 @@ async def whoami(client: KubeClient, fallback: str | None) -> str:
     return f"{fallback or 'unknown'} (kubeconfig user, unverified)"
 
 
-async def _find_mv(client: KubeClient, ns: str, model: str, version: int) -> dict[str, Any] | None:
+async def _find_mv(client: KubeClient, ns: str, model: str, version: int) -> ListedModelVersion | None:
+    """Version ``version`` of ``model``, parsed (only the model's versions are parsed)."""
     mvs = await client.list(API, "ModelVersion", ns)
-    return next(
-        (
-            m
-            for m in mvs
-            if (m.get("spec") or {}).get("model") == model and m["spec"].get("version") == version
-        ),
-        None,
-    )
+    listed = (ListedModelVersion.parse(m) for m in mvs if (m.get("spec") or {}).get("model") == model)
+    return next((m for m in listed if m.version == version), None)
 
 
 async def _write_spec(

@@ -140,13 +140,19 @@ def validate_manifest(
 def spec_warnings(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field, message) for a valid object that will not behave as it reads (never an error): canary steps
     that the replica count cannot express without an HTTPRoute (the traffic split follows the pods)."""
+    from pydantic import ValidationError
+
+    from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec
     from onnxops.reconcile.traffic import inexact_steps
 
-    spec = obj.get("spec")
-    if obj.get("kind") != "InferenceService" or not isinstance(spec, dict):
+    raw = obj.get("spec")
+    if obj.get("kind") != "InferenceService" or not isinstance(raw, dict):
         return []
-    auto = spec.get("autoscaling")
-    total = int(auto.get("minReplicas", 1)) if isinstance(auto, dict) else int(spec.get("replicas", 1))
+    try:  # parsed as the operator parses it (the manifest passed the schema, so it parses)
+        spec = InferenceServiceSpec.model_validate(raw)
+    except ValidationError:  # the schema's error is what `validate` reports; no warning on top of it
+        return []
+    total = spec.autoscaling.min_replicas if spec.autoscaling is not None else spec.replicas
     msg = inexact_steps(spec, total)
     return [("spec.rollout.steps", msg)] if msg else []
 

@@ -13,6 +13,7 @@ from onnxops.api.v1alpha1.inferenceservice import (
     Drift,
     InferenceServiceSpec,
     Monitoring,
+    ParsedInferenceService,
     Retrain,
     Rollout,
 )
@@ -91,7 +92,12 @@ def test_drift_window_default():
 
 def test_performance_window_default():
     # controller/performance.py (live labels) and the label-file evaluation Job use it when it is absent
-    assert api(PerformanceSpec, "window") == defaults.PERFORMANCE_WINDOW == label_eval.DEFAULT_WINDOW
+    assert api(PerformanceSpec, "window") == defaults.PERFORMANCE_WINDOW
+    files = {"uri": "pvc://warehouse/labels/", "target": "y"}
+    obj = isvc(logging={}, monitoring={"performance": {"source": "LabelFiles", "labelFiles": files}})
+    job = label_eval.label_evaluation_job(ParsedInferenceService.parse(obj), S, T0, 30.0)
+    [c] = job["spec"]["template"]["spec"]["containers"]
+    assert c["args"][c["args"].index("--window") + 1] == api(PerformanceSpec, "window")
 
 
 def test_capture_flush_interval_default():

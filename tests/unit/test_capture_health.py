@@ -66,7 +66,7 @@ def test_many_pods_down_are_named_up_to_five() -> None:
 )
 def test_check_interval_follows_the_flush_interval(logging: dict | None, want: float | None) -> None:
     spec = {"model": "m"} | ({"logging": logging} if logging is not None else {})
-    assert ch.check_interval({"spec": spec}) == want
+    assert ch.check_interval({"metadata": {"name": "s"}, "spec": spec}) == want
 
 
 def test_counters_from_the_servers_own_exposition(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -449,6 +449,13 @@ def test_cli_refuses_what_it_must_and_edits_only_the_entry() -> None:
     with pytest.raises(release.ReleaseError, match="not Ready"):
         release.check_servable("iris", 2, mv(2, P), approving=False)
     release.check_servable("iris", 2, mv(2), approving=False)
+    broken = mv(2)
+    broken["spec"]["artifact"]["sha256"] = "not-a-digest"  # stored before the API refused it
+    for approving in (True, False):  # never served, so neither approved nor aliased
+        with pytest.raises(
+            release.ReleaseError, match=r"v2 of iris cannot be read: .*spec\.artifact\.sha256"
+        ):
+            release.check_servable("iris", 2, broken, approving=approving)
     spec = {"approvals": [{"version": 3, "by": "a", "reason": "r"}]}
     out = release.with_approval(spec, 1, "bob", "2026-01-01T00:00:00Z", "ok")
     assert [a["version"] for a in out] == [1, 3] and out[0]["by"] == "bob"

@@ -177,3 +177,20 @@ def test_read_isvc_without_a_reconcile_gets_the_object() -> None:
     ctx = _ctx(client)
     obj = asyncio.run(ctx.read_isvc("ml", "iris"))
     assert obj is not None and obj["status"] == SERVING and client.isvc_gets == 1
+
+
+def test_the_capture_check_leaves_a_service_whose_spec_does_not_parse_alone() -> None:
+    """Its reconcile reports the spec (InvalidSpec); the check neither lists its pods nor writes its status,
+    not even to remove a CaptureHealthy condition it had before."""
+    healthy = {"type": "CaptureHealthy", "status": "True", "reason": "SinkWritable", "message": ""}
+    obj = isvc(status={**SERVING, "conditions": [healthy]}, logging={"enabled": True, "sampleRate": 2})
+    client = _Client(obj)
+    listed: list[str] = []
+
+    async def no_list(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        listed.append(str(args[1]))
+        return []
+
+    client.list = no_list  # type: ignore[method-assign]
+    assert asyncio.run(capture_loop.check_capture_if_due(_ctx(client), "ml", "iris")) is None
+    assert client.status_patches == [] and listed == [] and client.isvc_gets == 1

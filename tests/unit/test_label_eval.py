@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 from test_validation_invalid import CRDS, IS, example, mutate
 
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.builders import labels
 from onnxops.builders.label_eval import label_evaluation_job
 from onnxops.drift.live import Inconclusive
@@ -86,7 +87,9 @@ def test_the_job_runs_the_trainer_image_read_only_with_the_window_end() -> None:
     obj["metadata"].update(namespace="ml", uid="u-1")
     obj["apiVersion"], obj["kind"] = "onnxops.dev/v1alpha1", "InferenceService"
     settings = Settings(trainer_image="reg/trainer:1", default_storage_uri="pvc://onnxops-artifacts/models")
-    job = label_evaluation_job(obj, settings, T0 + timedelta(microseconds=5), 30.0)
+    job = label_evaluation_job(
+        ParsedInferenceService.parse(obj), settings, T0 + timedelta(microseconds=5), 30.0
+    )
     md, spec = job["metadata"], job["spec"]
     assert md["name"] == f"iris-labels-{int(T0.timestamp())}" and md["namespace"] == "ml"
     assert md["annotations"][labels.WINDOW_END] == "2026-05-01T12:00:00Z"
@@ -124,7 +127,8 @@ def test_s3_label_files_get_their_secret_by_reference_only() -> None:
     )
     obj["metadata"].update(uid="u")
     obj["apiVersion"], obj["kind"] = "onnxops.dev/v1alpha1", "InferenceService"
-    [c] = label_evaluation_job(obj, Settings(), T0, 30.0)["spec"]["template"]["spec"]["containers"]
+    job = label_evaluation_job(ParsedInferenceService.parse(obj), Settings(), T0, 30.0)
+    [c] = job["spec"]["template"]["spec"]["containers"]
     assert {"secretRef": {"name": "wh-creds"}} in c["envFrom"]
     assert "wh-creds" not in str(c["env"])
 

@@ -222,3 +222,20 @@ def test_gives_up_after_the_retries_and_never_blocks() -> None:
         _count(opmetrics.NOTIFICATION_FAILURES, scope="service", format="JSON", error="secret_unavailable")
         == missing + 1
     )
+
+
+def test_service_sinks_come_parsed_and_a_spec_that_does_not_parse_gives_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from onnxops.controller.notify import service_sinks
+
+    hook = {"urlSecretRef": {"name": "hook", "key": "url"}}
+    isvc = {**ISVC, "spec": {"model": "iris", "notifications": [hook]}}
+    [sink] = service_sinks(isvc, "ml", "iris")
+    assert (sink.name, sink.format, sink.events) == (None, "JSON", None)  # the API's defaults: all events
+    assert (sink.url_secret_ref.name, sink.url_secret_ref.key) == ("hook", "url")
+    assert service_sinks({**ISVC, "spec": {"model": "iris"}}, "ml", "iris") == []
+    broken = {**ISVC, "spec": {"model": "iris", "notifications": [{**hook, "format": "Teams"}]}}
+    with caplog.at_level(logging.WARNING, logger="onnxops.controller.notify"):
+        assert service_sinks(broken, "ml", "iris") == []
+    assert "notification sinks of ml/iris not read: spec.notifications.0.format" in caplog.text

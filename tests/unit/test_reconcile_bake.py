@@ -92,3 +92,14 @@ def test_bake_extended_and_investigating_helpers():
     assert drift_investigating({"drift": {"breaches": {"3": 1}}}, 3)
     assert not drift_investigating({"drift": {"breaches": {"3": 1}}}, None)
     assert not drift_investigating({}, 3)
+
+
+def test_investigating_reads_status_drift_as_the_drift_path_does():
+    # a status written before the per-version map: the focus version's count
+    legacy = {"drift": {"version": 3, "consecutiveBreaches": 2}}
+    assert drift_investigating(legacy, 3) and not drift_investigating(legacy, 4)
+    assert not drift_investigating({"drift": {"breaches": {}, "version": 3, "consecutiveBreaches": 2}}, 3)
+    # an entry that does not parse is left out (no crash), the others still count
+    assert drift_investigating({"drift": {"breaches": {"3": "x", "4": 1}}}, 4)
+    assert not drift_investigating({"drift": {"breaches": {"3": "x", "4": 1}}}, 3)
+    assert not drift_investigating({"drift": "garbage"}, 3)

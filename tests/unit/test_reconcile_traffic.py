@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from _operator_fixtures import isvc, mv, ready
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec
 from onnxops.builders.deployment import deployment
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile.state import RolloutState
@@ -86,18 +88,23 @@ def test_replicas_that_express_the_steps(weights: list[int], start: int, need: i
     assert replicas_for(weights, start) == need
 
 
+def _spec(spec: dict[str, Any]) -> InferenceServiceSpec:
+    return InferenceServiceSpec.model_validate(spec)
+
+
 def test_inexact_steps() -> None:
     # the iris example before issue 22: 2 replicas, steps of 10 % and 50 %
     spec = {"model": "iris", "replicas": 2, "rollout": {"steps": [{"weight": 10}, {"weight": 50}]}}
-    warning = inexact_steps(spec, 2)
+    warning = inexact_steps(_spec(spec), 2)
     assert warning is not None and "10% -> 50%" in warning and "10 replicas" in warning
-    assert inexact_steps({**spec, "rollout": {**spec["rollout"], "httpRoute": {"name": "web"}}}, 2) is None
-    assert inexact_steps(spec, 10) is None
+    routed = {**spec, "rollout": {**spec["rollout"], "httpRoute": {"name": "web"}}}
+    assert inexact_steps(_spec(routed), 2) is None
+    assert inexact_steps(_spec(spec), 10) is None
 
 
 def test_the_iris_example_expresses_its_steps() -> None:
     spec = yaml.safe_load((ROOT / "examples/inferenceservice-iris.yaml").read_text())["spec"]
-    assert inexact_steps(spec, int(spec["replicas"])) is None
+    assert inexact_steps(_spec(spec), int(spec["replicas"])) is None
 
 
 def test_status_reports_effective_weight_and_warns() -> None:

@@ -370,6 +370,24 @@ def test_from_serving_starts_once_the_service_captures_and_reads_its_sink():
     assert _sink_env(default) == "pvc://onnxops-artifacts/models/ml/shop/traffic/"
 
 
+def test_from_serving_service_whose_spec_does_not_parse_waits_naming_its_field():
+    t = tj(dataset=FS)
+    bad = _isvc({"enabled": True, "sampleRate": 2})  # stored before the API refused it
+    plan = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=bad)
+    assert plan.job is None and plan.register is None  # not started: where it captures is unknown
+    st = plan.status
+    assert st["phase"] == "Pending" and st["message"].startswith(
+        "spec.dataset.fromServing.service: InferenceService 'shop' cannot be read (spec.logging.sampleRate: "
+    )
+    assert cond.find(st["conditions"], cond.READY)["reason"] == "InvalidSpec"
+    assert cond.is_true(st["conditions"], cond.STALLED)
+    assert plan.events == [("Warning", "InvalidSpec", st["message"])] and plan.requeue_after
+    # fromServing.sinkUri names the files: the service's spec is not read
+    named = tj(dataset={**FS, "fromServing": {**FS["fromServing"], "sinkUri": "pvc://old/traffic/"}})
+    plan = tjr.reconcile(named, None, [], registered=None, settings=S, now=T0, service=bad)
+    assert plan.job is not None and _sink_env(plan) == "pvc://old/traffic/"
+
+
 def test_from_serving_with_an_explicit_sink_needs_no_capture_and_a_started_job_is_not_stopped():
     t = tj(dataset={**FS, "fromServing": {**FS["fromServing"], "sinkUri": "pvc://old/traffic/"}})
     plan = tjr.reconcile(t, None, [], registered=None, settings=S, now=T0, service=_isvc(None))

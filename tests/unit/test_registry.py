@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from onnxops.reconcile.registry import HIGHEST, claim, counter_body
+from onnxops.api.v1alpha1.meta import ObjectMeta
+from onnxops.builders import labels
+from onnxops.reconcile.registry import HIGHEST, claim, counter_body, owner_uid
 
 
 def test_first_claim_starts_above_existing_versions() -> None:
@@ -45,3 +47,12 @@ def test_counter_is_an_operator_owned_config_map_per_model() -> None:
     )
     assert body["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "onnxops"
     assert body["metadata"]["labels"]["onnxops.dev/model"] == "iris"
+
+
+def test_owner_uid_is_the_training_run_label_read_from_the_metadata_only() -> None:
+    md = {"name": "iris-v3", "namespace": "ml", "labels": {labels.TRAINING_JOB_UID: "run-1", "x": "y"}}
+    broken = {"metadata": md, "spec": {"version": "three", "artifact": {"sha256": "no"}}}  # spec never parsed
+    assert owner_uid(broken) == "run-1"
+    assert owner_uid(ObjectMeta.model_validate(md)) == "run-1"
+    assert owner_uid({"metadata": {"name": "iris-v3"}}) is None  # registered by hand: no run owns it
+    assert owner_uid(None) is None  # gone

@@ -28,22 +28,28 @@ def default_sink_uri(settings: Settings, namespace: str, service: str) -> str:
     return join_uri(settings.default_storage_uri, namespace, service, "traffic") + "/"
 
 
-def sink_uri(isvc: dict[str, Any], settings: Settings) -> str:
-    md, log = isvc["metadata"], isvc["spec"].get("logging") or {}
-    return (log.get("sink") or {}).get("uri") or default_sink_uri(
-        settings, md.get("namespace", "default"), md["name"]
-    )
+def sink_uri(isvc: ParsedInferenceService, settings: Settings) -> str:
+    """Where ``isvc``'s serving pods write the captured rows: ``spec.logging.sink.uri``, else the default."""
+    log, md = isvc.spec.logging, isvc.meta
+    sink = log.sink if log else None
+    return (sink.uri if sink else None) or default_sink_uri(settings, md.namespace, md.name)
+
+
+def sink_secret(isvc: ParsedInferenceService) -> dict[str, Any] | None:
+    """``spec.logging.sink.credentialsSecret`` (a Secret reference), or None."""
+    log = isvc.spec.logging
+    secret = log.sink.credentials_secret if log and log.sink else None
+    return secret.to_dict() if secret else None
 
 
 def capture_sink(isvc: ParsedInferenceService | Mapping[str, Any], settings: Settings) -> CaptureSink | None:
     """The capture settings of the serving pods, or None when ``spec.logging`` is absent or disabled.
     ``isvc``: parsed (a dict is parsed first)."""
     isvc = ParsedInferenceService.of(isvc)
-    log, md = isvc.spec.logging, isvc.meta
+    log = isvc.spec.logging
     if log is None or not log.enabled:
         return None
-    sink = log.sink
-    uri = (sink.uri if sink else None) or default_sink_uri(settings, md.namespace, md.name)
+    uri = sink_uri(isvc, settings)
     env: list[dict[str, Any]] = [
         {"name": "ONNXOPS_CAPTURE", "value": "true"},
         {"name": "ONNXOPS_CAPTURE_SINK_URI", "value": uri},
@@ -56,8 +62,7 @@ def capture_sink(isvc: ParsedInferenceService | Mapping[str, Any], settings: Set
     target = isvc.spec.retrain.training_job.dataset.target if isvc.spec.retrain else None
     if target:
         env.append({"name": "ONNXOPS_FEEDBACK_TARGET", "value": str(target)})
-    secret = sink.credentials_secret if sink else None
-    return CaptureSink(uri, secret.to_dict() if secret else None, env)
+    return CaptureSink(uri, sink_secret(isvc), env)
 
 
 def mount_writable(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], uri: str) -> None:
@@ -79,7 +84,7 @@ def mount_writable(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], 
 
 
 def from_serving_access(
-    fs: FromServing | None, namespace: str, settings: Settings, isvc: dict[str, Any] | None = None
+    fs: FromServing | None, namespace: str, settings: Settings, isvc: ParsedInferenceService | None = None
 ) -> list[tuple[str, dict[str, Any] | None]]:
     """For a TrainingJob with ``dataset.fromServing`` ``fs``: [(sink URI, its secret), (labels URI, its
     secret)]; the sink is ``fromServing.sinkUri``, else the service's own (``isvc``: its
@@ -89,11 +94,9 @@ def from_serving_access(
     secret = fs.credentials_secret.to_dict() if fs.credentials_secret else None
     if fs.sink_uri:
         sink = fs.sink_uri
-    elif isvc is not None and (isvc.get("metadata") or {}).get("name") == fs.service:
+    elif isvc is not None and isvc.meta.name == fs.service:
         sink = sink_uri(isvc, settings)
-        secret = secret or (((isvc.get("spec") or {}).get("logging") or {}).get("sink") or {}).get(
-            "credentialsSecret"
-        )
+        secret = secret or sink_secret(isvc)
     else:
         sink = default_sink_uri(settings, namespace, fs.service)
     out = [(str(sink), secret)]

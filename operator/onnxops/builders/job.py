@@ -8,6 +8,7 @@ from typing import Any
 
 from onnxops import API_VERSION
 from onnxops.api.v1alpha1.common import PodOverrides, SecretReference
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.meta import ObjectMeta
 from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob, TrainingJobSpec
@@ -83,13 +84,13 @@ def _owner(kind: str, md: ObjectMeta) -> dict[str, Any]:
 def training_job(
     tj: ParsedTrainingJob | Mapping[str, Any],
     settings: Settings,
-    isvc: dict[str, Any] | None = None,
+    isvc: ParsedInferenceService | Mapping[str, Any] | None = None,
     champion: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Job running the trainer for TrainingJob ``tj`` (parsed; a dict as read from the API server is
-    parsed first); ``isvc``: the InferenceService that ``dataset.fromServing`` names, when found (its
-    capture sink is read); ``champion``: the resolved champion of its champion gates
-    (reconcile/champion.py), read by the trainer."""
+    parsed first); ``isvc``: the InferenceService that ``dataset.fromServing`` names, when found and
+    parsed (a dict is parsed first; its capture sink is read); ``champion``: the resolved champion of its
+    champion gates (reconcile/champion.py), read by the trainer."""
     tj = ParsedTrainingJob.of(tj)
     md, spec = tj.meta, tj.spec
     if md.uid is None:
@@ -99,7 +100,8 @@ def training_job(
     out = output_uri(spec, settings)
     dataset = spec.dataset
     fs = dataset.from_serving
-    served = from_serving_access(fs, md.namespace, settings, isvc)  # the service's sink and the labels
+    service = ParsedInferenceService.of(isvc) if isvc is not None else None
+    served = from_serving_access(fs, md.namespace, settings, service)  # the service's sink and the labels
     champ = []
     if champion and champion.get("uri"):
         champ.append((str(champion["uri"]), champion.get("credentialsSecret")))

@@ -12,11 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.performance import PerformanceSpec
 from onnxops.settings import TERMINATION_LOG, Settings
 
 from . import labels, names
-from .capture import sink_uri
+from .capture import sink_secret, sink_uri
 from .job import pod_failure_policy
 from .pod import base_env, container_security_context, pod_security_context, storage_access, volumes_for
 
@@ -24,8 +25,6 @@ COMMAND = ["python", "-m", "onnxops.trainer.evaluate_labels"]
 CONTAINER = "evaluate"
 DEADLINE_SECONDS = 600
 TTL_MIN_SECONDS = 300  # finished Jobs stay this long at least (kubectl describe), or 3 intervals
-# the API's default of spec.monitoring.performance.window (builders/ may not import reconcile/defaults.py)
-DEFAULT_WINDOW: str = PerformanceSpec.model_fields["window"].get_default(call_default_factory=True)
 
 
 def window_end_rfc3339(at: datetime) -> str:
@@ -33,33 +32,33 @@ def window_end_rfc3339(at: datetime) -> str:
 
 
 def label_evaluation_job(
-    isvc: dict[str, Any], settings: Settings, window_end: datetime, interval_s: float
+    isvc: ParsedInferenceService, settings: Settings, window_end: datetime, interval_s: float
 ) -> dict[str, Any]:
     """The Job evaluating ``isvc``'s label files against its captured rows for the window ending at
-    ``window_end`` (whole seconds: the Job's name carries it)."""
-    md, spec = isvc["metadata"], isvc["spec"]
-    perf = (spec.get("monitoring") or {}).get("performance") or {}
-    files = perf.get("labelFiles") or {}
+    ``window_end`` (whole seconds: the Job's name carries it). ``isvc``: parsed at the handler boundary;
+    window and metric come with the API's defaults."""
+    md, spec = isvc.meta, isvc.spec
+    perf = (spec.monitoring.performance if spec.monitoring else None) or PerformanceSpec()
+    files = perf.label_files  # admission requires it with source LabelFiles
+    files_uri = files.uri if files else None
+    files_secret = files.credentials_secret.to_dict() if files and files.credentials_secret else None
     sink = sink_uri(isvc, settings)
-    sink_secret = ((spec.get("logging") or {}).get("sink") or {}).get("credentialsSecret")
     end = window_end.astimezone(UTC).replace(microsecond=0)
-    volumes, mounts = volumes_for([sink, files.get("uri")], read_only=True)
-    s3_env, env_from = storage_access(
-        [(sink, sink_secret), (files.get("uri"), files.get("credentialsSecret"))], settings
-    )
+    volumes, mounts = volumes_for([sink, files_uri], read_only=True)
+    s3_env, env_from = storage_access([(sink, sink_secret(isvc)), (files_uri, files_secret)], settings)
     args = [
         "--sink-uri",
         sink,
         "--labels-uri",
-        str(files.get("uri")),
+        str(files_uri),
         "--target",
-        str(files.get("target")),
+        str(files.target if files else None),
         "--window",
-        str(perf.get("window") or DEFAULT_WINDOW),
+        perf.window,
         "--now",
         window_end_rfc3339(end),
         "--task",
-        "regression" if perf.get("metric") in ("mae", "rmse") else "classification",
+        "regression" if perf.metric in ("mae", "rmse") else "classification",
     ]
     container: dict[str, Any] = {
         "name": CONTAINER,
@@ -76,16 +75,16 @@ def label_evaluation_job(
     }
     if env_from:
         container["envFrom"] = env_from
-    lbl = labels.label_evaluation(md["name"], spec["model"])
+    lbl = labels.label_evaluation(md.name, spec.model)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": names.label_evaluation_job(md["name"], int(end.timestamp())),
-            "namespace": md.get("namespace", "default"),
+            "name": names.label_evaluation_job(md.name, int(end.timestamp())),
+            "namespace": md.namespace,
             "labels": lbl,
             "annotations": {labels.WINDOW_END: window_end_rfc3339(end)},
-            "ownerReferences": [labels.owner_reference(isvc)],
+            "ownerReferences": [labels.owner_of("InferenceService", md)],
         },
         "spec": {
             "backoffLimit": 0,  # the next interval evaluates again

@@ -56,18 +56,19 @@ def render(docs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any
 def _render_isvc(obj: dict[str, Any], mvs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
     isvc = ParsedInferenceService.parse(obj)  # ValueError (pydantic's ValidationError) if invalid
     md, spec = isvc.meta, isvc.spec
-    own = [m for m in mvs if m["spec"].get("model") == spec.model]
+    # the model's versions, parsed (ValueError if one is invalid; another model's are not read)
+    own = [ParsedModelVersion.parse(m) for m in mvs if (m.get("spec") or {}).get("model") == spec.model]
     want = spec.version
     if want == "latest":
-        chosen = max(own, key=lambda m: int(m["spec"]["version"]), default=None)
+        chosen = max(own, key=lambda m: m.spec.version, default=None)
     else:
-        chosen = next((m for m in own if int(m["spec"]["version"]) == int(want)), None)
+        chosen = next((m for m in own if m.spec.version == int(want)), None)
     if chosen is None:
         raise ValueError(
             f"InferenceService {md.name}: no ModelVersion of model {spec.model!r} "
             f"(version {want}) in the given files"
         )
-    v = int(chosen["spec"]["version"])
+    v = chosen.spec.version
     auto = spec.autoscaling
     children = [service(isvc, settings.serving_port, settings.serving_grpc_port)]
     children.append(deployment(isvc, chosen, None if auto else spec.replicas, settings))

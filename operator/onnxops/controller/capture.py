@@ -16,6 +16,7 @@ from onnxops.reconcile import capture_health as ch
 from onnxops.reconcile.status import status_patch
 
 from .context import API, ISVC, Context
+from .drift import parsed
 
 log = logging.getLogger(__name__)
 SCRAPE_TIMEOUT_S = 3.0
@@ -29,8 +30,11 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     isvc = await ctx.read_isvc(ns, name)
     if isvc is None or isvc["metadata"].get("deletionTimestamp"):
         return None
+    typed = parsed(isvc)  # a spec that does not parse is not checked (its reconcile reports it)
+    if typed is None:
+        return None
     status = isvc.get("status") or {}
-    interval = ch.check_interval(isvc)
+    interval = ch.check_interval(typed)
     if interval is None:
         if cond.find(status.get("conditions"), ch.CAPTURE_HEALTHY) is not None:
             kept = cond.remove_condition(status.get("conditions"), ch.CAPTURE_HEALTHY)
@@ -61,14 +65,13 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     verdict = ch.decide(True, found)
     if verdict is not None:
         ok, reason, message = verdict
-        gen = int(isvc["metadata"].get("generation") or 1)
         conds = cond.set_condition(
             status.get("conditions"),
             ch.CAPTURE_HEALTHY,
             ok,
             reason,
             message,
-            generation=gen,
+            generation=typed.meta.generation,
             now=datetime.now(UTC),
         )
         patch = status_patch(status, {**status, "conditions": conds})

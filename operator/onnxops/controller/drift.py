@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
+from onnxops.api.v1alpha1.modelversion import ListedModelVersion
 from onnxops.api.v1alpha1.remediation import MonitoringStatus
 from onnxops.builders import labels
+from onnxops.reconcile import versions
 from onnxops.reconcile.drift_hook import apply_decision, retrain_running
 from onnxops.reconcile.remediation import since
 from onnxops.reconcile.rollout import RolloutState, parse_duration
@@ -46,20 +48,22 @@ def drift_due(isvc: ParsedInferenceService | dict[str, Any], now: datetime) -> f
     return max(0.0, parse_duration(mon.interval) - since(drift.evaluated_at if drift else None, now))
 
 
-async def _profile(mv: dict[str, Any] | None) -> Any:
-    prof = ((mv or {}).get("spec") or {}).get("profile") or {}
-    if not prof.get("uri"):
+async def _profile(mv: ListedModelVersion | None) -> Any:
+    """The training-data profile of a served version (None: it has none, or its stored spec does not parse
+    and so names none the check can trust; that version's drift is inconclusive)."""
+    prof = mv.parsed.spec.profile if mv is not None and mv.parsed is not None else None
+    if prof is None:
         return None
-    key = (prof["uri"], prof["sha256"])
+    key = (prof.uri, prof.sha256)
     if key not in _PROFILES:
         from onnxops.profile import load_profile
         from onnxops.storage import read_bytes
 
         try:
-            data = await asyncio.to_thread(read_bytes, prof["uri"], prof["sha256"])
+            data = await asyncio.to_thread(read_bytes, prof.uri, prof.sha256)
             _PROFILES.put(key, load_profile(data))
         except Exception as e:  # unreadable baseline: that version is inconclusive
-            log.warning("cannot read profile %s: %s", prof["uri"], e)
+            log.warning("cannot read profile %s: %s", prof.uri, e)
             return None
     return _PROFILES.get(key)
 
@@ -146,7 +150,7 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     interval = parse_duration(mon.interval)
     model = spec.model
     mvs = await ctx.model_versions(ns, model)
-    by_v = {int(m["spec"]["version"]): m for m in mvs}
+    by_v = versions.by_version(mvs, model)  # parsed once (a stored object that does not parse: no profile)
     served = [ev.Served(str(v), role, await _profile(by_v.get(v))) for v, role in served_roles(state)]
     children = await retrain_children(ctx, ns, name)
     prior = ev.prior_from_status(

@@ -244,7 +244,7 @@ def monitors_off(isvc: dict[str, Any], typed: ParsedInferenceService | None = No
     return (
         drift_due(typed, now) is None
         and performance_due(typed, now) is None
-        and ch.check_interval(isvc) is None
+        and ch.check_interval(typed) is None
         and cond.find((isvc.get("status") or {}).get("conditions"), ch.CAPTURE_HEALTHY) is None
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.builders import labels
 from onnxops.builders.label_eval import label_evaluation_job
 from onnxops.drift.live import Inconclusive
@@ -26,14 +27,14 @@ class LabelJobResult:
 
 
 async def label_files_performance(
-    ctx: Context, isvc: dict[str, Any], now: datetime, interval_s: float, last: datetime | None
+    ctx: Context, isvc: ParsedInferenceService, now: datetime, interval_s: float, last: datetime | None
 ) -> LabelJobResult | float:
     """A finished evaluation Job's numbers to apply now, or the seconds until the next look; ``last``:
     when the last evaluation was applied (``status.performance.evaluatedAt``)."""
-    c, md = ctx.client, isvc["metadata"]
-    ns, name = md.get("namespace", "default"), md["name"]
+    c, md = ctx.client, isvc.meta
+    ns, name = md.namespace, md.name
     jobs = await c.list("batch/v1", "Job", ns, label_selector={labels.LABEL_EVALUATION: name})
-    jobs = [j for j in jobs if labels.controller_uid(j) == md.get("uid")]
+    jobs = [j for j in jobs if labels.controller_uid(j) == md.uid]
     newest = max(
         jobs,
         key=lambda j: str(((j.get("metadata") or {}).get("annotations") or {}).get(labels.WINDOW_END, "")),

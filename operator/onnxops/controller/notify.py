@@ -29,6 +29,9 @@ from typing import Any
 import aiohttp
 
 from onnxops import API_VERSION
+from onnxops.api.v1alpha1.common import SecretKeySelector
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
+from onnxops.api.v1alpha1.notifications import NotificationSink
 from onnxops.kube.client import ApiError
 from onnxops.kube.protocol import KubeApi
 from onnxops.reconcile.notifications import Notification, body, redact_url, wants
@@ -37,6 +40,20 @@ from onnxops.settings import Settings
 from . import opmetrics
 
 log = logging.getLogger(__name__)
+
+
+def service_sinks(isvc: Mapping[str, Any] | None, namespace: str, service: str) -> list[NotificationSink]:
+    """The webhooks of the service's ``spec.notifications``, parsed (name, format and events with the
+    API's defaults); none while its stored spec does not parse (its reconcile reports that)."""
+    if isvc is None:
+        return []
+    parsed = ParsedInferenceService.parse_or_problem(isvc)
+    if isinstance(parsed, str):
+        log.warning("notification sinks of %s/%s not read: %s", namespace, service, parsed)
+        return []
+    return list(parsed.spec.notifications or [])
+
+
 QUEUE_SIZE = 1000
 CONCURRENCY = 16
 TIMEOUT_SECONDS = 10.0
@@ -119,25 +136,19 @@ class Notifier:
             Sink(s["name"], "global", s["format"], tuple(s.get("events") or ()), self.env.get(s["urlEnv"]))
             for s in self.settings.notify_sinks
         ]
-        spec_sinks = ((isvc or {}).get("spec") or {}).get("notifications") or []
-        if spec_sinks or isvc is None:
-            if isvc is None:  # a TrainingJob's notification: its service's sinks
-                isvc = await self.client.get(API_VERSION, "InferenceService", namespace, service)
-                spec_sinks = ((isvc or {}).get("spec") or {}).get("notifications") or []
-            for i, s in enumerate(spec_sinks):
-                ref = s.get("urlSecretRef") or {}
-                name = str(s.get("name") or f"sink-{i}")
-                url = await self._secret_value(namespace, service, name, ref)
-                out.append(
-                    Sink(name, "service", str(s.get("format") or "JSON"), tuple(s.get("events") or ()), url)
-                )
+        if isvc is None:  # a TrainingJob's notification: its service's sinks
+            isvc = await self.client.get(API_VERSION, "InferenceService", namespace, service)
+        for i, s in enumerate(service_sinks(isvc, namespace, service)):
+            name = s.name or f"sink-{i}"
+            url = await self._secret_value(namespace, service, name, s.url_secret_ref)
+            out.append(Sink(name, "service", s.format, tuple(s.events or ()), url))
         return out
 
     async def _secret_value(
-        self, namespace: str, service: str, sink: str, ref: Mapping[str, Any]
+        self, namespace: str, service: str, sink: str, ref: SecretKeySelector
     ) -> str | None:
         try:
-            secret = await self.client.get("v1", "Secret", namespace, str(ref.get("name")))
+            secret = await self.client.get("v1", "Secret", namespace, ref.name)
         except ApiError as e:
             log.warning(
                 "notification sink %s of %s/%s: Secret %s not readable (%s); the chart's "
@@ -145,19 +156,19 @@ class Notifier:
                 sink,
                 namespace,
                 service,
-                ref.get("name"),
+                ref.name,
                 e.status,
             )
             return None
-        raw = ((secret or {}).get("data") or {}).get(str(ref.get("key") or "url"))
+        raw = ((secret or {}).get("data") or {}).get(ref.key)
         if raw is None:
             log.warning(
                 "notification sink %s of %s/%s: Secret %s has no key %s",
                 sink,
                 namespace,
                 service,
-                ref.get("name"),
-                ref.get("key"),
+                ref.name,
+                ref.key,
             )
             return None
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.remediation import MonitoringStatus
+from onnxops.reconcile import versions
 from onnxops.reconcile.performance_hook import apply_performance
 from onnxops.reconcile.remediation import retrain_running, since, stored_time
 from onnxops.reconcile.rollout import RolloutState, parse_duration
@@ -82,7 +83,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     batch: LabelJobResult | None = None
     if mon.performance.source == "LabelFiles":
         last = stored_time(status.performance.evaluated_at) if status.performance else None
-        got = await label_files_performance(ctx, isvc, now, interval, last)
+        got = await label_files_performance(ctx, typed, now, interval, last)
         if not isinstance(got, LabelJobResult):
             return got
         batch = got
@@ -92,7 +93,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     window = mon.performance.window
     model = spec.model
     mvs = await ctx.model_versions(ns, model)
-    by_v = {int(m["spec"]["version"]): m for m in mvs}
+    by_v = versions.by_version(mvs, model)  # parsed once
     prom = (
         (mon.metrics_source.prometheus_url if mon.metrics_source else None)
         or ctx.settings.prometheus_url
@@ -118,7 +119,8 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
         ctx.scrape_states.put(key, scrape_state)
     served = []
     for v, role in served_roles(state):
-        mv_spec = (by_v.get(v) or {}).get("spec") or {}
+        listed = by_v.get(v)
+        mv_spec = listed.parsed.spec if listed is not None and listed.parsed is not None else None
         counts: Any = (
             perf
             if isinstance(perf, Inconclusive)
@@ -131,8 +133,8 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
                 str(v),
                 role,
                 counts,
-                dict(mv_spec.get("metrics") or {}),
-                (mv_spec.get("signature") or {}).get("task"),
+                dict(mv_spec.metrics or {}) if mv_spec else {},
+                mv_spec.signature.task if mv_spec and mv_spec.signature else None,
             )
         )
     children = await retrain_children(ctx, ns, name)

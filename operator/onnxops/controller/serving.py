@@ -20,7 +20,7 @@ from onnxops.reconcile import notifications, versions
 from onnxops.reconcile.analysis import AnalysisResult, assess
 from onnxops.reconcile.errors import owned_by
 from onnxops.reconcile.remediation import DriftPlan
-from onnxops.reconcile.rollout import parse_duration
+from onnxops.reconcile.rollout import RolloutState, parse_duration
 from onnxops.reconcile.shadow import assess as assess_shadow
 from onnxops.reconcile.shadow import shadow_config
 
@@ -61,7 +61,7 @@ async def observe_children(
 def analysis_window(isvc: ParsedInferenceService) -> float:
     """The measurement window of the current canary step: its pause, at least 10 s (60 s without one)."""
     steps = isvc.spec.rollout.steps if isvc.spec.rollout is not None else []
-    step = int(isvc.status.get("currentStep") or 0)
+    step = int(RolloutState.from_status(dict(isvc.status)).step or 0)
     pause = steps[step].pause if step < len(steps) else None
     return max(10.0, parse_duration(pause, 60.0))
 
@@ -194,11 +194,12 @@ async def reconcile_inference_service(ctx: Context, ns: str, name: str) -> float
     observed = await observe_children(ctx, ns, name, parsed.spec.autoscaling is not None, parsed.meta.uid)
     now = datetime.now(UTC)
     plan = ir.reconcile(parsed, mvs, observed, settings=ctx.settings, now=now, model_obj=model_obj)
-    if plan.wants_analysis:
-        st = parsed.status
-        shadow = bool(st.get("shadow"))
+    if plan.wants_analysis:  # a canary in its steps or its shadow phase, as the rollout read the status
+        state = RolloutState.from_status(dict(parsed.status))
+        if state.canary is None:
+            raise ValueError("an analysis was asked for without status.canaryVersion")
         result = await (
-            measure_shadow(ctx, parsed) if shadow else measure(ctx, parsed, int(st["canaryVersion"]))
+            measure_shadow(ctx, parsed) if state.shadow else measure(ctx, parsed, int(state.canary))
         )
         plan = ir.reconcile(
             parsed, mvs, observed, settings=ctx.settings, now=now, analysis=result, model_obj=model_obj

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason, now_rfc3339
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.meta import ObjectMeta
 from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
 from onnxops.api.v1alpha1.trainingjob import ChampionRef, ParsedTrainingJob
@@ -134,12 +135,12 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
         else:
             champion, error = await resolve_champion(ctx, ns, parsed.spec.model, ref)
             if error is not None:  # a named champion that cannot be used: no Job; the status says why
-                await report_champion_error(ctx, tj, error)
+                await report_champion_error(ctx, tj, parsed.meta, error)
                 return CHAMPION_RECHECK
     # dataset.fromServing: the service named (its sink is read; a missing or non-capturing one waits)
     wanted = None if terminal else tjr.from_serving_service(parsed)
     service: dict[str, Any] | Literal["unchecked"] | None = tjr.UNCHECKED
-    if wanted is not None:
+    if wanted is not None:  # parsed by tjr.reconcile (one whose spec does not parse: why, naming the field)
         service = await c.get(API, ISVC, ns, wanted)
 
     def decide(job: dict[str, Any] | None, registered: str | None) -> tjr.TrainingPlan:
@@ -167,7 +168,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     if plan.status_patch:
         await c.patch_status(API, TJ, ns, name, plan.status_patch)
     await events.post(c, tj, plan.events)
-    service_name = (tj["metadata"].get("labels") or {}).get(labels.INFERENCE_SERVICE)
+    service_name = parsed.meta.labels.get(labels.INFERENCE_SERVICE)
     if service_name and ctx.notifier is not None:  # a retrain of that service finished: its webhooks
         notes = notifications.retrain_finished(tj, plan.events, now_rfc3339(), service_name)
         ctx.notifier.publish(ns, service_name, None, notes)
@@ -190,16 +191,18 @@ async def resolve_champion(
 ) -> tuple[dict[str, Any] | None, str | None]:
     c = ctx.client
     model_obj = await ctx.model(ns, model) if ref.alias else None
-    isvc = await c.get(API, ISVC, ns, ref.inference_service) if ref.inference_service else None
-    of_model = str(((isvc or {}).get("spec") or {}).get("model") or model)
+    got = await c.get(API, ISVC, ns, ref.inference_service) if ref.inference_service else None
+    isvc = ParsedInferenceService.parse_or_problem(got) if got is not None else None  # parsed once
+    of_model = isvc.spec.model if isinstance(isvc, ParsedInferenceService) else model
     mvs = await ctx.model_versions(ns, of_model)
     return champion_rules.resolve(ref, model, model_obj, isvc, mvs)
 
 
-async def report_champion_error(ctx: Context, tj: dict[str, Any], message: str) -> None:
-    md = tj["metadata"]
+async def report_champion_error(ctx: Context, tj: dict[str, Any], md: ObjectMeta, message: str) -> None:
+    """Stalled with reason InvalidSpec and ``message`` (a champion that cannot be used); ``tj``: the stored
+    object (its status is compared, Events name it), ``md`` its parsed metadata."""
     old = tj.get("status") or {}
-    gen = int(md.get("generation") or 1)
+    gen = md.generation
     conds = cond.summarize(
         old.get("conditions"),
         ready=False,
@@ -212,7 +215,7 @@ async def report_champion_error(ctx: Context, tj: dict[str, Any], message: str) 
     new = {"phase": "Pending", "message": message, "conditions": conds, "observedGeneration": gen}
     patch = status_patch(old, new)
     if patch:
-        await ctx.client.patch_status(API, TJ, md.get("namespace", "default"), md["name"], patch)
+        await ctx.client.patch_status(API, TJ, md.namespace, md.name, patch)
         await events.post(ctx.client, tj, [("Warning", Reason.INVALID_SPEC, message)])
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec
+from onnxops.api.v1alpha1.remediation import MonitoringStatus
 
 from . import defaults
 from .durations import parse_duration
@@ -21,15 +22,12 @@ def investigation_seconds(spec: InferenceServiceSpec | Mapping[str, Any]) -> flo
     return mon.drift.failure_limit * parse_duration(mon.interval)
 
 
-def drift_investigating(status: dict[str, Any] | None, version: int | None) -> bool:
-    """``version`` has an open drift breach count (> 0) in ``status.drift``."""
-    d = (status or {}).get("drift") or {}
+def drift_investigating(status: MonitoringStatus | Mapping[str, Any] | None, version: int | None) -> bool:
+    """``version`` has an open drift breach count (> 0) in ``status.drift`` (``MonitoringStatus``: the
+    per-version breaches, else a status written before the map: the focus version's count)."""
     if version is None:
         return False
-    per_version = d.get("breaches")
-    if isinstance(per_version, dict):
-        return int(per_version.get(str(version)) or 0) > 0
-    return d.get("version") == version and int(d.get("consecutiveBreaches") or 0) > 0
+    return MonitoringStatus.of(status).drift_breaches().get(str(version), 0) > 0
 
 
 def bake_extended(bake_seconds: float, extension: float, since: float, investigating: bool) -> bool:

@@ -15,14 +15,14 @@ decide:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.drift import names as N
 
-from . import defaults
 from .durations import parse_duration
 
 CAPTURE_HEALTHY = "CaptureHealthy"
@@ -100,10 +100,10 @@ def decide(logging_enabled: bool, pods: Sequence[PodCapture]) -> tuple[bool, str
     )
 
 
-def check_interval(isvc: dict[str, Any]) -> float | None:
-    """Seconds between two checks (the capture's flushInterval, within 5..60 s); None: capture is off."""
-    log = (isvc.get("spec") or {}).get("logging")
-    if log is None or not log.get("enabled", True):
+def check_interval(isvc: ParsedInferenceService | Mapping[str, Any]) -> float | None:
+    """Seconds between two checks (the capture's flushInterval, within 5..60 s); None: capture is off.
+    ``isvc``: parsed (a dict is parsed here); the flush interval comes with the API's default."""
+    log = ParsedInferenceService.of(isvc).spec.logging
+    if log is None or not log.enabled:
         return None
-    flush = parse_duration(log.get("flushInterval"), defaults.FLUSH_INTERVAL_SECONDS)
-    return min(MAX_CHECK_S, max(MIN_CHECK_S, flush))
+    return min(MAX_CHECK_S, max(MIN_CHECK_S, parse_duration(log.flush_interval)))

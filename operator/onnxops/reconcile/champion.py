@@ -14,11 +14,13 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.model import ParsedModel
 from onnxops.api.v1alpha1.trainingjob import ChampionRef, TrainingJobSpec
 from onnxops.builders.job import CHAMPION_ENV
 
 from . import governance, versions
+from .state import RolloutState
 
 ENV = CHAMPION_ENV
 FIELD = "spec.evaluation.champion"
@@ -30,15 +32,33 @@ def wanted(spec: TrainingJobSpec) -> ChampionRef | None:
     return ev.champion if ev is not None and ev.champion_gates and ev.champion else None
 
 
+def served_stable(
+    name: str, isvc: ParsedInferenceService | str | Mapping[str, Any] | None
+) -> tuple[int | None, str] | str:
+    """(the version InferenceService ``name`` serves as stable, None when none yet; the model it serves),
+    or the error naming the field. ``isvc``: parsed, or why it does not parse (``ParsedInferenceService.
+    parse_or_problem``; a stored object is parsed here), None when there is none."""
+    where = f"{FIELD}.inferenceService"
+    if isvc is None:
+        return f"{where}: InferenceService {name!r} not found in this namespace"
+    svc = isvc if isinstance(isvc, str) else ParsedInferenceService.parse_or_problem(isvc)
+    if isinstance(svc, str):
+        return f"{where}: InferenceService {name!r} cannot be read ({svc})"
+    stable = RolloutState.from_status(dict(svc.status)).stable
+    return (None if stable is None else int(stable)), svc.spec.model
+
+
 def resolve(
     ref: ChampionRef,
     model: str,
     model_obj: ParsedModel | Mapping[str, Any] | None,
-    isvc: Mapping[str, Any] | None,
+    isvc: ParsedInferenceService | str | Mapping[str, Any] | None,
     mvs: Iterable[versions.MvLike],
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """(the champion for the trainer, or an error message naming the field). ``model_obj`` and ``mvs``:
-    parsed (stored objects are parsed here); a version whose stored object does not parse is not Ready."""
+    """(the champion for the trainer, or an error message naming the field). ``model_obj``, ``isvc`` (the
+    InferenceService ``ref`` names, or why it does not parse) and ``mvs``: parsed (stored objects are
+    parsed here); a version whose stored object does not parse is not Ready, a service whose spec does
+    not parse is an error."""
     if ref.alias:
         alias = ref.alias
         source = f"alias {alias}"
@@ -52,13 +72,13 @@ def resolve(
     else:
         name = str(ref.inference_service)
         source = f"inferenceService {name}"
-        if isvc is None:
-            return None, f"{FIELD}.inferenceService: InferenceService {name!r} not found in this namespace"
-        stable = (isvc.get("status") or {}).get("stableVersion")
-        of_model = str((isvc.get("spec") or {}).get("model") or model)
+        served = served_stable(name, isvc)
+        if isinstance(served, str):
+            return None, served
+        stable, of_model = served
         if stable is None:
             return {"source": source, "missing": f"InferenceService {name} serves no version yet"}, None
-        version, where = int(stable), f"{FIELD}.inferenceService"
+        version, where = stable, f"{FIELD}.inferenceService"
     mv = versions.by_version(mvs, of_model).get(version)
     if mv is None or mv.parsed is None or not mv.ready:
         state = "not found" if mv is None else f"not Ready ({versions.not_ready(mv)})"

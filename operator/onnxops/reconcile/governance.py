@@ -33,8 +33,9 @@ from pydantic import ValidationError
 from onnxops import API_VERSION, GROUP
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.meta import problem_of
 from onnxops.api.v1alpha1.model import Approval, ModelSpec, ModelStatus, ParsedModel
-from onnxops.api.v1alpha1.modelversion import ListedModelVersion, problem_of
+from onnxops.api.v1alpha1.modelversion import ListedModelVersion
 
 from . import versions as v
 from .errors import describe_error, error_status

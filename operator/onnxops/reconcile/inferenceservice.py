@@ -426,7 +426,7 @@ def assemble(
     conds = isvc_status.extra_conditions(
         conds,
         state=st,
-        spec=isvc.raw_spec,  # traffic.inexact_steps, shared with `onnxops validate`, reads the dict
+        spec=spec,
         total=total,
         reduced=reduced,
         autoscaling=spec.autoscaling is not None,

@@ -10,6 +10,7 @@ from typing import Any
 
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec
 
 from .state import RolloutState
 from .traffic import effective_weight, inexact_steps
@@ -70,7 +71,7 @@ def extra_conditions(
     conds: Sequence[Mapping[str, Any]],
     *,
     state: RolloutState,
-    spec: Mapping[str, Any],
+    spec: InferenceServiceSpec,
     total: int,
     reduced: str | None,
     autoscaling: bool,

@@ -20,9 +20,11 @@ changing the allocation rule in ``claim``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from onnxops.api.v1alpha1.meta import ObjectMeta
 from onnxops.builders import labels, names
 
 HIGHEST = "highest"
@@ -75,6 +77,11 @@ def counter_body(namespace: str, model: str, data: dict[str, str]) -> dict[str, 
     }
 
 
-def owner_uid(mv: dict[str, Any] | None) -> str | None:
-    """The training run a ModelVersion was registered for (its training-job-uid label)."""
-    return ((mv or {}).get("metadata", {}).get("labels") or {}).get(labels.TRAINING_JOB_UID)
+def owner_uid(mv: ObjectMeta | Mapping[str, Any] | None) -> str | None:
+    """The training run a ModelVersion was registered for (its training-job-uid label). ``mv``: its
+    metadata, or the stored object (only its metadata is parsed: a version whose spec does not parse still
+    says which run it belongs to)."""
+    if mv is None:
+        return None
+    md = mv if isinstance(mv, ObjectMeta) else ObjectMeta.model_validate(mv.get("metadata") or {})
+    return md.labels.get(labels.TRAINING_JOB_UID)

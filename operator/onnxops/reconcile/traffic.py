@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
-from onnxops.api.v1alpha1.inferenceservice import DEFAULT_STEPS
+from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, Rollout
 
 # An effective weight within this many percentage points of the step's weight counts as exact.
 WEIGHT_TOLERANCE = 1.0
@@ -103,14 +103,14 @@ def replicas_for(weights: list[int], start: int = 1) -> int | None:
     return None
 
 
-def inexact_steps(spec: Mapping[str, Any], total: int) -> str | None:
+def inexact_steps(spec: InferenceServiceSpec, total: int) -> str | None:
     """A warning when ``total`` replicas cannot express the canary steps' weights (no HTTPRoute), else None.
-    ``spec`` is the InferenceService spec (camelCase)."""
-    r = spec.get("rollout") or {}
-    if r.get("httpRoute") or r.get("strategy", "Canary") != "Canary":
+    ``spec``: the InferenceService spec, parsed (the reconcile's, and ``onnxops validate``'s for a manifest
+    that passed the schema); steps and strategy come with the API's defaults."""
+    r = spec.rollout or Rollout()
+    if r.http_route is not None or r.strategy != "Canary":
         return None
-    steps: Any = r["steps"] if r.get("steps") is not None else DEFAULT_STEPS
-    weights = [int(s["weight"]) for s in steps if int(s["weight"]) < 100]
+    weights = [s.weight for s in r.steps if s.weight < 100]
     off = [w for w in weights if not exact(total, w)]
     if not off or total < 1:
         return None

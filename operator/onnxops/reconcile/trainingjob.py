@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from onnxops import API_VERSION
 from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.meta import ObjectMeta
 from onnxops.api.v1alpha1.termination import (
     MALFORMED_REASON,
@@ -53,11 +54,22 @@ def from_serving_service(tj: ParsedTrainingJob) -> str | None:
     return fs.service if fs is not None else None
 
 
-def from_serving_problem(tj: ParsedTrainingJob, isvc: dict[str, Any] | None) -> tuple[str, str] | None:
+def parse_service(
+    service: ParsedInferenceService | Mapping[str, Any] | None,
+) -> ParsedInferenceService | str | None:
+    """The InferenceService ``dataset.fromServing`` names, parsed (None: not found), or why its stored spec
+    does not parse (naming the field)."""
+    return None if service is None else ParsedInferenceService.parse_or_problem(service)
+
+
+def from_serving_problem(
+    tj: ParsedTrainingJob, isvc: ParsedInferenceService | str | None
+) -> tuple[str, str] | None:
     """Why a training on captured traffic cannot start: (reason, message naming the field), else None.
 
-    ``isvc``: the InferenceService ``fromServing.service`` names, None when there is none. A service without
-    ``spec.logging`` captures nothing, unless ``fromServing.sinkUri`` names the files explicitly."""
+    ``isvc``: the InferenceService ``fromServing.service`` names (``parse_service``), None when there is
+    none. A service without ``spec.logging`` captures nothing, and one whose spec does not parse has no
+    sink the training can trust, unless ``fromServing.sinkUri`` names the files explicitly."""
     fs = tj.spec.dataset.from_serving
     if fs is None:
         return None
@@ -68,8 +80,16 @@ def from_serving_problem(tj: ParsedTrainingJob, isvc: dict[str, Any] | None) -> 
             f"{field_}: InferenceService {name!r} not found in namespace {ns!r}; the training starts when it "
             "exists"
         )
-    log = (isvc.get("spec") or {}).get("logging")
-    if not fs.sink_uri and (log is None or not log.get("enabled", True)):
+    if fs.sink_uri:
+        return None
+    if isinstance(isvc, str):
+        return Reason.INVALID_SPEC, (
+            f"{field_}: InferenceService {name!r} cannot be read ({isvc}), so where it captures traffic is "
+            "unknown; the training starts when its spec is fixed (or name captured files with "
+            "fromServing.sinkUri)"
+        )
+    log = isvc.spec.logging
+    if log is None or not log.enabled:
         return Reason.CAPTURE_NOT_ENABLED, (
             f"{field_}: InferenceService {name!r} has no spec.logging enabled, so it captures no traffic to "
             "train on; enable it (or name captured files with fromServing.sinkUri)"
@@ -255,7 +275,7 @@ def reconcile(
     registered: str | None,
     settings: Settings,
     now: datetime,
-    service: dict[str, Any] | Literal["unchecked"] | None = UNCHECKED,
+    service: ParsedInferenceService | Mapping[str, Any] | Literal["unchecked"] | None = UNCHECKED,
     champion: dict[str, Any] | None = None,
 ) -> TrainingPlan:
     """``registered``: name of the ModelVersion labelled with this TrainingJob's uid, if any.
@@ -268,8 +288,8 @@ def reconcile(
     tj = ParsedTrainingJob.of(tj)
     old = dict(tj.status)
     gen = tj.meta.generation
-    isvc = None if service == UNCHECKED else service
-    desired = job_builder.training_job(tj, settings, isvc, champion)
+    isvc = None if isinstance(service, str) else parse_service(service)
+    desired = job_builder.training_job(tj, settings, None if isinstance(isvc, str) else isvc, champion)
     events: list[tuple[str, str, str]] = []
     register = None
     terminal = old.get("phase") in TERMINAL and (old.get("phase") == "Failed" or old.get("modelVersion"))

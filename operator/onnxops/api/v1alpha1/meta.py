@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -53,6 +53,15 @@ class ObjectMeta(BaseModel):
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
 
+def problem_of(where: str, exc: ValidationError) -> str:
+    """``spec.artifact.sha256: String should match pattern ...`` (the first error, and how many more)."""
+    items = exc.errors()
+    first = items[0] if items else {"loc": (), "msg": "invalid"}
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
+    return f"{where}{'.' + loc if loc else ''}: {first.get('msg', 'invalid')}{more}"
+
+
 @dataclass(frozen=True)
 class Parsed(Generic[SpecT]):
     """An object parsed once, where the handler reads it (subclasses name the spec's model in ``SPEC``).
@@ -84,3 +93,12 @@ class Parsed(Generic[SpecT]):
     def of(cls, obj: Self | Mapping[str, Any]) -> Self:
         """``obj`` itself when parsed, else parsed (the tests' and ``onnxops render``'s dicts)."""
         return obj if isinstance(obj, cls) else cls.parse(cast(Mapping[str, Any], obj))
+
+    @classmethod
+    def parse_or_problem(cls, obj: Self | Mapping[str, Any]) -> Self | str:
+        """``obj`` parsed (itself when parsed), or why it does not parse, naming the field
+        (``spec.logging.sink.uri: String should match pattern ...``); never raises."""
+        try:
+            return cls.of(obj)
+        except ValidationError as e:
+            return problem_of("metadata" if e.title == "ObjectMeta" else "spec", e)

@@ -20,7 +20,7 @@ from .common import (
     conditions_field,
 )
 from .fromserving import ServingLineage
-from .meta import Parsed
+from .meta import Parsed, problem_of
 from .search import SearchSummary
 from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
 from .trainingjob import ChampionComparison
@@ -275,15 +275,6 @@ def _number(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     return int(value) if isinstance(value, str) and value.isdigit() else None
-
-
-def problem_of(where: str, exc: ValidationError) -> str:
-    """``spec.artifact.sha256: String should match pattern ...`` (the first error, and how many more)."""
-    items = exc.errors()
-    first = items[0] if items else {"loc": (), "msg": "invalid"}
-    loc = ".".join(str(p) for p in first.get("loc", ()))
-    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
-    return f"{where}{'.' + loc if loc else ''}: {first.get('msg', 'invalid')}{more}"
 
 
 @dataclass(frozen=True)
