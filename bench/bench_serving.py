@@ -46,7 +46,10 @@ from onnxops.profile import ClassPrediction, Profile, numeric_feature
 from onnxops.serving.drift_state import DriftState
 
 ROOT = Path(__file__).resolve().parent.parent
-KEPT_SECTIONS = [("<!-- grpc:begin (bench/bench_grpc.py) -->", "<!-- grpc:end -->")]
+KEPT_SECTIONS = [
+    ("<!-- grpc:begin (bench/bench_grpc.py) -->", "<!-- grpc:end -->"),
+    ("<!-- grpc-floor:begin (bench/bench_grpc_floor.py) -->", "<!-- grpc-floor:end -->"),
+]
 RESULTS = ROOT / "bench" / "results" / "serving.md"
 WRK = shutil.which("wrk") or "wrk"
 LUA = """

@@ -96,7 +96,9 @@ def _from_binary(info: TensorInfo, raw: memoryview, shape: tuple[int, ...]) -> n
             pos += size
         arr = np.array(items, dtype=object)
     else:
-        dtype = _WIRE_DTYPE.get(info.datatype) or _wire_dtype(info)
+        dtype = _WIRE_DTYPE.get(info.datatype)
+        if dtype is None:  # not `or`: a plain dtype is falsy (its len() is 0)
+            dtype = _wire_dtype(info)
         if len(raw) != n * dtype.itemsize:
             raise bad(
                 f"input {info.name!r}: binary data has {len(raw)} bytes but shape {list(shape)} "
