@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_serving as bs
 from _servers import free_port, serving_env
-from bench_grpc import METHOD, _h2load, request_bytes
+from bench_grpc import H2LOAD, METHOD, _h2load, request_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
 BEGIN, END = "<!-- grpc-floor:begin (bench/bench_grpc_floor.py) -->", "<!-- grpc-floor:end -->"
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.serve:
         return serve(args.serve)
+    if not H2LOAD:
+        print("h2load not found (Debian: nghttp2-client): nothing measured")
+        return 0
     t_start = time.monotonic()
     rows: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
     procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
