@@ -1,7 +1,7 @@
 """gRPC benchmark: onnxops' Open Inference Protocol gRPC service against KServe's Python server's gRPC.
 
     .venv/bin/python bench/bench_grpc.py [--duration 3] [--reps 3] [--conc 8] [--models lr]
-        [--kserve-python <kserve-venv>/bin/python]
+        [--kserve-python <kserve-venv>/bin/python] [--baseline <checkout>/operator]
 
 Same model (bench_serving's ``lr``: StandardScaler + LogisticRegression, 20 features, 3 classes, ONNX
 without ZipMap; ``gb`` optional), same machine, same load generator and concurrency: a small asyncio
@@ -12,7 +12,10 @@ Each server is one process on 127.0.0.1 with ONNX Runtime on 1 thread; KServe (i
 virtualenv outside the repository: ``python3.11 -m venv <kserve-venv> && <kserve-venv>/bin/pip install
 kserve onnxruntime``) runs bench_serving's KServe model class with its gRPC server on. Runs are
 interleaved (ours, KServe, KServe, ours, ...) so that the machine's slow drifts hit both; the table gives
-every run, the summary the medians. The HTTP path (bench_serving's wrk runs) is in the sections above.
+every run, the summary the medians. ``--baseline`` adds a third server, "onnxops gRPC (before)": the
+same server started with ``PYTHONPATH`` set to another checkout's ``operator`` folder (the previous
+commit), in the same interleaving, so that a change is measured against what it changes. The HTTP path
+(bench_serving's wrk runs) is in the sections above.
 
 Writes the "gRPC" section of bench/results/serving.md (between its markers; the rest of the file is
 bench_serving.py's). Not a test: nothing here asserts a timing.
@@ -50,8 +53,13 @@ KSERVE_GRPC_APP = bs.KSERVE_APP.replace("enable_grpc=False", "enable_grpc=True, 
 assert KSERVE_GRPC_APP != bs.KSERVE_APP
 
 
-def start_ours(m: dict, grpc_port: int) -> Server:
-    return start_onnxops(m, "onnxops gRPC", grpc_port=grpc_port)
+OURS, BEFORE = "onnxops gRPC", "onnxops gRPC (before)"
+
+
+def start_ours(m: dict, grpc_port: int, pythonpath: str | None = None) -> Server:
+    if pythonpath is None:
+        return start_onnxops(m, OURS, grpc_port=grpc_port)
+    return start_onnxops(m, BEFORE, grpc_port=grpc_port, extra={"PYTHONPATH": pythonpath})
 
 
 def start_kserve(m: dict, work: Path, python: str, grpc_port: int) -> Server:
@@ -172,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conc", type=int, default=8, help="concurrent calls in flight (default 8)")
     ap.add_argument("--models", default="lr", help="models, comma-separated (default lr)")
     ap.add_argument("--kserve-python", help="python of a virtualenv with kserve + onnxruntime")
+    ap.add_argument(
+        "--baseline",
+        help="an `operator` folder of another checkout: its server runs too, as 'onnxops gRPC (before)'",
+    )
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     t_start = time.monotonic()
@@ -188,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.kserve_python:
                     gp = free_port()
                     servers.append((start_kserve(m, work, args.kserve_python, gp), f"127.0.0.1:{gp}"))
+                if args.baseline:
+                    gp = free_port()
+                    servers.append((start_ours(m, gp, args.baseline), f"127.0.0.1:{gp}"))
                 for b in (1, 64):
                     x = m["X"][:b]
                     body = request_bytes(x, iname)
@@ -252,6 +267,8 @@ def render(rows: list[dict], vers: dict[str, str], args: argparse.Namespace, ela
         cmd += f" --models {args.models}"
     if args.kserve_python:
         cmd += " --kserve-python <kserve-venv>/bin/python"
+    if args.baseline:
+        cmd += " --baseline <previous-checkout>/operator"
     lines = [
         BEGIN,
         "## gRPC: onnxops vs KServe's Python server (Open Inference Protocol `ModelInfer`, interleaved)",
@@ -281,12 +298,20 @@ def render(rows: list[dict], vers: dict[str, str], args: argparse.Namespace, ela
     for model in sorted({r["model"] for r in rows}):
         for b in (1, 64):
             cell = [r for r in rows if r["model"] == model and r["batch"] == b]
-            ours = [r for r in cell if r["server"] == "onnxops gRPC"]
+            ours = [r for r in cell if r["server"] == OURS]
             peer = [r for r in cell if r["server"] == "KServe gRPC"]
+            before = [r for r in cell if r["server"] == BEFORE]
             if not ours:
                 continue
             o = statistics.median(r["rps"] for r in ours)
             oc = statistics.median(r["cpu_ms"] for r in ours)
+            if before:
+                bo = statistics.median(r["rps"] for r in before)
+                bc = statistics.median(r["cpu_ms"] for r in before)
+                lines.append(
+                    f"- {model} batch {b} c{args.conc}: onnxops {o:,.0f} vs onnxops before {bo:,.0f} req/s = "
+                    f"{o / bo:.2f}x; server CPU {oc * 1e3:.0f} vs {bc * 1e3:.0f} µs/request"
+                )
             if not peer:
                 lines.append(f"- {model} batch {b} c{args.conc}: onnxops {o:,.0f} req/s; KServe not measured")
                 continue

@@ -46,7 +46,10 @@ from onnxops.profile import ClassPrediction, Profile, numeric_feature
 from onnxops.serving.drift_state import DriftState
 
 ROOT = Path(__file__).resolve().parent.parent
-KEPT_SECTIONS = [("<!-- grpc:begin (bench/bench_grpc.py) -->", "<!-- grpc:end -->")]
+KEPT_SECTIONS = [
+    ("<!-- grpc:begin (bench/bench_grpc.py) -->", "<!-- grpc:end -->"),
+    ("<!-- grpc-floor:begin (bench/bench_grpc_floor.py) -->", "<!-- grpc-floor:end -->"),
+]
 RESULTS = ROOT / "bench" / "results" / "serving.md"
 WRK = shutil.which("wrk") or "wrk"
 LUA = """
@@ -643,7 +646,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the in-process limit and the monitoring on/off runs (every model, batch and body)",
     )
+    ap.add_argument(
+        "--only-handler",
+        action="store_true",
+        help="only the in-process request handler, drift on vs off, printed (nothing written): run it "
+        "alternately with PYTHONPATH set to two checkouts to compare them",
+    )
     args = ap.parse_args(argv)
+    if args.only_handler:
+        return only_handler(args.models.split(","))
     t_start = time.monotonic()
     all_concs = (1, 8, 64)
     with tempfile.TemporaryDirectory() as tmp:
@@ -696,6 +707,31 @@ def main(argv: list[str] | None = None) -> int:
             text += "\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
     args.output.write_text(text)
     print(f"wrote {args.output} in {elapsed:.0f}s")
+    return 0
+
+
+def only_handler(kinds: list[str]) -> int:
+    """``--only-handler``: one line per model, batch and body: drift on, off and the difference (µs)."""
+    import onnxops
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for kind, m in build_models(work).items():
+            if kind not in kinds:
+                continue
+            iname = ort.InferenceSession(str(m["onnx"])).get_inputs()[0].name
+            rows = handler_ab(kind, m, bodies(work, kind, m["X"], iname))
+            for b, fmt in CELLS:
+                on, off = (
+                    next(r["us"] for r in rows if r["batch"] == b and f"{fmt}, drift {w} " in r["what"])
+                    for w in ("on", "off")
+                )
+                where = Path(onnxops.__file__).parent.parent
+                print(
+                    f"{where} {kind} b{b} {fmt}: drift on {on:.1f} off {off:.1f} "
+                    f"cost {on - off:+.1f} us/request",
+                    flush=True,
+                )
     return 0
 
 

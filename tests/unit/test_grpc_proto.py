@@ -68,3 +68,36 @@ def test_grpc_port_setting(env: dict[str, str], args: list[str], want: int | Non
 def test_bad_grpc_port_names_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config([], {**BASE, **env})
+
+
+def test_outputs_are_all_raw_when_one_has_no_typed_field() -> None:
+    """A typed request gets typed outputs, except when an output (FP16) has no typed field: then every
+    output is raw, in the order of ``outputs`` (raw contents are matched to outputs by position)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from onnxops.serving.grpc_server import encode_outputs
+    from onnxops.serving.model import TensorInfo
+    from onnxops.serving.proto import grpc_predict_v2_pb2 as pb
+
+    infos = [TensorInfo("label", "INT64", (-1,), np.int64), TensorInfo("p", "FP16", (-1, 2), np.float16)]
+    model = SimpleNamespace(
+        name="m", version="3", output_names=["label", "p"], output_by_name={t.name: t for t in infos}
+    )
+    label, p = np.array([1, 0, 1], dtype=np.int64), np.arange(6, dtype=np.float16).reshape(3, 2)
+    typed = pb.ModelInferRequest(model_name="m", id="r1")
+    resp = pb.ModelInferResponse.FromString(
+        encode_outputs(model, typed, [label, p], ["p", "label"]).SerializeToString()  # type: ignore[arg-type]
+    )
+    assert (resp.model_name, resp.model_version, resp.id) == ("m", "3", "r1")
+    assert [(o.name, o.datatype, list(o.shape)) for o in resp.outputs] == [
+        ("p", "FP16", [3, 2]),
+        ("label", "INT64", [3]),
+    ]
+    assert not any(o.HasField("contents") for o in resp.outputs)
+    assert np.array_equal(np.frombuffer(resp.raw_output_contents[0], "<f2").reshape(3, 2), p)
+    assert np.array_equal(np.frombuffer(resp.raw_output_contents[1], "<i8"), label)
+    only_label = encode_outputs(model, typed, [label, p], ["label"])  # type: ignore[arg-type]
+    assert list(only_label.outputs[0].contents.int64_contents) == [1, 0, 1]
+    assert not only_label.raw_output_contents

@@ -245,3 +245,40 @@ def test_background_folding_counts_equal_numpys_histogram_and_reads_are_exact(dt
     d.add({"input": batches[0]}, None)  # queued after the read: the next read sees it
     assert d.feature_bins(0).sum() == (~np.isnan(allx[:, 0])).sum() + len(batches[0])
     d.close()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("rows", [(1, 3), (20, 90)])  # small batches (rows joined) and large (columns joined)
+def test_queued_batches_of_a_numeric_only_model_match_numpys_histogram(
+    dtype: type, rows: tuple[int, int]
+) -> None:
+    rng = np.random.default_rng(12)
+    x0 = rng.normal(size=(500, 4))
+    p = Profile(  # numeric features only, one input column (3) not a feature: the folds' one-matrix path
+        task="classification",
+        rows=500,
+        features=[numeric_feature(n, i, np.round(x0[:, i], 1)) for n, i in (("a", 0), ("b", 1), ("c", 2))],
+        prediction=ClassPrediction(classes=["0", "1"], counts=[250, 250]),
+    )
+    d = DriftState(p, "input")
+    assert not d.categorical
+    batches = []
+    for i in range(700):  # more than one fold (FLUSH_BATCHES), then a remainder still queued at the read
+        n = int(rng.integers(*rows))
+        x = np.round(rng.normal(size=(n, 4)) * 3, 1).astype(dtype)
+        x[0, 0] = p.features[0].edges[i % len(p.features[0].edges)]  # exactly on a bound
+        if i % 5 == 0 and dtype != np.int64:
+            x[-1, 1] = np.nan
+        batches.append(x)
+        d.add({"input": x}, np.ones(n, np.int64), n)
+    before = [b.copy() for b in batches]
+    allx = np.concatenate(batches).astype(np.float64)
+    for j, f in enumerate(d.numeric):
+        col = allx[:, f.index]
+        np.testing.assert_array_equal(d.feature_bins(j), right_closed_histogram(f.edges, col))
+        assert d.sums[j] == pytest.approx(np.nansum(col))
+        assert d.missing[f.name] == np.isnan(col).sum()
+    assert d.pred_classes is not None and d.pred_classes.known["1"] == len(allx)
+    assert sum(s.rows for s in d.window) == len(allx)
+    for b, orig in zip(batches, before, strict=True):  # the fold sorts its own copy, never a request's array
+        np.testing.assert_array_equal(b, orig)

@@ -6,9 +6,11 @@ it with a padded edge matrix (``+inf`` beyond each feature's own edges), so a ro
 of edges strictly below it: right-closed bins ``(e_{i-1}, e_i]``, exactly Prometheus' ``le``.
 
 Off the request path: a request only appends references to its arrays (``add``). Every ``FLUSH_BATCHES``
-batches or ``FLUSH_ROWS`` rows (or when a window slice ends) the queued batches are handed, in order, to
-one worker thread (``background=True``, what the server uses) that joins and counts them; sorting and
-searching release the GIL, so the event loop keeps serving meanwhile. Every read (``feature_bins``,
+batches or ``FLUSH_ROWS`` rows (or when a window slice ends) the queued batches are counted together, in
+order: inline on the caller's thread (what the server does: a worker thread cost more in GIL hand-offs
+than it saved) or in one worker thread (``background=True``). For a model with one 2-D input and numeric
+features only, a fold writes every batch's feature columns straight into one (features x rows) matrix
+that it owns and sorts in place: one copy of the data per fold. Every read (``feature_bins``,
 ``window_psi``, the metrics' collect) first waits for the folds in flight and folds what is still queued,
 so a scrape is exact: it sees every request answered before it.
 """
@@ -232,14 +234,24 @@ class DriftState:
 
     def _fold(self, pending: list[tuple[dict[str, np.ndarray], np.ndarray | None]], since: float) -> None:
         try:
+            preds = [p[1] for p in pending if p[1] is not None]
+            if len(preds) > 1:
+                pred: np.ndarray | None = np.concatenate(
+                    [p.reshape(-1) for p in preds] if any(p.ndim != 1 for p in preds) else preds
+                )
+            else:
+                pred = preds[0] if preds else None
+            if self.input_name is not None and not self.categorical:
+                # one matrix: each batch's columns written straight into (features x rows) rows, which
+                # the fold owns and sorts in place (no joined copy, no transposed copy, no sorted copy)
+                xt = self._numeric_rows([p[0][self.input_name] for p in pending])
+                with self._lock:
+                    self._update(None, pred, since, xt)
+                return
             if len(pending) == 1:
-                feeds, pred = pending[0]
+                feeds = pending[0][0]
             else:
                 feeds = {k: np.concatenate([p[0][k] for p in pending]) for k in pending[0][0]}
-                preds = [p[1] for p in pending if p[1] is not None]
-                if preds and any(p.ndim != 1 for p in preds):
-                    preds = [p.reshape(-1) for p in preds]
-                pred = np.concatenate(preds) if preds else None
             with self._lock:
                 self._update(feeds, pred, since)
         except (ValueError, TypeError, IndexError):  # e.g. batches of different widths: never fail serving
@@ -250,35 +262,70 @@ class DriftState:
                 extra={"fields": {"batches": len(pending)}},
             )
 
-    def _update(self, feeds: dict[str, np.ndarray], prediction: np.ndarray | None, t: float) -> None:
+    def _numeric_rows(self, xs: list[np.ndarray]) -> np.ndarray:
+        """The numeric features of the batches ``xs`` (rows x columns each) as a new (features x rows)
+        float32 or float64 matrix, C-contiguous; never a view of a request's array."""
+        dtype = xs[0].dtype
+        if dtype != np.float32 and dtype != np.float64:
+            dtype = np.dtype(np.float64)
+        every = self.all_columns and xs[0].shape[1] == len(self.numeric)
+        n = sum(len(x) for x in xs)
+        if n < 16 * len(xs):  # small batches: join the rows, then one transposed copy
+            x = np.concatenate(xs, dtype=dtype)
+            return np.array((x if every else x[:, self.num_cols]).T, order="C")
+        cols = [x.T for x in xs] if every else [x[:, self.num_cols].T for x in xs]
+        # C order: the rows are sorted and summed; concatenate would lay out transposed inputs in F order.
+        # Batches of another width: concatenate raises ValueError (the fold drops them).
+        out = np.empty((cols[0].shape[0], n), dtype=dtype)
+        return np.concatenate(cols, axis=1, out=out)
+
+    def _update(
+        self,
+        feeds: dict[str, np.ndarray] | None,
+        prediction: np.ndarray | None,
+        t: float,
+        xt: np.ndarray | None = None,
+    ) -> None:
+        """Count one batch: ``feeds``, or ``xt`` (the numeric features as an owned features x rows matrix,
+        sorted in place) when the model has one input and no categorical features."""
         window = self._window_slice(t)
-        first = feeds[self.input_name] if self.input_name is not None else next(iter(feeds.values()))
-        window.rows += int(first.shape[0]) if first.ndim else 1
-        if self.numeric:
-            self._update_numeric(self._numeric_columns(feeds), window)
-        for f in self.categorical:
-            self._update_categorical(f, self._column(feeds, f), window.cats.setdefault(f.name, {}))
+        if xt is not None:
+            window.rows += int(xt.shape[1])
+            self._update_numeric(xt, window, owned=True)
+        else:
+            assert feeds is not None
+            first = feeds[self.input_name] if self.input_name is not None else next(iter(feeds.values()))
+            window.rows += int(first.shape[0]) if first.ndim else 1
+            if self.numeric:
+                self._update_numeric(self._numeric_columns(feeds), window)
+            for f in self.categorical:
+                self._update_categorical(f, self._column(feeds, f), window.cats.setdefault(f.name, {}))
         if prediction is not None:
             self._update_prediction(prediction.reshape(-1))
 
-    def _update_numeric(self, xt: np.ndarray, window: _Slice) -> None:
+    def _update_numeric(self, xt: np.ndarray, window: _Slice, owned: bool = False) -> None:
         # Sort each feature once, then one binary search per edge gives "rows <= edge" (NaN sorts last and
         # is never <= an edge; the +inf padding counts every present row). Bins are the differences.
         # float32 data is compared with the edges rounded down to float32, which for float32 values is
         # exactly the comparison with the float64 edge.
         # The last (+inf) column counts the present values, so NaNs need no separate pass.
+        # ``owned``: xt is this fold's own matrix, sorted in place (else a sorted copy is made).
         edges = self.edges32 if xt.dtype == np.float32 else self.edge_matrix
-        st = np.sort(xt, axis=1)
-        le = np.empty((xt.shape[0], edges.shape[1]), dtype=np.int64)
-        for j in range(xt.shape[0]):
+        if owned:
+            xt.sort(axis=1)
+            st = xt
+        else:
+            st = np.sort(xt, axis=1)
+        le = np.empty((st.shape[0], edges.shape[1]), dtype=np.int64)
+        for j in range(st.shape[0]):
             le[j] = np.searchsorted(st[j], edges[j], side="right")
-        miss = xt.shape[1] - le[:, -1]
+        miss = st.shape[1] - le[:, -1]
         if miss.any():
             for j in np.flatnonzero(miss).tolist():
                 self.missing[self.numeric[j].name] += int(miss[j])
-            self.sums += np.nansum(xt, axis=1, dtype=np.float64)
+            self.sums += np.nansum(st, axis=1, dtype=np.float64)
         else:
-            self.sums += xt.sum(axis=1, dtype=np.float64)
+            self.sums += st.sum(axis=1, dtype=np.float64)
         bins = np.diff(le, axis=1, prepend=0)
         counts = bins[self.gather]
         self.bin_counts += counts

@@ -70,9 +70,6 @@ _STATUS_OF_HTTP = {
 }
 
 
-OutputTensor = pb.ModelInferResponse.InferOutputTensor
-
-
 class RpcError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
@@ -150,7 +147,11 @@ class InferenceService:
         model = self._model(request.model_name, request.model_version)
         feeds = decode_inputs(model, request)
         names = requested_outputs(model, request)  # checked before the model runs and the rows count
-        rows = protocol_v2.rows_of(feeds)
+        if len(feeds) == 1:
+            (x,) = feeds.values()
+            rows = x.shape[0] if x.ndim else 1
+        else:
+            rows = protocol_v2.rows_of(feeds)
         outs = self.h.run(model, feeds, rows)
         capture = self.h.capture
         if capture is not None:
@@ -215,7 +216,7 @@ def decode_inputs(model: LoadedModel, request: pb.ModelInferRequest) -> dict[str
                 f"input {name!r}: datatype {spec.datatype!r} does not match the model's {info.datatype!r}"
             )
         shape = tuple(spec.shape)
-        if any(d < 0 for d in shape):
+        if shape and min(shape) < 0:
             raise _bad(f"input {name!r}: shape {list(shape)} has a negative dimension")
         protocol_v2.check_shape(info, shape)
         if raw:
@@ -227,15 +228,18 @@ def decode_inputs(model: LoadedModel, request: pb.ModelInferRequest) -> dict[str
             if field is None:
                 raise _bad(f"input {name!r}: {info.datatype} data must be sent in raw_input_contents")
             feeds[name] = protocol_v2.from_values(info, getattr(spec.contents, field), shape)
-    for t in model.inputs:
-        if t.name not in feeds:
-            raise _bad(f"missing input tensor {t.name!r}")
+    if len(feeds) != len(model.inputs):  # every name given is the model's and given once: none missing
+        for t in model.inputs:
+            if t.name not in feeds:
+                raise _bad(f"missing input tensor {t.name!r}")
     return feeds
 
 
 def requested_outputs(model: LoadedModel, request: pb.ModelInferRequest) -> list[str]:
     """The outputs to return, in order (all of the model's when the request names none)."""
-    names = [o.name for o in request.outputs] or model.output_names
+    if not request.outputs:
+        return model.output_names
+    names = [o.name for o in request.outputs]
     for n in names:
         if n not in model.output_by_name:
             raise _bad(
@@ -248,34 +252,27 @@ def requested_outputs(model: LoadedModel, request: pb.ModelInferRequest) -> list
 def encode_outputs(
     model: LoadedModel, request: pb.ModelInferRequest, outs: list[np.ndarray], names: list[str]
 ) -> pb.ModelInferResponse:
+    response = pb.ModelInferResponse(model_name=model.name, model_version=model.version, id=request.id)
     by_name = dict(zip(model.output_names, outs, strict=True))
-    use_raw = bool(request.raw_input_contents)
-    tensors, raws = [], []
-    for n in names:
-        arr = by_name[n]
-        datatype = model.output_by_name[n].datatype
-        tensor = OutputTensor(name=n, datatype=datatype, shape=arr.shape)
-        field = CONTENTS_FIELD.get(datatype)
-        if use_raw or field is None:
+    infos = model.output_by_name
+    # raw when the request was raw (tritonclient), and always when an output has no typed field (FP16):
+    # raw outputs are matched to outputs by position, so it is all outputs raw or none
+    if request.raw_input_contents or any(infos[n].datatype not in CONTENTS_FIELD for n in names):
+        raws = response.raw_output_contents
+        for n in names:
+            arr, datatype = by_name[n], infos[n].datatype
+            response.outputs.add(name=n, datatype=datatype, shape=arr.shape)
             raws.append(protocol_v2.to_binary(arr, datatype))
-        elif datatype == "BYTES":
-            getattr(tensor.contents, field).extend(
-                v if isinstance(v, bytes) else str(v).encode() for v in arr.ravel().tolist()
-            )
+        return response
+    for n in names:
+        arr, datatype = by_name[n], infos[n].datatype
+        tensor = response.outputs.add(name=n, datatype=datatype, shape=arr.shape)
+        values = getattr(tensor.contents, CONTENTS_FIELD[datatype])
+        if datatype == "BYTES":
+            values.extend(v if isinstance(v, bytes) else str(v).encode() for v in arr.ravel().tolist())
         else:
-            getattr(tensor.contents, field).extend(arr.ravel().tolist())
-        tensors.append(tensor)
-    if raws and len(raws) != len(names):  # all or nothing: raw outputs are matched to outputs by position
-        raws = [protocol_v2.to_binary(by_name[n], model.output_by_name[n].datatype) for n in names]
-        for tensor in tensors:
-            tensor.ClearField("contents")
-    return pb.ModelInferResponse(
-        model_name=model.name,
-        model_version=model.version,
-        id=request.id,
-        outputs=tensors,
-        raw_output_contents=raws,
-    )
+            values.extend(arr.ravel().tolist())
+    return response
 
 
 Method = Callable[[Any, Any], Awaitable[Any]]

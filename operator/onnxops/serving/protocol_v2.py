@@ -96,7 +96,9 @@ def _from_binary(info: TensorInfo, raw: memoryview, shape: tuple[int, ...]) -> n
             pos += size
         arr = np.array(items, dtype=object)
     else:
-        dtype = np.dtype(np.uint8 if info.datatype == "BOOL" else info.dtype).newbyteorder("<")
+        dtype = _WIRE_DTYPE.get(info.datatype)
+        if dtype is None:  # not `or`: a plain dtype is falsy (its len() is 0)
+            dtype = _wire_dtype(info)
         if len(raw) != n * dtype.itemsize:
             raise bad(
                 f"input {info.name!r}: binary data has {len(raw)} bytes but shape {list(shape)} "
@@ -109,6 +111,15 @@ def _from_binary(info: TensorInfo, raw: memoryview, shape: tuple[int, ...]) -> n
             f"input {info.name!r}: binary data has {arr.size} elements but shape {list(shape)} needs {n}"
         )
     return arr.reshape(shape)
+
+
+_WIRE_DTYPE: dict[str, np.dtype[Any]] = {}  # datatype -> the little-endian dtype of its raw bytes
+
+
+def _wire_dtype(info: TensorInfo) -> np.dtype[Any]:
+    dtype = np.dtype(np.uint8 if info.datatype == "BOOL" else info.dtype).newbyteorder("<")
+    _WIRE_DTYPE[info.datatype] = dtype
+    return dtype
 
 
 def from_binary(info: TensorInfo, raw: bytes | memoryview, shape: tuple[int, ...]) -> np.ndarray:
