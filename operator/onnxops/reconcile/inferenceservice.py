@@ -284,7 +284,8 @@ def _canary_message(st: RolloutState, out: Outcome, eff: int | None, total: int)
     if out.gate:
         message += f", waiting for {out.waiting}"
     elif st.paused():
-        message += f", held: analysis inconclusive ({(st.last_analysis or {}).get('message', '')})"
+        last = st.last_analysis.message if st.last_analysis is not None else ""
+        message += f", held: analysis inconclusive ({last})"
     elif out.waiting:
         message += f", waiting for {out.waiting}"
     return reason, message
@@ -301,19 +302,19 @@ def _phase_message(
     reduced: str | None,
 ) -> tuple[str, str, str]:
     """status.phase, reason and message, one case per state of the rollout."""
-    rb = st.rollback or {}
+    rb = st.rollback
     if st.stable is None:
         return ("Failed" if res.reason == Reason.VERIFICATION_FAILED else "Pending"), res.reason, res.message
     if not stable_ready:
         return "Progressing", Reason.PROGRESSING, f"waiting for v{st.stable} to become Ready"
     if st.canary is not None:
         return "Progressing", *_canary_message(st, out, eff, total)
-    if degraded:
+    if degraded and rb is not None:  # rollback_current: a rollback is held
         message = (
-            f"rolled back v{rb.get('from')} -> v{rb.get('to')}: {rb.get('message', '')}; "
+            f"rolled back v{rb.from_version} -> v{rb.to_version}: {rb.message or ''}; "
             "holds until spec changes"
         )
-        return "Degraded", str(rb.get("reason") or Reason.ROLLED_BACK), message
+        return "Degraded", rb.reason or Reason.ROLLED_BACK, message
     if st.previous is not None:
         return (
             "Ready",
@@ -371,7 +372,8 @@ def assemble(
     stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
     held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
     degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
-    rb = st.rollback or {}
+    rb = st.rollback
+    rb_reason = (rb.reason if rb is not None else "") or None  # a held rollback's reason
     route = spec.rollout is not None and spec.rollout.http_route is not None
     eff = isvc_status.effective_canary_weight(st, total, route)
     reduced = isvc_status.reduced_capacity(plan, ready, total) if stable_ready else None
@@ -385,7 +387,7 @@ def assemble(
         message=message,
         reconciling=reconciling,
         stalled=(degraded and st.canary is None) or phase == "Failed",
-        stalled_reason=str(rb.get("reason") or reason),
+        stalled_reason=rb_reason or reason,
         generation=gen,
         now=now,
     )
@@ -394,7 +396,7 @@ def assemble(
             conds,
             cond.DEGRADED,
             True,
-            str(rb.get("reason") or Reason.ROLLED_BACK),
+            rb_reason or Reason.ROLLED_BACK,
             message,
             generation=gen,
             now=now,
@@ -405,8 +407,8 @@ def assemble(
     # a rollback is recorded per InferenceService (`latest` skips it here only); a rollback that still
     # holds is recorded too (restart-safe, level-triggered)
     carry = []
-    if held and rb.get("from") is not None:
-        carry.append((int(rb["from"]), str(rb.get("reason") or Reason.ROLLED_BACK)))
+    if held and rb is not None:
+        carry.append((rb.from_version, rb_reason or Reason.ROLLED_BACK))
     if leg := versions.legacy_rejection(old, by_v):
         carry.append(leg)
     rejected = versions.record_rejections(
