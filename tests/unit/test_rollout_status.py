@@ -115,7 +115,7 @@ def _reconcile(status: dict[str, Any]) -> ir.IsvcPlan:
     return ir.reconcile(obj, mvs, observed, settings=Settings(), now=T0)
 
 
-@pytest.mark.parametrize("bad", [{"from": 2}, {**RB, "generation": "one"}])
+@pytest.mark.parametrize("bad", [{"from": 2}, "x", {**RB, "generation": "one"}])
 def test_reconcile_reads_a_broken_rollback_as_none(bad: Any) -> None:
     # v2 is what spec (latest) asks for; a stored rollback that does not parse holds nothing back
     plan = _reconcile({"stableVersion": 1, "promotedAt": "2026-01-01T10:00:00Z", "rollback": bad})

@@ -19,6 +19,7 @@ from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, ParsedInferenceService
 from onnxops.api.v1alpha1.model import ParsedModel
 from onnxops.api.v1alpha1.modelversion import ListedModelVersion
+from onnxops.api.v1alpha1.servicerecord import ServiceRecord
 from onnxops.builders import deployment as dep_builder
 from onnxops.builders import hpa as hpa_builder
 from onnxops.builders import httproute as httproute_builder
@@ -218,7 +219,8 @@ def reconcile(
     mvs = versions.of_model(mvs, model)  # parsed once
     by_v = versions.by_version(mvs, model)
     gov = governance.from_model(model_obj, mvs, model)
-    res = versions.resolve(spec.version, model, mvs, versions.skipped_by_latest(old, by_v), gov)
+    skipped = versions.skipped_by_latest(ServiceRecord.from_status(old), by_v)
+    res = versions.resolve(spec.version, model, mvs, skipped, gov)
     state = RolloutState.from_status(old)
     cfg = RolloutConfig.of(spec, isvc.raw_spec)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
@@ -363,6 +365,7 @@ def assemble(
     gen = md.generation
     name, ns = md.name, md.namespace
     st = out.state
+    record = ServiceRecord.from_status(old)  # reason, history, rejectedVersions as stored
     total = total_replicas(spec)
     ready = isvc_status.ready_counts(observed, version_label)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
@@ -409,17 +412,17 @@ def assemble(
     carry = []
     if held and rb is not None:
         carry.append((rb.from_version, rb_reason or Reason.ROLLED_BACK))
-    if leg := versions.legacy_rejection(old, by_v):
+    if leg := versions.legacy_rejection(record, by_v):
         carry.append(leg)
     rejected = versions.record_rejections(
-        old,
+        record,
         out.reject,
         spec_version=spec.version,
         generation=gen,
         at=now_rfc3339(now),
         carry=carry,
     )
-    if out.gate and st.canary is not None and old.get("reason") != out.gate:
+    if out.gate and st.canary is not None and record.reason != out.gate:
         out.events.append(("Normal", out.gate, message))
     if out.gate and st.canary is not None:  # a person moves the canary on: abnormal-true, present meanwhile
         conds = cond.set_condition(conds, cond.PAUSED, True, out.gate, message, generation=gen, now=now)
@@ -446,7 +449,7 @@ def assemble(
         "capacity": isvc_status.capacity(st, plan, ready, spec.autoscaling is not None) or None,
         "url": names.url(name, ns),
         "conditions": conds,
-        "history": append_history(old.get("history"), out.history),
+        "history": append_history(record.history_as_stored(), out.history),
         **(extra_status or {}),
     }
     if out.control_clear:  # requests consumed or stale (only then: the commands own status.control)
