@@ -82,3 +82,44 @@ def test_reconcile_rewrites_a_broken_record_without_crashing() -> None:
     assert plan.status["rejectedVersions"] == [ENTRY]
     assert plan.status["history"] == [HISTORY[0]]
     assert plan.status_patch["history"] == [HISTORY[0]] and plan.status_patch["rejectedVersions"] == [ENTRY]
+
+
+COND = {
+    "type": "Ready",
+    "status": "True",
+    "reason": "Available",
+    "message": "serving v1",
+    "lastTransitionTime": "2026-01-01T10:00:00Z",
+    "observedGeneration": 1,
+}
+
+
+def test_conditions_are_handed_on_as_stored() -> None:
+    bare = {k: v for k, v in COND.items() if k not in ("message", "observedGeneration")}
+    rec = ServiceRecord.from_status({"conditions": [COND, {**bare, "type": "Degraded"}]})
+    assert rec.condition("Ready") is not None and rec.condition("Ready").reason == "Available"  # type: ignore[union-attr]
+    assert rec.condition("Stalled") is None
+    # no field added (message keeps absent), none lost
+    assert rec.conditions_as_stored() == [COND, {**bare, "type": "Degraded"}]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "Ready",
+        {**COND, "status": "Maybe"},
+        {k: v for k, v in COND.items() if k != "lastTransitionTime"},
+        {**COND, "reason": "not a reason!"},
+    ],
+)
+def test_a_condition_that_does_not_parse_is_left_out(bad: Any) -> None:
+    rec = ServiceRecord.from_status({"conditions": [bad, {**COND, "type": "Reconciling"}]})
+    assert [c.type for c in rec.conditions] == ["Reconciling"]
+    assert ServiceRecord.from_status({"conditions": {"Ready": COND}}).conditions == ()
+    # the reconcile writes the conditions anew, without it, and does not crash
+    status = {"stableVersion": 1, "promotedAt": "2026-01-01T10:00:00Z", "conditions": [bad]}
+    plan = ir.reconcile(isvc(gen=1, status=status), [mv(1)], [], settings=Settings(), now=T0)
+    assert bad not in plan.status["conditions"]
+    written = ServiceRecord.from_status(plan.status)
+    assert written.conditions_as_stored() == plan.status["conditions"]  # each one parses
+    assert plan.status["conditions"][0]["type"] == "Ready"

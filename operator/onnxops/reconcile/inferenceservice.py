@@ -384,7 +384,7 @@ def assemble(
     reconciling = phase == "Progressing" or st.previous is not None or (phase == "Pending")
     ready_reason = Reason.AVAILABLE if phase == "Degraded" else reason
     conds = cond.summarize(
-        list(old.get("conditions") or []),
+        record.conditions_as_stored(),
         ready=stable_ready,
         reason=ready_reason,
         message=message,
