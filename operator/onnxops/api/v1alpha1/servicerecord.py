@@ -22,7 +22,7 @@ from typing import Any
 
 from .common import Condition
 from .inferenceservice import HistoryEntry, RejectedVersion, RollbackRecord
-from .stored import read_block, read_list
+from .stored import as_stored, read_block, read_list
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ServiceRecord:
     def conditions_as_stored(self) -> list[dict[str, Any]]:
         """``status.conditions`` for the ``api/conditions`` helpers: the entries that parse, each with the
         fields it was stored with (none added)."""
-        return [c.model_dump(by_alias=True, exclude_unset=True, mode="json") for c in self.conditions]
+        return as_stored(self.conditions)
 
     def history_as_stored(self) -> list[dict[str, Any]] | None:
         """``status.history`` as it is written back (the entries that parse, as stored)."""

@@ -3,16 +3,17 @@ its api/ model, never raising.
 
 The operator reads back what it wrote, but a stored status may hold what it could not have written (an
 object edited by hand, or stored before the schema refused it). Such a value is read the way the dict
-readers read it: a block that is not an object is absent; a field (or one entry of a map) that does not
-parse is left out and read as unset; a block whose required field is missing or does not parse is absent;
-a list entry that does not parse is left out. The block's one writer then writes it anew.
+readers read it: a block that is not an object is absent; a field (or one entry of a map or a list, e.g.
+one condition) that does not parse is left out and read as unset; a block whose required field is missing
+or does not parse is absent; a list entry that does not parse is left out. The block's one writer then
+writes it anew.
 
 Hand-written (pydantic has no "drop what does not validate" mode): a loop over ``ValidationError.errors()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,18 +23,17 @@ M = TypeVar("M", bound=BaseModel)
 
 def read_block(model: type[M], raw: Any) -> M | None:
     """``raw`` (a stored status block) as ``model``: None when absent or not an object, or when a field the
-    model requires is missing or does not parse; any other field (or one entry of a map) that does not
-    parse is left out."""
+    model requires is missing or does not parse; any other field (or one entry of a map or a list) that
+    does not parse is left out."""
     if not isinstance(raw, Mapping):
         return None
     data: dict[str, Any] = {str(k): v for k, v in raw.items()}
-    for _ in range(len(data) + 1):
+    while True:  # each pass leaves something out, or stops
         try:
             return model.model_validate(data)
         except ValidationError as e:
             before = repr(data)
-            for err in e.errors():
-                _drop(data, err["loc"])
+            _drop(data, [err["loc"] for err in e.errors()])
             if repr(data) == before:  # nothing left to drop: a required field is missing
                 break
     try:
@@ -50,12 +50,26 @@ def read_list(model: type[M], raw: Any) -> list[M] | None:
     return [m for m in (read_block(model, e) for e in raw) if m is not None]
 
 
-def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> None:
-    """Leave out what ``loc`` points at: the entry of a map field (``breaches.1``), else the field."""
-    if not loc or loc[0] not in data:
-        return
-    field = data[loc[0]]
-    if len(loc) >= 2 and isinstance(field, Mapping) and loc[1] in field:
-        data[str(loc[0])] = {k: v for k, v in field.items() if k != loc[1]}
-    else:
-        del data[str(loc[0])]
+def as_stored(models: Iterable[M]) -> list[dict[str, Any]]:
+    """Entries read with :func:`read_list` (or a model's list field) for code that takes the stored dicts
+    (e.g. the ``api/conditions`` helpers): each with exactly the fields it was stored with, none added."""
+    return [m.model_dump(by_alias=True, exclude_unset=True, mode="json") for m in models]
+
+
+def _drop(data: dict[str, Any], locs: list[tuple[int | str, ...]]) -> None:
+    """Leave out what each of ``locs`` points at: the entry of a map field (``breaches.1``) or of a list
+    field (``conditions.0``), else the field."""
+    entries: dict[str, set[int]] = {}
+    for loc in locs:
+        if not loc or loc[0] not in data:
+            continue
+        key, field = str(loc[0]), data[loc[0]]
+        if len(loc) >= 2 and isinstance(field, Mapping) and loc[1] in field:
+            data[key] = {k: v for k, v in field.items() if k != loc[1]}
+        elif len(loc) >= 2 and isinstance(field, list) and isinstance(loc[1], int) and loc[1] < len(field):
+            entries.setdefault(key, set()).add(loc[1])  # left out together: the indexes stay valid
+        else:
+            del data[key]
+    for key, drop in entries.items():
+        if isinstance(data.get(key), list):
+            data[key] = [e for i, e in enumerate(data[key]) if i not in drop]
