@@ -247,7 +247,7 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     if not parsed.meta.deletion_timestamp:
         await ensure_model(ctx, ns, spec.model)
     users = await served_by(ctx, ns, spec.model, spec.version)
-    phase = parsed.status.get("phase")
+    phase = parsed.observed.phase  # the stored status, read once (ModelVersionStatus)
     job = None
     pods: list[dict[str, Any]] = []
     in_progress = False
