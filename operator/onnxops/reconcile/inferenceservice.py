@@ -219,7 +219,8 @@ def reconcile(
     mvs = versions.of_model(mvs, model)  # parsed once
     by_v = versions.by_version(mvs, model)
     gov = governance.from_model(model_obj, mvs, model)
-    skipped = versions.skipped_by_latest(ServiceRecord.from_status(old), by_v)
+    record = ServiceRecord.from_status(old)  # conditions, reason, history, rejections: read once
+    skipped = versions.skipped_by_latest(record, by_v)
     res = versions.resolve(spec.version, model, mvs, skipped, gov)
     state = RolloutState.from_status(old)
     cfg = RolloutConfig.of(spec, isvc.raw_spec)
@@ -240,7 +241,7 @@ def reconcile(
         investigating=previous_ready and drift_investigating(old, state.stable),
         control=Control.from_status(old),
     )
-    return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now)
+    return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now, record=record)
 
 
 def _deletions(
@@ -357,15 +358,17 @@ def assemble(
     settings: Settings,
     now: datetime,
     extra_status: dict[str, Any] | None = None,
+    record: ServiceRecord | None = None,
 ) -> IsvcPlan:
     """Children, deletions and status from a rollout outcome (shared with the drift hook). ``isvc``:
-    parsed (a dict is parsed here)."""
+    parsed (a dict is parsed here); ``record``: ``old`` read as ``ServiceRecord`` (read here when not
+    given: the hooks pass ``old`` with their new conditions)."""
     isvc = ParsedInferenceService.of(isvc)
     md, spec = isvc.meta, isvc.spec
     gen = md.generation
     name, ns = md.name, md.namespace
     st = out.state
-    record = ServiceRecord.from_status(old)  # reason, history, rejectedVersions as stored
+    record = record if record is not None else ServiceRecord.from_status(old)
     total = total_replicas(spec)
     ready = isvc_status.ready_counts(observed, version_label)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
