@@ -48,5 +48,13 @@ def test_disabled_monitors_are_off() -> None:
 
 
 def test_a_capture_condition_left_over_runs_the_check_that_removes_it() -> None:
-    left = [{"type": "CaptureHealthy", "status": "True", "reason": "Flushing", "message": ""}]
+    left = [  # as stored (the schema requires lastTransitionTime)
+        {
+            "type": "CaptureHealthy",
+            "status": "True",
+            "reason": "Flushing",
+            "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    ]
     assert not monitors_off(isvc(conditions=left))

@@ -86,12 +86,13 @@ def test_inconclusive_step_table(
         assert [h["action"] for h in out.history] == ["Promoted"]
     else:
         assert (st.stable, st.canary) == (1, None)
-        assert st.rollback["reason"] == reason and st.rollback["from"] == 2 and st.rollback["to"] == 1
-        assert st.rollback["generation"] == 7  # status-only, holds until spec changes
+        assert st.rollback is not None
+        assert st.rollback.reason == reason and st.rollback.from_version == 2 and st.rollback.to_version == 1
+        assert st.rollback.generation == 7  # status-only, holds until spec changes
         assert out.reject == [(2, reason)]
     assert st.inconclusive_checks == checks_after
     if expect != "promote" or result is not INCONCLUSIVE:
-        assert (st.last_analysis or {}).get("verdict") in (None, result.verdict)
+        assert (st.last_analysis.verdict if st.last_analysis else None) in (None, result.verdict)
 
 
 def test_inconclusive_hold_does_not_remeasure_before_the_next_window() -> None:
@@ -111,7 +112,8 @@ def test_old_behaviour_promoted_without_evidence_now_holds() -> None:
     out = _adv(_canary(), cfg, assess(None, cfg.analysis))  # metrics source down
     assert out.state.canary == 2 and out.state.stable == 1 and out.state.inconclusive_checks == 1
     out = _adv(_canary(), cfg, assess(RequestStats(12, 0, 3.0), cfg.analysis))  # too few requests
-    assert out.state.canary == 2 and "12 requests < minRequests 50" in out.state.last_analysis["message"]
+    assert out.state.last_analysis is not None
+    assert out.state.canary == 2 and "12 requests < minRequests 50" in out.state.last_analysis.message
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from _operator_fixtures import isvc, mv, ready
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.inferenceservice import AnalysisSummary
 from onnxops.builders.deployment import deployment
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile.analysis import AnalysisResult
@@ -32,7 +33,7 @@ GATED_SLO = RolloutConfig(
     gates=(True, False),
 )
 CANARY = RolloutState(stable=1, canary=2, weight=20, step=0, step_started_at=AT)
-PASS = {"verdict": "Pass", "message": "ok", "version": 2, "step": 0, "at": AT}
+PASS = AnalysisSummary(verdict="Pass", message="ok", version=2, step=0, at=AT)
 
 
 def req(version: int = 2, **kw: Any) -> dict[str, Any]:
@@ -238,14 +239,14 @@ def test_step_machine_with_manual_control(case, cfg, state, control, since, anal
         s.stable,
         out.gate,
         out.control_clear,
-        (s.rollback or {}).get("reason"),
+        s.rollback.reason if s.rollback else None,
         out.wants_analysis,
     )
     assert got == want, case
     if want[5] == "AbortedByUser":
         assert out.reject == [(2, "AbortedByUser")]
         why = ": bad labels" if control.abort.get("reason") else ""
-        assert s.rollback["message"] == "aborted by alice" + why
+        assert s.rollback is not None and s.rollback.message == "aborted by alice" + why
         assert s.weight is None  # no weight left to the aborted version
 
 

@@ -9,6 +9,7 @@ import pytest
 from _operator_fixtures import isvc, mv, ready
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.inferenceservice import RollbackRecord
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile.rollout import RolloutConfig, RolloutState, advance, rollback_current
 from onnxops.settings import Settings
@@ -131,7 +132,7 @@ def test_recovered_service_still_keeps_the_rejected_version_out():
     assert plan.reject == [("iris-v2", "DriftDetected")]
     assert plan.status["phase"] == "Ready" and plan.status["canaryVersion"] is None
     # and the rejected version, pinned while the generation is unchanged, does not come back
-    recovered = RolloutState(stable=3, rollback=RB)
+    recovered = RolloutState(stable=3, rollback=RollbackRecord.model_validate(RB))
     out = advance(
         recovered,
         RolloutConfig(),
@@ -150,4 +151,5 @@ def test_recovered_service_still_keeps_the_rejected_version_out():
     [(1, 1, True), (3, 1, False), (1, 2, False), (None, 1, True)],
 )
 def test_rollback_current(stable, gen, current):
-    assert rollback_current(RolloutState(stable=stable, rollback=RB), gen) is current
+    rb = RollbackRecord.model_validate(RB)
+    assert rollback_current(RolloutState(stable=stable, rollback=rb), gen) is current

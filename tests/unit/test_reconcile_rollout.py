@@ -8,6 +8,7 @@ import pytest
 from _operator_fixtures import isvc, mv, ready
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.inferenceservice import RollbackRecord
 from onnxops.reconcile import inferenceservice as ir
 from onnxops.reconcile.analysis import AnalysisResult, RequestStats, assess
 from onnxops.reconcile.rollout import (
@@ -103,8 +104,9 @@ def test_progress_deadline_aborts_and_rejects():
     out = _adv(out.state, target=2, ready=False, now=T0 + timedelta(seconds=31), gen=3)
     st = out.state
     assert st.stable == 1 and st.canary is None
-    assert st.rollback["from"] == 2 and st.rollback["to"] == 1
-    assert st.rollback["reason"] == "ProgressDeadlineExceeded" and st.rollback["generation"] == 3
+    assert st.rollback is not None
+    assert st.rollback.from_version == 2 and st.rollback.to_version == 1
+    assert st.rollback.reason == "ProgressDeadlineExceeded" and st.rollback.generation == 3
     assert out.reject == [(2, "ProgressDeadlineExceeded")]
 
 
@@ -117,7 +119,8 @@ def test_analysis_failure_limit_then_abort():
     out = _adv(s, target=2, ready=True, analysis=bad, cfg=cfg)
     assert out.state.analysis_failures == 1 and out.state.canary == 2
     out = _adv(out.state, target=2, ready=True, analysis=bad, cfg=cfg)
-    assert out.state.canary is None and out.state.rollback["reason"] == "AnalysisFailed"
+    assert out.state.canary is None and out.state.rollback is not None
+    assert out.state.rollback.reason == "AnalysisFailed"
 
 
 def test_pass_resets_nothing_and_advances():
@@ -129,7 +132,10 @@ def test_pass_resets_nothing_and_advances():
 
 def test_abort_holds_until_generation_changes():
     held = RolloutState(
-        stable=1, rollback={"from": 2, "to": 1, "reason": "AnalysisFailed", "at": "x", "generation": 4}
+        stable=1,
+        rollback=RollbackRecord.model_validate(
+            {"from": 2, "to": 1, "reason": "AnalysisFailed", "at": "x", "generation": 4}
+        ),
     )
     # same generation, pinned to the aborted version: nothing starts
     out = _adv(held, target=2, gen=4)
@@ -150,7 +156,8 @@ def test_recreate_switches_at_once():
 
 def test_pinned_version_failing_verification_is_aborted():
     out = _adv(RolloutState(stable=1), target=None, failed=(2, "VerificationFailed", "iris-v2 failed"), gen=2)
-    assert out.state.rollback["from"] == 2 and out.state.rollback["reason"] == "VerificationFailed"
+    assert out.state.rollback is not None
+    assert out.state.rollback.from_version == 2 and out.state.rollback.reason == "VerificationFailed"
     # held: the next call does not repeat the abort
     again = _adv(out.state, target=None, failed=(2, "VerificationFailed", "iris-v2 failed"), gen=2)
     assert again.reject == [] and again.events == []

@@ -212,16 +212,16 @@ def test_shadow_step_machine(case, config, state, control, since, analysis, want
         s.weight,
         s.shadow,
         s.stable,
-        (s.rollback or {}).get("reason"),
+        s.rollback.reason if s.rollback else None,
         out.wants_analysis,
         out.gate,
     )
     assert got == want, case
     if s.rollback:  # a failing shadow is recorded exactly like a failing canary: rejected, held
-        assert out.reject == [(2, s.rollback["reason"])]
-        assert s.rollback["from"] == 2 and s.rollback["to"] == 1 and s.rollback["generation"] == 1
+        assert out.reject == [(2, s.rollback.reason)]
+        assert s.rollback.from_version == 2 and s.rollback.to_version == 1 and s.rollback.generation == 1
     if analysis is not None and state.shadow and want[4] != "ProgressDeadlineExceeded":
-        assert s.last_analysis is not None and s.last_analysis["phase"] == "Shadow"
+        assert s.last_analysis is not None and s.last_analysis.phase == "Shadow"
 
 
 def test_shadow_events_become_notifications():

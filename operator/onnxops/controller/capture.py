@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from onnxops.api import conditions as cond
+from onnxops.api.v1alpha1.servicerecord import ServiceRecord
 from onnxops.builders import labels
 from onnxops.reconcile import capture_health as ch
 from onnxops.reconcile.status import status_patch
@@ -34,10 +35,11 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     if typed is None:
         return None
     status = isvc.get("status") or {}
+    record = ServiceRecord.from_status(status)  # status.conditions, parsed once
     interval = ch.check_interval(typed)
     if interval is None:
-        if cond.find(status.get("conditions"), ch.CAPTURE_HEALTHY) is not None:
-            kept = cond.remove_condition(status.get("conditions"), ch.CAPTURE_HEALTHY)
+        if record.condition(ch.CAPTURE_HEALTHY) is not None:
+            kept = cond.remove_condition(record.conditions_as_stored(), ch.CAPTURE_HEALTHY)
             ctx.isvc_written(ns, name)
             await c.patch_status(API, ISVC, ns, name, status_patch(status, {**status, "conditions": kept}))
         return None
@@ -66,7 +68,7 @@ async def check_capture_if_due(ctx: Context, ns: str, name: str) -> float | None
     if verdict is not None:
         ok, reason, message = verdict
         conds = cond.set_condition(
-            status.get("conditions"),
+            record.conditions_as_stored(),
             ch.CAPTURE_HEALTHY,
             ok,
             reason,

@@ -233,7 +233,7 @@ def monitors_off(isvc: dict[str, Any], typed: ParsedInferenceService | None = No
     """True when the service has no drift, performance or capture monitoring on and no CaptureHealthy
     condition left to remove: then the checks below have nothing to do (each would re-read the object).
     ``typed``: ``isvc`` parsed (parsed here when not given)."""
-    from onnxops.api import conditions as cond
+    from onnxops.api.v1alpha1.servicerecord import ServiceRecord
     from onnxops.reconcile import capture_health as ch
 
     from .drift import drift_due
@@ -245,7 +245,7 @@ def monitors_off(isvc: dict[str, Any], typed: ParsedInferenceService | None = No
         drift_due(typed, now) is None
         and performance_due(typed, now) is None
         and ch.check_interval(typed) is None
-        and cond.find((isvc.get("status") or {}).get("conditions"), ch.CAPTURE_HEALTHY) is None
+        and ServiceRecord.from_status(typed.status).condition(ch.CAPTURE_HEALTHY) is None
     )
 
 

@@ -13,7 +13,7 @@ from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.meta import ObjectMeta
 from onnxops.api.v1alpha1.modelversion import ParsedModelVersion
-from onnxops.api.v1alpha1.trainingjob import ChampionRef, ParsedTrainingJob
+from onnxops.api.v1alpha1.trainingjob import ChampionRef, ParsedTrainingJob, TrainingJobStatus
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels, names
 from onnxops.kube import events
@@ -114,8 +114,8 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     except ValidationError as e:  # not built, not run: the status names the field and the problem
         await _report_plan(c, tj, tjr.invalid_spec_plan(tj, e, _now()))
         return None
-    st = parsed.status
-    terminal = st.get("phase") == "Failed" or (st.get("phase") == "Succeeded" and st.get("modelVersion"))
+    st = parsed.observed  # the stored status, read once (TrainingJobStatus)
+    terminal = st.phase == "Failed" or (st.phase == "Succeeded" and bool(st.model_version))
     job = None if terminal else await c.get("batch/v1", "Job", ns, names.training_job(name))
     now = _now()
     if job is not None and tjr.foreign_job(parsed.meta, job):  # never read a namesake's run nor touch its Job
@@ -126,7 +126,7 @@ async def reconcile_training_job(ctx: Context, ns: str, name: str) -> float | No
     # a pod's change wakes this loop (handlers.job_event)
     in_progress = job is not None and not finished and not parsed.spec.suspend
     pods = await training_pods(c, parsed.meta, job) if job is not None and (finished or in_progress) else []
-    registered = st.get("modelVersion")
+    registered = st.model_version
     champion: dict[str, Any] | None = None
     ref = champion_rules.wanted(parsed.spec)
     if ref is not None and not terminal:
@@ -204,7 +204,7 @@ async def report_champion_error(ctx: Context, tj: dict[str, Any], md: ObjectMeta
     old = tj.get("status") or {}
     gen = md.generation
     conds = cond.summarize(
-        old.get("conditions"),
+        TrainingJobStatus.read(old).conditions_as_stored(),
         ready=False,
         reason=Reason.INVALID_SPEC,
         message=message,
@@ -247,7 +247,7 @@ async def reconcile_model_version(ctx: Context, ns: str, name: str) -> float | N
     if not parsed.meta.deletion_timestamp:
         await ensure_model(ctx, ns, spec.model)
     users = await served_by(ctx, ns, spec.model, spec.version)
-    phase = parsed.status.get("phase")
+    phase = parsed.observed.phase  # the stored status, read once (ModelVersionStatus)
     job = None
     pods: list[dict[str, Any]] = []
     in_progress = False

@@ -16,6 +16,7 @@ from onnxops.api import conditions as cond
 from onnxops.api.conditions import Reason
 from onnxops.api.v1alpha1.inferenceservice import DriftSummary, ParsedInferenceService
 from onnxops.api.v1alpha1.remediation import MonitoringStatus, RetrainRecord
+from onnxops.api.v1alpha1.servicerecord import ServiceRecord
 from onnxops.settings import Settings
 
 from .remediation import ACTING, finish, rollback, set_flag, start_retrain, unrecorded_retrain
@@ -170,7 +171,7 @@ def apply_decision(
             children_tjs=children,
         )
     conds, new_alert = set_flag(
-        list(old.get("conditions") or []),
+        ServiceRecord.from_status(old).conditions_as_stored(),
         cond.DRIFT_DETECTED,
         decision.action,
         _condition_reason(decision),

@@ -256,7 +256,7 @@ def plan(
         else (f"{len(by_v)} version(s), {len(gov_approved)} approved, {len(archive)} archived")
     )
     conds = cond.summarize(
-        model.status.get("conditions"),
+        model.observed.conditions_as_stored(),
         ready=not found,
         reason=Reason.INVALID_GOVERNANCE if found else Reason.CONSISTENT,
         message=message,

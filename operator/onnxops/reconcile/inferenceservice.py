@@ -19,6 +19,7 @@ from onnxops.api.conditions import Reason, now_rfc3339
 from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, ParsedInferenceService
 from onnxops.api.v1alpha1.model import ParsedModel
 from onnxops.api.v1alpha1.modelversion import ListedModelVersion
+from onnxops.api.v1alpha1.servicerecord import ServiceRecord
 from onnxops.builders import deployment as dep_builder
 from onnxops.builders import hpa as hpa_builder
 from onnxops.builders import httproute as httproute_builder
@@ -218,7 +219,9 @@ def reconcile(
     mvs = versions.of_model(mvs, model)  # parsed once
     by_v = versions.by_version(mvs, model)
     gov = governance.from_model(model_obj, mvs, model)
-    res = versions.resolve(spec.version, model, mvs, versions.skipped_by_latest(old, by_v), gov)
+    record = ServiceRecord.from_status(old)  # conditions, reason, history, rejections: read once
+    skipped = versions.skipped_by_latest(record, by_v)
+    res = versions.resolve(spec.version, model, mvs, skipped, gov)
     state = RolloutState.from_status(old)
     cfg = RolloutConfig.of(spec, isvc.raw_spec)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
@@ -238,7 +241,7 @@ def reconcile(
         investigating=previous_ready and drift_investigating(old, state.stable),
         control=Control.from_status(old),
     )
-    return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now)
+    return assemble(isvc, old, out, res, by_v, observed, settings=settings, now=now, record=record)
 
 
 def _deletions(
@@ -284,7 +287,8 @@ def _canary_message(st: RolloutState, out: Outcome, eff: int | None, total: int)
     if out.gate:
         message += f", waiting for {out.waiting}"
     elif st.paused():
-        message += f", held: analysis inconclusive ({(st.last_analysis or {}).get('message', '')})"
+        last = st.last_analysis.message if st.last_analysis is not None else ""
+        message += f", held: analysis inconclusive ({last})"
     elif out.waiting:
         message += f", waiting for {out.waiting}"
     return reason, message
@@ -301,19 +305,19 @@ def _phase_message(
     reduced: str | None,
 ) -> tuple[str, str, str]:
     """status.phase, reason and message, one case per state of the rollout."""
-    rb = st.rollback or {}
+    rb = st.rollback
     if st.stable is None:
         return ("Failed" if res.reason == Reason.VERIFICATION_FAILED else "Pending"), res.reason, res.message
     if not stable_ready:
         return "Progressing", Reason.PROGRESSING, f"waiting for v{st.stable} to become Ready"
     if st.canary is not None:
         return "Progressing", *_canary_message(st, out, eff, total)
-    if degraded:
+    if degraded and rb is not None:  # rollback_current: a rollback is held
         message = (
-            f"rolled back v{rb.get('from')} -> v{rb.get('to')}: {rb.get('message', '')}; "
+            f"rolled back v{rb.from_version} -> v{rb.to_version}: {rb.message or ''}; "
             "holds until spec changes"
         )
-        return "Degraded", str(rb.get("reason") or Reason.ROLLED_BACK), message
+        return "Degraded", rb.reason or Reason.ROLLED_BACK, message
     if st.previous is not None:
         return (
             "Ready",
@@ -354,14 +358,17 @@ def assemble(
     settings: Settings,
     now: datetime,
     extra_status: dict[str, Any] | None = None,
+    record: ServiceRecord | None = None,
 ) -> IsvcPlan:
     """Children, deletions and status from a rollout outcome (shared with the drift hook). ``isvc``:
-    parsed (a dict is parsed here)."""
+    parsed (a dict is parsed here); ``record``: ``old`` read as ``ServiceRecord`` (read here when not
+    given: the hooks pass ``old`` with their new conditions)."""
     isvc = ParsedInferenceService.of(isvc)
     md, spec = isvc.meta, isvc.spec
     gen = md.generation
     name, ns = md.name, md.namespace
     st = out.state
+    record = record if record is not None else ServiceRecord.from_status(old)
     total = total_replicas(spec)
     ready = isvc_status.ready_counts(observed, version_label)
     deps = {version_label(d): d for d in observed if d.get("kind") == "Deployment"}
@@ -371,7 +378,8 @@ def assemble(
     stable_ready = st.stable is not None and deployment_ready(deps.get(st.stable), 1)
     held = hold_active(st, gen)  # the rejected version stays out while spec is unchanged
     degraded = rollback_current(st, gen)  # ... but the phase tells the story only while it is the present
-    rb = st.rollback or {}
+    rb = st.rollback
+    rb_reason = (rb.reason if rb is not None else "") or None  # a held rollback's reason
     route = spec.rollout is not None and spec.rollout.http_route is not None
     eff = isvc_status.effective_canary_weight(st, total, route)
     reduced = isvc_status.reduced_capacity(plan, ready, total) if stable_ready else None
@@ -379,13 +387,13 @@ def assemble(
     reconciling = phase == "Progressing" or st.previous is not None or (phase == "Pending")
     ready_reason = Reason.AVAILABLE if phase == "Degraded" else reason
     conds = cond.summarize(
-        list(old.get("conditions") or []),
+        record.conditions_as_stored(),
         ready=stable_ready,
         reason=ready_reason,
         message=message,
         reconciling=reconciling,
         stalled=(degraded and st.canary is None) or phase == "Failed",
-        stalled_reason=str(rb.get("reason") or reason),
+        stalled_reason=rb_reason or reason,
         generation=gen,
         now=now,
     )
@@ -394,7 +402,7 @@ def assemble(
             conds,
             cond.DEGRADED,
             True,
-            str(rb.get("reason") or Reason.ROLLED_BACK),
+            rb_reason or Reason.ROLLED_BACK,
             message,
             generation=gen,
             now=now,
@@ -405,19 +413,19 @@ def assemble(
     # a rollback is recorded per InferenceService (`latest` skips it here only); a rollback that still
     # holds is recorded too (restart-safe, level-triggered)
     carry = []
-    if held and rb.get("from") is not None:
-        carry.append((int(rb["from"]), str(rb.get("reason") or Reason.ROLLED_BACK)))
-    if leg := versions.legacy_rejection(old, by_v):
+    if held and rb is not None:
+        carry.append((rb.from_version, rb_reason or Reason.ROLLED_BACK))
+    if leg := versions.legacy_rejection(record, by_v):
         carry.append(leg)
     rejected = versions.record_rejections(
-        old,
+        record,
         out.reject,
         spec_version=spec.version,
         generation=gen,
         at=now_rfc3339(now),
         carry=carry,
     )
-    if out.gate and st.canary is not None and old.get("reason") != out.gate:
+    if out.gate and st.canary is not None and record.reason != out.gate:
         out.events.append(("Normal", out.gate, message))
     if out.gate and st.canary is not None:  # a person moves the canary on: abnormal-true, present meanwhile
         conds = cond.set_condition(conds, cond.PAUSED, True, out.gate, message, generation=gen, now=now)
@@ -444,7 +452,7 @@ def assemble(
         "capacity": isvc_status.capacity(st, plan, ready, spec.autoscaling is not None) or None,
         "url": names.url(name, ns),
         "conditions": conds,
-        "history": append_history(old.get("history"), out.history),
+        "history": append_history(record.history_as_stored(), out.history),
         **(extra_status or {}),
     }
     if out.control_clear:  # requests consumed or stale (only then: the commands own status.control)

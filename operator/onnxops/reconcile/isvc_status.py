@@ -81,9 +81,9 @@ def extra_conditions(
     """AnalysisInconclusive (a held step), CapacityReduced and TrafficSplitInexact: each present only while
     true (abnormal-true polarity, as Reconciling/Stalled)."""
     out = [dict(c) for c in conds]
-    last = state.last_analysis or {}
+    last = state.last_analysis.message if state.last_analysis is not None else ""
     if state.paused():
-        msg = f"canary v{state.canary} holds at step {int(state.step or 0) + 1}: {last.get('message', '')}"
+        msg = f"canary v{state.canary} holds at step {int(state.step or 0) + 1}: {last}"
         out = cond.set_condition(
             out,
             cond.ANALYSIS_INCONCLUSIVE,

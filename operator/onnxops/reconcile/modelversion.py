@@ -58,7 +58,7 @@ def reconcile(
     """``mv``: parsed at the handler boundary (``ParsedModelVersion.parse``); a dict is parsed here."""
     mv = ParsedModelVersion.of(mv)
     md, spec = mv.meta, mv.spec
-    old = dict(mv.status)
+    old, st = dict(mv.status), mv.observed  # the stored status (compared), and as read
     gen = md.generation
     desired = job_builder.verification_job(mv, settings)
     events: list[tuple[str, str, str]] = []
@@ -69,8 +69,9 @@ def reconcile(
         "primaryMetric": primary_metric(spec.metrics),
     }
     job_out: dict[str, Any] | None = None
-    if old.get("phase") in ("Ready", "Failed"):
-        phase, message = old["phase"], old.get("message") or ""
+    if st.phase == "Ready" or st.phase == "Failed":
+        phase: str = st.phase
+        message = st.message or ""
         verified = phase == "Ready"
         reason = Reason.VERIFIED if verified else Reason.VERIFICATION_FAILED
     else:
@@ -97,7 +98,7 @@ def reconcile(
         elif (stuck := stuck_waiting(pods)) is not None:  # e.g. ImagePullBackOff: never starts unfixed
             phase, verified, (reason, detail) = "Verifying", False, stuck
             message = f"{reason}: verification {detail}"
-            if message != old.get("message"):
+            if message != st.message:
                 events.append(("Warning", reason, message))
         else:
             phase, verified, reason = "Verifying", False, Reason.VERIFYING
@@ -105,7 +106,7 @@ def reconcile(
     new["phase"] = phase
     new["message"] = message
     conds = cond.set_condition(
-        old.get("conditions"),
+        st.conditions_as_stored(),
         cond.VERIFIED,
         True if verified else ("False" if phase == "Failed" else "Unknown"),
         reason,
@@ -123,7 +124,7 @@ def reconcile(
         generation=gen,
         now=now,
     )
-    blocked = cond.find(old.get("conditions"), BLOCKED)
+    blocked = st.condition(BLOCKED)
     if blocked is not None and not served_by:
         conds = cond.remove_condition(conds, BLOCKED)
     new["conditions"] = conds

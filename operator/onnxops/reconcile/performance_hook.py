@@ -18,6 +18,7 @@ from onnxops.api import conditions as cond
 from onnxops.api.v1alpha1.inferenceservice import ParsedInferenceService
 from onnxops.api.v1alpha1.performance import PerformanceSummary, VersionPerformance
 from onnxops.api.v1alpha1.remediation import MonitoringStatus
+from onnxops.api.v1alpha1.servicerecord import ServiceRecord
 from onnxops.settings import Settings
 
 from .remediation import DriftPlan, finish, rollback, set_flag, start_retrain, unrecorded_retrain
@@ -167,7 +168,7 @@ def apply_performance(
             children_tjs=children,
         )
     conds, new_alert = set_flag(
-        list(old.get("conditions") or []),
+        ServiceRecord.from_status(old).conditions_as_stored(),
         PERFORMANCE_DEGRADED,
         decision.action,
         decision.reason,

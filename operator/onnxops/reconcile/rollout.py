@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from onnxops.api.conditions import Reason, now_rfc3339
-from onnxops.api.v1alpha1.inferenceservice import InferenceServiceSpec, Rollout
+from onnxops.api.v1alpha1.inferenceservice import AnalysisSummary, InferenceServiceSpec, Rollout
 
 from . import defaults
 from .analysis import AnalysisResult, analysis_config, recheck_seconds
@@ -155,7 +155,7 @@ def _advance(
     at = now_rfc3339(now)
     s = state
     held = hold_active(s, generation)
-    rb_from = (s.rollback or {}).get("from") if held else None
+    rb_from = s.rollback.from_version if held and s.rollback is not None else None
     if held and target == rb_from:
         target = None
     # a pinned version that failed verification: abort instead of rolling it out (held like any abort)
@@ -255,14 +255,15 @@ def _gate_passed(s: RolloutState, cfg: RolloutConfig, step: int) -> bool:
     """The gated step's own check already passed (or there is none): only a person moves it on."""
     if cfg.analysis is None:
         return True
-    last = s.last_analysis or {}
+    last = s.last_analysis
     mode = str(cfg.analysis.get("onInconclusive", "Pause"))
     ok = ("Pass", "Inconclusive") if mode == "Promote" else ("Pass",)
     return (
-        last.get("version") == s.canary
-        and last.get("step") == step
-        and last.get("verdict") in ok
-        and last.get("phase") is None
+        last is not None
+        and last.version == s.canary
+        and last.step == step
+        and last.verdict in ok
+        and last.phase is None
     )
 
 
@@ -455,13 +456,13 @@ def _shadow(
         phase=SHADOW_PHASE,
     ):
         return out
-    verdict = (out.state.last_analysis or {}).get("verdict")
+    last = out.state.last_analysis  # the check _judge just recorded
     return _end_shadow(
         out,
         cfg,
         now,
-        "passed: " + str((out.state.last_analysis or {}).get("message", ""))
-        if verdict == "Pass"
+        "passed: " + (last.message if last is not None else "")
+        if last is not None and last.verdict == "Pass"
         else "inconclusive: moving on (onInconclusive: Promote)",
     )
 
@@ -518,22 +519,23 @@ def _judge(
     generation: int,
     *,
     fail_reason: str = Reason.ANALYSIS_FAILED,
-    phase: str | None = None,
+    phase: Literal["Shadow"] | None = None,
 ) -> bool:
     """The SLO gate of a step whose pause is over: True moves on. Fail counts towards failureLimit; an
     Inconclusive check holds the step (Pause, up to inconclusiveLimit), moves on (Promote) or aborts.
     ``phase``: "Shadow" for the shadow phase's check (recorded in status.lastAnalysis.phase)."""
     s = out.state
     assert s.canary is not None
-    last = s.last_analysis or {}
+    last = s.last_analysis
     again = recheck_seconds(pause)
     if analysis is None:
-        since_last = elapsed(last.get("at"), now)
+        since_last = elapsed(last.at if last is not None else None, now)
         if (
-            last.get("verdict") in ("Fail", "Inconclusive")
-            and last.get("version") == s.canary
-            and last.get("step") == step
-            and last.get("phase") == phase
+            last is not None
+            and last.verdict in ("Fail", "Inconclusive")
+            and last.version == s.canary
+            and last.step == step
+            and last.phase == phase
             and since_last < again
         ):  # one check per window: the limits count windows, not reconcile wake-ups
             out.requeue_after = max(0.5, again - since_last + 0.1)
@@ -541,15 +543,14 @@ def _judge(
             return False
         out.wants_analysis = True
         return False
-    record = {
-        "verdict": analysis.verdict,
-        "message": analysis.message[:1024],
-        "version": s.canary,
-        "step": step,
-        "at": now_rfc3339(now),
-    }
-    if phase:
-        record["phase"] = phase
+    record = AnalysisSummary(
+        verdict=analysis.verdict,
+        message=analysis.message[:1024],
+        version=s.canary,
+        step=step,
+        at=now_rfc3339(now),
+        phase=phase or None,
+    )
     canary = s.canary
     s = out.state = replace(s, last_analysis=record)
     where = f"shadow v{s.canary}" if phase else f"v{s.canary} step {step + 1}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from onnxops.api.v1alpha1.inferenceservice import Shadow
 
@@ -25,7 +25,7 @@ from .analysis import AnalysisResult
 from .durations import parse_duration
 
 DEFAULTS: dict[str, Any] = Shadow().to_dict()
-PHASE = "Shadow"  # status.lastAnalysis.phase of the shadow's check
+PHASE: Literal["Shadow"] = "Shadow"  # status.lastAnalysis.phase of the shadow's check
 
 
 def shadow_config(spec: Mapping[str, Any]) -> dict[str, Any] | None:

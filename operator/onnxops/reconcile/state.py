@@ -1,7 +1,12 @@
 """Rollout state as stored in ``status`` (stableVersion, canaryVersion, canaryWeight, currentStep,
 stepStartedAt, previousVersion, promotedAt, analysisFailures, inconclusiveChecks, lastAnalysis, rollback,
 shadow),
-what one step of the state machine decided (:class:`Outcome`), and the abort that records a rollback."""
+what one step of the state machine decided (:class:`Outcome`), and the abort that records a rollback.
+
+``status.rollback`` and ``status.lastAnalysis`` are typed (``RollbackRecord``, ``AnalysisSummary``): read
+leniently (``api/v1alpha1/stored.read_block``: a block that does not parse, e.g. one missing a required
+field, is absent; a field that does not parse is left out), written by their one writer each (:func:`abort`,
+``rollout._judge``) as ``to_dict()``, the JSON the dicts were."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from onnxops.api.conditions import Reason, now_rfc3339
+from onnxops.api.v1alpha1.inferenceservice import AnalysisSummary, RollbackRecord
+from onnxops.api.v1alpha1.stored import read_block
 
 
 @dataclass(frozen=True)
@@ -22,9 +29,9 @@ class RolloutState:
     previous: int | None = None
     promoted_at: str | None = None
     analysis_failures: int = 0
-    rollback: dict[str, Any] | None = None
+    rollback: RollbackRecord | None = None
     inconclusive_checks: int = 0
-    last_analysis: dict[str, Any] | None = None
+    last_analysis: AnalysisSummary | None = None
     shadow: bool = False  # the canary is in its shadow phase (spec.rollout.shadow): mirrored requests only
 
     @classmethod
@@ -39,9 +46,9 @@ class RolloutState:
             s.get("previousVersion"),
             s.get("promotedAt"),
             int(s.get("analysisFailures") or 0),
-            s.get("rollback"),
+            read_block(RollbackRecord, s.get("rollback")),
             int(s.get("inconclusiveChecks") or 0),
-            s.get("lastAnalysis"),
+            read_block(AnalysisSummary, s.get("lastAnalysis")),
             bool(s.get("shadow")) and s.get("canaryVersion") is not None,
         )
 
@@ -56,8 +63,8 @@ class RolloutState:
             "promotedAt": self.promoted_at,
             "analysisFailures": self.analysis_failures or None,
             "inconclusiveChecks": self.inconclusive_checks or None,
-            "lastAnalysis": self.last_analysis,
-            "rollback": self.rollback,
+            "lastAnalysis": self.last_analysis.to_dict() if self.last_analysis is not None else None,
+            "rollback": self.rollback.to_dict() if self.rollback is not None else None,
             "shadow": True if self.shadow and self.canary is not None else None,
         }
 
@@ -84,7 +91,7 @@ class Outcome:
 def hold_active(state: RolloutState, generation: int) -> bool:
     """A rollback holds until spec changes: metadata.generation > rollback.generation."""
     rb = state.rollback
-    return rb is not None and int(rb.get("generation", -1)) >= generation
+    return rb is not None and rb.generation >= generation
 
 
 def rollback_current(state: RolloutState, generation: int) -> bool:
@@ -92,8 +99,8 @@ def rollback_current(state: RolloutState, generation: int) -> bool:
     Once a newer version is rolled out (a retrain's), the hold only keeps the rejected one out."""
     if not hold_active(state, generation):
         return False
-    to = (state.rollback or {}).get("to")
-    return to is None or state.stable is None or int(to) == int(state.stable)
+    assert state.rollback is not None  # hold_active
+    return state.stable is None or state.rollback.to_version == int(state.stable)
 
 
 def abort(
@@ -110,16 +117,15 @@ def abort(
     s = out.state
     to = s.stable if s.stable is not None and s.stable != from_version else s.previous
     at = now_rfc3339(now)
-    rb: dict[str, Any] = {
-        "from": from_version,
-        "to": to if to is not None else from_version,
-        "reason": reason,
-        "message": message,
-        "at": at,
-        "generation": generation,
-    }
-    if scores:
-        rb["scores"] = dict(scores)
+    rb = RollbackRecord(
+        from_version=from_version,
+        to_version=to if to is not None else from_version,
+        reason=reason,
+        message=message,
+        at=at,
+        generation=generation,
+        scores=dict(scores) if scores else None,
+    )
     new = replace(
         s,
         canary=None,
@@ -148,6 +154,6 @@ def abort(
         (
             "Warning",
             Reason.ROLLED_BACK,
-            f"rollout of v{from_version} aborted ({reason}): {message}; serving v{rb['to']}",
+            f"rollout of v{from_version} aborted ({reason}): {message}; serving v{rb.to_version}",
         )
     )

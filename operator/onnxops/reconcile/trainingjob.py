@@ -20,7 +20,7 @@ from onnxops.api.v1alpha1.termination import (
     TrainerSuccess,
     parse_trainer_result,
 )
-from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob, TrainingJobSpec
+from onnxops.api.v1alpha1.trainingjob import ParsedTrainingJob, TrainingJobSpec, TrainingJobStatus
 from onnxops.builders import job as job_builder
 from onnxops.builders import labels
 from onnxops.objects.compare import contains
@@ -202,7 +202,7 @@ NOT_APPLIED = "spec changes after the training started are not applied; create a
 
 
 def applied_generation(
-    job: dict[str, Any] | None, desired: dict[str, Any], gen: int, old: dict[str, Any]
+    job: dict[str, Any] | None, desired: dict[str, Any], gen: int, old: TrainingJobStatus
 ) -> int:
     """The generation the running (or finished) training reflects.
 
@@ -220,7 +220,7 @@ def applied_generation(
     try:
         return min(gen, int(str(ann)))
     except ValueError:
-        return min(gen, int(old.get("observedGeneration") or 1))
+        return min(gen, old.observed_generation or 1)
 
 
 def foreign_job(meta: ObjectMeta, job: dict[str, Any] | None) -> bool:
@@ -231,7 +231,7 @@ def foreign_job(meta: ObjectMeta, job: dict[str, Any] | None) -> bool:
 
 def foreign_job_plan(tj: ParsedTrainingJob, job: dict[str, Any], now: datetime) -> TrainingPlan:
     """Leave the foreign Job alone (its pods and artifact are not this run's); wait for it to go."""
-    old = dict(tj.status)
+    old, st = dict(tj.status), tj.observed
     gen = tj.meta.generation
     jmd = job.get("metadata") or {}
     message = short(
@@ -242,7 +242,7 @@ def foreign_job_plan(tj: ParsedTrainingJob, job: dict[str, Any], now: datetime) 
         "phase": "Pending",
         "message": message,
         "conditions": cond.summarize(
-            old.get("conditions"),
+            st.conditions_as_stored(),
             ready=False,
             reason=FOREIGN_JOB,
             message=message,
@@ -251,7 +251,7 @@ def foreign_job_plan(tj: ParsedTrainingJob, job: dict[str, Any], now: datetime) 
             now=now,
         ),
     }
-    events = [] if old.get("message") == message else [("Warning", FOREIGN_JOB, message)]
+    events = [] if st.message == message else [("Warning", FOREIGN_JOB, message)]
     return TrainingPlan(new, status_patch(old, new), None, None, events)
 
 
@@ -286,42 +286,42 @@ def reconcile(
 
     ``tj``: parsed at the handler boundary (``ParsedTrainingJob.parse``); a dict is parsed here."""
     tj = ParsedTrainingJob.of(tj)
-    old = dict(tj.status)
+    old, st = dict(tj.status), tj.observed  # the stored status (compared), and as read
     gen = tj.meta.generation
     isvc = None if isinstance(service, str) else parse_service(service)
     desired = job_builder.training_job(tj, settings, None if isinstance(isvc, str) else isvc, champion)
     events: list[tuple[str, str, str]] = []
     register = None
-    terminal = old.get("phase") in TERMINAL and (old.get("phase") == "Failed" or old.get("modelVersion"))
-    if terminal or (job is None and old.get("phase") == "Succeeded" and old.get("artifact")):
-        observed_gen = min(gen, int(old.get("observedGeneration") or gen))  # over: later edits do nothing
+    terminal = st.phase == "Failed" or (st.phase == "Succeeded" and bool(st.model_version))
+    if terminal or (job is None and st.phase == "Succeeded" and st.artifact is not None):
+        observed_gen = min(gen, st.observed_generation or gen)  # over: later edits do nothing
     else:
-        observed_gen = applied_generation(job, desired, gen, old)
+        observed_gen = applied_generation(job, desired, gen, st)
     new: dict[str, Any] = {"observedGeneration": observed_gen, "jobName": desired["metadata"]["name"]}
     problem = None
     if not terminal and job is None and service != UNCHECKED:
         problem = from_serving_problem(tj, isvc)
     if terminal:
-        phase = old["phase"]
-        reason = Reason.SUCCEEDED if phase == "Succeeded" else _reason_from(old)
-        message = old.get("message") or ""
+        phase: str = st.phase or "Failed"  # terminal: Succeeded or Failed
+        reason = Reason.SUCCEEDED if phase == "Succeeded" else _reason_from(st)
+        message = st.message or ""
         job_out = None
     elif problem is not None:  # not started: nothing to read yet; a fix (or the service) starts it
         phase, (reason, message) = "Pending", problem
         job_out = None
-        if message != old.get("message"):
+        if message != st.message:
             events.append(("Warning", reason, message))
     else:
         phase, reason, message, job_out, register = _job_progress(
-            tj, job, desired, pods, old, new, events, registered=registered, settings=settings
+            tj, job, desired, pods, st, new, events, registered=registered, settings=settings
         )
     if observed_gen < gen and NOT_APPLIED not in message:
         message = f"{message}; {NOT_APPLIED}" if message else NOT_APPLIED
     new["phase"] = phase
     new["message"] = message
-    done = phase == "Succeeded" and bool(new.get("modelVersion") or old.get("modelVersion"))
+    done = phase == "Succeeded" and bool(new.get("modelVersion") or st.model_version)
     new["conditions"] = cond.summarize(
-        old.get("conditions"),
+        st.conditions_as_stored(),
         ready=done,
         reason=reason,
         message=message,
@@ -355,7 +355,7 @@ def _job_progress(
     job: dict[str, Any] | None,
     desired: dict[str, Any],
     pods: list[dict[str, Any]],
-    old: dict[str, Any],
+    old: TrainingJobStatus,
     new: dict[str, Any],
     events: list[tuple[str, str, str]],
     *,
@@ -370,11 +370,11 @@ def _job_progress(
     attempts = sum(int(jst.get(k) or 0) for k in ("active", "failed", "succeeded"))
     if job is not None:
         new["attempts"] = attempts
-        new["startTime"] = jst.get("startTime") or old.get("startTime")
+        new["startTime"] = jst.get("startTime") or old.start_time
     complete, failed = job_condition(job, "Complete"), job_condition(job, "Failed")
-    if job is None and old.get("phase") == "Succeeded" and old.get("artifact"):
+    if job is None and old.phase == "Succeeded" and old.artifact is not None:
         # the Job is gone (ttlSecondsAfterFinished) before the registration: finish from status
-        job_out, complete = None, {"lastTransitionTime": old.get("completionTime")}
+        job_out, complete = None, {"lastTransitionTime": old.completion_time}
     if complete:
         phase, reason, message, register = _succeeded(
             tj, job, pods, old, new, events, complete, registered=registered, settings=settings
@@ -388,13 +388,13 @@ def _job_progress(
         # e.g. ImagePullBackOff, CreateContainerConfigError: the pod never starts until someone fixes it
         phase, (reason, detail) = "Pending", stuck
         message = f"{reason}: training {detail}"
-        if message != old.get("message"):
+        if message != old.message:
             events.append(("Warning", reason, message))
     elif int(jst.get("active") or 0) > 0:
         phase, reason, message = "Running", Reason.RUNNING, f"training (attempt {attempts})"
     else:
         phase, reason, message = "Pending", Reason.PENDING, "waiting for the training pod"
-    if phase != old.get("phase"):
+    if phase != old.phase:
         events.append(("Normal" if phase != "Failed" else "Warning", f"Training{phase}", message))
     return phase, reason, message, job_out, register
 
@@ -403,7 +403,7 @@ def _succeeded(
     tj: ParsedTrainingJob,
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
-    old: dict[str, Any],
+    old: TrainingJobStatus,
     new: dict[str, Any],
     events: list[tuple[str, str, str]],
     complete: dict[str, Any],
@@ -416,7 +416,7 @@ def _succeeded(
     jst = (job or {}).get("status") or {}
     found = latest_typed(pods, CONTAINER, parse_trainer_result, ok=True)
     result = found.result if isinstance(found.result, TrainerSuccess) else None
-    if result is None and old.get("artifact"):
+    if result is None and old.artifact is not None:
         result = _result_from_status(old)
     if result is None:
         if found.malformed:  # a JSON result that breaks the contract: say which field
@@ -490,28 +490,25 @@ def _failed(
     return "Failed", reason, message
 
 
-def _result_from_status(old: dict[str, Any]) -> TrainerSuccess | None:
+def _result_from_status(old: TrainingJobStatus) -> TrainerSuccess | None:
     """The result recorded in status (the Job is gone before the registration), or None when status does
     not hold a complete artifact reference."""
-    art = old.get("artifact") or {}
+    art = old.artifact
+    if art is None:
+        return None
     try:
         return TrainerSuccess.model_validate(
             {
-                "artifact": {
-                    "uri": art.get("uri"),
-                    "sha256": art.get("sha256"),
-                    "sizeBytes": art.get("sizeBytes"),
-                },
-                "metrics": old.get("metrics") or {},
+                "artifact": {"uri": art.uri, "sha256": art.sha256, "sizeBytes": art.size_bytes},
+                "metrics": old.metrics or {},
             }
         )
     except ValueError:
         return None
 
 
-def _reason_from(old: dict[str, Any]) -> str:
-    c = cond.find(old.get("conditions"), cond.READY)
-    return str((c or {}).get("reason") or Reason.TRAINING_FAILED)
+def _reason_from(old: TrainingJobStatus) -> str:
+    return old.ready_reason() or Reason.TRAINING_FAILED
 
 
 def _gates(spec: TrainingJobSpec) -> list[str] | None:

@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from onnxops.api.conditions import Reason
+from onnxops.api.v1alpha1.inferenceservice import RejectedVersion
 from onnxops.api.v1alpha1.modelversion import ListedModelVersion, ParsedModelVersion, RejectedBy
+from onnxops.api.v1alpha1.servicerecord import ServiceRecord
 
 # A list's entry: parsed (``ListedModelVersion``), or a stored object parsed on entry (the tests' dicts, a
 # caller still holding the index's copies)
@@ -284,37 +286,37 @@ def by_version(mvs: Iterable[MvLike], model: str) -> dict[int, ListedModelVersio
 MAX_REJECTED = 64  # status.rejectedVersions keeps the newest entries
 
 
-def _entries(status: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    raw = (status or {}).get("rejectedVersions") or []
-    return [dict(e) for e in raw if isinstance(e, Mapping) and str(e.get("version", "")).isdigit()]
+StatusLike = ServiceRecord | Mapping[str, Any] | None  # a stored status is parsed on entry
 
 
-def rejected_versions(status: Mapping[str, Any] | None) -> set[int]:
+def _entries(status: StatusLike) -> list[RejectedVersion]:
+    """``status.rejectedVersions`` (``ServiceRecord``: an entry that does not parse is left out)."""
+    return list(ServiceRecord.of(status).rejected_versions or [])
+
+
+def rejected_versions(status: StatusLike) -> set[int]:
     """The versions an InferenceService (its status) has rolled back and not re-admitted."""
-    return {int(e["version"]) for e in _entries(status)}
+    return {e.version for e in _entries(status)}
 
 
-def legacy_rejection(
-    status: Mapping[str, Any] | None, by_v: Mapping[int, ListedModelVersion]
-) -> tuple[int, str] | None:
+def legacy_rejection(status: StatusLike, by_v: Mapping[int, ListedModelVersion]) -> tuple[int, str] | None:
     """A rollback recorded by an older operator, which marked the ModelVersion ``rejected`` without
     ``rejectedBy``: it belongs to the service whose ``status.rollback`` names it (carried into its record)."""
-    rb = (status or {}).get("rollback") or {}
-    v = rb.get("from")
-    mv = by_v.get(int(v)) if isinstance(v, int | str) and str(v).isdigit() else None
-    if mv is None or not is_rejected(mv) or rejected_by(mv):
+    rb = ServiceRecord.of(status).rollback
+    mv = by_v.get(rb.from_version) if rb is not None else None
+    if rb is None or mv is None or not is_rejected(mv) or rejected_by(mv):
         return None
-    return int(str(v)), str(rb.get("reason") or Reason.ROLLED_BACK)
+    return rb.from_version, rb.reason or Reason.ROLLED_BACK
 
 
-def skipped_by_latest(status: Mapping[str, Any] | None, by_v: Mapping[int, ListedModelVersion]) -> set[int]:
+def skipped_by_latest(status: StatusLike, by_v: Mapping[int, ListedModelVersion]) -> set[int]:
     """What ``version: latest`` skips for this InferenceService: its own rejections (and a legacy one)."""
     legacy = legacy_rejection(status, by_v)
     return rejected_versions(status) | ({legacy[0]} if legacy else set())
 
 
 def record_rejections(
-    status: Mapping[str, Any] | None,
+    status: StatusLike,
     new: Iterable[tuple[int, str]],
     *,
     spec_version: int | str,
@@ -327,17 +329,13 @@ def record_rejections(
     ``carry`` (the version of a rollback that still holds, a legacy rejection: recorded even if an older
     operator never did)."""
     pinned = int(spec_version) if str(spec_version).isdigit() else None
-    out = [
-        e
-        for e in _entries(status)
-        if not (pinned == int(e["version"]) and generation > int(e.get("generation") or 0))
-    ]
-    have = {int(e["version"]) for e in out}
+    out = [e for e in _entries(status) if not (pinned == e.version and generation > e.generation)]
+    have = {e.version for e in out}
     for v, reason in [*new, *carry]:
         if int(v) not in have:
-            out.append({"version": int(v), "reason": reason, "at": at, "generation": generation})
+            out.append(RejectedVersion(version=int(v), reason=reason, at=at, generation=generation))
             have.add(int(v))
-    return out[-MAX_REJECTED:] or None
+    return [e.to_dict() for e in out[-MAX_REJECTED:]] or None
 
 
 def rejection_marks(

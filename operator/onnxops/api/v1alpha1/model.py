@@ -14,6 +14,8 @@ Kubernetes identity it authenticates as); the operator cannot verify it and neve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -21,6 +23,7 @@ from pydantic.config import JsonValue
 
 from .common import Condition, KubeModel, conditions_field
 from .meta import Parsed
+from .stored import as_stored, read_block
 
 ALIAS_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_ALIASES = 32
@@ -108,6 +111,20 @@ class ModelStatus(KubeModel):
     )
     message: str | None = Field(None, description="Human-readable state (problems name the spec field).")
 
+    @classmethod
+    def read(cls, status: Mapping[str, Any] | None) -> ModelStatus:
+        """A stored status, leniently (``stored.read_block``): a field, a list entry or a condition that
+        does not parse is left out (read as unset); never raises."""
+        return read_block(cls, status) or cls()
+
+    def conditions_as_stored(self) -> list[dict[str, Any]]:
+        """``conditions`` for the ``api/conditions`` helpers: each as stored (``stored.as_stored``)."""
+        return as_stored(self.conditions)
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of that type, or None."""
+        return next((c for c in self.conditions if c.type == type_), None)
+
 
 class Model(KubeModel):
     """A registered model: aliases, release policy, approvals and retention of its ModelVersions."""
@@ -121,6 +138,11 @@ class Model(KubeModel):
 
 class ParsedModel(Parsed[ModelSpec]):
     """A Model parsed at the handler boundary (``meta.Parsed``): release governance reads ``spec``
-    (aliases, release policy, approvals, retention) typed; ``status`` is the stored status."""
+    (aliases, release policy, approvals, retention) typed; ``status`` is the stored status (what the new
+    status is compared with), ``observed`` the same read once as ``ModelStatus`` (``ModelStatus.read``)."""
 
     SPEC = ModelSpec
+
+    @cached_property
+    def observed(self) -> ModelStatus:
+        return ModelStatus.read(self.status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
@@ -23,6 +24,7 @@ from .fromserving import ServingLineage
 from .meta import Parsed, problem_of
 from .search import SearchSummary
 from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
+from .stored import as_stored, read_block
 from .trainingjob import ChampionComparison
 
 Datatype = Literal[
@@ -231,6 +233,20 @@ class ModelVersionStatus(KubeModel):
         "version back, with why and when. An entry goes away when that service re-admits the version.",
     )
 
+    @classmethod
+    def read(cls, status: Mapping[str, Any] | None) -> ModelVersionStatus:
+        """A stored status, leniently (``stored.read_block``): a field, a list entry or a condition that
+        does not parse is left out (read as unset); never raises."""
+        return read_block(cls, status) or cls()
+
+    def conditions_as_stored(self) -> list[dict[str, Any]]:
+        """``conditions`` for the ``api/conditions`` helpers: each as stored (``stored.as_stored``)."""
+        return as_stored(self.conditions)
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of that type, or None."""
+        return next((c for c in self.conditions if c.type == type_), None)
+
 
 class ModelVersion(KubeModel):
     """An immutable, verified ONNX model version with its signature, metrics, drift baseline and lineage."""
@@ -244,9 +260,15 @@ class ModelVersion(KubeModel):
 
 class ParsedModelVersion(Parsed[ModelVersionSpec]):
     """A ModelVersion parsed at the handler boundary (``meta.Parsed``). ``raw_spec`` holds the signature
-    the verification Job expects, serialised as stored."""
+    the verification Job expects, serialised as stored. ``observed``: the stored status read once as
+    ``ModelVersionStatus`` (``ModelVersionStatus.read``); ``status`` stays the stored dict, which the new
+    status is compared with (``status_patch``)."""
 
     SPEC = ModelVersionSpec
+
+    @cached_property
+    def observed(self) -> ModelVersionStatus:
+        return ModelVersionStatus.read(self.status)
 
 
 # The status fields that the readers of a model's list of versions use (version resolution, release

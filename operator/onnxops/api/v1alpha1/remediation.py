@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from .common import KubeModel
 from .inferenceservice import DriftSummary
 from .performance import PerformanceSummary
+from .stored import read_block
 
-M = TypeVar("M", bound=BaseModel)
+__all__ = ["MonitoringStatus", "RetrainRecord", "read_block"]
 
 
 class RetrainRecord(KubeModel):
@@ -44,32 +45,6 @@ class RetrainRecord(KubeModel):
     def number(self) -> int:
         """``count``, 0 when unset."""
         return self.count or 0
-
-
-def read_block(model: type[M], raw: Any) -> M | None:
-    """``raw`` (a stored status block) as ``model``: None when absent or not an object; what does not
-    parse (a field, or one entry of a map) is left out."""
-    if not isinstance(raw, Mapping):
-        return None
-    data: dict[str, Any] = {str(k): v for k, v in raw.items()}
-    for _ in range(len(data) + 1):
-        try:
-            return model.model_validate(data)
-        except ValidationError as e:
-            for err in e.errors():
-                _drop(data, err["loc"])
-    return model.model_validate({})
-
-
-def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> None:
-    """Leave out what ``loc`` points at: the entry of a map field (``breaches.1``), else the field."""
-    if not loc or loc[0] not in data:
-        return
-    field = data[loc[0]]
-    if len(loc) >= 2 and isinstance(field, Mapping) and loc[1] in field:
-        data[str(loc[0])] = {k: v for k, v in field.items() if k != loc[1]}
-    else:
-        del data[str(loc[0])]
 
 
 @dataclass(frozen=True)

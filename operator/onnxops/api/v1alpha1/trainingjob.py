@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, model_validator
@@ -20,6 +22,7 @@ from .fromserving import FromServing
 from .meta import Parsed
 from .search import Search
 from .slices import Fairness, Slices
+from .stored import as_stored, read_block
 
 DATASET_URI_PATTERN = (
     r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S+|https://\S+"
@@ -516,6 +519,20 @@ class TrainingJobStatus(KubeModel):
         None, description="Champion/challenger comparison (evaluation.championGates): both scores."
     )
 
+    @classmethod
+    def read(cls, status: Mapping[str, Any] | None) -> TrainingJobStatus:
+        """A stored status, leniently (``stored.read_block``): a field, a map entry or a condition that
+        does not parse is left out (read as unset); never raises."""
+        return read_block(cls, status) or cls()
+
+    def conditions_as_stored(self) -> list[dict[str, Any]]:
+        """``conditions`` for the ``api/conditions`` helpers: each as stored (``stored.as_stored``)."""
+        return as_stored(self.conditions)
+
+    def ready_reason(self) -> str | None:
+        """The reason of the Ready condition, if any."""
+        return next((c.reason for c in self.conditions if c.type == "Ready"), None)
+
 
 class TrainingJob(KubeModel):
     """Trains a scikit-learn model in a Job, exports and verifies ONNX, registers a ModelVersion."""
@@ -530,6 +547,12 @@ class TrainingJob(KubeModel):
 
 class ParsedTrainingJob(Parsed[TrainingJobSpec]):
     """A TrainingJob parsed at the handler boundary (``meta.Parsed``). ``raw_spec`` is what the trainer's
-    ``--spec-json`` carries: the spec as stored, never re-serialised from ``spec``."""
+    ``--spec-json`` carries: the spec as stored, never re-serialised from ``spec``. ``observed`` is the
+    stored status read once as ``TrainingJobStatus`` (``TrainingJobStatus.read``); ``status`` stays the
+    stored dict, which the new status is compared with (``status_patch``)."""
 
     SPEC = TrainingJobSpec
+
+    @cached_property
+    def observed(self) -> TrainingJobStatus:
+        return TrainingJobStatus.read(self.status)
