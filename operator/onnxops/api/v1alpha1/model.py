@@ -14,7 +14,6 @@ Kubernetes identity it authenticates as); the operator cannot verify it and neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,7 @@ from pydantic.config import JsonValue
 
 from .common import Condition, KubeModel, conditions_field
 from .meta import Parsed
-from .stored import as_stored, read_block
+from .stored import StoredStatus
 
 ALIAS_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_ALIASES = 32
@@ -97,7 +96,7 @@ class ModelSpec(KubeModel):
     retention: Retention | None = Field(None, description="Archive old unserved versions.")
 
 
-class ModelStatus(KubeModel):
+class ModelStatus(StoredStatus):
     """What the operator observed."""
 
     observed_generation: int | None = Field(None, ge=0, description="Generation last reconciled.")
@@ -110,20 +109,6 @@ class ModelStatus(KubeModel):
         None, description="Versions archived by the retention.", max_length=10000
     )
     message: str | None = Field(None, description="Human-readable state (problems name the spec field).")
-
-    @classmethod
-    def read(cls, status: Mapping[str, Any] | None) -> ModelStatus:
-        """A stored status, leniently (``stored.read_block``): a field, a list entry or a condition that
-        does not parse is left out (read as unset); never raises."""
-        return read_block(cls, status) or cls()
-
-    def conditions_as_stored(self) -> list[dict[str, Any]]:
-        """``conditions`` for the ``api/conditions`` helpers: each as stored (``stored.as_stored``)."""
-        return as_stored(self.conditions)
-
-    def condition(self, type_: str) -> Condition | None:
-        """The condition of that type, or None."""
-        return next((c for c in self.conditions if c.type == type_), None)
 
 
 class Model(KubeModel):

@@ -24,7 +24,7 @@ from .fromserving import ServingLineage
 from .meta import Parsed, problem_of
 from .search import SearchSummary
 from .slices import MAX_MV_SLICES, FairnessResult, SliceResult
-from .stored import as_stored, read_block
+from .stored import StoredStatus
 from .trainingjob import ChampionComparison
 
 Datatype = Literal[
@@ -190,7 +190,7 @@ class RejectedBy(KubeModel):
 ModelVersionPhase = Literal["Pending", "Verifying", "Ready", "Failed"]
 
 
-class ModelVersionStatus(KubeModel):
+class ModelVersionStatus(StoredStatus):
     """Observed state of the version."""
 
     observed_generation: int | None = Field(None, ge=0, description="Generation last reconciled.")
@@ -232,20 +232,6 @@ class ModelVersionStatus(KubeModel):
         description="Informative: the InferenceServices (by name, same namespace) that rolled this "
         "version back, with why and when. An entry goes away when that service re-admits the version.",
     )
-
-    @classmethod
-    def read(cls, status: Mapping[str, Any] | None) -> ModelVersionStatus:
-        """A stored status, leniently (``stored.read_block``): a field, a list entry or a condition that
-        does not parse is left out (read as unset); never raises."""
-        return read_block(cls, status) or cls()
-
-    def conditions_as_stored(self) -> list[dict[str, Any]]:
-        """``conditions`` for the ``api/conditions`` helpers: each as stored (``stored.as_stored``)."""
-        return as_stored(self.conditions)
-
-    def condition(self, type_: str) -> Condition | None:
-        """The condition of that type, or None."""
-        return next((c for c in self.conditions if c.type == type_), None)
 
 
 class ModelVersion(KubeModel):

@@ -14,9 +14,11 @@ Hand-written (pydantic has no "drop what does not validate" mode): a loop over `
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
+
+from .common import Condition, KubeModel
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,6 +56,28 @@ def as_stored(models: Iterable[M]) -> list[dict[str, Any]]:
     """Entries read with :func:`read_list` (or a model's list field) for code that takes the stored dicts
     (e.g. the ``api/conditions`` helpers): each with exactly the fields it was stored with, none added."""
     return [m.model_dump(by_alias=True, exclude_unset=True, mode="json") for m in models]
+
+
+class StoredStatus(KubeModel):
+    """Base of a kind's status model that holds ``conditions`` (each subclass declares the field, in its
+    own place in the schema): the lenient read of the stored status, and its conditions as stored."""
+
+    if TYPE_CHECKING:
+        conditions: list[Condition]
+
+    @classmethod
+    def read(cls, status: Mapping[str, Any] | None) -> Self:
+        """A stored status, leniently (:func:`read_block`): a field, a map or list entry or a condition that
+        does not parse is left out (read as unset); never raises."""
+        return read_block(cls, status) or cls()
+
+    def conditions_as_stored(self) -> list[dict[str, Any]]:
+        """``conditions`` for the ``api/conditions`` helpers: each as stored (:func:`as_stored`)."""
+        return as_stored(self.conditions)
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of that type, or None."""
+        return next((c for c in self.conditions if c.type == type_), None)
 
 
 def _drop(data: dict[str, Any], locs: list[tuple[int | str, ...]]) -> None:

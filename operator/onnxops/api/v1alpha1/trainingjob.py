@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -22,7 +21,7 @@ from .fromserving import FromServing
 from .meta import Parsed
 from .search import Search
 from .slices import Fairness, Slices
-from .stored import as_stored, read_block
+from .stored import StoredStatus
 
 DATASET_URI_PATTERN = (
     r"^(file://\S+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S+|s3://[a-z0-9][a-z0-9.-]+/\S+|https://\S+"
@@ -496,7 +495,7 @@ class ChampionComparison(KubeModel):
     message: str | None = Field(None, description="E.g. no champion yet: the gates pass.")
 
 
-class TrainingJobStatus(KubeModel):
+class TrainingJobStatus(StoredStatus):
     """Observed state of the training."""
 
     observed_generation: int | None = Field(None, ge=0, description="Generation last reconciled.")
@@ -518,16 +517,6 @@ class TrainingJobStatus(KubeModel):
     champion: ChampionComparison | None = Field(
         None, description="Champion/challenger comparison (evaluation.championGates): both scores."
     )
-
-    @classmethod
-    def read(cls, status: Mapping[str, Any] | None) -> TrainingJobStatus:
-        """A stored status, leniently (``stored.read_block``): a field, a map entry or a condition that
-        does not parse is left out (read as unset); never raises."""
-        return read_block(cls, status) or cls()
-
-    def conditions_as_stored(self) -> list[dict[str, Any]]:
-        """``conditions`` for the ``api/conditions`` helpers: each as stored (``stored.as_stored``)."""
-        return as_stored(self.conditions)
 
     def ready_reason(self) -> str | None:
         """The reason of the Ready condition, if any."""
