@@ -116,3 +116,14 @@ def start_onnxops(
     port = free_port()
     argv = list(cmd) if cmd is not None else [sys.executable, "-m", "onnxops.serving"]
     return Server(name, argv, serving_env(m, port, grpc_port, extra), port, READY, INFER)
+
+
+def write_section(path: Path, begin: str, end: str, section: str) -> None:
+    """Replace the part of ``path`` between the ``begin`` and ``end`` markers (inclusive) with ``section``
+    (which carries the markers), or append it when the file has none; the rest stays as written."""
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        new = old.split(begin, 1)[0] + section + old.split(end, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(new)

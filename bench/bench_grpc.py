@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_serving as bs
-from _servers import Server, free_port, start_onnxops
+from _servers import Server, free_port, start_onnxops, write_section
 from onnxops.serving.proto import grpc_predict_v2_pb2 as pb
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
@@ -229,12 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         vers = versions(args.kserve_python)
     elapsed = time.monotonic() - t_start
     section = render(rows, vers, args, elapsed)
-    old = args.output.read_text() if args.output.exists() else ""
-    if BEGIN in old and END in old:
-        new = old.split(BEGIN, 1)[0] + section + old.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    args.output.write_text(new)
+    write_section(args.output, BEGIN, END, section)
     print(f"wrote {args.output} in {elapsed:.0f}s")
     return 0
 

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_serving as bs
-from _servers import free_port, serving_env
+from _servers import free_port, serving_env, write_section
 from bench_grpc import H2LOAD, METHOD, _h2load, request_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
@@ -204,12 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         cold = cold_cache_run(m, iname)
     elapsed = time.monotonic() - t_start
     section = render(rows, cold, args, elapsed)
-    old = args.output.read_text() if args.output.exists() else ""
-    if BEGIN in old and END in old:
-        new = old.split(BEGIN, 1)[0] + section + old.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    args.output.write_text(new)
+    write_section(args.output, BEGIN, END, section)
     print(f"wrote {args.output} in {elapsed:.0f}s")
     return 0
 
