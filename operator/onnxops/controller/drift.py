@@ -27,7 +27,7 @@ from onnxops.reconcile.remediation import since
 from onnxops.reconcile.rollout import RolloutState, parse_duration
 
 from .context import API, ISVC, Context, Lru
-from .serving import apply_drift_plan, observe_children, retrain_children
+from .serving import apply_drift_plan, observe_children, prometheus_url, retrain_children
 
 if TYPE_CHECKING:  # the drift package loads numpy/scipy: imported where a check runs
     from onnxops.drift.chain import Role
@@ -156,11 +156,7 @@ async def evaluate_drift_if_due(ctx: Context, ns: str, name: str) -> float | Non
     prior = ev.prior_from_status(
         MonitoringStatus.from_status(typed.status), served, retrain_running=retrain_running(children)
     )
-    prom = (
-        (mon.metrics_source.prometheus_url if mon.metrics_source else None)
-        or ctx.settings.prometheus_url
-        or None
-    )
+    prom = prometheus_url(ctx, typed)
     targets = [] if prom else [Target(*t) for t in await serving_targets(ctx, ns, name, shadow=state.shadow)]
     state_key = (ns, name)
     decision, live = await ev.evaluate(

@@ -23,7 +23,7 @@ from onnxops.reconcile.rollout import RolloutState, parse_duration
 
 from .context import API, ISVC, Context
 from .drift import parsed, served_roles, serving_targets
-from .serving import apply_drift_plan, observe_children, retrain_children
+from .serving import apply_drift_plan, observe_children, prometheus_url, retrain_children
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,7 @@ async def evaluate_performance_if_due(ctx: Context, ns: str, name: str) -> float
     model = spec.model
     mvs = await ctx.model_versions(ns, model)
     by_v = versions.by_version(mvs, model)  # parsed once
-    prom = (
-        (mon.metrics_source.prometheus_url if mon.metrics_source else None)
-        or ctx.settings.prometheus_url
-        or None
-    )
+    prom = prometheus_url(ctx, typed)
     perf: Performance | Inconclusive
     if batch is not None:
         perf = batch.performance

@@ -66,7 +66,7 @@ def analysis_window(isvc: ParsedInferenceService) -> float:
     return max(10.0, parse_duration(pause, 60.0))
 
 
-def _prometheus_url(ctx: Context, isvc: ParsedInferenceService) -> str | None:
+def prometheus_url(ctx: Context, isvc: ParsedInferenceService) -> str | None:
     """``monitoring.metricsSource.prometheusUrl``, else the operator's, else None (scrape the pods)."""
     mon = isvc.spec.monitoring
     source = mon.metrics_source if mon is not None else None
@@ -78,7 +78,7 @@ async def measure(ctx: Context, isvc: ParsedInferenceService, version: int) -> A
     md = isvc.meta
     provider = ctx.provider
     if provider is None:
-        provider = DefaultMetricsProvider(ctx.client, _prometheus_url(ctx, isvc), ctx.settings.serving_port)
+        provider = DefaultMetricsProvider(ctx.client, prometheus_url(ctx, isvc), ctx.settings.serving_port)
     stats = None
     try:
         stats = await provider.request_stats(
@@ -101,7 +101,7 @@ async def measure_shadow(ctx: Context, isvc: ParsedInferenceService) -> Analysis
     cfg = shadow_config(isvc.raw_spec) or {}
     provider: Any = ctx.provider
     if not hasattr(provider, "shadow_stats"):
-        provider = ShadowMetrics(ctx.client, _prometheus_url(ctx, isvc), ctx.settings.serving_port)
+        provider = ShadowMetrics(ctx.client, prometheus_url(ctx, isvc), ctx.settings.serving_port)
     stats = None
     try:
         stats = await provider.shadow_stats(
