@@ -147,11 +147,7 @@ class InferenceService:
         model = self._model(request.model_name, request.model_version)
         feeds = decode_inputs(model, request)
         names = requested_outputs(model, request)  # checked before the model runs and the rows count
-        if len(feeds) == 1:
-            (x,) = feeds.values()
-            rows = x.shape[0] if x.ndim else 1
-        else:
-            rows = protocol_v2.rows_of(feeds)
+        rows = protocol_v2.rows_of(feeds)
         outs = self.h.run(model, feeds, rows)
         capture = self.h.capture
         if capture is not None:

@@ -226,6 +226,9 @@ def _decode_input(
 
 
 def _rows(feeds: dict[str, np.ndarray]) -> int:
+    if len(feeds) == 1:  # one input (the common case): nothing to agree on
+        (a,) = feeds.values()
+        return a.shape[0] if a.ndim else 1
     sizes = {a.shape[0] if a.ndim else 1 for a in feeds.values()}
     if len(sizes) != 1:
         raise bad(f"inputs disagree on the batch size: {sorted(sizes)}")
