@@ -16,11 +16,8 @@ from pydantic import BaseModel
 from onnxops.api.v1alpha1.inferenceservice import (
     Drift,
     InferenceServiceSpec,
-    Monitoring,
-    Retrain,
     Rollout,
 )
-from onnxops.api.v1alpha1.logging import PayloadLogging
 from onnxops.api.v1alpha1.performance import PerformanceSpec
 
 from .durations import parse_duration
@@ -44,13 +41,8 @@ ROLLOUT_STEPS: tuple[tuple[int, float], ...] = tuple(
 BAKE_SECONDS: float = api_duration(Rollout, "bake_time")
 PROGRESS_DEADLINE_SECONDS: float = api_duration(Rollout, "progress_deadline")
 # spec.monitoring
-MONITORING_INTERVAL_SECONDS: float = api_duration(Monitoring, "interval")
 DRIFT_WINDOW: str = api_default(Drift, "window")
 PERFORMANCE_WINDOW: str = api_default(PerformanceSpec, "window")
-# spec.retrain
-RETRAIN_MIN_INTERVAL_SECONDS: float = api_duration(Retrain, "min_interval")
-# spec.logging
-FLUSH_INTERVAL_SECONDS: float = api_duration(PayloadLogging, "flush_interval")
 # spec.version (the drift hook's resolution reads the dict)
 SPEC_VERSION: int | str = api_default(InferenceServiceSpec, "version")
 
